@@ -1,0 +1,1 @@
+"""deploy package of genet-testbed."""

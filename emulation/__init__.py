@@ -1,0 +1,1 @@
+"""emulation package of genet-testbed."""

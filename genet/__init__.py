@@ -1,0 +1,1 @@
+"""genet package of genet-testbed."""

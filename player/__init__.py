@@ -1,0 +1,1 @@
+"""player package of genet-testbed."""

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The one provisioning script of genet-testbed. Used by scripts/demo.sh,
+# scripts/test.sh, .ci/run and the Vagrantfile.
+#
+#  1. When running as root on a machine with apt-get: installs the Debian/Ubuntu
+#     packages the testbed drives (iperf3, mininet, bridge-utils, openssh-server,
+#     iproute2). Skipped when they are all installed already, or when not root
+#     (then a line says which are missing; everything that does not need them
+#     still works).
+#  2. Always: a virtual environment in .venv with the project installed editable,
+#     with its test extras. Skipped when .venv is up to date with pyproject.toml.
+#
+# Environment: PYTHON (interpreter for the venv, default python3),
+#              GENET_SKIP_APT=1 (never touch system packages),
+#              GENET_EXTRA_APT="pkg ..." (more packages, e.g. mahimahi in the VM).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="iperf3 mininet bridge-utils openssh-server iproute2 ${GENET_EXTRA_APT:-}"
+
+missing=()
+for p in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ] && [ "${GENET_SKIP_APT:-0}" != 1 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[provision] installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "[provision] not root or no apt-get: system packages missing (${missing[*]});" \
+         "emulation tests that need them will be skipped"
+  fi
+fi
+
+PY=${PYTHON:-python3}
+stamp=.venv/.genet-provisioned
+want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[provision] creating .venv and installing genet-testbed (editable, with test extras)"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+  # torch first, pinned: the CPU build (see README for GPU builds).
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+  .venv/bin/python -m pip install -q -e ".[test]"
+  echo "$want" > "$stamp"
+fi
+echo "[provision] ready: $(.venv/bin/python --version), genet at .venv/bin/genet"

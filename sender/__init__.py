@@ -1,0 +1,1 @@
+"""sender package of genet-testbed."""

@@ -1,0 +1,142 @@
+"""Reading and writing traces in any supported format, one file or a directory.
+
+Formats: ``pensieve`` (two columns, s and Mbps), ``mahimahi`` (ms delivery
+opportunities), ``json`` (Genet Trace JSON, incl. Pantheon-derived CC traces)
+and ``csv`` (header with unit-suffixed columns).
+
+Detection (when no format is given): ``.json`` -> json, ``.csv`` -> csv,
+otherwise by content: one integer per line -> mahimahi, two or more columns
+-> pensieve.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+from traces.csv_format import read_csv, write_csv
+from traces.errors import TraceFormatError
+from traces.genet_json import read_genet_json, write_genet_json
+from traces.mahimahi import read_mahimahi, write_mahimahi
+from traces.pensieve import read_pensieve, write_pensieve
+from traces.trace import Trace
+
+FORMATS = ("pensieve", "mahimahi", "json", "csv")
+READERS: dict[str, Callable[..., Trace]] = {
+    "pensieve": read_pensieve, "mahimahi": read_mahimahi, "json": read_genet_json, "csv": read_csv}
+WRITERS: dict[str, Callable[[Trace, str | os.PathLike], None]] = {
+    "pensieve": write_pensieve, "mahimahi": write_mahimahi, "json": write_genet_json, "csv": write_csv}
+#: File suffix used when writing a directory of traces.
+SUFFIXES = {"pensieve": ".txt", "mahimahi": ".mahi", "json": ".json", "csv": ".csv"}
+#: Files a dataset directory may hold besides traces.
+IGNORED_SUFFIXES = {".md", ".png", ".pdf", ".svg", ".sha256", ".tar", ".gz", ".zip", ".log", ".part"}
+IGNORED_NAMES = {"readme", "license", "checksums", "sha256sums", "manifest"}
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown trace format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Guess the format of a trace file from its suffix, then its first line."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return "json"
+    if suffix == ".csv":
+        return "csv"
+    try:
+        with open(path, "r") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                tokens = line.split()
+                if tokens:
+                    if len(tokens) == 1:
+                        return "mahimahi"
+                    return "pensieve"
+    except UnicodeDecodeError:
+        raise TraceFormatError("not a text trace file", path) from None
+    raise TraceFormatError("empty trace file (no samples)", path)
+
+
+def read_trace(path: str | os.PathLike, fmt: str | None = None, name: str | None = None) -> Trace:
+    """Read one trace file. ``fmt`` is detected when None."""
+    path = Path(path)
+    if not path.is_file():
+        raise TraceFormatError("no such trace file", path)
+    fmt = _check_format(fmt) if fmt else detect_format(path)
+    return READERS[fmt](path, name=name)
+
+
+def write_trace(trace: Trace, path: str | os.PathLike, fmt: str | None = None) -> Path:
+    """Write one trace atomically; ``fmt`` defaults from the suffix (else pensieve)."""
+    path = Path(path)
+    if fmt is None:
+        fmt = {v: k for k, v in SUFFIXES.items()}.get(path.suffix.lower(), "pensieve")
+    WRITERS[_check_format(fmt)](trace, path)
+    return path
+
+
+def is_trace_candidate(path: Path) -> bool:
+    name = path.name
+    if name.startswith(".") or not path.is_file():
+        return False
+    if path.suffix.lower() in IGNORED_SUFFIXES or path.stem.lower() in IGNORED_NAMES:
+        return False
+    return True
+
+
+def list_trace_files(directory: str | os.PathLike) -> list[Path]:
+    """Trace files under ``directory`` (recursive, sorted, hidden/docs skipped)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise TraceFormatError("not a directory", directory)
+    files = sorted(p for p in directory.rglob("*") if is_trace_candidate(p)
+                   and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+    if not files:
+        raise TraceFormatError("directory holds no trace files", directory)
+    return files
+
+
+def dataset_name(path: Path, root: Path) -> str:
+    """A trace's name inside a dataset: its relative path without suffix."""
+    rel = path.relative_to(root)
+    return str(rel.with_suffix("")) if rel.suffix.lower() in {".json", ".csv", ".txt", ".mahi"} else str(rel)
+
+
+def load_traces(path: str | os.PathLike, fmt: str | None = None) -> list[Trace]:
+    """Read a trace file, or every trace in a directory (a named set)."""
+    path = Path(path)
+    if path.is_dir():
+        return [read_trace(p, fmt, name=dataset_name(p, path)) for p in list_trace_files(path)]
+    return [read_trace(path, fmt)]
+
+
+def iter_traces(path: str | os.PathLike, fmt: str | None = None) -> Iterable[tuple[Path, Trace]]:
+    """Yield (file, trace) for a file or every file of a directory, lazily."""
+    path = Path(path)
+    if path.is_dir():
+        for p in list_trace_files(path):
+            yield p, read_trace(p, fmt, name=dataset_name(p, path))
+    else:
+        yield path, read_trace(path, fmt)
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, to: str, from_fmt: str | None = None,
+            progress: Callable[[Iterable], Iterable] | None = None) -> list[Path]:
+    """Convert a file (to file ``dst``) or a directory (into directory ``dst``,
+    mirroring sub-directories). Returns the files written."""
+    _check_format(to)
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        return [write_trace(read_trace(src, from_fmt), dst, to)]
+    files = list_trace_files(src)
+    written = []
+    for p in (progress(files) if progress else files):
+        trace = read_trace(p, from_fmt, name=dataset_name(p, src))
+        rel = p.relative_to(src)
+        out = dst / rel.parent / (Path(dataset_name(p, src)).name + SUFFIXES[to])
+        written.append(write_trace(trace, out, to))
+    return written
