@@ -10,6 +10,7 @@
 #  2. Always: a virtual environment in .venv with the project installed editable,
 #     with its test extras. Skipped when .venv is up to date with pyproject.toml.
 #
+# Options: --system-only (step 1 only; the Vagrantfile runs step 2 as its user).
 # Environment: PYTHON (interpreter for the venv, default python3),
 #              GENET_SKIP_APT=1 (never touch system packages),
 #              GENET_EXTRA_APT="pkg ..." (more packages, e.g. mahimahi in the VM).
@@ -34,16 +35,24 @@ if [ "${#missing[@]}" -gt 0 ] && [ "${GENET_SKIP_APT:-0}" != 1 ]; then
   fi
 fi
 
+[ "${1:-}" = "--system-only" ] && exit 0
+
 PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "[provision] $PY is older than Python 3.11; set PYTHON=python3.11 (apt install python3.11 python3.11-venv)" >&2
+  exit 1
+fi
 stamp=.venv/.genet-provisioned
 want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[provision] creating .venv and installing genet-testbed (editable, with test extras)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
-  # torch first, pinned: the CPU build (see README for GPU builds).
-  .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[test]"
+  pipq() { .venv/bin/python -m pip install -q "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
+  pipq --upgrade pip setuptools wheel
+  # torch first, pinned (see README for GPU builds; an installed 2.13.0+cuXXX build is kept).
+  pipq "torch==2.13.0"
+  .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+  .venv/bin/python -c "import genet, traces, torch, onnxruntime, numba" || { echo "[provision] install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
 echo "[provision] ready: $(.venv/bin/python --version), genet at .venv/bin/genet"
