@@ -285,3 +285,10 @@ def test_zero_bandwidth_trace_cannot_become_mahimahi(tmp_path):
     with pytest.raises(TraceFormatError, match="at least one delivery opportunity"):
         write_trace(Trace([0, 10], [0, 0], name="dead"), tmp_path / "d.mahi", "mahimahi")
     assert not (tmp_path / "d.mahi").exists()
+
+
+def test_load_traces_reads_every_file_of_the_shared_abr_sets():
+    root = shared_path("traces", "abr")
+    for name in ABR_SETS:
+        files = [p for p in (root / name).iterdir() if p.is_file()]
+        assert len(load_traces(root / name)) == len(files), name

@@ -30,7 +30,7 @@ WRITERS: dict[str, Callable[[Trace, str | os.PathLike], None]] = {
 #: File suffix used when writing a directory of traces.
 SUFFIXES = {"pensieve": ".txt", "mahimahi": ".mahi", "json": ".json", "csv": ".csv"}
 #: Files a dataset directory may hold besides traces.
-IGNORED_SUFFIXES = {".md", ".png", ".pdf", ".svg", ".sha256", ".tar", ".gz", ".zip", ".log", ".part"}
+IGNORED_SUFFIXES = {".md", ".png", ".pdf", ".svg", ".sha256", ".tar", ".gz", ".zip", ".part"}
 IGNORED_NAMES = {"readme", "license", "checksums", "sha256sums", "manifest"}
 
 
