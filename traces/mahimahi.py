@@ -136,6 +136,7 @@ def trace_to_schedule(trace: Trace) -> np.ndarray:
     rate_bps = trace.bandwidth_mbps[seg] * 1e6
     with np.errstate(divide="ignore", invalid="ignore"):
         t_hit = t[seg] + np.where(rate_bps > 0, (targets - cum_bits[seg]) / rate_bps, 0.0)
+    t_hit = np.clip(np.nan_to_num(t_hit, nan=t[-1], posinf=t[-1]), 0.0, t[-1])
     ms = np.ceil(np.round(t_hit * 1000.0, 6)).astype(np.int64)
     ms = np.clip(ms, 1, duration_ms)
     ms = np.maximum.accumulate(ms)
