@@ -119,9 +119,9 @@ def ppo_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: PP
                 log_ratio = logp - logp_old[idx]
                 stats["approx_kl"] += float(((log_ratio.exp() - 1) - log_ratio).mean())
                 stats["clipfrac"] += float(((log_ratio.exp() - 1).abs() > cfg.clip).float().mean())
-            stats["policy_loss"] += float(pl)
-            stats["value_loss"] += float(vl)
-            stats["entropy"] += float(ent)
+            stats["policy_loss"] += float(pl.detach())
+            stats["value_loss"] += float(vl.detach())
+            stats["entropy"] += float(ent.detach())
             steps += 1
     return {k: v / max(steps, 1) for k, v in stats.items()}
 
