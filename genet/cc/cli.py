@@ -1,0 +1,70 @@
+"""``genet eval cc``: evaluate CC policies in the packet-level simulator."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers, groups) -> None:
+    from genet.cli import HelpFormatter
+    p = groups["eval"].add_parser(
+        "cc", help="evaluate CC policies (bbr, cubic, const:RATE, ONNX Aurora) in the packet-level simulator",
+        description="Run CC policies side by side over traces (a directory of traces, e.g. the Pantheon sets "
+                    "in ../shared/traces/cc, or N synthetic 30-s traces from a CC config-space range) and write "
+                    "one row per trace (CSV, JSON), a per-policy summary, a time-series PNG and a reward CDF.",
+        formatter_class=HelpFormatter)
+    unset = argparse.SUPPRESS  # options without a fixed default say in their help what applies
+    p.add_argument("--policy", action="append", required=True, metavar="POLICY", default=unset,
+                   help="policy to evaluate: bbr, cubic, const:RATE_MBPS (constant rate in Mbps) or PATH.onnx "
+                        "(an Aurora policy); repeat or comma-separate for several side by side")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--traces", metavar="DIR", default=unset, help="directory (or file) of traces, any supported format")
+    src.add_argument("--config", metavar="RANGE", default=unset, help="generate traces from this CC config-space range "
+                                                       "(rl1, rl2, rl3)")
+    p.add_argument("-n", type=int, default=10, help="number of traces to generate with --config (count)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated traces and of the simulator's "
+                                                       "random loss (integer)")
+    p.add_argument("--out", metavar="DIR", default=unset,
+                   help="output directory (not given: print the summary only)")
+    p.add_argument("--reward-form", choices=("genet", "aurora"), default="genet",
+                   help="reward column: genet = 500*tput/avg_bw - 1000*latency_s - 2000*loss, "
+                        "aurora = 10*tput_pps - 1000*latency_s - 2000*loss")
+    p.add_argument("--queue-packets", type=float, default=unset,
+                   help="bottleneck queue in packets for every trace (not given: the trace's own, else 10)")
+    p.add_argument("--loss-rate", type=float, default=unset,
+                   help="random loss probability 0-1 for every trace (not given: the trace's own, else 0)")
+    p.add_argument("--delay-ms", type=float, default=unset,
+                   help="one-way propagation delay in ms for every trace (not given: the trace's own, else 25 ms)")
+    p.add_argument("--history-length", type=int, default=10,
+                   help="monitor intervals in the Aurora observation (count; 10 gives 30 values)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNGs written with --out")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run_eval_cc)
+
+
+def run_eval_cc(args: argparse.Namespace) -> int:
+    from genet.cc.env import AuroraConfig
+    from genet.cc.evaluate import evaluate, format_summary, summary_rows
+    from genet.cc.policies import parse_policy
+
+    policies = [parse_policy(x) for spec in args.policy for x in spec.split(",") if x.strip()]
+    out = getattr(args, "out", None)
+    if getattr(args, "traces", None):
+        from traces import load_traces
+        trace_list = load_traces(args.traces)
+        if not trace_list:
+            raise ValueError(f"--traces {args.traces}: no traces found")
+    else:
+        from traces.generators import generate_set
+        if args.n < 1:
+            raise ValueError(f"-n must be >= 1, got {args.n}")
+        trace_list = generate_set("cc", args.config, args.n, args.seed)
+    aurora = AuroraConfig(history_length=args.history_length, reward_form=args.reward_form)
+    rows = evaluate(policies, trace_list, out, seed=args.seed, reward_form=args.reward_form, aurora=aurora,
+                    queue_packets=getattr(args, "queue_packets", None), loss_rate=getattr(args, "loss_rate", None),
+                    delay_ms=getattr(args, "delay_ms", None),
+                    progress=not args.no_progress, plots=not args.no_plots)
+    print(format_summary(summary_rows(rows), args.reward_form))
+    if out:
+        print(f"results: {out}/results.csv, results.json, summary.csv; plots: timeseries.png, reward_cdf.png")
+    return 0

@@ -1,0 +1,180 @@
+"""``genet eval cc``: several CC policies side by side over a set of traces.
+
+Outputs in ``--out DIR``:
+
+* ``results.csv`` and ``results.json``: one row per (policy, trace) with the
+  :class:`~genet.cc.metrics.RunMetrics` columns (``trace``,
+  ``throughput_mbps``, ``p90_delay_ms``, ``p95_delay_ms``, ``loss_rate``,
+  ``reward``, ...);
+* ``results.jsonl``: the same rows appended as each run finishes, so results
+  survive a crash and a rerun with the same arguments resumes (rows already
+  there for the same policy, trace and seed are reused);
+* ``summary.csv`` / ``summary.txt``: the per-policy means in the form of the
+  Genet paper's CC table (throughput, tail latency, loss, reward);
+* ``timeseries.png``: throughput and delay over time of every policy on the
+  first trace; ``reward_cdf.png``: the CDF of the reward across traces.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from genet.cc.env import AuroraConfig
+from genet.cc.link import LinkConfig
+from genet.cc.metrics import RunMetrics, summarize, time_series
+from genet.cc.policies import CcPolicy, load_aurora_policy, run_policy
+from traces import Trace
+
+SUMMARY_COLUMNS = ("policy", "traces", "throughput_mbps", "p90_delay_ms", "p95_delay_ms", "loss_rate", "reward",
+                   "reward_std")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def summary_rows(rows: Sequence[RunMetrics]) -> list[dict]:
+    out = []
+    for policy in dict.fromkeys(r.policy for r in rows):
+        mine = [r for r in rows if r.policy == policy]
+        col = {k: np.array([getattr(r, k) for r in mine], float) for k in
+               ("throughput_mbps", "p90_delay_ms", "p95_delay_ms", "loss_rate", "reward")}
+        out.append({"policy": policy, "traces": len(mine),
+                    **{k: float(np.nanmean(v)) for k, v in col.items()},
+                    "reward_std": float(np.std(col["reward"]))})
+    return out
+
+
+def format_summary(summary: list[dict], reward_form: str = "genet") -> str:
+    head = (f"{'policy':<24} {'traces':>6} {'tput (Mbps)':>12} {'p90 delay (ms)':>15} {'p95 delay (ms)':>15} "
+            f"{'loss':>7} {'reward (' + reward_form + ')':>16}")
+    lines = [head, "-" * len(head)]
+    for s in summary:
+        lines.append(f"{s['policy']:<24} {s['traces']:>6d} {s['throughput_mbps']:>12.2f} {s['p90_delay_ms']:>15.1f} "
+                     f"{s['p95_delay_ms']:>15.1f} {s['loss_rate']:>7.3f} "
+                     f"{s['reward']:>9.2f} ± {s['reward_std']:<6.2f}")
+    return "\n".join(lines)
+
+
+def evaluate(policies: Sequence[CcPolicy], traces: Sequence[Trace], out_dir: str | os.PathLike | None = None,
+             seed: int = 0, reward_form: str = "genet", aurora: AuroraConfig | None = None,
+             queue_packets: float | None = None, loss_rate: float | None = None, delay_ms: float | None = None,
+             progress: bool = True, plots: bool = True) -> list[RunMetrics]:
+    """Run every policy on every trace; write the outputs when ``out_dir`` is given."""
+    from tqdm import tqdm
+
+    aurora = aurora or AuroraConfig(reward_form=reward_form)
+    links = [LinkConfig.from_trace(t, delay_ms=delay_ms, queue_packets=queue_packets, loss_rate=loss_rate)
+             for t in traces]
+    names = _unique_names(traces)
+    out = Path(out_dir) if out_dir is not None else None
+    done: dict[tuple, RunMetrics] = {}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        journal = out / "results.jsonl"
+        if journal.exists():
+            for line in journal.read_text().splitlines():
+                try:
+                    row = RunMetrics(**json.loads(line))
+                except (ValueError, TypeError):
+                    continue  # a line cut by a crash
+                done[row.run_key] = row
+    loaded = {p.label: load_aurora_policy(p.path, aurora) for p in policies if p.kind == "onnx"}
+    rows: list[RunMetrics] = []
+    series = {}
+    bar = tqdm(total=len(policies) * len(traces), desc="genet eval cc", unit="run", disable=not progress)
+    for policy in policies:
+        for i, (trace, link, name) in enumerate(zip(traces, links, names)):
+            key = (policy.label, name, seed, link.queue_packets, round(2 * link.delay_ms, 9), link.loss_rate)
+            if key in done and not (plots and i == 0):
+                old = done[key]
+                rows.append(replace(old, reward=old.reward_genet if reward_form == "genet" else old.reward_aurora))
+                bar.update()
+                continue
+            log = run_policy(policy, trace, link, seed=seed, aurora=aurora, loaded=loaded.get(policy.label))
+            row = summarize(log, link, policy.label, name, reward_form, seed)
+            rows.append(row)
+            if i == 0:
+                series[policy.label] = time_series(log, 0.5, link.duration_s)
+            if out is not None and key not in done:
+                with open(out / "results.jsonl", "a") as fh:
+                    fh.write(json.dumps(row.to_dict()) + "\n")
+            bar.update()
+    bar.close()
+    if out is not None:
+        write_results(rows, out, reward_form)
+        if plots:
+            plot_results(rows, series, names[0], out)
+    return rows
+
+
+def _unique_names(traces: Sequence[Trace]) -> list[str]:
+    names, seen = [], {}
+    for i, t in enumerate(traces):
+        n = t.name or f"trace-{i:04d}"
+        if n in seen:
+            seen[n] += 1
+            n = f"{n}#{seen[n]}"
+        else:
+            seen[n] = 0
+        names.append(n)
+    return names
+
+
+def write_results(rows: Sequence[RunMetrics], out: Path, reward_form: str = "genet") -> None:
+    import io
+    cols = [f.name for f in fields(RunMetrics)]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r.to_dict())
+    _atomic_write(out / "results.csv", buf.getvalue())
+    _atomic_write(out / "results.json", json.dumps([r.to_dict() for r in rows], indent=1))
+    summary = summary_rows(rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(SUMMARY_COLUMNS), lineterminator="\n")
+    w.writeheader()
+    for s in summary:
+        w.writerow(s)
+    _atomic_write(out / "summary.csv", buf.getvalue())
+    _atomic_write(out / "summary.txt", format_summary(summary, reward_form) + "\n")
+
+
+def plot_results(rows: Sequence[RunMetrics], series: dict, first_trace: str, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if series:
+        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+        for label, (t, tput, delay) in series.items():
+            ax1.plot(t, tput, label=label)
+            ax2.plot(t, delay, label=label)
+        ax1.set_ylabel("throughput (Mbps)")
+        ax2.set_ylabel("RTT (ms)")
+        ax2.set_xlabel("time (s)")
+        ax1.set_title(f"trace {first_trace}")
+        ax1.legend()
+        fig.tight_layout()
+        fig.savefig(out / "timeseries.png", dpi=100)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for policy in dict.fromkeys(r.policy for r in rows):
+        vals = np.sort([r.reward for r in rows if r.policy == policy])
+        ax.step(vals, np.arange(1, vals.size + 1) / vals.size, where="post", label=policy)
+    ax.set_xlabel("reward")
+    ax.set_ylabel("CDF across traces")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "reward_cdf.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,99 @@
+"""Per-run metrics of a CC run, reduced from its per-packet event stream.
+
+Definitions (Pantheon's ``tunnel_graph`` and Genet's packet-level reward,
+testbeds.md §4.3-4.4, genet-simulators.md §4.6):
+
+* throughput_mbps: acked bits / (last ACK - first ACK), as Genet's packet-level throughput;
+* delays are per-packet RTTs of acked packets (data one-way incl. queueing +
+  ACK one-way: Genet's "latency"); p90/p95 use numpy's "nearest" percentile
+  as Pantheon does; p95_queue_delay_ms is the bottleneck-queue part alone;
+* loss_rate: 1 - acked / sent (packets still in flight at the end count as
+  lost, as in Pantheon and Genet);
+* reward_genet / reward_aurora: the packet-level reward in both forms
+  (:func:`genet.cc.reward.packet_level_reward`); ``reward`` is the chosen form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from genet.cc.link import LinkConfig, PACKET_BITS, mbps_to_pps
+from genet.cc.reward import packet_level_reward
+from genet.cc.simulator import EV_ACKED, EV_SENT, EventLog
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """One policy on one trace (one row of ``genet eval cc``)."""
+
+    trace: str
+    policy: str
+    throughput_mbps: float
+    mean_delay_ms: float
+    p90_delay_ms: float
+    p95_delay_ms: float
+    p95_queue_delay_ms: float
+    loss_rate: float
+    reward: float
+    reward_genet: float
+    reward_aurora: float
+    trace_mean_bandwidth_mbps: float
+    utilisation: float
+    min_rtt_ms: float
+    queue_packets: float
+    link_loss_rate: float
+    packets_sent: int
+    packets_acked: int
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def run_key(self) -> tuple:
+        """What identifies the run (for resuming): policy, trace, seed and link settings."""
+        return (self.policy, self.trace, self.seed, self.queue_packets, round(self.min_rtt_ms, 9),
+                self.link_loss_rate)
+
+
+def summarize(log: EventLog, link: LinkConfig, policy: str, trace: str = "", reward_form: str = "genet",
+              seed: int = 0) -> RunMetrics:
+    acked = log.kind == EV_ACKED
+    n_acked = int(np.count_nonzero(acked))
+    n_sent = int(np.count_nonzero(log.kind == EV_SENT))
+    ack_t = log.time_s[acked]
+    span = float(ack_t[-1] - ack_t[0]) if n_acked > 1 else 0.0
+    tput_mbps = n_acked * PACKET_BITS / span / 1e6 if span > 0 else 0.0
+    rtt_ms = 1000 * log.rtt_s[acked]
+    q_ms = 1000 * log.queue_delay_s[acked]
+
+    def pct(x, q):
+        return float(np.percentile(x, q, method="nearest")) if x.size else float("nan")
+
+    bw_pps = float(mbps_to_pps(link.mean_bandwidth_mbps))
+    rg = packet_level_reward(log.kind, log.time_s, log.rtt_s, "genet", bw_pps)
+    ra = packet_level_reward(log.kind, log.time_s, log.rtt_s, "aurora")
+    delivered_mbps = n_acked * PACKET_BITS / link.duration_s / 1e6
+    return RunMetrics(trace=trace or link.name, policy=policy, throughput_mbps=tput_mbps,
+                      mean_delay_ms=float(rtt_ms.mean()) if rtt_ms.size else float("nan"),
+                      p90_delay_ms=pct(rtt_ms, 90), p95_delay_ms=pct(rtt_ms, 95), p95_queue_delay_ms=pct(q_ms, 95),
+                      loss_rate=1.0 - n_acked / n_sent if n_sent else 0.0,
+                      reward=rg if reward_form == "genet" else ra, reward_genet=rg, reward_aurora=ra,
+                      trace_mean_bandwidth_mbps=link.mean_bandwidth_mbps,
+                      utilisation=delivered_mbps / link.mean_bandwidth_mbps, min_rtt_ms=2 * link.delay_ms,
+                      queue_packets=link.queue_packets, link_loss_rate=link.loss_rate, packets_sent=n_sent, packets_acked=n_acked, seed=seed)
+
+
+def time_series(log: EventLog, bin_s: float = 0.5, duration_s: float | None = None):
+    """(bin start times s, throughput Mbps, mean RTT ms) per bin of acked packets."""
+    acked = log.kind == EV_ACKED
+    t = log.time_s[acked]
+    end = duration_s if duration_s is not None else (float(t[-1]) if t.size else bin_s)
+    edges = np.arange(0.0, end + bin_s, bin_s)
+    counts, _ = np.histogram(t, edges)
+    rtt_sum, _ = np.histogram(t, edges, weights=log.rtt_s[acked])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delay_ms = np.where(counts > 0, 1000 * rtt_sum / np.maximum(counts, 1), np.nan)
+    return edges[:-1], counts * PACKET_BITS / bin_s / 1e6, delay_ms

@@ -1,0 +1,284 @@
+"""Aurora's monitor intervals and observation, computed from a stream of
+per-packet send / ACK / loss events (genet-simulators.md §4.5,
+``G:src/common/sender_obs.py``).
+
+Nothing here reads simulator internals: the simulator feeds its
+:class:`~genet.cc.simulator.EventLog` to :meth:`IntervalMonitor.on_events`,
+and a real UDP sender calls :meth:`IntervalMonitor.on_packet_sent`,
+``on_packet_acked`` and ``on_packet_lost`` as packets go and ACKs come; both
+give the same :class:`MonitorInterval` records.
+
+MI record rules (Genet):
+
+* send_start/send_end = the interval's start and end;
+* recv_start = the previous interval's recv_end when this interval has an ACK,
+  else the interval's start; for the very first interval with ACKs (no
+  previous recv_end) it is the first ACK's time and that ACK is not counted in
+  the receive rate;
+* recv_end = the last ACK's time, else the interval's end;
+* RTT samples = this interval's; with none, the single value mean(previous
+  interval's samples).
+
+Features (duration <= 0 gives rate 0): send/recv rate in bit/s, average
+latency, loss ratio = lost/(lost + acked), latency increase = mean(2nd half
+of RTT samples) - mean(1st half) (half = n // 2 >= 1, else 0), sent latency
+inflation = increase / send duration, ack latency inflation = increase /
+recv duration, latency ratio = avg latency / connection min latency (the
+running minimum over intervals of the interval average; 1 while unknown),
+send ratio = send/recv (1 unless recv > 0 and send < 1000 recv), recv ratio =
+recv/send (1 if send = 0).
+
+Observation: the last ``history_length`` (10) intervals' values of the chosen
+features, oldest first, flattened (10 x 3 = 30 for Genet's features
+sent latency inflation, latency ratio, recv ratio; the original Aurora used
+send ratio instead of recv ratio). The history starts filled with empty
+intervals, whose features are (0, 1, 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PACKET_BYTES = 1500
+
+#: Event kinds of the stream (the simulator's EventLog uses the same codes).
+EV_SENT, EV_ACKED, EV_LOST = 0, 1, 2
+
+#: Genet's observation features (genet-simulators.md §4.5).
+GENET_FEATURES = ("sent_latency_inflation", "latency_ratio", "recv_ratio")
+#: The original Aurora's.
+AURORA_FEATURES = ("sent_latency_inflation", "latency_ratio", "send_ratio")
+#: Value of each feature for an empty interval (history initialisation).
+EMPTY_FEATURE_VALUE = {"sent_latency_inflation": 0.0, "ack_latency_inflation": 0.0, "latency_ratio": 1.0,
+                       "recv_ratio": 1.0, "send_ratio": 1.0, "loss_ratio": 0.0}
+#: Declared gym bounds per feature (Genet; see env.py for clipping).
+FEATURE_BOUNDS = {"sent_latency_inflation": (-1.0, 10.0), "ack_latency_inflation": (-1.0, 10.0),
+                  "latency_ratio": (1.0, 1e4), "recv_ratio": (0.0, 1000.0), "send_ratio": (0.0, 1000.0),
+                  "loss_ratio": (0.0, 1.0)}
+FEATURES = tuple(EMPTY_FEATURE_VALUE)
+
+
+@dataclass(frozen=True)
+class MonitorInterval:
+    """One monitor interval (MI).
+
+    send_start_s, send_end_s: the interval (s)
+    recv_start_s, recv_end_s: the receive window (s), see the module rules
+    packets_sent, packets_acked, packets_lost: counts of events in the interval
+    packets_acked_for_rate: ACKs counted in the receive rate (one less on the first interval)
+    rtt_samples_s: the interval's RTT samples (s)
+    conn_min_latency_s: running minimum of interval mean latencies, this one included (inf: unknown)
+    packet_bytes: bytes per packet (1500)
+    """
+
+    send_start_s: float
+    send_end_s: float
+    recv_start_s: float
+    recv_end_s: float
+    packets_sent: int
+    packets_acked: int
+    packets_lost: int
+    packets_acked_for_rate: int
+    rtt_samples_s: np.ndarray
+    conn_min_latency_s: float = float("inf")
+    packet_bytes: int = PACKET_BYTES
+
+    # ----------------------------------------------------------- metrics
+    @property
+    def send_duration_s(self) -> float:
+        return self.send_end_s - self.send_start_s
+
+    @property
+    def recv_duration_s(self) -> float:
+        return self.recv_end_s - self.recv_start_s
+
+    @property
+    def send_rate_bps(self) -> float:
+        d = self.send_duration_s
+        return 8.0 * self.packets_sent * self.packet_bytes / d if d > 0 else 0.0
+
+    @property
+    def recv_rate_bps(self) -> float:
+        d = self.recv_duration_s
+        return 8.0 * self.packets_acked_for_rate * self.packet_bytes / d if d > 0 else 0.0
+
+    @property
+    def throughput_pps(self) -> float:
+        """Receive rate in packets/s (the reward's throughput)."""
+        return self.recv_rate_bps / (8.0 * self.packet_bytes)
+
+    @property
+    def avg_latency_s(self) -> float:
+        return float(np.mean(self.rtt_samples_s)) if self.rtt_samples_s.size else 0.0
+
+    @property
+    def loss_ratio(self) -> float:
+        n = self.packets_lost + self.packets_acked
+        return self.packets_lost / n if n > 0 else 0.0
+
+    @property
+    def latency_increase_s(self) -> float:
+        half = self.rtt_samples_s.size // 2
+        if half < 1:
+            return 0.0
+        return float(np.mean(self.rtt_samples_s[half:]) - np.mean(self.rtt_samples_s[:half]))
+
+    @property
+    def sent_latency_inflation(self) -> float:
+        d = self.send_duration_s
+        return self.latency_increase_s / d if d > 0 else 0.0
+
+    @property
+    def ack_latency_inflation(self) -> float:
+        d = self.recv_duration_s
+        return self.latency_increase_s / d if d > 0 else 0.0
+
+    @property
+    def latency_ratio(self) -> float:
+        m = self.conn_min_latency_s
+        return self.avg_latency_s / m if 0 < m < float("inf") else 1.0
+
+    @property
+    def send_ratio(self) -> float:
+        send, recv = self.send_rate_bps, self.recv_rate_bps
+        return send / recv if recv > 0 and send < 1000 * recv else 1.0
+
+    @property
+    def recv_ratio(self) -> float:
+        send = self.send_rate_bps
+        return self.recv_rate_bps / send if send > 0 else 1.0
+
+    def feature(self, name: str) -> float:
+        if name not in EMPTY_FEATURE_VALUE:
+            raise ValueError(f"unknown monitor-interval feature {name!r}; choose from {', '.join(FEATURES)}")
+        return float(getattr(self, name))
+
+
+class IntervalMonitor:
+    """Turns a per-packet event stream into monitor intervals.
+
+    Usage: ``start(now_s)``; feed events (per packet or in batches);
+    ``finish(now_s)`` returns the :class:`MonitorInterval` and starts the next.
+    """
+
+    def __init__(self, packet_bytes: int = PACKET_BYTES):
+        self.packet_bytes = packet_bytes
+        self.prev_recv_end_s = 0.0
+        self.prev_rtt_samples_s = np.zeros(0)
+        self.conn_min_latency_s = float("inf")
+        self._start_s = 0.0
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self._sent = 0
+        self._acked = 0
+        self._lost = 0
+        self._first_ack_s = None
+        self._last_ack_s = None
+        self._rtts: list = []
+
+    def start(self, now_s: float) -> None:
+        """Begin a new interval at ``now_s`` (drops counts of an unfinished one)."""
+        self._start_s = float(now_s)
+        self._reset_counters()
+
+    # --------------------------------------------------------------- events
+    def on_packet_sent(self, time_s: float) -> None:
+        self._sent += 1
+
+    def on_packet_acked(self, time_s: float, rtt_s: float) -> None:
+        self._acked += 1
+        if self._first_ack_s is None:
+            self._first_ack_s = float(time_s)
+        self._last_ack_s = float(time_s)
+        self._rtts.append(np.array([rtt_s], float))
+
+    def on_packet_lost(self, time_s: float) -> None:
+        self._lost += 1
+
+    def on_events(self, kind: np.ndarray, time_s: np.ndarray, rtt_s: np.ndarray) -> None:
+        """A batch of events in time order (codes EV_SENT / EV_ACKED / EV_LOST)."""
+        kind = np.asarray(kind)
+        acked = kind == EV_ACKED
+        self._sent += int(np.count_nonzero(kind == EV_SENT))
+        self._lost += int(np.count_nonzero(kind == EV_LOST))
+        n_acked = int(np.count_nonzero(acked))
+        if n_acked:
+            ack_t = np.asarray(time_s)[acked]
+            if self._first_ack_s is None:
+                self._first_ack_s = float(ack_t[0])
+            self._last_ack_s = float(ack_t[-1])
+            self._acked += n_acked
+            self._rtts.append(np.asarray(rtt_s, float)[acked])
+
+    # --------------------------------------------------------------- finish
+    def finish(self, now_s: float) -> MonitorInterval:
+        """Close the interval at ``now_s``, return its record, start the next one."""
+        end_s = float(now_s)
+        rtts = np.concatenate(self._rtts) if self._rtts else np.zeros(0)
+        acked_for_rate = self._acked
+        if self._acked:
+            recv_start = self.prev_recv_end_s
+            if recv_start == 0.0:
+                recv_start = self._first_ack_s
+                acked_for_rate -= 1
+            recv_end = self._last_ack_s
+        else:
+            recv_start, recv_end = self._start_s, end_s
+        if rtts.size:
+            self.prev_rtt_samples_s = rtts
+        elif self.prev_rtt_samples_s.size:
+            rtts = np.array([float(np.mean(self.prev_rtt_samples_s))])
+        if rtts.size:
+            avg = float(np.mean(rtts))
+            if 0 < avg < self.conn_min_latency_s:
+                self.conn_min_latency_s = avg
+        mi = MonitorInterval(self._start_s, end_s, recv_start, recv_end, self._sent, self._acked, self._lost,
+                             acked_for_rate, rtts, self.conn_min_latency_s, self.packet_bytes)
+        self.prev_recv_end_s = recv_end
+        self.start(end_s)
+        return mi
+
+
+@dataclass
+class ObservationHistory:
+    """The last ``history_length`` intervals' features, flattened oldest first.
+
+    features: feature names (Genet's: sent_latency_inflation, latency_ratio, recv_ratio)
+    history_length: number of intervals (10)
+    """
+
+    features: tuple[str, ...] = GENET_FEATURES
+    history_length: int = 10
+    _rows: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in self.features:
+            if name not in EMPTY_FEATURE_VALUE:
+                raise ValueError(f"unknown observation feature {name!r}; choose from {', '.join(FEATURES)}")
+        if self.history_length < 1:
+            raise ValueError(f"history_length must be >= 1, got {self.history_length}")
+        self.reset()
+
+    @property
+    def size(self) -> int:
+        return len(self.features) * self.history_length
+
+    def reset(self) -> None:
+        empty = [EMPTY_FEATURE_VALUE[f] for f in self.features]
+        self._rows = np.tile(np.array(empty, np.float64), (self.history_length, 1))
+
+    def push(self, mi: MonitorInterval) -> np.ndarray:
+        self._rows = np.roll(self._rows, -1, axis=0)
+        self._rows[-1] = [mi.feature(f) for f in self.features]
+        return self.observation()
+
+    def observation(self) -> np.ndarray:
+        return self._rows.reshape(-1).astype(np.float32)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo = np.array([FEATURE_BOUNDS[f][0] for f in self.features] * self.history_length, np.float32)
+        hi = np.array([FEATURE_BOUNDS[f][1] for f in self.features] * self.history_length, np.float32)
+        return lo, hi
