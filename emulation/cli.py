@@ -1,0 +1,150 @@
+"""``genet emulate shell | link-stats | cleanup``.
+
+``genet emulate shell`` is a Mahimahi-compatible shell: it runs CMD inside
+the emulated side of a trace-driven link, with the host reachable at
+``$MAHIMAHI_BASE``, and exits with CMD's status (124 when ``--timeout-s``
+ended it, 77 when ``--once`` ended the trace first, as Mahimahi's ferry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+
+def _add_direction_options(p: argparse.ArgumentParser, name: str, what: str) -> None:
+    p.add_argument(f"--{name}", required=True, metavar="TRACE",
+                   help=f"{what} trace: a file in any format `genet traces` reads (Mahimahi files are used as "
+                        f"written), or a constant rate such as 12mbps (required)")
+    p.add_argument(f"--{name}-queue", default="infinite", choices=("infinite", "droptail", "drophead"),
+                   help=f"{what} queue discipline")
+    p.add_argument(f"--{name}-queue-args", default="", metavar="ARGS",
+                   help=f"{what} queue limits, 'packets=N' and/or 'bytes=N' (bytes incl. the 4-byte TUN header), "
+                        f"e.g. packets=20; required for droptail/drophead (default: none)")
+    p.add_argument(f"--{name}-loss", type=float, default=0.0, metavar="RATE",
+                   help=f"{what} Bernoulli loss rate, 0-1")
+    p.add_argument(f"--{name}-log", default=None, metavar="FILE",
+                   help=f"write the {what} Mahimahi-format log here (default: no log)")
+
+
+def register(subparsers, groups) -> None:
+    from genet.cli import HelpFormatter
+    em = subparsers.add_parser("emulate", help="trace-driven emulated links (Mahimahi semantics): shell, "
+                                               "link-stats, cleanup",
+                               description="Trace-driven links: an embedded netns emulator with Mahimahi "
+                                           "semantics, plus Mahimahi and Mininet backends.",
+                               formatter_class=HelpFormatter)
+    sub = em.add_subparsers(dest="emulate_command", metavar="COMMAND")
+    em.set_defaults(func=lambda args, _p=em: (_p.print_help(), 2)[1])
+
+    sh = sub.add_parser("shell", help="run CMD behind an emulated link ($MAHIMAHI_BASE = the host)",
+                        description="Run CMD inside the emulated side of a link whose bandwidth follows the "
+                                    "traces. Uplink = from CMD to the host. The host is reachable from CMD at "
+                                    "$MAHIMAHI_BASE. Exits with CMD's status.\n"
+                                    "Example: genet emulate shell --delay-ms 20 --uplink 12mbps "
+                                    "--downlink trace.mahi -- sh -c 'iperf3 -c $MAHIMAHI_BASE'",
+                        formatter_class=HelpFormatter)
+    sh.add_argument("--backend", default="netns", choices=("netns", "mahimahi", "mininet"),
+                    help="emulator: netns (embedded user-space link), mahimahi (mm-link/mm-delay/mm-loss), "
+                         "mininet (htb bandwidth replay)")
+    sh.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay in ms, applied in each direction "
+                                                               "(RTT = 2 x delay)")
+    _add_direction_options(sh, "uplink", "uplink")
+    _add_direction_options(sh, "downlink", "downlink")
+    sh.add_argument("--once", action="store_true", help="end when the trace ends instead of looping it")
+    sh.add_argument("--seed", type=int, default=None, help="seed of the loss draws (default: random)")
+    sh.add_argument("--timeout-s", type=float, default=None,
+                    help="end CMD after this many seconds and exit with 124 (default: no timeout)")
+    sh.add_argument("--isolate-host", action="store_true",
+                    help="netns backend: put the host side in its own namespace instead of the root one")
+    sh.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
+                    help="command to run inside (default: $SHELL)")
+    sh.set_defaults(func=cmd_shell)
+
+    ls = sub.add_parser("link-stats", help="mm-throughput-graph figures (and PNG graphs) of a link log",
+                        description="Average capacity, average throughput and 95th-percentile per-packet "
+                                    "queueing / signal delay of a Mahimahi-format link log (ours or "
+                                    "Mahimahi's), with mm-throughput-graph's definitions.",
+                        formatter_class=HelpFormatter)
+    ls.add_argument("log", help="an --uplink-log/--downlink-log file")
+    ls.add_argument("--png", default=None, help="draw throughput and delay graphs into this PNG (default: none)")
+    ls.add_argument("--ms-per-bin", type=int, default=500, help="throughput graph bin width in ms")
+    ls.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ls.set_defaults(func=cmd_link_stats)
+
+    cl = sub.add_parser("cleanup", help="remove leftovers of killed emulation runs (gt- prefixed only)",
+                        description="Remove namespaces, interfaces and link processes left by emulation runs "
+                                    "whose owner died (e.g. SIGKILL). Only names starting with gt- are touched.",
+                        formatter_class=HelpFormatter)
+    cl.add_argument("--all", action="store_true",
+                    help="also remove resources of runs that are still alive (default: only dead owners')")
+    cl.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    cl.set_defaults(func=cmd_cleanup)
+
+
+def cmd_shell(args) -> int:
+    import subprocess
+    import time
+    from emulation.emulator import LinkEmulator
+    from emulation.config import parse_trace_arg
+    from emulation.endpoint import end_process
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        cmd = [os.environ.get("SHELL", "/bin/sh")]
+    link = LinkEmulator(
+        parse_trace_arg(args.uplink), parse_trace_arg(args.downlink), delay_ms=args.delay_ms,
+        uplink_loss=args.uplink_loss, downlink_loss=args.downlink_loss,
+        uplink_queue=args.uplink_queue, uplink_queue_args=args.uplink_queue_args,
+        downlink_queue=args.downlink_queue, downlink_queue_args=args.downlink_queue_args,
+        uplink_log=args.uplink_log, downlink_log=args.downlink_log, once=args.once, seed=args.seed,
+        backend=args.backend, isolate_host=args.isolate_host,
+        command_line=shlex.join(["genet", "emulate", "shell"] + sys.argv[3:] if sys.argv[1:3] == ["emulate", "shell"]
+                                else ["genet", "emulate", "shell"] + cmd))
+    with link:
+        p = link.emulated.popen(cmd, new_session=False)
+        deadline = None if args.timeout_s is None else time.monotonic() + args.timeout_s
+        while True:
+            try:
+                status = p.wait(timeout=0.05)
+                return status if status >= 0 else 128 - status
+            except subprocess.TimeoutExpired:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                print(f"genet emulate shell: CMD still running after {args.timeout_s} s; ending it", file=sys.stderr)
+                end_process(p)
+                return 124
+            if args.once and not link.backend.running:
+                print("genet emulate shell: the trace ended (--once); ending CMD", file=sys.stderr)
+                end_process(p)
+                return 77
+
+
+def cmd_link_stats(args) -> int:
+    import dataclasses
+    import json
+    from emulation.logstats import link_log_stats, plot_link_log, read_link_log
+    log = read_link_log(args.log)
+    stats = link_log_stats(log)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(stats)))
+    else:
+        print(stats.format())
+    if args.png:
+        plot_link_log(log, args.png, ms_per_bin=args.ms_per_bin, title=os.path.basename(args.log))
+        print(f"graphs written to {args.png}", file=sys.stderr)
+    return 0
+
+
+def cmd_cleanup(args) -> int:
+    from emulation.resources import cleanup, find_leftovers
+    if args.dry_run:
+        found = find_leftovers(include_live=args.all)
+        print(f"would remove: {found.describe()}")
+        return 0
+    found = cleanup(include_live=args.all)
+    print(f"removed: {found.describe()}")
+    return 0

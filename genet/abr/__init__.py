@@ -1,0 +1,24 @@
+"""ABR (adaptive-bitrate video) use case: chunk-level simulator, observations, baselines, evaluation.
+
+Layering (trace -> video/link model -> batched simulator -> env + observer):
+
+* :mod:`genet.abr.video`: the bitrate ladder and chunk sizes (``video_size_*`` files);
+* :mod:`genet.abr.params`: simulator conventions (:class:`SimConventions`, the
+  Genet-compatibility and Pensieve-default modes) and per-environment
+  properties (:class:`EnvParams`, from the ABR config space);
+* :mod:`genet.abr.core`: :class:`BatchedAbrSim`, the numba core stepping many sessions at once;
+* :mod:`genet.abr.observations`: Pensieve 6x8 / Genet 6x6 states and the action mappings;
+* :mod:`genet.abr.env`: the Gymnasium environment ``genet/Abr-v0`` (a view over the batched core)
+  and its natively batched ``vector_entry_point`` :class:`~genet.abr.env.AbrVectorEnv`
+  (``import genet.abr.env`` registers both; or ``gymnasium.make("genet.abr.env:genet/Abr-v0")``);
+* :mod:`genet.abr.baselines`, :mod:`genet.abr.mpc`: BBA and RobustMPC;
+  :mod:`genet.abr.optimal`: the offline optimum;
+* :mod:`genet.abr.pensieve_net`: the Pensieve/Genet actor in torch; :mod:`genet.abr.tf_import`: the
+  paper's TF1 checkpoints to ONNX (via :mod:`genet.tf_checkpoint`, no TensorFlow);
+* :mod:`genet.abr.evaluate`: batched evaluation over trace sets; :mod:`genet.abr.cli`: ``genet eval abr``
+  and ``genet import-tf-checkpoint``.
+
+Heavy parts are imported on use; ``import genet.abr`` stays cheap.
+"""
+
+ENV_ID = "genet/Abr-v0"

@@ -1,0 +1,190 @@
+"""``genet eval abr`` and ``genet import-tf-checkpoint`` (register() stays cheap: imports happen in the commands)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+#: Where the EnvivioDash3 chunk sizes live in a checkout with ../shared beside it.
+DEFAULT_VIDEO_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "video" / "envivio"
+
+
+def _formatter():
+    from genet.cli import HelpFormatter
+    return HelpFormatter
+
+
+def register(subparsers, groups) -> None:
+    fmt = _formatter()
+    p = groups["eval"].add_parser(
+        "abr", formatter_class=fmt,
+        help="evaluate ABR policies (bba, mpc, optimal, .onnx) over a trace set in simulation",
+        description="Play one video per trace with each policy (all traces stepped as one batch) and write "
+                    "results.csv / results.json (one row per policy and trace), summary.txt (Table-6 form: "
+                    "bitrate Mbps, rebuffering s, bitrate change Mbps, QoE) and qoe_cdf.png (per-trace QoE CDF "
+                    "of all policies).")
+    p.add_argument("--policy", action="append", metavar="POLICY",
+                   help="bba, mpc (RobustMPC), optimal (offline optimum) or PATH.onnx; repeat or separate with "
+                        "commas to compare side by side (default: bba,mpc)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--traces", metavar="DIR",
+                     help="trace directory or file (any format traces.load_traces reads; pensieve text files)")
+    src.add_argument("--config", choices=["rl1", "rl2", "rl3"],
+                     help="instead of --traces: -n synthetic traces whose environments (bandwidth, buffer, chunk "
+                          "and video length, RTT) are drawn from this range of the ABR config space")
+    p.add_argument("-n", "--num-traces", type=int, default=100, metavar="N",
+                   help="number of synthetic traces with --config (count)")
+    p.add_argument("--video", default=os.environ.get("GENET_VIDEO_DIR", str(DEFAULT_VIDEO_DIR)), metavar="DIR",
+                   help="directory with video_size_0..5 (chunk sizes in bytes, one per line; "
+                        "env GENET_VIDEO_DIR)")
+    p.add_argument("--compat", choices=["genet"], default=None,
+                   help="reproduce the Genet ABR-A simulator (49 chunks, mu=10, first quality 0, "
+                        "RobustMPC as in Genet) instead of the default Pensieve conventions "
+                        "(48 chunks, mu=4.3, first quality 1)")
+    p.add_argument("--rebuffer-penalty", type=float, default=None, metavar="MU",
+                   help="QoE penalty per second of rebuffering, Mbps-equivalent per s (default: the mode's, "
+                        "4.3 or 10 with --compat genet)")
+    p.add_argument("--out", default="runs/eval-abr", metavar="DIR", help="output directory")
+    p.add_argument("--sample", action="store_true",
+                   help="sample ONNX policies' actions (Pensieve's 1/1000-discretised rule) instead of argmax")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of --config's trace generation and of --sample's action draws (integer)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval_abr)
+
+    t = subparsers.add_parser(
+        "import-tf-checkpoint", formatter_class=fmt,
+        help="convert a Genet/Pensieve TF1 ABR actor checkpoint to an ONNX policy (no TensorFlow needed)",
+        description="Read a TensorFlow-1 checkpoint (tensor bundle .index + .data) of the Pensieve/Genet A3C "
+                    "actor directly, rebuild the actor in torch and export it as an ONNX policy whose metadata "
+                    "carries use case, observation layout and action semantics.")
+    t.add_argument("checkpoint", metavar="DIR_OR_PREFIX",
+                   help="checkpoint directory (the newest *.ckpt.index is used) or checkpoint prefix")
+    t.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", help="output ONNX file")
+    t.add_argument("--name", default=None, help="policy name stored in the metadata (default: directory name)")
+    t.set_defaults(func=cmd_import_tf_checkpoint)
+
+
+def cmd_eval_abr(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    import time
+
+    from genet.abr.evaluate import evaluate, format_table, plot_cdf, policy_label, summarize
+    from genet.abr.params import conventions
+    from genet.abr.video import load_video
+    from traces.io import load_traces
+
+    conv = conventions(args.compat or "pensieve")
+    if args.rebuffer_penalty is not None:
+        if args.rebuffer_penalty < 0:
+            raise ValueError(f"--rebuffer-penalty must be >= 0, got {args.rebuffer_penalty}")
+        conv = conv.replace(rebuffer_penalty=args.rebuffer_penalty)
+    policies = [x for value in (args.policy or ["bba,mpc"]) for x in value.split(",") if x]
+    labels = [policy_label(p) for p in policies]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--policy values must have distinct names, got {labels}")
+    if not Path(args.video).is_dir():
+        raise FileNotFoundError(f"--video {args.video}: no such directory (give the directory of video_size_* files)")
+    video = load_video(args.video)
+    if args.config:
+        from traces.generators import generate_set
+        traces = generate_set("abr", args.config, n=args.num_traces, seed=args.seed)
+        source = f"config {args.config}, n={args.num_traces}, seed={args.seed}"
+    else:
+        traces = load_traces(args.traces)
+        if not traces:
+            raise ValueError(f"--traces {args.traces}: no traces found")
+        source = str(Path(args.traces).resolve())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(traces) * len(policies), unit="trace", desc="eval abr", file=sys.stderr)
+    results = {}
+    t0 = time.perf_counter()
+    journal = out / "results.jsonl"
+    key = {"traces": source, "video": str(Path(args.video).resolve()), "mode": conv.name,
+           "rebuffer_penalty": conv.rebuffer_penalty, "sample": bool(args.sample), "seed": args.seed}
+    done = _load_journal(journal, key, [tr.name for tr in traces])
+    try:
+        for pol, label in zip(policies, labels):
+            if bar is not None:
+                bar.set_postfix_str(label)
+            if label in done and not pol.endswith(".onnx"):  # a model file may have changed: always rerun
+                results[label] = done[label]  # finished in an earlier run with the same settings
+                if bar is not None:
+                    bar.update(len(traces))
+                continue
+            results[label] = evaluate(pol, traces, video, conv, label=label, deterministic=not args.sample,
+                                      seed=args.seed, progress=bar.update if bar is not None else None)
+            with open(journal, "a+") as fh:
+                if fh.tell() > 0:
+                    fh.seek(fh.tell() - 1)
+                    if fh.read(1) != "\n":  # a line cut short by a crash: start a fresh one
+                        fh.write("\n")
+                for r in results[label]:
+                    fh.write(json.dumps({"key": key, **r.as_dict()}) + "\n")
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    rows = [r.as_dict() for res in results.values() for r in res]
+    _write_csv(out / "results.csv", rows)
+    summaries = [summarize(res) for res in results.values()]
+    meta = {"traces": source, "video": str(args.video), "mode": conv.name,
+            "rebuffer_penalty": conv.rebuffer_penalty, "policies": policies, "elapsed_s": elapsed}
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps({"meta": meta, "summary": [s.__dict__ for s in summaries], "results": rows}, indent=1))
+    os.replace(tmp, out / "results.json")
+    table = format_table(summaries)
+    (out / "summary.txt").write_text(table + "\n")
+    plot_cdf(results, out / "qoe_cdf.png",
+             title=f"{args.config or Path(args.traces).name} ({conv.name} mode)")
+    print(table)
+    print(f"[{len(traces)} traces x {len(policies)} policies in {elapsed:.2f} s; wrote {out}/results.csv, "
+          f"results.json, summary.txt, qoe_cdf.png]")
+    return 0
+
+
+def _load_journal(path: Path, key: dict, trace_names: list[str]) -> dict:
+    """Results of policies completed earlier in this output directory with the same settings."""
+    import json
+
+    from genet.abr.evaluate import TraceResult
+    if not path.is_file() or len(set(trace_names)) != len(trace_names):
+        return {}
+    by_policy: dict[str, dict[str, TraceResult]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+        if row.pop("key", None) != key:
+            continue
+        try:
+            res = TraceResult(**row)
+        except TypeError:
+            continue
+        by_policy.setdefault(res.policy, {})[res.trace] = res
+    return {p: [rows[n] for n in trace_names] for p, rows in by_policy.items() if all(n in rows for n in trace_names)}
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    import csv
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def cmd_import_tf_checkpoint(args: argparse.Namespace) -> int:
+    from genet.abr.tf_import import import_checkpoint
+
+    path, info = import_checkpoint(args.checkpoint, args.output, name=args.name)
+    print(f"wrote {path}: {info}")
+    return 0

@@ -1,0 +1,222 @@
+"""Evaluate ABR policies over a trace set: one video per trace, all traces stepped as one batch.
+
+Each trace is one environment of :class:`~genet.abr.core.BatchedAbrSim`
+(trace pointer 1, no delay noise); every environment plays one video and
+stops. Per trace (:class:`TraceResult`, the paper's Table 6 quantities):
+
+* ``qoe``: the per-trace total, the sum of the per-chunk rewards over all
+  chunks (as Genet ABR-A's ``test()``; §1.6);
+* ``bitrate_mbps``: mean bitrate per chunk; ``rebuffer_s``: total stall time;
+  ``bitrate_change_mbps``: mean |change| per chunk (the first chunk's change
+  is against the first quality, i.e. 0); ``qoe_per_chunk`` = qoe / chunks.
+
+Policies: a rule-based name ("bba", "mpc"), "optimal" (the offline optimum,
+genet/abr/optimal.py), an ``.onnx`` path, or any object implementing
+:class:`genet.policy.Policy` over an ABR layout.
+"""
+
+from __future__ import annotations
+
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from genet.abr.core import BatchedAbrSim
+from genet.abr.observations import RAW, StateBuilder, get_layout, raw_observation, to_quality
+from genet.abr.params import PENSIEVE, EnvParams, SimConventions
+from genet.abr.video import Video
+from traces.trace import Trace
+
+
+@dataclass
+class TraceResult:
+    """One policy on one trace (see the module docstring for definitions).
+
+    policy: policy label (e.g. "mpc")
+    trace: trace name
+    qoe: per-trace total QoE (sum of per-chunk rewards)
+    qoe_per_chunk: qoe / chunks
+    bitrate_mbps: mean chunk bitrate, Mbps
+    rebuffer_s: total rebuffering, s
+    bitrate_change_mbps: mean |bitrate change| per chunk, Mbps
+    chunks: chunks played
+    """
+
+    policy: str
+    trace: str
+    qoe: float
+    qoe_per_chunk: float
+    bitrate_mbps: float
+    rebuffer_s: float
+    bitrate_change_mbps: float
+    chunks: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_policy(policy: Any, conv: SimConventions, deterministic: bool = True, seed: int | None = None):
+    """A policy object from a name / path / object (see the module docstring)."""
+    from genet.abr.baselines import RULE_BASED, make_rule_based
+    if isinstance(policy, str):
+        if policy in RULE_BASED:
+            return make_rule_based(policy, rebuffer_penalty=conv.rebuffer_penalty,
+                                   smooth_penalty=conv.smooth_penalty)
+        if policy.endswith(".onnx") or Path(policy).is_file():
+            from genet.policy import OnnxPolicy, PolicyMismatchError
+            pol = OnnxPolicy(policy, deterministic=deterministic, seed=seed)
+            if pol.spec.use_case != "abr" or pol.spec.observation_layout not in (
+                    "abr.pensieve-6x8", "abr.genet-6x6"):
+                expected = get_layout("abr.genet-6x6").policy_spec()
+                raise PolicyMismatchError(
+                    f"{policy} is not an ABR policy this simulator can drive:\n"
+                    f"  expected: use_case=abr with layout abr.pensieve-6x8 or abr.genet-6x6 "
+                    f"(e.g. {expected.describe()})\n  actual:   {pol.spec.describe()}")
+            pol.spec.check_compatible(get_layout(pol.spec.observation_layout).policy_spec(pol.spec.output),
+                                      where=str(policy))
+
+            return pol
+        from genet.abr.baselines import RULE_BASED as names
+        raise ValueError(f"unknown ABR policy {policy!r}: use one of {', '.join(names)}, 'optimal' "
+                         f"or a path to an .onnx policy file")
+    return policy
+
+
+def policy_label(policy: Any) -> str:
+    if isinstance(policy, str):
+        return Path(policy).stem if policy.endswith(".onnx") else policy
+    return getattr(policy, "name", type(policy).__name__)
+
+
+def run_policy(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConventions = PENSIEVE,
+               params: EnvParams | Sequence[EnvParams] | None = None, label: str | None = None,
+               deterministic: bool = True, seed: int | None = None,
+               progress: Callable[[int], None] | None = None, record_chunks: bool = False):
+    """Play one video per trace with ``policy``; returns a list of TraceResult (and per-chunk logs
+    as a list of dicts of arrays when ``record_chunks``)."""
+    label = label or policy_label(policy)
+    pol = make_policy(policy, conv, deterministic=deterministic, seed=seed)
+    sim = BatchedAbrSim(traces, video, conv, params=params, autoreset=False)
+    sim.reset()
+    n = sim.n_envs
+    layout = get_layout(pol.spec.observation_layout)
+    if hasattr(pol, "bind"):
+        pol.bind(sim.sizes, sim.n_chunks, sim.chunk_ms / 1000.0, source_sizes=video.chunk_sizes_bytes)
+    pol.reset()
+    builder = None if layout.name == RAW.name else StateBuilder(layout, n, float(np.max(sim.bitrates_kbps)))
+    q = np.full(n, conv.first_quality, dtype=np.int64)
+    qoe = np.zeros(n)
+    bitrate = np.zeros(n)
+    rebuf = np.zeros(n)
+    change = np.zeros(n)
+    chunks = np.zeros(n, dtype=np.int64)
+    logs: list[dict[str, np.ndarray]] = []
+    reported = 0
+    while not sim.done.all():
+        r = sim.step(q)
+        act = r.active
+        qoe += r.reward
+        bitrate += r.bitrate_mbps
+        rebuf += r.rebuffer_s
+        change += r.bitrate_change_mbps
+        chunks += act
+        if record_chunks:
+            logs.append({"quality": r.quality.copy(), "buffer_s": r.buffer_s.copy(), "reward": r.reward.copy(),
+                         "rebuffer_s": r.rebuffer_s.copy(), "delay_ms": r.delay_ms.copy(), "active": act.copy()})
+        if builder is None:
+            obs = raw_observation(r)
+            a = pol.act(obs, act)
+        else:
+            obs = builder.update(r, sim.bitrates_kbps)
+            a = pol.act(obs)
+        nq = to_quality(np.where(act, a, 0), r.quality, pol.spec.action_semantics, sim.n_levels)
+        q = np.where(act, nq, q)
+        if progress is not None:
+            finished = int(sim.done.sum())
+            if finished > reported:
+                progress(finished - reported)
+                reported = finished
+    results = [TraceResult(label, tr.name or f"trace{i}", float(qoe[i]), float(qoe[i] / max(chunks[i], 1)),
+                           float(bitrate[i] / max(chunks[i], 1)), float(rebuf[i]),
+                           float(change[i] / max(chunks[i], 1)), int(chunks[i]))
+               for i, tr in enumerate(traces)]
+    return (results, logs) if record_chunks else results
+
+
+def evaluate(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConventions = PENSIEVE,
+             params: EnvParams | Sequence[EnvParams] | None = None, **kwargs: Any) -> list[TraceResult]:
+    """``run_policy`` for causal policies; the offline optimum for ``policy == "optimal"``."""
+    if policy == "optimal":
+        from genet.abr.optimal import optimal_results
+        return optimal_results(traces, video, conv, params=params, progress=kwargs.get("progress"))
+    return run_policy(policy, traces, video, conv, params=params, **kwargs)
+
+
+@dataclass
+class Summary:
+    """Mean over traces, the paper's Table 6 form.
+
+    policy: label; traces: count
+    bitrate_mbps, rebuffer_s, bitrate_change_mbps: means over traces of the per-trace values
+    qoe: mean per-trace total QoE; qoe_per_chunk: mean per-chunk QoE
+    """
+
+    policy: str
+    traces: int
+    bitrate_mbps: float
+    rebuffer_s: float
+    bitrate_change_mbps: float
+    qoe: float
+    qoe_per_chunk: float
+
+
+def summarize(results: Sequence[TraceResult]) -> Summary:
+    if not results:
+        raise ValueError("no results to summarise")
+
+    def mean(key: str) -> float:
+        return float(np.mean([getattr(r, key) for r in results]))
+
+    return Summary(results[0].policy, len(results), mean("bitrate_mbps"), mean("rebuffer_s"),
+                   mean("bitrate_change_mbps"), mean("qoe"), mean("qoe_per_chunk"))
+
+
+def format_table(summaries: Sequence[Summary]) -> str:
+    """Plain-text table: policy, bitrate (Mbps), rebuffering (s), bitrate change (Mbps), reward."""
+    head = f"{'policy':<24} {'traces':>6} {'bitrate_mbps':>12} {'rebuffer_s':>10} {'change_mbps':>11} " \
+           f"{'qoe(total)':>11} {'qoe/chunk':>9}"
+    rows = [head, "-" * len(head)]
+    for s in summaries:
+        rows.append(f"{s.policy[:24]:<24} {s.traces:>6d} {s.bitrate_mbps:>12.4f} {s.rebuffer_s:>10.4f} "
+                    f"{s.bitrate_change_mbps:>11.4f} {s.qoe:>11.4f} {s.qoe_per_chunk:>9.4f}")
+    return "\n".join(rows)
+
+
+def plot_cdf(results_by_policy: dict[str, Sequence[TraceResult]], path: str | Path, title: str = "") -> Path:
+    """PNG with the per-trace QoE CDF of every policy."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, res in results_by_policy.items():
+        x = np.sort([r.qoe for r in res])
+        y = np.arange(1, len(x) + 1) / len(x)
+        ax.step(x, y, where="post", label=f"{name} (mean {np.mean(x):.2f})")
+    ax.set_xlabel("per-trace total QoE")
+    ax.set_ylabel("CDF")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+

@@ -1,0 +1,161 @@
+"""ABR observations and action mappings: the one definition used by the simulator, the player and training.
+
+Layouts (genet-simulators.md §1.4-1.5):
+
+* ``abr.pensieve-6x8`` (:data:`PENSIEVE_6X8`): Pensieve / Pensieve-PPO's 6x8
+  state, 6 direct actions (``abr.direct6``: the next chunk's quality index);
+* ``abr.genet-6x6`` (:data:`GENET_6X6`): the Genet paper models' 6x6 state
+  (``G:fig_reproduce/sim/rl_test_clean.py``), 3 "jump" actions
+  (``abr.jump3``: 0 = one level down, 1 = keep, 2 = one level up, clamped);
+* ``abr.raw`` (:data:`RAW`): the unnormalised per-chunk measurements that
+  rule-based policies (BBA, RobustMPC) read; see :data:`RAW_FIELDS`.
+
+State rows, after each chunk the matrix is shifted one column left and the
+newest values go into the last column:
+
+0. bitrate of the downloaded chunk / max bitrate (last column)
+1. buffer after the download, s / 10 (last column)
+2. throughput size / delay_ms / 1000 (MB/s) (history)
+3. download time delay_ms / 1000 / 10 (history)
+4. next chunk's sizes at every level, MB, in columns 0..levels-1 (overwritten)
+5. min(chunks remaining, cap) / cap (last column); cap 48 (Pensieve, paper models)
+
+The first state of a video is all zeros (before its first chunk). The state
+after a video's last chunk is still computed (the look-ahead sizes are the
+next video's chunk 0, as in the references).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from genet.abr.core import StepResult
+from genet.policy import PolicySpec
+
+BUFFER_NORM_S = 10.0
+DELAY_NORM_S = 10.0
+
+#: Fields of the ``abr.raw`` observation, in order.
+RAW_FIELDS = ("quality", "buffer_s", "throughput_mbyteps", "delay_ms", "chunk_size_bytes", "next_chunk_index",
+              "chunks_remaining", "rebuffer_s", "end_of_video")
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """A named observation layout.
+
+    name: layout id carried by policy files (e.g. "abr.genet-6x6")
+    shape: shape of one observation (e.g. (6, 6))
+    action_semantics: "abr.direct6" or "abr.jump3"
+    n_actions: 6 or 3
+    chunk_cap: cap of the chunks-remaining row (48)
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    action_semantics: str
+    n_actions: int
+    chunk_cap: int = 48
+
+    def policy_spec(self, output: str = "probabilities") -> PolicySpec:
+        return PolicySpec(use_case="abr", observation_layout=self.name, observation_shape=self.shape,
+                          action_semantics=self.action_semantics, n_actions=self.n_actions, output=output)
+
+
+PENSIEVE_6X8 = ObservationLayout("abr.pensieve-6x8", (6, 8), "abr.direct6", 6)
+GENET_6X6 = ObservationLayout("abr.genet-6x6", (6, 6), "abr.jump3", 3)
+RAW = ObservationLayout("abr.raw", (len(RAW_FIELDS),), "abr.direct6", 6)
+LAYOUTS = {lay.name: lay for lay in (PENSIEVE_6X8, GENET_6X6, RAW)}
+
+
+def get_layout(name: str) -> ObservationLayout:
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown ABR observation layout {name!r}; known: {', '.join(LAYOUTS)}")
+    return LAYOUTS[name]
+
+
+def to_quality(actions: np.ndarray, last_quality: np.ndarray, semantics: str, n_levels: int = 6) -> np.ndarray:
+    """Map policy actions to the next chunk's quality index (§1.5)."""
+    a = np.asarray(actions, dtype=np.int64)
+    if semantics == "abr.direct6":
+        if np.any((a < 0) | (a >= n_levels)):
+            raise ValueError(f"abr.direct6 action outside [0, {n_levels - 1}]: {a[(a < 0) | (a >= n_levels)][0]}")
+        return a
+    if semantics == "abr.jump3":
+        if np.any((a < 0) | (a > 2)):
+            raise ValueError(f"abr.jump3 action outside [0, 2]: {a[(a < 0) | (a > 2)][0]}")
+        return np.clip(np.asarray(last_quality, dtype=np.int64) + a - 1, 0, n_levels - 1)
+    raise ValueError(f"unknown ABR action semantics {semantics!r}; known: abr.direct6, abr.jump3")
+
+
+def raw_observation(step: StepResult) -> np.ndarray:
+    """(n_envs, len(RAW_FIELDS)) float64 measurements of the last chunk (see RAW_FIELDS)."""
+    n = step.quality.shape[0]
+    out = np.empty((n, len(RAW_FIELDS)))
+    out[:, 0] = step.quality
+    out[:, 1] = step.buffer_s
+    out[:, 2] = step.throughput_mbyteps
+    out[:, 3] = step.delay_ms
+    out[:, 4] = step.chunk_size_bytes
+    out[:, 5] = (step.chunk_index + 1)
+    out[:, 6] = step.chunks_remaining
+    out[:, 7] = step.rebuffer_s
+    out[:, 8] = step.end_of_video
+    return out
+
+
+@njit(cache=True)
+def _update_state(state, active, quality, bitrates_kbps, buffer_s, size_bytes, delay_ms, next_sizes, remaining,
+                  max_bitrate_kbps, cap):
+    n, rows, s_len = state.shape
+    levels = next_sizes.shape[1]
+    for i in range(n):
+        if not active[i]:
+            continue
+        for r in range(rows):  # np.roll(state, -1, axis=1): the oldest column wraps to the end
+            first = state[i, r, 0]
+            for c in range(s_len - 1):
+                state[i, r, c] = state[i, r, c + 1]
+            state[i, r, s_len - 1] = first
+        state[i, 0, s_len - 1] = bitrates_kbps[quality[i]] / max_bitrate_kbps
+        state[i, 1, s_len - 1] = buffer_s[i] / BUFFER_NORM_S
+        state[i, 2, s_len - 1] = size_bytes[i] / delay_ms[i] / 1000.0
+        state[i, 3, s_len - 1] = delay_ms[i] / 1000.0 / DELAY_NORM_S
+        for j in range(levels):
+            state[i, 4, j] = next_sizes[i, j] / 1e6
+        state[i, 5, s_len - 1] = min(remaining[i], cap) / cap
+
+
+class StateBuilder:
+    """Keeps the (n_envs, 6, S_LEN) Pensieve-style state of a batch of sessions.
+
+    layout: PENSIEVE_6X8 or GENET_6X6
+    n_envs: batch size
+    max_bitrate_kbps: normaliser of row 0 (4300)
+    """
+
+    def __init__(self, layout: ObservationLayout, n_envs: int, max_bitrate_kbps: float = 4300.0) -> None:
+        if layout.name == RAW.name:
+            raise ValueError("StateBuilder builds matrix layouts; use raw_observation for abr.raw")
+        self.layout = layout
+        self.max_bitrate_kbps = float(max_bitrate_kbps)
+        self.state = np.zeros((n_envs, *layout.shape), dtype=np.float64)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        if mask is None:
+            self.state[:] = 0.0
+        else:
+            self.state[np.asarray(mask, dtype=bool)] = 0.0
+
+    def update(self, step: StepResult, bitrates_kbps: np.ndarray) -> np.ndarray:
+        """Shift and write the newest chunk (active environments only); returns a float32 copy."""
+        _update_state(self.state, step.active, step.quality, np.asarray(bitrates_kbps, dtype=np.float64),
+                      step.buffer_s, step.chunk_size_bytes, step.delay_ms, step.next_sizes_bytes,
+                      step.chunks_remaining, self.max_bitrate_kbps, float(self.layout.chunk_cap))
+        return self.state.astype(np.float32)
+
+    def observation(self) -> np.ndarray:
+        return self.state.astype(np.float32)

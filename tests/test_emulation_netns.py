@@ -1,0 +1,221 @@
+"""The netns backend with real namespaces, TUN devices and the user-space link process (needs root).
+
+Traffic stays inside namespaces these tests create (``isolate_host=True``),
+except the tests of the Mahimahi layout, whose host side is a TUN device the
+test creates in the root namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from emulation.sysnet import list_links, list_netns
+
+REPO = Path(__file__).resolve().parents[1]
+GENET = [sys.executable, "-m", "genet.cli"]
+
+pytestmark = [pytest.mark.root]
+
+
+def _requirements() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, TUN devices)"
+    if not os.path.exists("/dev/net/tun"):
+        return "needs /dev/net/tun"
+    if subprocess.run(["sh", "-c", "command -v ip && command -v nsenter"], capture_output=True).returncode:
+        return "needs iproute2 `ip` and util-linux `nsenter`"
+    return None
+
+
+if _requirements():
+    pytest.skip(_requirements(), allow_module_level=True)
+
+from emulation import LinkEmulator  # noqa: E402
+from emulation.probes import (icmp_rtt_probe, udp_count_receiver, udp_constant_stream,  # noqa: E402
+                              udp_echo_server, udp_rtt_probe)
+from emulation.resources import find_leftovers, state_dir  # noqa: E402
+
+
+def ours(run: str) -> tuple[list[str], list[str]]:
+    return [n for n in list_netns() if n.startswith(run + "-")], [n for n in list_links(run + "-")]
+
+
+def rtt(link, count=40, interval_s=0.05):
+    """ping-style RTT (ICMP echo answered by the host side's kernel)."""
+    return link.emulated.call(icmp_rtt_probe, link.host.address, count, interval_s)
+
+
+def udp_rtt(link, count=40, interval_s=0.05):
+    server = threading.Thread(target=link.host.call, args=(udp_echo_server, link.host.address, 9000,
+                                                            count * interval_s + 4))
+    server.start()
+    time.sleep(0.3)
+    try:
+        return link.emulated.call(udp_rtt_probe, link.host.address, 9000, count, interval_s)
+    finally:
+        server.join()
+
+
+def test_link_endpoints_and_teardown():
+    with LinkEmulator(12, 12, delay_ms=5, isolate_host=True) as link:
+        run = link.run_name
+        netns, _ = ours(run)
+        assert sorted(netns) == [f"{run}-e", f"{run}-h"]
+        assert (state_dir() / f"{run}.json").exists()
+        out = link.emulated.run("echo $MAHIMAHI_BASE; ip -4 -o addr show; ip route", check=True).stdout
+        assert out.splitlines()[0] == link.host.address
+        assert link.emulated.address in out and f"default via {link.host.address}" in out
+        assert link.emulated.call(os.getpid) != os.getpid()
+        assert link.emulated.call(lambda: open("/proc/self/net/dev").read()).count("gt-") == 1
+    assert ours(run) == ([], [])
+    assert not (state_dir() / f"{run}.json").exists()
+    assert link.stats["uplink_arrived_packets"] == link.stats["uplink_departed_packets"]
+
+
+def test_ping_style_rtt_with_20ms_each_way():
+    with LinkEmulator(12, 12, delay_ms=20, isolate_host=True) as link:
+        s = rtt(link, count=60, interval_s=0.05)
+    print(f"RTT min {s.min_ms:.2f} avg {s.avg_ms:.2f} max {s.max_ms:.2f} mdev {s.mdev_ms:.3f} ms")
+    assert s.received == s.sent
+    assert 40.0 <= s.min_ms <= 43.5
+    assert s.mdev_ms <= 0.5
+
+
+def test_uplink_loss_rate_of_a_constant_udp_stream():
+    n = 4000
+    with LinkEmulator(12, 12, uplink_loss=0.05, isolate_host=True, seed=None) as link:
+        result = {}
+        rx = threading.Thread(target=lambda: result.setdefault(
+            "received", link.host.call(udp_count_receiver, link.host.address, 9100, 1.5)))
+        rx.start()
+        time.sleep(0.3)
+        link.emulated.call(udp_constant_stream, link.host.address, 9100, 2000, n, 200)
+        rx.join()
+        # the other direction is loss-free
+        back = {}
+        rx2 = threading.Thread(target=lambda: back.setdefault(
+            "received", link.emulated.call(udp_count_receiver, link.emulated.address, 9101, 1.5)))
+        rx2.start()
+        time.sleep(0.3)
+        link.host.call(udp_constant_stream, link.emulated.address, 9101, 2000, 1000, 200)
+        rx2.join()
+    loss = 1 - result["received"] / n
+    print(f"uplink loss {loss:.4f}")
+    assert 0.04 <= loss <= 0.06
+    assert back["received"] == 1000
+    assert link.stats["uplink_lost"] == n - result["received"]
+
+
+def test_host_side_in_root_namespace_and_parallel_links():
+    """Mahimahi's layout: the host side is a TUN device in the root namespace; two links at once."""
+    with LinkEmulator(12, 12, delay_ms=1) as a, LinkEmulator(24, 24, delay_ms=1) as b:
+        assert a.host.address != b.host.address and a.host.netns_path is None
+        assert a.emulated.env["MAHIMAHI_BASE"] == a.host.address
+        assert os.path.exists(f"/sys/class/net/{a.run_name}-o")
+        sa, sb = rtt(a, 10, 0.02), udp_rtt(b, 10, 0.02)
+        assert sa.received == 10 and sb.received == 10
+        assert 2.0 <= sa.min_ms <= 6 and 2.0 <= sb.min_ms <= 6
+    assert ours(a.run_name) == ([], []) and ours(b.run_name) == ([], [])
+
+
+def test_bad_input_fails_before_anything_is_created(tmp_path):
+    bad = tmp_path / "bad.mahi"
+    bad.write_text("5\n\n7\n")
+    before = (list_netns(), list_links("gt-"))
+    from traces.errors import TraceFormatError
+    with pytest.raises(TraceFormatError, match=r"bad.mahi:2: invalid empty line"):
+        LinkEmulator(bad, 12, isolate_host=True)
+    with pytest.raises(ValueError, match="byte or packet limit"):
+        LinkEmulator(12, 12, uplink_queue="droptail")
+    assert (list_netns(), list_links("gt-")) == before
+
+
+def test_exception_and_command_timeout_clean_up():
+    with pytest.raises(RuntimeError, match="boom"):
+        with LinkEmulator(12, 12, isolate_host=True) as link:
+            link.emulated.popen(["sleep", "60"])
+            raise RuntimeError("boom")
+    assert ours(link.run_name) == ([], [])
+    with LinkEmulator(12, 12, isolate_host=True) as link:
+        t0 = time.monotonic()
+        with pytest.raises(subprocess.TimeoutExpired):
+            link.emulated.run(["sleep", "30"], timeout_s=0.5)
+        assert time.monotonic() - t0 < 10
+    assert ours(link.run_name) == ([], [])
+
+
+OWNER = textwrap.dedent("""
+    import sys, time
+    from emulation import LinkEmulator
+    with LinkEmulator(12, 12, isolate_host=True) as link:
+        link.emulated.popen(["sleep", "60"])
+        print(link.run_name, flush=True)
+        time.sleep(60)
+""")
+
+
+def _start_owner():
+    p = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    run = p.stdout.readline().strip()
+    assert run.startswith("gt-"), run
+    assert ours(run)[0]
+    return p, run
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_remove_everything(sig):
+    p, run = _start_owner()
+    p.send_signal(sig)
+    p.wait(timeout=20)
+    assert ours(run) == ([], [])
+    assert not (state_dir() / f"{run}.json").exists()
+
+
+def test_sigkill_leftovers_are_detected_and_cleaned():
+    p, run = _start_owner()
+    p.kill()
+    p.wait()
+    time.sleep(0.3)
+    found = find_leftovers()
+    assert run in [r.run for r in found.records]
+    assert f"{run}-e" in ours(run)[0]  # the namespace (and its sleep) survive a SIGKILL
+    dry = subprocess.run(GENET + ["emulate", "cleanup", "--dry-run"], capture_output=True, text=True, cwd=REPO)
+    assert run in dry.stdout and ours(run)[0]
+    res = subprocess.run(GENET + ["emulate", "cleanup"], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0 and run in res.stdout
+    assert ours(run) == ([], [])
+
+
+def test_shell_runs_command_with_mahimahi_base_and_its_status(tmp_path):
+    up, down = tmp_path / "up.log", tmp_path / "down.log"
+    cmd = GENET + ["emulate", "shell", "--isolate-host", "--delay-ms", "10", "--uplink", "12mbps",
+                   "--downlink", "12mbps", "--uplink-log", str(up), "--downlink-log", str(down), "--",
+                   "sh", "-c", "echo base=$MAHIMAHI_BASE; exit 7"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 7, res.stderr
+    assert res.stdout.strip() == "base=100.64.0.1"
+    head = up.read_text().splitlines()[:5]
+    assert head[0].startswith("# mahimahi mm-link (Uplink) [constant 12 Mbit/s] >")
+    assert head[2] == "# queue: infinite" and head[4] == "# base timestamp: 0"
+    res = subprocess.run(GENET + ["emulate", "shell", "--isolate-host", "--uplink", "12mbps", "--downlink",
+                                  "12mbps", "--timeout-s", "0.5", "--", "sleep", "30"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 124 and "ending it" in res.stderr
+
+
+def test_once_ends_with_the_trace(tmp_path):
+    trace = tmp_path / "short.mahi"
+    trace.write_text("1\n300\n")
+    res = subprocess.run(GENET + ["emulate", "shell", "--isolate-host", "--once", "--uplink", str(trace),
+                                  "--downlink", str(trace), "--", "sleep", "30"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 77 and "trace ended" in res.stderr
