@@ -119,3 +119,21 @@ def test_make_vec_uses_the_batched_core():
     assert obs.shape == (4, 6, 8)
     obs, rew, term, trunc, info = env.step(np.zeros(4, dtype=np.int64))
     assert rew.shape == (4,) and not trunc.any()
+
+
+def test_player_side_helpers_match_the_simulator_path():
+    from genet.abr.observations import raw_from_measurements, raw_observation
+    traces = generate_set("abr", "rl1", n=2, seed=5)
+    video = constant_bitrate_video()
+    sim = BatchedAbrSim(traces, video, PENSIEVE, params=EnvParams())
+    sim.reset()
+    a, b = StateBuilder(GENET_6X6, 2), StateBuilder(GENET_6X6, 2)
+    for q in (1, 2, 3, 3, 0):
+        r = sim.step(np.array([q, 5]))
+        sa = a.update(r, sim.bitrates_kbps)
+        sb = b.push(r.quality, r.buffer_s, r.chunk_size_bytes, r.delay_ms, r.next_sizes_bytes, r.chunks_remaining,
+                    sim.bitrates_kbps)
+        np.testing.assert_array_equal(sa, sb)
+        raw = raw_from_measurements(r.quality, r.buffer_s, r.chunk_size_bytes, r.delay_ms, r.chunk_index + 1,
+                                    r.chunks_remaining, r.rebuffer_s, r.end_of_video)
+        np.testing.assert_array_equal(raw, raw_observation(r))

@@ -20,6 +20,9 @@ newest values go into the last column:
 4. next chunk's sizes at every level, MB, in columns 0..levels-1 (overwritten)
 5. min(chunks remaining, cap) / cap (last column); cap 48 (Pensieve, paper models)
 
+A real player builds the same states with :meth:`StateBuilder.push` and the
+``abr.raw`` vector with :func:`raw_from_measurements` from its own measurements.
+
 The first state of a video is all zeros (before its first chunk). The state
 after a video's last chunk is still computed (the look-ahead sizes are the
 next video's chunk 0, as in the references).
@@ -91,6 +94,21 @@ def to_quality(actions: np.ndarray, last_quality: np.ndarray, semantics: str, n_
     raise ValueError(f"unknown ABR action semantics {semantics!r}; known: abr.direct6, abr.jump3")
 
 
+def raw_from_measurements(quality, buffer_s, chunk_size_bytes, delay_ms, next_chunk_index, chunks_remaining,
+                          rebuffer_s=0.0, end_of_video=False) -> np.ndarray:
+    """The ``abr.raw`` observation from plain measurements (scalars or arrays over sessions), for a real
+    player driving BBA/RobustMPC; same fields as :func:`raw_observation` (throughput = size/delay/1000)."""
+    cols = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (
+        quality, buffer_s, chunk_size_bytes, delay_ms, next_chunk_index, chunks_remaining, rebuffer_s,
+        end_of_video)))
+    q, b, size, delay, nxt, remain, rebuf, end = (np.atleast_1d(c) for c in cols)
+    out = np.empty((q.shape[0], len(RAW_FIELDS)))
+    out[:, 0], out[:, 1], out[:, 3], out[:, 4] = q, b, delay, size
+    out[:, 2] = np.where(delay > 0, size / np.where(delay > 0, delay, 1.0) / 1000.0, 0.0)
+    out[:, 5], out[:, 6], out[:, 7], out[:, 8] = nxt, remain, rebuf, end
+    return out
+
+
 def raw_observation(step: StepResult) -> np.ndarray:
     """(n_envs, len(RAW_FIELDS)) float64 measurements of the last chunk (see RAW_FIELDS)."""
     n = step.quality.shape[0]
@@ -155,6 +173,26 @@ class StateBuilder:
         _update_state(self.state, step.active, step.quality, np.asarray(bitrates_kbps, dtype=np.float64),
                       step.buffer_s, step.chunk_size_bytes, step.delay_ms, step.next_sizes_bytes,
                       step.chunks_remaining, self.max_bitrate_kbps, float(self.layout.chunk_cap))
+        return self.state.astype(np.float32)
+
+    def push(self, quality, buffer_s, chunk_size_bytes, delay_ms, next_sizes_bytes, chunks_remaining,
+             bitrates_kbps, active=None) -> np.ndarray:
+        """Same as :meth:`update` from plain measurements (arrays over sessions) — for a real player.
+
+        quality: index of the chunk just downloaded; buffer_s: buffer after it, s; chunk_size_bytes: its
+        size, bytes; delay_ms: its download time incl. RTT, ms; next_sizes_bytes: (n, levels) sizes of the
+        next chunk, bytes; chunks_remaining: chunks left after it; active: sessions to update (all)."""
+        n = self.state.shape[0]
+
+        def arr(x, dtype=np.float64):
+            return np.broadcast_to(np.asarray(x, dtype=dtype), (n,)).copy()
+
+        act = np.ones(n, dtype=bool) if active is None else arr(active, bool)
+        nxt = np.broadcast_to(np.asarray(next_sizes_bytes, dtype=np.float64),
+                              (n, np.asarray(next_sizes_bytes).shape[-1])).copy()
+        _update_state(self.state, act, arr(quality, np.int64), np.asarray(bitrates_kbps, dtype=np.float64),
+                      arr(buffer_s), arr(chunk_size_bytes), arr(delay_ms), nxt, arr(chunks_remaining, np.int64),
+                      self.max_bitrate_kbps, float(self.layout.chunk_cap))
         return self.state.astype(np.float32)
 
     def observation(self) -> np.ndarray:
