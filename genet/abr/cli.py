@@ -136,11 +136,12 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
     summaries = [summarize(res) for res in results.values()]
     meta = {"traces": source, "video": str(args.video), "mode": conv.name,
             "rebuffer_penalty": conv.rebuffer_penalty, "policies": policies, "elapsed_s": elapsed}
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps({"meta": meta, "summary": [s.__dict__ for s in summaries], "results": rows}, indent=1))
-    os.replace(tmp, out / "results.json")
+    from traces.atomic import atomic_text_writer
+    with atomic_text_writer(out / "results.json") as fh:
+        fh.write(json.dumps({"meta": meta, "summary": [s.__dict__ for s in summaries], "results": rows}, indent=1))
     table = format_table(summaries)
-    (out / "summary.txt").write_text(table + "\n")
+    with atomic_text_writer(out / "summary.txt") as fh:
+        fh.write(table + "\n")
     plot_cdf(results, out / "qoe_cdf.png",
              title=f"{args.config or Path(args.traces).name} ({conv.name} mode)")
     print(table)
@@ -174,12 +175,12 @@ def _load_journal(path: Path, key: dict, trace_names: list[str]) -> dict:
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     import csv
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
+
+    from traces.atomic import atomic_text_writer
+    with atomic_text_writer(path) as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def cmd_import_tf_checkpoint(args: argparse.Namespace) -> int:

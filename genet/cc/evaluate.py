@@ -30,6 +30,7 @@ from genet.cc.env import AuroraConfig
 from genet.cc.link import LinkConfig
 from genet.cc.metrics import RunMetrics, summarize, time_series
 from genet.cc.policies import CcPolicy, load_aurora_policy, run_policy
+from traces.atomic import atomic_text_writer
 from traces import Trace
 
 SUMMARY_COLUMNS = ("policy", "traces", "throughput_mbps", "p90_delay_ms", "p95_delay_ms", "loss_rate", "reward",
@@ -37,9 +38,8 @@ SUMMARY_COLUMNS = ("policy", "traces", "throughput_mbps", "p90_delay_ms", "p95_d
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_text_writer(path) as fh:
+        fh.write(text)
 
 
 def summary_rows(rows: Sequence[RunMetrics]) -> list[dict]:
