@@ -4,8 +4,10 @@ Stages run in order and each writes under ``--out``:
 
 1. traces: generate a synthetic Genet ABR set and CC set, convert the CC set
    to Mahimahi delivery-opportunity files, print each set's stats and draw them;
-2. further stages (train -> emulate -> report) join as the product grows;
-   a stage whose part is not installed is reported as skipped.
+2. simulate: the rule-based baselines on those sets in the simulators
+   (ABR: BBA and RobustMPC, plus the offline optimum; CC: BBR and Cubic),
+   with the same commands a user runs (``genet eval abr|cc``);
+3. further stages (train -> emulate -> report) join as the product grows.
 """
 
 from __future__ import annotations
@@ -36,7 +38,23 @@ def stage_traces(out: Path, seed: int) -> None:
           f"(use them with `mm-link` or `genet emulate shell`)")
 
 
-STAGES = [("traces", stage_traces)]
+def stage_simulate(out: Path, seed: int) -> None:
+    import os
+
+    from genet.cli import main as genet_main
+    video = os.environ.get("GENET_VIDEO_DIR") or str(Path(__file__).resolve().parents[2] / "shared" / "video" / "envivio")
+    if Path(video).is_dir():
+        print(f"\n[simulate] ABR: BBA, RobustMPC and the offline optimum on {out / 'traces' / 'abr-rl2'}")
+        genet_main(["eval", "abr", "--traces", str(out / "traces" / "abr-rl2"), "--video", video,
+                    "--policy", "bba,mpc,optimal", "--out", str(out / "eval-abr"), "--no-progress"])
+    else:
+        print(f"\n[simulate] ABR skipped: no video chunk sizes at {video} (set GENET_VIDEO_DIR)")
+    print(f"\n[simulate] CC: BBR and Cubic on {out / 'traces' / 'cc-rl3'}")
+    genet_main(["eval", "cc", "--traces", str(out / "traces" / "cc-rl3"), "--policy", "bbr,cubic",
+                "--out", str(out / "eval-cc"), "--no-progress"])
+
+
+STAGES = [("traces", stage_traces), ("simulate", stage_simulate)]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

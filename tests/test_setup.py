@@ -42,3 +42,15 @@ def test_vagrantfile_and_commands_use_the_one_provisioning_script():
     for script in ("scripts/test.sh", "scripts/demo.sh"):
         assert "scripts/provision.sh" in (REPO / script).read_text(), script
     assert (REPO / "scripts" / "provision.sh").stat().st_mode & 0o111
+
+
+def test_demo_main_job_runs_end_to_end(tmp_path, capsys):
+    from genet.cli import main
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "stage traces" in out and "stage simulate" in out
+    assert len(list((tmp_path / "traces" / "cc-rl3-mahimahi").iterdir())) == 20
+    assert (tmp_path / "plots" / "cc-rl3-cdf.png").stat().st_size > 5000
+    assert (tmp_path / "eval-cc" / "results.csv").is_file()
+    if (REPO.parent / "shared" / "video" / "envivio").is_dir():
+        assert (tmp_path / "eval-abr" / "results.csv").is_file()
