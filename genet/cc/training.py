@@ -1,0 +1,451 @@
+"""PPO training of Aurora policies: the CC use case of the Genet curriculum.
+
+:class:`CcUseCase` implements :class:`genet.curriculum.usecase.UseCase` (the
+paper's Train/Test interface, §4.3):
+
+* ``new_model(seed)`` -> a :class:`CcAgent`: the :class:`~genet.ppo.networks.AuroraActorCritic`
+  ([32, 16] tanh policy and value MLPs, Gaussian action), its Adam optimiser
+  and the rollout state (environments, current observations, RNG streams);
+* ``train(agent, distribution, iterations, seed)``: ``iterations`` PPO updates,
+  each on ``steps_per_update`` transitions (Aurora: 7200) collected from
+  ``n_envs`` :class:`~genet.cc.env.AuroraEnv` environments stepped in lockstep.
+  Every new episode draws a config from the
+  :class:`~genet.curriculum.distribution.ConfigDistribution` and builds its
+  30-s trace with :func:`traces.generators.generate_trace` (or takes a real
+  trace when the distribution mixes them in);
+* ``test(policy, configs, seed)``: the packet-level reward
+  (:func:`genet.cc.metrics.summarize`, genet-simulators.md §4.6) of the model
+  (deterministic: the Gaussian mean) or of a baseline (``"bbr"``, ``"cubic"``)
+  on one environment per config; environment i's trace comes from
+  (config, seed, i), so RL and baseline see the same traces. ``"optimal"`` is
+  the reward of an ideal sender (see :func:`optimal_reward`).
+* ``save_model``/``load_model``: one file holding the network and optimiser
+  state dicts, the counters, the learning-curve history and the whole rollout
+  state (pickled environments mid-episode, numpy and torch RNG states), so a
+  resumed run continues exactly where the checkpoint was taken.
+
+PPO settings are Aurora's (stable-baselines PPO1, genet-simulators.md §8.3):
+Adam 1e-3 (eps 1e-5), γ 0.99, GAE λ 0.95, clip 0.2, 12 epochs, minibatches
+of steps_per_update / 12, standardised advantages, entropy coefficient 0.01,
+value loss added unweighted (PPO1's ``total_loss = pol_surr + pol_entpen +
+vf_loss``: value_coef 1), no reward scaling.
+
+Choices where references differ or are silent:
+
+* Episode end at the trace horizon is *truncated* (Gymnasium; the env says so)
+  and is bootstrapped with V(s'), where PPO1 treated it as terminal.
+* Episodes carry across updates and across ``train`` calls (as PPO1's
+  rollout generator does); the last partial episode of a batch is bootstrapped.
+* ``seed`` of ``train`` seeds the rollout state only when the agent has none
+  yet; afterwards the agent's own saved RNG streams continue, so training in
+  several calls (with checkpoints in between) equals one long call.
+* The environments run in this process; torch is set to ``torch_threads``
+  threads (1: the simulator, not the 30->32->16 MLP, dominates).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from genet.cc.env import AuroraConfig, AuroraEnv
+from genet.curriculum.distribution import ConfigDistribution
+from genet.ppo.algorithm import PPOConfig, explained_variance, gae, ppo_update
+from genet.ppo.networks import AuroraActorCritic
+from traces import Trace
+from traces.config_space import load_space
+
+#: Baseline names ``test`` accepts besides a model.
+CC_BASELINES = ("bbr", "cubic")
+CHECKPOINT_FORMAT = "genet-cc-agent-v1"
+
+
+@dataclass
+class CcTrainConfig:
+    """Aurora PPO settings (genet-simulators.md §8.3).
+
+    n_envs: environments stepped in lockstep per rollout (2: Aurora's 2 MPI workers)
+    steps_per_update: transitions per PPO update, all environments together (7200)
+    epochs: optimisation passes over each batch (12)
+    minibatch: transitions per gradient step (600; PPO1 300 per each of 2 workers)
+    learning_rate: Adam step size (1e-3)
+    adam_eps: Adam epsilon (1e-5)
+    gamma: discount (0.99)
+    gae_lambda: GAE λ (0.95)
+    clip: PPO ratio clip (0.2)
+    entropy_coef: entropy bonus weight (0.01)
+    value_coef: value-loss weight (1.0: PPO1 adds it unweighted)
+    reward_scale: multiplier on the environment reward for training only (1.0: none, as Genet)
+    history_length: monitor intervals in the observation (10 -> 30 values)
+    reward_form: "genet" (bandwidth-normalised) or "aurora" ("genet")
+    torch_threads: torch intra-op threads (1)
+    """
+
+    n_envs: int = 2
+    steps_per_update: int = 7200
+    epochs: int = 12
+    minibatch: int = 600
+    learning_rate: float = 1e-3
+    adam_eps: float = 1e-5
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    entropy_coef: float = 0.01
+    value_coef: float = 1.0
+    reward_scale: float = 1.0
+    history_length: int = 10
+    reward_form: str = "genet"
+    torch_threads: int = 1
+
+    def __post_init__(self):
+        if self.n_envs < 1 or self.steps_per_update < self.n_envs:
+            raise ValueError(f"need n_envs >= 1 and steps_per_update >= n_envs, got {self.n_envs}, "
+                             f"{self.steps_per_update}")
+        if self.epochs < 1 or self.minibatch < 1:
+            raise ValueError(f"epochs and minibatch must be >= 1, got {self.epochs}, {self.minibatch}")
+        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1 and self.clip > 0 and self.learning_rate > 0):
+            raise ValueError("need 0 < gamma <= 1, 0 <= gae_lambda <= 1, clip > 0, learning_rate > 0")
+
+    @property
+    def steps_per_env(self) -> int:
+        return self.steps_per_update // self.n_envs
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions per update actually collected (steps_per_env x n_envs)."""
+        return self.steps_per_env * self.n_envs
+
+    def aurora(self) -> AuroraConfig:
+        return AuroraConfig(history_length=self.history_length, reward_form=self.reward_form)
+
+
+@dataclass
+class RolloutState:
+    """What a rollout leaves behind for the next one (all of it is checkpointed)."""
+
+    envs: list[AuroraEnv]
+    obs: np.ndarray  # (n_envs, obs_dim) current observations
+    episode_return: np.ndarray  # running return of each environment's episode
+    episode_steps: np.ndarray
+    rng: np.random.Generator  # config draws and episode seeds
+    torch_gen: torch.Generator  # action noise and minibatch order
+
+
+@dataclass
+class CcAgent:
+    """An Aurora policy in training: network, optimiser, counters, history, rollout state."""
+
+    net: AuroraActorCritic
+    optimizer: torch.optim.Optimizer
+    config: CcTrainConfig
+    seed: int = 0
+    updates: int = 0
+    env_steps: int = 0
+    wall_s: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    rollout: RolloutState | None = None
+
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        """Deterministic actions (the Gaussian mean) for a (n, obs_dim) batch."""
+        with torch.no_grad():
+            return self.net(torch.as_tensor(np.asarray(observations, np.float32))).numpy()
+
+
+def optimal_reward(trace: Trace, aurora: AuroraConfig | None = None) -> float:
+    """Packet-level reward of an ideal sender on ``trace``: it delivers the whole
+    mean bandwidth minus random loss at the minimum RTT (no queueing). Genet's
+    ``trace.optimal_reward`` plays this role for CL2/CL3; this is our own
+    closed form of the same idea (an upper bound of what a sender can get)."""
+    from genet.cc.link import LinkConfig, mbps_to_pps
+    from genet.cc.reward import aurora_reward
+    aurora = aurora or AuroraConfig()
+    link = LinkConfig.from_trace(trace)
+    bw = float(mbps_to_pps(link.mean_bandwidth_mbps))
+    loss = float(link.loss_rate)
+    return aurora_reward(bw * (1 - loss), 2 * link.delay_ms / 1000.0, loss, bw, aurora.reward_form)
+
+
+class CcUseCase:
+    """The CC use case for :func:`genet.curriculum.loop.run_curriculum` (see the module docstring).
+
+    config: PPO settings (:class:`CcTrainConfig`)
+    real_traces: traces a distribution with ``real_prob > 0`` draws from (None: none)
+    on_update: called as ``on_update(agent, record)`` after every PPO update (learning curves, progress)
+    """
+
+    name = "cc"
+    baselines = CC_BASELINES
+
+    def __init__(self, config: CcTrainConfig | None = None, real_traces: Sequence[Trace] | None = None,
+                 on_update: Callable[[CcAgent, dict], None] | None = None):
+        self.config = config or CcTrainConfig()
+        self.space = load_space("cc")
+        self.real_traces = list(real_traces or [])
+        self.on_update = on_update
+
+    # ---------------------------------------------------------------- models
+    def new_model(self, seed: int) -> CcAgent:
+        cfg = self.config
+        torch.set_num_threads(cfg.torch_threads)
+        torch.manual_seed(seed)
+        net = AuroraActorCritic(obs_dim=cfg.aurora().observation_size)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
+        return CcAgent(net, opt, cfg, seed=seed)
+
+    def save_model(self, agent: CcAgent, path: Path) -> None:
+        """Write the agent to ``path`` atomically (network, optimiser, counters, history, rollout state)."""
+        path = Path(path)
+        roll = agent.rollout
+        rollout = None
+        if roll is not None:
+            rollout = {"envs": pickle.dumps(roll.envs), "obs": roll.obs, "episode_return": roll.episode_return,
+                       "episode_steps": roll.episode_steps, "rng": roll.rng.bit_generator.state,
+                       "torch_gen": roll.torch_gen.get_state()}
+        blob = {"format": CHECKPOINT_FORMAT, "use_case": self.name, "config": asdict(agent.config),
+                "net": agent.net.state_dict(), "optimizer": agent.optimizer.state_dict(), "seed": agent.seed,
+                "updates": agent.updates, "env_steps": agent.env_steps, "wall_s": agent.wall_s,
+                "history": agent.history, "rollout": rollout}
+        buf = io.BytesIO()
+        torch.save(blob, buf)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(buf.getvalue())
+        tmp.replace(path)
+
+    def load_model(self, path: Path) -> CcAgent:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"CC checkpoint {path} does not exist")
+        try:
+            blob = torch.load(path, weights_only=False)
+        except Exception as exc:  # torch raises several types for a bad file
+            raise ValueError(f"{path}: not a readable CC checkpoint ({exc})") from None
+        if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: not a CC agent checkpoint (format {blob.get('format') if isinstance(blob, dict) else None!r}, "
+                             f"expected {CHECKPOINT_FORMAT!r})")
+        cfg = CcTrainConfig(**blob["config"])
+        self.config = cfg
+        agent = self.new_model(blob["seed"])
+        agent.net.load_state_dict(blob["net"])
+        agent.optimizer.load_state_dict(blob["optimizer"])
+        agent.updates, agent.env_steps, agent.wall_s = blob["updates"], blob["env_steps"], blob["wall_s"]
+        agent.history = list(blob["history"])
+        r = blob["rollout"]
+        if r is not None:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = r["rng"]
+            gen = torch.Generator()
+            gen.set_state(r["torch_gen"])
+            agent.rollout = RolloutState(pickle.loads(r["envs"]), r["obs"], r["episode_return"], r["episode_steps"],
+                                         rng, gen)
+        return agent
+
+    # -------------------------------------------------------------- training
+    def _episode_trace(self, distribution: ConfigDistribution, rng: np.random.Generator) -> Trace:
+        from traces.generators import generate_trace
+        cfg = distribution.sample(rng)
+        if "real_trace_index" in cfg:
+            if not self.real_traces:
+                raise ValueError("the training distribution mixes in real traces but CcUseCase has none")
+            return self.real_traces[cfg["real_trace_index"] % len(self.real_traces)]
+        return generate_trace("cc", cfg, rng, name="train", space=self.space)
+
+    def _reset_env(self, env: AuroraEnv, distribution: ConfigDistribution, rng: np.random.Generator) -> np.ndarray:
+        trace = self._episode_trace(distribution, rng)
+        obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)), options={"trace": trace})
+        env.episode_logs.clear()
+        return obs
+
+    def _start_rollout(self, distribution: ConfigDistribution, seed: int) -> RolloutState:
+        cfg = self.config
+        rng = np.random.default_rng(seed)
+        gen = torch.Generator()
+        gen.manual_seed(seed)
+        envs, obs = [], []
+        for _ in range(cfg.n_envs):
+            env = AuroraEnv(env_config=self.space.default(), aurora=cfg.aurora())
+            envs.append(env)
+            obs.append(self._reset_env(env, distribution, rng))
+        return RolloutState(envs, np.stack(obs), np.zeros(cfg.n_envs), np.zeros(cfg.n_envs, np.int64), rng, gen)
+
+    def collect(self, agent: CcAgent, distribution: ConfigDistribution) -> dict[str, Any]:
+        """One rollout of ``steps_per_env`` steps in every environment."""
+        cfg, roll, net = agent.config, agent.rollout, agent.net
+        T, N = cfg.steps_per_env, cfg.n_envs
+        D = roll.obs.shape[1]
+        obs_buf = np.zeros((T, N, D), np.float32)
+        next_obs = np.zeros((T, N, D), np.float32)
+        act_buf = np.zeros((T, N, 1), np.float32)
+        logp_buf = np.zeros((T, N), np.float32)
+        rew = np.zeros((T, N))
+        term = np.zeros((T, N), bool)
+        trunc = np.zeros((T, N), bool)
+        episodes: list[float] = []
+        log_std = net.log_std.detach()
+        std = log_std.exp()
+        log_norm = float(log_std.sum()) + 0.5 * log_std.numel() * float(np.log(2 * np.pi))
+        for t in range(T):
+            o = torch.from_numpy(roll.obs.astype(np.float32))
+            with torch.no_grad():
+                mean = net(o)
+                noise = torch.randn(mean.shape, generator=roll.torch_gen)
+                a = mean + std * noise
+                # Gaussian log-density of a: (a - mean) / std = noise
+                logp = -0.5 * (noise * noise).sum(-1) - log_norm
+            obs_buf[t] = roll.obs
+            act_buf[t] = a.numpy()
+            logp_buf[t] = logp.numpy()
+            for i, env in enumerate(roll.envs):
+                o2, r, te, tr, _ = env.step(act_buf[t, i])
+                env.episode_logs.clear()
+                rew[t, i], term[t, i], trunc[t, i] = r, te, tr
+                next_obs[t, i] = o2
+                roll.episode_return[i] += r
+                roll.episode_steps[i] += 1
+                if te or tr:
+                    episodes.append(float(roll.episode_return[i]))
+                    roll.episode_return[i], roll.episode_steps[i] = 0.0, 0
+                    o2 = self._reset_env(env, distribution, roll.rng)
+                roll.obs[i] = o2
+        return {"obs": obs_buf, "next_obs": next_obs, "actions": act_buf, "logp": logp_buf, "rewards": rew,
+                "terminated": term, "truncated": trunc, "episode_returns": episodes}
+
+    def update(self, agent: CcAgent, batch: dict[str, Any]) -> dict[str, float]:
+        """GAE(λ) and the PPO update on one rollout batch."""
+        cfg, net = agent.config, agent.net
+        T, N, D = batch["obs"].shape
+        with torch.no_grad():
+            values = net.value(torch.from_numpy(batch["obs"].reshape(-1, D))).numpy().reshape(T, N)
+            next_values = net.value(torch.from_numpy(batch["next_obs"].reshape(-1, D))).numpy().reshape(T, N)
+        adv, ret = gae(batch["rewards"] * cfg.reward_scale, values, batch["terminated"], batch["truncated"],
+                       next_values, cfg.gamma, cfg.gae_lambda)
+        ppo = PPOConfig(clip=cfg.clip, epochs=cfg.epochs, minibatch=cfg.minibatch, value_coef=cfg.value_coef,
+                        normalize_adv=True)
+        stats = ppo_update(net, agent.optimizer, ppo, torch.from_numpy(batch["obs"].reshape(-1, D)),
+                           torch.from_numpy(batch["actions"].reshape(-1, 1)),
+                           torch.from_numpy(batch["logp"].reshape(-1)),
+                           torch.from_numpy(adv.reshape(-1).astype(np.float32)),
+                           torch.from_numpy(ret.reshape(-1).astype(np.float32)),
+                           cfg.entropy_coef, generator=agent.rollout.torch_gen)
+        stats["explained_variance"] = explained_variance(values.reshape(-1), ret.reshape(-1))
+        return stats
+
+    def train(self, agent: CcAgent, distribution: ConfigDistribution, iterations: int, seed: int) -> CcAgent:
+        """``iterations`` PPO updates on environments drawn from ``distribution``."""
+        if distribution.space.use_case != "cc":
+            raise ValueError(f"CcUseCase.train: distribution is for use case {distribution.space.use_case!r}")
+        torch.set_num_threads(agent.config.torch_threads)
+        if agent.rollout is None:
+            agent.rollout = self._start_rollout(distribution, seed)
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            batch = self.collect(agent, distribution)
+            t1 = time.perf_counter()
+            stats = self.update(agent, batch)
+            t2 = time.perf_counter()
+            n = batch["rewards"].size
+            agent.updates += 1
+            agent.env_steps += n
+            agent.wall_s += t2 - t0
+            eps = batch["episode_returns"]
+            record = {"update": agent.updates, "env_steps": agent.env_steps, "wall_s": agent.wall_s,
+                      "mean_step_reward": float(batch["rewards"].mean()),
+                      "episodes": len(eps), "episode_reward_mean": float(np.mean(eps)) if eps else float("nan"),
+                      "rollout_s": t1 - t0, "update_s": t2 - t1,
+                      "transitions_per_s": n / max(t2 - t0, 1e-9),
+                      "log_std": float(agent.net.log_std.detach()[0]), **stats}
+            agent.history.append(record)
+            if self.on_update is not None:
+                self.on_update(agent, record)
+        return agent
+
+    # ------------------------------------------------------------------ test
+    def test(self, policy: Any, configs: list[dict], seed: int) -> np.ndarray:
+        """Packet-level reward of ``policy`` (a :class:`CcAgent`, a torch module, an
+        ``act(obs)`` callable, or "bbr"/"cubic"/"optimal") per config."""
+        from genet.cc.link import LinkConfig
+        from genet.cc.metrics import summarize
+        from genet.cc.policies import CcPolicy, run_aurora, run_policy
+        from traces.generators import generate_trace
+
+        aurora = self.config.aurora()
+        if isinstance(policy, str):
+            if policy not in (*CC_BASELINES, "optimal"):
+                raise ValueError(f"unknown CC baseline {policy!r}; choose one of {', '.join(CC_BASELINES)} "
+                                 f"(or 'optimal')")
+            act = None
+        else:
+            if isinstance(policy, CcAgent):
+                act_batch = policy.act
+            elif isinstance(policy, torch.nn.Module):
+                def act_batch(obs, _m=policy):
+                    with torch.no_grad():
+                        return _m(torch.as_tensor(np.asarray(obs, np.float32))).numpy()
+            elif callable(policy):
+                act_batch = policy
+            else:
+                raise TypeError(f"CcUseCase.test: cannot run a policy of type {type(policy).__name__}")
+
+            def act(obs, _f=act_batch):
+                return float(np.asarray(_f(obs[None, :])).reshape(-1)[0])
+        out = []
+        for i, config in enumerate(configs):
+            rng = np.random.default_rng([seed, i])
+            trace = generate_trace("cc", config, rng, name=f"test-{i}", space=self.space)
+            sim_seed = int(rng.integers(2**31 - 1))
+            link = LinkConfig.from_trace(trace)
+            if policy == "optimal":
+                out.append(optimal_reward(trace, aurora))
+                continue
+            if act is None:
+                log = run_policy(CcPolicy(policy, policy), trace, link, seed=sim_seed)
+            else:
+                log, _ = run_aurora(act, trace, aurora, sim_seed)
+            out.append(summarize(log, link, str(policy), trace.name, aurora.reward_form, sim_seed).reward)
+        return np.array(out, float)
+
+
+# ------------------------------------------------------------- CLI hooks
+def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
+                   on_update: Callable[[CcAgent, dict], None] | None = None) -> CcUseCase:
+    """The CC use case from ``genet train cc`` options (see :mod:`genet.train_cli`)."""
+    d = CcTrainConfig()
+
+    def opt(name, default):
+        v = getattr(args, name, None)
+        return default if v is None else v
+    cfg = CcTrainConfig(n_envs=opt("n_envs", d.n_envs), steps_per_update=opt("steps_per_update", d.steps_per_update),
+                        epochs=opt("epochs", d.epochs), minibatch=opt("minibatch", d.minibatch),
+                        learning_rate=opt("lr", d.learning_rate), history_length=opt("history_length", d.history_length))
+    return CcUseCase(cfg, real_traces=real_traces, on_update=on_update)
+
+
+def train_config_dict(use_case: CcUseCase) -> dict:
+    return asdict(use_case.config)
+
+
+def export_policy(use_case: CcUseCase, agent: CcAgent, path: str | Path,
+                  metadata: dict[str, Any] | None = None, n_check: int = 1000) -> Path:
+    """Export the deterministic actor (the Gaussian mean) as a self-describing ONNX policy
+    (:func:`genet.policy.export_onnx`, spec :func:`genet.cc.policies.cc_policy_spec`),
+    checked against torch on ``n_check`` random observations inside the observation bounds."""
+    from genet.cc.monitor import ObservationHistory
+    from genet.cc.policies import cc_policy_spec
+    from genet.policy import export_onnx
+    aurora = agent.config.aurora()
+    lo, hi = ObservationHistory(aurora.features, aurora.history_length).bounds()
+    rng = np.random.default_rng(0)
+    lo_f = np.maximum(np.asarray(lo, np.float64), -10.0)
+    hi_f = np.minimum(np.asarray(hi, np.float64), 10.0)
+    obs = rng.uniform(lo_f, hi_f, size=(n_check, lo_f.size)).astype(np.float32)
+    extra = {"delta_scale": aurora.delta_scale, "features": list(aurora.features),
+             "history_length": aurora.history_length, "reward_form": aurora.reward_form,
+             "train_config": asdict(agent.config), "updates": agent.updates, "env_steps": agent.env_steps,
+             "train_wall_s": agent.wall_s, "seed": agent.seed, **(metadata or {})}
+    return export_onnx(agent.net.pi, cc_policy_spec(aurora), path, extra_metadata=extra, check_observations=obs)

@@ -1,0 +1,469 @@
+"""``genet train {abr,cc}`` and ``genet export``: train RL policies and export them to ONNX.
+
+Methods (paper §4-§5, genet-simulators.md §6):
+
+* ``udr``: PPO on uniform domain randomisation over the RL1/RL2/RL3 range,
+  optionally mixing real traces with probability ``--real-prob`` (§5.2);
+* ``genet``: the Genet curriculum (:func:`genet.curriculum.loop.run_curriculum`):
+  a warm-up phase on UDR, then ``--rounds`` rounds of BO search of the
+  gap-to-baseline (``--ensemble``: max gap over several baselines) ->
+  promotion (w = 0.3) -> training;
+* ``cl1``: hand-picked difficulty: ``--rounds`` + 1 stages of training whose
+  bandwidth change interval range widens from the calmest values (longest
+  holds) to the whole range, i.e. increasingly frequent bandwidth changes;
+* ``cl2``: curriculum on where the baseline performs badly (objective optimum -
+  baseline); ``cl3``: curriculum on the gap to the optimum (optimum - RL).
+
+``--steps`` is the total number of environment steps of the run; the
+curriculum methods split it evenly over the warm-up and the rounds.
+
+Run directory (``--out``, default ``runs/<use_case>-<method>-<range>-s<seed>``):
+
+* ``run.json``: use case, method, options, training settings, command, git
+  commit, written at the start (a ``--resume`` checks the use case against it);
+* ``learning_curve.csv`` (one row per PPO update) and ``learning_curve.png``;
+* udr/cl1: ``checkpoints/latest.pt`` every ``--checkpoint-every`` updates
+  and ``checkpoints/step_<env_steps>.pt`` copies; genet/cl2/cl3:
+  ``model-round<r>``, ``state.json``, ``rounds.csv`` after every phase and
+  ``rounds.png`` (gap per BO trial, chosen config per round);
+* ``model.pt``: the final model. ``genet export RUN_DIR -o policy.onnx``
+  exports it (or the latest checkpoint of an unfinished run).
+
+Use cases plug in through :data:`TRAIN_USE_CASES`: a module providing
+``build_use_case(args, real_traces, on_update)``, ``train_config_dict(use_case)``
+and ``export_policy(use_case, model, path, metadata)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+METHODS = ("udr", "genet", "cl1", "cl2", "cl3")
+RANGES = ("rl1", "rl2", "rl3")
+OBJECTIVE_OF = {"genet": "gap_to_baseline", "cl2": "baseline_to_optimum", "cl3": "gap_to_optimum"}
+RUN_FILE = "run.json"
+#: PPO option defaults shown by `genet train <use case> --help` (a use case not listed gets None = its own).
+PPO_DEFAULTS = {"cc": {"n_envs": 2, "steps_per_update": 7200, "epochs": 12, "minibatch": 600, "lr": 1e-3}}
+
+
+@dataclass(frozen=True)
+class TrainEntry:
+    """A use case ``genet train`` knows.
+
+    name: the use-case name ("cc")
+    module: module with build_use_case / train_config_dict / export_policy
+    baselines: baseline names of the gap objective (first = default)
+    missing: message when the module is not there yet
+    """
+
+    name: str
+    module: str
+    baselines: tuple[str, ...]
+    missing: str = ""
+
+
+TRAIN_USE_CASES = {
+    "cc": TrainEntry("cc", "genet.cc.training", ("bbr", "cubic")),
+    "abr": TrainEntry("abr", "genet.abr.training", ("mpc", "bba"),
+                      missing="ABR training is not available yet: genet/abr/training.py (the ABR use case of the "
+                              "curriculum) has not been written; `genet train cc` works"),
+}
+
+
+def use_case_module(name: str):
+    import importlib
+    if name not in TRAIN_USE_CASES:
+        raise ValueError(f"unknown use case {name!r}; choose one of {', '.join(TRAIN_USE_CASES)}")
+    entry = TRAIN_USE_CASES[name]
+    try:
+        return importlib.import_module(entry.module)
+    except ModuleNotFoundError as exc:
+        if exc.name and entry.module.startswith(exc.name):
+            raise ValueError(entry.missing or f"training for {name!r} is not available ({entry.module} missing)") \
+                from None
+        raise
+
+
+# ------------------------------------------------------------------ parser
+def register(subparsers, groups) -> None:
+    from genet.cli import HelpFormatter
+    for name, entry in TRAIN_USE_CASES.items():
+        p = groups["train"].add_parser(
+            name, help=f"train a {name.upper()} policy with PPO (udr, genet, cl1-cl3)",
+            description=__doc__.split("\n\n", 1)[1].split("Use cases plug in")[0], formatter_class=HelpFormatter)
+        _add_train_options(p, entry)
+        p.set_defaults(func=run_train, use_case=name)
+    e = subparsers.add_parser("export", help="export a trained policy (a genet train run directory) to ONNX",
+                              description="Export the final model of a `genet train` run (or its latest "
+                                          "checkpoint) as an ONNX policy whose metadata carries the use case, "
+                                          "observation layout, action semantics and training provenance.",
+                              formatter_class=HelpFormatter)
+    e.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `genet train`")
+    e.add_argument("-o", "--output", metavar="FILE", required=True, help="ONNX file to write (e.g. policy.onnx)")
+    e.set_defaults(func=run_export)
+
+
+def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
+    p.add_argument("--method", default="udr", help=f"training method: {', '.join(METHODS)}")
+    p.add_argument("--range", dest="range_name", default="rl3",
+                   help=f"config-space range of the UDR (initial) distribution: {', '.join(RANGES)}")
+    p.add_argument("--baseline", default=entry.baselines[0],
+                   help=f"baseline(s) of the gap objective, comma-separated: {', '.join(entry.baselines)}")
+    p.add_argument("--ensemble", action="store_true",
+                   help="gap = max over the baselines (needs two or more; paper §4.2 footnote)")
+    p.add_argument("--steps", type=int, default=720_000,
+                   help="total environment steps of the run (transitions; Aurora UDR: 720000)")
+    p.add_argument("--rounds", type=int, default=9,
+                   help="curriculum rounds (genet, cl2, cl3) or extra difficulty stages (cl1) (count; paper: 9)")
+    p.add_argument("--trials", type=int, default=15, help="BO trials per round (count)")
+    p.add_argument("--random-trials", type=int, default=10, help="random BO trials before the GP-guided ones (count)")
+    p.add_argument("--envs-per-trial", type=int, default=10, help="k environments per BO trial (count)")
+    p.add_argument("--real-traces", metavar="DIR", default=None,
+                   help="directory of real traces mixed into training (paper §5.2)")
+    p.add_argument("--real-prob", type=float, default=0.3,
+                   help="probability 0-1 of training on a real trace when --real-traces is given")
+    p.add_argument("--seed", type=int, default=0, help="master seed (integer)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="run directory (default runs/<use case>-<method>-<range>-s<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=10,
+                   help="PPO updates between checkpoints (udr, cl1; the curriculum checkpoints every phase)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ppo = PPO_DEFAULTS.get(entry.name)
+    g = p.add_argument_group("PPO settings (defaults: Aurora, genet-simulators.md §8.3)" if ppo
+                             else "PPO settings (not given: the use case's own defaults)")
+
+    def dflt(key):
+        return ppo[key] if ppo else None
+
+    g.add_argument("--n-envs", type=int, default=dflt("n_envs"), help="environments per rollout (count)")
+    g.add_argument("--steps-per-update", type=int, default=dflt("steps_per_update"),
+                   help="transitions per PPO update, all environments together (count)")
+    g.add_argument("--epochs", type=int, default=dflt("epochs"), help="PPO passes over each batch (count)")
+    g.add_argument("--minibatch", type=int, default=dflt("minibatch"), help="transitions per gradient step (count)")
+    g.add_argument("--lr", type=float, default=dflt("lr"), help="Adam learning rate (per step)")
+    if entry.name == "cc":
+        g.add_argument("--history-length", type=int, default=10,
+                       help="monitor intervals in the observation (count; 10 gives 30 values)")
+
+
+# ------------------------------------------------------------- validation
+@dataclass
+class TrainPlan:
+    """The validated options of one run."""
+
+    use_case: str
+    method: str
+    range_name: str
+    baselines: tuple[str, ...]
+    ensemble: bool
+    total_updates: int
+    out: Path
+    real_traces: list | None
+
+
+def plan_run(args: argparse.Namespace) -> TrainPlan:
+    """Check every option before any training starts; raise ValueError naming the option."""
+    entry = TRAIN_USE_CASES[args.use_case]
+    if args.method not in METHODS:
+        raise ValueError(f"--method {args.method!r}: unknown method; choose one of {', '.join(METHODS)}")
+    if args.range_name not in RANGES:
+        raise ValueError(f"--range {args.range_name!r}: unknown range; choose one of {', '.join(RANGES)}")
+    baselines = tuple(b.strip() for b in args.baseline.split(",") if b.strip())
+    bad = [b for b in baselines if b not in entry.baselines]
+    if bad or not baselines:
+        raise ValueError(f"--baseline {args.baseline!r}: unknown baseline {bad[0] if bad else ''!r} for "
+                         f"{entry.name}; choose from {', '.join(entry.baselines)}")
+    if args.ensemble and len(baselines) < 2:
+        raise ValueError(f"--ensemble needs two or more baselines (e.g. --baseline {','.join(entry.baselines)})")
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1 environment step, got {args.steps}")
+    if args.rounds < 0:
+        raise ValueError(f"--rounds must be >= 0, got {args.rounds}")
+    if args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be >= 1 update, got {args.checkpoint_every}")
+    if not 1 <= args.trials or not 0 <= args.random_trials <= args.trials or args.envs_per_trial < 1:
+        raise ValueError(f"need --trials >= 1, 0 <= --random-trials <= --trials and --envs-per-trial >= 1; got "
+                         f"{args.trials}, {args.random_trials}, {args.envs_per_trial}")
+    for opt in ("n_envs", "steps_per_update", "epochs", "minibatch"):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            raise ValueError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    if args.steps_per_update is not None and args.n_envs is not None and args.steps_per_update < args.n_envs:
+        raise ValueError(f"need --steps-per-update >= --n-envs; got {args.steps_per_update}, {args.n_envs}")
+    real = None
+    if args.real_traces is not None:
+        if not 0 <= args.real_prob <= 1:
+            raise ValueError(f"--real-prob must be a probability in [0, 1], got {args.real_prob}")
+        d = Path(args.real_traces)
+        if not d.exists():
+            raise FileNotFoundError(f"--real-traces {d}: no such file or directory")
+        from traces import load_traces
+        real = load_traces(d)
+        if not real:
+            raise ValueError(f"--real-traces {d}: the directory holds no traces")
+    out = Path(args.out) if args.out else Path("runs") / f"{args.use_case}-{args.method}-{args.range_name}-s{args.seed}"
+    run_file = out / RUN_FILE
+    if args.resume:
+        if not run_file.is_file():
+            raise FileNotFoundError(f"--resume: {run_file} does not exist (not a genet train run directory)")
+        prev = json.loads(run_file.read_text())
+        if prev.get("use_case") != args.use_case:
+            raise ValueError(f"--resume: {out} is a {prev.get('use_case')!r} run, not a {args.use_case!r} run")
+        if prev.get("method") != args.method:
+            raise ValueError(f"--resume: {out} is a {prev.get('method')!r} run, not --method {args.method}")
+    elif run_file.exists():
+        raise ValueError(f"--out {out} already holds a run ({run_file}); pass --resume to continue it "
+                         f"or choose another --out")
+    return TrainPlan(args.use_case, args.method, args.range_name, baselines, args.ensemble, 0, out, real)
+
+
+def steps_per_update(use_case: Any) -> int:
+    """Transitions per PPO update of a use case (its config's ``batch_size`` or ``steps_per_update``)."""
+    cfg = getattr(use_case, "config", None)
+    for attr in ("batch_size", "steps_per_update"):
+        v = getattr(cfg, attr, None)
+        if v:
+            return int(v)
+    raise ValueError(f"use case {getattr(use_case, 'name', '?')!r} does not say its transitions per update")
+
+
+def set_total_updates(plan: TrainPlan, args: argparse.Namespace, use_case: Any) -> None:
+    """--steps -> PPO updates; the curriculum methods need at least one update per phase."""
+    spu = steps_per_update(use_case)
+    plan.total_updates = max(1, math.ceil(args.steps / spu))
+    if plan.method not in ("udr", "cl1") and plan.total_updates < args.rounds + 1:
+        raise ValueError(f"--steps {args.steps} gives {plan.total_updates} PPO update(s) of {spu} transitions, "
+                         f"fewer than the {args.rounds + 1} phases of --method {plan.method} "
+                         f"(warm-up + --rounds {args.rounds})")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The `genet train` command that reproduces this run (every option spelled out)."""
+    parts = ["genet", "train", args.use_case]
+    for dest, value in vars(args).items():
+        if dest in ("func", "use_case", "resume", "no_progress", "command", "train_command") or value is None \
+                or value is False:
+            continue
+        flag = "--range" if dest == "range_name" else "--" + dest.replace("_", "-")
+        parts += [flag] if value is True else [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from traces.atomic import atomic_text_writer
+    with atomic_text_writer(path) as fh:
+        json.dump(data, fh, indent=1, default=str)
+
+
+# ---------------------------------------------------------- curve output
+CURVE_COLUMNS = ("update", "env_steps", "wall_s", "mean_step_reward", "episodes", "episode_reward_mean",
+                 "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "explained_variance", "log_std",
+                 "transitions_per_s")
+
+
+def write_curve(history: list[dict], out: Path) -> None:
+    import csv
+    from traces.atomic import atomic_text_writer
+    with atomic_text_writer(out / "learning_curve.csv") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(CURVE_COLUMNS), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in history:
+            w.writerow(r)
+
+
+def plot_curve(history: list[dict], out: Path) -> Path | None:
+    if not history:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    steps = np.array([r["env_steps"] for r in history])
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    ax1.plot(steps, [r["mean_step_reward"] for r in history], lw=1)
+    ax1.set_ylabel("mean reward per step")
+    ax1.grid(alpha=0.3)
+    ax2.plot(steps, [r["episode_reward_mean"] for r in history], ".", ms=3)
+    ax2.set_ylabel("episode reward")
+    ax2.set_xlabel("environment steps")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / "learning_curve.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------ train
+def cl1_stages(space, range_name: str, n_stages: int) -> list:
+    """CL1: distributions whose bandwidth-change-interval range widens from the longest
+    holds (calm) to the whole range (frequent changes), one per stage."""
+    from genet.curriculum.distribution import ConfigDistribution
+    dim = "bandwidth_change_interval_s" if "bandwidth_change_interval_s" in space.names else None
+    out = []
+    for k in range(n_stages):
+        dist = ConfigDistribution.udr(space, range_name)
+        if dim is not None:
+            lo, hi = dist.entries[0].ranges[dim]
+            frac = (k + 1) / n_stages
+            dist.entries[0].ranges[dim] = (hi - (hi - lo) * frac, hi)
+            dist.entries[0].label = f"cl1-stage{k}"
+        out.append(dist)
+    return out
+
+
+def run_train(args: argparse.Namespace) -> int:
+    plan = plan_run(args)  # every check before the heavy imports and any training
+    module = use_case_module(plan.use_case)
+    from genet.curriculum.distribution import ConfigDistribution
+    out = plan.out
+    bar = None
+
+    def on_update(model: Any, record: dict) -> None:
+        write_curve(model.history, out)
+        if bar is not None:
+            bar.n = min(record["update"], plan.total_updates)
+            bar.set_postfix(reward=f"{record['mean_step_reward']:.1f}", refresh=False)
+            bar.refresh()
+
+    use_case = module.build_use_case(args, real_traces=plan.real_traces, on_update=on_update)
+    set_total_updates(plan, args, use_case)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=plan.total_updates, desc=f"genet train {plan.use_case} {plan.method}", unit="update")
+    n_real = len(plan.real_traces or [])
+    real_prob = args.real_prob if n_real else 0.0
+    initial = ConfigDistribution.udr(use_case.space, plan.range_name, real_prob, n_real)
+    if not args.resume:
+        _write_json(out / RUN_FILE, {
+            "use_case": plan.use_case, "method": plan.method, "range": plan.range_name,
+            "baselines": list(plan.baselines), "ensemble": plan.ensemble, "seed": args.seed, "steps": args.steps,
+            "rounds": args.rounds, "total_updates": plan.total_updates,
+            "real_traces": args.real_traces, "real_prob": real_prob,
+            "train_config": module.train_config_dict(use_case),
+            "command": command_line(args),
+            "argv": {k: v for k, v in vars(args).items() if k != "func"}, "commit": _git_commit(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    else:
+        run = json.loads((out / RUN_FILE).read_text())
+        run.setdefault("resumes", []).append({"command": command_line(args), "steps": args.steps,
+                                              "rounds": args.rounds, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        _write_json(out / RUN_FILE, run)
+    t0 = time.perf_counter()
+    if plan.method in ("udr", "cl1"):
+        model = _train_staged(use_case, plan, args, initial)
+    else:
+        model = _train_curriculum(use_case, plan, args, initial)
+    use_case.save_model(model, out / "model.pt")
+    write_curve(model.history, out)
+    plot_curve(model.history, out)
+    if bar is not None:
+        bar.close()
+    last = model.history[-1] if model.history else {}
+    print(f"trained {plan.use_case} ({plan.method}): {model.env_steps} environment steps, {model.updates} updates "
+          f"in {time.perf_counter() - t0:.1f} s; last mean step reward {last.get('mean_step_reward', float('nan')):.2f}")
+    print(f"run directory: {out} (model.pt, learning_curve.csv/.png); export with "
+          f"`genet export {out} -o policy.onnx`")
+    return 0
+
+
+def _train_staged(use_case, plan: TrainPlan, args, initial) -> Any:
+    """udr (one stage) or cl1 (rounds + 1 stages), checkpointed every --checkpoint-every updates."""
+    import shutil
+    ckpt_dir = plan.out / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    latest = ckpt_dir / "latest.pt"
+    if plan.method == "udr":
+        stages = [initial]
+    else:
+        stages = cl1_stages(use_case.space, plan.range_name, args.rounds + 1)
+        for d in stages:
+            d.real_prob, d.n_real_traces = initial.real_prob, initial.n_real_traces
+    per_stage = [plan.total_updates // len(stages) + (1 if i < plan.total_updates % len(stages) else 0)
+                 for i in range(len(stages))]
+    if args.resume and latest.is_file():
+        model = use_case.load_model(latest)
+        print(f"resuming {plan.out} after {model.updates} updates ({model.env_steps} environment steps)")
+    else:
+        model = use_case.new_model(args.seed)
+    bounds = [sum(per_stage[:i + 1]) for i in range(len(per_stage))]
+    while model.updates < plan.total_updates:
+        stage = next(i for i, b in enumerate(bounds) if model.updates < b)
+        n = min(args.checkpoint_every - model.updates % args.checkpoint_every, bounds[stage] - model.updates)
+        use_case.train(model, stages[stage], n, args.seed)
+        if model.updates % args.checkpoint_every == 0 or model.updates == plan.total_updates:
+            use_case.save_model(model, latest)
+            shutil.copyfile(latest, ckpt_dir / f"step_{model.env_steps}.pt")
+            plot_curve(model.history, plan.out)
+    return model
+
+
+def _train_curriculum(use_case, plan: TrainPlan, args, initial) -> Any:
+    from genet.curriculum.loop import CurriculumConfig, plot_rounds, run_curriculum
+    per_phase = max(1, plan.total_updates // (args.rounds + 1))
+    cfg = CurriculumConfig(rounds=args.rounds, iterations_per_round=per_phase, n_trials=args.trials,
+                           n_random=args.random_trials, envs_per_trial=args.envs_per_trial,
+                           baselines=plan.baselines, ensemble=plan.ensemble, objective=OBJECTIVE_OF[plan.method],
+                           seed=args.seed)
+    model, dist, state = run_curriculum(use_case, cfg, plan.out, initial=initial, resume=args.resume,
+                                        log=lambda s: print(s, file=sys.stderr))
+    if state.rounds:
+        plot_rounds(state, plan.out / "rounds.png")
+    plot_curve(model.history, plan.out)
+    return model
+
+
+# ----------------------------------------------------------------- export
+def latest_model_path(run_dir: Path, run: dict) -> Path:
+    """The final model of a run, else its latest checkpoint."""
+    if (run_dir / "model.pt").is_file():
+        return run_dir / "model.pt"
+    if (run_dir / "checkpoints" / "latest.pt").is_file():
+        return run_dir / "checkpoints" / "latest.pt"
+    state = run_dir / "state.json"
+    if state.is_file():
+        phases = json.loads(state.read_text()).get("phases_done", 0)
+        p = run_dir / f"model-round{phases - 1}"
+        if phases > 0 and p.is_file():
+            return p
+    raise FileNotFoundError(f"{run_dir}: no model.pt and no checkpoint yet (did training start?)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    run_file = run_dir / RUN_FILE
+    if not run_file.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a genet train run directory ({RUN_FILE} missing)")
+    run = json.loads(run_file.read_text())
+    module = use_case_module(run.get("use_case", "?"))
+    model_path = latest_model_path(run_dir, run)
+    use_case = module.build_use_case(argparse.Namespace(**run["argv"]))
+    model = use_case.load_model(model_path)
+    provenance = {"method": run.get("method"), "range": run.get("range"), "baselines": run.get("baselines"),
+                  "ensemble": run.get("ensemble"), "command": run.get("command"), "commit": run.get("commit"),
+                  "run_dir": str(run_dir), "checkpoint": model_path.name, "name": f"{run.get('use_case')}-"
+                  f"{run.get('method')}-s{run.get('seed')}"}
+    path = module.export_policy(use_case, model, args.output, provenance)
+    print(f"wrote {path} ({run.get('use_case')} policy, {run.get('method')}, {model.env_steps} environment steps; "
+          f"onnxruntime matches torch on 1000 random observations)")
+    return 0
