@@ -1,0 +1,53 @@
+"""ABR training throughput: environment transitions per second including the PPO update.
+
+Pensieve-PPO (genet-simulators.md §8.2) on the batched simulator, RL3 UDR environments,
+EnvivioDash3 chunk sizes when ../shared is beside the repository. Reference: the original
+Pensieve-PPO does ~2.2k transitions/s with 2 workers on this machine kind; issue 6 target >= 22k.
+
+    .venv/bin/python benchmarks/abr_training_speed.py [--threads 0] [--updates 5]
+        [--n-envs 16,64] [--rollout-steps 48]
+
+Prints one row per (n_envs, rollout_steps): batch size, transitions/s, rollout and update time
+per update. Figures are measurements on the machine it runs on, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (count; 0 = every core)")
+    ap.add_argument("--updates", type=int, default=5, help="timed PPO updates per row (count)")
+    ap.add_argument("--n-envs", default="16,64", help="sessions per rollout, comma-separated (count; 16,64)")
+    ap.add_argument("--rollout-steps", type=int, default=48, help="decisions per session per update (count; 48)")
+    ap.add_argument("--epochs", type=int, default=5, help="PPO epochs per update (count; 5 = Pensieve-PPO)")
+    ap.add_argument("--range", dest="range_name", default="rl3", help="UDR range of the environments (rl3)")
+    args = ap.parse_args()
+
+    from genet.abr.training import AbrTrainConfig, AbrUseCase, train_steps_per_second
+
+    print(f"host: {platform.node()} ({os.cpu_count()} cores), python {platform.python_version()}")
+    print(f"{'n_envs':>6} {'steps':>5} {'batch':>6} {'threads':>7} {'transitions/s':>13} {'rollout_ms':>10} "
+          f"{'update_ms':>9}")
+    for n_envs in (int(x) for x in args.n_envs.split(",")):
+        cfg = AbrTrainConfig(n_envs=n_envs, rollout_steps=args.rollout_steps, epochs=args.epochs,
+                             torch_threads=args.threads)
+        uc = AbrUseCase(cfg)
+        r = train_steps_per_second(uc, updates=args.updates, warmup=1, range_name=args.range_name)
+        print(f"{n_envs:>6} {args.rollout_steps:>5} {r['batch']:>6} {r['torch_threads']:>7} "
+              f"{r['transitions_per_s']:>13.0f} {1000 * r['rollout_s']:>10.1f} {1000 * r['update_s']:>9.1f}")
+    print("video:", uc.video.source or "constant-bitrate stand-in (../shared/video/envivio missing)")
+    print("reference: Pensieve-PPO ~2.2k transitions/s (2 workers); target >= 22k")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,596 @@
+"""Pensieve-PPO training of ABR policies: the ABR use case of the Genet curriculum.
+
+:class:`AbrUseCase` implements :class:`genet.curriculum.usecase.UseCase` (the
+paper's Train/Test interface, §4.3):
+
+* ``new_model(seed)`` -> an :class:`AbrAgent`: a
+  :class:`~genet.ppo.networks.PensieveActorCritic` (Pensieve 6x8 state, 6
+  direct actions by default; the Genet 6x6 / 3 jump actions layout on
+  request), one Adam over actor + critic, the adaptive entropy weight, counters,
+  learning-curve history and the rollout state;
+* ``train(agent, distribution, iterations, seed)``: ``iterations`` PPO updates,
+  each on ``n_envs x rollout_steps`` transitions of ``n_envs`` sessions stepped
+  together on ONE :class:`~genet.abr.core.BatchedAbrSim` (the numba core, no
+  per-session Python env). Every new video (episode) plays an environment drawn
+  from the :class:`~genet.curriculum.distribution.ConfigDistribution`: the
+  config's trace from :func:`traces.generators.generate_trace` plus the
+  config's buffer / RTT / chunk length / video length (:class:`EnvParams`), or
+  a real trace (default EnvParams, as Genet wraps real traces with 80 ms /
+  60 s) when the distribution draws ``real_trace_index``;
+* ``test(policy, configs, seed)``: per-config total QoE (sum of the per-chunk
+  rewards of one video, §1.6, as Genet ABR-A's ``test()`` and the BO gap,
+  §6.2) of the model (argmax action), ``"mpc"``, ``"bba"`` or ``"optimal"``
+  through :func:`genet.abr.evaluate.evaluate` (trace pointer 1, no delay noise);
+  environment i's trace comes from ``default_rng([seed, i])``, so the RL policy
+  and every baseline see the same traces;
+* ``save_model``/``load_model``: one file with the network, optimiser,
+  adaptive-entropy weight, counters, history and the whole rollout state
+  (the batched simulator mid-video, the state matrices, the numpy RNG), so a
+  resumed run continues exactly (tested: equal parameters after 2 + 2 and 4 updates).
+
+PPO follows Pensieve-PPO's torch version (genet-simulators.md §8.2): Adam
+1e-4, 5 full-batch epochs, clip 0.2, dual clip 3, value coefficient 10,
+adaptive entropy from ln 6 towards a target entropy of 0.1 (updated with the
+entropy of the rollout policy, floor 0.01), γ = 0.99 discounted returns
+without GAE, advantage R - V (not normalised). Environment (training): the
+Pensieve conventions (48-chunk default video, μ = 4.3, first quality 1) with
+Pensieve training's delay noise U(0.9, 1.1) and random start pointer (§1.7).
+
+Choices where references differ or are silent:
+
+* Episodes are whole videos (video end = *terminated*, no bootstrap) and carry
+  across updates and ``train`` calls: each update runs exactly ``rollout_steps``
+  decisions in every session, the last partial video of a batch is bootstrapped
+  with V(s_T) (Pensieve-PPO stops rollouts at the video end instead; with a
+  lockstep batch and video lengths from 4 to 800 chunks (RL3) fixed-length
+  rollouts keep the batch dense).
+* As in Pensieve-PPO's env, each video's first chunk is downloaded at the first
+  quality without a decision; its reward is not a training transition but is
+  part of the logged episode QoE (as in evaluation).
+* Actions are sampled by inverse CDF from the numpy RNG (Pensieve-PPO uses
+  Gumbel-max: the same distribution).
+* The trace pool: the batched simulator holds the traces of the running videos
+  plus ``fresh_traces`` newly drawn environments; it is rebuilt before every
+  update (running sessions keep their exact state), and a new video takes the
+  next unused fresh environment (a uniformly chosen one from the pool once all
+  are used within one update).
+* A drawn config whose trace cannot carry one chunk in a whole pass (possible
+  near 0 Mbps; the simulator refuses such traces) is redrawn from the same RNG
+  (training and test alike, so test stays a function of (config, seed, i)).
+* ``seed`` of ``train`` seeds the rollout only when the agent has none yet;
+  afterwards the agent's own saved RNG continues (training in several calls
+  with checkpoints in between equals one long call).
+* Threads: torch uses ``torch_threads`` intra-op threads (0 = every core),
+  set with ``torch.set_num_threads`` at every ``new_model``/``train``; the numba
+  simulator is single-threaded and runs between the network calls.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from genet.abr.core import BatchedAbrSim
+from genet.abr.observations import PENSIEVE_6X8, StateBuilder, get_layout, to_quality
+from genet.abr.params import EnvParams, SimConventions, conventions
+from genet.abr.video import Video, constant_bitrate_video, load_video
+from genet.curriculum.distribution import ConfigDistribution
+from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig, discounted_returns, explained_variance, ppo_update
+from genet.ppo.networks import PensieveActorCritic
+from traces.config_space import load_space
+from traces.errors import TraceFormatError
+from traces.trace import Trace
+
+#: Baseline names ``test`` accepts besides a model ("optimal": the offline optimum, genet/abr/optimal.py).
+ABR_BASELINES = ("mpc", "bba")
+CHECKPOINT_FORMAT = "genet-abr-agent-v1"
+#: Redraws of a config whose trace cannot carry one chunk before giving up.
+MAX_TRACE_REDRAWS = 100
+
+
+@dataclass
+class AbrTrainConfig:
+    """Pensieve-PPO settings (genet-simulators.md §8.2) and the training environment.
+
+    n_envs: sessions stepped together on the batched simulator (16: Pensieve-PPO's workers)
+    rollout_steps: decisions per session per update (48: about one default video per worker)
+    epochs: full-batch optimisation passes per update (5)
+    minibatch: transitions per gradient step (None: the full batch, as Pensieve-PPO)
+    learning_rate: Adam step size over actor + critic (1e-4)
+    gamma: discount (0.99)
+    clip: PPO ratio clip (0.2)
+    dual_clip: dual-clip constant c for negative advantages (3.0)
+    value_coef: value-loss weight (10.0)
+    entropy_init: initial entropy weight (ln 6)
+    entropy_target: target entropy of the adaptive weight (0.1)
+    entropy_floor: smallest entropy weight (0.01)
+    reward_scale: multiplier on rewards for training only (1.0: none)
+    mode: simulator conventions, "pensieve" or "genet" (genet/abr/params.py) ("pensieve")
+    layout: observation layout, "abr.pensieve-6x8" or "abr.genet-6x6" ("abr.pensieve-6x8")
+    delay_noise: multiply chunk delays by U(0.9, 1.1) in training (True, Pensieve training)
+    random_start: random trace start pointer per training video (True, Pensieve training)
+    fresh_traces: new environments drawn per update (None: 2 x n_envs)
+    torch_threads: torch intra-op threads (0: every core)
+    """
+
+    n_envs: int = 16
+    rollout_steps: int = 48
+    epochs: int = 5
+    minibatch: int | None = None
+    learning_rate: float = 1e-4
+    gamma: float = 0.99
+    clip: float = 0.2
+    dual_clip: float | None = 3.0
+    value_coef: float = 10.0
+    entropy_init: float = float(np.log(6))
+    entropy_target: float = 0.1
+    entropy_floor: float = 0.01
+    reward_scale: float = 1.0
+    mode: str = "pensieve"
+    layout: str = PENSIEVE_6X8.name
+    delay_noise: bool = True
+    random_start: bool = True
+    fresh_traces: int | None = None
+    torch_threads: int = 0
+
+    def __post_init__(self):
+        if self.n_envs < 1 or self.rollout_steps < 1:
+            raise ValueError(f"need n_envs >= 1 and rollout_steps >= 1, got {self.n_envs}, {self.rollout_steps}")
+        if self.epochs < 1 or (self.minibatch is not None and self.minibatch < 1):
+            raise ValueError(f"need epochs >= 1 and minibatch None or >= 1, got {self.epochs}, {self.minibatch}")
+        if not (0 < self.gamma <= 1 and self.clip > 0 and self.learning_rate > 0):
+            raise ValueError(f"need 0 < gamma <= 1, clip > 0, learning_rate > 0; got {self.gamma}, {self.clip}, "
+                             f"{self.learning_rate}")
+        if self.fresh_traces is not None and self.fresh_traces < 1:
+            raise ValueError(f"fresh_traces must be None or >= 1, got {self.fresh_traces}")
+        if self.torch_threads < 0:
+            raise ValueError(f"torch_threads must be >= 0 (0 = every core), got {self.torch_threads}")
+        conventions(self.mode)  # raises on an unknown mode
+        lay = get_layout(self.layout)
+        if lay.name not in ("abr.pensieve-6x8", "abr.genet-6x6"):
+            raise ValueError(f"layout {self.layout!r}: training needs a matrix layout (abr.pensieve-6x8 or "
+                             f"abr.genet-6x6)")
+
+    @property
+    def batch_size(self) -> int:
+        return self.n_envs * self.rollout_steps
+
+    @property
+    def n_fresh(self) -> int:
+        return self.fresh_traces or 2 * self.n_envs
+
+    def threads(self) -> int:
+        return self.torch_threads or (os.cpu_count() or 1)
+
+    def train_conventions(self) -> SimConventions:
+        return conventions(self.mode).replace(delay_noise=self.delay_noise, random_start=self.random_start)
+
+    def test_conventions(self) -> SimConventions:
+        return conventions(self.mode)
+
+
+@dataclass
+class AbrRollout:
+    """What a rollout leaves behind for the next one (all of it is checkpointed).
+
+    sim: the batched simulator (pool = running sessions' traces + fresh ones)
+    params: EnvParams of every pool trace
+    builder: the sessions' current state matrices
+    rng: config draws, action sampling, pool choice (the simulator keeps its own Generator for noise/start)
+    n_kept: pool entries 0..n_kept-1 are the traces of videos running at the last refresh; the rest are fresh
+    next_fresh: pool index of the next unused fresh environment
+    episode_return: running QoE of each session's current video
+    """
+
+    sim: BatchedAbrSim
+    params: list[EnvParams]
+    builder: StateBuilder
+    rng: np.random.Generator
+    n_kept: int
+    next_fresh: int
+    episode_return: np.ndarray
+
+
+@dataclass
+class AbrAgent:
+    """A Pensieve-PPO policy in training: network, optimiser, entropy weight, counters, history, rollout."""
+
+    net: PensieveActorCritic
+    optimizer: torch.optim.Optimizer
+    entropy: AdaptiveEntropy
+    config: AbrTrainConfig
+    seed: int = 0
+    updates: int = 0
+    env_steps: int = 0
+    wall_s: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    rollout: AbrRollout | None = None
+
+    def probabilities(self, observations: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.net(torch.as_tensor(np.asarray(observations, np.float32))).numpy()
+
+
+def default_video() -> Video:
+    """EnvivioDash3 from ``$GENET_VIDEO_DIR`` or ``../shared/video/envivio``; else constant-bitrate chunks."""
+    from genet.abr.cli import DEFAULT_VIDEO_DIR
+    d = Path(os.environ.get("GENET_VIDEO_DIR", str(DEFAULT_VIDEO_DIR)))
+    return load_video(d) if d.is_dir() else constant_bitrate_video()
+
+
+class AbrUseCase:
+    """The ABR use case for :func:`genet.curriculum.loop.run_curriculum` (see the module docstring).
+
+    config: PPO and environment settings (:class:`AbrTrainConfig`)
+    video: ladder and chunk sizes (None: :func:`default_video`)
+    real_traces: traces a distribution with ``real_prob > 0`` draws from (None: none)
+    on_update: called as ``on_update(agent, record)`` after every PPO update (learning curves, progress)
+    """
+
+    name = "abr"
+    baselines = ABR_BASELINES
+
+    def __init__(self, config: AbrTrainConfig | None = None, video: Video | None = None,
+                 real_traces: Sequence[Trace] | None = None,
+                 on_update: Callable[[AbrAgent, dict], None] | None = None):
+        self.config = config or AbrTrainConfig()
+        self.space = load_space("abr")
+        self.video = video if video is not None else default_video()
+        self.layout = get_layout(self.config.layout)
+        self.real_traces = list(real_traces or [])
+        self.on_update = on_update
+        if self.real_traces:  # a real trace the simulator refuses is an error before training starts
+            BatchedAbrSim(self.real_traces, self.video, self.config.train_conventions(),
+                          params=self.config.train_conventions().params)
+
+    # ---------------------------------------------------------------- models
+    def new_model(self, seed: int) -> AbrAgent:
+        cfg = self.config
+        torch.set_num_threads(cfg.threads())
+        torch.manual_seed(seed)
+        net = PensieveActorCritic(s_len=self.layout.shape[1], n_actions=self.layout.n_actions,
+                                  row4_len=self.video.n_levels)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+        ent = AdaptiveEntropy(weight=cfg.entropy_init, target=cfg.entropy_target, lr=cfg.learning_rate,
+                              epochs=cfg.epochs, floor=cfg.entropy_floor)
+        return AbrAgent(net, opt, ent, cfg, seed=seed)
+
+    def save_model(self, agent: AbrAgent, path: Path) -> None:
+        """Write the agent to ``path`` atomically (network, optimiser, entropy weight, counters, history,
+        rollout state)."""
+        path = Path(path)
+        blob = {"format": CHECKPOINT_FORMAT, "use_case": self.name, "config": asdict(agent.config),
+                "net": agent.net.state_dict(), "optimizer": agent.optimizer.state_dict(),
+                "entropy": asdict(agent.entropy), "seed": agent.seed, "updates": agent.updates,
+                "env_steps": agent.env_steps, "wall_s": agent.wall_s, "history": agent.history,
+                "rollout": None if agent.rollout is None else pickle.dumps(agent.rollout)}
+        buf = io.BytesIO()
+        torch.save(blob, buf)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(buf.getvalue())
+        tmp.replace(path)
+
+    def load_model(self, path: Path) -> AbrAgent:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ABR checkpoint {path} does not exist")
+        try:
+            blob = torch.load(path, weights_only=False)
+        except Exception as exc:  # torch raises several types for a bad file
+            raise ValueError(f"{path}: not a readable ABR checkpoint ({exc})") from None
+        fmt = blob.get("format") if isinstance(blob, dict) else None
+        if fmt != CHECKPOINT_FORMAT:
+            other = blob.get("use_case") if isinstance(blob, dict) else None
+            hint = f"; it is a {other!r} checkpoint" if other else ""
+            raise ValueError(f"{path}: not an ABR agent checkpoint (format {fmt!r}, expected "
+                             f"{CHECKPOINT_FORMAT!r}{hint})")
+        self.config = AbrTrainConfig(**blob["config"])
+        self.layout = get_layout(self.config.layout)
+        agent = self.new_model(blob["seed"])
+        agent.net.load_state_dict(blob["net"])
+        agent.optimizer.load_state_dict(blob["optimizer"])
+        agent.entropy = AdaptiveEntropy(**blob["entropy"])
+        agent.updates, agent.env_steps, agent.wall_s = blob["updates"], blob["env_steps"], blob["wall_s"]
+        agent.history = list(blob["history"])
+        agent.rollout = None if blob["rollout"] is None else pickle.loads(blob["rollout"])
+        return agent
+
+    # ---------------------------------------------------------- environments
+    def _usable(self, trace: Trace, params: EnvParams, conv: SimConventions) -> bool:
+        try:
+            BatchedAbrSim([trace], self.video, conv, params=[params], n_envs=1)
+        except TraceFormatError:
+            return False
+        return True
+
+    def environment(self, config: dict, rng: np.random.Generator, conv: SimConventions,
+                    name: str = "") -> tuple[Trace, EnvParams]:
+        """One environment (trace, EnvParams) from a config dict (or ``{"real_trace_index": i}``).
+
+        A generated trace that cannot carry one chunk in a pass is redrawn from ``rng``."""
+        from traces.generators import generate_trace
+        if "real_trace_index" in config:
+            if not self.real_traces:
+                raise ValueError("the distribution mixes in real traces but AbrUseCase was given none "
+                                 "(pass real_traces=...)")
+            return self.real_traces[int(config["real_trace_index"]) % len(self.real_traces)], conv.params
+        for _ in range(MAX_TRACE_REDRAWS):
+            trace = generate_trace("abr", config, rng, name=name, space=self.space)
+            params = EnvParams.from_config(trace.meta["config"], conv.params, validate=False)
+            if self._usable(trace, params, conv):
+                return trace, params
+        raise ValueError(f"ABR config {config}: {MAX_TRACE_REDRAWS} generated traces in a row cannot carry one "
+                         f"video chunk (bandwidth too close to 0 Mbps)")
+
+    def _build_sim(self, roll: AbrRollout | None, distribution: ConfigDistribution,
+                   rng: np.random.Generator) -> tuple[BatchedAbrSim, list[EnvParams]]:
+        """A simulator whose pool is [running sessions' traces] + [fresh environments]; running
+        sessions keep their exact state (pointer, clock, buffer, chunk, last quality)."""
+        cfg, conv = self.config, self.config.train_conventions()
+        n = cfg.n_envs
+        kept_traces: list[Trace] = []
+        kept_params: list[EnvParams] = []
+        if roll is not None:
+            ids = roll.sim.tr_id
+            kept_traces = [roll.sim.traces[int(k)] for k in ids]
+            kept_params = [roll.params[int(k)] for k in ids]
+        fresh = [self.environment(distribution.sample(rng), rng, conv, name="train") for _ in range(cfg.n_fresh)]
+        traces = kept_traces + [t for t, _ in fresh]
+        params = kept_params + [p for _, p in fresh]
+        sim = BatchedAbrSim(traces, self.video, conv, params=params, n_envs=n, autoreset=False)
+        if roll is None:
+            sim.rng = np.random.default_rng(rng.integers(2**63))
+            return sim, params
+        old = roll.sim
+        sim.rng = old.rng  # the simulator's noise / start-pointer stream continues
+        state = {k: getattr(old, k).copy() for k in ("ptr", "last_time_s", "buffer_ms", "chunk_idx",
+                                                    "last_quality", "episode")}
+        rng_state = sim.rng.bit_generator.state
+        sim.reset(trace_ids=np.arange(n))  # the sizes/RTT/buffer of each session's trace
+        sim.rng.bit_generator.state = rng_state  # ... without consuming start-pointer draws
+        for k, v in state.items():
+            getattr(sim, k)[:] = v
+        return sim, params
+
+    def _start_videos(self, roll: AbrRollout, mask: np.ndarray) -> None:
+        """New videos in the sessions of ``mask``: next fresh environments, first chunk at the first quality."""
+        sim = roll.sim
+        n_pool = len(sim.traces)
+        idx = np.flatnonzero(mask)
+        ids = np.empty(idx.size, np.int64)
+        for j in range(idx.size):
+            if roll.next_fresh < n_pool:
+                ids[j] = roll.next_fresh
+                roll.next_fresh += 1
+            else:
+                ids[j] = roll.n_kept + int(roll.rng.integers(n_pool - roll.n_kept))
+        sim.reset(mask, trace_ids=ids)
+        roll.builder.reset(mask)
+        q = np.where(mask, sim.conv.first_quality, 0)
+        r = sim.step(q, active=mask)
+        roll.builder.update(r, sim.bitrates_kbps)
+        roll.episode_return[mask] = r.reward[mask]
+        if r.end_of_video[mask].any():  # a one-chunk video: start another
+            sim.done[:] = False
+            self._start_videos(roll, mask & r.end_of_video)
+
+    def _start_rollout(self, distribution: ConfigDistribution, seed: int) -> AbrRollout:
+        rng = np.random.default_rng(seed)
+        sim, params = self._build_sim(None, distribution, rng)
+        builder = StateBuilder(self.layout, self.config.n_envs, float(np.max(sim.bitrates_kbps)))
+        roll = AbrRollout(sim, params, builder, rng, 0, 0, np.zeros(self.config.n_envs))
+        self._start_videos(roll, np.ones(self.config.n_envs, bool))
+        return roll
+
+    def _refresh_pool(self, roll: AbrRollout, distribution: ConfigDistribution) -> None:
+        roll.sim, roll.params = self._build_sim(roll, distribution, roll.rng)
+        roll.n_kept = roll.next_fresh = self.config.n_envs
+
+    # -------------------------------------------------------------- training
+    def collect(self, agent: AbrAgent, distribution: ConfigDistribution) -> dict[str, Any]:
+        """One rollout of ``rollout_steps`` decisions in every session (one batched simulator)."""
+        cfg, roll, net = agent.config, agent.rollout, agent.net
+        T, N = cfg.rollout_steps, cfg.n_envs
+        sim = roll.sim
+        shape = self.layout.shape
+        obs_buf = np.zeros((T, N, *shape), np.float32)
+        act_buf = np.zeros((T, N), np.int64)
+        logp_buf = np.zeros((T, N), np.float32)
+        ent_buf = np.zeros((T, N), np.float32)
+        rew = np.zeros((T, N))
+        term = np.zeros((T, N), bool)
+        episodes: list[float] = []
+        semantics = self.layout.action_semantics
+        net.eval()
+        for t in range(T):
+            obs = roll.builder.observation()
+            with torch.no_grad():
+                probs = net(torch.from_numpy(obs)).numpy().astype(np.float64)
+            u = roll.rng.random(N)
+            cum = np.cumsum(probs, axis=1)
+            a = np.minimum(np.argmax(cum > u[:, None] * cum[:, -1:], axis=1), probs.shape[1] - 1)
+            p_a = probs[np.arange(N), a]
+            obs_buf[t] = obs
+            act_buf[t] = a
+            logp_buf[t] = np.log(p_a)
+            ent_buf[t] = -(probs * np.log(probs)).sum(axis=1)
+            q = to_quality(a, sim.last_quality, semantics, sim.n_levels)
+            r = sim.step(q)
+            roll.builder.update(r, sim.bitrates_kbps)
+            rew[t] = r.reward
+            term[t] = r.end_of_video
+            roll.episode_return += r.reward
+            if r.end_of_video.any():
+                ended = r.end_of_video.copy()
+                episodes.extend(roll.episode_return[ended].tolist())
+                sim.done[:] = False  # autoreset off: restart the ended sessions ourselves
+                self._start_videos(roll, ended)
+        final_obs = roll.builder.observation()
+        return {"obs": obs_buf, "final_obs": final_obs, "actions": act_buf, "logp": logp_buf, "entropy": ent_buf,
+                "rewards": rew, "terminated": term, "episode_returns": episodes}
+
+    def update(self, agent: AbrAgent, batch: dict[str, Any]) -> dict[str, float]:
+        """Discounted returns (no GAE) and the Pensieve-PPO update on one rollout batch."""
+        cfg, net = agent.config, agent.net
+        T, N = batch["rewards"].shape
+        shape = self.layout.shape
+        obs = torch.from_numpy(batch["obs"].reshape(T * N, *shape))
+        with torch.no_grad():
+            values = net.value(obs).numpy().reshape(T, N)
+            last_v = net.value(torch.from_numpy(batch["final_obs"])).numpy()
+        next_values = np.zeros((T, N))
+        next_values[-1] = last_v
+        ret = discounted_returns(batch["rewards"] * cfg.reward_scale, batch["terminated"], np.zeros((T, N), bool),
+                                 next_values, cfg.gamma)
+        adv = ret - values
+        ppo = PPOConfig(clip=cfg.clip, dual_clip=cfg.dual_clip, epochs=cfg.epochs, minibatch=cfg.minibatch,
+                        value_coef=cfg.value_coef, normalize_adv=False)
+        net.train()
+        stats = ppo_update(net, agent.optimizer, ppo, obs, torch.from_numpy(batch["actions"].reshape(-1)),
+                           torch.from_numpy(batch["logp"].reshape(-1)),
+                           torch.from_numpy(adv.reshape(-1).astype(np.float32)),
+                           torch.from_numpy(ret.reshape(-1).astype(np.float32)), agent.entropy.weight)
+        rollout_entropy = float(batch["entropy"].mean())
+        stats["rollout_entropy"] = rollout_entropy
+        stats["entropy_weight"] = agent.entropy.weight
+        agent.entropy.update(rollout_entropy)
+        stats["explained_variance"] = explained_variance(values.reshape(-1), ret.reshape(-1))
+        return stats
+
+    def train(self, agent: AbrAgent, distribution: ConfigDistribution, iterations: int, seed: int) -> AbrAgent:
+        """``iterations`` PPO updates on environments drawn from ``distribution``."""
+        if distribution.space.use_case != "abr":
+            raise ValueError(f"AbrUseCase.train: distribution is for use case {distribution.space.use_case!r}")
+        if distribution.real_prob > 0 and not self.real_traces:
+            raise ValueError("AbrUseCase.train: the distribution mixes in real traces (real_prob "
+                             f"{distribution.real_prob}) but the use case was given none")
+        torch.set_num_threads(agent.config.threads())
+        if agent.rollout is None:
+            agent.rollout = self._start_rollout(distribution, seed)
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            self._refresh_pool(agent.rollout, distribution)
+            batch = self.collect(agent, distribution)
+            t1 = time.perf_counter()
+            stats = self.update(agent, batch)
+            t2 = time.perf_counter()
+            n = batch["rewards"].size
+            agent.updates += 1
+            agent.env_steps += n
+            agent.wall_s += t2 - t0
+            eps = batch["episode_returns"]
+            record = {"update": agent.updates, "env_steps": agent.env_steps, "wall_s": agent.wall_s,
+                      "mean_step_reward": float(batch["rewards"].mean()), "episodes": len(eps),
+                      "episode_reward_mean": float(np.mean(eps)) if eps else float("nan"),
+                      "rollout_s": t1 - t0, "update_s": t2 - t1, "transitions_per_s": n / max(t2 - t0, 1e-9),
+                      **stats}
+            agent.history.append(record)
+            if self.on_update is not None:
+                self.on_update(agent, record)
+        return agent
+
+    # ------------------------------------------------------------------ test
+    def policy_object(self, policy: Any, deterministic: bool = True, seed: int | None = None) -> Any:
+        """What :func:`genet.abr.evaluate.evaluate` runs for ``policy``: names and paths pass through,
+        an :class:`AbrAgent` / PensieveActorCritic becomes a :class:`genet.policy.TorchPolicy`."""
+        from genet.policy import TorchPolicy
+        if isinstance(policy, str):
+            if policy not in (*ABR_BASELINES, "optimal") and not policy.endswith(".onnx"):
+                raise ValueError(f"unknown ABR baseline {policy!r}; choose one of {', '.join(ABR_BASELINES)}, "
+                                 f"'optimal' or an .onnx policy path")
+            return policy
+        if isinstance(policy, AbrAgent):
+            return TorchPolicy(policy.net, self.layout.policy_spec(), deterministic, seed, name="rl")
+        if isinstance(policy, torch.nn.Module):
+            return TorchPolicy(policy, self.layout.policy_spec(), deterministic, seed, name="rl")
+        if hasattr(policy, "act") and hasattr(policy, "spec"):
+            return policy
+        raise TypeError(f"AbrUseCase.test: cannot run a policy of type {type(policy).__name__}")
+
+    def test_environments(self, configs: list[dict], seed: int) -> tuple[list[Trace], list[EnvParams]]:
+        """Environment i from (config i, seed, i): ``generate_trace`` with ``default_rng([seed, i])``."""
+        conv = self.config.test_conventions()
+        envs = [self.environment(c, np.random.default_rng([seed, i]), conv, name=f"test-{i}")
+                for i, c in enumerate(configs)]
+        return [t for t, _ in envs], [p for _, p in envs]
+
+    def test(self, policy: Any, configs: list[dict], seed: int) -> np.ndarray:
+        """Per-config total QoE of one video (see the module docstring)."""
+        from genet.abr.evaluate import evaluate
+        if not configs:
+            return np.zeros(0)
+        pol = self.policy_object(policy)
+        traces, params = self.test_environments(configs, seed)
+        results = evaluate(pol, traces, self.video, self.config.test_conventions(), params=params,
+                           label=None if isinstance(pol, str) else "rl")
+        return np.array([r.qoe for r in results], float)
+
+
+# ------------------------------------------------------------- speed
+def train_steps_per_second(use_case: AbrUseCase | None = None, updates: int = 5, warmup: int = 1,
+                           range_name: str = "rl3", seed: int = 0) -> dict[str, float]:
+    """Training throughput: environment transitions per second including the PPO update.
+
+    Runs ``warmup`` updates (numba compilation, allocator warm-up), then times ``updates`` more.
+    Returns transitions_per_s, rollout_s and update_s per update, batch size and torch threads."""
+    uc = use_case or AbrUseCase()
+    dist = ConfigDistribution.udr(uc.space, range_name)
+    agent = uc.new_model(seed)
+    uc.train(agent, dist, warmup, seed)
+    n0 = len(agent.history)
+    t0 = time.perf_counter()
+    uc.train(agent, dist, updates, seed)
+    wall = time.perf_counter() - t0
+    recs = agent.history[n0:]
+    steps = updates * uc.config.batch_size
+    return {"transitions_per_s": steps / wall, "rollout_s": float(np.mean([r["rollout_s"] for r in recs])),
+            "update_s": float(np.mean([r["update_s"] for r in recs])), "batch": uc.config.batch_size,
+            "torch_threads": torch.get_num_threads(), "updates": updates}
+
+
+# ------------------------------------------------------------- CLI hooks
+def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
+                   on_update: Callable[[AbrAgent, dict], None] | None = None) -> AbrUseCase:
+    """The ABR use case from ``genet train abr`` options (see :mod:`genet.train_cli`).
+
+    Reads ``n_envs``, ``steps_per_update`` (-> rollout_steps = steps_per_update / n_envs), ``epochs``,
+    ``lr`` and ``minibatch`` when present (the ABR defaults are :class:`AbrTrainConfig`'s)."""
+    d = AbrTrainConfig()
+    n_envs = int(getattr(args, "n_envs", None) or d.n_envs)
+    spu = getattr(args, "steps_per_update", None)
+    rollout = max(1, int(spu) // n_envs) if spu else d.rollout_steps
+    mb = getattr(args, "minibatch", None)
+    cfg = AbrTrainConfig(n_envs=n_envs, rollout_steps=rollout, epochs=int(getattr(args, "epochs", None) or d.epochs),
+                         learning_rate=float(getattr(args, "lr", None) or d.learning_rate),
+                         minibatch=None if not mb or mb >= n_envs * rollout else int(mb))
+    return AbrUseCase(cfg, real_traces=real_traces, on_update=on_update)
+
+
+def train_config_dict(use_case: AbrUseCase) -> dict:
+    return {**asdict(use_case.config), "video": use_case.video.source}
+
+
+def export_policy(use_case: AbrUseCase, agent: AbrAgent, path: str | Path,
+                  metadata: dict[str, Any] | None = None, n_check: int = 1000) -> Path:
+    """Export the actor (action probabilities) as a self-describing ONNX policy
+    (:func:`genet.policy.export_onnx`), checked against torch on ``n_check`` random states."""
+    from genet.policy import export_onnx
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(0.0, 2.0, size=(n_check, *use_case.layout.shape)).astype(np.float32)
+    extra = {"bitrates_kbps": list(use_case.video.bitrates_kbps), "mode": agent.config.mode,
+             "train_config": asdict(agent.config), "updates": agent.updates, "env_steps": agent.env_steps,
+             "train_wall_s": agent.wall_s, "seed": agent.seed, **(metadata or {})}
+    return export_onnx(agent.net, use_case.layout.policy_spec(), path, extra_metadata=extra,
+                       check_observations=obs)
+
+
+__all__ = ["ABR_BASELINES", "AbrAgent", "AbrRollout", "AbrTrainConfig", "AbrUseCase", "build_use_case",
+           "default_video", "export_policy", "train_config_dict", "train_steps_per_second"]
