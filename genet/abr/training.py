@@ -67,7 +67,6 @@ Choices where references differ or are silent:
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import time
@@ -83,6 +82,7 @@ from genet.abr.observations import PENSIEVE_6X8, StateBuilder, get_layout, to_qu
 from genet.abr.params import EnvParams, SimConventions, conventions
 from genet.abr.video import Video, constant_bitrate_video, load_video
 from genet.curriculum.distribution import ConfigDistribution
+from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
 from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig, discounted_returns, explained_variance, ppo_update
 from genet.ppo.networks import PensieveActorCritic
 from traces.config_space import load_space
@@ -272,26 +272,11 @@ class AbrUseCase:
                 "entropy": asdict(agent.entropy), "seed": agent.seed, "updates": agent.updates,
                 "env_steps": agent.env_steps, "wall_s": agent.wall_s, "history": agent.history,
                 "rollout": None if agent.rollout is None else pickle.dumps(agent.rollout)}
-        buf = io.BytesIO()
-        torch.save(blob, buf)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(path)
+        save_checkpoint(blob, path)
 
     def load_model(self, path: Path) -> AbrAgent:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"ABR checkpoint {path} does not exist")
-        try:
-            blob = torch.load(path, weights_only=False)
-        except Exception as exc:  # torch raises several types for a bad file
-            raise ValueError(f"{path}: not a readable ABR checkpoint ({exc})") from None
-        fmt = blob.get("format") if isinstance(blob, dict) else None
-        if fmt != CHECKPOINT_FORMAT:
-            other = blob.get("use_case") if isinstance(blob, dict) else None
-            hint = f"; it is a {other!r} checkpoint" if other else ""
-            raise ValueError(f"{path}: not an ABR agent checkpoint (format {fmt!r}, expected "
-                             f"{CHECKPOINT_FORMAT!r}{hint})")
+        blob = load_checkpoint(path, CHECKPOINT_FORMAT, "ABR")
         self.config = AbrTrainConfig(**blob["config"])
         self.layout = get_layout(self.config.layout)
         agent = self.new_model(blob["seed"])

@@ -45,7 +45,6 @@ Choices where references differ or are silent:
 
 from __future__ import annotations
 
-import io
 import pickle
 import time
 from dataclasses import asdict, dataclass, field
@@ -57,6 +56,7 @@ import torch
 
 from genet.cc.env import AuroraConfig, AuroraEnv
 from genet.curriculum.distribution import ConfigDistribution
+from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
 from genet.ppo.algorithm import PPOConfig, explained_variance, gae, ppo_update
 from genet.ppo.networks import AuroraActorCritic
 from traces import Trace
@@ -212,23 +212,11 @@ class CcUseCase:
                 "net": agent.net.state_dict(), "optimizer": agent.optimizer.state_dict(), "seed": agent.seed,
                 "updates": agent.updates, "env_steps": agent.env_steps, "wall_s": agent.wall_s,
                 "history": agent.history, "rollout": rollout}
-        buf = io.BytesIO()
-        torch.save(blob, buf)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(path)
+        save_checkpoint(blob, path)
 
     def load_model(self, path: Path) -> CcAgent:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"CC checkpoint {path} does not exist")
-        try:
-            blob = torch.load(path, weights_only=False)
-        except Exception as exc:  # torch raises several types for a bad file
-            raise ValueError(f"{path}: not a readable CC checkpoint ({exc})") from None
-        if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: not a CC agent checkpoint (format {blob.get('format') if isinstance(blob, dict) else None!r}, "
-                             f"expected {CHECKPOINT_FORMAT!r})")
+        blob = load_checkpoint(path, CHECKPOINT_FORMAT, "CC")
         cfg = CcTrainConfig(**blob["config"])
         self.config = cfg
         agent = self.new_model(blob["seed"])

@@ -1,0 +1,40 @@
+"""Agent checkpoints of the training use cases: one torch-saved dict per file.
+
+``save_checkpoint`` writes atomically (a crash never leaves half a
+checkpoint); ``load_checkpoint`` checks the file's ``format`` tag and says
+what the file is when it is another use case's checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+from traces.atomic import atomic_write_bytes
+
+
+def save_checkpoint(blob: dict, path: str | Path) -> None:
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, expected_format: str, label: str) -> dict:
+    """Load ``path``; raise FileNotFoundError / ValueError naming the file and what it holds."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{label} checkpoint {path} does not exist")
+    try:
+        blob = torch.load(path, weights_only=False)
+    except Exception as exc:  # torch raises several types for a bad file
+        raise ValueError(f"{path}: not a readable {label} checkpoint ({exc})") from None
+    fmt = blob.get("format") if isinstance(blob, dict) else None
+    if fmt != expected_format:
+        other = blob.get("use_case") if isinstance(blob, dict) else None
+        hint = f"; it is a {other!r} checkpoint" if other else ""
+        article = "an" if label[:1].upper() in "AEIOU" else "a"
+        raise ValueError(f"{path}: not {article} {label} agent checkpoint (format {fmt!r}, expected "
+                         f"{expected_format!r}{hint})")
+    return blob
