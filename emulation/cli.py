@@ -14,19 +14,37 @@ import shlex
 import sys
 
 
+def _clear_errors(func):
+    """Print EmulationError (missing tool/privilege/kernel feature) as one line, like genet's input errors."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(args) -> int:
+        from emulation.config import EmulationError
+        try:
+            return func(args)
+        except EmulationError as exc:
+            if os.environ.get("GENET_DEBUG"):
+                raise
+            print(f"genet: error: {exc}", file=sys.stderr)
+            return 1
+    return wrapper
+
+
 def _add_direction_options(p: argparse.ArgumentParser, name: str, what: str) -> None:
     p.add_argument(f"--{name}", required=True, metavar="TRACE",
                    help=f"{what} trace: a file in any format `genet traces` reads (Mahimahi files are used as "
-                        f"written), or a constant rate such as 12mbps (required)")
-    p.add_argument(f"--{name}-queue", default="infinite", choices=("infinite", "droptail", "drophead"),
+                        f"written), or a constant rate such as 12mbps (required)%(default).0s")
+    p.add_argument(f"--{name}-queue", default="infinite", choices=("infinite", "droptail", "drophead", "codel", "pie"),
                    help=f"{what} queue discipline")
     p.add_argument(f"--{name}-queue-args", default="", metavar="ARGS",
-                   help=f"{what} queue limits, 'packets=N' and/or 'bytes=N' (bytes incl. the 4-byte TUN header), "
-                        f"e.g. packets=20; required for droptail/drophead (default: none)")
+                   help=f"{what} queue arguments: 'packets=N' and/or 'bytes=N' (bytes incl. the 4-byte TUN header), "
+                        f"e.g. packets=20, required for droptail/drophead/codel/pie; codel also takes 'target=MS, "
+                        f"interval=MS', pie 'qdelay_ref=MS, max_burst=MS' (default: none)%(default).0s")
     p.add_argument(f"--{name}-loss", type=float, default=0.0, metavar="RATE",
                    help=f"{what} Bernoulli loss rate, 0-1")
     p.add_argument(f"--{name}-log", default=None, metavar="FILE",
-                   help=f"write the {what} Mahimahi-format log here (default: no log)")
+                   help=f"write the {what} Mahimahi-format log here (default: no log)%(default).0s")
 
 
 def register(subparsers, groups) -> None:
@@ -50,18 +68,21 @@ def register(subparsers, groups) -> None:
                     help="emulator: netns (embedded user-space link), mahimahi (mm-link/mm-delay/mm-loss), "
                          "mininet (htb bandwidth replay)")
     sh.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay in ms, applied in each direction "
-                                                               "(RTT = 2 x delay)")
+                                                               "(RTT = 2 x delay), e.g. 20")
     _add_direction_options(sh, "uplink", "uplink")
     _add_direction_options(sh, "downlink", "downlink")
     sh.add_argument("--once", action="store_true", help="end when the trace ends instead of looping it")
-    sh.add_argument("--seed", type=int, default=None, help="seed of the loss draws (default: random)")
+    sh.add_argument("--seed", type=int, default=None, help="seed of the loss draws (default: random)%(default).0s")
     sh.add_argument("--timeout-s", type=float, default=None,
-                    help="end CMD after this many seconds and exit with 124 (default: no timeout)")
+                    help="end CMD after this many seconds and exit with 124 (default: no timeout)%(default).0s")
     sh.add_argument("--isolate-host", action="store_true",
                     help="netns backend: put the host side in its own namespace instead of the root one")
+    sh.add_argument("--pcap", default=None, metavar="DIR",
+                    help="netns backend: capture both sides into DIR/emulated.pcap and DIR/host.pcap "
+                         "(summarise with `genet emulate flow-stats DIR`; default: no capture)%(default).0s")
     sh.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
-                    help="command to run inside (default: $SHELL)")
-    sh.set_defaults(func=cmd_shell)
+                    help="command to run inside (default: $SHELL)%(default).0s")
+    sh.set_defaults(func=_clear_errors(cmd_shell))
 
     ls = sub.add_parser("link-stats", help="mm-throughput-graph figures (and PNG graphs) of a link log",
                         description="Average capacity, average throughput and 95th-percentile per-packet "
@@ -69,19 +90,28 @@ def register(subparsers, groups) -> None:
                                     "Mahimahi's), with mm-throughput-graph's definitions.",
                         formatter_class=HelpFormatter)
     ls.add_argument("log", help="an --uplink-log/--downlink-log file")
-    ls.add_argument("--png", default=None, help="draw throughput and delay graphs into this PNG (default: none)")
+    ls.add_argument("--png", default=None, help="draw throughput and delay graphs into this PNG (default: none)%(default).0s")
     ls.add_argument("--ms-per-bin", type=int, default=500, help="throughput graph bin width in ms")
     ls.add_argument("--json", action="store_true", help="print the figures as JSON")
     ls.set_defaults(func=cmd_link_stats)
+
+    fs = sub.add_parser("flow-stats", help="per-flow throughput, one-way delay and loss from a --pcap capture",
+                        description="Pantheon-style per-flow summary (5-tuple and direction: packets sent and "
+                                    "delivered, loss, throughput in Mbit/s, mean and 95th-percentile one-way "
+                                    "delay through the link in ms) of a `genet emulate shell --pcap DIR` capture.",
+                        formatter_class=HelpFormatter)
+    fs.add_argument("dir", help="the --pcap directory (emulated.pcap, host.pcap, link.json)")
+    fs.add_argument("--json", action="store_true", help="print the flows as JSON")
+    fs.set_defaults(func=cmd_flow_stats)
 
     cl = sub.add_parser("cleanup", help="remove leftovers of killed emulation runs (gt- prefixed only)",
                         description="Remove namespaces, interfaces and link processes left by emulation runs "
                                     "whose owner died (e.g. SIGKILL). Only names starting with gt- are touched.",
                         formatter_class=HelpFormatter)
     cl.add_argument("--all", action="store_true",
-                    help="also remove resources of runs that are still alive (default: only dead owners')")
+                    help="also remove resources of runs that are still alive (without it: only those of dead owners)")
     cl.add_argument("--dry-run", action="store_true", help="only list what would be removed")
-    cl.set_defaults(func=cmd_cleanup)
+    cl.set_defaults(func=_clear_errors(cmd_cleanup))
 
 
 def cmd_shell(args) -> int:
@@ -102,10 +132,15 @@ def cmd_shell(args) -> int:
         downlink_queue=args.downlink_queue, downlink_queue_args=args.downlink_queue_args,
         uplink_log=args.uplink_log, downlink_log=args.downlink_log, once=args.once, seed=args.seed,
         backend=args.backend, isolate_host=args.isolate_host,
+        **({"command": cmd} if args.backend == "mahimahi" else {}),
+        **({"pcap_dir": args.pcap} if args.pcap else {}),
         command_line=shlex.join(["genet", "emulate", "shell"] + sys.argv[3:] if sys.argv[1:3] == ["emulate", "shell"]
                                 else ["genet", "emulate", "shell"] + cmd))
     with link:
-        p = link.emulated.popen(cmd, new_session=False)
+        if args.backend == "mahimahi":  # CMD is mm-link's inner command, exactly as with Mahimahi
+            p = link.backend.proc
+        else:
+            p = link.emulated.popen(cmd, new_session=False)
         deadline = None if args.timeout_s is None else time.monotonic() + args.timeout_s
         while True:
             try:
@@ -117,10 +152,13 @@ def cmd_shell(args) -> int:
                 print(f"genet emulate shell: CMD still running after {args.timeout_s} s; ending it", file=sys.stderr)
                 end_process(p)
                 return 124
-            if args.once and not link.backend.running:
-                print("genet emulate shell: the trace ended (--once); ending CMD", file=sys.stderr)
+            if args.backend != "mahimahi" and not link.backend.running:
                 end_process(p)
-                return 77
+                if args.once:
+                    print("genet emulate shell: the trace ended (--once); ending CMD", file=sys.stderr)
+                    return 77
+                print("genet emulate shell: the emulated link stopped unexpectedly; ending CMD", file=sys.stderr)
+                return 1
 
 
 def cmd_link_stats(args) -> int:
@@ -136,6 +174,24 @@ def cmd_link_stats(args) -> int:
     if args.png:
         plot_link_log(log, args.png, ms_per_bin=args.ms_per_bin, title=os.path.basename(args.log))
         print(f"graphs written to {args.png}", file=sys.stderr)
+    return 0
+
+
+def cmd_flow_stats(args) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
+    from emulation.pcap import flow_summary, format_flows
+    d = Path(args.dir)
+    meta_path = d / "link.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} not found: not a `genet emulate shell --pcap` directory")
+    meta = json.loads(meta_path.read_text())
+    flows = flow_summary(d / "emulated.pcap", d / "host.pcap", meta["emulated_address"], meta["host_address"])
+    if args.json:
+        print(json.dumps([dataclasses.asdict(f) for f in flows]))
+    else:
+        print(format_flows(flows))
     return 0
 
 

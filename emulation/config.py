@@ -8,10 +8,11 @@ random loss rate, a queue and an optional Mahimahi-format log; the one-way
 §1.4).
 
 Queue syntax follows ``mm-link`` (§1.3): kind ``infinite`` | ``droptail`` |
-``drophead`` and args ``"packets=20"`` / ``"bytes=30000, packets=20"``.
+``drophead`` | ``codel`` | ``pie`` and args ``"packets=20"`` / ``"bytes=30000, packets=20"`` /
+``"target=5, interval=100, packets=1000"`` (CoDel, ms) /
+``"qdelay_ref=20, max_burst=100, packets=1000"`` (PIE, ms).
 Unlike Mahimahi's substring search, unknown or malformed arguments are an
-error here (Mahimahi silently reads a missing name as 0). CoDel and PIE are
-not implemented (the issue marks them optional); asking for them raises.
+error here (Mahimahi silently reads a missing name as 0).
 
 Schedules: a Mahimahi file is used exactly as written (``parse_mahimahi_schedule``);
 any other trace (file in a format :mod:`traces` reads, a :class:`~traces.Trace`)
@@ -22,21 +23,25 @@ is one opportunity per ms, as Mahimahi's ``12mbps`` file).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from traces.errors import TraceFormatError
 
 #: Bytes one delivery opportunity carries on the TUN device (1500-byte IP MTU + 4-byte packet-info header).
 OPPORTUNITY_BYTES = 1504
-QUEUE_KINDS = ("infinite", "droptail", "drophead")
-QUEUE_ARG_NAMES = ("packets", "bytes")
+QUEUE_KINDS = ("infinite", "droptail", "drophead", "codel", "pie")
+QUEUE_ARG_NAMES = ("packets", "bytes", "target", "interval", "qdelay_ref", "max_burst")
+#: AQM arguments (ms) and the queue kind that takes them
+AQM_ARGS = {"target": "codel", "interval": "codel", "qdelay_ref": "pie", "max_burst": "pie"}
 
-TraceLike = Union[str, os.PathLike, float, int, "object"]
+#: What a direction's trace may be: a file path, a traces.Trace, a Schedule, or a constant rate in Mbit/s.
+TraceLike = Union[str, os.PathLike, float, int, Any]
 
 
 class EmulationError(RuntimeError):
@@ -47,31 +52,45 @@ class EmulationError(RuntimeError):
 class QueueSpec:
     """A per-direction queue.
 
-    kind: ``infinite`` | ``droptail`` | ``drophead`` (default infinite, as mm-link)
+    kind: ``infinite`` | ``droptail`` | ``drophead`` | ``codel`` | ``pie`` (default infinite, as mm-link)
     packets: packet limit, 0 = none (e.g. 20)
     bytes: byte limit counted in TUN bytes (IP packet + 4), 0 = none (e.g. 30000)
+    target_ms: CoDel target sojourn time, ms (codel only, e.g. 5)
+    interval_ms: CoDel interval, ms (codel only, e.g. 100)
+    qdelay_ref_ms: PIE reference queueing delay, ms (pie only, e.g. 20)
+    max_burst_ms: PIE burst allowance, ms (pie only, e.g. 100)
     """
 
     kind: str = "infinite"
     packets: int = 0
     bytes: int = 0
+    target_ms: int = 0
+    interval_ms: int = 0
+    qdelay_ref_ms: int = 0
+    max_burst_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in QUEUE_KINDS:
-            extra = " (CoDel/PIE are not implemented; use droptail or drophead)" if self.kind in ("codel", "pie") else ""
-            raise ValueError(f"queue kind {self.kind!r} unknown; choose one of {', '.join(QUEUE_KINDS)}{extra}")
-        for name in QUEUE_ARG_NAMES:
+            raise ValueError(f"queue kind {self.kind!r} unknown; choose one of {', '.join(QUEUE_KINDS)}")
+        for name in ("packets", "bytes", "target_ms", "interval_ms", "qdelay_ref_ms", "max_burst_ms"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
-                raise ValueError(f"queue {name}= must be a non-negative integer, got {v!r}")
+                raise ValueError(f"queue {name.removesuffix('_ms')}= must be a non-negative integer, got {v!r}")
         if self.kind == "infinite" and (self.packets or self.bytes):
             raise ValueError("an infinite queue takes no packets=/bytes= arguments")
         if self.kind != "infinite" and not (self.packets or self.bytes):
             raise ValueError(f"a {self.kind} queue must have a byte or packet limit (e.g. packets=20)")
+        if self.kind == "codel" and not (self.target_ms and self.interval_ms):
+            raise ValueError("a codel queue needs target= and interval= in ms (e.g. target=5, interval=100)")
+        if self.kind == "pie" and not (self.qdelay_ref_ms and self.max_burst_ms):
+            raise ValueError("a pie queue needs qdelay_ref= and max_burst= in ms (e.g. qdelay_ref=20, max_burst=100)")
+        for name, owner in AQM_ARGS.items():
+            if getattr(self, name + "_ms") and self.kind != owner:
+                raise ValueError(f"{name}= is a {owner} argument; a {self.kind} queue does not take it")
 
     @classmethod
     def parse(cls, kind: str | None, args: str | None = None) -> "QueueSpec":
-        """``QueueSpec.parse("droptail", "packets=20, bytes=30000")``."""
+        """``QueueSpec.parse("droptail", "packets=20, bytes=30000")``, ``("codel", "target=5, interval=100, packets=1000")``."""
         kind = (kind or "infinite").strip().lower()
         if kind not in QUEUE_KINDS:
             cls(kind)  # raises, naming the valid kinds
@@ -87,15 +106,21 @@ class QueueSpec:
             name, value = m.group(1), int(m.group(2))
             if name not in QUEUE_ARG_NAMES:
                 raise ValueError(f"queue argument {name!r} unknown; expected one of {', '.join(QUEUE_ARG_NAMES)}")
-            values[name] = value
+            values[name + "_ms" if name in AQM_ARGS else name] = value
         return cls(kind, **values)
 
     def describe(self) -> str:
-        """Mahimahi's log description: ``infinite``, ``droptail [packets=20]``, ``drophead [bytes=..., packets=...]``."""
+        """Mahimahi's log description: ``infinite``, ``droptail [packets=20]``, ``codel [bytes=..., packets=...]``."""
         if self.kind == "infinite":
             return "infinite"
         args = [f"{n}={getattr(self, n)}" for n in ("bytes", "packets") if getattr(self, n)]
         return f"{self.kind} [{', '.join(args)}]"
+
+    def args_string(self) -> str:
+        """The arguments in mm-link's --*-queue-args syntax."""
+        parts = [f"{n}={getattr(self, n)}" for n in ("packets", "bytes") if getattr(self, n)]
+        parts += [f"{n}={getattr(self, n + '_ms')}" for n in AQM_ARGS if getattr(self, n + "_ms")]
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -233,7 +258,7 @@ class LinkSpec:
     def to_json(self) -> dict:
         def direction(d: DirectionSpec) -> dict:
             return {"schedule": d.schedule.to_json(), "loss_rate": d.loss_rate,
-                    "queue": {"kind": d.queue.kind, "packets": d.queue.packets, "bytes": d.queue.bytes},
+                    "queue": dataclasses.asdict(d.queue),
                     "log_path": d.log_path}
         return {"uplink": direction(self.uplink), "downlink": direction(self.downlink),
                 "delay_ms": self.delay_ms, "once": self.once, "seed": self.seed, "command_line": self.command_line}

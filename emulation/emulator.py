@@ -23,6 +23,8 @@ Arguments (units in names; Mahimahi's semantics, testbeds.md §1):
   rather than the root one (default False; tests use True so nothing touches the host)
 * realtime: netns backend only: run the link process at SCHED_RR priority 1
   (default True; falls back to nice -20) so a busy machine adds no ms-scale jitter
+* pcap_dir: netns backend only: capture both sides into emulated.pcap / host.pcap
+  there (``genet emulate flow-stats DIR`` summarises them per flow)
 
 Everything is validated before anything is created; all created resources
 are removed on exit, on an exception, and on SIGINT/SIGTERM (the handler
@@ -76,14 +78,17 @@ class LinkEmulator:
     def _make_backend(self):
         if self.backend_name == "netns":
             from emulation.netns_backend import NetnsLink
-            unknown = set(self.backend_options) - {"realtime"}
+            unknown = set(self.backend_options) - {"realtime", "pcap_dir"}
             if unknown:
-                raise ValueError(f"netns backend: unknown options {sorted(unknown)} (known: realtime)")
+                raise ValueError(f"netns backend: unknown options {sorted(unknown)} (known: realtime, pcap_dir)")
             return NetnsLink(self.spec, isolate_host=self.isolate_host, **self.backend_options)
         if self.backend_name == "mininet":
             from emulation.mininet_backend import MininetLink
             return MininetLink(self.spec, self.uplink_source, self.downlink_source, **self.backend_options)
         from emulation.mahimahi_backend import MahimahiLink
+        if self.isolate_host:
+            raise ValueError("isolate_host: Mahimahi's host side is always the root namespace (use the netns "
+                             "backend, or mininet whose host side is always a Mininet host)")
         return MahimahiLink(self.spec, self.uplink_source, self.downlink_source, **self.backend_options)
 
     # ------------------------------------------------------------ lifecycle

@@ -15,6 +15,13 @@ Follows ``mahimahi:src/frontend/link_queue.cc`` as described in testbeds.md §1.
 * the packet in transit has left the queue: it does not count toward limits;
 * ``droptail`` drops the arriving packet when it would exceed a limit,
   ``drophead`` accepts it and drops from the head until limits hold;
+  ``codel`` enqueues as droptail and drops at dequeue (see :meth:`LinkQueue._codel_dequeue`);
+  ``pie`` checks the droptail limits, then drops early at random with PIE's probability,
+  updated every 30 ms as Mahimahi's ``pie_packet_queue.cc`` does (draft-ietf-aqm-pie-09 /
+  Linux 4.4: alpha 0.125, beta 1.25, departure-rate estimate over 16384 bytes, the update
+  re-run for every period missed since the last packet event; the draws come from ``rng``).
+  Like Mahimahi, delays enter the control law in ms while the draft's alpha/beta are per
+  second, so the control is far more aggressive than the draft's — reproduced as is;
 * log lines: ``T + SIZE`` arrival, ``T # 1504`` every opportunity (used or
   not), ``T - SIZE DELAY`` departure (DELAY = departure - arrival), ``T d PKTS BYTES``
   drops at enqueue.
@@ -29,11 +36,49 @@ queue is empty, idle opportunities are skipped in bulk (bisect), so a
 
 from __future__ import annotations
 
+import math
+import random
 from bisect import bisect_right
 from collections import deque
+from dataclasses import dataclass
 from typing import TextIO
 
 from emulation.config import OPPORTUNITY_BYTES, QueueSpec, Schedule
+
+
+@dataclass
+class _CodelState:
+    """CoDel's state variables (ms)."""
+
+    target_ms: int
+    interval_ms: int
+    first_above_ms: int = 0
+    drop_next_ms: int = 0
+    count: int = 0
+    lastcount: int = 0
+    dropping: bool = False
+
+
+PIE_ALPHA = 0.125
+PIE_BETA = 1.25
+PIE_T_UPDATE_MS = 30
+PIE_DQ_THRESHOLD_BYTES = 16384
+
+
+@dataclass
+class _PieState:
+    """PIE's state (ms; ``avg_dq_rate`` in bytes per ms; ``dq_count`` None = not measuring)."""
+
+    qdelay_ref_ms: int
+    max_burst_ms: int
+    last_update_ms: int = 0
+    drop_prob: float = 0.0
+    burst_allowance_ms: int = 0
+    qdelay_old_ms: int = 0
+    current_qdelay_ms: int = 0
+    dq_count: int | None = None
+    dq_tstamp_ms: int = 0
+    avg_dq_rate: int = 0
 
 
 class PacketTooLargeError(RuntimeError):
@@ -53,7 +98,7 @@ class LinkQueue:
     """
 
     def __init__(self, schedule: Schedule, queue: QueueSpec, base_ms: int = 0, once: bool = False,
-                 log: TextIO | None = None):
+                 log: TextIO | None = None, rng: random.Random | None = None):
         self.slot_ms = list(schedule.slot_ms)
         self.slot_count = list(schedule.slot_count)
         self.nslots = len(self.slot_ms)
@@ -77,6 +122,10 @@ class LinkQueue:
         self.departed_bytes = 0
         self.dropped_packets = 0
         self.dropped_bytes = 0
+        self.codel = _CodelState(queue.target_ms, queue.interval_ms) if queue.kind == "codel" else None
+        self.pie = _PieState(queue.qdelay_ref_ms, queue.max_burst_ms, last_update_ms=base_ms) \
+            if queue.kind == "pie" else None
+        self.rng = rng if rng is not None else random.Random()
 
     # ------------------------------------------------------------ schedule
     def next_opportunity_ms(self) -> int | None:
@@ -132,6 +181,7 @@ class LinkQueue:
         queue = self.queue
         log = self.log
         departures = self.departures
+        codel = self.codel
         while True:
             if not queue and not self.in_transit_left:
                 self._skip_idle(now_ms)
@@ -149,9 +199,15 @@ class LinkQueue:
                 if not left:
                     if not queue:
                         break
-                    item = queue.popleft()
-                    left = len(item[0])
-                    self.queue_bytes -= left
+                    if codel is not None:
+                        item = self._codel_dequeue(now_ms)
+                        left = len(item[0])
+                    else:
+                        item = queue.popleft()
+                        left = len(item[0])
+                        self.queue_bytes -= left
+                        if self.pie is not None:
+                            self._pie_after_dequeue(left, now_ms)
                     self.in_transit = item
                 if left <= budget:
                     budget -= left
@@ -189,8 +245,16 @@ class LinkQueue:
             self.queue_bytes += size
             return True
         lp, lb = self.limit_packets, self.limit_bytes
-        if kind == "droptail":
+        if kind == "pie":
+            self._pie_update(now_ms)
+        if kind == "droptail" or kind == "codel" or kind == "pie":  # CoDel/PIE: droptail limits first
             if (lb and self.queue_bytes + size > lb) or (lp and len(self.queue) + 1 > lp):
+                self.dropped_packets += 1
+                self.dropped_bytes += size
+                if log is not None:
+                    log.write(f"{now_ms} d 1 {size}\n")
+                return False
+            if kind == "pie" and self._pie_drop_early():
                 self.dropped_packets += 1
                 self.dropped_bytes += size
                 if log is not None:
@@ -217,6 +281,120 @@ class LinkQueue:
             if log is not None:
                 log.write(f"{now_ms} d {n} {nbytes}\n")
         return accepted
+
+    # --------------------------------------------------------------- CoDel
+    def _codel_pop(self, now_ms: int):
+        """CoDel's dodequeue: pop the head and say whether CoDel may drop (sojourn >= target for an interval)."""
+        c = self.codel
+        item = self.queue.popleft()
+        self.queue_bytes -= len(item[0])
+        if not self.queue:  # never drop the only packet
+            c.first_above_ms = 0
+            return item, False
+        if now_ms - item[1] < c.target_ms or self.queue_bytes <= OPPORTUNITY_BYTES:
+            c.first_above_ms = 0
+            return item, False
+        if c.first_above_ms == 0:
+            c.first_above_ms = now_ms + c.interval_ms
+            return item, False
+        return item, now_ms >= c.first_above_ms
+
+    def _codel_drop(self, item) -> None:
+        self.dropped_packets += 1
+        self.dropped_bytes += len(item[0])  # not logged: Mahimahi logs enqueue-time drops only
+
+    def _codel_dequeue(self, now_ms: int):
+        """CoDel dequeue as Mahimahi's codel_packet_queue.cc runs it (draft-ietf-aqm-codel-04 / Linux 4.4).
+
+        Mahimahi's code delivers the packet it popped first and drops the ones it pops while
+        dropping (Linux drops the head instead); the number and timing of drops are CoDel's.
+        Control law: next = t + floor(interval / sqrt(count)).
+        """
+        c = self.codel
+        item, ok = self._codel_pop(now_ms)
+        if c.dropping:
+            if not ok:
+                c.dropping = False
+            while c.dropping and now_ms >= c.drop_next_ms:
+                dropped, ok2 = self._codel_pop(now_ms)
+                self._codel_drop(dropped)
+                c.count += 1
+                if not ok2:
+                    c.dropping = False
+                else:
+                    c.drop_next_ms = c.drop_next_ms + int(c.interval_ms / math.sqrt(c.count))
+        elif ok:
+            dropped, _ = self._codel_pop(now_ms)
+            self._codel_drop(dropped)
+            c.dropping = True
+            delta = c.count - c.lastcount
+            c.count = delta if (delta > 1 and 0 <= now_ms - c.drop_next_ms < 16 * c.interval_ms) else 1
+            c.drop_next_ms = now_ms + int(c.interval_ms / math.sqrt(c.count))
+            c.lastcount = c.count
+        return item
+
+    # ----------------------------------------------------------------- PIE
+    def _pie_drop_early(self) -> bool:
+        """PIE's random early drop decision for an arriving packet."""
+        p = self.pie
+        if p.burst_allowance_ms > 0:
+            return False
+        if p.qdelay_old_ms < p.qdelay_ref_ms // 2 and p.drop_prob < 0.2:
+            return False
+        if self.queue_bytes < 2 * OPPORTUNITY_BYTES:
+            return False
+        return self.rng.random() < p.drop_prob
+
+    def _pie_after_dequeue(self, size: int, now_ms: int) -> None:
+        """Departure-rate estimation (bytes per ms), then the periodic drop-probability update."""
+        p = self.pie
+        if self.queue_bytes >= PIE_DQ_THRESHOLD_BYTES and p.dq_count is None:
+            p.dq_tstamp_ms = now_ms
+            p.dq_count = 0
+        if p.dq_count is not None:
+            p.dq_count += size
+            if p.dq_count > PIE_DQ_THRESHOLD_BYTES:
+                dtime = now_ms - p.dq_tstamp_ms
+                if dtime > 0:
+                    rate = p.dq_count // dtime
+                    p.avg_dq_rate = rate if p.avg_dq_rate == 0 else \
+                        (p.avg_dq_rate - (p.avg_dq_rate >> 3)) + (rate >> 3)
+                    if self.queue_bytes < PIE_DQ_THRESHOLD_BYTES:
+                        p.dq_count = None
+                    else:
+                        p.dq_count = 0
+                        p.dq_tstamp_ms = now_ms
+                    if p.burst_allowance_ms > 0:
+                        p.burst_allowance_ms = max(0, p.burst_allowance_ms - dtime)
+        self._pie_update(now_ms)
+
+    def _pie_update(self, now_ms: int) -> None:
+        """PIE's drop-probability update, run once for every 30-ms period missed since the last one."""
+        p = self.pie
+        while now_ms - p.last_update_ms > PIE_T_UPDATE_MS:
+            update_prob = True
+            p.qdelay_old_ms = p.current_qdelay_ms
+            p.current_qdelay_ms = self.queue_bytes // p.avg_dq_rate if p.avg_dq_rate > 0 else 0
+            if p.current_qdelay_ms == 0 and self.queue_bytes != 0:
+                update_prob = False
+            delta = (PIE_ALPHA * (p.current_qdelay_ms - p.qdelay_ref_ms)
+                     + PIE_BETA * (p.current_qdelay_ms - p.qdelay_old_ms))
+            delta /= 128 if p.drop_prob < 0.01 else 32 if p.drop_prob < 0.1 else 16
+            p.drop_prob += delta
+            if p.drop_prob < 0:
+                p.drop_prob = 0.0
+            elif p.drop_prob > 1:
+                p.drop_prob = 1.0
+                update_prob = False
+            if p.current_qdelay_ms == 0 and p.qdelay_old_ms == 0 and update_prob:
+                p.drop_prob *= 0.98
+            p.burst_allowance_ms = max(0, p.burst_allowance_ms - PIE_T_UPDATE_MS)
+            p.last_update_ms += PIE_T_UPDATE_MS
+            if (p.drop_prob == 0 and p.current_qdelay_ms < p.qdelay_ref_ms // 2
+                    and p.qdelay_old_ms < p.qdelay_ref_ms // 2 and p.avg_dq_rate > 0):
+                p.dq_count = None
+                p.avg_dq_rate = 0
+                p.burst_allowance_ms = p.max_burst_ms
 
     def drain(self) -> list:
         """Return and clear the departures collected so far."""

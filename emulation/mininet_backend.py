@@ -9,8 +9,8 @@ the bridge's ports: the egress of the port facing the host side carries the
 uplink, the port facing the emulated side the downlink. Each port gets
 ``htb`` (root 5:, class 5:1, burst 15 kB as Mininet's TCIntf) and a leaf
 queue: ``pfifo limit N`` (droptail packets), ``bfifo limit B`` (droptail
-bytes), ``pfifo_head_drop limit N`` (drophead packets) or a 100000-packet
-pfifo for ``infinite``. A thread replays the trace: at every sample boundary
+bytes), ``pfifo_head_drop limit N`` (drophead packets), Linux ``codel`` / ``pie``
+(when the kernel has them) or a 100000-packet pfifo for ``infinite``. A thread replays the trace: at every sample boundary
 it runs ``tc class change ... htb rate`` (the queue keeps its packets), looping
 unless ``once``. This is a fluid approximation, not Mahimahi's per-packet
 delivery opportunities; use the netns backend for those and for logs.
@@ -106,6 +106,15 @@ def leaf_qdisc(queue: QueueSpec) -> list[str]:
         return ["pfifo", "limit", str(INFINITE_QUEUE_PACKETS)]
     if queue.packets and queue.bytes:
         raise ValueError("mininet backend: a queue takes packets= or bytes=, not both")
+    if queue.kind == "codel":  # Linux's codel qdisc (limit in packets)
+        if not queue.packets:
+            raise ValueError("mininet backend: codel needs packets= (Linux codel's limit counts packets)")
+        return ["codel", "limit", str(queue.packets), "target", f"{queue.target_ms}ms",
+                "interval", f"{queue.interval_ms}ms"]
+    if queue.kind == "pie":  # Linux's pie qdisc (limit in packets; its own, draft-conformant units)
+        if not queue.packets:
+            raise ValueError("mininet backend: pie needs packets= (Linux pie's limit counts packets)")
+        return ["pie", "limit", str(queue.packets), "target", f"{queue.qdelay_ref_ms}ms"]
     if queue.kind == "droptail":
         return ["pfifo", "limit", str(queue.packets)] if queue.packets else ["bfifo", "limit", str(queue.bytes)]
     if queue.bytes:
@@ -160,7 +169,7 @@ class MininetLink:
         from mininet.net import Mininet
         from mininet.nodelib import LinuxBridge
         setLogLevel("error")
-        cleanup()
+        cleanup(by_name=False)  # leftovers of runs whose owner died (SIGKILL)
         with state_lock():
             k = allocate_host_index([r for r in load_records() if r.owner_alive()])
             self.run_name = f"gt-{k}m"
@@ -195,7 +204,15 @@ class MininetLink:
                     tc("qdisc", "add", "dev", dev, "parent", "5:1", "handle", "10:", "netem",
                        "delay", f"{self.spec.delay_ms}ms", "loss", f"{100 * d.loss_rate}%", "limit", str(limit))
                 else:
-                    tc("qdisc", "add", "dev", dev, "parent", "5:1", "handle", "10:", *leaf_qdisc(d.queue))
+                    leaf = leaf_qdisc(d.queue)
+                    try:
+                        tc("qdisc", "add", "dev", dev, "parent", "5:1", "handle", "10:", *leaf)
+                    except EmulationError as exc:
+                        if "unknown" in str(exc):
+                            raise EmulationError(f"this kernel has no {leaf[0]} qdisc for the {direction} "
+                                                 f"{d.queue.kind} queue; use --backend netns (all queues in "
+                                                 "user space)") from None
+                        raise
         except BaseException:
             self.close()
             raise
@@ -235,10 +252,10 @@ class MininetLink:
                 try:
                     tc("class", "change", "dev", self.ports[direction], "parent", "5:0", "classid", "5:1", "htb",
                        "rate", f"{kbit}kbit", "burst", HTB_BURST)
-                except EmulationError:
-                    if self._stop.is_set():
-                        return
-                    raise
+                except EmulationError as exc:
+                    if not self._stop.is_set():
+                        self.stats["error"] = str(exc)  # the thread cannot raise into the caller
+                    return
                 current[direction] = kbit
                 self.stats["rate_changes"] += 1
             t = times[direction]

@@ -24,6 +24,7 @@ import select
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from emulation.config import EmulationError, LinkSpec
@@ -64,11 +65,16 @@ class NetnsLink:
     spec: the validated link
     isolate_host: put the host side in its own namespace instead of the root one (default False)
     realtime: run the link process at SCHED_RR priority 1 (default True; see netns_link._raise_priority)
+    pcap_dir: write emulated.pcap, host.pcap and link.json (addresses) there (default None: no capture)
     """
 
     backend = "netns"
 
-    def __init__(self, spec: LinkSpec, isolate_host: bool = False, realtime: bool = True):
+    def __init__(self, spec: LinkSpec, isolate_host: bool = False, realtime: bool = True,
+                 pcap_dir: str | os.PathLike | None = None):
+        if pcap_dir is not None and not Path(pcap_dir).is_dir():
+            raise FileNotFoundError(f"pcap directory {pcap_dir} does not exist")
+        self.pcap_dir = Path(pcap_dir) if pcap_dir is not None else None
         self.spec = spec
         self.realtime = realtime
         self.isolate_host = isolate_host
@@ -79,6 +85,8 @@ class NetnsLink:
         self.emulated: Endpoint | None = None
         self.host: Endpoint | None = None
         self.exit_status: int | None = None
+        #: why the link process failed on its own during the run (None: it did not)
+        self.error: str | None = None
         self._tmp_files: list[Path] = []
 
     @property
@@ -91,7 +99,7 @@ class NetnsLink:
 
     def start(self) -> "NetnsLink":
         check_netns_requirements()
-        cleanup()  # leftovers of runs whose owner died (SIGKILL)
+        cleanup(by_name=False)  # leftovers of runs whose owner died (SIGKILL)
         run = self.run_name
         rec = RunRecord(run, "netns")
         with state_lock():
@@ -121,6 +129,9 @@ class NetnsLink:
         except BaseException:
             self.close()
             raise
+        if self.pcap_dir is not None:
+            (self.pcap_dir / "link.json").write_text(json.dumps(
+                {"emulated_address": emu_addr, "host_address": host_addr, "run": run}))
         self.host = Endpoint("host", host_addr, os.path.join(NETNS_DIR, hns) if hns else None)
         self.emulated = Endpoint("emulated", emu_addr, os.path.join(NETNS_DIR, self.netns_emulated),
                                  env={"MAHIMAHI_BASE": host_addr})
@@ -135,6 +146,9 @@ class NetnsLink:
         cfg = {"spec": self.spec.to_json(), "tun_emulated": f"{run}-i", "netns_emulated": self.netns_emulated,
                "tun_host": f"{run}-o", "netns_host": self.netns_host, "stats_path": str(stats_path),
                "realtime": self.realtime}
+        if self.pcap_dir is not None:
+            cfg["pcap_emulated"] = str(self.pcap_dir / "emulated.pcap")
+            cfg["pcap_host"] = str(self.pcap_dir / "host.pcap")
         cfg_path.write_text(json.dumps(cfg))
         repo_root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo_root, os.environ.get("PYTHONPATH", "")])}
@@ -178,10 +192,20 @@ class NetnsLink:
             if ep is not None:
                 ep.close()
         if self.proc is not None:
-            if self.proc.poll() is None:
+            died_early = self.proc.poll()
+            if died_early is None:
                 kill_pid(self.proc.pid, timeout_s=5.0)
             self.proc.wait()
             self.exit_status = self.proc.returncode
+            if died_early not in (None, 0, 77):  # the link itself failed while the run went on
+                err_path = state_dir() / f"{self.run_name}.link.err"
+                try:
+                    lines = err_path.read_text().strip().splitlines()
+                except OSError:
+                    lines = []
+                self.error = f"the link process of {self.run_name} failed (status {died_early}): " + \
+                    (lines[-1] if lines else "no output")
+                warnings.warn(self.error, RuntimeWarning, stacklevel=2)
             for f in (self.proc.stdin, self.proc.stdout):
                 try:
                     f.close()

@@ -18,6 +18,11 @@ fractional ``delay_ms`` a meaning. The loop sleeps in ``select`` (us
 timeouts, 1-ns timer slack) until the next packet, opportunity with a
 non-empty queue, or delay release; idle opportunities are skipped in bulk.
 
+Packet capture (optional, ``pcap_emulated``/``pcap_host`` in the config): every packet as it
+crosses the emulated side's TUN device (uplink reads, downlink writes) or the host side's (uplink
+writes, downlink reads), written here with its wall-clock time — exact and cheap, where a sniffer
+would add a process and its own delays. See :mod:`emulation.pcap`.
+
 Protocol with the parent: the config file holds the :class:`~emulation.config.LinkSpec`,
 the device/namespace names and a stats path; the process prints ``ready`` on
 stdout once both TUN devices exist, runs until SIGTERM/SIGINT, stdin EOF (the
@@ -38,6 +43,7 @@ from collections import deque
 
 from emulation.config import LinkSpec
 from emulation.link_queue import LinkQueue, write_log_header
+from emulation.pcap import PcapWriter
 from emulation.sysnet import in_netns, open_tun, set_parent_death_signal, set_timer_slack_ns
 
 READ_BATCH = 64
@@ -102,18 +108,23 @@ def run(config: dict) -> int:
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     init_ns = time.monotonic_ns()
-    init_epoch_ms = time.time_ns() // 1_000_000
+    init_epoch_ns = time.time_ns()
+    init_epoch_ms = init_epoch_ns // 1_000_000
     for fh, name, d in ((up_log, "Uplink", spec.uplink), (down_log, "Downlink", spec.downlink)):
         if fh is not None:
             write_log_header(fh, name, d.schedule.source, d.log_path, spec.command_line, d.queue, init_epoch_ms, 0)
-    up = LinkQueue(spec.uplink.schedule, spec.uplink.queue, 0, spec.once, up_log)
-    down = LinkQueue(spec.downlink.schedule, spec.downlink.queue, 0, spec.once, down_log)
+    up = LinkQueue(spec.uplink.schedule, spec.uplink.queue, 0, spec.once, up_log, random.Random(rng.random()))
+    down = LinkQueue(spec.downlink.schedule, spec.downlink.queue, 0, spec.once, down_log,
+                     random.Random(rng.random()))
     end_ms = min(spec.uplink.schedule.period_ms, spec.downlink.schedule.period_ms) if spec.once else None
     up_delay: deque = deque()    # (release_ns, packet) after the uplink queue
     down_delay: deque = deque()  # (release_ns, packet) before the downlink queue
     stats = {"uplink_lost": 0, "downlink_lost": 0, "write_errors": 0}
     read, write, monotonic_ns = os.read, os.write, time.monotonic_ns
     rlist = [fd_e, fd_h, 0]
+    pcap_e = PcapWriter(config["pcap_emulated"], init_ns, init_epoch_ns) if config.get("pcap_emulated") else None
+    pcap_h = PcapWriter(config["pcap_host"], init_ns, init_epoch_ns) if config.get("pcap_host") else None
+    logs += [w for w in (pcap_e, pcap_h) if w is not None]
     status = 0
     try:
         while True:
@@ -150,6 +161,8 @@ def run(config: dict) -> int:
                         pkt = read(fd_e, 65536)
                     except BlockingIOError:
                         break
+                    if pcap_e is not None:
+                        pcap_e.write(now_ns, pkt)
                     up.enqueue(pkt, now_ms)
             # ---- downlink arrivals (host side -> delay line)
             if fd_h in ready:
@@ -159,6 +172,8 @@ def run(config: dict) -> int:
                         pkt = read(fd_h, 65536)
                     except BlockingIOError:
                         break
+                    if pcap_h is not None:
+                        pcap_h.write(now_ns, pkt)
                     down_delay.append((release, pkt))
             if 0 in ready and not os.read(0, 4096):
                 break  # parent went away
@@ -174,6 +189,8 @@ def run(config: dict) -> int:
             down.rationalize(now_ms)
             if down.departures:
                 for _t, pkt in down.drain():
+                    if pcap_e is not None:
+                        pcap_e.write(now_ns, pkt)
                     try:
                         write(fd_e, pkt)
                     except OSError:
@@ -187,8 +204,11 @@ def run(config: dict) -> int:
                         continue
                     up_delay.append((init_ns + t * 1_000_000 + delay_ns, pkt))
             while up_delay and up_delay[0][0] <= now_ns:
+                pkt = up_delay.popleft()[1]
+                if pcap_h is not None:
+                    pcap_h.write(now_ns, pkt)
                 try:
-                    write(fd_h, up_delay.popleft()[1])
+                    write(fd_h, pkt)
                 except OSError:
                     stats["write_errors"] += 1
             if end_ms is not None and now_ms >= end_ms:

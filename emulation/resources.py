@@ -10,9 +10,11 @@ Naming scheme (predictable, so a cleanup never touches anything else):
 Every link first writes a record ``<state dir>/<run>.json`` (owner pid and its
 start time, the link process pid, namespaces, devices) and only then creates
 anything; the record is removed last. A record whose owner is gone marks a
-leftover (the owner was killed with SIGKILL); so does any ``gt-`` namespace or
-root-namespace interface no live record claims. :func:`cleanup` removes those
-(the next link does it automatically; ``genet emulate cleanup`` on demand).
+leftover (the owner was killed with SIGKILL); so does a namespace or
+root-namespace interface with one of our exact name shapes that no live record
+claims (e.g. the state directory was wiped). :func:`cleanup` removes those: the
+next link releases dead owners' runs automatically, ``genet emulate cleanup``
+also sweeps by name.
 State directory: ``$GENET_EMULATION_STATE_DIR`` or ``/run/genet-testbed``.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -44,7 +47,7 @@ def state_dir() -> Path:
 
 def new_run_name() -> str:
     """A run name unique on this machine while this process lives (<= 12 chars, so devices fit IFNAMSIZ)."""
-    return f"{PREFIX}{os.getpid():x}-{next(_counter):x}"
+    return f"{PREFIX}{os.getpid():x}-{next(_counter) % 0x1000:x}"
 
 
 @contextmanager
@@ -193,6 +196,9 @@ def release(record: RunRecord) -> None:
         remove_netns(ns)
     for name in record.links:
         remove_link(name)
+    for p in state_dir().glob(f"{record.run}.*"):  # link config, stderr, stats files
+        if p != record.path:
+            p.unlink(missing_ok=True)
     record.remove()
 
 
@@ -218,8 +224,23 @@ class Leftovers:
         return "; ".join(parts) or "nothing"
 
 
-def find_leftovers(include_live: bool = False) -> Leftovers:
-    """Our resources whose owner is dead (``include_live``: every ``gt-`` resource)."""
+#: Exact shapes of the names we create (so a sweep by name never touches another tool's ``gt-`` objects).
+NAME_PATTERNS = (re.compile(r"gt-[0-9a-f]+-[0-9a-f]+-[eoih]"),  # netns backend: namespaces and TUN devices
+                 re.compile(r"gt-\d+[seh](-eth\d+)?"),              # mininet backend: bridge, hosts, ports
+                 re.compile(r"gt-netem-[0-9a-f]+"))                 # the netem probe's namespace
+
+
+def is_our_name(name: str) -> bool:
+    return any(p.fullmatch(name) for p in NAME_PATTERNS)
+
+
+def find_leftovers(include_live: bool = False, by_name: bool = True) -> Leftovers:
+    """Our resources whose owner is dead (``include_live``: every one of ours).
+
+    by_name: also sweep namespaces and root-namespace interfaces whose names have our exact
+             shapes but that no live record claims (default True; automatic cleanups at link start
+             use False and only release runs whose owner died)
+    """
     records = load_records()
     live = [] if include_live else [r for r in records if r.owner_alive()]
     dead = [r for r in records if include_live or not r.owner_alive()]
@@ -230,19 +251,27 @@ def find_leftovers(include_live: bool = False) -> Leftovers:
     def claimed(name: str, claimed_set: set[str]) -> bool:
         return name in claimed_set or any(name.startswith(run + "-") for run in live_runs)
 
-    netns = [ns for ns in list_netns() if ns.startswith(PREFIX) and not claimed(ns, claimed_ns)]
-    links = [n for n in list_links(PREFIX) if not claimed(n, claimed_links)]
+    if not by_name:
+        return Leftovers(dead, [], [])
+    dead_names = {n for r in dead for n in r.netns + r.links}
+    netns = [ns for ns in list_netns() if is_our_name(ns) and ns not in dead_names and not claimed(ns, claimed_ns)]
+    links = [n for n in list_links(PREFIX)
+             if is_our_name(n) and n not in dead_names and not claimed(n, claimed_links)]
     return Leftovers(dead, netns, links)
 
 
-def cleanup(include_live: bool = False) -> Leftovers:
+def cleanup(include_live: bool = False, by_name: bool = True) -> Leftovers:
     """Remove leftovers (see :func:`find_leftovers`); return what was removed."""
     with state_lock():
-        found = find_leftovers(include_live)
+        found = find_leftovers(include_live, by_name)
         for r in found.records:
             release(r)
         for ns in found.netns:
             remove_netns(ns)
         for name in found.links:
             remove_link(name)
+        runs = {r.run for r in load_records()}
+        for p in state_dir().glob(f"{PREFIX}*.*"):  # files of runs that no longer have a record
+            if p.name.split(".", 1)[0] not in runs:
+                p.unlink(missing_ok=True)
     return found

@@ -92,7 +92,7 @@ def test_ping_style_rtt_with_20ms_each_way():
 
 def test_uplink_loss_rate_of_a_constant_udp_stream():
     n = 4000
-    with LinkEmulator(12, 12, uplink_loss=0.05, isolate_host=True, seed=None) as link:
+    with LinkEmulator(12, 12, uplink_loss=0.05, isolate_host=True, seed=12345) as link:
         result = {}
         rx = threading.Thread(target=lambda: result.setdefault(
             "received", link.host.call(udp_count_receiver, link.host.address, 9100, 1.5)))
@@ -197,15 +197,24 @@ def test_sigkill_leftovers_are_detected_and_cleaned():
 
 def test_shell_runs_command_with_mahimahi_base_and_its_status(tmp_path):
     up, down = tmp_path / "up.log", tmp_path / "down.log"
+    probe = f"{sys.executable} -c 'import emulation.probes as p; print(p.icmp_rtt_probe(\"100.64.0.1\", 20, 0.02))'"
     cmd = GENET + ["emulate", "shell", "--isolate-host", "--delay-ms", "10", "--uplink", "12mbps",
-                   "--downlink", "12mbps", "--uplink-log", str(up), "--downlink-log", str(down), "--",
-                   "sh", "-c", "echo base=$MAHIMAHI_BASE; exit 7"]
+                   "--downlink", "12mbps", "--uplink-queue", "droptail", "--uplink-queue-args", "packets=20",
+                   "--uplink-log", str(up), "--downlink-log", str(down), "--",
+                   "sh", "-c", f"echo base=$MAHIMAHI_BASE; {probe} >/dev/null; exit 7"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 7, res.stderr
     assert res.stdout.strip() == "base=100.64.0.1"
     head = up.read_text().splitlines()[:5]
     assert head[0].startswith("# mahimahi mm-link (Uplink) [constant 12 Mbit/s] >")
-    assert head[2] == "# queue: infinite" and head[4] == "# base timestamp: 0"
+    assert head[2] == "# queue: droptail [packets=20]" and head[4] == "# base timestamp: 0"
+    png = tmp_path / "up.png"
+    stats = subprocess.run(GENET + ["emulate", "link-stats", str(up), "--png", str(png)], capture_output=True,
+                           text=True, cwd=REPO, timeout=60)
+    assert stats.returncode == 0, stats.stderr
+    lines = stats.stdout.splitlines()
+    assert lines[0].startswith("Average capacity: 12.0") and "95th percentile per-packet queueing delay: 1 ms" in lines
+    assert png.stat().st_size > 10000 and png.read_bytes()[:4] == b"\x89PNG"
     res = subprocess.run(GENET + ["emulate", "shell", "--isolate-host", "--uplink", "12mbps", "--downlink",
                                   "12mbps", "--timeout-s", "0.5", "--", "sleep", "30"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -219,3 +228,11 @@ def test_once_ends_with_the_trace(tmp_path):
                                   "--downlink", str(trace), "--", "sleep", "30"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 77 and "trace ended" in res.stderr
+
+
+def test_a_link_process_that_dies_is_reported_and_cleaned_up():
+    with pytest.warns(RuntimeWarning, match=r"link process of gt-.* failed \(status -9\)"):
+        with LinkEmulator(12, 12, isolate_host=True) as link:
+            os.kill(link.backend.proc.pid, signal.SIGKILL)
+            link.backend.proc.wait()
+    assert ours(link.run_name) == ([], [])
