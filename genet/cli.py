@@ -75,11 +75,18 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # clear one-line errors for bad input; tracebacks with GENET_DEBUG=1
-        from traces.errors import TraceFormatError
-        from traces.config_space import ConfigSpaceError
         import os
-        if os.environ.get("GENET_DEBUG") or not isinstance(exc, (TraceFormatError, ConfigSpaceError, ValueError,
-                                                                  FileNotFoundError, PermissionError)):
+
+        from traces.config_space import ConfigSpaceError
+        from traces.datasets import DatasetError
+        from traces.errors import TraceFormatError
+        clear = (TraceFormatError, ConfigSpaceError, DatasetError, ValueError, FileNotFoundError, PermissionError)
+        try:
+            from emulation.config import EmulationError
+            clear += (EmulationError,)
+        except ImportError:
+            pass
+        if os.environ.get("GENET_DEBUG") or not isinstance(exc, clear):
             raise
         print(f"genet: error: {exc}", file=sys.stderr)
         return 1
