@@ -34,6 +34,7 @@ from emulation.config import EmulationError, LinkSpec, Schedule, TraceLike
 from emulation.endpoint import Endpoint, end_process
 from emulation.resources import RunRecord, new_run_name, release, state_lock
 from emulation.sysnet import is_root, process_start_time
+from emulation.backend_base import ProcessLink
 
 MM_TOOLS = ("mm-delay", "mm-loss", "mm-link")
 READY_TIMEOUT_S = 20.0
@@ -108,7 +109,7 @@ def mm_command(spec: LinkSpec, uplink_path: str, downlink_path: str, inner: list
     return argv + ["--"] + list(inner)
 
 
-class MahimahiLink:
+class MahimahiLink(ProcessLink):
     """A running Mahimahi shell; use through :class:`emulation.emulator.LinkEmulator`.
 
     command: run this as mm-link's inner command (stdio inherited) instead of a holder
@@ -194,20 +195,8 @@ class MahimahiLink:
         err = self.proc.stderr.read() if self.proc.poll() is not None else ""
         raise EmulationError(f"Mahimahi did not start: {err.strip() or 'no output'}")
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_finished(self, timeout_s: float | None = None):
-        try:
-            return self.proc.wait(timeout=timeout_s) if self.proc else None
-        except subprocess.TimeoutExpired:
-            return None
-
     def close(self) -> None:
-        for ep in (self.emulated, self.host):
-            if ep is not None:
-                ep.close()
+        self.close_endpoints()
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc._genet_new_session = self.command is None  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ from emulation.endpoint import Endpoint
 from emulation.resources import (RunRecord, cleanup, kill_pid, load_records, new_run_name, allocate_host_index,
                                  release, state_dir, state_lock)
 from emulation.sysnet import NETNS_DIR, in_netns, ip, is_root, process_start_time
+from emulation.backend_base import ProcessLink
 
 READY_TIMEOUT_S = 15.0
 
@@ -59,7 +60,7 @@ def _disable_ipv6(dev: str, netns: str | None) -> None:
             pass  # no IPv6 in this kernel: nothing to disable
 
 
-class NetnsLink:
+class NetnsLink(ProcessLink):
     """A running netns link; use through :class:`emulation.emulator.LinkEmulator`.
 
     spec: the validated link
@@ -173,24 +174,9 @@ class NetnsLink:
             msg = err_path.read_text().strip().splitlines()
             raise EmulationError("the link process did not start: " + (msg[-1] if msg else "no output"))
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_finished(self, timeout_s: float | None = None) -> int | None:
-        """Wait for the link process to end by itself (``once``: the trace ended; status 77)."""
-        if self.proc is None:
-            return None
-        try:
-            return self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
-
     def close(self) -> None:
         """End commands, the link process (flushing logs), namespaces, devices; remove the record."""
-        for ep in (self.emulated, self.host):
-            if ep is not None:
-                ep.close()
+        self.close_endpoints()
         if self.proc is not None:
             died_early = self.proc.poll()
             if died_early is None:

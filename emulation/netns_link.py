@@ -238,10 +238,8 @@ def run(config: dict) -> int:
                           f"{name}_dropped_bytes": q.dropped_bytes})
         stats["duration_ms"] = (time.monotonic_ns() - init_ns) // 1_000_000
         if config.get("stats_path"):
-            tmp = config["stats_path"] + ".tmp"
-            with open(tmp, "w") as fh:
-                json.dump(stats, fh)
-            os.replace(tmp, config["stats_path"])
+            from traces.atomic import atomic_write_text
+            atomic_write_text(config["stats_path"], json.dumps(stats))
     return status
 
 

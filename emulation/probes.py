@@ -14,6 +14,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass
@@ -64,24 +65,21 @@ def udp_echo_server(address: str, port: int, duration_s: float) -> int:
     return n
 
 
-def udp_rtt_probe(address: str, port: int, count: int = 50, interval_s: float = 0.05, size_bytes: int = 56,
-                  timeout_s: float = 2.0) -> RttSummary:
-    """Send ``count`` echo requests ``interval_s`` apart and time the replies (ping-style)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.connect((address, port))
-    sock.setblocking(False)
+def _paced_probe(sock: socket.socket, send: Callable[[int], int], receive: Callable[[], tuple[int, int] | None],
+                 count: int, interval_s: float, timeout_s: float) -> RttSummary:
+    """The ping-style loop both probes share: send request ``seq`` every ``interval_s``
+    (``send(seq)`` returns its send time, ns), collect replies (``receive()`` returns
+    (seq, arrival time ns) or None) until all came back or ``timeout_s`` after the last send."""
     import select
     sent_at: dict[int, int] = {}
     rtts: list[float] = []
-    pad = b"\0" * max(0, size_bytes - 12)
     start = time.monotonic()
     seq = 0
     last_deadline = None
     while True:
         now = time.monotonic()
         if seq < count and now >= start + seq * interval_s:
-            sent_at[seq] = time.monotonic_ns()
-            sock.send(struct.pack("!IQ", seq, sent_at[seq]) + pad)
+            sent_at[seq] = send(seq)
             seq += 1
             if seq == count:
                 last_deadline = time.monotonic() + timeout_s
@@ -89,15 +87,34 @@ def udp_rtt_probe(address: str, port: int, count: int = 50, interval_s: float = 
         if last_deadline is not None and (now >= last_deadline or len(rtts) == count):
             break
         wake = start + seq * interval_s if seq < count else last_deadline
-        r = select.select([sock], [], [], max(0.0, wake - now))[0]
-        if r:
-            data = sock.recv(65536)
-            t = time.monotonic_ns()
-            s, _ = struct.unpack("!IQ", data[:12])
-            if s in sent_at:
-                rtts.append((t - sent_at.pop(s)) / 1e6)
+        if not select.select([sock], [], [], max(0.0, wake - now))[0]:
+            continue
+        reply = receive()
+        if reply is not None and reply[0] in sent_at:
+            rtts.append((reply[1] - sent_at.pop(reply[0])) / 1e6)
     sock.close()
     return summarize_rtts(rtts, count)
+
+
+def udp_rtt_probe(address: str, port: int, count: int = 50, interval_s: float = 0.05, size_bytes: int = 56,
+                  timeout_s: float = 2.0) -> RttSummary:
+    """Send ``count`` echo requests ``interval_s`` apart and time the replies (ping-style)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((address, port))
+    sock.setblocking(False)
+    pad = b"\0" * max(0, size_bytes - 12)
+
+    def send(seq: int) -> int:
+        t = time.monotonic_ns()
+        sock.send(struct.pack("!IQ", seq, t) + pad)
+        return t
+
+    def receive() -> tuple[int, int]:
+        data = sock.recv(65536)
+        t = time.monotonic_ns()
+        return struct.unpack("!IQ", data[:12])[0], t
+
+    return _paced_probe(sock, send, receive, count, interval_s, timeout_s)
 
 
 def _icmp_checksum(data: bytes) -> int:
@@ -116,36 +133,23 @@ def icmp_rtt_probe(address: str, count: int = 50, interval_s: float = 0.05, size
     Replies are timestamped by the kernel on arrival (``SO_TIMESTAMPNS``), so the
     prober's own scheduling delays do not show up as jitter, as with ping.
     """
+    import os
     SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     sock.setblocking(False)
-    import os
-    import select
     ident = (os.getpid() ^ id(sock)) & 0xFFFF
     payload = b"\0" * max(0, size_bytes - 8)
-    sent_at: dict[int, int] = {}
-    rtts: list[float] = []
-    start = time.monotonic()
-    seq = 0
-    last_deadline = None
-    while True:
-        now = time.monotonic()
-        if seq < count and now >= start + seq * interval_s:
-            header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-            body = struct.pack("!Q", seq) + payload
-            msg = struct.pack("!BBHHH", 8, 0, _icmp_checksum(header + body), ident, seq) + body
-            sent_at[seq] = time.clock_gettime_ns(time.CLOCK_REALTIME)
-            sock.sendto(msg, (address, 0))
-            seq += 1
-            if seq == count:
-                last_deadline = time.monotonic() + timeout_s
-            continue
-        if last_deadline is not None and (now >= last_deadline or len(rtts) == count):
-            break
-        wake = start + seq * interval_s if seq < count else last_deadline
-        if not select.select([sock], [], [], max(0.0, wake - now))[0]:
-            continue
+
+    def send(seq: int) -> int:
+        header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+        body = struct.pack("!Q", seq) + payload
+        msg = struct.pack("!BBHHH", 8, 0, _icmp_checksum(header + body), ident, seq) + body
+        t = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        sock.sendto(msg, (address, 0))
+        return t
+
+    def receive() -> tuple[int, int] | None:
         data, anc, _flags, _addr = sock.recvmsg(65536, 1024)
         t_ns = None
         for level, kind, value in anc:
@@ -156,10 +160,9 @@ def icmp_rtt_probe(address: str, count: int = 50, interval_s: float = 0.05, size
             t_ns = time.clock_gettime_ns(time.CLOCK_REALTIME)
         ihl = (data[0] & 0x0F) * 4
         icmp_type, _code, _ck, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
-        if icmp_type == 0 and rid == ident and rseq in sent_at:
-            rtts.append((t_ns - sent_at.pop(rseq)) / 1e6)
-    sock.close()
-    return summarize_rtts(rtts, count)
+        return (rseq, t_ns) if icmp_type == 0 and rid == ident else None
+
+    return _paced_probe(sock, send, receive, count, interval_s, timeout_s)
 
 
 def udp_constant_stream(address: str, port: int, rate_pps: float, count: int, size_bytes: int = 200) -> int:

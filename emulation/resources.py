@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from emulation.sysnet import ip, list_links, list_netns, process_start_time
+from traces.atomic import atomic_write_text
 
 PREFIX = "gt-"
 _counter = count()
@@ -89,9 +90,7 @@ class RunRecord:
         return state_dir() / f"{self.run}.json"
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(asdict(self)))
 
     def remove(self) -> None:
         try:

@@ -314,8 +314,11 @@ def export_onnx(module: Any, spec: PolicySpec, path: str | os.PathLike, *,
     module.eval()
     example = (torch.from_numpy(np.asarray(check_observations[:1], dtype=np.float32))
                if check_observations is not None else torch.zeros((1, *spec.observation_shape)))
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    import tempfile
     import warnings
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part.onnx", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
     with warnings.catch_warnings():  # the TorchScript exporter (no onnxscript needed) warns it is legacy
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(module, (example,), str(tmp), input_names=["observation"], output_names=["output"],
@@ -329,18 +332,21 @@ def export_onnx(module: Any, spec: PolicySpec, path: str | os.PathLike, *,
     for k, v in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v
-    onnx.checker.check_model(model)
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
-    if check_observations is not None:
-        obs = np.asarray(check_observations, dtype=np.float32)
-        with torch.no_grad():
-            ref = module(torch.from_numpy(obs))
-            ref = (ref[0] if isinstance(ref, (tuple, list)) else ref).numpy()
-        got = OnnxPolicy(path).forward(np.ascontiguousarray(obs))
-        err = float(np.max(np.abs(ref - got))) if ref.size else 0.0
-        if err > atol:
-            raise ValueError(f"{path}: onnxruntime output differs from torch by {err:.3g} (> atol {atol})")
+    try:
+        onnx.checker.check_model(model)
+        onnx.save(model, str(tmp))
+        if check_observations is not None:  # checked before the file takes its name: a bad export never lands
+            obs = np.asarray(check_observations, dtype=np.float32)
+            with torch.no_grad():
+                ref = module(torch.from_numpy(obs))
+                ref = (ref[0] if isinstance(ref, (tuple, list)) else ref).numpy()
+            got = OnnxPolicy(tmp).forward(np.ascontiguousarray(obs))
+            err = float(np.max(np.abs(ref - got))) if ref.size else 0.0
+            if err > atol:
+                raise ValueError(f"{path}: onnxruntime output differs from torch by {err:.3g} (> atol {atol})")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -93,3 +93,20 @@ def test_sampling_follows_cumulative_rule():
     assert np.all(a[0::2] == 1)
     frac2 = np.mean(a[1::2] == 2)
     assert 0.4 < frac2 < 0.6 and set(np.unique(a[1::2])) == {0, 2}
+
+
+def test_export_that_fails_its_check_leaves_the_previous_file(tmp_path):
+    """export_onnx checks onnxruntime against torch before the file takes its name."""
+    import torch
+
+    class Noisy(torch.nn.Module):
+        def forward(self, x):  # torch and onnxruntime draw different noise: the check must fail
+            return torch.softmax(x.reshape(x.shape[0], -1)[:, :3] + 10 * torch.rand(x.shape[0], 3), dim=-1)
+
+    target = tmp_path / "p.onnx"
+    target.write_bytes(b"previous model")
+    obs = np.random.default_rng(0).normal(size=(16, 4, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="differs from torch"):
+        export_onnx(Noisy(), SPEC, target, check_observations=obs, atol=1e-5)
+    assert target.read_bytes() == b"previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["p.onnx"]

@@ -149,7 +149,7 @@ def test_exception_and_command_timeout_clean_up():
         t0 = time.monotonic()
         with pytest.raises(subprocess.TimeoutExpired):
             link.emulated.run(["sleep", "30"], timeout_s=0.5)
-        assert time.monotonic() - t0 < 10
+        assert time.monotonic() - t0 < 25  # returned on the timeout, not when the 30-s command ended
     assert ours(link.run_name) == ([], [])
 
 

@@ -157,3 +157,9 @@ def test_fetch_archive_checks_and_unpacks(tmp_path, http_server, shared_dir):
 def test_unreachable_mirror_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="download failed: http://127.0.0.1:9/"):
         fetch_dataset("fcc-val", tmp_path, base_url="http://127.0.0.1:9", timeout_s=2)
+
+
+def test_manifest_checksums_match_the_shared_sets(shared_dir):
+    from traces.datasets import build_manifest_entry, load_manifest
+    for name, ds in load_manifest().items():
+        assert build_manifest_entry(shared_dir / "traces" / ds.mirror_path) == ds.files, name

@@ -29,9 +29,7 @@ import math
 import numpy as np
 
 from traces.config_space import ConfigSpace, ConfigSpaceError, load_space
-from traces.trace import Trace
-
-PACKET_BYTES = 1500
+from traces.trace import MAHIMAHI_PACKET_BYTES as PACKET_BYTES, Trace
 
 
 def bandwidth_series(rng: np.random.Generator, duration_s: float, sample_interval_s: float,

@@ -114,15 +114,6 @@ def load_traces(path: str | os.PathLike, fmt: str | None = None) -> list[Trace]:
     return [read_trace(path, fmt)]
 
 
-def iter_traces(path: str | os.PathLike, fmt: str | None = None) -> Iterable[tuple[Path, Trace]]:
-    """Yield (file, trace) for a file or every file of a directory, lazily."""
-    path = Path(path)
-    if path.is_dir():
-        for p in list_trace_files(path):
-            yield p, read_trace(p, fmt, name=dataset_name(p, path))
-    else:
-        yield path, read_trace(path, fmt)
-
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, to: str, from_fmt: str | None = None,
             progress: Callable[[Iterable], Iterable] | None = None) -> list[Path]:

@@ -130,23 +130,6 @@ class Trace:
         """Bits the link can carry over the whole trace, in Mbit."""
         return float(np.sum(self.bandwidth_mbps * self.interval_s))
 
-    def bandwidth_at(self, time_s: np.ndarray | float) -> np.ndarray:
-        """Bandwidth (Mbps) in force at the given time(s), step-function semantics."""
-        idx = np.searchsorted(self.timestamps_s, np.asarray(time_s, float), side="right") - 1
-        return self.bandwidth_mbps[np.clip(idx, 0, len(self) - 1)]
-
-    def cumulative_megabits(self, time_s: np.ndarray | float) -> np.ndarray:
-        """Mbit deliverable from the trace start up to ``time_s`` (clipped to the trace)."""
-        t = self.timestamps_s
-        cum = np.concatenate([[0.0], np.cumsum(self.bandwidth_mbps[:-1] * np.diff(t))])
-        x = np.clip(np.asarray(time_s, float), t[0], t[-1])
-        idx = np.clip(np.searchsorted(t, x, side="right") - 1, 0, len(self) - 1)
-        return cum[idx] + self.bandwidth_mbps[idx] * (x - t[idx])
-
-    def percentile_bandwidth_mbps(self, q: float | np.ndarray) -> np.ndarray | float:
-        """Time-weighted percentile(s) of bandwidth, q in [0, 100]."""
-        return weighted_percentile(self.bandwidth_mbps, self.interval_s, q)
-
     def __repr__(self) -> str:
         props = "".join(f", {k}={getattr(self, k)}" for k in ("delay_ms", "loss_rate", "queue_packets")
                         if getattr(self, k) is not None)

@@ -30,16 +30,11 @@ from genet.cc.env import AuroraConfig
 from genet.cc.link import LinkConfig
 from genet.cc.metrics import RunMetrics, summarize, time_series
 from genet.cc.policies import CcPolicy, load_aurora_policy, run_policy
-from traces.atomic import atomic_text_writer
+from traces.atomic import atomic_write_text
 from traces import Trace
 
 SUMMARY_COLUMNS = ("policy", "traces", "throughput_mbps", "p90_delay_ms", "p95_delay_ms", "loss_rate", "reward",
                    "reward_std")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    with atomic_text_writer(path) as fh:
-        fh.write(text)
 
 
 def summary_rows(rows: Sequence[RunMetrics]) -> list[dict]:
@@ -138,16 +133,16 @@ def write_results(rows: Sequence[RunMetrics], out: Path, reward_form: str = "gen
     w.writeheader()
     for r in rows:
         w.writerow(r.to_dict())
-    _atomic_write(out / "results.csv", buf.getvalue())
-    _atomic_write(out / "results.json", json.dumps([r.to_dict() for r in rows], indent=1))
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    atomic_write_text(out / "results.json", json.dumps([r.to_dict() for r in rows], indent=1))
     summary = summary_rows(rows)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(SUMMARY_COLUMNS), lineterminator="\n")
     w.writeheader()
     for s in summary:
         w.writerow(s)
-    _atomic_write(out / "summary.csv", buf.getvalue())
-    _atomic_write(out / "summary.txt", format_summary(summary, reward_form) + "\n")
+    atomic_write_text(out / "summary.csv", buf.getvalue())
+    atomic_write_text(out / "summary.txt", format_summary(summary, reward_form) + "\n")
 
 
 def plot_results(rows: Sequence[RunMetrics], series: dict, first_trace: str, out: Path) -> None:
