@@ -127,8 +127,11 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     p.add_argument("--trials", type=int, default=15, help="BO trials per round (count)")
     p.add_argument("--random-trials", type=int, default=10, help="random BO trials before the GP-guided ones (count)")
     p.add_argument("--envs-per-trial", type=int, default=10, help="k environments per BO trial (count)")
+    p.add_argument("--space", metavar="FILE", default=None,
+                   help=f"config-space JSON file with the same dimensions as traces/spaces/{entry.name}.json but "
+                        f"your own ranges (default: that file)")
     p.add_argument("--real-traces", metavar="DIR", default=None,
-                   help="directory of real traces mixed into training (paper §5.2)")
+                   help="directory of real traces mixed into training (paper §5.2); several: comma-separated")
     p.add_argument("--real-prob", type=float, default=0.3,
                    help="probability 0-1 of training on a real trace when --real-traces is given")
     p.add_argument("--seed", type=int, default=0, help="master seed (integer)")
@@ -151,6 +154,13 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     g.add_argument("--epochs", type=int, default=dflt("epochs"), help="PPO passes over each batch (count)")
     g.add_argument("--minibatch", type=int, default=dflt("minibatch"), help="transitions per gradient step (count)")
     g.add_argument("--lr", type=float, default=dflt("lr"), help="Adam learning rate (per step)")
+    g.add_argument("--torch-threads", type=int, default=None,
+                   help="torch intra-op threads (count; 0 = every core; not given: ABR every core, CC 1); "
+                        "use 1 when several runs share the machine")
+    if entry.name == "abr":
+        g.add_argument("--entropy-rate", type=float, default=None,
+                       help="step size of the adaptive entropy weight (default: the learning rate, as "
+                            "Pensieve-PPO: ~20k updates from ln 6 to the target; 1e-3 anneals in ~2k)")
     if entry.name == "cc":
         g.add_argument("--history-length", type=int, default=10,
                        help="monitor intervals in the observation (count; 10 gives 30 values)")
@@ -169,6 +179,7 @@ class TrainPlan:
     total_updates: int
     out: Path
     real_traces: list | None
+    space: Any = None
 
 
 def plan_run(args: argparse.Namespace) -> TrainPlan:
@@ -194,24 +205,34 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
     if not 1 <= args.trials or not 0 <= args.random_trials <= args.trials or args.envs_per_trial < 1:
         raise ValueError(f"need --trials >= 1, 0 <= --random-trials <= --trials and --envs-per-trial >= 1; got "
                          f"{args.trials}, {args.random_trials}, {args.envs_per_trial}")
+    if getattr(args, "torch_threads", None) is not None and args.torch_threads < 0:
+        raise ValueError(f"--torch-threads must be >= 0 (0 = every core), got {args.torch_threads}")
     for opt in ("n_envs", "steps_per_update", "epochs", "minibatch"):
         if getattr(args, opt) is not None and getattr(args, opt) < 1:
             raise ValueError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
     if args.lr is not None and not args.lr > 0:
         raise ValueError(f"--lr must be > 0, got {args.lr}")
+    if getattr(args, "entropy_rate", None) is not None and not args.entropy_rate > 0:
+        raise ValueError(f"--entropy-rate must be > 0, got {args.entropy_rate}")
+    space = load_train_space(args.use_case, args.space) if getattr(args, "space", None) else None
     if args.steps_per_update is not None and args.n_envs is not None and args.steps_per_update < args.n_envs:
         raise ValueError(f"need --steps-per-update >= --n-envs; got {args.steps_per_update}, {args.n_envs}")
     real = None
     if args.real_traces is not None:
         if not 0 <= args.real_prob <= 1:
             raise ValueError(f"--real-prob must be a probability in [0, 1], got {args.real_prob}")
-        d = Path(args.real_traces)
-        if not d.exists():
-            raise FileNotFoundError(f"--real-traces {d}: no such file or directory")
         from traces import load_traces
-        real = load_traces(d)
+        real = []
+        for part in (x for x in args.real_traces.split(",") if x):
+            d = Path(part)
+            if not d.exists():
+                raise FileNotFoundError(f"--real-traces {d}: no such file or directory")
+            got = load_traces(d)
+            if not got:
+                raise ValueError(f"--real-traces {d}: the directory holds no traces")
+            real += got
         if not real:
-            raise ValueError(f"--real-traces {d}: the directory holds no traces")
+            raise ValueError(f"--real-traces {args.real_traces!r}: no directory given")
     out = Path(args.out) if args.out else Path("runs") / f"{args.use_case}-{args.method}-{args.range_name}-s{args.seed}"
     run_file = out / RUN_FILE
     if args.resume:
@@ -225,7 +246,26 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
     elif run_file.exists():
         raise ValueError(f"--out {out} already holds a run ({run_file}); pass --resume to continue it "
                          f"or choose another --out")
-    return TrainPlan(args.use_case, args.method, args.range_name, baselines, args.ensemble, 0, out, real)
+    return TrainPlan(args.use_case, args.method, args.range_name, baselines, args.ensemble, 0, out, real, space)
+
+
+def load_train_space(use_case: str, path: str):
+    """A user's config-space file for ``--space``: readable, ranges not inverted (checked by
+    :func:`traces.config_space.load_space`), and the same dimensions as the use case's own space."""
+    from traces.config_space import load_space
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--space {p}: no such file")
+    space = load_space(p)
+    own = load_space(use_case)
+    if space.use_case != use_case:
+        raise ValueError(f"--space {p}: a {space.use_case!r} config space, not {use_case!r}")
+    if set(space.names) != set(own.names):
+        missing, extra = sorted(set(own.names) - set(space.names)), sorted(set(space.names) - set(own.names))
+        raise ValueError(f"--space {p}: dimensions must be those of traces/spaces/{use_case}.json"
+                         f"{'; missing ' + ', '.join(missing) if missing else ''}"
+                         f"{'; unknown ' + ', '.join(extra) if extra else ''}")
+    return space
 
 
 def steps_per_update(use_case: Any) -> int:
@@ -281,6 +321,7 @@ CURVE_COLUMNS = ("update", "env_steps", "wall_s", "mean_step_reward", "episodes"
 
 
 def write_curve(history: list[dict], out: Path) -> None:
+    """Rewrite ``learning_curve.csv`` from the whole history (atomically)."""
     import csv
     from traces.atomic import atomic_text_writer
     with atomic_text_writer(out / "learning_curve.csv") as fh:
@@ -288,6 +329,50 @@ def write_curve(history: list[dict], out: Path) -> None:
         w.writeheader()
         for r in history:
             w.writerow(r)
+
+
+class CurveLog:
+    """The learning curve while training: one CSV row appended per PPO update (a long run does not
+    rewrite the file every update), plus TensorBoard event files in ``out/tensorboard`` when the
+    ``tensorboard`` package is installed. :meth:`sync` rewrites the CSV from the model's history
+    (start, resume, end), so a crash between checkpoints never leaves rows the checkpoint lacks."""
+
+    def __init__(self, out: Path, tensorboard: bool = True):
+        self.out = out
+        self.rows = 0
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard not installed: CSV + PNG only
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self.tb = SummaryWriter(log_dir=str(out / "tensorboard"))
+
+    def sync(self, history: list[dict]) -> None:
+        write_curve(history, self.out)
+        self.rows = len(history)
+
+    def append(self, history: list[dict]) -> None:
+        import csv
+        if self.rows == 0 or self.rows > len(history):
+            self.sync(history)
+        else:
+            with open(self.out / "learning_curve.csv", "a", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(CURVE_COLUMNS), extrasaction="ignore", lineterminator="\n")
+                for r in history[self.rows:]:
+                    w.writerow(r)
+            self.rows = len(history)
+        if self.tb is not None and history:
+            r = history[-1]
+            for k in CURVE_COLUMNS[3:]:
+                v = r.get(k)
+                if isinstance(v, (int, float)) and v == v:
+                    self.tb.add_scalar(f"train/{k}", v, global_step=int(r["env_steps"]))
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
 
 
 def plot_curve(history: list[dict], out: Path) -> Path | None:
@@ -337,21 +422,26 @@ def run_train(args: argparse.Namespace) -> int:
     from genet.curriculum.distribution import ConfigDistribution
     out = plan.out
     bar = None
+    curve: CurveLog | None = None
 
     def on_update(model: Any, record: dict) -> None:
-        write_curve(model.history, out)
+        curve.append(model.history)
         if bar is not None:
             bar.n = min(record["update"], plan.total_updates)
             bar.set_postfix(reward=f"{record['mean_step_reward']:.1f}", refresh=False)
             bar.refresh()
 
     use_case = module.build_use_case(args, real_traces=plan.real_traces, on_update=on_update)
+    if plan.space is not None:
+        use_case.space = plan.space
     set_total_updates(plan, args, use_case)
     out.mkdir(parents=True, exist_ok=True)
+    curve = CurveLog(out)
     if not args.no_progress:
         from tqdm import tqdm
         bar = tqdm(total=plan.total_updates, desc=f"genet train {plan.use_case} {plan.method}", unit="update")
-    n_real = len(plan.real_traces or [])
+    # the use case may leave out real traces its simulator cannot play (it warns which)
+    n_real = len(getattr(use_case, "real_traces", None) or plan.real_traces or [])
     real_prob = args.real_prob if n_real else 0.0
     initial = ConfigDistribution.udr(use_case.space, plan.range_name, real_prob, n_real)
     if not args.resume:
@@ -359,7 +449,8 @@ def run_train(args: argparse.Namespace) -> int:
             "use_case": plan.use_case, "method": plan.method, "range": plan.range_name,
             "baselines": list(plan.baselines), "ensemble": plan.ensemble, "seed": args.seed, "steps": args.steps,
             "rounds": args.rounds, "total_updates": plan.total_updates,
-            "real_traces": args.real_traces, "real_prob": real_prob,
+            "real_traces": args.real_traces, "real_prob": real_prob, "n_real_traces": n_real,
+            "space": str(plan.space.path) if plan.space is not None else f"traces/spaces/{plan.use_case}.json",
             "train_config": module.train_config_dict(use_case),
             "command": command_line(args),
             "argv": {k: v for k, v in vars(args).items() if k != "func"}, "commit": _git_commit(),
@@ -375,7 +466,8 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         model = _train_curriculum(use_case, plan, args, initial)
     use_case.save_model(model, out / "model.pt")
-    write_curve(model.history, out)
+    curve.sync(model.history)
+    curve.close()
     plot_curve(model.history, out)
     if bar is not None:
         bar.close()

@@ -197,3 +197,24 @@ def test_genet_layout_trains_with_jump_actions():
     agent = uc.train(uc.new_model(0), ConfigDistribution.udr(uc.space, "rl1"), 1, seed=0)
     assert agent.net.obs_shape == (6, 6) and agent.net.n_actions == 3
     assert np.isfinite(uc.test(agent, [uc.space.default()], 0)).all()
+
+
+def test_unplayable_real_traces_are_skipped_with_a_warning(shared_dir):
+    from traces import load_traces
+    from traces.trace import Trace
+    real = load_traces(shared_dir / "traces" / "abr" / "norway-val")[:2]
+    slow = Trace(np.array([0.0, 1.0, 2.0]), np.array([0.01, 0.01, 0.01]), name="too-slow")
+    with pytest.warns(UserWarning, match="skipping 1 of 3 real traces.*too-slow"):
+        uc = AbrUseCase(small(), real_traces=[real[0], slow, real[1]])
+    assert uc.real_traces == [real[0], real[1]] and uc.skipped_real_traces == ["too-slow"]
+    with pytest.raises(ValueError, match="none of the 1 real traces"):
+        AbrUseCase(small(), real_traces=[slow])
+
+
+def test_entropy_rate_sets_the_adaptive_entropy_step():
+    uc = AbrUseCase(small(entropy_rate=1e-2))
+    agent = uc.new_model(0)
+    assert agent.entropy.lr == 1e-2
+    assert AbrUseCase(small()).new_model(0).entropy.lr == small().learning_rate
+    with pytest.raises(ValueError, match="entropy_rate"):
+        AbrTrainConfig(entropy_rate=-1.0)

@@ -184,3 +184,66 @@ def test_curriculum_resume_matches_an_uninterrupted_run(tmp_path):
     sa = json.loads((tmp_path / "full" / "state.json").read_text())
     sb = json.loads((tmp_path / "cut" / "state.json").read_text())
     assert [r["best_config"] for r in sa["rounds"]] == [r["best_config"] for r in sb["rounds"]]
+
+
+def _space_file(tmp_path, use_case="cc", edit=None):
+    from traces.config_space import SPACES_DIR
+    raw = json.loads((SPACES_DIR / f"{use_case}.json").read_text())
+    if edit:
+        edit(raw)
+    p = tmp_path / f"{use_case}-space.json"
+    p.write_text(json.dumps(raw))
+    return p
+
+
+def test_space_file_narrows_the_training_distribution(tmp_path):
+    def narrow(raw):
+        for d in raw["dimensions"]:
+            if d["name"] == "max_bandwidth_mbps":
+                d["ranges"]["rl1"] = [7.0, 7.0]
+    out = tmp_path / "own-space"
+    assert _train(out, "--steps", "200", "--space", str(_space_file(tmp_path, edit=narrow))) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["space"].endswith("cc-space.json")
+    from genet.cc.training import CcUseCase
+    uc = CcUseCase()
+    agent = uc.load_model(out / "model.pt")
+    assert agent.updates == 1
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda raw: raw["dimensions"][0]["ranges"].__setitem__("rl1", [5.0, 1.0]), "rl1"),
+    (lambda raw: raw["dimensions"].pop(), "missing"),
+    (lambda raw: raw.__setitem__("use_case", "abr"), "not 'cc'"),
+])
+def test_bad_space_files_fail_before_training(tmp_path, capsys, edit, message):
+    out = tmp_path / "bad-space"
+    assert _train(out, "--space", str(_space_file(tmp_path, edit=edit))) == 1
+    err = capsys.readouterr().err
+    assert "cc-space.json" in err and message in err
+    assert not (out / "run.json").exists()
+    assert _train(out, "--space", str(tmp_path / "nope.json")) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_curve_log_appends_rows_equal_to_a_full_rewrite(tmp_path):
+    from genet.train_cli import CurveLog, write_curve
+    hist = [{"update": i, "env_steps": 10 * i, "wall_s": 0.5 * i, "mean_step_reward": float(i)} for i in range(1, 6)]
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    log = CurveLog(a, tensorboard=False)
+    for k in range(1, 6):
+        log.append(hist[:k])
+    write_curve(hist, b)
+    assert (a / "learning_curve.csv").read_text() == (b / "learning_curve.csv").read_text()
+    log.append(hist[:2])  # a shorter history (a resumed run): rewritten, not appended
+    assert len((a / "learning_curve.csv").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--torch-threads", "-1"], "--torch-threads must be >= 0"),
+    (["--entropy-rate", "0"], "--entropy-rate must be > 0"),
+])
+def test_bad_abr_options(tmp_path, capsys, extra, message):
+    assert main(["train", "abr", "--out", str(tmp_path / "a"), "--no-progress", *extra]) == 1
+    assert message in capsys.readouterr().err

@@ -112,6 +112,8 @@ class AbrTrainConfig:
     entropy_init: initial entropy weight (ln 6)
     entropy_target: target entropy of the adaptive weight (0.1)
     entropy_floor: smallest entropy weight (0.01)
+    entropy_rate: step size of the adaptive entropy weight (None: learning_rate, as Pensieve-PPO, which
+        needs ~20 k updates to go from ln 6 to the target; larger values anneal faster for short budgets)
     reward_scale: multiplier on rewards for training only (1.0: none)
     mode: simulator conventions, "pensieve" or "genet" (genet/abr/params.py) ("pensieve")
     layout: observation layout, "abr.pensieve-6x8" or "abr.genet-6x6" ("abr.pensieve-6x8")
@@ -133,6 +135,7 @@ class AbrTrainConfig:
     entropy_init: float = float(np.log(6))
     entropy_target: float = 0.1
     entropy_floor: float = 0.01
+    entropy_rate: float | None = None
     reward_scale: float = 1.0
     mode: str = "pensieve"
     layout: str = PENSIEVE_6X8.name
@@ -151,6 +154,8 @@ class AbrTrainConfig:
                              f"{self.learning_rate}")
         if self.fresh_traces is not None and self.fresh_traces < 1:
             raise ValueError(f"fresh_traces must be None or >= 1, got {self.fresh_traces}")
+        if self.entropy_rate is not None and not self.entropy_rate > 0:
+            raise ValueError(f"entropy_rate must be None or > 0, got {self.entropy_rate}")
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads must be >= 0 (0 = every core), got {self.torch_threads}")
         conventions(self.mode)  # raises on an unknown mode
@@ -245,11 +250,10 @@ class AbrUseCase:
         self.space = load_space("abr")
         self.video = video if video is not None else default_video()
         self.layout = get_layout(self.config.layout)
-        self.real_traces = list(real_traces or [])
         self.on_update = on_update
-        if self.real_traces:  # a real trace the simulator refuses is an error before training starts
-            BatchedAbrSim(self.real_traces, self.video, self.config.train_conventions(),
-                          params=self.config.train_conventions().params)
+        #: real traces left out because one pass cannot carry the largest chunk (the simulator refuses them)
+        self.skipped_real_traces: list[str] = []
+        self.real_traces = self._usable_real_traces(list(real_traces or []))
 
     # ---------------------------------------------------------------- models
     def new_model(self, seed: int) -> AbrAgent:
@@ -259,7 +263,8 @@ class AbrUseCase:
         net = PensieveActorCritic(s_len=self.layout.shape[1], n_actions=self.layout.n_actions,
                                   row4_len=self.video.n_levels)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
-        ent = AdaptiveEntropy(weight=cfg.entropy_init, target=cfg.entropy_target, lr=cfg.learning_rate,
+        ent = AdaptiveEntropy(weight=cfg.entropy_init, target=cfg.entropy_target,
+                              lr=cfg.entropy_rate if cfg.entropy_rate is not None else cfg.learning_rate,
                               epochs=cfg.epochs, floor=cfg.entropy_floor)
         return AbrAgent(net, opt, ent, cfg, seed=seed)
 
@@ -287,6 +292,25 @@ class AbrUseCase:
         agent.history = list(blob["history"])
         agent.rollout = None if blob["rollout"] is None else pickle.loads(blob["rollout"])
         return agent
+
+    def _usable_real_traces(self, traces: list[Trace]) -> list[Trace]:
+        """The real traces the simulator accepts; the others are skipped with a warning naming them
+        (some public traces are too short or too slow to carry one top-quality chunk in a pass).
+        No usable trace at all is an error before training starts."""
+        if not traces:
+            return []
+        import warnings
+        conv = self.config.train_conventions()
+        kept = [t for t in traces if self._usable(t, conv.params, conv)]
+        self.skipped_real_traces = [t.name for t in traces if not any(t is k for k in kept)]
+        if not kept:
+            raise ValueError(f"none of the {len(traces)} real traces can carry one video chunk in a pass "
+                             f"(first: {self.skipped_real_traces[0]})")
+        if self.skipped_real_traces:
+            warnings.warn(f"skipping {len(self.skipped_real_traces)} of {len(traces)} real traces that cannot "
+                          f"carry one video chunk in a pass: {', '.join(self.skipped_real_traces[:3])}"
+                          f"{' ...' if len(self.skipped_real_traces) > 3 else ''}", stacklevel=3)
+        return kept
 
     # ---------------------------------------------------------- environments
     def _usable(self, trace: Trace, params: EnvParams, conv: SimConventions) -> bool:
@@ -555,7 +579,10 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
     mb = getattr(args, "minibatch", None)
     cfg = AbrTrainConfig(n_envs=n_envs, rollout_steps=rollout, epochs=int(getattr(args, "epochs", None) or d.epochs),
                          learning_rate=float(getattr(args, "lr", None) or d.learning_rate),
-                         minibatch=None if not mb or mb >= n_envs * rollout else int(mb))
+                         minibatch=None if not mb or mb >= n_envs * rollout else int(mb),
+                         entropy_rate=getattr(args, "entropy_rate", None),
+                         torch_threads=d.torch_threads if getattr(args, "torch_threads", None) is None
+                         else int(args.torch_threads))
     return AbrUseCase(cfg, real_traces=real_traces, on_update=on_update)
 
 

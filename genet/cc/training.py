@@ -45,6 +45,7 @@ Choices where references differ or are silent:
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from dataclasses import asdict, dataclass, field
@@ -410,7 +411,9 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
         return default if v is None else v
     cfg = CcTrainConfig(n_envs=opt("n_envs", d.n_envs), steps_per_update=opt("steps_per_update", d.steps_per_update),
                         epochs=opt("epochs", d.epochs), minibatch=opt("minibatch", d.minibatch),
-                        learning_rate=opt("lr", d.learning_rate), history_length=opt("history_length", d.history_length))
+                        learning_rate=opt("lr", d.learning_rate), history_length=opt("history_length", d.history_length),
+                        torch_threads=(os.cpu_count() or 1) if opt("torch_threads", d.torch_threads) == 0
+                        else opt("torch_threads", d.torch_threads))
     return CcUseCase(cfg, real_traces=real_traces, on_update=on_update)
 
 
