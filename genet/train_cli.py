@@ -51,6 +51,10 @@ METHODS = ("udr", "genet", "cl1", "cl2", "cl3")
 RANGES = ("rl1", "rl2", "rl3")
 OBJECTIVE_OF = {"genet": "gap_to_baseline", "cl2": "baseline_to_optimum", "cl3": "gap_to_optimum"}
 RUN_FILE = "run.json"
+#: Default --checkpoint-every per use case: about every 70-300 k transitions (an Aurora update is 7200
+#: transitions, an ABR update 768-1536 and takes ~0.1 s, so checkpointing it every 10 updates would cost
+#: more than the training).
+CHECKPOINT_EVERY = {"cc": 10, "abr": 200}
 #: PPO option defaults shown by `genet train <use case> --help` (a use case not listed gets None = its own).
 PPO_DEFAULTS = {"cc": {"n_envs": 2, "steps_per_update": 7200, "epochs": 12, "minibatch": 600, "lr": 1e-3}}
 
@@ -138,8 +142,9 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     p.add_argument("--out", metavar="DIR", default=None,
                    help="run directory (default runs/<use case>-<method>-<range>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=10,
-                   help="PPO updates between checkpoints (udr, cl1; the curriculum checkpoints every phase)")
+    p.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY.get(entry.name, 10),
+                   help="PPO updates between checkpoints (udr, cl1; the curriculum checkpoints every phase); "
+                        "the learning-curve PNG is redrawn at a checkpoint at most once a minute")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ppo = PPO_DEFAULTS.get(entry.name)
     g = p.add_argument_group("PPO settings (defaults: Aurora, genet-simulators.md §8.3)" if ppo
@@ -499,6 +504,7 @@ def _train_staged(use_case, plan: TrainPlan, args, initial) -> Any:
     else:
         model = use_case.new_model(args.seed)
     bounds = [sum(per_stage[:i + 1]) for i in range(len(per_stage))]
+    last_plot = -float("inf")
     while model.updates < plan.total_updates:
         stage = next(i for i, b in enumerate(bounds) if model.updates < b)
         n = min(args.checkpoint_every - model.updates % args.checkpoint_every, bounds[stage] - model.updates)
@@ -506,7 +512,9 @@ def _train_staged(use_case, plan: TrainPlan, args, initial) -> Any:
         if model.updates % args.checkpoint_every == 0 or model.updates == plan.total_updates:
             use_case.save_model(model, latest)
             shutil.copyfile(latest, ckpt_dir / f"step_{model.env_steps}.pt")
-            plot_curve(model.history, plan.out)
+            if time.monotonic() - last_plot > 60:
+                plot_curve(model.history, plan.out)
+                last_plot = time.monotonic()
     return model
 
 

@@ -38,6 +38,7 @@ intervals, whose features are (0, 1, 1).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -109,21 +110,23 @@ class MonitorInterval:
         """Receive rate in packets/s (the reward's throughput)."""
         return self.recv_rate_bps / (8.0 * self.packet_bytes)
 
-    @property
+    @cached_property
     def avg_latency_s(self) -> float:
-        return float(np.mean(self.rtt_samples_s)) if self.rtt_samples_s.size else 0.0
+        n = self.rtt_samples_s.size
+        return float(np.add.reduce(self.rtt_samples_s)) / n if n else 0.0
 
     @property
     def loss_ratio(self) -> float:
         n = self.packets_lost + self.packets_acked
         return self.packets_lost / n if n > 0 else 0.0
 
-    @property
+    @cached_property
     def latency_increase_s(self) -> float:
-        half = self.rtt_samples_s.size // 2
+        x = self.rtt_samples_s
+        half = x.size // 2
         if half < 1:
             return 0.0
-        return float(np.mean(self.rtt_samples_s[half:]) - np.mean(self.rtt_samples_s[:half]))
+        return float(np.add.reduce(x[half:])) / (x.size - half) - float(np.add.reduce(x[:half])) / half
 
     @property
     def sent_latency_inflation(self) -> float:
@@ -232,7 +235,7 @@ class IntervalMonitor:
         elif self.prev_rtt_samples_s.size:
             rtts = np.array([float(np.mean(self.prev_rtt_samples_s))])
         if rtts.size:
-            avg = float(np.mean(rtts))
+            avg = float(np.add.reduce(rtts)) / rtts.size
             if 0 < avg < self.conn_min_latency_s:
                 self.conn_min_latency_s = avg
         mi = MonitorInterval(self._start_s, end_s, recv_start, recv_end, self._sent, self._acked, self._lost,
@@ -271,7 +274,7 @@ class ObservationHistory:
         self._rows = np.tile(np.array(empty, np.float64), (self.history_length, 1))
 
     def push(self, mi: MonitorInterval) -> np.ndarray:
-        self._rows = np.roll(self._rows, -1, axis=0)
+        self._rows[:-1] = self._rows[1:].copy()  # oldest row out (np.roll without the allocation overhead)
         self._rows[-1] = [mi.feature(f) for f in self.features]
         return self.observation()
 
