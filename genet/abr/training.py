@@ -17,9 +17,9 @@ paper's Train/Test interface, §4.3):
   config's buffer / RTT / chunk length / video length (:class:`EnvParams`), or
   a real trace (default EnvParams, as Genet wraps real traces with 80 ms /
   60 s) when the distribution draws ``real_trace_index``;
-* ``test(policy, configs, seed)``: per-config total QoE (sum of the per-chunk
-  rewards of one video, §1.6, as Genet ABR-A's ``test()`` and the BO gap,
-  §6.2) of the model (argmax action), ``"mpc"``, ``"bba"`` or ``"optimal"``
+* ``test(policy, configs, seed)``: per-config QoE of one video (§1.6) expressed
+  as a 48-chunk video (mean per-chunk reward x 48) of the model (argmax
+  action), ``"mpc"``, ``"bba"`` or ``"optimal"``
   through :func:`genet.abr.evaluate.evaluate` (trace pointer 1, no delay noise);
   environment i's trace comes from ``default_rng([seed, i])``, so the RL policy
   and every baseline see the same traces;
@@ -37,6 +37,13 @@ Pensieve conventions (48-chunk default video, μ = 4.3, first quality 1) with
 Pensieve training's delay noise U(0.9, 1.1) and random start pointer (§1.7).
 
 Choices where references differ or are silent:
+
+* ``test`` (and so the BO gap) scales each video's total QoE to 48 chunks.
+  Genet's gap is the plain sum over its fixed 49-chunk video (§6.2); our
+  ABR space also varies the chunk length and the video length (RL3: 1-10 s
+  chunks, videos up to 800 s), and a plain sum would make the search promote
+  the longest videos with the shortest chunks simply because they have the
+  most chunks to lose QoE on. For a 48-chunk video the two are equal.
 
 * Episodes are whole videos (video end = *terminated*, no bootstrap) and carry
   across updates and ``train`` calls: each update runs exactly ``rollout_steps``
@@ -92,6 +99,8 @@ from traces.trace import Trace
 #: Baseline names ``test`` accepts besides a model ("optimal": the offline optimum, genet/abr/optimal.py).
 ABR_BASELINES = ("mpc", "bba")
 CHECKPOINT_FORMAT = "genet-abr-agent-v1"
+#: ``test`` reports QoE per video of this many chunks (Pensieve's 48; see the module docstring).
+TEST_VIDEO_CHUNKS = 48
 #: Redraws of a config whose trace cannot carry one chunk before giving up.
 MAX_TRACE_REDRAWS = 100
 
@@ -532,7 +541,7 @@ class AbrUseCase:
         return [t for t, _ in envs], [p for _, p in envs]
 
     def test(self, policy: Any, configs: list[dict], seed: int) -> np.ndarray:
-        """Per-config total QoE of one video (see the module docstring)."""
+        """Per-config QoE of one video scaled to 48 chunks (see the module docstring)."""
         from genet.abr.evaluate import evaluate
         if not configs:
             return np.zeros(0)
@@ -540,7 +549,7 @@ class AbrUseCase:
         traces, params = self.test_environments(configs, seed)
         results = evaluate(pol, traces, self.video, self.config.test_conventions(), params=params,
                            label=None if isinstance(pol, str) else "rl")
-        return np.array([r.qoe for r in results], float)
+        return np.array([r.qoe_per_chunk * TEST_VIDEO_CHUNKS for r in results], float)
 
 
 # ------------------------------------------------------------- speed
