@@ -6,17 +6,18 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import IO, Iterator, TextIO
 
 
 @contextlib.contextmanager
-def atomic_text_writer(path: str | os.PathLike) -> Iterator[TextIO]:
-    """Open ``path`` for writing text; it appears only if the block succeeds."""
+def _atomic_file(path: str | os.PathLike, binary: bool) -> Iterator[IO]:
+    """A temporary sibling of ``path`` opened for writing; renamed onto ``path`` (after fsync) only if
+    the block succeeds, removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", newline="\n") as fh:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="\n")) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -27,21 +28,15 @@ def atomic_text_writer(path: str | os.PathLike) -> Iterator[TextIO]:
         raise
 
 
+def atomic_text_writer(path: str | os.PathLike) -> Iterator[TextIO]:
+    """Open ``path`` for writing text (a context manager); it appears only if the block succeeds."""
+    return _atomic_file(path, binary=False)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with _atomic_file(path, binary=True) as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
