@@ -49,6 +49,8 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
+from traces.atomic import publish
+
 #: metadata_props keys (without the ``genet.`` prefix) that make up a PolicySpec.
 META_KEYS = ("use_case", "observation_layout", "observation_shape", "action_semantics",
              "action_type", "n_actions", "output")
@@ -344,7 +346,7 @@ def export_onnx(module: Any, spec: PolicySpec, path: str | os.PathLike, *,
             err = float(np.max(np.abs(ref - got))) if ref.size else 0.0
             if err > atol:
                 raise ValueError(f"{path}: onnxruntime output differs from torch by {err:.3g} (> atol {atol})")
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -9,6 +9,22 @@ from pathlib import Path
 from typing import IO, Iterator, TextIO
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Permissions of finished files: what open() would give (0666 minus the umask), not mkstemp's 0600.
+FILE_MODE = 0o666 & ~_umask()
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give a finished temporary file the usual permissions and rename it onto ``path``."""
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def _atomic_file(path: str | os.PathLike, binary: bool) -> Iterator[IO]:
     """A temporary sibling of ``path`` opened for writing; renamed onto ``path`` (after fsync) only if
@@ -21,7 +37,7 @@ def _atomic_file(path: str | os.PathLike, binary: bool) -> Iterator[IO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
