@@ -30,7 +30,7 @@ Run directory (``--out``, default ``runs/<use_case>-<method>-<range>-s<seed>``):
   exports it (or the latest checkpoint of an unfinished run).
 
 Use cases plug in through :data:`TRAIN_USE_CASES`: a module providing
-``build_use_case(args, real_traces, on_update)``, ``train_config_dict(use_case)``
+``build_use_case(args, real_traces, on_update, space)``, ``train_config_dict(use_case)``
 and ``export_policy(use_case, model, path, metadata)``.
 """
 
@@ -325,22 +325,27 @@ CURVE_COLUMNS = ("update", "env_steps", "wall_s", "mean_step_reward", "episodes"
                  "transitions_per_s")
 
 
+def _curve_rows(fh, records: list[dict], header: bool) -> None:
+    import csv
+    w = csv.DictWriter(fh, fieldnames=list(CURVE_COLUMNS), extrasaction="ignore", lineterminator="\n")
+    if header:
+        w.writeheader()
+    w.writerows(records)
+
+
 def write_curve(history: list[dict], out: Path) -> None:
     """Rewrite ``learning_curve.csv`` from the whole history (atomically)."""
-    import csv
     from traces.atomic import atomic_text_writer
     with atomic_text_writer(out / "learning_curve.csv") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(CURVE_COLUMNS), extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        for r in history:
-            w.writerow(r)
+        _curve_rows(fh, history, header=True)
 
 
 class CurveLog:
     """The learning curve while training: one CSV row appended per PPO update (a long run does not
     rewrite the file every update), plus TensorBoard event files in ``out/tensorboard`` when the
-    ``tensorboard`` package is installed. :meth:`sync` rewrites the CSV from the model's history
-    (start, resume, end), so a crash between checkpoints never leaves rows the checkpoint lacks."""
+    ``tensorboard`` package is installed. The first :meth:`append` (and :meth:`sync`, at the end) rewrites
+    the CSV from the model's history, so a resumed run drops the rows a crash left after its last
+    checkpoint."""
 
     def __init__(self, out: Path, tensorboard: bool = True):
         self.out = out
@@ -359,14 +364,11 @@ class CurveLog:
         self.rows = len(history)
 
     def append(self, history: list[dict]) -> None:
-        import csv
         if self.rows == 0 or self.rows > len(history):
             self.sync(history)
         else:
             with open(self.out / "learning_curve.csv", "a", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(CURVE_COLUMNS), extrasaction="ignore", lineterminator="\n")
-                for r in history[self.rows:]:
-                    w.writerow(r)
+                _curve_rows(fh, history[self.rows:], header=False)
             self.rows = len(history)
         if self.tb is not None and history:
             r = history[-1]
@@ -436,9 +438,7 @@ def run_train(args: argparse.Namespace) -> int:
             bar.set_postfix(reward=f"{record['mean_step_reward']:.1f}", refresh=False)
             bar.refresh()
 
-    use_case = module.build_use_case(args, real_traces=plan.real_traces, on_update=on_update)
-    if plan.space is not None:
-        use_case.space = plan.space
+    use_case = module.build_use_case(args, real_traces=plan.real_traces, on_update=on_update, space=plan.space)
     set_total_updates(plan, args, use_case)
     out.mkdir(parents=True, exist_ok=True)
     curve = CurveLog(out)

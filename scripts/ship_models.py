@@ -22,6 +22,7 @@ Usage::
 
     python scripts/ship_models.py                 # everything, two trainings at a time
     python scripts/ship_models.py --only abr/genet,cc/udr3 --jobs 1
+    python scripts/ship_models.py --reevaluate    # evaluate the shipped files again, update their .json
     python scripts/ship_models.py --table-only    # rebuild models/RESULTS.md from the .json files
 
 Needs ``../shared`` (real training traces, validation sets, the video); the
@@ -91,6 +92,13 @@ def sh(cmd: list[str], log: Path | None = None) -> str:
     return proc.stdout
 
 
+def shared_path(args: argparse.Namespace) -> Path:
+    """``--shared`` relative to the repository (the commands run there), so the commands recorded in the
+    metadata stay portable (``../shared/...``)."""
+    import os
+    return Path(os.path.relpath(Path(args.shared).resolve(), ROOT))
+
+
 def git_commit() -> str:
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
@@ -108,50 +116,51 @@ def train_command(spec: ModelSpec, shared: Path, run_dir: Path, genet: str) -> l
 
 
 def evaluate(spec: ModelSpec, onnx: Path, genet: str, log: Path) -> tuple[dict, list[str]]:
-    """Mean reward of the model and the baselines on each evaluation set: {set: {policy: value}}."""
+    """Mean reward of the model and the baselines on each evaluation set ({set: {policy: value}}) and
+    the `genet eval` commands that printed them."""
     baselines = "mpc,bba" if spec.use_case == "abr" else "bbr,cubic"
     results: dict[str, dict[str, float]] = {}
     commands = []
     onnx = onnx.relative_to(ROOT) if onnx.is_absolute() else onnx
     for set_name, where in spec.evals:
+        shown = ["eval", spec.use_case, *where, "--policy", f"{onnx},{baselines}"]
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [genet, "eval", spec.use_case, *where, "--policy", f"{onnx},{baselines}", "--out", tmp,
-                   "--no-progress", "--no-plots"] if spec.use_case == "cc" else \
-                  [genet, "eval", spec.use_case, *where, "--policy", f"{onnx},{baselines}", "--out", tmp,
-                   "--no-progress"]
-            sh(cmd, log)
-            commands.append(shlex.join(["genet", *cmd[1:-2 if spec.use_case == "abr" else -3]]))
-            results[set_name] = read_summary(spec.use_case, Path(tmp), onnx)
+            sh([genet, *shown, "--out", tmp, "--no-progress"] + (["--no-plots"] if spec.use_case == "cc" else []),
+               log)
+            results[set_name] = read_summary(spec.use_case, Path(tmp))
+        commands.append(shlex.join(["genet", *shown]))
     return results, commands
 
 
-def read_summary(use_case: str, out: Path, onnx: Path) -> dict[str, float]:
-    """{policy label: mean reward}; the model's own row is labelled 'model'."""
-    rows: dict[str, float] = {}
+def read_summary(use_case: str, out: Path) -> dict[str, float]:
+    """{policy label: mean reward} in --policy order; the first (the model) is labelled 'model'."""
     if use_case == "abr":
-        for s in json.loads((out / "results.json").read_text())["summary"]:
-            rows[s["policy"]] = float(s["qoe"])
+        pairs = [(s["policy"], float(s["qoe"])) for s in json.loads((out / "results.json").read_text())["summary"]]
     else:
         import csv
         with open(out / "summary.csv") as fh:
-            for s in csv.DictReader(fh):
-                rows[s["policy"]] = float(s["reward"])
-    model = [k for k in rows if k not in ("mpc", "bba", "bbr", "cubic", "RobustMPC", "BBA", "BBR", "Cubic")]
-    labelled = {("model" if k in model[:1] else k): v for k, v in rows.items()}
-    return labelled
+            pairs = [(s["policy"], float(s["reward"])) for s in csv.DictReader(fh)]
+    return {("model" if i == 0 else k): v for i, (k, v) in enumerate(pairs)}
 
 
 def ship(spec: ModelSpec, args: argparse.Namespace) -> dict:
-    import os
-    shared = Path(os.path.relpath(Path(args.shared).resolve(), ROOT))  # commands in the metadata stay portable
+    shared = shared_path(args)
     genet = str(Path(sys.executable).parent / "genet")
     run_dir = Path("runs") / "ship" / f"{spec.use_case}-{spec.name}"
     models = ROOT / "models" / spec.use_case
     models.mkdir(parents=True, exist_ok=True)
     onnx, meta_path = models / f"{spec.name}.onnx", models / f"{spec.name}.json"
     if onnx.is_file() and meta_path.is_file() and not args.force:
-        print(f"{spec.use_case}/{spec.name}: already shipped ({meta_path})", flush=True)
-        return json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text())
+        if args.reevaluate:  # the shipped file as it is, evaluated again with the current code
+            log = ROOT / "runs" / "ship" / f"{spec.use_case}-{spec.name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            meta["evaluation"], meta["evaluation_commands"] = evaluate(spec, onnx, genet, log)
+            meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+            print(f"{spec.use_case}/{spec.name}: re-evaluated: {json.dumps(meta['evaluation'])}", flush=True)
+        else:
+            print(f"{spec.use_case}/{spec.name}: already shipped ({meta_path})", flush=True)
+        return meta
     log = ROOT / run_dir.parent / f"{spec.use_case}-{spec.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     run_dir_abs = ROOT / run_dir
@@ -226,10 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--abr-steps", type=int, default=ABR_STEPS, help="environment steps per ABR model")
     p.add_argument("--cc-steps", type=int, default=CC_STEPS, help="environment steps per CC model")
     p.add_argument("--force", action="store_true", help="retrain models that are shipped already")
+    p.add_argument("--reevaluate", action="store_true",
+                   help="evaluate the shipped models again (no training, no export) and update their .json")
     p.add_argument("--table-only", action="store_true", help="only rebuild models/RESULTS.md")
     args = p.parse_args(argv)
     if not args.table_only:
-        todo = specs(Path(args.shared), args.abr_steps, args.cc_steps)
+        todo = specs(shared_path(args), args.abr_steps, args.cc_steps)
         if args.only:
             want = set(args.only.split(","))
             todo = [s for s in todo if f"{s.use_case}/{s.name}" in want]

@@ -33,6 +33,8 @@ def test_metadata_is_complete_and_names_the_training_command(onnx):
     assert meta["command"].startswith(f"genet train {meta['use_case']} ")
     assert f"--seed {meta['seed']}" in meta["command"] and meta["steps"] > 0 and meta["updates"] > 0
     assert len(meta["commit"]) == 40 and all(c in "0123456789abcdef" for c in meta["commit"])
+    for cmd in meta["evaluation_commands"]:  # commands a user can paste in the repository root
+        assert cmd.startswith(f"genet eval {meta['use_case']} ") and "--out" not in cmd and " /" not in cmd
     for values in meta["evaluation"].values():
         assert "model" in values and all(np.isfinite(v) for v in values.values())
 

@@ -247,3 +247,34 @@ def test_curve_log_appends_rows_equal_to_a_full_rewrite(tmp_path):
 def test_bad_abr_options(tmp_path, capsys, extra, message):
     assert main(["train", "abr", "--out", str(tmp_path / "a"), "--no-progress", *extra]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_curve_log_writes_tensorboard_scalars_when_tensorboard_is_there(tmp_path, monkeypatch):
+    """tensorboard is not a dependency (and not installed here): a stand-in SummaryWriter module shows
+    what CurveLog sends it; without the module CurveLog writes the CSV only."""
+    import sys
+    import types
+    from genet.train_cli import CurveLog
+    calls = []
+
+    class Writer:
+        def __init__(self, log_dir):
+            calls.append(("dir", log_dir))
+
+        def add_scalar(self, tag, value, global_step):
+            calls.append((tag, value, global_step))
+
+        def close(self):
+            calls.append(("close",))
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = Writer
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    log = CurveLog(tmp_path)
+    log.append([{"update": 1, "env_steps": 200, "wall_s": 1.0, "mean_step_reward": 3.5, "entropy": float("nan")}])
+    log.close()
+    assert calls[0] == ("dir", str(tmp_path / "tensorboard"))
+    assert ("train/mean_step_reward", 3.5, 200) in calls and calls[-1] == ("close",)
+    assert not any(c[0] == "train/entropy" for c in calls)  # NaN values are left out
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails: no tensorboard
+    assert CurveLog(tmp_path / "x", tensorboard=True).tb is None

@@ -68,7 +68,7 @@ Choices where references differ or are silent:
   afterwards the agent's own saved RNG continues (training in several calls
   with checkpoints in between equals one long call).
 * Threads: torch uses ``torch_threads`` intra-op threads (0 = every core),
-  set with ``torch.set_num_threads`` at every ``new_model``/``train``; the numba
+  set with :func:`genet.ppo.threads.set_torch_threads` at every ``new_model``/``train``; the numba
   simulator is single-threaded and runs between the network calls.
 """
 
@@ -77,7 +77,7 @@ from __future__ import annotations
 import os
 import pickle
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -92,7 +92,9 @@ from genet.curriculum.distribution import ConfigDistribution
 from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
 from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig, discounted_returns, explained_variance, ppo_update
 from genet.ppo.networks import PensieveActorCritic
-from traces.config_space import load_space
+from genet.ppo.progress import TrainingProgress
+from genet.ppo.threads import set_torch_threads, torch_thread_count
+from traces.config_space import ConfigSpace, load_space
 from traces.errors import TraceFormatError
 from traces.trace import Trace
 
@@ -165,8 +167,7 @@ class AbrTrainConfig:
             raise ValueError(f"fresh_traces must be None or >= 1, got {self.fresh_traces}")
         if self.entropy_rate is not None and not self.entropy_rate > 0:
             raise ValueError(f"entropy_rate must be None or > 0, got {self.entropy_rate}")
-        if self.torch_threads < 0:
-            raise ValueError(f"torch_threads must be >= 0 (0 = every core), got {self.torch_threads}")
+        torch_thread_count(self.torch_threads)  # raises on a negative count
         conventions(self.mode)  # raises on an unknown mode
         lay = get_layout(self.layout)
         if lay.name not in ("abr.pensieve-6x8", "abr.genet-6x6"):
@@ -180,9 +181,6 @@ class AbrTrainConfig:
     @property
     def n_fresh(self) -> int:
         return self.fresh_traces or 2 * self.n_envs
-
-    def threads(self) -> int:
-        return self.torch_threads or (os.cpu_count() or 1)
 
     def train_conventions(self) -> SimConventions:
         return conventions(self.mode).replace(delay_noise=self.delay_noise, random_start=self.random_start)
@@ -214,18 +212,14 @@ class AbrRollout:
 
 
 @dataclass
-class AbrAgent:
-    """A Pensieve-PPO policy in training: network, optimiser, entropy weight, counters, history, rollout."""
+class AbrAgent(TrainingProgress):
+    """A Pensieve-PPO policy in training: network, optimiser, entropy weight, rollout, and the counters
+    and history of :class:`~genet.ppo.progress.TrainingProgress`."""
 
     net: PensieveActorCritic
     optimizer: torch.optim.Optimizer
     entropy: AdaptiveEntropy
     config: AbrTrainConfig
-    seed: int = 0
-    updates: int = 0
-    env_steps: int = 0
-    wall_s: float = 0.0
-    history: list[dict] = field(default_factory=list)
     rollout: AbrRollout | None = None
 
     def probabilities(self, observations: np.ndarray) -> np.ndarray:
@@ -247,6 +241,7 @@ class AbrUseCase:
     video: ladder and chunk sizes (None: :func:`default_video`)
     real_traces: traces a distribution with ``real_prob > 0`` draws from (None: none)
     on_update: called as ``on_update(agent, record)`` after every PPO update (learning curves, progress)
+    space: the config space environments are drawn from (None: traces/spaces/abr.json; ``--space``)
     """
 
     name = "abr"
@@ -254,9 +249,9 @@ class AbrUseCase:
 
     def __init__(self, config: AbrTrainConfig | None = None, video: Video | None = None,
                  real_traces: Sequence[Trace] | None = None,
-                 on_update: Callable[[AbrAgent, dict], None] | None = None):
+                 on_update: Callable[[AbrAgent, dict], None] | None = None, space: ConfigSpace | None = None):
         self.config = config or AbrTrainConfig()
-        self.space = load_space("abr")
+        self.space = space if space is not None else load_space("abr")
         self.video = video if video is not None else default_video()
         self.layout = get_layout(self.config.layout)
         self.on_update = on_update
@@ -267,7 +262,7 @@ class AbrUseCase:
     # ---------------------------------------------------------------- models
     def new_model(self, seed: int) -> AbrAgent:
         cfg = self.config
-        torch.set_num_threads(cfg.threads())
+        set_torch_threads(cfg.torch_threads)
         torch.manual_seed(seed)
         net = PensieveActorCritic(s_len=self.layout.shape[1], n_actions=self.layout.n_actions,
                                   row4_len=self.video.n_levels)
@@ -283,8 +278,7 @@ class AbrUseCase:
         path = Path(path)
         blob = {"format": CHECKPOINT_FORMAT, "use_case": self.name, "config": asdict(agent.config),
                 "net": agent.net.state_dict(), "optimizer": agent.optimizer.state_dict(),
-                "entropy": asdict(agent.entropy), "seed": agent.seed, "updates": agent.updates,
-                "env_steps": agent.env_steps, "wall_s": agent.wall_s, "history": agent.history,
+                "entropy": asdict(agent.entropy), **agent.progress_state(),
                 "rollout": None if agent.rollout is None else pickle.dumps(agent.rollout)}
         save_checkpoint(blob, path)
 
@@ -297,8 +291,7 @@ class AbrUseCase:
         agent.net.load_state_dict(blob["net"])
         agent.optimizer.load_state_dict(blob["optimizer"])
         agent.entropy = AdaptiveEntropy(**blob["entropy"])
-        agent.updates, agent.env_steps, agent.wall_s = blob["updates"], blob["env_steps"], blob["wall_s"]
-        agent.history = list(blob["history"])
+        agent.restore_progress(blob)
         agent.rollout = None if blob["rollout"] is None else pickle.loads(blob["rollout"])
         return agent
 
@@ -310,8 +303,10 @@ class AbrUseCase:
             return []
         import warnings
         conv = self.config.train_conventions()
-        kept = [t for t in traces if self._usable(t, conv.params, conv)]
-        self.skipped_real_traces = [t.name for t in traces if not any(t is k for k in kept)]
+        kept: list[Trace] = []
+        for t in traces:
+            (kept if self._usable(t, conv.params, conv) else self.skipped_real_traces).append(t)
+        self.skipped_real_traces = [t.name for t in self.skipped_real_traces]
         if not kept:
             raise ValueError(f"none of the {len(traces)} real traces can carry one video chunk in a pass "
                              f"(first: {self.skipped_real_traces[0]})")
@@ -490,7 +485,7 @@ class AbrUseCase:
         if distribution.real_prob > 0 and not self.real_traces:
             raise ValueError("AbrUseCase.train: the distribution mixes in real traces (real_prob "
                              f"{distribution.real_prob}) but the use case was given none")
-        torch.set_num_threads(agent.config.threads())
+        set_torch_threads(agent.config.torch_threads)
         if agent.rollout is None:
             agent.rollout = self._start_rollout(distribution, seed)
         for _ in range(iterations):
@@ -501,9 +496,7 @@ class AbrUseCase:
             stats = self.update(agent, batch)
             t2 = time.perf_counter()
             n = batch["rewards"].size
-            agent.updates += 1
-            agent.env_steps += n
-            agent.wall_s += t2 - t0
+            agent.count_update(n, t2 - t0)
             eps = batch["episode_returns"]
             record = {"update": agent.updates, "env_steps": agent.env_steps, "wall_s": agent.wall_s,
                       "mean_step_reward": float(batch["rewards"].mean()), "episodes": len(eps),
@@ -576,7 +569,8 @@ def train_steps_per_second(use_case: AbrUseCase | None = None, updates: int = 5,
 
 # ------------------------------------------------------------- CLI hooks
 def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
-                   on_update: Callable[[AbrAgent, dict], None] | None = None) -> AbrUseCase:
+                   on_update: Callable[[AbrAgent, dict], None] | None = None,
+                   space: ConfigSpace | None = None) -> AbrUseCase:
     """The ABR use case from ``genet train abr`` options (see :mod:`genet.train_cli`).
 
     Reads ``n_envs``, ``steps_per_update`` (-> rollout_steps = steps_per_update / n_envs), ``epochs``,
@@ -592,7 +586,7 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
                          entropy_rate=getattr(args, "entropy_rate", None),
                          torch_threads=d.torch_threads if getattr(args, "torch_threads", None) is None
                          else int(args.torch_threads))
-    return AbrUseCase(cfg, real_traces=real_traces, on_update=on_update)
+    return AbrUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space)
 
 
 def train_config_dict(use_case: AbrUseCase) -> dict:

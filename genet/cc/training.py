@@ -45,10 +45,9 @@ Choices where references differ or are silent:
 
 from __future__ import annotations
 
-import os
 import pickle
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -60,8 +59,10 @@ from genet.curriculum.distribution import ConfigDistribution
 from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
 from genet.ppo.algorithm import PPOConfig, explained_variance, gae, ppo_update
 from genet.ppo.networks import AuroraActorCritic
+from genet.ppo.progress import TrainingProgress
+from genet.ppo.threads import set_torch_threads, torch_thread_count
 from traces import Trace
-from traces.config_space import load_space
+from traces.config_space import ConfigSpace, load_space
 
 #: Baseline names ``test`` accepts besides a model.
 CC_BASELINES = ("bbr", "cubic")
@@ -86,7 +87,7 @@ class CcTrainConfig:
     reward_scale: multiplier on the environment reward for training only (1.0: none, as Genet)
     history_length: monitor intervals in the observation (10 -> 30 values)
     reward_form: "genet" (bandwidth-normalised) or "aurora" ("genet")
-    torch_threads: torch intra-op threads (1)
+    torch_threads: torch intra-op threads (1; 0 = every core)
     """
 
     n_envs: int = 2
@@ -113,6 +114,7 @@ class CcTrainConfig:
             raise ValueError(f"epochs and minibatch must be >= 1, got {self.epochs}, {self.minibatch}")
         if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1 and self.clip > 0 and self.learning_rate > 0):
             raise ValueError("need 0 < gamma <= 1, 0 <= gae_lambda <= 1, clip > 0, learning_rate > 0")
+        torch_thread_count(self.torch_threads)  # raises on a negative count
 
     @property
     def steps_per_env(self) -> int:
@@ -140,17 +142,13 @@ class RolloutState:
 
 
 @dataclass
-class CcAgent:
-    """An Aurora policy in training: network, optimiser, counters, history, rollout state."""
+class CcAgent(TrainingProgress):
+    """An Aurora policy in training: network, optimiser, rollout state, and the counters and history of
+    :class:`~genet.ppo.progress.TrainingProgress`."""
 
     net: AuroraActorCritic
     optimizer: torch.optim.Optimizer
     config: CcTrainConfig
-    seed: int = 0
-    updates: int = 0
-    env_steps: int = 0
-    wall_s: float = 0.0
-    history: list[dict] = field(default_factory=list)
     rollout: RolloutState | None = None
 
     def act(self, observations: np.ndarray) -> np.ndarray:
@@ -179,22 +177,23 @@ class CcUseCase:
     config: PPO settings (:class:`CcTrainConfig`)
     real_traces: traces a distribution with ``real_prob > 0`` draws from (None: none)
     on_update: called as ``on_update(agent, record)`` after every PPO update (learning curves, progress)
+    space: the config space environments are drawn from (None: traces/spaces/cc.json; ``--space``)
     """
 
     name = "cc"
     baselines = CC_BASELINES
 
     def __init__(self, config: CcTrainConfig | None = None, real_traces: Sequence[Trace] | None = None,
-                 on_update: Callable[[CcAgent, dict], None] | None = None):
+                 on_update: Callable[[CcAgent, dict], None] | None = None, space: ConfigSpace | None = None):
         self.config = config or CcTrainConfig()
-        self.space = load_space("cc")
+        self.space = space if space is not None else load_space("cc")
         self.real_traces = list(real_traces or [])
         self.on_update = on_update
 
     # ---------------------------------------------------------------- models
     def new_model(self, seed: int) -> CcAgent:
         cfg = self.config
-        torch.set_num_threads(cfg.torch_threads)
+        set_torch_threads(cfg.torch_threads)
         torch.manual_seed(seed)
         net = AuroraActorCritic(obs_dim=cfg.aurora().observation_size)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
@@ -210,9 +209,8 @@ class CcUseCase:
                        "episode_steps": roll.episode_steps, "rng": roll.rng.bit_generator.state,
                        "torch_gen": roll.torch_gen.get_state()}
         blob = {"format": CHECKPOINT_FORMAT, "use_case": self.name, "config": asdict(agent.config),
-                "net": agent.net.state_dict(), "optimizer": agent.optimizer.state_dict(), "seed": agent.seed,
-                "updates": agent.updates, "env_steps": agent.env_steps, "wall_s": agent.wall_s,
-                "history": agent.history, "rollout": rollout}
+                "net": agent.net.state_dict(), "optimizer": agent.optimizer.state_dict(),
+                **agent.progress_state(), "rollout": rollout}
         save_checkpoint(blob, path)
 
     def load_model(self, path: Path) -> CcAgent:
@@ -223,8 +221,7 @@ class CcUseCase:
         agent = self.new_model(blob["seed"])
         agent.net.load_state_dict(blob["net"])
         agent.optimizer.load_state_dict(blob["optimizer"])
-        agent.updates, agent.env_steps, agent.wall_s = blob["updates"], blob["env_steps"], blob["wall_s"]
-        agent.history = list(blob["history"])
+        agent.restore_progress(blob)
         r = blob["rollout"]
         if r is not None:
             rng = np.random.default_rng()
@@ -329,7 +326,7 @@ class CcUseCase:
         """``iterations`` PPO updates on environments drawn from ``distribution``."""
         if distribution.space.use_case != "cc":
             raise ValueError(f"CcUseCase.train: distribution is for use case {distribution.space.use_case!r}")
-        torch.set_num_threads(agent.config.torch_threads)
+        set_torch_threads(agent.config.torch_threads)
         if agent.rollout is None:
             agent.rollout = self._start_rollout(distribution, seed)
         for _ in range(iterations):
@@ -339,9 +336,7 @@ class CcUseCase:
             stats = self.update(agent, batch)
             t2 = time.perf_counter()
             n = batch["rewards"].size
-            agent.updates += 1
-            agent.env_steps += n
-            agent.wall_s += t2 - t0
+            agent.count_update(n, t2 - t0)
             eps = batch["episode_returns"]
             record = {"update": agent.updates, "env_steps": agent.env_steps, "wall_s": agent.wall_s,
                       "mean_step_reward": float(batch["rewards"].mean()),
@@ -402,7 +397,8 @@ class CcUseCase:
 
 # ------------------------------------------------------------- CLI hooks
 def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
-                   on_update: Callable[[CcAgent, dict], None] | None = None) -> CcUseCase:
+                   on_update: Callable[[CcAgent, dict], None] | None = None,
+                   space: ConfigSpace | None = None) -> CcUseCase:
     """The CC use case from ``genet train cc`` options (see :mod:`genet.train_cli`)."""
     d = CcTrainConfig()
 
@@ -412,9 +408,8 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
     cfg = CcTrainConfig(n_envs=opt("n_envs", d.n_envs), steps_per_update=opt("steps_per_update", d.steps_per_update),
                         epochs=opt("epochs", d.epochs), minibatch=opt("minibatch", d.minibatch),
                         learning_rate=opt("lr", d.learning_rate), history_length=opt("history_length", d.history_length),
-                        torch_threads=(os.cpu_count() or 1) if opt("torch_threads", d.torch_threads) == 0
-                        else opt("torch_threads", d.torch_threads))
-    return CcUseCase(cfg, real_traces=real_traces, on_update=on_update)
+                        torch_threads=opt("torch_threads", d.torch_threads))
+    return CcUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space)
 
 
 def train_config_dict(use_case: CcUseCase) -> dict:
