@@ -335,16 +335,8 @@ class CcUseCase:
             t1 = time.perf_counter()
             stats = self.update(agent, batch)
             t2 = time.perf_counter()
-            n = batch["rewards"].size
-            agent.count_update(n, t2 - t0)
-            eps = batch["episode_returns"]
-            record = {"update": agent.updates, "env_steps": agent.env_steps, "wall_s": agent.wall_s,
-                      "mean_step_reward": float(batch["rewards"].mean()),
-                      "episodes": len(eps), "episode_reward_mean": float(np.mean(eps)) if eps else float("nan"),
-                      "rollout_s": t1 - t0, "update_s": t2 - t1,
-                      "transitions_per_s": n / max(t2 - t0, 1e-9),
-                      "log_std": float(agent.net.log_std.detach()[0]), **stats}
-            agent.history.append(record)
+            record = agent.record_update(batch["rewards"], batch["episode_returns"], t1 - t0, t2 - t1,
+                                         log_std=float(agent.net.log_std.detach()[0]), **stats)
             if self.on_update is not None:
                 self.on_update(agent, record)
         return agent

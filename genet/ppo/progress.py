@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 #: Checkpoint keys of :class:`TrainingProgress`.
 PROGRESS_KEYS = ("seed", "updates", "env_steps", "wall_s", "history")
 
@@ -24,10 +26,21 @@ class TrainingProgress:
     wall_s: float = 0.0
     history: list[dict] = field(default_factory=list)
 
-    def count_update(self, transitions: int, seconds: float) -> None:
+    def record_update(self, rewards: np.ndarray, episode_returns: list[float], rollout_s: float,
+                      update_s: float, **stats: float) -> dict[str, Any]:
+        """Count one PPO update on the batch ``rewards`` (one entry per transition) and append its
+        learning-curve record (the columns of ``learning_curve.csv`` plus ``stats``); return the record."""
+        n = int(np.size(rewards))
         self.updates += 1
-        self.env_steps += int(transitions)
-        self.wall_s += float(seconds)
+        self.env_steps += n
+        self.wall_s += rollout_s + update_s
+        record = {"update": self.updates, "env_steps": self.env_steps, "wall_s": self.wall_s,
+                  "mean_step_reward": float(np.mean(rewards)), "episodes": len(episode_returns),
+                  "episode_reward_mean": float(np.mean(episode_returns)) if episode_returns else float("nan"),
+                  "rollout_s": rollout_s, "update_s": update_s,
+                  "transitions_per_s": n / max(rollout_s + update_s, 1e-9), **stats}
+        self.history.append(record)
+        return record
 
     def progress_state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in PROGRESS_KEYS}
