@@ -4,7 +4,11 @@
 :func:`icmp_rtt_probe` is ping in Python (raw ICMP socket, root, the peer's
 kernel answers, kernel receive timestamps); :func:`udp_echo_server` +
 :func:`udp_rtt_probe` is a user-space UDP echo for non-root use. Both report
-ping's figures (min/avg/max/mdev in ms; mdev is the standard deviation of the RTTs).
+ping's figures (min/avg/max/mdev in ms; mdev is the standard deviation of the RTTs)
+and two that one scheduling outlier cannot move much, for tests and benchmarks to
+bound instead of mdev: ``mad_ms`` (median absolute deviation from the median) and
+``trimmed_mdev_ms`` (mdev after dropping the largest ``TRIM_FRACTION`` of the RTTs,
+at least one).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import struct
 import time
 from dataclasses import dataclass
 from typing import Callable
+
+#: share of the largest RTTs that ``trimmed_mdev_ms`` leaves out (rounded up: at least one when n >= 2)
+TRIM_FRACTION = 0.02
 
 
 @dataclass
@@ -28,19 +35,38 @@ class RttSummary:
     max_ms: float
     mdev_ms: float
     rtts_ms: list[float]
+    median_ms: float = math.nan
+    mad_ms: float = math.nan
+    trimmed_mdev_ms: float = math.nan
 
     @property
     def loss_rate(self) -> float:
         return 1.0 - self.received / self.sent if self.sent else 0.0
 
 
+def _mdev(values: list[float]) -> float:
+    """ping's mdev: the population standard deviation."""
+    n = len(values)
+    avg = sum(values) / n
+    return math.sqrt(max(0.0, sum(v * v for v in values) / n - avg * avg))
+
+
+def _median(values: list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
 def summarize_rtts(rtts_ms: list[float], sent: int) -> RttSummary:
     if not rtts_ms:
         return RttSummary(sent, 0, math.nan, math.nan, math.nan, math.nan, [])
     n = len(rtts_ms)
-    avg = sum(rtts_ms) / n
-    mdev = math.sqrt(max(0.0, sum(r * r for r in rtts_ms) / n - avg * avg))
-    return RttSummary(sent, n, min(rtts_ms), avg, max(rtts_ms), mdev, list(rtts_ms))
+    median = _median(rtts_ms)
+    drop = min(n - 1, math.ceil(TRIM_FRACTION * n))
+    kept = sorted(rtts_ms)[:n - drop]
+    return RttSummary(sent, n, min(rtts_ms), sum(rtts_ms) / n, max(rtts_ms), _mdev(rtts_ms), list(rtts_ms),
+                      median_ms=median, mad_ms=_median([abs(r - median) for r in rtts_ms]),
+                      trimmed_mdev_ms=_mdev(kept))
 
 
 def udp_echo_server(address: str, port: int, duration_s: float) -> int:

@@ -84,10 +84,16 @@ def test_link_endpoints_and_teardown():
 def test_ping_style_rtt_with_20ms_each_way():
     with LinkEmulator(12, 12, delay_ms=20, isolate_host=True) as link:
         s = rtt(link, count=60, interval_s=0.05)
-    print(f"RTT min {s.min_ms:.2f} avg {s.avg_ms:.2f} max {s.max_ms:.2f} mdev {s.mdev_ms:.3f} ms")
+    print(f"RTT min {s.min_ms:.2f} median {s.median_ms:.2f} avg {s.avg_ms:.2f} max {s.max_ms:.2f} "
+          f"mdev {s.mdev_ms:.3f} trimmed mdev {s.trimmed_mdev_ms:.3f} MAD {s.mad_ms:.3f} ms")
     assert s.received == s.sent
+    # Real Mahimahi here (mm-delay 20 mm-link 12mbps 12mbps, ping): min 41.7-42.5, avg 42.8,
+    # mdev 0.11-0.29 ms. The spread is bounded by statistics one scheduling outlier on a busy
+    # 2-core machine cannot flip (issue 10: one 44-ms probe in 60 took the plain mdev to 0.54).
     assert 40.0 <= s.min_ms <= 43.5
-    assert s.mdev_ms <= 0.5
+    assert 40.0 <= s.median_ms <= 44.0
+    assert s.trimmed_mdev_ms <= 0.5
+    assert s.mad_ms <= 0.4  # the ms tick alone spreads RTTs over up to 1 ms: uniform -> MAD 0.25
 
 
 def test_uplink_loss_rate_of_a_constant_udp_stream():
