@@ -48,7 +48,7 @@ def _add_direction_options(p: argparse.ArgumentParser, name: str, what: str) -> 
 
 
 def register(subparsers, groups) -> None:
-    from genet.cli import HelpFormatter
+    from genet.helpformat import HelpFormatter
     em = subparsers.add_parser("emulate", help="trace-driven emulated links (Mahimahi semantics): shell, "
                                                "link-stats, cleanup",
                                description="Trace-driven links: an embedded netns emulator with Mahimahi "

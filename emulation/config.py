@@ -23,6 +23,8 @@ is one opportunity per ms, as Mahimahi's ``12mbps`` file).
 
 from __future__ import annotations
 
+from genet.errors import BadInputError, GenetRuntimeError
+
 import dataclasses
 import math
 import os
@@ -44,7 +46,7 @@ AQM_ARGS = {"target": "codel", "interval": "codel", "qdelay_ref": "pie", "max_bu
 TraceLike = Union[str, os.PathLike, float, int, Any]
 
 
-class EmulationError(RuntimeError):
+class EmulationError(GenetRuntimeError):
     """The emulated link could not be created or run (missing tool, privilege, kernel feature)."""
 
 
@@ -71,22 +73,22 @@ class QueueSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in QUEUE_KINDS:
-            raise ValueError(f"queue kind {self.kind!r} unknown; choose one of {', '.join(QUEUE_KINDS)}")
+            raise BadInputError(f"queue kind {self.kind!r} unknown; choose one of {', '.join(QUEUE_KINDS)}")
         for name in ("packets", "bytes", "target_ms", "interval_ms", "qdelay_ref_ms", "max_burst_ms"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
-                raise ValueError(f"queue {name.removesuffix('_ms')}= must be a non-negative integer, got {v!r}")
+                raise BadInputError(f"queue {name.removesuffix('_ms')}= must be a non-negative integer, got {v!r}")
         if self.kind == "infinite" and (self.packets or self.bytes):
-            raise ValueError("an infinite queue takes no packets=/bytes= arguments")
+            raise BadInputError("an infinite queue takes no packets=/bytes= arguments")
         if self.kind != "infinite" and not (self.packets or self.bytes):
-            raise ValueError(f"a {self.kind} queue must have a byte or packet limit (e.g. packets=20)")
+            raise BadInputError(f"a {self.kind} queue must have a byte or packet limit (e.g. packets=20)")
         if self.kind == "codel" and not (self.target_ms and self.interval_ms):
-            raise ValueError("a codel queue needs target= and interval= in ms (e.g. target=5, interval=100)")
+            raise BadInputError("a codel queue needs target= and interval= in ms (e.g. target=5, interval=100)")
         if self.kind == "pie" and not (self.qdelay_ref_ms and self.max_burst_ms):
-            raise ValueError("a pie queue needs qdelay_ref= and max_burst= in ms (e.g. qdelay_ref=20, max_burst=100)")
+            raise BadInputError("a pie queue needs qdelay_ref= and max_burst= in ms (e.g. qdelay_ref=20, max_burst=100)")
         for name, owner in AQM_ARGS.items():
             if getattr(self, name + "_ms") and self.kind != owner:
-                raise ValueError(f"{name}= is a {owner} argument; a {self.kind} queue does not take it")
+                raise BadInputError(f"{name}= is a {owner} argument; a {self.kind} queue does not take it")
 
     @classmethod
     def parse(cls, kind: str | None, args: str | None = None) -> "QueueSpec":
@@ -101,11 +103,11 @@ class QueueSpec:
                 continue
             m = re.fullmatch(r"([a-z_]+)\s*=\s*(\d+)", part)
             if not m:
-                raise ValueError(f"queue argument {part!r}: expected NAME=INTEGER with NAME in "
+                raise BadInputError(f"queue argument {part!r}: expected NAME=INTEGER with NAME in "
                                  f"{', '.join(QUEUE_ARG_NAMES)} (e.g. packets=20)")
             name, value = m.group(1), int(m.group(2))
             if name not in QUEUE_ARG_NAMES:
-                raise ValueError(f"queue argument {name!r} unknown; expected one of {', '.join(QUEUE_ARG_NAMES)}")
+                raise BadInputError(f"queue argument {name!r} unknown; expected one of {', '.join(QUEUE_ARG_NAMES)}")
             values[name + "_ms" if name in AQM_ARGS else name] = value
         return cls(kind, **values)
 
@@ -168,11 +170,11 @@ class Schedule:
 def constant_schedule(rate_mbps: float) -> Schedule:
     """Opportunities for a constant ``rate_mbps`` (quantised to 12 kbit/s over a 1-s period)."""
     if not (isinstance(rate_mbps, (int, float)) and math.isfinite(rate_mbps) and rate_mbps > 0):
-        raise ValueError(f"constant link rate must be a positive number of Mbit/s, got {rate_mbps!r}")
+        raise BadInputError(f"constant link rate must be a positive number of Mbit/s, got {rate_mbps!r}")
     from traces.mahimahi import trace_to_schedule
     from traces.trace import Trace
     if rate_mbps * 1e6 / 12000 < 1:
-        raise ValueError(f"constant link rate {rate_mbps} Mbit/s is below one 1500-byte packet per second")
+        raise BadInputError(f"constant link rate {rate_mbps} Mbit/s is below one 1500-byte packet per second")
     return Schedule.from_ms(trace_to_schedule(Trace.constant(float(rate_mbps), 1.0)), f"constant {rate_mbps:g} Mbit/s")
 
 
@@ -184,7 +186,7 @@ def load_schedule(trace: TraceLike) -> Schedule:
     if isinstance(trace, Schedule):
         return trace
     if isinstance(trace, bool):
-        raise ValueError(f"not a trace: {trace!r}")
+        raise BadInputError(f"not a trace: {trace!r}")
     if isinstance(trace, (int, float)):
         return constant_schedule(trace)
     if isinstance(trace, Trace):
@@ -196,7 +198,7 @@ def load_schedule(trace: TraceLike) -> Schedule:
         if detect_format(path) == "mahimahi":
             return Schedule.from_ms(parse_mahimahi_schedule(path), str(path))
         return Schedule.from_ms(trace_to_schedule(read_trace(path)), str(path))
-    raise ValueError(f"not a trace: {trace!r} (expected a file path, a traces.Trace or a rate in Mbit/s)")
+    raise BadInputError(f"not a trace: {trace!r} (expected a file path, a traces.Trace or a rate in Mbit/s)")
 
 
 def parse_trace_arg(text: str) -> TraceLike:
@@ -224,7 +226,7 @@ class DirectionSpec:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.loss_rate, (int, float)) and 0.0 <= self.loss_rate <= 1.0):
-            raise ValueError(f"loss_rate must be in [0, 1], got {self.loss_rate!r}")
+            raise BadInputError(f"loss_rate must be in [0, 1], got {self.loss_rate!r}")
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,7 @@ class LinkSpec:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.delay_ms, (int, float)) and math.isfinite(self.delay_ms) and self.delay_ms >= 0):
-            raise ValueError(f"delay_ms must be a finite number >= 0, got {self.delay_ms!r}")
+            raise BadInputError(f"delay_ms must be a finite number >= 0, got {self.delay_ms!r}")
         for d in (self.uplink, self.downlink):
             if d.log_path:
                 parent = Path(d.log_path).resolve().parent
@@ -282,7 +284,7 @@ def make_link_spec(uplink: TraceLike, downlink: TraceLike, *, delay_ms: float = 
     def queue(q, args) -> QueueSpec:
         if isinstance(q, QueueSpec):
             if args:
-                raise ValueError("give queue args inside the QueueSpec, not separately")
+                raise BadInputError("give queue args inside the QueueSpec, not separately")
             return q
         return QueueSpec.parse(q, args)
     up = DirectionSpec(load_schedule(uplink), float(uplink_loss), queue(uplink_queue, uplink_queue_args),

@@ -33,6 +33,8 @@ turns SIGTERM into ``SystemExit(143)`` while the link is open, in the main threa
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import os
 import signal
 import threading
@@ -62,7 +64,7 @@ class LinkEmulator:
                  once: bool = False, seed: int | None = None, backend: str = "netns",
                  isolate_host: bool = False, command_line: str = "", **backend_options: Any):
         if backend not in BACKENDS:
-            raise ValueError(f"unknown emulation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+            raise BadInputError(f"unknown emulation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend_name = backend
         self.uplink_source, self.downlink_source = uplink, downlink
         self.spec: LinkSpec = make_link_spec(
@@ -80,14 +82,14 @@ class LinkEmulator:
             from emulation.netns_backend import NetnsLink
             unknown = set(self.backend_options) - {"realtime", "pcap_dir"}
             if unknown:
-                raise ValueError(f"netns backend: unknown options {sorted(unknown)} (known: realtime, pcap_dir)")
+                raise BadInputError(f"netns backend: unknown options {sorted(unknown)} (known: realtime, pcap_dir)")
             return NetnsLink(self.spec, isolate_host=self.isolate_host, **self.backend_options)
         if self.backend_name == "mininet":
             from emulation.mininet_backend import MininetLink
             return MininetLink(self.spec, self.uplink_source, self.downlink_source, **self.backend_options)
         from emulation.mahimahi_backend import MahimahiLink
         if self.isolate_host:
-            raise ValueError("isolate_host: Mahimahi's host side is always the root namespace (use the netns "
+            raise BadInputError("isolate_host: Mahimahi's host side is always the root namespace (use the netns "
                              "backend, or mininet whose host side is always a Mininet host)")
         return MahimahiLink(self.spec, self.uplink_source, self.downlink_source, **self.backend_options)
 

@@ -10,6 +10,8 @@ tracked and ended (its whole process group) when the link closes.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError, GenetRuntimeError
+
 import os
 import pickle
 import signal
@@ -22,7 +24,7 @@ from typing import Any, Callable, Sequence
 from emulation.sysnet import setns
 
 
-class RemoteCallError(RuntimeError):
+class RemoteCallError(GenetRuntimeError):
     """A callable run with :meth:`Endpoint.call` raised; the message carries its traceback."""
 
 
@@ -47,7 +49,7 @@ class Endpoint:
         """The argv that runs ``cmd`` on this side (a string runs under ``sh -c``)."""
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else [str(c) for c in cmd]
         if not argv:
-            raise ValueError("empty command")
+            raise BadInputError("empty command")
         if self.netns_path:
             argv = ["nsenter", f"--net={self.netns_path}", "--"] + argv
         return argv

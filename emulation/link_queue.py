@@ -36,6 +36,8 @@ queue is empty, idle opportunities are skipped in bulk (bisect), so a
 
 from __future__ import annotations
 
+from genet.errors import GenetRuntimeError
+
 import math
 import random
 from bisect import bisect_right
@@ -81,7 +83,7 @@ class _PieState:
     avg_dq_rate: int = 0
 
 
-class PacketTooLargeError(RuntimeError):
+class PacketTooLargeError(GenetRuntimeError):
     """A packet bigger than one opportunity (Mahimahi: "packet size is greater than maximum")."""
 
 

@@ -17,6 +17,8 @@ The log is reduced in one streaming pass (Pantheon's ``TunnelGraph`` style);
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import math
 import os
 from dataclasses import dataclass, field
@@ -183,7 +185,7 @@ def link_log_stats(log: LinkLog) -> LinkLogStats:
 def binned_rates_mbps(log: LinkLog, ms_per_bin: int = 1000) -> dict[str, list[float]]:
     """Per-bin capacity / ingress / egress in Mbit/s; bin k covers [k, k+1) x ms_per_bin after the base time."""
     if ms_per_bin < 1:
-        raise ValueError(f"ms_per_bin must be >= 1, got {ms_per_bin}")
+        raise BadInputError(f"ms_per_bin must be >= 1, got {ms_per_bin}")
     last = max([log.last_ms or 0, 0])
     n = last // ms_per_bin + 1
     cap, ing, egr = [0.0] * n, [0.0] * n, [0.0] * n

@@ -26,6 +26,8 @@ backend is used.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import heapq
 import os
 import subprocess
@@ -98,27 +100,27 @@ def rate_trace(source: TraceLike):
         return Trace.constant(float(source), 1.0)
     if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
         return read_trace(source)
-    raise ValueError(f"mininet backend: cannot replay {source!r} (expected a trace file, a Trace or Mbit/s)")
+    raise BadInputError(f"mininet backend: cannot replay {source!r} (expected a trace file, a Trace or Mbit/s)")
 
 
 def leaf_qdisc(queue: QueueSpec) -> list[str]:
     if queue.kind == "infinite":
         return ["pfifo", "limit", str(INFINITE_QUEUE_PACKETS)]
     if queue.packets and queue.bytes:
-        raise ValueError("mininet backend: a queue takes packets= or bytes=, not both")
+        raise BadInputError("mininet backend: a queue takes packets= or bytes=, not both")
     if queue.kind == "codel":  # Linux's codel qdisc (limit in packets)
         if not queue.packets:
-            raise ValueError("mininet backend: codel needs packets= (Linux codel's limit counts packets)")
+            raise BadInputError("mininet backend: codel needs packets= (Linux codel's limit counts packets)")
         return ["codel", "limit", str(queue.packets), "target", f"{queue.target_ms}ms",
                 "interval", f"{queue.interval_ms}ms"]
     if queue.kind == "pie":  # Linux's pie qdisc (limit in packets; its own, draft-conformant units)
         if not queue.packets:
-            raise ValueError("mininet backend: pie needs packets= (Linux pie's limit counts packets)")
+            raise BadInputError("mininet backend: pie needs packets= (Linux pie's limit counts packets)")
         return ["pie", "limit", str(queue.packets), "target", f"{queue.qdelay_ref_ms}ms"]
     if queue.kind == "droptail":
         return ["pfifo", "limit", str(queue.packets)] if queue.packets else ["bfifo", "limit", str(queue.bytes)]
     if queue.bytes:
-        raise ValueError("mininet backend: drophead needs packets= (Linux pfifo_head_drop counts packets)")
+        raise BadInputError("mininet backend: drophead needs packets= (Linux pfifo_head_drop counts packets)")
     return ["pfifo_head_drop", "limit", str(queue.packets)]
 
 
@@ -135,7 +137,7 @@ class MininetLink:
 
     def __init__(self, spec: LinkSpec, uplink: TraceLike, downlink: TraceLike):
         if spec.uplink.log_path or spec.downlink.log_path:
-            raise ValueError("the mininet backend writes no Mahimahi logs; use the netns backend for "
+            raise BadInputError("the mininet backend writes no Mahimahi logs; use the netns backend for "
                              "--uplink-log/--downlink-log")
         self.spec = spec
         self.uplink_trace = rate_trace(uplink)

@@ -238,7 +238,7 @@ def run(config: dict) -> int:
                           f"{name}_dropped_bytes": q.dropped_bytes})
         stats["duration_ms"] = (time.monotonic_ns() - init_ns) // 1_000_000
         if config.get("stats_path"):
-            from traces.atomic import atomic_write_text
+            from genet.atomic import atomic_write_text
             atomic_write_text(config["stats_path"], json.dumps(stats))
     return status
 

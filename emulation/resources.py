@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from emulation.sysnet import ip, list_links, list_netns, process_start_time
-from traces.atomic import atomic_write_text
+from genet.atomic import atomic_write_text
 
 PREFIX = "gt-"
 _counter = count()

@@ -9,6 +9,8 @@ so :func:`in_netns` switches the calling thread there for the open.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import ctypes
 import ctypes.util
 import fcntl
@@ -60,7 +62,7 @@ def in_netns(name: str | None) -> Iterator[None]:
 def open_tun(name: str) -> int:
     """Create (or attach to) TUN device ``name`` in the current namespace; return a non-blocking fd."""
     if len(name.encode()) > 15:
-        raise ValueError(f"interface name {name!r} is longer than 15 bytes")
+        raise BadInputError(f"interface name {name!r} is longer than 15 bytes")
     try:
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:

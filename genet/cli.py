@@ -18,6 +18,8 @@ import argparse
 import importlib
 import sys
 
+from genet.helpformat import HelpFormatter
+
 #: Modules that contribute subcommands (a module not present yet is skipped).
 SUBCOMMAND_MODULES = [
     "traces.cli",
@@ -33,20 +35,6 @@ GROUPS = {
     "eval": "evaluate policies in simulation (eval abr, eval cc)",
     "train": "train RL policies with PPO: UDR, the Genet curriculum, CL1-3 (train abr, train cc)",
 }
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults and keeps description paragraphs as written.
-
-    An option whose help already says its default ("default: ...", "not given: ...") or whose
-    default is None (nothing to show) gets no extra "(default: ...)"."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        low = text.lower()
-        if action.default is None or "default" in low or "not given" in low:
-            return text
-        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,23 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # clear one-line errors for bad input; tracebacks with GENET_DEBUG=1
+    except Exception as exc:  # one-line errors for bad input (GenetError); tracebacks with GENET_DEBUG=1
         import os
 
-        from traces.config_space import ConfigSpaceError
-        from traces.datasets import DatasetError
-        from traces.errors import TraceFormatError
-        clear = (TraceFormatError, ConfigSpaceError, DatasetError, ValueError, FileNotFoundError, PermissionError)
-        try:
-            from emulation.config import EmulationError
-            clear += (EmulationError,)
-        except ImportError:
-            pass
+        from genet.errors import GenetError
+        # OSError for a path the user gave (no such file, permission denied) names that path.
+        clear = (GenetError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
         if os.environ.get("GENET_DEBUG") or not isinstance(exc, clear):
             raise
         print(f"genet: error: {exc}", file=sys.stderr)
         return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -69,7 +69,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register(subparsers, groups) -> None:
-    from genet.cli import HelpFormatter
+    from genet.helpformat import HelpFormatter
     p = subparsers.add_parser("demo", help="run the main job end to end on synthetic data (a short first run)",
                               description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--out", default="demo-output", help="output directory")

@@ -41,6 +41,8 @@ Heavy dependencies (torch, onnx, onnxruntime) are imported lazily.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -49,7 +51,7 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from traces.atomic import publish
+from genet.atomic import publish
 
 #: metadata_props keys (without the ``genet.`` prefix) that make up a PolicySpec.
 META_KEYS = ("use_case", "observation_layout", "observation_shape", "action_semantics",
@@ -64,7 +66,7 @@ ACTION_TYPES = ("discrete", "continuous")
 RAND_RANGE = 1000
 
 
-class PolicyMismatchError(ValueError):
+class PolicyMismatchError(BadInputError):
     """A policy (file) does not fit the environment it is used with."""
 
 
@@ -93,9 +95,9 @@ class PolicySpec:
         object.__setattr__(self, "observation_shape", tuple(int(d) for d in self.observation_shape))
         object.__setattr__(self, "n_actions", int(self.n_actions))
         if self.action_type not in ACTION_TYPES:
-            raise ValueError(f"PolicySpec.action_type must be one of {ACTION_TYPES}, got {self.action_type!r}")
+            raise BadInputError(f"PolicySpec.action_type must be one of {ACTION_TYPES}, got {self.action_type!r}")
         if self.output not in OUTPUTS:
-            raise ValueError(f"PolicySpec.output must be one of {OUTPUTS}, got {self.output!r}")
+            raise BadInputError(f"PolicySpec.output must be one of {OUTPUTS}, got {self.output!r}")
 
     def describe(self) -> str:
         shape = "x".join(str(d) for d in self.observation_shape)
@@ -345,7 +347,7 @@ def export_onnx(module: Any, spec: PolicySpec, path: str | os.PathLike, *,
             got = OnnxPolicy(tmp).forward(np.ascontiguousarray(obs))
             err = float(np.max(np.abs(ref - got))) if ref.size else 0.0
             if err > atol:
-                raise ValueError(f"{path}: onnxruntime output differs from torch by {err:.3g} (> atol {atol})")
+                raise BadInputError(f"{path}: onnxruntime output differs from torch by {err:.3g} (> atol {atol})")
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -356,7 +358,7 @@ def load_policy(path: str | os.PathLike, expected: PolicySpec | None = None, **k
     """Load a policy file (ONNX, the only on-disk policy format)."""
     path = Path(path)
     if path.suffix != ".onnx":
-        raise ValueError(f"{path}: policy files are ONNX (.onnx); got suffix {path.suffix!r}")
+        raise BadInputError(f"{path}: policy files are ONNX (.onnx); got suffix {path.suffix!r}")
     return OnnxPolicy(path, expected=expected, **kwargs)
 
 

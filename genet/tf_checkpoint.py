@@ -19,6 +19,8 @@ fields above), so neither TensorFlow nor generated protobuf classes are needed.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import os
 import struct
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 6: np.int8, 9:
           14: np.float16, 19: np.float16}
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(BadInputError):
     """A checkpoint file is not what the tensor-bundle format says it should be."""
 
 

@@ -36,6 +36,8 @@ and ``export_policy(use_case, model, path, metadata)``.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import argparse
 import json
 import math
@@ -86,20 +88,20 @@ TRAIN_USE_CASES = {
 def use_case_module(name: str):
     import importlib
     if name not in TRAIN_USE_CASES:
-        raise ValueError(f"unknown use case {name!r}; choose one of {', '.join(TRAIN_USE_CASES)}")
+        raise BadInputError(f"unknown use case {name!r}; choose one of {', '.join(TRAIN_USE_CASES)}")
     entry = TRAIN_USE_CASES[name]
     try:
         return importlib.import_module(entry.module)
     except ModuleNotFoundError as exc:
         if exc.name and entry.module.startswith(exc.name):
-            raise ValueError(entry.missing or f"training for {name!r} is not available ({entry.module} missing)") \
+            raise BadInputError(entry.missing or f"training for {name!r} is not available ({entry.module} missing)") \
                 from None
         raise
 
 
 # ------------------------------------------------------------------ parser
 def register(subparsers, groups) -> None:
-    from genet.cli import HelpFormatter
+    from genet.helpformat import HelpFormatter
     for name, entry in TRAIN_USE_CASES.items():
         p = groups["train"].add_parser(
             name, help=f"train a {name.upper()} policy with PPO (udr, genet, cl1-cl3)",
@@ -191,41 +193,41 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
     """Check every option before any training starts; raise ValueError naming the option."""
     entry = TRAIN_USE_CASES[args.use_case]
     if args.method not in METHODS:
-        raise ValueError(f"--method {args.method!r}: unknown method; choose one of {', '.join(METHODS)}")
+        raise BadInputError(f"--method {args.method!r}: unknown method; choose one of {', '.join(METHODS)}")
     if args.range_name not in RANGES:
-        raise ValueError(f"--range {args.range_name!r}: unknown range; choose one of {', '.join(RANGES)}")
+        raise BadInputError(f"--range {args.range_name!r}: unknown range; choose one of {', '.join(RANGES)}")
     baselines = tuple(b.strip() for b in args.baseline.split(",") if b.strip())
     bad = [b for b in baselines if b not in entry.baselines]
     if bad or not baselines:
-        raise ValueError(f"--baseline {args.baseline!r}: unknown baseline {bad[0] if bad else ''!r} for "
+        raise BadInputError(f"--baseline {args.baseline!r}: unknown baseline {bad[0] if bad else ''!r} for "
                          f"{entry.name}; choose from {', '.join(entry.baselines)}")
     if args.ensemble and len(baselines) < 2:
-        raise ValueError(f"--ensemble needs two or more baselines (e.g. --baseline {','.join(entry.baselines)})")
+        raise BadInputError(f"--ensemble needs two or more baselines (e.g. --baseline {','.join(entry.baselines)})")
     if args.steps < 1:
-        raise ValueError(f"--steps must be >= 1 environment step, got {args.steps}")
+        raise BadInputError(f"--steps must be >= 1 environment step, got {args.steps}")
     if args.rounds < 0:
-        raise ValueError(f"--rounds must be >= 0, got {args.rounds}")
+        raise BadInputError(f"--rounds must be >= 0, got {args.rounds}")
     if args.checkpoint_every < 1:
-        raise ValueError(f"--checkpoint-every must be >= 1 update, got {args.checkpoint_every}")
+        raise BadInputError(f"--checkpoint-every must be >= 1 update, got {args.checkpoint_every}")
     if not 1 <= args.trials or not 0 <= args.random_trials <= args.trials or args.envs_per_trial < 1:
-        raise ValueError(f"need --trials >= 1, 0 <= --random-trials <= --trials and --envs-per-trial >= 1; got "
+        raise BadInputError(f"need --trials >= 1, 0 <= --random-trials <= --trials and --envs-per-trial >= 1; got "
                          f"{args.trials}, {args.random_trials}, {args.envs_per_trial}")
     if getattr(args, "torch_threads", None) is not None and args.torch_threads < 0:
-        raise ValueError(f"--torch-threads must be >= 0 (0 = every core), got {args.torch_threads}")
+        raise BadInputError(f"--torch-threads must be >= 0 (0 = every core), got {args.torch_threads}")
     for opt in ("n_envs", "steps_per_update", "epochs", "minibatch"):
         if getattr(args, opt) is not None and getattr(args, opt) < 1:
-            raise ValueError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
+            raise BadInputError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
     if args.lr is not None and not args.lr > 0:
-        raise ValueError(f"--lr must be > 0, got {args.lr}")
+        raise BadInputError(f"--lr must be > 0, got {args.lr}")
     if getattr(args, "entropy_rate", None) is not None and not args.entropy_rate > 0:
-        raise ValueError(f"--entropy-rate must be > 0, got {args.entropy_rate}")
+        raise BadInputError(f"--entropy-rate must be > 0, got {args.entropy_rate}")
     space = load_train_space(args.use_case, args.space) if getattr(args, "space", None) else None
     if args.steps_per_update is not None and args.n_envs is not None and args.steps_per_update < args.n_envs:
-        raise ValueError(f"need --steps-per-update >= --n-envs; got {args.steps_per_update}, {args.n_envs}")
+        raise BadInputError(f"need --steps-per-update >= --n-envs; got {args.steps_per_update}, {args.n_envs}")
     real = None
     if args.real_traces is not None:
         if not 0 <= args.real_prob <= 1:
-            raise ValueError(f"--real-prob must be a probability in [0, 1], got {args.real_prob}")
+            raise BadInputError(f"--real-prob must be a probability in [0, 1], got {args.real_prob}")
         from traces import load_traces
         real = []
         for part in (x for x in args.real_traces.split(",") if x):
@@ -234,10 +236,10 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
                 raise FileNotFoundError(f"--real-traces {d}: no such file or directory")
             got = load_traces(d)
             if not got:
-                raise ValueError(f"--real-traces {d}: the directory holds no traces")
+                raise BadInputError(f"--real-traces {d}: the directory holds no traces")
             real += got
         if not real:
-            raise ValueError(f"--real-traces {args.real_traces!r}: no directory given")
+            raise BadInputError(f"--real-traces {args.real_traces!r}: no directory given")
     out = Path(args.out) if args.out else Path("runs") / f"{args.use_case}-{args.method}-{args.range_name}-s{args.seed}"
     run_file = out / RUN_FILE
     if args.resume:
@@ -245,11 +247,11 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
             raise FileNotFoundError(f"--resume: {run_file} does not exist (not a genet train run directory)")
         prev = json.loads(run_file.read_text())
         if prev.get("use_case") != args.use_case:
-            raise ValueError(f"--resume: {out} is a {prev.get('use_case')!r} run, not a {args.use_case!r} run")
+            raise BadInputError(f"--resume: {out} is a {prev.get('use_case')!r} run, not a {args.use_case!r} run")
         if prev.get("method") != args.method:
-            raise ValueError(f"--resume: {out} is a {prev.get('method')!r} run, not --method {args.method}")
+            raise BadInputError(f"--resume: {out} is a {prev.get('method')!r} run, not --method {args.method}")
     elif run_file.exists():
-        raise ValueError(f"--out {out} already holds a run ({run_file}); pass --resume to continue it "
+        raise BadInputError(f"--out {out} already holds a run ({run_file}); pass --resume to continue it "
                          f"or choose another --out")
     return TrainPlan(args.use_case, args.method, args.range_name, baselines, args.ensemble, 0, out, real, space)
 
@@ -264,10 +266,10 @@ def load_train_space(use_case: str, path: str):
     space = load_space(p)
     own = load_space(use_case)
     if space.use_case != use_case:
-        raise ValueError(f"--space {p}: a {space.use_case!r} config space, not {use_case!r}")
+        raise BadInputError(f"--space {p}: a {space.use_case!r} config space, not {use_case!r}")
     if set(space.names) != set(own.names):
         missing, extra = sorted(set(own.names) - set(space.names)), sorted(set(space.names) - set(own.names))
-        raise ValueError(f"--space {p}: dimensions must be those of traces/spaces/{use_case}.json"
+        raise BadInputError(f"--space {p}: dimensions must be those of traces/spaces/{use_case}.json"
                          f"{'; missing ' + ', '.join(missing) if missing else ''}"
                          f"{'; unknown ' + ', '.join(extra) if extra else ''}")
     return space
@@ -280,7 +282,7 @@ def steps_per_update(use_case: Any) -> int:
         v = getattr(cfg, attr, None)
         if v:
             return int(v)
-    raise ValueError(f"use case {getattr(use_case, 'name', '?')!r} does not say its transitions per update")
+    raise BadInputError(f"use case {getattr(use_case, 'name', '?')!r} does not say its transitions per update")
 
 
 def set_total_updates(plan: TrainPlan, args: argparse.Namespace, use_case: Any) -> None:
@@ -288,7 +290,7 @@ def set_total_updates(plan: TrainPlan, args: argparse.Namespace, use_case: Any) 
     spu = steps_per_update(use_case)
     plan.total_updates = max(1, math.ceil(args.steps / spu))
     if plan.method not in ("udr", "cl1") and plan.total_updates < args.rounds + 1:
-        raise ValueError(f"--steps {args.steps} gives {plan.total_updates} PPO update(s) of {spu} transitions, "
+        raise BadInputError(f"--steps {args.steps} gives {plan.total_updates} PPO update(s) of {spu} transitions, "
                          f"fewer than the {args.rounds + 1} phases of --method {plan.method} "
                          f"(warm-up + --rounds {args.rounds})")
 
@@ -314,7 +316,7 @@ def _git_commit() -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from traces.atomic import atomic_text_writer
+    from genet.atomic import atomic_text_writer
     with atomic_text_writer(path) as fh:
         json.dump(data, fh, indent=1, default=str)
 
@@ -335,7 +337,7 @@ def _curve_rows(fh, records: list[dict], header: bool) -> None:
 
 def write_curve(history: list[dict], out: Path) -> None:
     """Rewrite ``learning_curve.csv`` from the whole history (atomically)."""
-    from traces.atomic import atomic_text_writer
+    from genet.atomic import atomic_text_writer
     with atomic_text_writer(out / "learning_curve.csv") as fh:
         _curve_rows(fh, history, header=True)
 

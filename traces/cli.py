@@ -93,7 +93,7 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def register(subparsers, groups) -> None:
-    from genet.cli import HelpFormatter
+    from genet.helpformat import HelpFormatter
     p = subparsers.add_parser("traces", help="read, convert, generate, summarise, plot and fetch network traces",
                               description="Network traces: bandwidth over time (s, Mbps) plus optional link "
                                           "properties (one-way delay ms, loss rate, queue packets).\n" + FORMAT_HELP,

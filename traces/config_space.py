@@ -11,6 +11,8 @@ rate: log10-uniform over [lo+1e-5, hi+1e-5], and 0 below 1e-4).
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import json
 import math
 import os
@@ -25,7 +27,7 @@ RANGE_NAMES = ("rl1", "rl2", "rl3")
 SCALES = ("uniform", "log", "log_with_zero")
 
 
-class ConfigSpaceError(ValueError):
+class ConfigSpaceError(BadInputError):
     """A config-space file or a config value is invalid (the message names which)."""
 
 

@@ -18,6 +18,8 @@ its SHA-256 and unpacks it safely (no absolute paths, no ``..``).
 
 from __future__ import annotations
 
+from genet.errors import GenetRuntimeError
+
 import hashlib
 import io
 import json
@@ -31,14 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from traces.atomic import atomic_write_bytes
+from genet.atomic import atomic_write_bytes
 
 MANIFEST_PATH = Path(__file__).with_name("spaces") / "datasets.json"
 #: Published location of every set: the Genet repository at a pinned commit.
 GENET_RAW = "https://raw.githubusercontent.com/GenetProject/Genet/6adabdcc2b95cb924f051fa8edbc7c6a24f2a7ec"
 
 
-class DatasetError(RuntimeError):
+class DatasetError(GenetRuntimeError):
     """A dataset name, download or checksum problem (the message names the file or URL)."""
 
 

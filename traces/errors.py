@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import os
 
 
-class TraceFormatError(ValueError):
+class TraceFormatError(BadInputError):
     """A trace file or trace value is malformed.
 
     The message always names where: ``path:line: what`` for text formats,

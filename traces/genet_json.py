@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from traces.atomic import atomic_text_writer
+from genet.atomic import atomic_text_writer
 from traces.errors import TraceFormatError
 from traces.trace import Trace
 

@@ -11,6 +11,8 @@ otherwise by content: one integer per line -> mahimahi, two or more columns
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import os
 from pathlib import Path
 from typing import Callable, Iterable
@@ -36,7 +38,7 @@ IGNORED_NAMES = {"readme", "license", "checksums", "sha256sums", "manifest"}
 
 def _check_format(fmt: str) -> str:
     if fmt not in FORMATS:
-        raise ValueError(f"unknown trace format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise BadInputError(f"unknown trace format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return fmt
 
 

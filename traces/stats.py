@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -46,7 +48,7 @@ class DatasetStats:
 
 def dataset_stats(traces: list[Trace], name: str = "") -> DatasetStats:
     if not traces:
-        raise ValueError("no traces to summarise")
+        raise BadInputError("no traces to summarise")
     bw = np.concatenate([t.bandwidth_mbps for t in traces])
     w = np.concatenate([t.interval_s for t in traces])
     durations = np.array([t.duration_s for t in traces])

@@ -12,6 +12,8 @@ and returns ``abr.direct6`` actions (the next chunk's quality index), batched:
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import numpy as np
 
 from genet.abr.mpc import RobustMPC
@@ -61,4 +63,4 @@ def make_rule_based(name: str, rebuffer_penalty: float = 4.3, smooth_penalty: fl
         return BBA(**kwargs)
     if name == "mpc":
         return RobustMPC(rebuffer_penalty=rebuffer_penalty, smooth_penalty=smooth_penalty, **kwargs)
-    raise ValueError(f"unknown rule-based ABR policy {name!r}; known: {', '.join(RULE_BASED)}")
+    raise BadInputError(f"unknown rule-based ABR policy {name!r}; known: {', '.join(RULE_BASED)}")

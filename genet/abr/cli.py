@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import argparse
 import os
 from pathlib import Path
@@ -11,7 +13,7 @@ DEFAULT_VIDEO_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "vid
 
 
 def _formatter():
-    from genet.cli import HelpFormatter
+    from genet.helpformat import HelpFormatter
     return HelpFormatter
 
 
@@ -79,12 +81,12 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
     conv = conventions(args.compat or "pensieve")
     if args.rebuffer_penalty is not None:
         if args.rebuffer_penalty < 0:
-            raise ValueError(f"--rebuffer-penalty must be >= 0, got {args.rebuffer_penalty}")
+            raise BadInputError(f"--rebuffer-penalty must be >= 0, got {args.rebuffer_penalty}")
         conv = conv.replace(rebuffer_penalty=args.rebuffer_penalty)
     policies = [x for value in (args.policy or ["bba,mpc"]) for x in value.split(",") if x]
     labels = [policy_label(p) for p in policies]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"--policy values must have distinct names, got {labels}")
+        raise BadInputError(f"--policy values must have distinct names, got {labels}")
     if not Path(args.video).is_dir():
         raise FileNotFoundError(f"--video {args.video}: no such directory (give the directory of video_size_* files)")
     video = load_video(args.video)
@@ -95,7 +97,7 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
     else:
         traces = load_traces(args.traces)
         if not traces:
-            raise ValueError(f"--traces {args.traces}: no traces found")
+            raise BadInputError(f"--traces {args.traces}: no traces found")
         source = str(Path(args.traces).resolve())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +138,7 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
     summaries = [summarize(res) for res in results.values()]
     meta = {"traces": source, "video": str(args.video), "mode": conv.name,
             "rebuffer_penalty": conv.rebuffer_penalty, "policies": policies, "elapsed_s": elapsed}
-    from traces.atomic import atomic_text_writer
+    from genet.atomic import atomic_text_writer
     with atomic_text_writer(out / "results.json") as fh:
         fh.write(json.dumps({"meta": meta, "summary": [s.__dict__ for s in summaries], "results": rows}, indent=1))
     table = format_table(summaries)
@@ -176,7 +178,7 @@ def _load_journal(path: Path, key: dict, trace_names: list[str]) -> dict:
 def _write_csv(path: Path, rows: list[dict]) -> None:
     import csv
 
-    from traces.atomic import atomic_text_writer
+    from genet.atomic import atomic_text_writer
     with atomic_text_writer(path) as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
         w.writeheader()

@@ -31,6 +31,8 @@ compatibility mode is bit-for-bit the same arithmetic.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -215,7 +217,7 @@ class BatchedAbrSim:
                  params: EnvParams | Sequence[EnvParams] | None = None, n_envs: int | None = None,
                  seed: int | None = None, autoreset: bool = False) -> None:
         if len(traces) == 0:
-            raise ValueError("BatchedAbrSim needs at least one trace")
+            raise BadInputError("BatchedAbrSim needs at least one trace")
         self.traces = list(traces)
         self.video = video
         self.conv = conventions
@@ -229,7 +231,7 @@ class BatchedAbrSim:
         else:
             self.trace_params = list(params)
             if len(self.trace_params) != len(self.traces):
-                raise ValueError(f"{len(self.trace_params)} EnvParams for {len(self.traces)} traces")
+                raise BadInputError(f"{len(self.trace_params)} EnvParams for {len(self.traces)} traces")
         self.n_levels = video.n_levels
         self.bitrates_kbps = np.asarray(video.bitrates_kbps, dtype=np.float64)
         # per-trace chunk tables (cached by (n_chunks, chunk length))
@@ -325,12 +327,12 @@ class BatchedAbrSim:
         n = self.n_envs
         q = np.asarray(quality, dtype=np.int64).reshape(-1)
         if q.shape[0] != n:
-            raise ValueError(f"step: got {q.shape[0]} qualities for {n} environments")
+            raise BadInputError(f"step: got {q.shape[0]} qualities for {n} environments")
         act = ~self.done if active is None else (np.asarray(active, dtype=bool) & ~self.done)
         qa = q[act]
         if qa.size and (qa.min() < 0 or qa.max() >= self.n_levels):
             bad = qa[(qa < 0) | (qa >= self.n_levels)][0]
-            raise ValueError(f"step: quality {bad} outside [0, {self.n_levels - 1}]")
+            raise BadInputError(f"step: quality {bad} outside [0, {self.n_levels - 1}]")
         if self.conv.delay_noise and self.env_rngs is not None:
             noise = np.ones(n)
             for i in np.flatnonzero(act).tolist():

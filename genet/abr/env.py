@@ -25,6 +25,8 @@ All randomness (trace choice, start pointer, delay noise) comes from ``np_random
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import os
 from typing import Any, Sequence
 
@@ -113,7 +115,7 @@ class AbrEnv(gym.Env):
     def step(self, action):
         a = int(action)
         if not 0 <= a < self.layout.n_actions:
-            raise ValueError(f"action {a} outside Discrete({self.layout.n_actions})")
+            raise BadInputError(f"action {a} outside Discrete({self.layout.n_actions})")
         q = a if self.layout.action_semantics == "abr.direct6" else min(max(self._quality + a - 1, 0),
                                                                         self.sim.n_levels - 1)
         if self.sim.done[0]:
@@ -164,7 +166,7 @@ class AbrVectorEnv(gym.vector.VectorEnv):
         if seed is not None:
             seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
             if len(seeds) != self.num_envs:
-                raise ValueError(f"reset: {len(seeds)} seeds for {self.num_envs} environments")
+                raise BadInputError(f"reset: {len(seeds)} seeds for {self.num_envs} environments")
             self.sim.env_rngs = [seeding.np_random(s)[0] for s in seeds]
         r = self._start(np.ones(self.num_envs, dtype=bool))
         return self.builder.observation(), _vector_info(r)

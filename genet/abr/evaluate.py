@@ -17,6 +17,8 @@ genet/abr/optimal.py), an ``.onnx`` path, or any object implementing
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -80,7 +82,7 @@ def make_policy(policy: Any, conv: SimConventions, deterministic: bool = True, s
 
             return pol
         from genet.abr.baselines import RULE_BASED as names
-        raise ValueError(f"unknown ABR policy {policy!r}: use one of {', '.join(names)}, 'optimal' "
+        raise BadInputError(f"unknown ABR policy {policy!r}: use one of {', '.join(names)}, 'optimal' "
                          f"or a path to an .onnx policy file")
     return policy
 
@@ -175,7 +177,7 @@ class Summary:
 
 def summarize(results: Sequence[TraceResult]) -> Summary:
     if not results:
-        raise ValueError("no results to summarise")
+        raise BadInputError("no results to summarise")
 
     def mean(key: str) -> float:
         return float(np.mean([getattr(r, key) for r in results]))

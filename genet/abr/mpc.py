@@ -34,6 +34,8 @@ Reference quirks (§2.2 item 5 and 7), both off by default:
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import itertools
 
 import numpy as np
@@ -238,7 +240,7 @@ class RobustMPC:
         self.share_predictor_state = share_predictor_state
         self.jump_only = jump_only
         if planner not in ("numba", "numpy"):
-            raise ValueError(f"RobustMPC planner must be 'numba' or 'numpy', got {planner!r}")
+            raise BadInputError(f"RobustMPC planner must be 'numba' or 'numpy', got {planner!r}")
         self.planner = planner
         self.bitrates_kbps = np.asarray(bitrates_kbps, dtype=np.float64)
         self._combos = all_combos(len(self.bitrates_kbps)) if planner == "numpy" else None
@@ -288,7 +290,7 @@ class RobustMPC:
     def act(self, observations: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
         obs = np.asarray(observations, dtype=np.float64)
         if obs.shape != (self.n, self.spec.observation_shape[0]):
-            raise ValueError(f"RobustMPC: observations of shape {obs.shape}, expected ({self.n}, "
+            raise BadInputError(f"RobustMPC: observations of shape {obs.shape}, expected ({self.n}, "
                              f"{self.spec.observation_shape[0]}) (abr.raw); call bind() first")
         act = np.ones(self.n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
         last_q = obs[:, 0].astype(np.int64)

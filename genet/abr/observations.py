@@ -30,6 +30,8 @@ next video's chunk 0, as in the references).
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +78,7 @@ LAYOUTS = {lay.name: lay for lay in (PENSIEVE_6X8, GENET_6X6, RAW)}
 
 def get_layout(name: str) -> ObservationLayout:
     if name not in LAYOUTS:
-        raise ValueError(f"unknown ABR observation layout {name!r}; known: {', '.join(LAYOUTS)}")
+        raise BadInputError(f"unknown ABR observation layout {name!r}; known: {', '.join(LAYOUTS)}")
     return LAYOUTS[name]
 
 
@@ -85,13 +87,13 @@ def to_quality(actions: np.ndarray, last_quality: np.ndarray, semantics: str, n_
     a = np.asarray(actions, dtype=np.int64)
     if semantics == "abr.direct6":
         if np.any((a < 0) | (a >= n_levels)):
-            raise ValueError(f"abr.direct6 action outside [0, {n_levels - 1}]: {a[(a < 0) | (a >= n_levels)][0]}")
+            raise BadInputError(f"abr.direct6 action outside [0, {n_levels - 1}]: {a[(a < 0) | (a >= n_levels)][0]}")
         return a
     if semantics == "abr.jump3":
         if np.any((a < 0) | (a > 2)):
-            raise ValueError(f"abr.jump3 action outside [0, 2]: {a[(a < 0) | (a > 2)][0]}")
+            raise BadInputError(f"abr.jump3 action outside [0, 2]: {a[(a < 0) | (a > 2)][0]}")
         return np.clip(np.asarray(last_quality, dtype=np.int64) + a - 1, 0, n_levels - 1)
-    raise ValueError(f"unknown ABR action semantics {semantics!r}; known: abr.direct6, abr.jump3")
+    raise BadInputError(f"unknown ABR action semantics {semantics!r}; known: abr.direct6, abr.jump3")
 
 
 def raw_from_measurements(quality, buffer_s, chunk_size_bytes, delay_ms, next_chunk_index, chunks_remaining,
@@ -157,7 +159,7 @@ class StateBuilder:
 
     def __init__(self, layout: ObservationLayout, n_envs: int, max_bitrate_kbps: float = 4300.0) -> None:
         if layout.name == RAW.name:
-            raise ValueError("StateBuilder builds matrix layouts; use raw_observation for abr.raw")
+            raise BadInputError("StateBuilder builds matrix layouts; use raw_observation for abr.raw")
         self.layout = layout
         self.max_bitrate_kbps = float(max_bitrate_kbps)
         self.state = np.zeros((n_envs, *layout.shape), dtype=np.float64)

@@ -18,6 +18,8 @@ chunk uses the conventions' first quality, as for every causal policy.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 from typing import Callable, Sequence
 
 import numpy as np
@@ -96,7 +98,7 @@ def optimal_plan(trace: Trace, video: Video, conv: SimConventions = PENSIEVE, pa
                  buffer_bin_ms: float = DEFAULT_BUFFER_BIN_MS) -> tuple[np.ndarray, float]:
     """(qualities of every chunk, total QoE) of the offline plan for one trace."""
     if buffer_bin_ms <= 0:
-        raise ValueError(f"buffer_bin_ms must be positive, got {buffer_bin_ms}")
+        raise BadInputError(f"buffer_bin_ms must be positive, got {buffer_bin_ms}")
     sim = BatchedAbrSim([trace], video, conv, params=params)  # validates the trace
     p = sim.trace_params[0]
     sizes = video.chunk_sizes_for(p.n_chunks, p.chunk_length_s)

@@ -33,6 +33,8 @@ space (``traces/spaces/abr.json``) randomises: ``max_buffer_s``,
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -59,10 +61,10 @@ class EnvParams:
         for name in PARAM_NAMES:
             v = float(getattr(self, name))
             if not v == v or v < 0 or (name != "min_rtt_ms" and v <= 0):
-                raise ValueError(f"EnvParams.{name} must be positive, got {v}")
+                raise BadInputError(f"EnvParams.{name} must be positive, got {v}")
             object.__setattr__(self, name, v)
         if self.n_chunks < 1:
-            raise ValueError(f"EnvParams: video_length_s={self.video_length_s} is shorter than one chunk "
+            raise BadInputError(f"EnvParams: video_length_s={self.video_length_s} is shorter than one chunk "
                              f"of chunk_length_s={self.chunk_length_s}")
 
     @property
@@ -147,5 +149,5 @@ def conventions(mode: str | None) -> SimConventions:
     """``None``/"pensieve" -> PENSIEVE, "genet" -> GENET_COMPAT."""
     key = mode or "pensieve"
     if key not in MODES:
-        raise ValueError(f"unknown simulator mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise BadInputError(f"unknown simulator mode {mode!r}; choose one of {', '.join(MODES)}")
     return MODES[key]

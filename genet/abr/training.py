@@ -74,6 +74,8 @@ Choices where references differ or are silent:
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import os
 import pickle
 import time
@@ -157,21 +159,21 @@ class AbrTrainConfig:
 
     def __post_init__(self):
         if self.n_envs < 1 or self.rollout_steps < 1:
-            raise ValueError(f"need n_envs >= 1 and rollout_steps >= 1, got {self.n_envs}, {self.rollout_steps}")
+            raise BadInputError(f"need n_envs >= 1 and rollout_steps >= 1, got {self.n_envs}, {self.rollout_steps}")
         if self.epochs < 1 or (self.minibatch is not None and self.minibatch < 1):
-            raise ValueError(f"need epochs >= 1 and minibatch None or >= 1, got {self.epochs}, {self.minibatch}")
+            raise BadInputError(f"need epochs >= 1 and minibatch None or >= 1, got {self.epochs}, {self.minibatch}")
         if not (0 < self.gamma <= 1 and self.clip > 0 and self.learning_rate > 0):
-            raise ValueError(f"need 0 < gamma <= 1, clip > 0, learning_rate > 0; got {self.gamma}, {self.clip}, "
+            raise BadInputError(f"need 0 < gamma <= 1, clip > 0, learning_rate > 0; got {self.gamma}, {self.clip}, "
                              f"{self.learning_rate}")
         if self.fresh_traces is not None and self.fresh_traces < 1:
-            raise ValueError(f"fresh_traces must be None or >= 1, got {self.fresh_traces}")
+            raise BadInputError(f"fresh_traces must be None or >= 1, got {self.fresh_traces}")
         if self.entropy_rate is not None and not self.entropy_rate > 0:
-            raise ValueError(f"entropy_rate must be None or > 0, got {self.entropy_rate}")
+            raise BadInputError(f"entropy_rate must be None or > 0, got {self.entropy_rate}")
         torch_thread_count(self.torch_threads)  # raises on a negative count
         conventions(self.mode)  # raises on an unknown mode
         lay = get_layout(self.layout)
         if lay.name not in ("abr.pensieve-6x8", "abr.genet-6x6"):
-            raise ValueError(f"layout {self.layout!r}: training needs a matrix layout (abr.pensieve-6x8 or "
+            raise BadInputError(f"layout {self.layout!r}: training needs a matrix layout (abr.pensieve-6x8 or "
                              f"abr.genet-6x6)")
 
     @property
@@ -308,7 +310,7 @@ class AbrUseCase:
             (kept if self._usable(t, conv.params, conv) else self.skipped_real_traces).append(t)
         self.skipped_real_traces = [t.name for t in self.skipped_real_traces]
         if not kept:
-            raise ValueError(f"none of the {len(traces)} real traces can carry one video chunk in a pass "
+            raise BadInputError(f"none of the {len(traces)} real traces can carry one video chunk in a pass "
                              f"(first: {self.skipped_real_traces[0]})")
         if self.skipped_real_traces:
             warnings.warn(f"skipping {len(self.skipped_real_traces)} of {len(traces)} real traces that cannot "
@@ -332,7 +334,7 @@ class AbrUseCase:
         from traces.generators import generate_trace
         if "real_trace_index" in config:
             if not self.real_traces:
-                raise ValueError("the distribution mixes in real traces but AbrUseCase was given none "
+                raise BadInputError("the distribution mixes in real traces but AbrUseCase was given none "
                                  "(pass real_traces=...)")
             return self.real_traces[int(config["real_trace_index"]) % len(self.real_traces)], conv.params
         for _ in range(MAX_TRACE_REDRAWS):
@@ -340,7 +342,7 @@ class AbrUseCase:
             params = EnvParams.from_config(trace.meta["config"], conv.params, validate=False)
             if self._usable(trace, params, conv):
                 return trace, params
-        raise ValueError(f"ABR config {config}: {MAX_TRACE_REDRAWS} generated traces in a row cannot carry one "
+        raise BadInputError(f"ABR config {config}: {MAX_TRACE_REDRAWS} generated traces in a row cannot carry one "
                          f"video chunk (bandwidth too close to 0 Mbps)")
 
     def _build_sim(self, roll: AbrRollout | None, distribution: ConfigDistribution,
@@ -481,9 +483,9 @@ class AbrUseCase:
     def train(self, agent: AbrAgent, distribution: ConfigDistribution, iterations: int, seed: int) -> AbrAgent:
         """``iterations`` PPO updates on environments drawn from ``distribution``."""
         if distribution.space.use_case != "abr":
-            raise ValueError(f"AbrUseCase.train: distribution is for use case {distribution.space.use_case!r}")
+            raise BadInputError(f"AbrUseCase.train: distribution is for use case {distribution.space.use_case!r}")
         if distribution.real_prob > 0 and not self.real_traces:
-            raise ValueError("AbrUseCase.train: the distribution mixes in real traces (real_prob "
+            raise BadInputError("AbrUseCase.train: the distribution mixes in real traces (real_prob "
                              f"{distribution.real_prob}) but the use case was given none")
         set_torch_threads(agent.config.torch_threads)
         if agent.rollout is None:
@@ -507,7 +509,7 @@ class AbrUseCase:
         from genet.policy import TorchPolicy
         if isinstance(policy, str):
             if policy not in (*ABR_BASELINES, "optimal") and not policy.endswith(".onnx"):
-                raise ValueError(f"unknown ABR baseline {policy!r}; choose one of {', '.join(ABR_BASELINES)}, "
+                raise BadInputError(f"unknown ABR baseline {policy!r}; choose one of {', '.join(ABR_BASELINES)}, "
                                  f"'optimal' or an .onnx policy path")
             return policy
         if isinstance(policy, AbrAgent):

@@ -14,6 +14,8 @@ looped when the video has more chunks than the files.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ import numpy as np
 ENVIVIO_BITRATES_KBPS = (300, 750, 1200, 1850, 2850, 4300)
 
 
-class VideoFormatError(ValueError):
+class VideoFormatError(BadInputError):
     """Bad video description (size files)."""
 
 

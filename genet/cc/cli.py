@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import argparse
 
 
 def register(subparsers, groups) -> None:
-    from genet.cli import HelpFormatter
+    from genet.helpformat import HelpFormatter
     p = groups["eval"].add_parser(
         "cc", help="evaluate CC policies (bbr, cubic, const:RATE, ONNX Aurora) in the packet-level simulator",
         description="Run CC policies side by side over traces (a directory of traces, e.g. the Pantheon sets "
@@ -53,11 +55,11 @@ def run_eval_cc(args: argparse.Namespace) -> int:
         from traces import load_traces
         trace_list = load_traces(args.traces)
         if not trace_list:
-            raise ValueError(f"--traces {args.traces}: no traces found")
+            raise BadInputError(f"--traces {args.traces}: no traces found")
     else:
         from traces.generators import generate_set
         if args.n < 1:
-            raise ValueError(f"-n must be >= 1, got {args.n}")
+            raise BadInputError(f"-n must be >= 1, got {args.n}")
         trace_list = generate_set("cc", args.config, args.n, args.seed)
     aurora = AuroraConfig(history_length=args.history_length, reward_form=args.reward_form)
     rows = evaluate(policies, trace_list, out, seed=args.seed, reward_form=args.reward_form, aurora=aurora,

@@ -34,6 +34,8 @@ loss_rate, sending rate_mbps and the interval bounds.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -86,13 +88,13 @@ class AuroraConfig:
 
     def __post_init__(self):
         if self.reward_form not in REWARD_FORMS:
-            raise ValueError(f"reward_form must be one of {REWARD_FORMS}, got {self.reward_form!r}")
+            raise BadInputError(f"reward_form must be one of {REWARD_FORMS}, got {self.reward_form!r}")
         if self.reward_normaliser not in REWARD_NORMALISERS:
-            raise ValueError(f"reward_normaliser must be one of {REWARD_NORMALISERS}, got {self.reward_normaliser!r}")
+            raise BadInputError(f"reward_normaliser must be one of {REWARD_NORMALISERS}, got {self.reward_normaliser!r}")
         if not self.delta_scale > 0:
-            raise ValueError(f"delta_scale must be > 0, got {self.delta_scale}")
+            raise BadInputError(f"delta_scale must be > 0, got {self.delta_scale}")
         if not 0 < self.min_rate_pps <= self.max_rate_pps:
-            raise ValueError(f"need 0 < min_rate_pps <= max_rate_pps, got {self.min_rate_pps}, {self.max_rate_pps}")
+            raise BadInputError(f"need 0 < min_rate_pps <= max_rate_pps, got {self.min_rate_pps}, {self.max_rate_pps}")
         object.__setattr__(self, "features", tuple(self.features))
 
     @property
@@ -105,7 +107,7 @@ def apply_rate_action(rate_pps: float, action: float, delta_scale: float = 1.0,
     """Aurora's action mapping: rate (1 + delta a) for a >= 0, rate / (1 - delta a) otherwise, clamped."""
     a = float(action)
     if not np.isfinite(a):
-        raise ValueError(f"rate action must be finite, got {action}")
+        raise BadInputError(f"rate action must be finite, got {action}")
     rate = rate_pps * (1.0 + delta_scale * a) if a >= 0 else rate_pps / (1.0 - delta_scale * a)
     return float(min(max(rate, min_rate_pps), max_rate_pps))
 
@@ -127,7 +129,7 @@ class AuroraEnv(gym.Env):
         self.aurora = aurora or AuroraConfig(**aurora_kwargs)
         self.traces = list(traces) if traces is not None else None
         if self.traces is not None and not self.traces:
-            raise ValueError("AuroraEnv: the trace list is empty")
+            raise BadInputError("AuroraEnv: the trace list is empty")
         self.config_range = config_range
         self.env_config = env_config
         self._space = None
@@ -137,7 +139,7 @@ class AuroraEnv(gym.Env):
             if env_config is not None:
                 self._space.validate(env_config)
             elif config_range not in self._space.dimensions[0].ranges:
-                raise ValueError(f"unknown cc config range {config_range!r}")
+                raise BadInputError(f"unknown cc config range {config_range!r}")
         lo, hi = ObservationHistory(self.aurora.features, self.aurora.history_length).bounds()
         self.observation_space = spaces.Box(lo, hi, dtype=np.float32)
         self.action_space = spaces.Box(-1e12, 1e12, shape=(1,), dtype=np.float32)

@@ -30,7 +30,7 @@ from genet.cc.env import AuroraConfig
 from genet.cc.link import LinkConfig
 from genet.cc.metrics import RunMetrics, summarize, time_series
 from genet.cc.policies import CcPolicy, load_aurora_policy, run_policy
-from traces.atomic import atomic_write_text
+from genet.atomic import atomic_write_text
 from traces import Trace
 
 SUMMARY_COLUMNS = ("policy", "traces", "throughput_mbps", "p90_delay_ms", "p95_delay_ms", "loss_rate", "reward",

@@ -31,6 +31,8 @@ a time).
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import math
 from dataclasses import dataclass
 
@@ -87,25 +89,25 @@ class LinkConfig:
         bw = np.asarray(self.bandwidth_mbps, float).reshape(-1)
         where = f"link {self.name!r}" if self.name else "link"
         if t.size == 0 or t.shape != bw.shape:
-            raise ValueError(f"{where}: need equally many timestamps and bandwidths (got {t.size} and {bw.size})")
+            raise BadInputError(f"{where}: need equally many timestamps and bandwidths (got {t.size} and {bw.size})")
         if not (np.all(np.isfinite(t)) and np.all(np.isfinite(bw))):
-            raise ValueError(f"{where}: non-finite timestamp or bandwidth")
+            raise BadInputError(f"{where}: non-finite timestamp or bandwidth")
         if np.any(np.diff(t) < 0):
-            raise ValueError(f"{where}: timestamps_s must be non-decreasing")
+            raise BadInputError(f"{where}: timestamps_s must be non-decreasing")
         if t[-1] - t[0] <= 0:
-            raise ValueError(f"{where}: trace lasts {t[-1] - t[0]} s; expected a duration > 0 s")
+            raise BadInputError(f"{where}: trace lasts {t[-1] - t[0]} s; expected a duration > 0 s")
         if np.any(bw < 0):
-            raise ValueError(f"{where}: negative bandwidth_mbps {bw.min()}")
+            raise BadInputError(f"{where}: negative bandwidth_mbps {bw.min()}")
         if np.all(bw[:-1] <= 0) if bw.size > 1 else bw[0] <= 0:
-            raise ValueError(f"{where}: bandwidth is zero for the whole trace; expected some sample > 0 Mbps")
+            raise BadInputError(f"{where}: bandwidth is zero for the whole trace; expected some sample > 0 Mbps")
         if not (math.isfinite(self.delay_ms) and self.delay_ms >= 0):
-            raise ValueError(f"{where}: delay_ms must be >= 0 (one-way propagation delay), got {self.delay_ms}")
+            raise BadInputError(f"{where}: delay_ms must be >= 0 (one-way propagation delay), got {self.delay_ms}")
         if not (math.isfinite(self.queue_packets) and self.queue_packets >= 1):
-            raise ValueError(f"{where}: queue_packets must be >= 1 packet, got {self.queue_packets}")
+            raise BadInputError(f"{where}: queue_packets must be >= 1 packet, got {self.queue_packets}")
         if not (0 <= self.loss_rate < 1):
-            raise ValueError(f"{where}: loss_rate must be in [0, 1), got {self.loss_rate}")
+            raise BadInputError(f"{where}: loss_rate must be in [0, 1), got {self.loss_rate}")
         if not (math.isfinite(self.delay_noise_ms) and self.delay_noise_ms >= 0):
-            raise ValueError(f"{where}: delay_noise_ms must be >= 0, got {self.delay_noise_ms}")
+            raise BadInputError(f"{where}: delay_noise_ms must be >= 0, got {self.delay_noise_ms}")
         object.__setattr__(self, "timestamps_s", t - t[0])
         object.__setattr__(self, "bandwidth_mbps", bw)
 
@@ -136,7 +138,7 @@ class LinkConfig:
                        loss_rate=float(pick(loss_rate, trace.loss_rate, DEFAULT_LOSS_RATE)),
                        delay_noise_ms=float(delay_noise_ms), name=trace.name)
         except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
+            raise BadInputError(f"{where}: {exc}") from None
 
     @classmethod
     def constant(cls, bandwidth_mbps: float, delay_ms: float, queue_packets: float, duration_s: float = 30.0,

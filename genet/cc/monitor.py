@@ -37,6 +37,8 @@ intervals, whose features are (0, 1, 1).
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -155,7 +157,7 @@ class MonitorInterval:
 
     def feature(self, name: str) -> float:
         if name not in EMPTY_FEATURE_VALUE:
-            raise ValueError(f"unknown monitor-interval feature {name!r}; choose from {', '.join(FEATURES)}")
+            raise BadInputError(f"unknown monitor-interval feature {name!r}; choose from {', '.join(FEATURES)}")
         return float(getattr(self, name))
 
 
@@ -260,9 +262,9 @@ class ObservationHistory:
     def __post_init__(self) -> None:
         for name in self.features:
             if name not in EMPTY_FEATURE_VALUE:
-                raise ValueError(f"unknown observation feature {name!r}; choose from {', '.join(FEATURES)}")
+                raise BadInputError(f"unknown observation feature {name!r}; choose from {', '.join(FEATURES)}")
         if self.history_length < 1:
-            raise ValueError(f"history_length must be >= 1, got {self.history_length}")
+            raise BadInputError(f"history_length must be >= 1, got {self.history_length}")
         self.reset()
 
     @property

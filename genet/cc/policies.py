@@ -12,6 +12,8 @@ Genet's tests).
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import os
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -65,15 +67,15 @@ def parse_policy(text: str) -> CcPolicy:
         try:
             rate = float(t.split(":", 1)[1])
         except ValueError:
-            raise ValueError(f"--policy {text!r}: the constant rate must be a number of Mbps, e.g. const:5") from None
+            raise BadInputError(f"--policy {text!r}: the constant rate must be a number of Mbps, e.g. const:5") from None
         if not (rate > 0 and np.isfinite(rate)):
-            raise ValueError(f"--policy {text!r}: the constant rate must be > 0 Mbps")
+            raise BadInputError(f"--policy {text!r}: the constant rate must be > 0 Mbps")
         return CcPolicy(f"const:{rate:g}", "const", rate_mbps=rate)
     if t.endswith(".onnx"):
         if not os.path.isfile(t):
             raise FileNotFoundError(f"--policy {text!r}: ONNX policy file not found")
         return CcPolicy(os.path.splitext(os.path.basename(t))[0], "onnx", path=t)
-    raise ValueError(f"--policy {text!r}: unknown policy; use {POLICY_FORMS}")
+    raise BadInputError(f"--policy {text!r}: unknown policy; use {POLICY_FORMS}")
 
 
 def load_aurora_policy(path: str, aurora: AuroraConfig | None = None):

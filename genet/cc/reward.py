@@ -17,6 +17,8 @@ applied (as in Genet).
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import numpy as np
 
 from genet.cc.monitor import EV_ACKED, EV_SENT, MonitorInterval
@@ -31,9 +33,9 @@ def aurora_reward(throughput_pps: float, latency_s: float, loss: float, avg_band
         return 10.0 * throughput_pps - 1000.0 * latency_s - 2000.0 * loss
     if form == "genet":
         if avg_bandwidth_pps is None or not avg_bandwidth_pps > 0:
-            raise ValueError(f"the genet reward needs avg_bandwidth_pps > 0, got {avg_bandwidth_pps}")
+            raise BadInputError(f"the genet reward needs avg_bandwidth_pps > 0, got {avg_bandwidth_pps}")
         return 500.0 * throughput_pps / avg_bandwidth_pps - 1000.0 * latency_s - 2000.0 * loss
-    raise ValueError(f"unknown reward form {form!r}; choose from {', '.join(REWARD_FORMS)}")
+    raise BadInputError(f"unknown reward form {form!r}; choose from {', '.join(REWARD_FORMS)}")
 
 
 def interval_reward(mi: MonitorInterval, form: str = "genet", avg_bandwidth_pps: float | None = None) -> float:

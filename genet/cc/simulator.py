@@ -15,6 +15,8 @@ interval at a time and changes the rate in between).
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,7 +130,7 @@ class Simulation:
         if self.sender.kind != KIND_RATE:
             raise TypeError(f"set_rate_pps needs a rate-based sender, this one is {self.sender.name!r}")
         if not (rate_pps > 0 and np.isfinite(rate_pps)):
-            raise ValueError(f"rate must be > 0 packets/s, got {rate_pps}")
+            raise BadInputError(f"rate must be > 0 packets/s, got {rate_pps}")
         self._sender_states[KIND_RATE][0]["rate_pps"] = rate_pps
 
     # --------------------------------------------------------------- run

@@ -45,6 +45,8 @@ Choices where references differ or are silent:
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import pickle
 import time
 from dataclasses import asdict, dataclass
@@ -108,12 +110,12 @@ class CcTrainConfig:
 
     def __post_init__(self):
         if self.n_envs < 1 or self.steps_per_update < self.n_envs:
-            raise ValueError(f"need n_envs >= 1 and steps_per_update >= n_envs, got {self.n_envs}, "
+            raise BadInputError(f"need n_envs >= 1 and steps_per_update >= n_envs, got {self.n_envs}, "
                              f"{self.steps_per_update}")
         if self.epochs < 1 or self.minibatch < 1:
-            raise ValueError(f"epochs and minibatch must be >= 1, got {self.epochs}, {self.minibatch}")
+            raise BadInputError(f"epochs and minibatch must be >= 1, got {self.epochs}, {self.minibatch}")
         if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1 and self.clip > 0 and self.learning_rate > 0):
-            raise ValueError("need 0 < gamma <= 1, 0 <= gae_lambda <= 1, clip > 0, learning_rate > 0")
+            raise BadInputError("need 0 < gamma <= 1, 0 <= gae_lambda <= 1, clip > 0, learning_rate > 0")
         torch_thread_count(self.torch_threads)  # raises on a negative count
 
     @property
@@ -238,7 +240,7 @@ class CcUseCase:
         cfg = distribution.sample(rng)
         if "real_trace_index" in cfg:
             if not self.real_traces:
-                raise ValueError("the training distribution mixes in real traces but CcUseCase has none")
+                raise BadInputError("the training distribution mixes in real traces but CcUseCase has none")
             return self.real_traces[cfg["real_trace_index"] % len(self.real_traces)]
         return generate_trace("cc", cfg, rng, name="train", space=self.space)
 
@@ -325,7 +327,7 @@ class CcUseCase:
     def train(self, agent: CcAgent, distribution: ConfigDistribution, iterations: int, seed: int) -> CcAgent:
         """``iterations`` PPO updates on environments drawn from ``distribution``."""
         if distribution.space.use_case != "cc":
-            raise ValueError(f"CcUseCase.train: distribution is for use case {distribution.space.use_case!r}")
+            raise BadInputError(f"CcUseCase.train: distribution is for use case {distribution.space.use_case!r}")
         set_torch_threads(agent.config.torch_threads)
         if agent.rollout is None:
             agent.rollout = self._start_rollout(distribution, seed)
@@ -353,7 +355,7 @@ class CcUseCase:
         aurora = self.config.aurora()
         if isinstance(policy, str):
             if policy not in (*CC_BASELINES, "optimal"):
-                raise ValueError(f"unknown CC baseline {policy!r}; choose one of {', '.join(CC_BASELINES)} "
+                raise BadInputError(f"unknown CC baseline {policy!r}; choose one of {', '.join(CC_BASELINES)} "
                                  f"(or 'optimal')")
             act = None
         else:

@@ -23,6 +23,8 @@ finished phase.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import csv
 import json
 import os
@@ -35,7 +37,7 @@ import numpy as np
 from genet.curriculum.distribution import ConfigDistribution
 from genet.curriculum.search import search_gap
 from genet.curriculum.usecase import UseCase
-from traces.atomic import atomic_text_writer
+from genet.atomic import atomic_text_writer
 
 OBJECTIVES = ("gap_to_baseline", "gap_to_optimum", "baseline_to_optimum")
 
@@ -63,11 +65,11 @@ class CurriculumConfig:
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+            raise BadInputError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
         if self.rounds < 0 or self.iterations_per_round < 1 or self.envs_per_trial < 1:
-            raise ValueError("rounds must be >= 0, iterations_per_round and envs_per_trial >= 1")
+            raise BadInputError("rounds must be >= 0, iterations_per_round and envs_per_trial >= 1")
         if not self.baselines and self.objective != "gap_to_optimum":
-            raise ValueError("at least one baseline is needed")
+            raise BadInputError("at least one baseline is needed")
 
 
 @dataclass
@@ -118,7 +120,7 @@ def run_curriculum(use_case: UseCase, cfg: CurriculumConfig, out_dir: str | os.P
     if resume and state_path.exists():
         raw = json.loads(state_path.read_text())
         if raw.get("use_case") != use_case.name:
-            raise ValueError(f"{state_path}: run is for use case {raw.get('use_case')!r}, not {use_case.name!r}")
+            raise BadInputError(f"{state_path}: run is for use case {raw.get('use_case')!r}, not {use_case.name!r}")
         state = CurriculumState(raw["phases_done"], raw["distribution"], raw["rounds"])
         dist = ConfigDistribution.from_dict(use_case.space, state.distribution)
         model = use_case.load_model(out / f"model-round{state.phases_done - 1}")
@@ -173,7 +175,7 @@ def plot_rounds(state: CurriculumState | dict, out: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
     rounds = state["rounds"] if isinstance(state, dict) else state.rounds
     if not rounds:
-        raise ValueError("no finished rounds to plot")
+        raise BadInputError("no finished rounds to plot")
     names = list(rounds[0]["best_config"])
     fig, axes = plt.subplots(1 + len(names), 1, figsize=(8, 2.2 * (1 + len(names))), sharex=False)
     ax = axes[0]

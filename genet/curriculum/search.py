@@ -12,6 +12,8 @@ seeded with seed + round).
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -83,7 +85,7 @@ def search_gap(space: ConfigSpace, gap_fn: Callable[[dict[str, float]], float | 
     (or (gap, detail)); larger means the RL policy trails the baseline more."""
     from skopt import Optimizer
     if n_trials < 1 or not 0 <= n_random <= n_trials:
-        raise ValueError(f"need n_trials >= 1 and 0 <= n_random <= n_trials, got {n_trials}, {n_random}")
+        raise BadInputError(f"need n_trials >= 1 and 0 <= n_random <= n_trials, got {n_trials}, {n_random}")
     dims, names = _skopt_dimensions(space)
     opt = Optimizer(dims, base_estimator="GP", n_initial_points=max(n_random, 1), initial_point_generator="random",
                     acq_func="LCB", acq_func_kwargs={"kappa": kappa}, random_state=seed)

@@ -7,12 +7,14 @@ what the file is when it is another use case's checkpoint.
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import io
 from pathlib import Path
 
 import torch
 
-from traces.atomic import atomic_write_bytes
+from genet.atomic import atomic_write_bytes
 
 
 def save_checkpoint(blob: dict, path: str | Path) -> None:
@@ -29,12 +31,12 @@ def load_checkpoint(path: str | Path, expected_format: str, label: str) -> dict:
     try:
         blob = torch.load(path, weights_only=False)
     except Exception as exc:  # torch raises several types for a bad file
-        raise ValueError(f"{path}: not a readable {label} checkpoint ({exc})") from None
+        raise BadInputError(f"{path}: not a readable {label} checkpoint ({exc})") from None
     fmt = blob.get("format") if isinstance(blob, dict) else None
     if fmt != expected_format:
         other = blob.get("use_case") if isinstance(blob, dict) else None
         hint = f"; it is a {other!r} checkpoint" if other else ""
         article = "an" if label[:1].upper() in "AEIOU" else "a"
-        raise ValueError(f"{path}: not {article} {label} agent checkpoint (format {fmt!r}, expected "
+        raise BadInputError(f"{path}: not {article} {label} agent checkpoint (format {fmt!r}, expected "
                          f"{expected_format!r}{hint})")
     return blob

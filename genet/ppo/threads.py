@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import os
 
 
 def torch_thread_count(requested: int) -> int:
     """``requested`` threads, or every core for 0; negative counts are an error."""
     if requested < 0:
-        raise ValueError(f"torch threads must be >= 0 (0 = every core), got {requested}")
+        raise BadInputError(f"torch threads must be >= 0 (0 = every core), got {requested}")
     return requested or (os.cpu_count() or 1)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +37,7 @@ class RateSender(SenderSpec):
 
     def __post_init__(self):
         if not (self.rate_mbps > 0 and np.isfinite(self.rate_mbps)):
-            raise ValueError(f"constant sending rate must be > 0 Mbps, got {self.rate_mbps}")
+            raise BadInputError(f"constant sending rate must be > 0 Mbps, got {self.rate_mbps}")
 
     def new_state(self, seed: int) -> np.ndarray:
         return rate.new_state(self.rate_mbps * 1e6 / 12000.0)

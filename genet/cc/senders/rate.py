@@ -9,6 +9,8 @@ change takes effect from the following packet (as in Genet's event queue).
 
 from __future__ import annotations
 
+from genet.errors import BadInputError
+
 import numpy as np
 from numba import njit
 
@@ -20,7 +22,7 @@ RATE_STATE = np.dtype([
 
 def new_state(rate_pps: float, start_s: float = 0.0) -> np.ndarray:
     if not (rate_pps > 0 and np.isfinite(rate_pps)):
-        raise ValueError(f"sending rate must be > 0 packets/s, got {rate_pps}")
+        raise BadInputError(f"sending rate must be > 0 packets/s, got {rate_pps}")
     s = np.zeros(1, RATE_STATE)
     s[0]["rate_pps"] = rate_pps
     s[0]["next_send_s"] = start_s

@@ -1,4 +1,7 @@
-"""Writers never leave half-written files: write a temporary sibling, then rename."""
+"""Writers never leave half-written files: write a temporary sibling, then rename.
+
+Bottom of the import graph (standard library only): traces, genet, emulation, sender, player and
+deploy all write results through it."""
 
 from __future__ import annotations
 
