@@ -4,7 +4,7 @@
 #
 #  1. When running as root on a machine with apt-get: installs the Debian/Ubuntu
 #     packages the testbed drives (iperf3, mininet, bridge-utils, openssh-server,
-#     iproute2). Skipped when they are all installed already, or when not root
+#     iproute2; optional, best effort: chromium, chromium-driver, ffmpeg). Skipped when they are all installed already, or when not root
 #     (then a line says which are missing; everything that does not need them
 #     still works).
 #  2. Always: a virtual environment in .venv with the project installed editable,
@@ -18,6 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="iperf3 mininet bridge-utils openssh-server iproute2 ${GENET_EXTRA_APT:-}"
+# The browser player, the report screenshot and encoded test videos (Debian names; on a distribution
+# without them, e.g. Ubuntu 22.04 where chromium is a snap, provisioning goes on and those tests skip).
+OPTIONAL_APT_PACKAGES="chromium chromium-driver ffmpeg"
 
 missing=()
 for p in $APT_PACKAGES; do
@@ -32,6 +35,22 @@ if [ "${#missing[@]}" -gt 0 ] && [ "${GENET_SKIP_APT:-0}" != 1 ]; then
   else
     echo "[provision] not root or no apt-get: system packages missing (${missing[*]});" \
          "emulation tests that need them will be skipped"
+  fi
+fi
+optional=()
+for p in $OPTIONAL_APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || optional+=("$p")
+done
+if [ "${#optional[@]}" -gt 0 ] && [ "${GENET_SKIP_APT:-0}" != 1 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[provision] installing optional system packages: ${optional[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    [ "${#missing[@]}" -gt 0 ] || apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${optional[@]}" >/dev/null \
+      || echo "[provision] could not install ${optional[*]}; browser and video tests will be skipped"
+  else
+    echo "[provision] not root or no apt-get: optional packages missing (${optional[*]});" \
+         "browser and video tests will be skipped"
   fi
 fi
 
