@@ -31,7 +31,7 @@ from genet.abr.evaluate import run_policy  # noqa: E402
 from genet.abr.mpc import RobustMPC  # noqa: E402
 from genet.abr.observations import raw_observation  # noqa: E402
 from genet.abr.params import GENET_COMPAT, PENSIEVE  # noqa: E402
-from genet.abr.video import load_video  # noqa: E402
+from genet.abr.video import SessionVideos, load_video  # noqa: E402
 from traces import load_traces  # noqa: E402
 from traces.generators import generate_set  # noqa: E402
 
@@ -56,7 +56,7 @@ def mpc_rate(video, traces, n_envs: int, steps: int, planner: str) -> float:
     sim = BatchedAbrSim(traces, video, PENSIEVE, n_envs=n_envs, seed=0, autoreset=False)
     sim.reset()
     mpc = RobustMPC(planner=planner)
-    mpc.bind(sim.sizes, sim.n_chunks, sim.chunk_ms / 1000.0)
+    mpc.bind(SessionVideos(sim.bitrates_kbps, sim.sizes, sim.n_chunks, sim.chunk_ms / 1000.0))
     mpc.reset()
     q = np.ones(n_envs, dtype=np.int64)
     obs = raw_observation(sim.step(q))

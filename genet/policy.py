@@ -2,8 +2,10 @@
 
 A *policy* maps a batch of observations to a batch of actions::
 
-    actions = policy.act(observations)      # observations: (n_env, *spec.observation_shape)
+    policy.bind(videos)                     # what the sessions play (ABR: genet.abr.video.SessionVideos)
     policy.reset()                          # start of new sessions (all envs, or a boolean mask)
+    actions = policy.act(observations, active)   # observations: (n_env, *spec.observation_shape);
+                                            # active: which sessions decide now (None: all)
 
 and says what it expects and what it returns through its :class:`PolicySpec`:
 
@@ -20,7 +22,8 @@ and says what it expects and what it returns through its :class:`PolicySpec`:
 
 Three kinds of policies implement the protocol:
 
-* rule-based ones (BBA, RobustMPC, ...), plain classes with a ``spec`` and ``act``;
+* rule-based ones (BBA, RobustMPC, ...), plain classes with a ``spec``, ``bind`` and ``act``
+  (:class:`PolicyBase` supplies no-op ``bind``/``reset``);
 * :class:`TorchPolicy`: a ``torch.nn.Module`` that maps observations to
   action probabilities (discrete) or action means (continuous);
 * :class:`OnnxPolicy`: the same network exported to ONNX and run with
@@ -146,15 +149,48 @@ class PolicySpec:
 
 @runtime_checkable
 class Policy(Protocol):
-    """A batched policy: ``act`` takes (n_env, *spec.observation_shape) and returns (n_env,) actions
-    (int64 for discrete actions, or (n_env, n_actions) float for continuous ones)."""
+    """A batched policy over ``n_env`` sessions.
+
+    ``bind(context)``: what the sessions are about to play, before their first ``act`` (and again when
+    it changes). For ABR a :class:`genet.abr.video.SessionVideos` (the bitrate ladder, chunk sizes,
+    chunks per video and chunk length per session: RobustMPC plans with them, BBA reads the ladder's
+    size); CC passes None or a link description. Stateless networks ignore it.
+
+    ``act(observations, active=None)``: (n_env, *spec.observation_shape) -> (n_env,) actions (int64 for
+    discrete actions, or (n_env, n_actions) float for continuous ones). ``active`` (bool, n_env) marks
+    the sessions that really take this decision (None: all); a stateful policy (RobustMPC's throughput
+    history) updates only those, and the caller ignores the other entries.
+
+    ``reset(mask=None)``: start of new sessions (all, or the sessions of a boolean mask).
+
+    :class:`PolicyBase` gives the no-op ``bind``/``reset``; callers that predate ``bind`` (CC) may skip it,
+    and ``act(observations)`` with one argument stays valid for every policy.
+    """
 
     spec: PolicySpec
     name: str
 
-    def act(self, observations: np.ndarray) -> np.ndarray: ...
+    def bind(self, context: Any) -> None: ...
+
+    def act(self, observations: np.ndarray, active: np.ndarray | None = None) -> np.ndarray: ...
 
     def reset(self, mask: np.ndarray | None = None) -> None: ...
+
+
+class PolicyBase:
+    """Defaults for the :class:`Policy` protocol: ``bind`` and ``reset`` do nothing."""
+
+    spec: PolicySpec
+    name: str = "policy"
+
+    def bind(self, context: Any) -> None:
+        return None
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        return None
+
+    def act(self, observations: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
 
 
 def choose_actions(output: np.ndarray, spec: PolicySpec, deterministic: bool,
@@ -176,8 +212,9 @@ def choose_actions(output: np.ndarray, spec: PolicySpec, deterministic: bool,
     return np.argmax(cum > u[:, None], axis=1).astype(np.int64)
 
 
-class _NetworkPolicy:
-    """Shared part of the torch and ONNX policies (stateless feed-forward networks)."""
+class _NetworkPolicy(PolicyBase):
+    """Shared part of the torch and ONNX policies (stateless feed-forward networks: ``bind`` and
+    ``active`` change nothing)."""
 
     spec: PolicySpec
     name: str
@@ -197,10 +234,7 @@ class _NetworkPolicy:
                 f"[{self.spec.observation_layout}]")
         return np.ascontiguousarray(obs)
 
-    def reset(self, mask: np.ndarray | None = None) -> None:  # feed-forward: nothing to forget
-        return None
-
-    def act(self, observations: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
         return choose_actions(self.forward(self._check_obs(observations)), self.spec, self.deterministic, self.rng)
 
     def forward(self, observations: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
@@ -362,5 +396,5 @@ def load_policy(path: str | os.PathLike, expected: PolicySpec | None = None, **k
     return OnnxPolicy(path, expected=expected, **kwargs)
 
 
-__all__ = ["PolicySpec", "Policy", "PolicyMismatchError", "TorchPolicy", "OnnxPolicy", "export_onnx",
+__all__ = ["PolicySpec", "Policy", "PolicyBase", "PolicyMismatchError", "TorchPolicy", "OnnxPolicy", "export_onnx",
            "read_onnx_metadata", "load_policy", "choose_actions", "META_KEYS", "META_PREFIX"]

@@ -12,8 +12,6 @@ and returns ``abr.direct6`` actions (the next chunk's quality index), batched:
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
-
 import numpy as np
 
 from genet.abr.mpc import RobustMPC
@@ -39,8 +37,9 @@ class BBA:
         self.cushion_s = float(cushion_s)
         self.n_levels = int(n_levels)
 
-    def bind(self, *args, **kwargs) -> None:  # BBA needs no video knowledge
-        return None
+    def bind(self, videos) -> None:
+        """Only the ladder's size matters to BBA (:class:`genet.abr.video.SessionVideos`)."""
+        self.n_levels = int(videos.n_levels)
 
     def reset(self, mask: np.ndarray | None = None) -> None:
         return None
@@ -53,14 +52,5 @@ class BBA:
         return np.where(b < self.reservoir_s, 0, np.where(b >= self.reservoir_s + self.cushion_s, top, mid))
 
 
-#: Rule-based policy names accepted by ``genet eval abr --policy``.
+#: The rule-based policy classes (the registry, genet/abr/registry.py, names them).
 RULE_BASED = {"bba": BBA, "mpc": RobustMPC}
-
-
-def make_rule_based(name: str, rebuffer_penalty: float = 4.3, smooth_penalty: float = 1.0, **kwargs):
-    """A rule-based policy by name (error listing the valid names on a miss)."""
-    if name == "bba":
-        return BBA(**kwargs)
-    if name == "mpc":
-        return RobustMPC(rebuffer_penalty=rebuffer_penalty, smooth_penalty=smooth_penalty, **kwargs)
-    raise BadInputError(f"unknown rule-based ABR policy {name!r}; known: {', '.join(RULE_BASED)}")

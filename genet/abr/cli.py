@@ -8,8 +8,6 @@ import argparse
 import os
 from pathlib import Path
 
-#: Where the EnvivioDash3 chunk sizes live in a checkout with ../shared beside it.
-DEFAULT_VIDEO_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "video" / "envivio"
 
 
 def _formatter():
@@ -37,9 +35,10 @@ def register(subparsers, groups) -> None:
                           "and video length, RTT) are drawn from this range of the ABR config space")
     p.add_argument("-n", "--num-traces", type=int, default=100, metavar="N",
                    help="number of synthetic traces with --config (count)")
-    p.add_argument("--video", default=os.environ.get("GENET_VIDEO_DIR", str(DEFAULT_VIDEO_DIR)), metavar="DIR",
-                   help="directory with video_size_0..5 (chunk sizes in bytes, one per line; "
-                        "env GENET_VIDEO_DIR)")
+    p.add_argument("--video", default=os.environ.get("GENET_VIDEO_DIR", "envivio"), metavar="DIR",
+                   help="'envivio' (the shipped EnvivioDash3 table), a directory with video.json or "
+                        "video_size_0..5 (chunk sizes in bytes, one per line), or a .json table "
+                        "(env GENET_VIDEO_DIR)")
     p.add_argument("--compat", choices=["genet"], default=None,
                    help="reproduce the Genet ABR-A simulator (49 chunks, mu=10, first quality 0, "
                         "RobustMPC as in Genet) instead of the default Pensieve conventions "
@@ -73,9 +72,11 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
     import sys
     import time
 
+    from genet.extras import require
+    require("sim", "genet eval abr")
     from genet.abr.evaluate import evaluate, format_table, plot_cdf, policy_label, summarize
     from genet.abr.params import conventions
-    from genet.abr.video import load_video
+    from genet.abr.video import resolve_video
     from traces.io import load_traces
 
     conv = conventions(args.compat or "pensieve")
@@ -87,9 +88,7 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
     labels = [policy_label(p) for p in policies]
     if len(set(labels)) != len(labels):
         raise BadInputError(f"--policy values must have distinct names, got {labels}")
-    if not Path(args.video).is_dir():
-        raise FileNotFoundError(f"--video {args.video}: no such directory (give the directory of video_size_* files)")
-    video = load_video(args.video)
+    video = resolve_video(args.video)
     if args.config:
         from traces.generators import generate_set
         traces = generate_set("abr", args.config, n=args.num_traces, seed=args.seed)
@@ -101,6 +100,9 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
         source = str(Path(args.traces).resolve())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from genet.runmeta import write_run_metadata
+    run_meta = write_run_metadata(out, seed=args.seed, extra={"use_case": "abr", "policies": policies,
+                                                             "traces": source, "mode": conv.name})
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -108,7 +110,7 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
     results = {}
     t0 = time.perf_counter()
     journal = out / "results.jsonl"
-    key = {"traces": source, "video": str(Path(args.video).resolve()), "mode": conv.name,
+    key = {"traces": source, "video": str(Path(video.source).resolve()), "mode": conv.name,
            "rebuffer_penalty": conv.rebuffer_penalty, "sample": bool(args.sample), "seed": args.seed}
     done = _load_journal(journal, key, [tr.name for tr in traces])
     try:
@@ -146,9 +148,10 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
         fh.write(table + "\n")
     plot_cdf(results, out / "qoe_cdf.png",
              title=f"{args.config or Path(args.traces).name} ({conv.name} mode)")
+    run_meta.finish(out)
     print(table)
     print(f"[{len(traces)} traces x {len(policies)} policies in {elapsed:.2f} s; wrote {out}/results.csv, "
-          f"results.json, summary.txt, qoe_cdf.png]")
+          f"results.json, summary.txt, qoe_cdf.png, run-metadata.json]")
     return 0
 
 
@@ -186,6 +189,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def cmd_import_tf_checkpoint(args: argparse.Namespace) -> int:
+    from genet.extras import require
+    require("train", "genet import-tf-checkpoint")
     from genet.abr.tf_import import import_checkpoint
 
     path, info = import_checkpoint(args.checkpoint, args.output, name=args.name)

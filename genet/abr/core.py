@@ -19,7 +19,7 @@ Semantics (identical arithmetic to Pensieve / Genet ABR-A ``get_video_chunk``, �
   noise is on; ``rebuffer = max(delay - buffer, 0)``; ``buffer = max(buffer -
   delay, 0) + chunk_length``; above ``max_buffer`` the player sleeps
   ``ceil(excess / 500 ms) * 500 ms`` while the trace clock runs on;
-* the reward of the downloaded chunk is ``b/1000 - mu * rebuffer_s -
+* the reward of the downloaded chunk is :func:`genet.abr.qoe.chunk_qoe`: ``b/1000 - mu * rebuffer_s -
   smooth * |b - b_prev|/1000`` (kbps ladder, §1.6); ``b_prev`` is the previous
   chunk's bitrate, the first chunk's own (the first quality) at a video start;
 * after the video's last chunk (``end_of_video``), buffer and chunk counter
@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit
 
 from genet.abr.params import PENSIEVE, EnvParams, SimConventions
+from genet.abr.qoe import chunk_qoe
 from genet.abr.video import Video
 from traces.errors import TraceFormatError
 from traces.trace import Trace
@@ -103,10 +104,8 @@ def download_chunk(t_all, bw_all, off, ln, ptr0, last_time0, size, rtt_ms, noise
     return p, lt, buf, delay, rebuf, sleep
 
 
-@njit(cache=True)
-def chunk_reward(b_kbps, b_last_kbps, rebuf_s, mu, smooth):
-    """Linear QoE of one chunk (§1.6), in Genet's operation order."""
-    return b_kbps / 1000.0 - mu * rebuf_s - smooth * abs(b_kbps - b_last_kbps) / 1000.0
+#: Linear QoE of one chunk (§1.6): :func:`genet.abr.qoe.chunk_qoe` (the one definition) compiled by numba.
+chunk_reward = njit(cache=True)(chunk_qoe)
 
 
 @njit(cache=True)

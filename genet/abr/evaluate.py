@@ -4,15 +4,18 @@ Each trace is one environment of :class:`~genet.abr.core.BatchedAbrSim`
 (trace pointer 1, no delay noise); every environment plays one video and
 stops. Per trace (:class:`TraceResult`, the paper's Table 6 quantities):
 
+:class:`genet.abr.qoe.VideoQoe`'s fields, summed by
+:class:`genet.abr.qoe.QoeAccumulator` (the one QoE definition):
+
 * ``qoe``: the per-trace total, the sum of the per-chunk rewards over all
   chunks (as Genet ABR-A's ``test()``; §1.6);
 * ``bitrate_mbps``: mean bitrate per chunk; ``rebuffer_s``: total stall time;
   ``bitrate_change_mbps``: mean |change| per chunk (the first chunk's change
   is against the first quality, i.e. 0); ``qoe_per_chunk`` = qoe / chunks.
 
-Policies: a rule-based name ("bba", "mpc"), "optimal" (the offline optimum,
-genet/abr/optimal.py), an ``.onnx`` path, or any object implementing
-:class:`genet.policy.Policy` over an ABR layout.
+Policies: anything :func:`genet.abr.registry.make_policy` takes ("bba", "mpc",
+an ``.onnx`` path, a policy object); "optimal" (the offline optimum,
+genet/abr/optimal.py) goes through :func:`evaluate`.
 """
 
 from __future__ import annotations
@@ -20,77 +23,29 @@ from __future__ import annotations
 from genet.errors import BadInputError
 
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from genet.abr import registry
 from genet.abr.core import BatchedAbrSim
 from genet.abr.observations import RAW, StateBuilder, get_layout, raw_observation, to_quality
 from genet.abr.params import PENSIEVE, EnvParams, SimConventions
-from genet.abr.video import Video
+from genet.abr.qoe import QoeAccumulator, TraceResult  # TraceResult: one policy on one trace
+from genet.abr.video import SessionVideos, Video
 from traces.trace import Trace
 
 
-@dataclass
-class TraceResult:
-    """One policy on one trace (see the module docstring for definitions).
-
-    policy: policy label (e.g. "mpc")
-    trace: trace name
-    qoe: per-trace total QoE (sum of per-chunk rewards)
-    qoe_per_chunk: qoe / chunks
-    bitrate_mbps: mean chunk bitrate, Mbps
-    rebuffer_s: total rebuffering, s
-    bitrate_change_mbps: mean |bitrate change| per chunk, Mbps
-    chunks: chunks played
-    """
-
-    policy: str
-    trace: str
-    qoe: float
-    qoe_per_chunk: float
-    bitrate_mbps: float
-    rebuffer_s: float
-    bitrate_change_mbps: float
-    chunks: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def make_policy(policy: Any, conv: SimConventions, deterministic: bool = True, seed: int | None = None):
-    """A policy object from a name / path / object (see the module docstring)."""
-    from genet.abr.baselines import RULE_BASED, make_rule_based
-    if isinstance(policy, str):
-        if policy in RULE_BASED:
-            return make_rule_based(policy, rebuffer_penalty=conv.rebuffer_penalty,
-                                   smooth_penalty=conv.smooth_penalty)
-        if policy.endswith(".onnx") or Path(policy).is_file():
-            from genet.policy import OnnxPolicy, PolicyMismatchError
-            pol = OnnxPolicy(policy, deterministic=deterministic, seed=seed)
-            if pol.spec.use_case != "abr" or pol.spec.observation_layout not in (
-                    "abr.pensieve-6x8", "abr.genet-6x6"):
-                expected = get_layout("abr.genet-6x6").policy_spec()
-                raise PolicyMismatchError(
-                    f"{policy} is not an ABR policy this simulator can drive:\n"
-                    f"  expected: use_case=abr with layout abr.pensieve-6x8 or abr.genet-6x6 "
-                    f"(e.g. {expected.describe()})\n  actual:   {pol.spec.describe()}")
-            pol.spec.check_compatible(get_layout(pol.spec.observation_layout).policy_spec(pol.spec.output),
-                                      where=str(policy))
-
-            return pol
-        from genet.abr.baselines import RULE_BASED as names
-        raise BadInputError(f"unknown ABR policy {policy!r}: use one of {', '.join(names)}, 'optimal' "
-                         f"or a path to an .onnx policy file")
-    return policy
+    """A policy from a name / path / object through the registry (genet/abr/registry.py), planning with
+    the mode's QoE weights."""
+    return registry.make_policy(policy, rebuffer_penalty=conv.rebuffer_penalty, smooth_penalty=conv.smooth_penalty,
+                                deterministic=deterministic, seed=seed)
 
 
-def policy_label(policy: Any) -> str:
-    if isinstance(policy, str):
-        return Path(policy).stem if policy.endswith(".onnx") else policy
-    return getattr(policy, "name", type(policy).__name__)
+policy_label = registry.policy_label
 
 
 def run_policy(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConventions = PENSIEVE,
@@ -106,25 +61,19 @@ def run_policy(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConv
     n = sim.n_envs
     layout = get_layout(pol.spec.observation_layout)
     if hasattr(pol, "bind"):
-        pol.bind(sim.sizes, sim.n_chunks, sim.chunk_ms / 1000.0, source_sizes=video.chunk_sizes_bytes)
+        pol.bind(SessionVideos(sim.bitrates_kbps, sim.sizes, sim.n_chunks, sim.chunk_ms / 1000.0,
+                               video.chunk_sizes_bytes))
     pol.reset()
     builder = None if layout.name == RAW.name else StateBuilder(layout, n, float(np.max(sim.bitrates_kbps)))
     q = np.full(n, conv.first_quality, dtype=np.int64)
-    qoe = np.zeros(n)
-    bitrate = np.zeros(n)
-    rebuf = np.zeros(n)
-    change = np.zeros(n)
-    chunks = np.zeros(n, dtype=np.int64)
+    acc = QoeAccumulator(conv.rebuffer_penalty, conv.smooth_penalty, n)
     logs: list[dict[str, np.ndarray]] = []
     reported = 0
     while not sim.done.all():
+        last_bitrate_kbps = sim.bitrates_kbps[sim.last_quality]
         r = sim.step(q)
         act = r.active
-        qoe += r.reward
-        bitrate += r.bitrate_mbps
-        rebuf += r.rebuffer_s
-        change += r.bitrate_change_mbps
-        chunks += act
+        acc.add(sim.bitrates_kbps[r.quality], last_bitrate_kbps, r.rebuffer_s, act)
         if record_chunks:
             logs.append({"quality": r.quality.copy(), "buffer_s": r.buffer_s.copy(), "reward": r.reward.copy(),
                          "rebuffer_s": r.rebuffer_s.copy(), "delay_ms": r.delay_ms.copy(), "active": act.copy()})
@@ -141,10 +90,7 @@ def run_policy(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConv
             if finished > reported:
                 progress(finished - reported)
                 reported = finished
-    results = [TraceResult(label, tr.name or f"trace{i}", float(qoe[i]), float(qoe[i] / max(chunks[i], 1)),
-                           float(bitrate[i] / max(chunks[i], 1)), float(rebuf[i]),
-                           float(change[i] / max(chunks[i], 1)), int(chunks[i]))
-               for i, tr in enumerate(traces)]
+    results = [TraceResult(label, tr.name or f"trace{i}", **acc.result(i).as_dict()) for i, tr in enumerate(traces)]
     return (results, logs) if record_chunks else results
 
 

@@ -36,13 +36,40 @@ from __future__ import annotations
 
 from genet.errors import BadInputError
 
+import functools
+import importlib.util
 import itertools
 
 import numpy as np
-from numba import njit
+
+from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE, SMOOTH_PENALTY
 
 HORIZON = 5
 WINDOW = 5
+
+
+def _lazy_njit(fn):
+    """``fn`` compiled with numba on its first call when numba is installed, else run as plain Python
+    (so importing this module loads no numba: the player's runtime install has none)."""
+    compiled = None
+
+    @functools.wraps(fn)
+    def call(*args):
+        nonlocal compiled
+        if compiled is None:
+            if importlib.util.find_spec("numba") is not None:
+                from numba import njit
+                compiled = njit(cache=True)(fn)
+            else:
+                compiled = fn
+        return compiled(*args)
+
+    call.py_func = fn
+    return call
+
+
+def numba_available() -> bool:
+    return importlib.util.find_spec("numba") is not None
 
 
 def all_combos(n_levels: int = 6, horizon: int = HORIZON) -> np.ndarray:
@@ -50,7 +77,7 @@ def all_combos(n_levels: int = 6, horizon: int = HORIZON) -> np.ndarray:
     return np.array(list(itertools.product(range(n_levels), repeat=horizon)), dtype=np.int64)
 
 
-@njit(cache=True)
+@_lazy_njit
 def plan_numba(buffer_s, last_q, future_bw, first_idx, horizon, sizes, chunk_s, bitrates_kbps, mu, smooth,
                jump_only):
     """Best first quality per environment; sizes[i, level, chunk] must cover first_idx + horizon."""
@@ -174,7 +201,7 @@ def plan_numpy(buffer_s, last_q, future_bw, first_idx, horizon, sizes, chunk_s, 
     return np.where(np.asarray(horizon) > 0, choice, 0)
 
 
-@njit(cache=True)
+@_lazy_njit
 def predict_kernel(sample, win, win_n, errs, err_n, est, has_est, out_bw):
     """Update the RobustMPC predictor with one throughput sample per environment (MB/s)."""
     n = sample.shape[0]
@@ -221,17 +248,17 @@ class RobustMPC:
     lookahead_offset: reproduce Pensieve/ABR-B's off-by-one look-ahead (False)
     share_predictor_state: keep the predictor's error history across videos (False)
     jump_only: consider only combinations changing by at most one level per chunk (False)
-    planner: "numba" (fast) or "numpy" (vectorised over combinations)
+    planner: "auto" (numba when installed, else numpy), "numba" (fast) or "numpy" (vectorised over combinations)
 
-    Before use, :meth:`bind` gives it the sessions' chunk-size tables
-    (``BatchedAbrSim.sizes``, ``n_chunks``, chunk lengths).
+    Before use, :meth:`bind` gives it what the sessions play (:class:`genet.abr.video.SessionVideos`:
+    the bitrate ladder, chunk-size tables, ``n_chunks``, chunk lengths) — plans score the video's own ladder.
     """
 
     name = "mpc"
 
-    def __init__(self, rebuffer_penalty: float = 4.3, smooth_penalty: float = 1.0, lookahead_offset: bool = False,
-                 share_predictor_state: bool = False, jump_only: bool = False, planner: str = "numba",
-                 bitrates_kbps=(300, 750, 1200, 1850, 2850, 4300)) -> None:
+    def __init__(self, rebuffer_penalty: float = REBUFFER_PENALTY_PENSIEVE, smooth_penalty: float = SMOOTH_PENALTY,
+                 lookahead_offset: bool = False,
+                 share_predictor_state: bool = False, jump_only: bool = False, planner: str = "auto") -> None:
         from genet.abr.observations import RAW
         self.spec = RAW.policy_spec()
         self.mu = float(rebuffer_penalty)
@@ -239,21 +266,29 @@ class RobustMPC:
         self.lookahead_offset = lookahead_offset
         self.share_predictor_state = share_predictor_state
         self.jump_only = jump_only
+        if planner == "auto":
+            planner = "numba" if numba_available() else "numpy"
         if planner not in ("numba", "numpy"):
-            raise BadInputError(f"RobustMPC planner must be 'numba' or 'numpy', got {planner!r}")
+            raise BadInputError(f"RobustMPC planner must be 'auto', 'numba' or 'numpy', got {planner!r}")
         self.planner = planner
-        self.bitrates_kbps = np.asarray(bitrates_kbps, dtype=np.float64)
-        self._combos = all_combos(len(self.bitrates_kbps)) if planner == "numpy" else None
+        self.bitrates_kbps: np.ndarray | None = None  # the ladder comes with bind()
+        self._combos = None
         self.n = 0
 
-    def bind(self, sizes: np.ndarray, n_chunks: np.ndarray, chunk_length_s: np.ndarray,
-             source_sizes: np.ndarray | None = None) -> None:
-        """Chunk sizes (n_envs, levels, >= n_chunks), chunks per video and chunk length (s) per environment.
-
-        source_sizes: (levels, n) the size files, used past a video's end by ``lookahead_offset``."""
-        sizes = np.asarray(sizes, dtype=np.float64)
+    def bind(self, videos) -> None:
+        """What the sessions play (:class:`genet.abr.video.SessionVideos`): the bitrate ladder the plans
+        score, chunk sizes (n_envs, levels, >= n_chunks), chunks per video and chunk length (s) per
+        session; ``source_sizes_bytes`` (levels, n) is used past a video's end by ``lookahead_offset``."""
+        sizes = np.asarray(videos.chunk_sizes_bytes, dtype=np.float64)
         n, levels, _ = sizes.shape
-        n_chunks = np.asarray(n_chunks, dtype=np.int64)
+        ladder = np.asarray(videos.bitrates_kbps, dtype=np.float64)
+        if ladder.shape != (levels,):
+            raise BadInputError(f"RobustMPC.bind: {ladder.shape[0]} bitrates for {levels} levels")
+        if self.bitrates_kbps is None or not np.array_equal(ladder, self.bitrates_kbps):
+            self.bitrates_kbps = ladder
+            self._combos = all_combos(levels) if self.planner == "numpy" else None
+        source_sizes = videos.source_sizes_bytes
+        n_chunks = np.asarray(videos.n_chunks, dtype=np.int64)
         width = int(n_chunks.max()) + HORIZON + 2
         padded = np.zeros((n, levels, width))
         for i in range(n):
@@ -265,7 +300,7 @@ class RobustMPC:
                     padded[i, :, c:c + extra] = source_sizes[:, c:c + extra]
         self.sizes = padded
         self.n_chunks = n_chunks
-        self.chunk_s = np.broadcast_to(np.asarray(chunk_length_s, dtype=np.float64), (n,)).copy()
+        self.chunk_s = np.broadcast_to(np.asarray(videos.chunk_length_s, dtype=np.float64), (n,)).copy()
         if self.n != n:
             self.n = n
             self.win = np.zeros((n, WINDOW))
@@ -291,7 +326,7 @@ class RobustMPC:
         obs = np.asarray(observations, dtype=np.float64)
         if obs.shape != (self.n, self.spec.observation_shape[0]):
             raise BadInputError(f"RobustMPC: observations of shape {obs.shape}, expected ({self.n}, "
-                             f"{self.spec.observation_shape[0]}) (abr.raw); call bind() first")
+                             f"{self.spec.observation_shape[0]}) (abr.raw); call bind(videos) first")
         act = np.ones(self.n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
         last_q = obs[:, 0].astype(np.int64)
         buffer_s = obs[:, 1]

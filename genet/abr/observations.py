@@ -20,8 +20,10 @@ newest values go into the last column:
 4. next chunk's sizes at every level, MB, in columns 0..levels-1 (overwritten)
 5. min(chunks remaining, cap) / cap (last column); cap 48 (Pensieve, paper models)
 
-A real player builds the same states with :meth:`StateBuilder.push` and the
-``abr.raw`` vector with :func:`raw_from_measurements` from its own measurements.
+A real player builds the same observations from a plain :class:`ChunkMeasurement`
+per chunk through :class:`Observer` (any layout; :meth:`StateBuilder.push` and
+:func:`raw_from_measurements` underneath). This module imports only numpy
+(no numba, no simulator).
 
 The first state of a video is all zeros (before its first chunk). The state
 after a video's last chunk is still computed (the look-ahead sizes are the
@@ -34,11 +36,14 @@ from genet.errors import BadInputError
 
 from dataclasses import dataclass
 
-import numpy as np
-from numba import njit
+from typing import TYPE_CHECKING
 
-from genet.abr.core import StepResult
+import numpy as np
+
 from genet.policy import PolicySpec
+
+if TYPE_CHECKING:  # the simulator's step record; only its attributes are read (no numba import here)
+    from genet.abr.core import StepResult
 
 BUFFER_NORM_S = 10.0
 DELAY_NORM_S = 10.0
@@ -111,7 +116,7 @@ def raw_from_measurements(quality, buffer_s, chunk_size_bytes, delay_ms, next_ch
     return out
 
 
-def raw_observation(step: StepResult) -> np.ndarray:
+def raw_observation(step: "StepResult") -> np.ndarray:
     """(n_envs, len(RAW_FIELDS)) float64 measurements of the last chunk (see RAW_FIELDS)."""
     n = step.quality.shape[0]
     out = np.empty((n, len(RAW_FIELDS)))
@@ -127,26 +132,89 @@ def raw_observation(step: StepResult) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
 def _update_state(state, active, quality, bitrates_kbps, buffer_s, size_bytes, delay_ms, next_sizes, remaining,
                   max_bitrate_kbps, cap):
-    n, rows, s_len = state.shape
+    """Shift the active sessions' states one column left (np.roll: the oldest column wraps to the end) and
+    write the newest chunk (numpy; the same IEEE operations as the references)."""
+    idx = np.flatnonzero(np.asarray(active, dtype=bool))
+    if idx.size == 0:
+        return
     levels = next_sizes.shape[1]
-    for i in range(n):
-        if not active[i]:
-            continue
-        for r in range(rows):  # np.roll(state, -1, axis=1): the oldest column wraps to the end
-            first = state[i, r, 0]
-            for c in range(s_len - 1):
-                state[i, r, c] = state[i, r, c + 1]
-            state[i, r, s_len - 1] = first
-        state[i, 0, s_len - 1] = bitrates_kbps[quality[i]] / max_bitrate_kbps
-        state[i, 1, s_len - 1] = buffer_s[i] / BUFFER_NORM_S
-        state[i, 2, s_len - 1] = size_bytes[i] / delay_ms[i] / 1000.0
-        state[i, 3, s_len - 1] = delay_ms[i] / 1000.0 / DELAY_NORM_S
-        for j in range(levels):
-            state[i, 4, j] = next_sizes[i, j] / 1e6
-        state[i, 5, s_len - 1] = min(remaining[i], cap) / cap
+    s = np.roll(state[idx], -1, axis=2)
+    q = np.asarray(quality, dtype=np.int64)[idx]
+    s[:, 0, -1] = np.asarray(bitrates_kbps, dtype=np.float64)[q] / max_bitrate_kbps
+    s[:, 1, -1] = np.asarray(buffer_s, dtype=np.float64)[idx] / BUFFER_NORM_S
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s[:, 2, -1] = np.asarray(size_bytes, dtype=np.float64)[idx] / np.asarray(delay_ms, dtype=np.float64)[idx] \
+            / 1000.0
+    s[:, 3, -1] = np.asarray(delay_ms, dtype=np.float64)[idx] / 1000.0 / DELAY_NORM_S
+    s[:, 4, :levels] = np.asarray(next_sizes, dtype=np.float64)[idx] / 1e6
+    s[:, 5, -1] = np.minimum(np.asarray(remaining, dtype=np.float64)[idx], cap) / cap
+    state[idx] = s
+
+
+@dataclass(frozen=True)
+class ChunkMeasurement:
+    """What a player measured about the chunk it just downloaded: the input of every observation.
+
+    quality: quality index of the chunk (0 = lowest)
+    buffer_s: buffer after the download, s
+    chunk_size_bytes: its size, bytes
+    delay_ms: its download time, ms (the simulator's includes one RTT: request to last byte)
+    next_chunk_sizes_bytes: sizes of the next chunk at every level, bytes (levels,)
+    next_chunk_index: index of the next chunk to fetch (0-based)
+    chunks_remaining: chunks left after this one
+    rebuffer_s: stall caused by this chunk, s (0.0)
+    end_of_video: this was the last chunk (False)
+    """
+
+    quality: int
+    buffer_s: float
+    chunk_size_bytes: float
+    delay_ms: float
+    next_chunk_sizes_bytes: tuple[float, ...]
+    next_chunk_index: int
+    chunks_remaining: int
+    rebuffer_s: float = 0.0
+    end_of_video: bool = False
+
+
+class Observer:
+    """Builds one session's observations for any ABR layout from :class:`ChunkMeasurement` records —
+    what a real player (genet/player) uses, the same arithmetic as the simulator's.
+
+    layout: an ObservationLayout (or its name)
+    bitrates_kbps: the video's ladder, lowest first
+    max_bitrate_kbps: normaliser of row 0 (None: the ladder's top; Pensieve: 4300)
+    """
+
+    def __init__(self, layout: "ObservationLayout | str", bitrates_kbps, max_bitrate_kbps: float | None = None) -> None:
+        self.layout = get_layout(layout) if isinstance(layout, str) else layout
+        self.bitrates_kbps = np.asarray(bitrates_kbps, dtype=np.float64)
+        top = float(np.max(self.bitrates_kbps)) if max_bitrate_kbps is None else float(max_bitrate_kbps)
+        self.builder = None if self.layout.name == RAW.name else StateBuilder(self.layout, 1, top)
+        self.reset()
+
+    def reset(self) -> None:
+        """A new video: the first observation is all zeros."""
+        if self.builder is not None:
+            self.builder.reset()
+        self._last = np.zeros((1, *self.layout.shape), dtype=np.float64 if self.builder is None else np.float32)
+
+    def initial(self) -> np.ndarray:
+        """The observation before the first chunk (zeros), shape (1, *layout.shape)."""
+        return self._last.copy()
+
+    def observe(self, m: ChunkMeasurement) -> np.ndarray:
+        """The observation after chunk ``m``, shape (1, *layout.shape)."""
+        if self.builder is None:
+            self._last = raw_from_measurements(m.quality, m.buffer_s, m.chunk_size_bytes, m.delay_ms,
+                                               m.next_chunk_index, m.chunks_remaining, m.rebuffer_s, m.end_of_video)
+        else:
+            nxt = np.asarray(m.next_chunk_sizes_bytes, dtype=np.float64).reshape(1, -1)
+            self._last = self.builder.push(m.quality, m.buffer_s, m.chunk_size_bytes, m.delay_ms, nxt,
+                                           m.chunks_remaining, self.bitrates_kbps)
+        return self._last.copy()
 
 
 class StateBuilder:
@@ -170,7 +238,7 @@ class StateBuilder:
         else:
             self.state[np.asarray(mask, dtype=bool)] = 0.0
 
-    def update(self, step: StepResult, bitrates_kbps: np.ndarray) -> np.ndarray:
+    def update(self, step: "StepResult", bitrates_kbps: np.ndarray) -> np.ndarray:
         """Shift and write the newest chunk (active environments only); returns a float32 copy."""
         _update_state(self.state, step.active, step.quality, np.asarray(bitrates_kbps, dtype=np.float64),
                       step.buffer_s, step.chunk_size_bytes, step.delay_ms, step.next_sizes_bytes,

@@ -39,6 +39,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from genet.abr.qoe import REBUFFER_PENALTY_GENET, REBUFFER_PENALTY_PENSIEVE, SMOOTH_PENALTY
+
 PARAM_NAMES = ("max_buffer_s", "chunk_length_s", "min_rtt_ms", "video_length_s")
 
 
@@ -114,8 +116,8 @@ class SimConventions:
     """
 
     name: str = "pensieve"
-    rebuffer_penalty: float = 4.3
-    smooth_penalty: float = 1.0
+    rebuffer_penalty: float = REBUFFER_PENALTY_PENSIEVE
+    smooth_penalty: float = SMOOTH_PENALTY
     first_quality: int = 1
     delay_noise: bool = False
     noise_low: float = 0.9
@@ -139,7 +141,7 @@ PENSIEVE = SimConventions()
 
 #: Compatibility mode reproducing Genet ABR-A's simulator and test harness
 #: (``G:src/simulator/abr_simulator/{env,bba,mpc,constants}.py``).
-GENET_COMPAT = SimConventions(name="genet", rebuffer_penalty=10.0, first_quality=0,
+GENET_COMPAT = SimConventions(name="genet", rebuffer_penalty=REBUFFER_PENALTY_GENET, first_quality=0,
                               wrap_time_zero=True, params=EnvParams(video_length_s=196.0))
 
 MODES = {"pensieve": PENSIEVE, "genet": GENET_COMPAT}

@@ -89,7 +89,7 @@ import torch
 from genet.abr.core import BatchedAbrSim
 from genet.abr.observations import PENSIEVE_6X8, StateBuilder, get_layout, to_quality
 from genet.abr.params import EnvParams, SimConventions, conventions
-from genet.abr.video import Video, constant_bitrate_video, load_video
+from genet.abr.video import Video
 from genet.curriculum.distribution import ConfigDistribution
 from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
 from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig, discounted_returns, explained_variance, ppo_update
@@ -230,10 +230,9 @@ class AbrAgent(TrainingProgress):
 
 
 def default_video() -> Video:
-    """EnvivioDash3 from ``$GENET_VIDEO_DIR`` or ``../shared/video/envivio``; else constant-bitrate chunks."""
-    from genet.abr.cli import DEFAULT_VIDEO_DIR
-    d = Path(os.environ.get("GENET_VIDEO_DIR", str(DEFAULT_VIDEO_DIR)))
-    return load_video(d) if d.is_dir() else constant_bitrate_video()
+    """``$GENET_VIDEO_DIR`` when set, else the shipped EnvivioDash3 table (genet/abr/video.py)."""
+    from genet.abr.video import resolve_video
+    return resolve_video(os.environ.get("GENET_VIDEO_DIR") or None)
 
 
 class AbrUseCase:
