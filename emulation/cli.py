@@ -31,6 +31,35 @@ def _clear_errors(func):
     return wrapper
 
 
+def _with_run_metadata(func):
+    """Write the run-metadata record (genet/runmeta.py) of a `genet emulate shell` run into the
+    directories its results go to (the --pcap directory, the log files' directories; those that
+    exist), at the start and again with CMD's exit status at the end."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(args) -> int:
+        from pathlib import Path
+
+        from genet.runmeta import write_run_metadata
+        dirs = [Path(args.pcap)] if args.pcap else []
+        dirs += [Path(f).resolve().parent for f in (args.uplink_log, args.downlink_log) if f]
+        dirs = [d for i, d in enumerate(dirs) if d.is_dir() and d.resolve() not in {e.resolve() for e in dirs[:i]}]
+        extra = {"backend": args.backend, "uplink": args.uplink, "downlink": args.downlink, "delay_ms": args.delay_ms}
+        metas = [(d, write_run_metadata(d, seed=args.seed, extra=extra)) for d in dirs]
+        status = 1
+        try:
+            status = func(args)
+            return status
+        except KeyboardInterrupt:
+            status = 130
+            raise
+        finally:
+            for d, meta in metas:
+                meta.finish(d, status=status)
+    return wrapper
+
+
 def _add_direction_options(p: argparse.ArgumentParser, name: str, what: str) -> None:
     p.add_argument(f"--{name}", required=True, metavar="TRACE",
                    help=f"{what} trace: a file in any format `genet traces` reads (Mahimahi files are used as "
@@ -82,7 +111,7 @@ def register(subparsers, groups) -> None:
                          "(summarise with `genet emulate flow-stats DIR`; default: no capture)%(default).0s")
     sh.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
                     help="command to run inside (default: $SHELL)%(default).0s")
-    sh.set_defaults(func=_clear_errors(cmd_shell))
+    sh.set_defaults(func=_clear_errors(_with_run_metadata(cmd_shell)))
 
     ls = sub.add_parser("link-stats", help="mm-throughput-graph figures (and PNG graphs) of a link log",
                         description="Average capacity, average throughput and 95th-percentile per-packet "
@@ -165,6 +194,9 @@ def cmd_link_stats(args) -> int:
     import dataclasses
     import json
     from emulation.logstats import link_log_stats, plot_link_log, read_link_log
+    if args.png:
+        from genet.extras import require
+        require("plots", "genet emulate link-stats --png")
     log = read_link_log(args.log)
     stats = link_log_stats(log)
     if args.json:

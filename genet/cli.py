@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from genet.runmeta import command_context
     try:
-        return int(args.func(args) or 0)
+        with command_context(["genet", *(sys.argv[1:] if argv is None else argv)]):  # for run-metadata.json
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -21,6 +21,8 @@ Run directory (``--out``, default ``runs/<use_case>-<method>-<range>-s<seed>``):
 
 * ``run.json``: use case, method, options, training settings, command, git
   commit, written at the start (a ``--resume`` checks the use case against it);
+* ``run-metadata.json``: the record every genet run writes (:mod:`genet.runmeta`: command, commit,
+  seed, host, versions, UTC start/finish; a resume keeps the earlier records in ``previous``);
 * ``learning_curve.csv`` (one row per PPO update) and ``learning_curve.png``;
 * udr/cl1: ``checkpoints/latest.pt`` every ``--checkpoint-every`` updates
   and ``checkpoints/step_<env_steps>.pt`` copies; genet/cl2/cl3:
@@ -42,7 +44,6 @@ import argparse
 import json
 import math
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -307,14 +308,6 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def _write_json(path: Path, data: dict) -> None:
     from genet.atomic import atomic_text_writer
     with atomic_text_writer(path) as fh:
@@ -426,6 +419,8 @@ def cl1_stages(space, range_name: str, n_stages: int) -> list:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from genet.extras import require
+    require("train", f"genet train {args.use_case}")
     plan = plan_run(args)  # every check before the heavy imports and any training
     module = use_case_module(plan.use_case)
     from genet.curriculum.distribution import ConfigDistribution
@@ -451,6 +446,9 @@ def run_train(args: argparse.Namespace) -> int:
     n_real = len(getattr(use_case, "real_traces", None) or plan.real_traces or [])
     real_prob = args.real_prob if n_real else 0.0
     initial = ConfigDistribution.udr(use_case.space, plan.range_name, real_prob, n_real)
+    from genet.runmeta import write_run_metadata
+    run_meta = write_run_metadata(out, seed=args.seed, extra={"use_case": plan.use_case, "method": plan.method,
+                                                             "resume": bool(args.resume), "steps": args.steps})
     if not args.resume:
         _write_json(out / RUN_FILE, {
             "use_case": plan.use_case, "method": plan.method, "range": plan.range_name,
@@ -460,12 +458,13 @@ def run_train(args: argparse.Namespace) -> int:
             "space": str(plan.space.path) if plan.space is not None else f"traces/spaces/{plan.use_case}.json",
             "train_config": module.train_config_dict(use_case),
             "command": command_line(args),
-            "argv": {k: v for k, v in vars(args).items() if k != "func"}, "commit": _git_commit(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            "argv": {k: v for k, v in vars(args).items() if k != "func"}, "commit": run_meta.commit or "",
+            "started": run_meta.started_utc})  # host, versions, ...: run-metadata.json (genet/runmeta.py)
     else:
         run = json.loads((out / RUN_FILE).read_text())
         run.setdefault("resumes", []).append({"command": command_line(args), "steps": args.steps,
-                                              "rounds": args.rounds, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                                              "rounds": args.rounds, "time": run_meta.started_utc,
+                                              "commit": run_meta.commit or ""})
         _write_json(out / RUN_FILE, run)
     t0 = time.perf_counter()
     if plan.method in ("udr", "cl1"):
@@ -478,6 +477,7 @@ def run_train(args: argparse.Namespace) -> int:
     plot_curve(model.history, out)
     if bar is not None:
         bar.close()
+    run_meta.finish(out, env_steps=model.env_steps, updates=model.updates)
     last = model.history[-1] if model.history else {}
     print(f"trained {plan.use_case} ({plan.method}): {model.env_steps} environment steps, {model.updates} updates "
           f"in {time.perf_counter() - t0:.1f} s; last mean step reward {last.get('mean_step_reward', float('nan')):.2f}")
@@ -552,6 +552,8 @@ def latest_model_path(run_dir: Path, run: dict) -> Path:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from genet.extras import require
+    require("train", "genet export")
     run_dir = Path(args.run_dir)
     run_file = run_dir / RUN_FILE
     if not run_file.is_file():

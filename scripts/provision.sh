@@ -8,7 +8,8 @@
 #     (then a line says which are missing; everything that does not need them
 #     still works).
 #  2. Always: a virtual environment in .venv with the project installed editable,
-#     with its test extras. Skipped when .venv is up to date with pyproject.toml.
+#     with every extra (all: sim, plots, train, deploy) and the test tools.
+#     Skipped when .venv is up to date with pyproject.toml.
 #
 # Options: --system-only (step 1 only; the Vagrantfile runs step 2 as its user).
 # Environment: PYTHON (interpreter for the venv, default python3),
@@ -64,13 +65,13 @@ fi
 stamp=.venv/.genet-provisioned
 want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[provision] creating .venv and installing genet-testbed (editable, with test extras)"
+  echo "[provision] creating .venv and installing genet-testbed (editable, with extras all and test)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   pipq() { .venv/bin/python -m pip install -q "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
   pipq --upgrade pip setuptools wheel
   # torch first, pinned (see README for GPU builds; an installed 2.13.0+cuXXX build is kept).
   pipq "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+  .venv/bin/python -m pip install -q -e ".[all,test]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
   .venv/bin/python -c "import genet, traces, torch, onnxruntime, numba" || { echo "[provision] install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

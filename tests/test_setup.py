@@ -17,16 +17,64 @@ def test_layout_is_as_designed():
         __import__(pkg)
 
 
-def test_pyproject_pins_torch_and_declares_one_script():
+def _name(req: str) -> str:
+    return re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0]
+
+
+def test_pyproject_runtime_install_and_extras():
+    """A runtime install is numpy, onnxruntime, flask (+ its WSGI server), tqdm; the heavy parts are extras."""
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert "torch==2.13.0" in meta["dependencies"]
     assert meta["requires-python"] == ">=3.11"
     assert meta["scripts"] == {"genet": "genet.cli:main"}
-    deps = " ".join(meta["dependencies"])
-    for dep in ("numpy", "onnx", "onnxruntime", "scikit-optimize", "paramiko", "flask", "scapy", "gymnasium",
-                "matplotlib", "tqdm"):
-        assert dep in deps, dep
-    assert {"pytest", "hypothesis"} <= {re.split(r"[<>=]", d)[0] for d in meta["optional-dependencies"]["test"]}
+    base = {_name(d) for d in meta["dependencies"]}
+    assert {"numpy", "onnxruntime", "flask", "tqdm"} <= base
+    heavy = {"torch", "numba", "gymnasium", "matplotlib", "onnx", "scikit-optimize", "paramiko", "scapy"}
+    assert not base & heavy, base & heavy
+    extras = meta["optional-dependencies"]
+    assert "torch==2.13.0" in extras["train"]
+    assert set(extras) >= {"sim", "plots", "train", "deploy", "all", "test"}
+    assert extras["all"] == ["genet-testbed[sim,plots,train,deploy]"]
+    assert {"pytest", "hypothesis"} <= {_name(d) for d in extras["test"]}
+
+
+def test_extras_as_installed_expand_and_are_complete_here():
+    """genet/extras.py reads the installed metadata (pyproject's lists), expanding extras that name extras."""
+    import pytest
+
+    from genet.errors import MissingExtraError
+    from genet.extras import extra_distributions, missing_distributions, require
+    assert set(extra_distributions("sim")) == {"numba", "gymnasium", "matplotlib"}
+    assert set(extra_distributions("train")) == {"torch", "onnx", "scikit-optimize", "numba", "gymnasium",
+                                                 "matplotlib"}
+    assert set(extra_distributions("all")) == set(extra_distributions("train")) | {"paramiko"}
+    for extra in ("sim", "plots", "train", "deploy", "all"):  # provisioning installs every extra
+        assert missing_distributions(extra) == [], extra
+        require(extra, "this test")
+    with pytest.raises(ValueError, match="no extra 'nope'"):
+        require("nope", "this test")
+    err = MissingExtraError("sim", "genet eval cc", "numba, gymnasium")
+    assert str(err) == ("genet eval cc needs the 'sim' extra (numba, gymnasium is not installed): "
+                        "pip install 'genet-testbed[sim]'")
+
+
+def test_provisioning_installs_every_extra_with_torch_first():
+    script = (REPO / "scripts" / "provision.sh").read_text()
+    assert '-e ".[all,test]"' in script
+    assert script.index('pipq "torch==2.13.0"') < script.index('-e ".[all,test]"')
+
+
+def test_cli_registration_imports_nothing_heavy():
+    """`genet --help` works on a runtime install: building the parser loads only numpy of the third-party
+    packages (tests/test_runtime_install.py runs it in a venv without the extras)."""
+    import subprocess
+    import sys
+    heavy = ("numba", "torch", "gymnasium", "matplotlib", "onnx", "onnxruntime", "skopt", "paramiko", "scapy",
+             "scipy", "sklearn")
+    code = ("import sys, genet.cli; genet.cli.build_parser(); "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
 
 
 def test_ci_runs_exactly_the_readme_test_command():

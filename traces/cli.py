@@ -50,6 +50,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from genet.extras import require
+    require("plots", "genet traces plot")
     from traces.io import load_traces
     from traces.plot import plot_dataset_cdf, plot_trace
     path = Path(args.path)

@@ -45,6 +45,8 @@ def register(subparsers, groups) -> None:
 
 
 def run_eval_cc(args: argparse.Namespace) -> int:
+    from genet.extras import require
+    require("sim", "genet eval cc")
     from genet.cc.env import AuroraConfig
     from genet.cc.evaluate import evaluate, format_summary, summary_rows
     from genet.cc.policies import parse_policy
@@ -62,11 +64,20 @@ def run_eval_cc(args: argparse.Namespace) -> int:
             raise BadInputError(f"-n must be >= 1, got {args.n}")
         trace_list = generate_set("cc", args.config, args.n, args.seed)
     aurora = AuroraConfig(history_length=args.history_length, reward_form=args.reward_form)
+    run_meta = None
+    if out:
+        from genet.runmeta import write_run_metadata
+        run_meta = write_run_metadata(out, seed=args.seed, extra={
+            "use_case": "cc", "policies": [p.label for p in policies],
+            "traces": str(args.traces) if getattr(args, "traces", None) else f"config {args.config}, n={args.n}"})
     rows = evaluate(policies, trace_list, out, seed=args.seed, reward_form=args.reward_form, aurora=aurora,
                     queue_packets=getattr(args, "queue_packets", None), loss_rate=getattr(args, "loss_rate", None),
                     delay_ms=getattr(args, "delay_ms", None),
                     progress=not args.no_progress, plots=not args.no_plots)
     print(format_summary(summary_rows(rows), args.reward_form))
+    if run_meta is not None:
+        run_meta.finish(out)
     if out:
-        print(f"results: {out}/results.csv, results.json, summary.csv; plots: timeseries.png, reward_cdf.png")
+        print(f"results: {out}/results.csv, results.json, summary.csv, run-metadata.json; "
+              f"plots: timeseries.png, reward_cdf.png")
     return 0
