@@ -27,14 +27,14 @@ def main() -> None:
         for sender in (CubicSender(), BbrSender(), RateSender(9.5)):
             m = summarize(Simulation(link, sender, seed=1).run(), link, sender.name)
             print(f"{sender.name:<10} {loss:>8.2f} {m.utilisation:>6.3f} {m.throughput_mbps:>12.2f} "
-                  f"{m.p95_queue_delay_ms:>15.1f} {m.p95_delay_ms:>13.1f} {m.loss_rate:>7.4f} {m.reward:>8.1f}")
+                  f"{m.p95_queueing_delay_ms:>15.1f} {m.p95_rtt_ms:>13.1f} {m.loss_rate:>7.4f} {m.reward:>8.1f}")
     traces = generate_set("cc", "rl3", 20, seed=0)
     print("# 20 RL3 synthetic environments (seed 0): mean utilisation / p95 RTT (ms) / packet-level reward")
     for sender in (CubicSender(), BbrSender()):
         ms = [summarize(Simulation(LinkConfig.from_trace(t), sender).run(), LinkConfig.from_trace(t), sender.name)
               for t in traces]
         print(f"{sender.name:<10} util {np.mean([m.utilisation for m in ms]):.3f}  "
-              f"p95 RTT {np.mean([m.p95_delay_ms for m in ms]):.0f}  reward {np.mean([m.reward for m in ms]):.1f}")
+              f"p95 RTT {np.mean([m.p95_rtt_ms for m in ms]):.0f}  reward {np.mean([m.reward for m in ms]):.1f}")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ Definitions (testbeds.md §1.6, ``mahimahi:scripts/mm-throughput-graph``):
 * duration = (last event time - first event time) / 1000 s;
 * average capacity = bits of all ``#`` opportunities (1504 bytes each) / duration;
 * average throughput = bits of all ``-`` departures / duration (utilisation = throughput / capacity);
-* 95th-percentile per-packet queueing delay = element ``floor(0.95 N)`` of the sorted departure delays;
+* 95th-percentile per-packet queueing delay over the departure delays;
 * 95th-percentile signal delay: for every arrival ms ``a = T - DELAY`` keep the smallest DELAY,
-  fill ms without one backwards as (next ms's value + 1), take element ``floor(0.95 N)``.
+  fill ms without one backwards as (next ms's value + 1), take the 95th percentile.
 
-Deviation: Mahimahi's script dies on ``d`` (drop) lines; here they are counted.
+Deviations: Mahimahi's script dies on ``d`` (drop) lines; here they are counted. Percentiles follow
+the project's one rule (:func:`genet.metrics.percentile`, Pantheon's numpy "nearest") where
+mm-throughput-graph takes element ``floor(0.95 N)``: at most one rank apart.
 The log is reduced in one streaming pass (Pantheon's ``TunnelGraph`` style);
 :func:`plot_link_log` draws the throughput and delay graphs separately.
 """
@@ -24,6 +26,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genet.metrics import percentile
 from traces.errors import TraceFormatError
 
 
@@ -134,10 +137,7 @@ def read_link_log(path: str | os.PathLike) -> LinkLog:
 
 
 def _p95(values: list[int]) -> float:
-    if not values:
-        return math.nan
-    s = sorted(values)
-    return float(s[int(math.floor(0.95 * len(s)))])
+    return percentile(values, 95)
 
 
 def signal_delays(departures: list[tuple[int, int, int]]) -> list[int]:

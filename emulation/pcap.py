@@ -12,8 +12,9 @@ Summary (:func:`flow_summary`): packets are matched across the two files by
 their bytes (the link never alters a packet), in order, per 5-tuple
 (src, sport, dst, dport, protocol) and direction. For each flow:
 sent and delivered packets, loss rate, delivered throughput over the flow's
-delivery span, and one-way delay through the link (mean, 95th percentile —
-Pantheon's ``tunnel_graph`` figures: throughput, p95 one-way delay, loss).
+delivery span, and one-way delay through the link (mean, 90th and 95th
+percentile by :func:`genet.metrics.percentile` — Pantheon's ``tunnel_graph``
+figures: throughput, p95 one-way delay, loss).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from genet.metrics import percentile
+from genet.packets import TUN_HEADER_BYTES
 from traces.errors import TraceFormatError
 
 LINKTYPE_RAW = 101
 _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
-TUN_HEADER_BYTES = 4
 
 
 class PcapWriter:
@@ -98,7 +100,7 @@ class FlowSummary:
     sent_packets / delivered_packets: entering / leaving the link
     loss_rate: 1 - delivered / sent
     throughput_mbps: delivered IP bytes x 8 / (last - first delivery), Mbit/s (nan with < 2 deliveries)
-    mean_delay_ms / p95_delay_ms: one-way delay through the link, ms
+    mean_one_way_delay_ms / p90_one_way_delay_ms / p95_one_way_delay_ms: one-way delay through the link, ms
     """
 
     direction: str
@@ -111,8 +113,9 @@ class FlowSummary:
     delivered_packets: int
     loss_rate: float
     throughput_mbps: float
-    mean_delay_ms: float
-    p95_delay_ms: float
+    mean_one_way_delay_ms: float
+    p90_one_way_delay_ms: float
+    p95_one_way_delay_ms: float
 
 
 def flow_summary(emulated_pcap: str | os.PathLike, host_pcap: str | os.PathLike,
@@ -145,13 +148,12 @@ def flow_summary(emulated_pcap: str | os.PathLike, host_pcap: str | os.PathLike,
         for ft, f in sorted(flows.items()):
             n = len(f["delays"])
             span = (max(f["times"]) - min(f["times"])) if n >= 2 else 0.0
-            delays = sorted(f["delays"])
+            delays = f["delays"]
             out.append(FlowSummary(
                 direction, ft[0], ft[1], ft[2], ft[3], ft[4], f["sent"], n,
                 1.0 - n / f["sent"] if f["sent"] else math.nan,
                 f["bytes"] * 8 / span / 1e6 if span > 0 else math.nan,
-                sum(delays) / n if n else math.nan,
-                delays[int(math.floor(0.95 * n))] if n else math.nan))
+                sum(delays) / n if n else math.nan, percentile(delays, 90), percentile(delays, 95)))
     return out
 
 
@@ -162,5 +164,5 @@ def format_flows(flows: list[FlowSummary]) -> str:
     for f in flows:
         flow = f"{names.get(f.protocol, f.protocol)} {f.src}:{f.sport} -> {f.dst}:{f.dport}"
         lines.append(f"{f.direction:9} {flow:44} {f.sent_packets:7d} {f.delivered_packets:7d} "
-                     f"{100 * f.loss_rate:5.1f}% {f.throughput_mbps:8.2f} {f.mean_delay_ms:8.2f} {f.p95_delay_ms:8.2f}")
+                     f"{100 * f.loss_rate:5.1f}% {f.throughput_mbps:8.2f} {f.mean_one_way_delay_ms:8.2f} {f.p95_one_way_delay_ms:8.2f}")
     return "\n".join(lines)

@@ -169,3 +169,56 @@ def test_vectorised_with_gymnasium_sync_vector_env():
     assert rew.shape == (2,) and np.all(np.isfinite(rew))
     assert not np.array_equal(obs[0], obs[1])  # different environments per sub-env
     envs.close()
+
+
+def test_env_and_a_per_packet_controller_make_the_same_decisions():
+    """AuroraEnv drives genet.cc.aurora.AuroraController; a controller fed the same events one packet
+    at a time (as the real sender feeds it) gives the same observations, rates and rewards."""
+    from genet.cc.aurora import AuroraController
+    from genet.cc.monitor import EV_ACKED, EV_LOST, EV_SENT
+    env = AuroraEnv(traces=[const_trace(12.0, 20.0, 60)])
+    rng = np.random.default_rng(3)
+    actions = rng.uniform(-0.5, 0.8, 40)
+    obs0, _ = env.reset(seed=1)
+    env_obs, env_rates, env_rewards = [obs0], [], []
+    for a in actions:
+        obs, r, _, trunc, _ = env.step(np.array([a], np.float32))
+        env_obs.append(obs)
+        env_rates.append(env.rate_pps)
+        env_rewards.append(r)
+        if trunc:
+            break
+    ctl = AuroraController(env.aurora, initial_rate_pps=10.0 / 0.04)
+    got_obs, got_rates, got_rewards = [], [], []
+    for i, (log, mi_env) in enumerate(zip(env.episode_logs, env.intervals)):
+        if i > 0:
+            got_rates.append(ctl.apply_action(actions[i - 1]))
+        ctl.start(mi_env.send_start_s)
+        for kind, t, rtt in zip(log.kind, log.time_s, log.rtt_s):
+            {EV_SENT: lambda: ctl.monitor.on_packet_sent(t), EV_ACKED: lambda: ctl.monitor.on_packet_acked(t, rtt),
+             EV_LOST: lambda: ctl.monitor.on_packet_lost(t)}[int(kind)]()
+        sent_t = log.time_s[log.kind == EV_SENT]
+        mi = ctl.finish_interval(mi_env.send_end_s, float(np.mean(1.0 / env._bw_at(sent_t))) if sent_t.size else 0.0)
+        got_obs.append(ctl.observation.copy())
+        if i > 0:
+            got_rewards.append(ctl.reward(mi, env.avg_bandwidth_pps))
+    np.testing.assert_allclose(np.array(got_obs), np.array(env_obs), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got_rates, env_rates)
+    np.testing.assert_allclose(got_rewards, env_rewards, rtol=1e-9)
+
+
+def test_measured_normaliser_is_the_largest_delivery_rate_so_far():
+    from genet.cc.aurora import AuroraController
+    from genet.cc.reward import aurora_reward
+    env = AuroraEnv(traces=[const_trace(12.0, 20.0, 60)], reward_normaliser="measured")
+    env.reset(seed=0)
+    best = 0.0
+    for _ in range(30):
+        _, r, _, _, _ = env.step(np.array([0.3], np.float32))
+        mi = env.intervals[-1]
+        best = max(best, mi.throughput_pps)
+        assert env.controller.max_delivery_pps == best
+        if best > 0:
+            assert r == pytest.approx(aurora_reward(mi.throughput_pps, mi.avg_latency_s, mi.loss_ratio, best))
+    assert best == pytest.approx(mbps_to_pps(12.0), rel=0.05)  # over-driven: it measures the link
+    assert isinstance(env.controller, AuroraController)

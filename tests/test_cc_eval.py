@@ -44,7 +44,7 @@ def test_parse_policy_forms_and_errors(tmp_path):
     assert parse_policy("bbr").kind == "bbr" and parse_policy("cubic").kind == "cubic"
     p = parse_policy("const:2.5")
     assert (p.kind, p.rate_mbps, p.label) == ("const", 2.5, "const:2.5")
-    for bad, msg in [("vegas", "unknown policy"), ("const:x", "must be a number"), ("const:-1", "> 0 Mbps"),
+    for bad, msg in [("vegas", "unknown CC policy; known: bbr, cubic"), ("const:x", "must be a number"), ("const:-1", "> 0 Mbps"),
                      (str(tmp_path / "missing.onnx"), "not found")]:
         with pytest.raises((ValueError, FileNotFoundError), match=msg):
             parse_policy(bad)
@@ -98,10 +98,10 @@ def test_cli_writes_rows_summary_and_plots_and_resumes(tmp_path, capsys):
             "--seed", "5", "--out", str(out), "--no-progress"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "bbr" in printed and "p95 delay (ms)" in printed
+    assert "bbr" in printed and "p95 RTT (ms)" in printed
     rows = read_csv(out / "results.csv")
     assert len(rows) == 9
-    for col in ("trace", "throughput_mbps", "p90_delay_ms", "p95_delay_ms", "loss_rate", "reward"):
+    for col in ("trace", "throughput_mbps", "p90_rtt_ms", "p95_rtt_ms", "loss_rate", "reward"):
         assert col in rows[0]
     assert len(json.loads((out / "results.json").read_text())) == 9
     summary = read_csv(out / "summary.csv")
@@ -140,7 +140,7 @@ def test_cli_on_pantheon_traces(tmp_path, capsys):
     (["--queue-packets", "0"], "queue_packets must be >= 1"),
     (["--loss-rate", "1.5"], r"loss_rate must be in \[0, 1\)"),
     (["--delay-ms", "-5"], "delay_ms must be >= 0"),
-    (["--policy", "reno"], "unknown policy"),
+    (["--policy", "reno"], "unknown CC policy"),
 ])
 def test_cli_bad_input_is_one_clear_line(tmp_path, capsys, extra, message):
     args = ["eval", "cc", "--policy", "bbr", "--config", "rl1", "-n", "1", "--no-progress"] + extra

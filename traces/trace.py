@@ -33,7 +33,7 @@ from traces.errors import TraceFormatError
 #: Bytes of one Mahimahi delivery opportunity used for rate conversion: a
 #: 1500-byte IP packet (the link itself counts 1504 bytes per opportunity,
 #: TUN header included; testbeds.md §1.1).
-MAHIMAHI_PACKET_BYTES = 1500
+from genet.packets import PACKET_BYTES as MAHIMAHI_PACKET_BYTES  # noqa: E402  (defined once)
 BITS_PER_OPPORTUNITY = MAHIMAHI_PACKET_BYTES * 8
 
 

@@ -28,7 +28,7 @@ _LAZY = {
     "CubicSender": "genet.cc.senders.kinds",
     "BbrSender": "genet.cc.senders.kinds",
     "AuroraEnv": "genet.cc.env",
-    "AuroraConfig": "genet.cc.env",
+    "AuroraConfig": "genet.cc.aurora",
     "IntervalMonitor": "genet.cc.monitor",
     "MonitorInterval": "genet.cc.monitor",
     "ObservationHistory": "genet.cc.monitor",

@@ -18,7 +18,8 @@ def register(subparsers, groups) -> None:
     unset = argparse.SUPPRESS  # options without a fixed default say in their help what applies
     p.add_argument("--policy", action="append", required=True, metavar="POLICY", default=unset,
                    help="policy to evaluate: bbr, cubic, const:RATE_MBPS (constant rate in Mbps) or PATH.onnx "
-                        "(an Aurora policy); repeat or comma-separate for several side by side")
+                        "(an Aurora policy); repeat or comma-separate for several side by side "
+                        "(genet.cc.registry)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--traces", metavar="DIR", default=unset, help="directory (or file) of traces, any supported format")
     src.add_argument("--config", metavar="RANGE", default=unset, help="generate traces from this CC config-space range "
@@ -47,11 +48,11 @@ def register(subparsers, groups) -> None:
 def run_eval_cc(args: argparse.Namespace) -> int:
     from genet.extras import require
     require("sim", "genet eval cc")
-    from genet.cc.env import AuroraConfig
+    from genet.cc.aurora import AuroraConfig
     from genet.cc.evaluate import evaluate, format_summary, summary_rows
-    from genet.cc.policies import parse_policy
+    from genet.cc.registry import parse_policies
 
-    policies = [parse_policy(x) for spec in args.policy for x in spec.split(",") if x.strip()]
+    policies = parse_policies(args.policy)
     out = getattr(args, "out", None)
     if getattr(args, "traces", None):
         from traces import load_traces

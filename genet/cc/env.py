@@ -9,9 +9,12 @@ One episode = one rate-based sender over one simulated link
   fixed config dict, turned into a 30-s trace by
   :func:`traces.generators.generate_trace`. Properties a trace lacks take
   the link defaults (Pantheon traces: queue 10 packets, loss 0).
-* **Action**: one float a; rate <- rate (1 + delta a) for a >= 0, rate /
-  (1 - delta a) otherwise, clamped to [5, 20000] packets/s (delta = 1 in
-  Genet). Initial rate: 10 packets per min RTT.
+* **Controller**: :class:`genet.cc.aurora.AuroraController` — the one
+  definition of the action -> rate mapping (rate (1 + delta a) for a >= 0,
+  rate / (1 - delta a) otherwise, clamped to [5, 20000] packets/s; delta = 1
+  in Genet), the interval-length rule, the observation and the reward that
+  the real UDP sender (:mod:`sender`) uses too. Initial rate: 10 packets per
+  min RTT.
 * **Monitor intervals**: the first (at reset, no action) lasts 0.01 s or until
   the first ACK; each next one lasts avg latency of the previous + mean
   per-packet serialisation time of its packets (``mi_rtt_proportion`` x
@@ -34,82 +37,24 @@ loss_rate, sending rate_mbps and the interval bounds.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
-
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from genet.cc.aurora import (MAX_RATE_PPS, MIN_RATE_PPS, REWARD_NORMALISERS, AuroraConfig, AuroraController,
+                             apply_rate_action, initial_rate_pps)
 from genet.cc.link import LinkConfig, mbps_to_pps, pps_to_mbps
-from genet.cc.monitor import GENET_FEATURES, IntervalMonitor, MonitorInterval, ObservationHistory
-from genet.cc.reward import REWARD_FORMS, interval_reward
+from genet.cc.monitor import MonitorInterval, ObservationHistory
 from genet.cc.senders import RateSender
 from genet.cc.simulator import EventLog, Simulation
+from genet.errors import BadInputError, GenetRuntimeError
 from traces import Trace
 
 ENV_ID = "genet/Aurora-v0"
-MIN_RATE_PPS = 5.0
-MAX_RATE_PPS = 20000.0
-REWARD_NORMALISERS = ("trace", "interval")
-
-
-@dataclass(frozen=True)
-class AuroraConfig:
-    """Settings of the Aurora environment (defaults = Genet).
-
-    history_length: monitor intervals in the observation (10)
-    features: per-interval features (sent_latency_inflation, latency_ratio, recv_ratio)
-    delta_scale: delta of the rate action mapping (1.0)
-    min_rate_pps / max_rate_pps: sending-rate clamp in packets/s (5 / 20000)
-    reward_form: "genet" (bandwidth-normalised) or "aurora" ("genet")
-    reward_normaliser: "trace" (trace mean bandwidth) or "interval" (CC-old) ("trace")
-    mi_rtt_proportion: interval length in units of the last mean latency (1.0)
-    initial_interval_s: length of the first interval before any ACK (0.01)
-    clip_observation: clip features to their declared bounds (True)
-    queue_packets / loss_rate / delay_ms: override every trace's own value (None: the trace's, then defaults)
-    """
-
-    history_length: int = 10
-    features: tuple[str, ...] = GENET_FEATURES
-    delta_scale: float = 1.0
-    min_rate_pps: float = MIN_RATE_PPS
-    max_rate_pps: float = MAX_RATE_PPS
-    reward_form: str = "genet"
-    reward_normaliser: str = "trace"
-    mi_rtt_proportion: float = 1.0
-    initial_interval_s: float = 0.01
-    clip_observation: bool = True
-    queue_packets: float | None = None
-    loss_rate: float | None = None
-    delay_ms: float | None = None
-
-    def __post_init__(self):
-        if self.reward_form not in REWARD_FORMS:
-            raise BadInputError(f"reward_form must be one of {REWARD_FORMS}, got {self.reward_form!r}")
-        if self.reward_normaliser not in REWARD_NORMALISERS:
-            raise BadInputError(f"reward_normaliser must be one of {REWARD_NORMALISERS}, got {self.reward_normaliser!r}")
-        if not self.delta_scale > 0:
-            raise BadInputError(f"delta_scale must be > 0, got {self.delta_scale}")
-        if not 0 < self.min_rate_pps <= self.max_rate_pps:
-            raise BadInputError(f"need 0 < min_rate_pps <= max_rate_pps, got {self.min_rate_pps}, {self.max_rate_pps}")
-        object.__setattr__(self, "features", tuple(self.features))
-
-    @property
-    def observation_size(self) -> int:
-        return self.history_length * len(self.features)
-
-
-def apply_rate_action(rate_pps: float, action: float, delta_scale: float = 1.0,
-                      min_rate_pps: float = MIN_RATE_PPS, max_rate_pps: float = MAX_RATE_PPS) -> float:
-    """Aurora's action mapping: rate (1 + delta a) for a >= 0, rate / (1 - delta a) otherwise, clamped."""
-    a = float(action)
-    if not np.isfinite(a):
-        raise BadInputError(f"rate action must be finite, got {action}")
-    rate = rate_pps * (1.0 + delta_scale * a) if a >= 0 else rate_pps / (1.0 - delta_scale * a)
-    return float(min(max(rate, min_rate_pps), max_rate_pps))
+__all__ = ["AuroraEnv", "AuroraConfig", "apply_rate_action", "register_env", "ENV_ID", "MIN_RATE_PPS",
+           "MAX_RATE_PPS", "REWARD_NORMALISERS"]
 
 
 class AuroraEnv(gym.Env):
@@ -164,45 +109,49 @@ class AuroraEnv(gym.Env):
         self.link = LinkConfig.from_trace(self.trace, delay_ms=a.delay_ms, queue_packets=a.queue_packets,
                                           loss_rate=a.loss_rate)
         self.avg_bandwidth_pps = float(mbps_to_pps(self.link.mean_bandwidth_mbps))
-        min_rtt_s = max(2 * self.link.delay_ms / 1000.0, 1e-3)
-        self.rate_pps = float(np.clip(10.0 / min_rtt_s, a.min_rate_pps, a.max_rate_pps))
+        self.controller = AuroraController(a, initial_rate_pps(a, 2 * self.link.delay_ms / 1000.0))
         sim_seed = int(self.np_random.integers(2**63 - 1))
         self.sim = Simulation(self.link, RateSender(pps_to_mbps(self.rate_pps)), seed=sim_seed)
-        self.monitor = IntervalMonitor()
-        self.history = ObservationHistory(a.features, a.history_length)
-        self.interval_s = a.initial_interval_s
         self.intervals: list[MonitorInterval] = []
         self.episode_logs: list[EventLog] = []
         self._t_s, self._bw_pps, _ = self.link.arrays()
         mi = self._run_interval()
-        return self._observation(mi), self._info(mi)
+        return self.controller.observation, self._info(mi)
+
+    @property
+    def rate_pps(self) -> float:
+        return self.controller.rate_pps
+
+    @property
+    def monitor(self):
+        return self.controller.monitor
+
+    @property
+    def history(self) -> ObservationHistory:
+        return self.controller.history
+
+    @property
+    def interval_s(self) -> float:
+        return self.controller.interval_s
 
     def _run_interval(self) -> MonitorInterval:
-        sim = self.sim
+        sim, ctl = self.sim, self.controller
         start = sim.now_s
-        self.monitor.start(start)
-        until = min(start + self.interval_s, self.link.duration_s)
+        ctl.start(start)
+        until = min(start + ctl.interval_s, self.link.duration_s)
         log = sim.run(until, cut_at_send=True)
         self.episode_logs.append(log)
-        self.monitor.on_events(log.kind, log.time_s, log.rtt_s)
-        mi = self.monitor.finish(sim.now_s)
-        self.intervals.append(mi)
-        # next interval: mean latency + mean serialisation time of this interval's packets
+        ctl.monitor.on_events(log.kind, log.time_s, log.rtt_s)
+        # serialisation part of the next interval: mean 1/bandwidth at this interval's sends (the simulator knows it)
         sent_t = log.time_s[log.kind == 0]
-        if mi.avg_latency_s > 0:
-            extra = float(np.mean(1.0 / self._bw_at(sent_t))) if sent_t.size else 0.0
-            self.interval_s = self.aurora.mi_rtt_proportion * mi.avg_latency_s + extra
+        extra = float(np.mean(1.0 / self._bw_at(sent_t))) if sent_t.size else 0.0
+        mi = ctl.finish_interval(sim.now_s, extra)
+        self.intervals.append(mi)
         return mi
 
     def _bw_at(self, t: np.ndarray) -> np.ndarray:
         idx = np.clip(np.searchsorted(self._t_s, t, side="right") - 1, 0, self._t_s.size - 1)
         return self._bw_pps[idx]
-
-    def _observation(self, mi: MonitorInterval) -> np.ndarray:
-        obs = self.history.push(mi)
-        if self.aurora.clip_observation:
-            obs = np.clip(obs, self.observation_space.low, self.observation_space.high)
-        return obs.astype(np.float32)
 
     def _info(self, mi: MonitorInterval) -> dict:
         return {"throughput_mbps": pps_to_mbps(mi.throughput_pps), "latency_ms": 1000 * mi.avg_latency_s,
@@ -211,22 +160,23 @@ class AuroraEnv(gym.Env):
 
     def step(self, action):
         if self.sim is None:
-            raise RuntimeError("AuroraEnv.step called before reset")
+            raise GenetRuntimeError("AuroraEnv.step called before reset")
         a = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
         cfg = self.aurora
-        self.rate_pps = apply_rate_action(self.rate_pps, a, cfg.delta_scale, cfg.min_rate_pps, cfg.max_rate_pps)
-        self.sim.set_rate_pps(self.rate_pps)
+        self.sim.set_rate_pps(self.controller.apply_action(a))
         mi = self._run_interval()
         if cfg.reward_form == "aurora":
             bw = None
         elif cfg.reward_normaliser == "interval":
             d = mi.send_duration_s
             bw = self.link.available_packets(mi.send_start_s, mi.send_end_s) / d if d > 0 else self.avg_bandwidth_pps
+        elif cfg.reward_normaliser == "measured":
+            bw = None  # the controller's running max of delivery rates, as on a real path
         else:
             bw = self.avg_bandwidth_pps
-        reward = interval_reward(mi, cfg.reward_form, bw)
+        reward = self.controller.reward(mi, bw)
         truncated = self.sim.done
-        return self._observation(mi), float(reward), False, truncated, self._info(mi)
+        return self.controller.observation, float(reward), False, truncated, self._info(mi)
 
     def episode_log(self) -> EventLog:
         """Every event of the episode so far."""

@@ -4,8 +4,8 @@ Outputs in ``--out DIR``:
 
 * ``results.csv`` and ``results.json``: one row per (policy, trace) with the
   :class:`~genet.cc.metrics.RunMetrics` columns (``trace``,
-  ``throughput_mbps``, ``p90_delay_ms``, ``p95_delay_ms``, ``loss_rate``,
-  ``reward``, ...);
+  ``throughput_mbps``, ``p90_rtt_ms``, ``p95_rtt_ms``, ``loss_rate``,
+  ``reward``, ... — names from :mod:`genet.metrics`);
 * ``results.jsonl``: the same rows appended as each run finishes, so results
   survive a crash and a rerun with the same arguments resumes (rows already
   there for the same policy, trace and seed are reused);
@@ -26,14 +26,14 @@ from typing import Sequence
 
 import numpy as np
 
-from genet.cc.env import AuroraConfig
+from genet.cc.aurora import AuroraConfig
 from genet.cc.link import LinkConfig
 from genet.cc.metrics import RunMetrics, summarize, time_series
 from genet.cc.policies import CcPolicy, load_aurora_policy, run_policy
 from genet.atomic import atomic_write_text
 from traces import Trace
 
-SUMMARY_COLUMNS = ("policy", "traces", "throughput_mbps", "p90_delay_ms", "p95_delay_ms", "loss_rate", "reward",
+SUMMARY_COLUMNS = ("policy", "traces", "throughput_mbps", "p90_rtt_ms", "p95_rtt_ms", "loss_rate", "reward",
                    "reward_std")
 
 
@@ -42,7 +42,7 @@ def summary_rows(rows: Sequence[RunMetrics]) -> list[dict]:
     for policy in dict.fromkeys(r.policy for r in rows):
         mine = [r for r in rows if r.policy == policy]
         col = {k: np.array([getattr(r, k) for r in mine], float) for k in
-               ("throughput_mbps", "p90_delay_ms", "p95_delay_ms", "loss_rate", "reward")}
+               ("throughput_mbps", "p90_rtt_ms", "p95_rtt_ms", "loss_rate", "reward")}
         out.append({"policy": policy, "traces": len(mine),
                     **{k: float(np.nanmean(v)) for k, v in col.items()},
                     "reward_std": float(np.std(col["reward"]))})
@@ -50,12 +50,12 @@ def summary_rows(rows: Sequence[RunMetrics]) -> list[dict]:
 
 
 def format_summary(summary: list[dict], reward_form: str = "genet") -> str:
-    head = (f"{'policy':<24} {'traces':>6} {'tput (Mbps)':>12} {'p90 delay (ms)':>15} {'p95 delay (ms)':>15} "
+    head = (f"{'policy':<24} {'traces':>6} {'tput (Mbps)':>12} {'p90 RTT (ms)':>15} {'p95 RTT (ms)':>15} "
             f"{'loss':>7} {'reward (' + reward_form + ')':>16}")
     lines = [head, "-" * len(head)]
     for s in summary:
-        lines.append(f"{s['policy']:<24} {s['traces']:>6d} {s['throughput_mbps']:>12.2f} {s['p90_delay_ms']:>15.1f} "
-                     f"{s['p95_delay_ms']:>15.1f} {s['loss_rate']:>7.3f} "
+        lines.append(f"{s['policy']:<24} {s['traces']:>6d} {s['throughput_mbps']:>12.2f} {s['p90_rtt_ms']:>15.1f} "
+                     f"{s['p95_rtt_ms']:>15.1f} {s['loss_rate']:>7.3f} "
                      f"{s['reward']:>9.2f} ± {s['reward_std']:<6.2f}")
     return "\n".join(lines)
 

@@ -4,9 +4,11 @@ Definitions (Pantheon's ``tunnel_graph`` and Genet's packet-level reward,
 testbeds.md §4.3-4.4, genet-simulators.md §4.6):
 
 * throughput_mbps: acked bits / (last ACK - first ACK), as Genet's packet-level throughput;
-* delays are per-packet RTTs of acked packets (data one-way incl. queueing +
-  ACK one-way: Genet's "latency"); p90/p95 use numpy's "nearest" percentile
-  as Pantheon does; p95_queue_delay_ms is the bottleneck-queue part alone;
+* ``*_rtt_ms``: per-packet RTTs of acked packets (data one-way incl.
+  queueing + ACK one-way: Genet's "latency"); ``*_one_way_delay_ms``: the
+  data packet's part (RTT - the ACK path's propagation delay);
+  ``p95_queueing_delay_ms``: the bottleneck-queue part alone; percentiles
+  by the one rule of :func:`genet.metrics.percentile` (Pantheon's);
 * loss_rate: 1 - acked / sent (packets still in flight at the end count as
   lost, as in Pantheon and Genet);
 * reward_genet / reward_aurora: the packet-level reward in both forms
@@ -19,9 +21,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from genet.cc.link import LinkConfig, PACKET_BITS, mbps_to_pps
+from genet.cc.link import LinkConfig, mbps_to_pps
+from genet.cc.monitor import EV_ACKED, EV_SENT
 from genet.cc.reward import packet_level_reward
-from genet.cc.simulator import EV_ACKED, EV_SENT, EventLog
+from genet.metrics import percentile
+from genet.packets import PACKET_BITS
+
+#: The Table-7 columns every CC results file has (simulator, emulation, real paths), in order.
+TABLE7_COLUMNS = ("throughput_mbps", "p90_rtt_ms", "p95_rtt_ms", "loss_rate", "reward")
 
 
 @dataclass(frozen=True)
@@ -31,10 +38,12 @@ class RunMetrics:
     trace: str
     policy: str
     throughput_mbps: float
-    mean_delay_ms: float
-    p90_delay_ms: float
-    p95_delay_ms: float
-    p95_queue_delay_ms: float
+    mean_rtt_ms: float
+    p90_rtt_ms: float
+    p95_rtt_ms: float
+    p90_one_way_delay_ms: float
+    p95_one_way_delay_ms: float
+    p95_queueing_delay_ms: float
     loss_rate: float
     reward: float
     reward_genet: float
@@ -58,7 +67,7 @@ class RunMetrics:
                 self.link_loss_rate)
 
 
-def summarize(log: EventLog, link: LinkConfig, policy: str, trace: str = "", reward_form: str = "genet",
+def summarize(log, link: LinkConfig, policy: str, trace: str = "", reward_form: str = "genet",
               seed: int = 0) -> RunMetrics:
     acked = log.kind == EV_ACKED
     n_acked = int(np.count_nonzero(acked))
@@ -69,16 +78,16 @@ def summarize(log: EventLog, link: LinkConfig, policy: str, trace: str = "", rew
     rtt_ms = 1000 * log.rtt_s[acked]
     q_ms = 1000 * log.queue_delay_s[acked]
 
-    def pct(x, q):
-        return float(np.percentile(x, q, method="nearest")) if x.size else float("nan")
-
+    owd_ms = rtt_ms - link.delay_ms  # the ACK path has propagation delay only
     bw_pps = float(mbps_to_pps(link.mean_bandwidth_mbps))
     rg = packet_level_reward(log.kind, log.time_s, log.rtt_s, "genet", bw_pps)
     ra = packet_level_reward(log.kind, log.time_s, log.rtt_s, "aurora")
     delivered_mbps = n_acked * PACKET_BITS / link.duration_s / 1e6
     return RunMetrics(trace=trace or link.name, policy=policy, throughput_mbps=tput_mbps,
-                      mean_delay_ms=float(rtt_ms.mean()) if rtt_ms.size else float("nan"),
-                      p90_delay_ms=pct(rtt_ms, 90), p95_delay_ms=pct(rtt_ms, 95), p95_queue_delay_ms=pct(q_ms, 95),
+                      mean_rtt_ms=float(rtt_ms.mean()) if rtt_ms.size else float("nan"),
+                      p90_rtt_ms=percentile(rtt_ms, 90), p95_rtt_ms=percentile(rtt_ms, 95),
+                      p90_one_way_delay_ms=percentile(owd_ms, 90), p95_one_way_delay_ms=percentile(owd_ms, 95),
+                      p95_queueing_delay_ms=percentile(q_ms, 95),
                       loss_rate=1.0 - n_acked / n_sent if n_sent else 0.0,
                       reward=rg if reward_form == "genet" else ra, reward_genet=rg, reward_aurora=ra,
                       trace_mean_bandwidth_mbps=link.mean_bandwidth_mbps,
@@ -86,7 +95,7 @@ def summarize(log: EventLog, link: LinkConfig, policy: str, trace: str = "", rew
                       queue_packets=link.queue_packets, link_loss_rate=link.loss_rate, packets_sent=n_sent, packets_acked=n_acked, seed=seed)
 
 
-def time_series(log: EventLog, bin_s: float = 0.5, duration_s: float | None = None):
+def time_series(log, bin_s: float = 0.5, duration_s: float | None = None):
     """(bin start times s, throughput Mbps, mean RTT ms) per bin of acked packets."""
     acked = log.kind == EV_ACKED
     t = log.time_s[acked]

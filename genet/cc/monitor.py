@@ -44,7 +44,8 @@ from functools import cached_property
 
 import numpy as np
 
-PACKET_BYTES = 1500
+from genet.packets import PACKET_BYTES
+
 
 #: Event kinds of the stream (the simulator's EventLog uses the same codes).
 EV_SENT, EV_ACKED, EV_LOST = 0, 1, 2

@@ -1,0 +1,215 @@
+"""The Aurora rate controller, defined once: the simulator's environment
+(:class:`genet.cc.env.AuroraEnv`) and the real UDP sender (:mod:`sender`)
+both drive it. Imports only numpy and the numba-free :mod:`genet.cc.monitor`
+/ :mod:`genet.cc.reward` (no numba, gymnasium, torch or matplotlib), so a
+host that only sends packets loads it in milliseconds.
+
+One decision cycle (genet-simulators.md §4.4-§4.6, testbeds.md §4.1)::
+
+    ctl = AuroraController(AuroraConfig(), initial_rate_pps=...)
+    ctl.start(now_s)                               # first monitor interval (MI)
+    ... feed ctl.monitor per packet (on_packet_sent / _acked / _lost) or in batches (on_events)
+    mi = ctl.finish_interval(now_s, serialisation_s)   # -> MonitorInterval, observation, next MI length
+    rate_pps = ctl.apply_action(policy_action)     # Aurora's action -> rate mapping
+
+* **Action -> rate** (:func:`apply_rate_action`): rate (1 + delta a) for
+  a >= 0, rate / (1 - delta a) otherwise, clamped to [5, 20000] packets/s of
+  1500 bytes (0.06-240 Mbit/s; delta = 1 in Genet). The base is the
+  controller's current (target) rate, as in Genet's simulator.
+* **Next MI length** (:func:`next_interval_s`): ``mi_rtt_proportion`` x the
+  finished MI's mean RTT + the mean per-packet serialisation time at the
+  bottleneck; unchanged while the MI has no RTT sample; the first MI lasts
+  ``initial_interval_s`` (0.01 s). The simulator knows the serialisation
+  time (1 / trace bandwidth at each send); a real path does not, so
+  :func:`measured_serialisation_s` estimates it as one packet at the MI's
+  delivery rate (its send rate when nothing was delivered).
+* **Initial rate** (:func:`initial_rate_pps`): 10 packets per minimum RTT
+  when the path's RTT is known (the simulator; ``genet emulate cc`` from the
+  trace's delay), else Genet's UDT plugin's 1.2 Mbit/s.
+* **Reward normaliser** — the bandwidth ``bw`` of the genet-form reward
+  ``500 tput / bw - 1000 latency_s - 2000 loss`` (:mod:`genet.cc.reward`):
+  ``"trace"`` = the trace's mean bandwidth (simulator default, Genet CC-new);
+  ``"interval"`` = the bandwidth available during the MI (CC-old); on a real
+  path both are unknown, so ``"measured"`` uses **the path's measured
+  capacity: the largest MI delivery rate seen so far in the run** (a running
+  max of ``MonitorInterval.throughput_pps``; the first MI with deliveries
+  normalises by itself). Whole-run rewards of emulated runs use the link's
+  own capacity from its log instead (``#`` delivery opportunities over the
+  run; equal to the trace mean over the run's span) — see
+  :func:`run_reward_normaliser_pps`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genet.cc.monitor import GENET_FEATURES, IntervalMonitor, MonitorInterval, ObservationHistory
+from genet.cc.reward import REWARD_FORMS, interval_reward
+from genet.errors import BadInputError
+from genet.packets import PACKET_BITS
+
+MIN_RATE_PPS = 5.0
+MAX_RATE_PPS = 20000.0
+#: Genet's UDT plugin's initial (reset) rate, used when the path's RTT is unknown.
+DEFAULT_INITIAL_RATE_MBPS = 1.2
+REWARD_NORMALISERS = ("trace", "interval", "measured")
+
+
+@dataclass(frozen=True)
+class AuroraConfig:
+    """Settings of the Aurora controller and environment (defaults = Genet).
+
+    history_length: monitor intervals in the observation (10)
+    features: per-interval features (sent_latency_inflation, latency_ratio, recv_ratio)
+    delta_scale: delta of the rate action mapping (1.0)
+    min_rate_pps / max_rate_pps: sending-rate clamp in 1500-byte packets/s (5 / 20000)
+    reward_form: "genet" (bandwidth-normalised) or "aurora" ("genet")
+    reward_normaliser: "trace" (trace mean bandwidth), "interval" (CC-old) or
+        "measured" (largest MI delivery rate so far: real paths) ("trace")
+    mi_rtt_proportion: interval length in units of the last mean latency (1.0)
+    initial_interval_s: length of the first interval before any ACK (0.01)
+    clip_observation: clip features to their declared bounds (True)
+    queue_packets / loss_rate / delay_ms: simulator only: override every trace's own value
+        (None: the trace's, then defaults)
+    """
+
+    history_length: int = 10
+    features: tuple[str, ...] = GENET_FEATURES
+    delta_scale: float = 1.0
+    min_rate_pps: float = MIN_RATE_PPS
+    max_rate_pps: float = MAX_RATE_PPS
+    reward_form: str = "genet"
+    reward_normaliser: str = "trace"
+    mi_rtt_proportion: float = 1.0
+    initial_interval_s: float = 0.01
+    clip_observation: bool = True
+    queue_packets: float | None = None
+    loss_rate: float | None = None
+    delay_ms: float | None = None
+
+    def __post_init__(self):
+        if self.reward_form not in REWARD_FORMS:
+            raise BadInputError(f"reward_form must be one of {REWARD_FORMS}, got {self.reward_form!r}")
+        if self.reward_normaliser not in REWARD_NORMALISERS:
+            raise BadInputError(f"reward_normaliser must be one of {REWARD_NORMALISERS}, got {self.reward_normaliser!r}")
+        if not self.delta_scale > 0:
+            raise BadInputError(f"delta_scale must be > 0, got {self.delta_scale}")
+        if not 0 < self.min_rate_pps <= self.max_rate_pps:
+            raise BadInputError(f"need 0 < min_rate_pps <= max_rate_pps, got {self.min_rate_pps}, {self.max_rate_pps}")
+        if self.history_length < 1:
+            raise BadInputError(f"history_length must be >= 1, got {self.history_length}")
+        object.__setattr__(self, "features", tuple(self.features))
+
+    @property
+    def observation_size(self) -> int:
+        return self.history_length * len(self.features)
+
+
+def apply_rate_action(rate_pps: float, action: float, delta_scale: float = 1.0,
+                      min_rate_pps: float = MIN_RATE_PPS, max_rate_pps: float = MAX_RATE_PPS) -> float:
+    """Aurora's action mapping: rate (1 + delta a) for a >= 0, rate / (1 - delta a) otherwise, clamped."""
+    a = float(action)
+    if not np.isfinite(a):
+        raise BadInputError(f"rate action must be finite, got {action}")
+    rate = rate_pps * (1.0 + delta_scale * a) if a >= 0 else rate_pps / (1.0 - delta_scale * a)
+    return float(min(max(rate, min_rate_pps), max_rate_pps))
+
+
+def initial_rate_pps(config: AuroraConfig, min_rtt_s: float | None = None) -> float:
+    """10 packets per minimum RTT (floored at 1 ms) when known, else 1.2 Mbit/s; clamped to the rate range."""
+    if min_rtt_s is None:
+        rate = DEFAULT_INITIAL_RATE_MBPS * 1e6 / PACKET_BITS
+    else:
+        rate = 10.0 / max(float(min_rtt_s), 1e-3)
+    return float(np.clip(rate, config.min_rate_pps, config.max_rate_pps))
+
+
+def next_interval_s(mi: MonitorInterval, current_s: float, config: AuroraConfig, serialisation_s: float) -> float:
+    """Length of the next MI: proportion x the MI's mean RTT + serialisation time (unchanged without RTTs)."""
+    if mi.avg_latency_s > 0:
+        return config.mi_rtt_proportion * mi.avg_latency_s + serialisation_s
+    return current_s
+
+
+def measured_serialisation_s(mi: MonitorInterval) -> float:
+    """A real path's per-packet serialisation estimate: one packet at the MI's delivery rate (else its send rate)."""
+    pps = mi.throughput_pps
+    if not pps > 0:
+        d = mi.send_duration_s
+        pps = mi.packets_sent / d if d > 0 else 0.0
+    return 1.0 / pps if pps > 0 else 0.0
+
+
+def run_reward_normaliser_pps(link_capacity_mbps: float | None, max_interval_delivery_pps: float) -> float:
+    """Normaliser of a whole real run's genet-form reward: the link log's measured capacity when there is
+    one (emulation), else the largest MI delivery rate the sender measured (real paths)."""
+    if link_capacity_mbps is not None and np.isfinite(link_capacity_mbps) and link_capacity_mbps > 0:
+        return float(link_capacity_mbps) * 1e6 / PACKET_BITS
+    return float(max_interval_delivery_pps)
+
+
+_initial_rate_pps = initial_rate_pps  # (the constructor's argument shadows the name)
+
+
+class AuroraController:
+    """Events -> :class:`~genet.cc.monitor.IntervalMonitor` -> observation history -> new rate.
+
+    config: :class:`AuroraConfig`
+    initial_rate_pps: starting rate (see :func:`initial_rate_pps`)
+
+    Attributes after :meth:`finish_interval`: ``observation`` (float32, clipped to the
+    feature bounds when ``config.clip_observation``), ``interval_s`` (next MI's length),
+    ``max_delivery_pps`` (largest MI delivery rate so far, the "measured" normaliser).
+    """
+
+    def __init__(self, config: AuroraConfig | None = None, initial_rate_pps: float | None = None):
+        self.config = config or AuroraConfig()
+        self.rate_pps = float(initial_rate_pps if initial_rate_pps is not None else
+                              _initial_rate_pps(self.config, None))
+        self.monitor = IntervalMonitor()
+        self.history = ObservationHistory(self.config.features, self.config.history_length)
+        self.obs_low, self.obs_high = self.history.bounds()
+        self.interval_s = self.config.initial_interval_s
+        self.max_delivery_pps = 0.0
+        self.observation = self.history.observation()
+        self.intervals = 0
+
+    def start(self, now_s: float) -> None:
+        """Begin a monitor interval at ``now_s``."""
+        self.monitor.start(now_s)
+
+    def finish_interval(self, now_s: float, serialisation_s: float | None = None) -> MonitorInterval:
+        """Close the MI at ``now_s``: record, observation, next MI length (``serialisation_s`` None:
+        :func:`measured_serialisation_s`). The next MI starts at ``now_s``."""
+        mi = self.monitor.finish(now_s)
+        if serialisation_s is None:
+            serialisation_s = measured_serialisation_s(mi)
+        self.interval_s = next_interval_s(mi, self.interval_s, self.config, serialisation_s)
+        if mi.throughput_pps > self.max_delivery_pps:
+            self.max_delivery_pps = mi.throughput_pps
+        obs = self.history.push(mi)
+        if self.config.clip_observation:
+            obs = np.clip(obs, self.obs_low, self.obs_high)
+        self.observation = obs.astype(np.float32)
+        self.intervals += 1
+        return mi
+
+    def apply_action(self, action: float) -> float:
+        """Aurora's action -> new rate (packets/s); returns it."""
+        c = self.config
+        self.rate_pps = apply_rate_action(self.rate_pps, action, c.delta_scale, c.min_rate_pps, c.max_rate_pps)
+        return self.rate_pps
+
+    def reward(self, mi: MonitorInterval, bandwidth_pps: float | None = None) -> float:
+        """The MI's reward. ``bandwidth_pps`` is the normaliser for "trace"/"interval" (the simulator
+        passes it); "measured" uses :attr:`max_delivery_pps` (falls back to it when not given)."""
+        c = self.config
+        if c.reward_form == "aurora":
+            return interval_reward(mi, "aurora")
+        if c.reward_normaliser == "measured" or bandwidth_pps is None:
+            bandwidth_pps = self.max_delivery_pps
+            if not bandwidth_pps > 0:  # nothing delivered yet: the throughput term is 0
+                return -1000.0 * mi.avg_latency_s - 2000.0 * mi.loss_ratio
+        return interval_reward(mi, "genet", bandwidth_pps)

@@ -1,0 +1,47 @@
+"""Runtime modules (what a sender/player host runs) import none of the heavy
+training/simulation/plotting packages: checked in a fresh interpreter through
+``sys.modules``. Use cases add their runtime modules to RUNTIME_MODULES."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("numba", "gymnasium", "torch", "matplotlib")
+
+#: Modules that must load without HEAVY (CC: the Aurora controller, registry, sender; shared: policy, metrics).
+RUNTIME_MODULES = [
+    "genet.policy",
+    "genet.metrics",
+    "genet.packets",
+    "genet.cc.aurora",
+    "genet.cc.monitor",
+    "genet.cc.reward",
+    "genet.cc.registry",
+]
+
+
+def _loaded_heavy(code: str) -> list[str]:
+    probe = (f"import sys, json\n{code}\n"
+             f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(HEAVY)!r}))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("module", RUNTIME_MODULES)
+def test_runtime_module_loads_no_heavy_package(module):
+    assert _loaded_heavy(f"import {module}") == []
+
+
+def test_loading_an_onnx_aurora_policy_loads_no_simulator(repo_dir):
+    model = repo_dir / "models" / "cc" / "genet.onnx"
+    code = ("from genet.cc.registry import load_rate_policy\n"
+            f"p = load_rate_policy({str(model)!r})\n"
+            "import numpy as np\n"
+            "assert np.isfinite(p.decide(np.zeros(30, np.float32)))\n"
+            "assert 'genet.cc.simulator' not in sys.modules and 'genet.cc.env' not in sys.modules")
+    assert _loaded_heavy(code) == []
