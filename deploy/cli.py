@@ -1,0 +1,167 @@
+"""``genet deploy check | push | run | report | testbed up/down``: campaigns on remote hosts over SSH."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers, groups) -> None:
+    from genet.helpformat import HelpFormatter
+    dp = subparsers.add_parser(
+        "deploy", help="run campaigns on remote hosts over SSH (Paramiko): check, push, run, report, local testbed",
+        description="Campaigns on remote hosts (or the local SSH testbed): every scheme on every path, in "
+                    "shuffled rounds, back to back; logs fetched over SFTP; Tables 6/7 with 95% CIs.\n"
+                    "Host keys are checked against the inventory's known_hosts; unknown keys are refused "
+                    "unless --accept-new.",
+        formatter_class=HelpFormatter)
+    sub = dp.add_subparsers(dest="deploy_command", metavar="COMMAND")
+    dp.set_defaults(func=lambda args, _p=dp: (_p.print_help(), 2)[1])
+
+    def accept_new(p):
+        p.add_argument("--accept-new", action="store_true",
+                       help="trust unknown host keys on first use and append them to the inventory's known_hosts "
+                            "(changed keys are still refused)")
+
+    c = sub.add_parser("check", help="per host: reachable, host key, python, disk, iperf3, allowed CC, clock offset",
+                       formatter_class=HelpFormatter)
+    c.add_argument("inventory", metavar="INVENTORY", help="inventory TOML file")
+    accept_new(c)
+    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.set_defaults(func=_check)
+
+    p = sub.add_parser("push", help="install genet (runtime only), models and videos into a venv on each host",
+                       formatter_class=HelpFormatter,
+                       description="Copies the project's wheel, the models and the videos to each host over SFTP "
+                                   "and installs the wheel (no extras) into WORK_DIR/venv. Idempotent: what the "
+                                   "host already has (same SHA-256) is not transferred again.")
+    p.add_argument("inventory", metavar="INVENTORY", help="inventory TOML file")
+    p.add_argument("--wheelhouse", metavar="DIR", default=None,
+                   help="wheels to install from (pip --no-index --find-links) for hosts without a package index "
+                        "(default: the hosts' own index)")
+    p.add_argument("--models", metavar="DIR", action="append", default=None,
+                   help="ONNX models to copy (repeatable; default: the project's models/ folder)")
+    p.add_argument("--video", metavar="DIR", action="append", default=None,
+                   help="video folders to copy (repeatable; default: the packaged EnvivioDash3 table when present)")
+    p.add_argument("--wheel", metavar="FILE", default=None,
+                   help="use this genet wheel instead of building one from the source tree (default: build)")
+    p.add_argument("--system-site-packages", action="store_true",
+                   help="create the remote venv with --system-site-packages (hosts whose python already has "
+                        "numpy/onnxruntime/flask)")
+    p.add_argument("--hosts", metavar="NAMES", default=None, help="comma-separated host names (default: all)")
+    accept_new(p)
+    p.set_defaults(func=_push)
+
+    r = sub.add_parser("run", help="run a campaign: rounds of every scheme on every path, shuffled, back to back",
+                       formatter_class=HelpFormatter,
+                       description="Runs CAMPAIGN on the inventory's paths. Each round runs every scheme once on "
+                                   "every path in a freshly shuffled order. Rerunning with the same --out resumes: "
+                                   "finished runs are kept, failed ones are retried up to the campaign's "
+                                   "retry_limit.")
+    r.add_argument("campaign", metavar="CAMPAIGN", help="campaign TOML file")
+    r.add_argument("--inventory", required=True, metavar="INVENTORY", help="inventory TOML file (required)")
+    r.add_argument("--out", required=True, metavar="DIR", help="campaign directory: journal, logs (required)")
+    accept_new(r)
+    r.set_defaults(func=_run)
+
+    rp = sub.add_parser("report", help="Tables 6/7 (mean ± 95%% CI), Figure-16-style PNG, CSV and JSON",
+                        formatter_class=HelpFormatter)
+    rp.add_argument("out", metavar="DIR", help="a campaign directory written by `genet deploy run`")
+    rp.set_defaults(func=_report)
+
+    tb = sub.add_parser("testbed", help="a local SSH testbed: namespaces with sshd joined by emulated paths",
+                        formatter_class=HelpFormatter)
+    tsub = tb.add_subparsers(dest="testbed_command", metavar="ACTION")
+    tb.set_defaults(func=lambda args, _p=tb: (_p.print_help(), 2)[1])
+    up = tsub.add_parser("up", help="create the testbed; writes DIR/inventory.toml and DIR/known_hosts",
+                         formatter_class=HelpFormatter)
+    up.add_argument("--out", required=True, metavar="DIR", help="testbed directory (required)")
+    up.add_argument("--hosts", type=int, default=3, help="number of hosts (h1..hN)")
+    up.add_argument("--paths", metavar="FILE", default=None,
+                    help="TOML with [paths.NAME] server, client, uplink, downlink, delay_ms, queues, loss "
+                         "(default: p1 constant 12 Mbit/s 20 ms; p2 an FCC trace at 40 ms; p3 a cellular trace "
+                         "with a 1000-packet queue)")
+    up.set_defaults(func=_testbed_up)
+    dn = tsub.add_parser("down", help="remove everything the testbed created", formatter_class=HelpFormatter)
+    dn.add_argument("--out", required=True, metavar="DIR", help="testbed directory (required)")
+    dn.set_defaults(func=_testbed_down)
+
+
+def _check(args) -> int:
+    from deploy.check import check_inventory, format_table
+    from deploy.config import load_inventory
+    inv = load_inventory(args.inventory)
+    _require_known_hosts(inv, args.accept_new)
+    rows = check_inventory(inv, accept_new=args.accept_new)
+    if args.json:
+        print(json.dumps([r.to_json() for r in rows], indent=1))
+    else:
+        print(format_table(rows))
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def _require_known_hosts(inv, accept_new: bool) -> None:
+    import os
+
+    from deploy.config import ConfigError
+    if accept_new:
+        return
+    for h in inv.hosts.values():
+        if not os.path.exists(h.known_hosts):
+            raise ConfigError(f"{inv.file}: hosts.{h.name}.known_hosts: {h.known_hosts} does not exist; every "
+                              f"host key would be refused (verify the hosts' fingerprints and use --accept-new "
+                              f"to record them)")
+
+
+def _push(args) -> int:
+    from deploy.config import load_inventory
+    from deploy.push import push
+    inv = load_inventory(args.inventory)
+    _require_known_hosts(inv, args.accept_new)
+    names = args.hosts.split(",") if args.hosts else None
+    results = push(inv, wheelhouse=args.wheelhouse, model_dirs=args.models, video_dirs=args.video, wheel=args.wheel,
+                   system_site_packages=args.system_site_packages, accept_new=args.accept_new, host_names=names)
+    failed = 0
+    for r in results:
+        print(r.describe())
+        failed += not r.ok
+    return 1 if failed else 0
+
+
+def _run(args) -> int:
+    from deploy.campaign import run_campaign
+    from deploy.config import load_campaign, load_inventory
+    inv = load_inventory(args.inventory)
+    camp = load_campaign(args.campaign, inv)
+    _require_known_hosts(inv, args.accept_new)
+    summary = run_campaign(camp, inv, args.out, accept_new=args.accept_new, progress=sys.stdout)
+    print(summary.describe())
+    return 0 if summary.complete else 1
+
+
+def _report(args) -> int:
+    from deploy.report import write_report
+    rep = write_report(args.out)
+    print(rep.text)
+    print(f"wrote {', '.join(str(p) for p in rep.files)}")
+    return 0
+
+
+def _testbed_up(args) -> int:
+    from deploy import testbed
+    paths = None
+    n = args.hosts
+    if args.paths:
+        paths = testbed.load_paths(args.paths, [f"h{i}" for i in range(1, n + 1)])
+    inv = testbed.up(args.out, n, paths)
+    print(f"testbed up: {n} hosts; inventory {inv}; known_hosts {inv.parent / 'known_hosts'}")
+    print(f"try: genet deploy check {inv}")
+    return 0
+
+
+def _testbed_down(args) -> int:
+    from deploy import testbed
+    swept = testbed.down(args.out)
+    print("testbed down" + (f" (also removed leftovers: {', '.join(swept)})" if swept else ""))
+    return 0

@@ -1,0 +1,190 @@
+"""The small program the controller runs on remote hosts as ``PYTHON -c SOURCE COMMAND ARGS...``.
+
+Standard library only, Python >= 3.8, no files needed on the host (the source travels with each
+command, so ``genet deploy check`` works before anything is pushed). Every command prints one JSON
+line (except ``clock``, which answers line by line).
+
+* ``probe WORK_DIR``: python version, free disk in WORK_DIR (created), iperf3 path, allowed kernel
+  congestion controls, the genet installed in WORK_DIR/venv (if any)
+* ``wait-pid PID TIMEOUT_S``: wait until process PID is gone (or a zombie); {"exited": bool}
+* ``wait-port tcp|udp PORT TIMEOUT_S``: wait until something listens on PORT (any address)
+* ``stop WORK_DIR PID...``: SIGTERM then SIGKILL each process group PID whose leader's working
+  directory is inside WORK_DIR (so a reused PID of someone else is never touched)
+* ``ours WORK_DIR``: processes whose working directory is inside WORK_DIR (what a campaign left)
+* ``stop-stale WORK_DIR``: stop every group recorded in WORK_DIR/runs/**/*.pid that is still ours
+* ``clock``: for each line read, print time.time_ns() (the NTP-style exchange)
+* ``manifest DIR``: {relative path: [size, sha256]} of the files under DIR
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+
+
+def _real(p):
+    return os.path.realpath(os.path.expanduser(p))
+
+
+def _cwd(pid):
+    try:
+        return os.readlink("/proc/%d/cwd" % pid)
+    except OSError:
+        return None
+
+
+def _gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _inside(path, root):
+    return path is not None and (path == root or path.startswith(root.rstrip("/") + "/"))
+
+
+def _ours(work_dir):
+    root = _real(work_dir)
+    me = os.getpid()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        pid = int(name)
+        if _inside(_cwd(pid), root) and not _gone(pid):
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as fh:
+                    args = fh.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            except OSError:
+                args = ""
+            out.append({"pid": pid, "args": args})
+    return out
+
+
+def _stop(work_dir, pids):
+    root = _real(work_dir)
+    todo = []
+    signalled = []
+    for pid in pids:
+        if pid > 1 and _inside(_cwd(pid), root):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                todo.append(pid)
+                signalled.append(pid)
+            except OSError:
+                pass
+    deadline = time.time() + 3.0
+    while todo and time.time() < deadline:
+        todo = [p for p in todo if not _gone(p)]
+        time.sleep(0.02)
+    for pid in todo:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    # members of the groups that outlived their leader
+    left = [p["pid"] for p in _ours(work_dir) if _pgid(p["pid"]) in signalled]
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return {"stopped": signalled, "killed": todo + left}
+
+
+def _pgid(pid):
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _listening(proto, port):
+    files = ["/proc/net/%s" % proto, "/proc/net/%s6" % proto]
+    want_state = "0A" if proto == "tcp" else "07"
+    for f in files:
+        try:
+            with open(f) as fh:
+                next(fh)
+                for line in fh:
+                    parts = line.split()
+                    if int(parts[1].rsplit(":", 1)[1], 16) == port and parts[3] == want_state:
+                        return True
+        except (OSError, StopIteration):
+            pass
+    return False
+
+
+def main(argv):
+    cmd = argv[0]
+    if cmd == "probe":
+        work = os.path.expanduser(argv[1])
+        os.makedirs(work, exist_ok=True)
+        du = shutil.disk_usage(work)
+        try:
+            with open("/proc/sys/net/ipv4/tcp_allowed_congestion_control") as fh:
+                allowed = fh.read().split()
+        except OSError:
+            allowed = []
+        genet = os.path.join(work, "venv", "bin", "genet")
+        info = {"python": "%d.%d.%d" % sys.version_info[:3], "free_disk_bytes": du.free,
+                "iperf3": shutil.which("iperf3"), "timeout": shutil.which("timeout"),
+                "setsid": shutil.which("setsid"), "allowed_cc": allowed, "uname": os.uname().release,
+                "genet": genet if os.access(genet, os.X_OK) else None}
+        print(json.dumps(info))
+    elif cmd == "wait-pid":
+        pid, limit = int(argv[1]), float(argv[2])
+        deadline = time.time() + limit
+        while not _gone(pid) and time.time() < deadline:
+            time.sleep(0.02)
+        print(json.dumps({"exited": _gone(pid)}))
+    elif cmd == "wait-port":
+        proto, port, limit = argv[1], int(argv[2]), float(argv[3])
+        deadline = time.time() + limit
+        while not _listening(proto, port) and time.time() < deadline:
+            time.sleep(0.01)
+        print(json.dumps({"listening": _listening(proto, port)}))
+    elif cmd == "stop":
+        print(json.dumps(_stop(argv[1], [int(p) for p in argv[2:]])))
+    elif cmd == "ours":
+        print(json.dumps(_ours(argv[1])))
+    elif cmd == "stop-stale":
+        runs = os.path.join(os.path.expanduser(argv[1]), "runs")
+        pids = []
+        for d, _, files in os.walk(runs):
+            for f in files:
+                if f.endswith(".pid"):
+                    try:
+                        with open(os.path.join(d, f)) as fh:
+                            pids.append(int(fh.read().split()[0]))
+                    except (OSError, ValueError, IndexError):
+                        pass
+        pids = [p for p in pids if not _gone(p)]
+        print(json.dumps(_stop(argv[1], pids) if pids else {"stopped": [], "killed": []}))
+    elif cmd == "clock":
+        for _ in sys.stdin:
+            sys.stdout.write("%d\n" % time.time_ns())
+            sys.stdout.flush()
+    elif cmd == "manifest":
+        root = os.path.expanduser(argv[1])
+        out = {}
+        for d, _, files in os.walk(root):
+            for f in files:
+                p = os.path.join(d, f)
+                h = hashlib.sha256()
+                with open(p, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+                out[os.path.relpath(p, root)] = [os.path.getsize(p), h.hexdigest()]
+        print(json.dumps(out))
+    else:
+        raise SystemExit("unknown command %r" % cmd)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,463 @@
+"""One SSH session per host (Paramiko), with its traps handled in one place.
+
+* Host keys: the inventory's known_hosts only (never the user's ~/.ssh by surprise); an unknown key
+  is refused (:class:`RejectWithFingerprint`, Paramiko's ``RejectPolicy`` plus the fingerprint in
+  the error); a changed key is refused too. ``accept_new=True`` (``--accept-new``) trusts a key on
+  first use and appends it to the known_hosts file (:class:`AcceptNewPolicy`); ``AutoAddPolicy``
+  is never used.
+* Commands are lists; :func:`shell_command` quotes every word with ``shlex.quote`` (no string
+  concatenation of user input reaches the remote shell unquoted).
+* :meth:`Session.run` reads stdout and stderr concurrently while waiting (a full channel window
+  would otherwise block the remote side and ``recv_exit_status`` forever) and polls
+  ``exit_status_ready()`` against a deadline (``recv_exit_status`` has no timeout).
+* ``connect`` gets ``timeout``, ``banner_timeout`` and ``auth_timeout``; open sessions send
+  keepalives.
+* Background processes start under ``setsid nohup ... </dev/null`` wrapped in ``timeout`` (so even
+  a controller that dies leaves nothing running past the limit) and are stopped by their PID
+  (process group) through :mod:`deploy.remote_helper`, which only signals processes whose working
+  directory is inside the host's work directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+from genet.atomic import atomic_write_bytes
+from genet.errors import GenetRuntimeError
+
+from deploy.config import HostSpec
+
+_HELPER_SOURCE = (Path(__file__).with_name("remote_helper.py")).read_text()
+_known_hosts_lock = threading.Lock()
+
+
+class RemoteError(GenetRuntimeError):
+    """Something failed on or on the way to a remote host; ``host`` names it."""
+
+    def __init__(self, host: str, message: str):
+        self.host = host
+        super().__init__(f"{host}: {message}")
+
+
+class HostUnreachableError(RemoteError):
+    """TCP connect, SSH banner or authentication failed, or the session died."""
+
+
+class HostKeyError(RemoteError):
+    """The host key is unknown or changed (refused)."""
+
+
+class RemoteCommandError(RemoteError):
+    """A remote command exited non-zero or ran past its deadline."""
+
+    def __init__(self, host: str, command: str, message: str, result: "CommandResult | None" = None):
+        self.command = command
+        self.result = result
+        super().__init__(host, f"{message} (command: {command})")
+
+
+def fingerprint(key) -> str:
+    """OpenSSH-style SHA256 fingerprint of a Paramiko key (``SHA256:...``)."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def _paramiko():
+    try:
+        import paramiko
+    except ImportError:
+        from genet.errors import MissingExtraError
+        raise MissingExtraError("deploy", "genet deploy", "paramiko") from None
+    return paramiko
+
+
+def shell_command(argv: Sequence[str], cwd: str | None = None, env: dict[str, str] | None = None) -> str:
+    """The remote shell line for ``argv`` (each word quoted), run in ``cwd`` with ``env`` added."""
+    if not argv:
+        raise ValueError("empty remote command")
+    words = [shlex.quote(str(a)) for a in argv]
+    if env:
+        words = ["env"] + [shlex.quote(f"{k}={v}") for k, v in env.items()] + words
+    line = " ".join(words)
+    if cwd is not None:
+        line = f"cd {shlex.quote(cwd)} && {line}"
+    return line
+
+
+@dataclass
+class CommandResult:
+    host: str
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+
+class Session:
+    """An SSH connection to one host (a context manager); reconnects lazily when the transport died.
+
+    host: the inventory's host
+    accept_new: trust unknown host keys on first use and write them to host.known_hosts (default False)
+    """
+
+    def __init__(self, host: HostSpec, accept_new: bool = False):
+        self.host = host
+        self.accept_new = accept_new
+        self.client = None
+        self._sftp = None
+        self.host_key_fingerprint: str | None = None
+
+    # ------------------------------------------------------------ connection
+    def __enter__(self) -> "Session":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def alive(self) -> bool:
+        t = self.client.get_transport() if self.client is not None else None
+        return bool(t is not None and t.is_active())
+
+    def connect(self) -> "Session":
+        if self.alive:
+            return self
+        self.close()
+        paramiko = _paramiko()
+        h = self.host
+        client = paramiko.SSHClient()
+        if h.known_hosts and os.path.exists(h.known_hosts):
+            try:
+                client.load_host_keys(h.known_hosts)
+            except (OSError, paramiko.SSHException) as exc:
+                raise HostKeyError(h.label, f"cannot read known_hosts {h.known_hosts}: {exc}") from None
+        client.set_missing_host_key_policy(AcceptNewPolicy(h) if self.accept_new else RejectWithFingerprint(h))
+        try:
+            client.connect(h.address, port=h.port, username=h.user, key_filename=h.key_file,
+                           timeout=h.connect_timeout_s, banner_timeout=h.connect_timeout_s,
+                           auth_timeout=h.connect_timeout_s, channel_timeout=h.connect_timeout_s,
+                           allow_agent=False, look_for_keys=h.key_file is None)
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyError(h.label, f"host key CHANGED: the server offers {exc.key.get_name()} "
+                                        f"{fingerprint(exc.key)}, {h.known_hosts} expects "
+                                        f"{fingerprint(exc.expected_key)}; refused (if the change is expected, "
+                                        f"remove the old line from {h.known_hosts})") from None
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise HostUnreachableError(h.label, f"authentication failed with key {h.key_file}: {exc}") from None
+        except (OSError, socket.timeout, EOFError, paramiko.SSHException) as exc:
+            client.close()
+            raise HostUnreachableError(h.label, f"unreachable: {type(exc).__name__}: {exc}") from None
+        transport = client.get_transport()
+        transport.set_keepalive(max(1, int(round(h.keepalive_s))))
+        self.host_key_fingerprint = fingerprint(transport.get_remote_server_key())
+        self.client = client
+        return self
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except Exception:  # noqa: BLE001 - closing a dead channel
+                pass
+            self._sftp = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def _transport(self):
+        if not self.alive:
+            try:
+                self.connect()
+            except HostUnreachableError as exc:
+                raise HostUnreachableError(self.host.label, f"session lost and reconnect failed: "
+                                                            f"{str(exc).split(': ', 1)[-1]}") from None
+        return self.client.get_transport()
+
+    def _open_channel(self):
+        paramiko = _paramiko()
+        try:
+            return self._transport().open_session(timeout=self.host.connect_timeout_s)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise HostUnreachableError(self.host.label, f"cannot open a channel: {exc}") from None
+
+    # ------------------------------------------------------------ commands
+    def run(self, argv: Sequence[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
+            timeout_s: float = 60.0, check: bool = True, stdin_data: bytes | None = None) -> CommandResult:
+        """Run ``argv`` remotely and wait for it (stdout/stderr drained concurrently) until ``timeout_s``.
+
+        Raises :class:`RemoteCommandError` on a non-zero exit (``check``) or at the deadline (the channel
+        is closed; the remote command gets SIGHUP-free EOF and should be stopped by the caller if it is a
+        background launcher), :class:`HostUnreachableError` when the session dies meanwhile.
+        """
+        paramiko = _paramiko()
+        command = shell_command(argv, cwd, env)
+        t0 = time.monotonic()
+        chan = self._open_channel()
+        out, err = bytearray(), bytearray()
+        try:
+            chan.settimeout(0.0)
+            chan.exec_command(command)
+            if stdin_data is not None:
+                chan.settimeout(timeout_s)
+                chan.sendall(stdin_data)
+                chan.settimeout(0.0)
+            chan.shutdown_write()
+            deadline = t0 + timeout_s
+            import select
+            while True:
+                got = False
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                    got = True
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    got = True
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                if chan.closed or not self.alive:
+                    if chan.exit_status_ready():
+                        break
+                    raise HostUnreachableError(self.host.label, f"session died while running: {command}")
+                if time.monotonic() > deadline:
+                    raise RemoteCommandError(self.host.label, command, f"no exit within {timeout_s:g} s")
+                if not got:
+                    select.select([chan], [], [], min(0.05, max(0.0, deadline - time.monotonic())))
+            status = chan.recv_exit_status()  # ready: returns at once
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise HostUnreachableError(self.host.label, f"session died while running {command}: {exc}") from None
+        finally:
+            chan.close()
+        res = CommandResult(self.host.label, command, status, out.decode("utf-8", "replace"),
+                            err.decode("utf-8", "replace"), time.monotonic() - t0)
+        if check and status != 0:
+            tail = (res.stderr.strip() or res.stdout.strip()).splitlines()[-3:]
+            raise RemoteCommandError(self.host.label, command, f"exit status {status}: {' | '.join(tail)}", res)
+        return res
+
+    def helper(self, *args: str, timeout_s: float = 30.0) -> object:
+        """Run a :mod:`deploy.remote_helper` command with the host's python; return its JSON answer."""
+        res = self.run([self.host.python, "-c", _HELPER_SOURCE, *map(str, args)], timeout_s=timeout_s)
+        try:
+            return json.loads(res.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise RemoteCommandError(self.host.label, f"remote_helper {args[0]}",
+                                     f"unreadable answer {res.stdout[-200:]!r}") from None
+
+    # ------------------------------------------------------------ background processes
+    def start_background(self, argv: Sequence[str], run_dir: str, name: str, limit_s: float,
+                         env: dict[str, str] | None = None) -> int:
+        """Start ``argv`` in ``run_dir`` detached (``setsid nohup``, stdin /dev/null, output to NAME.out /
+        NAME.err), ended by ``timeout`` after ``limit_s`` even if nobody stops it; its exit status
+        lands in NAME.rc, its PID (= process group) in NAME.pid. Returns the PID."""
+        inner = (f"echo $$ > {shlex.quote(name + '.pid')}; "
+                 f"timeout --foreground -k 5 {limit_s:.0f} {shell_command(argv, env=env)}; "
+                 f"echo $? > {shlex.quote(name + '.rc.part')} && mv {shlex.quote(name + '.rc.part')} "
+                 f"{shlex.quote(name + '.rc')}")
+        line = (f"mkdir -p {shlex.quote(run_dir)} && cd {shlex.quote(run_dir)} || exit 1; "
+                f"setsid nohup sh -c {shlex.quote(inner)} > {shlex.quote(name + '.out')} "
+                f"2> {shlex.quote(name + '.err')} < /dev/null & echo $!")
+        res = self.run(["sh", "-c", line], timeout_s=max(10.0, self.host.connect_timeout_s))
+        try:
+            return int(res.stdout.split()[-1])
+        except (ValueError, IndexError):
+            raise RemoteCommandError(self.host.label, line, f"no PID printed: {res.stdout!r}") from None
+
+    def wait_pid(self, pid: int, timeout_s: float) -> bool:
+        """True when process ``pid`` ended within ``timeout_s``."""
+        ans = self.helper("wait-pid", pid, f"{timeout_s:.3f}", timeout_s=timeout_s + 15)
+        return bool(ans.get("exited"))
+
+    def wait_port(self, proto: str, port: int, timeout_s: float) -> bool:
+        ans = self.helper("wait-port", proto, port, f"{timeout_s:.3f}", timeout_s=timeout_s + 15)
+        return bool(ans.get("listening"))
+
+    def stop(self, *pids: int) -> dict:
+        """Stop process groups (SIGTERM, then SIGKILL after 3 s) that are ours (cwd in the work dir)."""
+        if not pids:
+            return {"stopped": [], "killed": []}
+        return self.helper("stop", self.host.work_dir, *pids)
+
+    def our_processes(self) -> list[dict]:
+        """Processes on the host whose working directory is inside the work directory."""
+        return list(self.helper("ours", self.host.work_dir))
+
+    # ------------------------------------------------------------ files
+    def sftp(self):
+        paramiko = _paramiko()
+        if self._sftp is None or not self.alive:
+            try:
+                self._transport()
+                self._sftp = self.client.open_sftp()
+                self._sftp.get_channel().settimeout(max(30.0, self.host.connect_timeout_s))
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                self.close()
+                raise HostUnreachableError(self.host.label, f"cannot open SFTP: {exc}") from None
+        return self._sftp
+
+    def remote_path(self, *parts: str) -> str:
+        """A path under the work directory (relative work dirs resolve against the SFTP home)."""
+        base = self.host.work_dir
+        if not base.startswith("/"):
+            base = str(PurePosixPath(self.sftp().normalize(".")) / base)
+        return str(PurePosixPath(base, *parts))
+
+    def fetch(self, remote: str, local: str | os.PathLike, max_bytes: int = 512 << 20) -> int:
+        """Download ``remote`` to ``local`` atomically: the local file appears only complete, with the size
+        the remote file had before and after the transfer. Returns the size."""
+        paramiko = _paramiko()
+        sftp = self.sftp()
+        try:
+            before = sftp.stat(remote).st_size
+            if before > max_bytes:
+                raise RemoteError(self.host.label, f"{remote} is {before} bytes (limit {max_bytes})")
+            with sftp.open(remote, "rb") as fh:
+                fh.prefetch(before)
+                data = fh.read()
+            after = sftp.stat(remote).st_size
+        except FileNotFoundError:
+            raise RemoteError(self.host.label, f"{remote}: no such file") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise HostUnreachableError(self.host.label, f"download of {remote} failed: {exc}") from None
+        if len(data) != before or after != before:
+            raise RemoteError(self.host.label, f"download of {remote} incomplete or file still growing "
+                                               f"({len(data)} of {before} bytes, now {after})")
+        atomic_write_bytes(local, data)
+        return len(data)
+
+    def put(self, local: str | os.PathLike, remote: str) -> int:
+        """Upload ``local`` to ``remote`` via a temporary name, renamed when complete."""
+        paramiko = _paramiko()
+        sftp = self.sftp()
+        tmp = f"{remote}.part"
+        try:
+            self.mkdirs(str(PurePosixPath(remote).parent))
+            attrs = sftp.put(str(local), tmp, confirm=True)
+            try:
+                sftp.posix_rename(tmp, remote)
+            except IOError:
+                sftp.remove(remote) if _exists(sftp, remote) else None
+                sftp.rename(tmp, remote)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise RemoteError(self.host.label, f"upload of {local} to {remote} failed: {exc}") from None
+        return attrs.st_size
+
+    def mkdirs(self, remote_dir: str) -> None:
+        sftp = self.sftp()
+        parts = PurePosixPath(remote_dir).parts
+        cur = PurePosixPath(parts[0])
+        for p in parts[1:]:
+            cur = cur / p
+            if not _exists(sftp, str(cur)):
+                try:
+                    sftp.mkdir(str(cur))
+                except IOError:
+                    if not _exists(sftp, str(cur)):
+                        raise
+
+    # ------------------------------------------------------------ clock
+    def clock_offset(self, samples: int = 16, timeout_s: float = 20.0) -> "ClockOffset":
+        """NTP-style estimate of (remote clock - local clock) over an SSH channel: the remote side answers
+        each line with its time; offset = t_remote - (t_send + t_receive) / 2 of the sample with the
+        smallest round trip (its error is at most half that round trip)."""
+        paramiko = _paramiko()
+        chan = self._open_channel()
+        try:
+            chan.settimeout(timeout_s)
+            chan.exec_command(shell_command([self.host.python, "-u", "-c", _HELPER_SOURCE, "clock"]))
+            best = None
+            buf = b""
+            for i in range(samples + 1):
+                t0 = time.time_ns()
+                chan.sendall(b"t\n")
+                while b"\n" not in buf:
+                    chunk = chan.recv(4096)
+                    if not chunk:
+                        raise RemoteError(self.host.label, "clock exchange: remote side closed: "
+                                          + chan.recv_stderr(4096).decode(errors="replace")[-200:])
+                    buf += chunk
+                t1 = time.time_ns()
+                line, buf = buf.split(b"\n", 1)
+                if i == 0:
+                    continue  # the first answer includes the interpreter's start-up
+                remote = int(line)
+                rtt = t1 - t0
+                if best is None or rtt < best[0]:
+                    best = (rtt, remote - (t0 + t1) / 2)
+            chan.shutdown_write()
+        except (paramiko.SSHException, OSError, EOFError, socket.timeout, ValueError) as exc:
+            raise RemoteError(self.host.label, f"clock exchange failed: {exc}") from None
+        finally:
+            chan.close()
+        return ClockOffset(offset_ms=best[1] / 1e6, rtt_ms=best[0] / 1e6, samples=samples)
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    """remote clock - local clock (ms), and the round trip of the sample it comes from (ms)."""
+
+    offset_ms: float
+    rtt_ms: float
+    samples: int
+
+    def to_json(self) -> dict:
+        return {"offset_ms": self.offset_ms, "rtt_ms": self.rtt_ms, "samples": self.samples}
+
+
+def _exists(sftp, path: str) -> bool:
+    try:
+        sftp.stat(path)
+        return True
+    except IOError:
+        return False
+
+
+def _policy_base():
+    return _paramiko().MissingHostKeyPolicy
+
+
+class RejectWithFingerprint(_policy_base()):
+    """Paramiko's RejectPolicy, with the offered key's fingerprint and the way to trust it in the error."""
+
+    def __init__(self, host: HostSpec):
+        self.host = host
+
+    def missing_host_key(self, client, hostname, key):
+        raise HostKeyError(self.host.label, f"unknown host key {key.get_name()} {fingerprint(key)} for {hostname} "
+                                            f"(not in {self.host.known_hosts}); refused. Check the fingerprint "
+                                            f"with the host's administrator, then rerun with --accept-new")
+
+
+class AcceptNewPolicy(_policy_base()):
+    """Trust on first use (``--accept-new``): accept an unknown key and append it to the known_hosts file.
+    A changed key is still refused (Paramiko raises BadHostKeyException before asking the policy)."""
+
+    def __init__(self, host: HostSpec):
+        self.host = host
+
+    def missing_host_key(self, client, hostname, key):
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        path = Path(self.host.known_hosts)
+        with _known_hosts_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as fh:
+                fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")

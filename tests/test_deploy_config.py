@@ -1,0 +1,117 @@
+"""Inventory and campaign validation (no network): every error names the file, the key and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploy.config import ConfigError, load_campaign, load_inventory
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD_INV = """
+[defaults]
+user = "genet"
+key_file = "id_test"
+[hosts.h1]
+address = "192.0.2.1"
+work_dir = "/srv/genet work"
+[hosts.h2]
+address = "192.0.2.2"
+port = 2222
+python = "/usr/bin/python3"
+[paths.p1]
+server = "h1"
+client = "h2"
+description = "test path"
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_inventory_loads_with_defaults_and_relative_paths(tmp_path):
+    inv = load_inventory(write(tmp_path, "inv.toml", GOOD_INV))
+    h1, h2 = inv.hosts["h1"], inv.hosts["h2"]
+    assert (h1.user, h1.port, h1.work_dir) == ("genet", 22, "/srv/genet work")
+    assert h1.key_file == str(tmp_path.resolve() / "id_test")
+    assert h1.known_hosts == str(tmp_path.resolve() / "known_hosts")
+    assert (h2.port, h2.python) == (2222, "/usr/bin/python3")
+    p = inv.paths["p1"]
+    assert (p.server, p.client, p.server_address) == ("h1", "h2", "192.0.2.1")
+
+
+@pytest.mark.parametrize("edit, key, expected", [
+    (('port = 2222', 'port = "22"'), "hosts.h2.port", "int"),
+    (('port = 2222', 'port = 70000'), "hosts.h2.port", "1-65535"),
+    (('address = "192.0.2.1"', 'adress = "192.0.2.1"'), "hosts.h1.adress", "unknown key"),
+    (('client = "h2"', 'client = "h9"'), "paths.p1.client", "one of the hosts h1, h2"),
+    (('address = "192.0.2.2"', 'address = "a b"'), "hosts.h2.address", "without spaces"),
+    (('user = "genet"', 'user = "x;rm"'), "defaults.user", "login name"),
+    (('[paths.p1]', '[paths."p 1"]'), "paths.p 1", "a name"),
+])
+def test_inventory_errors_name_file_key_and_expectation(tmp_path, edit, key, expected):
+    f = write(tmp_path, "inv.toml", GOOD_INV.replace(*edit))
+    with pytest.raises(ConfigError) as e:
+        load_inventory(f)
+    msg = str(e.value)
+    assert str(f) in msg and key in msg and expected in msg, msg
+
+
+def test_inventory_not_toml_and_missing(tmp_path):
+    with pytest.raises(ConfigError, match=r"inv\.toml: not valid TOML"):
+        load_inventory(write(tmp_path, "inv.toml", "[hosts\n"))
+    with pytest.raises(ConfigError, match="no such file"):
+        load_inventory(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match=r"hosts: expected at least one"):
+        load_inventory(write(tmp_path, "inv2.toml", "[hosts]\n"))
+
+
+def test_campaign_validation(tmp_path):
+    inv = load_inventory(write(tmp_path, "inv.toml", GOOD_INV))
+    c = load_campaign(write(tmp_path, "c.toml", 'use_case = "cc"\nschemes = ["cubic", "bbr", "const:5"]\n'
+                                                'duration_s = 3\n'), inv)
+    assert [s.kind for s in c.schemes] == ["kernel", "kernel", "const"]
+    assert c.paths == ("p1",) and c.repetitions == 5 and c.timeout_s == 33.0
+    assert c.schemes[2].needs == "sender" and c.schemes[0].needs is None
+    cases = [
+        ('use_case = "video"\nschemes = ["bba"]\n', "use_case", "abr or cc"),
+        ('use_case = "cc"\nschemes = ["cubic; rm -rf /"]\n', "schemes[0]", "kernel algorithm name"),
+        ('use_case = "cc"\nschemes = ["$(reboot)"]\n', "schemes[0]", "CC scheme"),
+        ('use_case = "cc"\nschemes = ["const:-1"]\n', "schemes[0]", "const:MBPS"),
+        ('use_case = "abr"\nschemes = ["bbr"]\n', "schemes[0]", "ABR scheme"),
+        ('use_case = "cc"\nschemes = ["missing.onnx"]\n', "schemes[0]", "existing ONNX model"),
+        ('use_case = "cc"\nschemes = []\n', "schemes", "non-empty"),
+        ('use_case = "cc"\nschemes = ["cubic"]\nrepetitions = 0\n', "repetitions", "1-1000"),
+        ('use_case = "cc"\nschemes = ["cubic"]\npaths = ["p9"]\n', "paths[0]", "a path of"),
+        ('use_case = "cc"\nschemes = ["cubic"]\nduration_s = 10\ntimeout_s = 5\n', "timeout_s", "more seconds"),
+        ('use_case = "cc"\nschemes = ["cubic", "cubic"]\n', "schemes", "distinct"),
+        ('use_case = "cc"\nschemes = ["cubic"]\nrepetition = 3\n', "repetition", "unknown key"),
+    ]
+    for text, key, expected in cases:
+        f = write(tmp_path, "bad.toml", text)
+        with pytest.raises(ConfigError) as e:
+            load_campaign(f, inv)
+        msg = str(e.value)
+        assert str(f) in msg and key in msg and expected in msg, (text, msg)
+
+
+def test_shipped_examples_validate():
+    for f in sorted((REPO / "examples").glob("campaign-*.toml")):
+        c = load_campaign(f)
+        assert c.schemes, f
+    for f in sorted((REPO / "examples").glob("inventory*.toml")):
+        assert load_inventory(f).hosts, f
+
+
+def test_remote_command_quoting():
+    from deploy.ssh import shell_command
+    evil = "a b; rm -rf /tmp/x $(touch y) `id` 'q' \"d\""
+    line = shell_command(["printf", "%s\n", evil], cwd="/tmp/dir with space", env={"K": "v; echo"})
+    import shlex
+    words = shlex.split(line)
+    assert words == ["cd", "/tmp/dir with space", "&&", "env", "K=v; echo", "printf", "%s\n", evil]
