@@ -37,6 +37,6 @@ class MissingExtraError(GenetError, ImportError):
     def __init__(self, extra: str, what: str, missing: str | None = None):
         self.extra = extra
         self.missing = missing
-        detail = f" ({missing} is not installed)" if missing else ""
+        detail = f" ({missing} {'are' if ',' in missing else 'is'} not installed)" if missing else ""
         super().__init__(f"{what} needs the '{extra}' extra{detail}: "
                          f"pip install 'genet-testbed[{extra}]'")

@@ -100,7 +100,8 @@ def shared_path(args: argparse.Namespace) -> Path:
 
 
 def git_commit() -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    from genet.runmeta import git_commit as project_commit  # the one definition (genet/runmeta.py)
+    return project_commit() or ""
 
 
 def train_command(spec: ModelSpec, shared: Path, run_dir: Path, genet: str) -> list[str]:

@@ -53,7 +53,7 @@ def test_extras_as_installed_expand_and_are_complete_here():
     with pytest.raises(ValueError, match="no extra 'nope'"):
         require("nope", "this test")
     err = MissingExtraError("sim", "genet eval cc", "numba, gymnasium")
-    assert str(err) == ("genet eval cc needs the 'sim' extra (numba, gymnasium is not installed): "
+    assert str(err) == ("genet eval cc needs the 'sim' extra (numba, gymnasium are not installed): "
                         "pip install 'genet-testbed[sim]'")
 
 
