@@ -144,6 +144,19 @@ def test_runtime_modules_import(runtime_venv):
     assert res.returncode == 0 and res.stdout.strip() == "ok", f"{modules}: {res.stderr}"
 
 
+def test_run_metadata_of_an_installed_wheel(runtime_venv, tmp_path):
+    """No git checkout there: the record carries the package version instead of a commit."""
+    code = ("import sys; from genet.runmeta import write_run_metadata; "
+            "m = write_run_metadata(sys.argv[1], seed=1); m.finish(sys.argv[1])")
+    res = _run(runtime_venv, "python", "-c", code, str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((tmp_path / "run-metadata.json").read_text())
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert meta["commit"] is None and meta["dirty"] is None and meta["version"] == version
+    assert {"numpy", "onnxruntime", "flask"} <= set(meta["versions"]) and not set(meta["versions"]) & EXTRA_ONLY
+    assert meta["status"] == 0 and meta["seed"] == 1
+
+
 def test_shipped_onnx_policies_act_on_one_observation(runtime_venv):
     models = sorted(str(p) for p in (REPO / "models").glob("*/*.onnx"))
     assert any("/abr/" in m for m in models) and any("/cc/" in m for m in models), models
