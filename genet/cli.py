@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = [
     "genet.train_cli",
     "emulation.cli",
     "genet.demo",
+    "genet.run.cli",
 ]
 
 #: Command groups with sub-subcommands, and what their --help says.

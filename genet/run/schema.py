@@ -1,0 +1,415 @@
+"""The one definition of a ``genet run`` config: every key, its type, unit, default and allowed values.
+
+:data:`SCHEMA` drives validation (:func:`validate`), the defaults the plan reads, and the reference
+page ``docs/run-config.md`` (:func:`render_markdown`; a test checks the page is this rendering).
+Errors are :class:`ConfigError` (a :class:`genet.errors.BadInputError`) naming the file, the key
+(``[abr.emulate] delay_ms``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genet.errors import BadInputError
+
+
+class ConfigError(BadInputError):
+    """A ``genet run`` config is malformed: the message names the file, the key and the allowed values."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key. ``kind``: str, int, float, bool, list[str], path (a file or folder)."""
+    kind: str
+    default: Any
+    help: str
+    unit: str = ""
+    allowed: tuple = ()
+    minimum: float | None = None
+    pattern: str = ""  # regex a str must match (its meaning is in ``help``)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of known keys. ``named``: a table of user-named sub-tables, each with these keys."""
+    keys: dict
+    help: str
+    named: bool = False
+
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+METHODS = ("udr", "genet", "cl1", "cl2", "cl3")
+RANGES = ("rl1", "rl2", "rl3")
+
+
+def _policies(use_case: str, baselines: tuple[str, ...]) -> Table:
+    return Table(named=True, help=(
+        f"Learned {use_case.upper()} policies, one sub-table each: `[{use_case}.policies.NAME]`. NAME labels the "
+        f"policy in every table and names its model `export/{use_case}/NAME.onnx`. Give either `use` (a "
+        f"shipped or earlier ONNX model: training is skipped) or `method` (train with `genet train {use_case}`)."),
+        keys={
+            "use": Key("path", "", "ONNX model to use instead of training (e.g. `models/abr/genet.onnx`)"),
+            "method": Key("str", "", "training method (needed unless `use` is given)", allowed=METHODS),
+            "range": Key("str", "rl3", "config-space range of the UDR (initial) distribution", allowed=RANGES),
+            "steps": Key("int", 720000, "total environment steps of the training run", unit="transitions",
+                         minimum=1),
+            "seed": Key("int", None, "training seed (not given: `[run] seed`)", minimum=0),
+            "baseline": Key("str", "", f"baseline(s) of the curriculum's gap objective, comma-separated "
+                                       f"(not given: the command's default)", allowed=baselines),
+            "rounds": Key("int", None, "curriculum rounds (genet, cl2, cl3) or extra stages (cl1)",
+                          unit="count", minimum=0),
+            "trials": Key("int", None, "BO trials per round", unit="count", minimum=1),
+            "random_trials": Key("int", None, "random BO trials before the GP-guided ones", unit="count",
+                                 minimum=0),
+            "envs_per_trial": Key("int", None, "environments per BO trial", unit="count", minimum=1),
+            "real_traces": Key("list[str]", [], "trace sets (names from `[traces]`) mixed into training"),
+            "real_prob": Key("float", None, "probability of training on a real trace", unit="0-1", minimum=0),
+            "n_envs": Key("int", None, "environments per rollout", unit="count", minimum=1),
+            "steps_per_update": Key("int", None, "transitions per PPO update", unit="count", minimum=1),
+            "torch_threads": Key("int", 1, "torch intra-op threads (0 = every core)", unit="count", minimum=0),
+            "extra_args": Key("list[str]", [], "further `genet train` options, passed verbatim "
+                                               "(e.g. `[\"--entropy-rate\", \"0.002\"]`)"),
+        })
+
+
+def _use_case(use_case: str, baselines: tuple[str, ...], baseline_help: str, metric: str) -> Table:
+    sim_extra: dict = {}
+    if use_case == "abr":
+        sim_extra = {"compat": Key("str", "", "`genet` reproduces Genet's ABR simulator (`--compat genet`)",
+                                   allowed=("", "genet"))}
+    else:
+        sim_extra = {
+            "delay_ms": Key("float", None, "one-way delay for every trace (not given: the trace's own, else 25)",
+                            unit="ms", minimum=0),
+            "queue_packets": Key("int", None, "bottleneck queue for every trace (not given: the trace's own)",
+                                 unit="packets", minimum=1),
+        }
+    emu_default_delay = 40.0 if use_case == "abr" else None
+    return Table(help=f"The {use_case.upper()} use case (omit the table to leave it out). Reward column: `{metric}`.",
+                 keys={
+        "baselines": Key("list[str]", list(baselines[:2]), baseline_help, pattern=(
+            r"^(bba|mpc|optimal)$" if use_case == "abr" else r"^(bbr|cubic|const:[0-9.]+)$")),
+        "video": Key("path", "", "video chunk-size folder (`video_size_0..5`; not given: the commands' default, "
+                                 "`../shared/video/envivio` or `GENET_VIDEO_DIR`)") if use_case == "abr" else None,
+        "policies": _policies(use_case, baselines[:2]),
+        "simulate": Table(help=f"`genet eval {use_case}` on each trace set.", keys={
+            "enabled": Key("bool", True, "run this stage for this use case"),
+            "traces": Key("list[str]", [], "trace sets (names from `[traces]`) to evaluate on"),
+            "policies": Key("list[str]", [], "policy names and baselines to evaluate (not given: all of them)"),
+            **sim_extra,
+        }),
+        "emulate": Table(help=f"`genet emulate {use_case}`: real programs over trace-driven emulated links (root).",
+                         keys={
+            "enabled": Key("bool", True, "run this stage for this use case"),
+            "traces": Key("list[str]", [], "trace sets to emulate (each run lasts its trace/video in real time: "
+                                           "keep them small, e.g. a `from` set of 2-3 traces)"),
+            "policies": Key("list[str]", [], "policy names and baselines to emulate (not given: all of them "
+                                             "but `optimal`)"),
+            "backend": Key("str", "netns", "emulation backend", allowed=("netns", "mahimahi", "mininet")),
+            "delay_ms": Key("float", emu_default_delay, "one-way propagation delay (not given: the trace's own)"
+                            if use_case == "cc" else "one-way delay (RTT = 2 x delay; Pensieve/Genet: 40)",
+                            unit="ms", minimum=0),
+            "repeats": Key("int", 1, "runs per (policy, trace)", unit="count", minimum=1),
+            "jobs": Key("int", 2, "emulated links at once", unit="count", minimum=1),
+            **({"queue_packets": Key("int", None, "bottleneck queue (not given: the trace's own)",
+                                     unit="packets", minimum=1)} if use_case == "cc" else
+               {"video": Key("str", "", "`sized` (the chunk-size table) or a folder made by "
+                                        "`genet player make-video` (not given: the command's default)")}),
+            "extra_args": Key("list[str]", [], f"further `genet emulate {use_case}` options, verbatim"),
+        }),
+        "deploy": Table(help="A campaign on the local SSH testbed, or on `[deploy] inventory`'s hosts (runs only when "
+                              "this table is in the config).", keys={
+            "enabled": Key("bool", True, "run this stage for this use case"),
+            **({"video": Key("str", "", "video name on the hosts (`genet deploy push --video`; not given: "
+                                        "the campaign's default, envivio)")} if use_case == "abr" else {}),
+            "schemes": Key("list[str]", [], "policy names and baselines to run (not given: every policy and "
+                                            "baseline of this use case)"),
+            "repetitions": Key("int", 5, "rounds: every scheme once on every path per round", unit="count",
+                               minimum=1),
+            "duration_s": Key("float", 20.0, "length of one run (CC; ABR plays the whole video)", unit="s",
+                              minimum=1),
+            "paths": Key("list[str]", [], "path names of the inventory to run on (not given: every path)"),
+            "seed": Key("int", None, "seed of each round's shuffled order (not given: `[run] seed`)", minimum=0),
+            "timeout_s": Key("float", None, "a run ends (failed) after this (not given: the campaign's default, "
+                                            "duration + 30 s)", unit="s", minimum=1),
+            "campaign": Key("path", "", "a campaign file to use as is instead of the generated one"),
+        }),
+    })
+
+
+SCHEMA = Table(help="A `genet run` config (TOML).", keys={
+    "run": Table(help="The run as a whole.", keys={
+        "name": Key("str", "run", "name of the run (the report's title; default output folder `runs/NAME`)",
+                    pattern=NAME_RE),
+        "seed": Key("int", 0, "master seed: trace generation and training unless a section sets its own",
+                    minimum=0),
+        "out": Key("path", "", "run folder (`genet run --out` overrides; not given: `runs/NAME`)"),
+    }),
+    "traces": Table(named=True, help=(
+        "Named trace sets, one sub-table each: `[traces.NAME]`, with exactly one of `gen` (generate), `fetch` "
+        "(download a public set), `path` (a folder you have) or `from` (the first `n` files of another set). "
+        "Stage folder: `traces/NAME`."), keys={
+        "gen": Key("str", "", "generate synthetic Genet environments of this use case (`genet traces gen`)",
+                   allowed=("abr", "cc")),
+        "range": Key("str", "rl3", "config-space range of `gen`", allowed=RANGES),
+        "n": Key("int", 10, "number of traces (`gen`, `from`)", unit="count", minimum=1),
+        "seed": Key("int", None, "seed of `gen` (not given: `[run] seed`)", minimum=0),
+        "format": Key("str", "json", "file format of `gen`", allowed=("pensieve", "mahimahi", "json", "csv")),
+        "fetch": Key("str", "", "public dataset name (`genet traces fetch --list`)"),
+        "base_url": Key("str", "", "mirror for `fetch` (`--base-url`)"),
+        "path": Key("path", "", "an existing trace folder or file"),
+        "from": Key("str", "", "another set's name: take its first `n` trace files (sorted by path)"),
+    }),
+    "abr": _use_case("abr", ("bba", "mpc", "optimal"),
+                     "rule-based ABR baselines run beside the policies: bba, mpc (RobustMPC), optimal "
+                     "(offline optimum; simulation only)", "qoe (per-trace total QoE)"),
+    "cc": _use_case("cc", ("bbr", "cubic", "const:MBPS"),
+                    "CC baselines run beside the policies: bbr, cubic, const:MBPS", "reward (Genet's form)"),
+    "deploy": Table(help="Where the deploy stage runs.", keys={
+        "inventory": Key("path", "", "inventory TOML of real hosts and paths (not given: the local SSH "
+                                     "testbed, `genet deploy testbed up`)"),
+        "testbed_hosts": Key("int", 3, "hosts of the local SSH testbed", unit="count", minimum=2),
+        "testbed_paths": Key("path", "", "paths file of the local testbed (`--paths`; not given: p1 constant "
+                                         "12 Mbit/s 20 ms, p2 an FCC trace at 40 ms, p3 cellular, deep queue)"),
+        "push_args": Key("list[str]", [], "further `genet deploy push` options, verbatim (e.g. "
+                                          "`[\"--wheelhouse\", \"wheels\"]`)"),
+        "run_args": Key("list[str]", [], "further `genet deploy run` options, verbatim (e.g. `[\"--accept-new\"]`)"),
+    }),
+    "report": Table(help="The report stage.", keys={
+        "title": Key("str", "", "title of the report (not given: `[run] name`)"),
+    }),
+})
+
+
+def _drop_none(table: Table) -> Table:
+    return Table(keys={k: (_drop_none(v) if isinstance(v, Table) else v) for k, v in table.keys.items()
+                       if v is not None}, help=table.help, named=table.named)
+
+
+SCHEMA = _drop_none(SCHEMA)
+STAGES = ("traces", "train", "export", "simulate", "emulate", "deploy", "report")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation
+
+def _kind_ok(key: Key, value: Any) -> bool:
+    if key.kind == "bool":
+        return isinstance(value, bool)
+    if key.kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if key.kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key.kind in ("str", "path"):
+        return isinstance(value, str)
+    if key.kind == "list[str]":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    raise AssertionError(key.kind)
+
+
+def _expected(key: Key) -> str:
+    what = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
+            "path": "a path (string)", "list[str]": "a list of strings"}[key.kind]
+    if key.minimum is not None:
+        what += f" >= {key.minimum:g}"
+    if key.unit:
+        what += f" ({key.unit})"
+    if key.allowed:
+        what += "; allowed: " + ", ".join(repr(a) for a in key.allowed)
+    return what
+
+
+def _fill(table: Table, data: Any, where: str, source: str) -> dict:
+    """``data`` checked against ``table``, with defaults filled in (a new dict)."""
+    label = f"[{where}]" if where else "the top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {label} must be a table")
+    if table.named:
+        out = {}
+        for name, sub in data.items():
+            if not re.match(NAME_RE, name):
+                raise ConfigError(f"{source}: [{where}.{name}]: names are letters, digits, '_', '.', '-'")
+            out[name] = _fill(Table(table.keys, table.help), sub, f"{where}.{name}", source)
+        return out
+    unknown = sorted(set(data) - set(table.keys))
+    if unknown:
+        raise ConfigError(f"{source}: {label}: unknown key {unknown[0]!r}; allowed: {', '.join(table.keys)}")
+    out = {}
+    for name, key in table.keys.items():
+        kname = f"{where}.{name}" if where else name
+        if isinstance(key, Table):
+            if name in data:
+                out[name] = _fill(key, data[name], kname, source)
+            elif key.named:
+                out[name] = {}
+            elif where == "" and name in ("abr", "cc"):
+                out[name] = None  # use case left out
+            else:
+                out[name] = _fill(key, {}, kname, source)
+            continue
+        if name not in data:
+            out[name] = copy.deepcopy(key.default)
+            continue
+        value = data[name]
+        at = f"{source}: [{where}] {name}" if where else f"{source}: {name}"
+        if not _kind_ok(key, value):
+            raise ConfigError(f"{at}: expected {_expected(key)}, got {value!r}")
+        if key.kind == "float":
+            value = float(value)
+        if key.minimum is not None and value < key.minimum:
+            raise ConfigError(f"{at}: expected {_expected(key)}, got {value!r}")
+        if key.allowed:
+            items = value.split(",") if (name == "baseline" and value) else [value]
+            for item in items:
+                if item not in key.allowed and not (item.startswith("const:") and "const:MBPS" in key.allowed):
+                    raise ConfigError(f"{at}: {item!r} is not allowed; allowed: "
+                                      + ", ".join(repr(a) for a in key.allowed))
+        if key.pattern:
+            for item in (value if isinstance(value, list) else [value]):
+                if not re.match(key.pattern, item):
+                    raise ConfigError(f"{at}: {item!r} is not allowed ({key.help})")
+        out[name] = value
+    return out
+
+
+def validate(data: dict, source: str = "config", base_dir: Path | None = None) -> dict:
+    """Check a parsed config against :data:`SCHEMA` and the cross-references between sections; return
+    it with every default filled in. ``base_dir``: folder relative paths are tried against first."""
+    cfg = _fill(SCHEMA, data, "", source)
+    sets = cfg["traces"]
+    if cfg["abr"] is None and cfg["cc"] is None:
+        raise ConfigError(f"{source}: no use case: add an [abr] or a [cc] table (or both)")
+    for name, s in sets.items():
+        kinds = [k for k in ("gen", "fetch", "path", "from") if s[k]]
+        if len(kinds) != 1:
+            raise ConfigError(f"{source}: [traces.{name}]: give exactly one of gen, fetch, path, from "
+                              f"(got {', '.join(kinds) or 'none'})")
+        if s["from"]:
+            if s["from"] not in sets or s["from"] == name:
+                raise ConfigError(f"{source}: [traces.{name}] from: {s['from']!r} is not another trace set; "
+                                  f"sets: {', '.join(sets)}")
+            if sets[s["from"]]["from"]:
+                raise ConfigError(f"{source}: [traces.{name}] from: {s['from']!r} is itself a `from` set; "
+                                  f"take from a gen, fetch or path set")
+        if s["path"]:
+            s["path"] = str(resolve_path(s["path"], base_dir, f"{source}: [traces.{name}] path"))
+
+    def check_sets(names: list[str], where: str) -> None:
+        for n in names:
+            if n not in sets:
+                raise ConfigError(f"{source}: [{where}]: trace set {n!r} is not defined; defined sets: "
+                                  f"{', '.join(sets) or 'none (add [traces.NAME] tables)'}")
+
+    for uc in ("abr", "cc"):
+        u = cfg[uc]
+        if u is None:
+            continue
+        if "deploy" not in data.get(uc, {}):
+            u["deploy"]["enabled"] = False  # a use case is deployed only when its config has a deploy table
+        if uc == "abr" and u["video"]:
+            u["video"] = str(resolve_path(u["video"], base_dir, f"{source}: [abr] video"))
+        for pname, p in u["policies"].items():
+            where = f"{uc}.policies.{pname}"
+            if pname in ("bba", "mpc", "optimal", "bbr", "cubic") or pname.startswith("const"):
+                raise ConfigError(f"{source}: [{where}]: {pname!r} is a baseline's name; name the policy otherwise")
+            if bool(p["use"]) == bool(p["method"]):
+                raise ConfigError(f"{source}: [{where}]: give either use (an ONNX model) or method "
+                                  f"(one of {', '.join(METHODS)}), not {'both' if p['use'] else 'neither'}")
+            if p["use"]:
+                p["use"] = str(resolve_path(p["use"], base_dir, f"{source}: [{where}] use"))
+            check_sets(p["real_traces"], f"{where}] real_traces")
+        check_sets(u["simulate"]["traces"], f"{uc}.simulate] traces")
+        check_sets(u["emulate"]["traces"], f"{uc}.emulate] traces")
+        known = set(u["policies"]) | set(u["baselines"])
+        for where, names in (("deploy] schemes", u["deploy"]["schemes"]), ("simulate] policies",
+                             u["simulate"]["policies"]), ("emulate] policies", u["emulate"]["policies"])):
+            for s in names:
+                if s not in known:
+                    raise ConfigError(f"{source}: [{uc}.{where}: {s!r} is neither a policy nor a baseline "
+                                      f"of [{uc}]; allowed: {', '.join(sorted(known))}")
+        if u["deploy"]["campaign"]:
+            u["deploy"]["campaign"] = str(resolve_path(u["deploy"]["campaign"], base_dir,
+                                                       f"{source}: [{uc}.deploy] campaign"))
+    for key in ("inventory", "testbed_paths"):
+        if cfg["deploy"][key]:
+            cfg["deploy"][key] = str(resolve_path(cfg["deploy"][key], base_dir, f"{source}: [deploy] {key}"))
+    return cfg
+
+
+def resolve_path(value: str, base_dir: Path | None, what: str) -> Path:
+    """A relative path is tried against the config file's folder, then the current directory."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        candidates = [p]
+    else:
+        candidates = ([base_dir / p] if base_dir else []) + [Path.cwd() / p]
+    for c in candidates:
+        if c.exists():
+            return c.resolve()
+    raise ConfigError(f"{what}: {value!r} does not exist (tried {', '.join(str(c) for c in candidates)})")
+
+
+def load(path: str | Path) -> tuple[dict, str]:
+    """Read and validate a config file; return (config with defaults, the file's text)."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return validate(data, str(path), path.resolve().parent), text
+
+
+# ---------------------------------------------------------------------------------------------------
+# The reference page
+
+def _default_text(key: Key) -> str:
+    if key.default is None or key.default == "" or key.default == []:
+        return "—"
+    if isinstance(key.default, bool):
+        return "true" if key.default else "false"
+    if isinstance(key.default, str):
+        return f'"{key.default}"'
+    if isinstance(key.default, list):
+        return "[" + ", ".join(f'"{v}"' for v in key.default) + "]"
+    return f"{key.default:g}" if isinstance(key.default, float) else str(key.default)
+
+
+def render_markdown() -> str:
+    """``docs/run-config.md``: every table and key of :data:`SCHEMA`."""
+    lines = ["# `genet run` config reference", "",
+             "<!-- generated from genet/run/schema.py by `python -m genet.run.schema > docs/run-config.md`; "
+             "a test checks it is up to date -->", "",
+             "A run config is a TOML file. `genet run CONFIG.toml` validates all of it before anything runs "
+             "(an error names the key and the allowed values), then runs the stages "
+             + ", ".join(f"`{s}`" for s in STAGES) + ", each in its own folder of the run folder. "
+             "Relative paths are tried against the config file's folder, then the current directory. "
+             "Examples: `examples/quickstart.toml`, `examples/paper.toml`, `examples/remote.toml`.", ""]
+
+    def walk(table: Table, where: str) -> None:
+        title = where if not table.named else f"{where}.NAME"
+        lines.extend([f"## `[{title}]`", "", table.help, ""])
+        rows = [(n, k) for n, k in table.keys.items() if isinstance(k, Key)]
+        if rows:
+            lines.extend(["| key | type | unit | default | allowed | meaning |", "|---|---|---|---|---|---|"])
+            for n, k in rows:
+                allowed = ", ".join(f"`{a}`" if a else '`""`' for a in k.allowed)
+                lines.append(f"| `{n}` | {k.kind} | {k.unit or '—'} | {_default_text(k)} | {allowed or '—'} | "
+                             f"{k.help} |")
+            lines.append("")
+        for n, k in table.keys.items():
+            if isinstance(k, Table):
+                walk(k, f"{title}.{n}")
+
+    for name, table in SCHEMA.keys.items():
+        walk(table, name)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render_markdown())

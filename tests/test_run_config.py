@@ -1,0 +1,112 @@
+"""`genet run` config: the schema is the one definition (docs page generated from it), validation names the key
+and the allowed values, and the shipped examples validate."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from conftest import REPO, SHARED
+from genet.errors import BadInputError
+from genet.run import schema
+
+
+def check(text: str, tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    return schema.load(p)[0]
+
+
+MINIMAL = """
+[traces.t]
+gen = "cc"
+n = 2
+[cc]
+[cc.simulate]
+traces = ["t"]
+"""
+
+
+def test_docs_page_is_the_schema_rendering():
+    page = (REPO / "docs" / "run-config.md").read_text()
+    assert page.strip() == schema.render_markdown().strip(), \
+        "docs/run-config.md is stale: python -m genet.run.schema > docs/run-config.md"
+    for key in ("delay_ms", "steps", "use", "repetitions", "inventory", "from"):
+        assert f"| `{key}` |" in page
+
+
+def test_help_points_at_the_schema_page(capsys):
+    from genet.cli import main
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "docs/run-config.md" in capsys.readouterr().out
+
+
+def test_defaults_are_filled(tmp_path):
+    cfg = check(MINIMAL, tmp_path)
+    assert cfg["run"]["seed"] == 0 and cfg["abr"] is None
+    assert cfg["cc"]["baselines"] == ["bbr", "cubic"]
+    assert cfg["cc"]["emulate"]["backend"] == "netns" and cfg["cc"]["deploy"]["enabled"] is False
+    assert cfg["traces"]["t"]["range"] == "rl3"
+
+
+@pytest.mark.parametrize("text, needles", [
+    (MINIMAL + "[cc.emulate]\ndelay_ms = 'x'\n", ["[cc.emulate] delay_ms", "a number", "ms"]),
+    (MINIMAL + "[cc.emulate]\nbackend = 'ns3'\n", ["[cc.emulate] backend", "'netns'", "'mahimahi'", "'mininet'"]),
+    (MINIMAL + "[cc.emulate]\ndelay = 4\n", ["[cc.emulate]", "unknown key 'delay'", "delay_ms"]),
+    (MINIMAL + "[cc.policies.p]\nmethod = 'ppo'\n", ["[cc.policies.p] method", "'udr'", "'genet'", "'cl3'"]),
+    (MINIMAL + "[cc.policies.p]\nmethod = 'udr'\nsteps = 0\n", ["[cc.policies.p] steps", ">= 1"]),
+    (MINIMAL + "[cc.policies.p]\n", ["[cc.policies.p]", "either use", "or method"]),
+    (MINIMAL.replace('traces = ["t"]', 'traces = ["nope"]'), ["[cc.simulate] traces", "'nope'", "defined sets: t"]),
+    (MINIMAL + "[cc.policies.p]\nuse = 'no/such/model.onnx'\n", ["[cc.policies.p] use", "does not exist"]),
+    ("[traces.t]\ngen = 'cc'\npath = 'x'\n[cc]\n", ["[traces.t]", "exactly one of gen, fetch, path, from"]),
+    ("[traces.t]\ngen = 'cc'\n", ["no use case"]),
+    (MINIMAL + "[cc.deploy]\nschemes = ['vegas2']\n", ["[cc.deploy] schemes", "'vegas2'", "bbr, cubic"]),
+    (MINIMAL.replace("[cc]", "[cc]\nbaselines = ['reno']"), ["[cc] baselines", "'reno'"]),
+    (MINIMAL + "[run]\nseed = -1\n", ["[run] seed", ">= 0"]),
+])
+def test_errors_name_the_key_and_what_is_allowed(tmp_path, text, needles):
+    with pytest.raises(schema.ConfigError) as info:
+        check(text, tmp_path)
+    assert isinstance(info.value, BadInputError)
+    msg = str(info.value)
+    assert str(tmp_path / "c.toml") in msg
+    for n in needles:
+        assert n in msg, (n, msg)
+
+
+def test_not_toml_names_the_file(tmp_path):
+    with pytest.raises(schema.ConfigError, match="not valid TOML"):
+        check("[run\nname=", tmp_path)
+
+
+def test_cli_reports_a_bad_config_in_one_line_before_anything_runs(tmp_path, capsys):
+    from genet.cli import main
+    p = tmp_path / "c.toml"
+    p.write_text(MINIMAL + "[cc.emulate]\njobs = 0\n")
+    assert main(["run", str(p), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "[cc.emulate] jobs" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_stage_flags_are_checked(tmp_path, capsys):
+    from genet.cli import main
+    p = tmp_path / "c.toml"
+    p.write_text(MINIMAL)
+    assert main(["run", str(p), "--only", "simulation", "--out", str(tmp_path / "o")]) == 1
+    assert "traces, train, export, simulate, emulate, deploy, report" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["quickstart", "paper", "remote"])
+def test_examples_validate(name, monkeypatch):
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} not present: the examples read the shipped trace sets from ../shared")
+    monkeypatch.chdir(REPO)
+    path = REPO / "examples" / f"{name}.toml"
+    tomllib.loads(path.read_text())
+    cfg, _ = schema.load(path)
+    assert cfg["abr"] and cfg["cc"]
+    if name == "remote":
+        assert cfg["deploy"]["inventory"]

@@ -1,0 +1,298 @@
+"""`genet run` end to end on tiny configs: real `genet` commands as subprocesses, hashing (a rerun redoes only
+what changed), resume after SIGKILL (same result as an uninterrupted run), stages this build lacks reported as
+such, the progress display, and the report opened in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from genet.run import engine, plan, schema
+from genet.run.progress import Progress
+
+TINY = """
+[run]
+name = "tiny"
+seed = 3
+
+[traces.abr-syn]
+gen = "abr"
+range = "rl2"
+n = 2
+
+[traces.cc-syn]
+gen = "cc"
+range = "rl3"
+n = 2
+
+[abr]
+baselines = ["bba", "mpc"]
+[abr.policies.udr]
+method = "udr"
+range = "rl2"
+steps = 768
+n_envs = 4
+steps_per_update = 384
+[abr.policies.shipped]
+use = "{repo}/models/abr/genet.onnx"
+[abr.simulate]
+traces = ["abr-syn"]
+
+[cc]
+baselines = ["bbr", "cubic"]
+[cc.policies.shipped]
+use = "{repo}/models/cc/genet.onnx"
+[cc.simulate]
+traces = ["cc-syn"]
+"""
+
+
+def genet_run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "genet.cli", "run", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def done_records(out: Path) -> dict[str, dict]:
+    return {f"{p.parent.name}/{p.name[:-len('.done.json')]}": json.loads(p.read_text())
+            for p in (out / "state").rglob("*.done.json")}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    if not (REPO.parent / "shared" / "video" / "envivio").is_dir() and not os.environ.get("GENET_VIDEO_DIR"):
+        pytest.skip("no ABR video chunk sizes (../shared/video/envivio or GENET_VIDEO_DIR)")
+    d = tmp_path_factory.mktemp("run")
+    cfg = d / "tiny.toml"
+    cfg.write_text(TINY.format(repo=REPO))
+    r = genet_run(str(cfg), "--out", str(d / "out"), cwd=d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return cfg, d / "out", r
+
+
+def test_every_stage_that_can_run_runs_with_its_own_folder(tiny_run):
+    cfg, out, r = tiny_run
+    for folder in ("traces/abr-syn", "train/abr-udr", "export/abr-udr", "export/abr-shipped", "simulate/abr-abr-syn",
+                   "simulate/cc-cc-syn", "report", "logs/train"):
+        assert (out / folder).is_dir(), folder
+    assert (out / "export" / "abr-udr" / "udr.onnx").stat().st_size > 1000
+    assert (out / "train" / "abr-udr" / "learning_curve.csv").is_file()
+    rows = list(csv.DictReader(open(out / "simulate" / "abr-abr-syn" / "results.csv")))
+    assert {row["policy"] for row in rows} == {"udr", "shipped", "bba", "mpc"} and len(rows) == 8
+    # the commands a user would type, recorded per item
+    rec = done_records(out)
+    assert rec["train/abr-udr"]["commands"][0].startswith("genet train abr --method udr --range rl2 --steps 768")
+    assert "time per stage" in r.stdout and "report:" in r.stdout
+    # the shipped model was used as is: training skipped
+    assert not (out / "train" / "abr-shipped").exists()
+    assert (out / "export" / "abr-shipped" / "shipped.onnx").read_bytes() == (REPO / "models/abr/genet.onnx").read_bytes()
+
+
+def test_rerun_redoes_nothing_and_a_change_redoes_only_what_depends_on_it(tiny_run, tmp_path):
+    cfg, out, _ = tiny_run
+    before = done_records(out)
+    r = genet_run(str(cfg), "--out", str(out), cwd=cfg.parent)
+    assert r.returncode == 0, r.stderr
+    assert done_records(out) == before
+    assert r.stdout.count("up to date (skipped)") == len(before)
+    # change the CC simulation only: train/export/ABR untouched; CC simulate and the report redone
+    changed = cfg.parent / "changed.toml"
+    changed.write_text(cfg.read_text().replace('traces = ["cc-syn"]', 'traces = ["cc-syn"]\ndelay_ms = 30'))
+    dry = genet_run(str(changed), "--out", str(out), "--dry-run", cwd=cfg.parent)
+    assert "cc-cc-syn: will run" in dry.stdout and "abr-udr: up to date" in dry.stdout
+    r = genet_run(str(changed), "--out", str(out), cwd=cfg.parent)
+    assert r.returncode == 0, r.stderr
+    after = done_records(out)
+    redone = {k for k in after if after[k] != before.get(k)}
+    assert redone == {"simulate/cc-cc-syn", "report/report"}
+    assert "--delay-ms 30" in after["simulate/cc-cc-syn"]["commands"][0]
+
+
+def test_only_and_from_need_upstream_outputs(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(TINY.format(repo=REPO))
+    r = genet_run(str(cfg), "--out", str(tmp_path / "fresh"), "--only", "simulate", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "needs traces/abr-syn, which has not run" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_dry_run_prints_stages_commands_and_time_and_runs_nothing(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(TINY.format(repo=REPO))
+    r = genet_run(str(cfg), "--out", str(tmp_path / "o"), "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for needle in ("traces:", "train:", "export:", "simulate:", "emulate:", "deploy:", "report:",
+                   "genet train abr --method udr", "genet eval cc --traces", "estimated time:"):
+        assert needle in r.stdout, needle
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_stage_this_build_lacks_is_reported_not_faked(tmp_path, monkeypatch):
+    text = TINY.format(repo=REPO) + '[cc.emulate]\ntraces = ["cc-syn"]\n[cc.deploy]\nrepetitions = 1\n'
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(text)
+    cfg, _ = schema.load(cfg_path)
+    monkeypatch.setattr(plan, "registered", lambda *path: path[0] not in ("emulate", "deploy"))
+    items = plan.build(cfg, tmp_path / "o")
+    (emu,) = items["emulate"]
+    (dep,) = items["deploy"]
+    assert emu.unavailable == "not available in this build (`genet emulate cc` is not registered)"
+    assert "not available in this build" in dep.unavailable
+    # the command it would run is the one issue 12 specifies
+    assert emu.steps[0][:3] == ["emulate", "cc", "--policy"] and "--traces" in emu.steps[0]
+    text_plan = engine.Runner(items, tmp_path / "o").describe(list(schema.STAGES))
+    assert "cc-cc-syn: not available in this build" in text_plan
+
+
+def test_the_real_argparse_tree_decides_availability():
+    assert plan.registered("traces", "gen") and plan.registered("eval", "cc") and plan.registered("run")
+    assert not plan.registered("emulate", "no-such-command")
+
+
+KILL = """
+[run]
+name = "kill"
+seed = 5
+[traces.a]
+gen = "cc"
+n = 6
+[traces.b]
+gen = "cc"
+n = 6
+seed = 6
+[traces.c]
+gen = "cc"
+n = 6
+seed = 7
+[cc]
+baselines = ["bbr", "cubic", "const:4"]
+[cc.simulate]
+traces = ["a", "b", "c"]
+"""
+
+
+def _rows(path: Path) -> list[tuple]:
+    return sorted(tuple(r.items()) for r in csv.DictReader(open(path)))
+
+
+def test_a_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one(tmp_path):
+    cfg = tmp_path / "kill.toml"
+    cfg.write_text(KILL)
+    ref = genet_run(str(cfg), "--out", str(tmp_path / "ref"), cwd=tmp_path)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "genet.cli", "run", str(cfg), "--out", str(out)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    killed_in = None
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and killed_in is None:
+            for name in ("cc-a", "cc-b", "cc-c"):
+                jsonl = out / "simulate" / name / "results.jsonl"
+                started = out / "state" / "simulate" / f"{name}.started.json"
+                if started.is_file() and jsonl.is_file() and jsonl.read_text().count("\n") >= 1:
+                    os.killpg(proc.pid, signal.SIGKILL)  # `genet run` and its `genet eval cc` child
+                    killed_in = name
+                    break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None and killed_in is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert killed_in, "the run ended before it could be killed in the middle of an evaluation"
+    assert not (out / "state" / "simulate" / f"{killed_in}.done.json").exists()
+    partial = (out / "simulate" / killed_in / "results.jsonl").read_text().count("\n")
+    assert 1 <= partial < 18
+    r = genet_run(str(cfg), "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rec = done_records(out)
+    assert rec[f"simulate/{killed_in}"]["resumed"] is True
+    log = (out / "logs" / "simulate" / f"{killed_in}.log").read_text()
+    assert "resuming simulate/" in log
+    for name in ("cc-a", "cc-b", "cc-c"):
+        assert _rows(out / "simulate" / name / "results.csv") == _rows(tmp_path / "ref" / "simulate" / name /
+                                                                     "results.csv"), name
+    # the report's tables are the same too (provenance and timings aside)
+    head = lambda p: p.read_text().split("## Stages")[0].replace(str(p.parents[1]), "RUN")  # noqa: E731
+    assert head(out / "report" / "report.md") == head(tmp_path / "ref" / "report" / "report.md")
+    assert rec["traces/a"] == json.loads((out / "state" / "traces" / "a.done.json").read_text())
+
+
+def test_progress_is_one_status_line_on_a_terminal_and_plain_lines_otherwise():
+    plain = io.StringIO()
+    p = Progress(10.0, plain, tty=False)
+    p.stage_start("simulate", "4/7", 2)
+    p.item_start("cc-a", "1/2", 4.0, "genet eval cc ...")
+    p.item_output("some output\n")
+    p.item_end(4.0, "done", 8.0)
+    text = plain.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    assert "== stage 4/7 simulate" in text and "cc-a: genet eval cc ... (est 0:04, ETA 0:10)" in text
+    assert "cc-a: done in 0:08" in text
+    # the finished item took twice its estimate: the remaining estimate doubles
+    assert p.eta_s() == pytest.approx(12.0)
+    tty = io.StringIO()
+    p = Progress(10.0, tty, tty=True)
+    p.stage_start("simulate", "4/7", 1)
+    p.item_start("cc-a", "1/1", 4.0, "genet eval cc ...")
+    p._last_draw = 0
+    p.item_output("trace 3/6")
+    assert "\r\x1b[K[4/7 simulate] 1/1 cc-a" in tty.getvalue() and "ETA" in tty.getvalue()
+    assert "trace 3/6" in tty.getvalue()
+
+
+def test_report_tables_and_figures(tiny_run):
+    _, out, _ = tiny_run
+    md = (out / "report" / "report.md").read_text()
+    headline = md.split("### ABR")[1].split("###")[0]
+    for pol in ("udr", "shipped", "bba", "mpc"):
+        assert f"| {pol} |" in headline
+    assert "simulation (abr-syn)" in headline and "Emulation: not run" in headline
+    assert "Table 6 form" in md and "Table 7 form" in md and "learning curves" in md
+    html = (out / "report" / "index.html").read_text()
+    assert "<img" in html and 'src="http' not in html and "src='http" not in html  # self-contained
+    assert html.count("data:image/png;base64,") == html.count("<img")
+    assert "genet train abr --method udr" in html and "Provenance" in html
+
+
+def test_report_in_headless_chromium(tiny_run):
+    pytest.importorskip("selenium", reason="selenium is in the test extras")
+    if not (shutil.which("chromium") and Path("/usr/bin/chromedriver").exists()):
+        pytest.skip("chromium / chromium-driver not installed (scripts/provision.sh installs them when root)")
+    os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must not try to download a driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    _, out, _ = tiny_run
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get((out / "report" / "index.html").as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
+        assert len(images) >= 4
+        broken = [alt for complete, width, alt in images if not (complete and width > 0)]
+        assert not broken, broken
+        for uc, policies in (("abr", {"udr", "shipped", "bba", "mpc"}), ("cc", {"shipped", "bbr", "cubic"})):
+            cells = driver.execute_script(
+                f"return Array.from(document.querySelectorAll('#headline-{uc} tbody tr'))"
+                ".map(r => r.cells[0].textContent)")
+            assert set(cells) == policies, (uc, cells)
+        shot = out / "report" / "screenshot.png"
+        driver.save_screenshot(str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10000
+    finally:
+        driver.quit()
