@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = [
     "genet.cc.cli",
     "genet.train_cli",
     "emulation.cli",
+    "sender.cli",
     "genet.demo",
     "genet.run.cli",
 ]

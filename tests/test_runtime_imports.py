@@ -21,6 +21,12 @@ RUNTIME_MODULES = [
     "genet.cc.monitor",
     "genet.cc.reward",
     "genet.cc.registry",
+    "sender",
+    "sender.wire",
+    "sender.receiver",
+    "sender.udp_sender",
+    "sender.kernel",
+    "sender.cli",
 ]
 
 
@@ -35,6 +41,14 @@ def _loaded_heavy(code: str) -> list[str]:
 @pytest.mark.parametrize("module", RUNTIME_MODULES)
 def test_runtime_module_loads_no_heavy_package(module):
     assert _loaded_heavy(f"import {module}") == []
+
+
+def test_the_sender_commands_load_no_heavy_package():
+    code = ("from genet.cli import build_parser\n"
+            "build_parser().parse_args(['sender', 'send', '--to', '127.0.0.1:9', '--policy', 'const:1', "
+            "'--duration-s', '1'])\n"
+            "import sender.udp_sender, sender.receiver")
+    assert _loaded_heavy(code) == []
 
 
 def test_loading_an_onnx_aurora_policy_loads_no_simulator(repo_dir):

@@ -288,3 +288,95 @@ class ObservationHistory:
         lo = np.array([FEATURE_BOUNDS[f][0] for f in self.features] * self.history_length, np.float32)
         hi = np.array([FEATURE_BOUNDS[f][1] for f in self.features] * self.history_length, np.float32)
         return lo, hi
+
+
+#: Packets a later ACK may overtake before an unacked packet is declared lost (reordering tolerance).
+LOSS_REORDER_PACKETS = 3
+#: Floor of the loss timeout (s).
+MIN_LOSS_TIMEOUT_S = 0.02
+
+
+class LossDetector:
+    """The loss rule of a real sender (where the simulator's oracle is not available).
+
+    The simulator declares a packet lost when its ACK would have arrived (the
+    link is FIFO, so: when the ACK of the packet after it arrives). A real
+    sender applies that rule with a reordering tolerance: a packet is lost
+    once ACKs of :data:`LOSS_REORDER_PACKETS` later packets have arrived, or —
+    when no later ACK comes — when it has been unacknowledged for longer than
+    PCC/UDT's timeout 2 x SRTT + 4 x RTTVar (EWMA 7/8 and 3/4 of the RTT
+    samples; before any sample, ``initial_timeout_s``), floored at
+    :data:`MIN_LOSS_TIMEOUT_S` (20 ms) so that scheduling jitter on a
+    sub-millisecond path does not turn late ACKs into losses. An ACK of a packet
+    already declared lost is ``late`` and an ACK seen twice is ``duplicate``:
+    both are counted and otherwise ignored.
+
+    ``on_sent(seq, t_s)``; ``on_ack(seq, t_s) -> rtt_s | None``; ``expired(t_s)``
+    and the return of ``on_ack`` give lost sequence numbers through ``pop_lost()``.
+    """
+
+    def __init__(self, initial_timeout_s: float = 1.0, reorder_packets: int = LOSS_REORDER_PACKETS):
+        self.inflight: dict[int, float] = {}
+        self.oldest = 0
+        self.next_seq = 0
+        self.srtt_s = 0.0
+        self.rttvar_s = 0.0
+        self.initial_timeout_s = initial_timeout_s
+        self.reorder = reorder_packets
+        self.lost: list[int] = []
+        self.late_acks = 0
+        self.duplicate_acks = 0
+        self._acked: set[int] = set()
+        self._lost: set[int] = set()
+
+    @property
+    def timeout_s(self) -> float:
+        if self.srtt_s <= 0:
+            return self.initial_timeout_s
+        return max(2.0 * self.srtt_s + 4.0 * self.rttvar_s, MIN_LOSS_TIMEOUT_S)
+
+    def on_sent(self, seq: int, t_s: float) -> None:
+        self.inflight[seq] = t_s
+        self.next_seq = seq + 1
+
+    def on_ack(self, seq: int, t_s: float) -> float | None:
+        sent = self.inflight.pop(seq, None)
+        if sent is None:
+            if seq in self._acked:
+                self.duplicate_acks += 1
+            else:
+                self.late_acks += 1
+            return None
+        self._acked.add(seq)
+        rtt = t_s - sent
+        if self.srtt_s == 0.0:
+            self.srtt_s, self.rttvar_s = rtt, rtt / 2.0
+        else:
+            self.rttvar_s = 0.75 * self.rttvar_s + 0.25 * abs(self.srtt_s - rtt)
+            self.srtt_s = 0.875 * self.srtt_s + 0.125 * rtt
+        limit = seq - self.reorder
+        while self.oldest < limit:
+            self._declare(self.oldest)
+        return rtt
+
+    def expired(self, t_s: float) -> None:
+        to = self.timeout_s
+        inflight = self.inflight
+        while self.oldest < self.next_seq:
+            sent = inflight.get(self.oldest)
+            if sent is None:
+                self.oldest += 1
+                continue
+            if t_s - sent <= to:
+                break
+            self._declare(self.oldest)
+
+    def _declare(self, seq: int) -> None:
+        if self.inflight.pop(seq, None) is not None:
+            self.lost.append(seq)
+            self._lost.add(seq)
+        self.oldest = seq + 1 if seq >= self.oldest else self.oldest
+
+    def pop_lost(self) -> list[int]:
+        out, self.lost = self.lost, []
+        return out

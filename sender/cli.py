@@ -1,0 +1,122 @@
+"""``genet sender receive | send`` (runtime install: numpy, onnxruntime, stdlib) and ``genet emulate cc``.
+
+``register`` imports nothing heavy; ``genet emulate cc`` is added to the ``emulate`` group that
+:mod:`emulation.cli` creates (so this module comes after it in ``genet.cli.SUBCOMMAND_MODULES``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from genet.errors import BadInputError
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ADDR:PORT, e.g. 10.0.0.1:9000")
+    try:
+        p = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: port {port!r} is not a number") from None
+    if not 0 < p < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: port must be 1-65535")
+    return host, p
+
+
+def register(subparsers, groups) -> None:
+    from genet.helpformat import HelpFormatter
+    sp = subparsers.add_parser("sender", help="UDP rate-controlled sender and receiver (Aurora ONNX, const:MBPS)",
+                               description="The sender/receiver pair that runs CC policies on real packets "
+                                           "(1500-byte packets, one ACK per packet).",
+                               formatter_class=HelpFormatter)
+    sub = sp.add_subparsers(dest="sender_command", metavar="COMMAND")
+    sp.set_defaults(func=lambda args: (sp.print_help(), 2)[1])
+    r = sub.add_parser("receive", help="acknowledge every packet of one session at a time",
+                       formatter_class=HelpFormatter)
+    r.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    r.add_argument("--port", type=int, default=9000, help="UDP port (0: any free one, printed)")
+    r.add_argument("--once", action="store_true", help="exit when the first session ends (FIN), like iperf3 -s -1")
+    r.add_argument("--duration-s", type=float, default=None, help="exit after this many seconds (not given: never)")
+    r.add_argument("--summary", metavar="FILE", default=None, help="write the receiver's counters as JSON here")
+    r.add_argument("--ready-file", metavar="FILE", default=None, help=argparse.SUPPRESS)
+    r.set_defaults(func=cmd_receive)
+    s = sub.add_parser("send", help="send paced UDP packets under a CC policy", formatter_class=HelpFormatter)
+    s.add_argument("--to", type=_address, required=True, metavar="ADDR:PORT", help="the receiver")
+    s.add_argument("--policy", required=True, help="PATH.onnx (an Aurora policy) or const:MBPS")
+    s.add_argument("--duration-s", type=float, required=True, help="how long to send (s)")
+    s.add_argument("--log", metavar="RUN.jsonl", default=None, help="per-interval log and run summary (JSONL)")
+    s.add_argument("--silence-timeout-s", type=float, default=5.0, help="stop, exit status 3, after this long "
+                                                                        "without an ACK (s)")
+    s.add_argument("--initial-rate-mbps", type=float, default=None,
+                   help="Aurora's starting rate (not given: 10 packets per --min-rtt-ms, else 1.2 Mbit/s)")
+    s.add_argument("--min-rtt-ms", type=float, default=None, help="the path's RTT when known (sets the start rate "
+                                                                  "as the simulator does)")
+    s.add_argument("--history-length", type=int, default=10, help="monitor intervals in the Aurora observation")
+    s.set_defaults(func=cmd_send)
+    _register_emulate_cc(subparsers)
+
+
+def cmd_receive(args) -> int:
+    from sender.receiver import receive_main
+    return receive_main(args.bind, args.port, args.once, args.duration_s, args.summary, args.ready_file)
+
+
+def cmd_send(args) -> int:
+    import json
+
+    from genet.cc.aurora import AuroraConfig
+    from genet.cc.registry import load_rate_policy
+    from sender.udp_sender import UdpSender
+    policy = load_rate_policy(args.policy, AuroraConfig(history_length=args.history_length,
+                                                        reward_normaliser="measured"))
+    snd = UdpSender(args.to, policy, args.duration_s, args.log, args.silence_timeout_s,
+                    initial_rate_mbps=args.initial_rate_mbps, min_rtt_ms=args.min_rtt_ms)
+    status, summary = snd.run()
+    print(json.dumps({k: v for k, v in summary.items() if k != "type"}), flush=True)
+    if status:
+        print(f"genet sender send: {summary['reason']}", file=sys.stderr)
+    return status
+
+
+def _register_emulate_cc(subparsers) -> None:
+    from genet.helpformat import HelpFormatter
+    em = subparsers.choices.get("emulate")
+    if em is None:
+        return
+    group = next((a for a in em._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if group is None:
+        return
+    p = group.add_parser("cc", help="CC policies and kernel TCP over trace-driven emulated links, beside the simulator",
+                         description="Run each (policy, trace, repeat) over its own emulated link (in real time) and "
+                                     "write results.csv/json with genet eval cc's columns, measured from the link's "
+                                     "own logs for every scheme alike, plus the simulator's figures (sim_*), "
+                                     "summary.txt, PNGs and a sim-vs-emulation gap table. Needs root.",
+                         formatter_class=HelpFormatter)
+    p.add_argument("--policy", action="append", default=None, metavar="POLICY",
+                   help="PATH.onnx, const:MBPS, bbr, cubic, tcp:NAME; repeat or comma-separate")
+    p.add_argument("--flows", default=None, metavar="P1,P2,...",
+                   help="run these policies as competing flows through one bottleneck (per-flow share, Jain index)")
+    p.add_argument("--traces", required=True, metavar="DIR", help="directory (or file) of traces")
+    p.add_argument("--backend", default="netns", choices=("netns", "mahimahi", "mininet"), help="link backend")
+    p.add_argument("--delay-ms", type=float, default=None, help="one-way delay (not given: the trace's, else 25 ms)")
+    p.add_argument("--queue-packets", type=float, default=None, help="uplink droptail queue (not given: the "
+                                                                     "trace's, else 10)")
+    p.add_argument("--loss-rate", type=float, default=None, help="uplink random loss 0-1 (not given: the trace's, "
+                                                                 "else 0)")
+    p.add_argument("--duration-s", type=float, default=None, help="cut each run to this many seconds (not given: "
+                                                                  "the trace's duration)")
+    p.add_argument("--repeats", type=int, default=1, help="runs per (policy, trace)")
+    p.add_argument("--jobs", type=int, default=1, help="links at once")
+    p.add_argument("--no-sim", action="store_true", help="skip the simulator's sim_* columns")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (resumable)")
+    p.set_defaults(func=cmd_emulate_cc)
+
+
+def cmd_emulate_cc(args) -> int:
+    from sender.emulate import run_emulate_cc
+    if not args.policy and not args.flows:
+        raise BadInputError("genet emulate cc: give --policy and/or --flows")
+    return run_emulate_cc(args)

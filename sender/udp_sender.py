@@ -1,0 +1,319 @@
+"""The UDP rate-controlled sender: paces 1500-byte packets at the policy's rate and
+runs the Aurora controller (:mod:`genet.cc.aurora`) on their ACKs.
+
+Loop (one thread): send every packet whose pacing time has come (at most
+:data:`MAX_BURST` at once; a sender more than :data:`MAX_LAG_S` behind resets its
+clock, keeping at most that much credit), drain ACKs, apply the loss rule
+(:class:`genet.cc.monitor.LossDetector`), and at the end of each monitor
+interval feed the :class:`~genet.cc.monitor.IntervalMonitor` record to the
+controller: observation -> policy -> action -> new rate (the same objects the
+simulator's environment uses). Between packets it waits in ``select`` on the
+socket (woken by ACKs) until :data:`SPIN_S` before the next send, then spins:
+a sleep/busy-wait hybrid accurate to a few microseconds.
+
+Log (JSONL, one line per record, flushed as written, so a crash or SIGKILL
+leaves a readable prefix; :func:`read_log` skips a cut last line):
+``{"type": "start", ...}``, one ``{"type": "mi", ...}`` per monitor interval
+(``t_s``, ``target_rate_mbps``, ``send_rate_mbps``, ``throughput_mbps``,
+``rtt_mean_ms``, ``rtt_min_ms``, ``loss_rate``, ``action``, ``reward``,
+packet counts, ``decision_us``: observation + policy + rate update), and a
+final ``{"type": "summary", ...}``.
+
+Stops: after ``duration_s``; when no ACK has come for ``silence_timeout_s``
+(exit status 3, reason in the summary); on SIGINT/SIGTERM (status 128 + signal).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import signal
+import socket
+import time
+from array import array
+from pathlib import Path
+
+import numpy as np
+
+from genet.cc.aurora import AuroraController, initial_rate_pps, run_reward_normaliser_pps
+from genet.cc.monitor import LossDetector
+from genet.cc.registry import RatePolicy
+from genet.cc.reward import aurora_reward
+from genet.errors import BadInputError
+from genet.metrics import percentile
+from genet.packets import PACKET_BITS
+from sender.wire import (ACK, DATA, FIN_ACK, MAGIC, T_ACK, T_DATA, T_FIN, T_FIN_ACK, VERSION, data_packet)
+
+MAX_BURST = 64
+MAX_LAG_S = 0.02
+SPIN_S = 200e-6
+EXIT_OK, EXIT_SILENT = 0, 3
+
+
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """Records of a sender log; a line cut by a crash is skipped."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+class UdpSender:
+    """dest: (address, port); policy: :class:`genet.cc.registry.RatePolicy`; log_path: JSONL log (None: none).
+
+    duration_s: how long to send (s); silence_timeout_s: stop after this long without ACKs (5 s);
+    initial_rate_mbps: start rate (None: 10 packets per ``min_rtt_ms`` if given, else 1.2 Mbit/s);
+    link_capacity_mbps: the run reward's normaliser when known (emulation), else the measured capacity.
+    """
+
+    def __init__(self, dest: tuple[str, int], policy: RatePolicy, duration_s: float,
+                 log_path: str | os.PathLike | None = None, silence_timeout_s: float = 5.0,
+                 initial_rate_mbps: float | None = None, min_rtt_ms: float | None = None,
+                 session: int | None = None, bind: str | None = None):
+        if not duration_s > 0:
+            raise BadInputError(f"--duration-s must be > 0, got {duration_s}")
+        if not silence_timeout_s > 0:
+            raise BadInputError(f"--silence-timeout-s must be > 0, got {silence_timeout_s}")
+        self.dest = dest
+        self.policy = policy
+        self.duration_s = float(duration_s)
+        self.log_path = log_path
+        self.silence_timeout_s = float(silence_timeout_s)
+        cfg = policy.config
+        if policy.fixed_rate_pps is not None:
+            rate = policy.fixed_rate_pps
+        elif initial_rate_mbps is not None:
+            rate = initial_rate_mbps * 1e6 / PACKET_BITS
+        else:
+            rate = initial_rate_pps(cfg, None if min_rtt_ms is None else min_rtt_ms / 1000.0)
+        self.controller = AuroraController(cfg, rate)
+        self.session = session if session is not None else random.getrandbits(63) | 1
+        self.bind = bind
+        self._stop_signal = 0
+
+    def _on_signal(self, signum, frame):
+        self._stop_signal = signum
+
+    def run(self) -> tuple[int, dict]:
+        """Send; returns (exit status, summary)."""
+        old = {}
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.signal(sig, self._on_signal)
+        log = open(self.log_path, "a", buffering=1) if self.log_path else None
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            if self.bind:
+                sock.bind((self.bind, 0))
+            sock.connect(self.dest)
+            sock.setblocking(False)
+            if log:
+                log.write(json.dumps({"type": "start", "policy": self.policy.label, "dest": list(self.dest),
+                                      "session": self.session, "duration_s": self.duration_s,
+                                      "initial_rate_mbps": self.controller.rate_pps * PACKET_BITS / 1e6,
+                                      "packet_bytes": PACKET_BITS // 8,
+                                      "reward_normaliser": self.policy.config.reward_normaliser}) + "\n")
+            status, summary = self._loop(sock, log)
+            summary["receiver"] = self._finish(sock)
+            summary["receiver_throughput_mbps"] = (summary["receiver"] or {}).get("throughput_mbps")
+            if log:
+                log.write(json.dumps(summary) + "\n")
+            return status, summary
+        finally:
+            sock.close()
+            if log:
+                log.close()
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+    # ------------------------------------------------------------------ main loop
+    def _loop(self, sock: socket.socket, log) -> tuple[int, dict]:
+        ctl = self.controller
+        mon = ctl.monitor
+        policy = self.policy
+        loss = LossDetector()
+        pkt = data_packet(self.session, 0, 0)
+        pack_into = DATA.pack_into
+        ack_unpack = ACK.unpack_from
+        ack_buf = bytearray(256)
+        session = self.session
+        clock = time.perf_counter_ns
+        t0 = clock()
+        ns = 1e-9
+        rate_pps = ctl.rate_pps
+        gap_ns = 1e9 / rate_pps
+        next_send = float(t0)
+        end_ns = t0 + int(self.duration_s * 1e9)
+        ctl.start(0.0)
+        mi_end_ns = t0 + ctl.interval_s * 1e9
+        mi_target_rate = rate_pps
+        seq = 0
+        sent_total = acked_total = 0
+        last_ack_ns = t0
+        rtts = array("d")
+        first_ack_s = last_ack_s = None
+        malformed = 0
+        decision_us = array("d")
+        status, reason = EXIT_OK, "duration reached"
+        send = sock.send
+        recv_into = sock.recv_into
+        while True:
+            now = clock()
+            if now >= end_ns:
+                break
+            if self._stop_signal:
+                status, reason = 128 + self._stop_signal, f"stopped by signal {signal.Signals(self._stop_signal).name}"
+                break
+            # ---- send what is due
+            if now >= next_send:
+                if now - next_send > MAX_LAG_S * 1e9:
+                    next_send = now - MAX_LAG_S * 1e9
+                burst = 0
+                while next_send <= now and burst < MAX_BURST:
+                    pack_into(pkt, 0, MAGIC, VERSION, T_DATA, session, seq, now)
+                    try:
+                        send(pkt)
+                    except BlockingIOError:
+                        break  # socket buffer full: try again on the next turn
+                    except ConnectionRefusedError:
+                        pass  # ICMP port unreachable from an earlier packet: the receiver is not there (yet)
+                    t_s = (now - t0) * ns
+                    loss.on_sent(seq, t_s)
+                    mon.on_packet_sent(t_s)
+                    seq += 1
+                    burst += 1
+                    next_send += gap_ns
+                sent_total += burst
+            # ---- ACKs
+            for _ in range(256):
+                try:
+                    n = recv_into(ack_buf)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except ConnectionRefusedError:
+                    break
+                if n < ACK.size or ack_buf[0:2] != MAGIC or ack_buf[3] != T_ACK:
+                    malformed += 1
+                    continue
+                _m, _v, _k, s_id, a_seq, _send_ns, _recv_ns = ack_unpack(ack_buf, 0)
+                if s_id != session:
+                    malformed += 1
+                    continue
+                t = clock()
+                t_s = (t - t0) * ns
+                rtt = loss.on_ack(a_seq, t_s)
+                last_ack_ns = t
+                if rtt is None:
+                    continue
+                acked_total += 1
+                rtts.append(rtt)
+                if first_ack_s is None:
+                    first_ack_s = t_s
+                last_ack_s = t_s
+                mon.on_packet_acked(t_s, rtt)
+            now = clock()
+            loss.expired((now - t0) * ns)
+            lost = loss.lost
+            if lost:
+                t_s = (now - t0) * ns
+                for _ in lost:
+                    mon.on_packet_lost(t_s)
+                lost.clear()
+            if now - last_ack_ns > self.silence_timeout_s * 1e9:
+                status = EXIT_SILENT
+                reason = (f"no ACK from {self.dest[0]}:{self.dest[1]} for {self.silence_timeout_s:g} s "
+                          f"(receiver gone or unreachable)")
+                break
+            # ---- end of a monitor interval: controller decision
+            if now >= mi_end_ns:
+                d0 = clock()
+                mi = ctl.finish_interval((now - t0) * ns)
+                action = policy.decide(ctl.observation)
+                if action is not None:
+                    rate_pps = ctl.apply_action(action)
+                    gap_ns = 1e9 / rate_pps
+                d1 = clock()
+                decision_us.append((d1 - d0) / 1000.0)
+                mi_end_ns = now + ctl.interval_s * 1e9
+                if log:
+                    r = mi.rtt_samples_s
+                    log.write(json.dumps({
+                        "type": "mi", "t_s": round(mi.send_end_s, 6), "target_rate_mbps": mi_target_rate * PACKET_BITS / 1e6,
+                        "send_rate_mbps": mi.send_rate_bps / 1e6, "throughput_mbps": mi.recv_rate_bps / 1e6,
+                        "rtt_mean_ms": 1000 * mi.avg_latency_s, "rtt_min_ms": 1000 * float(r.min()) if r.size else None,
+                        "loss_rate": mi.loss_ratio, "action": action, "reward": ctl.reward(mi),
+                        "packets_sent": mi.packets_sent, "packets_acked": mi.packets_acked,
+                        "packets_lost": mi.packets_lost, "next_interval_s": ctl.interval_s,
+                        "decision_us": round((d1 - d0) / 1000.0, 2)}) + "\n")
+                mi_target_rate = rate_pps
+                continue
+            # ---- wait: select (woken by ACKs) until SPIN_S before the next send, then spin
+            wait_s = min(next_send - now, mi_end_ns - now) * ns - SPIN_S
+            if wait_s > 0:
+                try:
+                    select.select((sock,), (), (), min(wait_s, 0.05))
+                except InterruptedError:
+                    pass
+        elapsed_s = (clock() - t0) * ns
+        n_lost = len(loss.inflight) + len(loss._lost)  # in flight at the end counts as lost (Pantheon, Genet)
+        rtt_ms = np.frombuffer(rtts, dtype=np.float64) * 1000.0 if len(rtts) else np.zeros(0)
+        span = (last_ack_s - first_ack_s) if first_ack_s is not None else 0.0
+        tput_mbps = (acked_total - 1) * PACKET_BITS / span / 1e6 if span > 0 else 0.0
+        loss_rate = 1.0 - acked_total / sent_total if sent_total else 0.0
+        mean_rtt_s = float(rtt_ms.mean()) / 1000.0 if rtt_ms.size else 0.0
+        bw_pps = run_reward_normaliser_pps(None, ctl.max_delivery_pps)
+        tput_pps = tput_mbps * 1e6 / PACKET_BITS
+        dec = np.frombuffer(decision_us, dtype=np.float64) if len(decision_us) else np.zeros(0)
+        summary = {
+            "type": "summary", "policy": policy.label, "reason": reason, "exit_status": status,
+            "duration_s": elapsed_s, "packets_sent": sent_total, "packets_acked": acked_total, "packets_lost": n_lost,
+            "send_rate_mbps": sent_total * PACKET_BITS / elapsed_s / 1e6 if elapsed_s > 0 else 0.0,
+            "throughput_mbps": tput_mbps, "loss_rate": loss_rate,
+            "mean_rtt_ms": float(rtt_ms.mean()) if rtt_ms.size else None,
+            "min_rtt_ms": float(rtt_ms.min()) if rtt_ms.size else None,
+            "p90_rtt_ms": percentile(rtt_ms, 90), "p95_rtt_ms": percentile(rtt_ms, 95),
+            "reward": aurora_reward(tput_pps, mean_rtt_s, loss_rate, bw_pps, "genet") if bw_pps > 0 else None,
+            "reward_normaliser_mbps": bw_pps * PACKET_BITS / 1e6, "reward_normaliser": "measured capacity "
+            "(largest monitor-interval delivery rate)", "intervals": ctl.intervals,
+            "decision_p50_us": percentile(dec, 50), "decision_p99_us": percentile(dec, 99),
+            "late_acks": loss.late_acks, "duplicate_acks": loss.duplicate_acks, "malformed_acks": malformed,
+        }
+        return status, summary
+
+    def _finish(self, sock: socket.socket) -> dict | None:
+        """FIN -> FIN_ACK: the receiver's counters (None when it does not answer within 1 s)."""
+        fin = DATA.pack(MAGIC, VERSION, T_FIN, self.session, 0, 0)
+        buf = bytearray(256)
+        deadline = time.monotonic() + 1.0
+        next_fin = 0.0
+        while time.monotonic() < deadline:
+            if time.monotonic() >= next_fin:
+                try:
+                    sock.send(fin)
+                except OSError:
+                    pass
+                next_fin = time.monotonic() + 0.1
+            r, _, _ = select.select((sock,), (), (), 0.05)
+            if not r:
+                continue
+            try:
+                n = sock.recv_into(buf)
+            except OSError:
+                continue
+            if n >= FIN_ACK.size and buf[0:2] == MAGIC and buf[3] == T_FIN_ACK:
+                _m, _v, _k, s_id, packets, nbytes, first_ns, last_ns, malformed, other = FIN_ACK.unpack_from(buf, 0)
+                if s_id != self.session:
+                    continue
+                d = (last_ns - first_ns) / 1e9
+                return {"packets": packets, "bytes": nbytes, "duration_s": d, "malformed": malformed,
+                        "other_session": other,
+                        "throughput_mbps": (packets - 1) * PACKET_BITS / d / 1e6 if d > 0 and packets > 1 else 0.0}
+        return None

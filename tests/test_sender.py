@@ -1,0 +1,256 @@
+"""The UDP sender and receiver on loopback: wire format, loss rule, reliability (malformed floods,
+impaired ACKs, a receiver that disappears, signals, SIGKILL), bad input. Real sockets, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from genet.cc.aurora import AuroraConfig
+from genet.cc.monitor import LossDetector
+from genet.cc.registry import load_rate_policy
+from genet.packets import PACKET_BYTES, UDP_PAYLOAD_BYTES
+from sender import wire
+from sender.receiver import Receiver
+from sender.udp_sender import EXIT_SILENT, UdpSender, read_log
+
+GENET = [sys.executable, "-m", "genet.cli"]
+
+
+def test_data_packets_are_one_simulator_packet_on_the_wire():
+    pkt = wire.data_packet(7, 3, 11)
+    assert len(pkt) == UDP_PAYLOAD_BYTES == PACKET_BYTES - 28  # + IPv4 (20) + UDP (8) = 1500
+    assert wire.parse_header(pkt, len(pkt)) == (wire.T_DATA, 7)
+    assert wire.parse_header(pkt, 100) is None  # truncated data packet
+    assert wire.parse_header(b"xx" + bytes(pkt[2:]), len(pkt)) is None
+    bad_version = bytearray(pkt)
+    bad_version[2] = 9
+    assert wire.parse_header(bad_version, len(pkt)) is None
+
+
+def test_loss_rule_reordering_timeout_late_and_duplicate_acks():
+    d = LossDetector(initial_timeout_s=1.0)
+    for s in range(10):
+        d.on_sent(s, 0.001 * s)
+    assert d.on_ack(0, 0.05) == pytest.approx(0.05)
+    assert d.on_ack(2, 0.052) is not None and d.pop_lost() == []  # 1 overtaken by one ACK: not yet lost
+    d.on_ack(5, 0.055)  # three later packets acked past 1: lost
+    assert d.pop_lost() == [1]
+    assert d.on_ack(1, 0.06) is None and d.late_acks == 1  # its ACK came after all: late, not counted
+    assert d.on_ack(0, 0.06) is None and d.duplicate_acks == 1
+    # no later ACK: timeout 2 SRTT + 4 RTTVar (>= 20 ms)
+    d.expired(0.06)
+    assert 3 not in d.pop_lost()
+    d.expired(0.05 + d.timeout_s + 0.01)
+    assert set(d.pop_lost()) == {3, 4, 6, 7, 8, 9}
+
+
+class _Receiver(threading.Thread):
+    def __init__(self, **kw):
+        super().__init__(daemon=True)
+        self.rx = Receiver("127.0.0.1", 0, **kw)
+        self.summary = None
+
+    def run(self):
+        self.summary = self.rx.serve(once=True, duration_s=60)
+
+
+def _send(port, policy="const:5", duration_s=2.0, log=None, **kw):
+    pol = load_rate_policy(policy, AuroraConfig(reward_normaliser="measured"))
+    return UdpSender(("127.0.0.1", port), pol, duration_s, log, **kw).run()
+
+
+def test_run_completes_with_correct_figures_under_10000_malformed_datagrams(tmp_path):
+    rx = _Receiver()
+    rx.start()
+    port = rx.rx.port
+    junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rng = random.Random(1)
+
+    def flood():
+        time.sleep(0.3)
+        for i in range(10000):
+            k = i % 4
+            if k == 0:
+                d = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))
+            elif k == 1:
+                d = bytes(wire.data_packet(5, i, 0))[: rng.randint(1, 200)]  # truncated
+            elif k == 2:
+                d = b"GT\x01\x07" + bytes(40)  # unknown type
+            else:
+                d = bytes(wire.data_packet(rng.getrandbits(62) + 12345, i, 0))  # another session
+            junk.sendto(d, ("127.0.0.1", port))
+
+    t = threading.Thread(target=flood)
+    t.start()
+    status, summary = _send(port, "const:5", 2.0, tmp_path / "run.jsonl", session=1)
+    t.join()
+    rx.join(timeout=10)
+    junk.close()
+    assert status == 0
+    got = rx.summary
+    assert got["malformed"] + got["other_session"] == 10000 and got["other_session"] >= 2400
+    sess = got["sessions"][0]
+    assert sess["session"] == 1 and sess["packets"] == summary["packets_sent"] == summary["receiver"]["packets"]
+    assert summary["packets_acked"] >= summary["packets_sent"] - 5  # ACKs of the last instants may be in flight
+    recs = read_log(tmp_path / "run.jsonl")
+    assert recs[0]["type"] == "start" and recs[-1]["type"] == "summary" and any(r["type"] == "mi" for r in recs)
+
+
+class _AckMangler(threading.Thread):
+    """A UDP relay sender <-> receiver that drops, duplicates and reorders ACKs (data passes untouched)."""
+
+    def __init__(self, receiver_port, drop=0.1, dup=0.1, swap=0.2, seed=0):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.up.connect(("127.0.0.1", receiver_port))
+        self.up.settimeout(0.0)
+        self.rng = random.Random(seed)
+        self.drop, self.dup, self.swap = drop, dup, swap
+        self.stop = False
+        self.client = None
+
+    def run(self):
+        held = None
+        while not self.stop:
+            try:
+                data, addr = self.sock.recvfrom(2048)
+                self.client = addr
+                self.up.send(data)
+            except (socket.timeout, BlockingIOError):
+                pass
+            while self.client:
+                try:
+                    ack = self.up.recv(2048)
+                except (BlockingIOError, ConnectionRefusedError):
+                    break
+                if ack[3] != wire.T_ACK:
+                    self.sock.sendto(ack, self.client)
+                    continue
+                r = self.rng.random()
+                if r < self.drop:
+                    continue
+                if held is None and r < self.drop + self.swap:
+                    held = ack  # sent after the next one
+                    continue
+                self.sock.sendto(ack, self.client)
+                if r > 1 - self.dup:
+                    self.sock.sendto(ack, self.client)
+                if held is not None:
+                    self.sock.sendto(held, self.client)
+                    held = None
+
+
+def test_sender_survives_lost_duplicated_and_reordered_acks(tmp_path):
+    rx = _Receiver()
+    rx.start()
+    relay = _AckMangler(rx.rx.port)
+    relay.start()
+    status, summary = _send(relay.port, "const:4", 2.0, tmp_path / "run.jsonl")
+    relay.stop = True
+    rx.join(timeout=10)
+    assert status == 0 and summary["duplicate_acks"] > 0
+    # every data packet arrived; ~10% of ACKs were dropped, so the sender sees ~10% "loss"
+    assert rx.summary["sessions"][0]["packets"] == summary["packets_sent"]
+    assert 0.04 < summary["loss_rate"] < 0.2
+    assert summary["packets_acked"] + summary["packets_lost"] == summary["packets_sent"]
+
+
+def test_sender_stops_after_the_stated_silence_when_the_receiver_disappears(tmp_path):
+    rx = subprocess.Popen(GENET + ["sender", "receive", "--bind", "127.0.0.1", "--port", "0", "--ready-file",
+                                   str(tmp_path / "port")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while not (tmp_path / "port").exists():
+            assert rx.poll() is None, rx.stderr.read()
+            time.sleep(0.02)
+        port = (tmp_path / "port").read_text().strip()
+        log = tmp_path / "run.jsonl"
+        snd = subprocess.Popen(GENET + ["sender", "send", "--to", f"127.0.0.1:{port}", "--policy", "const:2",
+                                        "--duration-s", "30", "--silence-timeout-s", "1", "--log", str(log)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        rx.kill()  # the receiver disappears mid-run
+        out, err = snd.communicate(timeout=20)
+    finally:
+        rx.kill()
+        rx.wait()
+    assert snd.returncode == EXIT_SILENT
+    assert "no ACK from 127.0.0.1" in err and "for 1 s" in err
+    summary = read_log(log)[-1]
+    assert summary["type"] == "summary" and summary["exit_status"] == EXIT_SILENT and summary["duration_s"] < 10
+
+
+def test_sigterm_and_sigint_stop_both_cleanly_with_the_log_flushed(tmp_path):
+    rx = subprocess.Popen(GENET + ["sender", "receive", "--bind", "127.0.0.1", "--port", "0", "--ready-file",
+                                   str(tmp_path / "port"), "--summary", str(tmp_path / "rx.json")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while not (tmp_path / "port").exists():
+        assert rx.poll() is None
+        time.sleep(0.02)
+    port = (tmp_path / "port").read_text().strip()
+    log = tmp_path / "run.jsonl"
+    snd = subprocess.Popen(GENET + ["sender", "send", "--to", f"127.0.0.1:{port}", "--policy", "const:2",
+                                    "--duration-s", "60", "--log", str(log)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    snd.send_signal(signal.SIGTERM)
+    assert snd.wait(timeout=10) == 128 + signal.SIGTERM
+    summary = read_log(log)[-1]
+    assert summary["type"] == "summary" and "SIGTERM" in summary["reason"] and summary["packets_sent"] > 0
+    rx.send_signal(signal.SIGINT)
+    assert rx.wait(timeout=10) == 0
+    rx_summary = json.loads((tmp_path / "rx.json").read_text())
+    assert rx_summary["sessions"][0]["packets"] == summary["packets_sent"]
+
+
+def test_sigkill_leaves_a_readable_log_prefix(tmp_path):
+    rx = _Receiver()
+    rx.start()
+    log = tmp_path / "run.jsonl"
+    snd = subprocess.Popen(GENET + ["sender", "send", "--to", f"127.0.0.1:{rx.rx.port}", "--policy", "const:2",
+                                    "--duration-s", "60", "--log", str(log)], stdout=subprocess.DEVNULL)
+    time.sleep(1.5)
+    snd.kill()
+    snd.wait()
+    recs = read_log(log)
+    assert recs[0]["type"] == "start" and len([r for r in recs if r["type"] == "mi"]) > 3
+    rx.rx.stop()
+
+
+@pytest.mark.parametrize("policy,msg", [
+    ("bbr", "kernel TCP (bbr) runs through iperf3"),
+    ("vegas", "unknown CC policy; known: bbr, cubic"),
+    ("models/abr/genet.onnx", "not a CC (Aurora) policy"),
+    ("const:0", "> 0 Mbps"),
+])
+def test_bad_input_is_one_clear_line_before_any_packet(policy, msg, repo_dir):
+    res = subprocess.run(GENET + ["sender", "send", "--to", "127.0.0.1:9", "--policy", policy, "--duration-s", "1"],
+                         capture_output=True, text=True, cwd=repo_dir, timeout=60)
+    assert res.returncode == 1 and res.stderr.startswith("genet: error:") and msg in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_an_aurora_model_drives_the_rate_over_loopback(tmp_path, repo_dir):
+    rx = _Receiver()
+    rx.start()
+    status, summary = _send(rx.rx.port, str(repo_dir / "models" / "cc" / "genet.onnx"), 1.5, tmp_path / "a.jsonl",
+                            min_rtt_ms=40)
+    rx.join(timeout=10)
+    mis = [r for r in read_log(tmp_path / "a.jsonl") if r["type"] == "mi"]
+    assert status == 0 and len(mis) > 10
+    assert all(r["action"] is not None for r in mis)
+    assert len({round(r["target_rate_mbps"], 6) for r in mis}) > 3  # the policy changes the rate
+    assert os.path.exists(tmp_path / "a.jsonl")
