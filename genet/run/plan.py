@@ -261,11 +261,16 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
                     argv += ["--delay-ms", f"{emu['delay_ms']:g}"]
                 if uc == "cc" and emu["queue_packets"] is not None:
                     argv += ["--queue-packets", str(emu["queue_packets"])]
+                if uc == "cc" and emu["duration_s"] is not None:
+                    argv += ["--duration-s", f"{emu['duration_s']:g}"]
                 if uc == "abr" and emu["video"]:
                     argv += ["--video", emu["video"]]
+                if uc == "abr" and emu["chunks"] is not None:
+                    argv += ["--chunks", str(emu["chunks"])]
                 argv += emu["extra_args"]
                 sessions = n_traces[t] * len(pols) * emu["repeats"]
-                est = 5 + math.ceil(sessions / emu["jobs"]) * (200.0 if uc == "abr" else 30.0) * 1.1
+                run_s = (4.0 * (emu["chunks"] or 49) + 5) if uc == "abr" else (emu["duration_s"] or 30.0)
+                est = 5 + math.ceil(sessions / emu["jobs"]) * run_s * 1.1
                 plan["emulate"].append(Item("emulate", f"{uc}-{t}", folder, steps=[argv], unavailable=avail,
                                             deps=[sets[t].id] + [m.id for m in model_items], est_s=est,
                                             inputs={"config": emu, "baselines": u["baselines"]}))

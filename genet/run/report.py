@@ -173,7 +173,14 @@ class Report:
         names = [it for it in self.items(stage) if (it["name"] == uc if stage == "deploy" else it["name"].startswith(uc + "-"))]
         if not names:
             return "not run (not in the config)"
-        states = sorted({it["unavailable"] or self.item_status(stage, it["name"]) for it in names})
+        states = []
+        for it in names:
+            st = it["unavailable"] or self.item_status(stage, it["name"])
+            if st == "failed":
+                fail = _load_json(self.run_dir / "state" / stage / f"{it['name']}.failed.json", {})
+                st = f"failed: {fail.get('error', '?')} (log: {fail.get('log', '?')})"
+            if st not in states:
+                states.append(st)
         return "; ".join(states)
 
     def policies(self, uc: str, all_rows: list[list[dict]]) -> list[str]:
@@ -210,6 +217,7 @@ class Report:
             cols.append((s, f"{STAGE_LABEL[s]} ({', '.join(data[s])})"))
             if s == "emulate" and any(f"sim_{metric}" in r for rows in data[s].values() for r in rows):
                 cols.append(("emulate-sim", "simulation on the emulated traces"))
+                cols.append(("emulate-gap", "gap: emulation − simulation, same traces"))
         allrows = [rows for s in ran for rows in data[s].values()]
         header = ["policy"] + [c[1] for c in cols]
         rows = []
@@ -220,6 +228,10 @@ class Report:
                 if key == "emulate-sim":
                     vals = [r.get(f"sim_{metric}") for rows_ in data["emulate"].values() for r in rows_
                             if r["policy"] == pol]
+                elif key == "emulate-gap":
+                    vals = [r[metric] - r[f"sim_{metric}"] for rows_ in data["emulate"].values() for r in rows_
+                            if r["policy"] == pol and isinstance(r.get(metric), float)
+                            and isinstance(r.get(f"sim_{metric}"), float)]
                 else:
                     vals = [r.get(metric) for rows_ in data[key].values() for r in rows_ if r["policy"] == pol]
                 vals = [v for v in vals if isinstance(v, float)]
@@ -234,8 +246,9 @@ class Report:
         for s in ("simulate", "emulate", "deploy"):
             if s not in ran:
                 self.para(f"{STAGE_LABEL[s].capitalize()}: {self.stage_note(s, uc)}.")
+        module = "genet/abr/qoe.py" if uc == "abr" else "genet/cc/reward.py"
         self.para(f"Cells: mean ± 95 % CI over traces (and repetitions), n = rows. {METRIC_NAME[uc]}: "
-                  f"the same definition in all three places (genet/abr/qoe.py, genet/cc/reward.py).")
+                  f"one definition ({module}) in simulation, emulation and on real paths.")
 
     def section_tables(self, uc: str, data: dict) -> None:
         cols = TABLE_COLS[uc]
@@ -444,7 +457,7 @@ class Report:
             atomic_write_bytes(self.out / "figures" / name, png)
         css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
                "table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;"
-               "font-size:14px;text-align:left;vertical-align:top}th{background:#f3f3f3}"
+               "font-size:14px;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f3f3f3}"
                "figure{display:inline-block;margin:.5em}img{max-width:100%}figcaption{font-size:13px;color:#555}"
                "pre{font-size:12px;white-space:pre-wrap;margin:0}h1{margin-bottom:.2em}")
         page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -117,9 +117,13 @@ def _use_case(use_case: str, baselines: tuple[str, ...], baseline_help: str, met
             "repeats": Key("int", 1, "runs per (policy, trace)", unit="count", minimum=1),
             "jobs": Key("int", 2, "emulated links at once", unit="count", minimum=1),
             **({"queue_packets": Key("int", None, "bottleneck queue (not given: the trace's own)",
-                                     unit="packets", minimum=1)} if use_case == "cc" else
+                                     unit="packets", minimum=1),
+                "duration_s": Key("float", None, "cut each run to this long (not given: the trace's duration)",
+                                  unit="s", minimum=1)} if use_case == "cc" else
                {"video": Key("str", "", "`sized` (the chunk-size table) or a folder made by "
-                                        "`genet player make-video` (not given: the command's default)")}),
+                                        "`genet player make-video` (not given: the command's default)"),
+                "chunks": Key("int", None, "with the sized video: play only the first N chunks (4 s each; not "
+                                           "given: the whole video)", unit="count", minimum=1)}),
             "extra_args": Key("list[str]", [], f"further `genet emulate {use_case}` options, verbatim"),
         }),
         "deploy": Table(help="A campaign on the local SSH testbed, or on `[deploy] inventory`'s hosts (runs only when "
