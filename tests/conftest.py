@@ -1,14 +1,42 @@
-"""Shared fixtures. ``shared_dir`` is ``../shared`` beside the repository (CI puts it there)."""
+"""Shared fixtures and suite-wide settings.
+
+* ``shared_dir`` is ``../shared`` beside the repository (CI puts it there).
+* **Hypothesis is deterministic per commit and still searches.** Every property test runs from
+  one seed, printed in pytest's header: ``GENET_HYPOTHESIS_SEED`` when set, else derived from the
+  checked-out commit (so a CI run and its rerun draw the same examples, and each new commit draws
+  new ones), else 0. No example database is read or written, so a run does not depend on what
+  earlier runs on the machine found. Replay a failure with the printed line, e.g.
+  ``GENET_HYPOTHESIS_SEED=123 bash scripts/test.sh tests/test_cc_invariants.py`` (or pytest's own
+  ``--hypothesis-seed=123``, which wins). ``GENET_HYPOTHESIS_EXAMPLES`` raises the budget of the
+  tests that size it with :func:`hypothesis_examples` (``scripts/hypothesis_soak.sh``).
+* **Runaway memory fails one test, not the machine.** At session start the test process's data
+  limit (``RLIMIT_DATA``: heap and writable private mappings, what a runaway allocates) is set to
+  ``GENET_TEST_MEMORY_LIMIT_GB`` (10 GB; at most 80% of the machine's memory; ``0`` turns it off),
+  so an allocation past it raises ``MemoryError`` in the test that made it. We do not use
+  ``RLIMIT_AS``: children inherit the limit, and Chromium (the player tests) reserves tens of GB
+  of address space it never touches and dies with SIGTRAP under any address-space limit, even
+  10 GB, while under ``RLIMIT_DATA`` only memory really written counts: Chromium, iperf3 and the
+  emulator processes run unchanged (they inherit the same per-process limit, which at 10 GB only
+  stops a runaway). Only the soft limit is lowered.
+"""
 
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GENET_SHARED", REPO.parent / "shared"))
+
+HYPOTHESIS_SEED_ENV = "GENET_HYPOTHESIS_SEED"
+HYPOTHESIS_EXAMPLES_ENV = "GENET_HYPOTHESIS_EXAMPLES"
+MEMORY_LIMIT_ENV = "GENET_TEST_MEMORY_LIMIT_GB"
+DEFAULT_MEMORY_LIMIT_GB = 10.0
+_state: dict = {}
 
 
 def shared_path(*parts: str) -> Path:
@@ -19,6 +47,117 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+def hypothesis_examples(default: int) -> int:
+    """``max_examples`` of a property test: its suite budget, or ``GENET_HYPOTHESIS_EXAMPLES``."""
+    value = os.environ.get(HYPOTHESIS_EXAMPLES_ENV, "").strip()
+    if not value:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise pytest.UsageError(f"{HYPOTHESIS_EXAMPLES_ENV}={value!r}: expected a positive integer")
+    return n
+
+
+# --------------------------------------------------------------- Hypothesis seed
+def _commit_seed() -> tuple[int, str]:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+        sha = out.stdout.strip()
+        if out.returncode == 0 and len(sha) >= 8:
+            return int(sha[:8], 16), f"from commit {sha[:12]}"
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return 0, "no git commit found"
+
+
+def _hypothesis_seed(config: pytest.Config) -> tuple[str, str]:
+    given = config.getoption("hypothesis_seed", None)
+    if given is not None:
+        return str(given), "from --hypothesis-seed"
+    env = os.environ.get(HYPOTHESIS_SEED_ENV, "").strip()
+    if env:
+        try:
+            return str(int(env)), f"from {HYPOTHESIS_SEED_ENV}"
+        except ValueError:
+            raise pytest.UsageError(f"{HYPOTHESIS_SEED_ENV}={env!r}: expected an integer seed") from None
+    seed, why = _commit_seed()
+    return str(seed), why
+
+
+# --------------------------------------------------------------- memory limit
+def _memory_limit_bytes() -> int | None:
+    value = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    try:
+        gb = float(value) if value else DEFAULT_MEMORY_LIMIT_GB
+    except ValueError:
+        raise pytest.UsageError(f"{MEMORY_LIMIT_ENV}={value!r}: expected a size in GB (0 = no limit)") from None
+    if gb <= 0:
+        return None
+    limit = int(gb * 2**30)
+    if not value:  # the default never exceeds 80% of the machine
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            limit = min(limit, int(0.8 * total))
+        except (ValueError, OSError):
+            pass
+    return limit
+
+
+def _set_memory_limit() -> str:
+    limit = _memory_limit_bytes()
+    if limit is None:
+        return f"off ({MEMORY_LIMIT_ENV}=0)"
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+        _state["memory_limit"] = limit
+    else:
+        _state["memory_limit"] = soft
+    return f"{_state['memory_limit'] / 2**30:.1f} GB of data per test process (RLIMIT_DATA; {MEMORY_LIMIT_ENV})"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    from hypothesis import settings
+
+    settings.register_profile("genet", database=None, print_blob=True)
+    if not config.getoption("hypothesis_profile", None):
+        settings.load_profile("genet")
+    seed, why = _hypothesis_seed(config)
+    config.option.hypothesis_seed = seed  # the Hypothesis plugin's own pytest_configure applies it
+    _state["seed"] = (seed, why)
+    _state["memory"] = _set_memory_limit()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    seed, why = _state.get("seed", ("?", ""))
+    return [f"hypothesis seed: {seed} ({why}); replay: {HYPOTHESIS_SEED_ENV}={seed} bash scripts/test.sh ...",
+            f"memory limit: {_state.get('memory', 'not set')}"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(MemoryError) and _state.get("memory_limit"):
+        report.sections.append(("memory limit", (
+            f"this test process may use {_state['memory_limit'] / 2**30:.1f} GB of data (RLIMIT_DATA, set by "
+            f"tests/conftest.py from {MEMORY_LIMIT_ENV}); the MemoryError above means the test tried to use more")))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    seed, why = _state.get("seed", ("?", ""))
+    terminalreporter.write_line(f"hypothesis seed {seed} ({why}); peak resident memory of the test process "
+                                f"{peak_gb:.2f} GB")
+
+
+# --------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return shared_path()

@@ -1,5 +1,6 @@
 """Calibration of the packet-level CC simulator with the constant-rate sender,
-plus reproducibility, pausing/resuming and link input errors."""
+plus reproducibility, pausing/resuming, link input errors, and (issue 10) the
+one-clock rule and the work bound under degenerate links."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 
 from genet.cc.link import LinkConfig, mbps_to_pps
-from genet.cc.senders import RateSender
-from genet.cc.simulator import EV_ACKED, EV_LOST, EV_SENT, Simulation
+from genet.cc.senders import BbrSender, CubicSender, RateSender
+from genet.cc.simulator import (EV_ACKED, EV_LOST, EV_SENT, WORK_BOUND_BASE_EVENTS, WORK_BOUND_EVENTS_PER_PACKET,
+                                Simulation, WorkBoundError)
 from traces import Trace, TraceFormatError
 
 
@@ -151,3 +153,104 @@ def test_from_trace_uses_trace_properties_then_overrides_then_defaults():
     assert (link.delay_ms, link.queue_packets) == (5, 77)
     with pytest.raises(ValueError, match="x.*queue_packets must be >= 1"):
         LinkConfig.from_trace(trace, queue_packets=0)
+
+
+# ----------------------------------------------- issue 10: one clock, bounded work
+def test_rate_matched_zero_delay_link_keeps_time_monotone():
+    # the issue's first example: the sender's pacing and the link's drain reach the same instant by
+    # different arithmetic; a drop notice used to come 1e-16 s before its own send
+    link = LinkConfig(np.array([0.0, 1.0]), np.array([1.0, 0.0]), delay_ms=0, queue_packets=1)
+    sim, log = run(link, 1.0)
+    assert np.all(np.diff(log.time_s) >= 0)
+    assert np.all(log.queue_delay_s >= 0) and np.all(log.rtt_s >= 0)
+    done = log.kind != EV_SENT
+    sent_at = dict(zip(log.packet_id[log.kind == EV_SENT], log.time_s[log.kind == EV_SENT]))
+    assert all(t >= sent_at[i] for i, t in zip(log.packet_id[done], log.time_s[done]))
+
+
+@pytest.mark.parametrize("sender", [CubicSender(), BbrSender()], ids=["cubic", "bbr"])
+def test_zero_delay_one_packet_queue_is_simulated_at_link_rate(sender):
+    # the issue's second example: zero delay, a 1-packet queue and a window sender used to loop at
+    # one instant (tail drop into a rounding residue, loss notice at once, re-send) until memory ran out
+    link = LinkConfig(np.array([0.0, 0.5]), np.array([26.02, 19.79]), delay_ms=0, queue_packets=1)
+    sim = Simulation(link, sender, seed=1)
+    log = sim.run()
+    assert sim.done and np.all(np.diff(log.time_s) >= 0)
+    capacity = link.available_packets(0, 0.5)
+    assert log.packets_acked <= capacity + 2
+    assert log.packets_acked >= 0.7 * capacity  # the link is kept busy, not starved by the loop
+    assert len(log) < 8 * sim.reference_rate_pps * link.duration_s
+    acked = log.kind == EV_ACKED
+    # zero propagation delay: RTT = queueing delay, at least one serialisation time
+    np.testing.assert_allclose(log.rtt_s[acked], log.queue_delay_s[acked], rtol=0, atol=1e-12)
+    assert log.rtt_s[acked].min() >= 1 / mbps_to_pps(26.02) - 1e-12
+
+
+def test_zero_delay_with_random_loss_terminates_and_counts_every_packet():
+    link = LinkConfig.constant(5, delay_ms=0, queue_packets=1, duration_s=2, loss_rate=0.5)
+    sim = Simulation(link, CubicSender(), seed=3)
+    log = sim.run()
+    s = sim.stats
+    assert s["packets_sent"] == s["packets_acked"] + s["packets_lost"] + s["inflight_packets"]
+    assert log.packets_lost > 0 and np.all(np.diff(log.time_s) >= 0)
+
+
+def test_a_run_past_its_work_bound_stops_with_an_error_naming_the_link(monkeypatch):
+    # the bound itself (normally 100,000 + 64 events per packet time) is real: shrink it below what
+    # a rate sender needs (2 per packet) and the run stops at the first event past it
+    import genet.cc.simulator as simulator
+
+    monkeypatch.setattr(simulator, "WORK_BOUND_BASE_EVENTS", 50)
+    monkeypatch.setattr(simulator, "WORK_BOUND_EVENTS_PER_PACKET", 1.0)
+    link = LinkConfig.constant(10, delay_ms=10, queue_packets=20, duration_s=5, name="tight")
+    sim = Simulation(link, RateSender(10.0))
+    with pytest.raises(WorkBoundError, match=r"link 'tight' \(duration_s=5.*delay_ms=10.*queue_packets=20.*"
+                                             r"work bound"):
+        sim.run()
+    stats = sim.stats
+    assert stats["events"] <= stats["work_allowance"] + 1
+    assert stats["events"] < 50 + 2 * mbps_to_pps(10) * 5
+
+
+def test_work_allowance_grows_with_simulated_time_not_per_call():
+    link = LinkConfig.constant(10, delay_ms=20, queue_packets=20, duration_s=4)
+    sim = Simulation(link, RateSender(5.0))
+    for t in np.arange(0.1, 4.0, 0.1):
+        sim.run(t)
+    sim.run()
+    expected = WORK_BOUND_BASE_EVENTS + WORK_BOUND_EVENTS_PER_PACKET * mbps_to_pps(10) * 4
+    assert sim.stats["work_allowance"] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("kwargs,sender,named", [
+    (dict(bandwidth_mbps=100, duration_s=7200), CubicSender(), r"duration_s=7200.*up to 100 Mbps"),
+    (dict(bandwidth_mbps=1, duration_s=60), RateSender(3000.0), r"up to 3000 Mbps"),
+    (dict(bandwidth_mbps=1, duration_s=60, loss_rate=0.99999), CubicSender(), r"loss_rate=0.99999"),
+])
+def test_a_run_too_large_to_record_is_rejected_before_it_starts(kwargs, sender, named):
+    link = LinkConfig.constant(delay_ms=10, queue_packets=10, **kwargs)
+    sim = Simulation(link, sender)
+    with pytest.raises(WorkBoundError, match=named + r".*max_events=20,000,000"):
+        sim.run()
+    assert sim.stats["events"] == 0 and sim.now_s == 0  # nothing ran
+    assert Simulation(link, sender, record_log=False).run(0.01) is not None  # unrecorded runs are not capped
+
+
+def test_a_long_queue_over_a_fine_grained_trace_is_served_in_log_time():
+    # 1-ms samples at the 0.1 Mbps floor with a 3000-packet queue: each departure lies many thousand
+    # samples ahead; the serve-time search is a binary search (it was a linear scan per packet)
+    from genet.cc.link import serve_time_s
+
+    t = np.arange(0, 60.001, 0.001)
+    bw = np.where(np.arange(t.size) % 2 == 0, 0.0, 0.3)
+    link = LinkConfig(t, bw, delay_ms=5, queue_packets=3000)
+    t_s, bw_pps, cum = link.arrays()
+    for served, i in [(0.0, 0), (123.4, 1000), (cum[-1] + 5, 0), (cum[7], 7), (cum[7], 3)]:
+        j = i
+        while j + 1 < t_s.size and cum[j + 1] <= served:
+            j += 1
+        linear = t_s[j] + (served - cum[j]) / bw_pps[j]
+        assert serve_time_s(t_s, bw_pps, cum, i, 0.0, served, 0.0) == linear
+    sim, log = run(link, 20.0)
+    assert log.packets_acked <= link.available_packets(0, 60) + 1
+    assert np.all(np.diff(log.time_s) >= 0)

@@ -33,6 +33,8 @@ CONN_STATE = np.dtype([
     ("rtt_sum_s", np.float64),       # over acked packets, for the packet-level mean RTT
     ("heap_size", np.int64),         # packets in the event heap
     ("log_size", np.int64),          # rows written to the event log in this call
+    ("events", np.int64),            # events processed so far (sends + ACKs + loss notices)
+    ("work_allowance", np.float64),  # events the run may have processed by now_s (its work bound)
 ])
 
 # Columns of an in-flight packet (a row of the event heap).

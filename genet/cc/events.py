@@ -29,7 +29,14 @@ real UDP sender observes.
 
 ``run_events`` returns when the next event lies at or after ``until_s``,
 when the heap or the log is full (the caller grows/drains and calls again),
-or when nothing is pending. With ``cut_at_send`` it instead stops at the
+when nothing is pending, or when the run's work bound is spent
+(``STOP_WORK_BOUND``): the connection's ``work_allowance`` grows by
+``events_per_s`` for every simulated second the clock advances, and an event
+is only processed while fewer events than that have been. The caller sets
+the rate from the link and sender rates, so the work and the memory of a run
+are proportional to its simulated duration, and an event storm at one
+instant stops at once instead of growing the log until the machine runs out
+of memory. With ``cut_at_send`` it instead stops at the
 first SEND at or after ``until_s`` once the connection got its first ACK:
 the monitor-interval rule of both Genet simulators (§4.3), under which ACKs
 past ``until_s`` but before that SEND still belong to the interval and the
@@ -53,7 +60,7 @@ LOG_COLUMNS = 5
 EV_SENT, EV_ACKED, EV_LOST = 0, 1, 2
 
 # run_events return codes.
-STOP_REACHED, STOP_HEAP_FULL, STOP_LOG_FULL, STOP_IDLE = 0, 1, 2, 3
+STOP_REACHED, STOP_HEAP_FULL, STOP_LOG_FULL, STOP_IDLE, STOP_WORK_BOUND = 0, 1, 2, 3, 4
 
 
 # ----------------------------------------------------------------- the heap
@@ -161,10 +168,18 @@ def _log(log, conn, kind, now, pkt_id, rtt_s, queue_delay_s):
     conn.log_size = k + 1
 
 
+@njit(cache=True)
+def _advance(conn, t, events_per_s):
+    """Move the clock to ``t`` (never backwards) and accrue the work allowance."""
+    if t > conn.now_s:
+        conn.work_allowance += events_per_s * (t - conn.now_s)
+        conn.now_s = t
+
+
 # ------------------------------------------------------------- the loop
 @njit(cache=True)
 def run_events(conn_arr, link_arr, t_s, bw_pps, cum_packets, heap, log,
-               kind, rate_arr, cubic_arr, bbr_arr, until_s, cut_at_send):
+               kind, rate_arr, cubic_arr, bbr_arr, until_s, cut_at_send, events_per_s):
     """Process events up to ``until_s``; see the module docstring. Returns a STOP_* code."""
     conn = conn_arr[0]
     link = link_arr[0]
@@ -180,22 +195,25 @@ def run_events(conn_arr, link_arr, t_s, bw_pps, cum_packets, heap, log,
         t_send = _next_send_s(kind, rs, cs, bs, conn, now)
         if t_send < t_ack:
             if t_send >= until_s and (not cut_at_send or conn.got_data == 1):
-                conn.now_s = t_send if cut_at_send else max(now, until_s)
+                _advance(conn, t_send if cut_at_send else max(now, until_s), events_per_s)
                 return STOP_REACHED
             if conn.heap_size >= heap_capacity:
                 return STOP_HEAP_FULL
             if conn.log_size >= log_capacity:
                 return STOP_LOG_FULL
+            _advance(conn, t_send, events_per_s)
+            if conn.events >= conn.work_allowance:
+                return STOP_WORK_BOUND
             # ---- SEND
-            now = t_send
-            conn.now_s = now
+            now = conn.now_s  # == t_send: every scheduled time is >= the clock it was computed at
+            conn.events += 1
             pkt[:] = 0.0
             pkt[P_ID] = conn.next_packet_id
             pkt[P_SENT_S] = now
             conn.next_packet_id += 1
             _on_send(kind, rs, cs, bs, conn, now, pkt)
-            dropped, queue_delay_s, forward_s = link_transmit(link, t_s, bw_pps, cum_packets, now)
-            pkt[P_ARRIVAL_S] = now + forward_s + link.delay_s
+            dropped, queue_delay_s, arrival_s = link_transmit(link, t_s, bw_pps, cum_packets, now)
+            pkt[P_ARRIVAL_S] = arrival_s
             pkt[P_QUEUE_DELAY_S] = queue_delay_s
             pkt[P_DROPPED] = 1.0 if dropped else 0.0
             conn.heap_size = heap_push(heap, conn.heap_size, pkt)
@@ -204,17 +222,20 @@ def run_events(conn_arr, link_arr, t_s, bw_pps, cum_packets, heap, log,
             _log(log, conn, EV_SENT, now, pkt[P_ID], 0.0, queue_delay_s)
         else:
             if t_ack == np.inf:  # nothing pending at all
-                conn.now_s = max(now, until_s)
+                _advance(conn, max(now, until_s), events_per_s)
                 return STOP_IDLE
             if t_ack >= until_s and not cut_at_send:
-                conn.now_s = max(now, until_s)
+                _advance(conn, max(now, until_s), events_per_s)
                 return STOP_REACHED
             if conn.log_size >= log_capacity:
                 return STOP_LOG_FULL
+            _advance(conn, t_ack, events_per_s)
+            if conn.events >= conn.work_allowance:
+                return STOP_WORK_BOUND
             # ---- ACK or loss notice
             conn.heap_size = heap_pop(heap, conn.heap_size, pkt)
-            now = pkt[P_ARRIVAL_S]
-            conn.now_s = now
+            now = conn.now_s  # == the packet's arrival time
+            conn.events += 1
             rtt_s = now - pkt[P_SENT_S]
             conn.inflight_packets -= 1
             if pkt[P_DROPPED] != 0.0:

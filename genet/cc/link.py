@@ -7,10 +7,21 @@ Semantics (genet-simulators.md §4.1-§4.3), one clean model:
   :data:`MIN_BANDWIDTH_MBPS` (0.1 Mbps) are raised to it, as Genet's ``Trace``
   does (§4.1), so a backlog always drains; a trace whose bandwidth is zero
   for its whole length is rejected.
-* **Queue**: a fluid FIFO counted in packets (``backlog_packets``), drained at
-  the trace bandwidth. A packet arriving at the link is dropped at random with
-  probability ``loss_rate``, else tail-dropped if ``backlog + 1 > queue``,
-  else enqueued.
+* **Queue**: a fluid FIFO drained at the trace bandwidth. A packet arriving at
+  the link is dropped at random with probability ``loss_rate``, else
+  tail-dropped if ``backlog + 1 > queue`` (backlog in packets), else enqueued.
+* **One drain instant.** The link keeps, besides the fluid backlog, the
+  time the last accepted packet leaves the queue (``tail_departure_s``, the
+  number its ACK is scheduled from). The queue counts as empty exactly when
+  ``now >= tail_departure_s``, and a dropped packet's notice never arrives
+  before that instant (the drain of the queue ahead of it). The fluid drain
+  of the same instant, computed along the bandwidth integral, can differ by
+  a rounding residue (1e-15 packets): with zero propagation delay a window
+  sender acting on an ACK at a departure instant then saw "1 packet + 1e-15"
+  in a 1-packet queue, was tail-dropped, got the loss notice at the same
+  instant, re-sent, and looped there forever (and a drop notice could even
+  land 1e-16 s *before* its send). Every scheduled time is now >= the time
+  it is computed at, so event times never decrease.
 * **Order of operations** (where Genet's two simulators disagree, Appendix A.8):
   we *drain first, then enqueue, and the packet's queueing delay includes its
   own serialisation time*. CC-old drains but excludes the packet's own
@@ -41,8 +52,7 @@ from numba import njit
 
 from traces import Trace, TraceFormatError
 
-PACKET_BYTES = 1500
-PACKET_BITS = PACKET_BYTES * 8
+from genet.packets import PACKET_BITS, PACKET_BYTES  # noqa: E402,F401  (defined once)
 #: Genet clamps every trace bandwidth below this to it (§4.1).
 MIN_BANDWIDTH_MBPS = 0.1
 #: Defaults for link properties a trace does not specify (Pantheon traces:
@@ -198,6 +208,7 @@ LINK_STATE = np.dtype([
     ("delay_noise_probability", np.float64),
     ("backlog_packets", np.float64),    # fluid queue content after the last update
     ("served_at_update", np.float64),   # cumulative packets servable at the last update
+    ("tail_departure_s", np.float64),   # when the last accepted packet leaves (queue empty from then on)
     ("sample_index", np.int64),         # trace sample in force at the last update (monotone)
     ("rng_state", np.uint64),           # splitmix64 state
 ])
@@ -243,24 +254,31 @@ def _sample_at(t_s, i, now):
 
 @njit(cache=True)
 def serve_time_s(t_s, bw_pps, cum, i, now, served_now, packets):
-    """Seconds from ``now`` until ``packets`` more packets have been served."""
+    """Seconds from ``now`` until ``packets`` more packets have been served
+    (``cum[i] <= served_now``; binary search for the sample where that
+    happens: O(log n) per packet however many samples a long queue spans)."""
     target = served_now + packets
-    j = i
-    n = t_s.size
-    while j + 1 < n and cum[j + 1] <= target:
-        j += 1
-    return t_s[j] + (target - cum[j]) / bw_pps[j] - now
+    lo = i
+    hi = t_s.size - 1
+    while lo < hi:  # the last sample j >= i with cum[j] <= target
+        mid = (lo + hi + 1) >> 1
+        if cum[mid] <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    return t_s[lo] + (target - cum[lo]) / bw_pps[lo] - now
 
 
 @njit(cache=True)
 def link_transmit(link, t_s, bw_pps, cum, now):
     """A data packet reaches the bottleneck at ``now``.
 
-    Returns (dropped, queue_delay_s, forward_delay_s): queue_delay_s is the
-    packet's time in the queue including its own serialisation; the
-    forward delay adds propagation and noise. A dropped packet keeps
-    travelling (its sender learns of the loss when its ACK would arrive,
-    one path latency later, as in Genet).
+    Returns (dropped, queue_delay_s, arrival_s): queue_delay_s (>= 0) is the
+    packet's time in the queue including its own serialisation; arrival_s
+    (>= ``now``) is when its ACK reaches the sender: propagation + queueing
+    (+ noise) + ACK-path propagation. A dropped packet keeps travelling (its
+    sender learns of the loss when its ACK would arrive, one path latency
+    later, as in Genet), and not before the queue ahead of it has drained.
     """
     i = _sample_at(t_s, link.sample_index, now)
     link.sample_index = i
@@ -269,10 +287,13 @@ def link_transmit(link, t_s, bw_pps, cum, now):
     if backlog < 0.0:
         backlog = 0.0
     link.served_at_update = served_now
+    # admission: the queue is empty once its last packet has left, on the clock its ACK uses (the fluid
+    # backlog then holds at most a rounding residue, ~1e-12 packets, which only the queueing delay sees)
+    ahead = 0.0 if now >= link.tail_departure_s else backlog
     dropped = False
     if link.loss_rate > 0.0 and uniform01(link) < link.loss_rate:
         dropped = True
-    elif backlog + 1.0 > link.queue_packets:
+    elif ahead + 1.0 > link.queue_packets:
         dropped = True
     else:
         backlog += 1.0
@@ -281,4 +302,12 @@ def link_transmit(link, t_s, bw_pps, cum, now):
     forward_s = link.delay_s + queue_delay_s
     if link.delay_noise_s > 0.0 and uniform01(link) < link.delay_noise_probability:
         forward_s += uniform01(link) * link.delay_noise_s
-    return dropped, queue_delay_s, forward_s
+    arrival_s = now + forward_s + link.delay_s
+    if dropped:
+        # the queue ahead drains at tail_departure_s (> now when it holds anything)
+        queue_delay_s = max(queue_delay_s, link.tail_departure_s - now, 0.0)
+        arrival_s = max(arrival_s, link.tail_departure_s, now)
+    else:
+        # with zero propagation delay the ACK lands on exactly this number
+        link.tail_departure_s = max(link.tail_departure_s, now + queue_delay_s)
+    return dropped, queue_delay_s, arrival_s

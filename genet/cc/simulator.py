@@ -11,11 +11,25 @@ the event heap; :meth:`Simulation.run` advances it with the numba loop of
 :mod:`genet.cc.events` and returns the events it processed as an
 :class:`EventLog`. It can be paused and resumed (Aurora runs it one monitor
 interval at a time and changes the rate in between).
+
+**Work bound.** A run may process at most :data:`WORK_BOUND_BASE_EVENTS`
+events plus :data:`WORK_BOUND_EVENTS_PER_PACKET` for every packet time of
+its *reference rate* that simulated time advances (the reference rate is
+the larger of the link's peak bandwidth and a rate sender's rate, divided by
+``1 - loss_rate`` since random losses are re-sent). Normal runs use 2-4
+events per packet time (a send and its ACK or loss notice; the worst seen
+over thousands of random links, zero delay and 1-packet queues included, is
+4), so the bound of 64 only stops runaways, at the first event past it and
+in proportion to how far the clock got: an event storm at one instant stops
+after about 100,000 events (a few MB). Exceeding it raises
+:class:`WorkBoundError` naming the link and sender parameters. And a
+recorded run whose log is expected (2 events per packet time up to
+``until_s``) to exceed ``max_events`` (:data:`DEFAULT_MAX_EVENTS`, about
+1.5 GB while the log is assembled) is rejected before it starts, naming the
+duration, bandwidth, rate and loss that make it that large.
 """
 
 from __future__ import annotations
-
-from genet.errors import BadInputError
 
 from dataclasses import dataclass
 
@@ -24,11 +38,24 @@ import numpy as np
 from genet.cc import events
 from genet.cc.connection import PACKET_COLUMNS, new_conn_state
 from genet.cc.events import EV_ACKED, EV_LOST, EV_SENT
-from genet.cc.link import LinkConfig, new_link_state
+from genet.cc.link import LinkConfig, new_link_state, pps_to_mbps
 from genet.cc.senders import bbr, cubic, rate
 from genet.cc.senders.kinds import KIND_BBR, KIND_CUBIC, KIND_RATE, SenderSpec
+from genet.errors import BadInputError
 
-__all__ = ["Simulation", "EventLog", "EV_SENT", "EV_ACKED", "EV_LOST"]
+__all__ = ["Simulation", "EventLog", "WorkBoundError", "EV_SENT", "EV_ACKED", "EV_LOST"]
+
+#: Events any run may process before simulated time has advanced at all.
+WORK_BOUND_BASE_EVENTS = 100_000
+#: Further events allowed per packet time of the reference rate (16x the worst normal run).
+WORK_BOUND_EVENTS_PER_PACKET = 64.0
+#: Default cap on the events of a recorded run (each costs ~75 bytes while its log is assembled).
+DEFAULT_MAX_EVENTS = 20_000_000
+
+
+class WorkBoundError(BadInputError):
+    """A simulation would exceed (or exceeded) its work bound; the message names the link
+    and sender parameters responsible."""
 
 
 @dataclass(frozen=True)
@@ -84,15 +111,20 @@ class Simulation:
     sender: a :class:`~genet.cc.senders.SenderSpec` (RateSender, CubicSender, BbrSender)
     seed: seeds the link's random loss/noise and the sender's own randomness (0)
     record_log: keep the event log (True); False only counts (faster, less memory)
+    max_events: largest event log a recorded run may build (20,000,000); a run
+        expected to need more is rejected before it starts (module docstring)
     """
 
     def __init__(self, link: LinkConfig, sender: SenderSpec, seed: int = 0, record_log: bool = True,
-                 log_chunk_events: int = 1 << 16):
+                 log_chunk_events: int = 1 << 16, max_events: int = DEFAULT_MAX_EVENTS):
         self.link = link
         self.sender = sender
         self.record_log = record_log
+        self.max_events = int(max_events)
         self._t_s, self._bw_pps, self._cum = link.arrays()
+        self._link_peak_pps = float(self._bw_pps.max())
         self.conn = new_conn_state()
+        self.conn[0]["work_allowance"] = WORK_BOUND_BASE_EVENTS
         self.link_state = new_link_state(link, seed)
         states = {KIND_RATE: rate.RATE_STATE, KIND_CUBIC: cubic.CUBIC_STATE, KIND_BBR: bbr.BBR_STATE}
         self._sender_states = {k: np.zeros(1, dt) for k, dt in states.items()}
@@ -133,22 +165,71 @@ class Simulation:
             raise BadInputError(f"rate must be > 0 packets/s, got {rate_pps}")
         self._sender_states[KIND_RATE][0]["rate_pps"] = rate_pps
 
+    # ------------------------------------------------------- work bound
+    @property
+    def reference_rate_pps(self) -> float:
+        """The rate the work bound scales with: max(link peak, rate sender's rate) / (1 - loss_rate)."""
+        pps = self._link_peak_pps
+        if self.sender.kind == KIND_RATE:
+            pps = max(pps, float(self._sender_states[KIND_RATE][0]["rate_pps"]))
+        return pps / (1.0 - self.link.loss_rate)
+
+    def _describe(self) -> str:
+        link = self.link
+        name = f" {link.name!r}" if link.name else ""
+        return (f"link{name} (duration_s={link.duration_s:g}, bandwidth_mbps up to "
+                f"{float(link.effective_bandwidth_mbps.max()):g}, delay_ms={link.delay_ms:g}, "
+                f"queue_packets={link.queue_packets:g}, loss_rate={link.loss_rate:g}, "
+                f"delay_noise_ms={link.delay_noise_ms:g}) with sender {self.sender!r}")
+
+    def _check_expected_size(self, until: float) -> None:
+        """Reject, before running, a recorded run whose log would not fit in ``max_events``."""
+        if not self.record_log:
+            return
+        expected = int(self.conn[0]["events"]) + 2.0 * self.reference_rate_pps * max(0.0, until - self.now_s)
+        if expected > self.max_events:
+            rate_mbps = pps_to_mbps(self.reference_rate_pps * (1.0 - self.link.loss_rate))
+            lossy = f" with loss_rate={self.link.loss_rate:g}" if self.link.loss_rate else ""
+            raise WorkBoundError(
+                f"{self._describe()}: simulating to until_s={until:g} at up to {rate_mbps:g} Mbps{lossy} needs "
+                f"about {expected:.3g} events, above max_events={self.max_events:,} (~75 bytes each in the "
+                "event log); use a shorter trace (duration_s) or a lower rate, run it in pieces, or pass "
+                "record_log=False or a larger max_events")
+
     # --------------------------------------------------------------- run
     def run(self, until_s: float | None = None, cut_at_send: bool = False) -> EventLog:
         """Advance to ``until_s`` (default: the end of the trace) and return the
         events processed; ``cut_at_send``: stop at the first send at or after
-        ``until_s`` once an ACK has arrived (monitor-interval rule)."""
+        ``until_s`` once an ACK has arrived (monitor-interval rule).
+
+        Raises :class:`WorkBoundError` before running when the recorded log
+        would exceed ``max_events``, and while running when the run passes
+        its work bound (the simulation cannot continue after that)."""
         until = self.link.duration_s if until_s is None else float(until_s)
+        if not np.isfinite(until):
+            raise BadInputError(f"until_s must be a finite time in seconds, got {until_s}")
+        self._check_expected_size(until)
+        events_per_s = WORK_BOUND_EVENTS_PER_PACKET * self.reference_rate_pps
         chunks = []
         s = self._sender_states
         while True:
             self.conn[0]["log_size"] = 0
             code = events.run_events(self.conn, self.link_state, self._t_s, self._bw_pps, self._cum,
                                      self._heap, self._log, self.sender.kind, s[KIND_RATE], s[KIND_CUBIC],
-                                     s[KIND_BBR], until, cut_at_send)
+                                     s[KIND_BBR], until, cut_at_send, events_per_s)
             n = int(self.conn[0]["log_size"])
             if self.record_log and n:
                 chunks.append(EventLog.from_rows(self._log[:n]))
+            if code == events.STOP_WORK_BOUND:
+                c = self.conn[0]
+                raise WorkBoundError(
+                    f"{self._describe()}: {int(c['events']):,} events by t={float(c['now_s']):.9g} s, past the work "
+                    f"bound of {WORK_BOUND_BASE_EVENTS:,} + {WORK_BOUND_EVENTS_PER_PACKET:g} per packet time at "
+                    f"{self.reference_rate_pps:.6g} packets/s (normal runs need 2-4 per packet time): this "
+                    "configuration makes the simulator loop; please report it with the seed")
+            if self.record_log and int(self.conn[0]["events"]) > self.max_events:
+                raise WorkBoundError(f"{self._describe()}: the event log passed max_events={self.max_events:,} "
+                                     f"at t={self.now_s:.9g} s; pass record_log=False or a larger max_events")
             if code == events.STOP_HEAP_FULL:
                 self._heap = np.concatenate([self._heap, np.zeros_like(self._heap)])
             elif code != events.STOP_LOG_FULL:
