@@ -255,7 +255,8 @@ class Session:
 
     def helper(self, *args: str, timeout_s: float = 30.0) -> object:
         """Run a :mod:`deploy.remote_helper` command with the host's python; return its JSON answer."""
-        res = self.run([self.host.python, "-c", _HELPER_SOURCE, *map(str, args)], timeout_s=timeout_s)
+        # -I -S: isolated, no site import (stdlib only; starts in a fraction of the usual time)
+        res = self.run([self.host.python, "-I", "-S", "-c", _HELPER_SOURCE, *map(str, args)], timeout_s=timeout_s)
         try:
             return json.loads(res.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -383,7 +384,7 @@ class Session:
         chan = self._open_channel()
         try:
             chan.settimeout(timeout_s)
-            chan.exec_command(shell_command([self.host.python, "-u", "-c", _HELPER_SOURCE, "clock"]))
+            chan.exec_command(shell_command([self.host.python, "-u", "-I", "-S", "-c", _HELPER_SOURCE, "clock"]))
             best = None
             buf = b""
             for i in range(samples + 1):

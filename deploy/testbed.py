@@ -85,7 +85,8 @@ def default_paths(n_hosts: int) -> list[TestbedPath]:
     paths = [TestbedPath("p1", "h1", "h2", 12.0, 12.0, 20.0, description="constant 12 Mbit/s, 20 ms, 60-packet queue")]
     if n_hosts >= 3:
         fcc = sorted((shared / "traces/abr/fcc-val").glob("*"))
-        cell = sorted((shared / "traces/cc/pantheon-cellular").glob("*/*datalink_run1.json"))
+        cell = sorted((shared / "traces/cc/pantheon-cellular").glob("*AWS-India-1-to-India-cellular-3-runs/bbr_datalink_run1.json")) \
+            or sorted((shared / "traces/cc/pantheon-cellular").glob("*/*datalink_run1.json"))  # 6.6 Mbit/s mean
         if fcc:
             paths.append(TestbedPath("p2", "h1", "h3", str(fcc[0]), str(fcc[0]), 40.0,
                                      description=f"FCC trace {fcc[0].name}, 40 ms"))

@@ -1,0 +1,403 @@
+"""``genet deploy run``: a campaign in rounds, back to back, with a journal that makes reruns resume.
+
+Plan: round r = 1..repetitions runs every scheme once on every path, in an order shuffled afresh for
+each round (``random.Random(f"{seed}/{r}")``, so a rerun plans the same order). Runs follow each other
+with no pause (back to back, as Pensieve's and Pantheon's real-world procedures).
+
+One run (``r03-p1-cubic``, attempt ``a1``): connect (sessions are kept across runs; a dead one is
+reopened), start the server side in the background, wait until it listens, start the client side,
+wait for it until the campaign's ``timeout_s``, stop both by PID, fetch the logs over SFTP (each file
+appears locally only complete), check them (:mod:`deploy.schemes`) and append one record to
+``OUT/journal.jsonl`` (flushed and fsynced): status ``ok`` with the metrics, or ``failed`` with the
+reason; plus the hosts, their clock offsets (NTP-style over SSH, re-measured every
+:data:`CLOCK_MAX_AGE_S`), software versions, start time, wall time and orchestration overhead.
+
+Faults: a host that is unreachable or dies fails the runs that need it (with the reason) and the
+campaign goes on with the other paths. Ctrl-C / SIGTERM stops the remote processes of the current
+run, records it as ``interrupted`` and exits. A rerun with the same ``--out`` skips finished runs and
+retries failed ones up to ``retry_limit`` more times; processes a killed controller left on a host are
+stopped first (their PID files are in the work directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from genet.errors import BadInputError
+
+from deploy.config import Campaign, Inventory, Scheme
+from deploy.schemes import LogCheckError, NeedsGenetRunner, RunContext, runner_for
+from deploy.ssh import ClockOffset, RemoteError, Session
+
+JOURNAL = "journal.jsonl"
+CAMPAIGN_FILE = "campaign.json"
+CLOCK_MAX_AGE_S = 300.0
+READY_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    run_id: str
+    round: int
+    order: int  # position in its round (1-based)
+    path: str
+    scheme: Scheme
+
+
+def plan_runs(campaign: Campaign) -> list[PlannedRun]:
+    out = []
+    for r in range(1, campaign.repetitions + 1):
+        pairs = [(p, s) for p in campaign.paths for s in campaign.schemes]
+        random.Random(f"{campaign.seed}/{r}").shuffle(pairs)
+        for i, (p, s) in enumerate(pairs, 1):
+            out.append(PlannedRun(f"r{r:02d}-{p}-{s.slug}", r, i, p, s))
+    return out
+
+
+class Journal:
+    """Append-only JSONL of run records; a torn last line (crash mid-write) is ignored."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: list[dict] = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and "run_id" in rec:
+                    self.records.append(rec)
+
+    def append(self, rec: dict) -> None:
+        line = json.dumps(rec, default=str) + "\n"
+        with open(self.path, "a") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.records.append(rec)
+
+    def done(self, run_id: str) -> bool:
+        return any(r["run_id"] == run_id and r.get("status") == "ok" for r in self.records)
+
+    def failures(self, run_id: str) -> int:
+        return sum(1 for r in self.records if r["run_id"] == run_id and r.get("status") == "failed")
+
+    def attempts(self, run_id: str) -> int:
+        return sum(1 for r in self.records if r["run_id"] == run_id)
+
+
+@dataclass
+class CampaignSummary:
+    planned: int = 0
+    already_done: int = 0
+    ok: int = 0
+    failed: int = 0
+    exhausted: list[str] = field(default_factory=list)
+    overhead_s: list[float] = field(default_factory=list)
+    out_dir: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.already_done + self.ok == self.planned
+
+    def describe(self) -> str:
+        s = (f"campaign: {self.planned} runs planned; {self.already_done} already done, {self.ok} ok now, "
+             f"{self.failed} failed now")
+        if self.exhausted:
+            s += f"; {len(self.exhausted)} gave up after the retry limit: {', '.join(self.exhausted[:8])}"
+            s += "..." if len(self.exhausted) > 8 else ""
+        if self.overhead_s:
+            o = sorted(self.overhead_s)
+            s += (f"\norchestration overhead per run (wall - duration): mean {sum(o) / len(o):.2f} s, "
+                  f"max {o[-1]:.2f} s over {len(o)} runs")
+        if not self.complete:
+            s += f"\nrerun the same command to retry the failed runs (journal: {self.out_dir}/{JOURNAL})"
+        return s
+
+
+class HostPool:
+    """Open sessions, clock offsets and probe results per host for one campaign invocation."""
+
+    def __init__(self, inventory: Inventory, accept_new: bool):
+        self.inventory = inventory
+        self.accept_new = accept_new
+        self.sessions: dict[str, Session] = {}
+        self.clocks: dict[str, tuple[float, ClockOffset]] = {}
+        self.info: dict[str, dict] = {}
+
+    def get(self, name: str) -> Session:
+        s = self.sessions.get(name)
+        if s is None:
+            s = self.sessions[name] = Session(self.inventory.hosts[name], accept_new=self.accept_new)
+        if not s.alive:
+            s.connect()
+        if name not in self.info:
+            info = s.helper("probe", s.host.work_dir)
+            ver = s.run(["iperf3", "--version"], check=False, timeout_s=10).stdout.splitlines() if info["iperf3"] \
+                else []
+            info["iperf3_version"] = ver[0].strip() if ver else None
+            info["stale_stopped"] = s.helper("stop-stale", s.host.work_dir)  # what a killed controller left
+            self.info[name] = info
+        return s
+
+    def clock(self, name: str) -> ClockOffset:
+        t, off = self.clocks.get(name, (0.0, None))
+        if off is None or time.monotonic() - t > CLOCK_MAX_AGE_S:
+            off = self.get(name).clock_offset(samples=8)
+            self.clocks[name] = (time.monotonic(), off)
+        return off
+
+    def close(self) -> None:
+        for s in self.sessions.values():
+            s.close()
+
+
+def _utc() -> str:
+    from genet.runmeta import utc_now
+    return utc_now()
+
+
+class _Interrupted(BaseException):
+    pass
+
+
+def run_campaign(campaign: Campaign, inventory: Inventory, out_dir: str | os.PathLike, accept_new: bool = False,
+                 progress: TextIO | None = None, stop_after: int | None = None) -> CampaignSummary:
+    """Run (or resume) ``campaign``; returns what happened. ``stop_after``: end after that many runs (tests)."""
+    from genet.runmeta import write_run_metadata
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ident = {"name": campaign.name, "use_case": campaign.use_case, "schemes": [s.name for s in campaign.schemes],
+             "paths": list(campaign.paths)}
+    cf = out / CAMPAIGN_FILE
+    if cf.exists():
+        prev = json.loads(cf.read_text())
+        old = {k: prev["campaign"].get(k) for k in ident}
+        if old != ident:
+            raise BadInputError(f"{out} holds another campaign ({old}); this one is {ident}: use another --out")
+    from genet.atomic import atomic_write_text
+    atomic_write_text(cf, json.dumps({"campaign": campaign.to_json(),
+                                      "inventory": {"file": str(inventory.file),
+                                                    "hosts": {n: h.to_json() for n, h in inventory.hosts.items()},
+                                                    "paths": {n: p.to_json() for n, p in inventory.paths.items()
+                                                              if n in campaign.paths}}}, indent=1))
+    meta = write_run_metadata(out, seed=campaign.seed, extra={"campaign": campaign.name})
+    journal = Journal(out / JOURNAL)
+    plan = plan_runs(campaign)
+    summary = CampaignSummary(planned=len(plan), out_dir=str(out))
+    pool = HostPool(inventory, accept_new)
+    old_term = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        raise _Interrupted()
+
+    in_main = _in_main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, on_term)
+    status = 0
+    executed = 0
+    try:
+        for pr in plan:
+            if journal.done(pr.run_id):
+                summary.already_done += 1
+                continue
+            fails = journal.failures(pr.run_id)
+            if fails > campaign.retry_limit:
+                summary.exhausted.append(pr.run_id)
+                continue
+            rec = execute_run(pr, journal.attempts(pr.run_id) + 1, campaign, inventory, pool, out)
+            journal.append(rec)
+            executed += 1
+            if rec["status"] == "ok":
+                summary.ok += 1
+                summary.overhead_s.append(rec["overhead_s"])
+            else:
+                summary.failed += 1
+                if journal.failures(pr.run_id) > campaign.retry_limit:
+                    summary.exhausted.append(pr.run_id)
+            if progress is not None:
+                tail = f"{rec['wall_s']:.1f} s" if rec["status"] == "ok" else rec.get("reason", "")
+                print(f"[{rec['status']:>6}] {pr.run_id} (round {pr.round}, #{pr.order}): {tail}", file=progress,
+                      flush=True)
+            if stop_after is not None and executed >= stop_after:
+                break
+    except (KeyboardInterrupt, _Interrupted):
+        status = 130
+        raise KeyboardInterrupt from None
+    finally:
+        pool.close()
+        if in_main:
+            signal.signal(signal.SIGTERM, old_term)
+        meta.finish(out, status=status if status else (0 if summary.complete else 1),
+                    runs_ok=summary.ok, runs_failed=summary.failed)
+    return summary
+
+
+def _in_main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def execute_run(pr: PlannedRun, attempt: int, campaign: Campaign, inventory: Inventory, pool: HostPool,
+                out: Path) -> dict:
+    """One run; always returns its journal record (``ok`` / ``failed``); Ctrl-C records ``interrupted``
+    and re-raises after stopping the remote processes."""
+    path = inventory.paths[pr.path]
+    t0 = time.monotonic()
+    rec: dict = {"run_id": pr.run_id, "attempt": attempt, "round": pr.round, "order": pr.order, "path": pr.path,
+                 "scheme": pr.scheme.name, "scheme_kind": pr.scheme.kind, "use_case": campaign.use_case,
+                 "duration_s": campaign.duration_s, "started_utc": _utc(), "server": path.server,
+                 "client": path.client, "server_address": path.server_address}
+    local = out / "runs" / pr.run_id / f"a{attempt}"
+    rec["dir"] = str(local.relative_to(out))
+    runner = runner_for(pr.scheme)
+    started: list[tuple[Session, int]] = []
+    try:
+        if isinstance(runner, NeedsGenetRunner) and runner.unavailable_reason():
+            raise LogCheckError(runner.unavailable_reason())
+        phases = rec["phases_s"] = {}
+        mark = [time.monotonic()]
+
+        def lap(name: str) -> None:
+            now = time.monotonic()
+            phases[name] = round(now - mark[0], 3)
+            mark[0] = now
+
+        srv, cli = pool.get(path.server), pool.get(path.client)
+        lap("connect")
+        hosts = {}
+        for role, name, s in (("server", path.server, srv), ("client", path.client, cli)):
+            off = pool.clock(name)
+            info = pool.info[name]
+            hosts[role] = {**s.host.to_json(), "host_key": s.host_key_fingerprint, "clock_offset_ms": off.offset_ms,
+                           "clock_rtt_ms": off.rtt_ms, "python": info["python"], "kernel": info["uname"],
+                           "iperf3": info.get("iperf3_version"), "genet": info.get("genet")}
+        rec["hosts"] = hosts
+        lap("clock")
+        if pr.scheme.kind == "kernel" and pr.scheme.value not in pool.info[path.client]["allowed_cc"]:
+            raise LogCheckError(f"{path.client}: congestion control {pr.scheme.value} is not allowed there "
+                                f"(net.ipv4.tcp_allowed_congestion_control = "
+                                f"{' '.join(pool.info[path.client]['allowed_cc'])})")
+        remote_dirs = {}
+        for role, s in (("server", srv), ("client", cli)):
+            remote_dirs[role] = s.remote_path("runs", campaign.name, f"{pr.run_id}-a{attempt}")
+        ctx = RunContext(campaign, path, pr.scheme, srv.host.python,
+                         client_genet=cli.remote_path("venv", "bin", "genet"),
+                         server_genet=srv.remote_path("venv", "bin", "genet"),
+                         remote_models=cli.remote_path("models"), server_videos=srv.remote_path("videos"))
+        if isinstance(runner, NeedsGenetRunner):
+            for name, s in ((path.server, srv), (path.client, cli)):
+                if not pool.info[name].get("genet"):
+                    raise LogCheckError(f"{name}: genet is not installed in {s.remote_path('venv')} "
+                                        f"(genet deploy push INVENTORY)")
+        limit_s = campaign.timeout_s + 5
+        server, client = runner.server(ctx), runner.client(ctx)
+        rec["server_command"], rec["client_command"] = server.argv, client.argv
+        spid = srv.start_background(server.argv, remote_dirs["server"], server.name, limit_s)
+        started.append((srv, spid))
+        lap("start_server")
+        if not srv.wait_port(runner.proto, campaign.port, READY_TIMEOUT_S):
+            raise RemoteError(srv.host.label, f"the server side did not listen on {runner.proto} port "
+                                              f"{campaign.port} within {READY_TIMEOUT_S:g} s")
+        lap("server_ready")
+        t_client = time.monotonic()
+        rec["client_started_utc"] = _utc()
+        cpid = cli.start_background(client.argv, remote_dirs["client"], client.name, limit_s)
+        started.append((cli, cpid))
+        remaining = campaign.timeout_s - (time.monotonic() - t0)
+        finished = cli.wait_pid(cpid, max(1.0, remaining))
+        rec["client_s"] = round(time.monotonic() - t_client, 3)
+        lap("client")
+        if finished:
+            started.pop()  # the client ended by itself
+        _stop_all(started, raise_errors=True)
+        lap("stop")
+        if not finished:
+            raise RemoteError(cli.host.label, f"the client side did not finish within the timeout "
+                                              f"({campaign.timeout_s:g} s); stopped")
+        local.mkdir(parents=True, exist_ok=True)
+        fetched = {}
+        for role, s, side, extra in (("server", srv, server, runner.server_files),
+                                     ("client", cli, client, runner.client_files)):
+            for fname in [f"{side.name}.out", f"{side.name}.err", f"{side.name}.rc", *extra]:
+                try:
+                    fetched[fname] = s.fetch(f"{remote_dirs[role]}/{fname}", local / fname)
+                except RemoteError as exc:
+                    if fname.endswith(".rc"):
+                        continue  # killed by its watchdog: no status; reported below
+                    raise LogCheckError(f"log {fname} not collected: {exc}") from None
+        rec["files"] = fetched
+        lap("fetch")
+        rc = _read_rc(local / f"{client.name}.rc")
+        if rc != 0:
+            err = (local / f"{client.name}.err").read_text(errors="replace").strip().splitlines()
+            raise LogCheckError(f"the client side exited with status {rc}: {err[-1] if err else 'no stderr'}")
+        metrics = runner.metrics(ctx, local)
+        rec["metrics"] = metrics
+        rec["status"] = "ok"
+    except (KeyboardInterrupt, BaseException) as exc:
+        if not isinstance(exc, Exception):  # Ctrl-C / SIGTERM: stop what we started, record, re-raise
+            _stop_all(started)
+            rec.update(status="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
+            _finish(rec, t0, campaign)
+            _append_interrupted(out, rec)
+            raise
+        _stop_all(started)
+        if not isinstance(exc, (RemoteError, LogCheckError)):
+            raise
+        rec.update(status="failed", reason=str(exc))
+    _finish(rec, t0, campaign)
+    return rec
+
+
+def _append_interrupted(out: Path, rec: dict) -> None:
+    try:
+        Journal(out / JOURNAL).append(rec)
+    except OSError:
+        pass
+
+
+def _finish(rec: dict, t0: float, campaign: Campaign) -> None:
+    rec["finished_utc"] = _utc()
+    rec["wall_s"] = round(time.monotonic() - t0, 3)
+    # CC runs last duration_s; an ABR session lasts as long as its video (the client's own time)
+    own = campaign.duration_s if campaign.use_case == "cc" else rec.get("client_s", 0.0)
+    rec["overhead_s"] = round(rec["wall_s"] - own, 3)
+
+
+def _stop_all(started: list[tuple[Session, int]], raise_errors: bool = False) -> None:
+    """Stop the started process groups, one thread per host (hosts answer in parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
+    by_host: dict[int, tuple[Session, list[int]]] = {}
+    for s, pid in started:
+        by_host.setdefault(id(s), (s, []))[1].append(pid)
+    started.clear()
+
+    def stop(item):
+        s, pids = item
+        try:
+            s.stop(*pids)
+        except RemoteError:
+            if raise_errors:
+                raise
+        except BaseException:  # noqa: BLE001 - interrupted or dead host: the remote watchdog ends them
+            if raise_errors:
+                raise
+
+    with ThreadPoolExecutor(max_workers=max(1, len(by_host))) as ex:
+        list(ex.map(stop, by_host.values()))
+
+
+def _read_rc(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None

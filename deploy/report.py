@@ -1,0 +1,165 @@
+"""``genet deploy report DIR``: the paper's Tables 6 (ABR) and 7 (CC) from a campaign's journal.
+
+Per path and scheme, over the finished repetitions (the journal's ``ok`` records; their metrics were
+computed from the fetched logs by the project's metric definitions, :mod:`deploy.schemes`): mean ±
+half-width of the 95 % confidence interval (Student's t with n - 1 degrees of freedom; n = 1 gives no
+interval). Writes ``report.csv``, ``report.json``, ``report.txt`` and ``figure16.png`` (bars of each
+column per path, schemes side by side, 95 % CI whiskers, as the paper's Figure 16).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from genet.atomic import atomic_text_writer, atomic_write_text
+from genet.errors import BadInputError
+
+from deploy.campaign import CAMPAIGN_FILE, JOURNAL, Journal
+from deploy.schemes import ABR_COLUMNS, CC_COLUMNS
+
+#: two-sided 95 % Student-t quantiles t_{0.975, df}, df = 1..30 (beyond: 1.96)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+UNITS = {"throughput_mbps": "Mbit/s", "p90_rtt_ms": "ms", "loss_rate": "", "reward": "", "bitrate_mbps": "Mbit/s",
+         "rebuffer_s": "s", "bitrate_change_mbps": "Mbit/s", "qoe": ""}
+
+
+def t975(df: int) -> float:
+    return _T975[df - 1] if 1 <= df <= len(_T975) else 1.96
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float, int]:
+    """(mean, half-width of the 95 % CI, n) of the finite values (half-width NaN for n < 2)."""
+    x = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, 0
+    m = sum(x) / n
+    if n < 2:
+        return m, math.nan, n
+    sd = math.sqrt(sum((v - m) ** 2 for v in x) / (n - 1))
+    return m, t975(n - 1) * sd / math.sqrt(n), n
+
+
+@dataclass
+class Report:
+    text: str
+    rows: list[dict]
+    files: list[Path]
+
+
+def write_report(out_dir: str | Path) -> Report:
+    out = Path(out_dir)
+    if not (out / JOURNAL).exists() or not (out / CAMPAIGN_FILE).exists():
+        raise BadInputError(f"{out}: not a campaign directory (no {JOURNAL} / {CAMPAIGN_FILE}; "
+                            f"`genet deploy run` writes them)")
+    camp = json.loads((out / CAMPAIGN_FILE).read_text())
+    c = camp["campaign"]
+    use_case = c["use_case"]
+    columns = CC_COLUMNS if use_case == "cc" else ABR_COLUMNS
+    journal = Journal(out / JOURNAL)
+    ok: dict[tuple[str, str], dict[str, dict]] = {}
+    failed: dict[tuple[str, str], int] = {}
+    for r in journal.records:
+        key = (r["path"], r["scheme"])
+        if r.get("status") == "ok":
+            ok.setdefault(key, {})[r["run_id"]] = r  # one result per run (a retried run counts once)
+        elif r.get("status") == "failed":
+            failed[key] = failed.get(key, 0) + 1
+    rows = []
+    for p in c["paths"]:
+        for s in c["schemes"]:
+            recs = list(ok.get((p, s), {}).values())
+            row = {"path": p, "scheme": s, "runs": len(recs), "failed_attempts": failed.get((p, s), 0)}
+            for col in columns:
+                m, h, n = mean_ci95([r["metrics"].get(col) for r in recs])
+                row[col] = m
+                row[f"{col}_ci95"] = h
+            offs = [abs(h["clock_offset_ms"]) for r in recs for h in r.get("hosts", {}).values()
+                    if h.get("clock_offset_ms") is not None]
+            row["max_abs_clock_offset_ms"] = max(offs) if offs else math.nan
+            ov = [r["overhead_s"] for r in recs if "overhead_s" in r]
+            row["mean_overhead_s"] = sum(ov) / len(ov) if ov else math.nan
+            rows.append(row)
+    descr = camp.get("inventory", {}).get("paths", {})
+    table_name = "Table 7 (CC)" if use_case == "cc" else "Table 6 (ABR)"
+    text = _format(rows, columns, f"{table_name}: campaign {c['name']}, {c['repetitions']} repetitions; mean ± 95% "
+                                  f"CI over finished runs", descr)
+    files = []
+    with atomic_text_writer(out / "report.csv") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["path", "scheme"])
+        w.writeheader()
+        w.writerows(rows)
+    files.append(out / "report.csv")
+    atomic_write_text(out / "report.json", json.dumps({"campaign": c, "use_case": use_case, "columns": list(columns),
+                                                       "rows": rows, "paths": descr}, indent=1,
+                                                      default=_nan_to_none) + "\n")
+    files.append(out / "report.json")
+    atomic_write_text(out / "report.txt", text + "\n")
+    files.append(out / "report.txt")
+    png = _figure(rows, columns, c["paths"], c["schemes"], out / "figure16.png", table_name)
+    if png:
+        files.append(png)
+    return Report(text, rows, files)
+
+
+def _nan_to_none(o):
+    return None
+
+
+def _fmt(m: float, h: float, col: str) -> str:
+    if not math.isfinite(m):
+        return "-"
+    digits = 4 if col == "loss_rate" else 2
+    return f"{m:.{digits}f}" + (f" ± {h:.{digits}f}" if math.isfinite(h) else "")
+
+
+def _format(rows: list[dict], columns: tuple, title: str, descr: dict) -> str:
+    head = ["path", "scheme", "n"] + [f"{c} ({UNITS[c]})" if UNITS.get(c) else c for c in columns] + ["failed"]
+    body = [[r["path"], r["scheme"], str(r["runs"])] + [_fmt(r[c], r[f"{c}_ci95"], c) for c in columns]
+            + [str(r["failed_attempts"])] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    lines = [title] + ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in [head] + body]
+    for name, p in descr.items():
+        if p.get("description"):
+            lines.append(f"{name}: {p['server']} <- {p['client']}: {p['description']}")
+    return "\n".join(lines)
+
+
+def _figure(rows, columns, paths, schemes, dest: Path, title: str) -> Path | None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None  # the 'plots' extra is not installed: tables only
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.6), squeeze=False)
+    width = 0.8 / max(1, len(schemes))
+    for ax, col in zip(axes[0], columns):
+        for k, s in enumerate(schemes):
+            xs, ys, es = [], [], []
+            for i, p in enumerate(paths):
+                r = next((r for r in rows if r["path"] == p and r["scheme"] == s), None)
+                if r is None:
+                    continue
+                xs.append(i + (k - (len(schemes) - 1) / 2) * width)
+                ys.append(r[col] if math.isfinite(r[col]) else 0.0)
+                es.append(r[f"{col}_ci95"] if math.isfinite(r[f"{col}_ci95"]) else 0.0)
+            ax.bar(xs, ys, width, yerr=es, capsize=3, label=s)
+        ax.set_xticks(range(len(paths)))
+        ax.set_xticklabels(paths)
+        ax.set_title(f"{col}" + (f" ({UNITS[col]})" if UNITS.get(col) else ""))
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{title}: mean ± 95% CI")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    from genet.atomic import atomic_write_bytes
+    atomic_write_bytes(dest, buf.getvalue())
+    return dest

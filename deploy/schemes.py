@@ -1,0 +1,276 @@
+"""What one run of each scheme kind starts on the two hosts, which logs it fetches, how they are checked
+and which metrics they give.
+
+* ``kernel`` (CC): server ``iperf3 -s -1 -p PORT -J`` (a fresh one-shot server per run), client
+  ``iperf3 -c SERVER -p PORT -C NAME -t DURATION -i 0.2 -J`` (the algorithm is always named: a
+  host's default may be BBR).
+* ``const`` / ``onnx`` (CC): ``genet sender receive`` / ``genet sender send`` from the pushed venv.
+* ``abr-baseline`` / ``abr-onnx`` (ABR): ``genet player serve`` / ``genet player play``.
+
+Metrics use the project's one definitions: :func:`genet.metrics.percentile` (the one percentile
+rule), :func:`genet.cc.reward.aurora_reward` with the real-path normaliser
+:func:`genet.cc.aurora.run_reward_normaliser_pps` for CC; the ABR Table-6 fields come from the
+player's log, which :mod:`genet.abr.qoe` produces.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from genet.errors import GenetRuntimeError
+
+from deploy.config import Campaign, PathSpec, Scheme
+
+#: iperf3 report interval (s): its per-interval smoothed RTT samples give the RTT percentiles.
+IPERF_INTERVAL_S = 0.2
+#: A run shorter than this fraction of its duration does not count (Pantheon's plot.py rule).
+MIN_DURATION_FRACTION = 0.8
+#: Table-7 (CC) and Table-6 (ABR) columns reported per path and scheme.
+CC_COLUMNS = ("throughput_mbps", "p90_rtt_ms", "loss_rate", "reward")
+ABR_COLUMNS = ("bitrate_mbps", "rebuffer_s", "bitrate_change_mbps", "qoe")
+
+
+class LogCheckError(GenetRuntimeError):
+    """A fetched log is missing, truncated or reports a failure: the run does not count."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    campaign: Campaign
+    path: PathSpec
+    scheme: Scheme
+    server_python: str
+    client_genet: str   # the client host's genet executable (pushed venv)
+    server_genet: str
+    remote_models: str  # the client host's models directory
+    server_videos: str  # the server host's videos directory
+
+
+@dataclass(frozen=True)
+class Side:
+    argv: list[str]
+    name: str  # log base name (NAME.out / NAME.err / NAME.rc)
+
+
+class SchemeRunner:
+    """Base: one scheme kind."""
+
+    #: protocol the server listens on (its readiness check)
+    proto = "tcp"
+    #: extra files (besides NAME.out/.err/.rc) the client side writes in its run directory
+    client_files: tuple[str, ...] = ()
+    server_files: tuple[str, ...] = ()
+
+    def server(self, ctx: RunContext) -> Side:
+        raise NotImplementedError
+
+    def client(self, ctx: RunContext) -> Side:
+        raise NotImplementedError
+
+    def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
+        raise NotImplementedError
+
+
+class IperfRunner(SchemeRunner):
+    proto = "tcp"
+
+    def server(self, ctx: RunContext) -> Side:
+        return Side(["iperf3", "-s", "-1", "-p", str(ctx.campaign.port), "-J"], "server")
+
+    def client(self, ctx: RunContext) -> Side:
+        return Side(["iperf3", "-c", ctx.path.server_address, "-p", str(ctx.campaign.port), "-C", ctx.scheme.value,
+                     "-t", f"{ctx.campaign.duration_s:g}", "-i", f"{IPERF_INTERVAL_S:g}", "-J"], "client")
+
+    def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
+        return iperf3_metrics(_read_json(local_dir / "client.out"), ctx.campaign.duration_s, ctx.scheme.value)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise LogCheckError(f"{path.name}: missing") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise LogCheckError(f"{path.name}: not complete JSON ({exc}; {len(text)} bytes)") from None
+    if not isinstance(data, dict):
+        raise LogCheckError(f"{path.name}: not a JSON object")
+    return data
+
+
+def iperf3_metrics(report: dict, duration_s: float, algorithm: str | None = None) -> dict:
+    """Table-7 metrics of one ``iperf3 -c ... -J`` report (the sender's view of kernel TCP).
+
+    throughput_mbps: receiver-side bits/s of the whole test; mean/p90/p95_rtt_ms: the kernel's smoothed
+    RTT sampled every report interval (one percentile rule); loss_rate: retransmitted / sent segments
+    (TCP's own loss signal: the sender cannot see drops otherwise); reward: the genet-form Aurora reward
+    with the real-path normaliser (largest interval delivery rate).
+    """
+    from genet.cc.aurora import run_reward_normaliser_pps
+    from genet.cc.reward import aurora_reward
+    from genet.metrics import percentile
+    from genet.packets import PACKET_BITS
+
+    if "error" in report:
+        raise LogCheckError(f"iperf3 reported an error: {report['error']}")
+    try:
+        end = report["end"]
+        received_bps = float(end["sum_received"]["bits_per_second"])
+        sent = end["sum_sent"]
+        sent_bytes = float(sent["bytes"])
+        retransmits = float(sent.get("retransmits", 0))
+        span_s = float(end["sum_received"]["seconds"])
+        intervals = report["intervals"]
+        start = report["start"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LogCheckError(f"iperf3 report lacks {exc}") from None
+    if span_s < MIN_DURATION_FRACTION * duration_s:
+        raise LogCheckError(f"iperf3 ran {span_s:.2f} s of {duration_s:g} s")
+    used = end.get("sender_tcp_congestion")
+    if algorithm and used and used != algorithm:
+        raise LogCheckError(f"iperf3 used congestion control {used}, not {algorithm}")
+    rtts_ms, interval_pps = [], []
+    for iv in intervals:
+        for st in iv.get("streams", []):
+            if st.get("rtt"):
+                rtts_ms.append(st["rtt"] / 1000.0)
+        s = iv.get("sum", {})
+        if s.get("seconds", 0) > 0.5 * IPERF_INTERVAL_S:
+            interval_pps.append(s["bits_per_second"] / PACKET_BITS)
+    mss = float(start.get("tcp_mss_default") or 1448)
+    segments = max(1.0, sent_bytes / mss)
+    loss = min(1.0, retransmits / segments)
+    tput_pps = received_bps / PACKET_BITS
+    mean_rtt_ms = float(sum(rtts_ms) / len(rtts_ms)) if rtts_ms else float("nan")
+    norm = run_reward_normaliser_pps(None, max(interval_pps) if interval_pps else tput_pps)
+    reward = aurora_reward(tput_pps, mean_rtt_ms / 1000.0, loss, norm, "genet") if rtts_ms and norm > 0 \
+        else float("nan")
+    return {"throughput_mbps": received_bps / 1e6, "mean_rtt_ms": mean_rtt_ms, "p90_rtt_ms": percentile(rtts_ms, 90),
+            "p95_rtt_ms": percentile(rtts_ms, 95), "loss_rate": loss, "reward": reward,
+            "reward_normaliser": "measured", "retransmits": int(retransmits), "rtt_samples": len(rtts_ms),
+            "congestion_control": used or algorithm, "duration_s": span_s,
+            "metrics_source": "iperf3 -J (sender's TCP_INFO RTT, retransmits)"}
+
+
+class NeedsGenetRunner(SchemeRunner):
+    """Schemes that run ``genet sender`` / ``genet player`` on the hosts."""
+
+    command = "sender"
+
+    def __init__(self):
+        self.available = _local_command_exists(self.command)
+
+    def unavailable_reason(self) -> str | None:
+        if not self.available:
+            return (f"needs `genet {self.command}` (not in this version of genet-testbed; the scheme is validated "
+                    f"but cannot run yet)")
+        return None
+
+
+class SenderRunner(NeedsGenetRunner):
+    command = "sender"
+    proto = "udp"
+    client_files = ("run.jsonl",)
+
+    def server(self, ctx: RunContext) -> Side:
+        return Side([ctx.server_genet, "sender", "receive", "--bind", "0.0.0.0", "--port", str(ctx.campaign.port),
+                     "--once"],
+                    "server")
+
+    def client(self, ctx: RunContext) -> Side:
+        policy = ctx.scheme.name if ctx.scheme.kind == "const" else remote_model(ctx)
+        return Side([ctx.client_genet, "sender", "send", "--to", f"{ctx.path.server_address}:{ctx.campaign.port}",
+                     "--policy", policy, "--duration-s", f"{ctx.campaign.duration_s:g}", "--log", "run.jsonl"],
+                    "client")
+
+    def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
+        return sender_log_metrics(local_dir / "run.jsonl", ctx.campaign.duration_s)
+
+
+class PlayerRunner(NeedsGenetRunner):
+    command = "player"
+    proto = "tcp"
+    client_files = ("run.jsonl",)
+
+    def server(self, ctx: RunContext) -> Side:
+        return Side([ctx.server_genet, "player", "serve", "--video", f"{ctx.server_videos}/{ctx.campaign.video}", "--bind", "0.0.0.0", "--port", str(ctx.campaign.port)], "server")
+
+    def client(self, ctx: RunContext) -> Side:
+        policy = ctx.scheme.value if ctx.scheme.kind == "abr-baseline" else remote_model(ctx)
+        return Side([ctx.client_genet, "player", "play", "--url", f"http://{_url_host(ctx.path.server_address)}:"
+                     f"{ctx.campaign.port}/", "--policy", policy, "--log", "run.jsonl"], "client")
+
+    def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
+        return player_log_metrics(local_dir / "run.jsonl")
+
+
+def remote_model(ctx: RunContext) -> str:
+    """Where ``genet deploy push`` put the scheme's model on the client host (content-addressed name)."""
+    from deploy.push import remote_model_name
+    return f"{ctx.remote_models}/{remote_model_name(Path(ctx.scheme.value))}"
+
+
+def _url_host(addr: str) -> str:
+    return f"[{addr}]" if ":" in addr else addr
+
+
+def _jsonl_records(path: Path) -> list[dict]:
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise LogCheckError(f"{path.name}: missing") from None
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            raise LogCheckError(f"{path.name}:{i}: not a JSON record (truncated log?)") from None
+    return out
+
+
+def _summary_record(path: Path) -> dict:
+    recs = _jsonl_records(path)
+    for r in reversed(recs):
+        if isinstance(r, dict) and (r.get("type") == "summary" or r.get("kind") == "summary" or "summary" in r):
+            return r.get("summary", r) if isinstance(r.get("summary"), dict) else r
+    raise LogCheckError(f"{path.name}: no summary record (the run did not finish)")
+
+
+def sender_log_metrics(path: Path, duration_s: float) -> dict:
+    """Table-7 metrics from ``genet sender send --log`` (its run summary, computed by the project's metrics)."""
+    s = _summary_record(path)
+    missing = [c for c in CC_COLUMNS if c not in s]
+    if missing:
+        raise LogCheckError(f"{path.name}: summary lacks {', '.join(missing)}")
+    out = {k: v for k, v in s.items() if isinstance(v, (int, float, str)) or v is None}
+    out["metrics_source"] = "genet sender summary"
+    return out
+
+
+def player_log_metrics(path: Path) -> dict:
+    """Table-6 metrics from ``genet player play --log`` (its per-video summary, from genet/abr/qoe.py)."""
+    s = _summary_record(path)
+    missing = [c for c in ABR_COLUMNS if c not in s]
+    if missing:
+        raise LogCheckError(f"{path.name}: summary lacks {', '.join(missing)}")
+    out = {k: v for k, v in s.items() if isinstance(v, (int, float, str)) or v is None}
+    out["metrics_source"] = "genet player summary"
+    return out
+
+
+def _local_command_exists(command: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(f"{command}.cli") is not None
+
+
+def runner_for(scheme: Scheme) -> SchemeRunner:
+    if scheme.kind == "kernel":
+        return IperfRunner()
+    if scheme.kind in ("const", "onnx"):
+        return SenderRunner()
+    return PlayerRunner()
