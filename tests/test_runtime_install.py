@@ -190,7 +190,10 @@ def test_shipped_onnx_policies_act_on_one_observation(runtime_venv):
     (["eval", "abr", "--policy", "bba", "--config", "rl1", "-n", "1"], "sim"),
     (["demo", "--out", "demo"], "sim"),
     (["train", "cc", "--steps", "200"], "train"),
+    (["export", "run-dir", "-o", "policy.onnx"], "train"),
+    (["import-tf-checkpoint", "ckpt", "-o", "policy.onnx"], "train"),
     (["traces", "plot", "{traces}", "-o", "cdf.png"], "plots"),
+    (["emulate", "link-stats", "down.log", "--png", "cdf.png"], "plots"),
 ])
 def test_command_needing_an_extra_names_it(runtime_venv, tmp_path, argv, extra):
     traces = tmp_path / "t"
