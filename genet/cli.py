@@ -28,6 +28,8 @@ SUBCOMMAND_MODULES = [
     "genet.train_cli",
     "emulation.cli",
     "sender.cli",
+    "deploy.cli",
+    "player.cli",
     "genet.demo",
     "genet.run.cli",
 ]

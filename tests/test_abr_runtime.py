@@ -188,3 +188,32 @@ def test_eval_abr_runs_without_shared_video(tmp_path):
     assert proc.returncode == 0, proc.stderr
     meta = json.loads((out / "results.json").read_text())["meta"]
     assert meta["video"] == "envivio" and len(json.loads((out / "results.json").read_text())["results"]) == 4
+
+
+def test_player_policies_decide_the_same_without_numba():
+    """A runtime install has no numba: RobustMPC then plans in numpy and predicts in Python, with the same
+    decisions."""
+    code = r"""
+import sys, json
+BLOCK = sys.argv[1] == "block"
+if BLOCK:
+    sys.modules["numba"] = None
+import numpy as np
+from genet.abr.video import default_video
+from player.abr import AbrDecider
+d = AbrDecider("mpc", default_video())
+rng = np.random.default_rng(2)
+out = []
+q = 1
+for k in range(12):
+    m = d.measurement(q, float(rng.uniform(0, 20)), float(rng.uniform(1e5, 2e6)), float(rng.uniform(100, 4000)), k, 0.0)
+    q = d.decide(m)
+    out.append(q)
+assert ("numba" in sys.modules and sys.modules["numba"] is not None) == (not BLOCK)
+print(json.dumps(out))
+"""
+    runs = [subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, timeout=120)
+            for mode in ("block", "numba")]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout)

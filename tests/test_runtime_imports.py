@@ -27,6 +27,19 @@ RUNTIME_MODULES = [
     "sender.udp_sender",
     "sender.kernel",
     "sender.cli",
+    # ABR: QoE, observations, the policy registry with BBA/RobustMPC, the video table; the player
+    "genet.abr.qoe",
+    "genet.abr.observations",
+    "genet.abr.registry",
+    "genet.abr.video",
+    "genet.abr.baselines",
+    "genet.abr.mpc",
+    "player",
+    "player.content",
+    "player.abr",
+    "player.server",
+    "player.client",
+    "player.cli",
 ]
 
 

@@ -57,7 +57,7 @@ def _lazy_njit(fn):
     def call(*args):
         nonlocal compiled
         if compiled is None:
-            if importlib.util.find_spec("numba") is not None:
+            if numba_available():
                 from numba import njit
                 compiled = njit(cache=True)(fn)
             else:
@@ -69,7 +69,11 @@ def _lazy_njit(fn):
 
 
 def numba_available() -> bool:
-    return importlib.util.find_spec("numba") is not None
+    """numba is installed (and not blocked), without importing it."""
+    try:
+        return importlib.util.find_spec("numba") is not None
+    except (ValueError, ImportError):  # sys.modules["numba"] = None blocks it
+        return False
 
 
 def all_combos(n_levels: int = 6, horizon: int = HORIZON) -> np.ndarray:

@@ -1,0 +1,7 @@
+"""``python -m player make-video | serve | play`` (player/cli.py)."""
+
+import sys
+
+from player.cli import main
+
+sys.exit(main())

@@ -1,0 +1,181 @@
+"""``genet player make-video | serve | play`` and ``genet emulate abr`` (register() stays cheap).
+
+``python -m player ...`` runs the same ``player`` commands without the rest of the ``genet`` command
+line (what a runtime-only host and the emulated side of ``genet emulate abr`` use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _fmt():
+    from genet.helpformat import HelpFormatter
+    return HelpFormatter
+
+
+def add_player_commands(sub) -> None:
+    fmt = _fmt()
+    mv = sub.add_parser("make-video", formatter_class=fmt,
+                        help="write a servable video directory: sized (chunk table) or encoded (ffmpeg)",
+                        description="Write a video directory (manifest.mpd, video.json, video<N>/<k>.m4s). "
+                                    "Default: encode a synthetic test video with ffmpeg into the six-level "
+                                    "ladder (300-4300 kbps, CBR, 4-s segments) and write its own chunk table, "
+                                    "so `genet eval abr --video DIR` replays exactly that video. --sized: "
+                                    "segments of exactly the bytes of a chunk table (default EnvivioDash3).")
+    mv.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    mv.add_argument("--duration-s", type=float, default=32.0, help="encoded video length, s (8 segments)")
+    mv.add_argument("--codec", choices=("h264", "vp9"), default="h264", help="encoder: libx264 or libvpx-vp9")
+    mv.add_argument("--sized", action="store_true", help="sized content from --table instead of encoding")
+    mv.add_argument("--table", default="envivio", metavar="VIDEO",
+                    help="with --sized: 'envivio', a video.json, or a directory of video_size_* files")
+    mv.add_argument("--chunks", type=int, default=None, metavar="N",
+                    help="with --sized: only the first N chunks (default: all)%(default).0s")
+    mv.set_defaults(func=cmd_make_video)
+
+    sv = sub.add_parser("serve", formatter_class=fmt, help="serve a video directory with Pensieve's ABR endpoint",
+                        description="Flask app on waitress: the MPD, the chunk table and the segments of --video "
+                                    "(exact Content-Length; nothing outside the directory), and POST /abr "
+                                    "(Pensieve's protocol; the reply is the next quality from --policy). "
+                                    "Runs until interrupted.")
+    sv.add_argument("--video", default="sized", metavar="DIR",
+                    help="video directory, or 'sized' (EnvivioDash3 sized content written to --sized-dir)")
+    sv.add_argument("--sized-dir", default="runs/video-sized", metavar="DIR",
+                    help="where --video sized writes its segments (sparse files)")
+    sv.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="address to listen on")
+    sv.add_argument("--port", type=int, default=8000, help="TCP port")
+    sv.add_argument("--policy", default="bba", help="ABR endpoint policy: bba, mpc or PATH.onnx")
+    sv.add_argument("--log", default=None, metavar="FILE",
+                    help="JSON-lines log of segments served and decisions (default: none)%(default).0s")
+    sv.add_argument("--threads", type=int, default=16, help="worker threads (concurrent requests)")
+    sv.set_defaults(func=cmd_serve)
+
+    pl = sub.add_parser("play", formatter_class=fmt, help="headless player: play one video from a server",
+                        description="Fetch the MPD and chunk table, then every chunk over HTTP at the policy's "
+                                    "quality; the buffer drains in wall-clock time with the simulator's "
+                                    "semantics (player/client.py). Writes one JSON line per chunk and a "
+                                    "summary (Table-6 fields). Exit status 0 when the video played to the end, "
+                                    "3 when the run ended early (the log's summary says why).")
+    pl.add_argument("--url", required=True, help="server root, e.g. http://127.0.0.1:8000/")
+    pl.add_argument("--policy", default="bba", help="bba, mpc or PATH.onnx (run in the player)")
+    pl.add_argument("--abr-server", action="store_true",
+                    help="ask the server's ABR endpoint (its --policy) instead of running --policy here")
+    pl.add_argument("--session", default=None, help="session id for the ABR endpoint (default: random)%(default).0s")
+    pl.add_argument("--log", default=None, metavar="RUN.jsonl", help="per-chunk log (default: none)%(default).0s")
+    pl.add_argument("--chunks", type=int, default=None, metavar="N", help="play only N chunks%(default).0s")
+    pl.add_argument("--max-buffer-s", type=float, default=60.0, help="buffer cap, s")
+    pl.add_argument("--give-up-s", type=float, default=30.0,
+                    help="end the run when the server stays unreachable this long, s")
+    pl.add_argument("--quiet", action="store_true", help="print nothing")
+    pl.set_defaults(func=cmd_play)
+
+
+def register(subparsers, groups) -> None:
+    fmt = _fmt()
+    p = subparsers.add_parser("player", formatter_class=fmt,
+                              help="DASH video server with Pensieve's ABR endpoint, headless player, test videos",
+                              description="player/: make-video, serve, play.")
+    sub = p.add_subparsers(dest="player_command", metavar="COMMAND")
+    p.set_defaults(func=lambda args, _p=p: (_p.print_help(), 2)[1])
+    add_player_commands(sub)
+    em = subparsers.choices.get("emulate")  # emulation/cli.py registers first (genet/cli.py's order)
+    group = next((a for a in em._actions if isinstance(a, argparse._SubParsersAction)), None) if em else None
+    if group is not None:
+        register_emulate(group)
+
+
+def register_emulate(sub) -> None:
+    """``genet emulate abr`` in the ``emulate`` group (as sender/cli.py adds ``emulate cc``)."""
+    fmt = _fmt()
+    ea = sub.add_parser("abr", formatter_class=fmt,
+                        help="real headless players over trace-driven links, beside the simulator",
+                        description="One session per policy, trace and repeat: the video server on the link's "
+                                    "host side, the headless player on the emulated side, the trace on the "
+                                    "downlink, 12 Mbit/s uplink. Writes results.csv/json (genet eval abr's "
+                                    "columns plus the simulator's sim_* for the same trace, video and RTT), "
+                                    "summary.txt, qoe_cdf.png, sim_vs_emulation.png and per-chunk logs under "
+                                    "sessions/. Resumable: finished sessions are skipped. Needs root.")
+    ea.add_argument("--policy", action="append", metavar="POLICY",
+                    help="bba, mpc or PATH.onnx; repeat or separate with commas (default: bba,mpc)")
+    ea.add_argument("--traces", required=True, metavar="DIR", help="trace directory or file (downlink)")
+    ea.add_argument("--delay-ms", type=float, default=40.0, help="one-way delay each direction, ms (RTT 80 ms)")
+    ea.add_argument("--backend", choices=("netns", "mahimahi", "mininet"), default="netns", help="emulator")
+    ea.add_argument("--video", default="sized",
+                    help="'sized' (EnvivioDash3 chunk sizes) or a video directory from `genet player make-video`")
+    ea.add_argument("--chunks", type=int, default=None, metavar="N",
+                    help="with --video sized: play only the first N chunks (default: all 49)%(default).0s")
+    ea.add_argument("--jobs", type=int, default=1, help="sessions at once (each lasts the video's length)")
+    ea.add_argument("--repeats", type=int, default=1, help="sessions per policy and trace")
+    ea.add_argument("--out", default="runs/emulate-abr", metavar="DIR", help="output directory")
+    ea.set_defaults(func=cmd_emulate_abr)
+
+
+def cmd_make_video(args) -> int:
+    from player.content import make_encoded_video, write_sized_video
+    if args.sized:
+        c = write_sized_video(args.out, args.table, n_chunks=args.chunks)
+    else:
+        c = make_encoded_video(args.out, duration_s=args.duration_s, codec=args.codec)
+    total = int(c.video.chunk_sizes_bytes.sum())
+    print(f"wrote {c.kind} video {c.root}: {c.video.n_levels} levels x {c.n_chunks} chunks of "
+          f"{c.video.chunk_length_s:g} s ({total / 1e6:.1f} MB of segments), manifest.mpd, video.json")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from player.content import write_sized_video
+    from player.server import serve
+    video = args.video
+    if video == "sized":
+        video = str(write_sized_video(args.sized_dir).root)
+    serve(video, args.bind, args.port, args.policy, args.log, args.threads)
+    return 0
+
+
+def cmd_play(args) -> int:
+    from player.client import PlayerConfig, play
+    cfg = PlayerConfig(url=args.url, policy=args.policy, abr_server=args.abr_server, session=args.session,
+                       n_chunks=args.chunks, max_buffer_s=args.max_buffer_s, give_up_s=args.give_up_s)
+    res = play(cfg, args.log)
+    if not args.quiet:
+        s = res.summary()
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items() if k != "reason"))
+        if res.reason:
+            print(f"ended early: {res.reason}", file=sys.stderr)
+    return 0 if res.status == "complete" else 3
+
+
+def cmd_emulate_abr(args) -> int:
+    from player.emulate import EmulateAbrConfig, emulate_abr, summary_table
+    policies = [x for v in (args.policy or ["bba,mpc"]) for x in v.split(",") if x]
+    cfg = EmulateAbrConfig(policies=policies, traces=args.traces, out=args.out, delay_ms=args.delay_ms,
+                           backend=args.backend, video=args.video, jobs=args.jobs, repeats=args.repeats,
+                           n_chunks=args.chunks)
+
+    def progress(row):
+        print(f"[{row['policy']} {row['trace']} r{row['repeat']}] {row['status']} "
+              f"qoe={row.get('qoe', float('nan')):.3f} sim_qoe={row.get('sim_qoe', float('nan')):.3f} "
+              f"{row.get('reason', '')[:120]}", flush=True)
+
+    rows = emulate_abr(cfg, progress)
+    from genet.abr.registry import policy_label
+    print(summary_table(rows, [policy_label(p) for p in policies]))
+    print(f"[wrote {args.out}/results.csv, results.json, summary.txt, qoe_cdf.png, sim_vs_emulation.png]")
+    return 0 if all(r["status"] == "complete" for r in rows) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m player COMMAND``: the player commands alone."""
+    from genet.errors import GenetError
+    parser = argparse.ArgumentParser(prog="python -m player", formatter_class=_fmt())
+    sub = parser.add_subparsers(dest="player_command", metavar="COMMAND", required=True)
+    add_player_commands(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (GenetError, FileNotFoundError) as exc:
+        print(f"genet: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,483 @@
+"""``genet emulate abr``: real players over trace-driven links, beside the simulator's prediction.
+
+Per session (one policy, one trace, one repeat), in its own worker process (``python -m player.emulate
+SPEC.json``, so a crash or a kill of one session leaves the others running):
+
+1. a link (:class:`emulation.LinkEmulator`): the trace on the downlink (host -> player), 12 Mbit/s
+   uplink (Pensieve's ``12mbps``), ``delay_ms`` one way in each direction (default 40: RTT 80 ms as
+   Pensieve and Genet); netns backend with the host side in its own namespace (nothing touches the
+   root namespace);
+2. the video server (player/server.py) on the host side, the headless player (player/client.py,
+   ``python -m player play``) on the emulated side, fetching ``http://HOST:8000/``;
+3. the session's files in ``OUT/sessions/<policy>/<trace>-r<k>/``: ``player.jsonl`` (per chunk),
+   ``server.jsonl`` (segments served), ``result.json``; the link, server and player end with the worker.
+
+The simulator's figures for the same policy, trace and video (``sim_*`` columns) come from
+:func:`genet.abr.evaluate.run_policy` with the Pensieve conventions, the video's own chunk count,
+``max_buffer_s`` 60 and ``min_rtt_ms`` = 2 x ``delay_ms``, on :func:`emulator_view` of the trace: the
+rates the link really played (the simulator reads a trace file one sample apart from the emulator),
+rotated by the session's ``trace_offset_s`` — the time between the link's start (the trace's time 0 in
+the emulator) and the player's first request (server and player start-up) — so both see the same
+stretch of the trace.
+
+Results (``OUT``): ``results.csv``/``results.json`` (one row per policy, trace and repeat: ``policy``,
+``trace``, ``repeat``, ``bitrate_mbps``, ``rebuffer_s``, ``bitrate_change_mbps``, ``qoe``,
+``qoe_per_chunk``, ``chunks`` as ``genet eval abr``; ``status``/``reason``; ``sim_qoe``,
+``sim_qoe_per_chunk``, ``sim_bitrate_mbps``, ``sim_rebuffer_s``, ``sim_bitrate_change_mbps``;
+``trace_offset_s``, ``wall_s``, ``log``), ``summary.txt``, ``qoe_cdf.png``, ``sim_vs_emulation.png``
+(one panel per policy), ``run-metadata.json``. Finished sessions are appended to ``results.jsonl`` as
+they complete; a rerun with the same settings skips them (failed sessions are retried).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from genet.errors import BadInputError
+
+#: The video server's port on each link's host side.
+SERVER_PORT = 8000
+#: Pensieve's uplink (``12mbps``: one 1500-byte opportunity per ms).
+UPLINK_MBPS = 12.0
+QOE_FIELDS = ("bitrate_mbps", "rebuffer_s", "bitrate_change_mbps", "qoe", "qoe_per_chunk")
+
+
+@dataclass
+class SessionSpec:
+    """One session: policy (name or .onnx path), trace_path, trace (name), repeat (0-based), video_dir,
+    delay_ms (one way), backend, session_dir, n_chunks (None: the whole video), timeout_s"""
+
+    policy: str
+    trace_path: str
+    trace: str
+    repeat: int
+    video_dir: str
+    delay_ms: float
+    backend: str
+    session_dir: str
+    n_chunks: int | None
+    timeout_s: float
+
+
+def _probe(url: str, timeout_s: float) -> bool:
+    import urllib.request
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def run_session(spec: SessionSpec) -> dict[str, Any]:
+    """Run one session (needs root); returns its result row (also written to ``result.json``)."""
+    from emulation import LinkEmulator
+    from emulation.endpoint import end_process
+    from player.client import read_log
+    from traces.io import read_trace
+
+    sess = Path(spec.session_dir)
+    sess.mkdir(parents=True, exist_ok=True)
+    for name in ("player.jsonl", "server.jsonl", "result.json"):
+        (sess / name).unlink(missing_ok=True)
+    trace = read_trace(spec.trace_path)
+    t_start = time.monotonic()
+    row: dict[str, Any] = {"policy": _label(spec.policy), "trace": spec.trace, "repeat": spec.repeat,
+                           "status": "error", "reason": "", "log": str(sess / "player.jsonl")}
+    with LinkEmulator(UPLINK_MBPS, trace, delay_ms=spec.delay_ms, backend=spec.backend,
+                      isolate_host=spec.backend == "netns", command_line=f"genet emulate abr {spec.policy}") as link:
+        t_link = time.time()
+        row["link_run"] = link.run_name  # the emulator's resource names start with it
+        (sess / "link_run.txt").write_text(link.run_name + "\n")
+        url = f"http://{link.host.address}:{SERVER_PORT}/"
+        with open(sess / "server.out", "w") as out:
+            server = link.host.popen([sys.executable, "-m", "player.server", "--video", spec.video_dir, "--bind",
+                                      link.host.address, "--port", str(SERVER_PORT), "--log",
+                                      str(sess / "server.jsonl"), "--threads", "4"],
+                                     stdout=out, stderr=subprocess.STDOUT)
+        try:
+            if not link.host.call(_probe, url + "health", 30.0, timeout_s=40.0):
+                raise RuntimeError(f"the video server did not answer on {url} within 30 s "
+                                   f"(see {sess / 'server.out'})")
+            cmd = [sys.executable, "-m", "player", "play", "--url", url, "--policy", spec.policy, "--log",
+                   str(sess / "player.jsonl"), "--quiet"]
+            if spec.n_chunks:
+                cmd += ["--chunks", str(spec.n_chunks)]
+            proc = link.emulated.run(cmd, timeout_s=spec.timeout_s)
+            if proc.returncode not in (0, 3):
+                row["reason"] = f"player exited {proc.returncode}: {(proc.stderr or '').strip()[-300:]}"
+        except subprocess.TimeoutExpired:
+            row["reason"] = f"player still running after {spec.timeout_s:.0f} s"
+        finally:
+            end_process(server)
+    log = read_log(sess / "player.jsonl") if (sess / "player.jsonl").is_file() else {"chunks": [], "summary": None}
+    summary = log.get("summary") or {}
+    if summary:
+        row.update({k: summary[k] for k in QOE_FIELDS})
+        row["chunks"] = summary["n_chunks"]
+        row["status"] = summary["status"] if not row["reason"] else "error"
+        row["reason"] = row["reason"] or summary["reason"]
+    elif not row["reason"]:
+        row["reason"] = "the player wrote no summary"
+    first = log["chunks"][0]["epoch_request_s"] if log["chunks"] else t_link
+    row["trace_offset_s"] = max(first - t_link, 0.0)
+    row["wall_s"] = time.monotonic() - t_start
+    from genet.atomic import atomic_text_writer
+    with atomic_text_writer(sess / "result.json") as fh:
+        fh.write(json.dumps(row) + "\n")
+    return row
+
+
+def _label(policy: str) -> str:
+    from genet.abr.registry import policy_label
+    return policy_label(policy)
+
+
+# ----------------------------------------------------------------------------------------- simulator
+def emulator_view(trace, offset_s: float = 0.0):
+    """The trace as the emulated link played it, written for the simulator, from ``offset_s`` on.
+
+    The emulator holds ``bandwidth_mbps[i]`` from ``t[i]`` to ``t[i+1]`` (traces.Trace) and loops with
+    period ``t[-1] - t[0]``; the simulator applies ``bandwidth_mbps[i]`` to ``(t[i-1], t[i]]`` (its own
+    reading, genet/abr/core.py), so the same trace file is one sample apart in the two. This returns a
+    trace that the simulator reads as exactly the emulator's rates, rotated to start ``offset_s`` in."""
+    from traces.trace import Trace
+    t = np.asarray(trace.timestamps_s, dtype=np.float64)
+    bw = np.asarray(trace.bandwidth_mbps, dtype=np.float64)
+    period = t[-1] - t[0]
+    o = float(offset_s) % period if period > 0 else 0.0
+    segs = []
+    for i in range(1, len(t)):
+        a, b, rate = t[i - 1] - t[0] - o, t[i] - t[0] - o, bw[i - 1]
+        if b <= 0:
+            a, b = a + period, b + period
+        elif a < 0:
+            segs.append((a + period, period, rate))
+            a = 0.0
+        if b > a:
+            segs.append((a, b, rate))
+    segs.sort()
+    times = [0.0] + [s[1] for s in segs]
+    rates = [segs[0][2]] + [s[2] for s in segs]
+    return Trace(np.asarray(times), np.asarray(rates), name=trace.name, meta=dict(trace.meta or {}))
+
+
+def simulate_row(policy: str, trace_path: str, offset_s: float, video, delay_ms: float,
+                 n_chunks: int) -> dict[str, float]:
+    """The simulator's Table-6 figures for one emulated session (see the module docstring)."""
+    from genet.abr.evaluate import run_policy
+    from genet.abr.params import PENSIEVE, EnvParams
+    from traces.io import read_trace
+    trace = emulator_view(read_trace(trace_path), offset_s)
+    params = EnvParams(max_buffer_s=60.0, chunk_length_s=video.chunk_length_s, min_rtt_ms=2.0 * delay_ms,
+                       video_length_s=n_chunks * video.chunk_length_s)
+    r = run_policy(policy, [trace], video, PENSIEVE, params=params)[0]
+    return {f"sim_{k}": getattr(r, k) for k in QOE_FIELDS}
+
+
+# ----------------------------------------------------------------------------------------- runner
+@dataclass
+class EmulateAbrConfig:
+    """policies: names / .onnx paths; traces: directory or file; out: output directory
+    delay_ms: one-way delay (40); backend: netns | mahimahi | mininet (netns); video: "sized" or a
+    video directory ("sized"); jobs: sessions at once (1); repeats: runs per policy and trace (1);
+    n_chunks: chunks per session (None: the whole video); sized_from: chunk table of the sized video
+    ("envivio")"""
+
+    policies: list[str]
+    traces: str
+    out: str
+    delay_ms: float = 40.0
+    backend: str = "netns"
+    video: str = "sized"
+    jobs: int = 1
+    repeats: int = 1
+    n_chunks: int | None = None
+    sized_from: str = "envivio"
+
+
+def _trace_files(path: str) -> list[Path]:
+    from traces.io import list_trace_files
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise FileNotFoundError(f"--traces {path}: no such file or directory")
+    files = list(list_trace_files(p))
+    if not files:
+        raise BadInputError(f"--traces {path}: no traces found")
+    return files
+
+
+def _prepare_video(cfg: EmulateAbrConfig, out: Path):
+    from player.content import load_content, write_sized_video
+    if cfg.video == "sized":
+        content = write_sized_video(out / "video-sized", cfg.sized_from, n_chunks=cfg.n_chunks)
+    else:
+        content = load_content(cfg.video)
+    return content
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a+", encoding="utf-8") as fh:
+        if fh.tell() > 0:
+            fh.seek(fh.tell() - 1)
+            if fh.read(1) != "\n":
+                fh.write("\n")
+        fh.write(json.dumps(row) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _journal(path: Path, key: dict) -> dict[tuple, dict]:
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if row.get("key") == key and row.get("status") == "complete":
+                done[(row["policy"], row["trace"], row["repeat"])] = row
+    return done
+
+
+def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None = None) -> list[dict]:
+    """Run every session (``cfg.jobs`` at once), write the results; returns the rows."""
+    from genet.abr.registry import make_policy, policy_label
+    if cfg.jobs < 1 or cfg.repeats < 1:
+        raise BadInputError(f"--jobs and --repeats must be >= 1, got {cfg.jobs}, {cfg.repeats}")
+    labels = [policy_label(p) for p in cfg.policies]
+    if len(set(labels)) != len(labels):
+        raise BadInputError(f"--policy values must have distinct names, got {labels}")
+    for p in cfg.policies:  # unknown names / bad models fail before any link is made
+        make_policy(p)
+    if os.geteuid() != 0:
+        from emulation.config import EmulationError
+        raise EmulationError("genet emulate abr needs root (network namespaces, TUN devices)")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = None
+    try:
+        from genet.runmeta import write_run_metadata
+        meta = write_run_metadata(out, extra={"use_case": "abr", "emulation": asdict(cfg)})
+    except ImportError:
+        pass
+    content = _prepare_video(cfg, out)
+    video = content.video
+    n_chunks = video.n_source_chunks
+    files = _trace_files(cfg.traces)
+    key = {"traces": str(Path(cfg.traces).resolve()), "video": str(content.root.resolve()), "delay_ms": cfg.delay_ms,
+           "backend": cfg.backend, "n_chunks": n_chunks}
+    journal = out / "results.jsonl"
+    done = _journal(journal, key)
+    specs = []
+    for pol, label in zip(cfg.policies, labels):
+        for f in files:
+            for r in range(cfg.repeats):
+                if (label, f.name, r) in done:
+                    continue
+                sess = out / "sessions" / label / f"{f.name}-r{r}"
+                specs.append(SessionSpec(pol, str(f.resolve()), f.name, r, str(content.root.resolve()), cfg.delay_ms,
+                                         cfg.backend, str(sess.resolve()), None,
+                                         n_chunks * video.chunk_length_s * 3 + 60.0))
+    rows = list(done.values())
+    running: dict[subprocess.Popen, tuple[SessionSpec, Any]] = {}
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+    try:
+        pending = list(specs)
+        while pending or running:
+            while pending and len(running) < cfg.jobs:
+                spec = pending.pop(0)
+                Path(spec.session_dir).mkdir(parents=True, exist_ok=True)
+                spec_path = Path(spec.session_dir) / "spec.json"
+                spec_path.write_text(json.dumps(asdict(spec)))
+                err = open(Path(spec.session_dir) / "worker.err", "w")
+                p = subprocess.Popen([sys.executable, "-m", "player.emulate", str(spec_path)], stdout=err,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+                running[p] = (spec, err)
+            time.sleep(0.2)
+            for p in [p for p in running if p.poll() is not None]:
+                spec, err = running.pop(p)
+                err.close()
+                row = _finished_row(spec, p.returncode)
+                if row["status"] == "complete":
+                    row.update(simulate_row(spec.policy, spec.trace_path, row["trace_offset_s"], video,
+                                            cfg.delay_ms, n_chunks))
+                _append(journal, {"key": key, **row})
+                rows.append(row)
+                if progress is not None:
+                    progress(row)
+    except BaseException:
+        _stop_workers(running)
+        raise
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    order = {(lab, f.name, r): i for i, (lab, f, r) in enumerate(
+        (lab, f, r) for lab in labels for f in files for r in range(cfg.repeats))}
+    rows.sort(key=lambda x: order.get((x["policy"], x["trace"], x["repeat"]), 1 << 30))
+    write_results(out, rows, labels)
+    if meta is not None:
+        meta.finish(out, status=0 if all(r["status"] == "complete" for r in rows) else 1)
+    return rows
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_workers(running: dict) -> None:
+    """SIGTERM each worker's process group (its link tears down), then SIGKILL what is left after 15 s."""
+    for p in running:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 15.0
+    for p in running:
+        try:
+            p.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+    for _spec, err in running.values():
+        err.close()
+    running.clear()
+
+
+def _finished_row(spec: SessionSpec, returncode: int) -> dict[str, Any]:
+    res = Path(spec.session_dir) / "result.json"
+    if res.is_file():
+        try:
+            return json.loads(res.read_text())
+        except ValueError:
+            pass
+    tail = ""
+    err = Path(spec.session_dir) / "worker.err"
+    if err.is_file():
+        tail = err.read_text(errors="replace").strip()[-400:]
+    return {"policy": _label(spec.policy), "trace": spec.trace, "repeat": spec.repeat, "status": "error",
+            "reason": f"session worker exited {returncode}: {tail}", "log": str(Path(spec.session_dir) / "player.jsonl")}
+
+
+COLUMNS = ("policy", "trace", "repeat", "bitrate_mbps", "rebuffer_s", "bitrate_change_mbps", "qoe", "qoe_per_chunk",
+           "chunks", "status", "reason", "sim_qoe", "sim_qoe_per_chunk", "sim_bitrate_mbps", "sim_rebuffer_s",
+           "sim_bitrate_change_mbps", "trace_offset_s", "wall_s", "log")
+
+
+def summary_table(rows: Sequence[dict], labels: Sequence[str]) -> str:
+    head = (f"{'policy':<20} {'ok/all':>7} {'bitrate_mbps':>12} {'rebuffer_s':>10} {'change_mbps':>11} "
+            f"{'qoe':>9} {'sim_qoe':>9} {'gap_%':>7}")
+    lines = [head, "-" * len(head)]
+    for lab in labels:
+        mine = [r for r in rows if r["policy"] == lab]
+        ok = [r for r in mine if r.get("status") == "complete"]
+        if not ok:
+            lines.append(f"{lab[:20]:<20} {len(ok):>3}/{len(mine):<3}")
+            continue
+
+        def m(k):
+            return float(np.mean([r[k] for r in ok]))
+        gap = 100.0 * (m("qoe") - m("sim_qoe")) / abs(m("sim_qoe")) if m("sim_qoe") else float("nan")
+        lines.append(f"{lab[:20]:<20} {len(ok):>3}/{len(mine):<3} {m('bitrate_mbps'):>12.4f} {m('rebuffer_s'):>10.4f} "
+                     f"{m('bitrate_change_mbps'):>11.4f} {m('qoe'):>9.3f} {m('sim_qoe'):>9.3f} {gap:>7.1f}")
+    lines.append("(means over completed sessions of the per-video figures; sim_*: the simulator on the same trace, "
+                 "video and RTT; gap = (qoe - sim_qoe) / |sim_qoe|)")
+    failed = [r for r in rows if r.get("status") != "complete"]
+    for r in failed:
+        lines.append(f"FAILED {r['policy']} {r['trace']} r{r['repeat']}: {r.get('status')}: {r.get('reason', '')[:200]}")
+    return "\n".join(lines)
+
+
+def write_results(out: Path, rows: Sequence[dict], labels: Sequence[str]) -> None:
+    import csv
+    import io
+
+    from genet.atomic import atomic_text_writer
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in COLUMNS})
+    with atomic_text_writer(out / "results.csv") as fh:
+        fh.write(buf.getvalue())
+    table = summary_table(rows, labels)
+    with atomic_text_writer(out / "results.json") as fh:
+        fh.write(json.dumps({"results": [{k: r.get(k) for k in COLUMNS} for r in rows]}, indent=1))
+    with atomic_text_writer(out / "summary.txt") as fh:
+        fh.write(table + "\n")
+    try:
+        _plots(out, rows, labels)
+    except ImportError:
+        pass
+
+
+def _plots(out: Path, rows: Sequence[dict], labels: Sequence[str]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ok = [r for r in rows if r.get("status") == "complete"]
+    if not ok:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for lab in labels:
+        x = np.sort([r["qoe"] for r in ok if r["policy"] == lab])
+        if len(x):
+            ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=f"{lab} (mean {np.mean(x):.2f})")
+    ax.set_xlabel("per-video total QoE (emulation)")
+    ax.set_ylabel("CDF")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "qoe_cdf.png", dpi=120)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, len(labels), figsize=(4 * len(labels), 4), squeeze=False)
+    for ax, lab in zip(axes[0], labels):
+        pts = [(r["sim_qoe"], r["qoe"]) for r in ok if r["policy"] == lab]
+        if pts:
+            a = np.asarray(pts)
+            ax.scatter(a[:, 0], a[:, 1], s=12)
+            lo, hi = float(a.min()), float(a.max())
+            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
+        ax.set_title(lab)
+        ax.set_xlabel("simulator QoE")
+        ax.set_ylabel("emulation QoE")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "sim_vs_emulation.png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Worker entry point: ``python -m player.emulate SPEC.json`` runs one session."""
+    argv = sys.argv[1:] if argv is None else argv
+    spec = SessionSpec(**json.loads(Path(argv[0]).read_text()))
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
+    run_session(spec)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""The video server: a Flask app on waitress (a production, multi-threaded WSGI server).
+
+Routes (``genet player serve --video DIR --bind ADDR --port P``):
+
+* ``GET /manifest.mpd``, ``GET /video.json``, ``GET /video<N>/<k>.m4s`` (and ``Header.m4s``): files
+  of the video directory with exact ``Content-Length``. Only regular files under the directory are
+  served: ``..``, absolute paths, NUL bytes, encoded traversal (``%2e%2e%2f``) and symlinks that
+  leave the directory get 404 (400 for NUL bytes);
+* ``POST /abr`` (and ``POST /``): Pensieve's ABR endpoint (player/abr.py: fields, session ids,
+  replies); malformed bodies get 400 with a one-line message and the server keeps serving;
+* ``GET /health``: ``ok`` (readiness probe).
+
+Logging (``--log FILE``, JSON lines, flushed per line): ``{"event": "segment", "t_s", "path", "bytes",
+"status", "client"}`` for every file request and ``{"event": "decision", "t_s", "session", "policy",
+"reply", ...}`` for every ABR decision (player/abr.py ``AbrServerSession.handle`` lists the fields).
+``t_s`` is epoch seconds.
+
+Imports only flask, waitress, numpy (and onnxruntime for ``.onnx`` policies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE
+from player.abr import AbrDecider, AbrRequest, AbrRequestError, AbrServerSession
+from player.content import MPD_NAME, load_content
+
+#: Most concurrent ABR sessions a server keeps (the oldest is dropped beyond).
+MAX_SESSIONS = 1024
+
+
+class JsonlLog:
+    """Thread-safe JSON-lines log (one line per event, flushed; None path: discard)."""
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self._lock = threading.Lock()
+        self._fh = None
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(path, "a", buffering=1, encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            return
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        with self._lock:
+            self._fh.write(line)
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.PathLike | None = None,
+               rebuffer_penalty: float = REBUFFER_PENALTY_PENSIEVE):
+    """The Flask app serving ``video_dir`` with ``policy`` behind the ABR endpoint."""
+    from flask import Flask, Response, abort, request, send_file
+
+    content = load_content(video_dir)
+    root = content.root.resolve()
+    AbrDecider(policy, content.video, rebuffer_penalty)  # fail now (unknown policy, bad model), not per request
+    app = Flask("genet-player", static_folder=None)
+    app.config["genet.log"] = logger = JsonlLog(log)
+    sessions: dict[str, AbrServerSession] = {}
+    sessions_lock = threading.Lock()
+
+    def session_for(sid: str) -> AbrServerSession:
+        with sessions_lock:
+            s = sessions.get(sid)
+            if s is None:
+                if len(sessions) >= MAX_SESSIONS:
+                    sessions.pop(next(iter(sessions)))
+                s = sessions[sid] = AbrServerSession(AbrDecider(policy, content.video, rebuffer_penalty))
+            return s
+
+    @app.after_request
+    def cors(resp):
+        resp.headers["Access-Control-Allow-Origin"] = "*"
+        return resp
+
+    @app.get("/health")
+    def health():
+        return Response("ok", mimetype="text/plain")
+
+    @app.route("/", methods=["POST"])
+    @app.route("/abr", methods=["POST"])
+    def abr():
+        raw = request.get_data(cache=False, as_text=True)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return Response(f"ABR request body is not JSON: {raw[:80]!r}\n", status=400, mimetype="text/plain")
+        if isinstance(body, dict) and "pastThroughput" in body:  # dash.js end-of-load summary
+            return Response("", mimetype="text/plain")
+        sid = str(request.args.get("session") or request.headers.get("X-Session-Id")
+                  or (body.get("session") if isinstance(body, dict) else None) or "default")
+        try:
+            req = AbrRequest.from_json(body, content.video.n_levels)
+        except AbrRequestError as exc:
+            return Response(f"{exc}\n", status=400, mimetype="text/plain")
+        sess = session_for(sid)
+        with sess.lock:
+            reply, record = sess.handle(req)
+        logger.write({"event": "decision", "t_s": time.time(), "session": sid, "policy": sess.decider.label,
+                      "last_request": req.lastRequest, "last_quality": req.lastquality, **record})
+        return Response(reply, mimetype="text/plain")
+
+    @app.get("/")
+    def index():
+        return Response(f"genet player server: {MPD_NAME}, video.json, POST /abr\n", mimetype="text/plain")
+
+    @app.get("/<path:relpath>")
+    def files(relpath: str):
+        if "\x00" in relpath:
+            abort(400)
+        parts = relpath.replace("\\", "/").split("/")
+        if relpath.startswith("/") or any(p in ("..", "") for p in parts):
+            _log_segment(logger, relpath, 0, 404)
+            abort(404)
+        path = (root / relpath)
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            _log_segment(logger, relpath, 0, 404)
+            abort(404)
+        if not real.is_relative_to(root) or not real.is_file():
+            _log_segment(logger, relpath, 0, 404)
+            abort(404)
+        size = real.stat().st_size
+        mimetype = "application/dash+xml" if real.name.endswith(".mpd") else (
+            "application/json" if real.suffix == ".json" else "video/mp4")
+        resp = send_file(real, mimetype=mimetype, conditional=False, etag=False, max_age=0)
+        resp.headers["Content-Length"] = str(size)
+        _log_segment(logger, relpath, size, 200)
+        return resp
+
+    return app
+
+
+def _log_segment(logger: JsonlLog, path: str, size: int, status: int) -> None:
+    from flask import request
+    logger.write({"event": "segment", "t_s": time.time(), "path": path, "bytes": size, "status": status,
+                  "client": request.remote_addr})
+
+
+def serve(video_dir: str | os.PathLike, bind: str = "127.0.0.1", port: int = 8000, policy: str = "bba",
+          log: str | os.PathLike | None = None, threads: int = 16, ready_file: str | None = None) -> None:
+    """Run the server until interrupted (waitress, ``threads`` worker threads)."""
+    from waitress import create_server
+    app = create_app(video_dir, policy=policy, log=log)
+    server = create_server(app, host=bind, port=port, threads=threads, channel_timeout=30,
+                           connection_limit=256, ident="genet-player")
+    print(f"serving {video_dir} on http://{bind}:{server.effective_port}/ (ABR policy {policy})", flush=True)
+    if ready_file:
+        Path(ready_file).write_text(str(server.effective_port))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        app.config["genet.log"].close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m player.server", description="genet player video server")
+    p.add_argument("--video", required=True)
+    p.add_argument("--bind", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--policy", default="bba")
+    p.add_argument("--log", default=None)
+    p.add_argument("--threads", type=int, default=16)
+    args = p.parse_args(argv)
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    serve(args.video, args.bind, args.port, args.policy, args.log, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
