@@ -23,6 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import json
 
     from genet.atomic import atomic_write_text
+    from genet.errors import GenetRuntimeError
     from genet.run import engine, plan, schema
 
     cfg, text = schema.load(args.config)
@@ -37,6 +38,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(runner.describe(selected))
         return 0
     out.mkdir(parents=True, exist_ok=True)
+    import fcntl
+    import signal
+    lock = open(out / ".genet-run.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise GenetRuntimeError(f"another `genet run` is using {out}; wait for it or pass another --out") from None
+
+    def on_term(signum, frame):  # SIGTERM stops the run like Ctrl-C: the running command is stopped cleanly
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
     atomic_write_text(out / "config.toml", text)
     atomic_write_text(out / "config.json", json.dumps({"source": str(Path(args.config).resolve()), "config": cfg},
                                                       indent=1, default=str))

@@ -288,7 +288,7 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
         need = [("deploy", "push"), ("deploy", "run"), ("deploy", "report")] + ([] if dep_cfg["inventory"] else [("deploy", "testbed")])
         missing = [p for p in need if not registered(*p)]
         avail = not_available(*missing[0]) if missing else ""
-        testbed = folder / "testbed"
+        testbed = run_dir / "deploy" / f"testbed-{uc}"  # beside the item's folder: survives its clearing
         campaign = Path(d["campaign"]) if d["campaign"] else folder / "campaign.toml"
         steps: list = []
         cleanup: list = []
@@ -297,6 +297,7 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
         if dep_cfg["inventory"]:
             inventory = dep_cfg["inventory"]
         else:
+            steps.append(_down_leftover_testbed(testbed))
             up = ["deploy", "testbed", "up", "--hosts", str(dep_cfg["testbed_hosts"]), "--out", str(testbed)]
             if dep_cfg["testbed_paths"]:
                 up += ["--paths", dep_cfg["testbed_paths"]]
@@ -325,6 +326,20 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
                                est_s=5, inputs={"config": cfg,
                                                 "unavailable": [i.id for s in STAGES for i in plan[s] if i.unavailable]}))
     return plan
+
+
+def _down_leftover_testbed(testbed: Path) -> Callable:
+    """A killed run can leave its testbed up (namespaces, sshd): take it down before bringing up a new one."""
+    def action(item: Item) -> None:
+        import subprocess
+        import sys
+        if (testbed / "testbed-plan.json").is_file():
+            done = subprocess.run([sys.executable, "-m", "genet.cli", "deploy", "testbed", "down", "--out", str(testbed)],
+                                  capture_output=True, text=True, timeout=300)
+            print(f"took down the testbed a killed run left in {testbed} (exit status {done.returncode})")
+            print(done.stdout + done.stderr)
+    action.describe = f"take down a testbed left in {testbed} by a killed run, if any"
+    return action
 
 
 def _write_campaign(path: Path, uc: str, schemes: list[str], d: dict, seed: int) -> Callable:

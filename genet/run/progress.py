@@ -22,7 +22,7 @@ def fmt_s(seconds: float | None) -> str:
 
 class Progress:
     """ETA = the remaining items' estimates, scaled by how the finished items' real times compared with
-    their estimates (clamped to 0.25-4x), minus the running item's elapsed time."""
+    their estimates (with a 30-s prior at 1x, clamped to 0.25-4x), minus the running item's elapsed time."""
 
     def __init__(self, total_est_s: float, stream=None, tty: bool | None = None):
         self.stream = stream or sys.stdout
@@ -41,11 +41,13 @@ class Progress:
         self._lock = threading.Lock()
         self._last_draw = 0.0
 
+    #: seconds of pseudo-observation at ratio 1: a few quick items do not swing the ETA
+    PRIOR_S = 30.0
+
     @property
     def scale(self) -> float:
-        if self.done_est <= 0:
-            return 1.0
-        return min(4.0, max(0.25, self.done_real / self.done_est))
+        ratio = (self.done_real + self.PRIOR_S) / (self.done_est + self.PRIOR_S)
+        return min(4.0, max(0.25, ratio))
 
     def eta_s(self) -> float:
         running = time.monotonic() - self.item_t0 if self.item else 0.0

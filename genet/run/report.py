@@ -92,6 +92,27 @@ def read_results(path: Path) -> list[dict]:
     return out
 
 
+def deploy_rows(campaign_dir: Path) -> list[dict]:
+    """One row per finished run of a `genet deploy run` campaign (its journal: path, scheme, metrics), the
+    scheme as ``policy``; [] when there is none."""
+    try:
+        from deploy.campaign import JOURNAL, Journal
+    except ImportError:
+        return []
+    if not (campaign_dir / JOURNAL).is_file():
+        return []
+    runs: dict[str, dict] = {}
+    for r in Journal(campaign_dir / JOURNAL).records:
+        if r.get("status") == "ok" and isinstance(r.get("metrics"), dict):
+            runs[r.get("run_id", str(len(runs)))] = r  # a retried run counts once
+    rows = []
+    for r in runs.values():
+        row = {k: _float(v) for k, v in r["metrics"].items() if _float(v) is not None}
+        row.update(policy=policy_label(str(r.get("scheme", ""))), path=str(r.get("path", "")))
+        rows.append(row)
+    return rows
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -158,13 +179,9 @@ class Report:
                 continue
             folder = Path(it["folder"])
             if stage == "deploy":
-                files = sorted((folder / "campaign").rglob("results.csv")) if (folder / "campaign").is_dir() else []
-                for f in files[:1]:
-                    rows = read_results(f)
-                    by_path: dict[str, list[dict]] = {}
-                    for r in rows:
-                        by_path.setdefault(str(r.get("path", "all paths")), []).append(r)
-                    found.update(by_path)
+                if self.item_status(stage, it["name"]).startswith(("done", "up to")):
+                    for r in deploy_rows(folder / "campaign"):
+                        found.setdefault(str(r.get("path", "all paths")), []).append(r)
             elif (folder / "results.csv").is_file() and self.item_status(stage, it["name"]).startswith(("done", "up to")):
                 found[it["name"][len(uc) + 1:]] = read_results(folder / "results.csv")
         return found
@@ -457,9 +474,9 @@ class Report:
             atomic_write_bytes(self.out / "figures" / name, png)
         css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
                "table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;"
-               "font-size:14px;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f3f3f3}"
+               "font-size:14px;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#f3f3f3}"
                "figure{display:inline-block;margin:.5em}img{max-width:100%}figcaption{font-size:13px;color:#555}"
-               "pre{font-size:12px;white-space:pre-wrap;margin:0}h1{margin-bottom:.2em}")
+               "pre{font-size:12px;white-space:pre-wrap;word-break:break-all;margin:0}h1{margin-bottom:.2em}")
         page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
                 f"<style>{css}</style></head><body>" + "\n".join(self.html) + "</body></html>\n")
         atomic_write_text(self.out / "index.html", page)
