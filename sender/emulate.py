@@ -216,6 +216,10 @@ def validate(args):
         raise BadInputError(f"--jobs must be >= 1, got {args.jobs}")
     if args.duration_s is not None and not args.duration_s > 0:
         raise BadInputError(f"--duration-s must be > 0, got {args.duration_s}")
+    if args.backend == "mininet":
+        raise BadInputError("genet emulate cc measures every scheme from the link's Mahimahi-format logs and the "
+                            "mininet backend writes none (it replays bandwidth with htb): use --backend netns "
+                            "(default) or mahimahi")
     if args.flows and args.backend != "netns":
         raise BadInputError("--flows needs the netns backend (per-flow figures come from its packet captures)")
     traces = load_traces(args.traces)

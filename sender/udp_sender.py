@@ -5,7 +5,8 @@ Loop (one thread): send every packet whose pacing time has come (at most
 :data:`MAX_BURST` at once; a sender more than :data:`MAX_LAG_S` behind resets its
 clock, keeping at most that much credit), drain ACKs, apply the loss rule
 (:class:`genet.cc.monitor.LossDetector`), and at the end of each monitor
-interval feed the :class:`~genet.cc.monitor.IntervalMonitor` record to the
+interval — the first packet due at or after its end time, once the first ACK has
+come, as in the simulator — feed the :class:`~genet.cc.monitor.IntervalMonitor` record to the
 controller: observation -> policy -> action -> new rate (the same objects the
 simulator's environment uses). Between packets it waits in ``select`` on the
 socket (woken by ACKs) until :data:`SPIN_S` before the next send, then spins:
@@ -47,7 +48,7 @@ from genet.packets import PACKET_BITS
 from sender.wire import (ACK, DATA, FIN_ACK, MAGIC, T_ACK, T_DATA, T_FIN, T_FIN_ACK, VERSION, data_packet)
 
 MAX_BURST = 64
-MAX_LAG_S = 0.02
+MAX_LAG_S = 0.05
 SPIN_S = 200e-6
 EXIT_OK, EXIT_SILENT = 0, 3
 
@@ -172,8 +173,23 @@ class UdpSender:
             if self._stop_signal:
                 status, reason = 128 + self._stop_signal, f"stopped by signal {signal.Signals(self._stop_signal).name}"
                 break
-            # ---- send what is due
+            # ---- send what is due; a monitor interval ends at the first send at or after its end time once
+            # the first ACK has come (the simulator's rule: the first interval lasts until the first ACK)
             if now >= next_send:
+                if now >= mi_end_ns and acked_total:
+                    d0 = clock()
+                    mi = ctl.finish_interval((now - t0) * ns)
+                    action = policy.decide(ctl.observation)
+                    if action is not None:
+                        rate_pps = ctl.apply_action(action)
+                        gap_ns = 1e9 / rate_pps
+                        next_send = max(next_send, now - gap_ns)
+                    d1 = clock()
+                    decision_us.append((d1 - d0) / 1000.0)
+                    mi_end_ns = now + ctl.interval_s * 1e9
+                    if log:
+                        self._log_mi(log, mi, mi_target_rate, action, (d1 - d0) / 1000.0)
+                    mi_target_rate = rate_pps
                 if now - next_send > MAX_LAG_S * 1e9:
                     next_send = now - MAX_LAG_S * 1e9
                 burst = 0
@@ -232,31 +248,8 @@ class UdpSender:
                 reason = (f"no ACK from {self.dest[0]}:{self.dest[1]} for {self.silence_timeout_s:g} s "
                           f"(receiver gone or unreachable)")
                 break
-            # ---- end of a monitor interval: controller decision
-            if now >= mi_end_ns:
-                d0 = clock()
-                mi = ctl.finish_interval((now - t0) * ns)
-                action = policy.decide(ctl.observation)
-                if action is not None:
-                    rate_pps = ctl.apply_action(action)
-                    gap_ns = 1e9 / rate_pps
-                d1 = clock()
-                decision_us.append((d1 - d0) / 1000.0)
-                mi_end_ns = now + ctl.interval_s * 1e9
-                if log:
-                    r = mi.rtt_samples_s
-                    log.write(json.dumps({
-                        "type": "mi", "t_s": round(mi.send_end_s, 6), "target_rate_mbps": mi_target_rate * PACKET_BITS / 1e6,
-                        "send_rate_mbps": mi.send_rate_bps / 1e6, "throughput_mbps": mi.recv_rate_bps / 1e6,
-                        "rtt_mean_ms": 1000 * mi.avg_latency_s, "rtt_min_ms": 1000 * float(r.min()) if r.size else None,
-                        "loss_rate": mi.loss_ratio, "action": action, "reward": ctl.reward(mi),
-                        "packets_sent": mi.packets_sent, "packets_acked": mi.packets_acked,
-                        "packets_lost": mi.packets_lost, "next_interval_s": ctl.interval_s,
-                        "decision_us": round((d1 - d0) / 1000.0, 2)}) + "\n")
-                mi_target_rate = rate_pps
-                continue
             # ---- wait: select (woken by ACKs) until SPIN_S before the next send, then spin
-            wait_s = min(next_send - now, mi_end_ns - now) * ns - SPIN_S
+            wait_s = (next_send - now) * ns - SPIN_S
             if wait_s > 0:
                 try:
                     select.select((sock,), (), (), min(wait_s, 0.05))
@@ -287,6 +280,17 @@ class UdpSender:
             "late_acks": loss.late_acks, "duplicate_acks": loss.duplicate_acks, "malformed_acks": malformed,
         }
         return status, summary
+
+    def _log_mi(self, log, mi, target_rate_pps: float, action, decision_us: float) -> None:
+        ctl = self.controller
+        r = mi.rtt_samples_s
+        log.write(json.dumps({
+            "type": "mi", "t_s": round(mi.send_end_s, 6), "target_rate_mbps": target_rate_pps * PACKET_BITS / 1e6,
+            "send_rate_mbps": mi.send_rate_bps / 1e6, "throughput_mbps": mi.recv_rate_bps / 1e6,
+            "rtt_mean_ms": 1000 * mi.avg_latency_s, "rtt_min_ms": 1000 * float(r.min()) if r.size else None,
+            "loss_rate": mi.loss_ratio, "action": action, "reward": ctl.reward(mi),
+            "packets_sent": mi.packets_sent, "packets_acked": mi.packets_acked, "packets_lost": mi.packets_lost,
+            "next_interval_s": ctl.interval_s, "decision_us": round(decision_us, 2)}) + "\n")
 
     def _finish(self, sock: socket.socket) -> dict | None:
         """FIN -> FIN_ACK: the receiver's counters (None when it does not answer within 1 s)."""
