@@ -172,3 +172,22 @@ def test_bad_input_fails_before_any_link_is_made(extra, msg, tmp_path, repo_dir,
     after, _ = _netns_and_procs()
     assert res.returncode == 1 and res.stderr.startswith("genet: error:") and msg in res.stderr, res.stderr
     assert after == before and not (tmp_path / "o" / "runs").exists()
+
+
+def test_competing_flows_report_each_share_and_jains_index(tmp_path, no_leftovers):
+    tdir = tmp_path / "traces"
+    tdir.mkdir()
+    write_trace(Trace.constant(12.0, 4.0, name="c12", delay_ms=10.0, queue_packets=100), tdir / "c12.json")
+    out = tmp_path / "out"
+    res = subprocess.run(GENET + ["emulate", "cc", "--flows", "const:3,const:6,cubic", "--traces", str(tdir),
+                                  "--out", str(out), "--no-plots"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    print("\n" + (out / "flows.txt").read_text())
+    rows = json.loads((out / "flows.json").read_text())
+    assert [r["policy"] for r in rows] == ["const:3", "const:6", "cubic"]
+    tput = [r["throughput_mbps"] for r in rows]
+    assert tput[0] == pytest.approx(3.0, rel=0.1) and tput[1] == pytest.approx(6.0, rel=0.1)
+    assert 0.5 < tput[2] <= 12.0 * 1.03  # each over its own delivery span (Pantheon's per-flow throughput)
+    jain = sum(tput) ** 2 / (3 * sum(x * x for x in tput))
+    assert all(r["jain_index"] == pytest.approx(jain) for r in rows)
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
