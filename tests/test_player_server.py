@@ -270,3 +270,21 @@ def test_player_gives_up_with_the_reason_and_a_killed_run_leaves_a_readable_log(
     assert all(json.loads(x) for x in lines)
     parsed = read_log(log2)
     assert parsed["session"] is not None and len(parsed["chunks"]) >= 3 and parsed["summary"] is None
+
+
+@pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="ffmpeg not installed (scripts/provision.sh)")
+def test_encoded_video_tracks_the_ladder_and_plays(tmp_path):
+    from player.content import make_encoded_video
+    c = make_encoded_video(tmp_path / "enc", duration_s=8.0, codec="h264")
+    sizes = c.video.chunk_sizes_bytes
+    assert sizes.shape == (6, 2)
+    nominal = np.array(LADDER, dtype=float)[:, None] * 1000 / 8 * 4.0
+    assert np.all(np.abs(sizes / nominal - 1) < 0.35), sizes / nominal  # CBR: sizes follow the ladder
+    assert np.all(np.diff(sizes, axis=0) > 0)
+    assert load_content(c.root).kind == "encoded"
+    assert np.array_equal(load_video(c.root).chunk_sizes_bytes, sizes)  # `genet eval abr --video DIR` replays it
+    mpd = (c.root / "manifest.mpd").read_text()
+    assert 'codecs="avc1.' in mpd and (c.root / "video1" / "Header.m4s").stat().st_size > 0
+    with Server(c.root) as srv:
+        res = play(PlayerConfig(srv.url, policy="bba"), tmp_path / "enc.jsonl")
+    assert res.status == "complete" and res.n_chunks == 2
