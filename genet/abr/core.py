@@ -45,6 +45,9 @@ from genet.abr.video import Video
 from traces.errors import TraceFormatError
 from traces.trace import Trace
 
+#: Largest chunk-size tables (all environments and video lengths together) a simulator may allocate.
+MAX_CHUNK_TABLE_BYTES = 2**30
+
 
 @njit(cache=True)
 def download_chunk(t_all, bw_all, off, ln, ptr0, last_time0, size, rtt_ms, noise, buffer0, chunk_ms,
@@ -60,6 +63,8 @@ def download_chunk(t_all, bw_all, off, ln, ptr0, last_time0, size, rtt_ms, noise
     rebuf = 0.0
     # (the single-pass for loop works around a numba 0.68 typing failure with a top-level `while True`)
     for _once in range(1):
+        # bounded: BatchedAbrSim._check_trace makes one pass of the trace carry the largest chunk, so a
+        # download ends within the rest of this pass plus one more (<= 2 x trace samples)
         while True:
             tput = bw_all[off + p] * 1000000.0 / 8.0
             dur = t_all[off + p] - lt
@@ -101,6 +106,11 @@ def download_chunk(t_all, bw_all, off, ln, ptr0, last_time0, size, rtt_ms, noise
                 if p >= ln:
                     p = 1
                     lt = wrap_t
+                    # a sleep longer than two passes of the trace (a short trace, long chunks) skips the whole
+                    # passes at once, so the loop crosses <= 3 passes; never taken by normal traces
+                    pass_ms = (t_all[off + ln - 1] - wrap_t) * 1000.0
+                    if pass_ms > 0.0 and sleep > 2.0 * pass_ms:
+                        sleep -= (np.floor(sleep / pass_ms) - 1.0) * pass_ms
     return p, lt, buf, delay, rebuf, sleep
 
 
@@ -236,6 +246,7 @@ class BatchedAbrSim:
         # per-trace chunk tables (cached by (n_chunks, chunk length))
         self._tables: dict[tuple[int, float], np.ndarray] = {}
         self.max_chunks = max(p.n_chunks for p in self.trace_params)
+        self._check_table_size()
         lens = [len(tr.timestamps_s) for tr in self.traces]
         self.tr_len = np.asarray(lens, dtype=np.int64)
         self.tr_off = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
@@ -268,12 +279,31 @@ class BatchedAbrSim:
             self._tables[key] = self.video.chunk_sizes_for(p.n_chunks, p.chunk_length_s)
         return self._tables[key]
 
+    def _check_table_size(self) -> None:
+        """Reject, before allocating, chunk-size tables (per environment and per video length) too large."""
+        distinct = {(p.n_chunks, p.chunk_length_s) for p in self.trace_params}
+        n_bytes = 8 * self.n_levels * (self.n_envs * (self.max_chunks + 1) + sum(n for n, _ in distinct))
+        if n_bytes > MAX_CHUNK_TABLE_BYTES:
+            p = max(self.trace_params, key=lambda q: q.n_chunks)
+            raise BadInputError(
+                f"EnvParams video_length_s={p.video_length_s:g} / chunk_length_s={p.chunk_length_s:g} is a video of "
+                f"{p.n_chunks:,} chunks: its chunk-size tables for {self.n_envs} environments would take "
+                f"{n_bytes / 2**30:.1f} GiB (limit {MAX_CHUNK_TABLE_BYTES / 2**30:g} GiB); "
+                "use a shorter video_length_s")
+
     def _check_trace(self, k: int, tr: Trace) -> None:
         where = tr.meta.get("path") if isinstance(tr.meta, dict) else None
         label = where or (tr.name or f"trace #{k}")
         t, bw = tr.timestamps_s, tr.bandwidth_mbps
         if len(t) < 2:
             raise TraceFormatError(f"ABR simulation needs at least 2 samples, trace {label!r} has {len(t)}", where)
+        if not np.any(bw[1:] * np.diff(t) > 0):
+            raise TraceFormatError(f"trace {label!r} has zero bandwidth for its whole length: no chunk can download "
+                                   f"(the simulator loops the trace)", where, field="bandwidth_mbps")
+        if self.conv.wrap_time_zero and t[1] < 0.0:
+            raise TraceFormatError(f"trace {label!r} starts at {t[0]:g} s, but this simulator mode wraps the trace "
+                                   "clock to 0 s at the trace end: timestamps after the first must be >= 0", where,
+                                   field="timestamps_s")
         carried = float(np.sum(bw[1:] * 1e6 / 8.0 * np.diff(t))) * self.conv.payload_fraction
         largest = float(self._table(self.trace_params[k]).max())
         if not carried >= largest:
