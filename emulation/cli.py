@@ -174,9 +174,15 @@ def cmd_shell(args) -> int:
         while True:
             try:
                 status = p.wait(timeout=0.05)
-                return status if status >= 0 else 128 - status
             except subprocess.TimeoutExpired:
                 pass
+            else:
+                if args.backend == "mahimahi":  # CMD's own status, carried out of mm-link (see mahimahi_backend)
+                    status = link.backend.command_status()
+                    if status == 77 and args.once:
+                        print("genet emulate shell: the trace ended (--once); ending CMD", file=sys.stderr)
+                    return status
+                return status if status >= 0 else 128 - status
             if deadline is not None and time.monotonic() >= deadline:
                 print(f"genet emulate shell: CMD still running after {args.timeout_s} s; ending it", file=sys.stderr)
                 end_process(p)

@@ -55,6 +55,31 @@ if [ "${#optional[@]}" -gt 0 ] && [ "${GENET_SKIP_APT:-0}" != 1 ]; then
   fi
 fi
 
+# ---- Mahimahi (issue 18) ---------------------------------------------------------------------
+# When ../shared/vendor has Mahimahi's source and no mm-link is installed, build it once per machine
+# into /opt/mahimahi (outside the clone; ~90 s the first time, 0.4 s afterwards) with
+# ../shared/tools/build-mahimahi.sh, which also sets up the runtime user `mahimahi` (non-root user,
+# net.ipv4.ip_forward=1, cubic allowed for unprivileged users; those sysctls do not survive a reboot,
+# hence the cheap re-run). The mahimahi backend finds /opt/mahimahi/bin and that user by itself.
+# Root only; GENET_SKIP_MAHIMAHI=1 (or GENET_SKIP_APT=1) skips it; a failed build only warns (the
+# real-Mahimahi tests then skip with the reason).
+MM_PREFIX=${GENET_MAHIMAHI_PREFIX:-/opt/mahimahi}
+MM_SHARED=${GENET_SHARED:-../shared}
+MM_TARBALL=$(ls "$MM_SHARED"/vendor/mahimahi-*.tar.gz 2>/dev/null | head -n 1 || true)
+if [ "${GENET_SKIP_MAHIMAHI:-0}" != 1 ] && [ "${GENET_SKIP_APT:-0}" != 1 ] && [ "$(id -u)" = 0 ] \
+   && [ -n "$MM_TARBALL" ] && [ -f "$MM_SHARED/tools/build-mahimahi.sh" ] \
+   && { [ -x "$MM_PREFIX/bin/mm-link" ] || ! command -v mm-link >/dev/null; }; then
+  [ -x "$MM_PREFIX/bin/mm-link" ] || echo "[provision] building Mahimahi from $MM_TARBALL into $MM_PREFIX (once, ~90 s)"
+  mm_log=$(mktemp /tmp/genet-mahimahi-build.XXXXXX.log)
+  if MM_RUNTIME_USER=mahimahi bash "$MM_SHARED/tools/build-mahimahi.sh" "$MM_TARBALL" "$MM_PREFIX" >"$mm_log" 2>&1; then
+    rm -f "$mm_log"
+  else
+    echo "[provision] warning: building Mahimahi failed (log: $mm_log); real-Mahimahi tests will skip" >&2
+    tail -n 5 "$mm_log" >&2 || true
+  fi
+fi
+# ---- end Mahimahi ------------------------------------------------------------------------------
+
 [ "${1:-}" = "--system-only" ] && exit 0
 
 PY=${PYTHON:-python3}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,13 +52,70 @@ def test_missing_mahimahi_is_explained_before_anything_runs():
     assert res.returncode != 0 and problem.split(":")[0] in res.stderr
 
 
-@pytest.mark.skipif(mahimahi_problem() is not None, reason=f"Mahimahi unusable here: {mahimahi_problem()}")
+REAL = pytest.mark.skipif(mahimahi_problem() is not None, reason=f"Mahimahi unusable here: {mahimahi_problem()}")
+SHELL = [sys.executable, "-m", "genet.cli", "emulate", "shell", "--backend", "mahimahi"]
+
+
+@REAL
 def test_real_mahimahi_shell_sets_mahimahi_base_and_returns_status(tmp_path):
+    """tmp_path is 0700 root: mm-link (running as the non-root user) could not open a log there itself."""
     up = tmp_path / "up.log"
-    res = subprocess.run([sys.executable, "-m", "genet.cli", "emulate", "shell", "--backend", "mahimahi",
-                          "--delay-ms", "20", "--uplink", "12mbps", "--downlink", "12mbps", "--uplink-log", str(up),
-                          "--", "sh", "-c", "echo $MAHIMAHI_BASE; exit 5"],
+    res = subprocess.run(SHELL + ["--delay-ms", "20", "--uplink", "12mbps", "--downlink", "12mbps",
+                                  "--uplink-log", str(up), "--", "sh", "-c", "echo $MAHIMAHI_BASE; sleep 0.5; exit 5"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 5, res.stderr
     assert res.stdout.strip().count(".") == 3
-    assert up.read_text().startswith("# mahimahi mm-link (Uplink)")
+    head = up.read_text().splitlines()
+    assert head[0] == f"# mahimahi mm-link (Uplink) [constant 12 Mbit/s] > {up}"
+    assert head[2] == "# queue: infinite" and head[3].startswith("# init timestamp: ")
+    assert any(line.endswith(" # 1504") for line in head[5:50])
+    from emulation.logstats import link_log_stats, read_link_log
+    assert link_log_stats(read_link_log(up)).capacity_mbps == pytest.approx(12.03, abs=0.3)
+
+
+@REAL
+def test_real_mahimahi_reports_signals_and_the_end_of_a_once_trace_as_netns(tmp_path):
+    res = subprocess.run(SHELL + ["--uplink", "12mbps", "--downlink", "12mbps", "--", "sh", "-c", "kill -9 $$"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 137, res.stderr  # 128 + SIGKILL, as netns reports it
+    trace = tmp_path / "short.mahi"  # in a 0700 folder: the backend hands mm-link a copy it can read
+    trace.write_text("1\n300\n")
+    res = subprocess.run(SHELL + ["--once", "--uplink", str(trace), "--downlink", str(trace), "--", "sleep", "30"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 77 and "trace ended" in res.stderr, (res.returncode, res.stderr)
+
+
+@REAL
+def test_real_mahimahi_refuses_a_command_its_user_cannot_run(tmp_path):
+    script = tmp_path / "cmd.sh"  # tmp_path is 0700 root: the Mahimahi user cannot reach it
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    res = subprocess.run(SHELL + ["--uplink", "12mbps", "--downlink", "12mbps", "--", str(script)],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 1
+    assert "runs inside Mahimahi as the non-root user" in res.stderr and "cannot execute" in res.stderr
+
+
+@REAL
+@pytest.mark.root
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("iperf3") is None, reason="needs iperf3")
+def test_same_iperf3_and_ping_through_both_backends():
+    """The same commands through real Mahimahi and through netns (host side in the root namespace, as
+    Mahimahi's): ping-style RTT, iperf3 Cubic and BBR throughput, and BBR's mean RTT (queueing under load)."""
+    from emulation.measure import iperf3
+    from emulation.probes import icmp_rtt_probe
+    got = {}
+    for backend in ("mahimahi", "netns"):
+        with LinkEmulator(12, 12, delay_ms=20, backend=backend) as link:
+            ping = link.emulated.call(icmp_rtt_probe, link.host.address, 30, 0.03)
+            got[backend] = (ping, iperf3(link, "cubic", 5), iperf3(link, "bbr", 12))
+        p, c, b = got[backend]
+        print(f"{backend:8s}: ping min {p.min_ms:.2f} median {p.median_ms:.2f} ms | cubic {c.receiver_mbps:.2f} "
+              f"Mbit/s | bbr {b.receiver_mbps:.2f} Mbit/s, mean RTT {b.sender_mean_rtt_ms:.1f} ms")
+    (pm, cm, bm), (pn, cn, bn) = got["mahimahi"], got["netns"]
+    assert pm.received == pn.received == 30
+    assert abs(pn.min_ms - pm.min_ms) <= 1.5 and abs(pn.median_ms - pm.median_ms) <= 1.5
+    assert abs(cn.receiver_mbps - cm.receiver_mbps) / cm.receiver_mbps <= 0.03
+    assert abs(bn.receiver_mbps - bm.receiver_mbps) / bm.receiver_mbps <= 0.03
+    assert abs(bn.sender_mean_rtt_ms - bm.sender_mean_rtt_ms) / bm.sender_mean_rtt_ms <= 0.15
