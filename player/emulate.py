@@ -69,24 +69,12 @@ class SessionSpec:
     timeout_s: float
 
 
-def _probe(url: str, timeout_s: float) -> bool:
-    import urllib.request
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as r:
-                if r.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 def run_session(spec: SessionSpec) -> dict[str, Any]:
     """Run one session (needs root); returns its result row (also written to ``result.json``)."""
     from emulation import LinkEmulator
     from emulation.endpoint import end_process
     from player.client import read_log
+    from player.server import wait_healthy
     from traces.io import read_trace
 
     sess = Path(spec.session_dir)
@@ -109,7 +97,7 @@ def run_session(spec: SessionSpec) -> dict[str, Any]:
                                       str(sess / "server.jsonl"), "--threads", "4"],
                                      stdout=out, stderr=subprocess.STDOUT)
         try:
-            if not link.host.call(_probe, url + "health", 30.0, timeout_s=40.0):
+            if not link.host.call(wait_healthy, url, 30.0, timeout_s=40.0):
                 raise RuntimeError(f"the video server did not answer on {url} within 30 s "
                                    f"(see {sess / 'server.out'})")
             cmd = [sys.executable, "-m", "player", "play", "--url", url, "--policy", spec.policy, "--log",

@@ -66,7 +66,9 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
 
     content = load_content(video_dir)
     root = content.root.resolve()
-    AbrDecider(policy, content.video, rebuffer_penalty)  # fail now (unknown policy, bad model), not per request
+    probe = AbrDecider(policy, content.video, rebuffer_penalty)  # fail now (unknown policy, bad model) ...
+    probe.decide(probe.measurement(1, 4.0, float(content.video.chunk_sizes_bytes[1, 0]), 1000.0, 0, 0.0))  # ... and
+    # compile/load the policy's kernels before /health answers, not on the first player's request
     app = Flask("genet-player", static_folder=None)
     app.config["genet.log"] = logger = JsonlLog(log)
     sessions: dict[str, AbrServerSession] = {}
@@ -151,14 +153,14 @@ def _log_segment(logger: JsonlLog, path: str, size: int, status: int) -> None:
                   "client": request.remote_addr})
 
 
-def serve(video_dir: str | os.PathLike, bind: str = "127.0.0.1", port: int = 8000, policy: str = "bba",
-          log: str | os.PathLike | None = None, threads: int = 16, ready_file: str | None = None) -> None:
-    """Run the server until interrupted (waitress, ``threads`` worker threads)."""
+def run_wsgi(app, bind: str = "127.0.0.1", port: int = 8000, threads: int = 16, ready_file: str | None = None,
+             banner: str = "") -> None:
+    """Run a Flask app made by :func:`create_app` (or one that extends it) on waitress until interrupted;
+    ``port`` 0 picks a free one (printed, and written to ``ready_file``)."""
     from waitress import create_server
-    app = create_app(video_dir, policy=policy, log=log)
     server = create_server(app, host=bind, port=port, threads=threads, channel_timeout=30,
                            connection_limit=256, ident="genet-player")
-    print(f"serving {video_dir} on http://{bind}:{server.effective_port}/ (ABR policy {policy})", flush=True)
+    print(f"serving on http://{bind}:{server.effective_port}/ {banner}".rstrip(), flush=True)
     if ready_file:
         Path(ready_file).write_text(str(server.effective_port))
     try:
@@ -168,6 +170,79 @@ def serve(video_dir: str | os.PathLike, bind: str = "127.0.0.1", port: int = 800
     finally:
         server.close()
         app.config["genet.log"].close()
+
+
+def serve(video_dir: str | os.PathLike, bind: str = "127.0.0.1", port: int = 8000, policy: str = "bba",
+          log: str | os.PathLike | None = None, threads: int = 16, ready_file: str | None = None) -> None:
+    """Serve ``video_dir`` until interrupted (waitress, ``threads`` worker threads)."""
+    run_wsgi(create_app(video_dir, policy=policy, log=log), bind, port, threads, ready_file,
+             f"({video_dir}, ABR policy {policy})")
+
+
+class ServerProcess:
+    """``python -m player.server`` as a child process (context manager), ready when ``/health`` answers.
+
+    args: extra server arguments (e.g. ["--policy", "mpc"]); video_dir, bind, port (0: a free one)
+    ready_timeout_s: how long to wait for the health probe (30)
+    """
+
+    def __init__(self, video_dir: str | os.PathLike, bind: str = "127.0.0.1", port: int = 0,
+                 args: list[str] | None = None, ready_timeout_s: float = 30.0, module: str = "player.server") -> None:
+        import socket
+        import subprocess
+        import sys
+        if port == 0:
+            with socket.socket() as sock:
+                sock.bind((bind, 0))
+                port = sock.getsockname()[1]
+        self.bind, self.port = bind, port
+        self.proc = subprocess.Popen([sys.executable, "-m", module, "--video", str(video_dir), "--bind", bind,
+                                      "--port", str(port), *(args or [])], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        if not wait_healthy(self.url, ready_timeout_s, self.proc):
+            out = self.stop()
+            raise RuntimeError(f"video server on {self.url} not ready within {ready_timeout_s} s: {out[-500:]}")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.bind}:{self.port}/"
+
+    def stop(self) -> str:
+        """SIGTERM (then SIGKILL after 10 s); returns what the server printed."""
+        import subprocess
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        out = self.proc.stdout.read() if self.proc.stdout else ""
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        return out
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_healthy(url: str, timeout_s: float, proc=None) -> bool:
+    """Poll ``url + "health"`` until it answers 200 (False after ``timeout_s`` or when ``proc`` exits)."""
+    import urllib.request
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=1.0) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from genet.abr.video import Video, default_video, load_video
 from player.abr import AbrDecider, AbrRequest
 from player.client import PlayerConfig, play, read_log
 from player.content import load_content, segment_path, write_sized_video
+from player.server import ServerProcess
 
 LADDER = (300, 750, 1200, 1850, 2850, 4300)
 
@@ -32,52 +33,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class Server:
+def Server(video_dir, policy="bba", port=0, log=None):
     """`python -m player.server` on loopback (a real process), ended on exit."""
-
-    def __init__(self, video_dir, policy="bba", port=None, log=None):
-        self.port = port or _free_port()
-        cmd = [sys.executable, "-m", "player.server", "--video", str(video_dir), "--port", str(self.port),
-               "--policy", policy]
-        if log:
-            cmd += ["--log", str(log)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                c.request("GET", "/health")
-                if c.getresponse().status == 200:
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stdout.read())
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}/"
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+    return ServerProcess(video_dir, port=port, args=["--policy", policy] + (["--log", str(log)] if log else []))
 
 
 def _get(port, path, method="GET", body=None, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     c.request(method, path, body=body, headers=headers or {})
     r = c.getresponse()
     data = r.read()
