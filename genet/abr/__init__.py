@@ -2,12 +2,17 @@
 
 Layering (trace -> video/link model -> batched simulator -> env + observer):
 
-* :mod:`genet.abr.video`: the bitrate ladder and chunk sizes (``video_size_*`` files);
+* :mod:`genet.abr.video`: the bitrate ladder and chunk sizes (``video_size_*`` files, JSON tables; the
+  shipped EnvivioDash3 table is the default video) and :class:`~genet.abr.video.SessionVideos`, what
+  ``Policy.bind`` receives;
+* :mod:`genet.abr.qoe`: the per-chunk QoE and the per-video Table-6 accumulator (the one definition);
+* :mod:`genet.abr.registry`: policy names and ``.onnx`` paths -> policies;
 * :mod:`genet.abr.params`: simulator conventions (:class:`SimConventions`, the
   Genet-compatibility and Pensieve-default modes) and per-environment
   properties (:class:`EnvParams`, from the ABR config space);
 * :mod:`genet.abr.core`: :class:`BatchedAbrSim`, the numba core stepping many sessions at once;
-* :mod:`genet.abr.observations`: Pensieve 6x8 / Genet 6x6 states and the action mappings;
+* :mod:`genet.abr.observations`: Pensieve 6x8 / Genet 6x6 states and the action mappings, built from the
+  simulator's steps or from a player's plain ``ChunkMeasurement`` records;
 * :mod:`genet.abr.env`: the Gymnasium environment ``genet/Abr-v0`` (a view over the batched core)
   and its natively batched ``vector_entry_point`` :class:`~genet.abr.env.AbrVectorEnv`
   (``import genet.abr.env`` registers both; or ``gymnasium.make("genet.abr.env:genet/Abr-v0")``);
@@ -18,7 +23,8 @@ Layering (trace -> video/link model -> batched simulator -> env + observer):
 * :mod:`genet.abr.evaluate`: batched evaluation over trace sets; :mod:`genet.abr.cli`: ``genet eval abr``
   and ``genet import-tf-checkpoint``.
 
-Heavy parts are imported on use; ``import genet.abr`` stays cheap.
+Heavy parts are imported on use; ``import genet.abr`` stays cheap. ``qoe``, ``observations``,
+``registry``, ``video``, ``baselines`` and ``mpc`` import no numba (what the player's runtime install runs).
 """
 
 ENV_ID = "genet/Abr-v0"
