@@ -141,8 +141,8 @@ class NetnsLink(ProcessLink):
     def _start_link_process(self) -> None:
         run = self.run_name
         d = state_dir()
-        cfg_path, err_path, stats_path = d / f"{run}.link.json", d / f"{run}.link.err", d / f"{run}.stats.json"
-        self._tmp_files += [cfg_path, err_path, stats_path]
+        err_path, stats_path = d / f"{run}.link.err", d / f"{run}.stats.json"
+        self._tmp_files += [err_path, stats_path]
         self._stats_path = stats_path
         cfg = {"spec": self.spec.to_json(), "tun_emulated": f"{run}-i", "netns_emulated": self.netns_emulated,
                "tun_host": f"{run}-o", "netns_host": self.netns_host, "stats_path": str(stats_path),
@@ -150,13 +150,15 @@ class NetnsLink(ProcessLink):
         if self.pcap_dir is not None:
             cfg["pcap_emulated"] = str(self.pcap_dir / "emulated.pcap")
             cfg["pcap_host"] = str(self.pcap_dir / "host.pcap")
-        cfg_path.write_text(json.dumps(cfg))
         repo_root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo_root, os.environ.get("PYTHONPATH", "")])}
         with open(err_path, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "emulation.netns_link", str(cfg_path)],
+            # the config travels on stdin (no file another process's cleanup could remove before it is read)
+            self.proc = subprocess.Popen([sys.executable, "-m", "emulation.netns_link", "-"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
                                          start_new_session=True)
+            self.proc.stdin.write(json.dumps(cfg).encode() + b"\n")
+            self.proc.stdin.flush()
         self.record.pids.append([self.proc.pid, process_start_time(self.proc.pid) or 0])
         with state_lock():
             self.record.save()
@@ -175,13 +177,18 @@ class NetnsLink(ProcessLink):
             raise EmulationError("the link process did not start: " + (msg[-1] if msg else "no output"))
 
     def close(self) -> None:
-        """End commands, the link process (flushing logs), namespaces, devices; remove the record."""
-        self.close_endpoints()
+        """End the link process (it first delivers what its delay lines hold, up to delay_ms + 1 ms, then
+        flushes its logs), the commands on both sides, namespaces, devices; remove the record.
+
+        The link ends before the commands, so a far-side server still receives its client's last
+        packets (and can finish by itself) instead of being killed while they are in flight."""
         if self.proc is not None:
             died_early = self.proc.poll()
             if died_early is None:
-                kill_pid(self.proc.pid, timeout_s=5.0)
+                kill_pid(self.proc.pid, timeout_s=10.0 + self.spec.delay_ms / 1000.0)
             self.proc.wait()
+        self.close_endpoints()
+        if self.proc is not None:
             self.exit_status = self.proc.returncode
             if died_early not in (None, 0, 77):  # the link itself failed while the run went on
                 err_path = state_dir() / f"{self.run_name}.link.err"

@@ -1,18 +1,26 @@
-"""Fidelity of the netns backend against real Mahimahi figures from issue 5 (real iperf3, kernel TCP; root).
+"""Fidelity of the netns backend against real Mahimahi figures (real iperf3, kernel TCP; root).
 
-Reference (real Mahimahi on this machine kind, 12 Mbps trace both ways, 20 ms each way, iperf3 TCP 20 s):
-Cubic 11.55 Mbit/s, BBR 11.41; with a 20-packet droptail uplink queue Cubic 11.50, BBR 11.35. Ours must
-land within 3%. The four runs go in parallel on four links (several links at once is a feature too).
+Reference: real Mahimahi 0.98 (built from ../shared/vendor) on this machine kind,
+``mm-delay 20 mm-link 12mbps 12mbps``, iperf3 client inside (uplink data), 20 s, median of 3
+(issue 18, and benchmarks/emulation_netns.py --compare):
+
+* receiver throughput, Mbit/s — infinite queue: Cubic 11.53, BBR 11.39; 20-packet droptail uplink
+  queue: Cubic 11.50, BBR 11.35. Ours must land within 3 %;
+* BBR sender mean RTT, ms — infinite 74.9 (issue 18: 77.0 [74.9-77.5]; here 72.3-76.4),
+  droptail-20 50.0. Ours within 10 %: that is queueing under load, which BBR's bandwidth
+  estimate decides (see emulation/netns_link.py: Mahimahi's ms ticks make BBR overestimate the
+  link and run into its window; ns-exact timers gave 52 ms instead of 77);
+* Cubic fills the infinite queue (mean RTT ~0.8 s in both) — not bounded here, the 20-s run
+  is too short for a steady figure.
+
+The four runs go in parallel on four links (several links at once is a feature too).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -26,29 +34,16 @@ if shutil.which("iperf3") is None:
 
 from emulation import LinkEmulator  # noqa: E402
 from emulation.logstats import binned_rates_mbps, read_link_log  # noqa: E402
+from emulation.measure import iperf3  # noqa: E402
 from traces.io import write_trace  # noqa: E402
 from traces.trace import Trace  # noqa: E402
 
-MAHIMAHI_MBPS = {("cubic", "infinite"): 11.55, ("bbr", "infinite"): 11.41,
+MAHIMAHI_MBPS = {("cubic", "infinite"): 11.53, ("bbr", "infinite"): 11.39,
                  ("cubic", "droptail"): 11.50, ("bbr", "droptail"): 11.35}
+MAHIMAHI_BBR_MEAN_RTT_MS = {"infinite": 74.9, "droptail": 50.0}
 
 
-def iperf3(link, cc: str, duration_s: int, port: int = 5201) -> dict:
-    server = link.host.popen(["iperf3", "-s", "-1", "-B", link.host.address, "-p", str(port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(50):  # readiness: the port accepts
-        probe = link.host.run(["sh", "-c", f"ss -ltn | grep -q '{link.host.address}:{port} '"])
-        if probe.returncode == 0:
-            break
-        time.sleep(0.1)
-    res = link.emulated.run(["iperf3", "-c", link.host.address, "-p", str(port), "-C", cc, "-t", str(duration_s),
-                             "-J"], timeout_s=duration_s + 30)
-    server.wait(timeout=10)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr
-    return json.loads(res.stdout)["end"]
-
-
-def test_iperf3_cubic_and_bbr_match_mahimahi_within_3_percent():
+def test_iperf3_cubic_and_bbr_match_mahimahi_throughput_and_bbr_queueing():
     results: dict = {}
     errors: list = []
 
@@ -56,8 +51,7 @@ def test_iperf3_cubic_and_bbr_match_mahimahi_within_3_percent():
         try:
             kw = {"uplink_queue": "droptail", "uplink_queue_args": "packets=20"} if queue == "droptail" else {}
             with LinkEmulator(12, 12, delay_ms=20, isolate_host=True, **kw) as link:
-                end = iperf3(link, cc, 20)
-            results[(cc, queue)] = end["sum_received"]["bits_per_second"] / 1e6
+                results[(cc, queue)] = iperf3(link, cc, 20)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append((cc, queue, exc))
 
@@ -68,9 +62,14 @@ def test_iperf3_cubic_and_bbr_match_mahimahi_within_3_percent():
         t.join()
     assert not errors, errors
     for key, ref in MAHIMAHI_MBPS.items():
-        print(f"{key}: {results[key]:.2f} Mbit/s (Mahimahi {ref})")
+        r = results[key]
+        print(f"{key}: {r.receiver_mbps:.2f} Mbit/s (Mahimahi {ref}), mean RTT {r.sender_mean_rtt_ms:.1f} ms"
+              + (f" (Mahimahi {MAHIMAHI_BBR_MEAN_RTT_MS[key[1]]})" if key[0] == "bbr" else ""))
     for key, ref in MAHIMAHI_MBPS.items():
-        assert abs(results[key] - ref) / ref <= 0.03, (key, results[key], ref)
+        assert abs(results[key].receiver_mbps - ref) / ref <= 0.03, (key, results[key], ref)
+    for queue, ref in MAHIMAHI_BBR_MEAN_RTT_MS.items():
+        rtt = results[("bbr", queue)].sender_mean_rtt_ms
+        assert abs(rtt - ref) / ref <= 0.10, (queue, rtt, ref)
 
 
 def test_step_trace_throughput_follows_the_trace(tmp_path):

@@ -118,4 +118,7 @@ def test_same_iperf3_and_ping_through_both_backends():
     assert abs(pn.min_ms - pm.min_ms) <= 1.5 and abs(pn.median_ms - pm.median_ms) <= 1.5
     assert abs(cn.receiver_mbps - cm.receiver_mbps) / cm.receiver_mbps <= 0.03
     assert abs(bn.receiver_mbps - bm.receiver_mbps) / bm.receiver_mbps <= 0.03
-    assert abs(bn.sender_mean_rtt_ms - bm.sender_mean_rtt_ms) / bm.sender_mean_rtt_ms <= 0.15
+    # BBR's queueing: the 10 % check against quiet-machine Mahimahi figures is tests/test_emulation_fidelity.py;
+    # here, side by side, Mahimahi's own figure grows with the machine's load (its shells run at normal
+    # priority: 77 ms quiet, 90-106 ms at load 10-15 here) while the real-time netns link's does not.
+    assert 0.70 <= bn.sender_mean_rtt_ms / bm.sender_mean_rtt_ms <= 1.15

@@ -87,13 +87,16 @@ def test_ping_style_rtt_with_20ms_each_way():
     print(f"RTT min {s.min_ms:.2f} median {s.median_ms:.2f} avg {s.avg_ms:.2f} max {s.max_ms:.2f} "
           f"mdev {s.mdev_ms:.3f} trimmed mdev {s.trimmed_mdev_ms:.3f} MAD {s.mad_ms:.3f} ms")
     assert s.received == s.sent
-    # Real Mahimahi here (mm-delay 20 mm-link 12mbps 12mbps, ping): min 41.7-42.5, avg 42.8,
-    # mdev 0.11-0.29 ms. The spread is bounded by statistics one scheduling outlier on a busy
-    # 2-core machine cannot flip (issue 10: one 44-ms probe in 60 took the plain mdev to 0.54).
+    # Real Mahimahi here (mm-delay 20 mm-link 12mbps 12mbps, ping): min 41.7-42.5, median 42.6,
+    # mdev 0.11-0.29 ms: its ms ticks alone spread RTTs over up to 1 ms (uniform: MAD 0.25, mdev 0.29),
+    # and so do ours. The spread is bounded by statistics one scheduling outlier on a busy 2-core
+    # machine cannot flip (issue 10: one 44-ms probe in 60 took the plain mdev to 0.54): the median
+    # absolute deviation (robust to anything under half the probes), and the mdev without the top 2 %
+    # (a looser bound: a machine at load 19 gave 0.54 with MAD 0.29).
     assert 40.0 <= s.min_ms <= 43.5
     assert 40.0 <= s.median_ms <= 44.0
-    assert s.trimmed_mdev_ms <= 0.5
-    assert s.mad_ms <= 0.4  # the ms tick alone spreads RTTs over up to 1 ms: uniform -> MAD 0.25
+    assert s.mad_ms <= 0.4
+    assert s.trimmed_mdev_ms <= 0.75
 
 
 def test_uplink_loss_rate_of_a_constant_udp_stream():
@@ -159,8 +162,11 @@ def test_exception_and_command_timeout_clean_up():
     assert ours(link.run_name) == ([], [])
 
 
+# The owner takes SIGINT as an interactive program does (KeyboardInterrupt), even when this test runs
+# from a background job, whose children inherit SIGINT *ignored* (POSIX shells do that to `cmd &`).
 OWNER = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from emulation import LinkEmulator
     with LinkEmulator(12, 12, isolate_host=True) as link:
         link.emulated.popen(["sleep", "60"])
@@ -242,3 +248,22 @@ def test_a_link_process_that_dies_is_reported_and_cleaned_up():
             os.kill(link.backend.proc.pid, signal.SIGKILL)
             link.backend.proc.wait()
     assert ours(link.run_name) == ([], [])
+
+
+def test_teardown_delivers_what_the_delay_line_holds(tmp_path):
+    """Closing the link right after the sender finished: the datagrams still in the 300-ms delay line
+    (all of them) reach the host side before the link goes (issue 18: a server on the far side then
+    sees its client's end). Counted from the capture of what the link wrote to the host's device."""
+    from emulation.pcap import five_tuple, read_pcap
+    n = 100
+    with LinkEmulator(12, 12, delay_ms=300, isolate_host=True, pcap_dir=tmp_path) as link:
+        link.emulated.call(udp_constant_stream, link.host.address, 9400, 2000, n, 200)
+        t_closed = time.monotonic()
+    took_s = time.monotonic() - t_closed
+    delivered = [p for _t, p in read_pcap(tmp_path / "host.pcap")
+                 if (five_tuple(p) or (0, 0, 0, 0))[3] == 9400]
+    sent = [p for _t, p in read_pcap(tmp_path / "emulated.pcap") if (five_tuple(p) or (0, 0, 0, 0))[3] == 9400]
+    print(f"teardown took {took_s:.2f} s; {len(delivered)} of {len(sent)} delivered")
+    assert len(sent) == n
+    assert len(delivered) == n
+    assert link.stats["uplink_departed_packets"] >= n
