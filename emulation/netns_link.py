@@ -8,22 +8,26 @@ side's) and moves packets between them through two
 * uplink (emulated -> host): link queue -> Bernoulli loss -> delay;
 * downlink (host -> emulated): delay -> Bernoulli loss -> link queue.
 
-One process per direction, as Mahimahi runs one ferry process per direction:
-after the devices exist the process forks; the parent forwards the uplink, the
-child the downlink (so each direction has a core on a multi-core machine, and
-neither direction's work delays the other's).
+One process per Mahimahi ferry, as ``mm-delay D mm-link ...`` runs them: mm-link and mm-delay
+each run one process per direction, so with a delay there are four stages — uplink link queue,
+uplink delay, downlink delay, downlink link queue — joined by datagram socket pairs (without a
+delay, two: one link queue per direction, as mm-link alone). The first stage is this process;
+it forks the others after the devices exist. Each direction has a core on a multi-core machine,
+and each stage keeps its own sub-millisecond timing, as Mahimahi's processes do.
 
 Time, as Mahimahi keeps it (``mahimahi:src/util/timestamp.cc``, ``event_loop.cc``,
 ``delay_queue.cc``): an integer-millisecond clock (ms since the link started,
 ``CLOCK_MONOTONIC`` here so wall-clock steps cannot disturb it; the log's
 ``# init timestamp`` is the matching epoch time), and a loop that sleeps
 ``poll``-style for the whole number of ms until its next event *counted from
-when it computes the wait* — so, as in Mahimahi, the instant within a
-millisecond at which a tick's packets go out drifts with every wakeup and is
-re-phased by every packet arrival. The delay line stamps a packet with the ms
+when it computes the wait* plus the kernel's 50-us timer slack — so, as in
+Mahimahi, the instant within a millisecond at which a tick's packets go out
+drifts with every wakeup and is re-phased by every packet arrival. The delay line stamps a packet with the ms
 it arrives in and releases it in the ms ``delay_ms`` later (a fractional
 ``delay_ms`` is released at the first tick at or after arrival + delay_ms; mm-delay
-takes whole ms only). The timer slack is Mahimahi's (the kernel default, 50 us).
+takes whole ms only). The link runs at real-time priority (so a loaded machine does
+not add its own jitter), for which the kernel applies no timer slack: the 50 us
+Mahimahi gets by default are added to each timed wait instead.
 Measured (issue 18): with ns-exact timers instead, BBR's delivery-rate samples
 were exact, its bandwidth estimate never exceeded the link and its mean RTT was a
 third below Mahimahi's; Mahimahi's sub-ms timing noise makes BBR's max filter
@@ -40,7 +44,7 @@ ends at once (exit status 77, as Mahimahi's ferry).
 Packet capture (optional, ``pcap_emulated``/``pcap_host`` in the config): every packet as it
 crosses the emulated side's TUN device (uplink reads, downlink writes) or the host side's (uplink
 writes, downlink reads), written here with its wall-clock time — exact and cheap, where a sniffer
-would add a process and its own delays; each direction writes its own part, merged in time order
+would add a process and its own delays; each stage writes its own part, merged in time order
 at the end. See :mod:`emulation.pcap`.
 
 Protocol with the parent: the config (one JSON line on stdin, or a file) holds the
