@@ -128,17 +128,21 @@ def _receive_owd(address: str, port: int, duration_s: float) -> list[float]:
 
 
 def link_cpu_pids(link) -> list[int]:
-    """The processes that forward packets (netns: the link process and its downlink child; Mahimahi: the shells)."""
+    """The processes that forward packets (netns: the link process and its stages; Mahimahi: the mm-* shells)."""
     root = link.backend.proc.pid
+    kids: dict = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    kids.setdefault(int(fh.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except OSError:
+                pass
     pids, todo = [], [root]
     while todo:
         pid = todo.pop()
         pids.append(pid)
-        try:
-            with open(f"/proc/{pid}/task/{pid}/children") as fh:
-                todo += [int(c) for c in fh.read().split()]
-        except OSError:
-            pass
+        todo += kids.get(pid, [])
     if link.backend_name == "mahimahi":
         names = {}
         for pid in pids:
@@ -147,7 +151,7 @@ def link_cpu_pids(link) -> list[int]:
             except OSError:
                 pass
         return [p for p, n in names.items() if n.startswith("mm-")]
-    return pids[:2]
+    return pids
 
 
 def one_backend(backend: str, args) -> dict:

@@ -386,6 +386,7 @@ def run(config: dict) -> int:
         if pid == 0:  # ---- a child stage
             status = 1
             try:
+                _forward_stop_to.clear()  # the first stage stops every stage
                 for _pid, r1, r2 in children:
                     os.close(r1)
                     os.close(r2)
