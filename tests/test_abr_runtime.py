@@ -217,3 +217,19 @@ print(json.dumps(out))
     for r in runs:
         assert r.returncode == 0, r.stderr
     assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout)
+
+
+def test_state_update_numpy_and_compiled_loop_agree():
+    from genet.abr.observations import _update_state_loop, _update_state_numpy
+    rng = np.random.default_rng(4)
+    for shape in ((7, 6, 8), (5, 6, 6)):
+        a = rng.uniform(0, 1, shape)
+        b = a.copy()
+        for _ in range(5):
+            n = shape[0]
+            args = (rng.random(n) < 0.7, rng.integers(0, 6, n), np.array([300., 750, 1200, 1850, 2850, 4300]),
+                    rng.uniform(0, 60, n), rng.uniform(1e5, 3e6, n), rng.uniform(50, 9000, n),
+                    rng.uniform(1e5, 3e6, (n, 6)), rng.integers(0, 60, n), 4300.0, 48.0)
+            _update_state_loop(a, *args)
+            _update_state_numpy(b, *args)
+        assert np.array_equal(a, b)

@@ -36,44 +36,16 @@ from __future__ import annotations
 
 from genet.errors import BadInputError
 
-import functools
-import importlib.util
 import itertools
 
 import numpy as np
 
+from genet.abr.jit import lazy_njit as _lazy_njit
+from genet.abr.jit import numba_available
 from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE, SMOOTH_PENALTY
 
 HORIZON = 5
 WINDOW = 5
-
-
-def _lazy_njit(fn):
-    """``fn`` compiled with numba on its first call when numba is installed, else run as plain Python
-    (so importing this module loads no numba: the player's runtime install has none)."""
-    compiled = None
-
-    @functools.wraps(fn)
-    def call(*args):
-        nonlocal compiled
-        if compiled is None:
-            if numba_available():
-                from numba import njit
-                compiled = njit(cache=True)(fn)
-            else:
-                compiled = fn
-        return compiled(*args)
-
-    call.py_func = fn
-    return call
-
-
-def numba_available() -> bool:
-    """numba is installed (and not blocked), without importing it."""
-    try:
-        return importlib.util.find_spec("numba") is not None
-    except (ValueError, ImportError):  # sys.modules["numba"] = None blocks it
-        return False
 
 
 def all_combos(n_levels: int = 6, horizon: int = HORIZON) -> np.ndarray:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from genet.abr.jit import lazy_njit, numba_available
 from genet.policy import PolicySpec
 
 if TYPE_CHECKING:  # the simulator's step record; only its attributes are read (no numba import here)
@@ -132,8 +133,39 @@ def raw_observation(step: "StepResult") -> np.ndarray:
     return out
 
 
-def _update_state(state, active, quality, bitrates_kbps, buffer_s, size_bytes, delay_ms, next_sizes, remaining,
-                  max_bitrate_kbps, cap):
+@lazy_njit
+def _update_state_loop(state, active, quality, bitrates_kbps, buffer_s, size_bytes, delay_ms, next_sizes, remaining,
+                       max_bitrate_kbps, cap):
+    """:func:`_update_state_numpy` as a loop (compiled by numba when installed: the training fast path)."""
+    n, rows, s_len = state.shape
+    levels = next_sizes.shape[1]
+    for i in range(n):
+        if not active[i]:
+            continue
+        for r in range(rows):  # np.roll(state, -1, axis=1): the oldest column wraps to the end
+            first = state[i, r, 0]
+            for c in range(s_len - 1):
+                state[i, r, c] = state[i, r, c + 1]
+            state[i, r, s_len - 1] = first
+        state[i, 0, s_len - 1] = bitrates_kbps[quality[i]] / max_bitrate_kbps
+        state[i, 1, s_len - 1] = buffer_s[i] / BUFFER_NORM_S
+        state[i, 2, s_len - 1] = size_bytes[i] / delay_ms[i] / 1000.0
+        state[i, 3, s_len - 1] = delay_ms[i] / 1000.0 / DELAY_NORM_S
+        for j in range(levels):
+            state[i, 4, j] = next_sizes[i, j] / 1e6
+        state[i, 5, s_len - 1] = min(remaining[i], cap) / cap
+
+
+def _update_state(*args):
+    """Shift and write the newest chunk: numba loop when numba is installed, else numpy (same results)."""
+    if numba_available():
+        _update_state_loop(*args)
+    else:
+        _update_state_numpy(*args)
+
+
+def _update_state_numpy(state, active, quality, bitrates_kbps, buffer_s, size_bytes, delay_ms, next_sizes, remaining,
+                        max_bitrate_kbps, cap):
     """Shift the active sessions' states one column left (np.roll: the oldest column wraps to the end) and
     write the newest chunk (numpy; the same IEEE operations as the references)."""
     idx = np.flatnonzero(np.asarray(active, dtype=bool))
