@@ -48,6 +48,7 @@ from genet.packets import PACKET_BITS
 from sender.wire import (ACK, DATA, FIN_ACK, MAGIC, T_ACK, T_DATA, T_FIN, T_FIN_ACK, VERSION, data_packet)
 
 MAX_BURST = 64
+yield_cpu = getattr(os, "sched_yield", lambda: None)
 MAX_LAG_S = 0.05
 SPIN_S = 200e-6
 EXIT_OK, EXIT_SILENT = 0, 3
@@ -255,6 +256,8 @@ class UdpSender:
                     select.select((sock,), (), (), min(wait_s, 0.05))
                 except InterruptedError:
                     pass
+            elif next_send > now:
+                yield_cpu()  # spinning: let another task of our priority run (real-time priority under emulation)
         elapsed_s = (clock() - t0) * ns
         n_lost = len(loss.inflight) + len(loss._lost)  # in flight at the end counts as lost (Pantheon, Genet)
         rtt_ms = np.frombuffer(rtts, dtype=np.float64) * 1000.0 if len(rtts) else np.zeros(0)
