@@ -128,6 +128,10 @@ class AbrDecider:
         self.observer = Observer(self.layout, video.bitrates_kbps)
         if hasattr(self.policy, "bind"):
             self.policy.bind(SessionVideos.from_video(video, 1))
+        # one decision before the session starts: numba kernels (RobustMPC) or the ONNX session load now,
+        # not as a multi-second stall after the first chunk (measured: up to 7 s with 8 sessions on 2 cores)
+        self.decide(self.measurement(FIRST_QUALITY, 4.0, float(video.chunk_sizes_bytes[FIRST_QUALITY, 0]), 1000.0,
+                                     0, 0.0))
         self.reset()
 
     @property

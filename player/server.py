@@ -66,9 +66,8 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
 
     content = load_content(video_dir)
     root = content.root.resolve()
-    probe = AbrDecider(policy, content.video, rebuffer_penalty)  # fail now (unknown policy, bad model) ...
-    probe.decide(probe.measurement(1, 4.0, float(content.video.chunk_sizes_bytes[1, 0]), 1000.0, 0, 0.0))  # ... and
-    # compile/load the policy's kernels before /health answers, not on the first player's request
+    # fail now (unknown policy, bad model), and load the policy's kernels before /health answers
+    AbrDecider(policy, content.video, rebuffer_penalty)
     app = Flask("genet-player", static_folder=None)
     app.config["genet.log"] = logger = JsonlLog(log)
     sessions: dict[str, AbrServerSession] = {}
