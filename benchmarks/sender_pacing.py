@@ -4,7 +4,8 @@ receiver over loopback (default) or over an unlimited netns link (--netns: 2000 
 Prints, per target rate: the achieved send rate over the run, the receiver's rate, the error, the
 sender's CPU use (user+sys seconds / wall seconds of its process: 100 % = one core), its CPU time per
 packet (send + ACK + bookkeeping) and the rate one core could carry at that cost (12000 bits / CPU per
-packet). On a busy machine the sender may not get a core: the last two columns still hold.
+packet). The sender busy-waits up to 200 us before each send, so at high rates it shows ~100 % of a core
+and CPU/packet is an upper bound (the ceiling a lower bound).
 
     python benchmarks/sender_pacing.py [--rates 1,10,100,300] [--duration-s 10] [--netns]
 """
@@ -21,7 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-GENET = [sys.executable, "-m", "genet.cli"]
+# as genet emulate cc runs them: real-time priority (SCHED_RR 1) as root, so other load on the machine
+# does not take the sender's core (GENET_BENCH_NO_RT=1 turns this off)
+RT = ["chrt", "-r", "1"] if os.geteuid() == 0 and not os.environ.get("GENET_BENCH_NO_RT") else []
+GENET = [*RT, sys.executable, "-m", "genet.cli"]
 
 
 def one(rate: float, duration_s: float, tmp: Path, link=None) -> dict:

@@ -56,14 +56,15 @@ def no_leftovers(tmp_path):
 
 
 def _run(policy: str, tmp_path, queue_packets, duration_s, name="run"):
-    from sender.emulate import link_settings, run_one
+    from sender.emulate import link_settings, run_one, set_priority_for_jobs
+    set_priority_for_jobs(1)  # as genet emulate cc --jobs 1
     trace = Trace.constant(LINK_MBPS, duration_s, name="c12", delay_ms=DELAY_MS, queue_packets=queue_packets)
     s = link_settings(trace, None, None, None, None)
     return run_one(parse_policy(policy, real_packets=True), trace, s, "netns", tmp_path / name, 0), trace, s
 
 
 def test_const_10_fills_10_of_12_mbps_without_loss(tmp_path, no_leftovers):
-    row, _, _ = _run("const:10", tmp_path, 1000, 8.0)
+    row, _, _ = _run("const:10", tmp_path, 1000, 6.0)
     print(f"\nconst:10 over 12 Mbit/s, 20 ms: link throughput {row['throughput_mbps']:.3f} Mbit/s, receiver "
           f"{row['receiver_throughput_mbps']:.3f}, sender RTT min {row['sender_min_rtt_ms']:.2f} ms, "
           f"link loss {row['loss_rate']:.4f}")
@@ -118,7 +119,7 @@ def test_shipped_aurora_model_rate_matches_the_simulator(tmp_path, repo_dir, no_
 
 def test_kernel_bbr_uses_the_link_and_the_simulators_bbr_is_close(tmp_path, no_leftovers):
     from sender.emulate import sim_row
-    row, trace, s = _run("bbr", tmp_path, 100, 10.0)
+    row, trace, s = _run("bbr", tmp_path, 100, 8.0)
     sim = sim_row(parse_policy("bbr"), trace, s, None)
     print(f"\nkernel BBR over 12 Mbit/s: link throughput {row['throughput_mbps']:.2f} Mbit/s (iperf3 "
           f"{row['iperf3_throughput_mbps']:.2f}, retransmits {row['iperf3_retransmits']}); simulator's BBR "

@@ -183,7 +183,8 @@ class IntervalMonitor:
         self._lost = 0
         self._first_ack_s = None
         self._last_ack_s = None
-        self._rtts: list = []
+        self._rtts: list = []  # arrays of RTT samples, in time order
+        self._rtt_floats: list = []  # per-packet samples not yet moved into _rtts (cheaper per ACK)
 
     def start(self, now_s: float) -> None:
         """Begin a new interval at ``now_s`` (drops counts of an unfinished one)."""
@@ -199,7 +200,7 @@ class IntervalMonitor:
         if self._first_ack_s is None:
             self._first_ack_s = float(time_s)
         self._last_ack_s = float(time_s)
-        self._rtts.append(np.array([rtt_s], float))
+        self._rtt_floats.append(rtt_s)
 
     def on_packet_lost(self, time_s: float) -> None:
         self._lost += 1
@@ -212,6 +213,7 @@ class IntervalMonitor:
         self._lost += int(np.count_nonzero(kind == EV_LOST))
         n_acked = int(np.count_nonzero(acked))
         if n_acked:
+            self._flush_floats()
             ack_t = np.asarray(time_s)[acked]
             if self._first_ack_s is None:
                 self._first_ack_s = float(ack_t[0])
@@ -219,10 +221,16 @@ class IntervalMonitor:
             self._acked += n_acked
             self._rtts.append(np.asarray(rtt_s, float)[acked])
 
+    def _flush_floats(self) -> None:
+        if self._rtt_floats:
+            self._rtts.append(np.array(self._rtt_floats, float))
+            self._rtt_floats = []
+
     # --------------------------------------------------------------- finish
     def finish(self, now_s: float) -> MonitorInterval:
         """Close the interval at ``now_s``, return its record, start the next one."""
         end_s = float(now_s)
+        self._flush_floats()
         rtts = np.concatenate(self._rtts) if self._rtts else np.zeros(0)
         acked_for_rate = self._acked
         if self._acked:
