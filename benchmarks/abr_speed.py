@@ -86,6 +86,8 @@ def main() -> None:
     for n in (1, 150, 1024):
         print(f"  RobustMPC (numba), {n:5d} envs:     {mpc_rate(video, synth, n, 47, 'numba'):>12,.0f} decisions/s")
     print(f"  RobustMPC (numpy),   150 envs:     {mpc_rate(video, synth, 150, 10, 'numpy'):>12,.0f} decisions/s")
+    import gymnasium as gym
+
     from genet.abr.env import AbrEnv, AbrVectorEnv
     env = AbrEnv(traces=synth, video=video)
     env.reset(seed=0)
@@ -95,7 +97,17 @@ def main() -> None:
         steps += 1
         if term:
             env.reset()
-    print(f"  AbrEnv (Gymnasium, one session):   {steps / (time.perf_counter() - t0):>12,.0f} steps/s")
+    print(f"  AbrEnv (Gymnasium, one session):   {steps / (time.perf_counter() - t0):>12,.0f} steps/s "
+          f"(issue 17 target: >= Genet's single env, 146k on this machine kind; resets included)")
+    env = gym.make("genet/Abr-v0", traces=synth, video=video)
+    env.reset(seed=0)
+    t0, steps = time.perf_counter(), 0
+    while steps < 20000:
+        _, _, term, _, _ = env.step(steps % 6)
+        steps += 1
+        if term:
+            env.reset()
+    print(f"  gym.make('genet/Abr-v0') (wrappers): {steps / (time.perf_counter() - t0):>10,.0f} steps/s")
     venv = AbrVectorEnv(256, traces=synth, video=video, delay_noise=False)
     venv.reset(seed=0)
     a = np.ones(256, dtype=np.int64)

@@ -165,6 +165,13 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     g.add_argument("--torch-threads", type=int, default=None,
                    help="torch intra-op threads (count; 0 = every core; not given: ABR every core, CC 1); "
                         "use 1 when several runs share the machine")
+    g.add_argument("--rollout-workers", type=int, default=1,
+                   help="worker processes that step slices of the environments and share the PPO update "
+                        "(count; 1 = in this process; 0 = every core, at most --n-envs); the same seed and "
+                        "count give the same run; a resume keeps the run's count")
+    g.add_argument("--ray-address", metavar="ADDR", default=None,
+                   help="run the rollout workers and the curriculum's BO trials on this Ray cluster "
+                        "(e.g. 10.0.0.5:6379 or 'auto'; needs the 'cluster' extra); default: local processes")
     if entry.name == "abr":
         g.add_argument("--entropy-rate", type=float, default=None,
                        help="step size of the adaptive entropy weight (default: the learning rate, as "
@@ -213,6 +220,14 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
     if not 1 <= args.trials or not 0 <= args.random_trials <= args.trials or args.envs_per_trial < 1:
         raise BadInputError(f"need --trials >= 1, 0 <= --random-trials <= --trials and --envs-per-trial >= 1; got "
                          f"{args.trials}, {args.random_trials}, {args.envs_per_trial}")
+    if getattr(args, "rollout_workers", 1) < 0:
+        raise BadInputError(f"--rollout-workers must be >= 0 (0 = every core), got {args.rollout_workers}")
+    if getattr(args, "ray_address", None):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            from genet.errors import MissingExtraError
+            raise MissingExtraError("cluster", "--ray-address", "ray") from None
     if getattr(args, "torch_threads", None) is not None and args.torch_threads < 0:
         raise BadInputError(f"--torch-threads must be >= 0 (0 = every core), got {args.torch_threads}")
     for opt in ("n_envs", "steps_per_update", "epochs", "minibatch"):
@@ -467,10 +482,15 @@ def run_train(args: argparse.Namespace) -> int:
                                               "commit": run_meta.commit or ""})
         _write_json(out / RUN_FILE, run)
     t0 = time.perf_counter()
-    if plan.method in ("udr", "cl1"):
-        model = _train_staged(use_case, plan, args, initial)
-    else:
-        model = _train_curriculum(use_case, plan, args, initial)
+    try:
+        if plan.method in ("udr", "cl1"):
+            model = _train_staged(use_case, plan, args, initial)
+        else:
+            model = _train_curriculum(use_case, plan, args, initial)
+    finally:
+        close = getattr(use_case, "close", None)
+        if close is not None:
+            close()  # rollout workers
     use_case.save_model(model, out / "model.pt")
     curve.sync(model.history)
     curve.close()

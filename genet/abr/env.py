@@ -21,6 +21,11 @@ Without ``traces`` a small synthetic set is generated from the ABR config
 space (RL1 range, seed 0); without ``video`` the chunk sizes are the exact
 bitrate x chunk length (:func:`~genet.abr.video.constant_bitrate_video`).
 All randomness (trace choice, start pointer, delay noise) comes from ``np_random``.
+
+Speed: :meth:`AbrEnv.step` takes a one-session fast path (:func:`_single_step`: the same
+:func:`~genet.abr.core.download_chunk` and :func:`~genet.abr.core.chunk_reward`, and the state-matrix
+update of :mod:`genet.abr.observations`, in one compiled call on the simulator's own arrays) instead of
+the batched step with its per-call set-up; trajectories are the same (tested against the batched core).
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ import gymnasium as gym
 import numpy as np
 
 from genet.abr import ENV_ID
-from genet.abr.core import BatchedAbrSim, StepResult
+from numba import njit
+
+from genet.abr.core import BatchedAbrSim, StepResult, chunk_reward, download_chunk
 from genet.abr.observations import PENSIEVE_6X8, StateBuilder, get_layout, to_quality
 from genet.abr.params import EnvParams, SimConventions, conventions
 from genet.abr.video import Video, constant_bitrate_video, load_video
@@ -69,6 +76,65 @@ def _setup(traces, video, mode, layout, delay_noise, random_start):
     return conv, list(traces), video, get_layout(layout)
 
 
+#: Fields of :func:`_single_step`'s output vector, in order.
+_OUT = ("delay_ms", "sleep_ms", "buffer_s", "rebuffer_s", "chunk_size_bytes", "reward", "bitrate_mbps",
+        "bitrate_change_mbps", "chunks_remaining", "end_of_video")
+
+
+@njit(cache=True, error_model="numpy")
+def _single_step(q, noise, t_all, bw_all, ip, fp, ptr, last_time_s, buffer_ms, chunk_idx, last_quality, sizes,
+                 bitrates_kbps, state, out):
+    """Session 0 of a :class:`BatchedAbrSim` downloads one chunk at quality ``q`` (what ``_step_kernel``
+    does for one active session), and its (6, S) observation ``state[0]`` is shifted and written as
+    :func:`genet.abr.observations._update_state` does. ``ip`` = (trace offset, trace length, chunks in the
+    video); ``fp`` = (rtt_ms, chunk_ms, max_buffer_ms, mu, smooth, payload_fraction, drain_ms, wrap_t,
+    max_bitrate_kbps, chunk_cap). Writes :data:`_OUT` into ``out``."""
+    c = chunk_idx[0]
+    size = sizes[0, q, c]
+    p, lt, buf, delay, rebuf, sleep = download_chunk(
+        t_all, bw_all, ip[0], ip[1], ptr[0], last_time_s[0], size, fp[0], noise, buffer_ms[0], fp[1], fp[2],
+        fp[5], fp[6], fp[7])
+    ptr[0] = p
+    last_time_s[0] = lt
+    rebuf_s = rebuf / 1000.0
+    lq = last_quality[0]
+    out[0] = delay
+    out[1] = sleep
+    out[2] = buf / 1000.0
+    out[3] = rebuf_s
+    out[4] = size
+    out[5] = chunk_reward(bitrates_kbps[q], bitrates_kbps[lq], rebuf_s, fp[3], fp[4])
+    out[6] = bitrates_kbps[q] / 1000.0
+    out[7] = abs(bitrates_kbps[q] - bitrates_kbps[lq]) / 1000.0
+    last_quality[0] = q
+    c += 1
+    remain = ip[2] - c
+    out[8] = remain
+    if c >= ip[2]:
+        out[9] = 1.0
+        buf = 0.0
+        c = 0
+    else:
+        out[9] = 0.0
+    buffer_ms[0] = buf
+    chunk_idx[0] = c
+    # the observation: np.roll(state, -1, axis=2), then the newest chunk
+    s = state[0]
+    rows, cols = s.shape
+    for r in range(rows):
+        first = s[r, 0]
+        for j in range(cols - 1):
+            s[r, j] = s[r, j + 1]
+        s[r, cols - 1] = first
+    s[0, cols - 1] = bitrates_kbps[q] / fp[8]
+    s[1, cols - 1] = out[2] / 10.0
+    s[2, cols - 1] = size / delay / 1000.0
+    s[3, cols - 1] = delay / 1000.0 / 10.0
+    for j in range(sizes.shape[1]):
+        s[4, j] = sizes[0, j, c] / 1e6
+    s[5, cols - 1] = min(float(remain), fp[9]) / fp[9]
+
+
 #: Upper bound of the observation space (state entries are normalised; throughput in MB/s stays far below).
 OBS_HIGH = 1e6
 
@@ -97,6 +163,9 @@ class AbrEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0.0, OBS_HIGH, shape=self.layout.shape, dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self.layout.n_actions)
         self._quality = self.conv.first_quality
+        self._out = np.zeros(len(_OUT))
+        self._ip = np.zeros(3, dtype=np.int64)
+        self._fp = np.zeros(10)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -110,6 +179,13 @@ class AbrEnv(gym.Env):
         obs = self.builder.update(r, self.sim.bitrates_kbps)[0]
         info = _info(r)
         info["trace"] = self.sim.traces[int(self.sim.tr_id[0])].name
+        sim, conv = self.sim, self.conv
+        k = int(sim.tr_id[0])
+        self._ip = np.array([sim.tr_off[k], sim.tr_len[k], sim.n_chunks[0]], dtype=np.int64)
+        self._fp = np.array([sim.rtt_ms[0], sim.chunk_ms[0], sim.max_buffer_ms[0], conv.rebuffer_penalty,
+                             conv.smooth_penalty, conv.payload_fraction, conv.drain_quantum_ms,
+                             0.0 if conv.wrap_time_zero else sim.t_all[sim.tr_off[k]], self.builder.max_bitrate_kbps,
+                             float(self.layout.chunk_cap)], dtype=np.float64)
         return obs, info
 
     def step(self, action):
@@ -118,13 +194,27 @@ class AbrEnv(gym.Env):
             raise BadInputError(f"action {a} outside Discrete({self.layout.n_actions})")
         q = a if self.layout.action_semantics == "abr.direct6" else min(max(self._quality + a - 1, 0),
                                                                         self.sim.n_levels - 1)
-        if self.sim.done[0]:
+        sim = self.sim
+        if sim.done[0]:
             raise RuntimeError("step() after the video ended; call reset()")
-        r = self.sim.step(np.array([q]))
+        if q >= sim.n_levels:
+            raise BadInputError(f"step: quality {q} outside [0, {sim.n_levels - 1}]")
+        conv = self.conv
+        # the noise draw of BatchedAbrSim.step for one session with env_rngs (reset sets them; a scalar draw
+        # gives the value of its size=1 draw)
+        noise = sim.env_rngs[0].uniform(conv.noise_low, conv.noise_high) if conv.delay_noise else 1.0
+        out = self._out
+        _single_step(q, noise, sim.t_all, sim.bw_all, self._ip, self._fp, sim.ptr, sim.last_time_s, sim.buffer_ms,
+                     sim.chunk_idx, sim.last_quality, sim.sizes, sim.bitrates_kbps, self.builder.state, out)
         self._quality = q
-        self.builder.update(r, self.sim.bitrates_kbps)
-        obs = self.builder.state[0].astype(np.float32)
-        return obs, float(r.reward[0]), bool(r.end_of_video[0]), False, _info(r)
+        delay, _, buffer_s, rebuf_s, size, reward, bitrate, change, remain, end = out.tolist()
+        ended = end != 0.0
+        if ended:
+            sim.done[0] = True
+        info = {"quality": q, "bitrate_mbps": bitrate, "rebuffer_s": rebuf_s, "buffer_s": buffer_s,
+                "delay_ms": delay, "chunk_size_bytes": size, "bitrate_change_mbps": change,
+                "chunks_remaining": int(remain), "reward": reward}
+        return self.builder.state[0].astype(np.float32), reward, ended, False, info
 
 
 class AbrVectorEnv(gym.vector.VectorEnv):

@@ -70,6 +70,11 @@ Choices where references differ or are silent:
 * Threads: torch uses ``torch_threads`` intra-op threads (0 = every core),
   set with :func:`genet.ppo.threads.set_torch_threads` at every ``new_model``/``train``; the numba
   simulator is single-threaded and runs between the network calls.
+* Several cores: ``rollout_workers`` N > 1 (0 = every core) splits the sessions into N slices, each
+  with its own batched simulator, trace pool (``fresh_traces`` split the same way) and RNG streams
+  seeded from (seed, N, slice), in worker processes (or Ray actors with ``ray_address``); the
+  rollout and the PPO update run data-parallel on them (:mod:`genet.ppo.workers`). N = 1 is the
+  in-process path above.
 """
 
 from __future__ import annotations
@@ -96,6 +101,8 @@ from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig, discounted_returns, 
 from genet.ppo.networks import PensieveActorCritic
 from genet.ppo.progress import TrainingProgress
 from genet.ppo.threads import set_torch_threads, torch_thread_count
+from genet.ppo.workers import (ShardedRollout, WorkerPool, WorkerPoolOwner, column_sums, data_parallel_update,
+                               explained_variance_from_sums, parameters_vector, shard_sizes, worker_count)
 from traces.config_space import ConfigSpace, load_space
 from traces.errors import TraceFormatError
 from traces.trace import Trace
@@ -134,6 +141,7 @@ class AbrTrainConfig:
     random_start: random trace start pointer per training video (True, Pensieve training)
     fresh_traces: new environments drawn per update (None: 2 x n_envs)
     torch_threads: torch intra-op threads (0: every core)
+    rollout_workers: worker processes stepping slices of the sessions (1: in this process; 0: every core)
     """
 
     n_envs: int = 16
@@ -156,6 +164,7 @@ class AbrTrainConfig:
     random_start: bool = True
     fresh_traces: int | None = None
     torch_threads: int = 0
+    rollout_workers: int = 1
 
     def __post_init__(self):
         if self.n_envs < 1 or self.rollout_steps < 1:
@@ -170,6 +179,7 @@ class AbrTrainConfig:
         if self.entropy_rate is not None and not self.entropy_rate > 0:
             raise BadInputError(f"entropy_rate must be None or > 0, got {self.entropy_rate}")
         torch_thread_count(self.torch_threads)  # raises on a negative count
+        worker_count(self.rollout_workers, self.n_envs)  # raises on a negative or too large count
         conventions(self.mode)  # raises on an unknown mode
         lay = get_layout(self.layout)
         if lay.name not in ("abr.pensieve-6x8", "abr.genet-6x6"):
@@ -235,7 +245,7 @@ def default_video() -> Video:
     return resolve_video(os.environ.get("GENET_VIDEO_DIR") or None)
 
 
-class AbrUseCase:
+class AbrUseCase(WorkerPoolOwner):
     """The ABR use case for :func:`genet.curriculum.loop.run_curriculum` (see the module docstring).
 
     config: PPO and environment settings (:class:`AbrTrainConfig`)
@@ -243,6 +253,7 @@ class AbrUseCase:
     real_traces: traces a distribution with ``real_prob > 0`` draws from (None: none)
     on_update: called as ``on_update(agent, record)`` after every PPO update (learning curves, progress)
     space: the config space environments are drawn from (None: traces/spaces/abr.json; ``--space``)
+    ray_address: run the rollout workers as Ray actors on this cluster (None: local processes)
     """
 
     name = "abr"
@@ -250,8 +261,11 @@ class AbrUseCase:
 
     def __init__(self, config: AbrTrainConfig | None = None, video: Video | None = None,
                  real_traces: Sequence[Trace] | None = None,
-                 on_update: Callable[[AbrAgent, dict], None] | None = None, space: ConfigSpace | None = None):
+                 on_update: Callable[[AbrAgent, dict], None] | None = None, space: ConfigSpace | None = None,
+                 ray_address: str | None = None):
         self.config = config or AbrTrainConfig()
+        self.ray_address = ray_address
+        self._pool: WorkerPool | None = None
         self.space = space if space is not None else load_space("abr")
         self.video = video if video is not None else default_video()
         self.layout = get_layout(self.config.layout)
@@ -487,6 +501,11 @@ class AbrUseCase:
             raise BadInputError("AbrUseCase.train: the distribution mixes in real traces (real_prob "
                              f"{distribution.real_prob}) but the use case was given none")
         set_torch_threads(agent.config.torch_threads)
+        n_workers = worker_count(agent.config.rollout_workers, agent.config.n_envs)
+        if agent.rollout is None and n_workers > 1:
+            agent.rollout = ShardedRollout(n_workers)
+        if isinstance(agent.rollout, ShardedRollout):
+            return self._train_sharded(agent, distribution, iterations, seed)
         if agent.rollout is None:
             agent.rollout = self._start_rollout(distribution, seed)
         for _ in range(iterations):
@@ -499,6 +518,75 @@ class AbrUseCase:
             record = agent.record_update(batch["rewards"], batch["episode_returns"], t1 - t0, t2 - t1, **stats)
             if self.on_update is not None:
                 self.on_update(agent, record)
+        return agent
+
+    # ------------------------------------------------------- rollout workers
+    def shard_use_case(self, index: int, n_workers: int) -> "AbrUseCase":
+        """A picklable copy for worker ``index`` of ``n_workers``: its slice of the sessions and of the fresh
+        environments, one torch thread, no callback, no pool."""
+        cfg = self.config
+        uc = self._shard_copy()
+        uc.config = AbrTrainConfig(**{**asdict(cfg), "n_envs": shard_sizes(cfg.n_envs, n_workers)[index],
+                                      "fresh_traces": max(1, shard_sizes(cfg.n_fresh, n_workers)[index]),
+                                      "torch_threads": 1, "rollout_workers": 1})
+        return uc
+
+    def collect_shard(self, agent: AbrAgent, distribution: ConfigDistribution) -> dict[str, Any]:
+        """What one training iteration's rollout does in this process: refresh the pool, collect."""
+        self._refresh_pool(agent.rollout, distribution)
+        return self.collect(agent, distribution)
+
+    def prepare_shard(self, agent: AbrAgent, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A slice's training tensors (values, discounted returns, advantages as in :meth:`update`) and the
+        summary the parent needs (rewards, episodes, sums for the statistics)."""
+        cfg, net = agent.config, agent.net
+        T, N = batch["rewards"].shape
+        obs = torch.from_numpy(batch["obs"].reshape(T * N, *self.layout.shape))
+        with torch.no_grad():
+            values = net.value(obs).numpy().reshape(T, N)
+            last_v = net.value(torch.from_numpy(batch["final_obs"])).numpy()
+        next_values = np.zeros((T, N))
+        next_values[-1] = last_v
+        ret = discounted_returns(batch["rewards"] * cfg.reward_scale, batch["terminated"], np.zeros((T, N), bool),
+                                 next_values, cfg.gamma)
+        adv = ret - values
+        data = {"obs": obs, "actions": torch.from_numpy(batch["actions"].reshape(-1)),
+                "logp": torch.from_numpy(batch["logp"].reshape(-1)),
+                "adv": torch.from_numpy(adv.reshape(-1).astype(np.float32)),
+                "returns": torch.from_numpy(ret.reshape(-1).astype(np.float32))}
+        summary = {"n": T * N, "rewards": batch["rewards"], "episode_returns": batch["episode_returns"],
+                   "entropy_sum": float(batch["entropy"].astype(np.float64).sum()),
+                   **column_sums("adv", adv), **column_sums("ret", ret), **column_sums("resid", ret - values)}
+        return data, summary
+
+    def _train_sharded(self, agent: AbrAgent, distribution: ConfigDistribution, iterations: int,
+                       seed: int) -> AbrAgent:
+        cfg = agent.config
+        pool = self._worker_pool(agent)
+        ppo = PPOConfig(clip=cfg.clip, dual_clip=cfg.dual_clip, epochs=cfg.epochs, minibatch=cfg.minibatch,
+                        value_coef=cfg.value_coef, normalize_adv=False)
+        try:
+            for _ in range(iterations):
+                t0 = time.perf_counter()
+                summaries = pool.collect(parameters_vector(agent.net), distribution, seed)
+                t1 = time.perf_counter()
+                stats = data_parallel_update(pool, agent.net, agent.optimizer, summaries, ppo, agent.entropy.weight)
+                n = sum(s["n"] for s in summaries)
+                rollout_entropy = float(sum(s["entropy_sum"] for s in summaries) / n)
+                stats["rollout_entropy"] = rollout_entropy
+                stats["entropy_weight"] = agent.entropy.weight
+                agent.entropy.update(rollout_entropy)
+                stats["explained_variance"] = explained_variance_from_sums(summaries)
+                t2 = time.perf_counter()
+                rewards = np.concatenate([s["rewards"] for s in summaries], axis=1)
+                episodes = [e for s in summaries for e in s["episode_returns"]]
+                record = agent.record_update(rewards, episodes, t1 - t0, t2 - t1, **stats)
+                if self.on_update is not None:
+                    self.on_update(agent, record)
+        except BaseException:
+            self.close()  # the workers' state no longer matches the agent's
+            raise
+        pool.save_to(agent.rollout)
         return agent
 
     # ------------------------------------------------------------------ test
@@ -578,8 +666,11 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
                          minibatch=None if not mb or mb >= n_envs * rollout else int(mb),
                          entropy_rate=getattr(args, "entropy_rate", None),
                          torch_threads=d.torch_threads if getattr(args, "torch_threads", None) is None
-                         else int(args.torch_threads))
-    return AbrUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space)
+                         else int(args.torch_threads),
+                         rollout_workers=d.rollout_workers if getattr(args, "rollout_workers", None) is None
+                         else int(args.rollout_workers))
+    return AbrUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space,
+                      ray_address=getattr(args, "ray_address", None))
 
 
 def train_config_dict(use_case: AbrUseCase) -> dict:

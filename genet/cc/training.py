@@ -41,6 +41,10 @@ Choices where references differ or are silent:
   several calls (with checkpoints in between) equals one long call.
 * The environments run in this process; torch is set to ``torch_threads``
   threads (1: the simulator, not the 30->32->16 MLP, dominates).
+* Several cores: ``rollout_workers`` N > 1 (0 = every core, at most ``n_envs``) puts slices of the
+  environments in worker processes (Ray actors with ``ray_address``), seeded from (seed, N, slice);
+  rollout and PPO update run data-parallel on them (:mod:`genet.ppo.workers`); the minibatch order
+  comes from the parent's own torch generator. N = 1 is the in-process path above.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ from genet.ppo.algorithm import PPOConfig, explained_variance, gae, ppo_update
 from genet.ppo.networks import AuroraActorCritic
 from genet.ppo.progress import TrainingProgress
 from genet.ppo.threads import set_torch_threads, torch_thread_count
+from genet.ppo.workers import (ShardedRollout, WorkerPoolOwner, column_sums, data_parallel_update,
+                               explained_variance_from_sums, parameters_vector, shard_sizes, worker_count)
 from traces import Trace
 from traces.config_space import ConfigSpace, load_space
 
@@ -90,6 +96,7 @@ class CcTrainConfig:
     history_length: monitor intervals in the observation (10 -> 30 values)
     reward_form: "genet" (bandwidth-normalised) or "aurora" ("genet")
     torch_threads: torch intra-op threads (1; 0 = every core)
+    rollout_workers: worker processes stepping slices of the environments (1: in this process; 0: every core)
     """
 
     n_envs: int = 2
@@ -107,6 +114,7 @@ class CcTrainConfig:
     history_length: int = 10
     reward_form: str = "genet"
     torch_threads: int = 1
+    rollout_workers: int = 1
 
     def __post_init__(self):
         if self.n_envs < 1 or self.steps_per_update < self.n_envs:
@@ -117,6 +125,7 @@ class CcTrainConfig:
         if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1 and self.clip > 0 and self.learning_rate > 0):
             raise BadInputError("need 0 < gamma <= 1, 0 <= gae_lambda <= 1, clip > 0, learning_rate > 0")
         torch_thread_count(self.torch_threads)  # raises on a negative count
+        worker_count(self.rollout_workers, self.n_envs)  # raises on a negative or too large count
 
     @property
     def steps_per_env(self) -> int:
@@ -173,21 +182,25 @@ def optimal_reward(trace: Trace, aurora: AuroraConfig | None = None) -> float:
     return aurora_reward(bw * (1 - loss), 2 * link.delay_ms / 1000.0, loss, bw, aurora.reward_form)
 
 
-class CcUseCase:
+class CcUseCase(WorkerPoolOwner):
     """The CC use case for :func:`genet.curriculum.loop.run_curriculum` (see the module docstring).
 
     config: PPO settings (:class:`CcTrainConfig`)
     real_traces: traces a distribution with ``real_prob > 0`` draws from (None: none)
     on_update: called as ``on_update(agent, record)`` after every PPO update (learning curves, progress)
     space: the config space environments are drawn from (None: traces/spaces/cc.json; ``--space``)
+    ray_address: run the rollout workers as Ray actors on this cluster (None: local processes)
     """
 
     name = "cc"
     baselines = CC_BASELINES
 
     def __init__(self, config: CcTrainConfig | None = None, real_traces: Sequence[Trace] | None = None,
-                 on_update: Callable[[CcAgent, dict], None] | None = None, space: ConfigSpace | None = None):
+                 on_update: Callable[[CcAgent, dict], None] | None = None, space: ConfigSpace | None = None,
+                 ray_address: str | None = None):
         self.config = config or CcTrainConfig()
+        self.ray_address = ray_address
+        self._pool = None
         self.space = space if space is not None else load_space("cc")
         self.real_traces = list(real_traces or [])
         self.on_update = on_update
@@ -206,7 +219,9 @@ class CcUseCase:
         path = Path(path)
         roll = agent.rollout
         rollout = None
-        if roll is not None:
+        if isinstance(roll, ShardedRollout):
+            rollout = {"sharded": pickle.dumps(roll)}
+        elif roll is not None:
             rollout = {"envs": pickle.dumps(roll.envs), "obs": roll.obs, "episode_return": roll.episode_return,
                        "episode_steps": roll.episode_steps, "rng": roll.rng.bit_generator.state,
                        "torch_gen": roll.torch_gen.get_state()}
@@ -225,7 +240,9 @@ class CcUseCase:
         agent.optimizer.load_state_dict(blob["optimizer"])
         agent.restore_progress(blob)
         r = blob["rollout"]
-        if r is not None:
+        if r is not None and "sharded" in r:
+            agent.rollout = pickle.loads(r["sharded"])
+        elif r is not None:
             rng = np.random.default_rng()
             rng.bit_generator.state = r["rng"]
             gen = torch.Generator()
@@ -329,6 +346,11 @@ class CcUseCase:
         if distribution.space.use_case != "cc":
             raise BadInputError(f"CcUseCase.train: distribution is for use case {distribution.space.use_case!r}")
         set_torch_threads(agent.config.torch_threads)
+        n_workers = worker_count(agent.config.rollout_workers, agent.config.n_envs)
+        if agent.rollout is None and n_workers > 1:
+            agent.rollout = ShardedRollout(n_workers)
+        if isinstance(agent.rollout, ShardedRollout):
+            return self._train_sharded(agent, distribution, iterations, seed)
         if agent.rollout is None:
             agent.rollout = self._start_rollout(distribution, seed)
         for _ in range(iterations):
@@ -341,6 +363,72 @@ class CcUseCase:
                                          log_std=float(agent.net.log_std.detach()[0]), **stats)
             if self.on_update is not None:
                 self.on_update(agent, record)
+        return agent
+
+    # ------------------------------------------------------- rollout workers
+    def shard_use_case(self, index: int, n_workers: int) -> "CcUseCase":
+        """A picklable copy for worker ``index`` of ``n_workers``: its slice of the environments (the same
+        steps per environment), one torch thread, no callback, no pool."""
+        cfg = self.config
+        n = shard_sizes(cfg.n_envs, n_workers)[index]
+        uc = self._shard_copy()
+        uc.config = CcTrainConfig(**{**asdict(cfg), "n_envs": n, "steps_per_update": cfg.steps_per_env * n,
+                                     "torch_threads": 1, "rollout_workers": 1})
+        return uc
+
+    def collect_shard(self, agent: CcAgent, distribution: ConfigDistribution) -> dict[str, Any]:
+        return self.collect(agent, distribution)
+
+    def prepare_shard(self, agent: CcAgent, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A slice's training tensors (values and GAE as in :meth:`update`; advantages standardised later
+        with the whole batch's mean and std) and the summary the parent needs."""
+        cfg, net = agent.config, agent.net
+        T, N, D = batch["obs"].shape
+        obs = torch.from_numpy(batch["obs"].reshape(-1, D))
+        with torch.no_grad():
+            values = net.value(obs).numpy().reshape(T, N)
+            next_values = net.value(torch.from_numpy(batch["next_obs"].reshape(-1, D))).numpy().reshape(T, N)
+        adv, ret = gae(batch["rewards"] * cfg.reward_scale, values, batch["terminated"], batch["truncated"],
+                       next_values, cfg.gamma, cfg.gae_lambda)
+        adv32 = adv.reshape(-1).astype(np.float32)
+        data = {"obs": obs, "actions": torch.from_numpy(batch["actions"].reshape(-1, 1)),
+                "logp": torch.from_numpy(batch["logp"].reshape(-1)), "adv": torch.from_numpy(adv32),
+                "returns": torch.from_numpy(ret.reshape(-1).astype(np.float32))}
+        summary = {"n": T * N, "rewards": batch["rewards"], "episode_returns": batch["episode_returns"],
+                   **column_sums("adv", adv32), **column_sums("ret", ret), **column_sums("resid", ret - values)}
+        return data, summary
+
+    def _train_sharded(self, agent: CcAgent, distribution: ConfigDistribution, iterations: int,
+                       seed: int) -> CcAgent:
+        cfg, roll = agent.config, agent.rollout
+        pool = self._worker_pool(agent)
+        gen = torch.Generator()
+        if roll.update_gen is None:
+            gen.manual_seed(seed)
+        else:
+            gen.set_state(roll.update_gen)
+        ppo = PPOConfig(clip=cfg.clip, epochs=cfg.epochs, minibatch=cfg.minibatch, value_coef=cfg.value_coef,
+                        normalize_adv=True)
+        try:
+            for _ in range(iterations):
+                t0 = time.perf_counter()
+                summaries = pool.collect(parameters_vector(agent.net), distribution, seed)
+                t1 = time.perf_counter()
+                stats = data_parallel_update(pool, agent.net, agent.optimizer, summaries, ppo, cfg.entropy_coef,
+                                             generator=gen)
+                stats["explained_variance"] = explained_variance_from_sums(summaries)
+                t2 = time.perf_counter()
+                rewards = np.concatenate([s["rewards"] for s in summaries], axis=1)
+                episodes = [e for s in summaries for e in s["episode_returns"]]
+                record = agent.record_update(rewards, episodes, t1 - t0, t2 - t1,
+                                             log_std=float(agent.net.log_std.detach()[0]), **stats)
+                if self.on_update is not None:
+                    self.on_update(agent, record)
+        except BaseException:
+            self.close()  # the workers' state no longer matches the agent's
+            raise
+        roll.update_gen = gen.get_state()
+        pool.save_to(roll)
         return agent
 
     # ------------------------------------------------------------------ test
@@ -402,8 +490,10 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
     cfg = CcTrainConfig(n_envs=opt("n_envs", d.n_envs), steps_per_update=opt("steps_per_update", d.steps_per_update),
                         epochs=opt("epochs", d.epochs), minibatch=opt("minibatch", d.minibatch),
                         learning_rate=opt("lr", d.learning_rate), history_length=opt("history_length", d.history_length),
-                        torch_threads=opt("torch_threads", d.torch_threads))
-    return CcUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space)
+                        torch_threads=opt("torch_threads", d.torch_threads),
+                        rollout_workers=opt("rollout_workers", d.rollout_workers))
+    return CcUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space,
+                     ray_address=getattr(args, "ray_address", None))
 
 
 def train_config_dict(use_case: CcUseCase) -> dict:

@@ -52,11 +52,37 @@ def gae(rewards: np.ndarray, values: np.ndarray, terminated: np.ndarray, truncat
 def ppo_policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor, clip: float = 0.2,
                     dual_clip: float | None = None) -> torch.Tensor:
     """Mean clipped-surrogate loss (to minimise)."""
+    return -clipped_surrogate(logp, logp_old, adv, clip, dual_clip).mean()
+
+
+def clipped_surrogate(logp: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor, clip: float = 0.2,
+                      dual_clip: float | None = None) -> torch.Tensor:
+    """Per-sample clipped surrogate (to maximise), with the optional dual clip."""
     ratio = torch.exp(logp - logp_old)
     surrogate = torch.min(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv)
     if dual_clip is not None:
         surrogate = torch.where(adv < 0, torch.max(surrogate, dual_clip * adv), surrogate)
-    return -surrogate.mean()
+    return surrogate
+
+
+def ppo_loss_sums(model: torch.nn.Module, obs: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor,
+                  adv: torch.Tensor, returns: torch.Tensor, clip: float, dual_clip: float | None, value_coef: float,
+                  entropy_weight: float, minibatch: int) -> tuple[torch.Tensor, dict[str, float]]:
+    """One slice's share of a minibatch's PPO loss: the same terms as :func:`ppo_update`, summed over the
+    slice's rows and divided by the whole minibatch's size ``minibatch`` (so the slices' losses, and their
+    gradients, add up to the minibatch mean). Returns (loss, statistics shares)."""
+    dist = model.distribution(obs)
+    logp = dist.log_prob(actions)
+    pl = -clipped_surrogate(logp, logp_old, adv, clip, dual_clip).sum() / minibatch
+    vl = ((model.value(obs) - returns) ** 2).sum() / minibatch
+    ent = dist.entropy().sum() / minibatch
+    loss = pl + value_coef * vl - entropy_weight * ent
+    with torch.no_grad():
+        log_ratio = logp - logp_old
+        kl = float(((log_ratio.exp() - 1) - log_ratio).sum()) / minibatch
+        cf = float(((log_ratio.exp() - 1).abs() > clip).float().sum()) / minibatch
+    return loss, {"policy_loss": float(pl.detach()), "value_loss": float(vl.detach()),
+                  "entropy": float(ent.detach()), "approx_kl": kl, "clipfrac": cf}
 
 
 @dataclass
