@@ -39,7 +39,7 @@ from deploy.ssh import ClockOffset, RemoteError, Session
 JOURNAL = "journal.jsonl"
 CAMPAIGN_FILE = "campaign.json"
 CLOCK_MAX_AGE_S = 300.0
-READY_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 30.0  # a video server may first write its sized content
 
 
 @dataclass(frozen=True)
@@ -287,8 +287,10 @@ def execute_run(pr: PlannedRun, attempt: int, campaign: Campaign, inventory: Inv
                                 f"(net.ipv4.tcp_allowed_congestion_control = "
                                 f"{' '.join(pool.info[path.client]['allowed_cc'])})")
         remote_dirs = {}
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         for role, s in (("server", srv), ("client", cli)):
-            remote_dirs[role] = s.remote_path("runs", campaign.name, f"{pr.run_id}-a{attempt}")
+            # (the time suffix keeps an attempt a killed controller never recorded apart from its rerun)
+            remote_dirs[role] = s.remote_path("runs", campaign.name, f"{pr.run_id}-a{attempt}-{stamp}")
         ctx = RunContext(campaign, path, pr.scheme, srv.host.python,
                          client_genet=cli.remote_path("venv", "bin", "genet"),
                          server_genet=srv.remote_path("venv", "bin", "genet"),

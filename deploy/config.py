@@ -22,11 +22,14 @@ Campaign (``examples/campaign-cc.toml``)::
     use_case = "cc"                  # abr | cc
     schemes = ["cubic", "bbr"]       # cc: kernel algorithm names, const:MBPS, MODEL.onnx; abr: bba, mpc, MODEL.onnx
     repetitions = 5
-    duration_s = 20                  # cc: length of one run
+    duration_s = 20                  # cc: length of one run (abr: unused; a session plays its video)
     paths = ["p1"]                   # optional: default every path of the inventory
-    video = "envivio"                # abr: a video pushed by `genet deploy push --video`
+    video = "envivio"                # abr: envivio (sized EnvivioDash3 content made on the server) or the
+                                     # name of a video folder pushed by `genet deploy push --video DIR`
+    chunks = 48                      # abr: play only the first N chunks (default: the whole video)
     seed = 1                         # shuffling of each round's order
-    timeout_s = 60                   # one run ends (failed) after this (default duration_s + 30)
+    timeout_s = 60                   # one run ends (failed) after this (default: cc duration_s + 30,
+                                     # abr 60 + 6 s per chunk)
     retry_limit = 2                  # failed runs are retried this many times by a rerun
     port = 5201                      # server port (iperf3, receiver, video server)
 
@@ -312,12 +315,14 @@ class Campaign:
     retry_limit: int = 2
     port: int = 5201
     name: str = field(default="")
+    chunks: int | None = None
 
     def to_json(self) -> dict:
         return {"file": str(self.file), "name": self.name, "use_case": self.use_case,
                 "schemes": [s.name for s in self.schemes], "repetitions": self.repetitions,
                 "duration_s": self.duration_s, "paths": list(self.paths), "video": self.video, "seed": self.seed,
-                "timeout_s": self.timeout_s, "retry_limit": self.retry_limit, "port": self.port}
+                "timeout_s": self.timeout_s, "retry_limit": self.retry_limit, "port": self.port,
+                "chunks": self.chunks}
 
 
 def parse_scheme(use_case: str, text: str, base_dir: Path, where: str, file: Path) -> Scheme:
@@ -386,8 +391,11 @@ def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -
     if not NAME_RE.fullmatch(video):
         raise _err(path, "video", "a video name (letters, digits, _ . -)", video)
     seed = t.get("seed", int, default=1)
-    timeout = float(t.get("timeout_s", (int, float), default=duration + 30.0, expected="seconds"))
-    if not timeout > duration:
+    chunks = t.get("chunks", int, default=None, expected="a number of chunks")
+    # an ABR session lasts about as long as its video (48 4-s chunks minus the 60-s buffer, plus stalls)
+    default_timeout = duration + 30.0 if use_case == "cc" else 60.0 + 6.0 * (chunks or 49)
+    timeout = float(t.get("timeout_s", (int, float), default=default_timeout, expected="seconds"))
+    if use_case == "cc" and not timeout > duration:
         raise _err(path, "timeout_s", f"more seconds than duration_s ({duration:g})", timeout)
     retry = t.get("retry_limit", int, default=2)
     if not 0 <= retry <= 100:
@@ -395,8 +403,11 @@ def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -
     port = t.get("port", int, default=5201)
     if not 1024 <= port <= 65535:
         raise _err(path, "port", "an integer port 1024-65535", port)
+    if chunks is not None and (use_case != "abr" or not 1 <= chunks <= 10000):
+        raise _err(path, "chunks", "a number of chunks 1-10000 (ABR campaigns only)", chunks)
     name = t.get("name", str, default=path.stem)
     if not NAME_RE.fullmatch(name):
         raise _err(path, "name", "a campaign name (letters, digits, _ . -)", name)
     t.finish()
-    return Campaign(path, use_case, schemes, reps, duration, tuple(paths), video, seed, timeout, retry, port, name)
+    return Campaign(path, use_case, schemes, reps, duration, tuple(paths), video, seed, timeout, retry, port, name,
+                    chunks)

@@ -201,7 +201,8 @@ def _push_host(host: HostSpec, whl: Path, digest: str, trees, local_sha: dict, u
                 r.uploaded_bytes += s.put(whl, remote_whl)
                 r.uploaded.append(f"dist/{whl.name}")
                 idx = ["--no-index", "--find-links", s.remote_path("wheelhouse")] if use_wheelhouse else []
-                base = [py, "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "-q"]
+                # --no-compile: modules are byte-compiled on first import instead (much faster installs)
+                base = [py, "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--no-compile", "-q"]
                 s.run(base + idx + [remote_whl], timeout_s=PIP_TIMEOUT_S)                  # dependencies
                 s.run(base + idx + ["--force-reinstall", "--no-deps", remote_whl], timeout_s=PIP_TIMEOUT_S)
                 s.run([py, "-c", "import genet, sender, player"], timeout_s=120)

@@ -196,12 +196,16 @@ class PlayerRunner(NeedsGenetRunner):
     client_files = ("run.jsonl",)
 
     def server(self, ctx: RunContext) -> Side:
-        return Side([ctx.server_genet, "player", "serve", "--video", f"{ctx.server_videos}/{ctx.campaign.video}", "--bind", "0.0.0.0", "--port", str(ctx.campaign.port)], "server")
+        video = ["--video", "sized", "--sized-dir", f"{ctx.server_videos}/sized-envivio"] \
+            if ctx.campaign.video == "envivio" else ["--video", f"{ctx.server_videos}/{ctx.campaign.video}"]
+        return Side([ctx.server_genet, "player", "serve", *video, "--bind", "0.0.0.0", "--port",
+                     str(ctx.campaign.port)], "server")
 
     def client(self, ctx: RunContext) -> Side:
         policy = ctx.scheme.value if ctx.scheme.kind == "abr-baseline" else remote_model(ctx)
         return Side([ctx.client_genet, "player", "play", "--url", f"http://{_url_host(ctx.path.server_address)}:"
-                     f"{ctx.campaign.port}/", "--policy", policy, "--log", "run.jsonl"], "client")
+                     f"{ctx.campaign.port}/", "--policy", policy, "--log", "run.jsonl", "--quiet",
+                     *(["--chunks", str(ctx.campaign.chunks)] if ctx.campaign.chunks else [])], "client")
 
     def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
         return player_log_metrics(local_dir / "run.jsonl")
@@ -255,6 +259,8 @@ def sender_log_metrics(path: Path, duration_s: float) -> dict:
 def player_log_metrics(path: Path) -> dict:
     """Table-6 metrics from ``genet player play --log`` (its per-video summary, from genet/abr/qoe.py)."""
     s = _summary_record(path)
+    if s.get("status", "complete") != "complete":
+        raise LogCheckError(f"{path.name}: the session ended early ({s.get('status')}: {s.get('reason')})")
     missing = [c for c in ABR_COLUMNS if c not in s]
     if missing:
         raise LogCheckError(f"{path.name}: summary lacks {', '.join(missing)}")

@@ -155,3 +155,25 @@ def test_testbed_down_removes_everything(tmp_path):
     assert not os.path.exists(f"/sys/class/net/gtd{st['index']}m1")
     for pid in st["sshd_pids"].values():
         assert not testbed._alive(pid)
+
+
+def test_check_command_exit_status_and_missing_known_hosts(bed, tmp_path, capsys):
+    from genet.cli import main
+    out, inv = bed
+    assert main(["deploy", "check", str(out / "inventory.toml")]) == 0
+    table = capsys.readouterr().out
+    assert "clock offset ms" in table and "h1" in table and "h2" in table
+    # a host that is down makes the command fail, naming it; the other host is still checked
+    text = (out / "inventory.toml").read_text().replace('key_file = "id_ed25519"',
+                                                        f'key_file = "{out / "id_ed25519"}"')
+    text = text.replace('known_hosts = "known_hosts"', f'known_hosts = "{out / "known_hosts"}"')
+    bad = tmp_path / "inv.toml"
+    bad.write_text(text.replace("port = 22", "port = 2", 1))
+    assert main(["deploy", "check", str(bad)]) == 1
+    res = capsys.readouterr().out
+    assert "h1: h1" in res and "unreachable" in res
+    # no known_hosts file: refused before connecting, with the way out
+    nokh = tmp_path / "inv2.toml"
+    nokh.write_text(text.replace(f'known_hosts = "{out / "known_hosts"}"', 'known_hosts = "absent"'))
+    assert main(["deploy", "check", str(nokh)]) == 1
+    assert "--accept-new" in capsys.readouterr().err
