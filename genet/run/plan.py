@@ -305,6 +305,13 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
             inventory = str(testbed / "inventory.toml")
             cleanup.append(["deploy", "testbed", "down", "--out", str(testbed)])
         push = ["deploy", "push", inventory]
+        wheelhouse = dep_cfg["wheelhouse"]
+        if wheelhouse == "auto" and not dep_cfg["inventory"]:
+            wh = run_dir / "deploy" / "wheelhouse"
+            steps.append(_gather_wheelhouse(wh))
+            push += ["--wheelhouse", str(wh)]
+        elif wheelhouse not in ("", "auto"):
+            push += ["--wheelhouse", wheelhouse]
         for n in names:
             if n in models[uc]:
                 push += ["--models", str(models[uc][n].data.parent)]
@@ -323,9 +330,38 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
     from genet.run.report import write_report_action
     plan["report"].append(Item("report", "report", run_dir / "report", steps=[write_report_action],
                                deps=[i.id for s in STAGES[:-1] for i in plan[s] if not i.unavailable],
-                               est_s=5, inputs={"config": cfg,
+                               est_s=5, inputs={"config": cfg, "report_code": hash_tree(Path(__file__).with_name("report.py")),
                                                 "unavailable": [i.id for s in STAGES for i in plan[s] if i.unavailable]}))
     return plan
+
+
+def _gather_wheelhouse(wh: Path) -> Callable:
+    """The runtime dependencies of genet's wheel, downloaded here (the testbed's hosts reach no package index)."""
+    def action(item: Item) -> None:
+        import subprocess
+        import sys
+        import tempfile
+        if (wh / ".complete").is_file():
+            print(f"reusing the wheelhouse {wh}")
+            return
+        from deploy.push import build_wheel
+        with tempfile.TemporaryDirectory(prefix="genet-run-wheel-") as tmp:
+            wheel = build_wheel(Path(tmp))
+            part = wh.with_name(wh.name + ".part")
+            shutil.rmtree(part, ignore_errors=True)
+            done = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:", "-d",
+                                   str(part), str(wheel)], capture_output=True, text=True, timeout=1200)
+            if done.returncode != 0:
+                raise RuntimeError(f"pip download of genet's runtime dependencies failed: "
+                                   f"{(done.stderr or done.stdout).strip()[-400:]}")
+        for w in part.glob("genet_testbed-*"):
+            w.unlink()  # `genet deploy push` builds and sends genet's own wheel
+        (part / ".complete").write_text("")
+        shutil.rmtree(wh, ignore_errors=True)
+        os.replace(part, wh)
+        print(f"gathered {len(list(wh.glob('*.whl')))} wheels into {wh}")
+    action.describe = f"gather genet's runtime wheels into {wh} (pip download; once)"
+    return action
 
 
 def _down_leftover_testbed(testbed: Path) -> Callable:

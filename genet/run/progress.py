@@ -40,6 +40,14 @@ class Progress:
         self.t0 = time.monotonic()
         self._lock = threading.Lock()
         self._last_draw = 0.0
+        self._stop = threading.Event()
+        if self.tty:  # redraw every second, also while the running command prints nothing
+            threading.Thread(target=self._tick, daemon=True).start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                self._draw(force=True)
 
     #: seconds of pseudo-observation at ratio 1: a few quick items do not swing the ETA
     PRIOR_S = 30.0
@@ -85,6 +93,9 @@ class Progress:
 
     def stage_start(self, stage: str, pos: str, n_items: int) -> None:
         self.stage, self.stage_pos = stage, pos
+        if not n_items:
+            self._emit(f"== stage {pos} {stage}: nothing to do for this config")
+            return
         self._emit(f"== stage {pos} {stage}: {n_items} item{'s' if n_items != 1 else ''} "
                    f"(run elapsed {fmt_s(time.monotonic() - self.t0)}, ETA {fmt_s(self.eta_s())})")
 
@@ -119,6 +130,7 @@ class Progress:
         self._emit(f"  {self.stage} {name}: {status}{took}")
 
     def close(self) -> None:
+        self._stop.set()
         if self.tty:
             with self._lock:
                 self.stream.write("\r\x1b[K")

@@ -131,6 +131,9 @@ class Report:
         self.plan = _load_json(self.run_dir / "plan.json", {})
         self.status = _load_json(self.run_dir / "status.json", {}).get("items", {})
         self.cfg = _load_json(self.run_dir / "config.json", {}).get("config", {})
+        self.stage_label = dict(STAGE_LABEL)
+        if not (self.cfg.get("deploy") or {}).get("inventory"):
+            self.stage_label["deploy"] = "testbed paths"  # the local SSH testbed: emulated wide-area paths
 
     # output helpers ------------------------------------------------------------------------------
     def heading(self, text: str, level: int = 2) -> None:
@@ -180,7 +183,7 @@ class Report:
             folder = Path(it["folder"])
             if stage == "deploy":
                 if self.item_status(stage, it["name"]).startswith(("done", "up to")):
-                    for r in deploy_rows(folder / "campaign"):
+                    for r in sorted(deploy_rows(folder / "campaign"), key=lambda r: str(r.get("path", ""))):
                         found.setdefault(str(r.get("path", "all paths")), []).append(r)
             elif (folder / "results.csv").is_file() and self.item_status(stage, it["name"]).startswith(("done", "up to")):
                 found[it["name"][len(uc) + 1:]] = read_results(folder / "results.csv")
@@ -231,7 +234,7 @@ class Report:
         ran = [s for s in ("simulate", "emulate", "deploy") if data[s]]
         cols = []
         for s in ran:
-            cols.append((s, f"{STAGE_LABEL[s]} ({', '.join(data[s])})"))
+            cols.append((s, f"{self.stage_label[s]} ({', '.join(data[s])})"))
             if s == "emulate" and any(f"sim_{metric}" in r for rows in data[s].values() for r in rows):
                 cols.append(("emulate-sim", "simulation on the emulated traces"))
                 cols.append(("emulate-gap", "gap: emulation − simulation, same traces"))
@@ -262,7 +265,7 @@ class Report:
             self.table(["policy"], [[p] for p in self.policies(uc, [])], css_id=f"headline-{uc}")
         for s in ("simulate", "emulate", "deploy"):
             if s not in ran:
-                self.para(f"{STAGE_LABEL[s].capitalize()}: {self.stage_note(s, uc)}.")
+                self.para(f"{self.stage_label[s].capitalize()}: {self.stage_note(s, uc)}.")
         module = "genet/abr/qoe.py" if uc == "abr" else "genet/cc/reward.py"
         self.para(f"Cells: mean ± 95 % CI over traces (and repetitions), n = rows. {METRIC_NAME[uc]}: "
                   f"one definition ({module}) in simulation, emulation and on real paths.")
@@ -271,7 +274,7 @@ class Report:
         cols = TABLE_COLS[uc]
         for stage in ("simulate", "emulate", "deploy"):
             for env, rows in data[stage].items():
-                self.heading(f"{TABLE_NAME[uc]} form — {uc.upper()}, {STAGE_LABEL[stage]}: {env}", 3)
+                self.heading(f"{TABLE_NAME[uc]} form — {uc.upper()}, {self.stage_label[stage]}: {env}", 3)
                 body = []
                 # a column may go by several names (the first one present in the results is used)
                 chosen = [next((c for c in (cs if isinstance(cs, tuple) else (cs,)) if rows and c in rows[0]),
@@ -301,11 +304,11 @@ class Report:
                     ax.step(vals, [(i + 1) / len(vals) for i in range(len(vals))], where="post", label=pol)
             ax.set_xlabel(METRIC_NAME[uc])
             ax.set_ylabel("CDF")
-            ax.set_title(f"{STAGE_LABEL[stage]}: {env}")
+            ax.set_title(f"{self.stage_label[stage]}: {env}")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
             self.figure(f"cdf-{uc}-{stage}-{env}.png", _png(fig), f"{uc.upper()} {METRIC_NAME[uc]} CDF, "
-                        f"{STAGE_LABEL[stage]}, {env}")
+                        f"{self.stage_label[stage]}, {env}")
         emu = [r for rows in data["emulate"].values() for r in rows if isinstance(r.get(f"sim_{metric}"), float)]
         if emu:
             fig, ax = plt.subplots(figsize=(5, 4.2))

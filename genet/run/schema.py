@@ -180,6 +180,11 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
         "testbed_hosts": Key("int", 3, "hosts of the local SSH testbed", unit="count", minimum=2),
         "testbed_paths": Key("path", "", "paths file of the local testbed (`--paths`; not given: p1 constant "
                                          "12 Mbit/s 20 ms, p2 an FCC trace at 40 ms, p3 cellular, deep queue)"),
+        "wheelhouse": Key("str", "auto", "wheels `genet deploy push --wheelhouse` installs from: `auto` = for the "
+                                         "local testbed (whose hosts reach no package index) gather one here "
+                                         "with `pip download` into `deploy/wheelhouse` (once; needs the index from "
+                                         "this machine), none for an inventory; a folder; or `\"\"` (the hosts' "
+                                         "own index)"),
         "push_args": Key("list[str]", [], "further `genet deploy push` options, verbatim (e.g. "
                                           "`[\"--wheelhouse\", \"wheels\"]`)"),
         "run_args": Key("list[str]", [], "further `genet deploy run` options, verbatim (e.g. `[\"--accept-new\"]`)"),
