@@ -100,4 +100,34 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   .venv/bin/python -c "import genet, traces, torch, onnxruntime, numba" || { echo "[provision] install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
+
+# ---- dash.js for the browser player (issue 14) -----------------------------------------------
+# dash.js 5.2.1, pinned (SHA-256 of the UMD build below), from the npm registry via `npm pack` into a
+# temporary directory; only the player build and its licence are copied into the project's own asset
+# folder (gitignored), which the player page loads: nothing is ever fetched at run time. Redone only
+# when the file is missing or differs. No npm, or the download fails: a line says so and the browser
+# tests skip. GENET_SKIP_DASHJS=1 skips it.
+DASHJS_VERSION=5.2.1
+DASHJS_SHA256=3a22b1f4576ab294f41e56f156cec7972a5f83edda379416778293ff22d2eb49
+DASHJS_DIR=player/assets/vendor/dashjs-$DASHJS_VERSION
+if [ "${GENET_SKIP_DASHJS:-0}" != 1 ] \
+   && [ "$(sha256sum "$DASHJS_DIR/dash.all.min.js" 2>/dev/null | cut -d' ' -f1)" != "$DASHJS_SHA256" ]; then
+  if command -v npm >/dev/null; then
+    echo "[provision] installing dash.js $DASHJS_VERSION into $DASHJS_DIR"
+    djs_tmp=$(mktemp -d /tmp/genet-dashjs.XXXXXX)
+    if (cd "$djs_tmp" && npm pack --silent "dashjs@$DASHJS_VERSION" >/dev/null 2>&1 \
+          && tar xzf "dashjs-$DASHJS_VERSION.tgz" package/dist/modern/umd/dash.all.min.js package/LICENSE.md) \
+       && [ "$(sha256sum "$djs_tmp/package/dist/modern/umd/dash.all.min.js" | cut -d' ' -f1)" = "$DASHJS_SHA256" ]; then
+      mkdir -p "$DASHJS_DIR"
+      cp "$djs_tmp/package/dist/modern/umd/dash.all.min.js" "$djs_tmp/package/LICENSE.md" "$DASHJS_DIR/"
+    else
+      echo "[provision] warning: could not fetch dash.js $DASHJS_VERSION (or its SHA-256 differs);" \
+           "browser-player tests will be skipped" >&2
+    fi
+    rm -rf "$djs_tmp"
+  else
+    echo "[provision] npm not found: dash.js $DASHJS_VERSION not installed; browser-player tests will be skipped"
+  fi
+fi
+# ---- end dash.js -------------------------------------------------------------------------------
 echo "[provision] ready: $(.venv/bin/python --version), genet at .venv/bin/genet"
