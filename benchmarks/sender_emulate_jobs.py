@@ -46,10 +46,16 @@ def main() -> None:
         if res.returncode:
             print(res.stderr[-2000:])
             raise SystemExit(res.returncode)
+        import json
+        rows = json.loads((Path(d) / "out" / "results.json").read_text())
     ideal = sum(durations) / args.jobs
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     print(f"{len(traces)} traces ({sum(durations):.0f} s of runs), --jobs {args.jobs}: wall {wall:.1f} s, "
           f"ideal {ideal:.1f} s, ratio {wall / ideal:.2f} (target <= 1.3)")
+    mean = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
+    print(f"per run (mean): link setup {mean('link_setup_s'):.2f} s, run incl. setup/teardown {mean('run_wall_s'):.2f} s "
+          f"for {sum(durations) / len(durations):.1f} s of traffic, log analysis {mean('analysis_s'):.2f} s; "
+          f"peak trace rate {max(t.bandwidth_mbps.max() for t in traces):.0f} Mbit/s")
     _ = shutil
 
 

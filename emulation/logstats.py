@@ -229,3 +229,45 @@ def plot_link_log(log: LinkLog, png_path: str | os.PathLike, ms_per_bin: int = 5
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
     return png_path
+
+
+@dataclass
+class LinkLogArrays:
+    """The parts of an mm-link log that per-run metrics need, as numpy arrays (times in ms since the base
+    timestamp): every ``#`` opportunity's time, ``+`` arrivals' (time, size), ``-`` departures' (time,
+    size, delay), drop counts. Read by :func:`read_link_log_arrays` with regular expressions over the
+    whole file (C speed: a 15-s, 100 Mbit/s log in a fraction of a second)."""
+
+    opportunity_ms: "np.ndarray"
+    arrival_ms: "np.ndarray"
+    arrival_bytes: "np.ndarray"
+    departure_ms: "np.ndarray"
+    departure_bytes: "np.ndarray"
+    departure_delay_ms: "np.ndarray"
+    dropped_packets: int
+
+
+def read_link_log_arrays(path: str | os.PathLike) -> LinkLogArrays:
+    """Fast reader of an mm-link log for metrics; malformed files raise TraceFormatError naming the file."""
+    import re
+
+    import numpy as np
+    path = Path(path)
+    data = path.read_bytes()
+    m = re.search(rb"^# base timestamp: *(-?\d+)\s*$", data, re.M)
+    if not m:
+        raise TraceFormatError("no '# base timestamp:' header line: not an mm-link log", path)
+    base = int(m.group(1))
+
+    def ints(pattern: bytes, groups: int) -> "np.ndarray":
+        found = re.findall(pattern, data, re.M)
+        if not found:
+            return np.zeros((0, groups), np.int64)
+        return np.array(found, dtype=np.bytes_).astype(np.int64).reshape(-1, groups)
+
+    opp = ints(rb"^(-?\d+) # \d+\r?$", 1)[:, 0] - base
+    arr = ints(rb"^(-?\d+) \+ (\d+)\r?$", 2)
+    dep = ints(rb"^(-?\d+) - (\d+) (-?\d+)\r?$", 3)
+    drops = ints(rb"^-?\d+ d (\d+) \d+\r?$", 1)
+    return LinkLogArrays(opp, arr[:, 0] - base, arr[:, 1], dep[:, 0] - base, dep[:, 1], dep[:, 2],
+                         int(drops.sum()))

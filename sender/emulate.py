@@ -8,7 +8,8 @@ trace's duration in real time:
   queue of its ``queue_packets`` and its random loss (each overridable; defaults as the simulator:
   25 ms, 10 packets, 0); downlink (ACKs) = :data:`ACK_LINK_MBPS` constant, as Pantheon's 12 Mbit/s
   acklink but wide enough for one ACK per packet at any rate (the simulator's ACK path has no
-  bandwidth limit);
+  bandwidth limit), so an ACK's one-way delay is the propagation delay: that link is not logged
+  (its log would hold 83 opportunity lines per ms);
 * our sender (``genet sender send``) runs on the emulated side, the receiver on the host side;
   kernel schemes run ``iperf3 -C NAME`` the same way with a fresh one-shot server
   (:mod:`sender.kernel`).
@@ -92,8 +93,7 @@ def _link(trace, s: LinkSettings, backend: str, logs: Path | None, **extra):
     from emulation import LinkEmulator
     return LinkEmulator(trace, ACK_LINK_MBPS, delay_ms=s.delay_ms, uplink_loss=s.loss_rate,
                         uplink_queue="droptail", uplink_queue_args=f"packets={max(1, int(round(s.queue_packets)))}",
-                        uplink_log=logs / "uplink.log" if logs else None,
-                        downlink_log=logs / "downlink.log" if logs else None, backend=backend,
+                        uplink_log=logs / "uplink.log" if logs else None, backend=backend,
                         isolate_host=backend == "netns", **extra)
 
 
@@ -152,12 +152,14 @@ def _own_view_sender(run_dir: Path, name: str = "sender") -> dict:
 
 def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat: int, keep_logs: bool = False) -> dict:
     """One (policy, trace, repeat) over its own link; returns the result row (without sim_*)."""
-    from emulation.logstats import binned_rates_mbps, read_link_log
+    from emulation.logstats import read_link_log_arrays
     from genet.cc.metrics import from_link_logs
     from sender.kernel import run_iperf3
     run_dir.mkdir(parents=True, exist_ok=True)
     own: dict = {}
+    t_start = time.monotonic()
     with _link(trace, s, backend, run_dir) as link:
+        t_link = time.monotonic()
         if policy.is_kernel_tcp:
             own = run_iperf3(link, policy.tcp_name, s.duration_s, json_path=str(run_dir / "iperf3.json"))
         else:
@@ -171,17 +173,21 @@ def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat:
             own = _own_view_sender(run_dir)
             if res.returncode != 0:
                 own["sender_error"] = (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[-1][:300]
-    up = read_link_log(run_dir / "uplink.log")
-    down = read_link_log(run_dir / "downlink.log")
-    m = from_link_logs(up, down, s.delay_ms, policy.label, trace.name, s.mean_bandwidth_mbps, s.queue_packets,
+    t_done = time.monotonic()
+    up = read_link_log_arrays(run_dir / "uplink.log")
+    m = from_link_logs(up, None, s.delay_ms, policy.label, trace.name, s.mean_bandwidth_mbps, s.queue_packets,
                        s.loss_rate, s.duration_s, seed=repeat)
-    series = binned_rates_mbps(up, 500)
-    atomic_write_text(run_dir / "series.json", json.dumps({"start_s": series["start_s"],
-                                                           "throughput_mbps": series["throughput_mbps"]}))
+    from genet.packets import TUN_HEADER_BYTES
+    n_bins = int(up.departure_ms.max() // 500) + 1 if up.departure_ms.size else 0
+    bits = np.bincount(np.maximum(up.departure_ms, 0) // 500, weights=(up.departure_bytes - TUN_HEADER_BYTES) * 8.0,
+                       minlength=n_bins) if n_bins else np.zeros(0)
+    atomic_write_text(run_dir / "series.json", json.dumps({"start_s": [0.5 * k for k in range(n_bins)],
+                                                           "throughput_mbps": (bits / 0.5e6).tolist()}))
     if not keep_logs:
-        for f in ("uplink.log", "downlink.log"):
-            (run_dir / f).unlink(missing_ok=True)
-    return {**m.to_dict(), "repeat": repeat, "backend": backend, **own}
+        (run_dir / "uplink.log").unlink(missing_ok=True)
+    timing = {"link_setup_s": t_link - t_start, "run_wall_s": t_done - t_start,
+              "analysis_s": time.monotonic() - t_done}
+    return {**m.to_dict(), "repeat": repeat, "backend": backend, **own, **timing}
 
 
 def sim_row(policy, trace, s: LinkSettings, loaded) -> dict:

@@ -77,7 +77,7 @@ def run_flows(flows, traces, settings, args, out: Path, loaded) -> int:
             for r in rows:
                 r.update(trace=t.name, repeat=rep, share=r["throughput_mbps"] / total if total > 0 else float("nan"),
                          jain_index=jain, link_mbps=s.mean_bandwidth_mbps)
-            for f in ("emulated.pcap", "host.pcap", "uplink.log", "downlink.log"):
+            for f in ("emulated.pcap", "host.pcap", "uplink.log"):
                 (run_dir / f).unlink(missing_ok=True)
             all_rows.extend(rows)
     from sender.emulate import _columns, _csv

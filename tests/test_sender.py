@@ -267,3 +267,34 @@ def test_an_aurora_model_drives_the_rate_over_loopback(tmp_path, repo_dir):
     assert all(r["action"] is not None for r in mis)
     assert len({round(r["target_rate_mbps"], 6) for r in mis}) >= 3  # the policy changes the rate
     assert os.path.exists(tmp_path / "a.jsonl")
+
+
+def _write_log(path, lines):
+    path.write_text("# mahimahi mm-link (Uplink) [x] > log\n# command line: x\n# queue: droptail [packets=10]\n"
+                    "# init timestamp: 1700000000000\n# base timestamp: 1000\n" + "".join(l + "\n" for l in lines))
+
+
+def test_link_log_metrics_follow_the_stated_definitions(tmp_path):
+    """genet.cc.metrics.from_link_logs on a log whose figures are known by construction; the fast
+    reader agrees with emulation.logstats.read_link_log."""
+    from emulation.logstats import read_link_log, read_link_log_arrays
+    from genet.cc.metrics import from_link_logs
+    up, down = tmp_path / "up.log", tmp_path / "down.log"
+    lines = [f"{1000 + t} # 1504" for t in range(1000)]  # 1000 opportunities/s: 12 Mbit/s of 1500-byte packets
+    lines += [f"{1000 + 2 * k} + 1504" for k in range(600)]
+    lines += [f"{1000 + 2 * k} - 1504 {k % 10}" for k in range(500)]  # queueing 0..9 ms
+    lines += ["2200 d 100 150400"]
+    _write_log(up, sorted(lines, key=lambda s: int(s.split()[0])))
+    _write_log(down, [f"{1000 + 2 * k} - 64 0" for k in range(500)])
+    a, ref = read_link_log_arrays(up), read_link_log(up)
+    assert a.opportunity_ms.tolist() == ref.opportunity_ms and a.departure_delay_ms.tolist() == [d for *_x, d in ref.departures]
+    assert a.dropped_packets == 100
+    m = from_link_logs(up, down, delay_ms=20.0, policy="p", trace="t", trace_mean_bandwidth_mbps=12.0,
+                       queue_packets=10, link_loss_rate=0.0, run_duration_s=1.0)
+    assert m.throughput_mbps == pytest.approx(500 * 1500 * 8 / 0.998 / 1e6)
+    assert m.loss_rate == pytest.approx(1 - 500 / 600)
+    assert m.p95_one_way_delay_ms == 20 + 9 and m.p90_one_way_delay_ms == 20 + 8  # nearest rank of 50 x (0..9)
+    assert m.mean_rtt_ms == pytest.approx(20 + 4.5 + 20) and m.p95_rtt_ms == 20 + 9 + 20
+    cap_pps = 999 / 0.999
+    tput_pps = m.throughput_mbps * 1e6 / 12000
+    assert m.reward == pytest.approx(500 * tput_pps / cap_pps - 1000 * m.mean_rtt_ms / 1000 - 2000 * m.loss_rate)

@@ -112,7 +112,7 @@ def from_link_logs(uplink_log, downlink_log, delay_ms: float, policy: str, trace
                    trace_mean_bandwidth_mbps: float, queue_packets: float, link_loss_rate: float,
                    run_duration_s: float, reward_form: str = "genet", seed: int = 0) -> RunMetrics:
     """The same row as :func:`summarize`, measured from an emulated link's Mahimahi-format logs
-    (uplink = data, downlink = ACKs) for every scheme alike, as Pantheon's tunnel logs (testbeds.md §4.3-4.4):
+    (uplink = data, downlink = ACKs; no downlink log: ACKs see the propagation delay only) for every scheme alike, as Pantheon's tunnel logs (testbeds.md §4.3-4.4):
 
     * throughput: departed bits (1500-byte IP packets: the log's sizes minus the 4-byte TUN header)
       over the first-to-last departure span;
@@ -123,24 +123,24 @@ def from_link_logs(uplink_log, downlink_log, delay_ms: float, policy: str, trace
     * reward: the packet-level reward with the link's measured capacity (its ``#`` opportunities over the
       log) as normaliser (:func:`genet.cc.aurora.run_reward_normaliser_pps`).
     """
-    from emulation.logstats import read_link_log
+    from emulation.logstats import read_link_log_arrays
     from genet.cc.aurora import run_reward_normaliser_pps
     from genet.cc.reward import aurora_reward
     from genet.packets import TUN_HEADER_BYTES
 
-    up = read_link_log(uplink_log) if not hasattr(uplink_log, "departures") else uplink_log
-    down = (read_link_log(downlink_log) if not hasattr(downlink_log, "departures") else downlink_log) \
-        if downlink_log is not None else None
-    deps = up.departures
-    n_dep, n_arr = len(deps), len(up.arrivals)
-    dep_bits = sum((s - TUN_HEADER_BYTES) * 8 for _t, s, _d in deps)
-    span_s = (deps[-1][0] - deps[0][0]) / 1000.0 if n_dep > 1 else 0.0
+    up = uplink_log if hasattr(uplink_log, "departure_ms") else read_link_log_arrays(uplink_log)
+    down = None
+    if downlink_log is not None:
+        down = downlink_log if hasattr(downlink_log, "departure_ms") else read_link_log_arrays(downlink_log)
+    n_dep, n_arr = int(up.departure_ms.size), int(up.arrival_ms.size)
+    dep_bits = float(np.sum(up.departure_bytes - TUN_HEADER_BYTES)) * 8
+    span_s = float(up.departure_ms[-1] - up.departure_ms[0]) / 1000.0 if n_dep > 1 else 0.0
     tput_mbps = dep_bits / span_s / 1e6 if span_s > 0 else 0.0
-    owd = np.array([delay_ms + d for _t, _s, d in deps], float)
-    ack_owd = delay_ms + (float(np.mean([d for _t, _s, d in down.departures])) if down and down.departures else 0.0)
-    arr_bytes = sum(s for _t, s in up.arrivals)
-    dep_bytes = sum(s for _t, s, _d in deps)
-    loss = 1.0 - dep_bytes / arr_bytes if arr_bytes else 0.0
+    owd = delay_ms + up.departure_delay_ms.astype(float)
+    ack_owd = delay_ms + (float(np.mean(down.departure_delay_ms)) if down is not None and down.departure_ms.size
+                          else 0.0)
+    arr_bytes = float(np.sum(up.arrival_bytes))
+    loss = 1.0 - float(np.sum(up.departure_bytes)) / arr_bytes if arr_bytes else 0.0
     mean_rtt_ms = float(owd.mean()) + ack_owd if owd.size else float("nan")
     capacity_mbps = link_log_capacity_mbps(up)
     bw_pps = run_reward_normaliser_pps(capacity_mbps, 0.0)
@@ -152,7 +152,7 @@ def from_link_logs(uplink_log, downlink_log, delay_ms: float, policy: str, trace
     return RunMetrics(trace=trace, policy=policy, throughput_mbps=tput_mbps, mean_rtt_ms=mean_rtt_ms,
                       p90_rtt_ms=percentile(owd, 90) + ack_owd, p95_rtt_ms=percentile(owd, 95) + ack_owd,
                       p90_one_way_delay_ms=percentile(owd, 90), p95_one_way_delay_ms=percentile(owd, 95),
-                      p95_queueing_delay_ms=percentile([d for _t, _s, d in deps], 95), loss_rate=loss,
+                      p95_queueing_delay_ms=percentile(up.departure_delay_ms, 95), loss_rate=loss,
                       reward=rg if reward_form == "genet" else ra, reward_genet=rg, reward_aurora=ra,
                       trace_mean_bandwidth_mbps=trace_mean_bandwidth_mbps,
                       utilisation=delivered_mbps / trace_mean_bandwidth_mbps, min_rtt_ms=2 * delay_ms,
@@ -161,7 +161,8 @@ def from_link_logs(uplink_log, downlink_log, delay_ms: float, policy: str, trace
 
 
 def link_log_capacity_mbps(log) -> float:
-    """The link's measured capacity from its ``#`` opportunity lines (1500-byte packets), Mbit/s."""
+    """The link's measured capacity from its ``#`` opportunity lines (1500-byte packets), Mbit/s
+    (``log``: :class:`emulation.logstats.LinkLogArrays` or ``LinkLog``)."""
     opp = log.opportunity_ms
     span_s = (opp[-1] - opp[0]) / 1000.0 if len(opp) > 1 else 0.0
     return (len(opp) - 1) * PACKET_BITS / span_s / 1e6 if span_s > 0 else float("nan")
