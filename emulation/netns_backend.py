@@ -127,6 +127,8 @@ class NetnsLink(ProcessLink):
             ip("addr", "add", f"{emu_addr}/32", "peer", f"{host_addr}/32", "dev", tun_i, netns=self.netns_emulated)
             ip("link", "set", tun_i, "mtu", "1500", "txqueuelen", "1000", "up", netns=self.netns_emulated)
             ip("route", "add", "default", "via", host_addr, "dev", tun_i, netns=self.netns_emulated)
+            self.proc.stdin.write(b"start\n")  # trace t = 0 now, with the link configured (a short --once
+            self.proc.stdin.flush()             # trace cannot end while the devices are being set up)
         except BaseException:
             self.close()
             raise

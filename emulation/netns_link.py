@@ -49,7 +49,8 @@ at the end. See :mod:`emulation.pcap`.
 
 Protocol with the parent: the config (one JSON line on stdin, or a file) holds the
 :class:`~emulation.config.LinkSpec`, the device/namespace names and a stats path; the process
-prints ``ready`` on stdout once both TUN devices exist, runs until SIGTERM/SIGINT, stdin EOF
+prints ``ready`` on stdout once both TUN devices exist, starts the trace's clock when the parent
+writes a line on stdin (its addresses and routes are then in place), runs until SIGTERM/SIGINT, stdin EOF
 (the parent died) or, with ``once``, the end of the trace, then flushes the logs and writes the
 stats JSON.
 """
@@ -327,6 +328,12 @@ def run(config: dict) -> int:
 
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+    go = b""
+    while not go.endswith(b"\n"):  # the trace starts (t = 0) when the parent has configured the devices
+        chunk = os.read(0, 64)
+        if not chunk:
+            return 0  # the parent went away before starting the link
+        go += chunk
     init_ns = time.monotonic_ns()
     init_epoch_ns = time.time_ns()
     for fh, name, d in ((up_log, "Uplink", spec.uplink), (down_log, "Downlink", spec.downlink)):
