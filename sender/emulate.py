@@ -431,16 +431,9 @@ def plot_outputs(rows, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "timeseries.png", dpi=100)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for p in policies:
-        v = np.sort([r["reward"] for r in rows if r["policy"] == p])
-        ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", label=p)
-    ax.set_xlabel("reward (emulation)")
-    ax.set_ylabel("CDF across runs")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "reward_cdf.png", dpi=100)
-    plt.close(fig)
+    from genet.cc.evaluate import plot_reward_cdf
+    plot_reward_cdf({p: [r["reward"] for r in rows if r["policy"] == p] for p in policies}, out / "reward_cdf.png",
+                    "reward (emulation)", "CDF across runs")
     fig, axes = plt.subplots(1, len(policies), figsize=(4 * len(policies), 4), squeeze=False)
     for ax, p in zip(axes[0], policies):
         mine = [r for r in rows if r["policy"] == p]

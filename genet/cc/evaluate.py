@@ -163,13 +163,22 @@ def plot_results(rows: Sequence[RunMetrics], series: dict, first_trace: str, out
         fig.tight_layout()
         fig.savefig(out / "timeseries.png", dpi=100)
         plt.close(fig)
+    plot_reward_cdf({p: [r.reward for r in rows if r.policy == p] for p in dict.fromkeys(r.policy for r in rows)},
+                    out / "reward_cdf.png", "reward", "CDF across traces")
+
+
+def plot_reward_cdf(rewards: dict, png_path, xlabel: str = "reward", ylabel: str = "CDF across traces") -> None:
+    """One step CDF per policy (``rewards``: policy -> values) in one PNG (eval cc and emulate cc)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
-    for policy in dict.fromkeys(r.policy for r in rows):
-        vals = np.sort([r.reward for r in rows if r.policy == policy])
+    for policy, values in rewards.items():
+        vals = np.sort(np.asarray(values, float))
         ax.step(vals, np.arange(1, vals.size + 1) / vals.size, where="post", label=policy)
-    ax.set_xlabel("reward")
-    ax.set_ylabel("CDF across traces")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "reward_cdf.png", dpi=100)
+    fig.savefig(png_path, dpi=100)
     plt.close(fig)
