@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -424,22 +425,33 @@ def create_browser_app(video_dir, policy: str = "bba", log=None, report_dir=None
 
 def serve(video_dir, bind: str = "127.0.0.1", port: int = 8000, policy: str = "bba", log=None, report_dir=None,
           threads: int = 16, ready_file: str | None = None) -> None:
-    """Run the video server with the browser routes until interrupted (waitress)."""
-    from waitress import create_server
-    app = create_browser_app(video_dir, policy=policy, log=log, report_dir=report_dir)
-    server = create_server(app, host=bind, port=port, threads=threads, channel_timeout=30, connection_limit=256,
-                           ident="genet-player")
-    print(f"serving {video_dir} on http://{bind}:{server.effective_port}/ (ABR policy {policy}; "
-          f"browser page at {URL_PREFIX}/)", flush=True)
-    if ready_file:
-        Path(ready_file).write_text(str(server.effective_port))
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-        app.config["genet.log"].close()
+    """Run the video server with the browser routes (and ``report_dir``) until interrupted (waitress)."""
+    from player.server import run_wsgi
+    run_wsgi(create_browser_app(video_dir, policy=policy, log=log, report_dir=report_dir), bind, port, threads,
+             ready_file, f"({video_dir}, ABR policy {policy}; browser page at {URL_PREFIX}/)")
+
+
+def cmd_play_browser(args) -> int:
+    """``genet player play --browser chromium``: --policy dashjs:NAME lets dash.js decide; any other policy
+    decides through the server's ABR endpoint (the server's --policy)."""
+    abr = args.policy if args.policy.startswith("dashjs:") else "server"
+    res = play_browser(BrowserConfig(url=args.url, abr=abr, session=args.session, buffer_s=args.max_buffer_s),
+                       args.log)
+    if not getattr(args, "quiet", False):
+        s = res.summary()
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items()
+                       if k not in ("reason", "extra_summary")))
+        if res.reason:
+            print(f"failed: {res.reason} (console log: {res.console_log or 'none'})", file=sys.stderr)
+    return 0 if res.status == "complete" else 3
+
+
+def emulated_command(policy: str, url: str, log: str, python: str = sys.executable) -> tuple[str, list[str]]:
+    """For ``genet emulate abr --player chromium``: the server's --policy and the player command of one
+    session (dashjs:NAME: dash.js decides and the server's policy is unused)."""
+    abr = policy if policy.startswith("dashjs:") else "server"
+    return ("bba" if abr != "server" else policy,
+            [python, "-m", "player.browser", "play", "--url", url, "--abr", abr, "--log", log])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -474,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
                                      max_wall_s=args.max_wall_s), args.log)
     out = {k: v for k, v in asdict(res).items() if k not in ("chunks",)}
     print(json.dumps(out, default=str))
-    return 0 if res.status == "complete" else 1
+    return 0 if res.status == "complete" else 3  # as `genet player play`: 3 = the run ended early
 
 
 if __name__ == "__main__":

@@ -46,11 +46,15 @@ class ReportStore:
     """The measurement events the pages posted, per session (thread-safe)."""
 
     def __init__(self, report_dir: str | os.PathLike | None = None) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self.set_dir(report_dir)
+
+    def set_dir(self, report_dir: str | os.PathLike | None) -> None:
+        """Also append every session's events to ``report_dir/<session>.events.jsonl`` (None: memory only)."""
         self.report_dir = Path(report_dir) if report_dir is not None else None
         if self.report_dir is not None:
             self.report_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._events: dict[str, list[dict[str, Any]]] = {}
 
     def add(self, session: str, events: list[dict[str, Any]]) -> int:
         with self._lock:
@@ -83,7 +87,7 @@ def browser_blueprint(report_dir: str | os.PathLike | None = None):
 
     bp = Blueprint("genet_browser", __name__, url_prefix=URL_PREFIX)
     store = ReportStore(report_dir)
-    bp.record_once(lambda state: state.app.config.setdefault("genet.browser_reports", store))
+    bp.record_once(lambda state: state.app.config.__setitem__("genet.browser_reports", store))
     page = (ASSETS_DIR / "player.html").read_text(encoding="utf-8").replace(
         "__DASHJS_DIR__", f"dashjs-{DASHJS_VERSION}")
 
@@ -133,9 +137,12 @@ def browser_blueprint(report_dir: str | os.PathLike | None = None):
 
 
 def register(app, report_dir: str | os.PathLike | None = None):
-    """Register the browser routes on ``app`` (the video server's Flask app) once; returns ``app``."""
+    """Register the browser routes on ``app`` (the video server's Flask app) once; returns ``app``.
+    (player/server.py create_app registers them; a later call only sets ``report_dir``.)"""
     if "genet_browser" not in app.blueprints:
         app.register_blueprint(browser_blueprint(report_dir))
+    elif report_dir is not None:
+        app.config["genet.browser_reports"].set_dir(report_dir)
     return app
 
 

@@ -68,6 +68,10 @@ def add_player_commands(sub) -> None:
     pl.add_argument("--give-up-s", type=float, default=30.0,
                     help="end the run when the server stays unreachable this long, s")
     pl.add_argument("--quiet", action="store_true", help="print nothing")
+    pl.add_argument("--browser", choices=("chromium",), default=None,
+                    help="play in headless Chromium with dash.js 5.2.1 (player/browser.py): --policy dashjs:bola, "
+                         "dashjs:throughput, dashjs:dynamic, dashjs:l2a or dashjs:lolp lets dash.js decide; any other "
+                         "--policy decides through the server's ABR endpoint (the server's --policy)%(default).0s")
     pl.set_defaults(func=cmd_play)
 
 
@@ -108,6 +112,9 @@ def register_emulate(sub) -> None:
     ea.add_argument("--jobs", type=int, default=1, help="sessions at once (each lasts the video's length)")
     ea.add_argument("--repeats", type=int, default=1, help="sessions per policy and trace")
     ea.add_argument("--out", default="runs/emulate-abr", metavar="DIR", help="output directory")
+    ea.add_argument("--player", choices=("python", "chromium"), default="python",
+                    help="headless Python player, or dash.js 5.2.1 in headless Chromium (needs --video DIR from "
+                         "make-video; policies decide through the ABR endpoint; dashjs:bola etc.: dash.js decides)")
     ea.set_defaults(func=cmd_emulate_abr)
 
 
@@ -134,6 +141,9 @@ def cmd_serve(args) -> int:
 
 
 def cmd_play(args) -> int:
+    if args.browser:
+        from player.browser import cmd_play_browser
+        return cmd_play_browser(args)
     from player.client import PlayerConfig, play
     cfg = PlayerConfig(url=args.url, policy=args.policy, abr_server=args.abr_server, session=args.session,
                        n_chunks=args.chunks, max_buffer_s=args.max_buffer_s, give_up_s=args.give_up_s)
@@ -151,7 +161,7 @@ def cmd_emulate_abr(args) -> int:
     policies = [x for v in (args.policy or ["bba,mpc"]) for x in v.split(",") if x]
     cfg = EmulateAbrConfig(policies=policies, traces=args.traces, out=args.out, delay_ms=args.delay_ms,
                            backend=args.backend, video=args.video, jobs=args.jobs, repeats=args.repeats,
-                           n_chunks=args.chunks)
+                           n_chunks=args.chunks, player=args.player)
 
     def progress(row):
         print(f"[{row['policy']} {row['trace']} r{row['repeat']}] {row['status']} "
@@ -159,8 +169,8 @@ def cmd_emulate_abr(args) -> int:
               f"{row.get('reason', '')[:120]}", flush=True)
 
     rows = emulate_abr(cfg, progress)
-    from genet.abr.registry import policy_label
-    print(summary_table(rows, [policy_label(p) for p in policies]))
+    from player.emulate import _label
+    print(summary_table(rows, [_label(p) for p in policies]))
     print(f"[wrote {args.out}/results.csv, results.json, summary.txt, qoe_cdf.png, sim_vs_emulation.png]")
     return 0 if all(r["status"] == "complete" for r in rows) else 1
 

@@ -67,6 +67,7 @@ class SessionSpec:
     session_dir: str
     n_chunks: int | None
     timeout_s: float
+    player: str = "python"
 
 
 def run_session(spec: SessionSpec) -> dict[str, Any]:
@@ -91,10 +92,14 @@ def run_session(spec: SessionSpec) -> dict[str, Any]:
         row["link_run"] = link.run_name  # the emulator's resource names start with it
         (sess / "link_run.txt").write_text(link.run_name + "\n")
         url = f"http://{link.host.address}:{SERVER_PORT}/"
+        if spec.player == "chromium":  # dash.js in headless Chromium (player/browser.py)
+            from player.browser import emulated_command
+            browser_cmd = emulated_command(spec.policy, url, str(sess / "player.jsonl"))
         with open(sess / "server.out", "w") as out:
             server = link.host.popen([sys.executable, "-m", "player.server", "--video", spec.video_dir, "--bind",
                                       link.host.address, "--port", str(SERVER_PORT), "--log",
-                                      str(sess / "server.jsonl"), "--threads", "4"],
+                                      str(sess / "server.jsonl"), "--threads", "4",
+                                      *(["--policy", browser_cmd[0]] if spec.player == "chromium" else [])],
                                      stdout=out, stderr=subprocess.STDOUT)
         try:
             if not link.host.call(wait_healthy, url, 30.0, timeout_s=40.0):
@@ -104,6 +109,7 @@ def run_session(spec: SessionSpec) -> dict[str, Any]:
                    str(sess / "player.jsonl"), "--quiet"]
             if spec.n_chunks:
                 cmd += ["--chunks", str(spec.n_chunks)]
+            cmd = browser_cmd[1] if spec.player == "chromium" else cmd
             proc = link.emulated.run(cmd, timeout_s=spec.timeout_s)
             if proc.returncode not in (0, 3):
                 row["reason"] = f"player exited {proc.returncode}: {(proc.stderr or '').strip()[-300:]}"
@@ -130,6 +136,8 @@ def run_session(spec: SessionSpec) -> dict[str, Any]:
 
 
 def _label(policy: str) -> str:
+    if policy.startswith("dashjs:"):  # dash.js's own strategies (--player chromium)
+        return policy
     from genet.abr.registry import policy_label
     return policy_label(policy)
 
@@ -195,6 +203,7 @@ class EmulateAbrConfig:
     repeats: int = 1
     n_chunks: int | None = None
     sized_from: str = "envivio"
+    player: str = "python"
 
 
 def _trace_files(path: str) -> list[Path]:
@@ -245,13 +254,17 @@ def _journal(path: Path, key: dict) -> dict[tuple, dict]:
 
 def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None = None) -> list[dict]:
     """Run every session (``cfg.jobs`` at once), write the results; returns the rows."""
-    from genet.abr.registry import make_policy, policy_label
+    from genet.abr.registry import make_policy
     if cfg.jobs < 1 or cfg.repeats < 1:
         raise BadInputError(f"--jobs and --repeats must be >= 1, got {cfg.jobs}, {cfg.repeats}")
-    labels = [policy_label(p) for p in cfg.policies]
+    labels = [_label(p) for p in cfg.policies]
     if len(set(labels)) != len(labels):
         raise BadInputError(f"--policy values must have distinct names, got {labels}")
     for p in cfg.policies:  # unknown names / bad models fail before any link is made
+        if cfg.player == "chromium" and p.startswith("dashjs:"):
+            from player.browser import BrowserConfig
+            BrowserConfig(url="http://h/", abr=p).check()
+            continue
         make_policy(p)
     if os.geteuid() != 0:
         from emulation.config import EmulationError
@@ -265,11 +278,13 @@ def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None =
     except ImportError:
         pass
     content = _prepare_video(cfg, out)
+    if cfg.player == "chromium" and content.kind != "encoded":
+        raise BadInputError("--player chromium needs an encoded video (--video DIR from `genet player make-video`)")
     video = content.video
     n_chunks = video.n_source_chunks
     files = _trace_files(cfg.traces)
     key = {"traces": str(Path(cfg.traces).resolve()), "video": str(content.root.resolve()), "delay_ms": cfg.delay_ms,
-           "backend": cfg.backend, "n_chunks": n_chunks}
+           "backend": cfg.backend, "n_chunks": n_chunks, **({"player": cfg.player} if cfg.player != "python" else {})}
     journal = out / "results.jsonl"
     done = _journal(journal, key)
     specs = []
@@ -281,7 +296,7 @@ def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None =
                 sess = out / "sessions" / label / f"{f.name}-r{r}"
                 specs.append(SessionSpec(pol, str(f.resolve()), f.name, r, str(content.root.resolve()), cfg.delay_ms,
                                          cfg.backend, str(sess.resolve()), None,
-                                         n_chunks * video.chunk_length_s * 3 + 60.0))
+                                         n_chunks * video.chunk_length_s * 3 + 60.0, cfg.player))
     rows = list(done.values())
     running: dict[subprocess.Popen, tuple[SessionSpec, Any]] = {}
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
@@ -302,9 +317,11 @@ def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None =
                 spec, err = running.pop(p)
                 err.close()
                 row = _finished_row(spec, p.returncode)
-                if row["status"] == "complete":
+                if row["status"] == "complete" and not spec.policy.startswith("dashjs:"):
                     row.update(simulate_row(spec.policy, spec.trace_path, row["trace_offset_s"], video,
                                             cfg.delay_ms, n_chunks))
+                elif row["status"] == "complete":  # dash.js's own strategies have no simulator twin
+                    row.update({f"sim_{k}": float("nan") for k in QOE_FIELDS})
                 _append(journal, {"key": key, **row})
                 rows.append(row)
                 if progress is not None:

@@ -69,6 +69,8 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
     # fail now (unknown policy, bad model), and load the policy's kernels before /health answers
     AbrDecider(policy, content.video, rebuffer_penalty)
     app = Flask("genet-player", static_folder=None)
+    from player.browser_routes import register as register_browser_page
+    register_browser_page(app)  # the browser player's page and measurement endpoint (/player/)
     app.config["genet.log"] = logger = JsonlLog(log)
     sessions: dict[str, AbrServerSession] = {}
     sessions_lock = threading.Lock()
