@@ -116,6 +116,9 @@ def register(subparsers, groups) -> None:
                               formatter_class=HelpFormatter)
     e.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `genet train`")
     e.add_argument("-o", "--output", metavar="FILE", required=True, help="ONNX file to write (e.g. policy.onnx)")
+    e.add_argument("--checkpoint", metavar="FILE", default=None,
+                   help="export this checkpoint of the run (e.g. RUN_DIR/checkpoints/step_76800.pt or "
+                        "RUN_DIR/model-round2) instead of its final model")
     e.set_defaults(func=run_export)
 
 
@@ -134,6 +137,14 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     p.add_argument("--trials", type=int, default=15, help="BO trials per round (count)")
     p.add_argument("--random-trials", type=int, default=10, help="random BO trials before the GP-guided ones (count)")
     p.add_argument("--envs-per-trial", type=int, default=10, help="k environments per BO trial (count)")
+    p.add_argument("--promote-weight", type=float, default=0.3,
+                   help="weight 0-1 of each promoted config in the training distribution (others x (1 - w))")
+    p.add_argument("--updates-per-round", type=int, default=None,
+                   help="PPO updates per curriculum phase (count; default: --steps split evenly over the "
+                        "warm-up and the rounds)")
+    p.add_argument("--init-from", metavar="MODEL", default=None,
+                   help="start the curriculum from this trained model (a model.pt or checkpoint of the same "
+                        "use case, e.g. a UDR-RL3 run's) instead of a warm-up phase (the paper's schedule)")
     p.add_argument("--space", metavar="FILE", default=None,
                    help=f"config-space JSON file with the same dimensions as traces/spaces/{entry.name}.json but "
                         f"your own ranges (default: that file)")
@@ -215,6 +226,16 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
         raise BadInputError(f"--steps must be >= 1 environment step, got {args.steps}")
     if args.rounds < 0:
         raise BadInputError(f"--rounds must be >= 0, got {args.rounds}")
+    if not 0 < getattr(args, "promote_weight", 0.3) < 1:
+        raise BadInputError(f"--promote-weight must be in (0, 1), got {args.promote_weight}")
+    if getattr(args, "updates_per_round", None) is not None and args.updates_per_round < 1:
+        raise BadInputError(f"--updates-per-round must be >= 1, got {args.updates_per_round}")
+    if getattr(args, "init_from", None):
+        if args.method not in OBJECTIVE_OF:
+            raise BadInputError(f"--init-from starts a curriculum (--method genet, cl2, cl3), not --method "
+                                f"{args.method}")
+        if not Path(args.init_from).is_file():
+            raise FileNotFoundError(f"--init-from {args.init_from}: no such model file")
     if args.checkpoint_every < 1:
         raise BadInputError(f"--checkpoint-every must be >= 1 update, got {args.checkpoint_every}")
     if not 1 <= args.trials or not 0 <= args.random_trials <= args.trials or args.envs_per_trial < 1:
@@ -305,6 +326,10 @@ def set_total_updates(plan: TrainPlan, args: argparse.Namespace, use_case: Any) 
     """--steps -> PPO updates; the curriculum methods need at least one update per phase."""
     spu = steps_per_update(use_case)
     plan.total_updates = max(1, math.ceil(args.steps / spu))
+    if plan.method in OBJECTIVE_OF and getattr(args, "updates_per_round", None):
+        phases = args.rounds + (0 if getattr(args, "init_from", None) else 1)
+        plan.total_updates = max(1, phases * args.updates_per_round)
+        return
     if plan.method not in ("udr", "cl1") and plan.total_updates < args.rounds + 1:
         raise BadInputError(f"--steps {args.steps} gives {plan.total_updates} PPO update(s) of {spu} transitions, "
                          f"fewer than the {args.rounds + 1} phases of --method {plan.method} "
@@ -542,13 +567,16 @@ def _train_staged(use_case, plan: TrainPlan, args, initial) -> Any:
 
 def _train_curriculum(use_case, plan: TrainPlan, args, initial) -> Any:
     from genet.curriculum.loop import CurriculumConfig, plot_rounds, run_curriculum
-    per_phase = max(1, plan.total_updates // (args.rounds + 1))
+    per_phase = getattr(args, "updates_per_round", None) or max(1, plan.total_updates // (args.rounds + 1))
     cfg = CurriculumConfig(rounds=args.rounds, iterations_per_round=per_phase, n_trials=args.trials,
                            n_random=args.random_trials, envs_per_trial=args.envs_per_trial,
+                           promote_weight=getattr(args, "promote_weight", 0.3),
                            baselines=plan.baselines, ensemble=plan.ensemble, objective=OBJECTIVE_OF[plan.method],
                            seed=args.seed)
+    init = getattr(args, "init_from", None)
+    initial_model = use_case.load_model(Path(init)) if init and not args.resume else None
     model, dist, state = run_curriculum(use_case, cfg, plan.out, initial=initial, resume=args.resume,
-                                        log=lambda s: print(s, file=sys.stderr))
+                                        log=lambda s: print(s, file=sys.stderr), initial_model=initial_model)
     if state.rounds:
         plot_rounds(state, plan.out / "rounds.png")
     plot_curve(model.history, plan.out)
@@ -580,7 +608,9 @@ def run_export(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{run_dir}: not a genet train run directory ({RUN_FILE} missing)")
     run = json.loads(run_file.read_text())
     module = use_case_module(run.get("use_case", "?"))
-    model_path = latest_model_path(run_dir, run)
+    model_path = Path(args.checkpoint) if getattr(args, "checkpoint", None) else latest_model_path(run_dir, run)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"--checkpoint {model_path}: no such file")
     use_case = module.build_use_case(argparse.Namespace(**run["argv"]))
     model = use_case.load_model(model_path)
     provenance = {"method": run.get("method"), "range": run.get("range"), "baselines": run.get("baselines"),

@@ -113,7 +113,12 @@ def _write_json(path: Path, data: dict) -> None:
 
 def run_curriculum(use_case: UseCase, cfg: CurriculumConfig, out_dir: str | os.PathLike,
                    initial: ConfigDistribution | None = None, resume: bool = False,
-                   log: Callable[[str], None] = print) -> tuple[Any, ConfigDistribution, CurriculumState]:
+                   log: Callable[[str], None] = print,
+                   initial_model: Any = None) -> tuple[Any, ConfigDistribution, CurriculumState]:
+    """Run (or resume) the curriculum in ``out_dir``; returns (model, distribution, state).
+
+    initial_model: a trained model to start from instead of the warm-up phase (Genet's schedule:
+    warm-start from a UDR model, then rounds of ``iterations_per_round`` updates)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "state.json"
@@ -128,7 +133,7 @@ def run_curriculum(use_case: UseCase, cfg: CurriculumConfig, out_dir: str | os.P
     else:
         state = CurriculumState()
         dist = initial or ConfigDistribution.udr(use_case.space, "rl3")
-        model = use_case.new_model(cfg.seed)
+        model = use_case.new_model(cfg.seed) if initial_model is None else initial_model
 
     def checkpoint() -> None:
         use_case.save_model(model, out / f"model-round{state.phases_done - 1}")
@@ -139,7 +144,10 @@ def run_curriculum(use_case: UseCase, cfg: CurriculumConfig, out_dir: str | os.P
         _write_rounds_csv(out / "rounds.csv", state.rounds)
 
     if state.phases_done == 0:
-        model = use_case.train(model, dist, cfg.warmup_iterations or cfg.iterations_per_round, cfg.seed)
+        if initial_model is None:
+            model = use_case.train(model, dist, cfg.warmup_iterations or cfg.iterations_per_round, cfg.seed)
+        else:
+            log(f"starting from the given model ({getattr(model, 'updates', '?')} updates): no warm-up phase")
         state.phases_done = 1
         checkpoint()
     for r in range(state.phases_done - 1, cfg.rounds):
