@@ -150,11 +150,23 @@ def pytest_runtest_makereport(item, call):
             f"tests/conftest.py from {MEMORY_LIMIT_ENV}); the MemoryError above means the test tried to use more")))
 
 
+def _peak_address_space_gb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmPeak:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    vm_gb = _peak_address_space_gb()
     seed, why = _state.get("seed", ("?", ""))
-    terminalreporter.write_line(f"hypothesis seed {seed} ({why}); peak resident memory of the test process "
-                                f"{peak_gb:.2f} GB")
+    terminalreporter.write_line(
+        f"hypothesis seed {seed} ({why}); test process peak: {rss_gb:.2f} GB resident"
+        + (f", {vm_gb:.2f} GB address space" if vm_gb is not None else ""))
 
 
 # --------------------------------------------------------------- fixtures
