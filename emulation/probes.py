@@ -157,9 +157,15 @@ def icmp_rtt_probe(address: str, count: int = 50, interval_s: float = 0.05, size
     """ping: ICMP echo requests on a raw socket (needs root), answered by the peer's kernel.
 
     Replies are timestamped by the kernel on arrival (``SO_TIMESTAMPNS``), so the
-    prober's own scheduling delays do not show up as jitter, as with ping.
+    prober's own scheduling delays do not show up as jitter, as with ping; the
+    prober runs at real-time priority 1 when allowed (root), so that a loaded
+    machine does not delay it between taking a send time and sending.
     """
     import os
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))  # this process only (a probe's own)
+    except (OSError, AttributeError):
+        pass
     SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
