@@ -105,17 +105,22 @@ def test_rerun_redoes_nothing_and_a_change_redoes_only_what_depends_on_it(tiny_r
     assert r.returncode == 0, r.stderr
     assert done_records(out) == before
     assert r.stdout.count("up to date (skipped)") == len(before)
-    # change the CC simulation only: train/export/ABR untouched; CC simulate and the report redone
+    # a changed key of the CC simulation: only the CC simulation (and the report) would rerun
     changed = cfg.parent / "changed.toml"
     changed.write_text(cfg.read_text().replace('traces = ["cc-syn"]', 'traces = ["cc-syn"]\ndelay_ms = 30'))
     dry = genet_run(str(changed), "--out", str(out), "--dry-run", cwd=cfg.parent)
     assert "cc-cc-syn: will run" in dry.stdout and "abr-udr: up to date" in dry.stdout
-    r = genet_run(str(changed), "--out", str(out), cwd=cfg.parent)
+    assert "abr-abr-syn: up to date" in dry.stdout and "--delay-ms 30" in dry.stdout
+    # a trace set added to the CC simulation: its traces and its evaluation run, nothing else is redone
+    added = cfg.parent / "added.toml"
+    added.write_text(cfg.read_text().replace('traces = ["cc-syn"]', 'traces = ["cc-syn", "cc-more"]')
+                     + '[traces.cc-more]\ngen = "cc"\nn = 1\nseed = 9\n')
+    r = genet_run(str(added), "--out", str(out), cwd=cfg.parent)
     assert r.returncode == 0, r.stderr
     after = done_records(out)
     redone = {k for k in after if after[k] != before.get(k)}
-    assert redone == {"simulate/cc-cc-syn", "report/report"}
-    assert "--delay-ms 30" in after["simulate/cc-cc-syn"]["commands"][0]
+    assert redone == {"traces/cc-more", "simulate/cc-cc-more", "report/report"}
+    assert "cc-more" in (out / "report" / "report.md").read_text()
 
 
 def test_only_and_from_need_upstream_outputs(tmp_path):

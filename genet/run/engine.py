@@ -62,6 +62,8 @@ class Runner:
         self.status: dict[str, str] = {}
         self.wall: dict[str, float] = {}
         self.child: subprocess.Popen | None = None
+        self._ref_hash: dict[str, str] = {}
+        self._counted: set[str] = set()
 
     # records ---------------------------------------------------------------------------------
     def _rec_path(self, item: Item, kind: str) -> Path:
@@ -75,8 +77,10 @@ class Runner:
             return None
 
     def output_hash(self, item: Item) -> str | None:
-        if item.reference is not None:
-            return item.inputs.get("sha256") or hash_tree(item.reference)
+        if item.reference is not None:  # an external input: hashed once per run
+            if item.id not in self._ref_hash:
+                self._ref_hash[item.id] = hash_tree(item.reference)
+            return self._ref_hash[item.id]
         rec = self.record(item, "done")
         return rec["output_hash"] if rec else None
 
@@ -86,6 +90,10 @@ class Runner:
                    "steps": [_jsonable(s, self.run_dir) for s in item.steps],
                    "deps": deps}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _current_now(self, item: Item) -> bool:
+        """Up to date as things stand (for the ETA: an upstream rerun can still change it)."""
+        return all(self.output_hash(self.items[d]) for d in item.deps) and self.is_current(item)
 
     def is_current(self, item: Item) -> bool:
         rec = self.record(item, "done")
@@ -191,7 +199,7 @@ class Runner:
         done = self.record(item, "done")
         if not force and done and done.get("input_hash") == h and item.folder.exists():
             self.status[item.id] = "up to date"
-            progress.item_end(item.est_s, "up to date (skipped)")
+            progress.item_end(item.est_s if item.id in self._counted else 0.0, "up to date (skipped)")
             return True
         started = self.record(item, "started")
         resuming = not force and started is not None and started.get("input_hash") == h and item.folder.exists()
@@ -244,7 +252,9 @@ class Runner:
                     if dep.stage not in selected and not dep.unavailable and self.output_hash(dep) is None:
                         raise BadInputError(f"{item.id} needs {d}, which has not run in {self.run_dir}: "
                                             f"run without --only/--from first (or --from {dep.stage})")
-        total = sum(i.est_s for s in selected for i in self.plan[s] if not i.unavailable)
+        self._counted = {i.id for s in selected for i in self.plan[s]
+                         if not i.unavailable and i.reference is None and (force or not self._current_now(i))}
+        total = sum(self.items[i].est_s for i in self._counted)
         progress = Progress(total, self.stream, self.tty)
         failed_stage = None
         stage_wall: dict[str, float] = {}
@@ -272,8 +282,11 @@ class Runner:
                     if item.reference is not None:
                         self.status[item.id] = "input"
                         progress.note(f"  {stage} {item.name}: uses {item.reference}")
-                        progress.item_end(item.est_s, f"hashed {item.reference}")
+                        progress.item_end(0.0, f"hashed {item.reference}")
                         continue
+                    if item.id not in self._counted:  # went stale after the start (an upstream item reran)
+                        self._counted.add(item.id)
+                        progress.remaining_est += item.est_s
                     what = "; ".join(step_text(s) for s in item.steps)
                     progress.item_start(item.name, f"{k}/{len(runnable)}", item.est_s,
                                         what if len(what) < 160 else what[:157] + "...")

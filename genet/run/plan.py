@@ -248,7 +248,7 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
                     est = 4 + n_traces[t] * len(pols) * 0.05
                 plan["simulate"].append(Item("simulate", f"{uc}-{t}", folder, steps=[argv],
                                              deps=[sets[t].id] + [m.id for m in model_items], est_s=est,
-                                             inputs={"config": sim, "baselines": u["baselines"]}))
+                                             inputs={"config": _own(sim)}))
         emu = u["emulate"]
         if emu["enabled"]:
             avail = "" if registered("emulate", uc) else not_available("emulate", uc)
@@ -273,7 +273,7 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
                 est = 5 + math.ceil(sessions / emu["jobs"]) * run_s * 1.1
                 plan["emulate"].append(Item("emulate", f"{uc}-{t}", folder, steps=[argv], unavailable=avail,
                                             deps=[sets[t].id] + [m.id for m in model_items], est_s=est,
-                                            inputs={"config": emu, "baselines": u["baselines"]}))
+                                            inputs={"config": _own(emu)}))
 
     # deploy ------------------------------------------------------------------------------------
     dep_cfg = cfg["deploy"]
@@ -333,6 +333,12 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
                                est_s=5, inputs={"config": cfg, "report_code": hash_tree(Path(__file__).with_name("report.py")),
                                                 "unavailable": [i.id for s in STAGES for i in plan[s] if i.unavailable]}))
     return plan
+
+
+def _own(section: dict) -> dict:
+    """The keys of a stage table that shape one item: not the lists of other items (the trace sets, the
+    policies: the item's own set and policies are in its command), so adding a set redoes nothing else."""
+    return {k: v for k, v in section.items() if k not in ("traces", "policies", "enabled")}
 
 
 def _gather_wheelhouse(wh: Path) -> Callable:

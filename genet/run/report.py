@@ -146,10 +146,10 @@ class Report:
 
     def table(self, header: list[str], rows: list[list[str]], css_id: str = "") -> None:
         attr = f' id="{css_id}"' if css_id else ""
-        h = [f"<table{attr}><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr></thead><tbody>"]
+        h = [f"<div class='tw'><table{attr}><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr></thead><tbody>"]
         for r in rows:
             h.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>")
-        h.append("</tbody></table>")
+        h.append("</tbody></table></div>")
         self.html.append("".join(h))
         self.md.append("| " + " | ".join(header) + " |")
         self.md.append("|" + "---|" * len(header))
@@ -478,8 +478,8 @@ class Report:
         css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
                "table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;"
                "font-size:14px;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#f3f3f3}"
-               "figure{display:inline-block;margin:.5em}img{max-width:100%}figcaption{font-size:13px;color:#555}"
-               "pre{font-size:12px;white-space:pre-wrap;word-break:break-all;margin:0}h1{margin-bottom:.2em}")
+               "figure{display:inline-block;margin:.5em;max-width:100%}img{max-width:100%;height:auto}figcaption{font-size:13px;color:#555}"
+               ".tw{overflow-x:auto;max-width:100%}pre{font-size:12px;white-space:pre-wrap;word-break:break-all;margin:0}h1{margin-bottom:.2em}")
         page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
                 f"<style>{css}</style></head><body>" + "\n".join(self.html) + "</body></html>\n")
         atomic_write_text(self.out / "index.html", page)

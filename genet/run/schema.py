@@ -398,7 +398,19 @@ def render_markdown() -> str:
              "(an error names the key and the allowed values), then runs the stages "
              + ", ".join(f"`{s}`" for s in STAGES) + ", each in its own folder of the run folder. "
              "Relative paths are tried against the config file's folder, then the current directory. "
-             "Examples: `examples/quickstart.toml`, `examples/paper.toml`, `examples/remote.toml`.", ""]
+             "Examples: `examples/quickstart.toml`, `examples/paper.toml`, `examples/remote.toml`.", "",
+             "The run folder (`--out`, else `[run] out`, else `runs/NAME`): `traces/NAME/`, `train/USECASE-POLICY/` "
+             "(a `genet train` run folder), `export/USECASE-POLICY/POLICY.onnx`, `simulate/USECASE-SET/` and "
+             "`emulate/USECASE-SET/` (`results.csv` etc. of `genet eval` / `genet emulate`), `deploy/USECASE/` "
+             "(`campaign.toml`, `campaign/` of `genet deploy run`), `report/` (`index.html`, `report.md`, "
+             "`figures/`), `logs/STAGE/ITEM.log` (every command's output), `state/` (per item: the input hash, "
+             "the output hash, the commands, the wall time), `status.json`, `plan.json`, `config.toml`.", "",
+             "Each item's input hash covers its own keys below, its commands and the output hashes of what it "
+             "reads; an item whose hash is unchanged is skipped, so a rerun redoes only what changed (adding a "
+             "trace set or a policy redoes only the items that use it). A run that was killed resumes: rerun "
+             "the same command; the item that was cut off continues in place (`genet train --resume`, the "
+             "journals of `genet eval`, `genet emulate`, `genet deploy run`). `--force` redoes the selected "
+             "stages; `--only STAGE` / `--from STAGE` select stages (the stages they read must have run).", ""]
 
     def walk(table: Table, where: str) -> None:
         title = where if not table.named else f"{where}.NAME"
