@@ -65,6 +65,7 @@ def test_defaults_are_filled(tmp_path):
     (MINIMAL + "[cc.deploy]\nschemes = ['vegas2']\n", ["[cc.deploy] schemes", "'vegas2'", "bbr, cubic"]),
     (MINIMAL.replace("[cc]", "[cc]\nbaselines = ['reno']"), ["[cc] baselines", "'reno'"]),
     (MINIMAL + "[run]\nseed = -1\n", ["[run] seed", ">= 0"]),
+    (MINIMAL + "[traces.f]\nfetch = 'fcc-test'\n", ["[traces.f] fetch", "'fcc-test'", "fcc-val", "norway-val"]),
 ])
 def test_errors_name_the_key_and_what_is_allowed(tmp_path, text, needles):
     with pytest.raises(schema.ConfigError) as info:

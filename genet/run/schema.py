@@ -164,7 +164,7 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
         "n": Key("int", 10, "number of traces (`gen`, `from`)", unit="count", minimum=1),
         "seed": Key("int", None, "seed of `gen` (not given: `[run] seed`)", minimum=0),
         "format": Key("str", "json", "file format of `gen`", allowed=("pensieve", "mahimahi", "json", "csv")),
-        "fetch": Key("str", "", "public dataset name (`genet traces fetch --list`)"),
+        "fetch": Key("str", "", "public dataset name (`genet traces fetch --list`) or an archive URL"),
         "base_url": Key("str", "", "mirror for `fetch` (`--base-url`)"),
         "path": Key("path", "", "an existing trace folder or file"),
         "from": Key("str", "", "another set's name: take its first `n` trace files (sorted by path)"),
@@ -307,6 +307,12 @@ def validate(data: dict, source: str = "config", base_dir: Path | None = None) -
                                   f"take from a gen, fetch or path set")
         if s["path"]:
             s["path"] = str(resolve_path(s["path"], base_dir, f"{source}: [traces.{name}] path"))
+        if s["fetch"] and "://" not in s["fetch"]:
+            from traces.datasets import load_manifest
+            known = list(load_manifest())
+            if s["fetch"] not in known:
+                raise ConfigError(f"{source}: [traces.{name}] fetch: {s['fetch']!r} is not a known dataset; "
+                                  f"allowed: {', '.join(known)} (or an archive URL)")
 
     def check_sets(names: list[str], where: str) -> None:
         for n in names:
