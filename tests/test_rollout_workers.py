@@ -116,3 +116,17 @@ def test_cc_cli_with_two_workers_resumes_exactly(tmp_path):
     b = torch.load(cut / "model.pt", weights_only=False)
     assert all(torch.equal(a["net"][k], b["net"][k]) for k in a["net"])
     assert [r["mean_step_reward"] for r in a["history"]] == [r["mean_step_reward"] for r in b["history"]]
+
+
+def test_batched_random_trials_give_the_same_search():
+    from genet.curriculum.search import search_gap
+    from traces.config_space import load_space
+    space = load_space("abr")
+
+    def gap(c):
+        return c["max_bandwidth_mbps"] - 2 * c["min_rtt_ms"] / 100.0, {"rl": 1.0}
+    seen = []
+    a = search_gap(space, gap, n_trials=12, n_random=10, seed=4)
+    b = search_gap(space, gap, n_trials=12, n_random=10, seed=4,
+                   gap_many=lambda configs: seen.append(len(configs)) or [gap(c) for c in configs])
+    assert a.to_dict() == b.to_dict() and seen == [10, 1, 1]

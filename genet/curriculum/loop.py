@@ -152,9 +152,11 @@ def run_curriculum(use_case: UseCase, cfg: CurriculumConfig, out_dir: str | os.P
         checkpoint()
     for r in range(state.phases_done - 1, cfg.rounds):
         search_seed = cfg.seed * 1000 + r
+        # trials on the run's rollout workers (local processes or Ray) when it has them
+        many = getattr(use_case, "trial_evaluator", lambda *_: None)(model, cfg, search_seed)
         result = search_gap(use_case.space,
                             lambda config, _r=r: trial_score(use_case, model, cfg, config, search_seed),
-                            n_trials=cfg.n_trials, n_random=cfg.n_random, seed=search_seed)
+                            n_trials=cfg.n_trials, n_random=cfg.n_random, seed=search_seed, gap_many=many)
         dist.promote(result.best_config, cfg.promote_weight, label=f"round{r}")
         log(f"round {r}: best {cfg.objective} {result.best_gap:.4g} at "
             + ", ".join(f"{k}={v:.4g}" for k, v in result.best_config.items()))

@@ -80,9 +80,15 @@ def point_to_config(space: ConfigSpace, names: list[str], point: list[float]) ->
 
 def search_gap(space: ConfigSpace, gap_fn: Callable[[dict[str, float]], float | tuple[float, dict]],
                n_trials: int = 15, n_random: int = 10, seed: int = 0, kappa: float = 20.0,
-               on_trial: Callable[[int, Trial], None] | None = None) -> SearchResult:
+               on_trial: Callable[[int, Trial], None] | None = None,
+               gap_many: Callable[[list[dict[str, float]]], list] | None = None) -> SearchResult:
     """Find the config with the largest gap. ``gap_fn(config)`` returns the gap
-    (or (gap, detail)); larger means the RL policy trails the baseline more."""
+    (or (gap, detail)); larger means the RL policy trails the baseline more.
+
+    gap_many: evaluates a list of configs at once (e.g. on rollout workers or Ray); the ``n_random``
+    random trials, which do not depend on each other, then go to it together (asked one after the
+    other before any is told: the optimizer draws the same random points), the GP-guided ones one at a
+    time through it; the trials are the same as with ``gap_fn`` alone."""
     from skopt import Optimizer
     if n_trials < 1 or not 0 <= n_random <= n_trials:
         raise BadInputError(f"need n_trials >= 1 and 0 <= n_random <= n_trials, got {n_trials}, {n_random}")
@@ -90,16 +96,23 @@ def search_gap(space: ConfigSpace, gap_fn: Callable[[dict[str, float]], float | 
     opt = Optimizer(dims, base_estimator="GP", n_initial_points=max(n_random, 1), initial_point_generator="random",
                     acq_func="LCB", acq_func_kwargs={"kappa": kappa}, random_state=seed)
     trials: list[Trial] = []
-    for i in range(n_trials):
-        point = opt.ask()
-        cfg = point_to_config(space, names, point)
-        out = gap_fn(cfg)
+
+    def record(point, out) -> None:
         gap, detail = (out if isinstance(out, tuple) else (out, {}))
         gap = float(gap)
-        trial = Trial(cfg, gap, detail)
+        trial = Trial(point_to_config(space, names, point), gap, detail)
         trials.append(trial)
         opt.tell(point, -gap if np.isfinite(gap) else 1e12)
         if on_trial:
-            on_trial(i, trial)
+            on_trial(len(trials) - 1, trial)
+
+    if gap_many is not None and n_random > 1:
+        points = [opt.ask() for _ in range(n_random)]
+        for point, out in zip(points, gap_many([point_to_config(space, names, p) for p in points])):
+            record(point, out)
+    while len(trials) < n_trials:
+        point = opt.ask()
+        cfg = point_to_config(space, names, point)
+        record(point, gap_many([cfg])[0] if gap_many is not None else gap_fn(cfg))
     best = max(trials, key=lambda t: t.gap)
     return SearchResult(best.config, best.gap, trials)

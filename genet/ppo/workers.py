@@ -113,6 +113,12 @@ class ShardWorker:
         self.data, summary = uc.prepare_shard(self.agent, batch)
         return summary
 
+    def trials(self, weights: np.ndarray, curriculum: Any, configs: list[dict], seed: int) -> list:
+        """BO trials of the curriculum (:func:`genet.curriculum.loop.trial_score`) with ``weights``."""
+        from genet.curriculum.loop import trial_score
+        self._load(weights)
+        return [trial_score(self.use_case, self.agent, curriculum, c, seed) for c in configs]
+
     def normalize_advantages(self, mean: float, std: float) -> None:
         self.data["adv"] = (self.data["adv"] - mean) / (std + 1e-8)
 
@@ -321,6 +327,25 @@ class WorkerPoolOwner:
             self._pool = WorkerPool.start(self, roll.n_workers, agent.seed, self.ray_address)
         self._pool.sync_from(roll)
         return self._pool
+
+    def trial_evaluator(self, agent: Any, curriculum: Any, seed: int):
+        """For :func:`genet.curriculum.search.search_gap`'s ``gap_many``: the curriculum's BO trials of
+        ``agent`` spread over its rollout workers (configs dealt round-robin); None when the run has no
+        workers (the trials then run in this process)."""
+        if not isinstance(getattr(agent, "rollout", None), ShardedRollout):
+            return None
+
+        def many(configs: list[dict]) -> list:
+            pool = self._worker_pool(agent)
+            n = min(pool.n_workers, len(configs))
+            w = parameters_vector(agent.net)
+            parts = pool.engine.call("trials", [(w, curriculum, configs[j::n], seed) if j < n else
+                                                (w, curriculum, [], seed) for j in range(pool.n_workers)])
+            out = [None] * len(configs)
+            for j in range(n):
+                out[j::n] = parts[j]
+            return out
+        return many
 
     def close(self) -> None:
         """Stop the rollout workers (a later ``train`` starts them again)."""

@@ -1,0 +1,70 @@
+"""scripts/genet_study.py on a tiny budget: the matrix runs as `genet` subprocesses, a warm-started
+preset starts from the same seed's UDR-RL3 model, results are per seed with mean ± std, a rerun
+resumes (finished runs are not retrained), and the Figure-18 curves come from the checkpoints.
+The validation sets are one trace of each real set (a copy in tmp_path)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _study_module():
+    spec = importlib.util.spec_from_file_location("genet_study", ROOT / "scripts" / "genet_study.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["genet_study"] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_presets_name_the_variants_of_the_issue():
+    mod = _study_module()
+    names = set(mod.presets())
+    assert set(mod.MATRIX) <= names
+    assert {"abr-genet-paperdims", "abr-genet-w0.1", "abr-genet-ensemble", "abr-genet-warm", "cc-genet-warm",
+            "abr-cl1", "cc-cl3"} <= names
+    assert mod.presets()["abr-genet-warm"].warm_from == "abr-udr3"
+
+
+def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, shared_dir):
+    mod = _study_module()
+    shared = tmp_path / "shared"
+    for s in ("fcc-val", "norway-val"):
+        src = sorted((shared_dir / "traces" / "abr" / s).iterdir())[:1]
+        (shared / "traces" / "abr" / s).mkdir(parents=True)
+        for f in src:
+            shutil.copy(f, shared / "traces" / "abr" / s / f.name)
+    study = tmp_path / "study"
+    base = ["--study-dir", str(study), "--shared", str(shared), "--tiny", "--no-real-traces", "--abr-steps", "128",
+            "--cc-steps", "200", "--jobs", "2"]
+    assert mod.main([*base, "--presets", "abr-udr3", "--seeds", "0,1", "--no-curves"]) == 0
+    table = (study / "results.md").read_text()
+    assert "| abr-udr3 | 0,1 |" in table and " ± " in table and "mpc (baseline)" in table
+    data = json.loads((study / "results.json").read_text())
+    assert set(data["abr"]["abr-udr3"]["fcc-val"]["seeds"]) == {"0", "1"}
+    model = study / "runs" / "abr-udr3-s0" / "model.pt"
+    stamp = model.stat().st_mtime_ns
+    # the warm start runs after (and from) the same seed's UDR-RL3 model, which is not trained again
+    assert mod.main([*base, "--presets", "abr-genet-warm", "--seeds", "0"]) == 0
+    assert model.stat().st_mtime_ns == stamp
+    rec = json.loads((study / "results" / "abr-genet-warm-s0.json").read_text())
+    assert "--init-from" in rec["command"] and "abr-udr3-s0" in rec["command"]
+    udr = json.loads((study / "results" / "abr-udr3-s0.json").read_text())
+    assert rec["env_steps"] > udr["env_steps"] == 128  # the warm start continues the UDR model's counters
+    assert set(rec["evaluation"]) == {"fcc-val", "norway-val"} and "mpc" in rec["evaluation"]["fcc-val"]
+    curve = (study / "curves" / "abr-genet-warm-s0.csv").read_text().splitlines()
+    assert curve[0] == "checkpoint,env_steps,set,reward" and len(curve) == 1 + 2  # model-round0, model-round1
+    assert (study / "curves-abr.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unknown_presets_fail_clearly(tmp_path):
+    mod = _study_module()
+    with pytest.raises(SystemExit, match="unknown preset"):
+        mod.main(["--study-dir", str(tmp_path), "--presets", "abr-nope", "--seeds", "0"])
