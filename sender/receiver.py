@@ -1,7 +1,9 @@
 """The UDP receiver: acknowledges every data packet of one session at a time.
 
-* The first valid data packet locks the receiver to its session id; packets of
-  other sessions, truncated or garbage datagrams are counted
+* The first session to deliver :data:`LOCK_PACKETS` (3) valid data packets
+  locks the receiver (until then every valid data packet is acknowledged, so a
+  stray datagram with some session id cannot hijack it); afterwards packets of
+  other sessions, and truncated or garbage datagrams at any time, are counted
   (``other_session``, ``malformed``) and never answered, never fatal.
 * Every data packet of the session gets an ACK echoing its sequence number
   and send time plus the receive time (:mod:`sender.wire`).
@@ -25,6 +27,10 @@ from dataclasses import asdict, dataclass, field
 from genet.atomic import atomic_write_text
 from genet.packets import PACKET_BITS, PACKET_BYTES
 from sender.wire import ACK, DATA, FIN_ACK, MAGIC, T_ACK, T_DATA, T_FIN, T_FIN_ACK, VERSION, parse_header
+
+
+LOCK_PACKETS = 3
+MAX_CANDIDATES = 64
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Receiver:
         buf = bytearray(2048)
         ack = bytearray(ACK.size)
         cur: SessionStats | None = None
+        candidates: dict[int, SessionStats] = {}
         end = time.monotonic() + duration_s if duration_s else None
         ack_pack, data_unpack = ACK.pack_into, DATA.unpack_from
         while not self._stop:
@@ -101,6 +108,8 @@ class Receiver:
             if cur is not None and now - cur.last_ns > self.session_timeout_s * 1e9:
                 cur.finished = False
                 cur = None  # silent session: free for the next
+            if candidates and now - next(iter(candidates.values())).last_ns > self.session_timeout_s * 1e9:
+                self.other_session += candidates.pop(next(iter(candidates))).packets
             if n < 0:
                 continue
             head = parse_header(buf, n)
@@ -108,10 +117,31 @@ class Receiver:
                 self.malformed += 1
                 continue
             kind, session = head
-            if cur is None and kind == T_DATA:
-                cur = SessionStats(session=session, first_ns=now)
-                self.sessions.append(cur)
-            if cur is None or session != cur.session:
+            if cur is None:  # not locked yet: every session is a candidate
+                cand = candidates.get(session)
+                if cand is None:
+                    if kind != T_DATA:
+                        self.other_session += 1
+                        continue
+                    if len(candidates) >= MAX_CANDIDATES:
+                        old = next(iter(candidates))
+                        self.other_session += candidates.pop(old).packets
+                    cand = candidates[session] = SessionStats(session=session, first_ns=now)
+                if kind == T_FIN or cand.packets + 1 >= LOCK_PACKETS:
+                    cur = candidates.pop(session)
+                    self.other_session += sum(c.packets for c in candidates.values())
+                    candidates.clear()
+                    self.sessions.append(cur)
+                else:
+                    _m, _v, _k, _s, seq, send_ns = data_unpack(buf, 0)
+                    self._count(cand, seq, now)
+                    ack_pack(ack, 0, MAGIC, VERSION, T_ACK, session, seq, send_ns, now)
+                    try:
+                        sock.sendto(ack, addr)
+                    except OSError:
+                        pass
+                    continue
+            elif session != cur.session:
                 self.other_session += 1
                 continue
             _m, _v, _k, _s, seq, send_ns = data_unpack(buf, 0)
@@ -128,18 +158,22 @@ class Receiver:
                     break
                 cur = None
                 continue
-            if seq in cur.seen:
-                cur.duplicates += 1
-            else:
-                cur.seen.add(seq)
-                cur.packets += 1
-                cur.bytes += PACKET_BYTES
-                cur.last_ns = now
+            self._count(cur, seq, now)
             ack_pack(ack, 0, MAGIC, VERSION, T_ACK, session, seq, send_ns, now)
             try:
                 sock.sendto(ack, addr)
             except OSError:
                 pass  # a full socket buffer drops the ACK, as a network would
+
+    @staticmethod
+    def _count(st: SessionStats, seq: int, now: int) -> None:
+        if seq in st.seen:
+            st.duplicates += 1
+        else:
+            st.seen.add(seq)
+            st.packets += 1
+            st.bytes += PACKET_BYTES
+            st.last_ns = now
 
     def summary(self) -> dict:
         return {"type": "receiver_summary", "malformed": self.malformed, "other_session": self.other_session,

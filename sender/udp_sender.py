@@ -14,7 +14,8 @@ a sleep/busy-wait hybrid accurate to a few microseconds.
 
 Log (JSONL, one line per record, flushed as written, so a crash or SIGKILL
 leaves a readable prefix; :func:`read_log` skips a cut last line):
-``{"type": "start", ...}``, one ``{"type": "mi", ...}`` per monitor interval
+``{"type": "start", "run_metadata": {...}, ...}`` (the project's one run-metadata record,
+:mod:`genet.runmeta`: command, commit, host, versions, start time), one ``{"type": "mi", ...}`` per monitor interval
 (``t_s``, ``target_rate_mbps``, ``send_rate_mbps``, ``throughput_mbps``,
 ``rtt_mean_ms``, ``rtt_min_ms``, ``loss_rate``, ``action``, ``reward``,
 packet counts, ``decision_us``: observation + policy + rate update), and a
@@ -118,7 +119,10 @@ class UdpSender:
             sock.connect(self.dest)
             sock.setblocking(False)
             if log:
-                log.write(json.dumps({"type": "start", "policy": self.policy.label, "dest": list(self.dest),
+                from genet.runmeta import RunMetadata
+                meta = RunMetadata.collect(extra={"use_case": "cc", "role": "sender"}).to_dict()
+                log.write(json.dumps({"type": "start", "run_metadata": meta, "policy": self.policy.label,
+                                      "dest": list(self.dest),
                                       "session": self.session, "duration_s": self.duration_s,
                                       "initial_rate_mbps": self.controller.rate_pps * PACKET_BITS / 1e6,
                                       "packet_bytes": PACKET_BITS // 8,

@@ -115,6 +115,7 @@ def test_run_completes_with_correct_figures_under_10000_malformed_datagrams(tmp_
     assert summary["malformed_acks"] == 0
     recs = read_log(tmp_path / "run.jsonl")
     assert recs[0]["type"] == "start" and recs[-1]["type"] == "summary" and any(r["type"] == "mi" for r in recs)
+    assert recs[0]["run_metadata"]["host"]["hostname"] and recs[0]["run_metadata"]["started_utc"]
 
 
 class _AckMangler(threading.Thread):
