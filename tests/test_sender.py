@@ -85,7 +85,9 @@ def test_run_completes_with_correct_figures_under_10000_malformed_datagrams(tmp_
     rng = random.Random(1)
 
     def flood():
-        time.sleep(0.3)
+        deadline = time.monotonic() + 30
+        while not rx.rx.sessions and time.monotonic() < deadline:  # mid-run: once our session is locked
+            time.sleep(0.01)
         for i in range(10000):
             k = i % 4
             if k == 0:
@@ -100,7 +102,7 @@ def test_run_completes_with_correct_figures_under_10000_malformed_datagrams(tmp_
 
     t = threading.Thread(target=flood)
     t.start()
-    status, summary = _send(port, "const:5", 2.0, tmp_path / "run.jsonl", session=1)
+    status, summary = _send(port, "const:5", 3.0, tmp_path / "run.jsonl", session=1)
     t.join()
     rx.join(timeout=10)
     junk.close()
