@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SHARED
 from genet.run import engine, plan, schema
 from genet.run.progress import Progress
 
@@ -70,7 +70,7 @@ def done_records(out: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    if not (REPO.parent / "shared" / "video" / "envivio").is_dir() and not os.environ.get("GENET_VIDEO_DIR"):
+    if not (SHARED / "video" / "envivio").is_dir() and not os.environ.get("GENET_VIDEO_DIR"):
         pytest.skip("no ABR video chunk sizes (../shared/video/envivio or GENET_VIDEO_DIR)")
     d = tmp_path_factory.mktemp("run")
     cfg = d / "tiny.toml"
