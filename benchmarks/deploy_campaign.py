@@ -43,7 +43,16 @@ def main() -> int:
     ap.add_argument("--push", action="store_true", help="push genet (wheelhouse from pip download) first")
     ap.add_argument("--compare-emulate", action="store_true")
     ap.add_argument("--out", default=None, help="keep everything here (default: a temporary directory)")
+    ap.add_argument("--emulate-against", metavar="CAMPAIGN_DIR", default=None,
+                    help="only compare an earlier campaign's p1 rows (its report.json) with `genet emulate cc`")
     args = ap.parse_args()
+    if args.emulate_against:
+        rep = json.loads((Path(args.emulate_against) / "report.json").read_text())
+        root = Path(args.out or tempfile.mkdtemp(prefix="genet-deploy-bench-"))
+        root.mkdir(parents=True, exist_ok=True)
+        compare_emulate(root, rep["campaign"]["schemes"], rep["campaign"]["duration_s"],
+                        [{**r, "throughput_mbps": r["throughput_mbps"]} for r in rep["rows"]])
+        return 0
 
     from deploy import testbed
     from deploy.campaign import Journal, run_campaign
@@ -123,7 +132,8 @@ def compare_emulate(root: Path, schemes: list[str], duration_s: float, rows: lis
     trace.write_text("timestamp_s,bandwidth_mbps\n0,12\n" + f"{duration_s + 5:g},12\n")
     out = root / "emulate"
     kernel = [s for s in schemes if ":" not in s and not s.endswith(".onnx")]
-    cmd = [sys.executable, "-m", "genet.cli", "emulate", "cc", "--policy", ",".join(kernel), "--traces", str(trace),
+    names = {s: s if s in ("bbr", "cubic") else f"tcp:{s}" for s in kernel}  # genet emulate cc's policy names
+    cmd = [sys.executable, "-m", "genet.cli", "emulate", "cc", "--policy", ",".join(names.values()), "--traces", str(trace),
            "--delay-ms", "20", "--queue-packets", "60", "--duration-s", f"{duration_s:g}", "--no-sim", "--no-plots",
            "--out", str(out)]
     print("\n$ " + " ".join(cmd))
@@ -136,7 +146,7 @@ def compare_emulate(root: Path, schemes: list[str], duration_s: float, rows: lis
     print("scheme  deploy p1 throughput Mbit/s  emulate cc throughput Mbit/s  gap")
     for s in kernel:
         d = next((r for r in rows if r["path"] == "p1" and r["scheme"] == s), None)
-        e = [r for r in emu_rows if r.get("policy") == s]
+        e = [r for r in emu_rows if r.get("policy") in (s, names[s])]
         if d and e:
             et = statistics.mean(float(r["throughput_mbps"]) for r in e)
             print(f"{s:<7} {d['throughput_mbps']:>26.2f}  {et:>28.2f}  {100 * (d['throughput_mbps'] - et) / et:+.1f} %")

@@ -140,18 +140,14 @@ class HostPool:
         if not s.alive:
             s.connect()
         if name not in self.info:
-            info = s.helper("probe", s.host.work_dir)
-            ver = s.run(["iperf3", "--version"], check=False, timeout_s=10).stdout.splitlines() if info["iperf3"] \
-                else []
-            info["iperf3_version"] = ver[0].strip() if ver else None
-            info["stale_stopped"] = s.helper("stop-stale", s.host.work_dir)  # what a killed controller left
-            self.info[name] = info
+            # one round trip: the host's facts, and stop what a killed controller left running there
+            self.info[name] = s.helper("probe", s.host.work_dir, "--stop-stale")
         return s
 
     def clock(self, name: str) -> ClockOffset:
         t, off = self.clocks.get(name, (0.0, None))
         if off is None or time.monotonic() - t > CLOCK_MAX_AGE_S:
-            off = self.get(name).clock_offset(samples=8)
+            off = self.get(name).clock_offset(samples=16)
             self.clocks[name] = (time.monotonic(), off)
         return off
 
@@ -303,13 +299,16 @@ def execute_run(pr: PlannedRun, attempt: int, campaign: Campaign, inventory: Inv
         limit_s = campaign.timeout_s + 5
         server, client = runner.server(ctx), runner.client(ctx)
         rec["server_command"], rec["client_command"] = server.argv, client.argv
-        spid = srv.start_background(server.argv, remote_dirs["server"], server.name, limit_s)
+        spid, listening = srv.start_background(server.argv, remote_dirs["server"], server.name, limit_s,
+                                               ready=(runner.proto, campaign.port, READY_TIMEOUT_S))
         started.append((srv, spid))
         lap("start_server")
-        if not srv.wait_port(runner.proto, campaign.port, READY_TIMEOUT_S):
+        if not listening:
+            err = srv.run(["tail", "-n", "2", f"{remote_dirs['server']}/{server.name}.err"], check=False,
+                          timeout_s=15).stdout.strip().replace("\n", " | ")
             raise RemoteError(srv.host.label, f"the server side did not listen on {runner.proto} port "
-                                              f"{campaign.port} within {READY_TIMEOUT_S:g} s")
-        lap("server_ready")
+                                              f"{campaign.port} within {READY_TIMEOUT_S:g} s"
+                                              + (f": {err}" if err else ""))
         t_client = time.monotonic()
         rec["client_started_utc"] = _utc()
         cpid = cli.start_background(client.argv, remote_dirs["client"], client.name, limit_s)

@@ -4,8 +4,9 @@ Standard library only, Python >= 3.8, no files needed on the host (the source tr
 command, so ``genet deploy check`` works before anything is pushed). Every command prints one JSON
 line (except ``clock``, which answers line by line).
 
-* ``probe WORK_DIR``: python version, free disk in WORK_DIR (created), iperf3 path, allowed kernel
-  congestion controls, the genet installed in WORK_DIR/venv (if any)
+* ``probe WORK_DIR [--stop-stale]``: python version, free disk in WORK_DIR (created), iperf3 path and
+  version, allowed kernel congestion controls, the genet installed in WORK_DIR/venv (if any); with
+  ``--stop-stale`` also what ``stop-stale`` does
 * ``wait-pid PID TIMEOUT_S``: wait until process PID is gone (or a zombie); {"exited": bool}
 * ``wait-port tcp|udp PORT TIMEOUT_S``: wait until something listens on PORT (any address)
 * ``stop WORK_DIR PID...``: SIGTERM then SIGKILL each process group PID whose leader's working
@@ -97,6 +98,22 @@ def _stop(work_dir, pids):
     return {"stopped": signalled, "killed": todo + left}
 
 
+def _stop_stale(work_dir):
+    """Stop the groups recorded in WORK_DIR/runs/**/*.pid that still run (what a killed controller left)."""
+    runs = os.path.join(os.path.expanduser(work_dir), "runs")
+    pids = []
+    for d, _, files in os.walk(runs):
+        for f in files:
+            if f.endswith(".pid"):
+                try:
+                    with open(os.path.join(d, f)) as fh:
+                        pids.append(int(fh.read().split()[0]))
+                except (OSError, ValueError, IndexError):
+                    pass
+    pids = [p for p in pids if not _gone(p)]
+    return _stop(work_dir, pids) if pids else {"stopped": [], "killed": []}
+
+
 def _pgid(pid):
     try:
         return os.getpgid(pid)
@@ -132,10 +149,22 @@ def main(argv):
         except OSError:
             allowed = []
         genet = os.path.join(work, "venv", "bin", "genet")
+        iperf3 = shutil.which("iperf3")
+        iperf3_version = None
+        if iperf3:
+            import subprocess
+            try:
+                out = subprocess.run([iperf3, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     timeout=10).stdout.decode("utf-8", "replace").splitlines()
+                iperf3_version = out[0].strip() if out else None
+            except (OSError, subprocess.SubprocessError):
+                pass
         info = {"python": "%d.%d.%d" % sys.version_info[:3], "free_disk_bytes": du.free,
-                "iperf3": shutil.which("iperf3"), "timeout": shutil.which("timeout"),
+                "iperf3": iperf3, "iperf3_version": iperf3_version, "timeout": shutil.which("timeout"),
                 "setsid": shutil.which("setsid"), "allowed_cc": allowed, "uname": os.uname().release,
                 "genet": genet if os.access(genet, os.X_OK) else None}
+        if "--stop-stale" in argv[2:]:
+            info["stale_stopped"] = _stop_stale(argv[1])
         print(json.dumps(info))
     elif cmd == "wait-pid":
         pid, limit = int(argv[1]), float(argv[2])
@@ -154,18 +183,7 @@ def main(argv):
     elif cmd == "ours":
         print(json.dumps(_ours(argv[1])))
     elif cmd == "stop-stale":
-        runs = os.path.join(os.path.expanduser(argv[1]), "runs")
-        pids = []
-        for d, _, files in os.walk(runs):
-            for f in files:
-                if f.endswith(".pid"):
-                    try:
-                        with open(os.path.join(d, f)) as fh:
-                            pids.append(int(fh.read().split()[0]))
-                    except (OSError, ValueError, IndexError):
-                        pass
-        pids = [p for p in pids if not _gone(p)]
-        print(json.dumps(_stop(argv[1], pids) if pids else {"stopped": [], "killed": []}))
+        print(json.dumps(_stop_stale(argv[1])))
     elif cmd == "clock":
         for _ in sys.stdin:
             sys.stdout.write("%d\n" % time.time_ns())

@@ -265,10 +265,12 @@ class Session:
 
     # ------------------------------------------------------------ background processes
     def start_background(self, argv: Sequence[str], run_dir: str, name: str, limit_s: float,
-                         env: dict[str, str] | None = None) -> int:
+                         env: dict[str, str] | None = None, ready: tuple[str, int, float] | None = None):
         """Start ``argv`` in ``run_dir`` detached (``setsid nohup``, stdin /dev/null, output to NAME.out /
         NAME.err), ended by ``timeout`` after ``limit_s`` even if nobody stops it; its exit status
-        lands in NAME.rc, its PID (= process group) in NAME.pid. Returns the PID."""
+        lands in NAME.rc, its PID (= process group) in NAME.pid. Returns the PID; with
+        ``ready=(proto, port, timeout_s)`` also waits, in the same round trip, until something listens on
+        that port and returns ``(pid, listening)``."""
         inner = (f"echo $$ > {shlex.quote(name + '.pid')}; "
                  f"timeout --foreground -k 5 {limit_s:.0f} {shell_command(argv, env=env)}; "
                  f"echo $? > {shlex.quote(name + '.rc.part')} && mv {shlex.quote(name + '.rc.part')} "
@@ -276,11 +278,23 @@ class Session:
         line = (f"mkdir -p {shlex.quote(run_dir)} && cd {shlex.quote(run_dir)} || exit 1; "
                 f"setsid nohup sh -c {shlex.quote(inner)} > {shlex.quote(name + '.out')} "
                 f"2> {shlex.quote(name + '.err')} < /dev/null & echo $!")
-        res = self.run(["sh", "-c", line], timeout_s=max(10.0, self.host.connect_timeout_s))
+        wait_s = 0.0
+        if ready is not None:
+            proto, port, wait_s = ready
+            line += "; exec " + shell_command([self.host.python, "-I", "-S", "-c", _HELPER_SOURCE, "wait-port", proto,
+                                               str(int(port)), f"{wait_s:.3f}"])
+        res = self.run(["sh", "-c", line], timeout_s=max(10.0, self.host.connect_timeout_s) + wait_s)
+        lines = res.stdout.split()
         try:
-            return int(res.stdout.split()[-1])
+            pid = int(lines[0])
         except (ValueError, IndexError):
             raise RemoteCommandError(self.host.label, line, f"no PID printed: {res.stdout!r}") from None
+        if ready is None:
+            return pid
+        try:
+            return pid, bool(json.loads(res.stdout.strip().splitlines()[-1]).get("listening"))
+        except (ValueError, IndexError):
+            raise RemoteCommandError(self.host.label, line, f"unreadable answer {res.stdout!r}") from None
 
     def wait_pid(self, pid: int, timeout_s: float) -> bool:
         """True when process ``pid`` ended within ``timeout_s``."""
