@@ -150,7 +150,8 @@ def _own_view_sender(run_dir: Path, name: str = "sender") -> dict:
             "sender_decision_p99_us": r.get("decision_p99_us"), "sender_exit_status": r.get("exit_status")}
 
 
-def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat: int, keep_logs: bool = False) -> dict:
+def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat: int, keep_logs: bool = False,
+            port_offset: int = 0) -> dict:
     """One (policy, trace, repeat) over its own link; returns the result row (without sim_*)."""
     from emulation.logstats import read_link_log_arrays
     from genet.cc.metrics import from_link_logs
@@ -161,10 +162,12 @@ def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat:
     with _link(trace, s, backend, run_dir) as link:
         t_link = time.monotonic()
         if policy.is_kernel_tcp:
-            own = run_iperf3(link, policy.tcp_name, s.duration_s, json_path=str(run_dir / "iperf3.json"))
+            own = run_iperf3(link, policy.tcp_name, s.duration_s, port=5201 + port_offset,
+                             json_path=str(run_dir / "iperf3.json"))
         else:
-            recv = _start_receiver(link, run_dir)
-            res = link.emulated.run(_sender_cmd(policy, link, s, run_dir), timeout_s=s.duration_s + 60)
+            recv = _start_receiver(link, run_dir, RECEIVER_PORT + port_offset)
+            res = link.emulated.run(_sender_cmd(policy, link, s, run_dir, RECEIVER_PORT + port_offset),
+                                    timeout_s=s.duration_s + 60)
             (run_dir / "sender.out").write_text(res.stdout + res.stderr)
             try:
                 recv.wait(timeout=10)
@@ -316,9 +319,17 @@ def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict
     rows: dict[tuple, dict] = {}
     sims: dict[tuple, dict] = {}
 
+    slots = list(range(args.jobs))  # port offsets: on mahimahi every host side is the root namespace
+
     def work(key, p, t, s, rep):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{p.label}__{t.name}__r{rep}")
-        row = run_one(p, t, s, args.backend, out / "runs" / safe, rep)
+        with lock:
+            slot = slots.pop()
+        try:
+            row = run_one(p, t, s, args.backend, out / "runs" / safe, rep, port_offset=slot)
+        finally:
+            with lock:
+                slots.append(slot)
         row["run_dir"] = f"runs/{safe}"
         return row
 
