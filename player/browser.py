@@ -97,6 +97,7 @@ class BrowserConfig:
     autoplay_flag: pass --autoplay-policy=no-user-gesture-required (True);
     page_load_timeout_s, start_timeout_s, progress_timeout_s, max_wall_s, poll_s, command_timeout_s: failure
     detection (module docstring);
+    start_at_epoch_s: open the page at this time (epoch s) once the browser is up (None: at once);
     rebuffer_penalty, smooth_penalty: QoE weights; chromium, chromedriver: binaries; extra_flags: more Chromium
     flags; extra: added to the log's session record."""
 
@@ -113,6 +114,7 @@ class BrowserConfig:
     poll_s: float = 0.25
     command_timeout_s: float = 15.0
     page_load_timeout_s: float = 60.0
+    start_at_epoch_s: float | None = None
     rebuffer_penalty: float = REBUFFER_PENALTY_PENSIEVE
     smooth_penalty: float = SMOOTH_PENALTY
     chromium: str = CHROMIUM
@@ -220,6 +222,8 @@ def play_browser(cfg: BrowserConfig, log_path: str | os.PathLike | None = None,
             if client_config is not None:
                 client_config.timeout = cfg.command_timeout_s
             driver.set_script_timeout(10)
+            if cfg.start_at_epoch_s is not None:  # a warm browser opens the page at a set time (trace alignment)
+                time.sleep(max(cfg.start_at_epoch_s - time.time(), 0.0))
             t_load = time.monotonic()
             driver.get(url)
         except Exception as exc:  # noqa: BLE001 - WebDriver errors and a hung page's read timeout
@@ -467,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--start-timeout-s", type=float, default=20.0)
     pl.add_argument("--progress-timeout-s", type=float, default=60.0)
     pl.add_argument("--max-wall-s", type=float, default=None)
+    pl.add_argument("--start-at-epoch-s", type=float, default=None, help="open the page at this time (epoch s)")
     sv = sub.add_parser("serve", help="the video server with the browser page")
     sv.add_argument("--video", required=True)
     sv.add_argument("--bind", default="127.0.0.1")
@@ -483,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     res = play_browser(BrowserConfig(url=args.url, abr=args.abr, session=args.session,
                                      start_timeout_s=args.start_timeout_s, progress_timeout_s=args.progress_timeout_s,
-                                     max_wall_s=args.max_wall_s), args.log)
+                                     max_wall_s=args.max_wall_s, start_at_epoch_s=args.start_at_epoch_s), args.log)
     out = {k: v for k, v in asdict(res).items() if k not in ("chunks",)}
     print(json.dumps(out, default=str))
     return 0 if res.status == "complete" else 3  # as `genet player play`: 3 = the run ended early

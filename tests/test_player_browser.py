@@ -57,7 +57,7 @@ class BrowserServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                c = http.client.HTTPConnection(bind, self.port, timeout=1)
+                c = http.client.HTTPConnection("127.0.0.1" if bind == "0.0.0.0" else bind, self.port, timeout=1)
                 c.request("GET", "/health")
                 if c.getresponse().status == 200:
                     return
@@ -167,32 +167,34 @@ def _python_player_after(delay_s, cfg, log):
 def test_step_trace_stall_and_qualities_match_the_python_player(encoded, tmp_path):
     """5 -> 0.2 Mbit/s for 15 s -> 5 Mbit/s, BBA: the browser reports a stall within 20 % of the Python
     player's on the same trace and timing, and the same policy picks the same quality for >= 80 % of chunks.
-    The drop starts 2.5 s after the player's first request; the Python player is started with the browser's
-    measured start-up offset so both meet the drop at the same point of their session."""
+    Timing: the server is up before the link (listening on every address of the root namespace, where the
+    link's host side is), the browser, already launched, opens the page 8 s after the link started and the
+    drop comes 6 s later (page and dash.js load over the link, then a few seconds of playing); the Python player
+    starts at the browser's measured first-request time, so both meet the drop at the same point."""
     from emulation import LinkEmulator
     from player.client import PlayerConfig
-    lead_s = 2.5
+    open_at_s, drop_s = 8.0, 14.0
     b_log, p_log = tmp_path / "browser.jsonl", tmp_path / "python.jsonl"
-    # the browser's offset from link start to its first request, measured on an idle link first
-    offset_s = 3.0
-    with LinkEmulator(12.0, _step_trace(offset_s + lead_s), delay_ms=40) as link:
-        t_link = time.time()
-        with BrowserServer(encoded.root, policy="bba", bind=link.host.address, popen=link.host.popen) as srv:
-            res = link.emulated.run([sys.executable, "-m", "player.browser", "play", "--url", srv.url,
-                                     "--log", str(b_log), "--session", "step-b"], timeout_s=150, cwd=str(REPO))
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    b = _read_log(b_log)
-    b_offset = b["chunks"][0]["epoch_request_s"] - t_link
-    with LinkEmulator(12.0, _step_trace(offset_s + lead_s), delay_ms=40) as link:
-        t_link = time.time()
-        with BrowserServer(encoded.root, policy="bba", bind=link.host.address, popen=link.host.popen) as srv:
-            started = time.time() - t_link
-            summary = link.emulated.call(_python_player_after, b_offset - started,
-                                         PlayerConfig(url=srv.url, policy="bba"), str(p_log), timeout_s=150)
+    with BrowserServer(encoded.root, policy="bba", bind="0.0.0.0") as srv:
+        with LinkEmulator(12.0, _step_trace(drop_s), delay_ms=40) as link:
+            t_link = time.time()
+            url = f"http://{link.host.address}:{srv.port}/"
+            res = link.emulated.run([sys.executable, "-m", "player.browser", "play", "--url", url,
+                                     "--log", str(b_log), "--session", "step-b",
+                                     "--start-at-epoch-s", str(t_link + open_at_s)], timeout_s=150, cwd=str(REPO))
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        b = _read_log(b_log)
+        b_offset = b["chunks"][0]["epoch_request_s"] - t_link
+        assert b_offset < drop_s, b_offset  # the browser started before the drop
+        with LinkEmulator(12.0, _step_trace(drop_s), delay_ms=40) as link:
+            t_link = time.time()
+            url = f"http://{link.host.address}:{srv.port}/"
+            summary = link.emulated.call(_python_player_after, t_link + b_offset - time.time(),
+                                         PlayerConfig(url=url, policy="bba"), str(p_log), timeout_s=150)
     assert summary["status"] == "complete", summary
     p = _read_log(p_log)
     p_offset = p["chunks"][0]["epoch_request_s"] - t_link
-    assert abs(p_offset - b_offset) < 0.5, (p_offset, b_offset)
+    assert abs(p_offset - b_offset) < 0.3, (p_offset, b_offset)
     assert b["summary"]["stalls"] >= 1 and b["summary"]["stall_s"] > 1.0, b["summary"]
     # the Python player books its start-up (chunk 0's download) as stall; dash.js does not: compare the rest
     p_stall = sum(c["rebuffer_s"] for c in p["chunks"][1:])
