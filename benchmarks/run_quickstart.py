@@ -29,9 +29,13 @@ def main() -> int:
     wall = time.monotonic() - t0
     status = json.loads((out / "status.json").read_text())
     print(f"\ngenet run examples/quickstart.toml -> {out} (exit status {done.returncode})")
+    cpu = status.get("stage_cpu_s", {})
+    print(f"  {'stage':<9} {'wall':>10} {'CPU':>10}")
     for stage, seconds in status["stage_wall_s"].items():
         states = sorted({v["status"] for k, v in status["items"].items() if k.startswith(stage + "/")})
-        print(f"  {stage:<9} {seconds:8.1f} s  {'; '.join(states)}")
+        print(f"  {stage:<9} {seconds:8.1f} s {cpu.get(stage, float('nan')):8.1f} s  {'; '.join(states)}")
+    print("  (on an otherwise idle machine a CPU-bound stage takes about CPU / cores; emulate and deploy last "
+          "their runs in real time)")
     print(f"  {'total':<9} {wall:8.1f} s  (target <= 900 s on 2 cores)")
     print(f"load average (1, 5, 15 min): before {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, "
           f"after {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}; CPUs: {os.cpu_count()}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import resource
 import json
 import os
 import shutil
@@ -61,6 +62,7 @@ class Runner:
         self.items = {i.id: i for s in STAGES for i in plan[s]}
         self.status: dict[str, str] = {}
         self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds of the item's commands (children) and actions
         self.child: subprocess.Popen | None = None
         self._ref_hash: dict[str, str] = {}
         self._counted: set[str] = set()
@@ -214,6 +216,7 @@ class Runner:
         log_path = self.run_dir / "logs" / item.stage / f"{item.name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
+        cpu0 = _cpu_s()
         with open(log_path, "a") as log:
             log.write(f"# {_now()} {'resuming' if resuming else 'starting'} {item.id}\n")
             error = None
@@ -225,6 +228,7 @@ class Runner:
                     error = error or cleanup_error
         wall = time.monotonic() - t0
         self.wall[item.id] = wall
+        self.cpu[item.id] = _cpu_s() - cpu0
         if error:
             self.status[item.id] = "failed"
             progress.item_end(item.est_s, f"FAILED: {error} (log: {log_path})", wall)
@@ -235,7 +239,8 @@ class Runner:
         out_hash = hash_tree(item.folder) if item.folder.exists() else ""
         atomic_write_text(self._rec_path(item, "done"), json.dumps({
             "input_hash": h, "output_hash": out_hash, "commands": [step_text(s) for s in steps + item.cleanup],
-            "wall_s": round(wall, 2), "finished_at": _now(), "resumed": resuming}, indent=1))
+            "wall_s": round(wall, 2), "cpu_s": round(self.cpu[item.id], 2), "finished_at": _now(),
+            "resumed": resuming}, indent=1))
         self._rec_path(item, "started").unlink(missing_ok=True)
         self.status[item.id] = "done (resumed)" if resuming else "done"
         progress.item_end(item.est_s, "done" + (" (resumed)" if resuming else ""), wall)
@@ -304,12 +309,13 @@ class Runner:
             self._stop_child()
             progress.close()
         self._write_status(stage_wall)
-        self.stream.write("\ntime per stage:\n")
+        self.stream.write("\ntime per stage (wall; CPU seconds of its commands):\n")
         for stage in selected:
             items = self.plan[stage]
             states = sorted({self.status.get(i.id, "-") for i in items}) or ["nothing to do"]
-            self.stream.write(f"  {stage:<9} {fmt_s(stage_wall.get(stage)) if stage in stage_wall else '-':>8}  "
-                              f"{'; '.join(states)}\n")
+            cpu = sum(self.cpu.get(i.id, 0.0) for i in items)
+            self.stream.write(f"  {stage:<9} {fmt_s(stage_wall.get(stage)) if stage in stage_wall else '-':>8} "
+                              f"{cpu:7.0f} s  {'; '.join(states)}\n")
         self.stream.write(f"  {'total':<9} {fmt_s(time.monotonic() - progress.t0):>8}\n")
         report = self.run_dir / "report" / "index.html"
         if report.is_file():
@@ -337,7 +343,17 @@ class Runner:
                     items.setdefault(i.id, {"status": "not run"})
         walls = prev.get("stage_wall_s", {})
         walls.update({k: round(v, 2) for k, v in (stage_wall or {}).items()})
-        atomic_write_text(p, json.dumps({"items": items, "stage_wall_s": walls, "updated_at": _now()}, indent=1))
+        cpus = prev.get("stage_cpu_s", {})
+        cpus.update({k: round(sum(self.cpu.get(i.id, 0.0) for i in self.plan[k]), 2) for k in (stage_wall or {})})
+        atomic_write_text(p, json.dumps({"items": items, "stage_wall_s": walls, "stage_cpu_s": cpus,
+                                         "updated_at": _now()}, indent=1))
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and of its finished children and their descendants."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def select(only: str | None, from_: str | None) -> list[str]:

@@ -215,18 +215,21 @@ class Report:
     # sections ------------------------------------------------------------------------------------
     def section_stages(self) -> None:
         self.heading("Stages")
-        walls = _load_json(self.run_dir / "status.json", {}).get("stage_wall_s", {})
+        st = _load_json(self.run_dir / "status.json", {})
+        walls, cpus = st.get("stage_wall_s", {}), st.get("stage_cpu_s", {})
         rows = []
         for stage, items in self.plan.items():
             if not items:
-                rows.append([stage, "—", "nothing to do for this config", "—"])
+                rows.append([stage, "—", "nothing to do for this config", "—", "—"])
                 continue
             states = sorted({it["unavailable"] or self.item_status(stage, it["name"]) for it in items})
             if stage == "report":
                 states = ["this report"]
             w = walls.get(stage)
-            rows.append([stage, str(len(items)), "; ".join(states), f"{w:.1f}" if w is not None else "—"])
-        self.table(["stage", "items", "status", "wall time (s, last run)"], rows)
+            c = cpus.get(stage)
+            rows.append([stage, str(len(items)), "; ".join(states), f"{w:.1f}" if w is not None else "—",
+                         f"{c:.1f}" if c is not None else "—"])
+        self.table(["stage", "items", "status", "wall time (s, last run)", "CPU time (s, last run)"], rows)
 
     def section_headline(self, uc: str, data: dict) -> None:
         self.heading(f"{uc.upper()}: {METRIC_NAME[uc]} in simulation, emulation and on real paths", 3)
