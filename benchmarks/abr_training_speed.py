@@ -10,7 +10,9 @@ issue 17: one run with 2 rollout workers >= 1.7x its one-core figure.
 
 Prints one row per (n_envs, workers): batch size, transitions/s, rollout and update time per update,
 and each worker count's speed-up over the first (workers 1 with --threads 1 is the one-core figure;
-the rollout workers use one torch thread each). Figures are measurements on the machine it runs on,
+the rollout workers use one torch thread each). The last two columns estimate what a quiet machine
+would do from CPU time, not wall time: transitions per CPU-second on the critical path (this process's
+CPU plus the busiest worker's, which take turns) and its ratio to the first row. Figures are measurements on the machine it runs on,
 never asserted; on a machine shared with other work they are noisy.
 """
 
@@ -42,9 +44,9 @@ def main() -> int:
 
     print(f"host: {platform.node()} ({os.cpu_count()} cores), python {platform.python_version()}")
     print(f"{'n_envs':>6} {'steps':>5} {'batch':>6} {'workers':>7} {'threads':>7} {'transitions/s':>13} "
-          f"{'rollout_ms':>10} {'update_ms':>9} {'speed-up':>8}")
+          f"{'rollout_ms':>10} {'update_ms':>9} {'speed-up':>8} {'cpu-bound tr/s':>14} {'cpu-x':>8}")
     for n_envs in (int(x) for x in args.n_envs.split(",")):
-        first = None
+        first = first_cpu = None
         for workers in (int(x) for x in args.workers.split(",")):
             cfg = AbrTrainConfig(n_envs=n_envs, rollout_steps=args.rollout_steps, epochs=args.epochs,
                                  torch_threads=args.threads if workers == 1 else 1, rollout_workers=workers)
@@ -54,9 +56,13 @@ def main() -> int:
             finally:
                 uc.close()
             first = first or r["transitions_per_s"]
+            # CPU-time estimate of a quiet machine: this process's CPU per transition plus the busiest
+            # worker's (the two alternate); one core: this process's alone
+            cpu = r["parent_cpu_s"] + r["max_worker_cpu_s"]
+            first_cpu = first_cpu or cpu
             print(f"{n_envs:>6} {args.rollout_steps:>5} {r['batch']:>6} {workers:>7} {r['torch_threads']:>7} "
                   f"{r['transitions_per_s']:>13.0f} {1000 * r['rollout_s']:>10.1f} {1000 * r['update_s']:>9.1f} "
-                  f"{r['transitions_per_s'] / first:>7.2f}x", flush=True)
+                  f"{r['transitions_per_s'] / first:>7.2f}x {1 / cpu:>14.0f} {first_cpu / cpu:>7.2f}x", flush=True)
     print("video:", uc.video.source or "constant-bitrate stand-in (../shared/video/envivio missing)")
     print("reference: Pensieve-PPO ~2.2k transitions/s (2 workers); target >= 22k; 2 workers >= 1.7x one core")
     print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "

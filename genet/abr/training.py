@@ -638,14 +638,20 @@ def train_steps_per_second(use_case: AbrUseCase | None = None, updates: int = 5,
     agent = uc.new_model(seed)
     uc.train(agent, dist, warmup, seed)
     n0 = len(agent.history)
+    workers = uc._pool.engine.cpu_seconds if uc._pool is not None and hasattr(uc._pool.engine, "cpu_seconds") \
+        else (lambda: [])
+    w0, c0 = workers(), time.process_time()
     t0 = time.perf_counter()
     uc.train(agent, dist, updates, seed)
     wall = time.perf_counter() - t0
+    parent_cpu, worker_cpu = time.process_time() - c0, [b - a for a, b in zip(w0, workers())]
     recs = agent.history[n0:]
     steps = updates * uc.config.batch_size
     return {"transitions_per_s": steps / wall, "rollout_s": float(np.mean([r["rollout_s"] for r in recs])),
             "update_s": float(np.mean([r["update_s"] for r in recs])), "batch": uc.config.batch_size,
-            "torch_threads": torch.get_num_threads(), "updates": updates}
+            "torch_threads": torch.get_num_threads(), "updates": updates,
+            # CPU seconds per transition: this process, and the busiest worker (quiet-machine critical path)
+            "parent_cpu_s": parent_cpu / steps, "max_worker_cpu_s": max(worker_cpu, default=0.0) / steps}
 
 
 # ------------------------------------------------------------- CLI hooks

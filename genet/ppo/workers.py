@@ -214,6 +214,16 @@ class LocalEngine:
                                     if os.environ.get("GENET_DEBUG") else f"rollout worker failed: {last}")
         return out
 
+    def cpu_seconds(self) -> list[float]:
+        """CPU time (user + system) each worker process has used so far, s (Linux /proc; benchmarks)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = []
+        for p in self.procs:
+            with open(f"/proc/{p.pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            out.append((int(fields[11]) + int(fields[12])) / tick)
+        return out
+
     def call(self, method: str, args_per_worker: Sequence[tuple]) -> list[Any]:
         """``method(*args)`` on every worker at once; the results in worker order."""
         for c, args in zip(self.conns, args_per_worker):
