@@ -256,6 +256,7 @@ def execute_run(pr: PlannedRun, attempt: int, campaign: Campaign, inventory: Inv
     rec["dir"] = str(local.relative_to(out))
     runner = runner_for(pr.scheme)
     started: list[tuple[Session, int]] = []
+    touched: list[Session] = []  # hosts this run may have started something on
     try:
         if isinstance(runner, NeedsGenetRunner) and runner.unavailable_reason():
             raise LogCheckError(runner.unavailable_reason())
@@ -268,6 +269,7 @@ def execute_run(pr: PlannedRun, attempt: int, campaign: Campaign, inventory: Inv
             mark[0] = now
 
         srv, cli = pool.get(path.server), pool.get(path.client)
+        touched += [srv, cli]
         lap("connect")
         hosts = {}
         for role, name, s in (("server", path.server, srv), ("client", path.client, cli)):
@@ -347,6 +349,11 @@ def execute_run(pr: PlannedRun, attempt: int, campaign: Campaign, inventory: Inv
     except (KeyboardInterrupt, BaseException) as exc:
         if not isinstance(exc, Exception):  # Ctrl-C / SIGTERM: stop what we started, record, re-raise
             _stop_all(started)
+            for s in touched:  # also a process whose PID had not come back yet (interrupted while starting)
+                try:
+                    s.helper("stop-stale", s.host.work_dir)
+                except BaseException:  # noqa: BLE001 - a dead host: its watchdog ends the process
+                    pass
             rec.update(status="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
             _finish(rec, t0, campaign)
             _append_interrupted(out, rec)

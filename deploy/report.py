@@ -71,6 +71,16 @@ def write_report(out_dir: str | Path) -> Report:
             ok.setdefault(key, {})[r["run_id"]] = r  # one result per run (a retried run counts once)
         elif r.get("status") == "failed":
             failed[key] = failed.get(key, 0) + 1
+    from deploy.schemes import LogCheckError, log_metrics
+    recomputed = 0  # runs whose logs are still there (the others keep the journal's metrics)
+    for recs in ok.values():
+        for r in recs.values():
+            d = out / r.get("dir", "")
+            try:  # the current metric definitions, from the fetched logs (the journal's copy if they are gone)
+                r["metrics"] = log_metrics(r.get("scheme_kind", "kernel"), r["scheme"], float(r["duration_s"]), d)
+                recomputed += 1
+            except (LogCheckError, OSError, KeyError, ValueError):
+                pass
     rows = []
     for p in c["paths"]:
         for s in c["schemes"]:

@@ -77,14 +77,15 @@ class IperfRunner(SchemeRunner):
     proto = "tcp"
 
     def server(self, ctx: RunContext) -> Side:
-        return Side(["iperf3", "-s", "-1", "-p", str(ctx.campaign.port), "-J"], "server")
+        return Side(["iperf3", "-s", "-1", "-p", str(ctx.campaign.port), "-i", f"{IPERF_INTERVAL_S:g}", "-J"],
+                    "server")
 
     def client(self, ctx: RunContext) -> Side:
         return Side(["iperf3", "-c", ctx.path.server_address, "-p", str(ctx.campaign.port), "-C", ctx.scheme.value,
                      "-t", f"{ctx.campaign.duration_s:g}", "-i", f"{IPERF_INTERVAL_S:g}", "-J"], "client")
 
     def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
-        return iperf3_metrics(_read_json(local_dir / "client.out"), ctx.campaign.duration_s, ctx.scheme.value)
+        return log_metrics(ctx.scheme.kind, ctx.scheme.value, ctx.campaign.duration_s, local_dir)
 
 
 def _read_json(path: Path) -> dict:
@@ -101,13 +102,17 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def iperf3_metrics(report: dict, duration_s: float, algorithm: str | None = None) -> dict:
+def iperf3_metrics(report: dict, duration_s: float, algorithm: str | None = None,
+                   server_report: dict | None = None) -> dict:
     """Table-7 metrics of one ``iperf3 -c ... -J`` report (the sender's view of kernel TCP).
 
     throughput_mbps: receiver-side bits/s of the whole test; mean/p90/p95_rtt_ms: the kernel's smoothed
     RTT sampled every report interval (one percentile rule); loss_rate: retransmitted / sent segments
     (TCP's own loss signal: the sender cannot see drops otherwise); reward: the genet-form Aurora reward
-    with the real-path normaliser (largest interval delivery rate).
+    with the real-path normaliser of :func:`genet.cc.aurora.run_reward_normaliser_pps` — the largest
+    delivery rate over one report interval, from the receiver's (``iperf3 -s -J``) intervals when
+    ``server_report`` is given (the client's intervals count bytes written, which can burst above the
+    path's rate), else the client's.
     """
     from genet.cc.aurora import run_reward_normaliser_pps
     from genet.cc.reward import aurora_reward
@@ -140,6 +145,13 @@ def iperf3_metrics(report: dict, duration_s: float, algorithm: str | None = None
         s = iv.get("sum", {})
         if s.get("seconds", 0) > 0.5 * IPERF_INTERVAL_S:
             interval_pps.append(s["bits_per_second"] / PACKET_BITS)
+    delivered_pps = []
+    for iv in (server_report or {}).get("intervals", []):
+        sm = iv.get("sum", {})
+        if sm.get("seconds", 0) > 0.5 * IPERF_INTERVAL_S:
+            delivered_pps.append(sm["bits_per_second"] / PACKET_BITS)
+    normaliser_source = "receiver intervals" if delivered_pps else "sender intervals"
+    interval_pps = delivered_pps or interval_pps
     mss = float(start.get("tcp_mss_default") or 1448)
     segments = max(1.0, sent_bytes / mss)
     loss = min(1.0, retransmits / segments)
@@ -150,7 +162,8 @@ def iperf3_metrics(report: dict, duration_s: float, algorithm: str | None = None
         else float("nan")
     return {"throughput_mbps": received_bps / 1e6, "mean_rtt_ms": mean_rtt_ms, "p90_rtt_ms": percentile(rtts_ms, 90),
             "p95_rtt_ms": percentile(rtts_ms, 95), "loss_rate": loss, "reward": reward,
-            "reward_normaliser": "measured", "retransmits": int(retransmits), "rtt_samples": len(rtts_ms),
+            "reward_normaliser": f"measured: largest {IPERF_INTERVAL_S:g}-s delivery rate ({normaliser_source})",
+            "reward_normaliser_mbps": norm * PACKET_BITS / 1e6, "retransmits": int(retransmits), "rtt_samples": len(rtts_ms),
             "congestion_control": used or algorithm, "duration_s": span_s,
             "metrics_source": "iperf3 -J (sender's TCP_INFO RTT, retransmits)"}
 
@@ -272,6 +285,18 @@ def player_log_metrics(path: Path) -> dict:
 def _local_command_exists(command: str) -> bool:
     import importlib.util
     return importlib.util.find_spec(f"{command}.cli") is not None
+
+
+def log_metrics(scheme_kind: str, scheme_value: str, duration_s: float, local_dir: Path) -> dict:
+    """A finished run's metrics from its fetched logs (what ``genet deploy run`` records and ``genet deploy
+    report`` recomputes, so a report always uses the current definitions)."""
+    if scheme_kind == "kernel":
+        server = local_dir / "server.out"
+        return iperf3_metrics(_read_json(local_dir / "client.out"), duration_s, scheme_value,
+                              _read_json(server) if server.is_file() and server.stat().st_size else None)
+    if scheme_kind in ("const", "onnx"):
+        return sender_log_metrics(local_dir / "run.jsonl", duration_s)
+    return player_log_metrics(local_dir / "run.jsonl")
 
 
 def runner_for(scheme: Scheme) -> SchemeRunner:
