@@ -97,7 +97,8 @@ class BrowserConfig:
     autoplay_flag: pass --autoplay-policy=no-user-gesture-required (True);
     page_load_timeout_s, start_timeout_s, progress_timeout_s, max_wall_s, poll_s, command_timeout_s: failure
     detection (module docstring);
-    start_at_epoch_s: open the page at this time (epoch s) once the browser is up (None: at once);
+    start_at_epoch_s: load the page at once but start its session (MPD request) at this time (epoch s; None:
+    as soon as the page loads);
     rebuffer_penalty, smooth_penalty: QoE weights; chromium, chromedriver: binaries; extra_flags: more Chromium
     flags; extra: added to the log's session record."""
 
@@ -166,6 +167,8 @@ def page_url(cfg: BrowserConfig, session: str, initial_kbps: float | None) -> st
         q["initial_kbps"] = f"{initial_kbps:g}"
     if not cfg.muted:
         q["muted"] = 0
+    if cfg.start_at_epoch_s is not None:
+        q["autostart"] = 0
     return urllib.parse.urljoin(cfg.url, URL_PREFIX.lstrip("/") + "/") + "?" + urllib.parse.urlencode(q)
 
 
@@ -222,8 +225,6 @@ def play_browser(cfg: BrowserConfig, log_path: str | os.PathLike | None = None,
             if client_config is not None:
                 client_config.timeout = cfg.command_timeout_s
             driver.set_script_timeout(10)
-            if cfg.start_at_epoch_s is not None:  # a warm browser opens the page at a set time (trace alignment)
-                time.sleep(max(cfg.start_at_epoch_s - time.time(), 0.0))
             t_load = time.monotonic()
             driver.get(url)
         except Exception as exc:  # noqa: BLE001 - WebDriver errors and a hung page's read timeout
@@ -250,8 +251,16 @@ def play_browser(cfg: BrowserConfig, log_path: str | os.PathLike | None = None,
                                   f"of requesting {url}")
             else:
                 if t_page is None:
-                    t_page = now
                     page_load_s = now - t_load
+                    if cfg.start_at_epoch_s is not None:  # the loaded page starts its session at a set time
+                        time.sleep(max(cfg.start_at_epoch_s - time.time(), 0.0))
+                        try:
+                            driver.execute_script("window.genet.start();")
+                        except Exception as exc:  # noqa: BLE001
+                            hung = True
+                            raise _Failed(f"browser crashed or stopped responding: {_short(exc)}") from None
+                        now = time.monotonic()
+                    t_page = now
                 if st.get("failed"):
                     raise _Failed(f"page reported {st['failed']}")
                 if st.get("ended"):
@@ -471,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--start-timeout-s", type=float, default=20.0)
     pl.add_argument("--progress-timeout-s", type=float, default=60.0)
     pl.add_argument("--max-wall-s", type=float, default=None)
-    pl.add_argument("--start-at-epoch-s", type=float, default=None, help="open the page at this time (epoch s)")
+    pl.add_argument("--start-at-epoch-s", type=float, default=None, help="start the session at this time (epoch s), the page loaded before")
     sv = sub.add_parser("serve", help="the video server with the browser page")
     sv.add_argument("--video", required=True)
     sv.add_argument("--bind", default="127.0.0.1")

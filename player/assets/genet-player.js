@@ -280,5 +280,12 @@
     fail('media_error', 'HTMLMediaElement error ' + (me ? me.code + ' ' + me.message : ''));
   });
 
-  player.initialize(video, cfg.mpd, true);
+  // autostart=0: the page loads (dash.js parsed) and waits for window.genet.start() — the driver starts the
+  // session at a set time, so page loading does not shift it (trace alignment)
+  if (params.get('autostart') === '0') {
+    G.start = function () { if (!G.startCalled) { G.startCalled = true; record('start', {}); player.initialize(video, cfg.mpd, true); } };
+    statusEl.textContent = 'ready';
+  } else {
+    player.initialize(video, cfg.mpd, true);
+  }
 })();
