@@ -60,7 +60,7 @@ traces = ["cc-syn"]
 
 def genet_run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "genet.cli", "run", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=1800)  # a hang guard only (a loaded machine is slow)
 
 
 def done_records(out: Path) -> dict[str, dict]:
@@ -199,7 +199,7 @@ def test_a_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one(tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "genet.cli", "run", str(cfg), "--out", str(out)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     killed_in = None
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 900
     try:
         while time.monotonic() < deadline and proc.poll() is None and killed_in is None:
             for name in ("cc-a", "cc-b", "cc-c"):
@@ -359,14 +359,14 @@ def test_a_run_killed_in_the_middle_of_emulate_resumes_without_redoing_finished_
     proc = subprocess.Popen([sys.executable, "-m", "genet.cli", "run", str(cfg), "--out", str(out)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 900
         while time.monotonic() < deadline and proc.poll() is None:
             if journal.is_file() and journal.read_text().count("\n") >= 1:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be killed in the middle of emulate"
         os.killpg(proc.pid, signal.SIGTERM)  # as a user's `kill`; the children get it too
-        proc.wait(timeout=60)
+        proc.wait(timeout=180)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
