@@ -30,7 +30,7 @@ Outputs beside the log ``RUN.jsonl``: ``RUN.png`` (screenshot at the end) and ``
 browser's console). The log has the Python player's records (``session``, ``chunk``, ``summary`` through the
 one QoE module, player/browser_log.py) plus ``stall`` and ``render`` records.
 
-Selenium is imported only when a session starts (``pip install 'genet-testbed[browser]'``).
+Selenium is imported only when a session starts (``pip install 'selenium>=4.20'``; the ``test`` extra has it).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def browser_missing_reason(chromium: str = CHROMIUM, chromedriver: str = CHROMED
     try:
         import selenium  # noqa: F401
     except ImportError:
-        return "selenium is not installed: pip install 'genet-testbed[browser]'"
+        return "selenium is not installed: pip install 'selenium>=4.20' (it comes with the 'test' extra)"
     return None
 
 
