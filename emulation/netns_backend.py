@@ -179,7 +179,7 @@ class NetnsLink(ProcessLink):
             raise EmulationError("the link process did not start: " + (msg[-1] if msg else "no output"))
 
     def close(self) -> None:
-        """End the link process (it first delivers what its delay lines hold, up to delay_ms + 1 ms, then
+        """End the link process (it first delivers what its delay lines hold, up to delay_ms + 100 ms, then
         flushes its logs), the commands on both sides, namespaces, devices; remove the record.
 
         The link ends before the commands, so a far-side server still receives its client's last

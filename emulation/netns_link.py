@@ -37,7 +37,7 @@ an opportunity only when that direction has a packet waiting).
 
 Teardown drains the delay line: on SIGTERM/SIGINT a direction stops reading
 new packets and keeps delivering what it had accepted (delay line and link
-queue) for up to ``delay_ms`` + 1 ms, so the far side sees its peer's last
+queue) for up to ``delay_ms`` + 100 ms (less when it is empty), so the far side sees its peer's last
 packets (a TCP server sees its client's FIN). The end of a ``once`` trace
 ends at once (exit status 77, as Mahimahi's ferry).
 
@@ -80,6 +80,9 @@ EXIT_TRACE_FINISHED = 77
 #: Mahimahi's processes run with the kernel's default timer slack
 MAHIMAHI_TIMER_SLACK_NS = 50_000
 SIBLING_ENDED = -1
+#: a stopping stage keeps delivering for its delay plus this (every stage gets the stop at the same time,
+#: while on a loaded machine the packets may be a few ms behind in the pipeline); it ends earlier when empty
+DRAIN_MARGIN_MS = 100
 _stopping = [False]
 _forward_stop_to: list[int] = []  # the uplink process passes a stop on to the downlink process at once
 
@@ -174,7 +177,7 @@ def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng
     while True:
         now_ms = (monotonic_ns() - init_ns) // 1_000_000
         if _stopping[0] and drain_until is None:
-            drain_until = now_ms + math.ceil(delay_ms) + 1
+            drain_until = now_ms + math.ceil(delay_ms) + DRAIN_MARGIN_MS
             if src_external:
                 rlist = [fd for fd in rlist if fd != src]
         if drain_until is not None and (now_ms >= drain_until or (
