@@ -211,24 +211,31 @@ def test_sigterm_and_sigint_stop_both_cleanly_with_the_log_flushed(tmp_path):
     rx = subprocess.Popen(GENET + ["sender", "receive", "--bind", "127.0.0.1", "--port", "0", "--ready-file",
                                    str(tmp_path / "port"), "--summary", str(tmp_path / "rx.json")],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    while not (tmp_path / "port").exists():
-        assert rx.poll() is None
-        time.sleep(0.02)
-    port = (tmp_path / "port").read_text().strip()
-    log = tmp_path / "run.jsonl"
-    snd = subprocess.Popen(GENET + ["sender", "send", "--to", f"127.0.0.1:{port}", "--policy", "const:2",
-                                    "--duration-s", "60", "--log", str(log)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
-    _wait_for_start(log, snd)
-    time.sleep(0.5)
-    snd.send_signal(signal.SIGTERM)
-    assert snd.wait(timeout=10) == 128 + signal.SIGTERM
-    summary = read_log(log)[-1]
-    assert summary["type"] == "summary" and "SIGTERM" in summary["reason"] and summary["packets_sent"] > 0
-    rx.send_signal(signal.SIGINT)
-    assert rx.wait(timeout=10) == 0
-    rx_summary = json.loads((tmp_path / "rx.json").read_text())
-    assert rx_summary["sessions"][0]["packets"] == summary["packets_sent"]
+    snd = None
+    try:
+        while not (tmp_path / "port").exists():
+            assert rx.poll() is None
+            time.sleep(0.02)
+        port = (tmp_path / "port").read_text().strip()
+        log = tmp_path / "run.jsonl"
+        snd = subprocess.Popen(GENET + ["sender", "send", "--to", f"127.0.0.1:{port}", "--policy", "const:2",
+                                        "--duration-s", "60", "--log", str(log)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+        _wait_for_start(log, snd)
+        time.sleep(0.5)
+        snd.send_signal(signal.SIGTERM)
+        assert snd.wait(timeout=10) == 128 + signal.SIGTERM
+        summary = read_log(log)[-1]
+        assert summary["type"] == "summary" and "SIGTERM" in summary["reason"] and summary["packets_sent"] > 0
+        rx.send_signal(signal.SIGINT)
+        assert rx.wait(timeout=10) == 0
+        rx_summary = json.loads((tmp_path / "rx.json").read_text())
+        assert rx_summary["sessions"][0]["packets"] == summary["packets_sent"]
+    finally:
+        for p in (snd, rx):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def test_sigkill_leaves_a_readable_log_prefix(tmp_path):
