@@ -14,7 +14,7 @@ import pytest
 
 from emulation.pcap import five_tuple, read_pcap
 
-pytestmark = [pytest.mark.root]
+pytestmark = [pytest.mark.root, pytest.mark.flaky(reruns=1, reruns_delay=2)]  # real-time delays: one rerun after a scheduling stall
 
 if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
     pytest.skip("needs root and /dev/net/tun (network namespaces, TUN devices)", allow_module_level=True)

@@ -164,6 +164,7 @@ def _python_player_after(delay_s, cfg, log):
 
 
 @NEED_ROOT
+@pytest.mark.flaky(reruns=1, reruns_delay=2)  # wall-clock stalls of two players: one rerun after a scheduling stall
 def test_step_trace_stall_and_qualities_match_the_python_player(encoded, tmp_path):
     """5 -> 0.2 Mbit/s for 15 s -> 5 Mbit/s, BBA: the browser reports a stall close to the Python player's on the
     same trace and timing (see the tolerance below), and the same policy picks the same quality for >= 80 % of

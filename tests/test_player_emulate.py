@@ -22,7 +22,9 @@ from player.client import read_log
 from player.emulate import emulator_view
 from traces.trace import Trace
 
-pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="emulation needs root")]
+# Real-time measurements: one rerun for a run that a scheduling stall spoiled (shown in the summary).
+pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="emulation needs root"),
+              pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 CHUNKS = 8
 DELAY_MS = 40.0

@@ -17,7 +17,9 @@ from genet.cc.registry import parse_policy
 from traces import Trace
 from traces.io import write_trace
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="emulation needs root (network namespaces, TUN)")
+# Real-time measurements: one rerun for a run that a scheduling stall spoiled (shown in the summary).
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="emulation needs root (network namespaces, TUN)"),
+              pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 GENET = [sys.executable, "-m", "genet.cli"]
 LINK_MBPS, DELAY_MS = 12.0, 20.0
