@@ -27,7 +27,9 @@ never an empty log that looks like success):
   past ``max_wall_s`` (default 2 x the video's duration + 60 s).
 
 Outputs beside the log ``RUN.jsonl``: ``RUN.png`` (screenshot at the end) and ``RUN.console.txt`` (the
-browser's console). The log has the Python player's records (``session``, ``chunk``, ``summary`` through the
+browser's console; when the browser cannot be asked — crashed or hung — the console lines of Chromium's own log,
+else that log's last lines: never empty for a failed run). Each case is tested in tests/test_player_browser.py
+(codec error, script exception, busy-looping page, killed browser, autoplay blocked). The log has the Python player's records (``session``, ``chunk``, ``summary`` through the
 one QoE module, player/browser_log.py) plus ``stall`` and ``render`` records.
 
 Selenium is imported only when a session starts (``pip install 'selenium>=4.20'``; the ``test`` extra has it).
@@ -71,6 +73,18 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
 _STATE_JS = ("const g = window.genet; if (!g) return null; const v = document.getElementById('video');"
              "return {started: g.started, ended: g.ended, failed: g.failed, seq: g.seq, completed: g.completed,"
              " media_time_s: v ? v.currentTime : null};")
+
+
+#: The failure-detection times (BrowserConfig defaults), for --help.
+DETECTION_HELP = """failure detection (the run exits 3 with status "failed", the reason, and RUN.console.txt):
+  page error (uncaught exception, dash.js ERROR, media error, ABR endpoint failure): at the next poll (0.25 s)
+  crashed browser: at the next poll (0.25 s)
+  hung page (main thread blocked): no WebDriver answer within 15 s
+  page script not running: 60 s after the page request
+  playback never starting (autoplay blocked): --start-timeout-s (20 s) after the page's script ran
+  no progress: --progress-timeout-s (60 s); whole run: --max-wall-s (2 x video duration + 60 s)
+the console log is the browser's console; when the browser cannot be asked (crash, hang) it is taken from
+Chromium's own log, and it is never empty for a failed run"""
 
 
 class BrowserUnavailable(GenetRuntimeError):
@@ -298,6 +312,10 @@ def play_browser(cfg: BrowserConfig, log_path: str | os.PathLike | None = None,
         shutil.rmtree(profile, ignore_errors=True)
         if not console:
             console = _console_from_driver_log(driver_log)
+        if not console and status != "complete":  # nothing printed: Chromium's own last log lines say what happened
+            console = _driver_log_tail(driver_log)
+        if not console and status != "complete":
+            console = [{"timestamp": "", "level": "NOTE", "message": f"no console messages ({reason})"}]
         try:
             os.unlink(driver_log)
         except OSError:
@@ -340,6 +358,15 @@ def _console_from_driver_log(path: str) -> list[dict]:
         if ":CONSOLE" in line or "CONSOLE(" in line:
             out.append({"timestamp": "", "level": "CONSOLE", "message": line.strip()})
     return out
+
+
+def _driver_log_tail(path: str, n_lines: int = 40) -> list[dict]:
+    """The last lines of chromedriver's and Chromium's log (a crashed browser's only record)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [{"timestamp": "", "level": "CHROMEDRIVER", "message": ln.strip()} for ln in lines[-n_lines:] if ln.strip()]
 
 
 def _end_browser(driver, profile: str) -> None:
@@ -472,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
                                 description="genet browser player: dash.js in headless Chromium (or serve a video "
                                             "with the browser page)")
     sub = p.add_subparsers(dest="cmd", required=True)
-    pl = sub.add_parser("play", help="play one session in headless Chromium")
+    pl = sub.add_parser("play", help="play one session in headless Chromium", epilog=DETECTION_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     pl.add_argument("--url", required=True)
     pl.add_argument("--abr", default="server", help=f"server or one of {', '.join(DASHJS_STRATEGIES)}")
     pl.add_argument("--log", default=None)

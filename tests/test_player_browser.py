@@ -268,6 +268,7 @@ def test_a_crashed_browser_is_a_failed_run(encoded, tmp_path):
     run = _read_log(tmp_path / "run.jsonl")
     assert run["summary"]["status"] == "failed"
     assert run["session"]["session"] == "crash1"  # what the page posted before the crash is kept (server copy)
+    assert "console_tail" in run["summary"] and Path(res.console_log).stat().st_size > 0
 
 
 def test_autoplay_that_never_starts_is_a_failed_run(encoded, tmp_path):
@@ -277,3 +278,40 @@ def test_autoplay_that_never_starts_is_a_failed_run(encoded, tmp_path):
     _assert_failed_with_console(res, tmp_path / "run.jsonl", "playback did not start within 6 s")
     console = Path(res.console_log).read_text()
     assert "NotAllowedError" in console  # the console says why: the autoplay policy
+
+
+def test_a_script_that_throws_is_a_failed_run_with_the_console_log(encoded, tmp_path):
+    """An uncaught exception in the page's own script (an inline script added once playback runs, throwing from a
+    timer) ends the run at the next poll (poll_s), with the exception in the reason and in the console log.
+    (Code run by WebDriver's execute_script would not do: its errors reach the page only as "Script error.")"""
+    def throw(driver):
+        driver.execute_script("const s = document.createElement('script');"
+                              "s.textContent = \"setTimeout(function () { throw new Error('genet-test-boom'); }, 0);\";"
+                              "document.head.appendChild(s);")
+
+    with BrowserServer(encoded.root) as srv:
+        res = play_browser(BrowserConfig(url=srv.url, session="throw1"), tmp_path / "run.jsonl", on_playing=throw)
+    _assert_failed_with_console(res, tmp_path / "run.jsonl", "page reported page_error")
+    assert "genet-test-boom" in res.reason
+    assert "genet-test-boom" in Path(res.console_log).read_text()
+    assert _read_log(tmp_path / "run.jsonl")["summary"]["ended"] is False  # failed before the video ended
+
+
+def test_a_hung_page_is_a_failed_run_with_the_console_log(encoded, tmp_path):
+    """A page whose main thread loops forever answers no WebDriver command: the run fails after
+    command_timeout_s, the browser is ended (no process left with its profile), and the console log (from
+    Chromium's own log, as the page can no longer be asked) holds what the page printed before it hung."""
+    from player.browser import browser_pids
+    profiles = []
+
+    def hang(driver):
+        profiles.append(driver.capabilities["chrome"]["userDataDir"])
+        driver.execute_script("setTimeout(function () { console.warn('genet-test-hanging'); while (true) {} }, 0);")
+
+    with BrowserServer(encoded.root, report_dir=tmp_path / "reports") as srv:
+        res = play_browser(BrowserConfig(url=srv.url, session="hang1", command_timeout_s=5),
+                           tmp_path / "run.jsonl", on_playing=hang)
+    _assert_failed_with_console(res, tmp_path / "run.jsonl", "no answer within 5 s")
+    assert "genet-test-hanging" in Path(res.console_log).read_text()
+    assert profiles and browser_pids(profiles[0]) == []
+    assert _read_log(tmp_path / "run.jsonl")["session"]["session"] == "hang1"  # the server's copy of the events
