@@ -101,7 +101,7 @@ from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig, discounted_returns, 
 from genet.ppo.networks import PensieveActorCritic
 from genet.ppo.progress import TrainingProgress
 from genet.ppo.threads import set_torch_threads, torch_thread_count
-from genet.ppo.workers import (ShardedRollout, WorkerPool, WorkerPoolOwner, column_sums, data_parallel_update,
+from genet.ppo.workers import (WorkerPool, WorkerPoolOwner, column_sums, data_parallel_update,
                                explained_variance_from_sums, parameters_vector, shard_sizes, worker_count)
 from traces.config_space import ConfigSpace, load_space
 from traces.errors import TraceFormatError
@@ -465,12 +465,12 @@ class AbrUseCase(WorkerPoolOwner):
         return {"obs": obs_buf, "final_obs": final_obs, "actions": act_buf, "logp": logp_buf, "entropy": ent_buf,
                 "rewards": rew, "terminated": term, "episode_returns": episodes}
 
-    def update(self, agent: AbrAgent, batch: dict[str, Any]) -> dict[str, float]:
-        """Discounted returns (no GAE) and the Pensieve-PPO update on one rollout batch."""
+    def _returns_and_advantages(self, agent: AbrAgent, batch: dict[str, Any]):
+        """A rollout batch's flattened observations, the critic's values, the discounted returns (no GAE;
+        rewards scaled by ``reward_scale``) and the advantages (returns - values), each (T, N)."""
         cfg, net = agent.config, agent.net
         T, N = batch["rewards"].shape
-        shape = self.layout.shape
-        obs = torch.from_numpy(batch["obs"].reshape(T * N, *shape))
+        obs = torch.from_numpy(batch["obs"].reshape(T * N, *self.layout.shape))
         with torch.no_grad():
             values = net.value(obs).numpy().reshape(T, N)
             last_v = net.value(torch.from_numpy(batch["final_obs"])).numpy()
@@ -478,7 +478,12 @@ class AbrUseCase(WorkerPoolOwner):
         next_values[-1] = last_v
         ret = discounted_returns(batch["rewards"] * cfg.reward_scale, batch["terminated"], np.zeros((T, N), bool),
                                  next_values, cfg.gamma)
-        adv = ret - values
+        return obs, values, ret, ret - values
+
+    def update(self, agent: AbrAgent, batch: dict[str, Any]) -> dict[str, float]:
+        """Discounted returns (no GAE) and the Pensieve-PPO update on one rollout batch."""
+        cfg, net = agent.config, agent.net
+        obs, values, ret, adv = self._returns_and_advantages(agent, batch)
         ppo = PPOConfig(clip=cfg.clip, dual_clip=cfg.dual_clip, epochs=cfg.epochs, minibatch=cfg.minibatch,
                         value_coef=cfg.value_coef, normalize_adv=False)
         net.train()
@@ -500,25 +505,10 @@ class AbrUseCase(WorkerPoolOwner):
         if distribution.real_prob > 0 and not self.real_traces:
             raise BadInputError("AbrUseCase.train: the distribution mixes in real traces (real_prob "
                              f"{distribution.real_prob}) but the use case was given none")
-        set_torch_threads(agent.config.torch_threads)
-        n_workers = worker_count(agent.config.rollout_workers, agent.config.n_envs)
-        if agent.rollout is None and n_workers > 1:
-            agent.rollout = ShardedRollout(n_workers)
-        if isinstance(agent.rollout, ShardedRollout):
-            return self._train_sharded(agent, distribution, iterations, seed)
-        if agent.rollout is None:
-            agent.rollout = self._start_rollout(distribution, seed)
-        for _ in range(iterations):
-            t0 = time.perf_counter()
-            self._refresh_pool(agent.rollout, distribution)
-            batch = self.collect(agent, distribution)
-            t1 = time.perf_counter()
-            stats = self.update(agent, batch)
-            t2 = time.perf_counter()
-            record = agent.record_update(batch["rewards"], batch["episode_returns"], t1 - t0, t2 - t1, **stats)
-            if self.on_update is not None:
-                self.on_update(agent, record)
-        return agent
+        return self._run_updates(agent, distribution, iterations, seed)
+
+    def _before_collect(self, agent: AbrAgent, distribution: ConfigDistribution) -> None:
+        self._refresh_pool(agent.rollout, distribution)
 
     # ------------------------------------------------------- rollout workers
     def shard_use_case(self, index: int, n_workers: int) -> "AbrUseCase":
@@ -539,17 +529,8 @@ class AbrUseCase(WorkerPoolOwner):
     def prepare_shard(self, agent: AbrAgent, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """A slice's training tensors (values, discounted returns, advantages as in :meth:`update`) and the
         summary the parent needs (rewards, episodes, sums for the statistics)."""
-        cfg, net = agent.config, agent.net
         T, N = batch["rewards"].shape
-        obs = torch.from_numpy(batch["obs"].reshape(T * N, *self.layout.shape))
-        with torch.no_grad():
-            values = net.value(obs).numpy().reshape(T, N)
-            last_v = net.value(torch.from_numpy(batch["final_obs"])).numpy()
-        next_values = np.zeros((T, N))
-        next_values[-1] = last_v
-        ret = discounted_returns(batch["rewards"] * cfg.reward_scale, batch["terminated"], np.zeros((T, N), bool),
-                                 next_values, cfg.gamma)
-        adv = ret - values
+        obs, values, ret, adv = self._returns_and_advantages(agent, batch)
         data = {"obs": obs, "actions": torch.from_numpy(batch["actions"].reshape(-1)),
                 "logp": torch.from_numpy(batch["logp"].reshape(-1)),
                 "adv": torch.from_numpy(adv.reshape(-1).astype(np.float32)),
@@ -578,11 +559,7 @@ class AbrUseCase(WorkerPoolOwner):
                 agent.entropy.update(rollout_entropy)
                 stats["explained_variance"] = explained_variance_from_sums(summaries)
                 t2 = time.perf_counter()
-                rewards = np.concatenate([s["rewards"] for s in summaries], axis=1)
-                episodes = [e for s in summaries for e in s["episode_returns"]]
-                record = agent.record_update(rewards, episodes, t1 - t0, t2 - t1, **stats)
-                if self.on_update is not None:
-                    self.on_update(agent, record)
+                self._record_sharded(agent, summaries, t1 - t0, t2 - t1, stats)
         except BaseException:
             self.close()  # the workers' state no longer matches the agent's
             raise

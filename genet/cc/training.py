@@ -345,25 +345,10 @@ class CcUseCase(WorkerPoolOwner):
         """``iterations`` PPO updates on environments drawn from ``distribution``."""
         if distribution.space.use_case != "cc":
             raise BadInputError(f"CcUseCase.train: distribution is for use case {distribution.space.use_case!r}")
-        set_torch_threads(agent.config.torch_threads)
-        n_workers = worker_count(agent.config.rollout_workers, agent.config.n_envs)
-        if agent.rollout is None and n_workers > 1:
-            agent.rollout = ShardedRollout(n_workers)
-        if isinstance(agent.rollout, ShardedRollout):
-            return self._train_sharded(agent, distribution, iterations, seed)
-        if agent.rollout is None:
-            agent.rollout = self._start_rollout(distribution, seed)
-        for _ in range(iterations):
-            t0 = time.perf_counter()
-            batch = self.collect(agent, distribution)
-            t1 = time.perf_counter()
-            stats = self.update(agent, batch)
-            t2 = time.perf_counter()
-            record = agent.record_update(batch["rewards"], batch["episode_returns"], t1 - t0, t2 - t1,
-                                         log_std=float(agent.net.log_std.detach()[0]), **stats)
-            if self.on_update is not None:
-                self.on_update(agent, record)
-        return agent
+        return self._run_updates(agent, distribution, iterations, seed)
+
+    def _record_extras(self, agent: CcAgent) -> dict[str, float]:
+        return {"log_std": float(agent.net.log_std.detach()[0])}
 
     # ------------------------------------------------------- rollout workers
     def shard_use_case(self, index: int, n_workers: int) -> "CcUseCase":
@@ -418,12 +403,7 @@ class CcUseCase(WorkerPoolOwner):
                                              generator=gen)
                 stats["explained_variance"] = explained_variance_from_sums(summaries)
                 t2 = time.perf_counter()
-                rewards = np.concatenate([s["rewards"] for s in summaries], axis=1)
-                episodes = [e for s in summaries for e in s["episode_returns"]]
-                record = agent.record_update(rewards, episodes, t1 - t0, t2 - t1,
-                                             log_std=float(agent.net.log_std.detach()[0]), **stats)
-                if self.on_update is not None:
-                    self.on_update(agent, record)
+                self._record_sharded(agent, summaries, t1 - t0, t2 - t1, stats)
         except BaseException:
             self.close()  # the workers' state no longer matches the agent's
             raise

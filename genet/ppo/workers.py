@@ -329,6 +329,52 @@ class WorkerPoolOwner:
     ray_address: str | None = None
     _pool: WorkerPool | None = None
 
+    # ------------------------------------------------- the shared training loop
+    def _before_collect(self, agent: Any, distribution: Any) -> None:
+        """Hook run at the start of every in-process iteration, before :meth:`collect` (ABR refreshes its
+        environment pool here)."""
+
+    def _record_extras(self, agent: Any) -> dict[str, float]:
+        """Extra figures for every update's record (CC: the policy's log std)."""
+        return {}
+
+    def _run_updates(self, agent: Any, distribution: Any, iterations: int, seed: int) -> Any:
+        """``iterations`` PPO updates, the loop both use cases share: torch threads, rollout workers when
+        asked for (:meth:`_train_sharded`), else collect -> update in this process, one record per update."""
+        import time
+        from genet.ppo.threads import set_torch_threads
+        set_torch_threads(agent.config.torch_threads)
+        n_workers = worker_count(agent.config.rollout_workers, agent.config.n_envs)
+        if agent.rollout is None and n_workers > 1:
+            agent.rollout = ShardedRollout(n_workers)
+        if isinstance(agent.rollout, ShardedRollout):
+            return self._train_sharded(agent, distribution, iterations, seed)
+        if agent.rollout is None:
+            agent.rollout = self._start_rollout(distribution, seed)
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            self._before_collect(agent, distribution)
+            batch = self.collect(agent, distribution)
+            t1 = time.perf_counter()
+            stats = self.update(agent, batch)
+            t2 = time.perf_counter()
+            self._record(agent, batch["rewards"], batch["episode_returns"], t1 - t0, t2 - t1, stats)
+        return agent
+
+    def _record(self, agent: Any, rewards: np.ndarray, episodes: list, collect_s: float, update_s: float,
+                stats: dict[str, float]) -> None:
+        """One update's record on the agent, then the ``on_update`` callback."""
+        record = agent.record_update(rewards, episodes, collect_s, update_s, **self._record_extras(agent), **stats)
+        if self.on_update is not None:
+            self.on_update(agent, record)
+
+    def _record_sharded(self, agent: Any, summaries: list[dict[str, Any]], collect_s: float, update_s: float,
+                        stats: dict[str, float]) -> None:
+        """:meth:`_record` for an update whose rollout came from the workers' ``summaries``."""
+        rewards = np.concatenate([s["rewards"] for s in summaries], axis=1)
+        episodes = [e for s in summaries for e in s["episode_returns"]]
+        self._record(agent, rewards, episodes, collect_s, update_s, stats)
+
     def _worker_pool(self, agent: Any) -> WorkerPool:
         """The pool for ``agent``'s :class:`ShardedRollout` (started on first use), holding its state."""
         roll = agent.rollout
