@@ -54,6 +54,10 @@ def register(subparsers, groups) -> None:
     s.add_argument("--min-rtt-ms", type=float, default=None, help="the path's RTT when known (sets the start rate "
                                                                   "as the simulator does)")
     s.add_argument("--history-length", type=int, default=10, help="monitor intervals in the Aurora observation")
+    s.add_argument("--no-low-latency-idle", action="store_true",
+                   help="do not hold /dev/cpu_dma_latency at 0 while sending (by default the sender asks for "
+                        "low-latency idle, which keeps its decision latency down on VMs, where it may open that "
+                        "file (root) and silently does without elsewhere)")
     s.set_defaults(func=cmd_send)
     _register_emulate_cc(subparsers)
 
@@ -72,7 +76,8 @@ def cmd_send(args) -> int:
     policy = load_rate_policy(args.policy, AuroraConfig(history_length=args.history_length,
                                                         reward_normaliser="measured"))
     snd = UdpSender(args.to, policy, args.duration_s, args.log, args.silence_timeout_s,
-                    initial_rate_mbps=args.initial_rate_mbps, min_rtt_ms=args.min_rtt_ms)
+                    initial_rate_mbps=args.initial_rate_mbps, min_rtt_ms=args.min_rtt_ms,
+                    low_latency_idle=not args.no_low_latency_idle)
     status, summary = snd.run()
     print(json.dumps({k: v for k, v in summary.items() if k != "type"}), flush=True)
     if status:

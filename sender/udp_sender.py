@@ -12,6 +12,20 @@ simulator's environment uses). Between packets it waits in ``select`` on the
 socket (woken by ACKs) until :data:`SPIN_S` before the next send, then spins:
 a sleep/busy-wait hybrid accurate to a few microseconds.
 
+Decision latency (issue 12: observation + policy + rate update, ``decision_us``):
+on a VM the first call after a sleep finds caches and TLB cold (the ONNX call
+alone goes from 8 to ~260 us), so the sender keeps the decision path warm:
+within :data:`HOT_S` (at most a quarter of the interval) of the next monitor
+interval's end it stops sleeping (spins, yielding the CPU) and rehearses the
+decision — :meth:`~genet.cc.aurora.AuroraController.rehearse` (the interval's
+record and observation, nothing changed), the policy on it and the action
+mapping, results discarded — every :data:`REHEARSE_S`, and collects the
+young GC generation so no collection lands inside a decision. The timed span
+stays the real decision. While it runs it also asks for low-latency idle
+(``/dev/cpu_dma_latency`` = 0, the PM QoS request `cyclictest` makes, dropped
+when the sender exits) where it may open that file (root), and silently does
+without elsewhere (``low_latency_idle=False`` / ``--no-low-latency-idle`` turns it off).
+
 Log (JSONL, one line per record, flushed as written, so a crash or SIGKILL
 leaves a readable prefix; :func:`read_log` skips a cut last line):
 ``{"type": "start", "run_metadata": {...}, ...}`` (the project's one run-metadata record,
@@ -27,19 +41,21 @@ Stops: after ``duration_s``; when no ACK has come for ``silence_timeout_s``
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
 import select
 import signal
 import socket
+import struct
 import time
 from array import array
 from pathlib import Path
 
 import numpy as np
 
-from genet.cc.aurora import AuroraController, initial_rate_pps, run_reward_normaliser_pps
+from genet.cc.aurora import AuroraController, apply_rate_action, initial_rate_pps, run_reward_normaliser_pps
 from genet.cc.monitor import LossDetector
 from genet.cc.registry import RatePolicy
 from genet.cc.reward import aurora_reward
@@ -52,7 +68,28 @@ MAX_BURST = 64
 yield_cpu = getattr(os, "sched_yield", lambda: None)
 MAX_LAG_S = 0.05
 SPIN_S = 200e-6
+#: Before a monitor interval's end, spin (no sleep) for this long (at most a quarter of the interval) ...
+HOT_S = 2e-3
+#: ... rehearsing the decision this often (see the module notes).
+REHEARSE_S = 0.25e-3
+#: The PM QoS file that keeps idle CPUs in shallow states while held open with 0 written.
+CPU_DMA_LATENCY = "/dev/cpu_dma_latency"
 EXIT_OK, EXIT_SILENT = 0, 3
+
+
+def hold_low_latency_idle(path: str = CPU_DMA_LATENCY) -> int | None:
+    """Ask for low-latency idle (PM QoS 0 us) for as long as the returned fd stays open; None when the file
+    cannot be opened or written (not root, no such device): best effort, silently skipped."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        return None
+    try:
+        os.write(fd, struct.pack("i", 0))
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
@@ -77,7 +114,7 @@ class UdpSender:
     def __init__(self, dest: tuple[str, int], policy: RatePolicy, duration_s: float,
                  log_path: str | os.PathLike | None = None, silence_timeout_s: float = 5.0,
                  initial_rate_mbps: float | None = None, min_rtt_ms: float | None = None,
-                 session: int | None = None, bind: str | None = None):
+                 session: int | None = None, bind: str | None = None, low_latency_idle: bool = True):
         if not duration_s > 0:
             raise BadInputError(f"--duration-s must be > 0, got {duration_s}")
         if not silence_timeout_s > 0:
@@ -97,6 +134,8 @@ class UdpSender:
         self.controller = AuroraController(cfg, rate)
         self.session = session if session is not None else random.getrandbits(63) | 1
         self.bind = bind
+        self.low_latency_idle = low_latency_idle
+        self.low_latency_idle_held = False
         self._stop_signal = 0
 
     def _on_signal(self, signum, frame):
@@ -111,6 +150,8 @@ class UdpSender:
                 old[sig] = signal.signal(sig, self._on_signal)
         log = open(self.log_path, "a", buffering=1) if self.log_path else None
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        qos_fd = hold_low_latency_idle() if self.low_latency_idle else None
+        self.low_latency_idle_held = qos_fd is not None
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
@@ -134,6 +175,8 @@ class UdpSender:
                 log.write(json.dumps(summary) + "\n")
             return status, summary
         finally:
+            if qos_fd is not None:
+                os.close(qos_fd)
             sock.close()
             if log:
                 log.close()
@@ -171,6 +214,9 @@ class UdpSender:
         status, reason = EXIT_OK, "duration reached"
         send = sock.send
         recv_into = sock.recv_into
+        cfg = ctl.config
+        warm = policy.network is not None  # rehearse the decision path (constant rates have none to speak of)
+        last_rehearsal_ns = 0
         while True:
             now = clock()
             if now >= end_ns:
@@ -253,9 +299,20 @@ class UdpSender:
                 reason = (f"no ACK from {self.dest[0]}:{self.dest[1]} for {self.silence_timeout_s:g} s "
                           f"(receiver gone or unreachable)")
                 break
-            # ---- wait: select (woken by ACKs) until SPIN_S before the next send, then spin
+            # ---- wait: select (woken by ACKs) until SPIN_S before the next send, then spin; close to the
+            # interval's end (where the decision comes: the first send at or after it), spin and rehearse
             wait_s = (next_send - now) * ns - SPIN_S
-            if wait_s > 0:
+            if warm and acked_total and ((mi_end_ns if mi_end_ns > next_send else next_send) - now
+                                         <= min(HOT_S, 0.25 * ctl.interval_s) * 1e9):
+                if now - last_rehearsal_ns >= REHEARSE_S * 1e9:
+                    obs = ctl.rehearse((now - t0) * ns)
+                    a = policy.decide(obs)
+                    apply_rate_action(ctl.rate_pps, a, cfg.delta_scale, cfg.min_rate_pps, cfg.max_rate_pps)
+                    gc.collect(0)
+                    last_rehearsal_ns = clock()
+                elif next_send > now:
+                    yield_cpu()
+            elif wait_s > 0:
                 try:
                     select.select((sock,), (), (), min(wait_s, 0.05))
                 except InterruptedError:
@@ -284,6 +341,7 @@ class UdpSender:
             "reward_normaliser_mbps": bw_pps * PACKET_BITS / 1e6, "reward_normaliser": "measured capacity "
             "(largest monitor-interval delivery rate)", "intervals": ctl.intervals,
             "decision_p50_us": percentile(dec, 50), "decision_p99_us": percentile(dec, 99),
+            "low_latency_idle": self.low_latency_idle_held,
             "late_acks": loss.late_acks, "duplicate_acks": loss.duplicate_acks, "malformed_acks": malformed,
         }
         return status, summary

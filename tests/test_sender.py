@@ -279,6 +279,59 @@ def test_an_aurora_model_drives_the_rate_over_loopback(tmp_path, repo_dir):
     assert os.path.exists(tmp_path / "a.jsonl")
 
 
+def _fed_controller(n_intervals: int):
+    """A controller fed with a fixed event stream for n_intervals intervals (then left mid-interval)."""
+    from genet.cc.aurora import AuroraController
+    ctl = AuroraController(AuroraConfig(reward_normaliser="measured"), 500.0)
+    rng = random.Random(3)
+    t = 0.0
+    ctl.start(t)
+    for k in range(n_intervals + 1):
+        for _ in range(40):
+            t += 0.001
+            ctl.monitor.on_packet_sent(t)
+            if rng.random() < 0.9:
+                ctl.monitor.on_packet_acked(t + 0.0005, 0.04 + 0.01 * rng.random())
+            else:
+                ctl.monitor.on_packet_lost(t)
+        if k < n_intervals:
+            ctl.finish_interval(t)
+    return ctl, t
+
+
+def test_rehearsing_the_decision_changes_nothing():
+    """The sender's warm-up (AuroraController.rehearse, IntervalMonitor.peek) gives the observation the next
+    decision would see and leaves every later record and observation exactly as without it."""
+    import numpy as np
+    plain, t = _fed_controller(12)
+    rehearsed, _ = _fed_controller(12)
+    peeked = rehearsed.monitor.peek(t)
+    for _ in range(3):
+        obs = rehearsed.rehearse(t)
+    np.testing.assert_array_equal(obs, rehearsed.observation)
+    a, b = plain.finish_interval(t + 0.001), rehearsed.finish_interval(t + 0.001)
+    assert peeked.packets_sent == b.packets_sent == 40 and peeked.avg_latency_s == a.avg_latency_s
+    for f in ("send_start_s", "send_end_s", "recv_start_s", "recv_end_s", "packets_sent", "packets_acked",
+              "packets_lost", "conn_min_latency_s", "avg_latency_s", "latency_increase_s"):
+        assert getattr(a, f) == getattr(b, f), f
+    np.testing.assert_array_equal(plain.observation, rehearsed.observation)
+    assert plain.interval_s == rehearsed.interval_s and plain.observation.dtype == np.float32
+    assert not np.array_equal(plain.observation[-3:], np.array([0.0, 1.0, 1.0], np.float32))
+
+
+def test_low_latency_idle_is_held_where_writable_and_skipped_elsewhere(tmp_path):
+    import struct
+
+    from sender.udp_sender import hold_low_latency_idle
+    assert hold_low_latency_idle(str(tmp_path / "no-such-dir" / "cpu_dma_latency")) is None
+    f = tmp_path / "qos"
+    f.write_bytes(b"")
+    fd = hold_low_latency_idle(str(f))
+    assert fd is not None
+    os.close(fd)
+    assert f.read_bytes() == struct.pack("i", 0)
+
+
 def _write_log(path, lines):
     path.write_text("# mahimahi mm-link (Uplink) [x] > log\n# command line: x\n# queue: droptail [packets=10]\n"
                     "# init timestamp: 1700000000000\n# base timestamp: 1000\n" + "".join(l + "\n" for l in lines))

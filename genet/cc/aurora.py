@@ -189,12 +189,24 @@ class AuroraController:
         self.interval_s = next_interval_s(mi, self.interval_s, self.config, serialisation_s)
         if mi.throughput_pps > self.max_delivery_pps:
             self.max_delivery_pps = mi.throughput_pps
-        obs = self.history.push(mi)
+        obs = self.history.push(mi)  # a fresh float32 array
         if self.config.clip_observation:
-            obs = np.clip(obs, self.obs_low, self.obs_high)
-        self.observation = obs.astype(np.float32)
+            np.clip(obs, self.obs_low, self.obs_high, out=obs)
+        self.observation = obs
         self.intervals += 1
         return mi
+
+    def rehearse(self, now_s: float) -> np.ndarray:
+        """The work of :meth:`finish_interval` at ``now_s`` with nothing changed (a real sender runs it, and
+        the policy on its result, while it waits, so that the decision path's caches stay warm); returns
+        the current observation (clipped and float32, as :meth:`finish_interval` makes it)."""
+        mi = self.monitor.peek(now_s)
+        next_interval_s(mi, self.interval_s, self.config, measured_serialisation_s(mi))
+        self.history.row(mi)
+        obs = self.history.observation()
+        if self.config.clip_observation:
+            np.clip(obs, self.obs_low, self.obs_high, out=obs)
+        return obs
 
     def apply_action(self, action: float) -> float:
         """Aurora's action -> new rate (packets/s); returns it."""

@@ -229,9 +229,25 @@ class IntervalMonitor:
     # --------------------------------------------------------------- finish
     def finish(self, now_s: float) -> MonitorInterval:
         """Close the interval at ``now_s``, return its record, start the next one."""
+        mi, prev_rtts = self._record(now_s)
+        self.prev_rtt_samples_s = prev_rtts
+        self.conn_min_latency_s = mi.conn_min_latency_s
+        self.prev_recv_end_s = mi.recv_end_s
+        self.start(mi.send_end_s)
+        return mi
+
+    def peek(self, now_s: float) -> MonitorInterval:
+        """The record :meth:`finish` would return at ``now_s``, without closing the interval (a real
+        sender rehearses its decision path with it to keep that path's caches warm)."""
+        return self._record(now_s)[0]
+
+    def _record(self, now_s: float) -> tuple[MonitorInterval, np.ndarray]:
+        """(the interval's record at ``now_s``, the RTT samples the next interval falls back on)."""
         end_s = float(now_s)
         self._flush_floats()
         rtts = np.concatenate(self._rtts) if self._rtts else np.zeros(0)
+        prev_rtts = self.prev_rtt_samples_s
+        conn_min = self.conn_min_latency_s
         acked_for_rate = self._acked
         if self._acked:
             recv_start = self.prev_recv_end_s
@@ -242,18 +258,16 @@ class IntervalMonitor:
         else:
             recv_start, recv_end = self._start_s, end_s
         if rtts.size:
-            self.prev_rtt_samples_s = rtts
-        elif self.prev_rtt_samples_s.size:
-            rtts = np.array([float(np.mean(self.prev_rtt_samples_s))])
+            prev_rtts = rtts
+        elif prev_rtts.size:
+            rtts = np.array([float(np.mean(prev_rtts))])
         if rtts.size:
             avg = float(np.add.reduce(rtts)) / rtts.size
-            if 0 < avg < self.conn_min_latency_s:
-                self.conn_min_latency_s = avg
+            if 0 < avg < conn_min:
+                conn_min = avg
         mi = MonitorInterval(self._start_s, end_s, recv_start, recv_end, self._sent, self._acked, self._lost,
-                             acked_for_rate, rtts, self.conn_min_latency_s, self.packet_bytes)
-        self.prev_recv_end_s = recv_end
-        self.start(end_s)
-        return mi
+                             acked_for_rate, rtts, conn_min, self.packet_bytes)
+        return mi, prev_rtts
 
 
 @dataclass
@@ -266,7 +280,7 @@ class ObservationHistory:
 
     features: tuple[str, ...] = GENET_FEATURES
     history_length: int = 10
-    _rows: np.ndarray = field(init=False, repr=False)
+    _flat: list = field(init=False, repr=False)  # history_length x len(features) floats, oldest first
 
     def __post_init__(self) -> None:
         for name in self.features:
@@ -281,16 +295,20 @@ class ObservationHistory:
         return len(self.features) * self.history_length
 
     def reset(self) -> None:
-        empty = [EMPTY_FEATURE_VALUE[f] for f in self.features]
-        self._rows = np.tile(np.array(empty, np.float64), (self.history_length, 1))
+        self._flat = [float(EMPTY_FEATURE_VALUE[f]) for f in self.features] * self.history_length
 
     def push(self, mi: MonitorInterval) -> np.ndarray:
-        self._rows[:-1] = self._rows[1:].copy()  # oldest row out (np.roll without the allocation overhead)
-        self._rows[-1] = [mi.feature(f) for f in self.features]
+        flat = self._flat  # plain floats: a push is a few list operations, no numpy calls (cheap when cold)
+        del flat[:len(self.features)]
+        flat.extend(self.row(mi))
         return self.observation()
 
+    def row(self, mi: MonitorInterval) -> list[float]:
+        """The interval's feature values (what :meth:`push` appends)."""
+        return [mi.feature(f) for f in self.features]
+
     def observation(self) -> np.ndarray:
-        return self._rows.reshape(-1).astype(np.float32)
+        return np.array(self._flat, np.float32)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         lo = np.array([FEATURE_BOUNDS[f][0] for f in self.features] * self.history_length, np.float32)
