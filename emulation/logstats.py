@@ -10,7 +10,11 @@ Definitions (testbeds.md §1.6, ``mahimahi:scripts/mm-throughput-graph``):
 * 95th-percentile signal delay: for every arrival ms ``a = T - DELAY`` keep the smallest DELAY,
   fill ms without one backwards as (next ms's value + 1), take the 95th percentile.
 
-Deviations: Mahimahi's script dies on ``d`` (drop) lines; here they are counted. Percentiles follow
+Deviations: Mahimahi's script dies on ``d`` (drop) lines; here they are counted. Our netns link also
+writes ``T l PKTS BYTES`` lines (same shape as ``d``) for its random (Bernoulli, ``mm-loss``) losses, which
+Mahimahi never logs: on the uplink these packets left the link (they have ``-`` lines) and were lost after
+it; on the downlink they were lost before it (no ``+`` line). They are appended when the link closes
+(their own time order), so they count as losses but not as link events (duration, first/last time). Percentiles follow
 the project's one rule (:func:`genet.metrics.percentile`, Pantheon's numpy "nearest") where
 mm-throughput-graph takes element ``floor(0.95 N)``: at most one rank apart.
 The log is reduced in one streaming pass (Pantheon's ``TunnelGraph`` style);
@@ -38,6 +42,7 @@ class LinkLog:
     arrivals: (time_ms, size_bytes) of ``+`` lines
     departures: (time_ms, size_bytes, delay_ms) of ``-`` lines
     drops: (time_ms, packets, bytes) of ``d`` lines
+    random_losses: (time_ms, packets, bytes) of ``l`` lines (random loss; see the module notes)
     header: the ``#`` header lines, key -> value (e.g. "queue" -> "droptail [packets=20]")
     """
 
@@ -46,6 +51,7 @@ class LinkLog:
     arrivals: list[tuple[int, int]] = field(default_factory=list)
     departures: list[tuple[int, int, int]] = field(default_factory=list)
     drops: list[tuple[int, int, int]] = field(default_factory=list)
+    random_losses: list[tuple[int, int, int]] = field(default_factory=list)
     header: dict[str, str] = field(default_factory=dict)
     first_ms: int | None = None
     last_ms: int | None = None
@@ -112,8 +118,8 @@ def read_link_log(path: str | os.PathLike) -> LinkLog:
                 raise TraceFormatError("event before the '# base timestamp:' header line (required, as "
                                        "mm-throughput-graph)", path, lineno)
             kind = parts[1] if len(parts) > 1 else ""
-            if kind not in ("#", "+", "-", "d"):
-                raise TraceFormatError(f"unknown event type {kind!r} (expected #, +, - or d)", path, lineno)
+            if kind not in ("#", "+", "-", "d", "l"):
+                raise TraceFormatError(f"unknown event type {kind!r} (expected #, +, -, d or l)", path, lineno)
             try:
                 t = int(parts[0]) - base
                 if kind == "#":
@@ -123,11 +129,14 @@ def read_link_log(path: str | os.PathLike) -> LinkLog:
                     log.arrivals.append((t, int(parts[2])))
                 elif kind == "-":
                     log.departures.append((t, int(parts[2]), int(parts[3])))
+                elif kind == "l":
+                    log.random_losses.append((t, int(parts[2]), int(parts[3])))
+                    continue  # not a link event: first/last time unchanged
                 else:
                     log.drops.append((t, int(parts[2]), int(parts[3])))
             except (IndexError, ValueError):
                 raise TraceFormatError(f"malformed event line {line.strip()!r} (expected 'T # BYTES', 'T + SIZE', "
-                                       "'T - SIZE DELAY' or 'T d PKTS BYTES')", path, lineno) from None
+                                       "'T - SIZE DELAY', 'T d PKTS BYTES' or 'T l PKTS BYTES')", path, lineno) from None
             if log.first_ms is None:
                 log.first_ms = t
             log.last_ms = t
@@ -235,7 +244,7 @@ def plot_link_log(log: LinkLog, png_path: str | os.PathLike, ms_per_bin: int = 5
 class LinkLogArrays:
     """The parts of an mm-link log that per-run metrics need, as numpy arrays (times in ms since the base
     timestamp): every ``#`` opportunity's time, ``+`` arrivals' (time, size), ``-`` departures' (time,
-    size, delay), drop counts. Read by :func:`read_link_log_arrays` with regular expressions over the
+    size, delay), drop counts, random-loss (``l``) counts. Read by :func:`read_link_log_arrays` with regular expressions over the
     whole file (C speed: a 15-s, 100 Mbit/s log in a fraction of a second)."""
 
     opportunity_ms: "np.ndarray"
@@ -245,6 +254,8 @@ class LinkLogArrays:
     departure_bytes: "np.ndarray"
     departure_delay_ms: "np.ndarray"
     dropped_packets: int
+    random_lost_packets: int = 0
+    random_lost_bytes: int = 0
 
 
 def read_link_log_arrays(path: str | os.PathLike) -> LinkLogArrays:
@@ -269,5 +280,6 @@ def read_link_log_arrays(path: str | os.PathLike) -> LinkLogArrays:
     arr = ints(rb"^(-?\d+) \+ (\d+)\r?$", 2)
     dep = ints(rb"^(-?\d+) - (\d+) (-?\d+)\r?$", 3)
     drops = ints(rb"^-?\d+ d (\d+) \d+\r?$", 1)
+    rand = ints(rb"^-?\d+ l (\d+) (\d+)\r?$", 2)
     return LinkLogArrays(opp, arr[:, 0] - base, arr[:, 1], dep[:, 0] - base, dep[:, 1], dep[:, 2],
-                         int(drops.sum()))
+                         int(drops.sum()), int(rand[:, 0].sum()), int(rand[:, 1].sum()))

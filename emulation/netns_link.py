@@ -8,6 +8,11 @@ side's) and moves packets between them through two
 * uplink (emulated -> host): link queue -> Bernoulli loss -> delay;
 * downlink (host -> emulated): delay -> Bernoulli loss -> link queue.
 
+Random losses go into the direction's log (when it has one) as ``T l 1 SIZE`` lines, the shape of
+Mahimahi's ``d`` drop lines (Mahimahi itself never logs ``mm-loss``): the stage that applies the
+loss writes them to ``LOG.random-loss`` and the first stage appends that file to the log when the
+link closes (see :mod:`emulation.logstats`), so one log holds every way a packet was lost.
+
 One process per Mahimahi ferry, as ``mm-delay D mm-link ...`` runs them: mm-link and mm-delay
 each run one process per direction, so with a delay there are four stages — uplink link queue,
 uplink delay, downlink delay, downlink link queue — joined by datagram socket pairs (without a
@@ -63,6 +68,7 @@ import math
 import os
 import random
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -155,7 +161,7 @@ class PassThrough:
 def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng: random.Random,
             delay_first: bool, init_ns: int, end_ms: int | None, pcap_in=None, pcap_out=None,
             watch_fds: tuple[int, ...] = (), wake_fd: int | None = None, src_external: bool = True,
-            late_s: float = 0.0) -> tuple[int, dict]:
+            late_s: float = 0.0, loss_log=None) -> tuple[int, dict]:
     """One stage: move packets from ``src`` to ``dst`` until stopped; return (status, counters).
 
     queue: the direction's :class:`LinkQueue`, or a :class:`PassThrough` (a delay stage)
@@ -166,6 +172,7 @@ def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng
     watch_fds: fds whose EOF ends the loop at once: stdin (the parent died: status 0) or a pipe the
                other direction's process holds open (it ended: status SIBLING_ENDED)
     wake_fd: the signal wakeup pipe; after a signal the loop drains (module docstring)
+    loss_log: a text file for the ``T l 1 SIZE`` line of each random loss (None: not logged)
     """
     read, write, monotonic_ns, sel = os.read, os.write, time.monotonic_ns, select.select
     line: deque = deque()  # the delay line: (release_ms, packet)
@@ -236,6 +243,8 @@ def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng
                 pkt = line.popleft()[1]
                 if loss_rate and rng.random() < loss_rate:
                     lost += 1
+                    if loss_log is not None:
+                        loss_log.write(f"{now_ms} l 1 {len(pkt)}\n")
                     continue
                 rationalize(now_ms)
                 enqueue(pkt, now_ms)
@@ -256,6 +265,8 @@ def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng
                 for _t, pkt in queue.drain():
                     if loss_rate and rng.random() < loss_rate:
                         lost += 1
+                        if loss_log is not None:
+                            loss_log.write(f"{now_ms} l 1 {len(pkt)}\n")
                         continue
                     line.append((release, pkt))
             while line and line[0][0] <= now_ms:
@@ -379,12 +390,16 @@ def run(config: dict) -> int:
         po = PcapWriter(f"{config[pout]}.{name}", init_ns, init_epoch_ns) if pout and config.get(pout) else None
         extra = {"lost": 0, "write_errors": 0}
         status = 1
+        direction = name.split("-")[0]
+        log_path = getattr(spec, direction).log_path
+        loss_log = open(log_path + RANDOM_LOSS_SUFFIX, "w", buffering=1 << 16) if (
+            opts["loss_rate"] and log_path) else None
         try:
-            status, extra = forward(queue, src, dst, rng=loss_rngs[name.split("-")[0]], init_ns=init_ns,
+            status, extra = forward(queue, src, dst, rng=loss_rngs[direction], init_ns=init_ns,
                                     end_ms=end_ms, pcap_in=pe, pcap_out=po, watch_fds=watch, wake_fd=wake_fd,
-                                    late_s=late_s, **opts)
+                                    late_s=late_s, loss_log=loss_log, **opts)
         finally:
-            _finish(queue, log, init_ns, end_ms, [w for w in (pe, po) if w is not None])
+            _finish(queue, log, init_ns, end_ms, [w for w in (pe, po, loss_log) if w is not None])
         return status, _counters(name, queue, extra)
 
     children = []  # (pid, stats read end, alive read end)
@@ -454,12 +469,31 @@ def run(config: dict) -> int:
                 out[f"{direction}_{k}"] = link_c.get(k, 0)
         out["write_errors"] = sum(v for k, v in stats.items() if k.endswith("_write_errors"))
         out["duration_ms"] = (time.monotonic_ns() - init_ns) // 1_000_000
+        for d in (spec.uplink, spec.downlink):
+            if d.log_path:
+                append_random_losses(d.log_path)
         for final in pcap_finals:
             merge_pcaps(final, [f"{final}.{st[0]}" for st in stages if os.path.exists(f"{final}.{st[0]}")])
         if config.get("stats_path"):
             from genet.atomic import atomic_write_text
             atomic_write_text(config["stats_path"], json.dumps(out))
     return status
+
+
+#: Suffix of the file a stage writes its random-loss lines to (appended to the log at the end).
+RANDOM_LOSS_SUFFIX = ".random-loss"
+
+
+def append_random_losses(log_path: str) -> None:
+    """Append the ``l`` lines of ``log_path`` + :data:`RANDOM_LOSS_SUFFIX` to the log; remove that file."""
+    part = log_path + RANDOM_LOSS_SUFFIX
+    if not os.path.exists(part):
+        return
+    try:
+        with open(part, "rb") as src, open(log_path, "ab") as dst:
+            shutil.copyfileobj(src, dst)
+    finally:
+        os.unlink(part)
 
 
 def _stage_socketpair() -> tuple[int, int]:

@@ -92,6 +92,29 @@ def test_const_20_into_a_100_packet_queue_loses_the_excess(tmp_path, no_leftover
     assert 0.38 <= row["loss_rate"] <= 0.45
 
 
+def test_random_loss_is_in_the_link_log_and_in_the_loss_rate(tmp_path, no_leftovers):
+    """The netns link logs its random losses (``T l 1 SIZE``), so the one metric source (the uplink log)
+    counts them: loss_rate = queue drops (none here) + random loss, and throughput is what got through."""
+    from emulation.logstats import read_link_log, read_link_log_arrays
+    from sender.emulate import link_settings, run_one, set_priority_for_jobs
+    set_priority_for_jobs(1)
+    trace = Trace.constant(LINK_MBPS, 5.0, name="c12-loss", delay_ms=DELAY_MS, queue_packets=1000, loss_rate=0.1)
+    s = link_settings(trace, None, None, None, None)
+    row = run_one(parse_policy("const:5", real_packets=True), trace, s, "netns", tmp_path / "run", 0,
+                  keep_logs=True)
+    log = tmp_path / "run" / "uplink.log"
+    up = read_link_log_arrays(log)
+    assert not list((tmp_path / "run").glob("*.random-loss"))  # appended to the log and removed
+    assert read_link_log(log).random_losses and up.dropped_packets == 0
+    print(f"\nconst:5, 10 % random loss: link loss {row['loss_rate']:.4f} ({up.random_lost_packets} l lines of "
+          f"{up.arrival_ms.size} arrivals), sender's view {row['sender_loss_rate']:.4f}, link throughput "
+          f"{row['throughput_mbps']:.3f} Mbit/s, receiver {row['receiver_throughput_mbps']:.3f}")
+    assert row["loss_rate"] == pytest.approx(up.random_lost_bytes / float(np.sum(up.arrival_bytes)), rel=1e-9)
+    assert 0.07 <= row["loss_rate"] <= 0.13
+    assert row["loss_rate"] == pytest.approx(row["sender_loss_rate"], abs=0.015)
+    assert row["throughput_mbps"] == pytest.approx(row["receiver_throughput_mbps"], rel=0.03)
+
+
 def test_shipped_aurora_model_rate_matches_the_simulator(tmp_path, repo_dir, no_leftovers):
     """12 Mbit/s, 20 ms, BDP queue (40 packets), 10 s: mean sending rate in emulation within 15 % of the
     simulator's, both within [0.5, 1.5] x the link rate."""

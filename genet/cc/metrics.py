@@ -114,12 +114,14 @@ def from_link_logs(uplink_log, downlink_log, delay_ms: float, policy: str, trace
     """The same row as :func:`summarize`, measured from an emulated link's Mahimahi-format logs
     (uplink = data, downlink = ACKs; no downlink log: ACKs see the propagation delay only) for every scheme alike, as Pantheon's tunnel logs (testbeds.md §4.3-4.4):
 
-    * throughput: departed bits (1500-byte IP packets: the log's sizes minus the 4-byte TUN header)
-      over the first-to-last departure span;
+    * throughput: departed bits (1500-byte IP packets: the log's sizes minus the 4-byte TUN header),
+      less those of packets randomly lost after the link (the netns link's ``l`` lines), over the
+      first-to-last departure span;
     * one-way delay of each departed packet: ``delay_ms`` + its queueing delay in the link;
     * RTT as Genet's Pantheon parser (``connection.py``): mean = mean data one-way delay + mean ACK
       one-way delay; p90/p95 = that percentile of the data one-way delay + the mean ACK one-way delay;
-    * loss: 1 - departed / arrived bytes (queue drops; random loss applied after the queue is not in the log);
+    * loss: 1 - (departed - randomly lost) / arrived bytes: queue drops and the random loss after the queue
+      (the netns link logs it as ``l`` lines; Mahimahi's mm-loss logs nothing, so there: queue drops only);
     * reward: the packet-level reward with the link's measured capacity (its ``#`` opportunities over the
       log) as normaliser (:func:`genet.cc.aurora.run_reward_normaliser_pps`).
     """
@@ -133,14 +135,16 @@ def from_link_logs(uplink_log, downlink_log, delay_ms: float, policy: str, trace
     if downlink_log is not None:
         down = downlink_log if hasattr(downlink_log, "departure_ms") else read_link_log_arrays(downlink_log)
     n_dep, n_arr = int(up.departure_ms.size), int(up.arrival_ms.size)
-    dep_bits = float(np.sum(up.departure_bytes - TUN_HEADER_BYTES)) * 8
+    rand_pkts, rand_bytes = getattr(up, "random_lost_packets", 0), getattr(up, "random_lost_bytes", 0)
+    dep_bits = (float(np.sum(up.departure_bytes - TUN_HEADER_BYTES))
+                - (rand_bytes - rand_pkts * TUN_HEADER_BYTES)) * 8
     span_s = float(up.departure_ms[-1] - up.departure_ms[0]) / 1000.0 if n_dep > 1 else 0.0
     tput_mbps = dep_bits / span_s / 1e6 if span_s > 0 else 0.0
     owd = delay_ms + up.departure_delay_ms.astype(float)
     ack_owd = delay_ms + (float(np.mean(down.departure_delay_ms)) if down is not None and down.departure_ms.size
                           else 0.0)
     arr_bytes = float(np.sum(up.arrival_bytes))
-    loss = 1.0 - float(np.sum(up.departure_bytes)) / arr_bytes if arr_bytes else 0.0
+    loss = 1.0 - (float(np.sum(up.departure_bytes)) - rand_bytes) / arr_bytes if arr_bytes else 0.0
     mean_rtt_ms = float(owd.mean()) + ack_owd if owd.size else float("nan")
     capacity_mbps = link_log_capacity_mbps(up)
     bw_pps = run_reward_normaliser_pps(capacity_mbps, 0.0)
@@ -157,7 +161,7 @@ def from_link_logs(uplink_log, downlink_log, delay_ms: float, policy: str, trace
                       trace_mean_bandwidth_mbps=trace_mean_bandwidth_mbps,
                       utilisation=delivered_mbps / trace_mean_bandwidth_mbps, min_rtt_ms=2 * delay_ms,
                       queue_packets=queue_packets, link_loss_rate=link_loss_rate, packets_sent=n_arr,
-                      packets_acked=n_dep, seed=seed)
+                      packets_acked=n_dep - rand_pkts, seed=seed)
 
 
 def link_log_capacity_mbps(log) -> float:
