@@ -38,6 +38,7 @@ def main() -> int:
     ap.add_argument("--chunks", type=int, default=None)
     ap.add_argument("--out", required=True)
     ap.add_argument("--compare", default=None, metavar="OTHER_OUT")
+    ap.add_argument("--tcp-cc", default="cubic", help="the video server's TCP congestion control")
     args = ap.parse_args()
     out = Path(args.out)
     tdir = out / "traces"
@@ -48,7 +49,7 @@ def main() -> int:
     policies = args.policies.split(",")
     t0 = time.monotonic()
     rows = emulate_abr(EmulateAbrConfig(policies=policies, traces=str(tdir), out=str(out), jobs=args.jobs,
-                                        repeats=args.repeats, n_chunks=args.chunks),
+                                        repeats=args.repeats, n_chunks=args.chunks, tcp_cc=args.tcp_cc),
                        progress=lambda r: print(f"  {r['policy']:<8} {r['trace']:<40} r{r['repeat']} {r['status']:<8} "
                                                 f"qoe={r.get('qoe', float('nan')):8.2f} "
                                                 f"sim={r.get('sim_qoe', float('nan')):8.2f}", flush=True))

@@ -49,6 +49,9 @@ def add_player_commands(sub) -> None:
     sv.add_argument("--log", default=None, metavar="FILE",
                     help="JSON-lines log of segments served and decisions (default: none)%(default).0s")
     sv.add_argument("--threads", type=int, default=16, help="worker threads (concurrent requests)")
+    sv.add_argument("--tcp-cc", default="cubic", metavar="NAME",
+                    help="TCP congestion control of the server's connections (cubic, bbr, reno, ...; always "
+                         "named, never the machine's default)")
     sv.set_defaults(func=cmd_serve)
 
     pl = sub.add_parser("play", formatter_class=fmt, help="headless player: play one video from a server",
@@ -115,6 +118,9 @@ def register_emulate(sub) -> None:
     ea.add_argument("--player", choices=("python", "chromium"), default="python",
                     help="headless Python player, or dash.js 5.2.1 in headless Chromium (needs --video DIR from "
                          "make-video; policies decide through the ABR endpoint; dashjs:bola etc.: dash.js decides)")
+    ea.add_argument("--tcp-cc", default="cubic", metavar="NAME",
+                    help="the video server's TCP congestion control (Pensieve's and Genet's Apache ran Cubic, "
+                         "the Linux default; named so that a machine whose default is BBR gives the same runs)")
     ea.set_defaults(func=cmd_emulate_abr)
 
 
@@ -136,7 +142,7 @@ def cmd_serve(args) -> int:
     video = args.video
     if video == "sized":
         video = str(write_sized_video(args.sized_dir).root)
-    serve(video, args.bind, args.port, args.policy, args.log, args.threads)
+    serve(video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc)
     return 0
 
 
@@ -161,7 +167,7 @@ def cmd_emulate_abr(args) -> int:
     policies = [x for v in (args.policy or ["bba,mpc"]) for x in v.split(",") if x]
     cfg = EmulateAbrConfig(policies=policies, traces=args.traces, out=args.out, delay_ms=args.delay_ms,
                            backend=args.backend, video=args.video, jobs=args.jobs, repeats=args.repeats,
-                           n_chunks=args.chunks, player=args.player)
+                           n_chunks=args.chunks, player=args.player, tcp_cc=args.tcp_cc)
 
     def progress(row):
         print(f"[{row['policy']} {row['trace']} r{row['repeat']}] {row['status']} "

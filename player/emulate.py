@@ -68,6 +68,7 @@ class SessionSpec:
     n_chunks: int | None
     timeout_s: float
     player: str = "python"
+    tcp_cc: str = "cubic"
 
 
 def run_session(spec: SessionSpec) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def run_session(spec: SessionSpec) -> dict[str, Any]:
         with open(sess / "server.out", "w") as out:
             server = link.host.popen([sys.executable, "-m", "player.server", "--video", spec.video_dir, "--bind",
                                       link.host.address, "--port", str(SERVER_PORT), "--log",
-                                      str(sess / "server.jsonl"), "--threads", "4",
+                                      str(sess / "server.jsonl"), "--threads", "4", "--tcp-cc", spec.tcp_cc,
                                       *(["--policy", browser_cmd[0]] if spec.player == "chromium" else [])],
                                      stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -191,7 +192,8 @@ class EmulateAbrConfig:
     delay_ms: one-way delay (40); backend: netns | mahimahi | mininet (netns); video: "sized" or a
     video directory ("sized"); jobs: sessions at once (1); repeats: runs per policy and trace (1);
     n_chunks: chunks per session (None: the whole video); sized_from: chunk table of the sized video
-    ("envivio")"""
+    ("envivio"); player: "python" or "chromium"; tcp_cc: the video server's TCP congestion control
+    ("cubic", as Pensieve's and Genet's Apache servers ran; never the machine's default)"""
 
     policies: list[str]
     traces: str
@@ -204,6 +206,7 @@ class EmulateAbrConfig:
     n_chunks: int | None = None
     sized_from: str = "envivio"
     player: str = "python"
+    tcp_cc: str = "cubic"
 
 
 def _trace_files(path: str) -> list[Path]:
@@ -284,7 +287,7 @@ def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None =
     n_chunks = video.n_source_chunks
     files = _trace_files(cfg.traces)
     key = {"traces": str(Path(cfg.traces).resolve()), "video": str(content.root.resolve()), "delay_ms": cfg.delay_ms,
-           "backend": cfg.backend, "n_chunks": n_chunks, **({"player": cfg.player} if cfg.player != "python" else {})}
+           "backend": cfg.backend, "n_chunks": n_chunks, **({"player": cfg.player} if cfg.player != "python" else {}), "tcp_cc": cfg.tcp_cc}
     journal = out / "results.jsonl"
     done = _journal(journal, key)
     specs = []
@@ -296,7 +299,7 @@ def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None =
                 sess = out / "sessions" / label / f"{f.name}-r{r}"
                 specs.append(SessionSpec(pol, str(f.resolve()), f.name, r, str(content.root.resolve()), cfg.delay_ms,
                                          cfg.backend, str(sess.resolve()), None,
-                                         n_chunks * video.chunk_length_s * 3 + 60.0, cfg.player))
+                                         n_chunks * video.chunk_length_s * 3 + 60.0, cfg.player, cfg.tcp_cc))
     rows = list(done.values())
     running: dict[subprocess.Popen, tuple[SessionSpec, Any]] = {}
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None

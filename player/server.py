@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -154,13 +155,37 @@ def _log_segment(logger: JsonlLog, path: str, size: int, status: int) -> None:
                   "client": request.remote_addr})
 
 
+#: The server's TCP congestion control unless told otherwise: Cubic, the Linux default Pensieve's and Genet's
+#: Apache servers ran with (Ubuntu 16.04/18.04); named, never the machine's default (BBR on some machines).
+DEFAULT_TCP_CC = "cubic"
+
+
+def set_tcp_congestion(sock, name: str) -> None:
+    """Set ``name`` (cubic, bbr, reno, ...) on a TCP socket; a listening socket passes it to every accepted
+    connection. Raises BadInputError naming the allowed algorithms when the kernel refuses it."""
+    import socket
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, name.encode())
+    except OSError as e:
+        try:
+            allowed = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control").read_text().split()
+        except OSError:
+            allowed = []
+        from genet.errors import BadInputError
+        raise BadInputError(f"--tcp-cc {name!r}: the kernel refused it ({e.strerror}); allowed here: "
+                            f"{', '.join(allowed) or 'unknown'}") from None
+
+
 def run_wsgi(app, bind: str = "127.0.0.1", port: int = 8000, threads: int = 16, ready_file: str | None = None,
-             banner: str = "") -> None:
+             banner: str = "", tcp_cc: str = DEFAULT_TCP_CC) -> None:
     """Run a Flask app made by :func:`create_app` (or one that extends it) on waitress until interrupted;
-    ``port`` 0 picks a free one (printed, and written to ``ready_file``)."""
+    ``port`` 0 picks a free one (printed, and written to ``ready_file``). Every connection uses the TCP
+    congestion control ``tcp_cc`` (set on the listening socket, which accepted sockets inherit)."""
     from waitress import create_server
     server = create_server(app, host=bind, port=port, threads=threads, channel_timeout=30,
                            connection_limit=256, ident="genet-player")
+    set_tcp_congestion(server.socket, tcp_cc)
+    banner = f"{banner} [TCP {tcp_cc}]".strip()
     print(f"serving on http://{bind}:{server.effective_port}/ {banner}".rstrip(), flush=True)
     if ready_file:
         Path(ready_file).write_text(str(server.effective_port))
@@ -174,10 +199,11 @@ def run_wsgi(app, bind: str = "127.0.0.1", port: int = 8000, threads: int = 16, 
 
 
 def serve(video_dir: str | os.PathLike, bind: str = "127.0.0.1", port: int = 8000, policy: str = "bba",
-          log: str | os.PathLike | None = None, threads: int = 16, ready_file: str | None = None) -> None:
-    """Serve ``video_dir`` until interrupted (waitress, ``threads`` worker threads)."""
+          log: str | os.PathLike | None = None, threads: int = 16, ready_file: str | None = None,
+          tcp_cc: str = DEFAULT_TCP_CC) -> None:
+    """Serve ``video_dir`` until interrupted (waitress, ``threads`` worker threads, TCP ``tcp_cc``)."""
     run_wsgi(create_app(video_dir, policy=policy, log=log), bind, port, threads, ready_file,
-             f"({video_dir}, ABR policy {policy})")
+             f"({video_dir}, ABR policy {policy})", tcp_cc)
 
 
 class ServerProcess:
@@ -254,10 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy", default="bba")
     p.add_argument("--log", default=None)
     p.add_argument("--threads", type=int, default=16)
+    p.add_argument("--tcp-cc", default=DEFAULT_TCP_CC, help="TCP congestion control of the server's connections")
     args = p.parse_args(argv)
     import signal
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    serve(args.video, args.bind, args.port, args.policy, args.log, args.threads)
+    from genet.errors import GenetError
+    try:
+        serve(args.video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc)
+    except GenetError as e:
+        print(f"python -m player.server: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -250,3 +250,28 @@ def test_encoded_video_tracks_the_ladder_and_plays(tmp_path):
     with Server(c.root) as srv:
         res = play(PlayerConfig(srv.url, policy="bba"), tmp_path / "enc.jsonl")
     assert res.status == "complete" and res.n_chunks == 2
+
+
+def _server_side_cc(port: int) -> set[str]:
+    """The congestion control of the server's established connections on ``port`` (``ss -ti``)."""
+    out = subprocess.run(["ss", "-Htin", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True, check=True).stdout
+    return {name for name in ("cubic", "bbr", "reno") if f" {name} " in f" {out} ".replace("\n", " ")}
+
+
+@pytest.mark.parametrize("tcp_cc", ["reno", "cubic"])
+def test_server_names_its_tcp_congestion_control(sized, tcp_cc):
+    """Every connection the server accepts uses --tcp-cc (default cubic), never the machine's default
+    (BBR on this machine); an algorithm the kernel refuses is a one-line error naming the allowed ones."""
+    args = ["--tcp-cc", tcp_cc] if tcp_cc != "cubic" else []
+    with ServerProcess(sized.root, args=args) as s:
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        c.request("GET", "/manifest.mpd")
+        assert c.getresponse().read()
+        try:
+            assert _server_side_cc(s.port) == {tcp_cc}
+        finally:
+            c.close()
+    p = subprocess.run([sys.executable, "-m", "player.server", "--video", str(sized.root), "--port", "0",
+                        "--tcp-cc", "no-such-cc"], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "no-such-cc" in p.stderr and "allowed here" in p.stderr, p.stderr[-500:]
