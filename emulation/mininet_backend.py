@@ -8,12 +8,18 @@ No Open vSwitch and no controller are needed. The bottleneck is shaped on
 the bridge's ports: the egress of the port facing the host side carries the
 uplink, the port facing the emulated side the downlink. Each port gets
 ``htb`` (root 5:, class 5:1, burst 15 kB as Mininet's TCIntf) and a leaf
-queue: ``pfifo limit N`` (droptail packets), ``bfifo limit B`` (droptail
+queue (the hosts' interfaces get ``gso_max_segs 1``, so no TCP super-packets: a packet limit counts
+1500-byte packets, as Mahimahi's queues do): ``pfifo limit N`` (droptail packets), ``bfifo limit B`` (droptail
 bytes), ``pfifo_head_drop limit N`` (drophead packets), Linux ``codel`` / ``pie``
 (when the kernel has them) or a 100000-packet pfifo for ``infinite``. A thread replays the trace: at every sample boundary
 it runs ``tc class change ... htb rate`` (the queue keeps its packets), looping
 unless ``once``. This is a fluid approximation, not Mahimahi's per-packet
-delivery opportunities; use the netns backend for those and for logs.
+delivery opportunities; use the netns backend for those.
+
+Logs (``uplink_log`` / ``downlink_log``): htb logs nothing, so the backend captures each logged
+direction on the bridge's two ports (arrival at the port it enters by, departure after the qdisc at
+the port it leaves by) and writes an mm-link-format log from that capture when the link closes
+(:mod:`emulation.bridge_capture`): the same log, read by the same metric code, as the other backends.
 
 Delay and loss need netem. Kernels without it (like the CI machine's) get a
 clear :class:`~emulation.config.EmulationError` pointing to the netns
@@ -89,6 +95,15 @@ def kernel_has_netem() -> bool:
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
 
 
+def require_netem() -> None:
+    """Raise the backend's clear error when delay or loss is asked for and this kernel has no netem."""
+    if not kernel_has_netem():
+        raise EmulationError(
+            "the mininet backend adds delay and loss with netem, and this kernel has no netem (sch_netem): "
+            "use --backend netns (delay and loss in user space, the default) or run in the Vagrant VM, "
+            "whose kernel has netem")
+
+
 def rate_trace(source: TraceLike):
     """The rate :class:`~traces.Trace` to replay (a number is a constant rate, 1-s samples)."""
     from pathlib import Path
@@ -136,9 +151,6 @@ class MininetLink:
     backend = "mininet"
 
     def __init__(self, spec: LinkSpec, uplink: TraceLike, downlink: TraceLike):
-        if spec.uplink.log_path or spec.downlink.log_path:
-            raise BadInputError("the mininet backend writes no Mahimahi logs; use the netns backend for "
-                             "--uplink-log/--downlink-log")
         self.spec = spec
         self.uplink_trace = rate_trace(uplink)
         self.downlink_trace = rate_trace(downlink)
@@ -156,16 +168,15 @@ class MininetLink:
         self._finished = threading.Event()
         #: time.monotonic() at trace t = 0 (set when the replay starts)
         self.replay_start_monotonic: float | None = None
+        self._captures: dict = {}  # direction -> BridgeCapture (logged directions)
+        self._init_epoch_ns = 0
 
     def start(self) -> "MininetLink":
         problem = mininet_problem()
         if problem:
             raise EmulationError(problem)
-        if self.needs_netem and not kernel_has_netem():
-            raise EmulationError(
-                "the mininet backend adds delay and loss with netem, and this kernel has no netem (sch_netem): "
-                "use --backend netns (delay and loss in user space, the default) or run in the Vagrant VM, "
-                "whose kernel has netem")
+        if self.needs_netem:
+            require_netem()
         import_mininet()
         from mininet.log import setLogLevel
         from mininet.net import Mininet
@@ -191,6 +202,10 @@ class MininetLink:
             net.addLink(h, s)  # gt-<k>s-eth2 faces the host side
             net.build()
             net.start()
+            for node in (e, h):  # no TSO/GSO super-packets: the queue's packet limit counts 1500-byte packets
+                for intf in node.intfNames():
+                    if intf != "lo":
+                        node.cmd(f"ip link set dev {intf} gso_max_segs 1")
             with state_lock():
                 self.record.pids = [[p, process_start_time(p) or 0] for p in (e.pid, h.pid)]
                 self.record.save()
@@ -215,9 +230,17 @@ class MininetLink:
                                                  f"{d.queue.kind} queue; use --backend netns (all queues in "
                                                  "user space)") from None
                         raise
+            from emulation.bridge_capture import BridgeCapture
+            if self.spec.uplink.log_path:  # uplink: arrives by the emulated side's port, leaves by the host's
+                self._captures["uplink"] = BridgeCapture(self.ports["downlink"], self.ports["uplink"],
+                                                         f"100.64.{k}.2")
+            if self.spec.downlink.log_path:
+                self._captures["downlink"] = BridgeCapture(self.ports["uplink"], self.ports["downlink"],
+                                                           f"100.64.{k}.1")
         except BaseException:
             self.close()
             raise
+        self._init_epoch_ns = time.time_ns()
         self.host = Endpoint("host", f"100.64.{k}.1", f"/proc/{h.pid}/ns/net")
         self.emulated = Endpoint("emulated", f"100.64.{k}.2", f"/proc/{e.pid}/ns/net",
                                  env={"MAHIMAHI_BASE": f"100.64.{k}.1"})
@@ -284,6 +307,15 @@ class MininetLink:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        for direction, cap in list(self._captures.items()):
+            d = getattr(self.spec, direction)
+            try:
+                if self._init_epoch_ns:
+                    self.stats[f"{direction}_capture"] = cap.write_log(
+                        d.log_path, d, direction.capitalize(), self.spec.command_line, self._init_epoch_ns)
+            finally:
+                cap.stop()
+            del self._captures[direction]
         for ep in (self.emulated, self.host):
             if ep is not None:
                 ep.close()

@@ -17,7 +17,10 @@ trace's duration in real time:
 Every scheme's headline figures come from the link's own logs
 (:func:`genet.cc.metrics.from_link_logs`), so they are defined alike for all of them; each row also
 carries the scheme's own view (our sender's RTT/loss, iperf3's throughput/RTT/retransmits) and the
-simulator's figures for the same policy and trace (``sim_*``).
+simulator's figures for the same policy and trace (``sim_*``). With ``--backend mininet`` (htb on a
+bridge; this kernel has no netem, so it needs ``--delay-ms 0`` and no random loss) that log is built
+from packet captures on the bridge's ports (:mod:`emulation.bridge_capture`): arrival before the htb
+queue, departure after it — the same log format and metric code.
 
 Outputs in ``--out``: ``results.csv``/``results.json`` (genet eval cc's columns + ``repeat``,
 ``backend``, own-view and ``sim_*`` columns), ``results.jsonl`` (journal: a rerun skips finished
@@ -235,18 +238,17 @@ def validate(args):
         raise BadInputError(f"--jobs must be >= 1, got {args.jobs}")
     if args.duration_s is not None and not args.duration_s > 0:
         raise BadInputError(f"--duration-s must be > 0, got {args.duration_s}")
-    if args.backend == "mininet":
-        raise BadInputError("genet emulate cc measures every scheme from the link's Mahimahi-format logs and the "
-                            "mininet backend writes none (it replays bandwidth with htb): use --backend netns "
-                            "(default) or mahimahi")
     if args.flows and args.backend != "netns":
         raise BadInputError("--flows needs the netns backend (per-flow figures come from its packet captures)")
     traces = load_traces(args.traces)
     if not traces:
         raise BadInputError(f"--traces {args.traces}: no traces found")
     settings = [link_settings(t, args.delay_ms, args.queue_packets, args.loss_rate, args.duration_s) for t in traces]
-    for t, s in zip(traces, settings):  # the backend's own checks (e.g. mininet without netem: no delay)
+    for t, s in zip(traces, settings):  # the backend's own checks
         _link(t, s, args.backend, None)
+    if args.backend == "mininet" and any(s.delay_ms > 0 or s.loss_rate > 0 for s in settings):
+        from emulation.mininet_backend import require_netem
+        require_netem()  # no netem here: delay/loss fail now, with the backend's clear error (--delay-ms 0 runs)
     if os.geteuid() != 0:
         raise GenetRuntimeError("genet emulate cc needs root (network namespaces, TUN devices)")
     return policies, flows, traces, settings, loaded

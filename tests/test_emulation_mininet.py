@@ -65,8 +65,67 @@ def test_delay_or_loss_without_netem_fails_clearly():
         with pytest.raises(EmulationError, match=r"no netem.*--backend netns.*Vagrant VM"):
             with LinkEmulator(12, 12, backend="mininet", **kwargs):
                 pass
-    with pytest.raises(ValueError, match="no Mahimahi logs"):
-        LinkEmulator(12, 12, backend="mininet", uplink_log="/tmp/x.log")
+
+
+def test_emulate_cc_over_mininet_with_delay_0_measures_every_scheme_from_the_capture_log(tmp_path):
+    """`genet emulate cc --backend mininet --delay-ms 0`: the link log comes from captures on the bridge's
+    ports (emulation.bridge_capture); const:5 and kernel Cubic are measured from it like on the netns link,
+    and agree with their own views (receiver, iperf3)."""
+    import sys
+    from emulation.logstats import read_link_log_arrays
+    from traces.io import write_trace
+    tdir = tmp_path / "traces"
+    tdir.mkdir()
+    write_trace(Trace.constant(12.0, 6.0, name="c12", queue_packets=100), tdir / "c12.json")
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "genet.cli", "emulate", "cc", "--backend", "mininet", "--delay-ms",
+                          "0", "--policy", "const:5,cubic", "--traces", str(tdir), "--no-sim", "--no-plots",
+                          "--out", str(out)], capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    rows = {r["policy"]: r for r in json.loads((out / "results.json").read_text())}
+    const, cubic = rows["const:5"], rows["cubic"]
+    print(f"\nmininet, 12 Mbit/s, delay 0, 100-packet queue: const:5 link {const['throughput_mbps']:.3f} Mbit/s "
+          f"(receiver {const['receiver_throughput_mbps']:.3f}), loss {const['loss_rate']:.4f}, p95 RTT "
+          f"{const['p95_rtt_ms']:.2f} ms; cubic link {cubic['throughput_mbps']:.3f} Mbit/s (iperf3 "
+          f"{cubic['iperf3_throughput_mbps']:.3f}), p95 RTT {cubic['p95_rtt_ms']:.2f} ms, loss {cubic['loss_rate']:.4f}")
+    assert const["backend"] == cubic["backend"] == "mininet"
+    assert const["throughput_mbps"] == pytest.approx(5.0, rel=0.03)
+    assert const["throughput_mbps"] == pytest.approx(const["receiver_throughput_mbps"], rel=0.03)
+    assert const["loss_rate"] < 0.005 and const["p95_rtt_ms"] < 5.0  # 5 of 12 Mbit/s: no queue to speak of
+    assert 0.8 * 12.0 <= cubic["throughput_mbps"] <= 1.05 * 12.0
+    # Cubic fills the 100-packet queue: up to 100 x 1500 bytes at 12 Mbit/s = 100 ms (1500-byte packets: no
+    # TSO super-packets in the queue), and overflows it
+    assert 20.0 < cubic["p95_rtt_ms"] <= 110.0 and cubic["loss_rate"] > 0
+    assert np.isfinite(const["reward"]) and np.isfinite(cubic["reward"])  # capacity from the log's opportunities
+
+
+def test_bridge_capture_log_sees_every_packet_with_its_queueing_delay(tmp_path):
+    """The capture-built uplink log of a mininet link: one + and one - line per UDP packet of a paced
+    stream (1504-byte sizes, as Mahimahi's), opportunities at the trace's rate, delays within the queue."""
+    import socket
+    from emulation.logstats import link_log_stats, read_link_log
+    log_path = tmp_path / "up.log"
+    with LinkEmulator(12.0, 12.0, backend="mininet", uplink_queue="droptail", uplink_queue_args="packets=20",
+                      uplink_log=str(log_path)) as link:
+        sink = link.host.popen(["python3", "-c", "import socket,time; s=socket.socket(2,2); "
+                                f"s.bind(('{link.host.address}',9999)); time.sleep(4)"])
+        time.sleep(0.5)
+        code = ("import socket,time; s=socket.socket(2,2); t=time.monotonic()\n"
+                "for i in range(2000):\n"
+                "    s.sendto(i.to_bytes(4,'big')+bytes(1468), (%r, 9999))\n"
+                "    while time.monotonic() < t + (i + 1) / 800: pass\n" % link.host.address)
+        link.emulated.run(["python3", "-c", code], check=True, timeout_s=30)
+        sink.kill()
+        sink.wait()
+    log = read_link_log(log_path)
+    stats = link_log_stats(log)
+    sizes = {s for _t, s in log.arrivals if s > 1000}
+    print(f"\ncapture log: {stats.format()}")
+    assert sizes == {1504}  # 1500-byte IP packets + Mahimahi's 4-byte TUN header
+    big = [d for d in log.departures if d[1] == 1504]
+    assert len(big) == 2000 and len([a for a in log.arrivals if a[1] == 1504]) == 2000  # 800 pps < 1000: no drops
+    assert max(d[2] for d in big) <= 5  # 9.6 of 12 Mbit/s: hardly any queueing
+    assert stats.capacity_mbps == pytest.approx(12.0 * 1504 / 1500, rel=0.03)
 
 
 def test_sigkill_leftovers_of_a_mininet_run_are_cleaned():
