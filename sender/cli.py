@@ -104,7 +104,9 @@ def _register_emulate_cc(subparsers) -> None:
     p.add_argument("--flows", default=None, metavar="P1,P2,...",
                    help="run these policies as competing flows through one bottleneck (per-flow share, Jain index)")
     p.add_argument("--traces", required=True, metavar="DIR", help="directory (or file) of traces")
-    p.add_argument("--backend", default="netns", choices=("netns", "mahimahi", "mininet"), help="link backend")
+    p.add_argument("--backend", default="netns", choices=("netns", "mahimahi", "mininet"),
+                   help="link backend (mininet: htb on a bridge, its link log built from captures on the bridge's "
+                        "ports; without netem in the kernel it needs --delay-ms 0 and no random loss)")
     p.add_argument("--delay-ms", type=float, default=None, help="one-way delay (not given: the trace's, else 25 ms)")
     p.add_argument("--queue-packets", type=float, default=None, help="uplink droptail queue (not given: the "
                                                                      "trace's, else 10)")
