@@ -41,8 +41,6 @@ import argparse
 import csv
 import json
 import os
-import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +50,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from ship_models import read_summary, sh  # noqa: E402  (one definition: how a genet command runs and is read)
 
 #: Budgets (environment steps per run): the shipped models' (scripts/ship_models.py).
 ABR_STEPS = 6_000_000
@@ -117,25 +117,6 @@ def eval_sets(use_case: str, shared: Path) -> list[tuple[str, list[str]]]:
         return [(s, ["--traces", str(shared / "traces/abr" / s)]) for s in ("fcc-val", "norway-val")]
     out = [(s, ["--traces", str(shared / "traces/cc" / s)]) for s in ("pantheon-ethernet", "pantheon-cellular")]
     return out + [("rl3-synthetic", ["--config", "rl3", "-n", "100", "--seed", "1"])]
-
-
-def sh(cmd: list[str], log: Path) -> str:
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    with open(log, "a") as fh:
-        fh.write(f"$ {shlex.join(cmd)}\n{proc.stdout}{proc.stderr}\n")
-    if proc.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc.stdout
-
-
-def read_summary(use_case: str, out: Path) -> dict[str, float]:
-    """{policy: mean reward} in --policy order; the first (the model) is labelled 'model'."""
-    if use_case == "abr":
-        pairs = [(s["policy"], float(s["qoe"])) for s in json.loads((out / "results.json").read_text())["summary"]]
-    else:
-        with open(out / "summary.csv") as fh:
-            pairs = [(s["policy"], float(s["reward"])) for s in csv.DictReader(fh)]
-    return {("model" if i == 0 else k): v for i, (k, v) in enumerate(pairs)}
 
 
 class Study:
