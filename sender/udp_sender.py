@@ -19,8 +19,9 @@ within :data:`HOT_S` (at most a quarter of the interval) of the next monitor
 interval's end it stops sleeping (spins, yielding the CPU) and rehearses the
 decision — :meth:`~genet.cc.aurora.AuroraController.rehearse` (the interval's
 record and observation, nothing changed), the policy on it and the action
-mapping, results discarded — every :data:`REHEARSE_S`, and collects the
-young GC generation so no collection lands inside a decision. The timed span
+mapping, results discarded — over and over while the next packet is more
+than :data:`REHEARSE_GUARD_S` away (spinning costs that CPU time anyway), and
+collects the young GC generation so no collection lands inside a decision. The timed span
 stays the real decision. While it runs it also asks for low-latency idle
 (``/dev/cpu_dma_latency`` = 0, the PM QoS request `cyclictest` makes, dropped
 when the sender exits) where it may open that file (root), and silently does
@@ -70,8 +71,9 @@ MAX_LAG_S = 0.05
 SPIN_S = 200e-6
 #: Before a monitor interval's end, spin (no sleep) for this long (at most a quarter of the interval) ...
 HOT_S = 2e-3
-#: ... rehearsing the decision this often (see the module notes).
-REHEARSE_S = 0.25e-3
+#: ... rehearsing the decision again and again (the spin's own CPU time; see the module notes) while the next
+#: packet is at least this far away (so a rehearsal never delays a send).
+REHEARSE_GUARD_S = 100e-6
 #: The PM QoS file that keeps idle CPUs in shallow states while held open with 0 written.
 CPU_DMA_LATENCY = "/dev/cpu_dma_latency"
 EXIT_OK, EXIT_SILENT = 0, 3
@@ -216,7 +218,6 @@ class UdpSender:
         recv_into = sock.recv_into
         cfg = ctl.config
         warm = policy.network is not None  # rehearse the decision path (constant rates have none to speak of)
-        last_rehearsal_ns = 0
         while True:
             now = clock()
             if now >= end_ns:
@@ -304,12 +305,11 @@ class UdpSender:
             wait_s = (next_send - now) * ns - SPIN_S
             if warm and acked_total and ((mi_end_ns if mi_end_ns > next_send else next_send) - now
                                          <= min(HOT_S, 0.25 * ctl.interval_s) * 1e9):
-                if now - last_rehearsal_ns >= REHEARSE_S * 1e9:
+                if next_send - now >= REHEARSE_GUARD_S * 1e9:
                     obs = ctl.rehearse((now - t0) * ns)
                     a = policy.decide(obs)
                     apply_rate_action(ctl.rate_pps, a, cfg.delta_scale, cfg.min_rate_pps, cfg.max_rate_pps)
                     gc.collect(0)
-                    last_rehearsal_ns = clock()
                 elif next_send > now:
                     yield_cpu()
             elif wait_s > 0:
