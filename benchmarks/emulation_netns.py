@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from emulation import LinkEmulator  # noqa: E402
-from emulation.measure import iperf3  # noqa: E402
+from sender.iperf3 import run_over_link as iperf3  # noqa: E402
 from emulation.probes import icmp_rtt_probe  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -168,8 +168,8 @@ def one_backend(backend: str, args) -> dict:
                 out["idle ping MAD, ms"] = ping.mad_ms
             for cc in ("cubic", "bbr"):
                 r = iperf3(link, cc, fd)
-                out[f"12 Mbit/s 20 ms {queue}: {cc} Mbit/s"] = r.receiver_mbps
-                out[f"12 Mbit/s 20 ms {queue}: {cc} mean RTT, ms"] = r.sender_mean_rtt_ms
+                out[f"12 Mbit/s 20 ms {queue}: {cc} Mbit/s"] = r.throughput_mbps
+                out[f"12 Mbit/s 20 ms {queue}: {cc} mean RTT, ms"] = r.rtt_mean_ms
     for delay in (20, 0):
         with LinkEmulator(args.rate_mbps, args.rate_mbps, delay_ms=delay, backend=backend) as link:
             for cc in ("cubic", "bbr"):
@@ -177,7 +177,7 @@ def one_backend(backend: str, args) -> dict:
                 c0, t0 = sum(cpu_s(p) for p in pids), time.monotonic()
                 r = iperf3(link, cc, args.duration_s)
                 c1, t1 = sum(cpu_s(p) for p in pids), time.monotonic()
-                out[f"{args.rate_mbps:g} Mbit/s trace, {delay} ms: {cc} Mbit/s"] = r.receiver_mbps
+                out[f"{args.rate_mbps:g} Mbit/s trace, {delay} ms: {cc} Mbit/s"] = r.throughput_mbps
                 out[f"{args.rate_mbps:g} Mbit/s trace, {delay} ms: {cc} link CPU, % of a core"] = \
                     100 * (c1 - c0) / (t1 - t0)
     return out

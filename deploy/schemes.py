@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genet.errors import GenetRuntimeError
+from sender import iperf3
 
 from deploy.config import Campaign, PathSpec, Scheme
 
@@ -62,6 +63,9 @@ class SchemeRunner:
 
     #: protocol the server listens on (its readiness check)
     proto = "tcp"
+    #: the server side ends by itself after its client (iperf3 -s -1): it gets a grace period to write its
+    #: report before it is stopped
+    server_exits_itself = False
     #: extra files (besides NAME.out/.err/.rc) the client side writes in its run directory
     client_files: tuple[str, ...] = ()
     server_files: tuple[str, ...] = ()
@@ -78,36 +82,33 @@ class SchemeRunner:
 
 class IperfRunner(SchemeRunner):
     proto = "tcp"
+    server_exits_itself = True
 
     def server(self, ctx: RunContext) -> Side:
-        return Side(["iperf3", "-s", "-1", "-p", str(ctx.campaign.port), "-i", f"{NORMALISER_INTERVAL_S:g}", "-J"],
+        return Side(iperf3.server_command(ctx.campaign.port, interval_s=NORMALISER_INTERVAL_S, json_report=True),
                     "server")
 
     def client(self, ctx: RunContext) -> Side:
-        return Side(["iperf3", "-c", ctx.path.server_address, "-p", str(ctx.campaign.port), "-C", ctx.scheme.value,
-                     "-t", f"{ctx.campaign.duration_s:g}", "-i", f"{IPERF_INTERVAL_S:g}", "-J"], "client")
+        return Side(iperf3.client_command(ctx.path.server_address, ctx.scheme.value, ctx.campaign.duration_s,
+                                          ctx.campaign.port, interval_s=IPERF_INTERVAL_S), "client")
 
     def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
         return log_metrics(ctx.scheme.kind, ctx.scheme.value, ctx.campaign.duration_s, local_dir)
 
 
-def _read_json(path: Path) -> dict:
+def _read_iperf3(path: Path) -> iperf3.Iperf3Report:
     try:
-        text = path.read_text()
+        return iperf3.parse_report(path.read_text(errors="replace"), path.name)
     except FileNotFoundError:
         raise LogCheckError(f"{path.name}: missing") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise LogCheckError(f"{path.name}: not complete JSON ({exc}; {len(text)} bytes)") from None
-    if not isinstance(data, dict):
-        raise LogCheckError(f"{path.name}: not a JSON object")
-    return data
+    except iperf3.Iperf3Error as exc:
+        raise LogCheckError(str(exc)) from None
 
 
-def iperf3_metrics(report: dict, duration_s: float, algorithm: str | None = None,
-                   server_report: dict | None = None) -> dict:
-    """Table-7 metrics of one ``iperf3 -c ... -J`` report (the sender's view of kernel TCP).
+def iperf3_metrics(report: iperf3.Iperf3Report, duration_s: float, algorithm: str | None = None,
+                   server_report: iperf3.Iperf3Report | None = None) -> dict:
+    """Table-7 metrics of one ``iperf3 -c ... -J`` report (the sender's view of kernel TCP), parsed by
+    :func:`sender.iperf3.parse_report`.
 
     throughput_mbps: receiver-side bits/s of the whole test; mean/p90/p95_rtt_ms: the kernel's smoothed
     RTT sampled every report interval (one percentile rule); loss_rate: retransmitted / sent segments
@@ -122,52 +123,32 @@ def iperf3_metrics(report: dict, duration_s: float, algorithm: str | None = None
     from genet.metrics import percentile
     from genet.packets import PACKET_BITS
 
-    if "error" in report:
-        raise LogCheckError(f"iperf3 reported an error: {report['error']}")
-    try:
-        end = report["end"]
-        received_bps = float(end["sum_received"]["bits_per_second"])
-        sent = end["sum_sent"]
-        sent_bytes = float(sent["bytes"])
-        retransmits = float(sent.get("retransmits", 0))
-        span_s = float(end["sum_received"]["seconds"])
-        intervals = report["intervals"]
-        start = report["start"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise LogCheckError(f"iperf3 report lacks {exc}") from None
+    span_s = report.duration_s
     if span_s < MIN_DURATION_FRACTION * duration_s:
         raise LogCheckError(f"iperf3 ran {span_s:.2f} s of {duration_s:g} s")
-    used = end.get("sender_tcp_congestion")
+    used = report.congestion_control
     if algorithm and used and used != algorithm:
         raise LogCheckError(f"iperf3 used congestion control {used}, not {algorithm}")
-    rtts_ms, interval_pps = [], []
-    for iv in intervals:
-        for st in iv.get("streams", []):
-            if st.get("rtt"):
-                rtts_ms.append(st["rtt"] / 1000.0)
-        s = iv.get("sum", {})
-        if s.get("seconds", 0) > 0.5 * IPERF_INTERVAL_S:
-            interval_pps.append(s["bits_per_second"] / PACKET_BITS)
-    delivered_pps = []
-    for iv in (server_report or {}).get("intervals", []):
-        sm = iv.get("sum", {})
-        if sm.get("seconds", 0) > 0.5 * NORMALISER_INTERVAL_S:
-            delivered_pps.append(sm["bits_per_second"] / PACKET_BITS)
+    rtts_ms = report.interval_rtts_ms()
+    interval_pps = [iv.throughput_mbps * 1e6 / PACKET_BITS for iv in report.intervals
+                    if iv.duration_s > 0.5 * IPERF_INTERVAL_S]
+    delivered_pps = [iv.throughput_mbps * 1e6 / PACKET_BITS for iv in (server_report.intervals if server_report
+                                                                       else ()) if iv.duration_s > 0.5 * NORMALISER_INTERVAL_S]
     normaliser_source = "receiver intervals" if delivered_pps else "sender intervals"
     interval_pps = delivered_pps or interval_pps
-    mss = float(start.get("tcp_mss_default") or 1448)
-    segments = max(1.0, sent_bytes / mss)
-    loss = min(1.0, retransmits / segments)
-    tput_pps = received_bps / PACKET_BITS
+    segments = max(1.0, report.sent_bytes / float(report.mss_bytes))
+    loss = min(1.0, report.retransmits / segments)
+    tput_pps = report.throughput_mbps * 1e6 / PACKET_BITS
     mean_rtt_ms = float(sum(rtts_ms) / len(rtts_ms)) if rtts_ms else float("nan")
     norm = run_reward_normaliser_pps(None, max(interval_pps) if interval_pps else tput_pps)
     reward = aurora_reward(tput_pps, mean_rtt_ms / 1000.0, loss, norm, "genet") if rtts_ms and norm > 0 \
         else float("nan")
-    return {"throughput_mbps": received_bps / 1e6, "mean_rtt_ms": mean_rtt_ms, "p90_rtt_ms": percentile(rtts_ms, 90),
-            "p95_rtt_ms": percentile(rtts_ms, 95), "loss_rate": loss, "reward": reward,
+    return {"throughput_mbps": report.throughput_mbps, "mean_rtt_ms": mean_rtt_ms,
+            "p90_rtt_ms": percentile(rtts_ms, 90), "p95_rtt_ms": percentile(rtts_ms, 95), "loss_rate": loss,
+            "reward": reward,
             "reward_normaliser": f"measured: largest delivery rate over one report interval ({normaliser_source})",
-            "reward_normaliser_mbps": norm * PACKET_BITS / 1e6, "retransmits": int(retransmits), "rtt_samples": len(rtts_ms),
-            "congestion_control": used or algorithm, "duration_s": span_s,
+            "reward_normaliser_mbps": norm * PACKET_BITS / 1e6, "retransmits": report.retransmits,
+            "rtt_samples": len(rtts_ms), "congestion_control": used or algorithm, "duration_s": span_s,
             "metrics_source": "iperf3 -J (sender's TCP_INFO RTT, retransmits)"}
 
 
@@ -295,8 +276,8 @@ def log_metrics(scheme_kind: str, scheme_value: str, duration_s: float, local_di
     report`` recomputes, so a report always uses the current definitions)."""
     if scheme_kind == "kernel":
         server = local_dir / "server.out"
-        return iperf3_metrics(_read_json(local_dir / "client.out"), duration_s, scheme_value,
-                              _read_json(server) if server.is_file() and server.stat().st_size else None)
+        return iperf3_metrics(_read_iperf3(local_dir / "client.out"), duration_s, scheme_value,
+                              _read_iperf3(server) if server.is_file() and server.stat().st_size else None)
     if scheme_kind in ("const", "onnx"):
         return sender_log_metrics(local_dir / "run.jsonl", duration_s)
     return player_log_metrics(local_dir / "run.jsonl")

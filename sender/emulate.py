@@ -158,15 +158,15 @@ def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat:
     """One (policy, trace, repeat) over its own link; returns the result row (without sim_*)."""
     from emulation.logstats import read_link_log_arrays
     from genet.cc.metrics import from_link_logs
-    from sender.kernel import run_iperf3
+    from sender.iperf3 import run_over_link
     run_dir.mkdir(parents=True, exist_ok=True)
     own: dict = {}
     t_start = time.monotonic()
     with _link(trace, s, backend, run_dir) as link:
         t_link = time.monotonic()
         if policy.is_kernel_tcp:
-            own = run_iperf3(link, policy.tcp_name, s.duration_s, port=5201 + port_offset,
-                             json_path=str(run_dir / "iperf3.json"))
+            own = run_over_link(link, policy.tcp_name, s.duration_s, port=5201 + port_offset,
+                                json_path=str(run_dir / "iperf3.json")).to_row("iperf3_")
         else:
             recv = _start_receiver(link, run_dir, RECEIVER_PORT + port_offset)
             res = link.emulated.run(_sender_cmd(policy, link, s, run_dir, RECEIVER_PORT + port_offset),

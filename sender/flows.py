@@ -54,16 +54,16 @@ def run_flows(flows, traces, settings, args, out: Path, loaded) -> int:
                 procs, servers = [], []
                 for i, (p, port) in enumerate(zip(flows, ports)):
                     if p.is_kernel_tcp:
-                        from sender.kernel import wait_listening
-                        servers.append(link.host.popen(["iperf3", "-s", "-1", "-p", str(port), "-B", link.host.address],
+                        from sender import iperf3
+                        servers.append(link.host.popen(iperf3.server_command(port, link.host.address),
                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-                        wait_listening(link.host, port)
+                        iperf3.wait_listening(link.host, port, link.host.address)
                     else:
                         servers.append(_start_receiver(link, run_dir, port, name=f"receiver{i}"))
                 for i, (p, port) in enumerate(zip(flows, ports)):
                     if p.is_kernel_tcp:
-                        cmd = ["iperf3", "-c", link.host.address, "-p", str(port), "-C", p.tcp_name, "-t",
-                               str(max(1, int(round(s.duration_s)))), "-J"]
+                        from sender import iperf3
+                        cmd = iperf3.client_command(link.host.address, p.tcp_name, s.duration_s, port)
                     else:
                         cmd = _sender_cmd(p, link, s, run_dir, port, name=f"sender{i}")
                     procs.append(link.emulated.popen(cmd, stdout=open(run_dir / f"flow{i}.out", "w"),

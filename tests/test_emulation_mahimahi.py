@@ -103,7 +103,7 @@ def test_real_mahimahi_refuses_a_command_its_user_cannot_run(tmp_path):
 def test_same_iperf3_and_ping_through_both_backends():
     """The same commands through real Mahimahi and through netns (host side in the root namespace, as
     Mahimahi's): ping-style RTT, iperf3 Cubic and BBR throughput, and BBR's mean RTT (queueing under load)."""
-    from emulation.measure import iperf3
+    from sender.iperf3 import run_over_link as iperf3
     from emulation.probes import icmp_rtt_probe
     got = {}
     for backend in ("mahimahi", "netns"):
@@ -111,14 +111,14 @@ def test_same_iperf3_and_ping_through_both_backends():
             ping = link.emulated.call(icmp_rtt_probe, link.host.address, 30, 0.03)
             got[backend] = (ping, iperf3(link, "cubic", 5), iperf3(link, "bbr", 12))
         p, c, b = got[backend]
-        print(f"{backend:8s}: ping min {p.min_ms:.2f} median {p.median_ms:.2f} ms | cubic {c.receiver_mbps:.2f} "
-              f"Mbit/s | bbr {b.receiver_mbps:.2f} Mbit/s, mean RTT {b.sender_mean_rtt_ms:.1f} ms")
+        print(f"{backend:8s}: ping min {p.min_ms:.2f} median {p.median_ms:.2f} ms | cubic {c.throughput_mbps:.2f} "
+              f"Mbit/s | bbr {b.throughput_mbps:.2f} Mbit/s, mean RTT {b.rtt_mean_ms:.1f} ms")
     (pm, cm, bm), (pn, cn, bn) = got["mahimahi"], got["netns"]
     assert pm.received == pn.received == 30
     assert abs(pn.min_ms - pm.min_ms) <= 1.5 and abs(pn.median_ms - pm.median_ms) <= 1.5
-    assert abs(cn.receiver_mbps - cm.receiver_mbps) / cm.receiver_mbps <= 0.03
-    assert abs(bn.receiver_mbps - bm.receiver_mbps) / bm.receiver_mbps <= 0.03
+    assert abs(cn.throughput_mbps - cm.throughput_mbps) / cm.throughput_mbps <= 0.03
+    assert abs(bn.throughput_mbps - bm.throughput_mbps) / bm.throughput_mbps <= 0.03
     # BBR's queueing: the 10 % check against quiet-machine Mahimahi figures is tests/test_emulation_fidelity.py;
     # here, side by side, Mahimahi's own figure grows with the machine's load (its shells run at normal
     # priority: 77 ms quiet, 90-106 ms at load 10-15 here) while the real-time netns link's does not.
-    assert 0.70 <= bn.sender_mean_rtt_ms / bm.sender_mean_rtt_ms <= 1.15
+    assert 0.70 <= bn.rtt_mean_ms / bm.rtt_mean_ms <= 1.15

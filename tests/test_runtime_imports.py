@@ -26,6 +26,7 @@ RUNTIME_MODULES = [
     "sender.receiver",
     "sender.udp_sender",
     "sender.kernel",
+    "sender.iperf3",
     "sender.cli",
     # ABR: QoE, observations, the policy registry with BBA/RobustMPC, the video table; the player
     "genet.abr.qoe",

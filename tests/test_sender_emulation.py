@@ -149,7 +149,7 @@ def test_kernel_bbr_uses_the_link_and_the_simulators_bbr_is_close(tmp_path, no_l
     print(f"\nkernel BBR over 12 Mbit/s: link throughput {row['throughput_mbps']:.2f} Mbit/s (iperf3 "
           f"{row['iperf3_throughput_mbps']:.2f}, retransmits {row['iperf3_retransmits']}); simulator's BBR "
           f"{sim['sim_throughput_mbps']:.2f} Mbit/s")
-    assert row["iperf3_congestion"] == "bbr"
+    assert row["iperf3_congestion_control"] == "bbr"
     assert row["throughput_mbps"] >= 0.9 * LINK_MBPS
     assert sim["sim_throughput_mbps"] == pytest.approx(row["throughput_mbps"], rel=0.10)
 
