@@ -5,12 +5,16 @@ each round (``random.Random(f"{seed}/{r}")``, so a rerun plans the same order). 
 with no pause (back to back, as Pensieve's and Pantheon's real-world procedures).
 
 One run (``r03-p1-cubic``, attempt ``a1``): connect (sessions are kept across runs; a dead one is
-reopened), start the server side in the background, wait until it listens, start the client side,
-wait for it until the campaign's ``timeout_s``, stop both by PID, fetch the logs over SFTP (each file
-appears locally only complete), check them (:mod:`deploy.schemes`) and append one record to
+reopened), start the server side in the background once its port is free and wait until it listens
+(one exec), start the client side and wait for it until the campaign's ``timeout_s`` (one exec), stop
+what still runs by PID (a server that ends by itself gets a grace period first), fetch the logs over
+SFTP (each file appears locally only complete), check them (:mod:`deploy.schemes`) and append one record to
 ``OUT/journal.jsonl`` (flushed and fsynced): status ``ok`` with the metrics, or ``failed`` with the
 reason; plus the hosts, their clock offsets (NTP-style over SSH, re-measured every
 :data:`CLOCK_MAX_AGE_S`), software versions, start time, wall time and orchestration overhead.
+
+Pipelining: a run's end (stop, fetch, check) runs in a worker thread while the next run starts (its
+server waits for the port to be free), and is journaled before the next run's record.
 
 Faults: a host that is unreachable or dies fails the runs that need it (with the reason) and the
 campaign goes on with the other paths. Ctrl-C / SIGTERM stops the remote processes of the current
@@ -40,6 +44,8 @@ JOURNAL = "journal.jsonl"
 CAMPAIGN_FILE = "campaign.json"
 CLOCK_MAX_AGE_S = 300.0
 READY_TIMEOUT_S = 30.0  # a video server may first write its sized content
+PORT_FREE_TIMEOUT_S = 15.0  # the previous run's server (stopped meanwhile by its run's end) releases the port
+SERVER_GRACE_S = 3.0  # a server that ends by itself (iperf3 -s -1) gets this long to write its report
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,8 @@ class CampaignSummary:
     exhausted: list[str] = field(default_factory=list)
     overhead_s: list[float] = field(default_factory=list)
     out_dir: str = ""
+    wall_s: float = 0.0  # from the first run's start to the last record
+    own_s: float = 0.0  # the runs' own time (CC: duration_s each; ABR: the client's time)
 
     @property
     def complete(self) -> bool:
@@ -116,8 +124,10 @@ class CampaignSummary:
             s += "..." if len(self.exhausted) > 8 else ""
         if self.overhead_s:
             o = sorted(self.overhead_s)
-            s += (f"\norchestration overhead per run (wall - duration): mean {sum(o) / len(o):.2f} s, "
-                  f"max {o[-1]:.2f} s over {len(o)} runs")
+            s += (f"\norchestration overhead per run: campaign wall {self.wall_s:.1f} s - the runs' own "
+                  f"{self.own_s:.1f} s = {(self.wall_s - self.own_s) / len(o):.2f} s per run (ends overlap the next "
+                  f"start); each run's own span - duration: mean {sum(o) / len(o):.2f} s, max {o[-1]:.2f} s over "
+                  f"{len(o)} runs")
         if not self.complete:
             s += f"\nrerun the same command to retry the failed runs (journal: {self.out_dir}/{JOURNAL})"
         return s
@@ -200,6 +210,39 @@ def run_campaign(campaign: Campaign, inventory: Inventory, out_dir: str | os.Pat
         signal.signal(signal.SIGTERM, on_term)
     status = 0
     executed = 0
+    pending: list = []  # the previous run and the future of its back half (pipelined)
+    from concurrent.futures import ThreadPoolExecutor
+    tails = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-tail")
+    pipeline = stop_after is None
+    t_start = time.monotonic()
+
+    def record(run: "_Run") -> None:
+        nonlocal executed
+        rec, pr = run.rec, run.pr
+        journal.append(rec)
+        executed += 1
+        if rec["status"] == "ok":
+            summary.ok += 1
+            summary.overhead_s.append(rec["overhead_s"])
+            summary.own_s += rec["wall_s"] - rec["overhead_s"]
+        else:
+            summary.failed += 1
+            if journal.failures(pr.run_id) > campaign.retry_limit:
+                summary.exhausted.append(pr.run_id)
+        summary.wall_s = time.monotonic() - t_start
+        if progress is not None:
+            tail = f"{rec['wall_s']:.1f} s" if rec["status"] == "ok" else rec.get("reason", "")
+            print(f"[{rec['status']:>6}] {pr.run_id} (round {pr.round}, #{pr.order}): {tail}", file=progress,
+                  flush=True)
+
+    def settle() -> None:
+        """Wait for the previous run's back half and journal it."""
+        while pending:
+            run, fut = pending[0]
+            fut.result()  # a bug in the back half is raised here
+            pending.pop(0)
+            record(run)
+
     try:
         for pr in plan:
             if journal.done(pr.run_id):
@@ -209,26 +252,27 @@ def run_campaign(campaign: Campaign, inventory: Inventory, out_dir: str | os.Pat
             if fails > campaign.retry_limit:
                 summary.exhausted.append(pr.run_id)
                 continue
-            rec = execute_run(pr, journal.attempts(pr.run_id) + 1, campaign, inventory, pool, out)
-            journal.append(rec)
-            executed += 1
-            if rec["status"] == "ok":
-                summary.ok += 1
-                summary.overhead_s.append(rec["overhead_s"])
-            else:
-                summary.failed += 1
-                if journal.failures(pr.run_id) > campaign.retry_limit:
-                    summary.exhausted.append(pr.run_id)
-            if progress is not None:
-                tail = f"{rec['wall_s']:.1f} s" if rec["status"] == "ok" else rec.get("reason", "")
-                print(f"[{rec['status']:>6}] {pr.run_id} (round {pr.round}, #{pr.order}): {tail}", file=progress,
-                      flush=True)
+            run = _Run(pr, journal.attempts(pr.run_id) + 1, campaign, inventory, pool, out)
+            good = run.guarded(run.front)
+            settle()  # the previous run's end overlapped this run's start and client
+            if good and pipeline:
+                pending.append((run, tails.submit(run.guarded, run.back)))
+                continue
+            if good:
+                run.guarded(run.back)
+            record(run)
             if stop_after is not None and executed >= stop_after:
                 break
+        settle()
     except (KeyboardInterrupt, _Interrupted):
         status = 130
+        try:
+            settle()  # the previous run ended normally: keep its record
+        except BaseException:  # noqa: BLE001
+            pass
         raise KeyboardInterrupt from None
     finally:
+        tails.shutdown(wait=True)
         pool.close()
         if in_main:
             signal.signal(signal.SIGTERM, old_term)
@@ -244,33 +288,79 @@ def _in_main_thread() -> bool:
 
 def execute_run(pr: PlannedRun, attempt: int, campaign: Campaign, inventory: Inventory, pool: HostPool,
                 out: Path) -> dict:
-    """One run; always returns its journal record (``ok`` / ``failed``); Ctrl-C records ``interrupted``
-    and re-raises after stopping the remote processes."""
-    path = inventory.paths[pr.path]
-    t0 = time.monotonic()
-    rec: dict = {"run_id": pr.run_id, "attempt": attempt, "round": pr.round, "order": pr.order, "path": pr.path,
-                 "scheme": pr.scheme.name, "scheme_kind": pr.scheme.kind, "use_case": campaign.use_case,
-                 "duration_s": campaign.duration_s, "started_utc": _utc(), "server": path.server,
-                 "client": path.client, "server_address": path.server_address}
-    local = out / "runs" / pr.run_id / f"a{attempt}"
-    rec["dir"] = str(local.relative_to(out))
-    runner = runner_for(pr.scheme)
-    started: list[tuple[Session, int]] = []
-    touched: list[Session] = []  # hosts this run may have started something on
-    try:
+    """One run, start to end; always returns its journal record (``ok`` / ``failed``); Ctrl-C records
+    ``interrupted`` and re-raises after stopping the remote processes."""
+    run = _Run(pr, attempt, campaign, inventory, pool, out)
+    if run.guarded(run.front):
+        run.guarded(run.back)
+    return run.rec
+
+
+class _Run:
+    """One run in two halves, so that a campaign can overlap one run's end with the next one's start.
+
+    ``front``: hosts, clock offsets, checks; the server side started (after the port is free: the previous
+    run's server may still be ending) and ready, in one exec; the client side started and waited for, in
+    one exec. ``back``: the server side ended (a grace period first if it ends by itself), the logs
+    fetched atomically over SFTP and checked, the metrics. :meth:`guarded` gives both halves the run's
+    fault handling; the record is final once it returns False or after ``back``."""
+
+    def __init__(self, pr: PlannedRun, attempt: int, campaign: Campaign, inventory: Inventory, pool: HostPool,
+                 out: Path):
+        self.pr, self.campaign, self.pool = pr, campaign, pool
+        self.path = path = inventory.paths[pr.path]
+        self.t0 = time.monotonic()
+        self.rec: dict = {"run_id": pr.run_id, "attempt": attempt, "round": pr.round, "order": pr.order,
+                          "path": pr.path, "scheme": pr.scheme.name, "scheme_kind": pr.scheme.kind,
+                          "use_case": campaign.use_case, "duration_s": campaign.duration_s, "started_utc": _utc(),
+                          "server": path.server, "client": path.client, "server_address": path.server_address}
+        self.out = out
+        self.local = out / "runs" / pr.run_id / f"a{attempt}"
+        self.rec["dir"] = str(self.local.relative_to(out))
+        self.runner = runner_for(pr.scheme)
+        self.started: list[tuple[Session, int]] = []
+        self.touched: list[Session] = []  # hosts this run may have started something on
+        self.phases = self.rec["phases_s"] = {}
+        self.mark = time.monotonic()
+        self.attempt = attempt
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases[name] = round(now - self.mark, 3)
+        self.mark = now
+
+    def guarded(self, half) -> bool:
+        """Run ``half``; True if the run is still good. A RemoteError / LogCheckError fails the run (its
+        processes stopped); Ctrl-C / SIGTERM stops them, records ``interrupted`` and re-raises."""
+        try:
+            half()
+            return self.rec.get("status") != "failed"
+        except (KeyboardInterrupt, BaseException) as exc:
+            if not isinstance(exc, Exception):  # Ctrl-C / SIGTERM: stop what we started, record, re-raise
+                _stop_all(self.started)
+                for s in self.touched:  # also a process whose PID had not come back yet (interrupted while starting)
+                    try:
+                        s.helper("stop-stale", s.host.work_dir)
+                    except BaseException:  # noqa: BLE001 - a dead host: its watchdog ends the process
+                        pass
+                self.rec.update(status="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
+                _finish(self.rec, self.t0, self.campaign)
+                _append_interrupted(self.out, self.rec)
+                raise
+            _stop_all(self.started)
+            if not isinstance(exc, (RemoteError, LogCheckError)):
+                raise
+            self.rec.update(status="failed", reason=str(exc))
+            _finish(self.rec, self.t0, self.campaign)
+            return False
+
+    def front(self) -> None:
+        pr, campaign, pool, path, rec, runner = self.pr, self.campaign, self.pool, self.path, self.rec, self.runner
         if isinstance(runner, NeedsGenetRunner) and runner.unavailable_reason():
             raise LogCheckError(runner.unavailable_reason())
-        phases = rec["phases_s"] = {}
-        mark = [time.monotonic()]
-
-        def lap(name: str) -> None:
-            now = time.monotonic()
-            phases[name] = round(now - mark[0], 3)
-            mark[0] = now
-
-        srv, cli = pool.get(path.server), pool.get(path.client)
-        touched += [srv, cli]
-        lap("connect")
+        self.srv, self.cli = srv, cli = pool.get(path.server), pool.get(path.client)
+        self.touched += [srv, cli]
+        self.lap("connect")
         hosts = {}
         for role, name, s in (("server", path.server, srv), ("client", path.client, cli)):
             off = pool.clock(name)
@@ -279,33 +369,38 @@ def execute_run(pr: PlannedRun, attempt: int, campaign: Campaign, inventory: Inv
                            "clock_rtt_ms": off.rtt_ms, "python": info["python"], "kernel": info["uname"],
                            "iperf3": info.get("iperf3_version"), "genet": info.get("genet")}
         rec["hosts"] = hosts
-        lap("clock")
+        self.lap("clock")
         if pr.scheme.kind == "kernel" and pr.scheme.value not in pool.info[path.client]["allowed_cc"]:
             raise LogCheckError(f"{path.client}: congestion control {pr.scheme.value} is not allowed there "
                                 f"(net.ipv4.tcp_allowed_congestion_control = "
                                 f"{' '.join(pool.info[path.client]['allowed_cc'])})")
-        remote_dirs = {}
+        self.remote_dirs = remote_dirs = {}
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         for role, s in (("server", srv), ("client", cli)):
             # (the time suffix keeps an attempt a killed controller never recorded apart from its rerun)
-            remote_dirs[role] = s.remote_path("runs", campaign.name, f"{pr.run_id}-a{attempt}-{stamp}")
-        ctx = RunContext(campaign, path, pr.scheme, srv.host.python,
-                         client_genet=cli.remote_path("venv", "bin", "genet"),
-                         server_genet=srv.remote_path("venv", "bin", "genet"),
-                         remote_models=cli.remote_path("models"), server_videos=srv.remote_path("videos"))
+            remote_dirs[role] = s.remote_path("runs", campaign.name, f"{pr.run_id}-a{self.attempt}-{stamp}")
+        self.ctx = ctx = RunContext(campaign, path, pr.scheme, srv.host.python,
+                                    client_genet=cli.remote_path("venv", "bin", "genet"),
+                                    server_genet=srv.remote_path("venv", "bin", "genet"),
+                                    remote_models=cli.remote_path("models"), server_videos=srv.remote_path("videos"))
         if isinstance(runner, NeedsGenetRunner):
             for name, s in ((path.server, srv), (path.client, cli)):
                 if not pool.info[name].get("genet"):
                     raise LogCheckError(f"{name}: genet is not installed in {s.remote_path('venv')} "
                                         f"(genet deploy push INVENTORY)")
         limit_s = campaign.timeout_s + 5
-        server, client = runner.server(ctx), runner.client(ctx)
+        self.server, self.client = server, client = runner.server(ctx), runner.client(ctx)
         rec["server_command"], rec["client_command"] = server.argv, client.argv
-        spid, listening = srv.start_background(server.argv, remote_dirs["server"], server.name, limit_s,
-                                               ready=(runner.proto, campaign.port, READY_TIMEOUT_S))
-        started.append((srv, spid))
-        lap("start_server")
-        if not listening:
+        port = (runner.proto, campaign.port)
+        ans = srv.launch(server.argv, remote_dirs["server"], server.name, limit_s,
+                         port_free=(*port, PORT_FREE_TIMEOUT_S), ready=(*port, READY_TIMEOUT_S))
+        if ans.port_free is False:
+            raise RemoteError(srv.host.label, f"{runner.proto} port {campaign.port} is still in use after "
+                                              f"{PORT_FREE_TIMEOUT_S:g} s (the previous run's server, or another "
+                                              f"program); nothing started")
+        self.started.append((srv, ans.pid))
+        self.lap("start_server")
+        if not ans.listening:
             err = srv.run(["tail", "-n", "2", f"{remote_dirs['server']}/{server.name}.err"], check=False,
                           timeout_s=15).stdout.strip().replace("\n", " | ")
             raise RemoteError(srv.host.label, f"the server side did not listen on {runner.proto} port "
@@ -313,57 +408,43 @@ def execute_run(pr: PlannedRun, attempt: int, campaign: Campaign, inventory: Inv
                                               + (f": {err}" if err else ""))
         t_client = time.monotonic()
         rec["client_started_utc"] = _utc()
-        cpid = cli.start_background(client.argv, remote_dirs["client"], client.name, limit_s)
-        started.append((cli, cpid))
-        remaining = campaign.timeout_s - (time.monotonic() - t0)
-        finished = cli.wait_pid(cpid, max(1.0, remaining))
+        remaining = campaign.timeout_s - (time.monotonic() - self.t0)
+        ans = cli.launch(client.argv, remote_dirs["client"], client.name, limit_s, wait_exit_s=max(1.0, remaining))
         rec["client_s"] = round(time.monotonic() - t_client, 3)
-        lap("client")
-        if finished:
-            started.pop()  # the client ended by itself
-        _stop_all(started, raise_errors=True)
-        lap("stop")
-        if not finished:
+        self.lap("client")
+        if not ans.exited:
+            self.started.append((cli, ans.pid))
             raise RemoteError(cli.host.label, f"the client side did not finish within the timeout "
                                               f"({campaign.timeout_s:g} s); stopped")
+
+    def back(self) -> None:
+        rec, runner, local, srv, cli = self.rec, self.runner, self.local, self.srv, self.cli
+        self.mark = time.monotonic()
+        grace = SERVER_GRACE_S if runner.server_exits_itself else 0.0
+        for s, pid in self.started:
+            s.stop(pid, grace_s=grace)
+        self.started.clear()
+        self.lap("stop")
         local.mkdir(parents=True, exist_ok=True)
         fetched = {}
-        for role, s, side, extra in (("server", srv, server, runner.server_files),
-                                     ("client", cli, client, runner.client_files)):
+        for role, s, side, extra in (("server", srv, self.server, runner.server_files),
+                                     ("client", cli, self.client, runner.client_files)):
             for fname in [f"{side.name}.out", f"{side.name}.err", f"{side.name}.rc", *extra]:
                 try:
-                    fetched[fname] = s.fetch(f"{remote_dirs[role]}/{fname}", local / fname)
+                    fetched[fname] = s.fetch(f"{self.remote_dirs[role]}/{fname}", local / fname)
                 except RemoteError as exc:
                     if fname.endswith(".rc"):
                         continue  # killed by its watchdog: no status; reported below
                     raise LogCheckError(f"log {fname} not collected: {exc}") from None
         rec["files"] = fetched
-        lap("fetch")
-        rc = _read_rc(local / f"{client.name}.rc")
+        self.lap("fetch")
+        rc = _read_rc(local / f"{self.client.name}.rc")
         if rc != 0:
-            err = (local / f"{client.name}.err").read_text(errors="replace").strip().splitlines()
+            err = (local / f"{self.client.name}.err").read_text(errors="replace").strip().splitlines()
             raise LogCheckError(f"the client side exited with status {rc}: {err[-1] if err else 'no stderr'}")
-        metrics = runner.metrics(ctx, local)
-        rec["metrics"] = metrics
+        rec["metrics"] = runner.metrics(self.ctx, local)
         rec["status"] = "ok"
-    except (KeyboardInterrupt, BaseException) as exc:
-        if not isinstance(exc, Exception):  # Ctrl-C / SIGTERM: stop what we started, record, re-raise
-            _stop_all(started)
-            for s in touched:  # also a process whose PID had not come back yet (interrupted while starting)
-                try:
-                    s.helper("stop-stale", s.host.work_dir)
-                except BaseException:  # noqa: BLE001 - a dead host: its watchdog ends the process
-                    pass
-            rec.update(status="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
-            _finish(rec, t0, campaign)
-            _append_interrupted(out, rec)
-            raise
-        _stop_all(started)
-        if not isinstance(exc, (RemoteError, LogCheckError)):
-            raise
-        rec.update(status="failed", reason=str(exc))
-    _finish(rec, t0, campaign)
-    return rec
+        _finish(rec, self.t0, self.campaign)
 
 
 def _append_interrupted(out: Path, rec: dict) -> None:

@@ -9,11 +9,20 @@ line (except ``clock``, which answers line by line).
   ``--stop-stale`` also what ``stop-stale`` does
 * ``wait-pid PID TIMEOUT_S``: wait until process PID is gone (or a zombie); {"exited": bool}
 * ``wait-port tcp|udp PORT TIMEOUT_S``: wait until something listens on PORT (any address)
-* ``stop WORK_DIR PID...``: SIGTERM then SIGKILL each process group PID whose leader's working
-  directory is inside WORK_DIR (so a reused PID of someone else is never touched)
+* ``launch RUN_DIR NAME LIMIT_S SHELL_COMMAND [--port-free PROTO PORT S] [--ready PROTO PORT S]
+  [--wait-exit S]``: one round trip for a run's side: (wait until nothing listens on PORT: the previous
+  run's server has gone,) start SHELL_COMMAND in RUN_DIR detached (own session, ``nohup``, stdin
+  /dev/null, output to NAME.out / NAME.err) under ``timeout LIMIT_S``, PID in NAME.pid, exit status in
+  NAME.rc; (wait until it listens on PORT;) (wait until it exits); {"pid", "listening", "exited"}
+* ``stop WORK_DIR [--grace S] PID...``: (give the groups S seconds to end by themselves, then) SIGTERM
+  then SIGKILL each process group PID whose leader's working directory is inside WORK_DIR (so a reused
+  PID of someone else is never touched)
 * ``ours WORK_DIR``: processes whose working directory is inside WORK_DIR (what a campaign left)
 * ``stop-stale WORK_DIR``: stop every group recorded in WORK_DIR/runs/**/*.pid that is still ours
 * ``clock``: for each line read, print time.time_ns() (the NTP-style exchange)
+* ``agent``: a long-lived server of the commands above over one SSH channel (JSON lines, see
+  :func:`_agent`): the controller's per-run commands cost a round trip instead of an SSH exec and an
+  interpreter start
 * ``manifest DIR``: {relative path: [size, sha256]} of the files under DIR
 """
 
@@ -67,8 +76,11 @@ def _ours(work_dir):
     return out
 
 
-def _stop(work_dir, pids):
+def _stop(work_dir, pids, grace_s=0.0):
     root = _real(work_dir)
+    deadline = time.time() + grace_s
+    while grace_s > 0 and time.time() < deadline and not all(_gone(p) for p in pids):
+        time.sleep(0.01)
     todo = []
     signalled = []
     for pid in pids:
@@ -89,7 +101,7 @@ def _stop(work_dir, pids):
         except OSError:
             pass
     # members of the groups that outlived their leader
-    left = [p["pid"] for p in _ours(work_dir) if _pgid(p["pid"]) in signalled]
+    left = [p["pid"] for p in _ours(work_dir) if _pgid(p["pid"]) in signalled] if signalled else []
     for pid in left:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -137,7 +149,53 @@ def _listening(proto, port):
     return False
 
 
-def main(argv):
+def _launch(argv):  # noqa: C901
+    import shlex
+    import subprocess
+    run_dir, name, limit_s, command = argv[1], argv[2], float(argv[3]), argv[4]
+    opts = argv[5:]
+
+    def opt(flag, n):
+        if flag not in opts:
+            return None
+        i = opts.index(flag)
+        return opts[i + 1:i + 1 + n]
+
+    port_free, ready, wait_exit = opt("--port-free", 3), opt("--ready", 3), opt("--wait-exit", 1)
+    ans = {"pid": None, "listening": None, "exited": None, "port_free": None}
+    if port_free:
+        proto, port, deadline = port_free[0], int(port_free[1]), time.time() + float(port_free[2])
+        while _listening(proto, port) and time.time() < deadline:
+            time.sleep(0.01)
+        ans["port_free"] = not _listening(proto, port)
+        if not ans["port_free"]:
+            return ans
+    run_dir = os.path.expanduser(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    q = shlex.quote
+    inner = ("echo $$ > %s; timeout --foreground -k 5 %.0f %s; echo $? > %s && mv %s %s"
+             % (q(name + ".pid"), limit_s, command, q(name + ".rc.part"), q(name + ".rc.part"), q(name + ".rc")))
+    with open(os.devnull, "rb") as null, open(os.path.join(run_dir, name + ".out"), "wb") as out, \
+            open(os.path.join(run_dir, name + ".err"), "wb") as err:
+        proc = subprocess.Popen(["nohup", "sh", "-c", inner], cwd=run_dir, stdin=null, stdout=out, stderr=err,
+                                start_new_session=True)
+    ans["pid"] = proc.pid
+    if ready:
+        proto, port, deadline = ready[0], int(ready[1]), time.time() + float(ready[2])
+        while not _listening(proto, port) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        ans["listening"] = _listening(proto, port)
+    if wait_exit:
+        try:
+            proc.wait(timeout=float(wait_exit[0]))
+        except subprocess.TimeoutExpired:
+            pass
+        ans["exited"] = proc.poll() is not None
+    return ans
+
+
+def dispatch(argv):
+    """One command's JSON-able answer (``clock`` and ``agent`` are handled by :func:`main`)."""
     cmd = argv[0]
     if cmd == "probe":
         work = os.path.expanduser(argv[1])
@@ -165,29 +223,31 @@ def main(argv):
                 "genet": genet if os.access(genet, os.X_OK) else None}
         if "--stop-stale" in argv[2:]:
             info["stale_stopped"] = _stop_stale(argv[1])
-        print(json.dumps(info))
+        return info
     elif cmd == "wait-pid":
         pid, limit = int(argv[1]), float(argv[2])
         deadline = time.time() + limit
         while not _gone(pid) and time.time() < deadline:
             time.sleep(0.02)
-        print(json.dumps({"exited": _gone(pid)}))
+        return {"exited": _gone(pid)}
     elif cmd == "wait-port":
         proto, port, limit = argv[1], int(argv[2]), float(argv[3])
         deadline = time.time() + limit
         while not _listening(proto, port) and time.time() < deadline:
             time.sleep(0.01)
-        print(json.dumps({"listening": _listening(proto, port)}))
+        return {"listening": _listening(proto, port)}
+    elif cmd == "launch":
+        return _launch(argv)
     elif cmd == "stop":
-        print(json.dumps(_stop(argv[1], [int(p) for p in argv[2:]])))
+        grace = 0.0
+        rest = argv[2:]
+        if rest[:1] == ["--grace"]:
+            grace, rest = float(rest[1]), rest[2:]
+        return _stop(argv[1], [int(p) for p in rest], grace)
     elif cmd == "ours":
-        print(json.dumps(_ours(argv[1])))
+        return _ours(argv[1])
     elif cmd == "stop-stale":
-        print(json.dumps(_stop_stale(argv[1])))
-    elif cmd == "clock":
-        for _ in sys.stdin:
-            sys.stdout.write("%d\n" % time.time_ns())
-            sys.stdout.flush()
+        return _stop_stale(argv[1])
     elif cmd == "manifest":
         root = os.path.expanduser(argv[1])
         out = {}
@@ -199,9 +259,45 @@ def main(argv):
                     for block in iter(lambda: fh.read(1 << 20), b""):
                         h.update(block)
                 out[os.path.relpath(p, root)] = [os.path.getsize(p), h.hexdigest()]
-        print(json.dumps(out))
+        return out
+    raise ValueError("unknown command %r" % (cmd,))
+
+
+
+def _agent():
+    """Answer ``[id, COMMAND, ARGS...]`` JSON lines with ``[id, ok, answer]`` lines, each command in its own
+    thread (a long wait does not hold up the others); ends at end of input (the controller is gone: its
+    background processes live on in their own sessions, under their ``timeout``)."""
+    import threading
+    lock = threading.Lock()
+
+    def answer(line):
+        rid = None
+        try:
+            req = json.loads(line)
+            rid, argv = req[0], [str(a) for a in req[1:]]
+            out = [rid, True, dispatch(argv)]
+        except BaseException as exc:  # noqa: BLE001 - reported to the controller
+            out = [rid, False, "%s: %s" % (type(exc).__name__, exc)]
+        data = json.dumps(out) + "\n"
+        with lock:
+            sys.stdout.write(data)
+            sys.stdout.flush()
+
+    for line in sys.stdin:
+        if line.strip():
+            threading.Thread(target=answer, args=(line,), daemon=True).start()
+
+
+def main(argv):
+    if argv[0] == "clock":
+        for _ in sys.stdin:
+            sys.stdout.write("%d\n" % time.time_ns())
+            sys.stdout.flush()
+    elif argv[0] == "agent":
+        _agent()
     else:
-        raise SystemExit("unknown command %r" % cmd)
+        print(json.dumps(dispatch(argv)))
 
 
 if __name__ == "__main__":

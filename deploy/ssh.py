@@ -12,7 +12,8 @@
   ``exit_status_ready()`` against a deadline (``recv_exit_status`` has no timeout).
 * ``connect`` gets ``timeout``, ``banner_timeout`` and ``auth_timeout``; open sessions send
   keepalives.
-* Background processes start under ``setsid nohup ... </dev/null`` wrapped in ``timeout`` (so even
+* Background processes start in their own session under ``nohup``, stdin /dev/null, wrapped in
+  ``timeout`` by :mod:`deploy.remote_helper` ``launch`` (one exec also holds the waits; so even
   a controller that dies leaves nothing running past the limit) and are stopped by their PID
   (process group) through :mod:`deploy.remote_helper`, which only signals processes whose working
   directory is inside the host's work directory.
@@ -116,6 +117,8 @@ class Session:
         self.accept_new = accept_new
         self.client = None
         self._sftp = None
+        self._agent: _Agent | None = None
+        self._agent_lock = threading.Lock()
         self.host_key_fingerprint: str | None = None
 
     # ------------------------------------------------------------ connection
@@ -171,6 +174,9 @@ class Session:
         return self
 
     def close(self) -> None:
+        agent, self._agent = self._agent, None
+        if agent is not None:
+            agent.close()
         if self._sftp is not None:
             try:
                 self._sftp.close()
@@ -254,47 +260,50 @@ class Session:
         return res
 
     def helper(self, *args: str, timeout_s: float = 30.0) -> object:
-        """Run a :mod:`deploy.remote_helper` command with the host's python; return its JSON answer."""
-        # -I -S: isolated, no site import (stdlib only; starts in a fraction of the usual time)
-        res = self.run([self.host.python, "-I", "-S", "-c", _HELPER_SOURCE, *map(str, args)], timeout_s=timeout_s)
-        try:
-            return json.loads(res.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise RemoteCommandError(self.host.label, f"remote_helper {args[0]}",
-                                     f"unreadable answer {res.stdout[-200:]!r}") from None
+        """A :mod:`deploy.remote_helper` command's JSON answer, from the host's agent: one helper process per
+        session on one long-lived channel (started on first use, restarted if its channel died), so a
+        command costs a round trip, not an SSH exec and an interpreter start. :class:`RemoteCommandError`
+        past ``timeout_s`` or when the command failed there; :class:`HostUnreachableError` when the agent's
+        channel or the session dies meanwhile."""
+        with self._agent_lock:
+            agent = self._agent
+            if agent is None or agent.dead is not None:
+                agent = self._agent = _Agent(self)
+        return agent.call([str(a) for a in args], timeout_s)
 
     # ------------------------------------------------------------ background processes
     def start_background(self, argv: Sequence[str], run_dir: str, name: str, limit_s: float,
                          env: dict[str, str] | None = None, ready: tuple[str, int, float] | None = None):
-        """Start ``argv`` in ``run_dir`` detached (``setsid nohup``, stdin /dev/null, output to NAME.out /
+        """Start ``argv`` in ``run_dir`` detached (own session, ``nohup``, stdin /dev/null, output to NAME.out /
         NAME.err), ended by ``timeout`` after ``limit_s`` even if nobody stops it; its exit status
         lands in NAME.rc, its PID (= process group) in NAME.pid. Returns the PID; with
         ``ready=(proto, port, timeout_s)`` also waits, in the same round trip, until something listens on
         that port and returns ``(pid, listening)``."""
-        inner = (f"echo $$ > {shlex.quote(name + '.pid')}; "
-                 f"timeout --foreground -k 5 {limit_s:.0f} {shell_command(argv, env=env)}; "
-                 f"echo $? > {shlex.quote(name + '.rc.part')} && mv {shlex.quote(name + '.rc.part')} "
-                 f"{shlex.quote(name + '.rc')}")
-        line = (f"mkdir -p {shlex.quote(run_dir)} && cd {shlex.quote(run_dir)} || exit 1; "
-                f"setsid nohup sh -c {shlex.quote(inner)} > {shlex.quote(name + '.out')} "
-                f"2> {shlex.quote(name + '.err')} < /dev/null & echo $!")
+        ans = self.launch(argv, run_dir, name, limit_s, env=env, ready=ready)
+        return ans.pid if ready is None else (ans.pid, bool(ans.listening))
+
+    def launch(self, argv: Sequence[str], run_dir: str, name: str, limit_s: float, *,
+               env: dict[str, str] | None = None, port_free: tuple[str, int, float] | None = None,
+               ready: tuple[str, int, float] | None = None, wait_exit_s: float | None = None) -> "Launched":
+        """:meth:`start_background` with every wait of a run's side in the same round trip (one exec of
+        :mod:`deploy.remote_helper`): first until nothing listens on ``port_free=(proto, port, timeout_s)``
+        (the previous run's server is gone; if it is not, nothing is started and ``pid`` is None), then start,
+        then until the process listens on ``ready=(proto, port, timeout_s)``, then until it exits
+        (``wait_exit_s``)."""
+        args = ["launch", run_dir, name, f"{limit_s:.0f}", shell_command(argv, env=env)]
         wait_s = 0.0
-        if ready is not None:
-            proto, port, wait_s = ready
-            line += "; exec " + shell_command([self.host.python, "-I", "-S", "-c", _HELPER_SOURCE, "wait-port", proto,
-                                               str(int(port)), f"{wait_s:.3f}"])
-        res = self.run(["sh", "-c", line], timeout_s=max(10.0, self.host.connect_timeout_s) + wait_s)
-        lines = res.stdout.split()
-        try:
-            pid = int(lines[0])
-        except (ValueError, IndexError):
-            raise RemoteCommandError(self.host.label, line, f"no PID printed: {res.stdout!r}") from None
-        if ready is None:
-            return pid
-        try:
-            return pid, bool(json.loads(res.stdout.strip().splitlines()[-1]).get("listening"))
-        except (ValueError, IndexError):
-            raise RemoteCommandError(self.host.label, line, f"unreadable answer {res.stdout!r}") from None
+        for flag, spec in (("--port-free", port_free), ("--ready", ready)):
+            if spec is not None:
+                proto, port, t = spec
+                args += [flag, proto, str(int(port)), f"{t:.3f}"]
+                wait_s += t
+        if wait_exit_s is not None:
+            args += ["--wait-exit", f"{wait_exit_s:.3f}"]
+            wait_s += wait_exit_s
+        ans = self.helper(*args, timeout_s=max(10.0, self.host.connect_timeout_s) + wait_s)
+        if not isinstance(ans, dict) or (ans.get("pid") is None and ans.get("port_free") is not False):
+            raise RemoteCommandError(self.host.label, f"remote_helper launch {name}", f"no PID in {ans!r}")
+        return Launched(ans.get("pid"), ans.get("listening"), ans.get("exited"), ans.get("port_free"))
 
     def wait_pid(self, pid: int, timeout_s: float) -> bool:
         """True when process ``pid`` ended within ``timeout_s``."""
@@ -305,11 +314,13 @@ class Session:
         ans = self.helper("wait-port", proto, port, f"{timeout_s:.3f}", timeout_s=timeout_s + 15)
         return bool(ans.get("listening"))
 
-    def stop(self, *pids: int) -> dict:
-        """Stop process groups (SIGTERM, then SIGKILL after 3 s) that are ours (cwd in the work dir)."""
+    def stop(self, *pids: int, grace_s: float = 0.0) -> dict:
+        """Stop process groups (SIGTERM, then SIGKILL after 3 s) that are ours (cwd in the work dir); with
+        ``grace_s``, first give them that long to end by themselves."""
         if not pids:
             return {"stopped": [], "killed": []}
-        return self.helper("stop", self.host.work_dir, *pids)
+        grace = ["--grace", f"{grace_s:.3f}"] if grace_s > 0 else []
+        return self.helper("stop", self.host.work_dir, *grace, *pids, timeout_s=30.0 + grace_s)
 
     def our_processes(self) -> list[dict]:
         """Processes on the host whose working directory is inside the work directory."""
@@ -424,6 +435,109 @@ class Session:
         finally:
             chan.close()
         return ClockOffset(offset_ms=best[1] / 1e6, rtt_ms=best[0] / 1e6, samples=samples)
+
+
+class _Agent:
+    """``remote_helper agent`` on one channel: requests ``[id, COMMAND, ARGS...]``, answers ``[id, ok, answer]``
+    (JSON lines); a reader thread hands each answer to its caller and drains stderr (a full window
+    would stall the channel)."""
+
+    def __init__(self, session: "Session"):
+        paramiko = _paramiko()
+        self.label = session.host.label
+        self.chan = session._open_channel()
+        self.lock = threading.Lock()
+        self.pending: dict[int, tuple[threading.Event, dict]] = {}
+        self.next_id = 0
+        self.dead: str | None = None
+        self.stderr = bytearray()
+        try:
+            self.chan.exec_command(shell_command([session.host.python, "-u", "-I", "-S", "-c", _HELPER_SOURCE,
+                                                  "agent"]))
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.chan.close()
+            raise HostUnreachableError(self.label, f"cannot start the remote helper: {exc}") from None
+        self.thread = threading.Thread(target=self._read, name=f"agent-{self.label}", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        buf = b""
+        reason = "the remote helper's channel closed"
+        try:
+            self.chan.settimeout(0.2)
+            while True:
+                while self.chan.recv_stderr_ready():
+                    self.stderr += self.chan.recv_stderr(65536)
+                    del self.stderr[:-4000]
+                try:
+                    chunk = self.chan.recv(65536)
+                except socket.timeout:
+                    if self.chan.closed or (self.chan.exit_status_ready() and not self.chan.recv_ready()):
+                        break
+                    continue
+                if not chunk:
+                    break
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    try:
+                        rid, ok, ans = json.loads(line)
+                    except (ValueError, TypeError):
+                        continue
+                    with self.lock:
+                        slot = self.pending.pop(rid, None)
+                    if slot is not None:
+                        slot[1].update(ok=ok, answer=ans)
+                        slot[0].set()
+        except Exception as exc:  # noqa: BLE001 - the session died
+            reason = f"the remote helper's channel failed: {type(exc).__name__}: {exc}"
+        err = self.stderr.decode("utf-8", "replace").strip().splitlines()
+        with self.lock:
+            self.dead = reason + (f" ({err[-1][:200]})" if err else "")
+            for ev, _ in self.pending.values():
+                ev.set()
+            self.pending.clear()
+
+    def call(self, args: list[str], timeout_s: float) -> object:
+        paramiko = _paramiko()
+        ev, slot = threading.Event(), {}
+        with self.lock:
+            if self.dead is not None:
+                raise HostUnreachableError(self.label, self.dead)
+            rid = self.next_id
+            self.next_id += 1
+            self.pending[rid] = (ev, slot)
+            try:  # (a request is small: it fits the open window at once)
+                self.chan.sendall(json.dumps([rid, *args]).encode() + b"\n")
+            except (paramiko.SSHException, OSError, EOFError, socket.timeout) as exc:
+                self.pending.pop(rid, None)
+                raise HostUnreachableError(self.label, f"cannot reach the remote helper: {exc}") from None
+        if not ev.wait(timeout_s):
+            with self.lock:
+                self.pending.pop(rid, None)
+            raise RemoteCommandError(self.label, f"remote_helper {' '.join(args[:1])}", f"no answer within {timeout_s:g} s")
+        if "ok" not in slot:
+            raise HostUnreachableError(self.label, f"{self.dead} while running remote_helper {args[0]}")
+        if not slot["ok"]:
+            raise RemoteCommandError(self.label, f"remote_helper {args[0]}", f"failed: {slot['answer']}")
+        return slot["answer"]
+
+    def close(self) -> None:
+        try:
+            self.chan.close()
+        except Exception:  # noqa: BLE001 - closing a dead channel
+            pass
+
+
+@dataclass(frozen=True)
+class Launched:
+    """What :meth:`Session.launch` saw: the PID (None when the port never came free), and for the waits
+    asked for (else None): whether it listened, whether it exited, whether the port was free first."""
+
+    pid: int | None
+    listening: bool | None
+    exited: bool | None
+    port_free: bool | None
 
 
 @dataclass(frozen=True)

@@ -264,24 +264,7 @@ def _live_indices() -> set[int]:
 
 
 # ------------------------------------------------------------------ up / down (controller side)
-def up(out_dir: str | os.PathLike, n_hosts: int = 3, paths: list[TestbedPath] | None = None,
-       python: str | None = None) -> Path:
-    """Create the testbed; returns the inventory file. Raises :class:`TestbedError` on failure."""
-    _check_requirements()
-    if not 2 <= n_hosts <= 16:
-        raise BadInputError(f"--hosts: expected 2-16 hosts, got {n_hosts}")
-    hosts = [f"h{i}" for i in range(1, n_hosts + 1)]
-    paths = paths if paths is not None else default_paths(n_hosts)
-    for p in paths:
-        if p.server not in hosts or p.client not in hosts:
-            raise BadInputError(f"path {p.name}: hosts {p.server}, {p.client} must be among {', '.join(hosts)}")
-    out = Path(out_dir).resolve()
-    if (out / "testbed.json").exists():
-        st = json.loads((out / "testbed.json").read_text())
-        if _alive(int(st.get("supervisor_pid", 0))):
-            raise TestbedError(f"a testbed is already up in {out} (genet deploy testbed down --out {out})")
-    out.mkdir(parents=True, exist_ok=True)
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
+def _up_locked(out: Path, hosts: list[str], paths: list[TestbedPath]) -> "TestbedPlan":
     free = [k for k in range(1, 16) if k not in _live_indices()]
     if not free:
         raise TestbedError("15 testbeds are already up on this machine")
@@ -325,6 +308,33 @@ def up(out_dir: str | os.PathLike, n_hosts: int = 3, paths: list[TestbedPath] | 
     else:
         down(out)
         raise TestbedError(f"the testbed did not come up within {READY_TIMEOUT_S:g} s (see {out / 'testbed.log'})")
+    return plan
+
+
+def up(out_dir: str | os.PathLike, n_hosts: int = 3, paths: list[TestbedPath] | None = None,
+       python: str | None = None) -> Path:
+    """Create the testbed; returns the inventory file. Raises :class:`TestbedError` on failure."""
+    _check_requirements()
+    if not 2 <= n_hosts <= 16:
+        raise BadInputError(f"--hosts: expected 2-16 hosts, got {n_hosts}")
+    hosts = [f"h{i}" for i in range(1, n_hosts + 1)]
+    paths = paths if paths is not None else default_paths(n_hosts)
+    for p in paths:
+        if p.server not in hosts or p.client not in hosts:
+            raise BadInputError(f"path {p.name}: hosts {p.server}, {p.client} must be among {', '.join(hosts)}")
+    out = Path(out_dir).resolve()
+    if (out / "testbed.json").exists():
+        st = json.loads((out / "testbed.json").read_text())
+        if _alive(int(st.get("supervisor_pid", 0))):
+            raise TestbedError(f"a testbed is already up in {out} (genet deploy testbed down --out {out})")
+    out.mkdir(parents=True, exist_ok=True)
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    # one `up` at a time picks an index and brings its supervisor up (which records the index as live):
+    # two at once would pick the same one
+    import fcntl
+    with open(STATE_DIR / "up.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        plan = _up_locked(out, hosts, paths)
     _write_inventory(plan, out, python or sys.executable)
     return out / "inventory.toml"
 

@@ -187,7 +187,7 @@ def test_interrupted_campaign_leaves_nothing_and_resumes(bed, tmp_path):
     watchdog or the next run, which stops them first; the reruns finish the campaign."""
     out_dir, inv = bed
     (tmp_path / "c.toml").write_text('name = "ci"\nuse_case = "cc"\nschemes = ["cubic"]\nrepetitions = 1\n'
-                                     'paths = ["p1"]\nduration_s = 3\n')
+                                     'paths = ["p1"]\nduration_s = 8\n')  # long enough to be seen under way under load
     out = tmp_path / "run"
     argv = _genet("deploy", "run", str(tmp_path / "c.toml"), "--inventory", str(out_dir / "inventory.toml"),
                   "--out", str(out))
