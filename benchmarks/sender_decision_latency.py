@@ -5,6 +5,11 @@ Runs the shipped Aurora model (or --policy) for --duration-s over a netns link (
 BDP queue; root) or over loopback (--loopback), then prints p50/p90/p99/max.
 
     python benchmarks/sender_decision_latency.py [--policy models/cc/genet.onnx] [--duration-s 20] [--loopback]
+        [--no-low-latency-idle]
+
+The sender keeps its decision path warm (it spins and rehearses the decision in the last 2 ms before an
+interval's end) and, as root, holds /dev/cpu_dma_latency at 0 while it runs; --no-low-latency-idle runs it
+without the latter (sender/udp_sender.py explains both). The load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ def main() -> None:
     ap.add_argument("--policy", default=str(ROOT / "models" / "cc" / "genet.onnx"))
     ap.add_argument("--duration-s", type=float, default=20.0)
     ap.add_argument("--loopback", action="store_true")
+    ap.add_argument("--no-low-latency-idle", action="store_true", help="pass --no-low-latency-idle to the sender")
     args = ap.parse_args()
     from sender.udp_sender import read_log
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         log = tmp / "run.jsonl"
@@ -43,7 +50,8 @@ def main() -> None:
             while not (tmp / "port").exists():
                 time.sleep(0.02)
             emu_run(GENET + ["sender", "send", "--to", f"{host}:{(tmp / 'port').read_text().strip()}", "--policy",
-                             args.policy, "--duration-s", str(args.duration_s), "--log", str(log), "--min-rtt-ms", "40"])
+                             args.policy, "--duration-s", str(args.duration_s), "--log", str(log), "--min-rtt-ms", "40",
+                             *(["--no-low-latency-idle"] if args.no_low_latency_idle else [])])
             rx.wait(timeout=10)
 
         if args.loopback:
@@ -58,7 +66,8 @@ def main() -> None:
                    lambda c: link.host.popen(c, stdout=subprocess.DEVNULL))
             where = "netns link 12 Mbit/s, 20 ms, 40-packet queue"
         dec = np.array([r["decision_us"] for r in read_log(log) if r.get("type") == "mi"])
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; {where}; policy {args.policy}")
+    print(f"machine: {os.cpu_count()} cores, load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
+          f"{where}; policy {args.policy}")
     print(f"decisions: {dec.size}; decision latency (observation + ONNX + rate update): "
           f"p50 {np.percentile(dec, 50):.0f} us, p90 {np.percentile(dec, 90):.0f} us, "
           f"p99 {np.percentile(dec, 99):.0f} us, max {dec.max():.0f} us")
