@@ -8,9 +8,12 @@ Creates a testbed (`genet deploy testbed up`: 3 namespaces with sshd; paths p1 =
 20 ms, p2 = an FCC trace at 40 ms, p3 = a cellular trace with a 1000-packet queue), runs the campaign
 with the same code a user runs against real hosts, and prints:
 
-* wall time vs the sum of the run durations, and the orchestration overhead per run (wall - duration:
-  connect, clock exchange, start, readiness, stop, fetch; plus the scheme's own start/finish time),
-  with its breakdown by phase;
+* wall time vs the sum of the run durations, and the overhead per run ((campaign wall - sum of
+  durations) / runs), split into the client's own start/finish beyond duration_s (iperf3's connect and
+  end-of-test exchange) and orchestration ((campaign wall - sum of the clients' times) / runs: starting
+  the server, readiness, starting the client, noticing its end; a run's stop/fetch/check overlaps the
+  next run's start), with each run's phases;
+* the load average before and after (other work on the machine slows every exec and process start);
 * the clock offsets measured between this machine and each namespace (same kernel clock: the estimate
   should come out below 1 ms);
 * the campaign's Table 7; with --compare-emulate, `genet emulate cc` on the same link (constant
@@ -62,6 +65,9 @@ def main() -> int:
 
     root = Path(args.out or tempfile.mkdtemp(prefix="genet-deploy-bench-"))
     root.mkdir(parents=True, exist_ok=True)
+    import os
+    load0 = os.getloadavg()
+    print(f"load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f} ({os.cpu_count()} CPUs)")
     tb = root / "testbed"
     t0 = time.monotonic()
     inv_file = testbed.up(tb, 3)
@@ -104,6 +110,9 @@ def main() -> int:
                 for k, v in r.get("phases_s", {}).items():
                     phases.setdefault(k, []).append(v)
             print("mean phase times (s): " + ", ".join(f"{k} {statistics.mean(v):.3f}" for k, v in phases.items()))
+            client_total = sum(r["client_s"] for r in recs)
+            print(f"split: client beyond duration_s {(client_total - n * args.duration_s) / n:.2f} s per run, "
+                  f"orchestration (campaign wall - the clients' time) {(wall - client_total) / n:.2f} s per run")
             drain = [r["client_s"] - args.duration_s for r in recs]
             print(f"of which the client's own start/finish beyond duration_s: mean {statistics.mean(drain):.2f} s "
                   f"(iperf3 connect and end-of-test exchange; a deep queue drains first)")
@@ -111,12 +120,14 @@ def main() -> int:
                 d = [r["client_s"] - args.duration_s for r in recs if r["path"] == p]
                 o = [r["overhead_s"] - (r["client_s"] - args.duration_s) for r in recs if r["path"] == p]
                 if d:
-                    print(f"  {p}: client beyond duration {statistics.mean(d):.2f} s, orchestration "
-                          f"(wall - client) {statistics.mean(o):.2f} s")
+                    print(f"  {p}: client beyond duration {statistics.mean(d):.2f} s, the run's own span - "
+                          f"client (its end overlaps the next start) {statistics.mean(o):.2f} s")
             offs = [(h["name"], h["clock_offset_ms"], h["clock_rtt_ms"]) for r in recs for h in r["hosts"].values()]
             worst = max(offs, key=lambda x: abs(x[1]))
             print(f"clock offsets recorded with the runs: max |offset| {abs(worst[1]):.3f} ms ({worst[0]}; its "
                   f"exchange round trip {worst[2]:.3f} ms); all below 1 ms: {all(abs(o[1]) < 1 for o in offs)}")
+        load1 = os.getloadavg()
+        print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
         rep = write_report(out)
         print("\n" + rep.text)
         if args.compare_emulate:
