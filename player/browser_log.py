@@ -3,7 +3,9 @@
 Events (player/assets/genet-player.js): ``config``, ``stream`` (the ladder), ``segment`` (one per completed
 media segment: ``chunk_index``, ``quality``, ``bytes``, ``request_ms``, ``first_byte_ms``, ``finish_ms`` (epoch
 ms), ``buffer_at_request_s``, ``buffer_s`` after it), ``decision`` (our rule's ABR answer), ``stall_start`` /
-``stall_end`` (dash.js BUFFER_EMPTY / BUFFER_LOADED after playback started), ``quality_requested``,
+``stall_end`` (dash.js BUFFER_EMPTY / BUFFER_LOADED after playback started; a ``stall_playhead_stopped``
+inside — the media element's 'waiting', its data ran dry — moves the start there: dash.js declares
+BUFFER_EMPTY at 0.3 s left while the element still plays it), ``init_segment``, ``quality_requested``,
 ``quality_rendered``, ``playing``, ``frames`` (dropped/total frames), ``ended``, ``error``.
 
 Per chunk k, as the Python player (player/client.py) and the simulator: ``download_ms`` = last byte - request
@@ -39,6 +41,8 @@ def _stall_intervals(events: Sequence[dict], end_ms: float) -> list[tuple[float,
     for ev in events:
         if ev["type"] == "stall_start" and start is None:
             start = float(ev["t_ms"])
+        elif ev["type"] == "stall_playhead_stopped" and start is not None:
+            start = float(ev["t_ms"])  # the element ran dry after dash.js's BUFFER_EMPTY: the freeze starts here
         elif ev["type"] == "stall_end" and start is not None:
             out.append((start, float(ev["t_ms"])))
             start = None

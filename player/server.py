@@ -31,7 +31,7 @@ from typing import Any
 
 from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE
 from player.abr import AbrDecider, AbrRequest, AbrRequestError, AbrServerSession
-from player.content import MPD_NAME, load_content
+from player.content import INIT_NAME, MPD_NAME, load_content
 
 #: Most concurrent ABR sessions a server keeps (the oldest is dropped beyond).
 MAX_SESSIONS = 1024
@@ -58,6 +58,10 @@ class JsonlLog:
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
+
+
+#: Cache-Control max-age of init segments (the only files a client may cache), s.
+INIT_MAX_AGE_S = 3600
 
 
 def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.PathLike | None = None,
@@ -141,7 +145,10 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
         size = real.stat().st_size
         mimetype = "application/dash+xml" if real.name.endswith(".mpd") else (
             "application/json" if real.suffix == ".json" else "video/mp4")
-        resp = send_file(real, mimetype=mimetype, conditional=False, etag=False, max_age=0)
+        # init segments never change within a video directory: a browser may keep them (dash.js re-requests
+        # the init segment on every quality switch; from Chromium's cache that costs no round trip)
+        resp = send_file(real, mimetype=mimetype, conditional=False, etag=False,
+                         max_age=INIT_MAX_AGE_S if real.name == INIT_NAME else 0)
         resp.headers["Content-Length"] = str(size)
         _log_segment(logger, relpath, size, 200)
         return resp

@@ -157,6 +157,20 @@ def _step_trace(t_drop_s: float):
                  name="step")
 
 
+def _drop_on_a_knife_edge(chunks, drop_epoch_s, low_s=15.0):
+    """None when the step's stall is well defined for this player; else why not. The stall is decided by the
+    chunk in flight at the drop: if it spans the low period, it ends with it (stable); if it ends inside it,
+    its end moves 2.5 s per 0.1 s the drop moves against its request (5 / 0.2 Mbit/s), so two players a few
+    hundred ms apart cannot be compared."""
+    for c in chunks:
+        start = c["epoch_request_s"]
+        end = start + c["download_ms"] / 1000.0
+        if start <= drop_epoch_s < end and end < drop_epoch_s + low_s - 0.5:
+            return (f"chunk {c['chunk_index']} requested {drop_epoch_s - start:.2f} s before the drop ended "
+                    f"{end - drop_epoch_s:.2f} s after it, inside the {low_s:g}-s low period")
+    return None
+
+
 def _python_player_after(delay_s, cfg, log):
     time.sleep(max(delay_s, 0.0))
     from player.client import play
@@ -188,6 +202,7 @@ def test_step_trace_stall_and_qualities_match_the_python_player(encoded, tmp_pat
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
         b = _read_log(b_log)
         b_offset = b["chunks"][0]["epoch_request_s"] - t_link
+        b_edge = _drop_on_a_knife_edge(b["chunks"], t_link + drop_s)
         assert b_offset < drop_s, b_offset  # the browser started before the drop
         with LinkEmulator(12.0, _step_trace(drop_s), delay_ms=40) as link:
             t_link = time.time()
@@ -198,16 +213,20 @@ def test_step_trace_stall_and_qualities_match_the_python_player(encoded, tmp_pat
     assert summary["status"] == "complete", summary
     p = _read_log(p_log)
     p_offset = p["chunks"][0]["epoch_request_s"] - t_link
+    p_edge = _drop_on_a_knife_edge(p["chunks"], t_link + drop_s)
+    if b_edge or p_edge:  # not comparable (a scheduling delay moved the start): fails, and gets its one rerun
+        pytest.fail(f"the drop did not meet a chunk that spans the low period: browser {b_edge}; python {p_edge}")
     assert abs(p_offset - b_offset) < 0.5, (p_offset, b_offset)
     assert b["summary"]["stalls"] >= 1 and b["summary"]["stall_s"] > 1.0, b["summary"]
     # the Python player books its start-up (chunk 0's download) as stall; dash.js does not: compare the rest
     p_stall = sum(c["rebuffer_s"] for c in p["chunks"][1:])
     assert p_stall > 1.0
-    # Issue 14 asks for 20 %. Measured on this 2-core machine under load: 3.27 vs 3.05 s, 4.47 vs 3.03 s, 5.39 vs
-    # 3.32 s. The browser's own overheads (one init-segment request per quality switch, dash.js's scheduling, its
-    # 0.3-s stall threshold, the append before BUFFER_LOADED) move its requests a few hundred ms, and a 25x drop
-    # turns that into seconds of stall. Checked here: 20 % plus that structural allowance (2.5 s).
-    assert abs(b["summary"]["stall_s"] - p_stall) <= 0.2 * p_stall + 2.5, (b["summary"]["stall_s"], p_stall)
+    # Issue 14's 20 %. Before two browser-side fixes the browser stalled 1.5-2.4 s longer under load (3.27/3.05,
+    # 4.47/3.03, 5.39/3.32, 5.45/3.33 s): dash.js 5.2.1 re-requests the init segment on every quality switch (one
+    # RTT before each chunk; now answered from Chromium's cache: the server lets init segments be cached and the
+    # page prefetches them), and dash.js's BUFFER_EMPTY comes at 0.3 s left while the element still plays (the
+    # stall now starts at the element's 'waiting'). After them: 5.11 vs 4.91 s at load 7 (see the closing note).
+    assert abs(b["summary"]["stall_s"] - p_stall) <= 0.2 * p_stall, (b["summary"]["stall_s"], p_stall)
     bq, pq = [c["quality"] for c in b["chunks"]], [c["quality"] for c in p["chunks"]]
     assert len(bq) == len(pq) == encoded.n_chunks
     assert np.mean(np.array(bq) == np.array(pq)) >= 0.8, (bq, pq)
@@ -315,3 +334,36 @@ def test_a_hung_page_is_a_failed_run_with_the_console_log(encoded, tmp_path):
     assert "genet-test-hanging" in Path(res.console_log).read_text()
     assert profiles and browser_pids(profiles[0]) == []
     assert _read_log(tmp_path / "run.jsonl")["session"]["session"] == "hang1"  # the server's copy of the events
+
+
+def test_chromium_plays_the_vp9_video_through_dashjs(tmp_path):
+    """`genet player make-video --codec vp9` (libvpx-vp9 DASH segments, the MPD's per-level vp09 codecs) plays to
+    the end in dash.js: every chunk logged with its quality, the rendered qualities reported, and the frames
+    decoded (HTMLVideoElement.getVideoPlaybackQuality) cover the video."""
+    video = tmp_path / "vp9"
+    mk = subprocess.run([sys.executable, "-m", "player", "make-video", "--out", str(video), "--codec", "vp9",
+                         "--duration-s", "12"], capture_output=True, text=True, cwd=str(REPO), timeout=240)
+    assert mk.returncode == 0, mk.stderr[-2000:]
+    mpd = (video / "manifest.mpd").read_text()
+    assert 'mimeType="video/webm"' in mpd or "video/webm" in mpd
+    assert re.search(r'codecs="vp09\.', mpd), mpd[:600]
+    table = json.loads((video / "video.json").read_text())
+    n = len(table["chunk_sizes_bytes"][0])
+    with BrowserServer(video) as srv:
+        res = play_browser(BrowserConfig(url=srv.url, session="vp9"), tmp_path / "run.jsonl")
+    assert res.status == "complete", (res.reason, Path(res.console_log).read_text()[-2000:] if res.console_log else "")
+    recs = [json.loads(x) for x in (tmp_path / "run.jsonl").read_text().splitlines()]
+    chunks = [r for r in recs if r["type"] == "chunk"]
+    renders = [r for r in recs if r["type"] == "render"]
+    s = recs[-1]
+    assert [c["chunk_index"] for c in chunks] == list(range(n))
+    assert all(0 <= c["quality"] < len(table["bitrates_kbps"]) for c in chunks)
+    assert all(c["bytes"] == int(table["chunk_sizes_bytes"][c["quality"]][c["chunk_index"]]) for c in chunks)
+    assert renders and all(0 <= r["quality"] < len(table["bitrates_kbps"]) for r in renders)
+    switches = [c["quality"] for k, c in enumerate(chunks) if k == 0 or c["quality"] != chunks[k - 1]["quality"]]
+    assert [r["quality"] for r in renders] == switches  # each quality change was rendered, in order
+    assert s["total_frames"] >= 0.9 * 30 * 12, s  # 30 fps x 12 s decoded
+    # dropped frames depend on the CPU (software VP9 decoding of up to 1080p; 42 of 360 at load 8 on 2 shared
+    # cores): a bound that only catches a decoder that shows nothing
+    assert s["total_frames"] - s["dropped_frames"] >= 0.5 * 30 * 12, s
+    assert _png_is_not_blank(tmp_path / "run.png")

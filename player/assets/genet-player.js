@@ -189,10 +189,18 @@
     const reps = player.getRepresentationsByType('video').slice().sort((a, b) => a.bandwidth - b.bandwidth);
     G.ladder = reps.map(r => ({id: r.id, bitrate_kbps: Math.round(r.bandwidth / 1000), width: r.width, height: r.height}));
     reps.forEach((r, i) => { G.repIndex[r.id] = i; });
+    if (G.firstInit) prefetchInits(G.firstInit);
     record('stream', {ladder: G.ladder, duration_s: player.duration()});
   });
   player.on(E.FRAGMENT_LOADING_COMPLETED, e => {
     const r = e.request;
+    if (r && r.mediaType === 'video' && r.type === 'InitializationSegment') {   // one per quality switch
+      if (!G.firstInit) G.firstInit = {url: r.url, representation: r.representation};
+      prefetchInits(G.firstInit);
+      record('init_segment', {quality: qualityOf(r.representation), bytes: r.bytesLoaded, request_ms: ms(r.startDate),
+                              finish_ms: ms(r.endDate), error: e.error ? String(e.error.message || e.error) : null});
+      return;
+    }
     if (!r || r.mediaType !== 'video' || r.type !== 'MediaSegment') return;
     if (e.error) { record('segment_error', {chunk_index: r.index, message: String(e.error.message || e.error)}); return; }
     const seg = {chunk_index: r.index, index: r.index, quality: qualityOf(r.representation),
@@ -204,6 +212,20 @@
     record('segment', Object.assign({}, seg, {buffer_s: bufferLevelS(), rebuffer_total_ms: totalRebufferMs()}));
     statusEl.textContent = 'chunk ' + r.index + ' q' + seg.quality + ' buffer ' + bufferLevelS().toFixed(1) + ' s';
   });
+  // dash.js 5.2.1 requests the init segment again on every quality switch (one round trip before the
+  // segment; the simulator's player has no init segments). The server lets clients cache init segments
+  // (player/server.py INIT_MAX_AGE_S); once the first one has loaded the page fetches the other levels' inits
+  // (~1 kB each) into Chromium's HTTP cache, so a switch's init request is answered from the cache.
+  function prefetchInits(r) {
+    if (G.initsPrefetched || !r.url || !r.representation || G.ladder.length === 0) return;
+    const id = r.representation.id, marker = '/' + id + '/';
+    if (r.url.indexOf(marker) < 0) return;
+    G.initsPrefetched = true;
+    G.ladder.forEach(l => {
+      if (l.id !== id) fetch(r.url.replace(marker, '/' + l.id + '/')).then(x => x.arrayBuffer()).catch(() => {});
+    });
+    record('inits_prefetched', {levels: G.ladder.length - 1});
+  }
   G.bufferAtRequest = {};
   player.on(E.FRAGMENT_LOADING_STARTED, e => {
     const r = e.request;
@@ -233,6 +255,7 @@
       return;
     }
     G.stallStartMs = nowMs();
+    G.stallPlayheadStopped = false;
     record('stall_start', {media_time_s: video.currentTime, after_chunk: G.completed, buffer_s: level});
   });
   player.on(E.BUFFER_LOADED, e => {
@@ -251,7 +274,19 @@
     G.started = true;
     record('playing', {media_time_s: video.currentTime});
   });
-  video.addEventListener('waiting', () => { if (G.started && !G.ended) record('waiting', {media_time_s: video.currentTime}); });
+  // dash.js declares BUFFER_EMPTY below its stallThreshold (0.3 s) while the element still plays what it
+  // holds; the frozen picture starts at the element's 'waiting' (data ran dry): a stall starts there when
+  // that comes while it is open (the simulator's stall: from the buffer running dry to the chunk's arrival).
+  video.addEventListener('waiting', () => {
+    if (!G.started || G.ended) return;
+    record('waiting', {media_time_s: video.currentTime});
+    if (G.stallStartMs !== null && !G.stallPlayheadStopped) {
+      G.stallPlayheadStopped = true;
+      const t = nowMs();
+      record('stall_playhead_stopped', {moved_ms: t - G.stallStartMs, media_time_s: video.currentTime});
+      G.stallStartMs = t;
+    }
+  });
   function frames(final) {
     const pq = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
     record('frames', {final: !!final, dropped_frames: pq ? pq.droppedVideoFrames : null,
