@@ -4,7 +4,7 @@ headless Python player, same policy, same fcc-val traces, same encoded video, th
 
 Prints one line per trace (QoE of each, the gap) and the mean gap. Known differences (player/browser_log.py):
 the Python player books its start-up (chunk 0's download) as stall, dash.js does not; so the gap is printed
-both raw and with the Python player's chunk-0 stall left out. dash.js stalls start at its 0.3-s stall threshold.
+both raw and with the Python player's chunk-0 stall left out.
 
     python benchmarks/browser_vs_python_qoe.py [--traces 10] [--policy bba] [--jobs 2] [--video DIR] [--out DIR]
 Needs root; the default encodes a 24-s video (6 chunks) and takes about (video + start-up) x traces x 2 / jobs.

@@ -1,6 +1,7 @@
 """The browser player (issue 14): real dash.js 5.2.1 in Debian's headless Chromium, driven by Selenium, deciding
-through the server's ABR endpoint — over a netns link, against the Python player on a step trace, and its
-failure detection (page error, crashed browser, autoplay that never starts).
+through the server's ABR endpoint — over a netns link, against the Python player on a step trace, the VP9
+video, and its failure detection (a codec error, a script that throws, a busy-looping page, a killed browser,
+autoplay that never starts: each a failed run with a console log).
 
 Real components: ffmpeg-encoded video, the Flask/waitress server as a process, Chromium + chromedriver, the
 netns emulator. Skips (with the reason) without chromium/chromedriver/selenium, dash.js (scripts/provision.sh),
