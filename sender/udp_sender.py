@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import random
 import select
@@ -303,8 +304,15 @@ class UdpSender:
             # ---- wait: select (woken by ACKs) until SPIN_S before the next send, then spin; close to the
             # interval's end (where the decision comes: the first send at or after it), spin and rehearse
             wait_s = (next_send - now) * ns - SPIN_S
-            if warm and acked_total and ((mi_end_ns if mi_end_ns > next_send else next_send) - now
-                                         <= min(HOT_S, 0.25 * ctl.interval_s) * 1e9):
+            hot_in_s = 1.0  # time until the spin before the next decision starts
+            if warm and acked_total:
+                t_dec = next_send  # the decision comes with the first send at or after the interval's end
+                if mi_end_ns > next_send:
+                    t_dec += math.ceil((mi_end_ns - next_send) / gap_ns) * gap_ns
+                hot_in_s = (t_dec - now) * ns - min(HOT_S, 0.25 * ctl.interval_s)
+                if hot_in_s < wait_s:
+                    wait_s = hot_in_s  # wake for it even when the next packet is further away
+            if hot_in_s <= 0:
                 if next_send - now >= REHEARSE_GUARD_S * 1e9:
                     obs = ctl.rehearse((now - t0) * ns)
                     a = policy.decide(obs)
