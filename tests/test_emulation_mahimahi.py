@@ -99,6 +99,7 @@ def test_real_mahimahi_refuses_a_command_its_user_cannot_run(tmp_path):
 @REAL
 @pytest.mark.root
 @pytest.mark.slow
+@pytest.mark.flaky(reruns=1, reruns_delay=2)  # real-time figures of two emulators: one rerun after a scheduling stall
 @pytest.mark.skipif(shutil.which("iperf3") is None, reason="needs iperf3")
 def test_same_iperf3_and_ping_through_both_backends():
     """The same commands through real Mahimahi and through netns (host side in the root namespace, as
