@@ -8,7 +8,8 @@ root). Nothing else is skipped: every recognised command is either run here or n
 ``CHECKED_NOT_RUN`` below with the reason, and a test fails when one of those lists names a command the
 README no longer has (so neither can rot either).
 
-How they run: each block runs in order, in one scratch folder laid out like a checkout (symlinks to the
+How they run: blocks that share a server (the browser player and the `genet player serve` before it) form a
+group; groups run two at a time (``PARALLEL_GROUPS``), each in its own scratch folder laid out like a checkout (symlinks to the
 repository's folders, ``../shared`` beside it), so relative paths such as ``../shared/traces/...``,
 ``models/abr/genet.onnx`` and ``examples/campaign-cc.toml`` resolve as in the README and every output lands in
 the scratch folder, never in the repository. ``genet`` is the venv's, ``python`` this interpreter.
@@ -447,39 +448,35 @@ def _toml(cfg: dict, prefix: str = "") -> str:
 BLOCKS = readme_blocks()
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory):
-    if not (SHARED / "traces").is_dir():
-        pytest.skip(f"the README's commands read ../shared ({SHARED} is missing)")
-    s = Scratch(tmp_path_factory.mktemp("readme"))
-    s.make_placeholders()
-    yield s
-    s.stop_servers()
-    subprocess.run([str(VENV_BIN / "genet"), "deploy", "testbed", "down", "--out", "tb"], cwd=s.dir,
-                   capture_output=True, timeout=300)
+def _served_ports(block: Block) -> set[str]:
+    """The ports the block's background commands listen on (README numbering)."""
+    return {c.tokens[c.tokens.index("--port") + 1] for c in block.commands if c.background and "--port" in c.tokens}
 
 
-def test_the_readme_has_commands_and_every_list_here_names_one_it_has():
-    texts = [c.text for b in BLOCKS for c in b.commands]
-    assert len(texts) > 40, texts
-    for prefix in list(NOT_IN_CI) + [p for p, _, _ in BUDGETS]:
-        assert any(t.startswith(prefix) for t in texts), f"{prefix!r} is listed here but not in README.md"
-    assert any(t.startswith(CHECKED_NOT_RUN) for t in texts)
+def block_groups(blocks: list[Block]) -> list[list[Block]]:
+    """Blocks in README order, a block that talks to a port served by an earlier block joining that block's
+    group (the browser player plays from the `genet player serve` of the block before). Groups are
+    independent: each runs in its own scratch checkout."""
+    groups: list[list[Block]] = []
+    for b in blocks:
+        for g in groups:
+            if any(f":{port}" in c.text for blk in g for port in _served_ports(blk) for c in b.commands):
+                g.append(b)
+                break
+        else:
+            groups.append([b])
+    return groups
 
 
-def test_the_parser_follows_the_readme_notation():
-    (b,) = readme_blocks("x\n```bash\ngenet a --x 1 [--y Y] \\\n   --z 2   # note; not a command\n"
-                         "python one.py; sudo python two.py [--q]\niperf3 -s -1 &   # server\n"
-                         "sh -c 'a; b # c'\n```\n```python\nprint(1)\n```\n")
-    assert [c.tokens for c in b.commands] == [["genet", "a", "--x", "1", "--z", "2"], ["python", "one.py"],
-                                              ["python", "two.py"], ["iperf3", "-s", "-1"], ["sh", "-c", "a; b # c"]]
-    assert [c.background for c in b.commands] == [False, False, False, True, False]
+#: Blocks run two groups at a time (2 cores: the real-time blocks — browser, campaign, emulation — mostly wait
+#: while the CPU-bound ones — training, the quickstart — compute; nothing here asserts a time). The longest
+#: groups start first.
+PARALLEL_GROUPS = 2
+LONG_FIRST = ("chromium", "demo.sh", "testbed", "train", "make-video", "sender")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
-def test_readme_block_runs(block: Block, scratch: Scratch):
-    """Every command of one README block runs (ids: README line of the block and its first command)."""
+def run_block(block: Block, scratch: Scratch, later: list[Block]) -> None:
+    """Every command of one README block, in order, in ``scratch``; raises on the first failure (or skips)."""
     if os.geteuid() != 0 and any("emulate" in c.tokens or "testbed" in c.tokens for c in block.commands):
         pytest.skip("emulation and the SSH testbed need root")
     needs = {"chromium": "chromium", "make-video": "ffmpeg"}
@@ -509,5 +506,75 @@ def test_readme_block_runs(block: Block, scratch: Scratch):
             else:
                 scratch.run(cmd, block)
     finally:
-        problems = scratch.stop_servers(later=BLOCKS[BLOCKS.index(block) + 1:])
+        problems = scratch.stop_servers(later=later)
     assert not problems, "\n".join(problems)
+
+
+def _run_group(group: list[Block], root: Path) -> dict[int, BaseException | None]:
+    """One group in its own scratch checkout: each block's outcome (None: it ran), keyed by README line."""
+    outcomes: dict[int, BaseException | None] = {}
+    scratch = Scratch(root)
+    try:
+        scratch.make_placeholders()
+        for k, block in enumerate(group):
+            try:
+                run_block(block, scratch, group[k + 1:])
+                outcomes[block.line] = None
+            except BaseException as e:  # AssertionError, pytest's Skipped/Failed: re-raised in the block's test
+                outcomes[block.line] = e
+    finally:
+        scratch.stop_servers()
+        if any("testbed" in c.tokens for b in group for c in b.commands):
+            subprocess.run([str(VENV_BIN / "genet"), "deploy", "testbed", "down", "--out", "tb"], cwd=scratch.dir,
+                           capture_output=True, timeout=300)
+    return outcomes
+
+
+@pytest.fixture(scope="module")
+def block_outcomes(tmp_path_factory):
+    """Runs every block once (groups side by side, PARALLEL_GROUPS at a time) and hands each test its block's
+    outcome. The `[readme]` lines print each command's wall time (CPU figures are the whole process's)."""
+    from concurrent.futures import ThreadPoolExecutor
+    if not (SHARED / "traces").is_dir():
+        pytest.skip(f"the README's commands read ../shared ({SHARED} is missing)")
+    groups = sorted(block_groups(BLOCKS), key=lambda g: -max((sum(w in c.text for w in LONG_FIRST)
+                                                               for b in g for c in b.commands), default=0))
+    with ThreadPoolExecutor(PARALLEL_GROUPS) as pool:
+        futures = [pool.submit(_run_group, g, tmp_path_factory.mktemp("readme")) for g in groups]
+        outcomes: dict[int, BaseException | None] = {}
+        for f in futures:
+            outcomes.update(f.result())
+    return outcomes
+
+
+def test_the_readme_has_commands_and_every_list_here_names_one_it_has():
+    texts = [c.text for b in BLOCKS for c in b.commands]
+    assert len(texts) > 40, texts
+    for prefix in list(NOT_IN_CI) + [p for p, _, _ in BUDGETS]:
+        assert any(t.startswith(prefix) for t in texts), f"{prefix!r} is listed here but not in README.md"
+    assert any(t.startswith(CHECKED_NOT_RUN) for t in texts)
+
+
+def test_the_parser_follows_the_readme_notation():
+    (b,) = readme_blocks("x\n```bash\ngenet a --x 1 [--y Y] \\\n   --z 2   # note; not a command\n"
+                         "python one.py; sudo python two.py [--q]\niperf3 -s -1 &   # server\n"
+                         "sh -c 'a; b # c'\n```\n```python\nprint(1)\n```\n")
+    assert [c.tokens for c in b.commands] == [["genet", "a", "--x", "1", "--z", "2"], ["python", "one.py"],
+                                              ["python", "two.py"], ["iperf3", "-s", "-1"], ["sh", "-c", "a; b # c"]]
+    assert [c.background for c in b.commands] == [False, False, False, True, False]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+def test_readme_block_runs(block: Block, block_outcomes):
+    """Every command of one README block runs (ids: README line of the block and its first command)."""
+    outcome = block_outcomes[block.line]
+    if outcome is not None:
+        raise outcome
+
+
+def test_blocks_that_share_a_server_run_in_one_group():
+    groups = block_groups(BLOCKS)
+    assert sum(len(g) for g in groups) == len(BLOCKS)
+    (player,) = [g for g in groups if any("player serve" in c.text for b in g for c in b.commands)]
+    assert any("--browser chromium" in c.text for b in player for c in b.commands), [b.id for b in player]
