@@ -25,6 +25,9 @@ Arguments (units in names; Mahimahi's semantics, testbeds.md §1):
   (default True; falls back to nice -20) so a busy machine adds no ms-scale jitter
 * pcap_dir: netns backend only: capture both sides into emulated.pcap / host.pcap
   there (``genet emulate flow-stats DIR`` summarises them per flow)
+* low_latency_idle: hold ``/dev/cpu_dma_latency`` at 0 while the link is up (default True; best effort,
+  root only; see genet/cpuidle.py): on a VM an idle vCPU wakes late, which delays the link's ms-tick
+  releases — here an idle machine showed more RTT spread than a busy one
 
 Everything is validated before anything is created; all created resources
 are removed on exit, on an exception, and on SIGINT/SIGTERM (the handler
@@ -41,6 +44,7 @@ import threading
 from typing import Any
 
 from emulation.config import LinkSpec, QueueSpec, TraceLike, make_link_spec
+from genet.cpuidle import hold_low_latency_idle, release_low_latency_idle
 
 BACKENDS = ("netns", "mahimahi", "mininet")
 
@@ -62,7 +66,8 @@ class LinkEmulator:
                  uplink_queue_args: str | None = None, downlink_queue_args: str | None = None,
                  uplink_log: str | os.PathLike | None = None, downlink_log: str | os.PathLike | None = None,
                  once: bool = False, seed: int | None = None, backend: str = "netns",
-                 isolate_host: bool = False, command_line: str = "", **backend_options: Any):
+                 isolate_host: bool = False, command_line: str = "", low_latency_idle: bool = True,
+                 **backend_options: Any):
         if backend not in BACKENDS:
             raise BadInputError(f"unknown emulation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend_name = backend
@@ -73,6 +78,8 @@ class LinkEmulator:
             downlink_queue_args=downlink_queue_args, uplink_log=uplink_log, downlink_log=downlink_log,
             once=once, seed=seed, command_line=command_line)
         self.isolate_host = isolate_host
+        self.low_latency_idle = low_latency_idle
+        self._qos_fd: int | None = None
         self.backend_options = backend_options
         self._impl = self._make_backend()  # raises for unsupported options before anything is created
         self._old_sigterm = None
@@ -97,10 +104,14 @@ class LinkEmulator:
     def __enter__(self) -> "LinkEmulator":
         if threading.current_thread() is threading.main_thread():
             self._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_exit)
+        if self.low_latency_idle:  # genet/cpuidle.py: idle vCPUs wake late, and so would the link's ticks
+            self._qos_fd = hold_low_latency_idle()
         try:
             self._impl.start()
         except BaseException:
             self._restore_signals()
+            release_low_latency_idle(self._qos_fd)
+            self._qos_fd = None
             raise
         return self
 
@@ -112,6 +123,8 @@ class LinkEmulator:
             self._impl.close()
         finally:
             self._restore_signals()
+            release_low_latency_idle(self._qos_fd)
+            self._qos_fd = None
 
     def _restore_signals(self) -> None:
         if self._old_sigterm is not None:

@@ -50,7 +50,6 @@ import random
 import select
 import signal
 import socket
-import struct
 import time
 from array import array
 from pathlib import Path
@@ -59,6 +58,7 @@ import numpy as np
 
 from genet.cc.aurora import AuroraController, apply_rate_action, initial_rate_pps, run_reward_normaliser_pps
 from genet.cc.monitor import LossDetector
+from genet.cpuidle import CPU_DMA_LATENCY, hold_low_latency_idle  # noqa: F401  (one definition; re-exported)
 from genet.cc.registry import RatePolicy
 from genet.cc.reward import aurora_reward
 from genet.errors import BadInputError
@@ -75,24 +75,7 @@ HOT_S = 2e-3
 #: ... rehearsing the decision again and again (the spin's own CPU time; see the module notes) while the next
 #: packet is at least this far away (so a rehearsal never delays a send).
 REHEARSE_GUARD_S = 100e-6
-#: The PM QoS file that keeps idle CPUs in shallow states while held open with 0 written.
-CPU_DMA_LATENCY = "/dev/cpu_dma_latency"
 EXIT_OK, EXIT_SILENT = 0, 3
-
-
-def hold_low_latency_idle(path: str = CPU_DMA_LATENCY) -> int | None:
-    """Ask for low-latency idle (PM QoS 0 us) for as long as the returned fd stays open; None when the file
-    cannot be opened or written (not root, no such device): best effort, silently skipped."""
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except OSError:
-        return None
-    try:
-        os.write(fd, struct.pack("i", 0))
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:

@@ -132,6 +132,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.hypothesis_seed = seed  # the Hypothesis plugin's own pytest_configure applies it
     _state["seed"] = (seed, why)
     _state["memory"] = _set_memory_limit()
+    _restore_default_signals()
+
+
+def _restore_default_signals() -> None:
+    """Tests send SIGINT/SIGHUP to the programs they start and check how those stop. A suite started in the
+    background of a script (SIGINT and SIGQUIT ignored, bash without job control) or under nohup (SIGHUP
+    ignored) would pass the ignore on to every child (an ignored signal survives exec): Python would then
+    never raise KeyboardInterrupt, and Mahimahi's shells could not hang up their commands. Restore the
+    defaults here (the children inherit them)."""
+    import signal
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGHUP, signal.SIGQUIT):
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

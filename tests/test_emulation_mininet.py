@@ -124,7 +124,10 @@ def test_bridge_capture_log_sees_every_packet_with_its_queueing_delay(tmp_path):
     assert sizes == {1504}  # 1500-byte IP packets + Mahimahi's 4-byte TUN header
     big = [d for d in log.departures if d[1] == 1504]
     assert len(big) == 2000 and len([a for a in log.arrivals if a[1] == 1504]) == 2000  # 800 pps < 1000: no drops
-    assert max(d[2] for d in big) <= 5  # 9.6 of 12 Mbit/s: hardly any queueing
+    # 9.6 of 12 Mbit/s: hardly any queueing. The sender is a Python busy-loop pacer, so a scheduling hiccup
+    # sends a small burst (a fresh-clone run on an idle machine saw a 6-ms maximum with a 1-ms p95)
+    delays = sorted(d[2] for d in big)
+    assert delays[int(0.95 * len(delays))] <= 2 and delays[-1] <= 20, (delays[-10:], stats.format())
     assert stats.capacity_mbps == pytest.approx(12.0 * 1504 / 1500, rel=0.03)
 
 

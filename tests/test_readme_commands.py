@@ -9,7 +9,7 @@ root). Nothing else is skipped: every recognised command is either run here or n
 README no longer has (so neither can rot either).
 
 How they run: blocks that share a server (the browser player and the `genet player serve` before it) form a
-group; groups run two at a time (``PARALLEL_GROUPS``), each in its own scratch folder laid out like a checkout (symlinks to the
+group; groups run three at a time (``PARALLEL_GROUPS``), each in its own scratch folder laid out like a checkout (symlinks to the
 repository's folders, ``../shared`` beside it), so relative paths such as ``../shared/traces/...``,
 ``models/abr/genet.onnx`` and ``examples/campaign-cc.toml`` resolve as in the README and every output lands in
 the scratch folder, never in the repository. ``genet`` is the venv's, ``python`` this interpreter.
@@ -468,10 +468,10 @@ def block_groups(blocks: list[Block]) -> list[list[Block]]:
     return groups
 
 
-#: Blocks run two groups at a time (2 cores: the real-time blocks — browser, campaign, emulation — mostly wait
+#: Blocks run three groups at a time (2 cores: the real-time blocks — browser, campaign, emulation — mostly wait
 #: while the CPU-bound ones — training, the quickstart — compute; nothing here asserts a time). The longest
 #: groups start first.
-PARALLEL_GROUPS = 2
+PARALLEL_GROUPS = 3
 LONG_FIRST = ("chromium", "demo.sh", "testbed", "train", "make-video", "sender")
 
 

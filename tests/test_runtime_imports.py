@@ -17,6 +17,7 @@ RUNTIME_MODULES = [
     "genet.policy",
     "genet.metrics",
     "genet.packets",
+    "genet.cpuidle",
     "genet.cc.aurora",
     "genet.cc.monitor",
     "genet.cc.reward",
