@@ -25,9 +25,12 @@ Arguments (units in names; Mahimahi's semantics, testbeds.md §1):
   (default True; falls back to nice -20) so a busy machine adds no ms-scale jitter
 * pcap_dir: netns backend only: capture both sides into emulated.pcap / host.pcap
   there (``genet emulate flow-stats DIR`` summarises them per flow)
-* low_latency_idle: hold ``/dev/cpu_dma_latency`` at 0 while the link is up (default True; best effort,
+* low_latency_idle: hold ``/dev/cpu_dma_latency`` at 0 while the link is up (default False; best effort,
   root only; see genet/cpuidle.py): on a VM an idle vCPU wakes late, which delays the link's ms-tick
-  releases — here an idle machine showed more RTT spread than a busy one
+  releases — here an idle machine showed more RTT spread than a busy one (ping median 44.5 ms instead of
+  42-43). Off by default: idle CPUs then poll instead of halting, and it shifts the timing of everything
+  else on the machine (a fresh-clone run with it on for every link moved the browser-vs-Python step test
+  onto its knife edge); the ping-fidelity test turns it on
 
 Everything is validated before anything is created; all created resources
 are removed on exit, on an exception, and on SIGINT/SIGTERM (the handler
@@ -66,7 +69,7 @@ class LinkEmulator:
                  uplink_queue_args: str | None = None, downlink_queue_args: str | None = None,
                  uplink_log: str | os.PathLike | None = None, downlink_log: str | os.PathLike | None = None,
                  once: bool = False, seed: int | None = None, backend: str = "netns",
-                 isolate_host: bool = False, command_line: str = "", low_latency_idle: bool = True,
+                 isolate_host: bool = False, command_line: str = "", low_latency_idle: bool = False,
                  **backend_options: Any):
         if backend not in BACKENDS:
             raise BadInputError(f"unknown emulation backend {backend!r}; choose one of {', '.join(BACKENDS)}")

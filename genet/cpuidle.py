@@ -4,8 +4,9 @@ keeps idle CPUs from sleeping deeply while real-time work runs.
 On a VM whose idle driver halts the vCPU (``haltpoll`` here), a process woken after an idle spell runs on a
 cold vCPU: measured here, an ONNX call that takes 8 us in a loop takes ~260 us after a 10-ms sleep, and an
 emulated link's ms-tick releases come late, so an idle machine shows *more* RTT spread than a busy one.
-The sender (``genet sender send``) and every emulated link (:class:`emulation.LinkEmulator`) hold the
-request while they run; it is dropped when the returned descriptor is closed (or the process ends).
+The sender (``genet sender send``, unless ``--no-low-latency-idle``) and an emulated link asked to
+(``LinkEmulator(low_latency_idle=True)``) hold the request while they run; it is dropped when the returned
+descriptor is closed (or the process ends).
 Best effort: without root, or without the device, nothing is held and nothing fails. Standard library only
 (runtime code)."""
 
