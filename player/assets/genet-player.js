@@ -75,9 +75,18 @@
   const player = dashjs.MediaPlayer().create();
   const E = dashjs.MediaPlayer.events;
 
+  function indexLadder() {      // quality index by bitrate (0 = lowest), as the server's ladder
+    const reps = player.getRepresentationsByType('video').slice().sort((a, b) => a.bandwidth - b.bandwidth);
+    reps.forEach((r, i) => { G.repIndex[r.id] = i; });
+    return reps;
+  }
   function qualityOf(rep) {
     if (!rep) return -1;
-    const q = G.repIndex[rep.id];
+    let q = G.repIndex[rep.id];
+    if (q === undefined) {       // a segment can complete before STREAM_INITIALIZED (fast first chunk)
+      try { indexLadder(); } catch (err) { /* no stream yet */ }
+      q = G.repIndex[rep.id];
+    }
     return q === undefined ? -1 : q;
   }
   function bufferLevelS() {
@@ -186,9 +195,8 @@
 
   // ---------------------------------------------------------------- events
   player.on(E.STREAM_INITIALIZED, () => {
-    const reps = player.getRepresentationsByType('video').slice().sort((a, b) => a.bandwidth - b.bandwidth);
+    const reps = indexLadder();
     G.ladder = reps.map(r => ({id: r.id, bitrate_kbps: Math.round(r.bandwidth / 1000), width: r.width, height: r.height}));
-    reps.forEach((r, i) => { G.repIndex[r.id] = i; });
     if (G.firstInit) prefetchInits(G.firstInit);
     record('stream', {ladder: G.ladder, duration_s: player.duration()});
   });
