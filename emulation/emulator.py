@@ -23,6 +23,10 @@ Arguments (units in names; Mahimahi's semantics, testbeds.md §1):
   rather than the root one (default False; tests use True so nothing touches the host)
 * realtime: netns backend only: run the link process at SCHED_RR priority 1
   (default True; falls back to nice -20) so a busy machine adds no ms-scale jitter
+* start_on_first_packet: netns backend only: the trace's clock (t = 0) starts when the emulated side
+  sends its first packet — a player's first SYN — rather than when the link is configured (default
+  False), so a session sees the same stretch of the trace however long its programs took to start;
+  ``stats["trace_start_epoch_s"]`` (after exit) is when the trace started
 * pcap_dir: netns backend only: capture both sides into emulated.pcap / host.pcap
   there (``genet emulate flow-stats DIR`` summarises them per flow)
 * low_latency_idle: hold ``/dev/cpu_dma_latency`` at 0 while the link is up (default False; best effort,
@@ -90,9 +94,10 @@ class LinkEmulator:
     def _make_backend(self):
         if self.backend_name == "netns":
             from emulation.netns_backend import NetnsLink
-            unknown = set(self.backend_options) - {"realtime", "pcap_dir"}
+            known = {"realtime", "pcap_dir", "start_on_first_packet"}
+            unknown = set(self.backend_options) - known
             if unknown:
-                raise BadInputError(f"netns backend: unknown options {sorted(unknown)} (known: realtime, pcap_dir)")
+                raise BadInputError(f"netns backend: unknown options {sorted(unknown)} (known: {', '.join(sorted(known))})")
             return NetnsLink(self.spec, isolate_host=self.isolate_host, **self.backend_options)
         if self.backend_name == "mininet":
             from emulation.mininet_backend import MininetLink

@@ -67,17 +67,21 @@ class NetnsLink(ProcessLink):
     isolate_host: put the host side in its own namespace instead of the root one (default False)
     realtime: run the link process at SCHED_RR priority 1 (default True; see netns_link._raise_priority)
     pcap_dir: write emulated.pcap, host.pcap and link.json (addresses) there (default None: no capture)
+    start_on_first_packet: the trace's clock (t = 0) starts when the emulated side sends its first packet
+        (a player's first SYN) instead of when the devices are configured (default False); the start's
+        wall-clock time is ``stats["trace_start_epoch_s"]`` either way
     """
 
     backend = "netns"
 
     def __init__(self, spec: LinkSpec, isolate_host: bool = False, realtime: bool = True,
-                 pcap_dir: str | os.PathLike | None = None):
+                 pcap_dir: str | os.PathLike | None = None, start_on_first_packet: bool = False):
         if pcap_dir is not None and not Path(pcap_dir).is_dir():
             raise FileNotFoundError(f"pcap directory {pcap_dir} does not exist")
         self.pcap_dir = Path(pcap_dir) if pcap_dir is not None else None
         self.spec = spec
         self.realtime = realtime
+        self.start_on_first_packet = start_on_first_packet
         self.isolate_host = isolate_host
         self.run_name = new_run_name()
         self.record: RunRecord | None = None
@@ -127,8 +131,10 @@ class NetnsLink(ProcessLink):
             ip("addr", "add", f"{emu_addr}/32", "peer", f"{host_addr}/32", "dev", tun_i, netns=self.netns_emulated)
             ip("link", "set", tun_i, "mtu", "1500", "txqueuelen", "1000", "up", netns=self.netns_emulated)
             ip("route", "add", "default", "via", host_addr, "dev", tun_i, netns=self.netns_emulated)
-            self.proc.stdin.write(b"start\n")  # trace t = 0 now, with the link configured (a short --once
-            self.proc.stdin.flush()             # trace cannot end while the devices are being set up)
+            # trace t = 0 now, with the link configured (a short --once trace cannot end while the devices are
+            # being set up), or, with start_on_first_packet, at the emulated side's first packet after this
+            self.proc.stdin.write(b"start\n")
+            self.proc.stdin.flush()
         except BaseException:
             self.close()
             raise
@@ -148,7 +154,7 @@ class NetnsLink(ProcessLink):
         self._stats_path = stats_path
         cfg = {"spec": self.spec.to_json(), "tun_emulated": f"{run}-i", "netns_emulated": self.netns_emulated,
                "tun_host": f"{run}-o", "netns_host": self.netns_host, "stats_path": str(stats_path),
-               "realtime": self.realtime}
+               "realtime": self.realtime, "start_on_first_packet": self.start_on_first_packet}
         if self.pcap_dir is not None:
             cfg["pcap_emulated"] = str(self.pcap_dir / "emulated.pcap")
             cfg["pcap_host"] = str(self.pcap_dir / "host.pcap")

@@ -55,7 +55,8 @@ at the end. See :mod:`emulation.pcap`.
 Protocol with the parent: the config (one JSON line on stdin, or a file) holds the
 :class:`~emulation.config.LinkSpec`, the device/namespace names and a stats path; the process
 prints ``ready`` on stdout once both TUN devices exist, starts the trace's clock when the parent
-writes a line on stdin (its addresses and routes are then in place), runs until SIGTERM/SIGINT, stdin EOF
+writes a line on stdin (its addresses and routes are then in place) — or, with ``start_on_first_packet``,
+at the first packet the emulated side sends after that — runs until SIGTERM/SIGINT, stdin EOF
 (the parent died) or, with ``once``, the end of the trace, then flushes the logs and writes the
 stats JSON.
 """
@@ -348,6 +349,15 @@ def run(config: dict) -> int:
         if not chunk:
             return 0  # the parent went away before starting the link
         go += chunk
+    if config.get("start_on_first_packet"):
+        # t = 0 at the emulated side's first packet (it stays in the device for the uplink stage to read at
+        # ms 0); IPv6 is off on both devices, so nothing but the programs' own traffic starts it
+        while not _stopping[0]:
+            ready = select.select([fd_e, 0, wake_r], (), ())[0]
+            if fd_e in ready:
+                break
+            if 0 in ready and not os.read(0, 64):
+                return 0  # the parent went away before anything was sent
     init_ns = time.monotonic_ns()
     init_epoch_ns = time.time_ns()
     for fh, name, d in ((up_log, "Uplink", spec.uplink), (down_log, "Downlink", spec.downlink)):
@@ -469,6 +479,7 @@ def run(config: dict) -> int:
                 out[f"{direction}_{k}"] = link_c.get(k, 0)
         out["write_errors"] = sum(v for k, v in stats.items() if k.endswith("_write_errors"))
         out["duration_ms"] = (time.monotonic_ns() - init_ns) // 1_000_000
+        out["trace_start_epoch_s"] = init_epoch_ns / 1e9
         for d in (spec.uplink, spec.downlink):
             if d.log_path:
                 append_random_losses(d.log_path)

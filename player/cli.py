@@ -68,6 +68,9 @@ def add_player_commands(sub) -> None:
     pl.add_argument("--log", default=None, metavar="RUN.jsonl", help="per-chunk log (default: none)%(default).0s")
     pl.add_argument("--chunks", type=int, default=None, metavar="N", help="play only N chunks%(default).0s")
     pl.add_argument("--max-buffer-s", type=float, default=60.0, help="buffer cap, s")
+    pl.add_argument("--first-chunk-at-epoch-s", type=float, default=None, metavar="EPOCH_S",
+                    help="fetch the MPD at once, then request the first chunk at this time (epoch seconds), "
+                         "to start players at the same point of a trace (default: at once)")
     pl.add_argument("--give-up-s", type=float, default=30.0,
                     help="end the run when the server stays unreachable this long, s")
     pl.add_argument("--quiet", action="store_true", help="print nothing")
@@ -152,7 +155,8 @@ def cmd_play(args) -> int:
         return cmd_play_browser(args)
     from player.client import PlayerConfig, play
     cfg = PlayerConfig(url=args.url, policy=args.policy, abr_server=args.abr_server, session=args.session,
-                       n_chunks=args.chunks, max_buffer_s=args.max_buffer_s, give_up_s=args.give_up_s)
+                       n_chunks=args.chunks, max_buffer_s=args.max_buffer_s, give_up_s=args.give_up_s,
+                       first_chunk_at_epoch_s=args.first_chunk_at_epoch_s)
     res = play(cfg, args.log)
     if not args.quiet:
         s = res.summary()

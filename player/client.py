@@ -76,6 +76,8 @@ class PlayerConfig:
     request_timeout_s: socket timeout of one request, s (10)
     give_up_s: end the run when the server is unreachable this long, s (30)
     retry_initial_s, retry_max_s: backoff between retries, s (0.25 doubling up to 2)
+    first_chunk_at_epoch_s: fetch the MPD and set up at once, then request the first chunk at this time
+        (epoch s; None: at once) — to start two players at the same point of a trace
     """
 
     url: str
@@ -91,6 +93,7 @@ class PlayerConfig:
     give_up_s: float = 30.0
     retry_initial_s: float = 0.25
     retry_max_s: float = 2.0
+    first_chunk_at_epoch_s: float | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -259,6 +262,8 @@ def play(cfg: PlayerConfig, log_path: str | os.PathLike | None = None) -> PlayRe
                                                                                    time.gmtime()), **cfg.extra})
         q = int(cfg.first_quality)
         last_q = q  # the first chunk's change is against the first quality (genet/abr/qoe.py)
+        if cfg.first_chunk_at_epoch_s is not None:
+            time.sleep(max(cfg.first_chunk_at_epoch_s - time.time(), 0.0))
         buffer_ref, t_ref = 0.0, time.monotonic()
         total_rebuffer_s = 0.0
         for k in range(n_chunks):

@@ -16,9 +16,12 @@ The simulator's figures for the same policy, trace and video (``sim_*`` columns)
 :func:`genet.abr.evaluate.run_policy` with the Pensieve conventions, the video's own chunk count,
 ``max_buffer_s`` 60 and ``min_rtt_ms`` = 2 x ``delay_ms``, on :func:`emulator_view` of the trace: the
 rates the link really played (the simulator reads a trace file one sample apart from the emulator),
-rotated by the session's ``trace_offset_s`` — the time between the link's start (the trace's time 0 in
-the emulator) and the player's first request (server and player start-up) — so both see the same
-stretch of the trace.
+rotated by the session's ``trace_offset_s`` — the time between the trace's time 0 in the emulator and
+the player's first chunk request — so both see the same stretch of the trace. With the netns backend the
+trace starts at the player's first packet (``start_on_first_packet``: its first SYN, for the MPD), so the
+offset is the MPD's fetch (~ 2 RTTs, or dash.js's start-up in Chromium) whatever the server's and
+player's start-up took, and sessions run side by side (``--jobs``) see the same stretch as one alone;
+Mahimahi and Mininet start the trace with the link (the offset then includes the start-up).
 
 Results (``OUT``): ``results.csv``/``results.json`` (one row per policy, trace and repeat: ``policy``,
 ``trace``, ``repeat``, ``bitrate_mbps``, ``rebuffer_s``, ``bitrate_change_mbps``, ``qoe``,
@@ -87,8 +90,10 @@ def run_session(spec: SessionSpec) -> dict[str, Any]:
     t_start = time.monotonic()
     row: dict[str, Any] = {"policy": _label(spec.policy), "trace": spec.trace, "repeat": spec.repeat,
                            "status": "error", "reason": "", "log": str(sess / "player.jsonl")}
-    with LinkEmulator(UPLINK_MBPS, trace, delay_ms=spec.delay_ms, backend=spec.backend,
-                      isolate_host=spec.backend == "netns", command_line=f"genet emulate abr {spec.policy}") as link:
+    netns = spec.backend == "netns"
+    with LinkEmulator(UPLINK_MBPS, trace, delay_ms=spec.delay_ms, backend=spec.backend, isolate_host=netns,
+                      command_line=f"genet emulate abr {spec.policy}",
+                      **({"start_on_first_packet": True} if netns else {})) as link:
         t_link = time.time()
         row["link_run"] = link.run_name  # the emulator's resource names start with it
         (sess / "link_run.txt").write_text(link.run_name + "\n")
@@ -127,8 +132,9 @@ def run_session(spec: SessionSpec) -> dict[str, Any]:
         row["reason"] = row["reason"] or summary["reason"]
     elif not row["reason"]:
         row["reason"] = "the player wrote no summary"
-    first = log["chunks"][0]["epoch_request_s"] if log["chunks"] else t_link
-    row["trace_offset_s"] = max(first - t_link, 0.0)
+    t_trace = link.stats.get("trace_start_epoch_s", t_link)  # netns: the player's first packet
+    first = log["chunks"][0]["epoch_request_s"] if log["chunks"] else t_trace
+    row["trace_offset_s"] = max(first - t_trace, 0.0)
     row["wall_s"] = time.monotonic() - t_start
     from genet.atomic import atomic_text_writer
     with atomic_text_writer(sess / "result.json") as fh:

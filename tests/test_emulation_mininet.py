@@ -93,9 +93,12 @@ def test_emulate_cc_over_mininet_with_delay_0_measures_every_scheme_from_the_cap
     assert const["throughput_mbps"] == pytest.approx(const["receiver_throughput_mbps"], rel=0.03)
     assert const["loss_rate"] < 0.005 and const["p95_rtt_ms"] < 5.0  # 5 of 12 Mbit/s: no queue to speak of
     assert 0.8 * 12.0 <= cubic["throughput_mbps"] <= 1.05 * 12.0
-    # Cubic fills the 100-packet queue: up to 100 x 1500 bytes at 12 Mbit/s = 100 ms (1500-byte packets: no
-    # TSO super-packets in the queue), and overflows it
-    assert 20.0 < cubic["p95_rtt_ms"] <= 110.0 and cubic["loss_rate"] > 0
+    # Cubic builds a queue in the 100-packet buffer: at most 100 x 1500 bytes at 12 Mbit/s = 100 ms (1500-byte
+    # packets: no TSO super-packets in the queue). Whether it overflows it within 6 s depends on HyStart
+    # leaving slow start on the delay increase first (a fresh-clone run: p95 72 ms, no loss), so loss is not
+    # asserted; a loss, when there is one, is the queue's
+    assert 20.0 < cubic["p95_rtt_ms"] <= 110.0
+    assert cubic["loss_rate"] == 0 or cubic["p95_rtt_ms"] > 50.0
     assert np.isfinite(const["reward"]) and np.isfinite(cubic["reward"])  # capacity from the log's opportunities
 
 

@@ -258,6 +258,28 @@ def test_once_ends_with_the_trace(tmp_path):
     assert res.returncode == 77 and "trace ended" in res.stderr
 
 
+def test_start_on_first_packet_starts_the_trace_when_the_emulated_side_first_sends(tmp_path):
+    """A 1-s ``once`` trace with the clock on the first packet: 1.5 s of silence do not end it; the first
+    packet starts it (the link's recorded start is that packet's time), and it ends 1 s later by itself."""
+    trace = tmp_path / "one-second.mahi"
+    trace.write_text("".join(f"{ms}\n" for ms in range(1, 1001)))
+    log = tmp_path / "uplink.log"
+    with LinkEmulator(trace, trace, once=True, isolate_host=True, start_on_first_packet=True,
+                      uplink_log=log) as link:
+        time.sleep(1.5)
+        assert link.backend.proc.poll() is None  # a clock started at configuration would have ended it
+        t_send = time.time()
+        rtt(link, count=3, interval_s=0.05)
+        assert link.wait_finished(timeout_s=10) == 77
+        t_end = time.time()
+    start = link.stats["trace_start_epoch_s"]
+    assert 0 <= start - t_send < 0.2, (start, t_send)
+    assert 0.95 <= t_end - start < 1.6, (t_end, start)
+    header = {k.strip(): v.strip() for k, v in (ln[2:].split(":", 1) for ln in log.read_text().splitlines()
+                                                 if ln.startswith("# ") and ":" in ln)}
+    assert abs(int(header["init timestamp"]) / 1000 - start) < 0.002, header
+
+
 def test_a_link_process_that_dies_is_reported_and_cleaned_up():
     with pytest.warns(RuntimeWarning, match=r"link process of gt-.* failed \(status -9\)"):
         with LinkEmulator(12, 12, isolate_host=True) as link:
