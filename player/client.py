@@ -78,6 +78,9 @@ class PlayerConfig:
     retry_initial_s, retry_max_s: backoff between retries, s (0.25 doubling up to 2)
     first_chunk_at_epoch_s: fetch the MPD and set up at once, then request the first chunk at this time
         (epoch s; None: at once) — to start two players at the same point of a trace
+    request_not_before_s: chunk k is requested no earlier than ``request_not_before_s[k]`` s after chunk 0's
+        request (None: as soon as the player is ready) — to replay another player's request times (the
+        browser comparison: dash.js waits 0.1-0.8 s before some requests; the buffer drains meanwhile)
     """
 
     url: str
@@ -94,6 +97,7 @@ class PlayerConfig:
     retry_initial_s: float = 0.25
     retry_max_s: float = 2.0
     first_chunk_at_epoch_s: float | None = None
+    request_not_before_s: list[float] | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -266,11 +270,15 @@ def play(cfg: PlayerConfig, log_path: str | os.PathLike | None = None) -> PlayRe
             time.sleep(max(cfg.first_chunk_at_epoch_s - time.time(), 0.0))
         buffer_ref, t_ref = 0.0, time.monotonic()
         total_rebuffer_s = 0.0
+        first_epoch_req = None
         for k in range(n_chunks):
             size = int(video.chunk_sizes_bytes[q, k])
+            if first_epoch_req is not None and cfg.request_not_before_s and k < len(cfg.request_not_before_s):
+                time.sleep(max(first_epoch_req + cfg.request_not_before_s[k] - time.time(), 0.0))
             t_before = time.monotonic()
             buffer_before = max(buffer_ref - (t_before - t_ref), 0.0)
             epoch_req = time.time()
+            first_epoch_req = epoch_req if first_epoch_req is None else first_epoch_req
             f = http_.request("GET", segment_path(q, k, video.n_levels), keep_body=False, expect_len=size)
             if f.status != 200:
                 raise GenetRuntimeError(f"{cfg.url}{segment_path(q, k, video.n_levels)}: HTTP {f.status}")
