@@ -99,6 +99,9 @@ class LinkEmulator:
             if unknown:
                 raise BadInputError(f"netns backend: unknown options {sorted(unknown)} (known: {', '.join(sorted(known))})")
             return NetnsLink(self.spec, isolate_host=self.isolate_host, **self.backend_options)
+        netns_only = sorted(set(self.backend_options) & {"realtime", "pcap_dir", "start_on_first_packet"})
+        if netns_only:
+            raise BadInputError(f"{', '.join(netns_only)}: netns backend only (this link's backend is {self.backend_name})")
         if self.backend_name == "mininet":
             from emulation.mininet_backend import MininetLink
             return MininetLink(self.spec, self.uplink_source, self.downlink_source, **self.backend_options)

@@ -152,6 +152,8 @@ def test_bad_input_fails_before_anything_is_created(tmp_path):
         LinkEmulator(bad, 12, isolate_host=True)
     with pytest.raises(ValueError, match="byte or packet limit"):
         LinkEmulator(12, 12, uplink_queue="droptail")
+    with pytest.raises(ValueError, match=r"start_on_first_packet: netns backend only \(this link's backend is mininet\)"):
+        LinkEmulator(12, 12, backend="mininet", start_on_first_packet=True)
     assert (list_netns(), list_links("gt-")) == before
 
 
@@ -273,8 +275,10 @@ def test_start_on_first_packet_starts_the_trace_when_the_emulated_side_first_sen
         assert link.wait_finished(timeout_s=10) == 77
         t_end = time.time()
     start = link.stats["trace_start_epoch_s"]
-    assert 0 <= start - t_send < 0.2, (start, t_send)
-    assert 0.95 <= t_end - start < 1.6, (t_end, start)
+    # semantics, not speed: the start is the send (not the configuration 1.5 s before it), and the 1-s trace
+    # ran out no earlier than 1 s after it (generous upper bounds for a loaded machine)
+    assert 0 <= start - t_send < 1.0, (start, t_send)
+    assert 0.95 <= t_end - start < 5.0, (t_end, start)
     header = {k.strip(): v.strip() for k, v in (ln[2:].split(":", 1) for ln in log.read_text().splitlines()
                                                  if ln.startswith("# ") and ":" in ln)}
     assert abs(int(header["init timestamp"]) / 1000 - start) < 0.002, header

@@ -158,31 +158,32 @@ def _step_trace(t_drop_s: float):
                  name="step")
 
 
+def _in_flight(chunks, drop_epoch_s):
+    """(chunk, s from its request to the drop) of the chunk downloading at the drop, or None."""
+    for c in chunks:
+        start = c["epoch_request_s"]
+        if start <= drop_epoch_s < start + c["download_ms"] / 1000.0:
+            return c, drop_epoch_s - start
+    return None
+
+
 def _drop_on_a_knife_edge(chunks, drop_epoch_s, low_s=15.0):
     """None when the step's stall is well defined for this player; else why not. The stall is decided by the
     chunk in flight at the drop: if it spans the low period, it ends with it (stable); if it ends inside it,
     its end moves 2.5 s per 0.1 s the drop moves against its request (5 / 0.2 Mbit/s), so two players a few
     hundred ms apart cannot be compared."""
-    for c in chunks:
-        start = c["epoch_request_s"]
-        end = start + c["download_ms"] / 1000.0
-        if start <= drop_epoch_s < end and end < drop_epoch_s + low_s - 0.5:
-            return (f"chunk {c['chunk_index']} requested {drop_epoch_s - start:.2f} s before the drop ended "
-                    f"{end - drop_epoch_s:.2f} s after it, inside the {low_s:g}-s low period")
+    fl = _in_flight(chunks, drop_epoch_s)
+    if fl is None:
+        return None
+    c, since_s = fl
+    end_after_s = c["download_ms"] / 1000.0 - since_s
+    if end_after_s < low_s - 0.5:
+        return (f"chunk {c['chunk_index']} requested {since_s:.2f} s before the drop ended "
+                f"{end_after_s:.2f} s after it, inside the {low_s:g}-s low period")
     return None
 
 
-def _in_flight(chunks, drop_epoch_s):
-    """(chunk index, s from its request to the drop) of the chunk downloading at the drop, or None."""
-    for c in chunks:
-        start = c["epoch_request_s"]
-        if start <= drop_epoch_s < start + c["download_ms"] / 1000.0:
-            return c["chunk_index"], drop_epoch_s - start
-    return None
-
-
-def _python_player_after(delay_s, cfg, log):
-    time.sleep(max(delay_s, 0.0))
+def _python_player(cfg, log):
     from player.client import play
     return play(cfg, log).summary()
 
@@ -223,14 +224,15 @@ def test_step_trace_stall_and_qualities_match_the_python_player(encoded, tmp_pat
             # the Python player fetches the MPD at once, requests chunk 0 at the browser's offset and each later
             # chunk no earlier than the browser did (dash.js waits 0.1-0.8 s before some requests)
             b_times = [c["epoch_request_s"] - b["chunks"][0]["epoch_request_s"] for c in b["chunks"]]
-            summary = link.emulated.call(_python_player_after, 0.0, PlayerConfig(
+            summary = link.emulated.call(_python_player, PlayerConfig(
                 url=url, abr_server=True, first_chunk_at_epoch_s=t_link + b_offset, request_not_before_s=b_times),
                 str(p_log), timeout_s=150)
     assert summary["status"] == "complete", summary
     p = _read_log(p_log)
     p_offset = p["chunks"][0]["epoch_request_s"] - t_link
     p_edge = _drop_on_a_knife_edge(p["chunks"], t_link + drop_s)
-    b_fl, p_fl = _in_flight(b["chunks"], t_b + drop_s), _in_flight(p["chunks"], t_link + drop_s)
+    b_fl, p_fl = (None if fl is None else (fl[0]["chunk_index"], round(fl[1], 3))
+                  for fl in (_in_flight(b["chunks"], t_b + drop_s), _in_flight(p["chunks"], t_link + drop_s)))
     same_point = b_fl is not None and p_fl is not None and b_fl[0] == p_fl[0] and abs(b_fl[1] - p_fl[1]) <= 0.04
     print(f"\nin flight at the drop (chunk, s since its request): browser {b_fl}, Python {p_fl}")
     lags = [round(c["epoch_request_s"] - p["chunks"][0]["epoch_request_s"] - t, 3) for c, t in zip(p["chunks"], b_times)]
