@@ -10,9 +10,10 @@ torch thread each):
 2. ``genet export`` of the final model, ``genet eval`` on the validation sets (ABR: fcc-val,
    norway-val; CC: pantheon-ethernet, pantheon-cellular and RL3 synthetic traces) next to the
    rule-based baselines -> ``STUDY/results/<preset>-s<S>.json``;
-3. learning curves (Figure 18): every checkpoint of a run (``checkpoints/step_*.pt``, the
-   curriculum's ``model-round*``) exported and evaluated on the first validation set ->
-   ``STUDY/curves/<preset>-s<S>.csv``; ``curves-<use case>.png``: validation reward against
+3. learning curves (Figure 18), once every run of the matrix is trained and evaluated: up to
+   ``--curve-points`` checkpoints of a run, evenly spaced and always its last (``checkpoints/step_*.pt``,
+   the curriculum's ``model-round*``), exported and evaluated on the first validation set (the model
+   alone: the baselines do not change with the checkpoint) -> ``STUDY/curves/<preset>-s<S>.csv``; ``curves-<use case>.png``: validation reward against
    environment steps, mean and min-max band over seeds, one line per preset;
 4. ``STUDY/results.md``: every seed's figure and mean ± std per preset and evaluation set, plus the
    baselines; ``STUDY/results.json`` the same as data.
@@ -30,6 +31,7 @@ Usage::
     python scripts/genet_study.py                       # the matrix, 3 seeds, two runs at a time
     python scripts/genet_study.py --presets abr-genet-paperdims,abr-genet-warm --seeds 0,1,2
     python scripts/genet_study.py --table-only          # rebuild results.md / curves from what exists
+    python scripts/genet_study.py --table-only --publish   # ... and copy them to models/study/
     python scripts/genet_study.py --study-dir /tmp/s --abr-steps 2000 --cc-steps 400 --tiny   # seconds
 
 Nothing is tuned on anything but the training and validation sets: the presets are fixed here.
@@ -189,7 +191,8 @@ class Study:
             sh(cmd, log)
         return run
 
-    def evaluate(self, p: Preset, seed: int, model: Path | None = None, sets=None) -> dict[str, dict[str, float]]:
+    def evaluate(self, p: Preset, seed: int, model: Path | None = None, sets=None,
+                 with_baselines: bool = True) -> dict[str, dict[str, float]]:
         """Export (the final model or ``model``) and `genet eval` on each set; {set: {policy: reward}}."""
         run = self.run_dir(p.name, seed)
         log = self.dir / "logs" / f"{p.name}-s{seed}.log"
@@ -198,24 +201,32 @@ class Study:
         if not onnx.is_file():
             sh([self.genet, "export", str(run), "-o", str(onnx)] + (["--checkpoint", str(model)] if model else []),
                log)
-        baselines = "mpc,bba" if p.use_case == "abr" else "bbr,cubic"
+        baselines = ("," + ("mpc,bba" if p.use_case == "abr" else "bbr,cubic")) if with_baselines else ""
         out = {}
         for set_name, where in (sets or eval_sets(p.use_case, self.shared)):
             if self.args.tiny and p.use_case == "cc" and "--config" in where:
                 where = ["--config", "rl3", "-n", "2", "--seed", "1"]
             with tempfile.TemporaryDirectory() as tmp:
-                sh([self.genet, "eval", p.use_case, *where, "--policy", f"{onnx},{baselines}", "--out", tmp,
+                sh([self.genet, "eval", p.use_case, *where, "--policy", f"{onnx}{baselines}", "--out", tmp,
                     "--no-progress"] + (["--no-plots"] if p.use_case == "cc" else []), log)
                 out[set_name] = read_summary(p.use_case, Path(tmp))
         return out
 
     def checkpoints(self, run: Path) -> list[Path]:
+        """The run's checkpoints by environment steps: at most ``--curve-points``, evenly spaced, the last kept
+        (a 30-point curve cost more than the training: one export and one evaluation command per point)."""
         found = list((run / "checkpoints").glob("step_*.pt")) + list(run.glob("model-round*"))
 
         def steps(path: Path) -> int:
             import torch
             return int(torch.load(path, weights_only=False)["env_steps"])
-        return sorted(found, key=steps)
+        found = sorted(found, key=steps)
+        n = max(1, self.args.curve_points)
+        if len(found) <= n:
+            return found
+        import numpy as np
+        picks = np.unique(np.round(np.linspace(len(found) - 1, 0, n)).astype(int))
+        return [found[i] for i in sorted(picks)]
 
     def curve(self, p: Preset, seed: int) -> Path:
         """Validation reward of every checkpoint on the first evaluation set (Figure 18)."""
@@ -231,8 +242,9 @@ class Study:
             if ck.name in done:
                 continue
             steps = int(torch.load(ck, weights_only=False)["env_steps"])
-            res = self.evaluate(p, seed, model=ck, sets=first)[first[0][0]]
+            res = self.evaluate(p, seed, model=ck, sets=first, with_baselines=False)[first[0][0]]
             rows.append({"checkpoint": ck.name, "env_steps": steps, "set": first[0][0], "reward": res["model"]})
+            rows.sort(key=lambda r: int(r["env_steps"]))
             with open(path, "w", newline="") as fh:  # after every point: a killed study keeps its curve
                 w = csv.DictWriter(fh, fieldnames=["checkpoint", "env_steps", "set", "reward"])
                 w.writeheader()
@@ -255,8 +267,6 @@ class Study:
             if (run / "rounds.csv").is_file():
                 rec["rounds"] = (run / "rounds.csv").read_text().splitlines()
             result.write_text(json.dumps(rec, indent=1) + "\n")
-        if not self.args.no_curves:
-            self.curve(p, seed)
         print(f"{p.name} s{seed}: {json.dumps({k: v['model'] for k, v in rec['evaluation'].items()})}", flush=True)
         return rec
 
@@ -271,10 +281,14 @@ class Study:
         first += sorted(needed)
         later = [n for n in names if self.presets[n].warm_from]
         failed: list[str] = []
-        for group in (first, later):
-            jobs = [(self.presets[n], s) for s in seeds for n in group]
+        # every run trained and evaluated first (the table), then the curves of those that finished
+        stages = [(self.one, [(self.presets[n], s) for s in seeds for n in group]) for group in (first, later)]
+        if not self.args.no_curves:
+            stages.append((self.curve, [(self.presets[n], s) for s in seeds for n in first + later]))
+        for work, jobs in stages:
             with ThreadPoolExecutor(max_workers=max(1, self.args.jobs)) as pool:
-                futures = {pool.submit(self.one, p, s): (p, s) for p, s in jobs}
+                futures = {pool.submit(work, p, s): (p, s) for p, s in jobs
+                           if work is not self.curve or f"{p.name}-s{s}" not in failed}
                 for fut, (p, s) in futures.items():
                     try:
                         fut.result()
@@ -367,9 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-real-traces", dest="real_traces", action="store_false",
                    help="ABR: do not mix the shared real training traces in")
     p.add_argument("--no-curves", action="store_true", help="skip the per-checkpoint learning curves")
+    p.add_argument("--curve-points", type=int, default=8,
+                   help="checkpoints per run evaluated for its learning curve (evenly spaced, the last kept)")
     p.add_argument("--tiny", action="store_true", help="tiny batches and BO (a test of this script)")
     p.add_argument("--table-only", action="store_true", help="only rebuild results.md and the curve plots")
     p.add_argument("--list", action="store_true", help="print the presets and exit")
+    p.add_argument("--publish", nargs="?", const=str(ROOT / "models" / "study"), default=None, metavar="DIR",
+                   help="also copy results.md, results.json and the curve plots to DIR (default: models/study)")
     args = p.parse_args(argv)
     if args.list:
         for pr in presets().values():
@@ -383,7 +401,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"done in {time.perf_counter() - t0:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
     table = study.table()
     (study.dir / "results.md").write_text(table + "\n")
-    study.plot_curves()
+    plots = study.plot_curves()
+    if args.publish:
+        import shutil
+        dest = Path(args.publish)
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in [study.dir / "results.md", study.dir / "results.json", *plots]:
+            shutil.copy2(f, dest / f.name)
+        print(f"published to {dest}")
     print(table)
     return 1 if failed else 0
 

@@ -62,6 +62,15 @@ def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, share
     curve = (study / "curves" / "abr-genet-warm-s0.csv").read_text().splitlines()
     assert curve[0] == "checkpoint,env_steps,set,reward" and len(curve) == 1 + 2  # model-round0, model-round1
     assert (study / "curves-abr.png").read_bytes()[:4] == b"\x89PNG"
+    # a curve keeps at most --curve-points checkpoints, always the last; --publish copies the outputs
+    (study / "curves" / "abr-genet-warm-s0.csv").unlink()
+    pub = tmp_path / "published"
+    assert mod.main([*base, "--presets", "abr-genet-warm", "--seeds", "0", "--curve-points", "1",
+                     "--publish", str(pub)]) == 0
+    curve = (study / "curves" / "abr-genet-warm-s0.csv").read_text().splitlines()
+    assert len(curve) == 2 and curve[1].startswith("model-round1,")
+    assert (pub / "results.md").read_text() == (study / "results.md").read_text()
+    assert {f.name for f in pub.iterdir()} == {"results.md", "results.json", "curves-abr.png"}
 
 
 def test_unknown_presets_fail_clearly(tmp_path):
