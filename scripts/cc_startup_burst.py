@@ -22,12 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genet.cc.aurora import AuroraConfig  # noqa: E402
-from genet.cc.link import LinkConfig  # noqa: E402
 from genet.cc.metrics import summarize  # noqa: E402
 from genet.cc.policies import run_policy  # noqa: E402
 from genet.cc.registry import load_aurora_policy, parse_policy  # noqa: E402
+from genet.cc.training import trial_runs  # noqa: E402  (one definition: how a BO trial makes its traces)
 from traces.config_space import load_space  # noqa: E402
-from traces.generators import generate_trace  # noqa: E402
 
 #: The configuration CC Genet's BO promoted (models/cc/genet.json rounds 1, 2, 5-7; the study's seeds 1-2 likewise).
 CORNER = {"max_bandwidth_mbps": 0.1, "min_bandwidth_mbps": 0.1, "delay_ms": 2.0, "bandwidth_change_interval_s": 0.0,
@@ -44,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loss-rate", type=float, default=CORNER["loss_rate"], help="random loss of the corner (0-1)")
     ap.add_argument("-n", type=int, default=10, help="traces (count; the BO's trials use 10)")
     args = ap.parse_args(argv)
+    if args.n < 1 or not 0 <= args.loss_rate <= 1:
+        ap.error(f"need -n >= 1 and 0 <= --loss-rate <= 1, got -n {args.n}, --loss-rate {args.loss_rate}")
     space = load_space("cc")
     corner = dict(CORNER, loss_rate=args.loss_rate)
     aurora = AuroraConfig(reward_form="genet")
@@ -54,11 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         pol = parse_policy(label)
         loaded = load_aurora_policy(label, aurora) if pol.kind == "onnx" else None
         rows, sent, lost = [], np.zeros(len(BINS_S) - 1), np.zeros(len(BINS_S) - 1)
-        for i in range(args.n):
-            rng = np.random.default_rng([0, i])
-            trace = generate_trace("cc", corner, rng, name=f"corner-{i}", space=space)
-            seed = int(rng.integers(2**31 - 1))
-            link = LinkConfig.from_trace(trace)
+        for trace, link, seed in trial_runs([corner] * args.n, 0, space):
             log = run_policy(pol, trace, link, seed=seed, aurora=aurora, loaded=loaded)
             m = summarize(log, link, label, trace.name, "genet", seed)
             rows.append((m.reward, m.throughput_mbps, m.mean_rtt_ms, m.loss_rate))

@@ -13,8 +13,9 @@ torch thread each):
 3. learning curves (Figure 18), once every run of the matrix is trained and evaluated: up to
    ``--curve-points`` checkpoints of a run, evenly spaced and always its last (``checkpoints/step_*.pt``,
    the curriculum's ``model-round*``), exported and evaluated on the first validation set (the model
-   alone: the baselines do not change with the checkpoint) -> ``STUDY/curves/<preset>-s<S>.csv``; ``curves-<use case>.png``: validation reward against
-   environment steps, mean and min-max band over seeds, one line per preset;
+   alone: the baselines do not change with the checkpoint) -> ``STUDY/curves/<preset>-s<S>.csv``;
+   ``curves-<use case>.png``: validation reward against environment steps, mean and min-max band over
+   seeds, one line per preset;
 4. ``STUDY/results.md``: every seed's figure and mean ± std per preset and evaluation set, plus the
    baselines; ``STUDY/results.json`` the same as data.
 
@@ -212,16 +213,13 @@ class Study:
                 out[set_name] = read_summary(p.use_case, Path(tmp))
         return out
 
-    def checkpoints(self, run: Path) -> list[Path]:
-        """The run's checkpoints by environment steps: at most ``--curve-points``, evenly spaced, the last kept
-        (a 30-point curve cost more than the training: one export and one evaluation command per point)."""
+    def checkpoints(self, run: Path) -> list[tuple[Path, int]]:
+        """(checkpoint, environment steps) of the run, by steps: at most ``--curve-points``, evenly spaced, the
+        last kept (a 30-point curve cost more than the training: one export and one evaluation per point)."""
+        import torch
         found = list((run / "checkpoints").glob("step_*.pt")) + list(run.glob("model-round*"))
-
-        def steps(path: Path) -> int:
-            import torch
-            return int(torch.load(path, weights_only=False)["env_steps"])
-        found = sorted(found, key=steps)
-        n = max(1, self.args.curve_points)
+        found = sorted(((f, int(torch.load(f, weights_only=False)["env_steps"])) for f in found), key=lambda x: x[1])
+        n = self.args.curve_points
         if len(found) <= n:
             return found
         import numpy as np
@@ -229,27 +227,34 @@ class Study:
         return [found[i] for i in sorted(picks)]
 
     def curve(self, p: Preset, seed: int) -> Path:
-        """Validation reward of every checkpoint on the first evaluation set (Figure 18)."""
-        import torch
+        """Validation reward of the chosen checkpoints (:meth:`checkpoints`) on the first evaluation set
+        (Figure 18). Points of an earlier run with another ``--curve-points`` are dropped, so every seed's
+        curve has the same points."""
         path = self.dir / "curves" / f"{p.name}-s{seed}.csv"
+        chosen = self.checkpoints(self.run_dir(p.name, seed))
+        names = {ck.name for ck, _ in chosen}
         rows = []
         if path.is_file():
             with open(path) as fh:
-                rows = list(csv.DictReader(fh))
+                rows = [r for r in csv.DictReader(fh) if r["checkpoint"] in names]
         done = {r["checkpoint"] for r in rows}
         first = eval_sets(p.use_case, self.shared)[:1]
-        for ck in self.checkpoints(self.run_dir(p.name, seed)):
+        for ck, steps in chosen:
             if ck.name in done:
                 continue
-            steps = int(torch.load(ck, weights_only=False)["env_steps"])
             res = self.evaluate(p, seed, model=ck, sets=first, with_baselines=False)[first[0][0]]
             rows.append({"checkpoint": ck.name, "env_steps": steps, "set": first[0][0], "reward": res["model"]})
-            rows.sort(key=lambda r: int(r["env_steps"]))
-            with open(path, "w", newline="") as fh:  # after every point: a killed study keeps its curve
-                w = csv.DictWriter(fh, fieldnames=["checkpoint", "env_steps", "set", "reward"])
-                w.writeheader()
-                w.writerows(rows)
+            self._write_curve(path, rows)  # after every point: a killed study keeps its curve
+        self._write_curve(path, rows)  # also when nothing was new: the dropped points go
         return path
+
+    @staticmethod
+    def _write_curve(path: Path, rows: list[dict]) -> None:
+        rows.sort(key=lambda r: int(r["env_steps"]))
+        with open(path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["checkpoint", "env_steps", "set", "reward"])
+            w.writeheader()
+            w.writerows(rows)
 
     def one(self, p: Preset, seed: int) -> dict:
         result = self.dir / "results" / f"{p.name}-s{seed}.json"
@@ -282,13 +287,13 @@ class Study:
         later = [n for n in names if self.presets[n].warm_from]
         failed: list[str] = []
         # every run trained and evaluated first (the table), then the curves of those that finished
-        stages = [(self.one, [(self.presets[n], s) for s in seeds for n in group]) for group in (first, later)]
+        stages = [(self.one, group) for group in (first, later)]
         if not self.args.no_curves:
-            stages.append((self.curve, [(self.presets[n], s) for s in seeds for n in first + later]))
-        for work, jobs in stages:
+            stages.append((self.curve, first + later))
+        for work, group in stages:
+            jobs = [(self.presets[n], s) for s in seeds for n in group if f"{n}-s{s}" not in failed]
             with ThreadPoolExecutor(max_workers=max(1, self.args.jobs)) as pool:
-                futures = {pool.submit(work, p, s): (p, s) for p, s in jobs
-                           if work is not self.curve or f"{p.name}-s{s}" not in failed}
+                futures = {pool.submit(work, p, s): (p, s) for p, s in jobs}
                 for fut, (p, s) in futures.items():
                     try:
                         fut.result()
@@ -389,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--publish", nargs="?", const=str(ROOT / "models" / "study"), default=None, metavar="DIR",
                    help="also copy results.md, results.json and the curve plots to DIR (default: models/study)")
     args = p.parse_args(argv)
+    if args.curve_points < 1:
+        p.error(f"--curve-points must be at least 1 (the last checkpoint), got {args.curve_points}")
     if args.list:
         for pr in presets().values():
             print(f"{pr.name:22s} {pr.note}")
@@ -405,9 +412,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.publish:
         import shutil
         dest = Path(args.publish)
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in [study.dir / "results.md", study.dir / "results.json", *plots]:
-            shutil.copy2(f, dest / f.name)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in [study.dir / "results.md", study.dir / "results.json", *plots]:
+                shutil.copy2(f, dest / f.name)
+        except OSError as exc:  # the study's own outputs stay where they are
+            raise SystemExit(f"--publish {dest}: cannot write there ({exc.strerror}); the results are in {study.dir}")
         print(f"published to {dest}")
     print(table)
     return 1 if failed else 0

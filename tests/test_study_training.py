@@ -62,8 +62,8 @@ def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, share
     curve = (study / "curves" / "abr-genet-warm-s0.csv").read_text().splitlines()
     assert curve[0] == "checkpoint,env_steps,set,reward" and len(curve) == 1 + 2  # model-round0, model-round1
     assert (study / "curves-abr.png").read_bytes()[:4] == b"\x89PNG"
-    # a curve keeps at most --curve-points checkpoints, always the last; --publish copies the outputs
-    (study / "curves" / "abr-genet-warm-s0.csv").unlink()
+    # a curve keeps at most --curve-points checkpoints, always the last (the 2-point curve written above is cut
+    # to it, so every seed's curve has the same points); --publish copies the outputs
     pub = tmp_path / "published"
     assert mod.main([*base, "--presets", "abr-genet-warm", "--seeds", "0", "--curve-points", "1",
                      "--publish", str(pub)]) == 0
@@ -75,5 +75,7 @@ def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, share
 
 def test_unknown_presets_fail_clearly(tmp_path):
     mod = _study_module()
+    with pytest.raises(SystemExit):
+        mod.main(["--study-dir", str(tmp_path), "--curve-points", "0"])
     with pytest.raises(SystemExit, match="unknown preset"):
         mod.main(["--study-dir", str(tmp_path), "--presets", "abr-nope", "--seeds", "0"])

@@ -415,10 +415,8 @@ class CcUseCase(WorkerPoolOwner):
     def test(self, policy: Any, configs: list[dict], seed: int) -> np.ndarray:
         """Packet-level reward of ``policy`` (a :class:`CcAgent`, a torch module, an
         ``act(obs)`` callable, or "bbr"/"cubic"/"optimal") per config."""
-        from genet.cc.link import LinkConfig
         from genet.cc.metrics import summarize
         from genet.cc.policies import CcPolicy, run_aurora, run_policy
-        from traces.generators import generate_trace
 
         aurora = self.config.aurora()
         if isinstance(policy, str):
@@ -441,11 +439,7 @@ class CcUseCase(WorkerPoolOwner):
             def act(obs, _f=act_batch):
                 return float(np.asarray(_f(obs[None, :])).reshape(-1)[0])
         out = []
-        for i, config in enumerate(configs):
-            rng = np.random.default_rng([seed, i])
-            trace = generate_trace("cc", config, rng, name=f"test-{i}", space=self.space)
-            sim_seed = int(rng.integers(2**31 - 1))
-            link = LinkConfig.from_trace(trace)
+        for trace, link, sim_seed in trial_runs(configs, seed, self.space):
             if policy == "optimal":
                 out.append(optimal_reward(trace, aurora))
                 continue
@@ -455,6 +449,20 @@ class CcUseCase(WorkerPoolOwner):
                 log, _ = run_aurora(act, trace, aurora, sim_seed)
             out.append(summarize(log, link, str(policy), trace.name, aurora.reward_form, sim_seed).reward)
         return np.array(out, float)
+
+
+def trial_runs(configs: Sequence[dict], seed: int, space: ConfigSpace | None = None):
+    """(trace, link, simulator seed) per config, as the curriculum's test (BO trial) runs them: config i's
+    30-s trace and its random-loss seed come from ``default_rng([seed, i])`` (scripts/cc_startup_burst.py
+    replays a trial's traces with this)."""
+    from genet.cc.link import LinkConfig
+    from traces.generators import generate_trace
+
+    for i, config in enumerate(configs):
+        rng = np.random.default_rng([seed, i])
+        trace = generate_trace("cc", config, rng, name=f"test-{i}", space=space)
+        sim_seed = int(rng.integers(2**31 - 1))
+        yield trace, LinkConfig.from_trace(trace), sim_seed
 
 
 # ------------------------------------------------------------- CLI hooks
