@@ -139,6 +139,11 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     p.add_argument("--envs-per-trial", type=int, default=10, help="k environments per BO trial (count)")
     p.add_argument("--promote-weight", type=float, default=0.3,
                    help="weight 0-1 of each promoted config in the training distribution (others x (1 - w))")
+    p.add_argument("--promotion-distance", type=float, default=0.0,
+                   help="0 promotes each round's best BO trial (Genet); d > 0 promotes the best trial farther "
+                        "than d from every config promoted before (max over dimensions of the difference in "
+                        "the BO's 0-1 coordinates), none if no trial is: a corner training cannot fix is then "
+                        "promoted once, not every round")
     p.add_argument("--updates-per-round", type=int, default=None,
                    help="PPO updates per curriculum phase (count; default: --steps split evenly over the "
                         "warm-up and the rounds)")
@@ -190,6 +195,10 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     if entry.name == "cc":
         g.add_argument("--history-length", type=int, default=10,
                        help="monitor intervals in the observation (count; 10 gives 30 values)")
+        g.add_argument("--gap-after-first-ack", action="store_true", default=None,
+                       help="curriculum: score BO trials (model and baseline alike) on the packets each sender "
+                            "sent after its first ACK; an Aurora sender's first interval, before any feedback, "
+                            "is beyond any policy's control (default: the whole run, as Genet)")
 
 
 # ------------------------------------------------------------- validation
@@ -228,6 +237,9 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
         raise BadInputError(f"--rounds must be >= 0, got {args.rounds}")
     if not 0 < getattr(args, "promote_weight", 0.3) < 1:
         raise BadInputError(f"--promote-weight must be in (0, 1), got {args.promote_weight}")
+    if not 0 <= getattr(args, "promotion_distance", 0.0) <= 1:
+        raise BadInputError(f"--promotion-distance must be in [0, 1] (the BO's unit coordinates), got "
+                            f"{args.promotion_distance}")
     if getattr(args, "updates_per_round", None) is not None and args.updates_per_round < 1:
         raise BadInputError(f"--updates-per-round must be >= 1, got {args.updates_per_round}")
     if getattr(args, "init_from", None):
@@ -236,6 +248,9 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
                                 f"{args.method}")
         if not Path(args.init_from).is_file():
             raise FileNotFoundError(f"--init-from {args.init_from}: no such model file")
+    if getattr(args, "gap_after_first_ack", None) and args.method not in OBJECTIVE_OF:
+        raise BadInputError(f"--gap-after-first-ack changes a curriculum's BO trials (--method genet, cl2, cl3), "
+                            f"not --method {args.method}")
     if args.checkpoint_every < 1:
         raise BadInputError(f"--checkpoint-every must be >= 1 update, got {args.checkpoint_every}")
     if not 1 <= args.trials or not 0 <= args.random_trials <= args.trials or args.envs_per_trial < 1:
@@ -571,6 +586,7 @@ def _train_curriculum(use_case, plan: TrainPlan, args, initial) -> Any:
     cfg = CurriculumConfig(rounds=args.rounds, iterations_per_round=per_phase, n_trials=args.trials,
                            n_random=args.random_trials, envs_per_trial=args.envs_per_trial,
                            promote_weight=getattr(args, "promote_weight", 0.3),
+                           promotion_distance=getattr(args, "promotion_distance", 0.0),
                            baselines=plan.baselines, ensemble=plan.ensemble, objective=OBJECTIVE_OF[plan.method],
                            seed=args.seed)
     init = getattr(args, "init_from", None)

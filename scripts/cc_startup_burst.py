@@ -5,7 +5,8 @@ The CC BO (gap to BBR, packet-level reward) promotes a 0.1-Mbit/s, 2-ms link in 
 ~1,100-1,450 after training on it. This runs BBR, Cubic and Aurora policies on that corner (10 traces generated the way
 the BO's trials generate them) and splits each policy's sent and lost packets by time: an Aurora sender starts at
 10 packets per minimum RTT (2,500 packets/s at 4 ms, 300x the link) and the policy's first decisions come too late
-to avoid the start-up burst, which the packet-level loss term (2000 x lost/sent) then dominates.
+to avoid the start-up burst, which the packet-level loss term (2000 x lost/sent) then dominates. Column r>ACK1: the
+reward of the packets sent after the sender's first ACK (what `genet train cc --gap-after-first-ack` has the BO compare).
 
     .venv/bin/python scripts/cc_startup_burst.py [--policy models/cc/udr3.onnx,models/cc/genet.onnx]
         [--loss-rate 0.05] [-n 10]
@@ -22,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genet.cc.aurora import AuroraConfig  # noqa: E402
-from genet.cc.metrics import summarize  # noqa: E402
+from genet.cc.metrics import after_first_ack, summarize  # noqa: E402
 from genet.cc.policies import run_policy  # noqa: E402
 from genet.cc.registry import load_aurora_policy, parse_policy  # noqa: E402
 from genet.cc.training import trial_runs  # noqa: E402  (one definition: how a BO trial makes its traces)
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     corner = dict(CORNER, loss_rate=args.loss_rate)
     aurora = AuroraConfig(reward_form="genet")
     print(f"corner: {corner}; {args.n} traces of 30 s, seeds as the BO's trials ([0, i])")
-    print(f"{'policy':14s} {'reward':>8s} {'Mbit/s':>7s} {'RTT ms':>7s} {'loss':>6s}   sent / lost in "
+    print(f"{'policy':14s} {'reward':>8s} {'Mbit/s':>7s} {'RTT ms':>7s} {'loss':>6s} {'r>ACK1':>7s}   sent / lost in "
           + ", ".join(f"[{a:g},{b:.0f}) s" for a, b in zip(BINS_S, BINS_S[1:])))
     for label in args.policy.split(","):
         pol = parse_policy(label)
@@ -58,12 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         for trace, link, seed in trial_runs([corner] * args.n, 0, space):
             log = run_policy(pol, trace, link, seed=seed, aurora=aurora, loaded=loaded)
             m = summarize(log, link, label, trace.name, "genet", seed)
-            rows.append((m.reward, m.throughput_mbps, m.mean_rtt_ms, m.loss_rate))
+            late = summarize(after_first_ack(log), link, label, trace.name, "genet", seed)
+            rows.append((m.reward, m.throughput_mbps, m.mean_rtt_ms, m.loss_rate, late.reward))
             sent += np.histogram(log.time_s[log.kind == 0], BINS_S)[0]
             lost += np.histogram(log.time_s[log.kind == 2], BINS_S)[0]
         r = np.mean(rows, axis=0)
         split = ", ".join(f"{s / args.n:.0f}/{lo / args.n:.0f}" for s, lo in zip(sent, lost))
-        print(f"{Path(label).name:14s} {r[0]:8.1f} {r[1]:7.3f} {r[2]:7.1f} {r[3]:6.3f}   {split}")
+        print(f"{Path(label).name:14s} {r[0]:8.1f} {r[1]:7.3f} {r[2]:7.1f} {r[3]:6.3f} {r[4]:7.1f}   {split}")
     return 0
 
 

@@ -145,3 +145,37 @@ def test_real_traces_are_mixed_in_with_their_probability():
     assert agent.env_steps == 200
     with pytest.raises(ValueError, match="real traces"):
         CcUseCase(CcTrainConfig(**TINY))._episode_trace(ConfigDistribution.udr(uc.space, "rl1", 1.0, 1), rng)
+
+
+def test_gap_after_first_ack_scores_what_follows_the_first_ack():
+    """The BO-trial option drops exactly the packets sent before each sender's first ACK (issue 17: an
+    Aurora sender's pre-feedback burst on a 0.1-Mbit/s link), for the model and BBR alike."""
+    from genet.cc.metrics import after_first_ack, summarize
+    from genet.cc.policies import run_aurora
+    from genet.cc.simulator import EV_ACKED, EV_SENT
+    from genet.cc.training import trial_runs
+
+    corner = dict(CcUseCase().space.default(), max_bandwidth_mbps=0.1, min_bandwidth_mbps=0.1, delay_ms=2.0,
+                  bandwidth_change_interval_s=0.0, loss_rate=0.0, queue_bdp=0.2)
+    trace, link, seed = next(trial_runs([corner], 0))
+    log, _ = run_aurora(lambda obs: -1.0, trace, CcTrainConfig().aurora(), seed)  # halves its rate every MI
+    late = after_first_ack(log)
+    first_ack_s = log.time_s[log.kind == EV_ACKED][0]
+    early = set(log.packet_id[(log.kind == EV_SENT) & (log.time_s < first_ack_s)].tolist())
+    assert len(early) > 100  # 10 packets per 4-ms RTT until the first ACK, ~124 ms later
+    assert set(late.packet_id.tolist()) == set(log.packet_id.tolist()) - early
+    assert len(late) == len(log) - sum(np.isin(log.packet_id, list(early)))
+    assert summarize(late, link, "x").loss_rate < summarize(log, link, "x").loss_rate
+    no_ack = type(log)(*(getattr(log, f)[log.kind == EV_SENT] for f in
+                         ("kind", "time_s", "packet_id", "rtt_s", "queue_delay_s")))
+    assert after_first_ack(no_ack) is no_ack
+    # the use case's BO trials: whole-run reward by default, the later packets' with the option
+    whole = CcUseCase(CcTrainConfig(**TINY))
+    cut = CcUseCase(CcTrainConfig(**TINY, gap_after_first_ack=True))
+    def halving(obs):
+        return np.full((len(obs), 1), -1.0, np.float32)
+    for policy in ("bbr", halving):
+        r_whole, r_cut = whole.test(policy, [corner], 0)[0], cut.test(policy, [corner], 0)[0]
+        assert r_whole != r_cut
+    assert cut.test(halving, [corner], 0)[0] == pytest.approx(
+        summarize(late, link, "x").reward)

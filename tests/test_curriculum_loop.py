@@ -163,3 +163,40 @@ def test_bad_curriculum_input_is_rejected_before_training(toy, tmp_path):
         name = "other"
     with pytest.raises(ValueError, match="use case 'toy'"):
         run_curriculum(Other(toy.space), cfg, tmp_path / "r", resume=True, log=lambda s: None)
+
+
+def test_promotion_distance_skips_configs_promoted_before(toy):
+    from genet.curriculum.loop import choose_promotion, distance
+    from genet.curriculum.search import Trial
+    corner = {"x_s": 0.0, "y_mbps": 0.1}
+    near = {"x_s": 0.3, "y_mbps": 0.11}  # 0.03 and ~0.02 away in unit coordinates
+    far = {"x_s": 6.0, "y_mbps": 3.0}
+    assert distance(toy.space, corner, near) == pytest.approx(0.03)
+    assert distance(toy.space, corner, far) == pytest.approx(np.log(30) / np.log(100))  # y on its log scale
+    trials = [Trial(near, 9.0), Trial(corner, 10.0), Trial(far, 2.0)]
+    assert choose_promotion(toy.space, trials, [corner], 0.0).config == corner  # Genet: always the best
+    assert choose_promotion(toy.space, trials, [corner], 0.05).config == far
+    assert choose_promotion(toy.space, trials, [corner], 0.01).config == near
+    assert choose_promotion(toy.space, trials, [corner, far], 0.05) is None
+    with pytest.raises(Exception, match="promotion_distance"):
+        CurriculumConfig(promotion_distance=1.5)
+
+
+def test_curriculum_with_promotion_distance_promotes_each_region_once(toy, tmp_path):
+    # distance 1 covers the whole unit cube: only round 0 promotes, later rounds keep the distribution
+    cfg = CurriculumConfig(rounds=3, iterations_per_round=5, baselines=("flat",), envs_per_trial=2, seed=1,
+                           promotion_distance=1.0)
+    _, dist, state = run_curriculum(toy, cfg, tmp_path / "run", log=lambda s: None)
+    assert len(dist.entries) == 2
+    assert state.rounds[0]["promoted"]["config"] == state.rounds[0]["best_config"]
+    assert [r["promoted"] for r in state.rounds[1:]] == [None, None]
+    assert (tmp_path / "run" / "rounds.csv").read_text().splitlines()[2].endswith(",none")
+    # a small distance promotes in every round, never within it of an earlier promotion
+    cfg = CurriculumConfig(rounds=4, iterations_per_round=5, baselines=("flat",), envs_per_trial=2, seed=1,
+                           promotion_distance=0.1)
+    _, dist, state = run_curriculum(toy, cfg, tmp_path / "run2", log=lambda s: None)
+    promoted = [r["promoted"]["config"] for r in state.rounds if r["promoted"]]
+    from genet.curriculum.loop import distance
+    assert all(distance(toy.space, a, b) > 0.1 for i, a in enumerate(promoted) for b in promoted[:i])
+    assert len(dist.entries) == 1 + len(promoted)
+    assert plot_rounds(state, tmp_path / "rounds.png").is_file()

@@ -95,6 +95,21 @@ def summarize(log, link: LinkConfig, policy: str, trace: str = "", reward_form: 
                       queue_packets=link.queue_packets, link_loss_rate=link.loss_rate, packets_sent=n_sent, packets_acked=n_acked, seed=seed)
 
 
+def after_first_ack(log):
+    """``log`` without the packets the sender sent before its first ACK came back (their sends, ACKs and
+    losses): the part of a run no policy controls. An Aurora sender starts at 10 packets per minimum RTT and
+    its first decision comes with the first ACK (genet-simulators.md §4.3-4.4), so on a 0.1-Mbit/s link it has
+    sent ~300 packets into a queue of a few before it can act (``scripts/cc_startup_burst.py``). The same cut
+    applies to every scheme, each at its own first ACK. A log without an ACK is returned unchanged."""
+    acked = log.kind == EV_ACKED
+    if not acked.any():
+        return log
+    first_ack_s = log.time_s[int(np.argmax(acked))]
+    early = log.packet_id[(log.kind == EV_SENT) & (log.time_s < first_ack_s)]
+    keep = ~np.isin(log.packet_id, early)
+    return type(log)(*(getattr(log, f)[keep] for f in ("kind", "time_s", "packet_id", "rtt_s", "queue_delay_s")))
+
+
 def time_series(log, bin_s: float = 0.5, duration_s: float | None = None):
     """(bin start times s, throughput Mbps, mean RTT ms) per bin of acked packets."""
     acked = log.kind == EV_ACKED

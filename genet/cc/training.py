@@ -97,6 +97,9 @@ class CcTrainConfig:
     reward_form: "genet" (bandwidth-normalised) or "aurora" ("genet")
     torch_threads: torch intra-op threads (1; 0 = every core)
     rollout_workers: worker processes stepping slices of the environments (1: in this process; 0: every core)
+    gap_after_first_ack: score the curriculum's BO trials (model and baseline alike) on the packets each
+        sender sent after its first ACK (:func:`genet.cc.metrics.after_first_ack`; False: the whole run, as
+        Genet). Evaluation (``genet eval``) always scores the whole run.
     """
 
     n_envs: int = 2
@@ -115,6 +118,7 @@ class CcTrainConfig:
     reward_form: str = "genet"
     torch_threads: int = 1
     rollout_workers: int = 1
+    gap_after_first_ack: bool = False
 
     def __post_init__(self):
         if self.n_envs < 1 or self.steps_per_update < self.n_envs:
@@ -414,8 +418,9 @@ class CcUseCase(WorkerPoolOwner):
     # ------------------------------------------------------------------ test
     def test(self, policy: Any, configs: list[dict], seed: int) -> np.ndarray:
         """Packet-level reward of ``policy`` (a :class:`CcAgent`, a torch module, an
-        ``act(obs)`` callable, or "bbr"/"cubic"/"optimal") per config."""
-        from genet.cc.metrics import summarize
+        ``act(obs)`` callable, or "bbr"/"cubic"/"optimal") per config; of the packets sent after the
+        sender's first ACK with ``config.gap_after_first_ack``."""
+        from genet.cc.metrics import after_first_ack, summarize
         from genet.cc.policies import CcPolicy, run_aurora, run_policy
 
         aurora = self.config.aurora()
@@ -447,6 +452,8 @@ class CcUseCase(WorkerPoolOwner):
                 log = run_policy(CcPolicy(policy, policy), trace, link, seed=sim_seed)
             else:
                 log, _ = run_aurora(act, trace, aurora, sim_seed)
+            if self.config.gap_after_first_ack:
+                log = after_first_ack(log)
             out.append(summarize(log, link, str(policy), trace.name, aurora.reward_form, sim_seed).reward)
         return np.array(out, float)
 
@@ -479,7 +486,8 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
                         epochs=opt("epochs", d.epochs), minibatch=opt("minibatch", d.minibatch),
                         learning_rate=opt("lr", d.learning_rate), history_length=opt("history_length", d.history_length),
                         torch_threads=opt("torch_threads", d.torch_threads),
-                        rollout_workers=opt("rollout_workers", d.rollout_workers))
+                        rollout_workers=opt("rollout_workers", d.rollout_workers),
+                        gap_after_first_ack=bool(opt("gap_after_first_ack", d.gap_after_first_ack)))
     return CcUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space,
                      ray_address=getattr(args, "ray_address", None))
 

@@ -49,7 +49,10 @@ class CurriculumConfig:
     n_trials / n_random: BO trials per round and how many are random (15 / 10);
     envs_per_trial: k environments per trial (10); promote_weight: w (0.3);
     baselines: baseline names; ensemble: max gap over baselines; objective: see module doc;
-    seed: master seed."""
+    seed: master seed; promotion_distance: 0 promotes each round's best trial (Genet); d > 0 promotes the
+    best trial farther than d from every config promoted before (L-infinity in the BO's unit coordinates,
+    :func:`distance`), none when no trial is, so one hard corner whose gap training cannot shrink is not
+    promoted round after round until it is most of the distribution (issue 17)."""
 
     rounds: int = 9
     iterations_per_round: int = 100
@@ -62,8 +65,12 @@ class CurriculumConfig:
     ensemble: bool = False
     objective: str = "gap_to_baseline"
     seed: int = 0
+    promotion_distance: float = 0.0
 
     def __post_init__(self):
+        if not 0 <= self.promotion_distance <= 1:
+            raise BadInputError(f"promotion_distance must be in [0, 1] (unit coordinates), got "
+                                f"{self.promotion_distance}")
         if self.objective not in OBJECTIVES:
             raise BadInputError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
         if self.rounds < 0 or self.iterations_per_round < 1 or self.envs_per_trial < 1:
@@ -104,6 +111,20 @@ def trial_score(use_case: UseCase, model: Any, cfg: CurriculumConfig, config: di
     if cfg.ensemble:
         detail["baseline_of_max_gap"] = cfg.baselines[int(np.argmax(gaps))]
     return score, detail
+
+
+def distance(space, a: dict, b: dict) -> float:
+    """L-infinity distance of two configs in unit coordinates (each dimension's scale over its widest range)."""
+    return max((abs(d.to_unit(a[d.name]) - d.to_unit(b[d.name])) for d in space.dimensions), default=0.0)
+
+
+def choose_promotion(space, trials: list, promoted: list[dict], min_distance: float):
+    """The trial a round promotes: the best one (``min_distance`` 0), else the best farther than
+    ``min_distance`` from every config in ``promoted``; None when none is."""
+    for t in sorted(trials, key=lambda t: -t.gap):
+        if min_distance <= 0 or all(distance(space, t.config, c) > min_distance for c in promoted):
+            return t
+    return None
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -157,11 +178,22 @@ def run_curriculum(use_case: UseCase, cfg: CurriculumConfig, out_dir: str | os.P
         result = search_gap(use_case.space,
                             lambda config, _r=r: trial_score(use_case, model, cfg, config, search_seed),
                             n_trials=cfg.n_trials, n_random=cfg.n_random, seed=search_seed, gap_many=many)
-        dist.promote(result.best_config, cfg.promote_weight, label=f"round{r}")
+        before = [rd.get("promoted", {"config": rd["best_config"]}) for rd in state.rounds]
+        chosen = choose_promotion(use_case.space, result.trials, [b["config"] for b in before if b],
+                                  cfg.promotion_distance)
         log(f"round {r}: best {cfg.objective} {result.best_gap:.4g} at "
             + ", ".join(f"{k}={v:.4g}" for k, v in result.best_config.items()))
+        if chosen is not None:
+            dist.promote(chosen.config, cfg.promote_weight, label=f"round{r}")
+            if chosen.config != result.best_config:
+                log(f"round {r}: promoted trial {result.trials.index(chosen)} (gap {chosen.gap:.4g}): the best "
+                    f"is within {cfg.promotion_distance:g} of a config promoted before")
+        else:
+            log(f"round {r}: nothing promoted: every trial is within {cfg.promotion_distance:g} of a config "
+                f"promoted before")
         model = use_case.train(model, dist, cfg.iterations_per_round, cfg.seed + r + 1)
-        state.rounds.append({"round": r, **result.to_dict()})
+        state.rounds.append({"round": r, **result.to_dict(),
+                             "promoted": None if chosen is None else {"config": chosen.config, "gap": chosen.gap}})
         state.phases_done = r + 2
         checkpoint()
     return model, dist, state
@@ -173,9 +205,11 @@ def _write_rounds_csv(path: Path, rounds: list[dict]) -> None:
     names = list(rounds[0]["best_config"])
     with atomic_text_writer(path) as fh:
         w = csv.writer(fh)
-        w.writerow(["round", "best_gap", *names, "trials"])
+        w.writerow(["round", "best_gap", *names, "trials", "promoted_gap"])
         for r in rounds:
-            w.writerow([r["round"], r["best_gap"], *(r["best_config"][n] for n in names), len(r["trials"])])
+            promoted = r.get("promoted", {"gap": r["best_gap"]})
+            w.writerow([r["round"], r["best_gap"], *(r["best_config"][n] for n in names), len(r["trials"]),
+                        "none" if promoted is None else promoted["gap"]])
 
 
 def plot_rounds(state: CurriculumState | dict, out: str | os.PathLike) -> Path:
@@ -198,7 +232,12 @@ def plot_rounds(state: CurriculumState | dict, out: str | os.PathLike) -> Path:
     ax.grid(alpha=0.3)
     xs = [r["round"] for r in rounds]
     for ax, n in zip(axes[1:], names):
-        ax.plot(xs, [r["best_config"][n] for r in rounds], marker="s")
+        ax.plot(xs, [r["best_config"][n] for r in rounds], marker="s", label="BO's best")
+        moved = [(r["round"], r["promoted"]["config"][n]) for r in rounds
+                 if r.get("promoted") and r["promoted"]["config"] != r["best_config"]]
+        if moved:  # --promotion-distance promoted another trial
+            ax.plot(*zip(*moved), "x", ms=8, color="C3", label="promoted instead")
+            ax.legend(fontsize=7)
         ax.set_ylabel(n, fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("round (chosen config)")
