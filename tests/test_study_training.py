@@ -79,3 +79,37 @@ def test_unknown_presets_fail_clearly(tmp_path):
         mod.main(["--study-dir", str(tmp_path), "--curve-points", "0"])
     with pytest.raises(SystemExit, match="unknown preset"):
         mod.main(["--study-dir", str(tmp_path), "--presets", "abr-nope", "--seeds", "0"])
+
+
+def test_ship_models_from_run_ships_a_finished_run_with_its_own_command(tmp_path, monkeypatch):
+    """`scripts/ship_models.py --only cc/genet --from-run DIR` ships DIR as it is: export from its model,
+    metadata with DIR's command, seed and the variant; no training. The evaluation (tested with the shipped
+    models) is replaced by a recorder here: the repository root is a temporary copy of models/."""
+    spec = importlib.util.spec_from_file_location("ship_models_t", ROOT / "scripts" / "ship_models.py")
+    ship = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "ship_models_t", ship)  # its dataclasses look their module up
+    spec.loader.exec_module(ship)
+    from genet.cli import main as genet_main
+    run = tmp_path / "run"
+    assert genet_main(["train", "cc", "--method", "udr", "--steps", "200", "--steps-per-update", "100",
+                       "--minibatch", "50", "--epochs", "1", "--seed", "3", "--out", str(run), "--no-progress"]) == 0
+    root = tmp_path / "repo"
+    (root / "models" / "cc").mkdir(parents=True)
+    monkeypatch.setattr(ship, "ROOT", root)
+    calls = []
+
+    def fake_evaluate(s, onnx, genet, log):
+        calls.append(onnx)
+        return {"pantheon-ethernet": {"model": 1.0, "bbr": 2.0}}, ["genet eval cc --traces x --policy y"]
+    monkeypatch.setattr(ship, "evaluate", fake_evaluate)
+    with pytest.raises(SystemExit):
+        ship.main(["--from-run", str(run)])  # needs exactly one --only
+    assert ship.main(["--only", "cc/genet", "--from-run", str(run), "--variant", "tiny test run"]) == 0
+    meta = json.loads((root / "models" / "cc" / "genet.json").read_text())
+    assert meta["seed"] == 3 and "--seed 3" in meta["command"] and f"--out {run}" in meta["command"]
+    assert meta["variant"] == "tiny test run" and meta["steps"] == 200
+    assert (root / "models" / "cc" / "genet.onnx").is_file() and calls == [root / "models" / "cc" / "genet.onnx"]
+    assert "| genet | 200 |" in (root / "models" / "RESULTS.md").read_text()
+    with pytest.raises(Exception):  # an unfinished or wrong-use-case run fails clearly (reported per model)
+        ship.ship(ship.specs(Path("."), 1, 1)[0], type("A", (), {"from_run": str(tmp_path), "variant": "",
+                                                                  "force": True, "shared": str(tmp_path)})())
