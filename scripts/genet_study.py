@@ -70,6 +70,18 @@ PAPER_ABR_DIMS = ("min_bandwidth_mbps", "max_bandwidth_mbps", "bandwidth_change_
                   "max_buffer_s")
 
 
+def paperdims_space() -> dict:
+    """traces/spaces/abr.json with every dimension but Genet's own five (:data:`PAPER_ABR_DIMS`) fixed at its
+    default: what traces/spaces/abr-paperdims.json holds (a test checks they agree)."""
+    space = json.loads((ROOT / "traces/spaces/abr.json").read_text())
+    for d in space["dimensions"]:
+        if d["name"] not in PAPER_ABR_DIMS:
+            for key in ("ranges", "range"):
+                if isinstance(d.get(key), dict):
+                    d[key] = {k: [d["default"], d["default"]] for k in d[key]}
+    return space
+
+
 @dataclass
 class Preset:
     """One row of the study: use case, name, `genet train` options; ``warm_from``: the preset whose
@@ -141,17 +153,9 @@ class Study:
         return self.dir / "runs" / f"{name}-s{seed}"
 
     def space_file(self, kind: str) -> Path:
-        """abr paperdims: traces/spaces/abr.json with every non-paper dimension fixed at its default."""
-        path = self.dir / f"space-abr-{kind}.json"
-        if not path.is_file():
-            space = json.loads((ROOT / "traces/spaces/abr.json").read_text())
-            for d in space["dimensions"]:
-                if d["name"] not in PAPER_ABR_DIMS:
-                    for key in ("ranges", "range"):
-                        if isinstance(d.get(key), dict):
-                            d[key] = {k: [d["default"], d["default"]] for k in d[key]}
-            path.write_text(json.dumps(space, indent=1))
-        return path
+        """abr paperdims: the committed traces/spaces/abr-paperdims.json (:func:`paperdims_space`)."""
+        assert kind == "paperdims", kind
+        return ROOT / "traces" / "spaces" / "abr-paperdims.json"
 
     def train_command(self, p: Preset, seed: int) -> list[str]:
         a = self.args

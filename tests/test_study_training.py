@@ -31,6 +31,14 @@ def test_presets_name_the_variants_of_the_issue():
     assert {"abr-genet-paperdims", "abr-genet-w0.1", "abr-genet-ensemble", "abr-genet-warm", "cc-genet-warm",
             "abr-cl1", "cc-cl3"} <= names
     assert mod.presets()["abr-genet-warm"].warm_from == "abr-udr3"
+    # the paper-dimensions space is committed (the shipped ABR Genet model trained on it) and is abr.json with
+    # every other dimension fixed at its default
+    committed = json.loads((ROOT / "traces/spaces/abr-paperdims.json").read_text())
+    assert committed == mod.paperdims_space()
+    from traces.config_space import load_space
+    space = load_space(ROOT / "traces/spaces/abr-paperdims.json")
+    free = {d.name for d in space.dimensions if d.bounds[0] < d.bounds[1]}
+    assert free == set(mod.PAPER_ABR_DIMS)
 
 
 def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, shared_dir):
