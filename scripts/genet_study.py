@@ -101,9 +101,9 @@ def presets() -> dict[str, Preset]:
     out = [Preset("abr", f"abr-udr{i}", ["--method", "udr", "--range", f"rl{i}"], note=f"UDR over RL{i}")
            for i in (1, 2, 3)]
     out += [
-        Preset("abr", "abr-genet", abr_genet, note="Genet, gap to RobustMPC (as shipped)"),
+        Preset("abr", "abr-genet", abr_genet, note="Genet, gap to RobustMPC, BO over the whole ABR space (shipped before this study)"),
         Preset("abr", "abr-genet-paperdims", abr_genet + ["--space", "{space}"], space="paperdims",
-               note="BO over the paper's ABR dimensions only (chunk and video length fixed)"),
+               note="BO over the paper's five ABR dimensions only, chunk and video length fixed (shipped: seed 2)"),
         Preset("abr", "abr-genet-w0.1", abr_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
         Preset("abr", "abr-genet-ensemble", ["--method", "genet", "--range", "rl1", "--baseline", "mpc,bba",
                                              "--ensemble"], note="max gap over RobustMPC and BBA"),
@@ -328,7 +328,10 @@ class Study:
             for b in [k for k in mine[0]["evaluation"][sets[0]] if k != "model"]:
                 vals = [np.mean([r["evaluation"][s][b] for r in mine]) for s in sets]
                 lines.append(f"| {b} (baseline) | | | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
-            for name in dict.fromkeys(r["preset"] for r in mine):
+            order = list(self.presets)
+            names = sorted(dict.fromkeys(r["preset"] for r in mine),
+                           key=lambda n: order.index(n) if n in order else len(order))
+            for name in names:
                 rs = sorted((r for r in mine if r["preset"] == name), key=lambda r: r["seed"])
                 cells = []
                 for s in sets:
@@ -340,6 +343,8 @@ class Study:
                         "seeds": {str(r["seed"]): float(x) for r, x in zip(rs, v)}}
                 lines.append(f"| {name} | {','.join(str(r['seed']) for r in rs)} | "
                              f"{int(np.mean([r['env_steps'] for r in rs])):,} | " + " | ".join(cells) + " |")
+            lines.append("")
+            lines += [f"- `{n}`: {self.presets[n].note}" for n in names if n in self.presets]
             lines.append("")
         (self.dir / "results.json").write_text(json.dumps(data, indent=1) + "\n")
         return "\n".join(lines)
