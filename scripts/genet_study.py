@@ -101,7 +101,8 @@ def presets() -> dict[str, Preset]:
     out = [Preset("abr", f"abr-udr{i}", ["--method", "udr", "--range", f"rl{i}"], note=f"UDR over RL{i}")
            for i in (1, 2, 3)]
     out += [
-        Preset("abr", "abr-genet", abr_genet, note="Genet, gap to RobustMPC, BO over the whole ABR space (shipped before this study)"),
+        Preset("abr", "abr-genet", abr_genet,
+               note="Genet, gap to RobustMPC, BO over the whole ABR space (shipped before this study)"),
         Preset("abr", "abr-genet-paperdims", abr_genet + ["--space", "{space}"], space="paperdims",
                note="BO over the paper's five ABR dimensions only, chunk and video length fixed (shipped: seed 2)"),
         Preset("abr", "abr-genet-w0.1", abr_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
