@@ -105,6 +105,10 @@ def presets() -> dict[str, Preset]:
                note="Genet, gap to RobustMPC, BO over the whole ABR space (shipped before this study)"),
         Preset("abr", "abr-genet-paperdims", abr_genet + ["--space", "{space}"], space="paperdims",
                note="BO over the paper's five ABR dimensions only, chunk and video length fixed (shipped: seed 2)"),
+        Preset("abr", "abr-genet-paperdims-rl2", ["--method", "genet", "--range", "rl2", "--baseline", "mpc",
+                                                  "--space", "{space}"], space="paperdims",
+               note="as abr-genet-paperdims, warm-up and initial distribution over RL2 (an RL1 warm-up, links of "
+                    "1-5 Mbit/s, leaves a policy that never picks the 4.3-Mbit/s rung)"),
         Preset("abr", "abr-genet-w0.1", abr_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
         Preset("abr", "abr-genet-ensemble", ["--method", "genet", "--range", "rl1", "--baseline", "mpc,bba",
                                              "--ensemble"], note="max gap over RobustMPC and BBA"),
