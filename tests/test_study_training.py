@@ -121,3 +121,15 @@ def test_ship_models_from_run_ships_a_finished_run_with_its_own_command(tmp_path
     with pytest.raises(Exception):  # an unfinished or wrong-use-case run fails clearly (reported per model)
         ship.ship(ship.specs(Path("."), 1, 1)[0], type("A", (), {"from_run": str(tmp_path), "variant": "",
                                                                   "force": True, "shared": str(tmp_path)})())
+
+
+def test_abr_top_rung_script_prints_each_policys_bitrate_on_constant_links(capsys):
+    spec = importlib.util.spec_from_file_location("abr_top_rung", ROOT / "scripts" / "abr_top_rung.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--policy", "mpc,bba", "--bandwidth-mbps", "0.5,60"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
+    # on 60 Mbit/s RobustMPC streams the top rung (4.3 Mbit/s) after its first chunk; on 0.5 Mbit/s it cannot
+    assert 4.1 < float(rows["mpc"][-1]) <= 4.3 and float(rows["mpc"][3]) < 1.0
+    with pytest.raises(SystemExit):
+        mod.main(["--bandwidth-mbps", "0"])
