@@ -248,8 +248,12 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
                                 f"{args.method}")
         if not Path(args.init_from).is_file():
             raise FileNotFoundError(f"--init-from {args.init_from}: no such model file")
-    if getattr(args, "gap_after_first_ack", None) and args.method not in OBJECTIVE_OF:
-        raise BadInputError(f"--gap-after-first-ack changes a curriculum's BO trials (--method genet, cl2, cl3), "
+    if getattr(args, "gap_after_first_ack", None) and args.method != "genet":
+        # cl2/cl3 compare with the ideal sender's whole-run reward, which has no first ACK to cut at
+        raise BadInputError(f"--gap-after-first-ack changes the gap to a baseline of --method genet's BO trials, "
+                            f"not --method {args.method}")
+    if getattr(args, "promotion_distance", 0.0) > 0 and args.method not in OBJECTIVE_OF:
+        raise BadInputError(f"--promotion-distance changes a curriculum's promotions (--method genet, cl2, cl3), "
                             f"not --method {args.method}")
     if args.checkpoint_every < 1:
         raise BadInputError(f"--checkpoint-every must be >= 1 update, got {args.checkpoint_every}")

@@ -122,7 +122,9 @@ def test_cl1_and_cl3_methods_run(tmp_path):
     (["--real-prob", "1.5", "--real-traces", "."], "--real-prob must be a probability"),
     (["--resume"], "run.json does not exist"),
     (["--steps", "200", "--method", "genet", "--rounds", "3"], "fewer than the 4 phases"),
-    (["--gap-after-first-ack"], "--gap-after-first-ack changes a curriculum's BO trials"),
+    (["--gap-after-first-ack"], "--gap-after-first-ack changes the gap to a baseline of --method genet"),
+    (["--method", "cl3", "--gap-after-first-ack"], "not --method cl3"),
+    (["--promotion-distance", "0.1"], "--promotion-distance changes a curriculum's promotions"),
     (["--method", "genet", "--promotion-distance", "1.5"], "--promotion-distance must be in [0, 1]"),
 ])
 def test_bad_options_fail_before_training(tmp_path, capsys, extra, message):
