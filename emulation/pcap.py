@@ -101,6 +101,8 @@ class FlowSummary:
     loss_rate: 1 - delivered / sent
     throughput_mbps: delivered IP bytes x 8 / (last - first delivery), Mbit/s (nan with < 2 deliveries)
     mean_one_way_delay_ms / p90_one_way_delay_ms / p95_one_way_delay_ms: one-way delay through the link, ms
+    min_one_way_delay_ms / median_one_way_delay_ms: the same delays' minimum and median (nearest rank), ms: the
+        link's own delay, which a scheduling stall on a loaded machine (it moves the mean and the tail) leaves alone
     """
 
     direction: str
@@ -116,6 +118,8 @@ class FlowSummary:
     mean_one_way_delay_ms: float
     p90_one_way_delay_ms: float
     p95_one_way_delay_ms: float
+    min_one_way_delay_ms: float = math.nan
+    median_one_way_delay_ms: float = math.nan
 
 
 def flow_summary(emulated_pcap: str | os.PathLike, host_pcap: str | os.PathLike,
@@ -153,7 +157,8 @@ def flow_summary(emulated_pcap: str | os.PathLike, host_pcap: str | os.PathLike,
                 direction, ft[0], ft[1], ft[2], ft[3], ft[4], f["sent"], n,
                 1.0 - n / f["sent"] if f["sent"] else math.nan,
                 f["bytes"] * 8 / span / 1e6 if span > 0 else math.nan,
-                sum(delays) / n if n else math.nan, percentile(delays, 90), percentile(delays, 95)))
+                sum(delays) / n if n else math.nan, percentile(delays, 90), percentile(delays, 95),
+                min(delays) if n else math.nan, percentile(delays, 50)))
     return out
 
 

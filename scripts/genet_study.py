@@ -114,6 +114,11 @@ def presets() -> dict[str, Preset]:
                                              "--ensemble"], note="max gap over RobustMPC and BBA"),
         Preset("abr", "abr-genet-warm", abr_genet + ["--init-from", "{warm}", "--updates-per-round", "{per_round}"],
                warm_from="abr-udr3", note="warm start from UDR-RL3, fixed updates per round (paper §6.2-6.3)"),
+        Preset("abr", "abr-genet-paperdims-warm", abr_genet + ["--space", "{space}", "--init-from", "{warm}",
+                                                               "--updates-per-round", "{per_round}"],
+               space="paperdims", warm_from="abr-udr3",
+               note="the paper's schedule over its five dimensions: warm start from the same seed's UDR-RL3 model, "
+                    "fixed updates per round (§6.2-6.3; the UDR-RL3 run's steps come on top)"),
         Preset("cc", "cc-udr3", ["--method", "udr", "--range", "rl3"], note="UDR over RL3"),
         Preset("cc", "cc-genet", cc_genet, note="Genet, gap to BBR (as shipped)"),
         Preset("cc", "cc-genet-w0.1", cc_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),

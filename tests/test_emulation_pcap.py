@@ -48,10 +48,13 @@ def test_capture_and_flow_summary(tmp_path):
     assert (f.direction, f.src, f.dst, f.protocol, f.sent_packets) == ("uplink", emu, host, 17, n)
     assert f.delivered_packets == got["n"] == n - link.stats["uplink_lost"]
     assert 0.07 <= f.loss_rate <= 0.13
-    # 10 ms + up to 1 ms to the next opportunity + the delay line's ms tick (Mahimahi's): at most ~12 ms on a
-    # quiet machine. The p90 (not the p95) with 2.5 ms for scheduling: on this 2-core machine at load 8-18,
-    # shared with other users' real-time links, 10 % of the packets were up to 1.7 ms later (p90 13.6-13.7)
-    assert 10.0 <= f.mean_one_way_delay_ms <= 12.5 and 10.0 <= f.p90_one_way_delay_ms <= 14.5
+    # The link's own delay. No packet is early: the delay line counts whole ms (Mahimahi's), so a packet read late in
+    # ms t leaves in ms t + 10, at least 9 ms after it came (10.06-10.16 ms measured). The median is 10 ms + up to 1 ms
+    # to the next opportunity + that ms tick: 10.7 ms measured. The mean and the tail are the machine's as much as the
+    # link's: on a 2-core CI machine at load 8-18 a scheduling stall put 10 % of the packets 3-5 ms late (mean 12.6,
+    # p90 15.2, p95 17.0 ms), so they only bound a gross error such as a doubled delay.
+    assert f.min_one_way_delay_ms >= 9.0 and 10.0 <= f.median_one_way_delay_ms <= 12.5
+    assert f.mean_one_way_delay_ms <= 16.0 and f.p90_one_way_delay_ms <= 19.0
     # 1500 pkt/s x 528 B x (1 - loss) ~ 5.7 Mbit/s delivered
     assert f.throughput_mbps == pytest.approx(1500 * 528 * 8 * (1 - f.loss_rate) / 1e6, rel=0.1)
     from scapy.all import IP, rdpcap  # the captures are ordinary pcap files
