@@ -114,11 +114,12 @@ def presets() -> dict[str, Preset]:
                                              "--ensemble"], note="max gap over RobustMPC and BBA"),
         Preset("abr", "abr-genet-warm", abr_genet + ["--init-from", "{warm}", "--updates-per-round", "{per_round}"],
                warm_from="abr-udr3", note="warm start from UDR-RL3, fixed updates per round (paper §6.2-6.3)"),
-        Preset("abr", "abr-genet-paperdims-warm", abr_genet + ["--space", "{space}", "--init-from", "{warm}",
-                                                               "--updates-per-round", "{per_round}"],
-               space="paperdims", warm_from="abr-udr3",
-               note="the paper's schedule over its five dimensions: warm start from the same seed's UDR-RL3 model, "
-                    "fixed updates per round (§6.2-6.3; the UDR-RL3 run's steps come on top)"),
+        Preset("abr", "abr-genet-paper", ["--method", "genet", "--range", "rl3", "--baseline", "mpc", "--space",
+                                          "{space}", "--init-from", "{warm_first}", "--updates-per-round",
+                                          "{per_round}"], space="paperdims", warm_from="abr-udr3",
+               note="the paper's schedule (§6.2): the paper's five dimensions, RL3 as the initial distribution, "
+                    "warm start from the same seed's first UDR-RL3 checkpoint (307,200 steps; the paper's "
+                    "ep-1000 of 75,000), fixed updates per round (those steps come on top)"),
         Preset("cc", "cc-udr3", ["--method", "udr", "--range", "rl3"], note="UDR over RL3"),
         Preset("cc", "cc-genet", cc_genet, note="Genet, gap to BBR (as shipped)"),
         Preset("cc", "cc-genet-w0.1", cc_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
@@ -162,6 +163,13 @@ class Study:
     def run_dir(self, name: str, seed: int) -> Path:
         return self.dir / "runs" / f"{name}-s{seed}"
 
+    def first_checkpoint(self, name: str, seed: int) -> Path:
+        """The earliest step checkpoint of preset ``name``'s run of ``seed`` (the paper warm-starts ABR Genet
+        from an early UDR-RL3 checkpoint); its final model when it kept none."""
+        run = self.run_dir(name, seed)
+        found = sorted((run / "checkpoints").glob("step_*.pt"), key=lambda f: int(f.stem.split("_")[1]))
+        return found[0] if found else run / "model.pt"
+
     def space_file(self, kind: str) -> Path:
         """abr paperdims: the committed traces/spaces/abr-paperdims.json (:func:`paperdims_space`)."""
         assert kind == "paperdims", kind
@@ -176,6 +184,8 @@ class Study:
                 o = str(self.space_file(p.space))
             elif o == "{warm}":
                 o = str(self.run_dir(p.warm_from, seed) / "model.pt")
+            elif o == "{warm_first}":
+                o = str(self.first_checkpoint(p.warm_from, seed))
             elif o == "{per_round}":
                 spu = int(self._option(p, "--steps-per-update") or (1536 if p.use_case == "abr" else 7200))
                 rounds = int(self._option(p, "--rounds") or 9)

@@ -67,7 +67,7 @@ from genet.ppo.algorithm import PPOConfig, explained_variance, gae, ppo_update
 from genet.ppo.networks import AuroraActorCritic
 from genet.ppo.progress import TrainingProgress
 from genet.ppo.threads import set_torch_threads, torch_thread_count
-from genet.ppo.workers import (ShardedRollout, WorkerPoolOwner, column_sums, data_parallel_update,
+from genet.ppo.workers import (ShardedRollout, WorkerPoolOwner, column_sums,
                                explained_variance_from_sums, parameters_vector, shard_sizes, worker_count)
 from traces import Trace
 from traces.config_space import ConfigSpace, load_space
@@ -403,8 +403,11 @@ class CcUseCase(WorkerPoolOwner):
                 t0 = time.perf_counter()
                 summaries = pool.collect(parameters_vector(agent.net), distribution, seed)
                 t1 = time.perf_counter()
-                stats = data_parallel_update(pool, agent.net, agent.optimizer, summaries, ppo, cfg.entropy_coef,
-                                             generator=gen)
+                # the update in this process on the slices' tensors (genet.ppo.workers: for Aurora's small
+                # network the data-parallel update's per-step round trips cost more than they save)
+                d = pool.training_data()
+                stats = ppo_update(agent.net, agent.optimizer, ppo, d["obs"], d["actions"], d["logp"], d["adv"],
+                                   d["returns"], cfg.entropy_coef, generator=gen)
                 stats["explained_variance"] = explained_variance_from_sums(summaries)
                 t2 = time.perf_counter()
                 self._record_sharded(agent, summaries, t1 - t0, t2 - t1, stats)

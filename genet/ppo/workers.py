@@ -9,11 +9,15 @@ a Ray address is given) with its own copy of the network. One PPO update is then
    (discounted returns and GAE are per-environment columns, so a slice needs nothing from the
    others); it returns the rewards and a few sums (for the batch mean/std of the advantages and the
    explained variance);
-2. **update** — data-parallel PPO: for every gradient step the parent sends the weights and each
+2. **update** — ABR: data-parallel PPO: for every gradient step the parent sends the weights and each
    worker the rows of the minibatch it holds; the workers return the gradient of their part of the
    minibatch-mean loss; the parent adds them up and takes the optimiser step (Adam in the parent;
    the parent's optimiser state is the checkpointed one). The rollout *and* the update run on every
-   worker's core.
+   worker's core. CC: the parent fetches the slices' tensors (:meth:`WorkerPool.training_data`) and runs
+   the one-process update on them. Aurora's network is so small (two hidden layers of 32 and 16) that a
+   gradient step costs about the same on 300 rows as on 600; its 144 steps per update (12 epochs of
+   minibatches of 600) each paid a round trip to the workers, so the data-parallel update took twice the
+   one-process one (0.64 vs 0.31 s; ``benchmarks/cc_training_speed.py``, 2026-12-02).
 
 Determinism: slice i's environments are seeded from ``SeedSequence([seed, N, i])`` (:func:`shard_seed`),
 the minibatch order comes from the parent's torch generator, and workers run torch on one thread, so
@@ -118,6 +122,11 @@ class ShardWorker:
         from genet.curriculum.loop import trial_score
         self._load(weights)
         return [trial_score(self.use_case, self.agent, curriculum, c, seed) for c in configs]
+
+    def training_data(self) -> dict[str, np.ndarray]:
+        """This slice's training tensors of the last ``collect`` (raw advantages), as arrays: for a use case
+        that runs the PPO update in the parent (:meth:`WorkerPool.training_data`)."""
+        return {k: v.numpy() for k, v in self.data.items()}
 
     def normalize_advantages(self, mean: float, std: float) -> None:
         self.data["adv"] = (self.data["adv"] - mean) / (std + 1e-8)
@@ -316,6 +325,12 @@ class WorkerPool:
     def collect(self, weights: np.ndarray, distribution: Any, seed: int) -> list[dict[str, Any]]:
         return self.engine.call("collect", [(weights, distribution, shard_seed(seed, self.n_workers, i))
                                             for i in range(self.n_workers)])
+
+    def training_data(self) -> dict[str, Any]:
+        """Every slice's training tensors of the last ``collect``, concatenated in slice order (torch)."""
+        import torch
+        parts = self.engine.call("training_data", [()] * self.n_workers)
+        return {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in parts[0]}
 
     def close(self) -> None:
         self.engine.close()
