@@ -68,6 +68,37 @@ def test_data_parallel_update_equals_the_one_process_update():
         assert stats_a[k] == pytest.approx(stats_b[k], rel=1e-3, abs=1e-5), k
 
 
+def test_local_workers_shared_gradient_files_give_the_in_process_update(tmp_path):
+    """Local worker processes pass weights and gradients through SharedVectors files; the update is the
+    same, bit for bit, as the pickled in-process path on the same slices, and close() removes the files."""
+    import os
+    import pickle
+    from genet.ppo.workers import LocalEngine
+    uc = CcUseCase(CcTrainConfig(**TINY_CC, rollout_workers=2))
+    dist = ConfigDistribution.udr(uc.space, "rl1")
+    blobs = [pickle.dumps(uc.shard_use_case(i, 2)) for i in range(2)]
+    local = WorkerPool(LocalEngine(blobs, 0), 2)
+    inproc = WorkerPool(InProcessEngine([ShardWorker(b, 0) for b in blobs]), 2)
+    try:
+        nets, gens = [uc.new_model(5).net for _ in range(2)], [torch.Generator() for _ in range(2)]
+        cfg = PPOConfig(clip=0.2, epochs=2, minibatch=50, value_coef=1.0, normalize_adv=True)
+        stats = []
+        for pool, net, gen in zip((local, inproc), nets, gens):
+            gen.manual_seed(3)
+            opt = torch.optim.Adam(net.parameters(), lr=uc.config.learning_rate, eps=uc.config.adam_eps)
+            summaries = pool.collect(parameters_vector(net), dist, seed=1)
+            stats.append(data_parallel_update(pool, net, opt, summaries, cfg, 0.01, generator=gen))
+        shared_dir = local.engine._shared.dir
+        assert os.path.isfile(os.path.join(shared_dir, "weights.f32"))
+        for pa, pb in zip(*(n.parameters() for n in nets)):
+            assert torch.equal(pa, pb)
+        assert stats[0] == stats[1]
+        assert not torch.equal(next(nets[0].parameters()), next(uc.new_model(5).net.parameters()))  # it moved
+    finally:
+        local.close()
+    assert not os.path.exists(shared_dir)
+
+
 def _params(agent):
     return [p.detach().clone() for p in agent.net.parameters()]
 

@@ -13,7 +13,9 @@ a Ray address is given) with its own copy of the network. One PPO update is then
    worker the rows of the minibatch it holds; the workers return the gradient of their part of the
    minibatch-mean loss; the parent adds them up and takes the optimiser step (Adam in the parent;
    the parent's optimiser state is the checkpointed one). The rollout *and* the update run on every
-   worker's core. CC: the parent fetches the slices' tensors (:meth:`WorkerPool.training_data`) and runs
+   worker's core. Local workers read the weights from and write their gradient to files the parent
+   maps too (:class:`SharedVectors`, under /dev/shm): 1.6 instead of 3.3-4.0 ms per gradient step
+   outside the workers' own compute for the 0.8-MB Pensieve network. CC: the parent fetches the slices' tensors (:meth:`WorkerPool.training_data`) and runs
    the one-process update on them. Aurora's network is so small (two hidden layers of 32 and 16) that a
    gradient step costs about the same on 300 rows as on 600; its 144 steps per update (12 epochs of
    minibatches of 600) each paid a round trip to the workers, so the data-parallel update took twice the
@@ -123,6 +125,22 @@ class ShardWorker:
         self._load(weights)
         return [trial_score(self.use_case, self.agent, curriculum, c, seed) for c in configs]
 
+    def gradient_shared(self, weights_path: str, grad_path: str, n_floats: int, rows: np.ndarray, minibatch: int,
+                        clip: float, dual_clip: float | None, value_coef: float,
+                        entropy_weight: float) -> dict[str, float]:
+        """:meth:`gradient` with the weights read from, and the gradient written to, the parent's
+        :class:`SharedVectors` files (a local worker: no 2 x 0.8 MB pickled per gradient step)."""
+        grad, stats = self.gradient(self._mapped(weights_path, n_floats), rows, minibatch, clip, dual_clip,
+                                    value_coef, entropy_weight)
+        self._mapped(grad_path, n_floats)[:] = grad
+        return stats
+
+    def _mapped(self, path: str, n_floats: int) -> np.ndarray:
+        maps = self.__dict__.setdefault("_maps", {})
+        if path not in maps or maps[path].shape[0] != n_floats:
+            maps[path] = np.memmap(path, np.float32, "r+", shape=(n_floats,))
+        return maps[path]
+
     def training_data(self) -> dict[str, np.ndarray]:
         """This slice's training tensors of the last ``collect`` (raw advantages), as arrays: for a use case
         that runs the PPO update in the parent (:meth:`WorkerPool.training_data`)."""
@@ -177,6 +195,29 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the worker process
             conn.send((False, traceback.format_exc()))
 
 
+class SharedVectors:
+    """float32 vectors in files under /dev/shm (else the temp directory) that the parent and its local workers
+    all map: the weights the parent writes before each gradient step and one gradient per worker."""
+
+    def __init__(self, n_floats: int, n_workers: int):
+        import tempfile
+        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        self.dir = tempfile.mkdtemp(prefix="genet-workers-", dir=base)
+        self.n_floats = n_floats
+        self.weights_path = os.path.join(self.dir, "weights.f32")
+        self.grad_paths = [os.path.join(self.dir, f"grad{i}.f32") for i in range(n_workers)]
+        for path in (self.weights_path, *self.grad_paths):
+            with open(path, "wb") as fh:
+                fh.truncate(4 * n_floats)
+        self.weights = np.memmap(self.weights_path, np.float32, "r+", shape=(n_floats,))
+        self.grads = [np.memmap(p, np.float32, "r+", shape=(n_floats,)) for p in self.grad_paths]
+
+    def close(self) -> None:
+        import shutil
+        self.weights = self.grads = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class LocalEngine:
     """Worker processes on this machine: ``python -m genet.ppo.workers FD`` each, talking over a socket
     pair (a fresh interpreter: no inherited torch threads, no re-import of the caller's main module)."""
@@ -190,6 +231,7 @@ class LocalEngine:
         from multiprocessing.connection import Connection
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
         self.conns, self.procs = [], []
+        self._shared: SharedVectors | None = None
         try:
             for blob in blobs:
                 mine, theirs = socket.socketpair()
@@ -239,7 +281,19 @@ class LocalEngine:
             c.send((method, tuple(args)))
         return self._gather()
 
+    def shared_vectors(self, n_floats: int) -> SharedVectors:
+        """The weight and gradient files of :func:`data_parallel_update` (made on first use, removed by
+        :meth:`close`)."""
+        if self._shared is None or self._shared.n_floats != n_floats:
+            if self._shared is not None:
+                self._shared.close()
+            self._shared = SharedVectors(n_floats, len(self.conns))
+        return self._shared
+
     def close(self) -> None:
+        if getattr(self, "_shared", None) is not None:
+            self._shared.close()
+            self._shared = None
         for c in self.conns:
             try:
                 c.send(None)
@@ -462,9 +516,17 @@ def data_parallel_update(pool: WorkerPool, net, optimizer, summaries: list[dict[
             idx = order[start:start + mb]
             owner = np.searchsorted(offsets, idx, side="right") - 1
             w = parameters_vector(net)
-            args = [(w, idx[owner == j] - offsets[j], len(idx), cfg.clip, cfg.dual_clip, cfg.value_coef,
-                     entropy_weight) for j in range(pool.n_workers)]
-            results = pool.engine.call("gradient", args)
+            rest = (cfg.clip, cfg.dual_clip, cfg.value_coef, entropy_weight)
+            shared = pool.engine.shared_vectors(w.size) if hasattr(pool.engine, "shared_vectors") else None
+            if shared is not None:  # local workers: weights and gradients through shared files
+                shared.weights[:] = w
+                stats_of = pool.engine.call("gradient_shared", [
+                    (shared.weights_path, shared.grad_paths[j], w.size, idx[owner == j] - offsets[j], len(idx), *rest)
+                    for j in range(pool.n_workers)])
+                results = list(zip(shared.grads, stats_of))
+            else:
+                results = pool.engine.call("gradient", [(w, idx[owner == j] - offsets[j], len(idx), *rest)
+                                                        for j in range(pool.n_workers)])
             grad = torch.from_numpy(np.sum([g for g, _ in results], axis=0, dtype=np.float32))
             optimizer.zero_grad()
             pos = 0
