@@ -38,6 +38,9 @@ def main() -> int:
     ap.add_argument("--rollout-steps", type=int, default=48, help="decisions per session per update (count; 48)")
     ap.add_argument("--epochs", type=int, default=5, help="PPO epochs per update (count; 5 = Pensieve-PPO)")
     ap.add_argument("--range", dest="range_name", default="rl3", help="UDR range of the environments (rl3)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="rounds of every row, interleaved; the summary gives each row's median (count; this "
+                         "VM's one-core figure moved by 1.8x between back-to-back runs)")
     args = ap.parse_args()
 
     from genet.abr.training import AbrTrainConfig, AbrUseCase, train_steps_per_second
@@ -45,24 +48,37 @@ def main() -> int:
     print(f"host: {platform.node()} ({os.cpu_count()} cores), python {platform.python_version()}")
     print(f"{'n_envs':>6} {'steps':>5} {'batch':>6} {'workers':>7} {'threads':>7} {'transitions/s':>13} "
           f"{'rollout_ms':>10} {'update_ms':>9} {'speed-up':>8} {'cpu-bound tr/s':>14} {'cpu-x':>8}")
+    import statistics
+    rates: dict[tuple[int, int], list[float]] = {}
+    for rep in range(args.repeats):
+        for n_envs in (int(x) for x in args.n_envs.split(",")):
+            first = first_cpu = None
+            for workers in (int(x) for x in args.workers.split(",")):
+                cfg = AbrTrainConfig(n_envs=n_envs, rollout_steps=args.rollout_steps, epochs=args.epochs,
+                                     torch_threads=args.threads if workers == 1 else 1, rollout_workers=workers)
+                uc = AbrUseCase(cfg)
+                try:
+                    r = train_steps_per_second(uc, updates=args.updates, warmup=1, range_name=args.range_name)
+                finally:
+                    uc.close()
+                first = first or r["transitions_per_s"]
+                rates.setdefault((n_envs, workers), []).append(r["transitions_per_s"])
+                # CPU-time estimate of a quiet machine: this process's CPU per transition plus the busiest
+                # worker's (the two alternate); one core: this process's alone
+                cpu = r["parent_cpu_s"] + r["max_worker_cpu_s"]
+                first_cpu = first_cpu or cpu
+                print(f"{n_envs:>6} {args.rollout_steps:>5} {r['batch']:>6} {workers:>7} {r['torch_threads']:>7} "
+                      f"{r['transitions_per_s']:>13.0f} {1000 * r['rollout_s']:>10.1f} {1000 * r['update_s']:>9.1f} "
+                      f"{r['transitions_per_s'] / first:>7.2f}x {1 / cpu:>14.0f} {first_cpu / cpu:>7.2f}x", flush=True)
+    print(f"median over {args.repeats} interleaved rounds:")
     for n_envs in (int(x) for x in args.n_envs.split(",")):
-        first = first_cpu = None
+        base = None
         for workers in (int(x) for x in args.workers.split(",")):
-            cfg = AbrTrainConfig(n_envs=n_envs, rollout_steps=args.rollout_steps, epochs=args.epochs,
-                                 torch_threads=args.threads if workers == 1 else 1, rollout_workers=workers)
-            uc = AbrUseCase(cfg)
-            try:
-                r = train_steps_per_second(uc, updates=args.updates, warmup=1, range_name=args.range_name)
-            finally:
-                uc.close()
-            first = first or r["transitions_per_s"]
-            # CPU-time estimate of a quiet machine: this process's CPU per transition plus the busiest
-            # worker's (the two alternate); one core: this process's alone
-            cpu = r["parent_cpu_s"] + r["max_worker_cpu_s"]
-            first_cpu = first_cpu or cpu
-            print(f"{n_envs:>6} {args.rollout_steps:>5} {r['batch']:>6} {workers:>7} {r['torch_threads']:>7} "
-                  f"{r['transitions_per_s']:>13.0f} {1000 * r['rollout_s']:>10.1f} {1000 * r['update_s']:>9.1f} "
-                  f"{r['transitions_per_s'] / first:>7.2f}x {1 / cpu:>14.0f} {first_cpu / cpu:>7.2f}x", flush=True)
+            ratios = [a / b for a, b in zip(rates[(n_envs, workers)], rates[(n_envs, int(args.workers.split(",")[0]))])]
+            med = statistics.median(rates[(n_envs, workers)])
+            base = base or med
+            print(f"  n_envs {n_envs:>4}, workers {workers}: {med:>8.0f} transitions/s; speed-up per round "
+                  f"{', '.join(f'{x:.2f}' for x in ratios)}x, median {statistics.median(ratios):.2f}x")
     print("video:", uc.video.source or "constant-bitrate stand-in (../shared/video/envivio missing)")
     print("reference: Pensieve-PPO ~2.2k transitions/s (2 workers); target >= 22k; 2 workers >= 1.7x one core")
     print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
