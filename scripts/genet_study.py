@@ -127,6 +127,8 @@ def presets() -> dict[str, Preset]:
                note="each round promotes its best trial farther than 0.05 from every earlier promotion"),
         Preset("cc", "cc-genet-ack", cc_genet + ["--gap-after-first-ack"],
                note="BO trials scored on the packets sent after each sender's first ACK"),
+        Preset("cc", "cc-genet-ack-w0.1", cc_genet + ["--gap-after-first-ack", "--promote-weight", "0.1"],
+               note="cc-genet-ack with promotion weight 0.1 (the two variants helped on different sets)"),
         Preset("cc", "cc-genet-ensemble", ["--method", "genet", "--range", "rl3", "--baseline", "bbr,cubic",
                                            "--ensemble"], note="max gap over BBR and Cubic"),
         Preset("cc", "cc-genet-warm", cc_genet + ["--init-from", "{warm}", "--updates-per-round", "{per_round}"],
