@@ -1,7 +1,8 @@
 """Ray as the engine of the rollout workers (genet/ppo/workers.py RayEngine): a local Ray head on
 loopback (`ray start --head --node-ip-address 127.0.0.1`), a short Genet curriculum (training with 2
 workers and the BO trials on them) gives the same model, trials and promoted config as the same run on
-the local worker processes. Skips when ray is not installed (pip install 'genet-testbed[cluster]')."""
+the local worker processes. ray comes with the test extra (CI runs this test); without it the test skips
+(pip install 'genet-testbed[cluster]')."""
 
 from __future__ import annotations
 
