@@ -119,7 +119,7 @@ def presets() -> dict[str, Preset]:
                                           "{per_round}"], space="paperdims", warm_from="abr-udr3",
                note="the paper's schedule (§6.2): the paper's five dimensions, RL3 as the initial distribution, "
                     "warm start from the same seed's first UDR-RL3 checkpoint (307,200 steps; the paper's "
-                    "ep-1000 of 75,000), fixed updates per round (those steps come on top)"),
+                    "ep-1000 of 75,000), fixed updates per round (the checkpoint's steps count in the run's total)"),
         Preset("cc", "cc-udr3", ["--method", "udr", "--range", "rl3"], note="UDR over RL3"),
         Preset("cc", "cc-genet", cc_genet, note="Genet, gap to BBR (as shipped)"),
         Preset("cc", "cc-genet-w0.1", cc_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
