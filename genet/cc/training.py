@@ -43,8 +43,10 @@ Choices where references differ or are silent:
   threads (1: the simulator, not the 30->32->16 MLP, dominates).
 * Several cores: ``rollout_workers`` N > 1 (0 = every core, at most ``n_envs``) puts slices of the
   environments in worker processes (Ray actors with ``ray_address``), seeded from (seed, N, slice);
-  rollout and PPO update run data-parallel on them (:mod:`genet.ppo.workers`); the minibatch order
-  comes from the parent's own torch generator. N = 1 is the in-process path above.
+  the rollout runs on them, the PPO update in this process on their concatenated tensors (for this
+  small network the data-parallel update's per-step round trips cost more than they save:
+  :mod:`genet.ppo.workers`); the minibatch order comes from the parent's own torch generator.
+  N = 1 is the in-process path above.
 """
 
 from __future__ import annotations
@@ -369,8 +371,8 @@ class CcUseCase(WorkerPoolOwner):
         return self.collect(agent, distribution)
 
     def prepare_shard(self, agent: CcAgent, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """A slice's training tensors (values and GAE as in :meth:`update`; advantages standardised later
-        with the whole batch's mean and std) and the summary the parent needs."""
+        """A slice's training tensors (values and GAE as in :meth:`update`; the parent's update standardises
+        the advantages over the whole batch) and the summary the parent needs."""
         cfg, net = agent.config, agent.net
         T, N, D = batch["obs"].shape
         obs = torch.from_numpy(batch["obs"].reshape(-1, D))

@@ -15,8 +15,9 @@ a Ray address is given) with its own copy of the network. One PPO update is then
    the parent's optimiser state is the checkpointed one). The rollout *and* the update run on every
    worker's core. Local workers read the weights from and write their gradient to files the parent
    maps too (:class:`SharedVectors`, under /dev/shm): 1.6 instead of 3.3-4.0 ms per gradient step
-   outside the workers' own compute for the 0.8-MB Pensieve network. CC: the parent fetches the slices' tensors (:meth:`WorkerPool.training_data`) and runs
-   the one-process update on them. Aurora's network is so small (two hidden layers of 32 and 16) that a
+   outside the workers' own compute for the 0.8-MB Pensieve network.
+   CC: the parent fetches the slices' tensors (:meth:`WorkerPool.training_data`) and runs the
+   one-process update on them. Aurora's network is so small (two hidden layers of 32 and 16) that a
    gradient step costs about the same on 300 rows as on 600; its 144 steps per update (12 epochs of
    minibatches of 600) each paid a round trip to the workers, so the data-parallel update took twice the
    one-process one (0.64 vs 0.31 s; ``benchmarks/cc_training_speed.py``, 2026-12-02).
@@ -97,6 +98,7 @@ class ShardWorker:
         self.use_case = pickle.loads(use_case_blob)
         self.agent = self.use_case.new_model(seed)
         self.data: dict[str, Any] | None = None
+        self._maps: dict[str, np.ndarray] = {}  # SharedVectors files this worker has mapped
 
     def set_state(self, blob: bytes | None) -> None:
         self.agent.rollout = None if blob is None else pickle.loads(blob)
@@ -136,10 +138,9 @@ class ShardWorker:
         return stats
 
     def _mapped(self, path: str, n_floats: int) -> np.ndarray:
-        maps = self.__dict__.setdefault("_maps", {})
-        if path not in maps or maps[path].shape[0] != n_floats:
-            maps[path] = np.memmap(path, np.float32, "r+", shape=(n_floats,))
-        return maps[path]
+        if path not in self._maps or self._maps[path].shape[0] != n_floats:
+            self._maps[path] = np.memmap(path, np.float32, "r+", shape=(n_floats,))
+        return self._maps[path]
 
     def training_data(self) -> dict[str, np.ndarray]:
         """This slice's training tensors of the last ``collect`` (raw advantages), as arrays: for a use case
