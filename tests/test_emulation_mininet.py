@@ -102,9 +102,13 @@ def test_emulate_cc_over_mininet_with_delay_0_measures_every_scheme_from_the_cap
     assert np.isfinite(const["reward"]) and np.isfinite(cubic["reward"])  # capacity from the log's opportunities
 
 
+BURST_PACKETS = 18  # 22 fit (the 20-packet queue and what is in flight; 24 lose 2): no drops
+
+
 def test_bridge_capture_log_sees_every_packet_with_its_queueing_delay(tmp_path):
     """The capture-built uplink log of a mininet link: one + and one - line per UDP packet of a paced
-    stream (1504-byte sizes, as Mahimahi's), opportunities at the trace's rate, delays within the queue."""
+    stream (1504-byte sizes, as Mahimahi's), opportunities at the trace's rate, hardly any delay below the
+    rate, and the queueing delay of a back-to-back burst after it."""
     import socket
     from emulation.logstats import link_log_stats, read_link_log
     log_path = tmp_path / "up.log"
@@ -116,7 +120,11 @@ def test_bridge_capture_log_sees_every_packet_with_its_queueing_delay(tmp_path):
         code = ("import socket,time; s=socket.socket(2,2); t=time.monotonic()\n"
                 "for i in range(2000):\n"
                 "    s.sendto(i.to_bytes(4,'big')+bytes(1468), (%r, 9999))\n"
-                "    while time.monotonic() < t + (i + 1) / 800: pass\n" % link.host.address)
+                "    while time.monotonic() < t + (i + 1) / 800: pass\n"
+                "time.sleep(0.3)\n"  # the queue drains
+                "for i in range(2000, 2000 + %d):\n"
+                "    s.sendto(i.to_bytes(4,'big')+bytes(1468), (%r, 9999))\n"
+                % (link.host.address, BURST_PACKETS, link.host.address))
         link.emulated.run(["python3", "-c", code], check=True, timeout_s=30)
         sink.kill()
         sink.wait()
@@ -126,11 +134,18 @@ def test_bridge_capture_log_sees_every_packet_with_its_queueing_delay(tmp_path):
     print(f"\ncapture log: {stats.format()}")
     assert sizes == {1504}  # 1500-byte IP packets + Mahimahi's 4-byte TUN header
     big = [d for d in log.departures if d[1] == 1504]
-    assert len(big) == 2000 and len([a for a in log.arrivals if a[1] == 1504]) == 2000  # 800 pps < 1000: no drops
+    n = 2000 + BURST_PACKETS  # 800 pps < 1000, and the burst fits the 20-packet queue: no drops
+    assert len(big) == n and len([a for a in log.arrivals if a[1] == 1504]) == n
     # 9.6 of 12 Mbit/s: hardly any queueing. The sender is a Python busy-loop pacer, so a scheduling hiccup
-    # sends a small burst (a fresh-clone run on an idle machine saw a 6-ms maximum with a 1-ms p95)
-    delays = sorted(d[2] for d in big)
-    assert delays[int(0.95 * len(delays))] <= 2 and delays[-1] <= 20, (delays[-10:], stats.format())
+    # sends a small burst, and a loaded machine can run htb's dequeue late (a fresh-clone run on an idle
+    # machine saw a 6-ms maximum with a 1-ms p95; a loaded CI machine one 32-ms packet, no drops). The
+    # maximum is bounded only against gross errors (a packet matched to another's departure: seconds).
+    delays = sorted(d[2] for d in big[:2000])
+    assert delays[int(0.95 * len(delays))] <= 2 and delays[-1] <= 100, (delays[-10:], stats.format())
+    # The burst: 1 ms of service per 1504-byte packet at 12 Mbit/s, so the k-th packet waits ~k - 2 ms (measured
+    # [0, 0, 1, 2, ..., 15, 16]); a log without queueing delays reads 0 here, a sender stalled mid-burst less
+    burst = [d[2] for d in big[2000:]]
+    assert 8 <= max(burst) <= 20 + 40, burst
     assert stats.capacity_mbps == pytest.approx(12.0 * 1504 / 1500, rel=0.03)
 
 
