@@ -15,9 +15,13 @@ torch thread each):
    the curriculum's ``model-round*``), exported and evaluated on the first validation set (the model
    alone: the baselines do not change with the checkpoint) -> ``STUDY/curves/<preset>-s<S>.csv``;
    ``curves-<use case>.png``: validation reward against environment steps, mean and min-max band over
-   seeds, one line per preset;
+   seeds, one line per preset; presets with records but no curve (runs restored from elsewhere) as their
+   final models' mean and min-max at their steps; the baselines as dashed lines;
 4. ``STUDY/results.md``: every seed's figure and mean ± std per preset and evaluation set, plus the
-   baselines; ``STUDY/results.json`` the same as data.
+   baselines; ``STUDY/results.json`` the same as data. ``--publish`` copies these, the plots and the
+   per-run records and curves (``results/``, ``curves/``) to ``models/study``; ``--restore`` brings the
+   records and curves back into a new study directory (a new machine: the table is rebuilt, finished runs
+   are not trained again).
 
 Presets (``--presets``, comma-separated; ``--list`` prints them): the matrix ``abr-udr1``, ``abr-udr2``,
 ``abr-udr3``, ``abr-genet``, ``cc-udr3``, ``cc-genet`` and the variants of issue 17:
@@ -33,6 +37,8 @@ Usage::
     python scripts/genet_study.py --presets abr-genet-paperdims,abr-genet-warm --seeds 0,1,2
     python scripts/genet_study.py --table-only          # rebuild results.md / curves from what exists
     python scripts/genet_study.py --table-only --publish   # ... and copy them to models/study/
+    python scripts/genet_study.py --restore --presets abr-cl1 --seeds 0   # a new checkout: the published
+                                        # records first (their runs are skipped), then the new run, one table
     python scripts/genet_study.py --study-dir /tmp/s --abr-steps 2000 --cc-steps 400 --tiny   # seconds
 
 Nothing is tuned on anything but the training and validation sets: the presets are fixed here.
@@ -136,10 +142,16 @@ def presets() -> dict[str, Preset]:
     ]
     for uc, rng in (("abr", "rl1"), ("cc", "rl3")):
         out += [Preset(uc, f"{uc}-cl{k}", ["--method", f"cl{k}", "--range", rng] +
-                       (["--baseline", "mpc" if uc == "abr" else "bbr"] if k == 2 else []), note=f"CL{k}")
+                       (["--baseline", "mpc" if uc == "abr" else "bbr"] if k == 2 else []), note=CL_NOTES[k])
                 for k in (1, 2, 3)]
     return {p.name: p for p in out}
 
+
+#: The paper's hand-made curricula (§5.2, Figure 18), as `genet train --method clK` runs them.
+CL_NOTES = {1: "CL1, hand-picked difficulty: stages whose bandwidth-change interval widens from the calmest "
+               "links to the whole range",
+            2: "CL2, where the baseline does badly: BO on the optimum's reward minus the baseline's",
+            3: "CL3, where the policy is far from the optimum: BO on the optimum's reward minus the policy's"}
 
 MATRIX = ("abr-udr1", "abr-udr2", "abr-udr3", "abr-genet", "cc-udr3", "cc-genet")
 
@@ -160,6 +172,19 @@ class Study:
         self.presets = presets()
         for sub in ("runs", "results", "curves", "logs", "onnx"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+
+    def restore(self, src: Path) -> int:
+        """Copy the per-run records and curves a ``--publish`` left in ``src`` (``results/*.json``,
+        ``curves/*.csv``) into the study directory where it has none of its own: a new checkout rebuilds the
+        table and plots, and a rerun skips the runs that have a record. Returns how many files it copied."""
+        import shutil
+        copied = 0
+        for sub, pattern in (("results", "*.json"), ("curves", "*.csv")):
+            for f in sorted((src / sub).glob(pattern)):
+                if not (self.dir / sub / f.name).exists():
+                    shutil.copy2(f, self.dir / sub / f.name)
+                    copied += 1
+        return copied
 
     # ------------------------------------------------------------- one run
     def run_dir(self, name: str, seed: int) -> Path:
@@ -261,6 +286,8 @@ class Study:
         (Figure 18). Points of an earlier run with another ``--curve-points`` are dropped, so every seed's
         curve has the same points."""
         path = self.dir / "curves" / f"{p.name}-s{seed}.csv"
+        if not self.run_dir(p.name, seed).is_dir():
+            return path  # a record restored (--restore) without its run: its checkpoints are elsewhere
         chosen = self.checkpoints(self.run_dir(p.name, seed))
         names = {ck.name for ck, _ in chosen}
         rows = []
@@ -388,7 +415,7 @@ class Study:
                     rows = list(csv.DictReader(fh))
                 if rows:
                     by_preset.setdefault(f.stem.rsplit("-s", 1)[0], []).append(rows)
-            fig, ax = plt.subplots(figsize=(7, 4))
+            fig, ax = plt.subplots(figsize=(8.5, 4.5))
             for name, runs in by_preset.items():
                 n = min(len(r) for r in runs)
                 x = np.mean([[float(r["env_steps"]) for r in run[:n]] for run in runs], axis=0)
@@ -396,12 +423,35 @@ class Study:
                 ax.plot(x, y.mean(axis=0), label=f"{name} ({len(runs)} seeds)")
                 if len(runs) > 1:
                     ax.fill_between(x, y.min(axis=0), y.max(axis=0), alpha=0.2)
+            set_name = next(iter(by_preset.values()))[0][0]["set"]
+            # the finished runs of presets without a curve here (their runs are elsewhere): the final model's
+            # reward on the same set, mean and min-max over seeds, at its steps; the baselines as lines
+            recs = [json.loads(f.read_text()) for f in sorted((self.dir / "results").glob(f"{uc}-*.json"))]
+            recs = [r for r in recs if set_name in r.get("evaluation", {})]
+            finals: dict[str, list[dict]] = {}
+            for r in recs:
+                if r["preset"] not in by_preset:
+                    finals.setdefault(r["preset"], []).append(r)
+            order = list(self.presets)
+            for k, (name, rs) in enumerate(sorted(finals.items(), key=lambda kv: order.index(kv[0])
+                                                  if kv[0] in order else len(order))):
+                v = np.array([r["evaluation"][set_name]["model"] for r in rs])
+                x = float(np.mean([r["env_steps"] for r in rs]))
+                ax.errorbar([x], [v.mean()], yerr=[[v.mean() - v.min()], [v.max() - v.mean()]],
+                            fmt="osD^v<>ph"[k % 9], ms=5, capsize=3, label=f"{name} (final, {len(rs)} seeds)")
+            if recs:
+                for b in [k for k in recs[0]["evaluation"][set_name] if k != "model"]:
+                    ax.axhline(float(np.mean([r["evaluation"][set_name][b] for r in recs])), ls="--", lw=1,
+                               color="grey", alpha=0.7)
+                    ax.annotate(b, (0.0, float(np.mean([r["evaluation"][set_name][b] for r in recs]))),
+                                xycoords=("axes fraction", "data"), fontsize=7, color="grey",
+                                xytext=(2, 2), textcoords="offset points")
             ax.set_xlabel("environment steps")
-            ax.set_ylabel(f"validation reward ({runs[0][0]['set']})")
+            ax.set_ylabel(f"validation reward ({set_name})")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
             fig.tight_layout()
-            path = self.dir / f"curves-{uc}.png"
+            path = self.dir / f"curves-{uc}{'-' + self.args.curves_tag if self.args.curves_tag else ''}.png"
             fig.savefig(path, dpi=100)
             plt.close(fig)
             out.append(path)
@@ -426,6 +476,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny batches and BO (a test of this script)")
     p.add_argument("--table-only", action="store_true", help="only rebuild results.md and the curve plots")
     p.add_argument("--list", action="store_true", help="print the presets and exit")
+    p.add_argument("--restore", nargs="?", const=str(ROOT / "models" / "study"), default=None, metavar="DIR",
+                   help="first copy the per-run records and curves a --publish left in DIR (default: "
+                        "models/study) into the study directory: finished runs are not trained again")
+    p.add_argument("--curves-tag", default="", metavar="TAG",
+                   help="name the curve plots curves-<use case>-TAG.png (not to replace a published figure)")
     p.add_argument("--publish", nargs="?", const=str(ROOT / "models" / "study"), default=None, metavar="DIR",
                    help="also copy results.md, results.json and the curve plots to DIR (default: models/study)")
     args = p.parse_args(argv)
@@ -436,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{pr.name:22s} {pr.note}")
         return 0
     study = Study(args)
+    if args.restore:
+        print(f"restored {study.restore(Path(args.restore))} records and curves from {args.restore}")
     failed: list[str] = []
     if not args.table_only:
         t0 = time.perf_counter()
@@ -451,6 +508,13 @@ def main(argv: list[str] | None = None) -> int:
             dest.mkdir(parents=True, exist_ok=True)
             for f in [study.dir / "results.md", study.dir / "results.json", *plots]:
                 shutil.copy2(f, dest / f.name)
+            # the per-run records and curves too (small): --restore rebuilds the study from them elsewhere
+            for sub, pattern in (("results", "*.json"), ("curves", "*.csv")):
+                files = sorted((study.dir / sub).glob(pattern))
+                if files:
+                    (dest / sub).mkdir(exist_ok=True)
+                for f in files:
+                    shutil.copy2(f, dest / sub / f.name)
         except OSError as exc:  # the study's own outputs stay where they are
             raise SystemExit(f"--publish {dest}: cannot write there ({exc.strerror}); the results are in {study.dir}")
         print(f"published to {dest}")

@@ -78,7 +78,19 @@ def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, share
     curve = (study / "curves" / "abr-genet-warm-s0.csv").read_text().splitlines()
     assert len(curve) == 2 and curve[1].startswith("model-round1,")
     assert (pub / "results.md").read_text() == (study / "results.md").read_text()
-    assert {f.name for f in pub.iterdir()} == {"results.md", "results.json", "curves-abr.png"}
+    assert {f.name for f in pub.iterdir()} == {"results.md", "results.json", "curves-abr.png", "results", "curves"}
+    assert {f.name for f in (pub / "results").iterdir()} == {"abr-udr3-s0.json", "abr-udr3-s1.json",
+                                                             "abr-genet-warm-s0.json"}
+    # --restore in a new study directory: the published records and curves come back, nothing is trained
+    # again (no runs/ there), the table is the same; a curve without its run is kept as it is
+    fresh = tmp_path / "fresh"
+    again = ["--study-dir", str(fresh), *base[2:]]
+    assert mod.main([*again, "--presets", "abr-udr3,abr-genet-warm", "--seeds", "0",
+                     "--restore", str(pub), "--curves-tag", "t"]) == 0
+    assert not any((fresh / "runs").iterdir())
+    assert (fresh / "results.md").read_text() == (study / "results.md").read_text()
+    assert (fresh / "curves" / "abr-genet-warm-s0.csv").read_text() == (study / "curves" / "abr-genet-warm-s0.csv").read_text()
+    assert (fresh / "curves-abr-t.png").read_bytes()[:4] == b"\x89PNG" and not (fresh / "curves-abr.png").exists()
 
 
 def test_unknown_presets_fail_clearly(tmp_path):
