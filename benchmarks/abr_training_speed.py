@@ -37,6 +37,9 @@ def main() -> int:
     ap.add_argument("--n-envs", default="16,64", help="sessions per rollout, comma-separated (count; 16,64)")
     ap.add_argument("--rollout-steps", type=int, default=48, help="decisions per session per update (count; 48)")
     ap.add_argument("--epochs", type=int, default=5, help="PPO epochs per update (count; 5 = Pensieve-PPO)")
+    ap.add_argument("--warmup", type=int, default=2,
+                    help="untimed updates per row first (count; the workers' first updates map files, compile and "
+                         "fault in memory)")
     ap.add_argument("--range", dest="range_name", default="rl3", help="UDR range of the environments (rl3)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="rounds of every row, interleaved; the summary gives each row's median (count; this "
@@ -58,7 +61,7 @@ def main() -> int:
                                      torch_threads=args.threads if workers == 1 else 1, rollout_workers=workers)
                 uc = AbrUseCase(cfg)
                 try:
-                    r = train_steps_per_second(uc, updates=args.updates, warmup=1, range_name=args.range_name)
+                    r = train_steps_per_second(uc, updates=args.updates, warmup=args.warmup, range_name=args.range_name)
                 finally:
                     uc.close()
                 first = first or r["transitions_per_s"]

@@ -94,7 +94,9 @@ class ShardWorker:
 
     def __init__(self, use_case_blob: bytes, seed: int):
         import torch
+        from genet.ppo.allocator import keep_freed_memory
         torch.set_num_threads(1)
+        keep_freed_memory()
         self.use_case = pickle.loads(use_case_blob)
         self.agent = self.use_case.new_model(seed)
         self.data: dict[str, Any] | None = None
@@ -120,6 +122,11 @@ class ShardWorker:
         batch = uc.collect_shard(self.agent, distribution)
         self.data, summary = uc.prepare_shard(self.agent, batch)
         return summary
+
+    def collect_shared(self, weights_path: str, n_floats: int, distribution: Any, seed: int) -> dict[str, Any]:
+        """:meth:`collect` with the weights read from the parent's :class:`SharedVectors` file (a local
+        worker: the 0.8-MB ABR network is not pickled to every worker on every update)."""
+        return self.collect(self._mapped(weights_path, n_floats), distribution, seed)
 
     def trials(self, weights: np.ndarray, curriculum: Any, configs: list[dict], seed: int) -> list:
         """BO trials of the curriculum (:func:`genet.curriculum.loop.trial_score`) with ``weights``."""
@@ -378,8 +385,13 @@ class WorkerPool:
         roll.token = self.token = uuid.uuid4().hex
 
     def collect(self, weights: np.ndarray, distribution: Any, seed: int) -> list[dict[str, Any]]:
-        return self.engine.call("collect", [(weights, distribution, shard_seed(seed, self.n_workers, i))
-                                            for i in range(self.n_workers)])
+        seeds = [shard_seed(seed, self.n_workers, i) for i in range(self.n_workers)]
+        if hasattr(self.engine, "shared_vectors"):  # local workers: the weights through the shared file
+            shared = self.engine.shared_vectors(weights.size)
+            shared.weights[:] = weights
+            return self.engine.call("collect_shared", [(shared.weights_path, weights.size, distribution, s)
+                                                       for s in seeds])
+        return self.engine.call("collect", [(weights, distribution, s) for s in seeds])
 
     def training_data(self) -> dict[str, Any]:
         """Every slice's training tensors of the last ``collect``, concatenated in slice order (torch)."""
@@ -412,8 +424,10 @@ class WorkerPoolOwner:
         """``iterations`` PPO updates, the loop both use cases share: torch threads, rollout workers when
         asked for (:meth:`_train_sharded`), else collect -> update in this process, one record per update."""
         import time
+        from genet.ppo.allocator import keep_freed_memory
         from genet.ppo.threads import set_torch_threads
         set_torch_threads(agent.config.torch_threads)
+        keep_freed_memory()
         n_workers = worker_count(agent.config.rollout_workers, agent.config.n_envs)
         if agent.rollout is None and n_workers > 1:
             agent.rollout = ShardedRollout(n_workers)
