@@ -145,3 +145,35 @@ def test_abr_top_rung_script_prints_each_policys_bitrate_on_constant_links(capsy
     assert 4.1 < float(rows["mpc"][-1]) <= 4.3 and float(rows["mpc"][3]) < 1.0
     with pytest.raises(SystemExit):
         mod.main(["--bandwidth-mbps", "0"])
+
+
+def test_abr_per_trace_script_groups_traces_by_mean_bandwidth(tmp_path, capsys):
+    import numpy as np
+
+    from traces import Trace
+    from traces.io import write_trace
+    spec = importlib.util.spec_from_file_location("abr_per_trace", ROOT / "scripts" / "abr_per_trace.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    d = tmp_path / "set"
+    d.mkdir()
+    # two slow constant links and one fast one; a trace alternating 1 s at 1 and 3 s at 5 Mbit/s has mean 4
+    for name, bw in (("slow_a", 0.4), ("slow_b", 0.45), ("fast", 6.0)):
+        write_trace(Trace(np.arange(0.0, 300.0), np.full(300, bw), name=name), d / name)
+    t = np.arange(0.0, 400.0)
+    alt = Trace(t, np.where(t % 4 == 0, 1.0, 5.0), name="alt")
+    assert abs(mod.mean_bandwidth_mbps(alt) - 4.0) < 0.02
+    write_trace(alt, d / "alt")
+    assert mod.main(["--policy", "mpc,bba", "--traces", str(d), "--bins-mbps", "0,1,5"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in
+            (["0-1"], ["1-5"], [">=5"], ["all"])}
+    assert rows["0-1"][1] == "2" and rows["1-5"][1] == "1" and rows[">=5"][1] == "1" and rows["all"][1] == "4"
+    mpc, bba, diff = (float(rows["all"][k]) for k in (2, 3, 4))
+    assert abs((mpc - bba) - diff) < 0.02  # the difference column is the first policy's minus the second's
+    w, t_, l_ = (int(x) for x in rows["all"][5].split("/"))
+    assert w + t_ + l_ == 4
+    with pytest.raises(SystemExit):
+        mod.main(["--policy", "mpc"])
+    with pytest.raises(SystemExit):
+        mod.main(["--bins-mbps", "2,1"])
