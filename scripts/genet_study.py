@@ -423,9 +423,9 @@ class Study:
                 n = min(len(r) for r in runs)
                 x = np.mean([[float(r["env_steps"]) for r in run[:n]] for run in runs], axis=0)
                 y = np.array([[float(r["reward"]) for r in run[:n]] for run in runs])
-                ax.plot(x, y.mean(axis=0), label=f"{name} ({len(runs)} seeds)")
+                line, = ax.plot(x, y.mean(axis=0), label=f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
                 if len(runs) > 1:
-                    ax.fill_between(x, y.min(axis=0), y.max(axis=0), alpha=0.2)
+                    ax.fill_between(x, y.min(axis=0), y.max(axis=0), color=line.get_color(), alpha=0.15)
             set_name = next(iter(by_preset.values()))[0][0]["set"]
             # the finished runs of presets without a curve here (their runs are elsewhere): the final model's
             # reward on the same set, mean and min-max over seeds, at its steps; the baselines as lines
@@ -439,9 +439,10 @@ class Study:
             for k, (name, rs) in enumerate(sorted(finals.items(), key=lambda kv: order.index(kv[0])
                                                   if kv[0] in order else len(order))):
                 v = np.array([r["evaluation"][set_name]["model"] for r in rs])
-                x = float(np.mean([r["env_steps"] for r in rs]))
+                # spread side by side around their steps (most presets share one budget), 1 % of it apart
+                x = float(np.mean([r["env_steps"] for r in rs])) * (1 + 0.01 * (k - (len(finals) - 1) / 2))
                 ax.errorbar([x], [v.mean()], yerr=[[v.mean() - v.min()], [v.max() - v.mean()]],
-                            fmt="osD^v<>ph"[k % 9], ms=5, capsize=3, label=f"{name} (final, {len(rs)} seeds)")
+                            fmt="osD^v<>ph"[k % 9], ms=5, capsize=3, label=f"{name} (final, {len(rs)} seed{'s' if len(rs) > 1 else ''})")
             if recs:
                 for b in [k for k in recs[0]["evaluation"][set_name] if k != "model"]:
                     ax.axhline(float(np.mean([r["evaluation"][set_name][b] for r in recs])), ls="--", lw=1,
