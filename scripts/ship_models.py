@@ -228,7 +228,13 @@ def results_table(root: Path | None = None) -> str:
     if (root / "models" / "study" / "results.md").is_file():
         lines += ["Each row here is one seed. The multi-seed study (issue 17: every seed, mean ± std, learning curves, "
                   "the variants tried) is in [study/results.md](study/results.md), made by "
-                  "`python scripts/genet_study.py`.", ""]
+                  "`python scripts/genet_study.py`; what it found, and where the issue's targets stand, in "
+                  "[study/FINDINGS.md](study/FINDINGS.md).", ""]
+        curves = [f for f in ("curves-abr.png", "curves-cc.png") if (root / "models" / "study" / f).is_file()]
+        if curves:
+            lines += ["Learning curves (Figure 18: validation reward against environment steps, mean and min-max "
+                      "band over seeds; final models of runs without a curve as markers):", "",
+                      *[f"![{f[:-4]}](study/{f})" for f in curves], ""]
     for use_case in ("abr", "cc"):
         metas = [json.loads(p.read_text()) for p in sorted((root / "models" / use_case).glob("*.json"))]
         if not metas:
