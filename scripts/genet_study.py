@@ -15,7 +15,7 @@ torch thread each):
    the curriculum's ``model-round*``), exported and evaluated on the first validation set (the model
    alone: the baselines do not change with the checkpoint) -> ``STUDY/curves/<preset>-s<S>.csv``;
    ``curves-<use case>.png``: validation reward against environment steps, mean and min-max band over
-   seeds, one line per preset; presets with records but no curve (runs restored from elsewhere) as their
+   seeds, one line per preset; presets with more records than curves (runs restored from elsewhere) as their
    final models' mean and min-max at their steps; the baselines as dashed lines;
 4. ``STUDY/results.md``: every seed's figure and mean ± std per preset and evaluation set, plus the
    baselines; ``STUDY/results.json`` the same as data. ``--publish`` copies these, the plots and the
@@ -427,14 +427,16 @@ class Study:
                 if len(runs) > 1:
                     ax.fill_between(x, y.min(axis=0), y.max(axis=0), color=line.get_color(), alpha=0.15)
             set_name = next(iter(by_preset.values()))[0][0]["set"]
-            # the finished runs of presets without a curve here (their runs are elsewhere): the final model's
+            # the finished runs of presets with fewer curves than records (runs elsewhere): the final model's
             # reward on the same set, mean and min-max over seeds, at its steps; the baselines as lines
             recs = [json.loads(f.read_text()) for f in sorted((self.dir / "results").glob(f"{uc}-*.json"))]
             recs = [r for r in recs if set_name in r.get("evaluation", {})]
             finals: dict[str, list[dict]] = {}
             for r in recs:
-                if r["preset"] not in by_preset:
-                    finals.setdefault(r["preset"], []).append(r)
+                finals.setdefault(r["preset"], []).append(r)
+            # a preset's final models as a marker unless its curves cover all its seeds (e.g. one seed retrained
+            # for its curve beside seeds restored from elsewhere: the marker shows every seed's final model)
+            finals = {k: v for k, v in finals.items() if len(v) > len(by_preset.get(k, []))}
             order = list(self.presets)
             for k, (name, rs) in enumerate(sorted(finals.items(), key=lambda kv: order.index(kv[0])
                                                   if kv[0] in order else len(order))):
