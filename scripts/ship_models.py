@@ -233,7 +233,7 @@ def results_table(root: Path | None = None) -> str:
         curves = [f for f in ("curves-abr.png", "curves-cc.png") if (root / "models" / "study" / f).is_file()]
         if curves:
             lines += ["Learning curves (Figure 18: validation reward against environment steps, mean and min-max "
-                      "band over seeds; final models of runs without a curve as markers):", "",
+                      "band over seeds; each preset's final models as markers where its curves cover fewer seeds):", "",
                       *[f"![{f[:-4]}](study/{f})" for f in curves], ""]
     for use_case in ("abr", "cc"):
         metas = [json.loads(p.read_text()) for p in sorted((root / "models" / use_case).glob("*.json"))]
