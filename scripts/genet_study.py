@@ -118,6 +118,9 @@ def presets() -> dict[str, Preset]:
         Preset("abr", "abr-genet-paperdims-w0.1", abr_genet + ["--space", "{space}", "--promote-weight", "0.1"],
                space="paperdims", note="as abr-genet-paperdims, promotion weight 0.1 (each promotion takes a "
                                        "tenth of the mixture: 39 % of RL1 is left after nine rounds, 4 % at 0.3)"),
+        Preset("abr", "abr-genet-paperdims-ensemble", ["--method", "genet", "--range", "rl1", "--baseline", "mpc,bba",
+                                                       "--ensemble", "--space", "{space}"], space="paperdims",
+               note="as abr-genet-paperdims, max gap over RobustMPC and BBA (the ensemble baseline)"),
         Preset("abr", "abr-genet-w0.1", abr_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
         Preset("abr", "abr-genet-ensemble", ["--method", "genet", "--range", "rl1", "--baseline", "mpc,bba",
                                              "--ensemble"], note="max gap over RobustMPC and BBA"),
