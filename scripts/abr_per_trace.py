@@ -4,7 +4,8 @@
 Runs every policy on every trace of each set (the evaluation ``genet eval abr`` does: default Pensieve mode,
 the shipped video) and groups the traces by their mean bandwidth (Mbit/s, time-weighted over the trace).
 For each group it prints the traces' count, each policy's mean QoE, and the first policy's mean difference to
-the second and its wins / losses (a QoE difference under 0.5 counts as a tie). The validation sets' slow
+the second and its wins / losses (a QoE difference under 0.5 counts as a tie). The mean bandwidth is
+:attr:`traces.Trace.mean_bandwidth_mbps`, as `genet traces stats` reports it. The validation sets' slow
 traces are most of them; a policy that streams the top rung only on fast links scores little there.
 
     .venv/bin/python scripts/abr_per_trace.py [--policy models/abr/genet.onnx,models/abr/udr1.onnx,mpc]
@@ -24,17 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from genet.abr.evaluate import evaluate  # noqa: E402
 from genet.abr.training import default_video  # noqa: E402
 from genet.policy import load_policy  # noqa: E402
+from traces.errors import TraceFormatError  # noqa: E402
 from traces.io import load_traces  # noqa: E402
 
 #: a QoE difference smaller than this is a tie (QoE of one 48-chunk video)
 TIE_QOE = 0.5
-
-
-def mean_bandwidth_mbps(trace) -> float:
-    """Time-weighted mean bandwidth of a trace (each sample holds until the next; the last one is dropped)."""
-    t, bw = np.asarray(trace.timestamps_s, float), np.asarray(trace.bandwidth_mbps, float)
-    dt = np.diff(t)
-    return float((bw[:-1] * dt).sum() / dt.sum()) if len(t) > 1 and dt.sum() > 0 else float(bw.mean())
 
 
 def compare(labels: list[str], sets: dict[str, list], bins_mbps: list[float]) -> str:
@@ -46,7 +41,7 @@ def compare(labels: list[str], sets: dict[str, list], bins_mbps: list[float]) ->
     lines = []
     for set_name, traces in sets.items():
         qoe = np.array([[r.qoe for r in evaluate(pol, traces, video)] for pol in policies])  # (policies, traces)
-        mbw = np.array([mean_bandwidth_mbps(tr) for tr in traces])
+        mbw = np.array([tr.mean_bandwidth_mbps for tr in traces])  # traces.Trace's time-weighted mean
         lines.append(f"{set_name}: {len(traces)} traces; {names[0]} - {names[1]} per group "
                      f"(wins / ties / losses: difference beyond ±{TIE_QOE})")
         lines.append(f"{'mean Mbit/s':>12s} {'traces':>6s} " + " ".join(f"{n:>10s}" for n in names) +
@@ -79,10 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     labels = [p for p in args.policy.split(",") if p]
     if len(labels) < 2:
         ap.error("--policy needs at least two policies (the first two are compared)")
-    bins = [float(b) for b in args.bins_mbps.split(",")]
+    try:
+        bins = [float(b) for b in args.bins_mbps.split(",")]
+    except ValueError:
+        ap.error(f"--bins-mbps takes comma-separated numbers (Mbit/s), got {args.bins_mbps!r}")
     if sorted(bins) != bins or len(set(bins)) != len(bins):
         ap.error(f"--bins-mbps must be increasing, got {args.bins_mbps!r}")
-    sets = {Path(d).name: load_traces(d) for d in args.traces.split(",") if d}
+    try:
+        sets = {Path(d).name: load_traces(d) for d in args.traces.split(",") if d}
+    except TraceFormatError as exc:  # names the file (and line) at fault
+        ap.error(f"--traces: {exc}")
     print(compare(labels, sets, bins))
     return 0
 

@@ -162,7 +162,7 @@ def test_abr_per_trace_script_groups_traces_by_mean_bandwidth(tmp_path, capsys):
         write_trace(Trace(np.arange(0.0, 300.0), np.full(300, bw), name=name), d / name)
     t = np.arange(0.0, 400.0)
     alt = Trace(t, np.where(t % 4 == 0, 1.0, 5.0), name="alt")
-    assert abs(mod.mean_bandwidth_mbps(alt) - 4.0) < 0.02
+    assert abs(alt.mean_bandwidth_mbps - 4.0) < 0.02
     write_trace(alt, d / "alt")
     assert mod.main(["--policy", "mpc,bba", "--traces", str(d), "--bins-mbps", "0,1,5"]) == 0
     out = capsys.readouterr().out
@@ -177,3 +177,7 @@ def test_abr_per_trace_script_groups_traces_by_mean_bandwidth(tmp_path, capsys):
         mod.main(["--policy", "mpc"])
     with pytest.raises(SystemExit):
         mod.main(["--bins-mbps", "2,1"])
+    with pytest.raises(SystemExit):
+        mod.main(["--bins-mbps", "0,fast"])
+    with pytest.raises(SystemExit):
+        mod.main(["--policy", "mpc,bba", "--traces", str(tmp_path / "missing")])

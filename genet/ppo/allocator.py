@@ -4,8 +4,8 @@ A PPO step on the ABR network allocates and frees the same few-MB temporaries (t
 gradient, the towers' activations) tens of times. glibc's malloc serves blocks above its mmap threshold with a
 fresh ``mmap`` and returns them with ``munmap`` (and trims the heap's top back to the kernel), so every step
 faults the same pages in again. Raising the mmap threshold and the trim threshold keeps those blocks in the
-heap: one-core gradient steps on 3,072 ABR rows went from 83 to 66 ms on this project's 2-core VM
-(``benchmarks/abr_training_speed.py`` prints the effect on whole updates). Costs: the process keeps its peak
+heap: one-core gradient steps on 3,072 ABR rows went from 69-74 to 60-64 ms on this project's 2-core VM and
+its minor faults halved (``benchmarks/abr_training_speed.py`` prints the effect on whole updates). Costs: the process keeps its peak
 heap (tens of MB for these networks) instead of returning it.
 
 A no-op where the C library is not glibc (``mallopt`` missing) or when ``GENET_MALLOC_TUNING=0``.
