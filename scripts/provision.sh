@@ -77,6 +77,10 @@ if [ "${GENET_SKIP_MAHIMAHI:-0}" != 1 ] && [ "${GENET_SKIP_APT:-0}" != 1 ] && [ 
     echo "[provision] warning: building Mahimahi failed (log: $mm_log); real-Mahimahi tests will skip" >&2
     tail -n 5 "$mm_log" >&2 || true
   fi
+elif [ "${GENET_SKIP_MAHIMAHI:-0}" != 1 ] && [ "${GENET_SKIP_APT:-0}" != 1 ] && [ -z "$MM_TARBALL" ] \
+     && [ ! -x "$MM_PREFIX/bin/mm-link" ] && ! command -v mm-link >/dev/null; then
+  echo "[provision] Mahimahi not built: its source (mahimahi-*.tar.gz) is not in $MM_SHARED/vendor;" \
+       "the embedded netns emulator is the default, and the real-Mahimahi tests will skip"
 fi
 # ---- end Mahimahi ------------------------------------------------------------------------------
 

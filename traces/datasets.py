@@ -154,3 +154,112 @@ def fetch_archive(url: str, dest: str | os.PathLike, sha256: str | None = None, 
 def build_manifest_entry(folder: Path) -> dict[str, str]:
     """{relative path: sha256} of every file under ``folder`` (used to write the manifest)."""
     return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---- where a named set comes from when a config asks for it by name (issue 32) -------------------------------
+#: Small subsets of the public sets, shipped with the package (traces/samples/README.md: which files, terms).
+SAMPLES_DIR = Path(__file__).with_name("samples")
+#: A folder laid out as the mirror (``abr/fcc-val/...``, ``cc/pantheon-cellular/...``) holding full copies.
+TRACES_DIR_ENV = "GENET_TRACES_DIR"
+#: ``GENET_OFFLINE=1``: never try the network for a set (the shipped sample, then synthetic traces, are used).
+OFFLINE_ENV = "GENET_OFFLINE"
+
+
+def offline() -> bool:
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def use_case_of(name: str) -> str:
+    """``abr`` or ``cc``: the use case a named set's traces are for (its mirror folder)."""
+    return get_dataset(name).mirror_path.split("/", 1)[0]
+
+
+def full_copy_roots() -> list[Path]:
+    """Folders searched for a full local copy, in order: ``$GENET_TRACES_DIR``, ``$GENET_SHARED/traces``, and
+    ``../shared/traces`` beside the repository (this project's development material) or the current folder."""
+    roots = []
+    if os.environ.get(TRACES_DIR_ENV):
+        roots.append(Path(os.environ[TRACES_DIR_ENV]))
+    if os.environ.get("GENET_SHARED"):
+        roots.append(Path(os.environ["GENET_SHARED"]) / "traces")
+    else:
+        roots.append(Path(__file__).resolve().parents[1].parent / "shared" / "traces")
+        roots.append(Path.cwd().parent / "shared" / "traces")
+    out: list[Path] = []
+    for r in roots:
+        if r not in out:
+            out.append(r)
+    return out
+
+
+def find_full_copy(name: str) -> Path | None:
+    """A local folder holding every file of set ``name`` (checked by name, not checksum), or None."""
+    dataset = get_dataset(name)
+    for root in full_copy_roots():
+        folder = root / dataset.mirror_path
+        if folder.is_dir() and all((folder / rel).is_file() for rel in dataset.files):
+            return folder
+    return None
+
+
+def sample_path(name: str) -> Path | None:
+    """The shipped sample of set ``name`` (a folder), or None when none is shipped."""
+    folder = SAMPLES_DIR / name
+    return folder if folder.is_dir() else None
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where the traces of a named set came from: ``kind`` is ``full`` (a local full copy), ``fetched`` (the
+    full set, downloaded), ``sample`` (the shipped sample) or ``synthetic`` (generated instead); ``folder``
+    holds the traces; ``detail`` is one line for logs and reports."""
+
+    name: str
+    kind: str
+    folder: Path
+    n_files: int
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"dataset": self.name, "kind": self.kind, "folder": str(self.folder), "n_files": self.n_files,
+                "detail": self.detail}
+
+
+def obtain_dataset(name: str, dest: str | os.PathLike, *, base_url: str | None = None, n_synthetic: int = 10,
+                   synthetic_range: str = "rl3", seed: int = 0, timeout_s: float = 10.0,
+                   log: Callable[[str], None] = print) -> DatasetSource:
+    """Put set ``name`` into ``dest/name`` from the best source at hand: a download of the full set (unless
+    :func:`offline`), else the shipped sample, else ``n_synthetic`` synthetic traces of the set's use case
+    (``synthetic_range`` of its config space, ``seed``). A local full copy (:func:`find_full_copy`) is used in
+    place by the caller, not copied. Returns where the traces came from."""
+    import shutil
+
+    dataset = get_dataset(name)
+    out = Path(dest) / name
+    total = len(dataset.files)
+    if not offline():
+        try:
+            fetch_dataset(name, dest, base_url=base_url, timeout_s=timeout_s)
+            return DatasetSource(name, "fetched", out, total,
+                                 f"full set ({total} files), downloaded from {base_url or dataset.upstream}")
+        except DatasetError as exc:
+            log(f"{name}: could not download the full set ({exc}); using what is at hand")
+    else:
+        log(f"{name}: {OFFLINE_ENV} is set: not downloading the full set")
+    shutil.rmtree(out, ignore_errors=True)
+    sample = sample_path(name)
+    if sample is not None:
+        files = sorted(p for p in sample.rglob("*") if p.is_file() and p.name != "README.md")
+        for f in files:
+            atomic_write_bytes(out / f.relative_to(sample), f.read_bytes())
+        return DatasetSource(name, "sample", out, len(files),
+                             f"shipped sample ({len(files)} of the {total} files; traces/samples/{name})")
+    from traces.generators import generate_set
+    from traces.io import write_trace
+    uc = use_case_of(name)
+    generated = generate_set(uc, synthetic_range, n_synthetic, seed)
+    for t in generated:
+        write_trace(t, out / f"{t.name}.json", "json")
+    return DatasetSource(name, "synthetic", out, len(generated),
+                         f"synthetic stand-in: {len(generated)} {uc} traces of range {synthetic_range}, seed {seed} "
+                         f"(no download and no shipped sample of {name})")

@@ -111,6 +111,24 @@ def _pick(src_item: Item, n: int) -> Callable:
     return action
 
 
+#: In a trace set's folder: where its traces came from (`traces.datasets.DatasetSource`), read by the report.
+SOURCE_FILE = "SOURCE.json"
+
+
+def _obtain_dataset(s: dict, seed: int, folder: Path) -> Callable:
+    def action(item: Item) -> None:
+        import json
+        from genet.atomic import atomic_write_text
+        from traces.datasets import obtain_dataset
+        src = obtain_dataset(s["dataset"], folder, base_url=s["base_url"] or None, n_synthetic=s["n"],
+                             synthetic_range=s["range"], seed=s["seed"] if s["seed"] is not None else seed)
+        atomic_write_text(folder / SOURCE_FILE, json.dumps(src.as_dict(), indent=1) + "\n")
+        print(f"trace set {item.name}: {src.detail}")
+    action.describe = (f"public set {s['dataset']}: download it (unless GENET_OFFLINE=1), else the shipped sample "
+                       f"(traces/samples/{s['dataset']}), else {s['n']} synthetic traces")
+    return action
+
+
 def _copy_model(src: Path, dst: Path) -> Callable:
     def action(item: Item) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +175,15 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
                     str(s["seed"] if s["seed"] is not None else seed), "-o", str(folder), "--format", s["format"]]
             item = Item("traces", name, folder, steps=[argv], data=folder, est_s=2 + 0.05 * s["n"],
                         inputs={"config": s})
+        elif s["dataset"]:
+            from traces.datasets import find_full_copy
+            local = find_full_copy(s["dataset"])
+            if local is not None:  # a full local copy: used in place, as a `path` set
+                item = Item("traces", name, local, reference=local, data=local, est_s=0.1,
+                            inputs={"path": str(local)})
+            else:
+                item = Item("traces", name, folder, steps=[_obtain_dataset(s, seed, folder)],
+                            data=folder / s["dataset"], est_s=15, inputs={"config": s})
         elif s["fetch"]:
             argv = ["traces", "fetch", s["fetch"], "--dest", str(folder)]
             if s["base_url"]:
@@ -320,7 +347,8 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
                      + dep_cfg["run_args"])
         steps.append(["deploy", "report", str(folder / "campaign")])
         n_paths = 3
-        est = 30 + n_paths * len(schemes) * d["repetitions"] * ((200.0 if uc == "abr" else d["duration_s"]) + 3)
+        session_s = (4.0 * d["chunks"] + 8.0 if d["chunks"] else 200.0) if uc == "abr" else d["duration_s"]
+        est = 30 + n_paths * len(schemes) * d["repetitions"] * (session_s + 3)
         plan["deploy"].append(Item("deploy", uc, folder, steps=steps, cleanup=cleanup, unavailable=avail,
                                    deps=[m.id for m in models[uc].values()],
                                    est_s=est, inputs={"config": d, "deploy": dep_cfg, "schemes": names,
@@ -400,6 +428,8 @@ def _write_campaign(path: Path, uc: str, schemes: list[str], d: dict, seed: int)
             lines.append("paths = [" + ", ".join(q(s) for s in d["paths"]) + "]")
         if uc == "abr" and d["video"]:
             lines.append(f"video = {q(d['video'])}")
+        if uc == "abr" and d["chunks"] is not None:
+            lines.append(f"chunks = {d['chunks']}")
         if d["timeout_s"] is not None:
             lines.append(f"timeout_s = {d['timeout_s']:g}")
         atomic_write_text(path, "\n".join(lines) + "\n")

@@ -212,7 +212,47 @@ class Report:
                     order.append(r["policy"])
         return order
 
+    def trace_sources(self) -> dict[str, str]:
+        """{trace set: where its traces came from}, one line each (a shipped sample, a synthetic stand-in, a
+        full local copy...), from the config, the plan and the set's ``SOURCE.json``."""
+        sets = self.cfg.get("traces") or {}
+        folders = {it["name"]: Path(it["folder"]) for it in self.items("traces")}
+
+        def describe(name: str) -> str:
+            s = sets.get(name) or {}
+            folder = folders.get(name)
+            if s.get("dataset"):
+                rec = _load_json(folder / "SOURCE.json", {}) if folder else {}
+                if rec.get("detail"):
+                    return f"{s['dataset']}: {rec['detail']}"
+                if folder and folder.is_dir() and not _within(folder, self.run_dir):
+                    return f"{s['dataset']}: full set, local copy {folder}"
+                return f"{s['dataset']}: not obtained yet"
+            if s.get("path"):
+                return f"folder {s['path']}"
+            if s.get("gen"):
+                seed = s.get("seed") if s.get("seed") is not None else (self.cfg.get("run") or {}).get("seed")
+                return f"synthetic: {s.get('n')} {s['gen']} traces of range {s.get('range')}, seed {seed}"
+            if s.get("fetch"):
+                return f"downloaded: {s['fetch']}"
+            if s.get("from"):
+                return f"first {s.get('n')} files of {s['from']} ({describe(s['from'])})"
+            return "?"
+
+        return {name: describe(name) for name in sets}
+
     # sections ------------------------------------------------------------------------------------
+    def section_traces(self) -> None:
+        sources = self.trace_sources()
+        if not sources:
+            return
+        self.heading("Trace sets")
+        self.table(["set", "source"], [[n, d] for n, d in sources.items()], css_id="trace-sets")
+        if any("shipped sample" in d or "synthetic stand-in" in d for d in sources.values()):
+            self.para("Sets marked 'shipped sample' or 'synthetic stand-in' are not the full public sets (no full "
+                      "copy and no download was at hand): fine for trying the tools, not for results to report. "
+                      "`genet traces fetch NAME --dest DIR` and `GENET_TRACES_DIR=DIR` give the full sets.")
+
     def section_stages(self) -> None:
         self.heading("Stages")
         st = _load_json(self.run_dir / "status.json", {})
@@ -275,9 +315,12 @@ class Report:
 
     def section_tables(self, uc: str, data: dict) -> None:
         cols = TABLE_COLS[uc]
+        sources = self.trace_sources()
         for stage in ("simulate", "emulate", "deploy"):
             for env, rows in data[stage].items():
                 self.heading(f"{TABLE_NAME[uc]} form — {uc.upper()}, {self.stage_label[stage]}: {env}", 3)
+                if stage != "deploy" and env in sources:
+                    self.para(f"Traces: {sources[env]}.")
                 body = []
                 # a column may go by several names (the first one present in the results is used)
                 chosen = [next((c for c in (cs if isinstance(cs, tuple) else (cs,)) if rows and c in rows[0]),
@@ -464,6 +507,7 @@ class Report:
         for uc, d in data.items():
             self.section_headline(uc, d)
         self.section_stages()
+        self.section_traces()
         for uc, d in data.items():
             self.heading(f"{uc.upper()} in detail")
             self.section_tables(uc, d)
@@ -488,6 +532,14 @@ class Report:
         atomic_write_text(self.out / "index.html", page)
         atomic_write_text(self.out / "report.md", "\n".join(self.md) + "\n")
         return self.out / "index.html"
+
+
+def _within(path: Path, folder: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+        return True
+    except ValueError:
+        return False
 
 
 def _short(v) -> str:
