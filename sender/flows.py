@@ -5,19 +5,20 @@ Per-flow figures come from the link's packet captures (:func:`emulation.pcap.flo
 flow's delivered throughput over its own first-to-last delivery span as Pantheon's per-flow
 throughput, one-way delay and loss through the link, by its 5-tuple); the flow's share is its
 throughput over the sum of the flows' throughputs, and Jain's fairness index (:func:`genet.metrics.jain_index`)
-summarises the shares (1 = equal). ``flows.csv``/``flows.json`` hold one row per flow, and
-``flows.txt`` the table.
+summarises the shares (1 = equal). ``flows.csv``/``flows.json`` hold one row per flow (in
+``flows.json`` an undefined figure, e.g. the delay of a flow that delivered nothing, is ``null``),
+and ``flows.txt`` the table.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from genet.atomic import atomic_write_text
+from genet.jsonout import dumps as json_dumps
 from genet.metrics import jain_index
 from genet.packets import PACKET_BYTES
 
@@ -82,7 +83,7 @@ def run_flows(flows, traces, settings, args, out: Path, loaded) -> int:
             all_rows.extend(rows)
     from sender.emulate import _columns, _csv
     atomic_write_text(out / "flows.csv", _csv(all_rows, _columns(all_rows)))
-    atomic_write_text(out / "flows.json", json.dumps(all_rows, indent=1))
+    atomic_write_text(out / "flows.json", json_dumps(all_rows, indent=1))  # strict JSON: NaN -> null
     text = format_flows(all_rows)
     atomic_write_text(out / "flows.txt", text + "\n")
     print(text)

@@ -13,24 +13,33 @@
   also ends.
 * SIGINT/SIGTERM stop it cleanly; :meth:`Receiver.serve` returns the summary
   (also written as JSON to ``summary_path`` when given).
+* Memory is bounded whatever arrives: at most :data:`MAX_CANDIDATES` sessions are candidates at once,
+  an ended session keeps its counters but not its set of sequence numbers (used only to count
+  duplicates while it runs), and only the :data:`KEPT_SESSIONS_MAX` most recent sessions are kept for
+  the summary (``sessions_total`` counts them all), so a stream of short fake sessions grows neither
+  the process nor the summary. The protocol has no authentication: any host that can reach the port
+  can start sessions, so run it on test networks.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 from genet.atomic import atomic_write_text
+from genet.jsonout import dumps as json_dumps
 from genet.packets import PACKET_BITS, PACKET_BYTES
 from sender.wire import ACK, DATA, FIN_ACK, MAGIC, T_ACK, T_DATA, T_FIN, T_FIN_ACK, VERSION, parse_header
 
 
 LOCK_PACKETS = 3
 MAX_CANDIDATES = 64
+#: the summary keeps the counters of this many most recent sessions (older ones: only in ``sessions_total``)
+KEPT_SESSIONS_MAX = 64
 
 
 @dataclass
@@ -63,7 +72,8 @@ class Receiver:
         self.session_timeout_s = session_timeout_s
         self.malformed = 0
         self.other_session = 0
-        self.sessions: list[SessionStats] = []
+        self.sessions: deque[SessionStats] = deque(maxlen=KEPT_SESSIONS_MAX)  # the most recent; see the notes
+        self.sessions_total = 0
         self._stop = False
 
     def stop(self, *_args) -> None:
@@ -83,7 +93,7 @@ class Receiver:
             self.sock.close()
         summary = self.summary()
         if summary_path:
-            atomic_write_text(summary_path, json.dumps(summary, indent=1) + "\n")
+            atomic_write_text(summary_path, json_dumps(summary, indent=1) + "\n")
         return summary
 
     def _loop(self, once: bool, duration_s: float | None) -> None:
@@ -107,6 +117,7 @@ class Receiver:
                 break
             if cur is not None and now - cur.last_ns > self.session_timeout_s * 1e9:
                 cur.finished = False
+                cur.seen = set()  # its duplicates are counted: the sequence numbers are not needed any more
                 cur = None  # silent session: free for the next
             if candidates and now - next(iter(candidates.values())).last_ns > self.session_timeout_s * 1e9:
                 self.other_session += candidates.pop(next(iter(candidates))).packets
@@ -131,7 +142,8 @@ class Receiver:
                     cur = candidates.pop(session)
                     self.other_session += sum(c.packets for c in candidates.values())
                     candidates.clear()
-                    self.sessions.append(cur)
+                    self.sessions.append(cur)  # the oldest kept one goes when KEPT_SESSIONS_MAX are kept
+                    self.sessions_total += 1
                 else:
                     _m, _v, _k, _s, seq, send_ns = data_unpack(buf, 0)
                     self._count(cand, seq, now)
@@ -154,6 +166,7 @@ class Receiver:
                     pass
                 cur.finished = True
                 cur.last_ns = max(cur.last_ns, cur.first_ns)
+                cur.seen = set()
                 if once:
                     break
                 cur = None
@@ -177,6 +190,7 @@ class Receiver:
 
     def summary(self) -> dict:
         return {"type": "receiver_summary", "malformed": self.malformed, "other_session": self.other_session,
+                "sessions_total": self.sessions_total, "sessions_kept_max": KEPT_SESSIONS_MAX,
                 "sessions": [{**{k: v for k, v in asdict(s).items() if k != "seen"},
                               "throughput_mbps": s.throughput_mbps} for s in self.sessions]}
 
@@ -193,7 +207,7 @@ def receive_main(bind: str, port: int, once: bool, duration_s: float | None, sum
         atomic_write_text(ready_file, f"{r.port}\n")
     print(f"genet sender receive: listening on {bind}:{r.port}", flush=True)
     s = r.serve(once=once, duration_s=duration_s, summary_path=summary_path)
-    print(json.dumps(s), flush=True)
+    print(json_dumps(s), flush=True)
     return 0
 
 

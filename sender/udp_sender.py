@@ -34,7 +34,13 @@ leaves a readable prefix; :func:`read_log` skips a cut last line):
 (``t_s``, ``target_rate_mbps``, ``send_rate_mbps``, ``throughput_mbps``,
 ``rtt_mean_ms``, ``rtt_min_ms``, ``loss_rate``, ``action``, ``reward``,
 packet counts, ``decision_us``: observation + policy + rate update), and a
-final ``{"type": "summary", ...}``.
+final ``{"type": "summary", ...}``. Every line is strict JSON: an undefined figure (no RTT sample, no
+decision) is ``null``, never a bare ``NaN`` (:mod:`genet.jsonout`).
+
+ACKs: only a well-formed ACK (:func:`sender.wire.parse_header`: magic, wire version, type, length) of
+this session counts; anything else — garbage, truncated, another type, session or wire version — is
+counted in ``malformed_acks`` (another wire version also in ``wrong_version_acks``) and otherwise
+ignored: it neither acknowledges a packet nor keeps the silence timeout from firing.
 
 Stops: after ``duration_s``; when no ACK has come for ``silence_timeout_s``
 (exit status 3, reason in the summary); on SIGINT/SIGTERM (status 128 + signal).
@@ -62,9 +68,11 @@ from genet.cpuidle import CPU_DMA_LATENCY, hold_low_latency_idle  # noqa: F401  
 from genet.cc.registry import RatePolicy
 from genet.cc.reward import aurora_reward
 from genet.errors import BadInputError
+from genet.jsonout import dumps as json_dumps
 from genet.metrics import percentile
 from genet.packets import PACKET_BITS
-from sender.wire import (ACK, DATA, FIN_ACK, MAGIC, T_ACK, T_DATA, T_FIN, T_FIN_ACK, VERSION, data_packet)
+from sender.wire import (ACK, DATA, MAGIC, T_ACK, T_DATA, T_FIN, T_FIN_ACK, VERSION, MalformedDatagram, data_packet,
+                          decode, parse_header)
 
 MAX_BURST = 64
 yield_cpu = getattr(os, "sched_yield", lambda: None)
@@ -148,7 +156,7 @@ class UdpSender:
             if log:
                 from genet.runmeta import RunMetadata
                 meta = RunMetadata.collect(extra={"use_case": "cc", "role": "sender"}).to_dict()
-                log.write(json.dumps({"type": "start", "run_metadata": meta, "policy": self.policy.label,
+                log.write(json_dumps({"type": "start", "run_metadata": meta, "policy": self.policy.label,
                                       "dest": list(self.dest),
                                       "session": self.session, "duration_s": self.duration_s,
                                       "initial_rate_mbps": self.controller.rate_pps * PACKET_BITS / 1e6,
@@ -158,7 +166,7 @@ class UdpSender:
             summary["receiver"] = self._finish(sock)
             summary["receiver_throughput_mbps"] = (summary["receiver"] or {}).get("throughput_mbps")
             if log:
-                log.write(json.dumps(summary) + "\n")
+                log.write(json_dumps(summary) + "\n")
             return status, summary
         finally:
             if qos_fd is not None:
@@ -195,7 +203,7 @@ class UdpSender:
         last_ack_ns = t0
         rtts = array("d")
         first_ack_s = last_ack_s = None
-        malformed = 0
+        malformed = wrong_version = 0  # ACKs not ours: short, garbage, other type/session; other wire version
         decision_us = array("d")
         status, reason = EXIT_OK, "duration reached"
         send = sock.send
@@ -252,13 +260,13 @@ class UdpSender:
                     break
                 except ConnectionRefusedError:
                     break
-                if n < ACK.size or ack_buf[0:2] != MAGIC or ack_buf[3] != T_ACK:
+                head = parse_header(ack_buf, n)  # magic, version, type and length (sender.wire)
+                if head is None or head[0] != T_ACK or head[1] != session:
                     malformed += 1
+                    if head is None and n >= 4 and ack_buf[2] != VERSION and ack_buf[0:2] == MAGIC:
+                        wrong_version += 1
                     continue
-                _m, _v, _k, s_id, a_seq, _send_ns, _recv_ns = ack_unpack(ack_buf, 0)
-                if s_id != session:
-                    malformed += 1
-                    continue
+                _m, _v, _k, _s, a_seq, _send_ns, _recv_ns = ack_unpack(ack_buf, 0)
                 t = clock()
                 t_s = (t - t0) * ns
                 rtt = loss.on_ack(a_seq, t_s)
@@ -282,7 +290,9 @@ class UdpSender:
             if now - last_ack_ns > self.silence_timeout_s * 1e9:
                 status = EXIT_SILENT
                 reason = (f"no ACK from {self.dest[0]}:{self.dest[1]} for {self.silence_timeout_s:g} s "
-                          f"(receiver gone or unreachable)")
+                          + (f"({wrong_version} ACKs of another wire version came: the receiver speaks another "
+                             f"version than this sender's {VERSION})" if wrong_version else
+                             "(receiver gone or unreachable)"))
                 break
             # ---- wait: select (woken by ACKs) until SPIN_S before the next send, then spin; close to the
             # interval's end (where the decision comes: the first send at or after it), spin and rehearse
@@ -334,13 +344,14 @@ class UdpSender:
             "decision_p50_us": percentile(dec, 50), "decision_p99_us": percentile(dec, 99),
             "low_latency_idle": self.low_latency_idle_held,
             "late_acks": loss.late_acks, "duplicate_acks": loss.duplicate_acks, "malformed_acks": malformed,
+            "wrong_version_acks": wrong_version,
         }
         return status, summary
 
     def _log_mi(self, log, mi, target_rate_pps: float, action, decision_us: float) -> None:
         ctl = self.controller
         r = mi.rtt_samples_s
-        log.write(json.dumps({
+        log.write(json_dumps({
             "type": "mi", "t_s": round(mi.send_end_s, 6), "target_rate_mbps": target_rate_pps * PACKET_BITS / 1e6,
             "send_rate_mbps": mi.send_rate_bps / 1e6, "throughput_mbps": mi.recv_rate_bps / 1e6,
             "rtt_mean_ms": 1000 * mi.avg_latency_s, "rtt_min_ms": 1000 * float(r.min()) if r.size else None,
@@ -368,10 +379,12 @@ class UdpSender:
                 n = sock.recv_into(buf)
             except OSError:
                 continue
-            if n >= FIN_ACK.size and buf[0:2] == MAGIC and buf[3] == T_FIN_ACK:
-                _m, _v, _k, s_id, packets, nbytes, first_ns, last_ns, malformed, other = FIN_ACK.unpack_from(buf, 0)
-                if s_id != self.session:
-                    continue
+            try:
+                msg = decode(buf, n)
+            except MalformedDatagram:
+                continue
+            if msg.kind == T_FIN_ACK and msg.session == self.session:
+                packets, nbytes, first_ns, last_ns, malformed, other = msg.fields
                 d = (last_ns - first_ns) / 1e9
                 return {"packets": packets, "bytes": nbytes, "duration_s": d, "malformed": malformed,
                         "other_session": other,
