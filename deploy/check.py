@@ -44,7 +44,7 @@ def check_host(host: HostSpec, accept_new: bool = False, need_cc: tuple[str, ...
         with Session(host, accept_new=accept_new) as s:
             r.reachable = True
             r.host_key = s.host_key_fingerprint or ""
-            info = s.helper("probe", host.work_dir)
+            info = s.helper("probe", s.work_dir)
             r.python = info["python"]
             r.free_disk_gib = info["free_disk_bytes"] / 2 ** 30
             r.iperf3 = info["iperf3"] or ""
@@ -56,7 +56,7 @@ def check_host(host: HostSpec, accept_new: bool = False, need_cc: tuple[str, ...
                 r.problems.append(f"python {r.python} < {'.'.join(map(str, MIN_PYTHON))} (genet needs it for "
                                   f"`deploy push`)")
             if info["free_disk_bytes"] < MIN_FREE_DISK_BYTES:
-                r.problems.append(f"only {r.free_disk_gib:.2f} GiB free in {host.work_dir}")
+                r.problems.append(f"only {r.free_disk_gib:.2f} GiB free in {s.work_dir}")
             if not r.iperf3:
                 r.problems.append("iperf3 missing (kernel CC schemes need it: apt-get install iperf3)")
             for tool in ("timeout", "setsid"):

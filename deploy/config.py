@@ -9,7 +9,7 @@ Inventory (``examples/inventory-example.toml``)::
     [hosts.h1]
     address = "203.0.113.10"         # required
     port = 22
-    work_dir = "genet-work"          # remote work directory (relative: to the remote home)
+    work_dir = "genet-work"          # remote work directory (relative or ~/...: in the remote home)
     python = "python3"               # remote interpreter that creates the venv
     [paths.p1]
     server = "h1"                    # host names from [hosts]
@@ -33,23 +33,30 @@ Campaign (``examples/campaign-cc.toml``)::
     retry_limit = 2                  # failed runs are retried this many times by a rerun
     port = 5201                      # server port (iperf3, receiver, video server)
 
-Every error names the file, the key and what was expected (:class:`ConfigError`).
+Every error names the file, the key and what was expected (:class:`ConfigError`). Numbers are finite and in
+their ranges; every string is one line of text (no control characters); the file is read by
+:func:`genet.tomlfile.read_toml` (size and nesting limits, one-line errors for non-UTF-8 or broken TOML).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genet.errors import BadInputError
+from genet.tomlfile import control_char, read_toml, show
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 KERNEL_CC_RE = re.compile(r"[a-z][a-z0-9_]{0,15}")
 USE_CASES = ("abr", "cc")
+SEED_MAX = 2**32 - 1       # as `genet run` configs (genet/run/schema.py)
+TIMEOUT_MAX_S = 86400.0    # one run of a campaign
+CONNECT_TIMEOUT_MAX_S = 600.0
+KEEPALIVE_MAX_S = 3600.0
 ABR_BASELINES = ("bba", "mpc")
 
 
@@ -58,22 +65,23 @@ class ConfigError(BadInputError):
 
 
 def _err(path: Path, key: str, expected: str, got: Any = None) -> ConfigError:
-    extra = "" if got is None else f", got {got!r}"
+    extra = "" if got is None else f", got {show(got)}"
     return ConfigError(f"{path}: {key}: expected {expected}{extra}")
+
+
+def _name(name: str) -> str:
+    """A table or key name as an error shows it: as written, or quoted when it holds a control character or is
+    long (the message stays one line)."""
+    return name if control_char(name) is None and len(name) <= 64 else show(name)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _load_toml(path: str | os.PathLike) -> tuple[Path, dict]:
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc})") from None
-    try:
-        return path, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return path, read_toml(path, ConfigError)[0]
 
 
 class _Table:
@@ -85,7 +93,7 @@ class _Table:
         self.path, self.prefix, self.data, self.used = path, prefix, data, set()
 
     def key(self, k: str) -> str:
-        return f"{self.prefix}.{k}" if self.prefix else k
+        return f"{self.prefix}.{_name(k)}" if self.prefix else _name(k)
 
     def get(self, k: str, kind: type | tuple, default: Any = ..., expected: str | None = None) -> Any:
         self.used.add(k)
@@ -99,6 +107,22 @@ class _Table:
             raise _err(self.path, self.key(k), expected or "/".join(t.__name__ for t in kinds), v)
         if not isinstance(v, kinds):
             raise _err(self.path, self.key(k), expected or "/".join(t.__name__ for t in kinds), v)
+        # every value of these files: a finite number (nan fails every later comparison), one line of text
+        if isinstance(v, float) and not math.isfinite(v):
+            raise _err(self.path, self.key(k), f"a finite number ({expected or 'not nan or inf'})", v)
+        for item in (v if isinstance(v, list) else [v]):
+            if isinstance(item, str) and control_char(item) is not None:
+                raise _err(self.path, self.key(k), f"one line of printable text, without the control character "
+                                                   f"{control_char(item)!r}", item)
+        return v
+
+    def number(self, k: str, lo: float, hi: float, default: Any = ..., kind: type | tuple = (int, float),
+               unit: str = "") -> Any:
+        """:meth:`get` of a number in [lo, hi] (``unit`` for the message)."""
+        expected = f"a number {_num(lo)}-{_num(hi)}{unit}"
+        v = self.get(k, kind, default, expected=expected)
+        if not lo <= v <= hi:  # (before any float(): a huge integer would overflow)
+            raise _err(self.path, self.key(k), expected, v)
         return v
 
     def finish(self, extra_known: tuple = ()) -> None:
@@ -119,7 +143,7 @@ class HostSpec:
     user: login user
     key_file: private key file (absolute path on this machine)
     known_hosts: known_hosts file that holds (and with --accept-new receives) the host keys
-    work_dir: remote work directory (relative: to the remote home)
+    work_dir: remote work directory (relative: to the remote home; ``~`` is expanded on the host)
     python: remote interpreter (default python3)
     connect_timeout_s: TCP connect / banner / auth timeout (default 10)
     keepalive_s: SSH keepalive interval on open sessions (default 5)
@@ -213,11 +237,11 @@ def _host_fields(t: _Table, base: dict, inv_dir: Path, require_address: bool) ->
         if not py or any(c.isspace() for c in py):
             raise _err(t.path, t.key("python"), "an interpreter name or path without spaces", py)
         out["python"] = py
-    for k in ("connect_timeout_s", "keepalive_s"):
+    for k, hi in (("connect_timeout_s", CONNECT_TIMEOUT_MAX_S), ("keepalive_s", KEEPALIVE_MAX_S)):
         if k in t.data:
-            v = t.get(k, (int, float), expected="a positive number of seconds")
-            if not v > 0:
-                raise _err(t.path, t.key(k), "a positive number of seconds", v)
+            v = t.get(k, (int, float), expected=f"a number of seconds > 0 and <= {hi:g}")
+            if not 0 < v <= hi:
+                raise _err(t.path, t.key(k), f"a number of seconds > 0 and <= {hi:g}", v)
             out[k] = float(v)
     return out
 
@@ -242,7 +266,7 @@ def load_inventory(path: str | os.PathLike) -> Inventory:
     hosts: dict[str, HostSpec] = {}
     for name, raw in hosts_t.items():
         if not NAME_RE.fullmatch(name):
-            raise _err(path, f"hosts.{name}", "a name of letters, digits, _ . - (at most 63)")
+            raise _err(path, f"hosts.{_name(name)}", "a name of letters, digits, _ . - (at most 63)")
         t = _Table(path, f"hosts.{name}", raw)
         for k in _HOST_KEYS:
             t.used.add(k)
@@ -253,7 +277,7 @@ def load_inventory(path: str | os.PathLike) -> Inventory:
     paths_t = top.get("paths", dict, default={}, expected="a table of paths ([paths.NAME] sections)")
     for name, raw in paths_t.items():
         if not NAME_RE.fullmatch(name):
-            raise _err(path, f"paths.{name}", "a name of letters, digits, _ . - (at most 63)")
+            raise _err(path, f"paths.{_name(name)}", "a name of letters, digits, _ . - (at most 63)")
         t = _Table(path, f"paths.{name}", raw)
         server = t.get("server", str, expected="a host name from [hosts]")
         client = t.get("client", str, expected="a host name from [hosts]")
@@ -331,9 +355,14 @@ def parse_scheme(use_case: str, text: str, base_dir: Path, where: str, file: Pat
     if text.endswith(".onnx"):
         p = Path(os.path.expanduser(text))
         p = p if p.is_absolute() else base_dir / p
-        if not p.is_file():
+        try:
+            found = p.is_file() and p.resolve()
+        except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+            raise _err(file, where, f"an existing ONNX model file ({getattr(exc, 'strerror', None) or exc})",
+                       str(p)) from None
+        if not found:
             raise _err(file, where, "an existing ONNX model file", str(p))
-        return Scheme(text, "onnx" if use_case == "cc" else "abr-onnx", str(p.resolve()))
+        return Scheme(text, "onnx" if use_case == "cc" else "abr-onnx", str(found))
     if use_case == "abr":
         if text in ABR_BASELINES:
             return Scheme(text, "abr-baseline", text)
@@ -371,9 +400,7 @@ def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -
     reps = t.get("repetitions", int, default=5)
     if not 1 <= reps <= 1000:
         raise _err(path, "repetitions", "an integer 1-1000", reps)
-    duration = float(t.get("duration_s", (int, float), default=20.0, expected="seconds"))
-    if not 1 <= duration <= 3600:
-        raise _err(path, "duration_s", "seconds in [1, 3600]", duration)
+    duration = float(t.number("duration_s", 1, 3600, default=20.0, unit=" s"))
     paths = t.get("paths", list, default=[], expected="a list of path names")
     for i, p in enumerate(paths):
         if not isinstance(p, str) or not NAME_RE.fullmatch(p):
@@ -390,11 +417,11 @@ def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -
     video = t.get("video", str, default="envivio", expected="a video name")
     if not NAME_RE.fullmatch(video):
         raise _err(path, "video", "a video name (letters, digits, _ . -)", video)
-    seed = t.get("seed", int, default=1)
+    seed = t.number("seed", 0, SEED_MAX, default=1, kind=int)
     chunks = t.get("chunks", int, default=None, expected="a number of chunks")
     # an ABR session lasts about as long as its video (48 4-s chunks minus the 60-s buffer, plus stalls)
     default_timeout = duration + 30.0 if use_case == "cc" else 60.0 + 6.0 * (chunks or 49)
-    timeout = float(t.get("timeout_s", (int, float), default=default_timeout, expected="seconds"))
+    timeout = float(t.number("timeout_s", 1, TIMEOUT_MAX_S, default=default_timeout, unit=" s"))
     if use_case == "cc" and not timeout > duration:
         raise _err(path, "timeout_s", f"more seconds than duration_s ({duration:g})", timeout)
     retry = t.get("retry_limit", int, default=2)

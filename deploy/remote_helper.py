@@ -24,6 +24,8 @@ line (except ``clock``, which answers line by line).
   :func:`_agent`): the controller's per-run commands cost a round trip instead of an SSH exec and an
   interpreter start
 * ``manifest DIR``: {relative path: [size, sha256]} of the files under DIR
+* ``resolve PATH``: {"path": PATH with ``~`` expanded, absolute (a relative PATH: to the login directory)}:
+  the controller's SFTP uploads use this, so they land where the commands above look
 """
 
 import hashlib
@@ -248,6 +250,11 @@ def dispatch(argv):
         return _ours(argv[1])
     elif cmd == "stop-stale":
         return _stop_stale(argv[1])
+    elif cmd == "resolve":
+        path = os.path.expanduser(argv[1])
+        if path.startswith("~"):
+            raise ValueError("%s: no such user here, so no home to expand ~ to" % argv[1].split("/")[0])
+        return {"path": os.path.abspath(path)}
     elif cmd == "manifest":
         root = os.path.expanduser(argv[1])
         out = {}

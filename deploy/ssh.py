@@ -39,6 +39,7 @@ from genet.errors import GenetRuntimeError
 from deploy.config import HostSpec
 
 _HELPER_SOURCE = (Path(__file__).with_name("remote_helper.py")).read_text()
+AGENT_EXIT_WAIT_S = 2.0  # after the helper's output ends: how long to wait for its exit status
 _known_hosts_lock = threading.Lock()
 
 
@@ -119,6 +120,7 @@ class Session:
         self._sftp = None
         self._agent: _Agent | None = None
         self._agent_lock = threading.Lock()
+        self._work_dir: str | None = None
         self.host_key_fingerprint: str | None = None
 
     # ------------------------------------------------------------ connection
@@ -320,11 +322,11 @@ class Session:
         if not pids:
             return {"stopped": [], "killed": []}
         grace = ["--grace", f"{grace_s:.3f}"] if grace_s > 0 else []
-        return self.helper("stop", self.host.work_dir, *grace, *pids, timeout_s=30.0 + grace_s)
+        return self.helper("stop", self.work_dir, *grace, *pids, timeout_s=30.0 + grace_s)
 
     def our_processes(self) -> list[dict]:
         """Processes on the host whose working directory is inside the work directory."""
-        return list(self.helper("ours", self.host.work_dir))
+        return list(self.helper("ours", self.work_dir))
 
     # ------------------------------------------------------------ files
     def sftp(self):
@@ -339,12 +341,22 @@ class Session:
                 raise HostUnreachableError(self.host.label, f"cannot open SFTP: {exc}") from None
         return self._sftp
 
+    @property
+    def work_dir(self) -> str:
+        """The host's work directory as an absolute path on the host: ``~`` (``~user``) and a relative path (to
+        the login directory) expanded there, once per session, by the remote helper (``resolve``: the same
+        expansion as every helper command), so SFTP uploads and the helper's commands name the same folder."""
+        if self._work_dir is None:
+            ans = self.helper("resolve", self.host.work_dir)
+            path = ans.get("path") if isinstance(ans, dict) else None
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise RemoteCommandError(self.host.label, "remote_helper resolve", f"no absolute path in {ans!r}")
+            self._work_dir = path
+        return self._work_dir
+
     def remote_path(self, *parts: str) -> str:
-        """A path under the work directory (relative work dirs resolve against the SFTP home)."""
-        base = self.host.work_dir
-        if not base.startswith("/"):
-            base = str(PurePosixPath(self.sftp().normalize(".")) / base)
-        return str(PurePosixPath(base, *parts))
+        """A path under the work directory (:attr:`work_dir`, expanded on the host)."""
+        return str(PurePosixPath(self.work_dir, *parts))
 
     def fetch(self, remote: str, local: str | os.PathLike, max_bytes: int = 512 << 20) -> int:
         """Download ``remote`` to ``local`` atomically: the local file appears only complete, with the size
@@ -445,11 +457,13 @@ class _Agent:
     def __init__(self, session: "Session"):
         paramiko = _paramiko()
         self.label = session.host.label
+        self.python = session.host.python
         self.chan = session._open_channel()
         self.lock = threading.Lock()
         self.pending: dict[int, tuple[threading.Event, dict]] = {}
         self.next_id = 0
         self.dead: str | None = None
+        self.closing = False  # we closed the channel (no exit status to wait for)
         self.stderr = bytearray()
         try:
             self.chan.exec_command(shell_command([session.host.python, "-u", "-I", "-S", "-c", _HELPER_SOURCE,
@@ -462,7 +476,6 @@ class _Agent:
 
     def _read(self) -> None:
         buf = b""
-        reason = "the remote helper's channel closed"
         try:
             self.chan.settimeout(0.2)
             while True:
@@ -489,14 +502,36 @@ class _Agent:
                     if slot is not None:
                         slot[1].update(ok=ok, answer=ans)
                         slot[0].set()
+            reason = self._exit_reason()
         except Exception as exc:  # noqa: BLE001 - the session died
             reason = f"the remote helper's channel failed: {type(exc).__name__}: {exc}"
-        err = self.stderr.decode("utf-8", "replace").strip().splitlines()
         with self.lock:
-            self.dead = reason + (f" ({err[-1][:200]})" if err else "")
+            self.dead = reason
             for ev, _ in self.pending.values():
                 ev.set()
             self.pending.clear()
+
+    def _exit_reason(self) -> str:
+        """Why the helper's channel ended, from what the host said: its exit status and the end of its stderr (a
+        wrong ``python`` in the inventory: ``sh: 1: python9: not found``, status 127). The stderr arrives before
+        stdout's end of file, the exit status usually just after it: wait briefly for the status (unless we closed
+        the channel or the session is gone), then drain stderr."""
+        transport = self.chan.get_transport()
+        waiting = not self.closing and transport is not None and transport.is_active()
+        deadline = time.monotonic() + (AGENT_EXIT_WAIT_S if waiting else 0.0)
+        while not self.chan.exit_status_ready() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        while self.chan.recv_stderr_ready():
+            self.stderr += self.chan.recv_stderr(65536)
+        del self.stderr[:-4000]
+        status = self.chan.recv_exit_status() if self.chan.exit_status_ready() else None
+        lines = [" ".join(line.split()) for line in self.stderr.decode("utf-8", "replace").splitlines()]
+        tail = " | ".join(line for line in lines if line)[-300:]
+        what = (f"the remote helper ({self.python} on the host) exited with status {status}" if status is not None
+                else "the remote helper's channel closed")
+        if status == 127:
+            what += " (command not found: check `python` in the inventory)"
+        return what + (f": {tail}" if tail else "")
 
     def call(self, args: list[str], timeout_s: float) -> object:
         paramiko = _paramiko()
@@ -507,11 +542,16 @@ class _Agent:
             rid = self.next_id
             self.next_id += 1
             self.pending[rid] = (ev, slot)
+            failed = None
             try:  # (a request is small: it fits the open window at once)
                 self.chan.sendall(json.dumps([rid, *args]).encode() + b"\n")
             except (paramiko.SSHException, OSError, EOFError, socket.timeout) as exc:
                 self.pending.pop(rid, None)
-                raise HostUnreachableError(self.label, f"cannot reach the remote helper: {exc}") from None
+                failed = exc
+        if failed is not None:  # the helper is gone: say why, as the reader thread learns it
+            self.thread.join(AGENT_EXIT_WAIT_S + 1.0)
+            raise HostUnreachableError(self.label, f"{self.dead or 'cannot reach the remote helper'} while "
+                                                   f"running remote_helper {args[0]} ({failed})")
         if not ev.wait(timeout_s):
             with self.lock:
                 self.pending.pop(rid, None)
@@ -523,6 +563,7 @@ class _Agent:
         return slot["answer"]
 
     def close(self) -> None:
+        self.closing = True
         try:
             self.chan.close()
         except Exception:  # noqa: BLE001 - closing a dead channel

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from genet.atomic import atomic_write_text
 from genet.errors import BadInputError, GenetRuntimeError
+from genet.tomlfile import control_char, show, toml_string
 
 from deploy.config import ConfigError, _Table, _err, _load_toml
 
@@ -42,6 +43,8 @@ STATE_DIR = Path(os.environ.get("GENET_DEPLOY_STATE_DIR", "/run/genet-deploy"))
 HOST_NAME_RE = re.compile(r"[a-z][a-z0-9]{0,7}")
 SSHD = "/usr/sbin/sshd"
 READY_TIMEOUT_S = 60.0
+MAX_RATE_MBPS = 10_000.0   # a constant path rate (as const:MBPS schemes)
+MAX_DELAY_MS = 10_000.0    # one-way delay of a path (as `genet run` configs)
 
 
 class TestbedError(GenetRuntimeError):
@@ -73,26 +76,29 @@ class TestbedPath:
     description: str = ""
 
 
-def _shared_dir() -> Path:
-    return Path(__file__).resolve().parents[1].parent / "shared"
+def _trace_set(name: str) -> Path:
+    """A public set's folder: a full local copy (``GENET_TRACES_DIR``, ``../shared/traces``), else the sample
+    shipped in ``traces/samples/`` (traces/datasets.py)."""
+    from traces.datasets import find_full_copy, sample_path
+    return find_full_copy(name) or sample_path(name) or Path("/nonexistent")
 
 
 def default_paths(n_hosts: int) -> list[TestbedPath]:
     """The paper-like default paths: a constant 12 Mbit/s / 20 ms path; an FCC trace at 40 ms; a cellular
     trace with a deep queue (Genet's Path-3 failure case: a deeper queue than in training). Without
-    ../shared the traced paths fall back to constant rates (said in their description)."""
-    shared = _shared_dir()
+    a full local copy of the sets the traces come from the shipped samples (the same first files)."""
     paths = [TestbedPath("p1", "h1", "h2", 12.0, 12.0, 20.0, description="constant 12 Mbit/s, 20 ms, 60-packet queue")]
     if n_hosts >= 3:
-        fcc = sorted((shared / "traces/abr/fcc-val").glob("*"))
-        cell = sorted((shared / "traces/cc/pantheon-cellular").glob("*AWS-India-1-to-India-cellular-3-runs/bbr_datalink_run1.json")) \
-            or sorted((shared / "traces/cc/pantheon-cellular").glob("*/*datalink_run1.json"))  # 6.6 Mbit/s mean
+        fcc = sorted(_trace_set("fcc-val").glob("*"))
+        cellular = _trace_set("pantheon-cellular")
+        cell = sorted(cellular.glob("*AWS-India-1-to-India-cellular-3-runs/bbr_datalink_run1.json")) \
+            or sorted(cellular.glob("*/*datalink_run1.json"))  # 6.6 Mbit/s mean
         if fcc:
             paths.append(TestbedPath("p2", "h1", "h3", str(fcc[0]), str(fcc[0]), 40.0,
                                      description=f"FCC trace {fcc[0].name}, 40 ms"))
         else:
             paths.append(TestbedPath("p2", "h1", "h3", 6.0, 6.0, 40.0,
-                                     description="constant 6 Mbit/s, 40 ms (no ../shared FCC traces)"))
+                                     description="constant 6 Mbit/s, 40 ms (no FCC traces found)"))
         if cell:
             paths.append(TestbedPath("p3", "h2", "h3", str(cell[0]), str(cell[0]), 30.0,
                                      uplink_queue_args="packets=1000", downlink_queue_args="packets=1000",
@@ -101,7 +107,7 @@ def default_paths(n_hosts: int) -> list[TestbedPath]:
         else:
             paths.append(TestbedPath("p3", "h2", "h3", 3.0, 3.0, 30.0, uplink_queue_args="packets=1000",
                                      downlink_queue_args="packets=1000",
-                                     description="constant 3 Mbit/s, 30 ms, 1000-packet queue (no ../shared)"))
+                                     description="constant 3 Mbit/s, 30 ms, 1000-packet queue (no cellular traces found)"))
     return paths
 
 
@@ -128,22 +134,19 @@ def load_paths(path: str | os.PathLike, hosts: list[str]) -> list[TestbedPath]:
             v = t.get(k, (str, int, float), default=12.0, expected="a trace file or a rate in Mbit/s")
             if isinstance(v, str):
                 p = Path(v) if Path(v).is_absolute() else path.resolve().parent / v
-                if not p.exists():
+                if not os.path.exists(p):  # (False, not OSError, for a name too long)
                     raise _err(path, t.key(k), "an existing trace file", str(p))
                 v = str(p)
-            elif not v > 0:
-                raise _err(path, t.key(k), "a rate > 0 Mbit/s", v)
+            elif not 0 < v <= MAX_RATE_MBPS:
+                raise _err(path, t.key(k), f"a rate > 0 and <= {MAX_RATE_MBPS:g} Mbit/s", v)
             kw[k] = v
-        kw["delay_ms"] = float(t.get("delay_ms", (int, float), default=20.0))
+        kw["delay_ms"] = float(t.number("delay_ms", 0, MAX_DELAY_MS, default=20.0, unit=" ms"))
         for k in ("uplink_queue", "downlink_queue", "uplink_queue_args", "downlink_queue_args", "description"):
             if k in t.data:
-                kw[k] = t.get(k, str)
+                kw[k] = t.get(k, str)  # (one line of text: _Table refuses control characters)
         for k in ("uplink_loss", "downlink_loss"):
             if k in t.data:
-                v = float(t.get(k, (int, float)))
-                if not 0 <= v <= 1:
-                    raise _err(path, t.key(k), "a loss rate in [0, 1]", v)
-                kw[k] = v
+                kw[k] = float(t.number(k, 0, 1, unit=" (a loss rate)"))
         t.finish()
         out.append(TestbedPath(name, **kw))
     if not out:
@@ -322,6 +325,9 @@ def up(out_dir: str | os.PathLike, n_hosts: int = 3, paths: list[TestbedPath] | 
     for p in paths:
         if p.server not in hosts or p.client not in hosts:
             raise BadInputError(f"path {p.name}: hosts {p.server}, {p.client} must be among {', '.join(hosts)}")
+        if control_char(p.description) is not None:  # the inventory's readers take one line of text
+            raise BadInputError(f"path {p.name}: description {show(p.description)}: expected one line of "
+                                f"printable text, without the control character {control_char(p.description)!r}")
     out = Path(out_dir).resolve()
     if (out / "testbed.json").exists():
         st = json.loads((out / "testbed.json").read_text())
@@ -340,16 +346,16 @@ def up(out_dir: str | os.PathLike, n_hosts: int = 3, paths: list[TestbedPath] | 
 
 
 def _write_inventory(plan: TestbedPlan, out: Path, python: str) -> None:
+    q = toml_string  # every string value escaped (quotes, backslashes, newlines...): the file always parses
     lines = ["# Written by `genet deploy testbed up`: an ordinary inventory (hosts are namespaces with sshd).",
-             "[defaults]", f'user = "{_user()}"', 'key_file = "id_ed25519"', 'known_hosts = "known_hosts"',
-             f'python = "{python}"', "connect_timeout_s = 5", ""]
+             "[defaults]", f"user = {q(_user())}", 'key_file = "id_ed25519"', 'known_hosts = "known_hosts"',
+             f"python = {q(python)}", "connect_timeout_s = 5", ""]
     for i, h in enumerate(plan.hosts, 1):
-        lines += [f"[hosts.{h}]", f'address = "{plan.mgmt_addresses(i)[1]}"', "port = 22",
-                  f'work_dir = "{out / "hosts" / h / "work"}"', ""]
+        lines += [f"[hosts.{h}]", f"address = {q(plan.mgmt_addresses(i)[1])}", "port = 22",
+                  f"work_dir = {q(str(out / 'hosts' / h / 'work'))}", ""]
     for j, p in enumerate(plan.paths, 1):
-        desc = p["description"].replace("\\", "\\\\").replace('"', '\\"')
-        lines += [f"[paths.{p['name']}]", f'server = "{p["server"]}"', f'client = "{p["client"]}"',
-                  f'server_address = "{plan.data_net(j)}.1"', f'description = "{desc}"', ""]
+        lines += [f"[paths.{p['name']}]", f"server = {q(p['server'])}", f"client = {q(p['client'])}",
+                  f"server_address = {q(plan.data_net(j) + '.1')}", f"description = {q(p['description'])}", ""]
     atomic_write_text(out / "inventory.toml", "\n".join(lines))
 
 

@@ -416,9 +416,7 @@ def _write_campaign(path: Path, uc: str, schemes: list[str], d: dict, seed: int)
     """The campaign file of `genet deploy run` (deploy/config.py), from the use case's deploy table."""
     def action(item: Item) -> None:
         from genet.atomic import atomic_write_text
-
-        def q(s: str) -> str:
-            return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        from genet.tomlfile import toml_string as q
         lines = ["# written by `genet run` from the run config's deploy table", f"use_case = {q(uc)}",
                  "schemes = [" + ", ".join(q(s) for s in schemes) + "]", f"repetitions = {d['repetitions']}",
                  f"seed = {d['seed'] if d['seed'] is not None else seed}"]

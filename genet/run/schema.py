@@ -9,13 +9,14 @@ Errors are :class:`ConfigError` (a :class:`genet.errors.BadInputError`) naming t
 from __future__ import annotations
 
 import copy
+import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genet.errors import BadInputError
+from genet.tomlfile import control_char, read_toml, show
 
 
 class ConfigError(BadInputError):
@@ -31,7 +32,8 @@ class Key:
     unit: str = ""
     allowed: tuple = ()
     minimum: float | None = None
-    pattern: str = ""  # regex a str must match (its meaning is in ``help``)
+    maximum: float | None = None
+    pattern: str = ""  # regex the whole of a str must match (its meaning is in ``help``)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,14 @@ class Table:
     named: bool = False
 
 
-NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"  # names of the run, trace sets, policies (also folder names)
+SEED_MAX = 2**32 - 1      # numpy's legacy seeding takes 32-bit seeds
+COUNT_MAX = 10_000        # BO trials, environments per trial
+DELAY_MAX_MS = 10_000.0   # one-way delay
+QUEUE_MAX_PACKETS = 100_000
+RUN_MAX_S = 3600.0        # one emulated or deployed run (as `genet deploy run`'s campaigns)
+CHUNKS_MAX = 10_000       # video chunks (as `genet deploy run`'s campaigns)
+CONST_MAX_MBPS = 10_000.0  # const:MBPS baselines (as `genet deploy run`'s campaigns)
 METHODS = ("udr", "genet", "cl1", "cl2", "cl3")
 RANGES = ("rl1", "rl2", "rl3")
 
@@ -57,21 +66,25 @@ def _policies(use_case: str, baselines: tuple[str, ...]) -> Table:
             "method": Key("str", "", "training method (needed unless `use` is given)", allowed=METHODS),
             "range": Key("str", "rl3", "config-space range of the UDR (initial) distribution", allowed=RANGES),
             "steps": Key("int", 720000, "total environment steps of the training run", unit="transitions",
-                         minimum=1),
-            "seed": Key("int", None, "training seed (not given: `[run] seed`)", minimum=0),
+                         minimum=1, maximum=10**9),
+            "seed": Key("int", None, "training seed (not given: `[run] seed`)", minimum=0, maximum=SEED_MAX),
             "baseline": Key("str", "", f"baseline(s) of the curriculum's gap objective, comma-separated "
                                        f"(not given: the command's default)", allowed=baselines),
             "rounds": Key("int", None, "curriculum rounds (genet, cl2, cl3) or extra stages (cl1)",
-                          unit="count", minimum=0),
-            "trials": Key("int", None, "BO trials per round", unit="count", minimum=1),
+                          unit="count", minimum=0, maximum=1000),
+            "trials": Key("int", None, "BO trials per round", unit="count", minimum=1, maximum=COUNT_MAX),
             "random_trials": Key("int", None, "random BO trials before the GP-guided ones", unit="count",
-                                 minimum=0),
-            "envs_per_trial": Key("int", None, "environments per BO trial", unit="count", minimum=1),
+                                 minimum=0, maximum=COUNT_MAX),
+            "envs_per_trial": Key("int", None, "environments per BO trial", unit="count", minimum=1,
+                                  maximum=COUNT_MAX),
             "real_traces": Key("list[str]", [], "trace sets (names from `[traces]`) mixed into training"),
-            "real_prob": Key("float", None, "probability of training on a real trace", unit="0-1", minimum=0),
-            "n_envs": Key("int", None, "environments per rollout", unit="count", minimum=1),
-            "steps_per_update": Key("int", None, "transitions per PPO update", unit="count", minimum=1),
-            "torch_threads": Key("int", 1, "torch intra-op threads (0 = every core)", unit="count", minimum=0),
+            "real_prob": Key("float", None, "probability of training on a real trace", unit="0-1", minimum=0,
+                             maximum=1),
+            "n_envs": Key("int", None, "environments per rollout", unit="count", minimum=1, maximum=1024),
+            "steps_per_update": Key("int", None, "transitions per PPO update", unit="count", minimum=1,
+                                    maximum=10**7),
+            "torch_threads": Key("int", 1, "torch intra-op threads (0 = every core)", unit="count", minimum=0,
+                                 maximum=1024),
             "extra_args": Key("list[str]", [], "further `genet train` options, passed verbatim "
                                                "(e.g. `[\"--entropy-rate\", \"0.002\"]`)"),
         })
@@ -85,9 +98,9 @@ def _use_case(use_case: str, baselines: tuple[str, ...], baseline_help: str, met
     else:
         sim_extra = {
             "delay_ms": Key("float", None, "one-way delay for every trace (not given: the trace's own, else 25)",
-                            unit="ms", minimum=0),
+                            unit="ms", minimum=0, maximum=DELAY_MAX_MS),
             "queue_packets": Key("int", None, "bottleneck queue for every trace (not given: the trace's own)",
-                                 unit="packets", minimum=1),
+                                 unit="packets", minimum=1, maximum=QUEUE_MAX_PACKETS),
         }
     emu_default_delay = 40.0 if use_case == "abr" else None
     return Table(help=f"The {use_case.upper()} use case (omit the table to leave it out). Reward column: `{metric}`.",
@@ -113,34 +126,39 @@ def _use_case(use_case: str, baselines: tuple[str, ...], baseline_help: str, met
             "backend": Key("str", "netns", "emulation backend", allowed=("netns", "mahimahi", "mininet")),
             "delay_ms": Key("float", emu_default_delay, "one-way propagation delay (not given: the trace's own)"
                             if use_case == "cc" else "one-way delay (RTT = 2 x delay; Pensieve/Genet: 40)",
-                            unit="ms", minimum=0),
-            "repeats": Key("int", 1, "runs per (policy, trace)", unit="count", minimum=1),
-            "jobs": Key("int", 2, "emulated links at once", unit="count", minimum=1),
+                            unit="ms", minimum=0, maximum=DELAY_MAX_MS),
+            "repeats": Key("int", 1, "runs per (policy, trace)", unit="count", minimum=1, maximum=1000),
+            "jobs": Key("int", 2, "emulated links at once", unit="count", minimum=1, maximum=64),
             **({"queue_packets": Key("int", None, "bottleneck queue (not given: the trace's own)",
-                                     unit="packets", minimum=1),
+                                     unit="packets", minimum=1, maximum=QUEUE_MAX_PACKETS),
                 "duration_s": Key("float", None, "cut each run to this long (not given: the trace's duration)",
-                                  unit="s", minimum=1)} if use_case == "cc" else
+                                  unit="s", minimum=1, maximum=RUN_MAX_S)} if use_case == "cc" else
                {"video": Key("str", "", "`sized` (the chunk-size table) or a folder made by "
                                         "`genet player make-video` (not given: the command's default)"),
                 "chunks": Key("int", None, "with the sized video: play only the first N chunks (4 s each; not "
-                                           "given: the whole video)", unit="count", minimum=1)}),
+                                           "given: the whole video)", unit="count", minimum=1, maximum=CHUNKS_MAX)}),
             "extra_args": Key("list[str]", [], f"further `genet emulate {use_case}` options, verbatim"),
         }),
         "deploy": Table(help="A campaign on the local SSH testbed, or on `[deploy] inventory`'s hosts (runs only when "
                               "this table is in the config).", keys={
             "enabled": Key("bool", True, "run this stage for this use case"),
             **({"video": Key("str", "", "video name on the hosts (`genet deploy push --video`; not given: "
-                                        "the campaign's default, envivio)")} if use_case == "abr" else {}),
+                                        "the campaign's default, envivio)"),
+                "chunks": Key("int", None, "play only the first N chunks of the video in each session (4 s each; "
+                                           "not given: the whole video)", unit="count", minimum=1,
+                                 maximum=CHUNKS_MAX)}
+               if use_case == "abr" else {}),
             "schemes": Key("list[str]", [], "policy names and baselines to run (not given: every policy and "
                                             "baseline of this use case)"),
             "repetitions": Key("int", 5, "rounds: every scheme once on every path per round", unit="count",
-                               minimum=1),
+                               minimum=1, maximum=1000),
             "duration_s": Key("float", 20.0, "length of one run (CC; ABR plays the whole video)", unit="s",
-                              minimum=1),
+                              minimum=1, maximum=RUN_MAX_S),
             "paths": Key("list[str]", [], "path names of the inventory to run on (not given: every path)"),
-            "seed": Key("int", None, "seed of each round's shuffled order (not given: `[run] seed`)", minimum=0),
+            "seed": Key("int", None, "seed of each round's shuffled order (not given: `[run] seed`)", minimum=0,
+                        maximum=SEED_MAX),
             "timeout_s": Key("float", None, "a run ends (failed) after this (not given: the campaign's default, "
-                                            "duration + 30 s)", unit="s", minimum=1),
+                                            "duration + 30 s)", unit="s", minimum=1, maximum=86400),
             "campaign": Key("path", "", "a campaign file to use as is instead of the generated one"),
         }),
     })
@@ -151,19 +169,26 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
         "name": Key("str", "run", "name of the run (the report's title; default output folder `runs/NAME`)",
                     pattern=NAME_RE),
         "seed": Key("int", 0, "master seed: trace generation and training unless a section sets its own",
-                    minimum=0),
+                    minimum=0, maximum=SEED_MAX),
         "out": Key("path", "", "run folder (`genet run --out` overrides; not given: `runs/NAME`)"),
     }),
     "traces": Table(named=True, help=(
-        "Named trace sets, one sub-table each: `[traces.NAME]`, with exactly one of `gen` (generate), `fetch` "
-        "(download a public set), `path` (a folder you have) or `from` (the first `n` files of another set). "
+        "Named trace sets, one sub-table each: `[traces.NAME]`, with exactly one of `dataset` (a public set by "
+        "name, from the best source at hand), `gen` (generate), `fetch` (download a public set), `path` (a folder "
+        "you have) or `from` (the first `n` files of another set). "
         "Stage folder: `traces/NAME`."), keys={
         "gen": Key("str", "", "generate synthetic Genet environments of this use case (`genet traces gen`)",
                    allowed=("abr", "cc")),
         "range": Key("str", "rl3", "config-space range of `gen`", allowed=RANGES),
-        "n": Key("int", 10, "number of traces (`gen`, `from`)", unit="count", minimum=1),
-        "seed": Key("int", None, "seed of `gen` (not given: `[run] seed`)", minimum=0),
+        "n": Key("int", 10, "number of traces (`gen`, `from`; `dataset`: of its synthetic stand-in)", unit="count",
+                 minimum=1, maximum=100_000),
+        "seed": Key("int", None, "seed of `gen` (not given: `[run] seed`)", minimum=0, maximum=SEED_MAX),
         "format": Key("str", "json", "file format of `gen`", allowed=("pensieve", "mahimahi", "json", "csv")),
+        "dataset": Key("str", "", "public set by name (`genet traces fetch --list`), taken from the first source "
+                                  "at hand: a full local copy (`GENET_TRACES_DIR`, or `../shared/traces` beside the "
+                                  "repository), a download (unless `GENET_OFFLINE=1`), the sample shipped in "
+                                  "`traces/samples/`, else `n` synthetic traces of its use case (`range`); the "
+                                  "report says which"),
         "fetch": Key("str", "", "public dataset name (`genet traces fetch --list`) or an archive URL"),
         "base_url": Key("str", "", "mirror for `fetch` (`--base-url`)"),
         "path": Key("path", "", "an existing trace folder or file"),
@@ -177,7 +202,7 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
     "deploy": Table(help="Where the deploy stage runs.", keys={
         "inventory": Key("path", "", "inventory TOML of real hosts and paths (not given: the local SSH "
                                      "testbed, `genet deploy testbed up`)"),
-        "testbed_hosts": Key("int", 3, "hosts of the local SSH testbed", unit="count", minimum=2),
+        "testbed_hosts": Key("int", 3, "hosts of the local SSH testbed", unit="count", minimum=2, maximum=16),
         "testbed_paths": Key("path", "", "paths file of the local testbed (`--paths`; not given: p1 constant "
                                          "12 Mbit/s 20 ms, p2 an FCC trace at 40 ms, p3 cellular, deep queue)"),
         "wheelhouse": Key("str", "auto", "wheels `genet deploy push --wheelhouse` installs from: `auto` = for the "
@@ -221,11 +246,22 @@ def _kind_ok(key: Key, value: Any) -> bool:
     raise AssertionError(key.kind)
 
 
+def _bound(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def _range_text(key: Key) -> str:
+    """``>= 1``, ``<= 10``, ``>= 0 and <= 1`` (empty without bounds)."""
+    parts = ([f">= {_bound(key.minimum)}"] if key.minimum is not None else []) + \
+            ([f"<= {_bound(key.maximum)}"] if key.maximum is not None else [])
+    return " and ".join(parts)
+
+
 def _expected(key: Key) -> str:
     what = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
             "path": "a path (string)", "list[str]": "a list of strings"}[key.kind]
-    if key.minimum is not None:
-        what += f" >= {key.minimum:g}"
+    if _range_text(key):
+        what += " " + _range_text(key)
     if key.unit:
         what += f" ({key.unit})"
     if key.allowed:
@@ -241,13 +277,14 @@ def _fill(table: Table, data: Any, where: str, source: str) -> dict:
     if table.named:
         out = {}
         for name, sub in data.items():
-            if not re.match(NAME_RE, name):
-                raise ConfigError(f"{source}: [{where}.{name}]: names are letters, digits, '_', '.', '-'")
+            if not re.fullmatch(NAME_RE, name):
+                raise ConfigError(f"{source}: [{where}] {show(name)}: a name is 1-63 letters, digits, '_', '.', "
+                                  f"'-', starting with a letter or digit")
             out[name] = _fill(Table(table.keys, table.help), sub, f"{where}.{name}", source)
         return out
     unknown = sorted(set(data) - set(table.keys))
     if unknown:
-        raise ConfigError(f"{source}: {label}: unknown key {unknown[0]!r}; allowed: {', '.join(table.keys)}")
+        raise ConfigError(f"{source}: {label}: unknown key {show(unknown[0])}; allowed: {', '.join(table.keys)}")
     out = {}
     for name, key in table.keys.items():
         kname = f"{where}.{name}" if where else name
@@ -267,21 +304,29 @@ def _fill(table: Table, data: Any, where: str, source: str) -> dict:
         value = data[name]
         at = f"{source}: [{where}] {name}" if where else f"{source}: {name}"
         if not _kind_ok(key, value):
-            raise ConfigError(f"{at}: expected {_expected(key)}, got {value!r}")
-        if key.kind == "float":
-            value = float(value)
-        if key.minimum is not None and value < key.minimum:
-            raise ConfigError(f"{at}: expected {_expected(key)}, got {value!r}")
+            raise ConfigError(f"{at}: expected {_expected(key)}, got {show(value)}")
+        if key.kind in ("int", "float"):  # nan fails every comparison: refuse it (and inf) first
+            if (isinstance(value, float) and not math.isfinite(value)) or \
+                    (key.minimum is not None and value < key.minimum) or \
+                    (key.maximum is not None and value > key.maximum):
+                raise ConfigError(f"{at}: expected {_expected(key)}, got {show(value)}")
+            if key.kind == "float":
+                value = float(value)  # within its bounds: no overflow
+        for item in (value if isinstance(value, list) else [value] if isinstance(value, str) else []):
+            bad = control_char(item)
+            if bad is not None:
+                raise ConfigError(f"{at}: {show(item)} contains the control character {bad!r}; names, paths and "
+                                  f"words are one line of printable text")
         if key.allowed:
             items = value.split(",") if (name == "baseline" and value) else [value]
             for item in items:
                 if item not in key.allowed and not (item.startswith("const:") and "const:MBPS" in key.allowed):
-                    raise ConfigError(f"{at}: {item!r} is not allowed; allowed: "
+                    raise ConfigError(f"{at}: {show(item)} is not allowed; allowed: "
                                       + ", ".join(repr(a) for a in key.allowed))
         if key.pattern:
             for item in (value if isinstance(value, list) else [value]):
-                if not re.match(key.pattern, item):
-                    raise ConfigError(f"{at}: {item!r} is not allowed ({key.help})")
+                if not re.fullmatch(key.pattern, item):
+                    raise ConfigError(f"{at}: {show(item)} is not allowed ({key.help})")
         out[name] = value
     return out
 
@@ -294,16 +339,16 @@ def validate(data: dict, source: str = "config", base_dir: Path | None = None) -
     if cfg["abr"] is None and cfg["cc"] is None:
         raise ConfigError(f"{source}: no use case: add an [abr] or a [cc] table (or both)")
     for name, s in sets.items():
-        kinds = [k for k in ("gen", "fetch", "path", "from") if s[k]]
+        kinds = [k for k in ("dataset", "gen", "fetch", "path", "from") if s[k]]
         if len(kinds) != 1:
-            raise ConfigError(f"{source}: [traces.{name}]: give exactly one of gen, fetch, path, from "
+            raise ConfigError(f"{source}: [traces.{name}]: give exactly one of dataset, gen, fetch, path, from "
                               f"(got {', '.join(kinds) or 'none'})")
         if s["from"]:
             if s["from"] not in sets or s["from"] == name:
-                raise ConfigError(f"{source}: [traces.{name}] from: {s['from']!r} is not another trace set; "
+                raise ConfigError(f"{source}: [traces.{name}] from: {show(s['from'])} is not another trace set; "
                                   f"sets: {', '.join(sets)}")
             if sets[s["from"]]["from"]:
-                raise ConfigError(f"{source}: [traces.{name}] from: {s['from']!r} is itself a `from` set; "
+                raise ConfigError(f"{source}: [traces.{name}] from: {show(s['from'])} is itself a `from` set; "
                                   f"take from a gen, fetch or path set")
         if s["path"]:
             s["path"] = str(resolve_path(s["path"], base_dir, f"{source}: [traces.{name}] path"))
@@ -311,13 +356,19 @@ def validate(data: dict, source: str = "config", base_dir: Path | None = None) -
             from traces.datasets import load_manifest
             known = list(load_manifest())
             if s["fetch"] not in known:
-                raise ConfigError(f"{source}: [traces.{name}] fetch: {s['fetch']!r} is not a known dataset; "
+                raise ConfigError(f"{source}: [traces.{name}] fetch: {show(s['fetch'])} is not a known dataset; "
                                   f"allowed: {', '.join(known)} (or an archive URL)")
+        if s["dataset"]:
+            from traces.datasets import load_manifest
+            known = list(load_manifest())
+            if s["dataset"] not in known:
+                raise ConfigError(f"{source}: [traces.{name}] dataset: {show(s['dataset'])} is not a known dataset; "
+                                  f"allowed: {', '.join(known)}")
 
     def check_sets(names: list[str], where: str) -> None:
         for n in names:
             if n not in sets:
-                raise ConfigError(f"{source}: [{where}]: trace set {n!r} is not defined; defined sets: "
+                raise ConfigError(f"{source}: [{where}]: trace set {show(n)} is not defined; defined sets: "
                                   f"{', '.join(sets) or 'none (add [traces.NAME] tables)'}")
 
     for uc in ("abr", "cc"):
@@ -331,7 +382,7 @@ def validate(data: dict, source: str = "config", base_dir: Path | None = None) -
         for pname, p in u["policies"].items():
             where = f"{uc}.policies.{pname}"
             if pname in ("bba", "mpc", "optimal", "bbr", "cubic") or pname.startswith("const"):
-                raise ConfigError(f"{source}: [{where}]: {pname!r} is a baseline's name; name the policy otherwise")
+                raise ConfigError(f"{source}: [{where}]: {show(pname)} is a baseline's name; name the policy otherwise")
             if bool(p["use"]) == bool(p["method"]):
                 raise ConfigError(f"{source}: [{where}]: give either use (an ONNX model) or method "
                                   f"(one of {', '.join(METHODS)}), not {'both' if p['use'] else 'neither'}")
@@ -340,12 +391,18 @@ def validate(data: dict, source: str = "config", base_dir: Path | None = None) -
             check_sets(p["real_traces"], f"{where}] real_traces")
         check_sets(u["simulate"]["traces"], f"{uc}.simulate] traces")
         check_sets(u["emulate"]["traces"], f"{uc}.emulate] traces")
+        consts = [(f"{uc}] baselines", b) for b in u["baselines"]] + \
+            [(f"{uc}.policies.{n}] baseline", b) for n, p in u["policies"].items() for b in p["baseline"].split(",")]
+        for where, b in consts:
+            if b.startswith("const:") and not _const_rate_ok(b):
+                raise ConfigError(f"{source}: [{where}: {show(b)}: expected const:MBPS with a rate > 0 and "
+                                  f"<= {CONST_MAX_MBPS:g} Mbit/s")
         known = set(u["policies"]) | set(u["baselines"])
         for where, names in (("deploy] schemes", u["deploy"]["schemes"]), ("simulate] policies",
                              u["simulate"]["policies"]), ("emulate] policies", u["emulate"]["policies"])):
             for s in names:
                 if s not in known:
-                    raise ConfigError(f"{source}: [{uc}.{where}: {s!r} is neither a policy nor a baseline "
+                    raise ConfigError(f"{source}: [{uc}.{where}: {show(s)} is neither a policy nor a baseline "
                                       f"of [{uc}]; allowed: {', '.join(sorted(known))}")
         if u["deploy"]["campaign"]:
             u["deploy"]["campaign"] = str(resolve_path(u["deploy"]["campaign"], base_dir,
@@ -356,27 +413,34 @@ def validate(data: dict, source: str = "config", base_dir: Path | None = None) -
     return cfg
 
 
+def _const_rate_ok(text: str) -> bool:
+    try:
+        rate = float(text[len("const:"):])
+    except ValueError:
+        return False
+    return 0 < rate <= CONST_MAX_MBPS  # nan fails too
+
+
 def resolve_path(value: str, base_dir: Path | None, what: str) -> Path:
     """A relative path is tried against the config file's folder, then the current directory."""
-    p = Path(value).expanduser()
-    if p.is_absolute():
-        candidates = [p]
-    else:
-        candidates = ([base_dir / p] if base_dir else []) + [Path.cwd() / p]
-    for c in candidates:
-        if c.exists():
-            return c.resolve()
-    raise ConfigError(f"{what}: {value!r} does not exist (tried {', '.join(str(c) for c in candidates)})")
+    try:
+        p = Path(value).expanduser()
+        if p.is_absolute():
+            candidates = [p]
+        else:
+            candidates = ([base_dir / p] if base_dir else []) + [Path.cwd() / p]
+        for c in candidates:
+            if c.exists():
+                return c.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # ~nosuchuser, a name too long, a symlink loop
+        raise ConfigError(f"{what}: {show(value)}: {getattr(exc, 'strerror', None) or exc}") from None
+    raise ConfigError(f"{what}: {show(value)} does not exist (tried {', '.join(str(c) for c in candidates)})")
 
 
 def load(path: str | Path) -> tuple[dict, str]:
     """Read and validate a config file; return (config with defaults, the file's text)."""
     path = Path(path)
-    text = path.read_text()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data, text = read_toml(path, ConfigError)
     return validate(data, str(path), path.resolve().parent), text
 
 
@@ -425,7 +489,8 @@ def render_markdown() -> str:
         if rows:
             lines.extend(["| key | type | unit | default | allowed | meaning |", "|---|---|---|---|---|---|"])
             for n, k in rows:
-                allowed = ", ".join(f"`{a}`" if a else '`""`' for a in k.allowed)
+                allowed = ", ".join(f"`{a}`" if a else '`""`' for a in k.allowed) or \
+                    (_range_text(k).replace(" and ", ", ") if k.kind in ("int", "float") else "")
                 lines.append(f"| `{n}` | {k.kind} | {k.unit or '—'} | {_default_text(k)} | {allowed or '—'} | "
                              f"{k.help} |")
             lines.append("")
