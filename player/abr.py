@@ -7,10 +7,11 @@ genet/abr/registry.py) fed through the one observation builder (genet/abr/observ
 same observation either way.
 
 The ABR endpoint: ``POST /abr`` (also ``POST /``, where Pensieve's dash.js posts), JSON body with
-Pensieve's field names (:data:`FIELDS`; unknown keys such as ``nextChunkSize``, ``Type``,
-``bandwidthEst``, ``bufferAdjusted`` are accepted and ignored; bodies with ``pastThroughput`` are
-end-of-load summaries: answered with an empty body). The session id comes from the ``session`` query
-parameter, the ``X-Session-Id`` header or a ``session`` body field (default ``"default"``).
+Pensieve's field names (:data:`FIELDS`, each at most :data:`FIELD_MAX`; unknown keys such as
+``nextChunkSize``, ``Type``, ``bandwidthEst``, ``bufferAdjusted`` are accepted and ignored; bodies with
+``pastThroughput`` are end-of-load summaries: answered with an empty body). The session id comes from the
+``session`` query parameter, the ``X-Session-Id`` header or a ``session`` body field (default ``"default"``;
+at most 128 characters, player/server.py).
 Reply: ``200 text/plain``, the next chunk's quality index as decimal text, or ``REFRESH`` once the last
 chunk has been requested (the session's state is then reset, as Pensieve's server does). A malformed
 body gets ``400`` with a one-line message naming the field.
@@ -54,6 +55,17 @@ FIELDS = {
     "lastChunkSize": (float, "bytes"),
     "lastRequest": (int, "chunk index"),
 }
+#: Largest value each field may take (400 beyond): far past any real session, small enough that the
+#: observation arithmetic stays finite.
+FIELD_MAX = {
+    "lastquality": 10**6,
+    "buffer": 1e6,                    # s
+    "RebufferTime": 1e12,             # ms
+    "lastChunkStartTime": 1e15,       # epoch ms (year ~33,700)
+    "lastChunkFinishTime": 1e15,      # epoch ms
+    "lastChunkSize": 1e12,            # bytes
+    "lastRequest": 10**9,             # chunk index
+}
 #: Reply once the last chunk has been requested (Pensieve's server; the page reloads).
 END_OF_VIDEO = "REFRESH"
 #: Quality of each video's first chunk (Pensieve convention, genet/abr/params.py PENSIEVE.first_quality).
@@ -62,6 +74,12 @@ FIRST_QUALITY = 1
 
 class AbrRequestError(BadInputError):
     """A malformed ABR request (names the field)."""
+
+
+def _show(raw: Any) -> str:
+    """A client's value for a one-line message (its repr, cut at 40 characters)."""
+    text = repr(raw) if not isinstance(raw, int) or abs(raw) < 10**40 else "an integer beyond 10**40"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass(frozen=True)
@@ -87,22 +105,28 @@ class AbrRequest:
                 raise AbrRequestError(f"ABR request: missing field {name!r} ({unit})")
             raw = body[name]
             if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-                raise AbrRequestError(f"ABR request: field {name!r} must be a number ({unit}), got {raw!r}")
+                raise AbrRequestError(f"ABR request: field {name!r} must be a number ({unit}), got {_show(raw)}")
             try:
                 v = float(raw)
-            except ValueError:
-                raise AbrRequestError(f"ABR request: field {name!r} must be a number ({unit}), got {raw!r}") from None
+            except (ValueError, OverflowError):  # OverflowError: an integer beyond a double (10**400)
+                raise AbrRequestError(f"ABR request: field {name!r} must be a number ({unit}), "
+                                      f"got {_show(raw)}") from None
             if not math.isfinite(v) or v < 0:
-                raise AbrRequestError(f"ABR request: field {name!r} must be finite and >= 0 ({unit}), got {raw!r}")
+                raise AbrRequestError(f"ABR request: field {name!r} must be finite and >= 0 ({unit}), "
+                                      f"got {_show(raw)}")
+            if v > FIELD_MAX[name]:
+                raise AbrRequestError(f"ABR request: field {name!r} must be at most {FIELD_MAX[name]:g} ({unit}), "
+                                      f"got {_show(raw)}")
             if kind is int:
                 if v != int(v):
-                    raise AbrRequestError(f"ABR request: field {name!r} must be an integer, got {raw!r}")
+                    raise AbrRequestError(f"ABR request: field {name!r} must be an integer, got {_show(raw)}")
                 v = int(v)
             values[name] = v
         if values["lastquality"] >= n_levels:
             raise AbrRequestError(f"ABR request: lastquality {values['lastquality']} outside [0, {n_levels - 1}]")
-        if values["lastChunkFinishTime"] < values["lastChunkStartTime"]:
-            raise AbrRequestError("ABR request: lastChunkFinishTime is before lastChunkStartTime")
+        if values["lastChunkFinishTime"] <= values["lastChunkStartTime"]:  # the throughput divides by it
+            raise AbrRequestError("ABR request: lastChunkFinishTime must be after lastChunkStartTime "
+                                  f"(got {values['lastChunkStartTime']!r} -> {values['lastChunkFinishTime']!r})")
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
@@ -116,11 +140,15 @@ class AbrDecider:
     video: the video played (ladder and chunk sizes)
     rebuffer_penalty / smooth_penalty: the QoE weights (RobustMPC plans with them)
     deterministic / seed: ONNX action choice
+    label: the policy's name in logs (None: :func:`~genet.abr.registry.policy_label` of ``policy``)
+    warm_up: take one decision now (compiles RobustMPC's kernels, loads the ONNX session's code paths);
+        False when another decider of the process already did
     """
 
     def __init__(self, policy: Any, video: Video, rebuffer_penalty: float = REBUFFER_PENALTY_PENSIEVE,
-                 smooth_penalty: float = SMOOTH_PENALTY, deterministic: bool = True, seed: int | None = None) -> None:
-        self.label = policy_label(policy)
+                 smooth_penalty: float = SMOOTH_PENALTY, deterministic: bool = True, seed: int | None = None,
+                 label: str | None = None, warm_up: bool = True) -> None:
+        self.label = label if label is not None else policy_label(policy)
         self.policy = make_policy(policy, rebuffer_penalty=rebuffer_penalty, smooth_penalty=smooth_penalty,
                                   deterministic=deterministic, seed=seed)
         self.video = video
@@ -130,8 +158,9 @@ class AbrDecider:
             self.policy.bind(SessionVideos.from_video(video, 1))
         # one decision before the session starts: numba kernels (RobustMPC) or the ONNX session load now,
         # not as a multi-second stall after the first chunk (measured: up to 7 s with 8 sessions on 2 cores)
-        self.decide(self.measurement(FIRST_QUALITY, 4.0, float(video.chunk_sizes_bytes[FIRST_QUALITY, 0]), 1000.0,
-                                     0, 0.0))
+        if warm_up:
+            self.decide(self.measurement(FIRST_QUALITY, 4.0, float(video.chunk_sizes_bytes[FIRST_QUALITY, 0]),
+                                         1000.0, 0, 0.0))
         self.reset()
 
     @property
@@ -157,6 +186,18 @@ class AbrDecider:
         a = self.policy.act(obs, np.ones(1, dtype=bool))
         return int(to_quality(np.asarray(a)[:1], np.array([m.quality]), self.policy.spec.action_semantics,
                               self.video.n_levels)[0])
+
+
+def shared_policy(policy: Any, rebuffer_penalty: float = REBUFFER_PENALTY_PENSIEVE,
+                  smooth_penalty: float = SMOOTH_PENALTY) -> tuple[Any, str]:
+    """What every session of one server decides with, and its label: an ONNX policy is loaded here, once
+    (its network is stateless and its actions the argmax, and onnxruntime's ``run`` is thread-safe, so all
+    sessions share one InferenceSession); a registry name is returned as is (each session builds its own
+    policy: RobustMPC keeps a per-session throughput history; nothing is loaded from disk)."""
+    from genet.policy import OnnxPolicy
+    label = policy_label(policy)
+    obj = make_policy(policy, rebuffer_penalty=rebuffer_penalty, smooth_penalty=smooth_penalty, deterministic=True)
+    return (obj if isinstance(obj, OnnxPolicy) else policy), label
 
 
 class AbrServerSession:
@@ -187,4 +228,4 @@ class AbrServerSession:
 
 
 __all__ = ["AbrDecider", "AbrRequest", "AbrRequestError", "AbrServerSession", "FIELDS", "END_OF_VIDEO",
-           "FIRST_QUALITY"]
+           "FIRST_QUALITY", "FIELD_MAX", "shared_policy"]

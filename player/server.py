@@ -10,6 +10,16 @@ Routes (``genet player serve --video DIR --bind ADDR --port P``):
   replies); malformed bodies get 400 with a one-line message and the server keeps serving;
 * ``GET /health``: ``ok`` (readiness probe).
 
+Limits (player/request_limits.py lists them with their values): request bodies of at most
+``MAX_REQUEST_BYTES`` (the ABR endpoint ``MAX_ABR_REQUEST_BYTES``; 413 beyond, refused by waitress before
+the body is read), JSON bodies checked by ``parse_json_body`` (400 with a one-line reason for anything
+malformed: never a 5xx), up to ``MAX_CONNECTIONS`` connections polled with poll(2), and a request that has
+not fully arrived ``REQUEST_RECEIVE_DEADLINE_S`` after its first byte closes its connection (slow clients
+hold no worker thread: waitress reads bodies in its event loop). ABR sessions: at most :data:`MAX_SESSIONS`
+(the oldest is dropped), ids of at most :data:`MAX_SESSION_ID_CHARS` characters; an ONNX policy is loaded
+once per server and shared by every session (onnxruntime's ``run`` is thread-safe; the network is
+stateless), a rule-based policy is built per session (RobustMPC keeps a per-session history).
+
 Logging (``--log FILE``, JSON lines, flushed per line): ``{"event": "segment", "t_s", "path", "bytes",
 "status", "client"}`` for every file request and ``{"event": "decision", "t_s", "session", "policy",
 "reply", ...}`` for every ABR decision (player/abr.py ``AbrServerSession.handle`` lists the fields).
@@ -30,11 +40,20 @@ from pathlib import Path
 from typing import Any
 
 from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE
-from player.abr import AbrDecider, AbrRequest, AbrRequestError, AbrServerSession
+from player.abr import AbrDecider, AbrRequest, AbrRequestError, AbrServerSession, shared_policy
 from player.content import INIT_NAME, MPD_NAME, load_content
+from player.request_limits import (CHANNEL_IDLE_TIMEOUT_S, CONNECTION_SWEEP_INTERVAL_S, INBUF_MEMORY_BYTES,
+                                   LISTEN_BACKLOG, MAX_ABR_REQUEST_BYTES, MAX_REQUEST_BYTES,
+                                   MAX_REQUEST_HEADER_BYTES, REQUEST_RECEIVE_DEADLINE_S, RequestBodyError,
+                                   connection_limit, error_response, parse_json_body,
+                                   raise_open_files_limit)
 
 #: Most concurrent ABR sessions a server keeps (the oldest is dropped beyond).
 MAX_SESSIONS = 1024
+#: Most connections accepted per wake-up of the event loop.
+ACCEPTS_PER_WAKEUP = 64
+#: Longest ABR session id (query parameter, X-Session-Id header or body field), characters (400 beyond).
+MAX_SESSION_ID_CHARS = 128
 
 
 class JsonlLog:
@@ -71,9 +90,12 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
 
     content = load_content(video_dir)
     root = content.root.resolve()
-    # fail now (unknown policy, bad model), and load the policy's kernels before /health answers
-    AbrDecider(policy, content.video, rebuffer_penalty)
+    # fail now (unknown policy, bad model), and load the policy's kernels before /health answers; an ONNX
+    # model is loaded here once and shared by every session
+    policy_obj, label = shared_policy(policy, rebuffer_penalty)
+    AbrDecider(policy_obj, content.video, rebuffer_penalty, label=label)
     app = Flask("genet-player", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES  # 413 beyond (waitress refuses them first)
     from player.browser_routes import register as register_browser_page
     register_browser_page(app)  # the browser player's page and measurement endpoint (/player/)
     app.config["genet.log"] = logger = JsonlLog(log)
@@ -83,10 +105,18 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
     def session_for(sid: str) -> AbrServerSession:
         with sessions_lock:
             s = sessions.get(sid)
+        if s is not None:
+            return s
+        # built outside the lock (cheap: the model is shared, the kernels warm), so a new session never
+        # holds up the others
+        fresh = AbrServerSession(AbrDecider(policy_obj, content.video, rebuffer_penalty, label=label,
+                                            warm_up=False))
+        with sessions_lock:
+            s = sessions.get(sid)
             if s is None:
                 if len(sessions) >= MAX_SESSIONS:
                     sessions.pop(next(iter(sessions)))
-                s = sessions[sid] = AbrServerSession(AbrDecider(policy, content.video, rebuffer_penalty))
+                s = sessions[sid] = fresh
             return s
 
     @app.after_request
@@ -101,19 +131,29 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
     @app.route("/", methods=["POST"])
     @app.route("/abr", methods=["POST"])
     def abr():
-        raw = request.get_data(cache=False, as_text=True)
+        request.max_content_length = MAX_ABR_REQUEST_BYTES  # 413 beyond
         try:
-            body = json.loads(raw)
-        except ValueError:
-            return Response(f"ABR request body is not JSON: {raw[:80]!r}\n", status=400, mimetype="text/plain")
+            body = parse_json_body(request.get_data(cache=False), "ABR request")
+        except RequestBodyError as exc:
+            return error_response(str(exc))
         if isinstance(body, dict) and "pastThroughput" in body:  # dash.js end-of-load summary
             return Response("", mimetype="text/plain")
-        sid = str(request.args.get("session") or request.headers.get("X-Session-Id")
-                  or (body.get("session") if isinstance(body, dict) else None) or "default")
+        sid = request.args.get("session") or request.headers.get("X-Session-Id")
+        if not sid and isinstance(body, dict):
+            sid = body.get("session")
+            if isinstance(sid, int) and not isinstance(sid, bool):
+                sid = str(sid)
+            elif sid is not None and not isinstance(sid, str):
+                return error_response(f"ABR request: field 'session' must be a string, got "
+                                      f"{type(sid).__name__}")
+        sid = sid or "default"
+        if len(sid) > MAX_SESSION_ID_CHARS:
+            return error_response(f"ABR request: session id of {len(sid)} characters "
+                                  f"(at most {MAX_SESSION_ID_CHARS})")
         try:
             req = AbrRequest.from_json(body, content.video.n_levels)
         except AbrRequestError as exc:
-            return Response(f"{exc}\n", status=400, mimetype="text/plain")
+            return error_response(str(exc))
         sess = session_for(sid)
         with sess.lock:
             reply, record = sess.handle(req)
@@ -183,16 +223,76 @@ def set_tcp_congestion(sock, name: str) -> None:
                             f"{', '.join(allowed) or 'unknown'}") from None
 
 
+def make_wsgi_server(app, bind: str = "127.0.0.1", port: int = 8000, threads: int = 16,
+                     request_deadline_s: float = REQUEST_RECEIVE_DEADLINE_S):
+    """A waitress server for ``app`` on one address, with the limits of player/request_limits.py: request
+    sizes, at most :func:`~player.request_limits.connection_limit` connections (the soft descriptor limit is
+    raised to the hard one first), poll(2), idle connections closed after ``CHANNEL_IDLE_TIMEOUT_S`` and
+    requests not fully received ``request_deadline_s`` after their first byte closed too."""
+    from waitress.adjustments import Adjustments
+    from waitress.channel import HTTPChannel
+    from waitress.server import TcpWSGIServer
+    from genet.errors import BadInputError
+
+    if not request_deadline_s > 0:
+        raise BadInputError(f"request deadline must be > 0 s, got {request_deadline_s!r}")
+
+    class Channel(HTTPChannel):
+        #: monotonic time of the first byte of the request being received (None: no request in progress)
+        receiving_since = None
+
+        def received(self, data):
+            if self.request is None:
+                self.receiving_since = time.monotonic()
+            try:
+                return super().received(data)
+            finally:
+                if self.request is None:
+                    self.receiving_since = None
+
+    class Server(TcpWSGIServer):
+        channel_class = Channel
+
+        def handle_accept(self):
+            # up to ACCEPTS_PER_WAKEUP connections per wake-up (waitress takes one): a burst of connections
+            # drains from the backlog in a few loop turns, so a new client is not queued behind all of them
+            for _ in range(ACCEPTS_PER_WAKEUP):
+                n = len(self._map)
+                if n >= self.adj.connection_limit:
+                    return
+                super().handle_accept()
+                if len(self._map) == n:  # nothing left to accept (or a failed accept)
+                    return
+
+        def maintenance(self, now):
+            super().maintenance(now)  # idle connections
+            cutoff = time.monotonic() - request_deadline_s
+            for channel in list(self.active_channels.values()):
+                since = getattr(channel, "receiving_since", None)
+                if since is not None and since < cutoff and not channel.requests:
+                    channel.will_close = True  # a request trickling in for too long (a slow-body client)
+
+    open_files = raise_open_files_limit()
+    adj = Adjustments(host=bind, port=port, threads=threads, ident="genet-player",
+                      connection_limit=connection_limit(open_files), channel_timeout=CHANNEL_IDLE_TIMEOUT_S,
+                      cleanup_interval=CONNECTION_SWEEP_INTERVAL_S, asyncore_use_poll=True,
+                      backlog=LISTEN_BACKLOG, max_request_body_size=MAX_REQUEST_BYTES + 1,  # waitress: >= is refused
+                      max_request_header_size=MAX_REQUEST_HEADER_BYTES, inbuf_overflow=INBUF_MEMORY_BYTES)
+    if len(adj.listen) != 1:
+        raise BadInputError(f"--bind {bind!r} resolves to {len(adj.listen)} addresses; give one address")
+    return Server(app, map={}, adj=adj, sockinfo=adj.listen[0])
+
+
 def run_wsgi(app, bind: str = "127.0.0.1", port: int = 8000, threads: int = 16, ready_file: str | None = None,
-             banner: str = "", tcp_cc: str = DEFAULT_TCP_CC) -> None:
+             banner: str = "", tcp_cc: str = DEFAULT_TCP_CC,
+             request_deadline_s: float = REQUEST_RECEIVE_DEADLINE_S) -> None:
     """Run a Flask app made by :func:`create_app` (or one that extends it) on waitress until interrupted;
     ``port`` 0 picks a free one (printed, and written to ``ready_file``). Every connection uses the TCP
-    congestion control ``tcp_cc`` (set on the listening socket, which accepted sockets inherit)."""
-    from waitress import create_server
-    server = create_server(app, host=bind, port=port, threads=threads, channel_timeout=30,
-                           connection_limit=256, ident="genet-player")
+    congestion control ``tcp_cc`` (set on the listening socket, which accepted sockets inherit); the
+    server's limits: :func:`make_wsgi_server`."""
+    server = make_wsgi_server(app, bind, port, threads, request_deadline_s)
     set_tcp_congestion(server.socket, tcp_cc)
-    banner = f"{banner} [TCP {tcp_cc}]".strip()
+    banner = f"{banner} [TCP {tcp_cc}; up to {server.adj.connection_limit} connections]".strip()
     print(f"serving on http://{bind}:{server.effective_port}/ {banner}".rstrip(), flush=True)
     if ready_file:
         Path(ready_file).write_text(str(server.effective_port))
@@ -207,10 +307,10 @@ def run_wsgi(app, bind: str = "127.0.0.1", port: int = 8000, threads: int = 16, 
 
 def serve(video_dir: str | os.PathLike, bind: str = "127.0.0.1", port: int = 8000, policy: str = "bba",
           log: str | os.PathLike | None = None, threads: int = 16, ready_file: str | None = None,
-          tcp_cc: str = DEFAULT_TCP_CC) -> None:
+          tcp_cc: str = DEFAULT_TCP_CC, request_deadline_s: float = REQUEST_RECEIVE_DEADLINE_S) -> None:
     """Serve ``video_dir`` until interrupted (waitress, ``threads`` worker threads, TCP ``tcp_cc``)."""
     run_wsgi(create_app(video_dir, policy=policy, log=log), bind, port, threads, ready_file,
-             f"({video_dir}, ABR policy {policy})", tcp_cc)
+             f"({video_dir}, ABR policy {policy})", tcp_cc, request_deadline_s)
 
 
 class ServerProcess:
@@ -288,12 +388,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log", default=None)
     p.add_argument("--threads", type=int, default=16)
     p.add_argument("--tcp-cc", default=DEFAULT_TCP_CC, help="TCP congestion control of the server's connections")
+    p.add_argument("--request-deadline-s", type=float, default=REQUEST_RECEIVE_DEADLINE_S,
+                   help="close a connection whose request has not fully arrived this long after its first byte, s")
     args = p.parse_args(argv)
     import signal
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     from genet.errors import GenetError
     try:
-        serve(args.video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc)
+        serve(args.video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc,
+              request_deadline_s=args.request_deadline_s)
     except GenetError as e:
         print(f"python -m player.server: error: {e}", file=sys.stderr)
         return 2

@@ -43,14 +43,21 @@
     if (type !== 'segment' && type !== 'decision') flush();
     return ev;
   }
+  // at most this many events per POST (a few hundred bytes each: well under the server's 256 KiB body limit,
+  // player/request_limits.py)
+  const MAX_BATCH_EVENTS = 200;
   function flush() {
     if (G.inflight || G.pending.length === 0) return;
-    const batch = G.pending.splice(0, G.pending.length);
+    const batch = G.pending.splice(0, Math.min(G.pending.length, MAX_BATCH_EVENTS));
     G.inflight = true;
     fetch(cfg.reportUrl + '?session=' + encodeURIComponent(cfg.session), {
       method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(batch), keepalive: true,
     }).then(r => {
-      if (r.ok) { G.postedEvents += batch.length; } else { G.postErrors += 1; G.pending.unshift(...batch); }
+      if (r.ok) { G.postedEvents += batch.length; }
+      else if (r.status >= 400 && r.status < 500) {  // refused for good (a limit, a malformed event): not resent
+        G.postErrors += 1; G.refusedEvents = (G.refusedEvents || 0) + batch.length;
+      }
+      else { G.postErrors += 1; G.pending.unshift(...batch); }
     }).catch(() => { G.postErrors += 1; G.pending.unshift(...batch); })
       .finally(() => { G.inflight = false; });
   }
