@@ -58,7 +58,7 @@ def main() -> int:
         return 0
 
     from deploy import testbed
-    from deploy.campaign import Journal, run_campaign
+    from deploy.campaign import open_journal, run_campaign
     from deploy.check import check_inventory, format_table
     from deploy.config import load_campaign, load_inventory
     from deploy.report import write_report
@@ -96,7 +96,7 @@ def main() -> int:
         t1 = time.monotonic()
         summary = run_campaign(camp, inv, out, progress=sys.stdout)
         wall = time.monotonic() - t1
-        recs = [r for r in Journal(out / "journal.jsonl").records if r["status"] == "ok"]
+        recs = [r for r in open_journal(out).records if r["status"] == "ok"]
         n = len(recs)
         print(summary.describe())
         print(f"\ncampaign: {n} ok runs of {args.duration_s:g} s: wall {wall:.1f} s vs sum of durations "

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TextIO
 
 from genet.errors import BadInputError
+from genet.journal import Journal, run_folder_lock
 
 from deploy.config import Campaign, Inventory, Scheme
 from deploy.schemes import LogCheckError, NeedsGenetRunner, RunContext, runner_for
@@ -67,37 +68,27 @@ def plan_runs(campaign: Campaign) -> list[PlannedRun]:
     return out
 
 
-class Journal:
-    """Append-only JSONL of run records; a torn last line (crash mid-write) is ignored."""
+def open_journal(out: Path) -> Journal:
+    """The campaign's journal, ``OUT/journal.jsonl``: one record per run attempt (``run_id``, ``attempt``,
+    ``status`` ``ok`` / ``failed`` / ``interrupted``, ...). Used by the campaign and its reports."""
+    return Journal(Path(out) / JOURNAL, json_default=str)
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.records: list[dict] = []
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict) and "run_id" in rec:
-                    self.records.append(rec)
 
-    def append(self, rec: dict) -> None:
-        line = json.dumps(rec, default=str) + "\n"
-        with open(self.path, "a") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.records.append(rec)
+def _done(journal: Journal, run_id: str) -> bool:
+    return journal.last(run_id=run_id, status="ok") is not None
 
-    def done(self, run_id: str) -> bool:
-        return any(r["run_id"] == run_id and r.get("status") == "ok" for r in self.records)
 
-    def failures(self, run_id: str) -> int:
-        return sum(1 for r in self.records if r["run_id"] == run_id and r.get("status") == "failed")
+def _failures(journal: Journal, run_id: str) -> int:
+    return journal.count(run_id=run_id, status="failed")
 
-    def attempts(self, run_id: str) -> int:
-        return sum(1 for r in self.records if r["run_id"] == run_id)
+
+def _next_attempt(journal: Journal, out: Path, run_id: str) -> int:
+    """The attempt number of a run's next try: after its journaled attempts, and past any attempt folder a
+    killed controller left unrecorded (its files are kept, not overwritten)."""
+    attempt = journal.count(run_id=run_id) + 1
+    while (out / "runs" / run_id / f"a{attempt}").exists():
+        attempt += 1
+    return attempt
 
 
 @dataclass
@@ -151,7 +142,7 @@ class HostPool:
             s.connect()
         if name not in self.info:
             # one round trip: the host's facts, and stop what a killed controller left running there
-            self.info[name] = s.helper("probe", s.host.work_dir, "--stop-stale")
+            self.info[name] = s.helper("probe", s.work_dir, "--stop-stale")
         return s
 
     def clock(self, name: str) -> ClockOffset:
@@ -175,17 +166,53 @@ class _Interrupted(BaseException):
     pass
 
 
+def read_campaign_file(out: Path) -> dict:
+    """``OUT/campaign.json`` (what ``genet deploy run`` ran: the campaign and its hosts and paths), checked:
+    a damaged file is a one-line :class:`BadInputError` naming it (FileNotFoundError if it is missing)."""
+    cf = Path(out) / CAMPAIGN_FILE
+    raw = cf.read_bytes()
+    why = ""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        why = "not UTF-8"
+    except (ValueError, RecursionError) as exc:
+        why = f"not JSON: {str(exc)[:80]}" if raw.strip() else "empty"
+    else:
+        c = data.get("campaign") if isinstance(data, dict) else None
+        if not isinstance(c, dict):
+            why = "no \"campaign\" object"
+        elif not (isinstance(c.get("name"), str) and c.get("use_case") in ("cc", "abr")
+                  and isinstance(c.get("repetitions"), int)
+                  and all(isinstance(c.get(k), list) and all(isinstance(x, str) for x in c[k])
+                          for k in ("schemes", "paths"))):
+            why = "its campaign lacks name / use_case / repetitions / schemes / paths"
+        elif not isinstance(data.get("inventory", {}), dict):
+            why = "its inventory is not an object"
+    if why:
+        raise BadInputError(f"{cf} is damaged ({why}); it is what `genet deploy run` ran: restore it, or delete it "
+                            f"and rerun `genet deploy run` to write it again")
+    return data
+
+
 def run_campaign(campaign: Campaign, inventory: Inventory, out_dir: str | os.PathLike, accept_new: bool = False,
                  progress: TextIO | None = None, stop_after: int | None = None) -> CampaignSummary:
-    """Run (or resume) ``campaign``; returns what happened. ``stop_after``: end after that many runs (tests)."""
+    """Run (or resume) ``campaign``; returns what happened. ``stop_after``: end after that many runs (tests).
+    Holds ``out_dir``'s run-folder lock (:func:`genet.journal.run_folder_lock`): a second campaign controller on
+    the same folder is refused at once, before it can stop the first one's runs as stale."""
+    with run_folder_lock(out_dir, "genet deploy run"):
+        return _run_campaign(campaign, inventory, Path(out_dir), accept_new, progress, stop_after)
+
+
+def _run_campaign(campaign: Campaign, inventory: Inventory, out: Path, accept_new: bool, progress: TextIO | None,
+                  stop_after: int | None) -> CampaignSummary:
     from genet.runmeta import write_run_metadata
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ident = {"name": campaign.name, "use_case": campaign.use_case, "schemes": [s.name for s in campaign.schemes],
              "paths": list(campaign.paths)}
     cf = out / CAMPAIGN_FILE
     if cf.exists():
-        prev = json.loads(cf.read_text())
+        prev = read_campaign_file(out)
         old = {k: prev["campaign"].get(k) for k in ident}
         if old != ident:
             raise BadInputError(f"{out} holds another campaign ({old}); this one is {ident}: use another --out")
@@ -196,7 +223,7 @@ def run_campaign(campaign: Campaign, inventory: Inventory, out_dir: str | os.Pat
                                                     "paths": {n: p.to_json() for n, p in inventory.paths.items()
                                                               if n in campaign.paths}}}, indent=1))
     meta = write_run_metadata(out, seed=campaign.seed, extra={"campaign": campaign.name})
-    journal = Journal(out / JOURNAL)
+    journal = open_journal(out)
     plan = plan_runs(campaign)
     summary = CampaignSummary(planned=len(plan), out_dir=str(out))
     pool = HostPool(inventory, accept_new)
@@ -227,7 +254,7 @@ def run_campaign(campaign: Campaign, inventory: Inventory, out_dir: str | os.Pat
             summary.own_s += rec["wall_s"] - rec["overhead_s"]
         else:
             summary.failed += 1
-            if journal.failures(pr.run_id) > campaign.retry_limit:
+            if _failures(journal, pr.run_id) > campaign.retry_limit:
                 summary.exhausted.append(pr.run_id)
         summary.wall_s = time.monotonic() - t_start
         if progress is not None:
@@ -245,14 +272,14 @@ def run_campaign(campaign: Campaign, inventory: Inventory, out_dir: str | os.Pat
 
     try:
         for pr in plan:
-            if journal.done(pr.run_id):
+            if _done(journal, pr.run_id):
                 summary.already_done += 1
                 continue
-            fails = journal.failures(pr.run_id)
+            fails = _failures(journal, pr.run_id)
             if fails > campaign.retry_limit:
                 summary.exhausted.append(pr.run_id)
                 continue
-            run = _Run(pr, journal.attempts(pr.run_id) + 1, campaign, inventory, pool, out)
+            run = _Run(pr, _next_attempt(journal, out, pr.run_id), campaign, inventory, pool, out)
             good = run.guarded(run.front)
             settle()  # the previous run's end overlapped this run's start and client
             if good and pipeline:
@@ -340,7 +367,7 @@ class _Run:
                 _stop_all(self.started)
                 for s in self.touched:  # also a process whose PID had not come back yet (interrupted while starting)
                     try:
-                        s.helper("stop-stale", s.host.work_dir)
+                        s.helper("stop-stale", s.work_dir)
                     except BaseException:  # noqa: BLE001 - a dead host: its watchdog ends the process
                         pass
                 self.rec.update(status="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
@@ -449,7 +476,7 @@ class _Run:
 
 def _append_interrupted(out: Path, rec: dict) -> None:
     try:
-        Journal(out / JOURNAL).append(rec)
+        open_journal(out).append(rec)
     except OSError:
         pass
 

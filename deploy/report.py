@@ -19,7 +19,7 @@ from pathlib import Path
 from genet.atomic import atomic_text_writer, atomic_write_text
 from genet.errors import BadInputError
 
-from deploy.campaign import CAMPAIGN_FILE, JOURNAL, Journal
+from deploy.campaign import CAMPAIGN_FILE, JOURNAL, open_journal, read_campaign_file
 from deploy.schemes import ABR_COLUMNS, CC_COLUMNS
 
 #: two-sided 95 % Student-t quantiles t_{0.975, df}, df = 1..30 (beyond: 1.96)
@@ -58,11 +58,11 @@ def write_report(out_dir: str | Path) -> Report:
     if not (out / JOURNAL).exists() or not (out / CAMPAIGN_FILE).exists():
         raise BadInputError(f"{out}: not a campaign directory (no {JOURNAL} / {CAMPAIGN_FILE}; "
                             f"`genet deploy run` writes them)")
-    camp = json.loads((out / CAMPAIGN_FILE).read_text())
+    camp = read_campaign_file(out)
     c = camp["campaign"]
     use_case = c["use_case"]
     columns = CC_COLUMNS if use_case == "cc" else ABR_COLUMNS
-    journal = Journal(out / JOURNAL)
+    journal = open_journal(out)
     ok: dict[tuple[str, str], dict[str, dict]] = {}
     failed: dict[tuple[str, str], int] = {}
     for r in journal.records:

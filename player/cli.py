@@ -52,6 +52,10 @@ def add_player_commands(sub) -> None:
     sv.add_argument("--tcp-cc", default="cubic", metavar="NAME",
                     help="TCP congestion control of the server's connections (cubic, bbr, reno, ...; always "
                          "named, never the machine's default)")
+    from player.request_limits import REQUEST_RECEIVE_DEADLINE_S  # standard library only: register() stays cheap
+    sv.add_argument("--request-deadline-s", type=float, default=REQUEST_RECEIVE_DEADLINE_S, metavar="S",
+                    help="close a connection whose request is not fully received this long after its first byte "
+                         "(slow clients cannot hold the server; docs/security.md), s")
     sv.set_defaults(func=cmd_serve)
 
     pl = sub.add_parser("play", formatter_class=fmt, help="headless player: play one video from a server",
@@ -145,7 +149,8 @@ def cmd_serve(args) -> int:
     video = args.video
     if video == "sized":
         video = str(write_sized_video(args.sized_dir).root)
-    serve(video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc)
+    serve(video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc,
+          request_deadline_s=args.request_deadline_s)
     return 0
 
 

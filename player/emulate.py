@@ -237,32 +237,22 @@ def _prepare_video(cfg: EmulateAbrConfig, out: Path):
     return content
 
 
-def _append(path: Path, row: dict) -> None:
-    with open(path, "a+", encoding="utf-8") as fh:
-        if fh.tell() > 0:
-            fh.seek(fh.tell() - 1)
-            if fh.read(1) != "\n":
-                fh.write("\n")
-        fh.write(json.dumps(row) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _journal(path: Path, key: dict) -> dict[tuple, dict]:
-    done = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if row.get("key") == key and row.get("status") == "complete":
-                done[(row["policy"], row["trace"], row["repeat"])] = row
-    return done
+def _finished(journal, key: dict) -> dict[tuple, dict]:
+    """The sessions completed earlier with the same settings: (policy, trace, repeat) -> row."""
+    return {k: {f: v for f, v in row.items() if f != "key"}
+            for k, row in journal.index(lambda r: (r["policy"], r["trace"], r["repeat"]), key=key,
+                                        status="complete").items()}
 
 
 def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None = None) -> list[dict]:
-    """Run every session (``cfg.jobs`` at once), write the results; returns the rows."""
+    """Run every session (``cfg.jobs`` at once), write the results; returns the rows. Holds ``cfg.out``'s
+    run-folder lock (:func:`genet.journal.run_folder_lock`): one command per output folder."""
+    from genet.journal import run_folder_lock
+    with run_folder_lock(cfg.out, "genet emulate abr"):
+        return _emulate_abr(cfg, progress)
+
+
+def _emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None) -> list[dict]:
     from genet.abr.registry import make_policy
     if cfg.jobs < 1 or cfg.repeats < 1:
         raise BadInputError(f"--jobs and --repeats must be >= 1, got {cfg.jobs}, {cfg.repeats}")
@@ -294,8 +284,9 @@ def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None =
     files = _trace_files(cfg.traces)
     key = {"traces": str(Path(cfg.traces).resolve()), "video": str(content.root.resolve()), "delay_ms": cfg.delay_ms,
            "backend": cfg.backend, "n_chunks": n_chunks, **({"player": cfg.player} if cfg.player != "python" else {}), "tcp_cc": cfg.tcp_cc}
-    journal = out / "results.jsonl"
-    done = _journal(journal, key)
+    from genet.journal import Journal
+    journal = Journal(out / "results.jsonl")  # a row per finished session: a rerun skips the complete ones
+    done = _finished(journal, key)
     specs = []
     for pol, label in zip(cfg.policies, labels):
         for f in files:
@@ -331,7 +322,7 @@ def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None =
                                             cfg.delay_ms, n_chunks))
                 elif row["status"] == "complete":  # dash.js's own strategies have no simulator twin
                     row.update({f"sim_{k}": float("nan") for k in QOE_FIELDS})
-                _append(journal, {"key": key, **row})
+                journal.append({"key": key, **row})
                 rows.append(row)
                 if progress is not None:
                     progress(row)

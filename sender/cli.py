@@ -68,10 +68,9 @@ def cmd_receive(args) -> int:
 
 
 def cmd_send(args) -> int:
-    import json
-
     from genet.cc.aurora import AuroraConfig
     from genet.cc.registry import load_rate_policy
+    from genet.jsonout import dumps
     from sender.udp_sender import UdpSender
     policy = load_rate_policy(args.policy, AuroraConfig(history_length=args.history_length,
                                                         reward_normaliser="measured"))
@@ -79,7 +78,7 @@ def cmd_send(args) -> int:
                     initial_rate_mbps=args.initial_rate_mbps, min_rtt_ms=args.min_rtt_ms,
                     low_latency_idle=not args.no_low_latency_idle)
     status, summary = snd.run()
-    print(json.dumps({k: v for k, v in summary.items() if k != "type"}), flush=True)
+    print(dumps({k: v for k, v in summary.items() if k != "type"}), flush=True)
     if status:
         print(f"genet sender send: {summary['reason']}", file=sys.stderr)
     return status
@@ -112,8 +111,10 @@ def _register_emulate_cc(subparsers) -> None:
                                                                      "trace's, else 10)")
     p.add_argument("--loss-rate", type=float, default=None, help="uplink random loss 0-1 (not given: the trace's, "
                                                                  "else 0)")
-    p.add_argument("--duration-s", type=float, default=None, help="cut each run to this many seconds (not given: "
-                                                                  "the trace's duration)")
+    p.add_argument("--duration-s", type=float, default=None,
+                   help="length of each run in seconds, at least 1; the trace loops (as Mahimahi loops it) when "
+                        "shorter and is cut when longer (not given: the trace's own length; 30 s for a Mahimahi "
+                        "file, which only loops, as Pantheon)")
     p.add_argument("--repeats", type=int, default=1, help="runs per (policy, trace)")
     p.add_argument("--jobs", type=int, default=1, help="links at once")
     p.add_argument("--no-sim", action="store_true", help="skip the simulator's sim_* columns")
@@ -123,7 +124,9 @@ def _register_emulate_cc(subparsers) -> None:
 
 
 def cmd_emulate_cc(args) -> int:
+    from genet.journal import run_folder_lock
     from sender.emulate import run_emulate_cc
     if not args.policy and not args.flows:
         raise BadInputError("genet emulate cc: give --policy and/or --flows")
-    return run_emulate_cc(args)
+    with run_folder_lock(args.out, "genet emulate cc"):  # one command per --out
+        return run_emulate_cc(args)

@@ -1,8 +1,9 @@
 """``genet emulate cc``: CC policies and kernel TCP over trace-driven emulated links, beside the simulator.
 
 Each (policy, trace, repeat) runs over its own :class:`emulation.LinkEmulator` (netns by default; its
-host side in a namespace of its own, so ``--jobs`` links run at once without clashing) for the
-trace's duration in real time:
+host side in a namespace of its own, so ``--jobs`` links run at once without clashing) for the run's
+duration in real time (:meth:`traces.Trace.run_duration_s`, as ``genet eval cc``: ``--duration-s``, over
+which the trace loops, else the trace's length, 30 s for a Mahimahi file; at least 1 s):
 
 * uplink (emulated -> host side) = the trace, with its one-way delay (both directions), a droptail
   queue of its ``queue_packets`` and its random loss (each overridable; defaults as the simulator:
@@ -74,22 +75,17 @@ def link_settings(trace, delay_ms, queue_packets, loss_rate, duration_s) -> Link
 
     def pick(over, own, default):
         return float(over if over is not None else own if own is not None else default)
-    dur = min(float(duration_s), trace.duration_s) if duration_s else trace.duration_s
+    dur = trace.run_duration_s(duration_s)  # the one definition, as genet eval cc (traces.trace)
     return LinkSettings(pick(delay_ms, trace.delay_ms, DEFAULT_DELAY_MS),
                         pick(queue_packets, trace.queue_packets, DEFAULT_QUEUE_PACKETS),
-                        pick(loss_rate, trace.loss_rate, DEFAULT_LOSS_RATE), dur, trace.mean_bandwidth_mbps)
+                        pick(loss_rate, trace.loss_rate, DEFAULT_LOSS_RATE), dur,
+                        cut_trace(trace, dur).mean_bandwidth_mbps)
 
 
 def cut_trace(trace, duration_s: float):
-    """The trace up to ``duration_s`` (the simulator then covers what the emulated run covers)."""
-    from traces import Trace
-    if duration_s >= trace.duration_s:
-        return trace
-    t, bw = trace.timestamps_s, trace.bandwidth_mbps
-    keep = t < duration_s
-    return Trace(np.append(t[keep], duration_s), np.append(bw[keep], bw[keep][-1]), name=trace.name,
-                 delay_ms=trace.delay_ms, loss_rate=trace.loss_rate, queue_packets=trace.queue_packets,
-                 meta=dict(trace.meta))
+    """The trace over a run of ``duration_s``: cut, or looped as the emulated link loops it (the
+    simulator then covers what the emulated run covers)."""
+    return trace.looped_to(duration_s)
 
 
 def _link(trace, s: LinkSettings, backend: str, logs: Path | None, **extra):
@@ -236,8 +232,9 @@ def validate(args):
         raise BadInputError(f"--repeats must be >= 1, got {args.repeats}")
     if args.jobs < 1:
         raise BadInputError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.duration_s is not None and not args.duration_s > 0:
-        raise BadInputError(f"--duration-s must be > 0, got {args.duration_s}")
+    if args.duration_s is not None:
+        from traces.trace import check_run_duration_s
+        check_run_duration_s(args.duration_s, "--duration-s")
     if args.flows and args.backend != "netns":
         raise BadInputError("--flows needs the netns backend (per-flow figures come from its packet captures)")
     traces = load_traces(args.traces)
@@ -302,15 +299,9 @@ def run_emulate_cc(args) -> int:
 
 
 def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict]:
-    journal = out / "results.jsonl"
-    done: dict[tuple, dict] = {}
-    if journal.exists():
-        for line in journal.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                done[_run_key(row)] = row
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut by a crash
+    from genet.journal import Journal
+    journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun skips them
+    done: dict[tuple, dict] = journal.index(_run_key)
     jobs = []
     for rep in range(args.repeats):
         for p in policies:
@@ -355,8 +346,7 @@ def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict
                     row.update(sims[sk])
                 with lock:
                     rows[key] = row
-                    with open(journal, "a") as fh:
-                        fh.write(json.dumps(row) + "\n")
+                    journal.append(row)
                 print(f"  {p.label} on {t.name} (repeat {rep}): {row['throughput_mbps']:.2f} Mbit/s, "
                       f"p95 RTT {row['p95_rtt_ms']:.1f} ms, loss {row['loss_rate']:.3f}", file=sys.stderr)
         except BaseException:

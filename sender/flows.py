@@ -1,6 +1,6 @@
 """``genet emulate cc --flows P1,P2,...``: competing flows through one bottleneck (Pantheon's multi-flow tests).
 
-All flows start together over one netns link per (trace, repeat) and run for the trace's duration.
+All flows start together over one netns link per (trace, repeat) and run for the run's duration (Trace.run_duration_s).
 Per-flow figures come from the link's packet captures (:func:`emulation.pcap.flow_summary`: each
 flow's delivered throughput over its own first-to-last delivery span as Pantheon's per-flow
 throughput, one-way delay and loss through the link, by its 5-tuple); the flow's share is its

@@ -102,3 +102,27 @@ def test_eval_cli_on_synthetic_config_traces(tmp_path):
     for name in chunks:
         q = {r["policy"]: float(r["qoe"]) for r in rows if r["trace"] == name}
         assert q["optimal"] >= max(q["bba"], q["mpc"]) - 1e-9
+
+
+def test_eval_cli_crash_while_journaling_then_two_reruns_keep_every_row_once(tmp_path, monkeypatch, capsys):
+    """A crash while `genet eval abr` appended mpc's rows (one whole, the next torn): the first rerun
+    recomputes mpc only and adds just its missing rows, each a whole line; the second recomputes nothing."""
+    import genet.abr.evaluate as ev
+    args = ["eval", "abr", "--config", "rl2", "-n", "3", "--seed", "3", "--policy", "bba,mpc",
+            "--video", str(shared_path("video", "envivio")), "--no-progress", "--out", str(tmp_path)]
+    assert main(args) == 0
+    path = tmp_path / "results.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    assert len(lines) == 6 and [json.loads(x)["policy"] for x in lines] == ["bba"] * 3 + ["mpc"] * 3
+    path.write_text("".join(lines[:4]) + lines[4][:len(lines[4]) // 2])  # torn in the middle of mpc's 2nd row
+    calls = []
+    real = ev.evaluate
+    monkeypatch.setattr(ev, "evaluate", lambda pol, *a, **kw: calls.append(pol) or real(pol, *a, **kw))
+    for rerun, expected in enumerate((["mpc"], [])):
+        calls.clear()
+        assert main(args) == 0, rerun
+        assert calls == expected, rerun
+    rows = [json.loads(x) for x in path.read_text().splitlines()]  # every line a whole record
+    assert sorted((r["policy"], r["trace"]) for r in rows) == sorted(
+        {(r["policy"], r["trace"]) for r in rows}) and len(rows) == 6
+    assert len(list(csv.DictReader(open(tmp_path / "results.csv")))) == 6

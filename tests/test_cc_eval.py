@@ -163,3 +163,30 @@ def test_cli_rejects_a_trace_with_zero_bandwidth_throughout(tmp_path, capsys):
     assert main(["eval", "cc", "--policy", "bbr", "--traces", str(path), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "dead.json" in err and "zero for the whole trace" in err
+
+
+def test_cli_crash_while_journaling_then_two_reruns_keep_every_run_once(tmp_path, monkeypatch):
+    """A crash tore the journal's last row: the first rerun redoes that run only and journals it as a whole
+    line (not glued onto the fragment, where it was lost and redone on every rerun), the second redoes
+    nothing; every run is in the journal exactly once."""
+    import genet.cc.evaluate as ev
+    out = tmp_path / "eval"
+    args = ["eval", "cc", "--policy", "bbr,cubic", "--config", "rl1", "-n", "3", "--seed", "5", "--out", str(out),
+            "--no-progress", "--no-plots"]
+    assert main(args) == 0
+    path = out / "results.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    assert len(lines) == 6
+    path.write_text("".join(lines[:5]) + lines[5][:40])
+    calls = []
+    real = ev.run_policy
+    monkeypatch.setattr(ev, "run_policy", lambda policy, trace, *a, **kw: calls.append(
+        (policy.label, trace.name)) or real(policy, trace, *a, **kw))
+    lost = json.loads(lines[5])
+    for rerun, expected in enumerate(([(lost["policy"], lost["trace"])], [])):
+        calls.clear()
+        assert main(args) == 0, rerun
+        assert calls == expected, rerun
+    rows = [json.loads(x) for x in path.read_text().splitlines()]  # every line a whole record
+    assert len(rows) == 6 and len({(r["policy"], r["trace"]) for r in rows}) == 6
+    assert len(read_csv(out / "results.csv")) == 6

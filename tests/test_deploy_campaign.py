@@ -306,3 +306,28 @@ def test_killed_sshd_fails_its_runs_and_the_campaign_goes_on(bed, tmp_path):
     assert p2_failed and all("h3" in r["reason"] for r in p2_failed), [r.get("reason") for r in p2_failed]
     assert not result["s"].complete
     assert leftovers(inv, ["h1", "h2"]) == {}
+
+
+def test_a_torn_journal_line_then_two_reruns_keep_every_run_once(bed, tmp_path):
+    """A controller killed while journaling a run (a torn last line): the first rerun redoes that run only,
+    into a new attempt folder (the unrecorded attempt's files are kept), and journals it as a whole line (not
+    glued onto the fragment, where it was lost and redone on every rerun); the second redoes nothing."""
+    _, inv = bed
+    c = campaign(tmp_path, inv, 'use_case = "cc"\nschemes = ["cubic", "bbr"]\nrepetitions = 1\npaths = ["p1"]\n'
+                                'duration_s = 2\n')
+    out = tmp_path / "run"
+    s = run_campaign(c, inv, out)
+    assert (s.ok, s.failed) == (2, 0)
+    path = out / "journal.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    lost = json.loads(lines[1])
+    path.write_text(lines[0] + lines[1][:len(lines[1]) // 2])
+    first = run_campaign(c, inv, out)
+    assert (first.already_done, first.ok, first.failed) == (1, 1, 0)
+    second = run_campaign(c, inv, out)
+    assert (second.already_done, second.ok, second.failed) == (2, 0, 0)
+    recs = [json.loads(x) for x in path.read_text().splitlines()]  # every line a whole record
+    assert sorted(r["run_id"] for r in recs) == sorted({r["run_id"] for r in recs}) and len(recs) == 2
+    (redo,) = [r for r in recs if r["run_id"] == lost["run_id"]]
+    assert redo["attempt"] == 2 and redo["dir"] != lost["dir"] and (out / lost["dir"] / "client.out").is_file()
+    assert leftovers(inv, ["h1", "h2"]) == {}  # path p1's hosts (an earlier test may have killed h3's sshd)

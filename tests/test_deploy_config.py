@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,24 @@ def test_remote_command_quoting():
     import shlex
     words = shlex.split(line)
     assert words == ["cd", "/tmp/dir with space", "&&", "env", "K=v; echo", "printf", "%s\n", evil]
+
+
+@pytest.mark.parametrize("damage", [b'{"campaign": {"file": "/c.toml", "name": "c", "use_ca', b"", b"\xff\xfe\x00",
+                                    b"[1, 2]", b'{"campaign": {"name": "c"}}', b"[" * 100_000])
+def test_a_damaged_campaign_json_is_one_line_naming_it(tmp_path, capsys, damage):
+    """`genet deploy run` on a folder whose campaign.json is truncated or damaged, and `genet deploy report` of
+    it: one line naming the file, no traceback, nothing contacted or changed."""
+    from genet.cli import main
+    inv = write(tmp_path, "inv.toml", GOOD_INV.replace("192.0.2.", "127.0.0."))  # loopback, were it contacted
+    camp = write(tmp_path, "c.toml", 'name = "c"\nuse_case = "cc"\nschemes = ["cubic"]\nrepetitions = 1\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "campaign.json").write_bytes(damage)
+    (out / "journal.jsonl").write_text("")
+    for argv in (["deploy", "run", str(camp), "--inventory", str(inv), "--accept-new", "--out", str(out)],
+                 ["deploy", "report", str(out)]):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"genet: error: {out / 'campaign.json'} is damaged (") and err.count("\n") == 1, err
+    assert (out / "campaign.json").read_bytes() == damage
+    assert sorted(os.listdir(out)) == [".genet.lock", "campaign.json", "journal.jsonl"]

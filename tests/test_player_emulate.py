@@ -136,3 +136,32 @@ def test_rerun_resumes_and_an_interrupted_run_leaves_nothing(run, traces, tmp_pa
     assert p.returncode != 0
     time.sleep(0.5)
     assert _leftovers(out2) == []
+
+
+def test_crash_while_journaling_then_two_reruns_keep_every_session_once(tmp_path):
+    """A crash tore the journal's last line: the first rerun plays only the session that is missing and
+    journals it as a whole line, the second plays nothing; every session is in the journal exactly once."""
+    tdir = tmp_path / "traces"
+    tdir.mkdir()
+    (tdir / "const3").write_text("".join(f"{t} 3.0\n" for t in range(0, 400)))
+    out = tmp_path / "out"
+    args = ["emulate", "abr", "--policy", "bba", "--traces", str(tdir), "--chunks", "2", "--out", str(out)]
+    proc = _genet(*args, "--repeats", "1", timeout=200)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = out / "results.jsonl"
+    (line,) = path.read_text().splitlines()
+    with open(path, "a") as fh:  # the controller killed while journaling a session
+        fh.write(line[:len(line) // 2])
+    log0 = out / "sessions" / "bba" / "const3-r0" / "player.jsonl"
+    before = log0.stat().st_mtime_ns
+    played = []
+    for _ in range(2):
+        proc = _genet(*args, "--repeats", "2", timeout=200)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        played.append([x.split("]")[0] for x in proc.stdout.splitlines() if x.startswith("[bba ")])
+    assert played == [["[bba const3 r1"], []]
+    assert log0.stat().st_mtime_ns == before
+    rows = [json.loads(x) for x in path.read_text().splitlines()]  # every line a whole record
+    assert sorted((r["trace"], r["repeat"], r["status"]) for r in rows) == [("const3", 0, "complete"),
+                                                                           ("const3", 1, "complete")]
+    assert _leftovers(out) == []

@@ -570,6 +570,19 @@ def test_the_readme_has_commands_and_every_list_here_names_one_it_has():
     assert any(t.startswith(CHECKED_NOT_RUN) for t in texts)
 
 
+def test_no_readme_command_needs_shared_material_unless_it_says_so():
+    """Issue 32: the README's commands run from a clone alone; one that needs ../shared says so in the
+    README (a comment on its line) and is listed in NEEDS_SHARED, so its block skips with the reason."""
+    lines = README.read_text().splitlines()
+    for b in BLOCKS:
+        for c in b.commands:
+            if "../shared" in c.text or "genet-paper.onnx" in c.text:
+                assert any(w in c.text for w in NEEDS_SHARED), c.text
+            if "../shared" in c.text:
+                line = next(ln for ln in lines if "../shared" in ln and c.tokens[1] in ln)
+                assert "# needs" in line, f"README: {line!r} must say what it needs"
+
+
 def test_the_parser_follows_the_readme_notation():
     (b,) = readme_blocks("x\n```bash\ngenet a --x 1 [--y Y] \\\n   --z 2   # note; not a command\n"
                          "python one.py; sudo python two.py [--q]\niperf3 -s -1 &   # server\n"

@@ -18,6 +18,7 @@ RUNTIME_MODULES = [
     "genet.metrics",
     "genet.packets",
     "genet.cpuidle",
+    "genet.journal",
     "genet.cc.aurora",
     "genet.cc.monitor",
     "genet.cc.reward",

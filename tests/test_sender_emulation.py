@@ -221,3 +221,51 @@ def test_competing_flows_report_each_share_and_jains_index(tmp_path, no_leftover
     jain = sum(tput) ** 2 / (3 * sum(x * x for x in tput))
     assert all(r["jain_index"] == pytest.approx(jain) for r in rows)
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+
+
+def test_emulate_cc_crash_while_journaling_then_two_reruns_keep_every_run_once(tmp_path, no_leftovers):
+    """A crash tore the journal's last line: the first rerun runs only what is missing and journals it as a
+    whole line (not glued onto the fragment, where it was lost and run again on every rerun), the second
+    runs nothing; every run is in the journal exactly once."""
+    tdir = tmp_path / "traces"
+    tdir.mkdir()
+    write_trace(Trace.constant(8.0, 2.0, name="c8", delay_ms=10.0, queue_packets=50), tdir / "c8.json")
+    out = tmp_path / "out"
+    cmd = GENET + ["emulate", "cc", "--traces", str(tdir), "--duration-s", "2", "--no-plots", "--out", str(out)]
+    res = subprocess.run(cmd + ["--policy", "const:3"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    path = out / "results.jsonl"
+    (line,) = path.read_text().splitlines()
+    with open(path, "a") as fh:  # the controller killed while journaling a run
+        fh.write(line[:len(line) // 2])
+    first = subprocess.run(cmd + ["--policy", "const:3,const:6"], capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0 and "genet emulate cc: 1 runs (1 already done)" in first.stderr, first.stderr
+    second = subprocess.run(cmd + ["--policy", "const:3,const:6"], capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and "genet emulate cc:" not in second.stderr, second.stderr  # nothing redone
+    rows = [json.loads(x) for x in path.read_text().splitlines()]  # every line a whole record
+    assert sorted(r["policy"] for r in rows) == ["const:3", "const:6"]
+    assert [r["policy"] for r in json.loads((out / "results.json").read_text())] == ["const:3", "const:6"]
+
+
+def test_one_line_mahimahi_trace_loops_for_the_run_duration(tmp_path, no_leftovers):
+    """Issue 25, item 16: a one-line Mahimahi file (a constant 12 Mbit/s link that loops every 1 ms) ran
+    for about 1 ms and reported 12.45 Mbit/s through the 12 Mbit/s link; with --duration-s 2 it runs for
+    2 s (Trace.run_duration_s, as genet eval cc) and const:6 gets 6 Mbit/s, in emulation and in the
+    simulator's columns alike (tests/test_run_duration.py has the simulator and the defaults)."""
+    from genet.packets import PACKET_BITS
+    tdir = tmp_path / "traces"
+    tdir.mkdir()
+    (tdir / "const12.mahi").write_text("1\n")
+    out = tmp_path / "out"
+    res = subprocess.run(GENET + ["emulate", "cc", "--policy", "const:6", "--traces", str(tdir), "--duration-s", "2",
+                                  "--out", str(out), "--no-plots"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    row, = json.loads((out / "results.json").read_text())
+    print(f"\none-line Mahimahi trace, const:6 for 2 s: link throughput {row['throughput_mbps']:.3f} Mbit/s, "
+          f"receiver {row['receiver_throughput_mbps']:.3f}, simulator {row['sim_throughput_mbps']:.3f}, "
+          f"{row['packets_sent']} packets")
+    assert row["trace_mean_bandwidth_mbps"] == pytest.approx(12.0)
+    assert row["packets_sent"] == pytest.approx(6e6 * 2 / PACKET_BITS, rel=0.05)  # 2 s of sending, not 1 ms
+    assert row["throughput_mbps"] == pytest.approx(6.0, rel=0.05)
+    assert row["receiver_throughput_mbps"] == pytest.approx(6.0, rel=0.05)
+    assert row["sim_throughput_mbps"] == pytest.approx(6.0, rel=0.02)

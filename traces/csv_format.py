@@ -10,7 +10,7 @@ from the first row that fills them: ``delay_ms``, ``loss_rate``,
 from __future__ import annotations
 
 import csv
-import io
+import math
 import os
 from pathlib import Path
 
@@ -18,7 +18,8 @@ import numpy as np
 
 from genet.atomic import atomic_text_writer
 from traces.errors import TraceFormatError
-from traces.trace import Trace
+from traces.textfile import describe_token, read_trace_text, split_lines
+from traces.trace import MAX_BANDWIDTH_MBPS, Trace, check_link_property
 
 TIME_COLUMNS = {"timestamp_s": 1.0, "timestamp_ms": 1e-3, "time_s": 1.0}
 BANDWIDTH_COLUMNS = {"bandwidth_mbps": 1.0, "bandwidth_kbps": 1e-3, "bandwidth_bps": 1e-6}
@@ -26,53 +27,65 @@ PROPERTY_COLUMNS = ("delay_ms", "loss_rate", "queue_packets")
 
 
 def read_csv(path: str | os.PathLike, name: str | None = None) -> Trace:
+    """Read a CSV trace. Errors name the file, line and column, never the line's text."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError as exc:
-        raise TraceFormatError(f"not a text file ({exc.reason})", path) from None
-    rows = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip() and not line.startswith("#")]
+    text = read_trace_text(path)
+    rows = [(i + 1, line) for i, line in enumerate(split_lines(text))
+            if line.strip() and not line.startswith("#")]
     if not rows:
         raise TraceFormatError("empty CSV file (no header)", path)
     header_line, header_text = rows[0]
-    header = [h.strip().lower() for h in next(csv.reader([header_text]))]
+    header = [h.strip().lower() for h in _fields(header_text, path, header_line)]
     tcol = next((c for c in TIME_COLUMNS if c in header), None)
     bcol = next((c for c in BANDWIDTH_COLUMNS if c in header), None)
     if tcol is None or bcol is None:
         raise TraceFormatError(
             f"header must name a time column ({', '.join(TIME_COLUMNS)}) and a bandwidth column "
-            f"({', '.join(BANDWIDTH_COLUMNS)}); got {header}", path, header_line)
+            f"({', '.join(BANDWIDTH_COLUMNS)}); it has {len(header)} column{'s' if len(header) != 1 else ''} and "
+            f"{'no time column' if tcol is None else 'no bandwidth column'}", path, header_line)
     ti, bi = header.index(tcol), header.index(bcol)
-    props: dict[str, float | None] = {k: None for k in PROPERTY_COLUMNS}
+    props: dict[str, float | int | None] = {k: None for k in PROPERTY_COLUMNS}
     times, bws = [], []
     for lineno, line in rows[1:]:
-        fields = next(csv.reader(io.StringIO(line)))
+        fields = _fields(line, path, lineno)
         if len(fields) < len(header):
             raise TraceFormatError(f"expected {len(header)} fields, got {len(fields)}", path, lineno)
-        try:
-            t = float(fields[ti]) * TIME_COLUMNS[tcol]
-            bw = float(fields[bi]) * BANDWIDTH_COLUMNS[bcol]
-        except ValueError:
-            raise TraceFormatError(f"non-numeric field in {line.strip()!r}", path, lineno) from None
+        t = _number(fields[ti], tcol, path, lineno) * TIME_COLUMNS[tcol]
+        bw = _number(fields[bi], bcol, path, lineno) * BANDWIDTH_COLUMNS[bcol]
+        if not (math.isfinite(t) and math.isfinite(bw)):
+            raise TraceFormatError(f"non-finite {tcol if not math.isfinite(t) else bcol} (nan or inf)", path, lineno)
         if times and t < times[-1]:
             raise TraceFormatError(f"timestamp {t} s is before the previous one ({times[-1]} s)", path, lineno)
         if bw < 0:
             raise TraceFormatError(f"negative bandwidth {bw} Mbps", path, lineno)
+        if bw > MAX_BANDWIDTH_MBPS:
+            raise TraceFormatError(f"bandwidth {bw:.6g} Mbps is above the limit of {MAX_BANDWIDTH_MBPS:g} Mbps "
+                                   "(MAX_BANDWIDTH_MBPS)", path, lineno)
         for key in PROPERTY_COLUMNS:
             if key in header and props[key] is None and fields[header.index(key)].strip():
-                try:
-                    props[key] = float(fields[header.index(key)])
-                except ValueError:
-                    raise TraceFormatError(f"non-numeric {key} {fields[header.index(key)]!r}", path, lineno) from None
+                value = _number(fields[header.index(key)], key, path, lineno)
+                props[key] = check_link_property(key, value, path, lineno, field=key)
         times.append(t)
         bws.append(bw)
     if not times:
         raise TraceFormatError("CSV has a header but no samples", path)
-    q = props["queue_packets"]
     return Trace(np.array(times), np.array(bws), name=name if name is not None else path.stem,
-                 delay_ms=props["delay_ms"], loss_rate=props["loss_rate"],
-                 queue_packets=int(round(q)) if q is not None else None,
+                 delay_ms=props["delay_ms"], loss_rate=props["loss_rate"], queue_packets=props["queue_packets"],
                  meta={"source_format": "csv", "path": str(path)})
+
+
+def _fields(line: str, path: Path, lineno: int) -> list[str]:
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error as exc:  # e.g. "field larger than field limit (131072)"; names no content
+        raise TraceFormatError(f"malformed CSV line ({exc})", path, lineno) from None
+
+
+def _number(text: str, column: str, path: Path, lineno: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise TraceFormatError(f"non-numeric field in column {column} ({describe_token(text)})", path, lineno) from None
 
 
 def write_csv(trace: Trace, path: str | os.PathLike) -> None:

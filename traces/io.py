@@ -22,6 +22,7 @@ from traces.errors import TraceFormatError
 from traces.genet_json import read_genet_json, write_genet_json
 from traces.mahimahi import read_mahimahi, write_mahimahi
 from traces.pensieve import read_pensieve, write_pensieve
+from traces.textfile import read_trace_text
 from traces.trace import Trace
 
 FORMATS = ("pensieve", "mahimahi", "json", "csv")
@@ -34,6 +35,8 @@ SUFFIXES = {"pensieve": ".txt", "mahimahi": ".mahi", "json": ".json", "csv": ".c
 #: Files a dataset directory may hold besides traces.
 IGNORED_SUFFIXES = {".md", ".png", ".pdf", ".svg", ".sha256", ".tar", ".gz", ".zip", ".part"}
 IGNORED_NAMES = {"readme", "license", "checksums", "sha256sums", "manifest"}
+#: How much of a file detect_format reads first (bytes).
+DETECT_BYTES = 64 * 1024
 
 
 def _check_format(fmt: str) -> str:
@@ -43,7 +46,8 @@ def _check_format(fmt: str) -> str:
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """Guess the format of a trace file from its suffix, then its first line."""
+    """Guess the format of a trace file from its suffix, then its first non-blank line (read from
+    the file's first :data:`DETECT_BYTES` bytes when it is there, else from the whole, bounded, file)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -51,15 +55,26 @@ def detect_format(path: str | os.PathLike) -> str:
     if suffix == ".csv":
         return "csv"
     try:
-        with open(path, "r") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                tokens = line.split()
-                if tokens:
-                    if len(tokens) == 1:
-                        return "mahimahi"
-                    return "pensieve"
-    except UnicodeDecodeError:
-        raise TraceFormatError("not a text trace file", path) from None
+        with open(path, "rb") as fh:
+            head = fh.read(DETECT_BYTES + 1)
+    except OSError as exc:
+        raise TraceFormatError(f"cannot read the file ({exc.strerror or type(exc).__name__})", path) from None
+    complete = len(head) <= DETECT_BYTES
+    lines = head[:DETECT_BYTES].split(b"\n")
+    if not complete:
+        lines.pop()  # may be cut
+    for lineno, raw in enumerate(lines, start=1):
+        try:
+            tokens = raw.decode("utf-8").split()
+        except UnicodeDecodeError:
+            raise TraceFormatError("not UTF-8 text", path, lineno) from None
+        if tokens:
+            return "mahimahi" if len(tokens) == 1 else "pensieve"
+    if not complete:  # a long blank or cut first stretch: look at the whole file
+        for lineno, line in enumerate(read_trace_text(path).split("\n"), start=1):
+            tokens = line.split()
+            if tokens:
+                return "mahimahi" if len(tokens) == 1 else "pensieve"
     raise TraceFormatError("empty trace file (no samples)", path)
 
 

@@ -20,39 +20,55 @@ long-run rate equals the trace's mean rate (to within half a packet per period).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from genet.atomic import atomic_text_writer
 from traces.errors import TraceFormatError
-from traces.trace import BITS_PER_OPPORTUNITY, Trace
+from traces.textfile import MAX_TRACE_LINES, describe_token, read_trace_text
+from traces.trace import BITS_PER_OPPORTUNITY, MAX_TRACE_DURATION_S, MAX_TRACE_SAMPLES, Trace
 
 #: Default width of the rate bins when reading a Mahimahi file.
 DEFAULT_BIN_MS = 1000
+#: Largest millisecond value (loop period) a Mahimahi file may hold: one day.
+MAX_TRACE_DURATION_MS = int(MAX_TRACE_DURATION_S * 1000)
+#: Most delivery opportunities in one period of a Mahimahi file (read or written).
+MAX_OPPORTUNITIES = MAX_TRACE_LINES
+_DIGITS = re.compile(r"[0-9]+")
+_MAX_DIGITS = len(str(MAX_TRACE_DURATION_MS))
 
 
 def parse_mahimahi_schedule(path: str | os.PathLike) -> np.ndarray:
-    """Read and validate a Mahimahi file; return its ms timestamps (int64)."""
+    """Read and validate a Mahimahi file; return its ms timestamps (int64).
+
+    Refused before anything is allocated for them: a value that is not ASCII digits, a value
+    above :data:`MAX_TRACE_DURATION_MS` (one day), more than :data:`MAX_OPPORTUNITIES` lines.
+    Errors name the file and line and never repeat the line's text (a trace path may be a
+    symlink to a file of secrets)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError as exc:
-        raise TraceFormatError(f"not a text file ({exc.reason})", path) from None
+    text = read_trace_text(path)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # trailing newline (a file without one also works)
     if not lines:
         raise TraceFormatError("empty Mahimahi trace (no delivery opportunities)", path)
+    if len(lines) > MAX_OPPORTUNITIES:
+        raise TraceFormatError(f"{len(lines):,} delivery opportunities, above the limit of {MAX_OPPORTUNITIES:,} "
+                               "per period (MAX_OPPORTUNITIES)", path)
     values = np.empty(len(lines), dtype=np.int64)
     prev = -1
     for i, line in enumerate(lines):
         s = line.strip()
         if not s:
             raise TraceFormatError("invalid empty line", path, i + 1)
-        if not s.isdigit():
-            raise TraceFormatError(
-                f"expected a non-negative integer millisecond timestamp, got {s!r}", path, i + 1)
+        if not _DIGITS.fullmatch(s):
+            raise TraceFormatError("expected a non-negative integer millisecond timestamp (digits 0-9), got "
+                                   f"{describe_token(s)}", path, i + 1)
+        if len(s) > _MAX_DIGITS or int(s) > MAX_TRACE_DURATION_MS:
+            raise TraceFormatError(f"timestamp above {MAX_TRACE_DURATION_MS:,} ms, the longest trace allowed "
+                                   "(one day, MAX_TRACE_DURATION_MS)", path, i + 1)
         v = int(s)
         if v < prev:
             raise TraceFormatError(f"timestamp {v} ms is before the previous one ({prev} ms)", path, i + 1)
@@ -83,6 +99,13 @@ def schedule_to_trace(schedule_ms: np.ndarray, bin_ms: int = DEFAULT_BIN_MS, nam
     """
     schedule_ms = np.asarray(schedule_ms, dtype=np.int64)
     period = int(schedule_ms[-1])
+    where = (meta or {}).get("path") or name or "<trace>"
+    if not 0 < period <= MAX_TRACE_DURATION_MS:
+        raise TraceFormatError(f"loop period of {period} ms is outside 1..{MAX_TRACE_DURATION_MS:,} ms "
+                               "(MAX_TRACE_DURATION_MS)", where)
+    if period // bin_ms + 2 > MAX_TRACE_SAMPLES:
+        raise TraceFormatError(f"a {period} ms period in {bin_ms} ms bins needs more than {MAX_TRACE_SAMPLES:,} "
+                               "samples (MAX_TRACE_SAMPLES); use wider bins", where)
     steady = np.where(schedule_ms == 0, period, schedule_ms)
     edges = np.arange(0, period, bin_ms, dtype=np.int64)
     edges = np.append(edges, period)
@@ -122,8 +145,14 @@ def trace_to_schedule(trace: Trace) -> np.ndarray:
     where = trace.meta.get("path") or trace.name
     if duration_ms <= 0:
         raise TraceFormatError("cannot write a Mahimahi trace shorter than 1 ms", where)
+    if duration_ms > MAX_TRACE_DURATION_MS:
+        raise TraceFormatError(f"cannot write a Mahimahi trace longer than {MAX_TRACE_DURATION_MS:,} ms "
+                               "(MAX_TRACE_DURATION_MS)", where)
     total_bits = trace.total_megabits * 1e6
     n = int(round(total_bits / BITS_PER_OPPORTUNITY))
+    if n > MAX_OPPORTUNITIES:
+        raise TraceFormatError(f"trace carries {n:,} packets in one period, above the limit of {MAX_OPPORTUNITIES:,} "
+                               "delivery opportunities of a Mahimahi file (MAX_OPPORTUNITIES)", where)
     if n < 1:
         raise TraceFormatError(
             f"trace carries less than one packet ({total_bits:.0f} bits over {duration_ms} ms); "

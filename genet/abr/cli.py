@@ -68,13 +68,9 @@ def register(subparsers, groups) -> None:
 
 
 def cmd_eval_abr(args: argparse.Namespace) -> int:
-    import json
-    import sys
-    import time
-
     from genet.extras import require
     require("sim", "genet eval abr")
-    from genet.abr.evaluate import evaluate, format_table, plot_cdf, policy_label, summarize
+    from genet.abr.evaluate import policy_label
     from genet.abr.params import conventions
     from genet.abr.video import resolve_video
     from traces.io import load_traces
@@ -98,8 +94,20 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
         if not traces:
             raise BadInputError(f"--traces {args.traces}: no traces found")
         source = str(Path(args.traces).resolve())
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from genet.journal import run_folder_lock
+    with run_folder_lock(args.out, "genet eval abr") as out:
+        return _eval_abr_into(out, args, policies, labels, traces, source, video, conv)
+
+
+def _eval_abr_into(out: Path, args: argparse.Namespace, policies: list[str], labels: list[str], traces, source: str,
+                   video, conv) -> int:
+    """The part of ``genet eval abr`` that writes ``out`` (under its run-folder lock)."""
+    import json
+    import sys
+    import time
+
+    from genet.abr.evaluate import evaluate, format_table, plot_cdf, summarize
+    from genet.journal import Journal
     from genet.runmeta import write_run_metadata
     run_meta = write_run_metadata(out, seed=args.seed, extra={"use_case": "abr", "policies": policies,
                                                              "traces": source, "mode": conv.name})
@@ -109,10 +117,10 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(traces) * len(policies), unit="trace", desc="eval abr", file=sys.stderr)
     results = {}
     t0 = time.perf_counter()
-    journal = out / "results.jsonl"
+    journal = Journal(out / "results.jsonl")
     key = {"traces": source, "video": str(Path(video.source).resolve()), "mode": conv.name,
            "rebuffer_penalty": conv.rebuffer_penalty, "sample": bool(args.sample), "seed": args.seed}
-    done = _load_journal(journal, key, [tr.name for tr in traces])
+    done = _finished(journal, key, [tr.name for tr in traces])
     try:
         for pol, label in zip(policies, labels):
             if bar is not None:
@@ -124,13 +132,11 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
                 continue
             results[label] = evaluate(pol, traces, video, conv, label=label, deterministic=not args.sample,
                                       seed=args.seed, progress=bar.update if bar is not None else None)
-            with open(journal, "a+") as fh:
-                if fh.tell() > 0:
-                    fh.seek(fh.tell() - 1)
-                    if fh.read(1) != "\n":  # a line cut short by a crash: start a fresh one
-                        fh.write("\n")
-                for r in results[label]:
-                    fh.write(json.dumps({"key": key, **r.as_dict()}) + "\n")
+            # one line per trace; rows a crash left of a baseline's unfinished pass are there already (same
+            # settings, same result): not twice. A model is rerun every time, and its newest rows win.
+            kept = set() if pol.endswith(".onnx") else {(r.get("policy"), r.get("trace"))
+                                                         for r in journal.find(key=key)}
+            journal.extend({"key": key, **r.as_dict()} for r in results[label] if (r.policy, r.trace) not in kept)
     finally:
         if bar is not None:
             bar.close()
@@ -155,23 +161,16 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_journal(path: Path, key: dict, trace_names: list[str]) -> dict:
-    """Results of policies completed earlier in this output directory with the same settings."""
-    import json
-
+def _finished(journal, key: dict, trace_names: list[str]) -> dict:
+    """Results of policies completed earlier in this output directory with the same settings (the journal's
+    rows with this ``key``, per policy when every trace is there; the last row of a trace wins)."""
     from genet.abr.evaluate import TraceResult
-    if not path.is_file() or len(set(trace_names)) != len(trace_names):
+    if len(set(trace_names)) != len(trace_names):
         return {}
     by_policy: dict[str, dict[str, TraceResult]] = {}
-    for line in path.read_text().splitlines():
+    for row in journal.find(key=key):
         try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a crash
-        if row.pop("key", None) != key:
-            continue
-        try:
-            res = TraceResult(**row)
+            res = TraceResult(**{k: v for k, v in row.items() if k != "key"})
         except TypeError:
             continue
         by_policy.setdefault(res.policy, {})[res.trace] = res

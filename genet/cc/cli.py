@@ -38,6 +38,10 @@ def register(subparsers, groups) -> None:
                    help="random loss probability 0-1 for every trace (not given: the trace's own, else 0)")
     p.add_argument("--delay-ms", type=float, default=unset,
                    help="one-way propagation delay in ms for every trace (not given: the trace's own, else 25 ms)")
+    p.add_argument("--duration-s", type=float, default=unset,
+                   help="length of each run in seconds, at least 1; the trace loops (as Mahimahi loops it) when "
+                        "shorter and is cut when longer (not given: the trace's own length; 30 s for a Mahimahi "
+                        "file, which only loops, as Pantheon)")
     p.add_argument("--history-length", type=int, default=10,
                    help="monitor intervals in the Aurora observation (count; 10 gives 30 values)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs written with --out")
@@ -53,6 +57,9 @@ def run_eval_cc(args: argparse.Namespace) -> int:
     from genet.cc.registry import parse_policies
 
     policies = parse_policies(args.policy)
+    if getattr(args, "duration_s", None) is not None:
+        from traces.trace import check_run_duration_s
+        check_run_duration_s(args.duration_s, "--duration-s")
     out = getattr(args, "out", None)
     if getattr(args, "traces", None):
         from traces import load_traces
@@ -64,20 +71,26 @@ def run_eval_cc(args: argparse.Namespace) -> int:
         if args.n < 1:
             raise BadInputError(f"-n must be >= 1, got {args.n}")
         trace_list = generate_set("cc", args.config, args.n, args.seed)
+    for trace in trace_list:  # a run under 1 s is refused before anything is written
+        trace.run_duration_s(getattr(args, "duration_s", None))
     aurora = AuroraConfig(history_length=args.history_length, reward_form=args.reward_form)
-    run_meta = None
-    if out:
-        from genet.runmeta import write_run_metadata
-        run_meta = write_run_metadata(out, seed=args.seed, extra={
-            "use_case": "cc", "policies": [p.label for p in policies],
-            "traces": str(args.traces) if getattr(args, "traces", None) else f"config {args.config}, n={args.n}"})
-    rows = evaluate(policies, trace_list, out, seed=args.seed, reward_form=args.reward_form, aurora=aurora,
-                    queue_packets=getattr(args, "queue_packets", None), loss_rate=getattr(args, "loss_rate", None),
-                    delay_ms=getattr(args, "delay_ms", None),
-                    progress=not args.no_progress, plots=not args.no_plots)
-    print(format_summary(summary_rows(rows), args.reward_form))
-    if run_meta is not None:
-        run_meta.finish(out)
+    import contextlib
+
+    from genet.journal import run_folder_lock
+    with run_folder_lock(out, "genet eval cc") if out else contextlib.nullcontext():  # one command per --out
+        run_meta = None
+        if out:
+            from genet.runmeta import write_run_metadata
+            run_meta = write_run_metadata(out, seed=args.seed, extra={
+                "use_case": "cc", "policies": [p.label for p in policies],
+                "traces": str(args.traces) if getattr(args, "traces", None) else f"config {args.config}, n={args.n}"})
+        rows = evaluate(policies, trace_list, out, seed=args.seed, reward_form=args.reward_form, aurora=aurora,
+                        queue_packets=getattr(args, "queue_packets", None), loss_rate=getattr(args, "loss_rate", None),
+                        delay_ms=getattr(args, "delay_ms", None), duration_s=getattr(args, "duration_s", None),
+                        progress=not args.no_progress, plots=not args.no_plots)
+        print(format_summary(summary_rows(rows), args.reward_form))
+        if run_meta is not None:
+            run_meta.finish(out)
     if out:
         print(f"results: {out}/results.csv, results.json, summary.csv, run-metadata.json; "
               f"plots: timeseries.png, reward_cdf.png")

@@ -63,26 +63,41 @@ def format_summary(summary: list[dict], reward_form: str = "genet") -> str:
 def evaluate(policies: Sequence[CcPolicy], traces: Sequence[Trace], out_dir: str | os.PathLike | None = None,
              seed: int = 0, reward_form: str = "genet", aurora: AuroraConfig | None = None,
              queue_packets: float | None = None, loss_rate: float | None = None, delay_ms: float | None = None,
-             progress: bool = True, plots: bool = True) -> list[RunMetrics]:
-    """Run every policy on every trace; write the outputs when ``out_dir`` is given."""
+             progress: bool = True, plots: bool = True, duration_s: float | None = None) -> list[RunMetrics]:
+    """Run every policy on every trace; write the outputs when ``out_dir`` is given (holding its run-folder
+    lock: :func:`genet.journal.run_folder_lock`). Each run lasts ``trace.run_duration_s(duration_s)``
+    (the trace looped or cut to it; ``genet emulate cc`` uses the same definition)."""
+    import contextlib
+
+    traces = [t.looped_to(t.run_duration_s(duration_s)) for t in traces]
+
+    from genet.journal import run_folder_lock
+    with run_folder_lock(out_dir, "genet eval cc") if out_dir is not None else contextlib.nullcontext():
+        return _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packets, loss_rate, delay_ms,
+                         progress, plots)
+
+
+def _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packets, loss_rate, delay_ms, progress,
+              plots) -> list[RunMetrics]:
     from tqdm import tqdm
 
+    from genet.journal import Journal
     aurora = aurora or AuroraConfig(reward_form=reward_form)
     links = [LinkConfig.from_trace(t, delay_ms=delay_ms, queue_packets=queue_packets, loss_rate=loss_rate)
              for t in traces]
     names = _unique_names(traces)
     out = Path(out_dir) if out_dir is not None else None
     done: dict[tuple, RunMetrics] = {}
+    journal = None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        journal = out / "results.jsonl"
-        if journal.exists():
-            for line in journal.read_text().splitlines():
-                try:
-                    row = RunMetrics(**json.loads(line))
-                except (ValueError, TypeError):
-                    continue  # a line cut by a crash
-                done[row.run_key] = row
+        journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun reuses them
+        for rec in journal.records:
+            try:
+                m = RunMetrics(**rec)
+            except (TypeError, ValueError):
+                continue  # not a row of this layout
+            done[m.run_key] = m
     loaded = {p.label: load_aurora_policy(p.path, aurora) for p in policies if p.kind == "onnx"}
     rows: list[RunMetrics] = []
     series = {}
@@ -100,9 +115,8 @@ def evaluate(policies: Sequence[CcPolicy], traces: Sequence[Trace], out_dir: str
             rows.append(row)
             if i == 0:
                 series[policy.label] = time_series(log, 0.5, link.duration_s)
-            if out is not None and key not in done:
-                with open(out / "results.jsonl", "a") as fh:
-                    fh.write(json.dumps(row.to_dict()) + "\n")
+            if journal is not None and key not in done:
+                journal.append(row.to_dict())
             bar.update()
     bar.close()
     if out is not None:

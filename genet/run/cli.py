@@ -20,10 +20,6 @@ from pathlib import Path
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import json
-
-    from genet.atomic import atomic_write_text
-    from genet.errors import GenetRuntimeError
     from genet.run import engine, plan, schema
 
     cfg, text = schema.load(args.config)
@@ -37,14 +33,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(runner.describe(selected))
         return 0
-    out.mkdir(parents=True, exist_ok=True)
-    import fcntl
+    from genet.journal import run_folder_lock
+    with run_folder_lock(out, "genet run"):  # one `genet run` per run folder; its commands lock their own folders
+        return _run_in(out, args, cfg, text, selected, items, runner)
+
+
+def _run_in(out: Path, args: argparse.Namespace, cfg: dict, text: str, selected: list[str], items, runner) -> int:
+    import json
     import signal
-    lock = open(out / ".genet-run.lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise GenetRuntimeError(f"another `genet run` is using {out}; wait for it or pass another --out") from None
+
+    from genet.atomic import atomic_write_text
+    from genet.run import engine
 
     def on_term(signum, frame):  # SIGTERM stops the run like Ctrl-C: the running command is stopped cleanly
         raise KeyboardInterrupt

@@ -96,13 +96,13 @@ def deploy_rows(campaign_dir: Path) -> list[dict]:
     """One row per finished run of a `genet deploy run` campaign (its journal: path, scheme, metrics), the
     scheme as ``policy``; [] when there is none."""
     try:
-        from deploy.campaign import JOURNAL, Journal
+        from deploy.campaign import JOURNAL, open_journal
     except ImportError:
         return []
     if not (campaign_dir / JOURNAL).is_file():
         return []
     runs: dict[str, dict] = {}
-    for r in Journal(campaign_dir / JOURNAL).records:
+    for r in open_journal(campaign_dir).records:
         if r.get("status") == "ok" and isinstance(r.get("metrics"), dict):
             runs[r.get("run_id", str(len(runs)))] = r  # a retried run counts once
     rows = []
@@ -236,7 +236,11 @@ class Report:
             if s.get("fetch"):
                 return f"downloaded: {s['fetch']}"
             if s.get("from"):
-                return f"first {s.get('n')} files of {s['from']} ({describe(s['from'])})"
+                n = s.get("n")
+                if folder is not None and folder.is_dir():
+                    got = sum(1 for f in folder.rglob("*") if f.is_file())
+                    n = got if got == n else f"{got} (of {n} asked)"
+                return f"first {n} files of {s['from']} ({describe(s['from'])})"
             return "?"
 
         return {name: describe(name) for name in sets}
