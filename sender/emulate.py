@@ -189,7 +189,8 @@ def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat:
         (run_dir / "uplink.log").unlink(missing_ok=True)
     timing = {"link_setup_s": t_link - t_start, "run_wall_s": t_done - t_start,
               "analysis_s": time.monotonic() - t_done}
-    return {**m.to_dict(), "repeat": repeat, "backend": backend, **own, **timing}
+    return {**m.to_dict(), "repeat": repeat, "backend": backend, "run_duration_s": round(float(s.duration_s), 6),
+            **own, **timing}
 
 
 def sim_row(policy, trace, s: LinkSettings, loaded) -> dict:
@@ -207,8 +208,12 @@ def sim_row(policy, trace, s: LinkSettings, loaded) -> dict:
 
 
 def _run_key(row) -> tuple:
+    """What identifies a run (for resuming): policy, trace, repetition, backend, link settings and the run's
+    length (rows of older versions have no ``run_duration_s``: they are rerun)."""
+    run_s = row.get("run_duration_s")
     return (row["policy"], row["trace"], int(row["repeat"]), row["backend"], round(float(row["min_rtt_ms"]), 6),
-            float(row["queue_packets"]), float(row["link_loss_rate"]))
+            float(row["queue_packets"]), float(row["link_loss_rate"]),
+            None if run_s is None else round(float(run_s), 6))
 
 
 def validate(args):
@@ -306,7 +311,8 @@ def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict
     for rep in range(args.repeats):
         for p in policies:
             for t, s in zip(traces, settings):
-                key = (p.label, t.name, rep, args.backend, round(2 * s.delay_ms, 6), s.queue_packets, s.loss_rate)
+                key = (p.label, t.name, rep, args.backend, round(2 * s.delay_ms, 6), float(s.queue_packets),
+                       float(s.loss_rate), round(float(s.duration_s), 6))
                 jobs.append((key, p, t, s, rep))
     lock = threading.Lock()
     rows: dict[tuple, dict] = {}

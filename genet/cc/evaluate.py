@@ -93,18 +93,22 @@ def _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packet
         out.mkdir(parents=True, exist_ok=True)
         journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun reuses them
         for rec in journal.records:
+            rec = dict(rec)
+            run_s = rec.pop("run_duration_s", None)  # rows of older versions have none: rerun
             try:
                 m = RunMetrics(**rec)
             except (TypeError, ValueError):
                 continue  # not a row of this layout
-            done[m.run_key] = m
+            done[m.run_key + (run_s,)] = m
     loaded = {p.label: load_aurora_policy(p.path, aurora) for p in policies if p.kind == "onnx"}
     rows: list[RunMetrics] = []
     series = {}
     bar = tqdm(total=len(policies) * len(traces), desc="genet eval cc", unit="run", disable=not progress)
     for policy in policies:
         for i, (trace, link, name) in enumerate(zip(traces, links, names)):
-            key = (policy.label, name, seed, link.queue_packets, round(2 * link.delay_ms, 9), link.loss_rate)
+            # what identifies a run: RunMetrics.run_key and the run's length (the trace looped or cut to it)
+            key = (policy.label, name, seed, link.queue_packets, round(2 * link.delay_ms, 9), link.loss_rate,
+                   round(link.duration_s, 6))
             if key in done and not (plots and i == 0):
                 old = done[key]
                 rows.append(replace(old, reward=old.reward_genet if reward_form == "genet" else old.reward_aurora))
@@ -116,7 +120,7 @@ def _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packet
             if i == 0:
                 series[policy.label] = time_series(log, 0.5, link.duration_s)
             if journal is not None and key not in done:
-                journal.append(row.to_dict())
+                journal.append({**row.to_dict(), "run_duration_s": round(link.duration_s, 6)})
             bar.update()
     bar.close()
     if out is not None:
