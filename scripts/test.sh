@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. Provisions first (system packages when root, .venv always).
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k traces -x`. The 25 slowest tests are listed at
-# the end (the suite must stay under 15 min in CI).
+# Runs the whole test suite (what CI runs). Provisions first (system packages when root, .venv always).
+# `--fast`: the fast tier, every test that needs no root, browser, real time or long computation (under 3 min
+# on 2 cores; tests/tiers.py says which tests are slow and why). Arguments go to pytest (`--fast` is an option
+# of tests/conftest.py), e.g. `bash scripts/test.sh --fast -k traces -x`. The 25 slowest tests are listed at
+# the end (the whole suite must stay under 15 min in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/provision.sh

@@ -18,6 +18,10 @@
   10 GB, while under ``RLIMIT_DATA`` only memory really written counts: Chromium, iperf3 and the
   emulator processes run unchanged (they inherit the same per-process limit, which at 10 GB only
   stops a runaway). Only the soft limit is lowered.
+* **Tiers.** ``--fast`` (``bash scripts/test.sh --fast``) leaves out the tests that need root, a browser, real
+  time or a long computation; tests/tiers.py says which and why (it also marks them ``slow``, so
+  ``-m "not slow"`` selects the same tests), and gives each remaining test a hang guard of
+  ``tiers.FAST_TEST_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+import tiers
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GENET_SHARED", REPO.parent / "shared"))
@@ -151,8 +157,35 @@ def _restore_default_signals() -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     seed, why = _state.get("seed", ("?", ""))
-    return [f"hypothesis seed: {seed} ({why}); replay: {HYPOTHESIS_SEED_ENV}={seed} bash scripts/test.sh ...",
-            f"memory limit: {_state.get('memory', 'not set')}"]
+    lines = [f"hypothesis seed: {seed} ({why}); replay: {HYPOTHESIS_SEED_ENV}={seed} bash scripts/test.sh ...",
+             f"memory limit: {_state.get('memory', 'not set')}"]
+    if config.getoption("fast"):
+        lines.append(f"tier: fast (--fast: no root, browser, real time or long runs, tests/tiers.py; each test "
+                     f"at most {tiers.FAST_TEST_TIMEOUT_S} s)")
+    return lines
+
+
+# --------------------------------------------------------------- tiers
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fast", action="store_true", default=False,
+                     help="the fast tier: leave out the tests that need root, a browser, real time or a long "
+                          "computation (tests/tiers.py says which and why)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m, which then sees the slow/root marks added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slow = tiers.classify(items)
+    if not config.getoption("fast"):
+        return
+    left_out = [i for i in items if i.nodeid in slow]
+    _state["fast_left_out"] = [slow[i.nodeid] for i in left_out]
+    items[:] = [i for i in items if i.nodeid not in slow]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+    if config.pluginmanager.hasplugin("timeout") and config.getoption("timeout", None) is None:
+        for item in items:
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(tiers.FAST_TEST_TIMEOUT_S))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -163,6 +196,11 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(("memory limit", (
             f"this test process may use {_state['memory_limit'] / 2**30:.1f} GB of data (RLIMIT_DATA, set by "
             f"tests/conftest.py from {MEMORY_LIMIT_ENV}); the MemoryError above means the test tried to use more")))
+    if (call.excinfo is not None and "fast_left_out" in _state
+            and "from pytest-timeout" in str(call.excinfo.value)):
+        report.sections.append(("fast tier", (
+            f"in the fast tier (--fast) each test has {tiers.FAST_TEST_TIMEOUT_S} s (tests/tiers.py "
+            f"FAST_TEST_TIMEOUT_S); a test that needs longer is slow: name it in tests/tiers.py")))
 
 
 def _peak_address_space_gb() -> float | None:
@@ -182,6 +220,15 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.write_line(
         f"hypothesis seed {seed} ({why}); test process peak: {rss_gb:.2f} GB resident"
         + (f", {vm_gb:.2f} GB address space" if vm_gb is not None else ""))
+    if "fast_left_out" in _state:
+        kinds: dict[str, int] = {}
+        for reason in _state["fast_left_out"]:
+            kind = reason.split(":")[0].split(",")[0].split(" (")[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        why = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        terminalreporter.write_line(
+            f"fast tier: {len(_state['fast_left_out'])} slow tests left out" + (f" ({why})" if why else "")
+            + "; tests/tiers.py says why; `bash scripts/test.sh` runs the whole suite")
 
 
 # --------------------------------------------------------------- fixtures
