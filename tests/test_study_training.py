@@ -1,31 +1,33 @@
-"""scripts/genet_study.py on a tiny budget: the matrix runs as `genet` subprocesses, a warm-started
+"""`genet study run` on a tiny budget: the matrix runs as `genet` subprocesses, a warm-started
 preset starts from the same seed's UDR-RL3 model, results are per seed with mean ± std, a rerun
 resumes (finished runs are not retrained), and the Figure-18 curves come from the checkpoints.
-The validation sets are one trace of each real set (a copy in tmp_path)."""
+The validation sets are one trace of each real set (a copy in tmp_path). Also `genet models ship`
+(its models' specs, --from-run) and the analyses `genet study per-trace | top-rung`."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import shlex
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
+from genet.cli import build_parser
+from genet.cli import main as genet_main
+from genet.errors import BadInputError
+from genet.study import presets as study_presets
+from genet.study import ship
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _study_module():
-    spec = importlib.util.spec_from_file_location("genet_study", ROOT / "scripts" / "genet_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["genet_study"] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+def run_study(*argv: str) -> int:
+    return genet_main(["study", "run", *argv])
 
 
 def test_presets_name_the_variants_of_the_issue():
-    mod = _study_module()
+    mod = study_presets
     names = set(mod.presets())
     assert set(mod.MATRIX) <= names
     assert {"abr-genet-paperdims", "abr-genet-w0.1", "abr-genet-ensemble", "abr-genet-warm", "cc-genet-warm",
@@ -42,7 +44,6 @@ def test_presets_name_the_variants_of_the_issue():
 
 
 def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, shared_dir):
-    mod = _study_module()
     shared = tmp_path / "shared"
     for s in ("fcc-val", "norway-val"):
         src = sorted((shared_dir / "traces" / "abr" / s).iterdir())[:1]
@@ -52,7 +53,7 @@ def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, share
     study = tmp_path / "study"
     base = ["--study-dir", str(study), "--shared", str(shared), "--tiny", "--no-real-traces", "--abr-steps", "128",
             "--cc-steps", "200", "--jobs", "2"]
-    assert mod.main([*base, "--presets", "abr-udr3", "--seeds", "0,1", "--no-curves"]) == 0
+    assert run_study(*base, "--presets", "abr-udr3", "--seeds", "0,1", "--no-curves") == 0
     table = (study / "results.md").read_text()
     assert "| abr-udr3 | 0,1 |" in table and " ± " in table and "mpc (baseline)" in table
     data = json.loads((study / "results.json").read_text())
@@ -60,7 +61,7 @@ def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, share
     model = study / "runs" / "abr-udr3-s0" / "model.pt"
     stamp = model.stat().st_mtime_ns
     # the warm start runs after (and from) the same seed's UDR-RL3 model, which is not trained again
-    assert mod.main([*base, "--presets", "abr-genet-warm", "--seeds", "0"]) == 0
+    assert run_study(*base, "--presets", "abr-genet-warm", "--seeds", "0") == 0
     assert model.stat().st_mtime_ns == stamp
     rec = json.loads((study / "results" / "abr-genet-warm-s0.json").read_text())
     assert "--init-from" in rec["command"] and "abr-udr3-s0" in rec["command"]
@@ -73,8 +74,8 @@ def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, share
     # a curve keeps at most --curve-points checkpoints, always the last (the 2-point curve written above is cut
     # to it, so every seed's curve has the same points); --publish copies the outputs
     pub = tmp_path / "published"
-    assert mod.main([*base, "--presets", "abr-genet-warm", "--seeds", "0", "--curve-points", "1",
-                     "--publish", str(pub)]) == 0
+    assert run_study(*base, "--presets", "abr-genet-warm", "--seeds", "0", "--curve-points", "1",
+                     "--publish", str(pub)) == 0
     curve = (study / "curves" / "abr-genet-warm-s0.csv").read_text().splitlines()
     assert len(curve) == 2 and curve[1].startswith("model-round1,")
     assert (pub / "results.md").read_text() == (study / "results.md").read_text()
@@ -85,31 +86,105 @@ def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, share
     # again (no runs/ there), the table is the same; a curve without its run is kept as it is
     fresh = tmp_path / "fresh"
     again = ["--study-dir", str(fresh), *base[2:]]
-    assert mod.main([*again, "--presets", "abr-udr3,abr-genet-warm", "--seeds", "0",
-                     "--restore", str(pub), "--curves-tag", "t"]) == 0
+    assert run_study(*again, "--presets", "abr-udr3,abr-genet-warm", "--seeds", "0",
+                     "--restore", str(pub), "--curves-tag", "t") == 0
     assert not any((fresh / "runs").iterdir())
     assert (fresh / "results.md").read_text() == (study / "results.md").read_text()
-    assert (fresh / "curves" / "abr-genet-warm-s0.csv").read_text() == (study / "curves" / "abr-genet-warm-s0.csv").read_text()
+    assert ((fresh / "curves" / "abr-genet-warm-s0.csv").read_text()
+            == (study / "curves" / "abr-genet-warm-s0.csv").read_text())
     assert (fresh / "curves-abr-t.png").read_bytes()[:4] == b"\x89PNG" and not (fresh / "curves-abr.png").exists()
 
 
-def test_unknown_presets_fail_clearly(tmp_path):
-    mod = _study_module()
-    with pytest.raises(SystemExit):
-        mod.main(["--study-dir", str(tmp_path), "--curve-points", "0"])
-    with pytest.raises(SystemExit, match="unknown preset"):
-        mod.main(["--study-dir", str(tmp_path), "--presets", "abr-nope", "--seeds", "0"])
+def test_unknown_presets_and_bad_options_fail_with_one_line(tmp_path, capsys):
+    assert run_study("--study-dir", str(tmp_path), "--curve-points", "0") == 1
+    assert "--curve-points must be at least 1" in capsys.readouterr().err
+    assert run_study("--study-dir", str(tmp_path), "--presets", "abr-nope", "--seeds", "0") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("genet: error: --presets: unknown preset(s) abr-nope") and len(err.splitlines()) == 1
+    assert run_study("--study-dir", str(tmp_path), "--presets", "abr-udr1", "--seeds", "0,x") == 1
+    assert "--seeds takes comma-separated integers" in capsys.readouterr().err
+    assert run_study("--study-dir", str(tmp_path / "s"), "--table-only", "--restore", str(tmp_path / "missing")) == 1
+    assert "--restore" in capsys.readouterr().err and not (tmp_path / "s" / "results.md").exists()
 
 
-def test_ship_models_from_run_ships_a_finished_run_with_its_own_command(tmp_path, monkeypatch):
-    """`scripts/ship_models.py --only cc/genet --from-run DIR` ships DIR as it is: export from its model,
+def test_study_and_models_commands_have_help(capsys):
+    """`genet study`, `genet models` and their subcommands are commands of the product, each with --help."""
+    for argv in (["study"], ["study", "run"], ["study", "per-trace"], ["study", "top-rung"], ["study", "cc-startup"],
+                 ["models"], ["models", "ship"]):
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args([*argv, "--help"])
+        assert exit_.value.code == 0, argv
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: genet {' '.join(argv)}"), argv
+        if argv == ["study", "run"]:  # every option of the study (it was a script before)
+            for option in ("--study-dir", "--shared", "--presets", "--seeds", "--jobs", "--abr-steps", "--cc-steps",
+                           "--no-real-traces", "--no-curves", "--curve-points", "--tiny", "--table-only", "--list",
+                           "--restore", "--curves-tag", "--publish"):
+                assert option in out, option
+        if argv == ["models", "ship"]:
+            for option in ("--shared", "--only", "--jobs", "--abr-steps", "--cc-steps", "--force", "--reevaluate",
+                           "--table-only", "--from-run", "--variant", "--dry-run"):
+                assert option in out, option
+    assert genet_main(["study"]) == 2 and "per-trace" in capsys.readouterr().out  # the group prints its help
+
+
+def test_study_list_prints_every_preset(capsys):
+    assert run_study("--list") == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == list(study_presets.presets())
+
+
+def _planned() -> dict[str, list[str]]:
+    """`genet models ship --dry-run`: {use_case/name: [training command, export, evaluations]}."""
+    import contextlib
+    import io
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert genet_main(["models", "ship", "--dry-run"]) == 0
+    plan: dict[str, list[str]] = {}
+    for line in buf.getvalue().splitlines():
+        if line.startswith("  "):
+            plan[key].append(line.strip())
+        else:
+            key, cmd = line.split(": ", 1)
+            plan[key] = [cmd]
+    return plan
+
+
+def test_models_ship_dry_run_trains_each_shipped_model_as_its_metadata_records(tmp_path):
+    """`genet models ship --dry-run` lists every shipped model (nothing runs or is written), and each
+    model's training command is the one its .json records (parsed by `genet`'s own parser), except where the
+    recorded run lived (--out; abr/genet and cc/genet were shipped from study runs with --from-run), the
+    path of the paper-dimensions space (the same file: test_presets_name_the_variants_of_the_issue),
+    checkpoint spacing and the progress bar."""
+    before = {p: p.stat().st_mtime_ns for p in (ROOT / "models").rglob("*") if p.is_file()}
+    plan = _planned()
+    assert set(plan) == {f"{p.parent.name}/{p.stem}" for p in (ROOT / "models").glob("*/*.onnx")}
+    assert list(plan) == list(ship.ORDER)  # Genet vs UDR-RL3 first: a cut-short shipping run answers them
+    parser = build_parser()
+    allowed = {"out", "space", "checkpoint_every", "no_progress"}
+    for key, (train, export, *evals) in plan.items():
+        meta = json.loads((ROOT / "models" / f"{key}.json").read_text())
+        planned = vars(parser.parse_args(shlex.split(train)[1:]))
+        recorded = vars(parser.parse_args(shlex.split(meta["command"])[1:]))
+        differ = {k for k in planned.keys() | recorded.keys() if planned.get(k) != recorded.get(k)}
+        assert differ <= allowed, (key, {k: (planned.get(k), recorded.get(k)) for k in differ - allowed})
+        if planned["space"] is not None:
+            assert planned["space"] == "traces/spaces/abr-paperdims.json"
+        assert export == f"genet export runs/ship/{key.replace('/', '-')} -o models/{key}.onnx"
+        assert evals == meta["evaluation_commands"]  # the same sets, policies and options as recorded
+    assert {p: p.stat().st_mtime_ns for p in (ROOT / "models").rglob("*") if p.is_file()} == before
+    # --only picks models; a name that is not a shipped model is one clear error naming the models
+    assert genet_main(["models", "ship", "--dry-run", "--only", "cc/udr3"]) == 0
+    with pytest.raises(BadInputError, match="no shipped model abr/nope"):
+        from genet.study.cli import cmd_models_ship
+        cmd_models_ship(build_parser().parse_args(["models", "ship", "--dry-run", "--only", "abr/nope"]))
+
+
+def test_ship_models_from_run_ships_a_finished_run_with_its_own_command(tmp_path, monkeypatch, capsys):
+    """`genet models ship --only cc/genet --from-run DIR` ships DIR as it is: export from its model,
     metadata with DIR's command, seed and the variant; no training. The evaluation (tested with the shipped
     models) is replaced by a recorder here: the repository root is a temporary copy of models/."""
-    spec = importlib.util.spec_from_file_location("ship_models_t", ROOT / "scripts" / "ship_models.py")
-    ship = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "ship_models_t", ship)  # its dataclasses look their module up
-    spec.loader.exec_module(ship)
-    from genet.cli import main as genet_main
     run = tmp_path / "run"
     assert genet_main(["train", "cc", "--method", "udr", "--steps", "200", "--steps-per-update", "100",
                        "--minibatch", "50", "--epochs", "1", "--seed", "3", "--out", str(run), "--no-progress"]) == 0
@@ -122,39 +197,48 @@ def test_ship_models_from_run_ships_a_finished_run_with_its_own_command(tmp_path
         calls.append(onnx)
         return {"pantheon-ethernet": {"model": 1.0, "bbr": 2.0}}, ["genet eval cc --traces x --policy y"]
     monkeypatch.setattr(ship, "evaluate", fake_evaluate)
-    with pytest.raises(SystemExit):
-        ship.main(["--from-run", str(run)])  # needs exactly one --only
-    assert ship.main(["--only", "cc/genet", "--from-run", str(run), "--variant", "tiny test run"]) == 0
+    assert genet_main(["models", "ship", "--from-run", str(run)]) == 1  # needs exactly one --only
+    assert "--from-run ships one model" in capsys.readouterr().err
+    assert genet_main(["models", "ship", "--only", "cc/genet", "--from-run", str(run),
+                       "--variant", "tiny test run"]) == 0
     meta = json.loads((root / "models" / "cc" / "genet.json").read_text())
     assert meta["seed"] == 3 and "--seed 3" in meta["command"] and f"--out {run}" in meta["command"]
     assert meta["variant"] == "tiny test run" and meta["steps"] == 200
     assert (root / "models" / "cc" / "genet.onnx").is_file() and calls == [root / "models" / "cc" / "genet.onnx"]
     assert "| genet | 200 |" in (root / "models" / "RESULTS.md").read_text()
-    with pytest.raises(Exception):  # an unfinished or wrong-use-case run fails clearly (reported per model)
-        ship.ship(ship.specs(Path("."), 1, 1)[0], type("A", (), {"from_run": str(tmp_path), "variant": "",
-                                                                  "force": True, "shared": str(tmp_path)})())
+    # an unfinished or wrong-use-case run fails clearly (reported per model; the command exits 1)
+    with pytest.raises(BadInputError, match="no model.pt"):
+        ship.ship(ship.specs(Path("."), 1, 1)[0], ship.ShipOptions(shared=tmp_path, from_run=tmp_path))
+    with pytest.raises(BadInputError, match="a cc run, not abr"):
+        ship.ship(ship.specs(Path("."), 1, 1)[0], ship.ShipOptions(shared=tmp_path, from_run=run))
+    assert genet_main(["models", "ship", "--only", "abr/genet", "--from-run", str(run)]) == 1
+    assert "abr/genet: FAILED" in capsys.readouterr().err
 
 
-def test_abr_top_rung_script_prints_each_policys_bitrate_on_constant_links(capsys):
-    spec = importlib.util.spec_from_file_location("abr_top_rung", ROOT / "scripts" / "abr_top_rung.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main(["--policy", "mpc,bba", "--bandwidth-mbps", "0.5,60"]) == 0
+def test_models_ship_table_only_rebuilds_the_committed_results_table(tmp_path, monkeypatch, capsys):
+    """`genet models ship --table-only` writes models/RESULTS.md from the .json files: the committed table is
+    what it writes (on a copy of models/)."""
+    shutil.copytree(ROOT / "models", tmp_path / "models")
+    monkeypatch.setattr(ship, "ROOT", tmp_path)
+    (tmp_path / "models" / "RESULTS.md").unlink()
+    assert genet_main(["models", "ship", "--table-only"]) == 0
+    assert (tmp_path / "models" / "RESULTS.md").read_text() == (ROOT / "models" / "RESULTS.md").read_text()
+
+
+def test_abr_top_rung_prints_each_policys_bitrate_on_constant_links(capsys):
+    assert genet_main(["study", "top-rung", "--policy", "mpc,bba", "--bandwidth-mbps", "0.5,60"]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
     # on 60 Mbit/s RobustMPC streams the top rung (4.3 Mbit/s) after its first chunk; on 0.5 Mbit/s it cannot
     assert 4.1 < float(rows["mpc"][-1]) <= 4.3 and float(rows["mpc"][3]) < 1.0
-    with pytest.raises(SystemExit):
-        mod.main(["--bandwidth-mbps", "0"])
+    assert genet_main(["study", "top-rung", "--bandwidth-mbps", "0"]) == 1
+    assert "--bandwidth-mbps needs positive values" in capsys.readouterr().err
 
 
-def test_abr_per_trace_script_groups_traces_by_mean_bandwidth(tmp_path, capsys):
+def test_abr_per_trace_groups_traces_by_mean_bandwidth(tmp_path, capsys):
     import numpy as np
 
     from traces import Trace
     from traces.io import write_trace
-    spec = importlib.util.spec_from_file_location("abr_per_trace", ROOT / "scripts" / "abr_per_trace.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     d = tmp_path / "set"
     d.mkdir()
     # two slow constant links and one fast one; a trace alternating 1 s at 1 and 3 s at 5 Mbit/s has mean 4
@@ -164,7 +248,10 @@ def test_abr_per_trace_script_groups_traces_by_mean_bandwidth(tmp_path, capsys):
     alt = Trace(t, np.where(t % 4 == 0, 1.0, 5.0), name="alt")
     assert abs(alt.mean_bandwidth_mbps - 4.0) < 0.02
     write_trace(alt, d / "alt")
-    assert mod.main(["--policy", "mpc,bba", "--traces", str(d), "--bins-mbps", "0,1,5"]) == 0
+
+    def per_trace(*argv: str) -> int:
+        return genet_main(["study", "per-trace", *argv])
+    assert per_trace("--policy", "mpc,bba", "--traces", str(d), "--bins-mbps", "0,1,5") == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in
             (["0-1"], ["1-5"], [">=5"], ["all"])}
@@ -173,11 +260,24 @@ def test_abr_per_trace_script_groups_traces_by_mean_bandwidth(tmp_path, capsys):
     assert abs((mpc - bba) - diff) < 0.02  # the difference column is the first policy's minus the second's
     w, t_, l_ = (int(x) for x in rows["all"][5].split("/"))
     assert w + t_ + l_ == 4
-    with pytest.raises(SystemExit):
-        mod.main(["--policy", "mpc"])
-    with pytest.raises(SystemExit):
-        mod.main(["--bins-mbps", "2,1"])
-    with pytest.raises(SystemExit):
-        mod.main(["--bins-mbps", "0,fast"])
-    with pytest.raises(SystemExit):
-        mod.main(["--policy", "mpc,bba", "--traces", str(tmp_path / "missing")])
+    for argv, message in ((["--policy", "mpc"], "--policy needs at least two policies"),
+                          (["--bins-mbps", "2,1"], "--bins-mbps must be increasing"),
+                          (["--bins-mbps", "0,fast"], "--bins-mbps takes comma-separated numbers"),
+                          (["--policy", "mpc,bba", "--traces", str(tmp_path / "missing")], str(tmp_path / "missing"))):
+        assert per_trace(*argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("genet: error: ") and message in err and len(err.splitlines()) == 1, err
+
+
+def test_the_study_and_ship_commands_start_without_heavy_packages():
+    """`genet --help` builds every parser, these included: listing presets and planning the shipping load none of
+    torch, numba, gymnasium, matplotlib (they load when a study or a shipping runs)."""
+    from test_runtime_imports import _loaded_heavy
+    code = ("import contextlib, io\n"
+            "from genet.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['study', 'run', '--list']) == 0\n"
+            "    assert main(['models', 'ship', '--dry-run']) == 0\n"
+            "import genet.study.runner, genet.study.ship, genet.study.table, genet.study.curves\n"
+            "import genet.study.per_trace, genet.study.top_rung, genet.study.cc_startup")
+    assert _loaded_heavy(code) == []
