@@ -32,6 +32,7 @@ SUBCOMMAND_MODULES = [
     "player.cli",
     "genet.demo",
     "genet.run.cli",
+    "genet.study.cli",
 ]
 
 #: Command groups with sub-subcommands, and what their --help says.

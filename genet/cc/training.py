@@ -465,7 +465,7 @@ class CcUseCase(WorkerPoolOwner):
 
 def trial_runs(configs: Sequence[dict], seed: int, space: ConfigSpace | None = None):
     """(trace, link, simulator seed) per config, as the curriculum's test (BO trial) runs them: config i's
-    30-s trace and its random-loss seed come from ``default_rng([seed, i])`` (scripts/cc_startup_burst.py
+    30-s trace and its random-loss seed come from ``default_rng([seed, i])`` (``genet study cc-startup``
     replays a trial's traces with this)."""
     from genet.cc.link import LinkConfig
     from traces.generators import generate_trace
