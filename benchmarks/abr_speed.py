@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from genet.abr.baselines import BBA  # noqa: E402
 from genet.abr.core import BatchedAbrSim  # noqa: E402
-from genet.abr.evaluate import run_policy  # noqa: E402
+from genet.abr.evaluate import evaluate  # noqa: E402
 from genet.abr.mpc import RobustMPC  # noqa: E402
 from genet.abr.observations import raw_observation  # noqa: E402
 from genet.abr.params import GENET_COMPAT, PENSIEVE  # noqa: E402
@@ -88,7 +88,8 @@ def main() -> None:
     print(f"  RobustMPC (numpy),   150 envs:     {mpc_rate(video, synth, 150, 10, 'numpy'):>12,.0f} decisions/s")
     import gymnasium as gym
 
-    from genet.abr.env import AbrEnv, AbrVectorEnv
+    from genet.abr.env import AbrEnv, AbrVectorEnv, register_envs
+    register_envs()  # gymnasium.make needs the id registered (nothing registers on import)
     env = AbrEnv(traces=synth, video=video)
     env.reset(seed=0)
     for i in range(200):  # untimed: the first steps load (or compile) the one-session fast path
@@ -121,10 +122,10 @@ def main() -> None:
     print(f"  AbrVectorEnv, 256 envs (6x8 obs):  {256 * 200 / (time.perf_counter() - t0):>12,.0f} steps/s")
     fcc = SHARED / "traces" / "abr" / "fcc-val"
     traces = load_traces(fcc)
-    run_policy("mpc", traces[:2], video, GENET_COMPAT)
+    evaluate("mpc", traces[:2], video, GENET_COMPAT)
     t0 = time.perf_counter()
-    run_policy("mpc", traces, video, GENET_COMPAT)
-    print(f"  run_policy('mpc') over fcc-val ({len(traces)} traces), in process: {time.perf_counter() - t0:.3f} s")
+    evaluate("mpc", traces, video, GENET_COMPAT)
+    print(f"  evaluate('mpc') over fcc-val ({len(traces)} traces), in process: {time.perf_counter() - t0:.3f} s")
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "genet.cli", "eval", "abr", "--policy", "mpc", "--traces", str(fcc),
                     "--video", str(SHARED / "video" / "envivio"), "--out", "/tmp/genet-bench-eval", "--no-progress"],

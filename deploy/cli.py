@@ -14,7 +14,7 @@ def register(subparsers, groups) -> None:
         description="Campaigns on remote hosts (or the local SSH testbed): every scheme on every path, in "
                     "shuffled rounds, back to back; logs fetched over SFTP; Tables 6/7 with 95% CIs.\n"
                     "Host keys are checked against the inventory's known_hosts; unknown keys are refused "
-                    "unless --accept-new.",
+                    "unless --accept-new. Inventory, campaign and testbed paths files: docs/deploy-config.md.",
         formatter_class=HelpFormatter)
     sub = dp.add_subparsers(dest="deploy_command", metavar="COMMAND")
     dp.set_defaults(func=lambda args, _p=dp: (_p.print_help(), 2)[1])
@@ -104,14 +104,14 @@ def _check(args) -> int:
 def _require_known_hosts(inv, accept_new: bool) -> None:
     import os
 
-    from deploy.config import ConfigError
+    from genet.config import ConfigError, at
     if accept_new:
         return
     for h in inv.hosts.values():
         if not os.path.exists(h.known_hosts):
-            raise ConfigError(f"{inv.file}: hosts.{h.name}.known_hosts: {h.known_hosts} does not exist; every "
-                              f"host key would be refused (verify the hosts' fingerprints and use --accept-new "
-                              f"to record them)")
+            raise ConfigError(f"{at(inv.file, f'hosts.{h.name}', 'known_hosts')}: {h.known_hosts} does not exist; "
+                              f"every host key would be refused (verify the hosts' fingerprints and use "
+                              f"--accept-new to record them)")
 
 
 def _push(args) -> int:

@@ -33,106 +33,42 @@ Campaign (``examples/campaign-cc.toml``)::
     retry_limit = 2                  # failed runs are retried this many times by a rerun
     port = 5201                      # server port (iperf3, receiver, video server)
 
-Every error names the file, the key and what was expected (:class:`ConfigError`). Numbers are finite and in
-their ranges; every string is one line of text (no control characters); the file is read by
+The keys of each file are declared once, as :data:`INVENTORY`, :data:`CAMPAIGN` and :data:`TESTBED_PATHS`
+(:class:`genet.config.Table` s of :class:`genet.config.Key` s: type, unit, default, bounds, allowed values, help),
+checked by the one config validator (:func:`genet.config.fill`), and rendered as ``docs/deploy-config.md``
+(:func:`render_markdown`: ``python -m deploy.config > docs/deploy-config.md``; a test checks the page is up to
+date). This module adds the checks between keys (hosts of a path, schemes, paths of the inventory, files) and builds
+the frozen dataclasses. Every error is a :class:`ConfigError` (the one :class:`genet.config.ConfigError`) naming the
+file, the key (``FILE: [hosts.h1] port``; ``FILE: schemes[0]`` at the top level) and what is allowed. Numbers are
+finite and in their ranges; every string is one line of text (no control characters); the file is read by
 :func:`genet.tomlfile.read_toml` (size and nesting limits, one-line errors for non-UTF-8 or broken TOML).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
-from genet.errors import BadInputError
-from genet.tomlfile import control_char, read_toml, show
+from genet.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_RE, RATE_MAX_MBPS, RUN_MAX_S, SEED_MAX, ConfigError, Key,
+                          Table, bad_value, fill, markdown, read)
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+__all__ = ["CAMPAIGN", "INVENTORY", "TESTBED_PATHS", "Campaign", "ConfigError", "HostSpec", "Inventory", "PathSpec",
+           "Scheme", "load_campaign", "load_inventory", "parse_scheme", "render_markdown"]
+
 KERNEL_CC_RE = re.compile(r"[a-z][a-z0-9_]{0,15}")
 USE_CASES = ("abr", "cc")
-SEED_MAX = 2**32 - 1       # as `genet run` configs (genet/run/schema.py)
 TIMEOUT_MAX_S = 86400.0    # one run of a campaign
 CONNECT_TIMEOUT_MAX_S = 600.0
 KEEPALIVE_MAX_S = 3600.0
 ABR_BASELINES = ("bba", "mpc")
+ONE_WORD = r"\S+"          # an address, an interpreter: no spaces
+LOGIN_RE = r"[A-Za-z_][A-Za-z0-9_.-]*"
+TESTBED_PATH_RE = r"[A-Za-z0-9_-]{1,16}"
+TESTBED_PATHS_MAX = 15
 
-
-class ConfigError(BadInputError):
-    """An inventory or campaign file is malformed; the message names file, key and what was expected."""
-
-
-def _err(path: Path, key: str, expected: str, got: Any = None) -> ConfigError:
-    extra = "" if got is None else f", got {show(got)}"
-    return ConfigError(f"{path}: {key}: expected {expected}{extra}")
-
-
-def _name(name: str) -> str:
-    """A table or key name as an error shows it: as written, or quoted when it holds a control character or is
-    long (the message stays one line)."""
-    return name if control_char(name) is None and len(name) <= 64 else show(name)
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-def _load_toml(path: str | os.PathLike) -> tuple[Path, dict]:
-    path = Path(path)
-    return path, read_toml(path, ConfigError)[0]
-
-
-class _Table:
-    """Typed access to one TOML table that remembers the key path for errors and rejects unknown keys."""
-
-    def __init__(self, path: Path, prefix: str, data: Any):
-        if not isinstance(data, dict):
-            raise _err(path, prefix or "(top level)", "a table", data)
-        self.path, self.prefix, self.data, self.used = path, prefix, data, set()
-
-    def key(self, k: str) -> str:
-        return f"{self.prefix}.{_name(k)}" if self.prefix else _name(k)
-
-    def get(self, k: str, kind: type | tuple, default: Any = ..., expected: str | None = None) -> Any:
-        self.used.add(k)
-        if k not in self.data:
-            if default is ...:
-                raise _err(self.path, self.key(k), f"{expected or kind.__name__} (missing)")
-            return default
-        v = self.data[k]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(v, bool) and bool not in kinds:
-            raise _err(self.path, self.key(k), expected or "/".join(t.__name__ for t in kinds), v)
-        if not isinstance(v, kinds):
-            raise _err(self.path, self.key(k), expected or "/".join(t.__name__ for t in kinds), v)
-        # every value of these files: a finite number (nan fails every later comparison), one line of text
-        if isinstance(v, float) and not math.isfinite(v):
-            raise _err(self.path, self.key(k), f"a finite number ({expected or 'not nan or inf'})", v)
-        for item in (v if isinstance(v, list) else [v]):
-            if isinstance(item, str) and control_char(item) is not None:
-                raise _err(self.path, self.key(k), f"one line of printable text, without the control character "
-                                                   f"{control_char(item)!r}", item)
-        return v
-
-    def number(self, k: str, lo: float, hi: float, default: Any = ..., kind: type | tuple = (int, float),
-               unit: str = "") -> Any:
-        """:meth:`get` of a number in [lo, hi] (``unit`` for the message)."""
-        expected = f"a number {_num(lo)}-{_num(hi)}{unit}"
-        v = self.get(k, kind, default, expected=expected)
-        if not lo <= v <= hi:  # (before any float(): a huge integer would overflow)
-            raise _err(self.path, self.key(k), expected, v)
-        return v
-
-    def finish(self, extra_known: tuple = ()) -> None:
-        unknown = sorted(set(self.data) - self.used - set(extra_known))
-        if unknown:
-            known = ", ".join(sorted(self.used | set(extra_known)))
-            raise ConfigError(f"{self.path}: {self.key(unknown[0])}: unknown key (known keys here: {known})")
-
-
-# ------------------------------------------------------------------ inventory
+# ------------------------------------------------------------------ the records
 @dataclass(frozen=True)
 class HostSpec:
     """One remote host.
@@ -201,100 +137,6 @@ class Inventory:
         return self.hosts[name]
 
 
-_HOST_KEYS = ("address", "port", "user", "key_file", "known_hosts", "work_dir", "python", "connect_timeout_s",
-              "keepalive_s")
-
-
-def _host_fields(t: _Table, base: dict, inv_dir: Path, require_address: bool) -> dict:
-    out = dict(base)
-    if require_address or "address" in t.data:
-        a = t.get("address", str, expected="a host name or IP address")
-        if not a.strip() or any(c.isspace() for c in a):
-            raise _err(t.path, t.key("address"), "a host name or IP address without spaces", a)
-        out["address"] = a
-    if "port" in t.data:
-        p = t.get("port", int)
-        if not 1 <= p <= 65535:
-            raise _err(t.path, t.key("port"), "an integer port 1-65535", p)
-        out["port"] = p
-    if "user" in t.data:
-        u = t.get("user", str)
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", u):
-            raise _err(t.path, t.key("user"), "a login name (letters, digits, _ . -)", u)
-        out["user"] = u
-    for k in ("key_file", "known_hosts"):
-        if k in t.data:
-            v = t.get(k, str, expected="a file path")
-            p = Path(os.path.expanduser(v))
-            out[k] = str(p if p.is_absolute() else (inv_dir / p))
-    if "work_dir" in t.data:
-        w = t.get("work_dir", str, expected="a directory path")
-        if not w or "\n" in w or "\0" in w:
-            raise _err(t.path, t.key("work_dir"), "a non-empty directory path", w)
-        out["work_dir"] = w.rstrip("/") or "/"
-    if "python" in t.data:
-        py = t.get("python", str, expected="an interpreter name or path")
-        if not py or any(c.isspace() for c in py):
-            raise _err(t.path, t.key("python"), "an interpreter name or path without spaces", py)
-        out["python"] = py
-    for k, hi in (("connect_timeout_s", CONNECT_TIMEOUT_MAX_S), ("keepalive_s", KEEPALIVE_MAX_S)):
-        if k in t.data:
-            v = t.get(k, (int, float), expected=f"a number of seconds > 0 and <= {hi:g}")
-            if not 0 < v <= hi:
-                raise _err(t.path, t.key(k), f"a number of seconds > 0 and <= {hi:g}", v)
-            out[k] = float(v)
-    return out
-
-
-def load_inventory(path: str | os.PathLike) -> Inventory:
-    """Read and validate an inventory file (nothing connects)."""
-    path, data = _load_toml(path)
-    top = _Table(path, "", data)
-    inv_dir = path.resolve().parent
-    base: dict = {"known_hosts": str(inv_dir / "known_hosts")}
-    if "defaults" in data:
-        d = _Table(path, "defaults", top.get("defaults", dict, expected="a table"))
-        base = _host_fields(d, base, inv_dir, require_address=False)
-        for k in _HOST_KEYS:
-            d.used.add(k)
-        if "address" in d.data:
-            raise _err(path, "defaults.address", "no address in [defaults] (each host has its own)")
-        d.finish()
-    hosts_t = top.get("hosts", dict, expected="a table of hosts ([hosts.NAME] sections)")
-    if not hosts_t:
-        raise _err(path, "hosts", "at least one [hosts.NAME] section")
-    hosts: dict[str, HostSpec] = {}
-    for name, raw in hosts_t.items():
-        if not NAME_RE.fullmatch(name):
-            raise _err(path, f"hosts.{_name(name)}", "a name of letters, digits, _ . - (at most 63)")
-        t = _Table(path, f"hosts.{name}", raw)
-        for k in _HOST_KEYS:
-            t.used.add(k)
-        t.finish()  # unknown keys first: a misspelt key explains a "missing" one
-        fields = _host_fields(t, base, inv_dir, require_address=True)
-        hosts[name] = HostSpec(name=name, **fields)
-    paths: dict[str, PathSpec] = {}
-    paths_t = top.get("paths", dict, default={}, expected="a table of paths ([paths.NAME] sections)")
-    for name, raw in paths_t.items():
-        if not NAME_RE.fullmatch(name):
-            raise _err(path, f"paths.{_name(name)}", "a name of letters, digits, _ . - (at most 63)")
-        t = _Table(path, f"paths.{name}", raw)
-        server = t.get("server", str, expected="a host name from [hosts]")
-        client = t.get("client", str, expected="a host name from [hosts]")
-        for k, v in (("server", server), ("client", client)):
-            if v not in hosts:
-                raise _err(path, t.key(k), f"one of the hosts {', '.join(hosts)}", v)
-        addr = t.get("server_address", str, default=hosts[server].address, expected="an address")
-        if not addr or any(c.isspace() for c in addr):
-            raise _err(path, t.key("server_address"), "an address without spaces", addr)
-        desc = t.get("description", str, default="")
-        t.finish()
-        paths[name] = PathSpec(name, server, client, addr, desc)
-    top.finish()
-    return Inventory(path, hosts, paths)
-
-
-# ------------------------------------------------------------------ campaign
 @dataclass(frozen=True)
 class Scheme:
     """One scheme of a campaign.
@@ -349,92 +191,301 @@ class Campaign:
                 "chunks": self.chunks}
 
 
+@dataclass(frozen=True)
+class TestbedPath:
+    """One emulated path of the local SSH testbed (:mod:`deploy.testbed`; ``uplink`` is client -> server).
+
+    uplink / downlink: a trace file or a constant rate in Mbit/s (e.g. 12)
+    delay_ms: one-way delay per direction (RTT = 2 x delay_ms)
+    *_queue, *_queue_args: mm-link queue (e.g. droptail, "packets=60")
+    *_loss: Bernoulli loss per direction (0-1)
+    """
+
+    name: str
+    server: str
+    client: str
+    uplink: str | float = 12.0
+    downlink: str | float = 12.0
+    delay_ms: float = 20.0
+    uplink_queue: str = "droptail"
+    uplink_queue_args: str = "packets=60"
+    downlink_queue: str = "droptail"
+    downlink_queue_args: str = "packets=60"
+    uplink_loss: float = 0.0
+    downlink_loss: float = 0.0
+    description: str = ""
+
+
+# ------------------------------------------------------------------ the schemas
+def _defaults(record: type) -> dict:
+    """A record's field defaults: a schema's defaults are its record's (one definition)."""
+    return {f.name: f.default for f in fields(record)}
+
+
+_HOST, _PATH, _CAMPAIGN, _TESTBED = (_defaults(r) for r in (HostSpec, PathSpec, Campaign, TestbedPath))
+
+_HOST_KEYS = {
+    "address": Key("str", None, "DNS name or IP address the controller connects to (one word, without spaces)",
+                   required=True, pattern=ONE_WORD, pattern_help="a host name or IP address without spaces"),
+    "port": Key("int", _HOST["port"], "SSH port", minimum=1, maximum=65535),
+    "user": Key("str", _HOST["user"], "login user on the host", pattern=LOGIN_RE,
+                pattern_help="a login name (letters, digits, _ . -)"),
+    "key_file": Key("path", _HOST["key_file"], "private key file (relative: to the inventory's folder; `~` "
+                                               "expanded; not given: the SSH agent and the default keys)"),
+    "known_hosts": Key("path", "known_hosts", "known_hosts file that holds (and with `--accept-new` receives) the "
+                                              "host keys (relative: to the inventory's folder)"),
+    "work_dir": Key("str", _HOST["work_dir"], "remote work directory (relative or `~/...`: in the remote home, "
+                                              "expanded on the host)", pattern=r".+",
+                    pattern_help="a non-empty directory path"),
+    "python": Key("str", _HOST["python"], "remote interpreter (>= 3.11) that creates WORK_DIR/venv: a name or "
+                                          "path, without spaces", pattern=ONE_WORD,
+                  pattern_help="an interpreter name or path without spaces"),
+    "connect_timeout_s": Key("float", _HOST["connect_timeout_s"], "TCP connect / banner / authentication timeout",
+                             unit="s", minimum=0, min_exclusive=True, maximum=CONNECT_TIMEOUT_MAX_S),
+    "keepalive_s": Key("float", _HOST["keepalive_s"], "SSH keepalive interval on open sessions", unit="s",
+                       minimum=0, min_exclusive=True, maximum=KEEPALIVE_MAX_S),
+}
+
+INVENTORY = Table(help="An inventory (TOML): the hosts the controller reaches over SSH and the paths between them.",
+                  keys={
+    "defaults": Table(partial=True, keys={k: v for k, v in _HOST_KEYS.items() if k != "address"},
+                      help="Keys every host inherits unless it sets its own: every key of `[hosts.NAME]` but "
+                           "`address` (optional)."),
+    "hosts": Table(named=True, partial=True, keys=_HOST_KEYS,
+                   help="The hosts, one sub-table each (at least one): `[hosts.NAME]`. NAME labels the host in "
+                        "paths, tables and logs."),
+    "paths": Table(named=True, help="Wide-area paths between two hosts, one sub-table each: `[paths.NAME]` (a "
+                                    "campaign runs on them).", keys={
+        "server": Key("str", None, "host (a NAME from `[hosts]`) that runs the server side: receiver, "
+                                   "`iperf3 -s`, video server", required=True),
+        "client": Key("str", None, "host (a NAME from `[hosts]`) that runs the client side: sender, "
+                                   "`iperf3 -c`, player", required=True),
+        "server_address": Key("str", None, "address the client uses to reach the server over this path (not given: "
+                                           "the server host's `address`)", pattern=ONE_WORD,
+                              pattern_help="an address without spaces"),
+        "description": Key("str", _PATH["description"], "free text (e.g. `Stanford -> AWS Brazil`)"),
+    }),
+})
+
+CAMPAIGN = Table(help="A campaign (TOML): which schemes run how often on which paths.", keys={
+    "use_case": Key("str", None, "use case", allowed=USE_CASES, required=True),
+    "schemes": Key("list[str]", None, "schemes to run (at least one, distinct): cc: a kernel algorithm name "
+                                      "(`iperf3 -C NAME`, e.g. bbr, cubic), `const:MBPS` (a constant rate, > 0 and "
+                                      f"<= {RATE_MAX_MBPS:g} Mbit/s) or `MODEL.onnx`; abr: bba, mpc or "
+                                      "`MODEL.onnx` (relative: to the campaign's folder)", required=True),
+    "repetitions": Key("int", _CAMPAIGN["repetitions"], "rounds; every round runs every scheme on every path, "
+                                                        "shuffled", unit="count", minimum=1, maximum=1000),
+    "duration_s": Key("float", _CAMPAIGN["duration_s"], "cc: length of one run (abr: unused; a session plays its "
+                                                        "video)", unit="s", minimum=1, maximum=RUN_MAX_S),
+    "paths": Key("list[str]", [], "path names of the inventory to run on, distinct (not given: every path)",
+                 pattern=NAME_RE, pattern_help="path names (letters, digits, _ . -)"),
+    "video": Key("str", _CAMPAIGN["video"], "abr: `envivio` (sized EnvivioDash3 content made on the server) or the "
+                                            "name of a video folder pushed by `genet deploy push --video DIR`",
+                 pattern=NAME_RE, pattern_help="a video name (letters, digits, _ . -)"),
+    "seed": Key("int", _CAMPAIGN["seed"], "seed of each round's shuffled order", minimum=0, maximum=SEED_MAX),
+    "chunks": Key("int", _CAMPAIGN["chunks"], "abr only: play only the first N chunks (4 s each; not given: the "
+                                              "whole video)", unit="count", minimum=1, maximum=CHUNKS_MAX),
+    "timeout_s": Key("float", None, "a run ends (failed) after this (not given: cc `duration_s` + 30, abr 60 + 6 s "
+                                    "per chunk); cc: more than `duration_s`", unit="s", minimum=1,
+                     maximum=TIMEOUT_MAX_S),
+    "retry_limit": Key("int", _CAMPAIGN["retry_limit"], "failed runs are retried this many times by a rerun",
+                       unit="count", minimum=0, maximum=100),
+    "port": Key("int", _CAMPAIGN["port"], "server port (iperf3, receiver, video server)", minimum=1024,
+                maximum=65535),
+    "name": Key("str", None, "campaign name (not given: the file's name without `.toml`)", pattern=NAME_RE,
+                pattern_help="a campaign name (letters, digits, _ . -)"),
+})
+
+
+def _link(direction: str) -> dict:
+    """The keys of one direction of a testbed path."""
+    return {
+        direction: Key("float|path", _TESTBED[direction], "a trace file (relative: to this file's folder) or a "
+                                                          "constant rate", unit="Mbit/s", minimum=0,
+                       min_exclusive=True, maximum=RATE_MAX_MBPS),
+        f"{direction}_queue": Key("str", _TESTBED[f"{direction}_queue"], f"mm-link queue of the {direction}"),
+        f"{direction}_queue_args": Key("str", _TESTBED[f"{direction}_queue_args"], f"mm-link queue arguments of "
+                                                                                   f"the {direction}"),
+        f"{direction}_loss": Key("float", _TESTBED[f"{direction}_loss"], f"Bernoulli loss of the {direction}",
+                                 unit="0-1", minimum=0, maximum=1),
+    }
+
+
+TESTBED_PATHS = Table(help="A testbed paths file (TOML): the emulated paths of the local SSH testbed.", keys={
+    "paths": Table(named=True, name_pattern=TESTBED_PATH_RE, name_help="a path name of 1-16 letters, digits, '_', "
+                                                                       "'-'",
+                   help=f"The paths, one sub-table each (1 to {TESTBED_PATHS_MAX}): `[paths.NAME]`; the uplink is "
+                        "client -> server, the downlink server -> client.", keys={
+        "server": Key("str", None, "testbed host (`h1`, `h2`, ...) that runs the server side", required=True),
+        "client": Key("str", None, "testbed host that runs the client side (not the server)", required=True),
+        **_link("uplink"),
+        **_link("downlink"),
+        "delay_ms": Key("float", _TESTBED["delay_ms"], "one-way delay per direction (RTT = 2 x delay_ms)", unit="ms",
+                        minimum=0, maximum=DELAY_MAX_MS),
+        "description": Key("str", _TESTBED["description"], "free text"),
+    }),
+})
+
+
+# ------------------------------------------------------------------ inventory
+def load_inventory(path: str | os.PathLike) -> Inventory:
+    """Read and validate an inventory file (nothing connects)."""
+    path = Path(path)
+    data, _ = read(path)
+    if isinstance(data.get("defaults"), dict) and "address" in data["defaults"]:
+        raise bad_value(path, "defaults", "address", "no address in [defaults] (each host has its own)")
+    cfg = fill(INVENTORY, data, path)
+    if not cfg["hosts"]:
+        raise bad_value(path, "", "hosts", "at least one [hosts.NAME] section")
+    inv_dir = path.resolve().parent
+    base = {k: key.default for k, key in _HOST_KEYS.items() if not key.required}
+    base.update(cfg["defaults"])
+    hosts: dict[str, HostSpec] = {}
+    for name, given in cfg["hosts"].items():
+        spec = {**base, **given}
+        for k in ("key_file", "known_hosts"):  # relative: to the inventory's folder
+            if spec[k] is not None:
+                p = Path(os.path.expanduser(spec[k]))
+                spec[k] = str(p if p.is_absolute() else inv_dir / p)
+        spec["work_dir"] = spec["work_dir"].rstrip("/") or "/"
+        hosts[name] = HostSpec(name=name, **spec)
+    paths: dict[str, PathSpec] = {}
+    for name, p in cfg["paths"].items():
+        for k in ("server", "client"):
+            if p[k] not in hosts:
+                raise bad_value(path, f"paths.{name}", k, f"one of the hosts {', '.join(hosts)}", p[k])
+        address = p["server_address"] if p["server_address"] is not None else hosts[p["server"]].address
+        paths[name] = PathSpec(name, p["server"], p["client"], address, p["description"])
+    return Inventory(path, hosts, paths)
+
+
+# ------------------------------------------------------------------ campaign
 def parse_scheme(use_case: str, text: str, base_dir: Path, where: str, file: Path) -> Scheme:
+    """One scheme of a campaign (``where``: its key, e.g. ``schemes[0]``)."""
     if not isinstance(text, str) or not text.strip():
-        raise _err(file, where, "a scheme name", text)
+        raise bad_value(file, "", where, "a scheme name", text)
     if text.endswith(".onnx"):
         p = Path(os.path.expanduser(text))
         p = p if p.is_absolute() else base_dir / p
         try:
             found = p.is_file() and p.resolve()
         except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
-            raise _err(file, where, f"an existing ONNX model file ({getattr(exc, 'strerror', None) or exc})",
-                       str(p)) from None
+            raise bad_value(file, "", where, f"an existing ONNX model file "
+                                             f"({getattr(exc, 'strerror', None) or exc})", str(p)) from None
         if not found:
-            raise _err(file, where, "an existing ONNX model file", str(p))
+            raise bad_value(file, "", where, "an existing ONNX model file", str(p))
         return Scheme(text, "onnx" if use_case == "cc" else "abr-onnx", str(found))
     if use_case == "abr":
         if text in ABR_BASELINES:
             return Scheme(text, "abr-baseline", text)
-        raise _err(file, where, f"an ABR scheme: {', '.join(ABR_BASELINES)} or MODEL.onnx", text)
+        raise bad_value(file, "", where, f"an ABR scheme: {', '.join(ABR_BASELINES)} or MODEL.onnx", text)
     if text.startswith("const:"):
         try:
             rate = float(text[6:])
         except ValueError:
             rate = float("nan")
-        if not 0 < rate <= 10000:
-            raise _err(file, where, "const:MBPS with a rate in (0, 10000] Mbit/s", text)
+        if not 0 < rate <= RATE_MAX_MBPS:  # (nan fails too)
+            raise bad_value(file, "", where, f"const:MBPS with a rate in (0, {RATE_MAX_MBPS:g}] Mbit/s", text)
         return Scheme(text, "const", repr(rate))
     if KERNEL_CC_RE.fullmatch(text):
         return Scheme(text, "kernel", text)
-    raise _err(file, where, "a CC scheme: a kernel algorithm name (bbr, cubic, ...), const:MBPS or MODEL.onnx",
-               text)
+    raise bad_value(file, "", where, "a CC scheme: a kernel algorithm name (bbr, cubic, ...), const:MBPS or "
+                                     "MODEL.onnx", text)
 
 
 def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -> Campaign:
     """Read and validate a campaign file; with ``inventory``, check its path names too."""
-    path, data = _load_toml(path)
-    t = _Table(path, "", data)
+    path = Path(path)
+    c = fill(CAMPAIGN, read(path)[0], path)
+    use_case = c["use_case"]
+    if not c["schemes"]:
+        raise bad_value(path, "", "schemes", "a non-empty list of scheme names")
     base_dir = path.resolve().parent
-    use_case = t.get("use_case", str, expected="abr or cc")
-    if use_case not in USE_CASES:
-        raise _err(path, "use_case", "abr or cc", use_case)
-    raw_schemes = t.get("schemes", list, expected="a non-empty list of scheme names")
-    if not raw_schemes:
-        raise _err(path, "schemes", "a non-empty list of scheme names")
-    schemes = tuple(parse_scheme(use_case, s, base_dir, f"schemes[{i}]", path) for i, s in enumerate(raw_schemes))
+    schemes = tuple(parse_scheme(use_case, s, base_dir, f"schemes[{i}]", path) for i, s in enumerate(c["schemes"]))
     slugs = [s.slug for s in schemes]
     dup = {s for s in slugs if slugs.count(s) > 1}
     if dup:
-        raise _err(path, "schemes", "distinct schemes", sorted(dup)[0])
-    reps = t.get("repetitions", int, default=5)
-    if not 1 <= reps <= 1000:
-        raise _err(path, "repetitions", "an integer 1-1000", reps)
-    duration = float(t.number("duration_s", 1, 3600, default=20.0, unit=" s"))
-    paths = t.get("paths", list, default=[], expected="a list of path names")
-    for i, p in enumerate(paths):
-        if not isinstance(p, str) or not NAME_RE.fullmatch(p):
-            raise _err(path, f"paths[{i}]", "a path name", p)
-        if inventory is not None and p not in inventory.paths:
-            raise _err(path, f"paths[{i}]", f"a path of {inventory.file} ({', '.join(inventory.paths) or 'none'})",
-                       p)
+        raise bad_value(path, "", "schemes", "distinct schemes", sorted(dup)[0])
+    paths = c["paths"]
+    if inventory is not None:
+        for i, p in enumerate(paths):
+            if p not in inventory.paths:
+                raise bad_value(path, "", f"paths[{i}]", f"a path of {inventory.file} "
+                                                         f"({', '.join(inventory.paths) or 'none'})", p)
     if len(set(paths)) != len(paths):
-        raise _err(path, "paths", "distinct path names", paths)
+        raise bad_value(path, "", "paths", "distinct path names", paths)
     if inventory is not None and not paths:
         if not inventory.paths:
-            raise _err(inventory.file, "paths", "at least one [paths.NAME] section for a campaign")
+            raise bad_value(inventory.file, "", "paths", "at least one [paths.NAME] section for a campaign")
         paths = list(inventory.paths)
-    video = t.get("video", str, default="envivio", expected="a video name")
-    if not NAME_RE.fullmatch(video):
-        raise _err(path, "video", "a video name (letters, digits, _ . -)", video)
-    seed = t.number("seed", 0, SEED_MAX, default=1, kind=int)
-    chunks = t.get("chunks", int, default=None, expected="a number of chunks")
-    # an ABR session lasts about as long as its video (48 4-s chunks minus the 60-s buffer, plus stalls)
-    default_timeout = duration + 30.0 if use_case == "cc" else 60.0 + 6.0 * (chunks or 49)
-    timeout = float(t.number("timeout_s", 1, TIMEOUT_MAX_S, default=default_timeout, unit=" s"))
-    if use_case == "cc" and not timeout > duration:
-        raise _err(path, "timeout_s", f"more seconds than duration_s ({duration:g})", timeout)
-    retry = t.get("retry_limit", int, default=2)
-    if not 0 <= retry <= 100:
-        raise _err(path, "retry_limit", "an integer 0-100", retry)
-    port = t.get("port", int, default=5201)
-    if not 1024 <= port <= 65535:
-        raise _err(path, "port", "an integer port 1024-65535", port)
-    if chunks is not None and (use_case != "abr" or not 1 <= chunks <= 10000):
-        raise _err(path, "chunks", "a number of chunks 1-10000 (ABR campaigns only)", chunks)
-    name = t.get("name", str, default=path.stem)
-    if not NAME_RE.fullmatch(name):
-        raise _err(path, "name", "a campaign name (letters, digits, _ . -)", name)
-    t.finish()
-    return Campaign(path, use_case, schemes, reps, duration, tuple(paths), video, seed, timeout, retry, port, name,
-                    chunks)
+    chunks = c["chunks"]
+    if chunks is not None and use_case != "abr":
+        raise bad_value(path, "", "chunks", "no chunks in a CC campaign (ABR campaigns only)", chunks)
+    duration = c["duration_s"]
+    timeout = c["timeout_s"]
+    if timeout is None:  # an ABR session lasts about as long as its video (48 4-s chunks minus the 60-s buffer,
+        timeout = duration + 30.0 if use_case == "cc" else 60.0 + 6.0 * (chunks or 49)  # plus stalls)
+    elif use_case == "cc" and not timeout > duration:
+        raise bad_value(path, "", "timeout_s", f"more seconds than duration_s ({duration:g})", timeout)
+    name = c["name"]
+    if name is None:
+        name = path.stem
+        if not re.fullmatch(NAME_RE, name):
+            raise bad_value(path, "", "name", "a campaign name (letters, digits, _ . -; not given: the file's name, "
+                                              "which is not one)", name)
+    return Campaign(path, use_case, schemes, c["repetitions"], duration, tuple(paths), c["video"], c["seed"], timeout,
+                    c["retry_limit"], c["port"], name, chunks)
+
+
+# ------------------------------------------------------------------ testbed paths
+def load_testbed_paths(path: str | os.PathLike, hosts: list[str]) -> list[TestbedPath]:
+    """A testbed paths file (:data:`TESTBED_PATHS`) whose paths join the testbed hosts ``hosts``."""
+    path = Path(path)
+    cfg = fill(TESTBED_PATHS, read(path)[0], path)
+    out = []
+    for name, p in cfg["paths"].items():
+        where = f"paths.{name}"
+        for k in ("server", "client"):
+            if p[k] not in hosts:
+                raise bad_value(path, where, k, f"a testbed host ({', '.join(hosts)})", p[k])
+        if p["server"] == p["client"]:
+            raise bad_value(path, where, "client", "a host other than the server", p["client"])
+        for k in ("uplink", "downlink"):
+            if isinstance(p[k], str):  # a trace file (relative: to this file's folder)
+                trace = Path(p[k]) if Path(p[k]).is_absolute() else path.resolve().parent / p[k]
+                if not os.path.exists(trace):  # (False, not OSError, for a name too long)
+                    raise bad_value(path, where, k, "an existing trace file", str(trace))
+                p[k] = str(trace)
+        out.append(TestbedPath(name, **p))
+    if not out:
+        raise bad_value(path, "", "paths", "at least one path ([paths.NAME] sections)")
+    if len(out) > TESTBED_PATHS_MAX:
+        raise bad_value(path, "", "paths", f"at most {TESTBED_PATHS_MAX} paths", len(out))
+    return out
+
+
+# ------------------------------------------------------------------ the reference page
+def render_markdown() -> str:
+    """``docs/deploy-config.md``: every table and key of :data:`INVENTORY`, :data:`CAMPAIGN`, :data:`TESTBED_PATHS`."""
+    lines = ["# Inventory, campaign and testbed paths reference", "",
+             "<!-- generated from deploy/config.py by `python -m deploy.config > docs/deploy-config.md`; "
+             "a test checks it is up to date -->", "",
+             "`genet deploy` reads three kinds of TOML file, and validates each in full before anything connects "
+             "(an error is one line naming the file, the key and what is allowed). Numbers are finite and within "
+             "their bounds; names, paths and words are one line of printable text. Relative paths are relative to "
+             "the file's folder. `genet run` writes the campaign of its deploy stage from the run config "
+             "(docs/run-config.md).", ""]
+    for title, table, use in (
+            ("Inventory", INVENTORY, "`genet deploy check|push|run --inventory FILE`; `genet deploy testbed up` "
+                                     "writes one. Example: `examples/inventory-example.toml`."),
+            ("Campaign", CAMPAIGN, "`genet deploy run CAMPAIGN.toml`. Examples: `examples/campaign-cc.toml`, "
+                                   "`examples/campaign-abr.toml`."),
+            ("Testbed paths", TESTBED_PATHS, "`genet deploy testbed up --paths FILE` (not given: the default "
+                                             "paths, `genet deploy testbed up --help`).")):
+        lines.extend([f"## {title}", "", f"{table.help} Read by {use}", ""])
+        lines.extend(markdown(table, level=3))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render_markdown())

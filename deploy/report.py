@@ -1,8 +1,9 @@
 """``genet deploy report DIR``: the paper's Tables 6 (ABR) and 7 (CC) from a campaign's journal.
 
 Per path and scheme, over the finished repetitions (the journal's ``ok`` records; their metrics were
-computed from the fetched logs by the project's metric definitions, :mod:`deploy.schemes`): mean ±
-half-width of the 95 % confidence interval (Student's t with n - 1 degrees of freedom; n = 1 gives no
+computed from the fetched logs by the project's metric definitions, :mod:`deploy.schemes`), for each column
+of :data:`genet.cc.metrics.TABLE7` / :data:`genet.abr.qoe.TABLE6`: mean ± half-width of the 95 % confidence
+interval (:func:`genet.stats.mean_ci95`: Student's t with n - 1 degrees of freedom; n = 1 gives no
 interval). Writes ``report.csv``, ``report.json``, ``report.txt`` and ``figure16.png`` (bars of each
 column per path, schemes side by side, 95 % CI whiskers, as the paper's Figure 16).
 """
@@ -16,34 +17,14 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from genet.abr.qoe import TABLE6
 from genet.atomic import atomic_text_writer, atomic_write_text
+from genet.cc.metrics import TABLE7
 from genet.errors import BadInputError
+from genet.metrics import Column, column_names
+from genet.stats import format_mean_ci, mean, mean_ci95
 
 from deploy.campaign import CAMPAIGN_FILE, JOURNAL, open_journal, read_campaign_file
-from deploy.schemes import ABR_COLUMNS, CC_COLUMNS
-
-#: two-sided 95 % Student-t quantiles t_{0.975, df}, df = 1..30 (beyond: 1.96)
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-UNITS = {"throughput_mbps": "Mbit/s", "p90_rtt_ms": "ms", "loss_rate": "", "reward": "", "bitrate_mbps": "Mbit/s",
-         "rebuffer_s": "s", "bitrate_change_mbps": "Mbit/s", "qoe": ""}
-
-
-def t975(df: int) -> float:
-    return _T975[df - 1] if 1 <= df <= len(_T975) else 1.96
-
-
-def mean_ci95(values: list[float]) -> tuple[float, float, int]:
-    """(mean, half-width of the 95 % CI, n) of the finite values (half-width NaN for n < 2)."""
-    x = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, 0
-    m = sum(x) / n
-    if n < 2:
-        return m, math.nan, n
-    sd = math.sqrt(sum((v - m) ** 2 for v in x) / (n - 1))
-    return m, t975(n - 1) * sd / math.sqrt(n), n
 
 
 @dataclass
@@ -61,7 +42,7 @@ def write_report(out_dir: str | Path) -> Report:
     camp = read_campaign_file(out)
     c = camp["campaign"]
     use_case = c["use_case"]
-    columns = CC_COLUMNS if use_case == "cc" else ABR_COLUMNS
+    columns = TABLE7 if use_case == "cc" else TABLE6
     journal = open_journal(out)
     ok: dict[tuple[str, str], dict[str, dict]] = {}
     failed: dict[tuple[str, str], int] = {}
@@ -86,15 +67,14 @@ def write_report(out_dir: str | Path) -> Report:
         for s in c["schemes"]:
             recs = list(ok.get((p, s), {}).values())
             row = {"path": p, "scheme": s, "runs": len(recs), "failed_attempts": failed.get((p, s), 0)}
-            for col in columns:
-                m, h, n = mean_ci95([r["metrics"].get(col) for r in recs])
+            for col in column_names(columns):
+                m, h, _n = mean_ci95([r["metrics"].get(col) for r in recs])
                 row[col] = m
                 row[f"{col}_ci95"] = h
             offs = [abs(h["clock_offset_ms"]) for r in recs for h in r.get("hosts", {}).values()
                     if h.get("clock_offset_ms") is not None]
             row["max_abs_clock_offset_ms"] = max(offs) if offs else math.nan
-            ov = [r["overhead_s"] for r in recs if "overhead_s" in r]
-            row["mean_overhead_s"] = sum(ov) / len(ov) if ov else math.nan
+            row["mean_overhead_s"] = mean(r["overhead_s"] for r in recs if "overhead_s" in r)
             rows.append(row)
     descr = camp.get("inventory", {}).get("paths", {})
     table_name = "Table 7 (CC)" if use_case == "cc" else "Table 6 (ABR)"
@@ -106,7 +86,7 @@ def write_report(out_dir: str | Path) -> Report:
         w.writeheader()
         w.writerows(rows)
     files.append(out / "report.csv")
-    atomic_write_text(out / "report.json", json.dumps({"campaign": c, "use_case": use_case, "columns": list(columns),
+    atomic_write_text(out / "report.json", json.dumps({"campaign": c, "use_case": use_case, "columns": list(column_names(columns)),
                                                        "rows": rows, "paths": descr}, indent=1,
                                                       default=_nan_to_none) + "\n")
     files.append(out / "report.json")
@@ -122,16 +102,16 @@ def _nan_to_none(o):
     return None
 
 
-def _fmt(m: float, h: float, col: str) -> str:
-    if not math.isfinite(m):
-        return "-"
-    digits = 4 if col == "loss_rate" else 2
-    return f"{m:.{digits}f}" + (f" ± {h:.{digits}f}" if math.isfinite(h) else "")
+def _title(c: Column) -> str:
+    """A column as the report's header names it: ``name (unit)``."""
+    return f"{c.name} ({c.unit})" if c.unit else c.name
 
 
-def _format(rows: list[dict], columns: tuple, title: str, descr: dict) -> str:
-    head = ["path", "scheme", "n"] + [f"{c} ({UNITS[c]})" if UNITS.get(c) else c for c in columns] + ["failed"]
-    body = [[r["path"], r["scheme"], str(r["runs"])] + [_fmt(r[c], r[f"{c}_ci95"], c) for c in columns]
+def _format(rows: list[dict], columns: tuple[Column, ...], title: str, descr: dict) -> str:
+    head = ["path", "scheme", "n"] + [_title(c) for c in columns] + ["failed"]
+    body = [[r["path"], r["scheme"], str(r["runs"])]
+            + [format_mean_ci(r[c.name], r[f"{c.name}_ci95"], 4 if c.name == "loss_rate" else 2, missing="-")
+               for c in columns]
             + [str(r["failed_attempts"])] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     lines = [title] + ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in [head] + body]
@@ -150,7 +130,8 @@ def _figure(rows, columns, paths, schemes, dest: Path, title: str) -> Path | Non
         return None  # the 'plots' extra is not installed: tables only
     fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.6), squeeze=False)
     width = 0.8 / max(1, len(schemes))
-    for ax, col in zip(axes[0], columns):
+    for ax, column in zip(axes[0], columns):
+        col = column.name
         for k, s in enumerate(schemes):
             xs, ys, es = [], [], []
             for i, p in enumerate(paths):
@@ -163,7 +144,7 @@ def _figure(rows, columns, paths, schemes, dest: Path, title: str) -> Path | Non
             ax.bar(xs, ys, width, yerr=es, capsize=3, label=s)
         ax.set_xticks(range(len(paths)))
         ax.set_xticklabels(paths)
-        ax.set_title(f"{col}" + (f" ({UNITS[col]})" if UNITS.get(col) else ""))
+        ax.set_title(_title(column))
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{title}: mean ± 95% CI")
     fig.tight_layout()

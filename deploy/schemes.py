@@ -10,7 +10,8 @@ and which metrics they give.
 Metrics use the project's one definitions: :func:`genet.metrics.percentile` (the one percentile
 rule), :func:`genet.cc.reward.aurora_reward` with the real-path normaliser
 :func:`genet.cc.aurora.run_reward_normaliser_pps` for CC; the ABR Table-6 fields come from the
-player's log, which :mod:`genet.abr.qoe` produces.
+player's log, which :mod:`genet.abr.qoe` produces. A run's log must hold the use case's Table-6 / Table-7
+columns (:data:`genet.abr.qoe.TABLE6`, :data:`genet.cc.metrics.TABLE7`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from genet.abr.qoe import TABLE6
+from genet.cc.metrics import TABLE7
 from genet.errors import GenetRuntimeError
+from genet.metrics import column_names
 from sender import iperf3
 
 from deploy.config import Campaign, PathSpec, Scheme
@@ -31,9 +35,6 @@ IPERF_INTERVAL_S = 0.2
 NORMALISER_INTERVAL_S = 1.0
 #: A run shorter than this fraction of its duration does not count (Pantheon's plot.py rule).
 MIN_DURATION_FRACTION = 0.8
-#: Table-7 (CC) and Table-6 (ABR) columns reported per path and scheme.
-CC_COLUMNS = ("throughput_mbps", "p90_rtt_ms", "loss_rate", "reward")
-ABR_COLUMNS = ("bitrate_mbps", "rebuffer_s", "bitrate_change_mbps", "qoe")
 
 
 class LogCheckError(GenetRuntimeError):
@@ -242,15 +243,19 @@ def _summary_record(path: Path) -> dict:
     raise LogCheckError(f"{path.name}: no summary record (the run did not finish)")
 
 
-def sender_log_metrics(path: Path, duration_s: float) -> dict:
-    """Table-7 metrics from ``genet sender send --log`` (its run summary, computed by the project's metrics)."""
-    s = _summary_record(path)
-    missing = [c for c in CC_COLUMNS if c not in s]
+def _summary_metrics(path: Path, s: dict, columns, source: str) -> dict:
+    """The plain fields of the summary record ``s`` of ``path``, which must hold every one of ``columns``."""
+    missing = [c for c in column_names(columns) if c not in s]
     if missing:
         raise LogCheckError(f"{path.name}: summary lacks {', '.join(missing)}")
     out = {k: v for k, v in s.items() if isinstance(v, (int, float, str)) or v is None}
-    out["metrics_source"] = "genet sender summary"
+    out["metrics_source"] = source
     return out
+
+
+def sender_log_metrics(path: Path, duration_s: float) -> dict:
+    """Table-7 metrics from ``genet sender send --log`` (its run summary, computed by the project's metrics)."""
+    return _summary_metrics(path, _summary_record(path), TABLE7, "genet sender summary")
 
 
 def player_log_metrics(path: Path) -> dict:
@@ -258,12 +263,7 @@ def player_log_metrics(path: Path) -> dict:
     s = _summary_record(path)
     if s.get("status", "complete") != "complete":
         raise LogCheckError(f"{path.name}: the session ended early ({s.get('status')}: {s.get('reason')})")
-    missing = [c for c in ABR_COLUMNS if c not in s]
-    if missing:
-        raise LogCheckError(f"{path.name}: summary lacks {', '.join(missing)}")
-    out = {k: v for k, v in s.items() if isinstance(v, (int, float, str)) or v is None}
-    out["metrics_source"] = "genet player summary"
-    return out
+    return _summary_metrics(path, s, TABLE6, "genet player summary")
 
 
 def _local_command_exists(command: str) -> bool:

@@ -37,43 +37,17 @@ from genet.atomic import atomic_write_text
 from genet.errors import BadInputError, GenetRuntimeError
 from genet.tomlfile import control_char, show, toml_string
 
-from deploy.config import ConfigError, _Table, _err, _load_toml
+from deploy.config import TestbedPath
+from deploy.config import load_testbed_paths as load_paths  # noqa: F401  (`genet deploy testbed up --paths`)
 
 STATE_DIR = Path(os.environ.get("GENET_DEPLOY_STATE_DIR", "/run/genet-deploy"))
 HOST_NAME_RE = re.compile(r"[a-z][a-z0-9]{0,7}")
 SSHD = "/usr/sbin/sshd"
 READY_TIMEOUT_S = 60.0
-MAX_RATE_MBPS = 10_000.0   # a constant path rate (as const:MBPS schemes)
-MAX_DELAY_MS = 10_000.0    # one-way delay of a path (as `genet run` configs)
 
 
 class TestbedError(GenetRuntimeError):
     """The testbed cannot be created or removed (missing sshd, no root, ...)."""
-
-
-@dataclass
-class TestbedPath:
-    """One emulated path of the testbed (see the module docstring for directions).
-
-    uplink / downlink: a trace file or a constant rate in Mbit/s (e.g. 12)
-    delay_ms: one-way delay per direction (RTT = 2 x delay_ms)
-    *_queue, *_queue_args: mm-link queue (e.g. droptail, "packets=60")
-    *_loss: Bernoulli loss per direction (0-1)
-    """
-
-    name: str
-    server: str
-    client: str
-    uplink: str | float = 12.0
-    downlink: str | float = 12.0
-    delay_ms: float = 20.0
-    uplink_queue: str = "droptail"
-    uplink_queue_args: str = "packets=60"
-    downlink_queue: str = "droptail"
-    downlink_queue_args: str = "packets=60"
-    uplink_loss: float = 0.0
-    downlink_loss: float = 0.0
-    description: str = ""
 
 
 def _trace_set(name: str) -> Path:
@@ -109,51 +83,6 @@ def default_paths(n_hosts: int) -> list[TestbedPath]:
                                      downlink_queue_args="packets=1000",
                                      description="constant 3 Mbit/s, 30 ms, 1000-packet queue (no cellular traces found)"))
     return paths
-
-
-def load_paths(path: str | os.PathLike, hosts: list[str]) -> list[TestbedPath]:
-    """A testbed paths file: ``[paths.NAME]`` with server, client, uplink, downlink, delay_ms, queues, loss."""
-    path, data = _load_toml(path)
-    top = _Table(path, "", data)
-    table = top.get("paths", dict, expected="[paths.NAME] sections")
-    top.finish()
-    out = []
-    for i, (name, raw) in enumerate(table.items()):
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", name):
-            raise _err(path, f"paths.{name}", "a path name of at most 16 letters, digits, _ -")
-        t = _Table(path, f"paths.{name}", raw)
-        kw = {}
-        for k in ("server", "client"):
-            v = t.get(k, str, expected=f"a testbed host ({', '.join(hosts)})")
-            if v not in hosts:
-                raise _err(path, t.key(k), f"a testbed host ({', '.join(hosts)})", v)
-            kw[k] = v
-        if kw["server"] == kw["client"]:
-            raise _err(path, t.key("client"), "a host other than the server", kw["client"])
-        for k in ("uplink", "downlink"):
-            v = t.get(k, (str, int, float), default=12.0, expected="a trace file or a rate in Mbit/s")
-            if isinstance(v, str):
-                p = Path(v) if Path(v).is_absolute() else path.resolve().parent / v
-                if not os.path.exists(p):  # (False, not OSError, for a name too long)
-                    raise _err(path, t.key(k), "an existing trace file", str(p))
-                v = str(p)
-            elif not 0 < v <= MAX_RATE_MBPS:
-                raise _err(path, t.key(k), f"a rate > 0 and <= {MAX_RATE_MBPS:g} Mbit/s", v)
-            kw[k] = v
-        kw["delay_ms"] = float(t.number("delay_ms", 0, MAX_DELAY_MS, default=20.0, unit=" ms"))
-        for k in ("uplink_queue", "downlink_queue", "uplink_queue_args", "downlink_queue_args", "description"):
-            if k in t.data:
-                kw[k] = t.get(k, str)  # (one line of text: _Table refuses control characters)
-        for k in ("uplink_loss", "downlink_loss"):
-            if k in t.data:
-                kw[k] = float(t.number(k, 0, 1, unit=" (a loss rate)"))
-        t.finish()
-        out.append(TestbedPath(name, **kw))
-    if not out:
-        raise _err(path, "paths", "at least one path")
-    if len(out) > 15:
-        raise _err(path, "paths", "at most 15 paths")
-    return out
 
 
 # ------------------------------------------------------------------ naming

@@ -2,7 +2,9 @@
 
 Used by the simulator's results (:mod:`genet.cc.metrics`), the emulated links'
 logs and captures (:mod:`emulation.logstats`, :mod:`emulation.pcap`) and the
-real-path sender (:mod:`sender`). Imports only numpy.
+real-path sender (:mod:`sender`). Imports only numpy. :class:`Column` is how a
+use case declares its result columns (:data:`genet.cc.metrics.COLUMNS`,
+:data:`genet.abr.qoe.COLUMNS`); statistics over them are in :mod:`genet.stats`.
 
 **Percentile rule** (:func:`percentile`): numpy's ``method="nearest"`` over
 all samples — Pantheon's ``tunnel_graph`` rule (testbeds.md §4.3): the sample
@@ -24,11 +26,35 @@ samples. mm-throughput-graph's ``floor(0.95 N)`` differs by at most one rank.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
 PERCENTILE_METHOD = "nearest"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a use case's results (its Table-6 / Table-7 figures): ``name`` as in every results file
+    (units in the suffix), ``unit`` as printed ("" for a plain number), ``label`` as the report tables name it,
+    ``meaning`` one line, ``table``: in the paper's table (False: carried in results and summaries only)."""
+
+    name: str
+    unit: str
+    label: str
+    meaning: str
+    table: bool = True
+
+    @property
+    def heading(self) -> str:
+        """``label (unit)``, or the label alone for a plain number."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+
+def column_names(columns: Sequence[Column]) -> tuple[str, ...]:
+    """The names of ``columns``, in order."""
+    return tuple(c.name for c in columns)
 
 
 def percentile(values: Sequence[float] | np.ndarray | Iterable[float], q: float) -> float:
@@ -37,11 +63,3 @@ def percentile(values: Sequence[float] | np.ndarray | Iterable[float], q: float)
     if x.size == 0:
         return math.nan
     return float(np.percentile(x, q, method=PERCENTILE_METHOD))
-
-
-def jain_index(values: Sequence[float]) -> float:
-    """Jain's fairness index (sum x)^2 / (n sum x^2): 1 = equal shares, 1/n = one flow takes all."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0 or not np.any(x > 0):
-        return math.nan
-    return float(x.sum() ** 2 / (x.size * np.square(x).sum()))

@@ -1,13 +1,23 @@
-"""The one policy interface of genet-testbed (ABR now; CC, the player and the curriculum later).
+"""The one policy interface of genet-testbed, for every use case (ABR and CC; LB will use it too).
 
-A *policy* maps a batch of observations to a batch of actions::
+A *policy* maps a batch of observations to a batch of actions, with one verb::
 
-    policy.bind(videos)                     # what the sessions play (ABR: genet.abr.video.SessionVideos)
-    policy.reset()                          # start of new sessions (all envs, or a boolean mask)
-    actions = policy.act(observations, active)   # observations: (n_env, *spec.observation_shape);
+    policy.bind(context)                    # what the sessions are about to run (see below)
+    policy.reset()                          # start of new sessions (all, or a boolean mask)
+    actions = policy.act(observations, active)   # observations: (n, *spec.observation_shape);
                                             # active: which sessions decide now (None: all)
 
-and says what it expects and what it returns through its :class:`PolicySpec`:
+``act`` is the only decision verb, and it is batched: the ABR simulator decides for every trace
+of an evaluation at once (290 sessions in one call), training steps many environments, and a
+policy written once for batches serves a single session as a batch of one. Callers with one
+session (the ABR player and server, the CC simulator, the UDP sender) go through
+:func:`act_one` (``act`` on a batch of one, no copy) or pass a batch of one themselves; nothing
+calls a network's ``forward`` behind the protocol's back. ``bind`` context per use case: ABR,
+a :class:`genet.abr.video.SessionVideos` (RobustMPC plans with it, BBA reads the ladder's size);
+CC, the :class:`genet.cc.aurora.AuroraConfig` the sender runs with. Stateless networks ignore
+both ``bind`` and ``reset``.
+
+Each policy says what it expects and what it returns through its :class:`PolicySpec`:
 
 * ``use_case``: "abr", "cc", ... (free text, compared exactly);
 * ``observation_layout``: the name of a layout defined by the use case's
@@ -16,14 +26,20 @@ and says what it expects and what it returns through its :class:`PolicySpec`:
 * ``observation_shape``: the shape of ONE observation (no batch axis);
 * ``action_semantics``: the name of the action mapping (e.g. ``"abr.jump3"``:
   0 = one level down, 1 = keep, 2 = one level up; ``"abr.direct6"``: the
-  bitrate index; for CC a continuous rate-change action);
+  bitrate index; ``"cc.aurora-rate"``: Aurora's continuous rate change);
 * ``n_actions``: number of discrete actions, or the action dimension for
   continuous actions (``action_type == "continuous"``).
 
+Names and paths become policies through each use case's registry (a :class:`genet.registry.Registry`:
+``genet.abr.registry.POLICIES``, ``genet.cc.registry.POLICIES``).
+
 Three kinds of policies implement the protocol:
 
-* rule-based ones (BBA, RobustMPC, ...), plain classes with a ``spec``, ``bind`` and ``act``
-  (:class:`PolicyBase` supplies no-op ``bind``/``reset``);
+* rule-based ones (BBA, RobustMPC, the replayed offline optimum), plain classes with a ``spec``,
+  ``bind``, ``reset`` and ``act`` (:class:`PolicyBase` supplies no-op ``bind``/``reset``). CC's
+  rule-based schemes (BBR, Cubic, a constant rate) are not policies of this protocol: they are
+  congestion controllers that react to every packet and ACK inside the simulator's event loop or
+  the kernel, not functions of Aurora's per-interval observation; the CC registry names them;
 * :class:`TorchPolicy`: a ``torch.nn.Module`` that maps observations to
   action probabilities (discrete) or action means (continuous);
 * :class:`OnnxPolicy`: the same network exported to ONNX and run with
@@ -149,22 +165,20 @@ class PolicySpec:
 
 @runtime_checkable
 class Policy(Protocol):
-    """A batched policy over ``n_env`` sessions.
+    """A batched policy over ``n`` sessions (see the module docstring).
 
-    ``bind(context)``: what the sessions are about to play, before their first ``act`` (and again when
-    it changes). For ABR a :class:`genet.abr.video.SessionVideos` (the bitrate ladder, chunk sizes,
-    chunks per video and chunk length per session: RobustMPC plans with them, BBA reads the ladder's
-    size); CC passes None or a link description. Stateless networks ignore it.
+    ``bind(context)``: what the sessions are about to run, before their first ``act`` (and again when
+    it changes): ABR a :class:`genet.abr.video.SessionVideos`, CC an :class:`genet.cc.aurora.AuroraConfig`.
 
-    ``act(observations, active=None)``: (n_env, *spec.observation_shape) -> (n_env,) actions (int64 for
-    discrete actions, or (n_env, n_actions) float for continuous ones). ``active`` (bool, n_env) marks
+    ``act(observations, active=None)``: (n, *spec.observation_shape) -> (n,) actions (int64 for
+    discrete actions, or (n, n_actions) float for continuous ones). ``active`` (bool, n) marks
     the sessions that really take this decision (None: all); a stateful policy (RobustMPC's throughput
     history) updates only those, and the caller ignores the other entries.
 
     ``reset(mask=None)``: start of new sessions (all, or the sessions of a boolean mask).
 
-    :class:`PolicyBase` gives the no-op ``bind``/``reset``; callers that predate ``bind`` (CC) may skip it,
-    and ``act(observations)`` with one argument stays valid for every policy.
+    :class:`PolicyBase` gives the no-op ``bind``/``reset``; :func:`check_policy` says (one line) what an
+    object lacks.
     """
 
     spec: PolicySpec
@@ -175,6 +189,22 @@ class Policy(Protocol):
     def act(self, observations: np.ndarray, active: np.ndarray | None = None) -> np.ndarray: ...
 
     def reset(self, mask: np.ndarray | None = None) -> None: ...
+
+
+def check_policy(obj: Any) -> Any:
+    """``obj`` if it implements :class:`Policy` (``spec``, ``name``, ``bind``, ``reset``, ``act``), else a
+    one-line :class:`~genet.errors.BadInputError` naming what it lacks."""
+    missing = [m for m in ("spec", "name", "bind", "reset", "act") if not hasattr(obj, m)]
+    if missing:
+        raise BadInputError(f"{type(obj).__name__} is not a policy (genet.policy.Policy): it lacks "
+                            f"{', '.join(missing)}")
+    return obj
+
+
+def act_one(policy: Policy, observation: np.ndarray) -> np.ndarray:
+    """One session's decision: ``policy.act`` on a batch of one (a view, no copy); returns that session's
+    action (a 0-d int64 for discrete actions, (n_actions,) floats for continuous ones)."""
+    return policy.act(np.asarray(observation)[None])[0]
 
 
 class PolicyBase:
@@ -309,6 +339,12 @@ class OnnxPolicy(_NetworkPolicy):
             raise PolicyMismatchError(
                 f"{path}: graph input {inp.name!r} has shape {tuple(inp.shape)} but its metadata declares "
                 f"(n, {', '.join(str(d) for d in spec.observation_shape)}) [{spec.observation_layout}]")
+        out = session.get_outputs()[0]
+        out_shape = tuple(out.shape[1:])
+        if len(out_shape) != 1 or (isinstance(out_shape[0], int) and out_shape[0] != spec.n_actions):
+            raise PolicyMismatchError(
+                f"{path}: graph output {out.name!r} has shape {tuple(out.shape)} but its metadata declares "
+                f"(n, {spec.n_actions}) [{spec.action_semantics}, {spec.action_type}]")
         super().__init__(spec, deterministic, seed, name=meta.get(META_PREFIX + "name", path.stem))
         self.path = path
         self.metadata = meta
@@ -397,4 +433,5 @@ def load_policy(path: str | os.PathLike, expected: PolicySpec | None = None, **k
 
 
 __all__ = ["PolicySpec", "Policy", "PolicyBase", "PolicyMismatchError", "TorchPolicy", "OnnxPolicy", "export_onnx",
-           "read_onnx_metadata", "load_policy", "choose_actions", "META_KEYS", "META_PREFIX"]
+           "read_onnx_metadata", "load_policy", "choose_actions", "check_policy", "act_one", "META_KEYS",
+           "META_PREFIX"]

@@ -154,8 +154,7 @@ class AbrDecider:
         self.video = video
         self.layout = get_layout(self.policy.spec.observation_layout)
         self.observer = Observer(self.layout, video.bitrates_kbps)
-        if hasattr(self.policy, "bind"):
-            self.policy.bind(SessionVideos.from_video(video, 1))
+        self.policy.bind(SessionVideos.from_video(video, 1))
         # one decision before the session starts: numba kernels (RobustMPC) or the ONNX session load now,
         # not as a multi-second stall after the first chunk (measured: up to 7 s with 8 sessions on 2 cores)
         if warm_up:
@@ -182,7 +181,7 @@ class AbrDecider:
 
     def decide(self, m: ChunkMeasurement) -> int:
         """The next chunk's quality index after measurement ``m``."""
-        obs = self.observer.observe(m)
+        obs = self.observer.observe(m)  # a batch of one session: the policy protocol's one verb, act
         a = self.policy.act(obs, np.ones(1, dtype=bool))
         return int(to_quality(np.asarray(a)[:1], np.array([m.quality]), self.policy.spec.action_semantics,
                               self.video.n_levels)[0])

@@ -13,7 +13,7 @@ SPEC.json``, so a crash or a kill of one session leaves the others running):
    ``server.jsonl`` (segments served), ``result.json``; the link, server and player end with the worker.
 
 The simulator's figures for the same policy, trace and video (``sim_*`` columns) come from
-:func:`genet.abr.evaluate.run_policy` with the Pensieve conventions, the video's own chunk count,
+:func:`genet.abr.evaluate.evaluate` with the Pensieve conventions, the video's own chunk count,
 ``max_buffer_s`` 60 and ``min_rtt_ms`` = 2 x ``delay_ms``, on :func:`emulator_view` of the trace: the
 rates the link really played (the simulator reads a trace file one sample apart from the emulator),
 rotated by the session's ``trace_offset_s`` — the time between the trace's time 0 in the emulator and
@@ -40,19 +40,20 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from genet.abr.qoe import COLUMN_NAMES as QOE_FIELDS  # the use case's columns (one list)
+from genet.abr.qoe import VideoQoe
 from genet.errors import BadInputError
 
 #: The video server's port on each link's host side.
 SERVER_PORT = 8000
 #: Pensieve's uplink (``12mbps``: one 1500-byte opportunity per ms).
 UPLINK_MBPS = 12.0
-QOE_FIELDS = ("bitrate_mbps", "rebuffer_s", "bitrate_change_mbps", "qoe", "qoe_per_chunk")
 
 
 @dataclass
@@ -181,13 +182,13 @@ def emulator_view(trace, offset_s: float = 0.0):
 def simulate_row(policy: str, trace_path: str, offset_s: float, video, delay_ms: float,
                  n_chunks: int) -> dict[str, float]:
     """The simulator's Table-6 figures for one emulated session (see the module docstring)."""
-    from genet.abr.evaluate import run_policy
+    from genet.abr.evaluate import evaluate
     from genet.abr.params import PENSIEVE, EnvParams
     from traces.io import read_trace
     trace = emulator_view(read_trace(trace_path), offset_s)
     params = EnvParams(max_buffer_s=60.0, chunk_length_s=video.chunk_length_s, min_rtt_ms=2.0 * delay_ms,
                        video_length_s=n_chunks * video.chunk_length_s)
-    r = run_policy(policy, [trace], video, PENSIEVE, params=params)[0]
+    r = evaluate(policy, [trace], video, PENSIEVE, params=params)[0]
     return {f"sim_{k}": getattr(r, k) for k in QOE_FIELDS}
 
 
@@ -387,9 +388,12 @@ def _finished_row(spec: SessionSpec, returncode: int) -> dict[str, Any]:
             "reason": f"session worker exited {returncode}: {tail}", "log": str(Path(spec.session_dir) / "player.jsonl")}
 
 
-COLUMNS = ("policy", "trace", "repeat", "bitrate_mbps", "rebuffer_s", "bitrate_change_mbps", "qoe", "qoe_per_chunk",
-           "chunks", "status", "reason", "sim_qoe", "sim_qoe_per_chunk", "sim_bitrate_mbps", "sim_rebuffer_s",
-           "sim_bitrate_change_mbps", "trace_offset_s", "wall_s", "log")
+#: The simulator's figures beside each session: the use case's columns (QOE_FIELDS, genet/abr/qoe.py) in the
+#: order of the simulator's record (:class:`genet.abr.qoe.VideoQoe`).
+SIM_COLUMNS = tuple(f"sim_{f.name}" for f in fields(VideoQoe) if f.name in QOE_FIELDS)
+#: The columns of results.csv / results.json, in order.
+COLUMNS = ("policy", "trace", "repeat", *QOE_FIELDS, "chunks", "status", "reason", *SIM_COLUMNS,
+           "trace_offset_s", "wall_s", "log")
 
 
 def summary_table(rows: Sequence[dict], labels: Sequence[str]) -> str:

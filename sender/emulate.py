@@ -1,13 +1,14 @@
 """``genet emulate cc``: CC policies and kernel TCP over trace-driven emulated links, beside the simulator.
 
-Each (policy, trace, repeat) runs over its own :class:`emulation.LinkEmulator` (netns by default; its
+Each (policy, trace, repeat) runs over its own :class:`emulation.LinkEmulator` (:mod:`sender.runs`: the
+link, the receiver and sender processes; netns by default; its
 host side in a namespace of its own, so ``--jobs`` links run at once without clashing) for the run's
 duration in real time (:meth:`traces.Trace.run_duration_s`, as ``genet eval cc``: ``--duration-s``, over
 which the trace loops, else the trace's length, 30 s for a Mahimahi file; at least 1 s):
 
 * uplink (emulated -> host side) = the trace, with its one-way delay (both directions), a droptail
   queue of its ``queue_packets`` and its random loss (each overridable; defaults as the simulator:
-  25 ms, 10 packets, 0); downlink (ACKs) = :data:`ACK_LINK_MBPS` constant, as Pantheon's 12 Mbit/s
+  25 ms, 10 packets, 0); downlink (ACKs) = :data:`sender.runs.ACK_LINK_MBPS` constant, as Pantheon's 12 Mbit/s
   acklink but wide enough for one ACK per packet at any rate (the simulator's ACK path has no
   bandwidth limit), so an ACK's one-way delay is the propagation delay: that link is not logged
   (its log would hold 83 opportunity lines per ms);
@@ -26,8 +27,8 @@ queue, departure after it — the same log format and metric code.
 Outputs in ``--out``: ``results.csv``/``results.json`` (genet eval cc's columns + ``repeat``,
 ``backend``, own-view and ``sim_*`` columns), ``results.jsonl`` (journal: a rerun skips finished
 runs), ``summary.txt`` (Table-7 form), ``gap.csv``/``gap.txt`` (per policy: emulation, simulator and
-the gap of each Table-7 column), ``timeseries.png``, ``reward_cdf.png``, ``gap_scatter.png``,
-``runs/<run>/`` (sender log, receiver/iperf3 output), ``run-metadata.json``.
+the gap of each column of :data:`genet.cc.metrics.COLUMNS`), ``timeseries.png``, ``reward_cdf.png``,
+``gap_scatter.png``, ``runs/<run>/`` (sender log, receiver/iperf3 output), ``run-metadata.json``.
 With ``--flows P1,P2``: the policies run at once through one bottleneck (netns backend; per-flow
 figures from the link's packet captures); ``flows.csv`` holds each flow's throughput share and
 Jain's fairness index.
@@ -35,106 +36,23 @@ Jain's fairness index.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from genet.atomic import atomic_write_text
+from genet.cc.metrics import COLUMN_NAMES, from_link_logs, summarize
 from genet.errors import BadInputError, GenetRuntimeError
-
-ACK_LINK_MBPS = 1000.0
-RECEIVER_PORT = 9000
-TABLE7 = ("throughput_mbps", "p90_rtt_ms", "p95_rtt_ms", "loss_rate", "reward")
-
-
-@dataclass(frozen=True)
-class LinkSettings:
-    """The emulated link of one trace (ms, packets, 0-1)."""
-
-    delay_ms: float
-    queue_packets: float
-    loss_rate: float
-    duration_s: float
-    mean_bandwidth_mbps: float
-
-
-def link_settings(trace, delay_ms, queue_packets, loss_rate, duration_s) -> LinkSettings:
-    from genet.cc.link import DEFAULT_DELAY_MS, DEFAULT_LOSS_RATE, DEFAULT_QUEUE_PACKETS
-
-    def pick(over, own, default):
-        return float(over if over is not None else own if own is not None else default)
-    dur = trace.run_duration_s(duration_s)  # the one definition, as genet eval cc (traces.trace)
-    return LinkSettings(pick(delay_ms, trace.delay_ms, DEFAULT_DELAY_MS),
-                        pick(queue_packets, trace.queue_packets, DEFAULT_QUEUE_PACKETS),
-                        pick(loss_rate, trace.loss_rate, DEFAULT_LOSS_RATE), dur,
-                        cut_trace(trace, dur).mean_bandwidth_mbps)
-
-
-def cut_trace(trace, duration_s: float):
-    """The trace over a run of ``duration_s``: cut, or looped as the emulated link loops it (the
-    simulator then covers what the emulated run covers)."""
-    return trace.looped_to(duration_s)
-
-
-def _link(trace, s: LinkSettings, backend: str, logs: Path | None, **extra):
-    from emulation import LinkEmulator
-    return LinkEmulator(trace, ACK_LINK_MBPS, delay_ms=s.delay_ms, uplink_loss=s.loss_rate,
-                        uplink_queue="droptail", uplink_queue_args=f"packets={max(1, int(round(s.queue_packets)))}",
-                        uplink_log=logs / "uplink.log" if logs else None, backend=backend,
-                        isolate_host=backend == "netns", **extra)
-
-
-#: Our sender and receiver run at real-time priority (SCHED_RR 1, as the netns link process; root) when
-#: there is a spare core per concurrent run (the sender busy-waits up to 200 us before each packet, so at
-#: high rates it keeps a core busy), else at nice -10 — so that a busy machine delays packets and ACKs less.
-RT_PRIORITY = ["chrt", "-r", "1"]
-NICE_PRIORITY = ["nice", "-n", "-10"]
-_priority = {"cmd": NICE_PRIORITY}
-
-
-def set_priority_for_jobs(jobs: int) -> list[str]:
-    """Choose the sender/receiver priority for ``jobs`` concurrent runs (see RT_PRIORITY)."""
-    rt = shutil.which("chrt") and jobs <= max(1, (os.cpu_count() or 1) - 1)
-    _priority["cmd"] = RT_PRIORITY if rt else NICE_PRIORITY
-    return _priority["cmd"]
-
-
-def _genet_cmd(*args: str) -> list[str]:
-    return [*(_priority["cmd"] if os.geteuid() == 0 else []), sys.executable, "-m", "genet.cli", *args]
-
-
-def _start_receiver(link, run_dir: Path, port: int = RECEIVER_PORT, name: str = "receiver"):
-    ready = run_dir / f"{name}.port"
-    ready.unlink(missing_ok=True)
-    p = link.host.popen(_genet_cmd("sender", "receive", "--bind", link.host.address, "--port", str(port),
-                                   "--once", "--summary", str(run_dir / f"{name}.json"), "--ready-file", str(ready)),
-                        stdout=subprocess.DEVNULL, stderr=open(run_dir / f"{name}.err", "w"))
-    deadline = time.monotonic() + 20
-    while not ready.exists():
-        if p.poll() is not None:
-            raise GenetRuntimeError(f"the receiver exited ({p.returncode}): {(run_dir / f'{name}.err').read_text()[-300:]}")
-        if time.monotonic() > deadline:
-            raise GenetRuntimeError("the receiver did not start within 20 s")
-        time.sleep(0.02)
-    return p
-
-
-def _sender_cmd(policy, link, s: LinkSettings, run_dir: Path, port: int = RECEIVER_PORT, name: str = "sender"):
-    return _genet_cmd("sender", "send", "--to", f"{link.host.address}:{port}", "--policy",
-                      policy.path if policy.kind == "onnx" else policy.label, "--duration-s", f"{s.duration_s:g}",
-                      "--log", str(run_dir / f"{name}.jsonl"), "--min-rtt-ms", f"{2 * s.delay_ms:g}")
+from sender.runs import (RECEIVER_PORT, LinkSettings, csv_text, cut_trace, link_settings, make_link, sender_cmd,
+                         set_priority_for_jobs, start_receiver, union_columns)
 
 
 def _own_view_sender(run_dir: Path, name: str = "sender") -> dict:
@@ -153,19 +71,18 @@ def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat:
             port_offset: int = 0) -> dict:
     """One (policy, trace, repeat) over its own link; returns the result row (without sim_*)."""
     from emulation.logstats import read_link_log_arrays
-    from genet.cc.metrics import from_link_logs
     from sender.iperf3 import run_over_link
     run_dir.mkdir(parents=True, exist_ok=True)
     own: dict = {}
     t_start = time.monotonic()
-    with _link(trace, s, backend, run_dir) as link:
+    with make_link(trace, s, backend, run_dir) as link:
         t_link = time.monotonic()
         if policy.is_kernel_tcp:
             own = run_over_link(link, policy.tcp_name, s.duration_s, port=5201 + port_offset,
                                 json_path=str(run_dir / "iperf3.json")).to_row("iperf3_")
         else:
-            recv = _start_receiver(link, run_dir, RECEIVER_PORT + port_offset)
-            res = link.emulated.run(_sender_cmd(policy, link, s, run_dir, RECEIVER_PORT + port_offset),
+            recv = start_receiver(link, run_dir, RECEIVER_PORT + port_offset)
+            res = link.emulated.run(sender_cmd(policy, link, s, run_dir, RECEIVER_PORT + port_offset),
                                     timeout_s=s.duration_s + 60)
             (run_dir / "sender.out").write_text(res.stdout + res.stderr)
             try:
@@ -196,15 +113,14 @@ def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat:
 def sim_row(policy, trace, s: LinkSettings, loaded) -> dict:
     """The simulator's Table-7 figures for the same policy and link (NaN for kernel-only schemes)."""
     if policy.kind == "tcp":
-        return {f"sim_{k}": math.nan for k in TABLE7}
+        return {f"sim_{k}": math.nan for k in COLUMN_NAMES}
     from genet.cc.link import LinkConfig
-    from genet.cc.metrics import summarize
     from genet.cc.policies import run_policy
     tr = cut_trace(trace, s.duration_s)
     link = LinkConfig.from_trace(tr, delay_ms=s.delay_ms, queue_packets=s.queue_packets, loss_rate=s.loss_rate)
     log = run_policy(policy, tr, link, seed=0, loaded=loaded)
     m = summarize(log, link, policy.label, tr.name)
-    return {f"sim_{k}": getattr(m, k) for k in TABLE7}
+    return {f"sim_{k}": getattr(m, k) for k in COLUMN_NAMES}
 
 
 def _run_key(row) -> tuple:
@@ -247,7 +163,7 @@ def validate(args):
         raise BadInputError(f"--traces {args.traces}: no traces found")
     settings = [link_settings(t, args.delay_ms, args.queue_packets, args.loss_rate, args.duration_s) for t in traces]
     for t, s in zip(traces, settings):  # the backend's own checks
-        _link(t, s, args.backend, None)
+        make_link(t, s, args.backend, None)
     if args.backend == "mininet" and any(s.delay_ms > 0 or s.loss_rate > 0 for s in settings):
         from emulation.mininet_backend import require_netem
         require_netem()  # no netem here: delay/loss fail now, with the backend's clear error (--delay-ms 0 runs)
@@ -362,21 +278,12 @@ def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict
     return [rows[j[0]] for j in jobs if j[0] in rows]
 
 
-def _columns(rows) -> list[str]:
-    cols: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in cols:
-                cols.append(k)
-    return cols
-
-
 def gap_rows(rows) -> list[dict]:
     out = []
     for policy in dict.fromkeys(r["policy"] for r in rows):
         mine = [r for r in rows if r["policy"] == policy]
         g = {"policy": policy, "runs": len(mine)}
-        for k in TABLE7:
+        for k in COLUMN_NAMES:
             emu = float(np.nanmean([r[k] for r in mine]))
             sim_vals = [r.get(f"sim_{k}", math.nan) for r in mine]
             sim = float(np.nanmean(sim_vals)) if not all(math.isnan(v) for v in sim_vals) else math.nan
@@ -386,34 +293,24 @@ def gap_rows(rows) -> list[dict]:
 
 
 def format_gap(gaps) -> str:
-    head = f"{'policy':<20} " + " ".join(f"{k + ' emu/sim':>26}" for k in TABLE7)
+    head = f"{'policy':<20} " + " ".join(f"{k + ' emu/sim':>26}" for k in COLUMN_NAMES)
     lines = ["sim-vs-emulation gap (means over runs; gap = emulation - simulator)", head, "-" * len(head)]
     for g in gaps:
-        cells = " ".join(f"{g['emu_' + k]:>12.3f}/{g['sim_' + k]:<13.3f}" for k in TABLE7)
+        cells = " ".join(f"{g['emu_' + k]:>12.3f}/{g['sim_' + k]:<13.3f}" for k in COLUMN_NAMES)
         lines.append(f"{g['policy']:<20} {cells}")
     return "\n".join(lines)
-
-
-def _csv(rows, cols) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow(r)
-    return buf.getvalue()
 
 
 def write_outputs(rows, out: Path, plots: bool = True) -> None:
     from types import SimpleNamespace
 
     from genet.cc.evaluate import format_summary, summary_rows
-    cols = _columns(rows)
-    atomic_write_text(out / "results.csv", _csv(rows, cols))
+    atomic_write_text(out / "results.csv", csv_text(rows, union_columns(rows)))
     atomic_write_text(out / "results.json", json.dumps(rows, indent=1))
     summary = summary_rows([SimpleNamespace(**r) for r in rows])
     atomic_write_text(out / "summary.txt", format_summary(summary) + "\n")
     gaps = gap_rows(rows)
-    atomic_write_text(out / "gap.csv", _csv(gaps, _columns(gaps)))
+    atomic_write_text(out / "gap.csv", csv_text(gaps, union_columns(gaps)))
     atomic_write_text(out / "gap.txt", format_gap(gaps) + "\n")
     if plots:
         try:
@@ -459,4 +356,4 @@ def plot_outputs(rows, out: Path) -> None:
     plt.close(fig)
 
 
-__all__ = ["run_emulate_cc", "run_one", "validate", "link_settings", "gap_rows", "ACK_LINK_MBPS", "shutil"]
+__all__ = ["run_emulate_cc", "run_one", "sim_row", "validate", "gap_rows", "format_gap", "write_outputs"]

@@ -4,7 +4,7 @@ All flows start together over one netns link per (trace, repeat) and run for the
 Per-flow figures come from the link's packet captures (:func:`emulation.pcap.flow_summary`: each
 flow's delivered throughput over its own first-to-last delivery span as Pantheon's per-flow
 throughput, one-way delay and loss through the link, by its 5-tuple); the flow's share is its
-throughput over the sum of the flows' throughputs, and Jain's fairness index (:func:`genet.metrics.jain_index`)
+throughput over the sum of the flows' throughputs, and Jain's fairness index (:func:`genet.stats.jain_index`)
 summarises the shares (1 = equal). ``flows.csv``/``flows.json`` hold one row per flow (in
 ``flows.json`` an undefined figure, e.g. the delay of a flow that delivered nothing, is ``null``),
 and ``flows.txt`` the table.
@@ -19,8 +19,9 @@ from pathlib import Path
 
 from genet.atomic import atomic_write_text
 from genet.jsonout import dumps as json_dumps
-from genet.metrics import jain_index
 from genet.packets import PACKET_BYTES
+from genet.stats import jain_index
+from sender.runs import csv_text, make_link, sender_cmd, start_receiver, union_columns
 
 BASE_UDP_PORT = 9000
 BASE_TCP_PORT = 5201
@@ -44,14 +45,13 @@ def _flow_rows(pcap_dir: Path, link, flows, ports, duration_s: float) -> list[di
 
 
 def run_flows(flows, traces, settings, args, out: Path, loaded) -> int:
-    from sender.emulate import _link, _sender_cmd, _start_receiver
     all_rows = []
     for rep in range(args.repeats):
         for t, s in zip(traces, settings):
             run_dir = out / "flows" / "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{t.name}__r{rep}")
             run_dir.mkdir(parents=True, exist_ok=True)
             ports = [(BASE_TCP_PORT if p.is_kernel_tcp else BASE_UDP_PORT) + i for i, p in enumerate(flows)]
-            with _link(t, s, "netns", run_dir, pcap_dir=str(run_dir)) as link:
+            with make_link(t, s, "netns", run_dir, pcap_dir=str(run_dir)) as link:
                 procs, servers = [], []
                 for i, (p, port) in enumerate(zip(flows, ports)):
                     if p.is_kernel_tcp:
@@ -60,13 +60,13 @@ def run_flows(flows, traces, settings, args, out: Path, loaded) -> int:
                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                         iperf3.wait_listening(link.host, port, link.host.address)
                     else:
-                        servers.append(_start_receiver(link, run_dir, port, name=f"receiver{i}"))
+                        servers.append(start_receiver(link, run_dir, port, name=f"receiver{i}"))
                 for i, (p, port) in enumerate(zip(flows, ports)):
                     if p.is_kernel_tcp:
                         from sender import iperf3
                         cmd = iperf3.client_command(link.host.address, p.tcp_name, s.duration_s, port)
                     else:
-                        cmd = _sender_cmd(p, link, s, run_dir, port, name=f"sender{i}")
+                        cmd = sender_cmd(p, link, s, run_dir, port, name=f"sender{i}")
                     procs.append(link.emulated.popen(cmd, stdout=open(run_dir / f"flow{i}.out", "w"),
                                                      stderr=subprocess.STDOUT))
                 deadline = time.monotonic() + s.duration_s + 60
@@ -81,8 +81,7 @@ def run_flows(flows, traces, settings, args, out: Path, loaded) -> int:
             for f in ("emulated.pcap", "host.pcap", "uplink.log"):
                 (run_dir / f).unlink(missing_ok=True)
             all_rows.extend(rows)
-    from sender.emulate import _columns, _csv
-    atomic_write_text(out / "flows.csv", _csv(all_rows, _columns(all_rows)))
+    atomic_write_text(out / "flows.csv", csv_text(all_rows, union_columns(all_rows)))
     atomic_write_text(out / "flows.json", json_dumps(all_rows, indent=1))  # strict JSON: NaN -> null
     text = format_flows(all_rows)
     atomic_write_text(out / "flows.txt", text + "\n")

@@ -70,6 +70,7 @@ from genet.cc.reward import aurora_reward
 from genet.errors import BadInputError
 from genet.jsonout import dumps as json_dumps
 from genet.metrics import percentile
+from genet.policy import act_one
 from genet.packets import PACKET_BITS
 from sender.wire import (ACK, DATA, MAGIC, T_ACK, T_DATA, T_FIN, T_FIN_ACK, VERSION, MalformedDatagram, data_packet,
                           decode, parse_header)
@@ -209,7 +210,8 @@ class UdpSender:
         send = sock.send
         recv_into = sock.recv_into
         cfg = ctl.config
-        warm = policy.network is not None  # rehearse the decision path (constant rates have none to speak of)
+        net = policy.network  # the Aurora policy (genet.policy.Policy); None: a constant rate
+        warm = net is not None  # rehearse the decision path (constant rates have none to speak of)
         while True:
             now = clock()
             if now >= end_ns:
@@ -223,7 +225,7 @@ class UdpSender:
                 if now >= mi_end_ns and acked_total:
                     d0 = clock()
                     mi = ctl.finish_interval((now - t0) * ns)
-                    action = policy.decide(ctl.observation)
+                    action = None if net is None else float(act_one(net, ctl.observation)[0])
                     if action is not None:
                         rate_pps = ctl.apply_action(action)
                         gap_ns = 1e9 / rate_pps
@@ -308,7 +310,7 @@ class UdpSender:
             if hot_in_s <= 0:
                 if next_send - now >= REHEARSE_GUARD_S * 1e9:
                     obs = ctl.rehearse((now - t0) * ns)
-                    a = policy.decide(obs)
+                    a = float(act_one(net, obs)[0])
                     apply_rate_action(ctl.rate_pps, a, cfg.delta_scale, cfg.min_rate_pps, cfg.max_rate_pps)
                     gc.collect(0)
                 elif next_send > now:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from genet.abr.evaluate import run_policy, summarize
+from genet.abr.evaluate import evaluate, summarize
 from genet.abr.mpc import RobustMPC, plan_numba, plan_numpy
 from genet.abr.params import GENET_COMPAT, PENSIEVE
 from genet.abr.video import load_video
@@ -28,7 +28,7 @@ def video():
 @pytest.mark.parametrize("policy", ["bba", "mpc"])
 def test_compat_mode_reproduces_genet_reference(dataset, policy, video):
     traces = load_traces(shared_path("traces", "abr", dataset))
-    results = run_policy(policy, traces, video, GENET_COMPAT)
+    results = evaluate(policy, traces, video, GENET_COMPAT)
     assert len(results) == len(traces) and all(r.chunks == 49 for r in results)
     mean_qoe = summarize(results).qoe
     assert abs(mean_qoe - REFERENCE[dataset][policy]) <= TOLERANCE[policy], mean_qoe
@@ -83,15 +83,15 @@ def test_planners_agree_with_each_other_and_brute_force():
 
 def test_numpy_planner_policy_gives_same_sessions(video):
     traces = load_traces(shared_path("traces", "abr", "norway-val"))[:10]
-    a = run_policy(RobustMPC(10.0, planner="numba"), traces, video, GENET_COMPAT)
-    b = run_policy(RobustMPC(10.0, planner="numpy"), traces, video, GENET_COMPAT)
+    a = evaluate(RobustMPC(10.0, planner="numba"), traces, video, GENET_COMPAT)
+    b = evaluate(RobustMPC(10.0, planner="numpy"), traces, video, GENET_COMPAT)
     assert [r.qoe for r in a] == [r.qoe for r in b]
 
 
 def test_quirk_switches_change_behaviour(video):
     traces = load_traces(shared_path("traces", "abr", "norway-val"))[:20]
-    base = [r.qoe for r in run_policy(RobustMPC(10.0), traces, video, GENET_COMPAT)]
-    offset = [r.qoe for r in run_policy(RobustMPC(10.0, lookahead_offset=True), traces, video, GENET_COMPAT)]
+    base = [r.qoe for r in evaluate(RobustMPC(10.0), traces, video, GENET_COMPAT)]
+    offset = [r.qoe for r in evaluate(RobustMPC(10.0, lookahead_offset=True), traces, video, GENET_COMPAT)]
     assert base != offset
     # shared predictor state only matters across videos: one environment playing traces in sequence
     fresh, shared = [], []
@@ -100,7 +100,7 @@ def test_quirk_switches_change_behaviour(video):
         sim_results = []
         for tr in traces[:6]:
             # the same policy object across traces: its state persists unless reset
-            sim_results.append(run_policy(_NoReset(pol), [tr], video, GENET_COMPAT)[0].qoe)
+            sim_results.append(evaluate(_NoReset(pol), [tr], video, GENET_COMPAT)[0].qoe)
         out.extend(sim_results)
     assert fresh[0] == shared[0] and fresh != shared
 
@@ -128,6 +128,6 @@ class _NoReset:
 
 def test_default_mode_mpc_beats_bba_on_fcc(video):
     traces = load_traces(shared_path("traces", "abr", "fcc-val"))
-    bba = summarize(run_policy("bba", traces, video, PENSIEVE)).qoe
-    mpc = summarize(run_policy("mpc", traces, video, PENSIEVE)).qoe
+    bba = summarize(evaluate("bba", traces, video, PENSIEVE)).qoe
+    mpc = summarize(evaluate("mpc", traces, video, PENSIEVE)).qoe
     assert mpc > bba

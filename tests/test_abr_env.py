@@ -8,11 +8,13 @@ import pytest
 
 from genet.abr import ENV_ID
 from genet.abr.core import BatchedAbrSim
-from genet.abr.env import AbrEnv
+from genet.abr.env import AbrEnv, register_envs
 from genet.abr.observations import GENET_6X6, PENSIEVE_6X8, StateBuilder, to_quality
 from genet.abr.params import PENSIEVE, EnvParams
 from genet.abr.video import constant_bitrate_video
 from traces.generators import generate_set
+
+register_envs()  # gymnasium.make / make_vec below need the id (importing genet registers nothing)
 
 
 def test_check_env_passes_for_both_layouts():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from genet.abr.evaluate import run_policy
-from genet.abr.optimal import optimal_plan, optimal_results
+from genet.abr.evaluate import evaluate
+from genet.abr.optimal import optimal_plan
 from genet.abr.params import GENET_COMPAT, PENSIEVE
 from genet.abr.video import load_video
 from genet.cli import main
@@ -26,9 +26,9 @@ def video():
 @pytest.mark.parametrize("conv", [PENSIEVE, GENET_COMPAT], ids=["pensieve", "genet"])
 def test_optimum_bounds_bba_and_mpc_per_trace(conv, video):
     traces = load_traces(shared_path("traces", "abr", "norway-val"))[::3]
-    opt = np.array([r.qoe for r in optimal_results(traces, video, conv)])
-    bba = np.array([r.qoe for r in run_policy("bba", traces, video, conv)])
-    mpc = np.array([r.qoe for r in run_policy("mpc", traces, video, conv)])
+    opt = np.array([r.qoe for r in evaluate("optimal", traces, video, conv)])
+    bba = np.array([r.qoe for r in evaluate("bba", traces, video, conv)])
+    mpc = np.array([r.qoe for r in evaluate("mpc", traces, video, conv)])
     assert np.all(opt >= np.maximum(bba, mpc) - 1e-9)
     assert opt.mean() > mpc.mean() + 1.0
 
@@ -37,7 +37,7 @@ def test_plan_value_equals_replay_and_picks_top_on_fast_link(video):
     fast = Trace(np.arange(0, 600.0), np.full(600, 50.0), name="fast")
     plan, value = optimal_plan(fast, video, PENSIEVE)
     assert np.all(plan[1:] == 5)  # 50 Mbps: the top bitrate everywhere, no stalls
-    res = optimal_results([fast], video, PENSIEVE)[0]
+    res = evaluate("optimal", [fast], video, PENSIEVE)[0]
     assert res.qoe == pytest.approx(value, abs=1e-9)
 
 

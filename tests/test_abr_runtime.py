@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, SHARED
 from genet.abr import qoe, registry
 from genet.abr.core import BatchedAbrSim, chunk_reward
-from genet.abr.evaluate import run_policy
+from genet.abr.evaluate import evaluate
 from genet.abr.mpc import RobustMPC
 from genet.abr.observations import (GENET_6X6, PENSIEVE_6X8, RAW, ChunkMeasurement, Observer, StateBuilder,
                                     raw_observation)
@@ -46,7 +46,7 @@ def test_numba_kernel_and_qoe_module_agree_bit_for_bit():
 
 def test_accumulator_equals_simulator_rewards_and_hand_values():
     video = default_video()
-    results, logs = run_policy("bba", _traces(), video, PENSIEVE, record_chunks=True)
+    results, logs = evaluate("bba", _traces(), video, PENSIEVE, record_chunks=True)
     for i, r in enumerate(results):
         rewards = sum(float(step["reward"][i]) for step in logs if step["active"][i])
         assert r.qoe == pytest.approx(rewards, abs=1e-9)
@@ -81,7 +81,7 @@ def test_observer_from_measurements_equals_simulator_states():
 
 
 def test_registry_names_paths_and_errors(tmp_path):
-    assert set(registry.known_names()) >= {"bba", "mpc", "optimal"}
+    assert set(registry.POLICIES.names()) >= {"bba", "mpc", "optimal"}
     assert registry.make_policy("bba").name == "bba"
     mpc = registry.make_policy("mpc", rebuffer_penalty=10.0)
     assert isinstance(mpc, RobustMPC) and mpc.mu == 10.0
@@ -145,8 +145,8 @@ def test_mpc_plans_with_the_bound_ladder():
     assert np.sum(high > low) >= n // 3 and np.mean(high) > np.mean(low) + 0.5
     # and over whole sessions the 10x-ladder MPC streams higher levels and stalls more
     traces = _traces(6)
-    a = run_policy("mpc", traces, base, PENSIEVE)
-    b = run_policy("mpc", traces, tenfold, PENSIEVE)
+    a = evaluate("mpc", traces, base, PENSIEVE)
+    b = evaluate("mpc", traces, tenfold, PENSIEVE)
     assert np.mean([r.rebuffer_s for r in b]) > np.mean([r.rebuffer_s for r in a])
     assert "4300" not in (REPO / "genet" / "abr" / "mpc.py").read_text()
 

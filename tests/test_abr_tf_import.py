@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from genet.abr.evaluate import run_policy
+from genet.abr.evaluate import evaluate
 from genet.abr.params import GENET_COMPAT
 from genet.abr.video import load_video
 from genet.policy import OnnxPolicy, PolicyMismatchError, PolicySpec, read_onnx_metadata
@@ -63,7 +63,7 @@ def test_imported_policy_metadata_and_layout_check(imported):
 def test_imported_policy_climbs_to_top_bitrate_on_steady_20mbps(imported, model):
     video = load_video(shared_path("video", "envivio"))
     steady = Trace(np.arange(0, 400.0), np.full(400, 20.0), name="steady20")
-    _, logs = run_policy(str(imported[model]), [steady], video, GENET_COMPAT, record_chunks=True)
+    _, logs = evaluate(str(imported[model]), [steady], video, GENET_COMPAT, record_chunks=True)
     q = np.array([log["quality"][0] for log in logs])
     buf = np.array([log["buffer_s"][0] for log in logs])
     assert q[0] == 0 and q[-10:].min() == 5, q  # climbs one level at a time, then holds the top

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import genet.cc.env  # noqa: F401  (registers genet/Aurora-v0)
-from genet.cc.env import AuroraConfig, AuroraEnv, apply_rate_action
+from genet.cc.env import AuroraConfig, AuroraEnv, apply_rate_action, register_envs
 from genet.cc.link import LinkConfig, mbps_to_pps
 from genet.cc.senders import RateSender
 from genet.cc.simulator import Simulation
 from conftest import shared_path
 from traces import Trace, load_traces
+
+register_envs()  # gymnasium.make / make_vec below need the id (importing genet registers nothing)
 
 
 def const_trace(bw=10.0, delay_ms=50.0, queue=100, loss=0.0, dur=30.0):

@@ -195,14 +195,14 @@ def test_cli_crash_while_journaling_then_two_reruns_keep_every_run_once(tmp_path
 def test_a_rerun_with_another_duration_is_not_served_from_the_journal(tmp_path):
     """The resume key holds the run's length: `--duration-s 2` then `--duration-s 4` on one --out runs again
     (throughput of a constant link is the same, packets sent double), and a third call at 4 s reuses rows."""
-    from genet.cc.evaluate import evaluate
+    from genet.cc.evaluate import compare_policies
     from genet.journal import Journal
     trace = Trace([0.0, 10.0], [6.0, 6.0], name="const6", delay_ms=10.0)
     policy = [parse_policy("const:3")]
-    two = evaluate(policy, [trace], tmp_path, plots=False, progress=False, duration_s=2.0)
-    four = evaluate(policy, [trace], tmp_path, plots=False, progress=False, duration_s=4.0)
+    two = compare_policies(policy, [trace], tmp_path, plots=False, progress=False, duration_s=2.0)
+    four = compare_policies(policy, [trace], tmp_path, plots=False, progress=False, duration_s=4.0)
     assert four[0].packets_sent > 1.8 * two[0].packets_sent
     assert len(Journal(tmp_path / "results.jsonl").records) == 2
-    again = evaluate(policy, [trace], tmp_path, plots=False, progress=False, duration_s=4.0)
+    again = compare_policies(policy, [trace], tmp_path, plots=False, progress=False, duration_s=4.0)
     assert again[0].packets_sent == four[0].packets_sent
     assert len(Journal(tmp_path / "results.jsonl").records) == 2

@@ -28,8 +28,9 @@ if not shutil.which("iperf3"):
 from deploy import testbed  # noqa: E402
 from deploy.campaign import Journal, plan_runs, run_campaign  # noqa: E402
 from deploy.config import load_campaign, load_inventory  # noqa: E402
-from deploy.report import mean_ci95, write_report  # noqa: E402
+from deploy.report import write_report  # noqa: E402
 from deploy.ssh import Session  # noqa: E402
+from genet.stats import mean_ci95  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -47,13 +47,15 @@ def test_inventory_loads_with_defaults_and_relative_paths(tmp_path):
 
 
 @pytest.mark.parametrize("edit, key, expected", [
-    (('port = 2222', 'port = "22"'), "hosts.h2.port", "int"),
-    (('port = 2222', 'port = 70000'), "hosts.h2.port", "1-65535"),
-    (('address = "192.0.2.1"', 'adress = "192.0.2.1"'), "hosts.h1.adress", "unknown key"),
-    (('client = "h2"', 'client = "h9"'), "paths.p1.client", "one of the hosts h1, h2"),
-    (('address = "192.0.2.2"', 'address = "a b"'), "hosts.h2.address", "without spaces"),
-    (('user = "genet"', 'user = "x;rm"'), "defaults.user", "login name"),
-    (('[paths.p1]', '[paths."p 1"]'), "paths.p 1", "a name"),
+    (('port = 2222', 'port = "22"'), "[hosts.h2] port", "expected an integer"),
+    (('port = 2222', 'port = 70000'), "[hosts.h2] port", ">= 1 and <= 65535"),
+    (('address = "192.0.2.1"', 'adress = "192.0.2.1"'), "[hosts.h1]", "unknown key 'adress'; allowed: address,"),
+    (('client = "h2"', 'client = "h9"'), "[paths.p1] client", "one of the hosts h1, h2"),
+    (('address = "192.0.2.2"', 'address = "a b"'), "[hosts.h2] address", "without spaces"),
+    (('user = "genet"', 'user = "x;rm"'), "[defaults] user", "login name"),
+    (('[paths.p1]', '[paths."p 1"]'), "[paths] 'p 1'", "a name of 1-63 letters"),
+    (('[hosts.h1]\naddress = "192.0.2.1"', '[hosts.h1]'), "[hosts.h1] address", "missing"),
+    (('port = 2222', 'port = 2222\nconnect_timeout_s = 0'), "[hosts.h2] connect_timeout_s", "> 0 and <= 600 (s)"),
 ])
 def test_inventory_errors_name_file_key_and_expectation(tmp_path, edit, key, expected):
     f = write(tmp_path, "inv.toml", GOOD_INV.replace(*edit))
@@ -80,18 +82,21 @@ def test_campaign_validation(tmp_path):
     assert c.paths == ("p1",) and c.repetitions == 5 and c.timeout_s == 33.0
     assert c.schemes[2].needs == "sender" and c.schemes[0].needs is None
     cases = [
-        ('use_case = "video"\nschemes = ["bba"]\n', "use_case", "abr or cc"),
+        ('use_case = "video"\nschemes = ["bba"]\n', "use_case", "allowed: 'abr', 'cc'"),
+        ('schemes = ["bba"]\n', "use_case", "missing"),
         ('use_case = "cc"\nschemes = ["cubic; rm -rf /"]\n', "schemes[0]", "kernel algorithm name"),
         ('use_case = "cc"\nschemes = ["$(reboot)"]\n', "schemes[0]", "CC scheme"),
         ('use_case = "cc"\nschemes = ["const:-1"]\n', "schemes[0]", "const:MBPS"),
         ('use_case = "abr"\nschemes = ["bbr"]\n', "schemes[0]", "ABR scheme"),
         ('use_case = "cc"\nschemes = ["missing.onnx"]\n', "schemes[0]", "existing ONNX model"),
         ('use_case = "cc"\nschemes = []\n', "schemes", "non-empty"),
-        ('use_case = "cc"\nschemes = ["cubic"]\nrepetitions = 0\n', "repetitions", "1-1000"),
+        ('use_case = "cc"\nschemes = ["cubic"]\nrepetitions = 0\n', "repetitions", ">= 1 and <= 1000"),
         ('use_case = "cc"\nschemes = ["cubic"]\npaths = ["p9"]\n', "paths[0]", "a path of"),
         ('use_case = "cc"\nschemes = ["cubic"]\nduration_s = 10\ntimeout_s = 5\n', "timeout_s", "more seconds"),
         ('use_case = "cc"\nschemes = ["cubic", "cubic"]\n', "schemes", "distinct"),
         ('use_case = "cc"\nschemes = ["cubic"]\nrepetition = 3\n', "repetition", "unknown key"),
+        ('use_case = "cc"\nschemes = ["cubic"]\nchunks = 3\n', "chunks", "ABR campaigns only"),
+        ('use_case = "abr"\nschemes = ["bba"]\nvideo = "a/b"\n', "video", "a video name"),
     ]
     for text, key, expected in cases:
         f = write(tmp_path, "bad.toml", text)
@@ -137,3 +142,56 @@ def test_a_damaged_campaign_json_is_one_line_naming_it(tmp_path, capsys, damage)
         assert err.startswith(f"genet: error: {out / 'campaign.json'} is damaged (") and err.count("\n") == 1, err
     assert (out / "campaign.json").read_bytes() == damage
     assert sorted(os.listdir(out)) == [".genet.lock", "campaign.json", "journal.jsonl"]
+
+
+def test_docs_page_is_the_schema_rendering():
+    """docs/deploy-config.md is generated from the inventory, campaign and testbed-paths schemas."""
+    from deploy import config
+    page = (REPO / "docs" / "deploy-config.md").read_text()
+    assert page.strip() == config.render_markdown().strip(), \
+        "docs/deploy-config.md is stale: python -m deploy.config > docs/deploy-config.md"
+    for key in ("address", "known_hosts", "connect_timeout_s", "server_address", "use_case", "schemes", "timeout_s",
+                "retry_limit", "uplink_queue_args", "downlink_loss"):
+        assert f"| `{key}` |" in page, key
+    for heading in ("### `[defaults]`", "### `[hosts.NAME]`", "### `[paths.NAME]`", "## Campaign", "## Testbed paths"):
+        assert heading in page, heading
+
+
+def test_help_points_at_the_schema_page(capsys):
+    from genet.cli import main
+    with pytest.raises(SystemExit):
+        main(["deploy", "--help"])
+    assert "docs/deploy-config.md" in capsys.readouterr().out
+
+
+def test_schema_defaults_are_the_records_defaults(tmp_path):
+    """A key left out gets the record's default (one definition): a minimal inventory, campaign and testbed paths
+    file give the dataclasses' defaults."""
+    from dataclasses import fields
+
+    from deploy.config import Campaign, HostSpec, TestbedPath, load_testbed_paths
+    inv = load_inventory(write(tmp_path, "inv.toml", '[hosts.h1]\naddress = "192.0.2.1"\n'))
+    h = inv.hosts["h1"]
+    for f in fields(HostSpec):
+        if f.name not in ("name", "address", "known_hosts"):
+            assert getattr(h, f.name) == f.default, f.name
+    assert h.known_hosts == str(tmp_path.resolve() / "known_hosts") and inv.paths == {}
+    c = load_campaign(write(tmp_path, "c.toml", 'use_case = "cc"\nschemes = ["cubic"]\n'))
+    for f in fields(Campaign):
+        if f.name not in ("file", "use_case", "schemes", "name", "timeout_s"):
+            assert getattr(c, f.name) == (tuple(f.default) if f.name == "paths" else f.default), f.name
+    assert c.name == "c" and c.timeout_s == c.duration_s + 30
+    (p,) = load_testbed_paths(write(tmp_path, "p.toml", '[paths.p1]\nserver = "h1"\nclient = "h2"\n'), ["h1", "h2"])
+    for f in fields(TestbedPath):
+        if f.name not in ("name", "server", "client"):
+            assert getattr(p, f.name) == f.default, f.name
+
+
+def test_defaults_are_inherited_and_hosts_override_them(tmp_path):
+    inv = load_inventory(write(tmp_path, "inv.toml", '[defaults]\nport = 2200\nuser = "u"\nwork_dir = "/w/"\n'
+                                                     '[hosts.h1]\naddress = "a"\n[hosts.h2]\naddress = "b"\nport = 22\n'
+                                                     'work_dir = "~/x//"\n'))
+    assert (inv.hosts["h1"].port, inv.hosts["h1"].user, inv.hosts["h1"].work_dir) == (2200, "u", "/w")
+    assert (inv.hosts["h2"].port, inv.hosts["h2"].user, inv.hosts["h2"].work_dir) == (22, "u", "~/x")
+    with pytest.raises(ConfigError, match=r"\[defaults\] address: expected no address"):
+        load_inventory(write(tmp_path, "inv2.toml", '[defaults]\naddress = "a"\n[hosts.h1]\naddress = "a"\n'))

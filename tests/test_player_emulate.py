@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genet.abr.evaluate import run_policy
+from genet.abr.evaluate import evaluate
 from genet.abr.params import PENSIEVE, EnvParams
 from genet.abr.video import load_video
 from player.client import read_log
@@ -82,7 +82,7 @@ def test_constant_link_bba_matches_simulator_per_chunk(run):
         assert len(emu) == CHUNKS
         trace = emulator_view(Trace(np.arange(400.0), np.full(400, 3.0)), float(row["trace_offset_s"]))
         params = EnvParams(60.0, video.chunk_length_s, 2 * DELAY_MS, CHUNKS * video.chunk_length_s)
-        _, sim = run_policy("bba", [trace], video, PENSIEVE, params=params, record_chunks=True)
+        _, sim = evaluate("bba", [trace], video, PENSIEVE, params=params, record_chunks=True)
         same = sum(int(c["quality"]) == int(s["quality"][0]) for c, s in zip(emu, sim))
         assert same >= 0.9 * CHUNKS, [(c["quality"], int(s["quality"][0])) for c, s in zip(emu, sim)]
         for c, s in zip(emu, sim):

@@ -55,11 +55,11 @@ def test_looped_to_loops_and_cuts_like_mahimahi():
 
 
 def test_simulator_runs_a_one_line_mahimahi_trace_for_the_run_duration(one_line_mahimahi):
-    from genet.cc.evaluate import evaluate
+    from genet.cc.evaluate import compare_policies
     from genet.cc.registry import parse_policies
     traces = [read_trace(one_line_mahimahi)]
-    default, = evaluate(parse_policies(["const:6"]), traces, progress=False, plots=False)
-    asked, = evaluate(parse_policies(["const:6"]), traces, progress=False, plots=False, duration_s=2.0)
+    default, = compare_policies(parse_policies(["const:6"]), traces, progress=False, plots=False)
+    asked, = compare_policies(parse_policies(["const:6"]), traces, progress=False, plots=False, duration_s=2.0)
     for row, seconds in ((default, 30.0), (asked, 2.0)):
         assert row.trace_mean_bandwidth_mbps == pytest.approx(12.0)
         assert row.throughput_mbps == pytest.approx(6.0, rel=0.02)
@@ -87,7 +87,7 @@ def test_genet_eval_cc_duration_option(one_line_mahimahi, tmp_path):
 
 
 def test_emulation_settings_use_the_same_run_duration(one_line_mahimahi):
-    from sender.emulate import cut_trace, link_settings
+    from sender.runs import cut_trace, link_settings
     trace = read_trace(one_line_mahimahi)
     assert link_settings(trace, None, None, None, None).duration_s == 30.0
     s = link_settings(trace, None, None, None, 2.0)

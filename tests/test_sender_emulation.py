@@ -58,7 +58,8 @@ def no_leftovers(tmp_path):
 
 
 def _run(policy: str, tmp_path, queue_packets, duration_s, name="run"):
-    from sender.emulate import link_settings, run_one, set_priority_for_jobs
+    from sender.emulate import run_one
+    from sender.runs import link_settings, set_priority_for_jobs
     set_priority_for_jobs(1)  # as genet emulate cc --jobs 1
     trace = Trace.constant(LINK_MBPS, duration_s, name="c12", delay_ms=DELAY_MS, queue_packets=queue_packets)
     s = link_settings(trace, None, None, None, None)
@@ -96,7 +97,8 @@ def test_random_loss_is_in_the_link_log_and_in_the_loss_rate(tmp_path, no_leftov
     """The netns link logs its random losses (``T l 1 SIZE``), so the one metric source (the uplink log)
     counts them: loss_rate = queue drops (none here) + random loss, and throughput is what got through."""
     from emulation.logstats import read_link_log, read_link_log_arrays
-    from sender.emulate import link_settings, run_one, set_priority_for_jobs
+    from sender.emulate import run_one
+    from sender.runs import link_settings, set_priority_for_jobs
     set_priority_for_jobs(1)
     trace = Trace.constant(LINK_MBPS, 5.0, name="c12-loss", delay_ms=DELAY_MS, queue_packets=1000, loss_rate=0.1)
     s = link_settings(trace, None, None, None, None)

@@ -444,8 +444,8 @@ def test_the_sender_log_is_strict_json_with_null_for_undefined_figures(tmp_path)
     """Issue 25: a run without an RTT sample (nobody answers) wrote bare ``NaN`` for its percentiles, which
     is not JSON. Every line now parses under a strict reader, with null there; the log's readers
     (read_log, ``genet deploy``'s sender_log_metrics and report mean) take the null."""
-    from deploy.report import mean_ci95
     from deploy.schemes import sender_log_metrics
+    from genet.stats import mean_ci95
 
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never answers
     silent.bind(("127.0.0.1", 0))

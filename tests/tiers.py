@@ -53,12 +53,15 @@ FAST_MODULES: set[str] = {
     "test_abr_baselines", "test_abr_env", "test_abr_optimal_cli", "test_abr_policy", "test_abr_runtime",
     "test_abr_sim", "test_abr_sim_bounds", "test_abr_single_env", "test_abr_tf_import", "test_abr_training",
     "test_allocator", "test_cc_baselines", "test_cc_env", "test_cc_eval", "test_cc_invariants", "test_cc_monitor",
-    "test_cc_simulator", "test_cc_training", "test_clone_alone", "test_curriculum_loop", "test_deploy_config",
+    "test_cc_simulator", "test_cc_training", "test_clone_alone", "test_config", "test_curriculum_loop",
+    "test_deploy_config",
     "test_deploy_robustness", "test_emulation_link_queue", "test_emulation_mahimahi", "test_emulation_robustness",
-    "test_journal", "test_player_hardening", "test_player_server", "test_ppo_algorithm", "test_readme_commands",
-    "test_rollout_workers", "test_run_config", "test_run_config_robustness", "test_run_duration",
+    "test_journal", "test_player_hardening", "test_player_server", "test_policy_protocol", "test_ppo_algorithm",
+    "test_readme_commands", "test_registry",
+    "test_result_columns", "test_rollout_workers", "test_run_config", "test_run_config_robustness",
+    "test_run_duration",
     "test_run_pipeline", "test_runmeta", "test_runtime_imports", "test_sender", "test_sender_hardening",
-    "test_sender_iperf3", "test_setup", "test_shipped_models", "test_study_training", "test_tiers",
+    "test_sender_iperf3", "test_setup", "test_shipped_models", "test_stats", "test_study_training", "test_tiers",
     "test_traces_atomic", "test_traces_cli", "test_traces_formats", "test_traces_fuzz", "test_traces_generators",
     "test_traces_malformed", "test_train_cli",
 }
@@ -85,6 +88,7 @@ SLOW_TESTS: dict[str, str] = {
     "test_player_server::test_player_gives_up_with_the_reason_and_a_killed_run_leaves_a_readable_log":
         f"{REAL_TIME}: a player giving up, a player killed mid-video",
     "test_player_server::test_encoded_video_tracks_the_ladder_and_plays": f"{LONG}: ffmpeg encodes a video",
+    "test_policy_protocol::test_the_udp_sender_decides_through_act": f"{REAL_TIME}: a sender over loopback",
     "test_rollout_workers::test_local_workers_shared_gradient_files_give_the_in_process_update":
         f"{LONG}: training in worker processes",
     "test_rollout_workers::test_abr_workers_same_seed_same_run_and_exact_resume":

@@ -6,7 +6,8 @@ Layering (trace -> video/link model -> batched simulator -> env + observer):
   shipped EnvivioDash3 table is the default video) and :class:`~genet.abr.video.SessionVideos`, what
   ``Policy.bind`` receives;
 * :mod:`genet.abr.qoe`: the per-chunk QoE and the per-video Table-6 accumulator (the one definition);
-* :mod:`genet.abr.registry`: policy names and ``.onnx`` paths -> policies;
+* :mod:`genet.abr.registry`: policy names and ``.onnx`` paths -> policies (``POLICIES``, a
+  :class:`genet.registry.Registry`);
 * :mod:`genet.abr.params`: simulator conventions (:class:`SimConventions`, the
   Genet-compatibility and Pensieve-default modes) and per-environment
   properties (:class:`EnvParams`, from the ABR config space);
@@ -15,12 +16,13 @@ Layering (trace -> video/link model -> batched simulator -> env + observer):
   simulator's steps or from a player's plain ``ChunkMeasurement`` records;
 * :mod:`genet.abr.env`: the Gymnasium environment ``genet/Abr-v0`` (a view over the batched core)
   and its natively batched ``vector_entry_point`` :class:`~genet.abr.env.AbrVectorEnv`
-  (``import genet.abr.env`` registers both; or ``gymnasium.make("genet.abr.env:genet/Abr-v0")``);
+  (``genet.abr.env.register_envs()`` registers both with Gymnasium; importing registers nothing);
 * :mod:`genet.abr.baselines`, :mod:`genet.abr.mpc`: BBA and RobustMPC;
   :mod:`genet.abr.optimal`: the offline optimum;
 * :mod:`genet.abr.pensieve_net`: the Pensieve/Genet actor in torch; :mod:`genet.abr.tf_import`: the
   paper's TF1 checkpoints to ONNX (via :mod:`genet.tf_checkpoint`, no TensorFlow);
-* :mod:`genet.abr.evaluate`: batched evaluation over trace sets; :mod:`genet.abr.cli`: ``genet eval abr``
+* :mod:`genet.abr.evaluate`: batched evaluation over trace sets (``evaluate``: one policy, every trace;
+  ``optimal`` planned by :mod:`genet.abr.optimal`, which never imports it); :mod:`genet.abr.cli`: ``genet eval abr``
   and ``genet import-tf-checkpoint``.
 
 Heavy parts are imported on use; ``import genet.abr`` stays cheap. ``qoe``, ``observations``,

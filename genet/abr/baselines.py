@@ -1,4 +1,4 @@
-"""Rule-based ABR policies and their registry (genet-simulators.md §2).
+"""Rule-based ABR policies (genet-simulators.md §2); genet/abr/registry.py names them.
 
 Every rule-based policy reads the ``abr.raw`` observation (genet/abr/observations.py)
 and returns ``abr.direct6`` actions (the next chunk's quality index), batched:
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from genet.abr.mpc import RobustMPC
 from genet.abr.observations import RAW
 
 RESERVOIR_S = 5.0
@@ -50,7 +49,3 @@ class BBA:
         mid = (top * (b - self.reservoir_s) / self.cushion_s)
         mid = np.where(np.isfinite(mid), mid, 0.0).astype(np.int64)
         return np.where(b < self.reservoir_s, 0, np.where(b >= self.reservoir_s + self.cushion_s, top, mid))
-
-
-#: The rule-based policy classes (the registry, genet/abr/registry.py, names them).
-RULE_BASED = {"bba": BBA, "mpc": RobustMPC}

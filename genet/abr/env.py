@@ -1,7 +1,7 @@
 """Gymnasium environment for one ABR session: a thin view over :class:`~genet.abr.core.BatchedAbrSim`.
 
-``gymnasium.make("genet/Abr-v0", traces=..., video=...)`` after ``import genet.abr.env`` (which
-registers the id), or ``gymnasium.make("genet.abr.env:genet/Abr-v0", ...)``.
+``gymnasium.make("genet/Abr-v0", traces=..., video=...)`` after :func:`register_envs` (explicit:
+importing this module registers nothing with Gymnasium).
 ``gymnasium.make_vec("genet/Abr-v0", num_envs=N, vectorization_mode="vector_entry_point")`` gives
 :class:`AbrVectorEnv`, N sessions on one batched simulator with the same per-session trajectories as
 ``SyncVectorEnv`` (autoreset mode SAME_STEP; tested).
@@ -294,10 +294,8 @@ def _vector_info(r: StepResult) -> dict[str, Any]:
 
 
 def register_envs() -> None:
-    """Register ``genet/Abr-v0`` with Gymnasium (idempotent)."""
+    """Register ``genet/Abr-v0`` (and its ``vector_entry_point``) with Gymnasium (idempotent); call it
+    before ``gymnasium.make("genet/Abr-v0")``: nothing registers it on import."""
     if ENV_ID not in gym.registry:
         gym.register(id=ENV_ID, entry_point="genet.abr.env:AbrEnv",
                      vector_entry_point="genet.abr.env:AbrVectorEnv")
-
-
-register_envs()

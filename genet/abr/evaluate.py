@@ -13,15 +13,15 @@ stops. Per trace (:class:`TraceResult`, the paper's Table 6 quantities):
   ``bitrate_change_mbps``: mean |change| per chunk (the first chunk's change
   is against the first quality, i.e. 0); ``qoe_per_chunk`` = qoe / chunks.
 
-Policies: anything :func:`genet.abr.registry.make_policy` takes ("bba", "mpc",
-an ``.onnx`` path, a policy object); "optimal" (the offline optimum,
-genet/abr/optimal.py) goes through :func:`evaluate`.
+Policies: any name or path of the ABR registry (:data:`genet.abr.registry.POLICIES`: "bba", "mpc",
+"optimal" — the offline optimum, planned by genet/abr/optimal.py and replayed here — or an ``.onnx``
+path) or a :class:`genet.policy.Policy` object. :func:`evaluate` is the one entry point: one policy,
+every trace, one :class:`TraceResult` per trace.
 """
 
 from __future__ import annotations
 
 from genet.errors import BadInputError
-
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,31 +38,43 @@ from genet.abr.video import SessionVideos, Video
 from traces.trace import Trace
 
 
-def make_policy(policy: Any, conv: SimConventions, deterministic: bool = True, seed: int | None = None):
+def make_policy(policy: Any, conv: SimConventions, deterministic: bool = True, seed: int | None = None,
+                offline: registry.OfflineSessions | None = None):
     """A policy from a name / path / object through the registry (genet/abr/registry.py), planning with
     the mode's QoE weights."""
     return registry.make_policy(policy, rebuffer_penalty=conv.rebuffer_penalty, smooth_penalty=conv.smooth_penalty,
-                                deterministic=deterministic, seed=seed)
+                                deterministic=deterministic, seed=seed, offline=offline)
 
 
 policy_label = registry.policy_label
 
 
-def run_policy(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConventions = PENSIEVE,
-               params: EnvParams | Sequence[EnvParams] | None = None, label: str | None = None,
-               deterministic: bool = True, seed: int | None = None,
-               progress: Callable[[int], None] | None = None, record_chunks: bool = False):
-    """Play one video per trace with ``policy``; returns a list of TraceResult (and per-chunk logs
-    as a list of dicts of arrays when ``record_chunks``)."""
+def evaluate(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConventions = PENSIEVE,
+             params: EnvParams | Sequence[EnvParams] | None = None, label: str | None = None,
+             deterministic: bool = True, seed: int | None = None,
+             progress: Callable[[int], None] | None = None, record_chunks: bool = False):
+    """Play one video per trace with ``policy`` (all traces stepped as one batch); returns a list of
+    TraceResult, one per trace (and per-chunk logs as a list of dicts of arrays when ``record_chunks``).
+
+    policy: a registry name ("bba", "mpc", "optimal"), an ``.onnx`` path, or a
+        :class:`genet.policy.Policy`; ``optimal`` plans every trace first (genet/abr/optimal.py, which
+        reports ``progress`` while planning) and is then replayed like any policy
+    label: the results' policy name (None: :func:`policy_label`)
+    deterministic / seed: ONNX action choice (argmax, or Pensieve's sampling rule with this seed)
+    progress: called with the number of sessions finished since the last call
+    """
     label = label or policy_label(policy)
-    pol = make_policy(policy, conv, deterministic=deterministic, seed=seed)
+    causal = registry.is_causal(policy)
+    offline = None if causal else registry.OfflineSessions(traces, video, conv, params, progress)
+    pol = make_policy(policy, conv, deterministic=deterministic, seed=seed, offline=offline)
+    if not causal:
+        progress = None  # reported while planning
     sim = BatchedAbrSim(traces, video, conv, params=params, autoreset=False)
     sim.reset()
     n = sim.n_envs
     layout = get_layout(pol.spec.observation_layout)
-    if hasattr(pol, "bind"):
-        pol.bind(SessionVideos(sim.bitrates_kbps, sim.sizes, sim.n_chunks, sim.chunk_ms / 1000.0,
-                               video.chunk_sizes_bytes))
+    pol.bind(SessionVideos(sim.bitrates_kbps, sim.sizes, sim.n_chunks, sim.chunk_ms / 1000.0,
+                           video.chunk_sizes_bytes))
     pol.reset()
     builder = None if layout.name == RAW.name else StateBuilder(layout, n, float(np.max(sim.bitrates_kbps)))
     q = np.full(n, conv.first_quality, dtype=np.int64)
@@ -92,15 +104,6 @@ def run_policy(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConv
                 reported = finished
     results = [TraceResult(label, tr.name or f"trace{i}", **acc.result(i).as_dict()) for i, tr in enumerate(traces)]
     return (results, logs) if record_chunks else results
-
-
-def evaluate(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConventions = PENSIEVE,
-             params: EnvParams | Sequence[EnvParams] | None = None, **kwargs: Any) -> list[TraceResult]:
-    """``run_policy`` for causal policies; the offline optimum for ``policy == "optimal"``."""
-    if policy == "optimal":
-        from genet.abr.optimal import optimal_results
-        return optimal_results(traces, video, conv, params=params, progress=kwargs.get("progress"))
-    return run_policy(policy, traces, video, conv, params=params, **kwargs)
 
 
 @dataclass

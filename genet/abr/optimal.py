@@ -5,9 +5,12 @@ the sessions reaching the same (quality, buffer bin) are merged and only the
 one with the highest QoE so far is kept, together with its *exact* simulator
 state (trace pointer, trace clock, buffer), from which all next qualities are
 expanded with the simulator's own arithmetic (``core.download_chunk``). The
-best final state is traced back and the plan replayed through
-:class:`~genet.abr.core.BatchedAbrSim`, so the reported numbers are exactly
-what the simulator gives for that quality sequence.
+best final state is traced back into a plan (:class:`PlanPolicy`), which
+:func:`genet.abr.evaluate.evaluate` replays through
+:class:`~genet.abr.core.BatchedAbrSim` like any policy, so the reported numbers
+are exactly what the simulator gives for that quality sequence. (This module
+plans and never runs the evaluation loop: ``evaluate`` imports it, not the
+reverse.)
 
 Like Pensieve's ``dp.cc`` (which discretises time and buffer), the merge makes
 this a very good plan rather than a proven optimum; with the default 100 ms
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from genet.errors import BadInputError
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from numba import njit
@@ -28,6 +31,7 @@ from numba import njit
 from genet.abr.core import BatchedAbrSim, chunk_reward, download_chunk
 from genet.abr.params import PENSIEVE, EnvParams, SimConventions
 from genet.abr.video import Video
+from genet.policy import PolicyBase
 from traces.trace import Trace
 
 DEFAULT_BUFFER_BIN_MS = 100.0
@@ -111,7 +115,7 @@ def optimal_plan(trace: Trace, video: Video, conv: SimConventions = PENSIEVE, pa
     return plan, float(best)
 
 
-class PlanPolicy:
+class PlanPolicy(PolicyBase):
     """Replays fixed per-environment quality plans (abr.raw layout) — used to replay the optimum."""
 
     name = "optimal"
@@ -124,20 +128,17 @@ class PlanPolicy:
         for i, p in enumerate(plans):
             self.plans[i, : len(p)] = p
 
-    def reset(self, mask=None) -> None:
-        return None
-
     def act(self, observations: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
         nxt = np.asarray(observations)[:, 5].astype(np.int64)
         return self.plans[np.arange(len(nxt)), np.minimum(nxt, self.plans.shape[1] - 1)]
 
 
-def optimal_results(traces: Sequence[Trace], video: Video, conv: SimConventions = PENSIEVE,
-                    params: EnvParams | Sequence[EnvParams] | None = None,
-                    progress: Callable[[int], None] | None = None, buffer_bin_ms: float = DEFAULT_BUFFER_BIN_MS,
-                    label: str = "optimal"):
-    """TraceResults of the offline optimum on every trace (plans replayed through the simulator)."""
-    from genet.abr.evaluate import run_policy
+def optimal_plans(traces: Sequence[Trace], video: Video, conv: SimConventions = PENSIEVE,
+                  params: EnvParams | Sequence[EnvParams] | None = None,
+                  progress: Callable[[int], None] | None = None,
+                  buffer_bin_ms: float = DEFAULT_BUFFER_BIN_MS) -> PlanPolicy:
+    """The offline optimum of every trace as one :class:`PlanPolicy` (session i replays trace i's plan);
+    ``progress(1)`` after each trace is planned."""
     if params is None or isinstance(params, EnvParams):
         plist = [params] * len(traces)
     else:
@@ -147,4 +148,12 @@ def optimal_results(traces: Sequence[Trace], video: Video, conv: SimConventions 
         plans.append(optimal_plan(tr, video, conv, p, buffer_bin_ms)[0])
         if progress is not None:
             progress(1)
-    return run_policy(PlanPolicy(plans), traces, video, conv, params=params, label=label)
+    return PlanPolicy(plans)
+
+
+def plan_policy(*, offline: Any = None, **_: Any) -> PlanPolicy:
+    """The registry's factory of ``optimal`` (genet/abr/registry.py): plans the sessions of ``offline``
+    (a :class:`genet.abr.registry.OfflineSessions`); :func:`genet.abr.evaluate.evaluate` replays them."""
+    if offline is None:
+        raise BadInputError("the offline optimum plans over known traces: only the simulator can run it")
+    return optimal_plans(offline.traces, offline.video, offline.conv, offline.params, offline.progress)

@@ -23,7 +23,7 @@ abr``, ``genet player play`` and ``genet emulate abr`` all report):
 :class:`QoeAccumulator` sums them for a batch of sessions (one entry per
 session; a player uses ``n_sessions=1``).
 
-Imports only numpy.
+Imports only numpy (and :mod:`genet.metrics`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,24 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from genet.metrics import Column, column_names
+
+#: The ABR result columns (the paper's Table 6 and the QoE per chunk), the one list: every ABR results file
+#: has them (``genet eval abr``: :class:`TraceResult`, in :class:`VideoQoe`'s field order; ``genet emulate
+#: abr`` in this order, and as its ``sim_*`` columns; ``genet deploy run``: the player's summary); the
+#: reports print :data:`TABLE6`.
+COLUMNS = (
+    Column("bitrate_mbps", "Mbit/s", "bitrate", "mean bitrate of the chunks played"),
+    Column("rebuffer_s", "s", "rebuffering", "total stall time"),
+    Column("bitrate_change_mbps", "Mbit/s", "bitrate change", "mean |bitrate change| between consecutive chunks"),
+    Column("qoe", "", "QoE", "per-video total linear QoE (sum of chunk_qoe)"),
+    Column("qoe_per_chunk", "", "QoE per chunk", "qoe / chunks played", table=False),
+)
+#: The paper's Table 6: the :data:`COLUMNS` the reports print per environment, in order.
+TABLE6 = tuple(c for c in COLUMNS if c.table)
+#: The names of :data:`COLUMNS`, in order.
+COLUMN_NAMES = column_names(COLUMNS)
 
 #: Rebuffer penalty (QoE lost per second of stall) of the Pensieve convention (Pensieve, Pensieve-PPO).
 REBUFFER_PENALTY_PENSIEVE = 4.3
@@ -141,5 +159,5 @@ def video_qoe(bitrates_kbps, rebuffers_s, first_bitrate_kbps: float, rebuffer_pe
     return acc.result(0)
 
 
-__all__ = ["chunk_qoe", "VideoQoe", "TraceResult", "QoeAccumulator", "video_qoe", "REBUFFER_PENALTY_PENSIEVE",
-           "REBUFFER_PENALTY_GENET", "SMOOTH_PENALTY"]
+__all__ = ["COLUMNS", "TABLE6", "COLUMN_NAMES", "chunk_qoe", "VideoQoe", "TraceResult", "QoeAccumulator", "video_qoe",
+           "REBUFFER_PENALTY_PENSIEVE", "REBUFFER_PENALTY_GENET", "SMOOTH_PENALTY"]

@@ -10,69 +10,81 @@ optimal    the offline optimum (genet/abr/optimal.py): knows the whole trace;   
 PATH.onnx  an exported ABR policy (layout abr.pensieve-6x8 or abr.genet-6x6)     yes
 =========  ===================================================================  =========
 
-:func:`make_policy` is what the simulator's evaluation, the player and the ABR
-server all call; an unknown name raises :class:`UnknownPolicyError` listing the
-known ones. Importing this module loads no numba (RobustMPC compiles its
-kernels on first use when numba is installed, else runs them in numpy).
+:data:`POLICIES` is a :class:`genet.registry.Registry`, filled by :func:`register_builtins` (the
+one place ABR policies are registered; importing a policy module registers nothing).
+:func:`make_policy` is what the simulator's evaluation, the player and the ABR server all call; an
+unknown name raises :class:`UnknownPolicyError` listing the known ones. Every factory is called with
+the keyword options ``rebuffer_penalty``, ``smooth_penalty`` (the QoE weights RobustMPC plans with),
+``deterministic``, ``seed`` (ONNX action choice) and ``offline`` (an :class:`OfflineSessions` in
+simulation, None elsewhere), and takes those it needs. Importing this module loads no numba
+(RobustMPC compiles its kernels on first use when numba is installed, else runs them in numpy; the
+offline optimum's module is imported when it is first made).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE, SMOOTH_PENALTY
-from genet.errors import BadInputError
+from genet.registry import Registry, RegistryEntry, UnknownNameError
 
 #: ONNX observation layouts an ABR session can drive.
 ONNX_LAYOUTS = ("abr.pensieve-6x8", "abr.genet-6x6")
 
 
-class UnknownPolicyError(BadInputError):
-    """A policy name that is neither registered nor an existing ``.onnx`` file."""
+class UnknownPolicyError(UnknownNameError):
+    """A policy name that is neither registered nor an existing ``.onnx`` file, or one that cannot drive a
+    session here (``optimal`` outside simulation)."""
 
 
 @dataclass(frozen=True)
-class RegistryEntry:
-    """name: registry key; description: one line; causal: usable by a real player;
-    factory: (rebuffer_penalty, smooth_penalty) -> policy (None for non-causal entries)"""
+class OfflineSessions:
+    """What a non-causal policy (``optimal``) plans over: the sessions of one simulated evaluation.
 
-    name: str
-    description: str
-    causal: bool
-    factory: Callable[[float, float], Any] | None
+    traces: one per session; video: what they play; conv: the simulator conventions
+    (genet.abr.params.SimConventions); params: per-session EnvParams (one, a list, or None)
+    progress: called with the number of sessions planned so far (None: no progress)
+    """
+
+    traces: Sequence[Any]
+    video: Any
+    conv: Any
+    params: Any = None
+    progress: Callable[[int], None] | None = None
 
 
-def _bba(mu: float, smooth: float):
+def _bba(**_: Any):
     from genet.abr.baselines import BBA
     return BBA()
 
 
-def _mpc(mu: float, smooth: float):
+def _mpc(*, rebuffer_penalty: float, smooth_penalty: float, **_: Any):
     from genet.abr.mpc import RobustMPC
-    return RobustMPC(rebuffer_penalty=mu, smooth_penalty=smooth)
+    return RobustMPC(rebuffer_penalty=rebuffer_penalty, smooth_penalty=smooth_penalty)
 
 
-REGISTRY: dict[str, RegistryEntry] = {}
+def _onnx(path: str, *, deterministic: bool = True, seed: int | None = None, **_: Any):
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ONNX policy file {path} does not exist")
+    return load_onnx_abr(path, deterministic=deterministic, seed=seed)
 
 
-def register(entry: RegistryEntry) -> None:
-    """Add an entry (explicitly; nothing registers by import side effect elsewhere)."""
-    if not isinstance(entry, RegistryEntry):
-        raise BadInputError(f"register() takes a RegistryEntry, got {type(entry).__name__}")
-    if entry.name in REGISTRY:
-        raise BadInputError(f"ABR policy {entry.name!r} is already registered")
-    REGISTRY[entry.name] = entry
+def register_builtins(registry: Registry) -> Registry:
+    """Register the shipped ABR policies in ``registry`` (the one place they are registered); returns it."""
+    registry.register("bba", _bba, description="buffer-based (reservoir 5 s, cushion 10 s)", causal=True)
+    registry.register("mpc", _mpc, description="RobustMPC (5-chunk horizon, harmonic-mean throughput / "
+                                               "(1 + max error))", causal=True)
+    registry.register("optimal", "genet.abr.optimal:plan_policy",
+                      description="offline optimum over the whole trace (simulation only)", causal=False)
+    registry.register("onnx", _onnx, suffix=".onnx",
+                      description=f"an exported ABR policy (layout {' or '.join(ONNX_LAYOUTS)})", causal=True)
+    return registry
 
 
-register(RegistryEntry("bba", "buffer-based (reservoir 5 s, cushion 10 s)", True, _bba))
-register(RegistryEntry("mpc", "RobustMPC (5-chunk horizon, harmonic-mean throughput / (1 + max error))", True, _mpc))
-register(RegistryEntry("optimal", "offline optimum over the whole trace (simulation only)", False, None))
-
-
-def known_names(causal_only: bool = False) -> list[str]:
-    return [n for n, e in REGISTRY.items() if e.causal or not causal_only]
+#: The ABR policies: bba, mpc, optimal, PATH.onnx.
+POLICIES: Registry = register_builtins(Registry("ABR policy"))
 
 
 def is_onnx(policy: str) -> bool:
@@ -100,33 +112,47 @@ def load_onnx_abr(path: str | Path, deterministic: bool = True, seed: int | None
     return pol
 
 
+def _entry(name: str) -> tuple[RegistryEntry, str | None]:
+    """(entry, argument) of a name or path; an existing file without the .onnx suffix is an ONNX policy too."""
+    try:
+        return POLICIES.resolve(name)
+    except UnknownNameError as exc:
+        if Path(name).is_file():
+            return POLICIES.get("onnx"), name
+        raise UnknownPolicyError(str(exc)) from None
+
+
+def is_causal(policy: Any) -> bool:
+    """Whether ``policy`` decides from the past alone (everything but ``optimal``; objects: True)."""
+    if not isinstance(policy, (str, Path)):
+        return True
+    return bool(_entry(str(policy))[0].attributes.get("causal", True))
+
+
 def make_policy(policy: Any, rebuffer_penalty: float = REBUFFER_PENALTY_PENSIEVE,
                 smooth_penalty: float = SMOOTH_PENALTY, deterministic: bool = True, seed: int | None = None,
-                causal: bool = True):
-    """A policy from a registry name, an ``.onnx`` path, or a policy object (returned as is).
+                offline: OfflineSessions | None = None):
+    """A policy (:class:`genet.policy.Policy`) from a registry name, an ``.onnx`` path, or a policy object
+    (returned as is).
 
     rebuffer_penalty / smooth_penalty: the QoE weights RobustMPC plans with (the session's, genet/abr/qoe.py)
     deterministic / seed: ONNX action choice (argmax, or Pensieve's sampling rule with this seed)
-    causal: refuse entries that need the future (``optimal``) — True for everything but simulation
+    offline: the simulated sessions a non-causal entry (``optimal``) plans over; None (a real player, the
+        ABR server) refuses such entries
     """
     if not isinstance(policy, (str, Path)):
-        return policy
+        from genet.policy import check_policy
+        return check_policy(policy)
     name = str(policy)
-    if name in REGISTRY:
-        entry = REGISTRY[name]
-        if entry.factory is None or (causal and not entry.causal):
-            raise UnknownPolicyError(
-                f"ABR policy {name!r} ({entry.description}) cannot drive a session here; use one of "
-                f"{', '.join(known_names(causal_only=True))} or a path to an .onnx policy file")
-        return entry.factory(float(rebuffer_penalty), float(smooth_penalty))
-    if is_onnx(name) or Path(name).is_file():
-        if not Path(name).is_file():
-            raise FileNotFoundError(f"ONNX policy file {name} does not exist")
-        return load_onnx_abr(name, deterministic=deterministic, seed=seed)
-    names = known_names(causal_only=causal)
-    raise UnknownPolicyError(f"unknown ABR policy {name!r}: use one of {', '.join(names)} "
-                             f"or a path to an .onnx policy file")
+    entry, arg = _entry(name)
+    if offline is None and not entry.attributes.get("causal", True):
+        causal = [e.form for e in POLICIES.entries() if e.attributes.get("causal", True)]
+        raise UnknownPolicyError(
+            f"ABR policy {name!r} ({entry.description}) cannot drive a session here; use one of "
+            f"{', '.join(causal)}")
+    return entry.create(arg, rebuffer_penalty=float(rebuffer_penalty), smooth_penalty=float(smooth_penalty),
+                        deterministic=deterministic, seed=seed, offline=offline)
 
 
-__all__ = ["REGISTRY", "RegistryEntry", "UnknownPolicyError", "register", "known_names", "make_policy",
+__all__ = ["POLICIES", "OfflineSessions", "UnknownPolicyError", "register_builtins", "make_policy", "is_causal",
            "policy_label", "load_onnx_abr", "is_onnx", "ONNX_LAYOUTS"]

@@ -10,7 +10,8 @@
 * :mod:`genet.cc.metrics`, :mod:`genet.cc.evaluate` - evaluation.
 
 Heavy parts (numba kernels, gymnasium) load on first use of these names;
-``import genet.cc.env`` registers ``genet/Aurora-v0`` with Gymnasium.
+``genet.cc.env.register_envs()`` registers ``genet/Aurora-v0`` with Gymnasium (importing
+registers nothing).
 
 >>> from genet.cc import LinkConfig, Simulation, BbrSender
 >>> log = Simulation(LinkConfig.constant(10, delay_ms=50, queue_packets=83), BbrSender()).run()

@@ -19,7 +19,7 @@ def register(subparsers, groups) -> None:
     p.add_argument("--policy", action="append", required=True, metavar="POLICY", default=unset,
                    help="policy to evaluate: bbr, cubic, const:RATE_MBPS (constant rate in Mbps) or PATH.onnx "
                         "(an Aurora policy); repeat or comma-separate for several side by side "
-                        "(genet.cc.registry)")
+                        "(genet.cc.registry.POLICIES)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--traces", metavar="DIR", default=unset, help="directory (or file) of traces, any supported format")
     src.add_argument("--config", metavar="RANGE", default=unset, help="generate traces from this CC config-space range "
@@ -53,7 +53,7 @@ def run_eval_cc(args: argparse.Namespace) -> int:
     from genet.extras import require
     require("sim", "genet eval cc")
     from genet.cc.aurora import AuroraConfig
-    from genet.cc.evaluate import evaluate, format_summary, summary_rows
+    from genet.cc.evaluate import compare_policies, format_summary, summary_rows
     from genet.cc.registry import parse_policies
 
     policies = parse_policies(args.policy)
@@ -84,10 +84,11 @@ def run_eval_cc(args: argparse.Namespace) -> int:
             run_meta = write_run_metadata(out, seed=args.seed, extra={
                 "use_case": "cc", "policies": [p.label for p in policies],
                 "traces": str(args.traces) if getattr(args, "traces", None) else f"config {args.config}, n={args.n}"})
-        rows = evaluate(policies, trace_list, out, seed=args.seed, reward_form=args.reward_form, aurora=aurora,
-                        queue_packets=getattr(args, "queue_packets", None), loss_rate=getattr(args, "loss_rate", None),
-                        delay_ms=getattr(args, "delay_ms", None), duration_s=getattr(args, "duration_s", None),
-                        progress=not args.no_progress, plots=not args.no_plots)
+        rows = compare_policies(policies, trace_list, out, seed=args.seed, reward_form=args.reward_form,
+                                aurora=aurora, queue_packets=getattr(args, "queue_packets", None),
+                                loss_rate=getattr(args, "loss_rate", None), delay_ms=getattr(args, "delay_ms", None),
+                                duration_s=getattr(args, "duration_s", None), progress=not args.no_progress,
+                                plots=not args.no_plots)
         print(format_summary(summary_rows(rows), args.reward_form))
         if run_meta is not None:
             run_meta.finish(out)

@@ -1,4 +1,5 @@
-"""The Aurora congestion-control environment, Gymnasium id ``genet/Aurora-v0``.
+"""The Aurora congestion-control environment, Gymnasium id ``genet/Aurora-v0`` (registered by
+:func:`register_envs`, explicitly: importing this module registers nothing).
 
 One episode = one rate-based sender over one simulated link
 (genet-simulators.md §4.4-§4.6, Genet's CC-new ``AuroraEnv``):
@@ -53,7 +54,7 @@ from genet.errors import BadInputError, GenetRuntimeError
 from traces import Trace
 
 ENV_ID = "genet/Aurora-v0"
-__all__ = ["AuroraEnv", "AuroraConfig", "apply_rate_action", "register_env", "ENV_ID", "MIN_RATE_PPS",
+__all__ = ["AuroraEnv", "AuroraConfig", "apply_rate_action", "register_envs", "ENV_ID", "MIN_RATE_PPS",
            "MAX_RATE_PPS", "REWARD_NORMALISERS"]
 
 
@@ -183,10 +184,8 @@ class AuroraEnv(gym.Env):
         return EventLog.concatenate(self.episode_logs)
 
 
-def register_env() -> None:
-    """Register ``genet/Aurora-v0`` with Gymnasium (idempotent)."""
+def register_envs() -> None:
+    """Register ``genet/Aurora-v0`` with Gymnasium (idempotent); call it before
+    ``gymnasium.make("genet/Aurora-v0")``: nothing registers it on import."""
     if ENV_ID not in gym.registry:
         gym.register(id=ENV_ID, entry_point="genet.cc.env:AuroraEnv")
-
-
-register_env()

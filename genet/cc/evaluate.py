@@ -5,7 +5,7 @@ Outputs in ``--out DIR``:
 * ``results.csv`` and ``results.json``: one row per (policy, trace) with the
   :class:`~genet.cc.metrics.RunMetrics` columns (``trace``,
   ``throughput_mbps``, ``p90_rtt_ms``, ``p95_rtt_ms``, ``loss_rate``,
-  ``reward``, ... — names from :mod:`genet.metrics`);
+  ``reward``, ... — :data:`genet.cc.metrics.COLUMNS` among them);
 * ``results.jsonl``: the same rows appended as each run finishes, so results
   survive a crash and a rerun with the same arguments resumes (rows already
   there for the same policy, trace and seed are reused);
@@ -28,21 +28,19 @@ import numpy as np
 
 from genet.cc.aurora import AuroraConfig
 from genet.cc.link import LinkConfig
-from genet.cc.metrics import RunMetrics, summarize, time_series
+from genet.cc.metrics import COLUMN_NAMES, RunMetrics, summarize, time_series
 from genet.cc.policies import CcPolicy, load_aurora_policy, run_policy
 from genet.atomic import atomic_write_text
 from traces import Trace
 
-SUMMARY_COLUMNS = ("policy", "traces", "throughput_mbps", "p90_rtt_ms", "p95_rtt_ms", "loss_rate", "reward",
-                   "reward_std")
+SUMMARY_COLUMNS = ("policy", "traces", *COLUMN_NAMES, "reward_std")
 
 
 def summary_rows(rows: Sequence[RunMetrics]) -> list[dict]:
     out = []
     for policy in dict.fromkeys(r.policy for r in rows):
         mine = [r for r in rows if r.policy == policy]
-        col = {k: np.array([getattr(r, k) for r in mine], float) for k in
-               ("throughput_mbps", "p90_rtt_ms", "p95_rtt_ms", "loss_rate", "reward")}
+        col = {k: np.array([getattr(r, k) for r in mine], float) for k in COLUMN_NAMES}
         out.append({"policy": policy, "traces": len(mine),
                     **{k: float(np.nanmean(v)) for k, v in col.items()},
                     "reward_std": float(np.std(col["reward"]))})
@@ -60,13 +58,16 @@ def format_summary(summary: list[dict], reward_form: str = "genet") -> str:
     return "\n".join(lines)
 
 
-def evaluate(policies: Sequence[CcPolicy], traces: Sequence[Trace], out_dir: str | os.PathLike | None = None,
-             seed: int = 0, reward_form: str = "genet", aurora: AuroraConfig | None = None,
-             queue_packets: float | None = None, loss_rate: float | None = None, delay_ms: float | None = None,
-             progress: bool = True, plots: bool = True, duration_s: float | None = None) -> list[RunMetrics]:
-    """Run every policy on every trace; write the outputs when ``out_dir`` is given (holding its run-folder
-    lock: :func:`genet.journal.run_folder_lock`). Each run lasts ``trace.run_duration_s(duration_s)``
-    (the trace looped or cut to it; ``genet emulate cc`` uses the same definition)."""
+def compare_policies(policies: Sequence[CcPolicy], traces: Sequence[Trace],
+                     out_dir: str | os.PathLike | None = None, seed: int = 0, reward_form: str = "genet",
+                     aurora: AuroraConfig | None = None, queue_packets: float | None = None,
+                     loss_rate: float | None = None, delay_ms: float | None = None, progress: bool = True,
+                     plots: bool = True, duration_s: float | None = None) -> list[RunMetrics]:
+    """``genet eval cc``: run every policy on every trace (:func:`genet.cc.policies.run_policy`, one run
+    each); write the outputs when ``out_dir`` is given (holding its run-folder lock:
+    :func:`genet.journal.run_folder_lock`). Each run lasts ``trace.run_duration_s(duration_s)`` (the trace
+    looped or cut to it; ``genet emulate cc`` uses the same definition). (Not named ``evaluate``: that is
+    ABR's one policy over a trace set, :func:`genet.abr.evaluate.evaluate`.)"""
     import contextlib
 
     traces = [t.looped_to(t.run_duration_s(duration_s)) for t in traces]

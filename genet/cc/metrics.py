@@ -18,17 +18,33 @@ testbeds.md §4.3-4.4, genet-simulators.md §4.6):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from genet.cc.link import LinkConfig, mbps_to_pps
 from genet.cc.monitor import EV_ACKED, EV_SENT
 from genet.cc.reward import packet_level_reward
-from genet.metrics import percentile
+from genet.metrics import Column, column_names, percentile
 from genet.packets import PACKET_BITS
 
-#: The Table-7 columns every CC results file has (simulator, emulation, real paths), in order.
-TABLE7_COLUMNS = ("throughput_mbps", "p90_rtt_ms", "p95_rtt_ms", "loss_rate", "reward")
+if TYPE_CHECKING:  # the link model loads numba: imported where a run is summarised
+    from genet.cc.link import LinkConfig
+
+#: The CC result columns (the paper's Table 7 and the p95 RTT), the one list: every CC results file has them
+#: in this order (``genet eval cc`` and ``genet emulate cc``: :class:`RunMetrics`; ``genet deploy run``: the
+#: sender's summary and :func:`deploy.schemes.iperf3_metrics`), and so do the ``sim_*`` and gap columns of
+#: ``genet emulate cc`` and the summaries; the reports print :data:`TABLE7`.
+COLUMNS = (
+    Column("throughput_mbps", "Mbit/s", "throughput", "delivered bits over the first-to-last delivery span"),
+    Column("p90_rtt_ms", "ms", "p90 latency", "90th percentile of the per-packet RTT (genet.metrics.percentile)"),
+    Column("p95_rtt_ms", "ms", "p95 latency", "95th percentile of the per-packet RTT", table=False),
+    Column("loss_rate", "", "loss rate", "1 - delivered / sent packets (0-1)"),
+    Column("reward", "", "reward", "Genet's packet-level reward (genet.cc.reward), the run's chosen form"),
+)
+#: The paper's Table 7: the :data:`COLUMNS` the reports print per environment, in order.
+TABLE7 = tuple(c for c in COLUMNS if c.table)
+#: The names of :data:`COLUMNS`, in order.
+COLUMN_NAMES = column_names(COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,8 @@ def summarize(log, link: LinkConfig, policy: str, trace: str = "", reward_form: 
     rtt_ms = 1000 * log.rtt_s[acked]
     q_ms = 1000 * log.queue_delay_s[acked]
 
+    from genet.cc.link import mbps_to_pps
+
     owd_ms = rtt_ms - link.delay_ms  # the ACK path has propagation delay only
     bw_pps = float(mbps_to_pps(link.mean_bandwidth_mbps))
     rg = packet_level_reward(log.kind, log.time_s, log.rtt_s, "genet", bw_pps)
@@ -99,7 +117,7 @@ def after_first_ack(log):
     """``log`` without the packets the sender sent before its first ACK came back (their sends, ACKs and
     losses): the part of a run no policy controls. An Aurora sender starts at 10 packets per minimum RTT and
     its first decision comes with the first ACK (genet-simulators.md §4.3-4.4), so on a 0.1-Mbit/s link it has
-    sent ~300 packets into a queue of a few before it can act (``scripts/cc_startup_burst.py``). The same cut
+    sent ~300 packets into a queue of a few before it can act (``genet study cc-startup``). The same cut
     applies to every scheme, each at its own first ACK. A log without an ACK is returned unchanged."""
     acked = log.kind == EV_ACKED
     if not acked.any():

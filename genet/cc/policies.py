@@ -18,11 +18,12 @@ import numpy as np
 from genet.cc.aurora import AuroraConfig
 from genet.cc.env import AuroraEnv
 from genet.cc.link import LinkConfig
-from genet.cc.registry import (ACTION_SEMANTICS, LAYOUTS, POLICY_FORMS, CcPolicy, cc_policy_spec,  # noqa: F401
+from genet.cc.registry import (ACTION_SEMANTICS, LAYOUTS, CcPolicy, cc_policy_spec,  # noqa: F401
                                load_aurora_policy, parse_policy)
 from genet.cc.senders import BbrSender, CubicSender, RateSender
 from genet.cc.simulator import EventLog, Simulation
 from genet.errors import BadInputError
+from genet.policy import act_one
 from traces import Trace
 
 
@@ -40,9 +41,11 @@ def run_aurora(act: Callable[[np.ndarray], float], trace: Trace, aurora: AuroraC
 
 def run_policy(policy: CcPolicy, trace: Trace, link: LinkConfig, seed: int = 0,
                aurora: AuroraConfig | None = None, loaded=None) -> EventLog:
-    """Run one policy over one link for the whole trace; returns the event log.
+    """Run one policy over one link for the whole trace in the packet-level simulator; returns the event log
+    (what :mod:`genet.cc.metrics` turns into a row, a time series or the packets after the first ACK).
 
-    ``loaded``: an already loaded (policy, aurora config) for ONNX policies."""
+    ``loaded``: an already loaded (policy, aurora config) for ONNX policies. An ONNX policy decides through
+    :class:`genet.policy.Policy`'s one verb (``act``, on a batch of one), bound to the run's AuroraConfig."""
     if policy.kind == "tcp":
         raise BadInputError(f"--policy {policy.label}: kernel TCP runs only on real packets (genet emulate cc)")
     if policy.kind in ("bbr", "cubic", "const"):
@@ -51,5 +54,7 @@ def run_policy(policy: CcPolicy, trace: Trace, link: LinkConfig, seed: int = 0,
         return Simulation(link, sender, seed=seed).run()
     net, cfg = loaded if loaded is not None else load_aurora_policy(policy.path, aurora)
     cfg = replace(cfg, delay_ms=link.delay_ms, queue_packets=link.queue_packets, loss_rate=link.loss_rate)
-    log, _ = run_aurora(lambda obs: float(net.act(obs[None, :])[0, 0]), trace, cfg, seed)
+    net.bind(cfg)
+    net.reset()
+    log, _ = run_aurora(lambda obs: float(act_one(net, obs)[0]), trace, cfg, seed)
     return log

@@ -1,7 +1,8 @@
 """The CC policy registry: a ``--policy`` value gives a policy, the same way in
 ``genet eval cc`` (simulator), ``genet emulate cc`` and ``genet sender send``.
 
-Forms (:data:`POLICY_FORMS`):
+Forms (:data:`POLICIES`, a :class:`genet.registry.Registry` filled by :func:`register_builtins`, the
+one place CC policies are registered):
 
 * ``bbr``, ``cubic`` — the rule-based baselines: the simulator's BBR/Cubic
   senders in simulation, the kernel's through iperf3 on real packets;
@@ -12,10 +13,16 @@ Forms (:data:`POLICY_FORMS`):
   :func:`cc_policy_spec` on load; ``genet.delta_scale`` metadata sets the action
   mapping's delta).
 
-An unknown name raises :class:`~genet.errors.BadInputError` listing the known
-ones. This module and what it loads for ONNX policies (:mod:`genet.policy`,
-onnxruntime, :mod:`genet.cc.aurora`) import no simulator, numba, gymnasium,
-torch or matplotlib.
+Each factory gets the form's argument (if any) and the keyword option ``real_packets`` and returns a
+:class:`CcPolicy`, the parsed description every CC runner dispatches on. Aurora networks are
+:class:`genet.policy.Policy` objects (:func:`load_aurora_policy`) and decide through its one verb,
+``act``, in the simulator and in the UDP sender alike (:class:`RatePolicy`); BBR, Cubic and constant
+rates are congestion controllers, not observation -> action policies (genet/policy.py says why).
+
+An unknown name raises :class:`~genet.registry.UnknownNameError` (a
+:class:`~genet.errors.BadInputError`) listing the known forms. This module and what it loads for
+ONNX policies (:mod:`genet.policy`, onnxruntime, :mod:`genet.cc.aurora`) import no simulator, numba,
+gymnasium, torch or matplotlib.
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from genet.cc.aurora import AuroraConfig
 from genet.errors import BadInputError
+from genet.registry import Registry
 
 #: Observation layout names of the CC policies (genet.policy spec).
 LAYOUTS = {("sent_latency_inflation", "latency_ratio", "recv_ratio"): "cc.aurora-genet",
@@ -36,50 +45,11 @@ ACTION_SEMANTICS = "cc.aurora-rate"
 
 
 @dataclass(frozen=True)
-class RegistryEntry:
-    """One registered policy name.
-
-    name: what ``--policy`` takes ("bbr")
-    kind: "bbr", "cubic", "tcp", "const" or "onnx"
-    description: one line for listings
-    """
-
-    name: str
-    kind: str
-    description: str
-
-
-REGISTRY: dict[str, RegistryEntry] = {}
-
-
-def register(entry: RegistryEntry) -> RegistryEntry:
-    if entry.name in REGISTRY:
-        raise BadInputError(f"CC policy {entry.name!r} is already registered")
-    REGISTRY[entry.name] = entry
-    return entry
-
-
-register(RegistryEntry("bbr", "bbr", "BBR: the simulator's in simulation, the kernel's (iperf3 -C bbr) on real packets"))
-register(RegistryEntry("cubic", "cubic", "Cubic: the simulator's in simulation, the kernel's (iperf3 -C cubic) "
-                                          "on real packets"))
-register(RegistryEntry("tcp:NAME", "tcp", "any kernel TCP congestion control the kernel allows (real packets only)"))
-register(RegistryEntry("const:MBPS", "const", "constant sending rate in Mbit/s (e.g. const:5)"))
-register(RegistryEntry("PATH.onnx", "onnx", "an Aurora policy exported by `genet export` (models/cc/*.onnx)"))
-
-POLICY_FORMS = ", ".join(REGISTRY)
-
-
-def known_policies() -> str:
-    """One line per registered form."""
-    return "\n".join(f"{e.name:<12} {e.description}" for e in REGISTRY.values())
-
-
-@dataclass(frozen=True)
 class CcPolicy:
     """A parsed ``--policy`` value.
 
     label: name in results ("bbr", "cubic", "tcp:reno", "const:5", the ONNX file stem)
-    kind: "bbr", "cubic", "tcp", "const" or "onnx"
+    kind: "bbr", "cubic", "tcp", "const" or "onnx" (the registry entry's name)
     rate_mbps: the constant rate (kind "const")
     path: the ONNX file (kind "onnx")
     tcp_name: the kernel algorithm (kinds "bbr", "cubic", "tcp")
@@ -96,33 +66,63 @@ class CcPolicy:
         return self.kind in ("bbr", "cubic", "tcp")
 
 
+def _bbr(**_: Any) -> CcPolicy:
+    return CcPolicy("bbr", "bbr", tcp_name="bbr")
+
+
+def _cubic(**_: Any) -> CcPolicy:
+    return CcPolicy("cubic", "cubic", tcp_name="cubic")
+
+
+def _tcp(name: str, *, real_packets: bool = False, **_: Any) -> CcPolicy:
+    if name in ("bbr", "cubic"):
+        return CcPolicy(name, name, tcp_name=name)
+    if not name.replace("_", "").isalnum():
+        raise BadInputError(f"--policy 'tcp:{name}': tcp:NAME needs a kernel algorithm name, e.g. tcp:reno")
+    if not real_packets:
+        raise BadInputError(f"--policy 'tcp:{name}': kernel TCP algorithms other than bbr and cubic run only on "
+                            "real packets (genet emulate cc); the simulator has bbr and cubic")
+    return CcPolicy(f"tcp:{name}", "tcp", tcp_name=name)
+
+
+def _const(rate_text: str, **_: Any) -> CcPolicy:
+    try:
+        rate = float(rate_text)
+    except ValueError:
+        raise BadInputError(f"--policy 'const:{rate_text}': the constant rate must be a number of Mbps, "
+                            "e.g. const:5") from None
+    if not (rate > 0 and math.isfinite(rate)):
+        raise BadInputError(f"--policy 'const:{rate_text}': the constant rate must be > 0 Mbps")
+    return CcPolicy(f"const:{rate:g}", "const", rate_mbps=rate)
+
+
+def _onnx(path: str, **_: Any) -> CcPolicy:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--policy {path!r}: ONNX policy file not found")
+    return CcPolicy(os.path.splitext(os.path.basename(path))[0], "onnx", path=path)
+
+
+def register_builtins(registry: Registry) -> Registry:
+    """Register the CC policy forms in ``registry`` (the one place they are registered); returns it."""
+    registry.register("bbr", _bbr, description="BBR: the simulator's in simulation, the kernel's "
+                                               "(iperf3 -C bbr) on real packets")
+    registry.register("cubic", _cubic, description="Cubic: the simulator's in simulation, the kernel's "
+                                                   "(iperf3 -C cubic) on real packets")
+    registry.register("tcp", _tcp, argument="NAME",
+                      description="any kernel TCP congestion control the kernel allows (real packets only)")
+    registry.register("const", _const, argument="MBPS", description="constant sending rate in Mbit/s (e.g. const:5)")
+    registry.register("onnx", _onnx, suffix=".onnx",
+                      description="an Aurora policy exported by `genet export` (models/cc/*.onnx)")
+    return registry
+
+
+#: The CC policy forms: bbr, cubic, tcp:NAME, const:MBPS, PATH.onnx.
+POLICIES: Registry = register_builtins(Registry("CC policy"))
+
+
 def parse_policy(text: str, real_packets: bool = False) -> CcPolicy:
     """``--policy`` value -> :class:`CcPolicy` (``real_packets``: ``tcp:NAME`` is allowed)."""
-    t = text.strip()
-    if t in ("bbr", "cubic", "tcp:bbr", "tcp:cubic"):
-        name = t.split(":")[-1]
-        return CcPolicy(name, name, tcp_name=name)
-    if t.startswith("tcp:"):
-        name = t.split(":", 1)[1]
-        if not name or not name.replace("_", "").isalnum():
-            raise BadInputError(f"--policy {text!r}: tcp:NAME needs a kernel algorithm name, e.g. tcp:reno")
-        if not real_packets:
-            raise BadInputError(f"--policy {text!r}: kernel TCP algorithms other than bbr and cubic run only on "
-                                "real packets (genet emulate cc); the simulator has bbr and cubic")
-        return CcPolicy(t, "tcp", tcp_name=name)
-    if t.startswith("const:"):
-        try:
-            rate = float(t.split(":", 1)[1])
-        except ValueError:
-            raise BadInputError(f"--policy {text!r}: the constant rate must be a number of Mbps, e.g. const:5") from None
-        if not (rate > 0 and math.isfinite(rate)):
-            raise BadInputError(f"--policy {text!r}: the constant rate must be > 0 Mbps")
-        return CcPolicy(f"const:{rate:g}", "const", rate_mbps=rate)
-    if t.endswith(".onnx"):
-        if not os.path.isfile(t):
-            raise FileNotFoundError(f"--policy {text!r}: ONNX policy file not found")
-        return CcPolicy(os.path.splitext(os.path.basename(t))[0], "onnx", path=t)
-    raise BadInputError(f"--policy {text!r}: unknown CC policy; known: {POLICY_FORMS}")
+    return POLICIES.make(text.strip(), where="--policy", real_packets=real_packets)
 
 
 def parse_policies(values, real_packets: bool = False) -> list[CcPolicy]:
@@ -169,11 +169,12 @@ def load_aurora_policy(path: str, aurora: AuroraConfig | None = None):
 
 
 class RatePolicy:
-    """What a rate-based sender (ours, real packets) runs: an Aurora network or a constant rate.
+    """What a rate-based sender (ours, real packets) runs: an Aurora policy or a constant rate.
 
     label: name in results; config: the :class:`AuroraConfig` (ONNX: with the file's delta)
-    ``decide(observation) -> action`` (float) for Aurora, None for a constant rate;
-    ``fixed_rate_pps``: the constant rate in 1500-byte packets/s (None for Aurora).
+    network: the Aurora policy (a :class:`genet.policy.Policy`, bound to ``config``), None for a constant
+        rate; the sender decides with ``genet.policy.act_one(network, observation)``, the one verb
+    fixed_rate_pps: the constant rate in 1500-byte packets/s (None for Aurora)
     """
 
     def __init__(self, label: str, config: AuroraConfig, network=None, fixed_rate_pps: float | None = None):
@@ -181,13 +182,9 @@ class RatePolicy:
         self.config = config
         self.network = network
         self.fixed_rate_pps = fixed_rate_pps
-        self._batch = np.zeros((1, config.observation_size), np.float32)
-
-    def decide(self, observation: np.ndarray) -> float | None:
-        if self.network is None:
-            return None
-        self._batch[0] = observation
-        return float(self.network.forward(self._batch)[0, 0])
+        if network is not None:
+            network.bind(config)
+            network.reset()
 
 
 def load_rate_policy(text: str, aurora: AuroraConfig | None = None) -> RatePolicy:

@@ -422,11 +422,14 @@ class CcUseCase(WorkerPoolOwner):
 
     # ------------------------------------------------------------------ test
     def test(self, policy: Any, configs: list[dict], seed: int) -> np.ndarray:
-        """Packet-level reward of ``policy`` (a :class:`CcAgent`, a torch module, an
-        ``act(obs)`` callable, or "bbr"/"cubic"/"optimal") per config; of the packets sent after the
-        sender's first ACK with ``config.gap_after_first_ack``."""
+        """Packet-level reward of ``policy`` (a :class:`CcAgent`, a torch module — both run as a
+        :class:`genet.policy.TorchPolicy`, through the policy protocol's ``act`` —, a
+        :class:`genet.policy.Policy`, a batched ``act(obs)`` callable, or "bbr"/"cubic"/"optimal") per config;
+        of the packets sent after the sender's first ACK with ``config.gap_after_first_ack``."""
         from genet.cc.metrics import after_first_ack, summarize
-        from genet.cc.policies import CcPolicy, run_aurora, run_policy
+        from genet.cc.policies import run_aurora, run_policy
+        from genet.cc.registry import cc_policy_spec, parse_policy
+        from genet.policy import TorchPolicy, act_one
 
         aurora = self.config.aurora()
         if isinstance(policy, str):
@@ -436,25 +439,27 @@ class CcUseCase(WorkerPoolOwner):
             act = None
         else:
             if isinstance(policy, CcAgent):
-                act_batch = policy.act
+                policy = TorchPolicy(policy.net, cc_policy_spec(aurora), name="rl")
             elif isinstance(policy, torch.nn.Module):
-                def act_batch(obs, _m=policy):
-                    with torch.no_grad():
-                        return _m(torch.as_tensor(np.asarray(obs, np.float32))).numpy()
+                policy = TorchPolicy(policy, cc_policy_spec(aurora), name="rl")
+            if hasattr(policy, "spec") and hasattr(policy, "act"):  # a genet.policy.Policy
+                policy.bind(aurora)
+                policy.reset()
+
+                def act(obs, _p=policy):
+                    return float(act_one(_p, obs)[0])
             elif callable(policy):
-                act_batch = policy
+                def act(obs, _f=policy):
+                    return float(np.asarray(_f(obs[None, :])).reshape(-1)[0])
             else:
                 raise TypeError(f"CcUseCase.test: cannot run a policy of type {type(policy).__name__}")
-
-            def act(obs, _f=act_batch):
-                return float(np.asarray(_f(obs[None, :])).reshape(-1)[0])
         out = []
         for trace, link, sim_seed in trial_runs(configs, seed, self.space):
             if policy == "optimal":
                 out.append(optimal_reward(trace, aurora))
                 continue
             if act is None:
-                log = run_policy(CcPolicy(policy, policy), trace, link, seed=sim_seed)
+                log = run_policy(parse_policy(policy), trace, link, seed=sim_seed)
             else:
                 log, _ = run_aurora(act, trace, aurora, sim_seed)
             if self.config.gap_after_first_ack:

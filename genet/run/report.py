@@ -26,45 +26,22 @@ import math
 import platform
 from pathlib import Path
 
+from genet.abr.qoe import TABLE6
+from genet.cc.metrics import TABLE7
+from genet.stats import format_mean_ci, mean_ci95
+
 METRIC = {"abr": "qoe", "cc": "reward"}
 METRIC_NAME = {"abr": "QoE (per-trace total)", "cc": "reward (Genet)"}
-TABLE_COLS = {
-    "abr": [("bitrate_mbps", "bitrate (Mbps)"), ("rebuffer_s", "rebuffering (s)"),
-            ("bitrate_change_mbps", "bitrate change (Mbps)"), ("qoe", "QoE")],
-    "cc": [("throughput_mbps", "throughput (Mbps)"), (("p90_delay_ms", "p90_rtt_ms", "p90_one_way_delay_ms"),
-                                                        "p90 latency (ms)"),
-           ("loss_rate", "loss rate"), ("reward", "reward")],
-}
+#: The columns of each use case's table: the one list of each (genet/abr/qoe.py, genet/cc/metrics.py).
+TABLE_COLS = {"abr": TABLE6, "cc": TABLE7}
 TABLE_NAME = {"abr": "Table 6", "cc": "Table 7"}
 STAGE_LABEL = {"simulate": "simulation", "emulate": "emulation", "deploy": "real paths"}
-# Student t, two-sided 95 %, by degrees of freedom (1.96 beyond 30).
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042]
-
-
-def mean_ci(values: list[float]) -> tuple[float, float, int]:
-    """Mean, half-width of the 95 % confidence interval (Student t; nan for one value), count."""
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    n = len(vals)
-    if n == 0:
-        return math.nan, math.nan, 0
-    m = sum(vals) / n
-    if n == 1:
-        return m, math.nan, 1
-    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (n - 1))
-    t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
-    return m, t * sd / math.sqrt(n), n
 
 
 def fmt_ci(values: list[float], digits: int = 2) -> str:
-    m, ci, n = mean_ci(values)
-    if n == 0:
-        return "—"
-    text = f"{m:.{digits}f}"
-    if n > 1 and math.isfinite(ci):
-        text += f" ± {ci:.{digits}f}"
-    return text + f" (n={n})"
+    """``mean ± 95 % half-width (n=N)`` of the finite values (:func:`genet.stats.mean_ci95`); "—" for none."""
+    m, ci, n = mean_ci95(values)
+    return format_mean_ci(m, ci, digits, n=n)
 
 
 def policy_label(value: str) -> str:
@@ -326,16 +303,13 @@ class Report:
                 if stage != "deploy" and env in sources:
                     self.para(f"Traces: {sources[env]}.")
                 body = []
-                # a column may go by several names (the first one present in the results is used)
-                chosen = [next((c for c in (cs if isinstance(cs, tuple) else (cs,)) if rows and c in rows[0]),
-                               cs if isinstance(cs, str) else cs[0]) for cs, _ in cols]
                 for pol in self.policies(uc, [rows]):
                     prow = [r for r in rows if r["policy"] == pol]
                     if not prow:
                         continue
-                    body.append([pol] + [fmt_ci([r.get(c) for r in prow if isinstance(r.get(c), float)], 3)
-                                         for c in chosen])
-                self.table(["policy"] + [f"{n} [{c}]" for (_, n), c in zip(cols, chosen)], body)
+                    body.append([pol] + [fmt_ci([r.get(c.name) for r in prow if isinstance(r.get(c.name), float)], 3)
+                                         for c in cols])
+                self.table(["policy"] + [f"{c.heading} [{c.name}]" for c in cols], body)
 
     def section_cdfs(self, uc: str, data: dict) -> None:
         import matplotlib
@@ -381,8 +355,8 @@ class Report:
             for k, pol in enumerate(pols):
                 means, errs = [], []
                 for p in paths:
-                    m, ci, _ = mean_ci([r.get(metric) for r in data["deploy"][p] if r["policy"] == pol
-                                        and isinstance(r.get(metric), float)])
+                    m, ci, _ = mean_ci95([r.get(metric) for r in data["deploy"][p] if r["policy"] == pol
+                                          and isinstance(r.get(metric), float)])
                     means.append(m)
                     errs.append(ci if math.isfinite(ci) else 0)
                 ax.bar([i + k * width for i in range(len(paths))], means, width, yerr=errs, label=pol, capsize=2)

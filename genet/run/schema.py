@@ -2,56 +2,26 @@
 
 :data:`SCHEMA` drives validation (:func:`validate`), the defaults the plan reads, and the reference
 page ``docs/run-config.md`` (:func:`render_markdown`; a test checks the page is this rendering).
-Errors are :class:`ConfigError` (a :class:`genet.errors.BadInputError`) naming the file, the key
-(``[abr.emulate] delay_ms``) and what is allowed.
+The keys are declared with, and checked by, the one config validator (:mod:`genet.config`: :class:`Key`,
+:class:`Table`, :func:`~genet.config.fill`); this module adds the checks between sections (trace-set references,
+policy names, paths that must exist). Errors are :class:`ConfigError` (:class:`genet.config.ConfigError`, a
+:class:`genet.errors.BadInputError`) naming the file, the key (``[abr.emulate] delay_ms``) and what is allowed.
 """
 
 from __future__ import annotations
 
-import copy
-import math
-import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from genet.errors import BadInputError
-from genet.tomlfile import control_char, read_toml, show
+from genet.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_HELP, NAME_RE, RATE_MAX_MBPS, RUN_MAX_S, SEED_MAX,
+                          ConfigError, Key, Table, fill, markdown, read)
+from genet.tomlfile import show
 
+__all__ = ["SCHEMA", "STAGES", "ConfigError", "Key", "Table", "load", "render_markdown", "resolve_path", "validate"]
 
-class ConfigError(BadInputError):
-    """A ``genet run`` config is malformed: the message names the file, the key and the allowed values."""
-
-
-@dataclass(frozen=True)
-class Key:
-    """One config key. ``kind``: str, int, float, bool, list[str], path (a file or folder)."""
-    kind: str
-    default: Any
-    help: str
-    unit: str = ""
-    allowed: tuple = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    pattern: str = ""  # regex the whole of a str must match (its meaning is in ``help``)
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table of known keys. ``named``: a table of user-named sub-tables, each with these keys."""
-    keys: dict
-    help: str
-    named: bool = False
-
-
-NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"  # names of the run, trace sets, policies (also folder names)
-SEED_MAX = 2**32 - 1      # numpy's legacy seeding takes 32-bit seeds
 COUNT_MAX = 10_000        # BO trials, environments per trial
-DELAY_MAX_MS = 10_000.0   # one-way delay
 QUEUE_MAX_PACKETS = 100_000
-RUN_MAX_S = 3600.0        # one emulated or deployed run (as `genet deploy run`'s campaigns)
-CHUNKS_MAX = 10_000       # video chunks (as `genet deploy run`'s campaigns)
-CONST_MAX_MBPS = 10_000.0  # const:MBPS baselines (as `genet deploy run`'s campaigns)
+CONST_MAX_MBPS = RATE_MAX_MBPS  # const:MBPS baselines (as `genet deploy run`'s campaigns)
 METHODS = ("udr", "genet", "cl1", "cl2", "cl3")
 RANGES = ("rl1", "rl2", "rl3")
 
@@ -68,8 +38,8 @@ def _policies(use_case: str, baselines: tuple[str, ...]) -> Table:
             "steps": Key("int", 720000, "total environment steps of the training run", unit="transitions",
                          minimum=1, maximum=10**9),
             "seed": Key("int", None, "training seed (not given: `[run] seed`)", minimum=0, maximum=SEED_MAX),
-            "baseline": Key("str", "", f"baseline(s) of the curriculum's gap objective, comma-separated "
-                                       f"(not given: the command's default)", allowed=baselines),
+            "baseline": Key("str", "", "baseline(s) of the curriculum's gap objective, comma-separated "
+                                       "(not given: the command's default)", allowed=baselines, separator=","),
             "rounds": Key("int", None, "curriculum rounds (genet, cl2, cl3) or extra stages (cl1)",
                           unit="count", minimum=0, maximum=1000),
             "trials": Key("int", None, "BO trials per round", unit="count", minimum=1, maximum=COUNT_MAX),
@@ -104,9 +74,10 @@ def _use_case(use_case: str, baselines: tuple[str, ...], baseline_help: str, met
         }
     emu_default_delay = 40.0 if use_case == "abr" else None
     return Table(help=f"The {use_case.upper()} use case (omit the table to leave it out). Reward column: `{metric}`.",
-                 keys={
+                 optional=True, keys={
         "baselines": Key("list[str]", list(baselines[:2]), baseline_help, pattern=(
-            r"^(bba|mpc|optimal)$" if use_case == "abr" else r"^(bbr|cubic|const:[0-9.]+)$")),
+            r"^(bba|mpc|optimal)$" if use_case == "abr" else r"^(bbr|cubic|const:[0-9.]+)$"),
+            pattern_help="baselines among " + ", ".join(baselines)),
         "video": Key("path", "", "video chunk-size folder (`video_size_0..5`; not given: the commands' default, "
                                  "`../shared/video/envivio` or `GENET_VIDEO_DIR`)") if use_case == "abr" else None,
         "policies": _policies(use_case, baselines[:2]),
@@ -167,7 +138,7 @@ def _use_case(use_case: str, baselines: tuple[str, ...], baseline_help: str, met
 SCHEMA = Table(help="A `genet run` config (TOML).", keys={
     "run": Table(help="The run as a whole.", keys={
         "name": Key("str", "run", "name of the run (the report's title; default output folder `runs/NAME`)",
-                    pattern=NAME_RE),
+                    pattern=NAME_RE, pattern_help=NAME_HELP),
         "seed": Key("int", 0, "master seed: trace generation and training unless a section sets its own",
                     minimum=0, maximum=SEED_MAX),
         "out": Key("path", "", "run folder (`genet run --out` overrides; not given: `runs/NAME`)"),
@@ -221,8 +192,8 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
 
 
 def _drop_none(table: Table) -> Table:
-    return Table(keys={k: (_drop_none(v) if isinstance(v, Table) else v) for k, v in table.keys.items()
-                       if v is not None}, help=table.help, named=table.named)
+    return replace(table, keys={k: (_drop_none(v) if isinstance(v, Table) else v) for k, v in table.keys.items()
+                                if v is not None})
 
 
 SCHEMA = _drop_none(SCHEMA)
@@ -232,109 +203,10 @@ STAGES = ("traces", "train", "export", "simulate", "emulate", "deploy", "report"
 # ---------------------------------------------------------------------------------------------------
 # Validation
 
-def _kind_ok(key: Key, value: Any) -> bool:
-    if key.kind == "bool":
-        return isinstance(value, bool)
-    if key.kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if key.kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if key.kind in ("str", "path"):
-        return isinstance(value, str)
-    if key.kind == "list[str]":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    raise AssertionError(key.kind)
-
-
-def _bound(x: float) -> str:
-    return str(x) if isinstance(x, int) else f"{x:g}"
-
-
-def _range_text(key: Key) -> str:
-    """``>= 1``, ``<= 10``, ``>= 0 and <= 1`` (empty without bounds)."""
-    parts = ([f">= {_bound(key.minimum)}"] if key.minimum is not None else []) + \
-            ([f"<= {_bound(key.maximum)}"] if key.maximum is not None else [])
-    return " and ".join(parts)
-
-
-def _expected(key: Key) -> str:
-    what = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
-            "path": "a path (string)", "list[str]": "a list of strings"}[key.kind]
-    if _range_text(key):
-        what += " " + _range_text(key)
-    if key.unit:
-        what += f" ({key.unit})"
-    if key.allowed:
-        what += "; allowed: " + ", ".join(repr(a) for a in key.allowed)
-    return what
-
-
-def _fill(table: Table, data: Any, where: str, source: str) -> dict:
-    """``data`` checked against ``table``, with defaults filled in (a new dict)."""
-    label = f"[{where}]" if where else "the top level"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {label} must be a table")
-    if table.named:
-        out = {}
-        for name, sub in data.items():
-            if not re.fullmatch(NAME_RE, name):
-                raise ConfigError(f"{source}: [{where}] {show(name)}: a name is 1-63 letters, digits, '_', '.', "
-                                  f"'-', starting with a letter or digit")
-            out[name] = _fill(Table(table.keys, table.help), sub, f"{where}.{name}", source)
-        return out
-    unknown = sorted(set(data) - set(table.keys))
-    if unknown:
-        raise ConfigError(f"{source}: {label}: unknown key {show(unknown[0])}; allowed: {', '.join(table.keys)}")
-    out = {}
-    for name, key in table.keys.items():
-        kname = f"{where}.{name}" if where else name
-        if isinstance(key, Table):
-            if name in data:
-                out[name] = _fill(key, data[name], kname, source)
-            elif key.named:
-                out[name] = {}
-            elif where == "" and name in ("abr", "cc"):
-                out[name] = None  # use case left out
-            else:
-                out[name] = _fill(key, {}, kname, source)
-            continue
-        if name not in data:
-            out[name] = copy.deepcopy(key.default)
-            continue
-        value = data[name]
-        at = f"{source}: [{where}] {name}" if where else f"{source}: {name}"
-        if not _kind_ok(key, value):
-            raise ConfigError(f"{at}: expected {_expected(key)}, got {show(value)}")
-        if key.kind in ("int", "float"):  # nan fails every comparison: refuse it (and inf) first
-            if (isinstance(value, float) and not math.isfinite(value)) or \
-                    (key.minimum is not None and value < key.minimum) or \
-                    (key.maximum is not None and value > key.maximum):
-                raise ConfigError(f"{at}: expected {_expected(key)}, got {show(value)}")
-            if key.kind == "float":
-                value = float(value)  # within its bounds: no overflow
-        for item in (value if isinstance(value, list) else [value] if isinstance(value, str) else []):
-            bad = control_char(item)
-            if bad is not None:
-                raise ConfigError(f"{at}: {show(item)} contains the control character {bad!r}; names, paths and "
-                                  f"words are one line of printable text")
-        if key.allowed:
-            items = value.split(",") if (name == "baseline" and value) else [value]
-            for item in items:
-                if item not in key.allowed and not (item.startswith("const:") and "const:MBPS" in key.allowed):
-                    raise ConfigError(f"{at}: {show(item)} is not allowed; allowed: "
-                                      + ", ".join(repr(a) for a in key.allowed))
-        if key.pattern:
-            for item in (value if isinstance(value, list) else [value]):
-                if not re.fullmatch(key.pattern, item):
-                    raise ConfigError(f"{at}: {show(item)} is not allowed ({key.help})")
-        out[name] = value
-    return out
-
-
 def validate(data: dict, source: str = "config", base_dir: Path | None = None) -> dict:
     """Check a parsed config against :data:`SCHEMA` and the cross-references between sections; return
     it with every default filled in. ``base_dir``: folder relative paths are tried against first."""
-    cfg = _fill(SCHEMA, data, "", source)
+    cfg = fill(SCHEMA, data, source)
     sets = cfg["traces"]
     if cfg["abr"] is None and cfg["cc"] is None:
         raise ConfigError(f"{source}: no use case: add an [abr] or a [cc] table (or both)")
@@ -440,24 +312,12 @@ def resolve_path(value: str, base_dir: Path | None, what: str) -> Path:
 def load(path: str | Path) -> tuple[dict, str]:
     """Read and validate a config file; return (config with defaults, the file's text)."""
     path = Path(path)
-    data, text = read_toml(path, ConfigError)
+    data, text = read(path)
     return validate(data, str(path), path.resolve().parent), text
 
 
 # ---------------------------------------------------------------------------------------------------
 # The reference page
-
-def _default_text(key: Key) -> str:
-    if key.default is None or key.default == "" or key.default == []:
-        return "—"
-    if isinstance(key.default, bool):
-        return "true" if key.default else "false"
-    if isinstance(key.default, str):
-        return f'"{key.default}"'
-    if isinstance(key.default, list):
-        return "[" + ", ".join(f'"{v}"' for v in key.default) + "]"
-    return f"{key.default:g}" if isinstance(key.default, float) else str(key.default)
-
 
 def render_markdown() -> str:
     """``docs/run-config.md``: every table and key of :data:`SCHEMA`."""
@@ -482,24 +342,7 @@ def render_markdown() -> str:
              "journals of `genet eval`, `genet emulate`, `genet deploy run`). `--force` redoes the selected "
              "stages; `--only STAGE` / `--from STAGE` select stages (the stages they read must have run).", ""]
 
-    def walk(table: Table, where: str) -> None:
-        title = where if not table.named else f"{where}.NAME"
-        lines.extend([f"## `[{title}]`", "", table.help, ""])
-        rows = [(n, k) for n, k in table.keys.items() if isinstance(k, Key)]
-        if rows:
-            lines.extend(["| key | type | unit | default | allowed | meaning |", "|---|---|---|---|---|---|"])
-            for n, k in rows:
-                allowed = ", ".join(f"`{a}`" if a else '`""`' for a in k.allowed) or \
-                    (_range_text(k).replace(" and ", ", ") if k.kind in ("int", "float") else "")
-                lines.append(f"| `{n}` | {k.kind} | {k.unit or '—'} | {_default_text(k)} | {allowed or '—'} | "
-                             f"{k.help} |")
-            lines.append("")
-        for n, k in table.keys.items():
-            if isinstance(k, Table):
-                walk(k, f"{title}.{n}")
-
-    for name, table in SCHEMA.keys.items():
-        walk(table, name)
+    lines.extend(markdown(SCHEMA))
     return "\n".join(lines)
 
 

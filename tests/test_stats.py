@@ -1,0 +1,104 @@
+"""genet/stats.py, the one statistics module: the Student-t 95 % interval (against scipy where installed, and
+by hand), the percentile bootstrap (reproducible for a seed), Jain's fairness index and the table formatter;
+and that the reports use it (no copy of the interval left in them)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from genet import stats
+
+
+def test_student_t_interval_of_1_to_4_by_hand():
+    m, h, n = stats.mean_ci95([1, 2, 3, 4])
+    # mean 2.5; sample sd sqrt(5/3); t_{0.975, 3} = 3.182
+    assert (m, n) == (2.5, 4)
+    assert h == pytest.approx(3.182 * math.sqrt(5 / 3) / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("values", [[1.0, 2.0, 3.0, 4.0], [1.0, 2.0], [5.0, 5.5, 7.25, 3.0, 9.0, 1.0],
+                                    list(np.linspace(-3.0, 40.0, 31))])
+def test_student_t_interval_matches_scipy(values):
+    sps = pytest.importorskip("scipy.stats")
+    m, h, n = stats.mean_ci95(values)
+    x = np.asarray(values)
+    lo, hi = sps.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=sps.sem(x))
+    assert n == len(x) and m == pytest.approx(x.mean(), rel=1e-12)
+    # the table's quantiles have three decimals: at most 5e-4 off each, relative to t >= 2.04
+    assert h == pytest.approx((hi - lo) / 2, rel=2.5e-4)
+
+
+def test_quantile_table_is_scipys_rounded_and_normal_beyond_30():
+    sps = pytest.importorskip("scipy.stats")
+    for df in range(1, 31):
+        assert stats.t975(df) == round(float(sps.t.ppf(0.975, df)), 3), df
+    assert stats.t975(31) == stats.t975(10_000) == 1.96
+    assert stats.t975(0) == 1.96  # no degrees of freedom: never used (mean_ci95 gives NaN below 2 values)
+
+
+def test_interval_drops_what_is_not_a_finite_number():
+    assert stats.mean_ci95([1.0, None, math.nan, math.inf, 3.0]) == stats.mean_ci95([1.0, 3.0])
+    m, h, n = stats.mean_ci95([5.0])
+    assert (m, n) == (5.0, 1) and math.isnan(h)  # one value: no interval
+    m, h, n = stats.mean_ci95([None, math.nan])
+    assert n == 0 and math.isnan(m) and math.isnan(h)
+    assert math.isnan(stats.mean([])) and stats.mean([2, None, 4.0, -math.inf]) == 3.0
+
+
+def test_bootstrap_is_reproducible_with_a_seed_and_brackets_the_mean():
+    rng = np.random.default_rng(11)
+    x = list(rng.normal(10.0, 2.0, 40))
+    a = stats.bootstrap_ci95(x, resamples=2000, seed=3)
+    assert a == stats.bootstrap_ci95(x, resamples=2000, seed=3)
+    assert a != stats.bootstrap_ci95(x, resamples=2000, seed=4)
+    lo, hi = a
+    assert lo < float(np.mean(x)) < hi
+    # the percentile bootstrap of the mean is close to the t interval for 40 normal values
+    m, h, _ = stats.mean_ci95(x)
+    assert hi - lo == pytest.approx(2 * h, rel=0.2)
+
+
+def test_bootstrap_edges_and_bounds():
+    assert all(math.isnan(v) for v in stats.bootstrap_ci95([], seed=0))
+    assert stats.bootstrap_ci95([7.0, math.nan], seed=0) == (7.0, 7.0)
+    # the same interval whether the resamples are drawn in one batch or several
+    x = [float(v) for v in range(50)]
+    one = stats.bootstrap_ci95(x, resamples=300, seed=1)
+    old, stats._BOOTSTRAP_BATCH_VALUES = stats._BOOTSTRAP_BATCH_VALUES, 50 * 7
+    try:
+        assert stats.bootstrap_ci95(x, resamples=300, seed=1) == one
+    finally:
+        stats._BOOTSTRAP_BATCH_VALUES = old
+    for bad in (0, -1, stats.MAX_BOOTSTRAP_RESAMPLES + 1, 2.5, True):
+        with pytest.raises(ValueError, match="resamples"):
+            stats.bootstrap_ci95(x, resamples=bad)
+
+
+def test_jain_index():
+    assert stats.jain_index([3.0, 3.0, 3.0]) == pytest.approx(1.0)
+    assert stats.jain_index([5.0, 0.0, 0.0, 0.0]) == pytest.approx(0.25)  # one flow takes all: 1/n
+    assert stats.jain_index([1.0, 3.0]) == pytest.approx(16 / (2 * 10))
+    assert math.isnan(stats.jain_index([])) and math.isnan(stats.jain_index([0.0, 0.0]))
+
+
+def test_format_mean_ci():
+    assert stats.format_mean_ci(2.5, 0.123456, 3, n=4) == "2.500 ± 0.123 (n=4)"
+    assert stats.format_mean_ci(2.5, math.nan, 2, n=1) == "2.50 (n=1)"
+    assert stats.format_mean_ci(math.nan, math.nan, 2, n=0) == "—"
+    assert stats.format_mean_ci(0.01234, 0.001, 4, missing="-") == "0.0123 ± 0.0010"
+    assert stats.format_mean_ci(math.nan, 1.0, 2, missing="-") == "-"
+
+
+def test_both_reports_use_the_one_interval():
+    """The run report and the deploy report print the figures of genet.stats (no copy of their own)."""
+    from deploy import report as deploy_report
+    from genet.run import report as run_report
+    values = [3.0, 4.5, 1.25, 8.0]
+    m, h, n = stats.mean_ci95(values)
+    assert run_report.fmt_ci(values, 3) == f"{m:.3f} ± {h:.3f} (n={n})"
+    assert run_report.fmt_ci([]) == "—"
+    for module in (deploy_report, run_report):
+        assert not [name for name in vars(module) if name.lstrip("_").lower() in ("t975", "t95", "mean_ci")]
