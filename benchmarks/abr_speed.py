@@ -127,7 +127,7 @@ def main() -> None:
     evaluate("mpc", traces, video, GENET_COMPAT)
     print(f"  evaluate('mpc') over fcc-val ({len(traces)} traces), in process: {time.perf_counter() - t0:.3f} s")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "genet.cli", "eval", "abr", "--policy", "mpc", "--traces", str(fcc),
+    subprocess.run([sys.executable, "-m", "app.cli", "eval", "abr", "--policy", "mpc", "--traces", str(fcc),
                     "--video", str(SHARED / "video" / "envivio"), "--out", "/tmp/genet-bench-eval", "--no-progress"],
                    check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     print(f"  `genet eval abr --policy mpc` over fcc-val, whole command incl. start-up: "

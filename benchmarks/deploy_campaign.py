@@ -144,7 +144,7 @@ def compare_emulate(root: Path, schemes: list[str], duration_s: float, rows: lis
     out = root / "emulate"
     kernel = [s for s in schemes if ":" not in s and not s.endswith(".onnx")]
     names = {s: s if s in ("bbr", "cubic") else f"tcp:{s}" for s in kernel}  # genet emulate cc's policy names
-    cmd = [sys.executable, "-m", "genet.cli", "emulate", "cc", "--policy", ",".join(names.values()), "--traces", str(trace),
+    cmd = [sys.executable, "-m", "app.cli", "emulate", "cc", "--policy", ",".join(names.values()), "--traces", str(trace),
            "--delay-ms", "20", "--queue-packets", "60", "--duration-s", f"{duration_s:g}", "--no-sim", "--no-plots",
            "--out", str(out)]
     print("\n$ " + " ".join(cmd))

@@ -24,7 +24,7 @@ def main() -> int:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="genet-quickstart-"))
     load0 = os.getloadavg()
     t0 = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "genet.cli", "run", "examples/quickstart.toml", "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "app.cli", "run", "examples/quickstart.toml", "--out", str(out)],
                           cwd=REPO)
     wall = time.monotonic() - t0
     status = json.loads((out / "status.json").read_text())

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # as genet emulate cc runs them: real-time priority (SCHED_RR 1) as root, so other load on the machine
 # does not take the sender's core (GENET_BENCH_NO_RT=1 turns this off)
 RT = ["chrt", "-r", "1"] if os.geteuid() == 0 and not os.environ.get("GENET_BENCH_NO_RT") else []
-GENET = [*RT, sys.executable, "-m", "genet.cli"]
+GENET = [*RT, sys.executable, "-m", "app.cli"]
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ def main() -> None:
         for i, t in enumerate(traces):
             write_trace(t, tdir / f"t{i:02d}.json")
         durations = [min(t.duration_s, args.duration_s or t.duration_s) for t in traces]
-        cmd = [sys.executable, "-m", "genet.cli", "emulate", "cc", "--policy", args.policy, "--traces", str(tdir),
+        cmd = [sys.executable, "-m", "app.cli", "emulate", "cc", "--policy", args.policy, "--traces", str(tdir),
                "--jobs", str(args.jobs), "--no-sim", "--no-plots", "--out", str(Path(d) / "out")]
         if args.duration_s:
             cmd += ["--duration-s", str(args.duration_s)]

@@ -25,7 +25,7 @@ from pathlib import Path
 # as genet emulate cc runs them: real-time priority (SCHED_RR 1) as root, so other load on the machine
 # does not take the sender's core (GENET_BENCH_NO_RT=1 turns this off)
 RT = ["chrt", "-r", "1"] if os.geteuid() == 0 and not os.environ.get("GENET_BENCH_NO_RT") else []
-GENET = [*RT, sys.executable, "-m", "genet.cli"]
+GENET = [*RT, sys.executable, "-m", "app.cli"]
 
 
 def one(rate: float, duration_s: float, tmp: Path, link=None) -> dict:

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from genet.errors import BadInputError
-from genet.journal import Journal, run_folder_lock
+from foundation.errors import BadInputError
+from foundation.journal import Journal, run_folder_lock
 
 from deploy.config import Campaign, Inventory, Scheme
 from deploy.schemes import LogCheckError, NeedsGenetRunner, RunContext, runner_for
@@ -158,7 +158,7 @@ class HostPool:
 
 
 def _utc() -> str:
-    from genet.runmeta import utc_now
+    from foundation.runmeta import utc_now
     return utc_now()
 
 
@@ -198,7 +198,7 @@ def read_campaign_file(out: Path) -> dict:
 def run_campaign(campaign: Campaign, inventory: Inventory, out_dir: str | os.PathLike, accept_new: bool = False,
                  progress: TextIO | None = None, stop_after: int | None = None) -> CampaignSummary:
     """Run (or resume) ``campaign``; returns what happened. ``stop_after``: end after that many runs (tests).
-    Holds ``out_dir``'s run-folder lock (:func:`genet.journal.run_folder_lock`): a second campaign controller on
+    Holds ``out_dir``'s run-folder lock (:func:`foundation.journal.run_folder_lock`): a second campaign controller on
     the same folder is refused at once, before it can stop the first one's runs as stale."""
     with run_folder_lock(out_dir, "genet deploy run"):
         return _run_campaign(campaign, inventory, Path(out_dir), accept_new, progress, stop_after)
@@ -206,7 +206,7 @@ def run_campaign(campaign: Campaign, inventory: Inventory, out_dir: str | os.Pat
 
 def _run_campaign(campaign: Campaign, inventory: Inventory, out: Path, accept_new: bool, progress: TextIO | None,
                   stop_after: int | None) -> CampaignSummary:
-    from genet.runmeta import write_run_metadata
+    from foundation.runmeta import write_run_metadata
     out.mkdir(parents=True, exist_ok=True)
     ident = {"name": campaign.name, "use_case": campaign.use_case, "schemes": [s.name for s in campaign.schemes],
              "paths": list(campaign.paths)}
@@ -216,7 +216,7 @@ def _run_campaign(campaign: Campaign, inventory: Inventory, out: Path, accept_ne
         old = {k: prev["campaign"].get(k) for k in ident}
         if old != ident:
             raise BadInputError(f"{out} holds another campaign ({old}); this one is {ident}: use another --out")
-    from genet.atomic import atomic_write_text
+    from foundation.atomic import atomic_write_text
     atomic_write_text(cf, json.dumps({"campaign": campaign.to_json(),
                                       "inventory": {"file": str(inventory.file),
                                                     "hosts": {n: h.to_json() for n, h in inventory.hosts.items()},

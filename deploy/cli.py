@@ -8,7 +8,7 @@ import sys
 
 
 def register(subparsers, groups) -> None:
-    from genet.helpformat import HelpFormatter
+    from foundation.helpformat import HelpFormatter
     dp = subparsers.add_parser(
         "deploy", help="run campaigns on remote hosts over SSH (Paramiko): check, push, run, report, local testbed",
         description="Campaigns on remote hosts (or the local SSH testbed): every scheme on every path, in "
@@ -104,7 +104,7 @@ def _check(args) -> int:
 def _require_known_hosts(inv, accept_new: bool) -> None:
     import os
 
-    from genet.config import ConfigError, at
+    from foundation.config import ConfigError, at
     if accept_new:
         return
     for h in inv.hosts.values():

@@ -34,14 +34,14 @@ Campaign (``examples/campaign-cc.toml``)::
     port = 5201                      # server port (iperf3, receiver, video server)
 
 The keys of each file are declared once, as :data:`INVENTORY`, :data:`CAMPAIGN` and :data:`TESTBED_PATHS`
-(:class:`genet.config.Table` s of :class:`genet.config.Key` s: type, unit, default, bounds, allowed values, help),
-checked by the one config validator (:func:`genet.config.fill`), and rendered as ``docs/deploy-config.md``
+(:class:`foundation.config.Table` s of :class:`foundation.config.Key` s: type, unit, default, bounds, allowed values, help),
+checked by the one config validator (:func:`foundation.config.fill`), and rendered as ``docs/deploy-config.md``
 (:func:`render_markdown`: ``python -m deploy.config > docs/deploy-config.md``; a test checks the page is up to
 date). This module adds the checks between keys (hosts of a path, schemes, paths of the inventory, files) and builds
-the frozen dataclasses. Every error is a :class:`ConfigError` (the one :class:`genet.config.ConfigError`) naming the
+the frozen dataclasses. Every error is a :class:`ConfigError` (the one :class:`foundation.config.ConfigError`) naming the
 file, the key (``FILE: [hosts.h1] port``; ``FILE: schemes[0]`` at the top level) and what is allowed. Numbers are
 finite and in their ranges; every string is one line of text (no control characters); the file is read by
-:func:`genet.tomlfile.read_toml` (size and nesting limits, one-line errors for non-UTF-8 or broken TOML).
+:func:`foundation.tomlfile.read_toml` (size and nesting limits, one-line errors for non-UTF-8 or broken TOML).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from genet.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_RE, RATE_MAX_MBPS, RUN_MAX_S, SEED_MAX, ConfigError, Key,
+from foundation.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_RE, RATE_MAX_MBPS, RUN_MAX_S, SEED_MAX, ConfigError, Key,
                           Table, bad_value, fill, markdown, read)
 
 __all__ = ["CAMPAIGN", "INVENTORY", "TESTBED_PATHS", "Campaign", "ConfigError", "HostSpec", "Inventory", "PathSpec",

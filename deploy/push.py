@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genet.errors import BadInputError, GenetRuntimeError
+from foundation.errors import BadInputError, GenetRuntimeError
 
 from deploy.config import HostSpec, Inventory
 from deploy.ssh import RemoteError, Session

@@ -3,7 +3,7 @@
 Per path and scheme, over the finished repetitions (the journal's ``ok`` records; their metrics were
 computed from the fetched logs by the project's metric definitions, :mod:`deploy.schemes`), for each column
 of :data:`genet.cc.metrics.TABLE7` / :data:`genet.abr.qoe.TABLE6`: mean ± half-width of the 95 % confidence
-interval (:func:`genet.stats.mean_ci95`: Student's t with n - 1 degrees of freedom; n = 1 gives no
+interval (:func:`foundation.stats.mean_ci95`: Student's t with n - 1 degrees of freedom; n = 1 gives no
 interval). Writes ``report.csv``, ``report.json``, ``report.txt`` and ``figure16.png`` (bars of each
 column per path, schemes side by side, 95 % CI whiskers, as the paper's Figure 16).
 """
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genet.abr.qoe import TABLE6
-from genet.atomic import atomic_text_writer, atomic_write_text
+from foundation.atomic import atomic_text_writer, atomic_write_text
 from genet.cc.metrics import TABLE7
-from genet.errors import BadInputError
-from genet.metrics import Column, column_names
-from genet.stats import format_mean_ci, mean, mean_ci95
+from foundation.errors import BadInputError
+from foundation.metrics import Column, column_names
+from foundation.stats import format_mean_ci, mean, mean_ci95
 
 from deploy.campaign import CAMPAIGN_FILE, JOURNAL, open_journal, read_campaign_file
 
@@ -151,6 +151,6 @@ def _figure(rows, columns, paths, schemes, dest: Path, title: str) -> Path | Non
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    from genet.atomic import atomic_write_bytes
+    from foundation.atomic import atomic_write_bytes
     atomic_write_bytes(dest, buf.getvalue())
     return dest

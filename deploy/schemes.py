@@ -7,7 +7,7 @@ and which metrics they give.
 * ``const`` / ``onnx`` (CC): ``genet sender receive`` / ``genet sender send`` from the pushed venv.
 * ``abr-baseline`` / ``abr-onnx`` (ABR): ``genet player serve`` / ``genet player play``.
 
-Metrics use the project's one definitions: :func:`genet.metrics.percentile` (the one percentile
+Metrics use the project's one definitions: :func:`foundation.metrics.percentile` (the one percentile
 rule), :func:`genet.cc.reward.aurora_reward` with the real-path normaliser
 :func:`genet.cc.aurora.run_reward_normaliser_pps` for CC; the ABR Table-6 fields come from the
 player's log, which :mod:`genet.abr.qoe` produces. A run's log must hold the use case's Table-6 / Table-7
@@ -22,8 +22,8 @@ from pathlib import Path
 
 from genet.abr.qoe import TABLE6
 from genet.cc.metrics import TABLE7
-from genet.errors import GenetRuntimeError
-from genet.metrics import column_names
+from foundation.errors import GenetRuntimeError
+from foundation.metrics import column_names
 from sender import iperf3
 
 from deploy.config import Campaign, PathSpec, Scheme
@@ -121,8 +121,8 @@ def iperf3_metrics(report: iperf3.Iperf3Report, duration_s: float, algorithm: st
     """
     from genet.cc.aurora import run_reward_normaliser_pps
     from genet.cc.reward import aurora_reward
-    from genet.metrics import percentile
-    from genet.packets import PACKET_BITS
+    from foundation.metrics import percentile
+    from foundation.packets import PACKET_BITS
 
     span_s = report.duration_s
     if span_s < MIN_DURATION_FRACTION * duration_s:

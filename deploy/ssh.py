@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
-from genet.atomic import atomic_write_bytes
-from genet.errors import GenetRuntimeError
+from foundation.atomic import atomic_write_bytes
+from foundation.errors import GenetRuntimeError
 
 from deploy.config import HostSpec
 
@@ -78,7 +78,7 @@ def _paramiko():
     try:
         import paramiko
     except ImportError:
-        from genet.errors import MissingExtraError
+        from foundation.errors import MissingExtraError
         raise MissingExtraError("deploy", "genet deploy", "paramiko") from None
     return paramiko
 

@@ -33,9 +33,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from genet.atomic import atomic_write_text
-from genet.errors import BadInputError, GenetRuntimeError
-from genet.tomlfile import control_char, show, toml_string
+from foundation.atomic import atomic_write_text
+from foundation.errors import BadInputError, GenetRuntimeError
+from foundation.tomlfile import control_char, show, toml_string
 
 from deploy.config import TestbedPath
 from deploy.config import load_testbed_paths as load_paths  # noqa: F401  (`genet deploy testbed up --paths`)

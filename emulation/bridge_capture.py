@@ -33,7 +33,7 @@ from collections import defaultdict, deque
 
 from emulation.config import DirectionSpec
 from emulation.link_queue import OPPORTUNITY_BYTES, write_log_header
-from genet.packets import TUN_HEADER_BYTES
+from foundation.packets import TUN_HEADER_BYTES
 
 ETH_P_ALL = 0x0003
 ETH_HEADER_BYTES = 14

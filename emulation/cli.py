@@ -32,7 +32,7 @@ def _clear_errors(func):
 
 
 def _with_run_metadata(func):
-    """Write the run-metadata record (genet/runmeta.py) of a `genet emulate shell` run into the
+    """Write the run-metadata record (foundation/runmeta.py) of a `genet emulate shell` run into the
     directories its results go to (the --pcap directory, the log files' directories; those that
     exist), at the start and again with CMD's exit status at the end."""
     import functools
@@ -41,7 +41,7 @@ def _with_run_metadata(func):
     def wrapper(args) -> int:
         from pathlib import Path
 
-        from genet.runmeta import write_run_metadata
+        from foundation.runmeta import write_run_metadata
         dirs = [Path(args.pcap)] if args.pcap else []
         dirs += [Path(f).resolve().parent for f in (args.uplink_log, args.downlink_log) if f]
         dirs = [d for i, d in enumerate(dirs) if d.is_dir() and d.resolve() not in {e.resolve() for e in dirs[:i]}]
@@ -77,7 +77,7 @@ def _add_direction_options(p: argparse.ArgumentParser, name: str, what: str) -> 
 
 
 def register(subparsers, groups) -> None:
-    from genet.helpformat import HelpFormatter
+    from foundation.helpformat import HelpFormatter
     em = subparsers.add_parser("emulate", help="trace-driven emulated links (Mahimahi semantics): shell, "
                                                "link-stats, cleanup",
                                description="Trace-driven links: an embedded netns emulator with Mahimahi "
@@ -201,7 +201,7 @@ def cmd_link_stats(args) -> int:
     import json
     from emulation.logstats import link_log_stats, plot_link_log, read_link_log
     if args.png:
-        from genet.extras import require
+        from foundation.extras import require
         require("plots", "genet emulate link-stats --png")
     log = read_link_log(args.log)
     stats = link_log_stats(log)

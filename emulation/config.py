@@ -23,7 +23,7 @@ is one opportunity per ms, as Mahimahi's ``12mbps`` file).
 
 from __future__ import annotations
 
-from genet.errors import BadInputError, GenetRuntimeError
+from foundation.errors import BadInputError, GenetRuntimeError
 
 import dataclasses
 import math
@@ -36,7 +36,7 @@ from typing import Any, Union
 from traces.errors import TraceFormatError
 
 #: Bytes one delivery opportunity carries on the TUN device (1500-byte IP MTU + 4-byte packet-info header).
-from genet.packets import MAHIMAHI_OPPORTUNITY_BYTES as OPPORTUNITY_BYTES  # noqa: E402  (defined once)
+from foundation.packets import MAHIMAHI_OPPORTUNITY_BYTES as OPPORTUNITY_BYTES  # noqa: E402  (defined once)
 QUEUE_KINDS = ("infinite", "droptail", "drophead", "codel", "pie")
 QUEUE_ARG_NAMES = ("packets", "bytes", "target", "interval", "qdelay_ref", "max_burst")
 #: AQM arguments (ms) and the queue kind that takes them

@@ -30,7 +30,7 @@ Arguments (units in names; Mahimahi's semantics, testbeds.md §1):
 * pcap_dir: netns backend only: capture both sides into emulated.pcap / host.pcap
   there (``genet emulate flow-stats DIR`` summarises them per flow)
 * low_latency_idle: hold ``/dev/cpu_dma_latency`` at 0 while the link is up (default False; best effort,
-  root only; see genet/cpuidle.py): on a VM an idle vCPU wakes late, which delays the link's ms-tick
+  root only; see foundation/cpuidle.py): on a VM an idle vCPU wakes late, which delays the link's ms-tick
   releases — here an idle machine showed more RTT spread than a busy one (ping median 44.5 ms instead of
   42-43). Off by default: idle CPUs then poll instead of halting, and it shifts the timing of everything
   else on the machine (a fresh-clone run with it on for every link moved the browser-vs-Python step test
@@ -43,7 +43,7 @@ turns SIGTERM into ``SystemExit(143)`` while the link is open, in the main threa
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import os
 import signal
@@ -51,7 +51,7 @@ import threading
 from typing import Any
 
 from emulation.config import LinkSpec, QueueSpec, TraceLike, make_link_spec
-from genet.cpuidle import hold_low_latency_idle, release_low_latency_idle
+from foundation.cpuidle import hold_low_latency_idle, release_low_latency_idle
 
 BACKENDS = ("netns", "mahimahi", "mininet")
 
@@ -115,7 +115,7 @@ class LinkEmulator:
     def __enter__(self) -> "LinkEmulator":
         if threading.current_thread() is threading.main_thread():
             self._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_exit)
-        if self.low_latency_idle:  # genet/cpuidle.py: idle vCPUs wake late, and so would the link's ticks
+        if self.low_latency_idle:  # foundation/cpuidle.py: idle vCPUs wake late, and so would the link's ticks
             self._qos_fd = hold_low_latency_idle()
         try:
             self._impl.start()

@@ -10,7 +10,7 @@ tracked and ended (its whole process group) when the link closes.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError, GenetRuntimeError
+from foundation.errors import BadInputError, GenetRuntimeError
 
 import os
 import pickle

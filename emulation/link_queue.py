@@ -36,7 +36,7 @@ queue is empty, idle opportunities are skipped in bulk (bisect), so a
 
 from __future__ import annotations
 
-from genet.errors import GenetRuntimeError
+from foundation.errors import GenetRuntimeError
 
 import math
 import random

@@ -15,7 +15,7 @@ writes ``T l PKTS BYTES`` lines (same shape as ``d``) for its random (Bernoulli,
 Mahimahi never logs: on the uplink these packets left the link (they have ``-`` lines) and were lost after
 it; on the downlink they were lost before it (no ``+`` line). They are appended when the link closes
 (their own time order), so they count as losses but not as link events (duration, first/last time). Percentiles follow
-the project's one rule (:func:`genet.metrics.percentile`, Pantheon's numpy "nearest") where
+the project's one rule (:func:`foundation.metrics.percentile`, Pantheon's numpy "nearest") where
 mm-throughput-graph takes element ``floor(0.95 N)``: at most one rank apart.
 The log is reduced in one streaming pass (Pantheon's ``TunnelGraph`` style);
 :func:`plot_link_log` draws the throughput and delay graphs separately.
@@ -23,14 +23,14 @@ The log is reduced in one streaming pass (Pantheon's ``TunnelGraph`` style);
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genet.metrics import percentile
+from foundation.metrics import percentile
 from traces.errors import TraceFormatError
 
 

@@ -47,7 +47,7 @@ network namespace with ``nsenter`` (root), and ``host`` is the root namespace.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import dataclasses
 import os

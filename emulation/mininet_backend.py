@@ -32,7 +32,7 @@ backend is used.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import heapq
 import os

@@ -486,7 +486,7 @@ def run(config: dict) -> int:
         for final in pcap_finals:
             merge_pcaps(final, [f"{final}.{st[0]}" for st in stages if os.path.exists(f"{final}.{st[0]}")])
         if config.get("stats_path"):
-            from genet.atomic import atomic_write_text
+            from foundation.atomic import atomic_write_text
             atomic_write_text(config["stats_path"], json.dumps(out))
     return status
 

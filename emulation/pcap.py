@@ -13,7 +13,7 @@ their bytes (the link never alters a packet), in order, per 5-tuple
 (src, sport, dst, dport, protocol) and direction. For each flow:
 sent and delivered packets, loss rate, delivered throughput over the flow's
 delivery span, and one-way delay through the link (mean, 90th and 95th
-percentile by :func:`genet.metrics.percentile` — Pantheon's ``tunnel_graph``
+percentile by :func:`foundation.metrics.percentile` — Pantheon's ``tunnel_graph``
 figures: throughput, p95 one-way delay, loss).
 """
 
@@ -26,8 +26,8 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from genet.metrics import percentile
-from genet.packets import TUN_HEADER_BYTES
+from foundation.metrics import percentile
+from foundation.packets import TUN_HEADER_BYTES
 from traces.errors import TraceFormatError
 
 LINKTYPE_RAW = 101

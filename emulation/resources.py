@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from emulation.sysnet import ip, list_links, list_netns, process_start_time
-from genet.atomic import atomic_write_text
+from foundation.atomic import atomic_write_text
 
 PREFIX = "gt-"
 _counter = count()

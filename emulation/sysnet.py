@@ -9,7 +9,7 @@ so :func:`in_netns` switches the calling thread there for the open.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import ctypes
 import ctypes.util

@@ -30,7 +30,7 @@ Each policy says what it expects and what it returns through its :class:`PolicyS
 * ``n_actions``: number of discrete actions, or the action dimension for
   continuous actions (``action_type == "continuous"``).
 
-Names and paths become policies through each use case's registry (a :class:`genet.registry.Registry`:
+Names and paths become policies through each use case's registry (a :class:`foundation.registry.Registry`:
 ``genet.abr.registry.POLICIES``, ``genet.cc.registry.POLICIES``).
 
 Three kinds of policies implement the protocol:
@@ -60,7 +60,7 @@ Heavy dependencies (torch, onnx, onnxruntime) are imported lazily.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import json
 import os
@@ -70,7 +70,7 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from genet.atomic import publish
+from foundation.atomic import publish
 
 #: metadata_props keys (without the ``genet.`` prefix) that make up a PolicySpec.
 META_KEYS = ("use_case", "observation_layout", "observation_shape", "action_semantics",
@@ -193,7 +193,7 @@ class Policy(Protocol):
 
 def check_policy(obj: Any) -> Any:
     """``obj`` if it implements :class:`Policy` (``spec``, ``name``, ``bind``, ``reset``, ``act``), else a
-    one-line :class:`~genet.errors.BadInputError` naming what it lacks."""
+    one-line :class:`~foundation.errors.BadInputError` naming what it lacks."""
     missing = [m for m in ("spec", "name", "bind", "reset", "act") if not hasattr(obj, m)]
     if missing:
         raise BadInputError(f"{type(obj).__name__} is not a policy (genet.policy.Policy): it lacks "

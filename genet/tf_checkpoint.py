@@ -19,7 +19,7 @@ fields above), so neither TensorFlow nor generated protobuf classes are needed.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import os
 import struct

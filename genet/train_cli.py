@@ -21,7 +21,7 @@ Run directory (``--out``, default ``runs/<use_case>-<method>-<range>-s<seed>``):
 
 * ``run.json``: use case, method, options, training settings, command, git
   commit, written at the start (a ``--resume`` checks the use case against it);
-* ``run-metadata.json``: the record every genet run writes (:mod:`genet.runmeta`: command, commit,
+* ``run-metadata.json``: the record every genet run writes (:mod:`foundation.runmeta`: command, commit,
   seed, host, versions, UTC start/finish; a resume keeps the earlier records in ``previous``);
 * ``learning_curve.csv`` (one row per PPO update) and ``learning_curve.png``;
 * udr/cl1: ``checkpoints/latest.pt`` every ``--checkpoint-every`` updates
@@ -38,7 +38,7 @@ and ``export_policy(use_case, model, path, metadata)``.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import argparse
 import json
@@ -102,7 +102,7 @@ def use_case_module(name: str):
 
 # ------------------------------------------------------------------ parser
 def register(subparsers, groups) -> None:
-    from genet.helpformat import HelpFormatter
+    from foundation.helpformat import HelpFormatter
     for name, entry in TRAIN_USE_CASES.items():
         p = groups["train"].add_parser(
             name, help=f"train a {name.upper()} policy with PPO (udr, genet, cl1-cl3)",
@@ -266,7 +266,7 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
         try:
             import ray  # noqa: F401
         except ImportError:
-            from genet.errors import MissingExtraError
+            from foundation.errors import MissingExtraError
             raise MissingExtraError("cluster", "--ray-address", "ray") from None
     if getattr(args, "torch_threads", None) is not None and args.torch_threads < 0:
         raise BadInputError(f"--torch-threads must be >= 0 (0 = every core), got {args.torch_threads}")
@@ -368,7 +368,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from genet.atomic import atomic_text_writer
+    from foundation.atomic import atomic_text_writer
     with atomic_text_writer(path) as fh:
         json.dump(data, fh, indent=1, default=str)
 
@@ -389,7 +389,7 @@ def _curve_rows(fh, records: list[dict], header: bool) -> None:
 
 def write_curve(history: list[dict], out: Path) -> None:
     """Rewrite ``learning_curve.csv`` from the whole history (atomically)."""
-    from genet.atomic import atomic_text_writer
+    from foundation.atomic import atomic_text_writer
     with atomic_text_writer(out / "learning_curve.csv") as fh:
         _curve_rows(fh, history, header=True)
 
@@ -478,7 +478,7 @@ def cl1_stages(space, range_name: str, n_stages: int) -> list:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from genet.extras import require
+    from foundation.extras import require
     require("train", f"genet train {args.use_case}")
     plan = plan_run(args)  # every check before the heavy imports and any training
     module = use_case_module(plan.use_case)
@@ -505,7 +505,7 @@ def run_train(args: argparse.Namespace) -> int:
     n_real = len(getattr(use_case, "real_traces", None) or plan.real_traces or [])
     real_prob = args.real_prob if n_real else 0.0
     initial = ConfigDistribution.udr(use_case.space, plan.range_name, real_prob, n_real)
-    from genet.runmeta import write_run_metadata
+    from foundation.runmeta import write_run_metadata
     run_meta = write_run_metadata(out, seed=args.seed, extra={"use_case": plan.use_case, "method": plan.method,
                                                              "resume": bool(args.resume), "steps": args.steps})
     if not args.resume:
@@ -518,7 +518,7 @@ def run_train(args: argparse.Namespace) -> int:
             "train_config": module.train_config_dict(use_case),
             "command": command_line(args),
             "argv": {k: v for k, v in vars(args).items() if k != "func"}, "commit": run_meta.commit or "",
-            "started": run_meta.started_utc})  # host, versions, ...: run-metadata.json (genet/runmeta.py)
+            "started": run_meta.started_utc})  # host, versions, ...: run-metadata.json (foundation/runmeta.py)
     else:
         run = json.loads((out / RUN_FILE).read_text())
         run.setdefault("resumes", []).append({"command": command_line(args), "steps": args.steps,
@@ -620,7 +620,7 @@ def latest_model_path(run_dir: Path, run: dict) -> Path:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from genet.extras import require
+    from foundation.extras import require
     require("train", "genet export")
     run_dir = Path(args.run_dir)
     run_file = run_dir / RUN_FILE

@@ -43,7 +43,7 @@ from genet.abr.observations import ChunkMeasurement, Observer, get_layout, to_qu
 from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE, SMOOTH_PENALTY
 from genet.abr.registry import make_policy, policy_label
 from genet.abr.video import SessionVideos, Video
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 #: Pensieve's POST fields: name -> (type, unit / meaning)
 FIELDS = {

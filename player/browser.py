@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE, SMOOTH_PENALTY
-from genet.errors import BadInputError, GenetRuntimeError
+from foundation.errors import BadInputError, GenetRuntimeError
 from player.browser_log import summarize
 from player.browser_routes import URL_PREFIX
 from player.client import PlayResult
@@ -428,7 +428,7 @@ def _collect(driver, ended: bool) -> tuple[list[dict], list[dict]]:
 
 def _write_log(path: Path, cfg: BrowserConfig, session: str, url: str, started_utc: str, table: dict,
                events: list[dict], run, result: BrowserResult, console: list[dict]) -> None:
-    from genet.atomic import atomic_text_writer
+    from foundation.atomic import atomic_text_writer
     cfg_ev = next((e for e in events if e.get("type") == "config"), {})
     lines = [{"type": "session", "url": cfg.url, "page": url, "player": "chromium", "policy": cfg.abr,
               "abr_server": cfg.abr == "server", "session": session, "n_chunks": len(table["chunk_sizes_bytes"][0]),

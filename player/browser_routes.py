@@ -21,7 +21,7 @@ JSON as ``parse_json_body`` accepts it (400 otherwise); ``seq`` an integer in [0
 at most :data:`MAX_EVENT_TYPE_CHARS` characters.
 
 Session ids: 1-64 characters of ``[A-Za-z0-9_.-]`` (anything else is 400: they name files).
-Imports only flask, the standard library and genet.errors.
+Imports only flask, the standard library and foundation.errors.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 from player.request_limits import (MAX_REQUEST_BYTES, RequestBodyError, error_response,
                                    parse_json_body)
 

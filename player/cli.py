@@ -11,7 +11,7 @@ import sys
 
 
 def _fmt():
-    from genet.helpformat import HelpFormatter
+    from foundation.helpformat import HelpFormatter
     return HelpFormatter
 
 
@@ -93,7 +93,7 @@ def register(subparsers, groups) -> None:
     sub = p.add_subparsers(dest="player_command", metavar="COMMAND")
     p.set_defaults(func=lambda args, _p=p: (_p.print_help(), 2)[1])
     add_player_commands(sub)
-    em = subparsers.choices.get("emulate")  # emulation/cli.py registers first (genet/cli.py's order)
+    em = subparsers.choices.get("emulate")  # emulation/cli.py registers first (app/cli.py's order)
     group = next((a for a in em._actions if isinstance(a, argparse._SubParsersAction)), None) if em else None
     if group is not None:
         register_emulate(group)
@@ -192,7 +192,7 @@ def cmd_emulate_abr(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m player COMMAND``: the player commands alone."""
-    from genet.errors import GenetError
+    from foundation.errors import GenetError
     parser = argparse.ArgumentParser(prog="python -m player", formatter_class=_fmt())
     sub = parser.add_subparsers(dest="player_command", metavar="COMMAND", required=True)
     add_player_commands(sub)

@@ -49,7 +49,7 @@ from typing import Any
 
 from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE, SMOOTH_PENALTY, QoeAccumulator
 from genet.abr.video import TABLE_NAME, Video
-from genet.errors import GenetRuntimeError
+from foundation.errors import GenetRuntimeError
 from player.abr import END_OF_VIDEO, FIRST_QUALITY, AbrDecider
 from player.content import MPD_NAME, segment_path
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from genet.abr.video import TABLE_NAME, Video, load_video_table, resolve_video, write_video_table
-from genet.errors import BadInputError, GenetRuntimeError
+from foundation.errors import BadInputError, GenetRuntimeError
 
 MPD_NAME = "manifest.mpd"
 INIT_NAME = "Header.m4s"
@@ -99,7 +99,7 @@ def load_content(root: str | os.PathLike) -> VideoContent:
 def write_mpd(root: Path, video: Video, codec: str = "h264", codecs: list[str] | None = None) -> Path:
     """A static MPD for ``video`` (valid for dash.js: isoff-live, SegmentTemplate with $Number$);
     codecs: per-level RFC 6381 strings (lowest level first; default one generic string for the codec)."""
-    from genet.atomic import atomic_text_writer
+    from foundation.atomic import atomic_text_writer
     n_levels = video.n_levels
     duration_s = video.chunk_length_s * video.n_source_chunks
     timescale = 90000
@@ -134,7 +134,7 @@ def _write_table(root: Path, video: Video, name: str, kind: str, codec: str, cod
     doc.update(kind=kind, codec=codec)
     if codecs:
         doc["codecs"] = codecs
-    from genet.atomic import atomic_text_writer
+    from foundation.atomic import atomic_text_writer
     with atomic_text_writer(root / TABLE_NAME) as fh:
         fh.write(json.dumps(doc) + "\n")
 

@@ -48,7 +48,7 @@ import numpy as np
 
 from genet.abr.qoe import COLUMN_NAMES as QOE_FIELDS  # the use case's columns (one list)
 from genet.abr.qoe import VideoQoe
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 #: The video server's port on each link's host side.
 SERVER_PORT = 8000
@@ -137,7 +137,7 @@ def run_session(spec: SessionSpec) -> dict[str, Any]:
     first = log["chunks"][0]["epoch_request_s"] if log["chunks"] else t_trace
     row["trace_offset_s"] = max(first - t_trace, 0.0)
     row["wall_s"] = time.monotonic() - t_start
-    from genet.atomic import atomic_text_writer
+    from foundation.atomic import atomic_text_writer
     with atomic_text_writer(sess / "result.json") as fh:
         fh.write(json.dumps(row) + "\n")
     return row
@@ -247,8 +247,8 @@ def _finished(journal, key: dict) -> dict[tuple, dict]:
 
 def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None = None) -> list[dict]:
     """Run every session (``cfg.jobs`` at once), write the results; returns the rows. Holds ``cfg.out``'s
-    run-folder lock (:func:`genet.journal.run_folder_lock`): one command per output folder."""
-    from genet.journal import run_folder_lock
+    run-folder lock (:func:`foundation.journal.run_folder_lock`): one command per output folder."""
+    from foundation.journal import run_folder_lock
     with run_folder_lock(cfg.out, "genet emulate abr"):
         return _emulate_abr(cfg, progress)
 
@@ -273,7 +273,7 @@ def _emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None)
     out.mkdir(parents=True, exist_ok=True)
     meta = None
     try:
-        from genet.runmeta import write_run_metadata
+        from foundation.runmeta import write_run_metadata
         meta = write_run_metadata(out, extra={"use_case": "abr", "emulation": asdict(cfg)})
     except ImportError:
         pass
@@ -285,7 +285,7 @@ def _emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None)
     files = _trace_files(cfg.traces)
     key = {"traces": str(Path(cfg.traces).resolve()), "video": str(content.root.resolve()), "delay_ms": cfg.delay_ms,
            "backend": cfg.backend, "n_chunks": n_chunks, **({"player": cfg.player} if cfg.player != "python" else {}), "tcp_cc": cfg.tcp_cc}
-    from genet.journal import Journal
+    from foundation.journal import Journal
     journal = Journal(out / "results.jsonl")  # a row per finished session: a rerun skips the complete ones
     done = _finished(journal, key)
     specs = []
@@ -424,7 +424,7 @@ def write_results(out: Path, rows: Sequence[dict], labels: Sequence[str]) -> Non
     import csv
     import io
 
-    from genet.atomic import atomic_text_writer
+    from foundation.atomic import atomic_text_writer
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
     w.writeheader()

@@ -32,7 +32,7 @@ import json
 import math
 from typing import Any
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -218,7 +218,7 @@ def set_tcp_congestion(sock, name: str) -> None:
             allowed = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control").read_text().split()
         except OSError:
             allowed = []
-        from genet.errors import BadInputError
+        from foundation.errors import BadInputError
         raise BadInputError(f"--tcp-cc {name!r}: the kernel refused it ({e.strerror}); allowed here: "
                             f"{', '.join(allowed) or 'unknown'}") from None
 
@@ -232,7 +232,7 @@ def make_wsgi_server(app, bind: str = "127.0.0.1", port: int = 8000, threads: in
     from waitress.adjustments import Adjustments
     from waitress.channel import HTTPChannel
     from waitress.server import TcpWSGIServer
-    from genet.errors import BadInputError
+    from foundation.errors import BadInputError
 
     if not request_deadline_s > 0:
         raise BadInputError(f"request deadline must be > 0 s, got {request_deadline_s!r}")
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import signal
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    from genet.errors import GenetError
+    from foundation.errors import GenetError
     try:
         serve(args.video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc,
               request_deadline_s=args.request_deadline_s)

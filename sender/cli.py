@@ -1,7 +1,7 @@
 """``genet sender receive | send`` (runtime install: numpy, onnxruntime, stdlib) and ``genet emulate cc``.
 
 ``register`` imports nothing heavy; ``genet emulate cc`` is added to the ``emulate`` group that
-:mod:`emulation.cli` creates (so this module comes after it in ``genet.cli.SUBCOMMAND_MODULES``).
+:mod:`emulation.cli` creates (so this module comes after it in ``app.cli.SUBCOMMAND_MODULES``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -26,7 +26,7 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def register(subparsers, groups) -> None:
-    from genet.helpformat import HelpFormatter
+    from foundation.helpformat import HelpFormatter
     sp = subparsers.add_parser("sender", help="UDP rate-controlled sender and receiver (Aurora ONNX, const:MBPS)",
                                description="The sender/receiver pair that runs CC policies on real packets "
                                            "(1500-byte packets, one ACK per packet).",
@@ -70,7 +70,7 @@ def cmd_receive(args) -> int:
 def cmd_send(args) -> int:
     from genet.cc.aurora import AuroraConfig
     from genet.cc.registry import load_rate_policy
-    from genet.jsonout import dumps
+    from foundation.jsonout import dumps
     from sender.udp_sender import UdpSender
     policy = load_rate_policy(args.policy, AuroraConfig(history_length=args.history_length,
                                                         reward_normaliser="measured"))
@@ -85,7 +85,7 @@ def cmd_send(args) -> int:
 
 
 def _register_emulate_cc(subparsers) -> None:
-    from genet.helpformat import HelpFormatter
+    from foundation.helpformat import HelpFormatter
     em = subparsers.choices.get("emulate")
     if em is None:
         return
@@ -124,7 +124,7 @@ def _register_emulate_cc(subparsers) -> None:
 
 
 def cmd_emulate_cc(args) -> int:
-    from genet.journal import run_folder_lock
+    from foundation.journal import run_folder_lock
     from sender.emulate import run_emulate_cc
     if not args.policy and not args.flows:
         raise BadInputError("genet emulate cc: give --policy and/or --flows")

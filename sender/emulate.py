@@ -48,9 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genet.atomic import atomic_write_text
+from foundation.atomic import atomic_write_text
 from genet.cc.metrics import COLUMN_NAMES, from_link_logs, summarize
-from genet.errors import BadInputError, GenetRuntimeError
+from foundation.errors import BadInputError, GenetRuntimeError
 from sender.runs import (RECEIVER_PORT, LinkSettings, csv_text, cut_trace, link_settings, make_link, sender_cmd,
                          set_priority_for_jobs, start_receiver, union_columns)
 
@@ -96,7 +96,7 @@ def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat:
     up = read_link_log_arrays(run_dir / "uplink.log")
     m = from_link_logs(up, None, s.delay_ms, policy.label, trace.name, s.mean_bandwidth_mbps, s.queue_packets,
                        s.loss_rate, s.duration_s, seed=repeat)
-    from genet.packets import TUN_HEADER_BYTES
+    from foundation.packets import TUN_HEADER_BYTES
     n_bins = int(up.departure_ms.max() // 500) + 1 if up.departure_ms.size else 0
     bits = np.bincount(np.maximum(up.departure_ms, 0) // 500, weights=(up.departure_bytes - TUN_HEADER_BYTES) * 8.0,
                        minlength=n_bins) if n_bins else np.zeros(0)
@@ -181,7 +181,7 @@ def _unique(names):
 
 
 def run_emulate_cc(args) -> int:
-    from genet.extras import require
+    from foundation.extras import require
     require("sim", "genet emulate cc")  # the sim_* columns and LinkConfig defaults
     policies, flows, traces, settings, loaded = validate(args)
     set_priority_for_jobs(args.jobs if policies else len(flows))
@@ -194,7 +194,7 @@ def run_emulate_cc(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     run_meta = None
     try:
-        from genet.runmeta import write_run_metadata
+        from foundation.runmeta import write_run_metadata
         run_meta = write_run_metadata(out, seed=list(range(args.repeats)), extra={
             "use_case": "cc", "emulation_backend": args.backend, "policies": [p.label for p in policies],
             "flows": [p.label for p in flows], "traces": str(args.traces),
@@ -220,7 +220,7 @@ def run_emulate_cc(args) -> int:
 
 
 def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict]:
-    from genet.journal import Journal
+    from foundation.journal import Journal
     journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun skips them
     done: dict[tuple, dict] = journal.index(_run_key)
     jobs = []

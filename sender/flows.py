@@ -4,7 +4,7 @@ All flows start together over one netns link per (trace, repeat) and run for the
 Per-flow figures come from the link's packet captures (:func:`emulation.pcap.flow_summary`: each
 flow's delivered throughput over its own first-to-last delivery span as Pantheon's per-flow
 throughput, one-way delay and loss through the link, by its 5-tuple); the flow's share is its
-throughput over the sum of the flows' throughputs, and Jain's fairness index (:func:`genet.stats.jain_index`)
+throughput over the sum of the flows' throughputs, and Jain's fairness index (:func:`foundation.stats.jain_index`)
 summarises the shares (1 = equal). ``flows.csv``/``flows.json`` hold one row per flow (in
 ``flows.json`` an undefined figure, e.g. the delay of a flow that delivered nothing, is ``null``),
 and ``flows.txt`` the table.
@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from genet.atomic import atomic_write_text
-from genet.jsonout import dumps as json_dumps
-from genet.packets import PACKET_BYTES
-from genet.stats import jain_index
+from foundation.atomic import atomic_write_text
+from foundation.jsonout import dumps as json_dumps
+from foundation.packets import PACKET_BYTES
+from foundation.stats import jain_index
 from sender.runs import csv_text, make_link, sender_cmd, start_receiver, union_columns
 
 BASE_UDP_PORT = 9000

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from genet.errors import GenetRuntimeError
+from foundation.errors import GenetRuntimeError
 
 DEFAULT_PORT = 5201
 

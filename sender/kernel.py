@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genet.errors import BadInputError, GenetRuntimeError
+from foundation.errors import BadInputError, GenetRuntimeError
 
 ALLOWED_PATH = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
 AVAILABLE_PATH = Path("/proc/sys/net/ipv4/tcp_available_congestion_control")

@@ -30,9 +30,9 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from genet.atomic import atomic_write_text
-from genet.jsonout import dumps as json_dumps
-from genet.packets import PACKET_BITS, PACKET_BYTES
+from foundation.atomic import atomic_write_text
+from foundation.jsonout import dumps as json_dumps
+from foundation.packets import PACKET_BITS, PACKET_BYTES
 from sender.wire import ACK, DATA, FIN_ACK, MAGIC, T_ACK, T_DATA, T_FIN, T_FIN_ACK, VERSION, parse_header
 
 

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from genet.errors import GenetRuntimeError
+from foundation.errors import GenetRuntimeError
 
 #: The ACK link's rate (Mbit/s): wide enough for one ACK per data packet at any rate (not logged).
 ACK_LINK_MBPS = 1000.0
@@ -96,7 +96,7 @@ def set_priority_for_jobs(jobs: int) -> list[str]:
 
 def genet_cmd(*args: str) -> list[str]:
     """``genet ARGS`` as this interpreter runs it, at the chosen priority when root."""
-    return [*(_priority["cmd"] if os.geteuid() == 0 else []), sys.executable, "-m", "genet.cli", *args]
+    return [*(_priority["cmd"] if os.geteuid() == 0 else []), sys.executable, "-m", "app.cli", *args]
 
 
 def start_receiver(link, run_dir: Path, port: int = RECEIVER_PORT, name: str = "receiver"):

@@ -30,12 +30,12 @@ without elsewhere (``low_latency_idle=False`` / ``--no-low-latency-idle`` turns 
 Log (JSONL, one line per record, flushed as written, so a crash or SIGKILL
 leaves a readable prefix; :func:`read_log` skips a cut last line):
 ``{"type": "start", "run_metadata": {...}, ...}`` (the project's one run-metadata record,
-:mod:`genet.runmeta`: command, commit, host, versions, start time), one ``{"type": "mi", ...}`` per monitor interval
+:mod:`foundation.runmeta`: command, commit, host, versions, start time), one ``{"type": "mi", ...}`` per monitor interval
 (``t_s``, ``target_rate_mbps``, ``send_rate_mbps``, ``throughput_mbps``,
 ``rtt_mean_ms``, ``rtt_min_ms``, ``loss_rate``, ``action``, ``reward``,
 packet counts, ``decision_us``: observation + policy + rate update), and a
 final ``{"type": "summary", ...}``. Every line is strict JSON: an undefined figure (no RTT sample, no
-decision) is ``null``, never a bare ``NaN`` (:mod:`genet.jsonout`).
+decision) is ``null``, never a bare ``NaN`` (:mod:`foundation.jsonout`).
 
 ACKs: only a well-formed ACK (:func:`sender.wire.parse_header`: magic, wire version, type, length) of
 this session counts; anything else — garbage, truncated, another type, session or wire version — is
@@ -64,14 +64,14 @@ import numpy as np
 
 from genet.cc.aurora import AuroraController, apply_rate_action, initial_rate_pps, run_reward_normaliser_pps
 from genet.cc.monitor import LossDetector
-from genet.cpuidle import CPU_DMA_LATENCY, hold_low_latency_idle  # noqa: F401  (one definition; re-exported)
+from foundation.cpuidle import CPU_DMA_LATENCY, hold_low_latency_idle  # noqa: F401  (one definition; re-exported)
 from genet.cc.registry import RatePolicy
 from genet.cc.reward import aurora_reward
-from genet.errors import BadInputError
-from genet.jsonout import dumps as json_dumps
-from genet.metrics import percentile
+from foundation.errors import BadInputError
+from foundation.jsonout import dumps as json_dumps
+from foundation.metrics import percentile
 from genet.policy import act_one
-from genet.packets import PACKET_BITS
+from foundation.packets import PACKET_BITS
 from sender.wire import (ACK, DATA, MAGIC, T_ACK, T_DATA, T_FIN, T_FIN_ACK, VERSION, MalformedDatagram, data_packet,
                           decode, parse_header)
 
@@ -155,7 +155,7 @@ class UdpSender:
             sock.connect(self.dest)
             sock.setblocking(False)
             if log:
-                from genet.runmeta import RunMetadata
+                from foundation.runmeta import RunMetadata
                 meta = RunMetadata.collect(extra={"use_case": "cc", "role": "sender"}).to_dict()
                 log.write(json_dumps({"type": "start", "run_metadata": meta, "policy": self.policy.label,
                                       "dest": list(self.dest),

@@ -1,7 +1,7 @@
 """The sender/receiver wire format (UDP, network byte order).
 
 Data packet: exactly one simulator packet on the wire — a 1500-byte IP packet
-(:data:`genet.packets.PACKET_BYTES`): 20 (IPv4) + 8 (UDP) + 1472 bytes of UDP
+(:data:`foundation.packets.PACKET_BYTES`): 20 (IPv4) + 8 (UDP) + 1472 bytes of UDP
 payload. Rates and throughputs count these 1500 bytes per packet, headers
 included, as the simulator and Mahimahi's traces do (the link's log adds the
 4-byte TUN header: 1504). Payload = :data:`DATA` header (28 bytes) + zero
@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from genet.packets import UDP_PAYLOAD_BYTES
+from foundation.packets import UDP_PAYLOAD_BYTES
 
 MAGIC = b"GT"
 VERSION = 1

@@ -13,7 +13,7 @@ from genet.abr.evaluate import evaluate
 from genet.abr.optimal import optimal_plan
 from genet.abr.params import GENET_COMPAT, PENSIEVE
 from genet.abr.video import load_video
-from genet.cli import main
+from app.cli import main
 from traces import load_traces
 from traces.trace import Trace
 

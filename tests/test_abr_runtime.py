@@ -180,7 +180,7 @@ def test_eval_abr_runs_without_shared_video(tmp_path):
     """`genet eval abr` with the default video from a process that cannot see ../shared."""
     env = {"PATH": "/usr/bin:/bin", "GENET_SHARED": str(tmp_path / "nowhere"), "HOME": str(tmp_path)}
     out = tmp_path / "out"
-    code = ("import sys; from genet.cli import main; "
+    code = ("import sys; from app.cli import main; "
             f"sys.exit(main(['eval', 'abr', '--config', 'rl1', '-n', '2', '--policy', 'bba,mpc', "
             f"'--out', {str(out)!r}, '--no-progress']))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,

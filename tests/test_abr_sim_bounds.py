@@ -15,7 +15,7 @@ from conftest import hypothesis_examples
 from genet.abr.core import BatchedAbrSim
 from genet.abr.params import GENET_COMPAT, PENSIEVE, EnvParams
 from genet.abr.video import constant_bitrate_video
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 from traces.errors import TraceFormatError
 from traces.trace import Trace
 

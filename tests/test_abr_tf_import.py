@@ -87,7 +87,7 @@ def test_bad_checkpoints(tmp_path):
 def test_eval_rejects_an_onnx_model_of_another_use_case(tmp_path, capsys):
     import torch
 
-    from genet.cli import main
+    from app.cli import main
     from genet.policy import export_onnx
 
     class Tiny(torch.nn.Module):

@@ -14,7 +14,7 @@ from genet.cc.link import LinkConfig
 from genet.cc.policies import cc_policy_spec, load_aurora_policy, parse_policy, run_policy
 from genet.cc.senders import RateSender
 from genet.cc.simulator import Simulation
-from genet.cli import main
+from app.cli import main
 from traces import Trace
 
 
@@ -196,7 +196,7 @@ def test_a_rerun_with_another_duration_is_not_served_from_the_journal(tmp_path):
     """The resume key holds the run's length: `--duration-s 2` then `--duration-s 4` on one --out runs again
     (throughput of a constant link is the same, packets sent double), and a third call at 4 s reuses rows."""
     from genet.cc.evaluate import compare_policies
-    from genet.journal import Journal
+    from foundation.journal import Journal
     trace = Trace([0.0, 10.0], [6.0, 6.0], name="const6", delay_ms=10.0)
     policy = [parse_policy("const:3")]
     two = compare_policies(policy, [trace], tmp_path, plots=False, progress=False, duration_s=2.0)

@@ -49,7 +49,7 @@ def _env(clone: Path) -> dict:
 
 
 def _genet(clone: Path, *args: str, timeout_s: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "genet.cli", *args], cwd=clone, env=_env(clone),
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=clone, env=_env(clone),
                           capture_output=True, text=True, timeout=timeout_s)
 
 

@@ -1,4 +1,4 @@
-"""The one config validator (genet/config.py): one ConfigError for every config file, the schema engine's checks
+"""The one config validator (foundation/config.py): one ConfigError for every config file, the schema engine's checks
 (types, bounds, exclusive bounds, allowed values, separators, patterns, required keys, partial and optional tables,
 named tables), and its place at the bottom of the import graph."""
 
@@ -10,27 +10,27 @@ from pathlib import Path
 
 import pytest
 
-from genet import config
-from genet.config import ConfigError, Key, Table, fill
-from genet.errors import BadInputError
+from foundation import config
+from foundation.config import ConfigError, Key, Table, fill
+from foundation.errors import BadInputError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_one_error_class_for_every_config_file():
     from deploy import config as deploy_config
-    from genet.run import schema
+    from app.run import schema
     assert schema.ConfigError is config.ConfigError is deploy_config.ConfigError
     assert issubclass(ConfigError, BadInputError)
 
 
 def test_the_validator_imports_only_the_standard_library_and_the_foundation():
-    tree = ast.parse((REPO / "genet" / "config.py").read_text())
+    tree = ast.parse((REPO / "foundation" / "config.py").read_text())
     imported = {a.name.split(".")[0] if isinstance(node, ast.Import) else node.module
                 for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
                 for a in (node.names if isinstance(node, ast.Import) else [node])}
     ours = {m for m in imported if m.split(".")[0] not in sys.stdlib_module_names and m != "__future__"}
-    assert ours == {"genet.errors", "genet.tomlfile"}, ours
+    assert ours == {"foundation.errors", "foundation.tomlfile"}, ours
 
 
 SCHEMA = Table(help="test", keys={

@@ -30,7 +30,7 @@ from deploy.campaign import Journal, plan_runs, run_campaign  # noqa: E402
 from deploy.config import load_campaign, load_inventory  # noqa: E402
 from deploy.report import write_report  # noqa: E402
 from deploy.ssh import Session  # noqa: E402
-from genet.stats import mean_ci95  # noqa: E402
+from foundation.stats import mean_ci95  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,7 +162,7 @@ def test_hanging_run_ends_at_its_timeout(bed, tmp_path):
 
 
 def _genet(*args: str) -> list[str]:
-    return [sys.executable, "-m", "genet.cli", *args]
+    return [sys.executable, "-m", "app.cli", *args]
 
 
 def _wait_records(journal: Path, n: int, timeout_s: float = 60) -> None:

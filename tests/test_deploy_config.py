@@ -128,7 +128,7 @@ def test_remote_command_quoting():
 def test_a_damaged_campaign_json_is_one_line_naming_it(tmp_path, capsys, damage):
     """`genet deploy run` on a folder whose campaign.json is truncated or damaged, and `genet deploy report` of
     it: one line naming the file, no traceback, nothing contacted or changed."""
-    from genet.cli import main
+    from app.cli import main
     inv = write(tmp_path, "inv.toml", GOOD_INV.replace("192.0.2.", "127.0.0."))  # loopback, were it contacted
     camp = write(tmp_path, "c.toml", 'name = "c"\nuse_case = "cc"\nschemes = ["cubic"]\nrepetitions = 1\n')
     out = tmp_path / "out"
@@ -158,7 +158,7 @@ def test_docs_page_is_the_schema_rendering():
 
 
 def test_help_points_at_the_schema_page(capsys):
-    from genet.cli import main
+    from app.cli import main
     with pytest.raises(SystemExit):
         main(["deploy", "--help"])
     assert "docs/deploy-config.md" in capsys.readouterr().out

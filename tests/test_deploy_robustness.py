@@ -158,7 +158,7 @@ def test_testbed_inventory_always_parses_and_round_trips(tmp_path):
 @settings(max_examples=hypothesis_examples(300), deadline=None)
 @given(st.text())
 def test_toml_string_round_trips_any_text(text):
-    from genet.tomlfile import toml_string  # the one TOML string writer (testbed inventory, `genet run` campaigns)
+    from foundation.tomlfile import toml_string  # the one TOML string writer (testbed inventory, `genet run` campaigns)
     assert tomllib.loads(f"x = {toml_string(text)}\n")["x"] == text
 
 

@@ -158,7 +158,7 @@ def test_testbed_down_removes_everything(tmp_path):
 
 
 def test_check_command_exit_status_and_missing_known_hosts(bed, tmp_path, capsys):
-    from genet.cli import main
+    from app.cli import main
     out, inv = bed
     assert main(["deploy", "check", str(out / "inventory.toml")]) == 0
     table = capsys.readouterr().out

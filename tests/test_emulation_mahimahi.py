@@ -46,14 +46,14 @@ def test_missing_mahimahi_is_explained_before_anything_runs():
         with LinkEmulator(12, 12, delay_ms=20, backend="mahimahi"):
             pass
     assert str(err.value) == problem
-    res = subprocess.run([sys.executable, "-m", "genet.cli", "emulate", "shell", "--backend", "mahimahi",
+    res = subprocess.run([sys.executable, "-m", "app.cli", "emulate", "shell", "--backend", "mahimahi",
                           "--uplink", "12mbps", "--downlink", "12mbps", "--", "true"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode != 0 and problem.split(":")[0] in res.stderr
 
 
 REAL = pytest.mark.skipif(mahimahi_problem() is not None, reason=f"Mahimahi unusable here: {mahimahi_problem()}")
-SHELL = [sys.executable, "-m", "genet.cli", "emulate", "shell", "--backend", "mahimahi"]
+SHELL = [sys.executable, "-m", "app.cli", "emulate", "shell", "--backend", "mahimahi"]
 
 
 @REAL

@@ -78,7 +78,7 @@ def test_emulate_cc_over_mininet_with_delay_0_measures_every_scheme_from_the_cap
     tdir.mkdir()
     write_trace(Trace.constant(12.0, 6.0, name="c12", queue_packets=100), tdir / "c12.json")
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "genet.cli", "emulate", "cc", "--backend", "mininet", "--delay-ms",
+    res = subprocess.run([sys.executable, "-m", "app.cli", "emulate", "cc", "--backend", "mininet", "--delay-ms",
                           "0", "--policy", "const:5,cubic", "--traces", str(tdir), "--no-sim", "--no-plots",
                           "--out", str(out)], capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr
@@ -166,7 +166,7 @@ def test_sigkill_leftovers_of_a_mininet_run_are_cleaned():
     p.kill()
     p.wait()
     assert run in [r.run for r in find_leftovers().records]
-    res = subprocess.run([sys.executable, "-m", "genet.cli", "emulate", "cleanup"], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "app.cli", "emulate", "cleanup"], capture_output=True, text=True,
                          cwd=repo)
     assert res.returncode == 0 and run in res.stdout
     assert not [n for n in list_links("gt-") if n.startswith(f"gt-{k}s")]

@@ -21,7 +21,7 @@ import pytest
 from emulation.sysnet import list_links, list_netns
 
 REPO = Path(__file__).resolve().parents[1]
-GENET = [sys.executable, "-m", "genet.cli"]
+GENET = [sys.executable, "-m", "app.cli"]
 
 pytestmark = [pytest.mark.root]
 
@@ -83,7 +83,7 @@ def test_link_endpoints_and_teardown():
 
 @pytest.mark.flaky(reruns=1, reruns_delay=2)  # idle-VM wake-ups can spoil one run (see the bounds below)
 def test_ping_style_rtt_with_20ms_each_way():
-    # low-latency idle (genet/cpuidle.py): on an idle VM the probes' wake-ups otherwise add ~1-2 ms (fresh-clone
+    # low-latency idle (foundation/cpuidle.py): on an idle VM the probes' wake-ups otherwise add ~1-2 ms (fresh-clone
     # runs on an idle machine: medians 44.7 and 44.5 ms without it)
     with LinkEmulator(12, 12, delay_ms=20, isolate_host=True, low_latency_idle=True) as link:
         s = rtt(link, count=60, interval_s=0.05)

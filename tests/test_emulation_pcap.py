@@ -60,6 +60,6 @@ def test_capture_and_flow_summary(tmp_path):
     from scapy.all import IP, rdpcap  # the captures are ordinary pcap files
     pkts = rdpcap(str(tmp_path / "host.pcap"))
     assert pkts[0].haslayer(IP) and len(pkts) == len(read_pcap(tmp_path / "host.pcap"))
-    out = subprocess.run([sys.executable, "-m", "genet.cli", "emulate", "flow-stats", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "app.cli", "emulate", "flow-stats", str(tmp_path)],
                          capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0 and f"udp {emu}:" in out.stdout and f"-> {host}:9200" in out.stdout

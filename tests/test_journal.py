@@ -1,4 +1,4 @@
-"""The one results journal (genet/journal.py): torn last lines, fsync, damaged lines, concurrent appends, a
+"""The one results journal (foundation/journal.py): torn last lines, fsync, damaged lines, concurrent appends, a
 writer SIGKILLed mid-line; the one run-folder lock: a second holder is refused at once naming the PID, the
 lock goes with its holder (SIGKILL too), and every command that writes a run folder takes it."""
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from genet.errors import BadInputError, GenetRuntimeError
-from genet.journal import LOCK_FILE, Journal, run_folder_lock
+from foundation.errors import BadInputError, GenetRuntimeError
+from foundation.journal import LOCK_FILE, Journal, run_folder_lock
 
 
 def _lines(path: Path) -> list[dict]:
@@ -136,7 +136,7 @@ def test_concurrent_appends_from_two_processes_interleave_whole_lines(tmp_path):
     path = tmp_path / "j.jsonl"
     code = """
         import sys
-        from genet.journal import Journal
+        from foundation.journal import Journal
         j = Journal(sys.argv[1])
         for i in range(150):
             j.append({"who": sys.argv[2], "i": i, "pad": sys.argv[2] * (1000 + 97 * i)})  # up to ~15 KB a line
@@ -158,7 +158,7 @@ def test_a_writer_sigkilled_mid_line_then_two_reruns_leave_every_record_once(tmp
     path = tmp_path / "j.jsonl"
     child = _py(f"""
         import os, signal
-        import genet.journal as gj
+        import foundation.journal as gj
         j = gj.Journal({str(path)!r})
         for i in range(3):
             j.append({{"key": {{"run": i}}, "ok": True}})
@@ -187,7 +187,7 @@ def _holder(out: Path, command: str) -> subprocess.Popen:
     """A child process that holds ``out``'s lock until its stdin closes."""
     p = _py(f"""
         import sys
-        from genet.journal import run_folder_lock
+        from foundation.journal import run_folder_lock
         with run_folder_lock({str(out)!r}, {command!r}):
             print("held", flush=True)
             sys.stdin.read()
@@ -298,7 +298,7 @@ def _command(name: str, tmp_path: Path, out: Path) -> list[str]:
 
 @pytest.mark.parametrize("name", ["eval abr", "eval cc", "emulate abr", "emulate cc", "deploy run", "run"])
 def test_every_command_that_writes_a_run_folder_is_refused_while_another_holds_it(name, tmp_path, capsys):
-    from genet.cli import main
+    from app.cli import main
     out = tmp_path / "busy"
     holder = _holder(out, "genet emulate cc")
     try:
@@ -317,7 +317,7 @@ def test_two_eval_cc_on_one_out_the_second_fails_at_once_and_the_lock_goes_with_
     with SIGSTOP once it has journaled a run, so it is surely still there); the first is then SIGKILLed,
     and a third runs into the same folder and resumes what the first journaled."""
     out = tmp_path / "o"
-    genet = [sys.executable, "-m", "genet.cli", "eval", "cc", "--policy", "bbr", "--config", "rl1", "--seed", "1",
+    genet = [sys.executable, "-m", "app.cli", "eval", "cc", "--policy", "bbr", "--config", "rl1", "--seed", "1",
              "-n", "400", "--no-progress", "--no-plots", "--out", str(out)]
     first = subprocess.Popen(genet, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / "results.jsonl"

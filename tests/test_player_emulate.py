@@ -31,7 +31,7 @@ DELAY_MS = 40.0
 
 
 def _genet(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "genet.cli", *args], capture_output=True, text=True, **kw)
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, **kw)
 
 
 def _leftovers(out: Path) -> list[str]:
@@ -124,7 +124,7 @@ def test_rerun_resumes_and_an_interrupted_run_leaves_nothing(run, traces, tmp_pa
     assert len(list(csv.DictReader(open(out / "results.csv")))) == 4
     # interrupt a run mid-session
     out2 = tmp_path / "interrupted"
-    p = subprocess.Popen([sys.executable, "-m", "genet.cli", "emulate", "abr", "--policy", "bba", "--traces",
+    p = subprocess.Popen([sys.executable, "-m", "app.cli", "emulate", "abr", "--policy", "bba", "--traces",
                           str(traces / "const3"), "--chunks", str(CHUNKS), "--out", str(out2)],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60

@@ -1,4 +1,4 @@
-"""genet/registry.py: the one registry class (validation on registration, names listed on a miss, name forms,
+"""foundation/registry.py: the one registry class (validation on registration, names listed on a miss, name forms,
 lazy import-path factories), both use cases' registries as instances of it, and no registration by import
 (policies or Gymnasium ids)."""
 
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from genet.errors import BadInputError, GenetRuntimeError
-from genet.registry import Registry, RegistryEntry, RegistryError, UnknownNameError
+from foundation.errors import BadInputError, GenetRuntimeError
+from foundation.registry import Registry, RegistryEntry, RegistryError, UnknownNameError
 
 
 def _factory(**options):
@@ -90,7 +90,7 @@ def test_a_miss_lists_the_known_forms_in_one_line():
 
 def test_import_path_factories_resolve_on_first_use_only():
     code = ("import sys\n"
-            "from genet.registry import Registry\n"
+            "from foundation.registry import Registry\n"
             "reg = Registry('t')\n"
             "reg.register('x', 'json.decoder:JSONDecoder', description='lazy')\n"
             "assert 'json.decoder' not in sys.modules\n"
@@ -102,7 +102,7 @@ def test_import_path_factories_resolve_on_first_use_only():
     assert out.returncode == 0, out.stderr
     reg = Registry("test policy")
     reg.register("gone", "genet.no_such_module:make", description="d")
-    reg.register("typo", "genet.registry:no_such_factory", description="d")
+    reg.register("typo", "foundation.registry:no_such_factory", description="d")
     with pytest.raises(GenetRuntimeError, match="gone: its factory genet.no_such_module:make cannot be loaded "
                                                 "\\(ModuleNotFoundError"):
         reg.make("gone")

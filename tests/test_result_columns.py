@@ -17,8 +17,8 @@ import pytest
 
 from genet.abr import qoe
 from genet.cc import metrics as cc_metrics
-from genet.cli import main
-from genet.metrics import Column, column_names
+from app.cli import main
+from foundation.metrics import Column, column_names
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "traces" / "samples"
@@ -145,5 +145,5 @@ def test_real_path_logs_must_hold_the_table_and_the_report_prints_it(tmp_path, u
 
 
 def test_the_run_report_prints_each_use_cases_table():
-    from genet.run.report import TABLE_COLS
+    from app.run.report import TABLE_COLS
     assert TABLE_COLS == {"abr": qoe.TABLE6, "cc": cc_metrics.TABLE7}

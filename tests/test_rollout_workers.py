@@ -131,7 +131,7 @@ def test_abr_workers_same_seed_same_run_and_exact_resume(tmp_path):
 
 
 def test_cc_cli_with_two_workers_resumes_exactly(tmp_path):
-    from genet.cli import main
+    from app.cli import main
     tiny = ["--range", "rl1", "--steps-per-update", "200", "--minibatch", "50", "--epochs", "2", "--no-progress",
             "--rollout-workers", "2", "--seed", "2", "--checkpoint-every", "1"]
     full = tmp_path / "full"

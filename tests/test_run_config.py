@@ -8,8 +8,8 @@ import tomllib
 import pytest
 
 from conftest import REPO, SHARED
-from genet.errors import BadInputError
-from genet.run import schema
+from foundation.errors import BadInputError
+from app.run import schema
 
 
 def check(text: str, tmp_path):
@@ -31,13 +31,13 @@ traces = ["t"]
 def test_docs_page_is_the_schema_rendering():
     page = (REPO / "docs" / "run-config.md").read_text()
     assert page.strip() == schema.render_markdown().strip(), \
-        "docs/run-config.md is stale: python -m genet.run.schema > docs/run-config.md"
+        "docs/run-config.md is stale: python -m app.run.schema > docs/run-config.md"
     for key in ("delay_ms", "steps", "use", "repetitions", "inventory", "from"):
         assert f"| `{key}` |" in page
 
 
 def test_help_points_at_the_schema_page(capsys):
-    from genet.cli import main
+    from app.cli import main
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "docs/run-config.md" in capsys.readouterr().out
@@ -83,7 +83,7 @@ def test_not_toml_names_the_file(tmp_path):
 
 
 def test_cli_reports_a_bad_config_in_one_line_before_anything_runs(tmp_path, capsys):
-    from genet.cli import main
+    from app.cli import main
     p = tmp_path / "c.toml"
     p.write_text(MINIMAL + "[cc.emulate]\njobs = 0\n")
     assert main(["run", str(p), "--out", str(tmp_path / "out")]) == 1
@@ -93,7 +93,7 @@ def test_cli_reports_a_bad_config_in_one_line_before_anything_runs(tmp_path, cap
 
 
 def test_stage_flags_are_checked(tmp_path, capsys):
-    from genet.cli import main
+    from app.cli import main
     p = tmp_path / "c.toml"
     p.write_text(MINIMAL)
     assert main(["run", str(p), "--only", "simulation", "--out", str(tmp_path / "o")]) == 1

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import hypothesis_examples
-from genet.errors import BadInputError
-from genet.run import schema
+from foundation.errors import BadInputError
+from app.run import schema
 
 MINIMAL = """
 [traces.t]
@@ -120,7 +120,7 @@ def test_numbers_at_their_bounds_are_accepted(tmp_path):
 
 
 def test_dry_run_with_infinite_duration_is_one_line(tmp_path, capsys):
-    from genet.cli import main
+    from app.cli import main
     p = tmp_path / "c.toml"
     p.write_text(MINIMAL + "[cc.emulate]\ntraces = ['t']\nduration_s = inf\ndelay_ms = nan\n")
     assert main(["run", str(p), "--out", str(tmp_path / "o"), "--dry-run"]) == 1

@@ -13,11 +13,11 @@ import sys
 import numpy as np
 import pytest
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 from traces import Trace, TraceFormatError, read_trace
 from traces.io import write_trace
 
-GENET = [sys.executable, "-m", "genet.cli"]
+GENET = [sys.executable, "-m", "app.cli"]
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SHARED
-from genet.run import engine, plan, schema
-from genet.run.progress import Progress
+from app.run import engine, plan, schema
+from app.run.progress import Progress
 
 TINY = """
 [run]
@@ -59,7 +59,7 @@ traces = ["cc-syn"]
 
 
 def genet_run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "genet.cli", "run", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "app.cli", "run", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=1800)  # a hang guard only (a loaded machine is slow)
 
 
@@ -196,7 +196,7 @@ def test_a_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one(tmp_pat
     ref = genet_run(str(cfg), "--out", str(tmp_path / "ref"), cwd=tmp_path)
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "genet.cli", "run", str(cfg), "--out", str(out)], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run", str(cfg), "--out", str(out)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     killed_in = None
     deadline = time.monotonic() + 900
@@ -356,7 +356,7 @@ def test_a_run_killed_in_the_middle_of_emulate_resumes_without_redoing_finished_
     cfg.write_text(EMU_KILL)
     out = tmp_path / "out"
     journal = out / "emulate" / "cc-one" / "results.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "genet.cli", "run", str(cfg), "--out", str(out)], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run", str(cfg), "--out", str(out)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 900

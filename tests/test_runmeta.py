@@ -1,4 +1,4 @@
-"""The one run-metadata record (genet/runmeta.py) and the commands that write it."""
+"""The one run-metadata record (foundation/runmeta.py) and the commands that write it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from importlib import metadata
 import pytest
 
 from conftest import REPO
-from genet import runmeta
-from genet.errors import BadInputError
-from genet.runmeta import (RUN_METADATA_FILE, RunMetadata, command_context, read_run_metadata,
+from foundation import runmeta
+from foundation.errors import BadInputError
+from foundation.runmeta import (RUN_METADATA_FILE, RunMetadata, command_context, read_run_metadata,
                            write_run_metadata)
 
 UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -98,8 +98,8 @@ def test_bad_file_names_the_field(tmp_path, edit, message):
 def test_no_git_checkout_gives_only_the_package_version(tmp_path, monkeypatch):
     """An installed copy (no .git beside genet/) has no commit, even inside some other git repository."""
     other = tmp_path / "other-repo"
-    (other / "site" / "genet").mkdir(parents=True)
-    (other / "site" / "genet" / "runmeta.py").write_text("")
+    (other / "site" / "foundation").mkdir(parents=True)
+    (other / "site" / "foundation" / "runmeta.py").write_text("")
     subprocess.run(["git", "init", "-q", str(other)], check=True)
     monkeypatch.setattr(runmeta, "PROJECT_ROOT", other / "site")
     meta = RunMetadata.collect(argv=["genet"])
@@ -107,17 +107,18 @@ def test_no_git_checkout_gives_only_the_package_version(tmp_path, monkeypatch):
 
 
 def test_bottom_of_the_import_graph():
-    """runmeta and extras load nothing heavy (standard library and genet.errors/atomic only)."""
-    code = ("import sys, tempfile; import genet.runmeta as r, genet.extras as e; e.require('sim', 'x'); "
+    """runmeta and extras load nothing heavy (standard library and foundation.errors/atomic only)."""
+    code = ("import sys, tempfile; import foundation.runmeta as r, foundation.extras as e; e.require('sim', 'x'); "
             "r.write_run_metadata(tempfile.mkdtemp()); "
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
     genet_modules = subprocess.run(
-        [sys.executable, "-c", "import sys, genet.runmeta; print(sorted(m for m in sys.modules if m.startswith('genet')))"],
+        [sys.executable, "-c", "import sys, foundation.runmeta; print(sorted(m for m in sys.modules "
+                               "if m.split('.')[0] in ('genet', 'foundation')))"],
         capture_output=True, text=True, cwd=REPO, timeout=60).stdout.strip()
-    assert genet_modules == "['genet', 'genet.runmeta']"
+    assert genet_modules == "['foundation', 'foundation.runmeta']"
 
 
 # --------------------------------------------------------------- the commands that write it
@@ -134,7 +135,7 @@ def _check_written(out, argv_tail, seed):
 
 
 def test_eval_cc_writes_run_metadata(tmp_path):
-    from genet.cli import main
+    from app.cli import main
     argv = ["eval", "cc", "--policy", "const:5", "--config", "rl1", "-n", "1", "--seed", "4", "--no-plots",
             "--no-progress", "--out", str(tmp_path)]
     assert main(argv) == 0
@@ -144,7 +145,7 @@ def test_eval_cc_writes_run_metadata(tmp_path):
 
 
 def test_eval_abr_writes_run_metadata_and_a_rerun_keeps_the_first(tmp_path):
-    from genet.cli import main
+    from app.cli import main
     argv = ["eval", "abr", "--policy", "bba", "--config", "rl1", "-n", "2", "--seed", "2", "--no-progress",
             "--out", str(tmp_path)]
     assert main(argv) == 0
@@ -156,7 +157,7 @@ def test_eval_abr_writes_run_metadata_and_a_rerun_keeps_the_first(tmp_path):
 
 
 def test_train_writes_run_metadata_with_run_json_commit(tmp_path):
-    from genet.cli import main
+    from app.cli import main
     out = tmp_path / "run"
     argv = ["train", "cc", "--range", "rl1", "--steps-per-update", "200", "--minibatch", "50", "--epochs", "1",
             "--no-progress", "--steps", "200", "--seed", "6", "--out", str(out)]
@@ -185,7 +186,7 @@ def test_emulate_shell_writes_run_metadata_beside_its_logs(tmp_path):
         pytest.skip(_netns_missing())
     logs = tmp_path / "logs"
     logs.mkdir()
-    cmd = [sys.executable, "-m", "genet.cli", "emulate", "shell", "--isolate-host", "--uplink", "12mbps",
+    cmd = [sys.executable, "-m", "app.cli", "emulate", "shell", "--isolate-host", "--uplink", "12mbps",
            "--downlink", "12mbps", "--seed", "9", "--downlink-log", str(logs / "down.log"), "--", "sh", "-c", "exit 3"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 3, res.stderr

@@ -15,12 +15,12 @@ HEAVY = ("numba", "gymnasium", "torch", "matplotlib")
 #: Modules that must load without HEAVY (CC: the Aurora controller, registry, sender; shared: policy, metrics).
 RUNTIME_MODULES = [
     "genet.policy",
-    "genet.registry",
-    "genet.metrics",
-    "genet.stats",
-    "genet.packets",
-    "genet.cpuidle",
-    "genet.journal",
+    "foundation.registry",
+    "foundation.metrics",
+    "foundation.stats",
+    "foundation.packets",
+    "foundation.cpuidle",
+    "foundation.journal",
     "genet.cc.aurora",
     "genet.cc.monitor",
     "genet.cc.reward",
@@ -63,7 +63,7 @@ def test_runtime_module_loads_no_heavy_package(module):
 
 
 def test_the_sender_commands_load_no_heavy_package():
-    code = ("from genet.cli import build_parser\n"
+    code = ("from app.cli import build_parser\n"
             "build_parser().parse_args(['sender', 'send', '--to', '127.0.0.1:9', '--policy', 'const:1', "
             "'--duration-s', '1'])\n"
             "import sender.udp_sender, sender.receiver")

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 #: Distributions that only extras bring (a runtime install must not have them).
 EXTRA_ONLY = {"torch", "numba", "gymnasium", "matplotlib", "onnx", "scikit-optimize", "paramiko", "scapy", "llvmlite"}
 #: Runtime modules that must import in the runtime install (besides those tests/test_runtime_imports.py lists).
-RUNTIME_MODULES = ["genet.policy", "genet.runmeta", "genet.extras", "genet.abr.qoe", "genet.abr.observations",
+RUNTIME_MODULES = ["genet.policy", "foundation.runmeta", "foundation.extras", "genet.abr.qoe", "genet.abr.observations",
                    "genet.abr.registry", "genet.cc.aurora", "sender", "player"]
 NETWORK_TROUBLE = re.compile(r"NewConnectionError|Max retries exceeded|Temporary failure in name resolution|"
                              r"Network is unreachable|Could not fetch URL|No matching distribution found|"
@@ -146,7 +146,7 @@ def test_runtime_modules_import(runtime_venv):
 
 def test_run_metadata_of_an_installed_wheel(runtime_venv, tmp_path):
     """No git checkout there: the record carries the package version instead of a commit."""
-    code = ("import sys; from genet.runmeta import write_run_metadata; "
+    code = ("import sys; from foundation.runmeta import write_run_metadata; "
             "m = write_run_metadata(sys.argv[1], seed=1); m.finish(sys.argv[1])")
     res = _run(runtime_venv, "python", "-c", code, str(tmp_path))
     assert res.returncode == 0, res.stderr

@@ -18,12 +18,12 @@ import pytest
 from genet.cc.aurora import AuroraConfig
 from genet.cc.monitor import LossDetector
 from genet.cc.registry import load_rate_policy
-from genet.packets import PACKET_BYTES, UDP_PAYLOAD_BYTES
+from foundation.packets import PACKET_BYTES, UDP_PAYLOAD_BYTES
 from sender import wire
 from sender.receiver import Receiver
 from sender.udp_sender import EXIT_SILENT, UdpSender, read_log
 
-GENET = [sys.executable, "-m", "genet.cli"]
+GENET = [sys.executable, "-m", "app.cli"]
 
 
 def test_data_packets_are_one_simulator_packet_on_the_wire():
@@ -352,7 +352,7 @@ def test_link_log_metrics_follow_the_stated_definitions(tmp_path):
     a, ref = read_link_log_arrays(up), read_link_log(up)
     assert a.opportunity_ms.tolist() == ref.opportunity_ms and a.departure_delay_ms.tolist() == [d for *_x, d in ref.departures]
     assert a.dropped_packets == 100
-    m = from_link_logs(up, down, delay_ms=20.0, policy="p", trace="t", trace_mean_bandwidth_mbps=12.0,
+    m = from_link_logs(a, read_link_log_arrays(down), delay_ms=20.0, policy="p", trace="t", trace_mean_bandwidth_mbps=12.0,
                        queue_packets=10, link_loss_rate=0.0, run_duration_s=1.0)
     assert m.throughput_mbps == pytest.approx(500 * 1500 * 8 / 0.998 / 1e6)
     assert m.loss_rate == pytest.approx(1 - 500 / 600)

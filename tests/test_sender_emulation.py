@@ -21,7 +21,7 @@ from traces.io import write_trace
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="emulation needs root (network namespaces, TUN)"),
               pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
-GENET = [sys.executable, "-m", "genet.cli"]
+GENET = [sys.executable, "-m", "app.cli"]
 LINK_MBPS, DELAY_MS = 12.0, 20.0
 
 
@@ -78,7 +78,7 @@ def test_const_10_fills_10_of_12_mbps_without_loss(tmp_path, no_leftovers):
 
 
 def test_const_20_into_a_100_packet_queue_loses_the_excess(tmp_path, no_leftovers):
-    from genet.packets import PACKET_BYTES, UDP_PAYLOAD_BYTES
+    from foundation.packets import PACKET_BYTES, UDP_PAYLOAD_BYTES
     row, _, _ = _run("const:20", tmp_path, 100, 8.0)
     goodput = row["throughput_mbps"] * UDP_PAYLOAD_BYTES / PACKET_BYTES
     print(f"\nconst:20 over 12 Mbit/s, droptail 100: link throughput {row['throughput_mbps']:.3f} Mbit/s of IP "
@@ -123,7 +123,7 @@ def test_shipped_aurora_model_rate_matches_the_simulator(tmp_path, repo_dir, no_
     from genet.cc.aurora import AuroraConfig
     from genet.cc.env import AuroraEnv
     from genet.cc.registry import load_aurora_policy
-    from genet.packets import PACKET_BITS
+    from foundation.packets import PACKET_BITS
     model = str(repo_dir / "models" / "cc" / "genet.onnx")
     bdp = int(LINK_MBPS * 1e6 / PACKET_BITS * 2 * DELAY_MS / 1000)
     row, trace, _ = _run(model, tmp_path, bdp, 10.0)
@@ -254,7 +254,7 @@ def test_one_line_mahimahi_trace_loops_for_the_run_duration(tmp_path, no_leftove
     for about 1 ms and reported 12.45 Mbit/s through the 12 Mbit/s link; with --duration-s 2 it runs for
     2 s (Trace.run_duration_s, as genet eval cc) and const:6 gets 6 Mbit/s, in emulation and in the
     simulator's columns alike (tests/test_run_duration.py has the simulator and the defaults)."""
-    from genet.packets import PACKET_BITS
+    from foundation.packets import PACKET_BITS
     tdir = tmp_path / "traces"
     tdir.mkdir()
     (tdir / "const12.mahi").write_text("1\n")

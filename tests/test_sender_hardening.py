@@ -39,7 +39,7 @@ from sender import receiver as receiver_mod
 from sender import wire
 from sender.udp_sender import EXIT_SILENT, UdpSender, read_log
 
-GENET = [sys.executable, "-m", "genet.cli"]
+GENET = [sys.executable, "-m", "app.cli"]
 SEED = 25
 #: a process's resident memory may grow by at most this much over a fuzz phase (garbage must not be kept)
 RSS_GROWTH_LIMIT_KB = 3072
@@ -445,7 +445,7 @@ def test_the_sender_log_is_strict_json_with_null_for_undefined_figures(tmp_path)
     is not JSON. Every line now parses under a strict reader, with null there; the log's readers
     (read_log, ``genet deploy``'s sender_log_metrics and report mean) take the null."""
     from deploy.schemes import sender_log_metrics
-    from genet.stats import mean_ci95
+    from foundation.stats import mean_ci95
 
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never answers
     silent.bind(("127.0.0.1", 0))
@@ -471,7 +471,7 @@ def test_the_sender_log_is_strict_json_with_null_for_undefined_figures(tmp_path)
 def test_json_out_writes_null_for_every_non_finite_float():
     import numpy as np
 
-    from genet.jsonout import dumps
+    from foundation.jsonout import dumps
     text = dumps({"a": float("nan"), "b": [float("inf"), -float("inf"), 1.5, np.float32("nan"), np.float64(2.0)],
                   "c": (np.float32(0.25), np.int64(3), None, "NaN"), "d": {"e": np.nan}})
     assert json.loads(text, parse_constant=_no_constant) == {"a": None, "b": [None, None, 1.5, None, 2.0],

@@ -25,7 +25,7 @@ def test_pyproject_runtime_install_and_extras():
     """A runtime install is numpy, onnxruntime, flask (+ its WSGI server), tqdm; the heavy parts are extras."""
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert meta["requires-python"] == ">=3.11"
-    assert meta["scripts"] == {"genet": "genet.cli:main"}
+    assert meta["scripts"] == {"genet": "app.cli:main"}
     base = {_name(d) for d in meta["dependencies"]}
     assert {"numpy", "onnxruntime", "flask", "tqdm"} <= base
     heavy = {"torch", "numba", "gymnasium", "matplotlib", "onnx", "scikit-optimize", "paramiko", "scapy"}
@@ -38,11 +38,11 @@ def test_pyproject_runtime_install_and_extras():
 
 
 def test_extras_as_installed_expand_and_are_complete_here():
-    """genet/extras.py reads the installed metadata (pyproject's lists), expanding extras that name extras."""
+    """foundation/extras.py reads the installed metadata (pyproject's lists), expanding extras that name extras."""
     import pytest
 
-    from genet.errors import MissingExtraError
-    from genet.extras import extra_distributions, missing_distributions, require
+    from foundation.errors import MissingExtraError
+    from foundation.extras import extra_distributions, missing_distributions, require
     assert set(extra_distributions("sim")) == {"numba", "gymnasium", "matplotlib"}
     assert set(extra_distributions("train")) == {"torch", "onnx", "scikit-optimize", "numba", "gymnasium",
                                                  "matplotlib"}
@@ -70,7 +70,7 @@ def test_cli_registration_imports_nothing_heavy():
     import sys
     heavy = ("numba", "torch", "gymnasium", "matplotlib", "onnx", "onnxruntime", "skopt", "paramiko", "scapy",
              "scipy", "sklearn")
-    code = ("import sys, genet.cli; genet.cli.build_parser(); "
+    code = ("import sys, app.cli; app.cli.build_parser(); "
             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
@@ -93,7 +93,7 @@ def test_vagrantfile_and_commands_use_the_one_provisioning_script():
 
 
 def test_demo_main_job_runs_end_to_end(tmp_path, capsys):
-    from genet.cli import main
+    from app.cli import main
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "stage traces" in out and "stage simulate" in out

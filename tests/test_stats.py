@@ -1,4 +1,4 @@
-"""genet/stats.py, the one statistics module: the Student-t 95 % interval (against scipy where installed, and
+"""foundation/stats.py, the one statistics module: the Student-t 95 % interval (against scipy where installed, and
 by hand), the percentile bootstrap (reproducible for a seed), Jain's fairness index and the table formatter;
 and that the reports use it (no copy of the interval left in them)."""
 
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from genet import stats
+from foundation import stats
 
 
 def test_student_t_interval_of_1_to_4_by_hand():
@@ -93,9 +93,9 @@ def test_format_mean_ci():
 
 
 def test_both_reports_use_the_one_interval():
-    """The run report and the deploy report print the figures of genet.stats (no copy of their own)."""
+    """The run report and the deploy report print the figures of foundation.stats (no copy of their own)."""
     from deploy import report as deploy_report
-    from genet.run import report as run_report
+    from app.run import report as run_report
     values = [3.0, 4.5, 1.25, 8.0]
     m, h, n = stats.mean_ci95(values)
     assert run_report.fmt_ci(values, 3) == f"{m:.3f} ± {h:.3f} (n={n})"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from genet.cli import build_parser
-from genet.cli import main as genet_main
-from genet.errors import BadInputError
-from genet.study import presets as study_presets
-from genet.study import ship
+from app.cli import build_parser
+from app.cli import main as genet_main
+from foundation.errors import BadInputError
+from app.study import presets as study_presets
+from app.study import ship
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -177,7 +177,7 @@ def test_models_ship_dry_run_trains_each_shipped_model_as_its_metadata_records(t
     # --only picks models; a name that is not a shipped model is one clear error naming the models
     assert genet_main(["models", "ship", "--dry-run", "--only", "cc/udr3"]) == 0
     with pytest.raises(BadInputError, match="no shipped model abr/nope"):
-        from genet.study.cli import cmd_models_ship
+        from app.study.cli import cmd_models_ship
         cmd_models_ship(build_parser().parse_args(["models", "ship", "--dry-run", "--only", "abr/nope"]))
 
 
@@ -274,10 +274,10 @@ def test_the_study_and_ship_commands_start_without_heavy_packages():
     torch, numba, gymnasium, matplotlib (they load when a study or a shipping runs)."""
     from test_runtime_imports import _loaded_heavy
     code = ("import contextlib, io\n"
-            "from genet.cli import main\n"
+            "from app.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    assert main(['study', 'run', '--list']) == 0\n"
             "    assert main(['models', 'ship', '--dry-run']) == 0\n"
-            "import genet.study.runner, genet.study.ship, genet.study.table, genet.study.curves\n"
-            "import genet.study.per_trace, genet.study.top_rung, genet.study.cc_startup")
+            "import app.study.runner, app.study.ship, app.study.table, app.study.curves\n"
+            "import app.study.per_trace, app.study.top_rung, app.study.cc_startup")
     assert _loaded_heavy(code) == []

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from genet.atomic import FILE_MODE, atomic_text_writer, atomic_write_bytes, atomic_write_text
+from foundation.atomic import FILE_MODE, atomic_text_writer, atomic_write_bytes, atomic_write_text
 
 
 def test_finished_files_get_umask_permissions_not_mkstemp_0600(tmp_path):

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, shared_path
-from genet.cli import main
+from app.cli import main
 from traces import read_trace
 from traces.datasets import DatasetError, fetch_archive, fetch_dataset, get_dataset, sha256_bytes
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
-    proc = subprocess.run([sys.executable, "-m", "genet.cli", *argv], capture_output=True, text=True, cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "app.cli", *argv], capture_output=True, text=True, cwd=REPO,
                           timeout=120)
     return proc.returncode, proc.stdout, proc.stderr
 

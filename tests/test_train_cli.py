@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from genet.cli import main
+from app.cli import main
 
 TINY = ["--range", "rl1", "--steps-per-update", "200", "--minibatch", "50", "--epochs", "2", "--no-progress"]
 

@@ -50,7 +50,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from genet.extras import require
+    from foundation.extras import require
     require("plots", "genet traces plot")
     from traces.io import load_traces
     from traces.plot import plot_dataset_cdf, plot_trace
@@ -95,7 +95,7 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def register(subparsers, groups) -> None:
-    from genet.helpformat import HelpFormatter
+    from foundation.helpformat import HelpFormatter
     p = subparsers.add_parser("traces", help="read, convert, generate, summarise, plot and fetch network traces",
                               description="Network traces: bandwidth over time (s, Mbps) plus optional link "
                                           "properties (one-way delay ms, loss rate, queue packets).\n" + FORMAT_HELP,

@@ -11,7 +11,7 @@ rate: log10-uniform over [lo+1e-5, hi+1e-5], and 0 below 1e-4).
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import json
 import math

@@ -18,7 +18,7 @@ its SHA-256 and unpacks it safely (no absolute paths, no ``..``).
 
 from __future__ import annotations
 
-from genet.errors import GenetRuntimeError
+from foundation.errors import GenetRuntimeError
 
 import hashlib
 import io
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from genet.atomic import atomic_write_bytes
+from foundation.atomic import atomic_write_bytes
 
 MANIFEST_PATH = Path(__file__).with_name("spaces") / "datasets.json"
 #: Published location of every set: the Genet repository at a pinned commit.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genet.atomic import atomic_text_writer
+from foundation.atomic import atomic_text_writer
 from traces.errors import TraceFormatError
 from traces.textfile import read_trace_text
 from traces.trace import MAX_BANDWIDTH_MBPS, Trace, check_link_property

@@ -11,7 +11,7 @@ otherwise by content: one integer per line -> mahimahi, two or more columns
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import os
 from pathlib import Path

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genet.atomic import atomic_text_writer
+from foundation.atomic import atomic_text_writer
 from traces.errors import TraceFormatError
 from traces.textfile import MAX_TRACE_LINES, describe_token, read_trace_text
 from traces.trace import BITS_PER_OPPORTUNITY, MAX_TRACE_DURATION_S, MAX_TRACE_SAMPLES, Trace

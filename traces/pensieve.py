@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genet.atomic import atomic_text_writer
+from foundation.atomic import atomic_text_writer
 from traces.errors import TraceFormatError
 from traces.textfile import describe_token, read_trace_text, split_lines
 from traces.trace import MAX_BANDWIDTH_MBPS, Trace

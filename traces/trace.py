@@ -41,13 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 from traces.errors import TraceFormatError
 
 #: Bytes of one Mahimahi delivery opportunity used for rate conversion: a
 #: 1500-byte IP packet (the link itself counts 1504 bytes per opportunity,
 #: TUN header included; testbeds.md §1.1).
-from genet.packets import PACKET_BYTES as MAHIMAHI_PACKET_BYTES  # noqa: E402  (defined once)
+from foundation.packets import PACKET_BYTES as MAHIMAHI_PACKET_BYTES  # noqa: E402  (defined once)
 BITS_PER_OPPORTUNITY = MAHIMAHI_PACKET_BYTES * 8
 
 #: Longest trace (last timestamp minus first) and longest run: one day, in seconds.

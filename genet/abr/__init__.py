@@ -7,7 +7,7 @@ Layering (trace -> video/link model -> batched simulator -> env + observer):
   ``Policy.bind`` receives;
 * :mod:`genet.abr.qoe`: the per-chunk QoE and the per-video Table-6 accumulator (the one definition);
 * :mod:`genet.abr.registry`: policy names and ``.onnx`` paths -> policies (``POLICIES``, a
-  :class:`genet.registry.Registry`);
+  :class:`foundation.registry.Registry`);
 * :mod:`genet.abr.params`: simulator conventions (:class:`SimConventions`, the
   Genet-compatibility and Pensieve-default modes) and per-environment
   properties (:class:`EnvParams`, from the ABR config space);

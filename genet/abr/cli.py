@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import argparse
 import os
@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def _formatter():
-    from genet.helpformat import HelpFormatter
+    from foundation.helpformat import HelpFormatter
     return HelpFormatter
 
 
@@ -68,7 +68,7 @@ def register(subparsers, groups) -> None:
 
 
 def cmd_eval_abr(args: argparse.Namespace) -> int:
-    from genet.extras import require
+    from foundation.extras import require
     require("sim", "genet eval abr")
     from genet.abr.evaluate import policy_label
     from genet.abr.params import conventions
@@ -94,7 +94,7 @@ def cmd_eval_abr(args: argparse.Namespace) -> int:
         if not traces:
             raise BadInputError(f"--traces {args.traces}: no traces found")
         source = str(Path(args.traces).resolve())
-    from genet.journal import run_folder_lock
+    from foundation.journal import run_folder_lock
     with run_folder_lock(args.out, "genet eval abr") as out:
         return _eval_abr_into(out, args, policies, labels, traces, source, video, conv)
 
@@ -107,8 +107,8 @@ def _eval_abr_into(out: Path, args: argparse.Namespace, policies: list[str], lab
     import time
 
     from genet.abr.evaluate import evaluate, format_table, plot_cdf, summarize
-    from genet.journal import Journal
-    from genet.runmeta import write_run_metadata
+    from foundation.journal import Journal
+    from foundation.runmeta import write_run_metadata
     run_meta = write_run_metadata(out, seed=args.seed, extra={"use_case": "abr", "policies": policies,
                                                              "traces": source, "mode": conv.name})
     bar = None
@@ -146,7 +146,7 @@ def _eval_abr_into(out: Path, args: argparse.Namespace, policies: list[str], lab
     summaries = [summarize(res) for res in results.values()]
     meta = {"traces": source, "video": str(args.video), "mode": conv.name,
             "rebuffer_penalty": conv.rebuffer_penalty, "policies": policies, "elapsed_s": elapsed}
-    from genet.atomic import atomic_text_writer
+    from foundation.atomic import atomic_text_writer
     with atomic_text_writer(out / "results.json") as fh:
         fh.write(json.dumps({"meta": meta, "summary": [s.__dict__ for s in summaries], "results": rows}, indent=1))
     table = format_table(summaries)
@@ -180,7 +180,7 @@ def _finished(journal, key: dict, trace_names: list[str]) -> dict:
 def _write_csv(path: Path, rows: list[dict]) -> None:
     import csv
 
-    from genet.atomic import atomic_text_writer
+    from foundation.atomic import atomic_text_writer
     with atomic_text_writer(path) as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
         w.writeheader()
@@ -188,7 +188,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def cmd_import_tf_checkpoint(args: argparse.Namespace) -> int:
-    from genet.extras import require
+    from foundation.extras import require
     require("train", "genet import-tf-checkpoint")
     from genet.abr.tf_import import import_checkpoint
 

@@ -31,7 +31,7 @@ compatibility mode is bit-for-bit the same arithmetic.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 from dataclasses import dataclass
 from typing import Sequence

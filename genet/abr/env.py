@@ -30,7 +30,7 @@ the batched step with its per-call set-up; trajectories are the same (tested aga
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import os
 from typing import Any, Sequence

@@ -21,7 +21,7 @@ every trace, one :class:`TraceResult` per trace.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 from dataclasses import dataclass
 from pathlib import Path

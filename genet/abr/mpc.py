@@ -34,7 +34,7 @@ Reference quirks (§2.2 item 5 and 7), both off by default:
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import itertools
 

@@ -32,7 +32,7 @@ next video's chunk 0, as in the references).
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 from dataclasses import dataclass
 

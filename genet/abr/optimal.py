@@ -21,7 +21,7 @@ chunk uses the conventions' first quality, as for every causal policy.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 from typing import Any, Callable, Sequence
 

@@ -33,7 +33,7 @@ space (``traces/spaces/abr.json``) randomises: ``max_buffer_s``,
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import dataclasses
 from dataclasses import dataclass

@@ -23,7 +23,7 @@ abr``, ``genet player play`` and ``genet emulate abr`` all report):
 :class:`QoeAccumulator` sums them for a batch of sessions (one entry per
 session; a player uses ``n_sessions=1``).
 
-Imports only numpy (and :mod:`genet.metrics`).
+Imports only numpy (and :mod:`foundation.metrics`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from genet.metrics import Column, column_names
+from foundation.metrics import Column, column_names
 
 #: The ABR result columns (the paper's Table 6 and the QoE per chunk), the one list: every ABR results file
 #: has them (``genet eval abr``: :class:`TraceResult`, in :class:`VideoQoe`'s field order; ``genet emulate

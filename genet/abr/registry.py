@@ -10,7 +10,7 @@ optimal    the offline optimum (genet/abr/optimal.py): knows the whole trace;   
 PATH.onnx  an exported ABR policy (layout abr.pensieve-6x8 or abr.genet-6x6)     yes
 =========  ===================================================================  =========
 
-:data:`POLICIES` is a :class:`genet.registry.Registry`, filled by :func:`register_builtins` (the
+:data:`POLICIES` is a :class:`foundation.registry.Registry`, filled by :func:`register_builtins` (the
 one place ABR policies are registered; importing a policy module registers nothing).
 :func:`make_policy` is what the simulator's evaluation, the player and the ABR server all call; an
 unknown name raises :class:`UnknownPolicyError` listing the known ones. Every factory is called with
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE, SMOOTH_PENALTY
-from genet.registry import Registry, RegistryEntry, UnknownNameError
+from foundation.registry import Registry, RegistryEntry, UnknownNameError
 
 #: ONNX observation layouts an ABR session can drive.
 ONNX_LAYOUTS = ("abr.pensieve-6x8", "abr.genet-6x6")

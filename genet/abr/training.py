@@ -79,7 +79,7 @@ Choices where references differ or are silent:
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import os
 import pickle

@@ -20,7 +20,7 @@ looped when the video has more chunks than the files.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import json
 import os
@@ -185,7 +185,7 @@ def constant_bitrate_video(bitrates_kbps: tuple[int, ...] = ENVIVIO_BITRATES_KBP
 
 def write_video_table(video: Video, path: str | os.PathLike, name: str = "") -> Path:
     """Write ``video`` as a JSON chunk-size table (atomically)."""
-    from genet.atomic import atomic_text_writer
+    from foundation.atomic import atomic_text_writer
     path = Path(path)
     doc = {"name": name or Path(video.source).stem or "video", "bitrates_kbps": [int(b) for b in video.bitrates_kbps],
            "chunk_length_s": float(video.chunk_length_s),

@@ -47,8 +47,8 @@ import numpy as np
 
 from genet.cc.monitor import GENET_FEATURES, IntervalMonitor, MonitorInterval, ObservationHistory
 from genet.cc.reward import REWARD_FORMS, interval_reward
-from genet.errors import BadInputError
-from genet.packets import PACKET_BITS
+from foundation.errors import BadInputError
+from foundation.packets import PACKET_BITS
 
 MIN_RATE_PPS = 5.0
 MAX_RATE_PPS = 20000.0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import argparse
 
 
 def register(subparsers, groups) -> None:
-    from genet.helpformat import HelpFormatter
+    from foundation.helpformat import HelpFormatter
     p = groups["eval"].add_parser(
         "cc", help="evaluate CC policies (bbr, cubic, const:RATE, ONNX Aurora) in the packet-level simulator",
         description="Run CC policies side by side over traces (a directory of traces, e.g. the Pantheon sets "
@@ -50,7 +50,7 @@ def register(subparsers, groups) -> None:
 
 
 def run_eval_cc(args: argparse.Namespace) -> int:
-    from genet.extras import require
+    from foundation.extras import require
     require("sim", "genet eval cc")
     from genet.cc.aurora import AuroraConfig
     from genet.cc.evaluate import compare_policies, format_summary, summary_rows
@@ -76,11 +76,11 @@ def run_eval_cc(args: argparse.Namespace) -> int:
     aurora = AuroraConfig(history_length=args.history_length, reward_form=args.reward_form)
     import contextlib
 
-    from genet.journal import run_folder_lock
+    from foundation.journal import run_folder_lock
     with run_folder_lock(out, "genet eval cc") if out else contextlib.nullcontext():  # one command per --out
         run_meta = None
         if out:
-            from genet.runmeta import write_run_metadata
+            from foundation.runmeta import write_run_metadata
             run_meta = write_run_metadata(out, seed=args.seed, extra={
                 "use_case": "cc", "policies": [p.label for p in policies],
                 "traces": str(args.traces) if getattr(args, "traces", None) else f"config {args.config}, n={args.n}"})

@@ -50,7 +50,7 @@ from genet.cc.link import LinkConfig, mbps_to_pps, pps_to_mbps
 from genet.cc.monitor import MonitorInterval, ObservationHistory
 from genet.cc.senders import RateSender
 from genet.cc.simulator import EventLog, Simulation
-from genet.errors import BadInputError, GenetRuntimeError
+from foundation.errors import BadInputError, GenetRuntimeError
 from traces import Trace
 
 ENV_ID = "genet/Aurora-v0"

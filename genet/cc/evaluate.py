@@ -30,7 +30,7 @@ from genet.cc.aurora import AuroraConfig
 from genet.cc.link import LinkConfig
 from genet.cc.metrics import COLUMN_NAMES, RunMetrics, summarize, time_series
 from genet.cc.policies import CcPolicy, load_aurora_policy, run_policy
-from genet.atomic import atomic_write_text
+from foundation.atomic import atomic_write_text
 from traces import Trace
 
 SUMMARY_COLUMNS = ("policy", "traces", *COLUMN_NAMES, "reward_std")
@@ -65,14 +65,14 @@ def compare_policies(policies: Sequence[CcPolicy], traces: Sequence[Trace],
                      plots: bool = True, duration_s: float | None = None) -> list[RunMetrics]:
     """``genet eval cc``: run every policy on every trace (:func:`genet.cc.policies.run_policy`, one run
     each); write the outputs when ``out_dir`` is given (holding its run-folder lock:
-    :func:`genet.journal.run_folder_lock`). Each run lasts ``trace.run_duration_s(duration_s)`` (the trace
+    :func:`foundation.journal.run_folder_lock`). Each run lasts ``trace.run_duration_s(duration_s)`` (the trace
     looped or cut to it; ``genet emulate cc`` uses the same definition). (Not named ``evaluate``: that is
     ABR's one policy over a trace set, :func:`genet.abr.evaluate.evaluate`.)"""
     import contextlib
 
     traces = [t.looped_to(t.run_duration_s(duration_s)) for t in traces]
 
-    from genet.journal import run_folder_lock
+    from foundation.journal import run_folder_lock
     with run_folder_lock(out_dir, "genet eval cc") if out_dir is not None else contextlib.nullcontext():
         return _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packets, loss_rate, delay_ms,
                          progress, plots)
@@ -82,7 +82,7 @@ def _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packet
               plots) -> list[RunMetrics]:
     from tqdm import tqdm
 
-    from genet.journal import Journal
+    from foundation.journal import Journal
     aurora = aurora or AuroraConfig(reward_form=reward_form)
     links = [LinkConfig.from_trace(t, delay_ms=delay_ms, queue_packets=queue_packets, loss_rate=loss_rate)
              for t in traces]

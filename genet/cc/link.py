@@ -42,7 +42,7 @@ a time).
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import math
 from dataclasses import dataclass
@@ -52,7 +52,7 @@ from numba import njit
 
 from traces import Trace, TraceFormatError
 
-from genet.packets import PACKET_BITS, PACKET_BYTES  # noqa: E402,F401  (defined once)
+from foundation.packets import PACKET_BITS, PACKET_BYTES  # noqa: E402,F401  (defined once)
 #: Genet clamps every trace bandwidth below this to it (§4.1).
 MIN_BANDWIDTH_MBPS = 0.1
 #: Defaults for link properties a trace does not specify (Pantheon traces:

@@ -8,7 +8,7 @@ testbeds.md §4.3-4.4, genet-simulators.md §4.6):
   queueing + ACK one-way: Genet's "latency"); ``*_one_way_delay_ms``: the
   data packet's part (RTT - the ACK path's propagation delay);
   ``p95_queueing_delay_ms``: the bottleneck-queue part alone; percentiles
-  by the one rule of :func:`genet.metrics.percentile` (Pantheon's);
+  by the one rule of :func:`foundation.metrics.percentile` (Pantheon's);
 * loss_rate: 1 - acked / sent (packets still in flight at the end count as
   lost, as in Pantheon and Genet);
 * reward_genet / reward_aurora: the packet-level reward in both forms
@@ -24,8 +24,8 @@ import numpy as np
 
 from genet.cc.monitor import EV_ACKED, EV_SENT
 from genet.cc.reward import packet_level_reward
-from genet.metrics import Column, column_names, percentile
-from genet.packets import PACKET_BITS
+from foundation.metrics import Column, column_names, percentile
+from foundation.packets import PACKET_BITS
 
 if TYPE_CHECKING:  # the link model loads numba: imported where a run is summarised
     from genet.cc.link import LinkConfig
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the link model loads numba: imported where a run is summari
 #: ``genet emulate cc`` and the summaries; the reports print :data:`TABLE7`.
 COLUMNS = (
     Column("throughput_mbps", "Mbit/s", "throughput", "delivered bits over the first-to-last delivery span"),
-    Column("p90_rtt_ms", "ms", "p90 latency", "90th percentile of the per-packet RTT (genet.metrics.percentile)"),
+    Column("p90_rtt_ms", "ms", "p90 latency", "90th percentile of the per-packet RTT (foundation.metrics.percentile)"),
     Column("p95_rtt_ms", "ms", "p95 latency", "95th percentile of the per-packet RTT", table=False),
     Column("loss_rate", "", "loss rate", "1 - delivered / sent packets (0-1)"),
     Column("reward", "", "reward", "Genet's packet-level reward (genet.cc.reward), the run's chosen form"),
@@ -144,7 +144,8 @@ def time_series(log, bin_s: float = 0.5, duration_s: float | None = None):
 def from_link_logs(uplink_log, downlink_log, delay_ms: float, policy: str, trace: str,
                    trace_mean_bandwidth_mbps: float, queue_packets: float, link_loss_rate: float,
                    run_duration_s: float, reward_form: str = "genet", seed: int = 0) -> RunMetrics:
-    """The same row as :func:`summarize`, measured from an emulated link's Mahimahi-format logs
+    """The same row as :func:`summarize`, measured from an emulated link's Mahimahi-format logs, as read by
+    :func:`emulation.logstats.read_link_log_arrays` (the caller reads them: genet/ imports nothing above it)
     (uplink = data, downlink = ACKs; no downlink log: ACKs see the propagation delay only) for every scheme alike, as Pantheon's tunnel logs (testbeds.md §4.3-4.4):
 
     * throughput: departed bits (1500-byte IP packets: the log's sizes minus the 4-byte TUN header),
@@ -158,15 +159,11 @@ def from_link_logs(uplink_log, downlink_log, delay_ms: float, policy: str, trace
     * reward: the packet-level reward with the link's measured capacity (its ``#`` opportunities over the
       log) as normaliser (:func:`genet.cc.aurora.run_reward_normaliser_pps`).
     """
-    from emulation.logstats import read_link_log_arrays
     from genet.cc.aurora import run_reward_normaliser_pps
     from genet.cc.reward import aurora_reward
-    from genet.packets import TUN_HEADER_BYTES
+    from foundation.packets import TUN_HEADER_BYTES
 
-    up = uplink_log if hasattr(uplink_log, "departure_ms") else read_link_log_arrays(uplink_log)
-    down = None
-    if downlink_log is not None:
-        down = downlink_log if hasattr(downlink_log, "departure_ms") else read_link_log_arrays(downlink_log)
+    up, down = uplink_log, downlink_log
     n_dep, n_arr = int(up.departure_ms.size), int(up.arrival_ms.size)
     rand_pkts, rand_bytes = getattr(up, "random_lost_packets", 0), getattr(up, "random_lost_bytes", 0)
     dep_bits = (float(np.sum(up.departure_bytes - TUN_HEADER_BYTES))

@@ -37,14 +37,14 @@ intervals, whose features are (0, 1, 1).
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-from genet.packets import PACKET_BYTES
+from foundation.packets import PACKET_BYTES
 
 
 #: Event kinds of the stream (the simulator's EventLog uses the same codes).

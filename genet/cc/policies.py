@@ -22,7 +22,7 @@ from genet.cc.registry import (ACTION_SEMANTICS, LAYOUTS, CcPolicy, cc_policy_sp
                                load_aurora_policy, parse_policy)
 from genet.cc.senders import BbrSender, CubicSender, RateSender
 from genet.cc.simulator import EventLog, Simulation
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 from genet.policy import act_one
 from traces import Trace
 

@@ -1,7 +1,7 @@
 """The CC policy registry: a ``--policy`` value gives a policy, the same way in
 ``genet eval cc`` (simulator), ``genet emulate cc`` and ``genet sender send``.
 
-Forms (:data:`POLICIES`, a :class:`genet.registry.Registry` filled by :func:`register_builtins`, the
+Forms (:data:`POLICIES`, a :class:`foundation.registry.Registry` filled by :func:`register_builtins`, the
 one place CC policies are registered):
 
 * ``bbr``, ``cubic`` — the rule-based baselines: the simulator's BBR/Cubic
@@ -19,8 +19,8 @@ Each factory gets the form's argument (if any) and the keyword option ``real_pac
 ``act``, in the simulator and in the UDP sender alike (:class:`RatePolicy`); BBR, Cubic and constant
 rates are congestion controllers, not observation -> action policies (genet/policy.py says why).
 
-An unknown name raises :class:`~genet.registry.UnknownNameError` (a
-:class:`~genet.errors.BadInputError`) listing the known forms. This module and what it loads for
+An unknown name raises :class:`~foundation.registry.UnknownNameError` (a
+:class:`~foundation.errors.BadInputError`) listing the known forms. This module and what it loads for
 ONNX policies (:mod:`genet.policy`, onnxruntime, :mod:`genet.cc.aurora`) import no simulator, numba,
 gymnasium, torch or matplotlib.
 """
@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from genet.cc.aurora import AuroraConfig
-from genet.errors import BadInputError
-from genet.registry import Registry
+from foundation.errors import BadInputError
+from foundation.registry import Registry
 
 #: Observation layout names of the CC policies (genet.policy spec).
 LAYOUTS = {("sent_latency_inflation", "latency_ratio", "recv_ratio"): "cc.aurora-genet",
@@ -189,7 +189,7 @@ class RatePolicy:
 
 def load_rate_policy(text: str, aurora: AuroraConfig | None = None) -> RatePolicy:
     """``const:MBPS`` or ``PATH.onnx`` -> :class:`RatePolicy` (the spec check runs here, before any packet)."""
-    from genet.packets import PACKET_BITS
+    from foundation.packets import PACKET_BITS
     p = parse_policy(text, real_packets=True)
     aurora = aurora or AuroraConfig(reward_normaliser="measured")
     if p.kind == "const":

@@ -17,7 +17,7 @@ applied (as in Genet).
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import numpy as np
 

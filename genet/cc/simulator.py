@@ -41,7 +41,7 @@ from genet.cc.events import EV_ACKED, EV_LOST, EV_SENT
 from genet.cc.link import LinkConfig, new_link_state, pps_to_mbps
 from genet.cc.senders import bbr, cubic, rate
 from genet.cc.senders.kinds import KIND_BBR, KIND_CUBIC, KIND_RATE, SenderSpec
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 __all__ = ["Simulation", "EventLog", "WorkBoundError", "EV_SENT", "EV_ACKED", "EV_LOST"]
 

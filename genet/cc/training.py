@@ -51,7 +51,7 @@ Choices where references differ or are silent:
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import pickle
 import time

@@ -23,7 +23,7 @@ finished phase.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import csv
 import json
@@ -37,7 +37,7 @@ import numpy as np
 from genet.curriculum.distribution import ConfigDistribution
 from genet.curriculum.search import search_gap
 from genet.curriculum.usecase import UseCase
-from genet.atomic import atomic_text_writer
+from foundation.atomic import atomic_text_writer
 
 OBJECTIVES = ("gap_to_baseline", "gap_to_optimum", "baseline_to_optimum")
 

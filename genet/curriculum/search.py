@@ -12,7 +12,7 @@ seeded with seed + round).
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import math
 from dataclasses import dataclass, field

@@ -7,14 +7,14 @@ what the file is when it is another use case's checkpoint.
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import io
 from pathlib import Path
 
 import torch
 
-from genet.atomic import atomic_write_bytes
+from foundation.atomic import atomic_write_bytes
 
 
 def save_checkpoint(blob: dict, path: str | Path) -> None:

@@ -48,7 +48,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from genet.errors import BadInputError, GenetRuntimeError
+from foundation.errors import BadInputError, GenetRuntimeError
 
 
 def worker_count(requested: int, n_envs: int) -> int:
@@ -327,7 +327,7 @@ class RayEngine:
         try:
             import ray
         except ImportError:
-            from genet.errors import MissingExtraError
+            from foundation.errors import MissingExtraError
             raise MissingExtraError("cluster", "--ray-address", "ray") from None
         if not ray.is_initialized():
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)

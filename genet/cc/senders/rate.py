@@ -9,7 +9,7 @@ change takes effect from the following packet (as in Genet's event queue).
 
 from __future__ import annotations
 
-from genet.errors import BadInputError
+from foundation.errors import BadInputError
 
 import numpy as np
 from numba import njit

@@ -1,0 +1,85 @@
+"""``genet run CONFIG.toml``: the main job — traces, train, export, simulate, emulate, deploy, report.
+
+Each stage runs the `genet` commands a user would type (as subprocesses), in its own folder of the
+run folder (``--out``; default ``[run] out`` or ``runs/NAME``): ``traces/``, ``train/``, ``export/``,
+``simulate/``, ``emulate/``, ``deploy/``, ``report/`` (``index.html``, ``report.md``), with every
+command's output in ``logs/``. Each item's inputs (its config section, its commands, the hashes of
+what it reads) are hashed, so a rerun redoes only what changed, and a killed run resumes where it
+stopped: rerun the same command. A stage whose command this build lacks is reported as "not available
+in this build".
+
+The config schema — every key with its unit and default — is docs/run-config.md (generated from
+app/run/schema.py). Examples: examples/quickstart.toml (both use cases end to end, short training),
+examples/paper.toml (the paper's settings), examples/remote.toml (real hosts from an inventory).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from app.run import engine, plan, schema
+
+    cfg, text = schema.load(args.config)
+    selected = engine.select(args.only, args.from_stage)
+    out = Path(args.out or cfg["run"]["out"] or Path("runs") / cfg["run"]["name"]).resolve()
+    if out.exists() and not out.is_dir():
+        raise schema.ConfigError(f"--out {out} exists and is not a folder")
+    items = plan.build(cfg, out)
+    runner = engine.Runner(items, out)
+    print(f"genet run {args.config} -> {out}")
+    if args.dry_run:
+        print(runner.describe(selected))
+        return 0
+    from foundation.journal import run_folder_lock
+    with run_folder_lock(out, "genet run"):  # one `genet run` per run folder; its commands lock their own folders
+        return _run_in(out, args, cfg, text, selected, items, runner)
+
+
+def _run_in(out: Path, args: argparse.Namespace, cfg: dict, text: str, selected: list[str], items, runner) -> int:
+    import json
+    import signal
+
+    from foundation.atomic import atomic_write_text
+    from app.run import engine
+
+    def on_term(signum, frame):  # SIGTERM stops the run like Ctrl-C: the running command is stopped cleanly
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    atomic_write_text(out / "config.toml", text)
+    atomic_write_text(out / "config.json", json.dumps({"source": str(Path(args.config).resolve()), "config": cfg},
+                                                      indent=1, default=str))
+    atomic_write_text(out / "plan.json", json.dumps(
+        {s: [{"name": i.name, "folder": str(i.folder), "steps": [engine.step_text(x) for x in i.steps + i.cleanup],
+              "unavailable": i.unavailable, "est_s": round(i.est_s, 1)} for i in items[s]] for s in items}, indent=1))
+    meta = None
+    try:
+        from foundation.runmeta import write_run_metadata
+    except ImportError:  # this build has no run-metadata record: the report collects its own provenance
+        write_run_metadata = None
+    if write_run_metadata is not None:
+        meta = write_run_metadata(out, seed=cfg["run"]["seed"], extra={"config": str(Path(args.config).resolve()),
+                                                                        "stages": selected})
+    status = runner.run(selected, force=args.force)
+    if meta is not None:
+        meta.finish(out, status=status)
+    return status
+
+
+def register(subparsers, groups) -> None:
+    from foundation.helpformat import HelpFormatter
+    from app.run.schema import STAGES
+    p = subparsers.add_parser("run", help="the main job from one config: traces, train, export, simulate, "
+                                          "emulate, deploy, report (resumable; see docs/run-config.md)",
+                              description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("config", metavar="CONFIG.toml", help="run config (schema: docs/run-config.md)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: the config's [run] out, else runs/NAME)")
+    p.add_argument("--only", metavar="STAGE", help=f"run only this stage ({', '.join(STAGES)}); the stages it "
+                                                   "reads must have run")
+    p.add_argument("--from", dest="from_stage", metavar="STAGE", help="run this stage and the ones after it")
+    p.add_argument("--force", action="store_true", help="redo the selected stages even where nothing changed")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (stages, commands, what is up to date, "
+                                                          "estimated time) and exit")
+    p.set_defaults(func=cmd_run)

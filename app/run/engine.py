@@ -1,0 +1,369 @@
+"""Running a plan: input hashes, skip what is up to date, resume what was cut off, one subprocess per step.
+
+Records live in ``RUN/state/<stage>/<item>.json``: ``started`` (the input hash of an attempt in
+progress) and ``done`` (input hash, output hash, commands, wall time). An item is skipped when its
+done record carries the input hash computed now; an attempt that was killed (a started record with
+the same hash and no done record) is continued in place — the commands resume themselves
+(``genet eval``'s ``results.jsonl``, ``genet train --resume``, ``genet deploy run``'s journal);
+anything else starts from an empty folder. Each step's output goes to ``RUN/logs/<stage>/<item>.log``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import resource
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from foundation.atomic import atomic_write_text
+from foundation.errors import BadInputError
+from app.run.plan import Item, command_text, hash_tree
+from app.run.progress import Progress, fmt_s
+from app.run.schema import STAGES
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _jsonable(value, run_dir: Path):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, run_dir) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, run_dir) for v in value]
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        return value.replace(str(run_dir), "$RUN")
+    if callable(value):
+        return getattr(value, "describe", getattr(value, "__name__", "action"))
+    return value
+
+
+def step_text(step) -> str:
+    return command_text(step) if isinstance(step, list) else "(in-process) " + getattr(step, "describe", "action")
+
+
+class Runner:
+    def __init__(self, plan: dict[str, list[Item]], run_dir: Path, stream=None, tty: bool | None = None):
+        self.plan = plan
+        self.run_dir = Path(run_dir)
+        self.stream = stream or sys.stdout
+        self.tty = tty
+        self.items = {i.id: i for s in STAGES for i in plan[s]}
+        self.status: dict[str, str] = {}
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds of the item's commands (children) and actions
+        self.child: subprocess.Popen | None = None
+        self._ref_hash: dict[str, str] = {}
+        self._counted: set[str] = set()
+
+    # records ---------------------------------------------------------------------------------
+    def _rec_path(self, item: Item, kind: str) -> Path:
+        return self.run_dir / "state" / item.stage / f"{item.name}.{kind}.json"
+
+    def record(self, item: Item, kind: str) -> dict | None:
+        p = self._rec_path(item, kind)
+        try:
+            return json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def output_hash(self, item: Item) -> str | None:
+        if item.reference is not None:  # an external input: hashed once per run
+            if item.id not in self._ref_hash:
+                self._ref_hash[item.id] = hash_tree(item.reference)
+            return self._ref_hash[item.id]
+        rec = self.record(item, "done")
+        return rec["output_hash"] if rec else None
+
+    def input_hash(self, item: Item) -> str:
+        deps = {d: self.output_hash(self.items[d]) for d in item.deps}
+        payload = {"inputs": _jsonable(item.inputs, self.run_dir),
+                   "steps": [_jsonable(s, self.run_dir) for s in item.steps],
+                   "deps": deps}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _current_now(self, item: Item) -> bool:
+        """Up to date as things stand (for the ETA: an upstream rerun can still change it)."""
+        return all(self.output_hash(self.items[d]) for d in item.deps) and self.is_current(item)
+
+    def is_current(self, item: Item) -> bool:
+        rec = self.record(item, "done")
+        return bool(rec) and rec.get("input_hash") == self.input_hash(item) and item.folder.exists()
+
+    # plan text ---------------------------------------------------------------------------------
+    def describe(self, selected: list[str]) -> str:
+        lines = []
+        total = 0.0
+        for stage in STAGES:
+            items = self.plan[stage]
+            head = f"{stage}:" + ("" if stage in selected else " (not selected)")
+            if not items:
+                lines.append(f"{head} nothing to do for this config")
+                continue
+            lines.append(head)
+            for item in items:
+                if item.unavailable:
+                    state = item.unavailable
+                elif item.reference is not None:
+                    state = f"uses {item.reference}"
+                elif stage not in selected:
+                    state = "kept as is"
+                elif all(self.output_hash(self.items[d]) for d in item.deps) and self.is_current(item):
+                    state = "up to date (skipped)"
+                elif self.record(item, "started"):
+                    state = f"will resume (est {fmt_s(item.est_s)})"
+                else:
+                    state = f"will run (est {fmt_s(item.est_s)})"
+                if state.startswith("will"):
+                    total += item.est_s
+                lines.append(f"  {item.name}: {state}")
+                for s in item.steps + item.cleanup:
+                    lines.append(f"      {step_text(s)}")
+        lines.append(f"estimated time: {fmt_s(total)} (emulation and deploy runs last their traces/videos in "
+                     f"real time)")
+        return "\n".join(lines)
+
+    # running -------------------------------------------------------------------------------------
+    def _run_command(self, argv: list[str], log, progress: Progress) -> int:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+
+        def child_setup() -> None:  # the child gets SIGTERM if `genet run` dies (even by SIGKILL)
+            try:
+                ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            except OSError:
+                pass
+
+        log.write(f"$ {command_text(argv)}\n")
+        log.flush()
+        self.child = subprocess.Popen([sys.executable, "-m", "app.cli", *argv], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                      preexec_fn=child_setup, text=True, errors="replace", bufsize=1)
+        assert self.child.stdout is not None
+        for line in self.child.stdout:
+            log.write(line)
+            log.flush()
+            progress.item_output(line.replace("\r", " "))
+        rc = self.child.wait()
+        self.child = None
+        log.write(f"[exit status {rc}]\n")
+        log.flush()
+        return rc
+
+    def _stop_child(self) -> None:
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        child.send_signal(signal.SIGINT)  # lets emulation/deploy commands clean up
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+    def _run_steps(self, item: Item, steps: list, log, progress: Progress) -> str | None:
+        """Run steps; return None on success or the reason of the failure."""
+        for step in steps:
+            if isinstance(step, list):
+                rc = self._run_command(step, log, progress)
+                if rc != 0:
+                    return f"`{command_text(step)}` exited with status {rc}"
+            else:
+                log.write(f"$ {step_text(step)}\n")
+                log.flush()
+                import contextlib
+                import io
+                buf = io.StringIO()
+                try:
+                    with contextlib.redirect_stdout(buf):
+                        step(item)
+                except Exception as exc:  # noqa: BLE001 - recorded as the item's failure, with the log
+                    import traceback
+                    log.write(buf.getvalue() + traceback.format_exc())
+                    return f"{step_text(step)} failed: {exc}"
+                log.write(buf.getvalue())
+                for line in buf.getvalue().splitlines():
+                    progress.item_output(line)
+        return None
+
+    def run_item(self, item: Item, progress: Progress, force: bool) -> bool:
+        h = self.input_hash(item)
+        done = self.record(item, "done")
+        if not force and done and done.get("input_hash") == h and item.folder.exists():
+            self.status[item.id] = "up to date"
+            progress.item_end(item.est_s if item.id in self._counted else 0.0, "up to date (skipped)")
+            return True
+        started = self.record(item, "started")
+        resuming = not force and started is not None and started.get("input_hash") == h and item.folder.exists()
+        self._rec_path(item, "done").unlink(missing_ok=True)
+        if not resuming:
+            if item.folder.exists() and self.run_dir in item.folder.parents:
+                shutil.rmtree(item.folder)
+        steps = item.resume(item) if (item.resume and resuming) else item.steps
+        self._rec_path(item, "started").parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self._rec_path(item, "started"),
+                          json.dumps({"input_hash": h, "started_at": _now(), "resumed": resuming}, indent=1))
+        log_path = self.run_dir / "logs" / item.stage / f"{item.name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        cpu0 = _cpu_s()
+        with open(log_path, "a") as log:
+            log.write(f"# {_now()} {'resuming' if resuming else 'starting'} {item.id}\n")
+            error = None
+            try:
+                error = self._run_steps(item, steps, log, progress)
+            finally:
+                if item.cleanup:
+                    cleanup_error = self._run_steps(item, item.cleanup, log, progress)
+                    error = error or cleanup_error
+        wall = time.monotonic() - t0
+        self.wall[item.id] = wall
+        self.cpu[item.id] = _cpu_s() - cpu0
+        if error:
+            self.status[item.id] = "failed"
+            progress.item_end(item.est_s, f"FAILED: {error} (log: {log_path})", wall)
+            atomic_write_text(self._rec_path(item, "failed"),
+                              json.dumps({"input_hash": h, "error": error, "at": _now(), "log": str(log_path)}))
+            return False
+        self._rec_path(item, "failed").unlink(missing_ok=True)
+        out_hash = hash_tree(item.folder) if item.folder.exists() else ""
+        atomic_write_text(self._rec_path(item, "done"), json.dumps({
+            "input_hash": h, "output_hash": out_hash, "commands": [step_text(s) for s in steps + item.cleanup],
+            "wall_s": round(wall, 2), "cpu_s": round(self.cpu[item.id], 2), "finished_at": _now(),
+            "resumed": resuming}, indent=1))
+        self._rec_path(item, "started").unlink(missing_ok=True)
+        self.status[item.id] = "done (resumed)" if resuming else "done"
+        progress.item_end(item.est_s, "done" + (" (resumed)" if resuming else ""), wall)
+        return True
+
+    def run(self, selected: list[str], force: bool = False) -> int:
+        # Items of stages not selected must already be done: their outputs feed the selected ones.
+        for stage in selected:
+            if stage == "report":
+                continue  # the report shows whatever exists
+            for item in self.plan[stage]:
+                for d in item.deps:
+                    dep = self.items[d]
+                    if dep.stage not in selected and not dep.unavailable and self.output_hash(dep) is None:
+                        raise BadInputError(f"{item.id} needs {d}, which has not run in {self.run_dir}: "
+                                            f"run without --only/--from first (or --from {dep.stage})")
+        self._counted = {i.id for s in selected for i in self.plan[s]
+                         if not i.unavailable and i.reference is None and (force or not self._current_now(i))}
+        total = sum(self.items[i].est_s for i in self._counted)
+        progress = Progress(total, self.stream, self.tty)
+        failed_stage = None
+        stage_wall: dict[str, float] = {}
+        try:
+            for si, stage in enumerate(selected, 1):
+                items = self.plan[stage]
+                runnable = [i for i in items if not i.unavailable]
+                if failed_stage and stage != "report":
+                    for i in runnable:
+                        self.status[i.id] = f"not run ({failed_stage} failed)"
+                    continue
+                progress.stage_start(stage, f"{si}/{len(selected)}", len(items))
+                t0 = time.monotonic()
+                for i in items:
+                    if i.unavailable:
+                        self.status[i.id] = i.unavailable
+                        progress.note(f"  {stage} {i.name}: {i.unavailable}")
+                for k, item in enumerate(runnable, 1):
+                    blocked = [d for d in item.deps if self.output_hash(self.items[d]) is None
+                               and not self.items[d].unavailable]
+                    if blocked and stage != "report":
+                        self.status[item.id] = f"not run (needs {', '.join(blocked)})"
+                        progress.note(f"  {stage} {item.name}: not run (needs {', '.join(blocked)})")
+                        continue
+                    if item.reference is not None:
+                        self.status[item.id] = "input"
+                        progress.note(f"  {stage} {item.name}: uses {item.reference}")
+                        progress.item_end(0.0, f"hashed {item.reference}")
+                        continue
+                    if item.id not in self._counted:  # went stale after the start (an upstream item reran)
+                        self._counted.add(item.id)
+                        progress.remaining_est += item.est_s
+                    what = "; ".join(step_text(s) for s in item.steps)
+                    progress.item_start(item.name, f"{k}/{len(runnable)}", item.est_s,
+                                        what if len(what) < 160 else what[:157] + "...")
+                    self._write_status()
+                    if not self.run_item(item, progress, force):
+                        failed_stage = stage
+                stage_wall[stage] = time.monotonic() - t0
+                self._write_status(stage_wall)
+        except KeyboardInterrupt:
+            self._stop_child()
+            progress.close()
+            self.stream.write("interrupted: rerun the same command to resume\n")
+            return 130
+        finally:
+            self._stop_child()
+            progress.close()
+        self._write_status(stage_wall)
+        self.stream.write("\ntime per stage (wall; CPU seconds of its commands):\n")
+        for stage in selected:
+            items = self.plan[stage]
+            states = sorted({self.status.get(i.id, "-") for i in items}) or ["nothing to do"]
+            cpu = sum(self.cpu.get(i.id, 0.0) for i in items)
+            self.stream.write(f"  {stage:<9} {fmt_s(stage_wall.get(stage)) if stage in stage_wall else '-':>8} "
+                              f"{cpu:7.0f} s  {'; '.join(states)}\n")
+        self.stream.write(f"  {'total':<9} {fmt_s(time.monotonic() - progress.t0):>8}\n")
+        report = self.run_dir / "report" / "index.html"
+        if report.is_file():
+            self.stream.write(f"report: {report}\n")
+        if failed_stage:
+            self.stream.write(f"genet run: stage {failed_stage} failed; fix the cause and rerun the same command "
+                              f"(finished items are kept)\n")
+            return 1
+        return 0
+
+    def _write_status(self, stage_wall: dict | None = None) -> None:
+        prev = {}
+        p = self.run_dir / "status.json"
+        try:
+            prev = json.loads(p.read_text())
+        except (OSError, ValueError):
+            pass
+        items = prev.get("items", {})
+        for s in STAGES:
+            for i in self.plan[s]:
+                st = self.status.get(i.id) or (i.unavailable or None)
+                if st:
+                    items[i.id] = {"status": st, "wall_s": self.wall.get(i.id, items.get(i.id, {}).get("wall_s"))}
+                else:
+                    items.setdefault(i.id, {"status": "not run"})
+        walls = prev.get("stage_wall_s", {})
+        walls.update({k: round(v, 2) for k, v in (stage_wall or {}).items()})
+        cpus = prev.get("stage_cpu_s", {})
+        cpus.update({k: round(sum(self.cpu.get(i.id, 0.0) for i in self.plan[k]), 2) for k in (stage_wall or {})})
+        atomic_write_text(p, json.dumps({"items": items, "stage_wall_s": walls, "stage_cpu_s": cpus,
+                                         "updated_at": _now()}, indent=1))
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and of its finished children and their descendants."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def select(only: str | None, from_: str | None) -> list[str]:
+    if only and from_:
+        raise BadInputError("give --only or --from, not both")
+    for flag, value in (("--only", only), ("--from", from_)):
+        if value and value not in STAGES:
+            raise BadInputError(f"{flag}: {value!r} is not a stage; stages: {', '.join(STAGES)}")
+    if only:
+        return [only]
+    if from_:
+        return list(STAGES[STAGES.index(from_):])
+    return list(STAGES)

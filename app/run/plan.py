@@ -1,0 +1,436 @@
+"""From a validated config to the plan: stages of items, each item the `genet` commands a user would type.
+
+An :class:`Item` is one unit of work with its own folder (``RUN/<stage>/<item>/``), the steps that
+make it (``genet`` argument lists run as subprocesses, or small in-process actions: copying a model,
+picking a subset of traces, writing the report), the inputs its hash covers (its config section, its
+commands) and the items it depends on (whose output hashes join its input hash at run time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import math
+import os
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from app.run.schema import STAGES
+
+Step = list  # a `genet` argument list, or a callable(item) -> None (in-process action)
+
+
+@dataclass
+class Item:
+    stage: str
+    name: str
+    folder: Path
+    steps: list = field(default_factory=list)
+    cleanup: list = field(default_factory=list)  # steps run after the others whatever happened
+    inputs: dict = field(default_factory=dict)
+    deps: list[str] = field(default_factory=list)  # ids ("stage/name") of the items it reads
+    est_s: float = 1.0
+    unavailable: str = ""  # why it cannot run in this build ("" = it can)
+    reference: Path | None = None  # an external input (a trace folder, a model): hashed, nothing runs
+    resume: Callable | None = None  # resume(item) -> steps to run when continuing a killed attempt
+    data: Path | None = None  # what downstream items read (a trace folder, an ONNX file)
+
+    @property
+    def id(self) -> str:
+        return f"{self.stage}/{self.name}"
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> argparse.ArgumentParser:
+    from app.cli import build_parser
+    return build_parser()
+
+
+def registered(*path: str) -> bool:
+    """Whether ``genet PATH...`` is a command of this build (looked up in the argparse tree)."""
+    parser = _parser()
+    for name in path:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or name not in sub.choices:
+            return False
+        parser = sub.choices[name]
+    return True
+
+
+def not_available(*path: str) -> str:
+    return f"not available in this build (`genet {' '.join(path)}` is not registered)"
+
+
+def hash_tree(path: Path) -> str:
+    """SHA-256 over a file, or over a folder's files (relative path and content, sorted)."""
+    h = hashlib.sha256()
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def command_text(step: list[str]) -> str:
+    return "genet " + " ".join(shlex.quote(str(a)) for a in step)
+
+
+def _count_traces(path: Path | None, fallback: int) -> int:
+    if path is None or not path.exists():
+        return fallback
+    try:
+        from traces.io import list_trace_files
+        return len(list_trace_files(path)) if path.is_dir() else 1
+    except Exception:  # noqa: BLE001 - an estimate only; the command reports bad traces itself
+        return fallback
+
+
+def _pick(src_item: Item, n: int) -> Callable:
+    def action(item: Item) -> None:
+        from traces.io import list_trace_files
+        src = src_item.data
+        files = list_trace_files(src) if src.is_dir() else [src]
+        tmp = item.folder.with_name(item.folder.name + ".part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        for f in files[:n]:
+            rel = f.relative_to(src) if src.is_dir() else Path(f.name)
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, tmp / rel)
+        shutil.rmtree(item.folder, ignore_errors=True)
+        os.replace(tmp, item.folder)
+        print(f"picked the first {min(n, len(files))} of {len(files)} trace files of {src} into {item.folder}")
+    action.describe = f"copy the first {n} trace files (sorted by path) of trace set {src_item.name}"
+    return action
+
+
+#: In a trace set's folder: where its traces came from (`traces.datasets.DatasetSource`), read by the report.
+SOURCE_FILE = "SOURCE.json"
+
+
+def _obtain_dataset(s: dict, seed: int, folder: Path) -> Callable:
+    def action(item: Item) -> None:
+        import json
+        from foundation.atomic import atomic_write_text
+        from traces.datasets import obtain_dataset
+        src = obtain_dataset(s["dataset"], folder, base_url=s["base_url"] or None, n_synthetic=s["n"],
+                             synthetic_range=s["range"], seed=s["seed"] if s["seed"] is not None else seed)
+        atomic_write_text(folder / SOURCE_FILE, json.dumps(src.as_dict(), indent=1) + "\n")
+        print(f"trace set {item.name}: {src.detail}")
+    action.describe = (f"public set {s['dataset']}: download it (unless GENET_OFFLINE=1), else the shipped sample "
+                       f"(traces/samples/{s['dataset']}), else {s['n']} synthetic traces")
+    return action
+
+
+def _copy_model(src: Path, dst: Path) -> Callable:
+    def action(item: Item) -> None:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst.with_suffix(".onnx.part"))
+        os.replace(dst.with_suffix(".onnx.part"), dst)
+        meta = src.with_suffix(".json")
+        if meta.is_file():
+            shutil.copyfile(meta, dst.with_suffix(".json"))
+        print(f"using {src} (training skipped) as {dst}")
+    action.describe = f"copy {src} (use = ..., training skipped)"
+    return action
+
+
+def _train_est(uc: str, p: dict) -> float:
+    """Seconds: start-up plus steps at the shipped models' measured rates (models/*/*.json: ABR ~10 k steps/s
+    with 32 environments, CC ~8 k steps/s), plus the curriculum's BO trials."""
+    n_envs = p["n_envs"] or (32 if uc == "abr" else 2)
+    rate = min(10000.0, 350.0 * n_envs) if uc == "abr" else 8000.0
+    est = 6 + p["steps"] / rate
+    if p["method"] in ("genet", "cl2", "cl3"):
+        rounds = p["rounds"] if p["rounds"] is not None else 9
+        trials = p["trials"] if p["trials"] is not None else 15
+        envs = p["envs_per_trial"] if p["envs_per_trial"] is not None else 10
+        est += rounds * trials * envs * (0.02 if uc == "abr" else 0.1)
+    return est
+
+
+def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
+    """The plan: for each stage (in order), its items."""
+    run_dir = Path(run_dir)
+    plan: dict[str, list[Item]] = {s: [] for s in STAGES}
+    seed = cfg["run"]["seed"]
+    sets: dict[str, Item] = {}
+
+    # traces ------------------------------------------------------------------------------------
+    for name, s in cfg["traces"].items():
+        folder = run_dir / "traces" / name
+        if s["path"]:
+            path = Path(s["path"])
+            item = Item("traces", name, path, reference=path, data=path, est_s=0.1,
+                        inputs={"path": str(path)})
+        elif s["gen"]:
+            argv = ["traces", "gen", s["gen"], "--range", s["range"], "-n", str(s["n"]), "--seed",
+                    str(s["seed"] if s["seed"] is not None else seed), "-o", str(folder), "--format", s["format"]]
+            item = Item("traces", name, folder, steps=[argv], data=folder, est_s=2 + 0.05 * s["n"],
+                        inputs={"config": s})
+        elif s["dataset"]:
+            from traces.datasets import find_full_copy
+            local = find_full_copy(s["dataset"])
+            if local is not None:  # a full local copy: used in place, as a `path` set
+                item = Item("traces", name, local, reference=local, data=local, est_s=0.1,
+                            inputs={"path": str(local)})
+            else:
+                item = Item("traces", name, folder, steps=[_obtain_dataset(s, seed, folder)],
+                            data=folder / s["dataset"], est_s=15, inputs={"config": s})
+        elif s["fetch"]:
+            argv = ["traces", "fetch", s["fetch"], "--dest", str(folder)]
+            if s["base_url"]:
+                argv += ["--base-url", s["base_url"]]
+            item = Item("traces", name, folder, steps=[argv], data=folder / s["fetch"], est_s=15,
+                        inputs={"config": s})
+        else:
+            item = None  # `from` sets: after their source
+        if item is not None:
+            sets[name] = item
+    for name, s in cfg["traces"].items():
+        if s["from"]:
+            src = sets[s["from"]]
+            folder = run_dir / "traces" / name
+            sets[name] = Item("traces", name, folder, steps=[_pick(src, s["n"])], deps=[src.id], data=folder,
+                              est_s=0.5, inputs={"config": s})
+    plan["traces"] = [sets[n] for n in cfg["traces"]]
+    n_traces = {n: (cfg["traces"][n]["n"] if (cfg["traces"][n]["gen"] or cfg["traces"][n]["from"])
+                    else _count_traces(s.data, 100)) for n, s in sets.items()}
+
+    # train, export ------------------------------------------------------------------------------
+    models: dict[str, dict[str, Item]] = {}
+    for uc in ("abr", "cc"):
+        u = cfg[uc]
+        if u is None:
+            continue
+        models[uc] = {}
+        for pname, p in u["policies"].items():
+            onnx = run_dir / "export" / f"{uc}-{pname}" / f"{pname}.onnx"
+            if p["use"]:
+                src = Path(p["use"])
+                exp = Item("export", f"{uc}-{pname}", onnx.parent, steps=[_copy_model(src, onnx)], data=onnx,
+                           inputs={"use": str(src), "sha256": hash_tree(src)}, est_s=0.2)
+            else:
+                folder = run_dir / "train" / f"{uc}-{pname}"
+                argv = ["train", uc, "--method", p["method"], "--range", p["range"], "--steps", str(p["steps"]),
+                        "--seed", str(p["seed"] if p["seed"] is not None else seed), "--out", str(folder),
+                        "--no-progress", "--torch-threads", str(p["torch_threads"])]
+                for key in ("baseline", "rounds", "trials", "random_trials", "envs_per_trial", "real_prob",
+                            "n_envs", "steps_per_update"):
+                    if p[key] not in (None, ""):
+                        argv += ["--" + key.replace("_", "-"), str(p[key])]
+                deps = []
+                if p["real_traces"]:
+                    argv += ["--real-traces", ",".join(str(sets[t].data) for t in p["real_traces"])]
+                    deps = [sets[t].id for t in p["real_traces"]]
+                argv += p["extra_args"]
+
+                def resume(item: Item, _argv=argv) -> list:
+                    return [_argv + ["--resume"]] if (item.folder / "run.json").is_file() else [_argv]
+
+                tr = Item("train", f"{uc}-{pname}", folder, steps=[argv], deps=deps, resume=resume,
+                          est_s=_train_est(uc, p), inputs={"config": p})
+                plan["train"].append(tr)
+                exp = Item("export", f"{uc}-{pname}", onnx.parent, steps=[["export", str(folder), "-o", str(onnx)]],
+                           deps=[tr.id], data=onnx, est_s=6)
+            plan["export"].append(exp)
+            models[uc][pname] = exp
+
+    # simulate, emulate ----------------------------------------------------------------------------
+    for uc in ("abr", "cc"):
+        u = cfg[uc]
+        if u is None:
+            continue
+        def chosen(names: list[str], drop_optimal: bool) -> tuple[list[Item], list[str]]:
+            """(model items, --policy values) of a stage: the names given, else every policy and baseline."""
+            names = names or (list(models[uc]) + [b for b in u["baselines"] if not (drop_optimal and b == "optimal")])
+            items_ = [models[uc][n] for n in names if n in models[uc]]
+            return items_, [str(models[uc][n].data) if n in models[uc] else n for n in names]
+
+        sim = u["simulate"]
+        if sim["enabled"]:
+            for t in sim["traces"]:
+                folder = run_dir / "simulate" / f"{uc}-{t}"
+                model_items, pols = chosen(sim["policies"], False)
+                argv = ["eval", uc, "--traces", str(sets[t].data), "--policy", ",".join(pols), "--out", str(folder),
+                        "--no-progress"]
+                if uc == "abr":
+                    if u["video"]:
+                        argv += ["--video", u["video"]]
+                    if sim["compat"]:
+                        argv += ["--compat", sim["compat"]]
+                    est = 4 + n_traces[t] * len(pols) * 0.01
+                else:
+                    if sim["delay_ms"] is not None:
+                        argv += ["--delay-ms", f"{sim['delay_ms']:g}"]
+                    if sim["queue_packets"] is not None:
+                        argv += ["--queue-packets", str(sim["queue_packets"])]
+                    est = 4 + n_traces[t] * len(pols) * 0.05
+                plan["simulate"].append(Item("simulate", f"{uc}-{t}", folder, steps=[argv],
+                                             deps=[sets[t].id] + [m.id for m in model_items], est_s=est,
+                                             inputs={"config": _own(sim)}))
+        emu = u["emulate"]
+        if emu["enabled"]:
+            avail = "" if registered("emulate", uc) else not_available("emulate", uc)
+            for t in emu["traces"]:
+                folder = run_dir / "emulate" / f"{uc}-{t}"
+                model_items, pols = chosen(emu["policies"], True)
+                argv = ["emulate", uc, "--policy", ",".join(pols), "--traces", str(sets[t].data), "--out", str(folder),
+                        "--backend", emu["backend"], "--repeats", str(emu["repeats"]), "--jobs", str(emu["jobs"])]
+                if emu["delay_ms"] is not None:
+                    argv += ["--delay-ms", f"{emu['delay_ms']:g}"]
+                if uc == "cc" and emu["queue_packets"] is not None:
+                    argv += ["--queue-packets", str(emu["queue_packets"])]
+                if uc == "cc" and emu["duration_s"] is not None:
+                    argv += ["--duration-s", f"{emu['duration_s']:g}"]
+                if uc == "abr" and emu["video"]:
+                    argv += ["--video", emu["video"]]
+                if uc == "abr" and emu["chunks"] is not None:
+                    argv += ["--chunks", str(emu["chunks"])]
+                argv += emu["extra_args"]
+                sessions = n_traces[t] * len(pols) * emu["repeats"]
+                run_s = (4.0 * (emu["chunks"] or 49) + 5) if uc == "abr" else (emu["duration_s"] or 30.0)
+                est = 5 + math.ceil(sessions / emu["jobs"]) * run_s * 1.1
+                plan["emulate"].append(Item("emulate", f"{uc}-{t}", folder, steps=[argv], unavailable=avail,
+                                            deps=[sets[t].id] + [m.id for m in model_items], est_s=est,
+                                            inputs={"config": _own(emu)}))
+
+    # deploy ------------------------------------------------------------------------------------
+    dep_cfg = cfg["deploy"]
+    for uc in ("abr", "cc"):
+        u = cfg[uc]
+        if u is None or not u["deploy"]["enabled"]:
+            continue
+        d = u["deploy"]
+        folder = run_dir / "deploy" / uc
+        names = d["schemes"] or (list(models[uc]) + [b for b in u["baselines"] if b != "optimal"])
+        schemes = [str(models[uc][n].data) if n in models[uc] else n for n in names]
+        need = [("deploy", "push"), ("deploy", "run"), ("deploy", "report")] + ([] if dep_cfg["inventory"] else [("deploy", "testbed")])
+        missing = [p for p in need if not registered(*p)]
+        avail = not_available(*missing[0]) if missing else ""
+        testbed = run_dir / "deploy" / f"testbed-{uc}"  # beside the item's folder: survives its clearing
+        campaign = Path(d["campaign"]) if d["campaign"] else folder / "campaign.toml"
+        steps: list = []
+        cleanup: list = []
+        if not d["campaign"]:
+            steps.append(_write_campaign(campaign, uc, schemes, d, seed))
+        if dep_cfg["inventory"]:
+            inventory = dep_cfg["inventory"]
+        else:
+            steps.append(_down_leftover_testbed(testbed))
+            up = ["deploy", "testbed", "up", "--hosts", str(dep_cfg["testbed_hosts"]), "--out", str(testbed)]
+            if dep_cfg["testbed_paths"]:
+                up += ["--paths", dep_cfg["testbed_paths"]]
+            steps.append(up)
+            inventory = str(testbed / "inventory.toml")
+            cleanup.append(["deploy", "testbed", "down", "--out", str(testbed)])
+        push = ["deploy", "push", inventory]
+        wheelhouse = dep_cfg["wheelhouse"]
+        if wheelhouse == "auto" and not dep_cfg["inventory"]:
+            wh = run_dir / "deploy" / "wheelhouse"
+            steps.append(_gather_wheelhouse(wh))
+            push += ["--wheelhouse", str(wh)]
+        elif wheelhouse not in ("", "auto"):
+            push += ["--wheelhouse", wheelhouse]
+        for n in names:
+            if n in models[uc]:
+                push += ["--models", str(models[uc][n].data.parent)]
+        steps.append(push + dep_cfg["push_args"])
+        steps.append(["deploy", "run", str(campaign), "--inventory", inventory, "--out", str(folder / "campaign")]
+                     + dep_cfg["run_args"])
+        steps.append(["deploy", "report", str(folder / "campaign")])
+        n_paths = 3
+        session_s = (4.0 * d["chunks"] + 8.0 if d["chunks"] else 200.0) if uc == "abr" else d["duration_s"]
+        est = 30 + n_paths * len(schemes) * d["repetitions"] * (session_s + 3)
+        plan["deploy"].append(Item("deploy", uc, folder, steps=steps, cleanup=cleanup, unavailable=avail,
+                                   deps=[m.id for m in models[uc].values()],
+                                   est_s=est, inputs={"config": d, "deploy": dep_cfg, "schemes": names,
+                                                      "campaign_sha256": hash_tree(campaign) if d["campaign"] else ""}))
+
+    # report ------------------------------------------------------------------------------------
+    from app.run.report import write_report_action
+    plan["report"].append(Item("report", "report", run_dir / "report", steps=[write_report_action],
+                               deps=[i.id for s in STAGES[:-1] for i in plan[s] if not i.unavailable],
+                               est_s=5, inputs={"config": cfg, "report_code": hash_tree(Path(__file__).with_name("report.py")),
+                                                "unavailable": [i.id for s in STAGES for i in plan[s] if i.unavailable]}))
+    return plan
+
+
+def _own(section: dict) -> dict:
+    """The keys of a stage table that shape one item: not the lists of other items (the trace sets, the
+    policies: the item's own set and policies are in its command), so adding a set redoes nothing else."""
+    return {k: v for k, v in section.items() if k not in ("traces", "policies", "enabled")}
+
+
+def _gather_wheelhouse(wh: Path) -> Callable:
+    """The runtime dependencies of genet's wheel, downloaded here (the testbed's hosts reach no package index)."""
+    def action(item: Item) -> None:
+        import subprocess
+        import sys
+        import tempfile
+        if (wh / ".complete").is_file():
+            print(f"reusing the wheelhouse {wh}")
+            return
+        from deploy.push import build_wheel
+        with tempfile.TemporaryDirectory(prefix="genet-run-wheel-") as tmp:
+            wheel = build_wheel(Path(tmp))
+            part = wh.with_name(wh.name + ".part")
+            shutil.rmtree(part, ignore_errors=True)
+            done = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:", "-d",
+                                   str(part), str(wheel)], capture_output=True, text=True, timeout=1200)
+            if done.returncode != 0:
+                raise RuntimeError(f"pip download of genet's runtime dependencies failed: "
+                                   f"{(done.stderr or done.stdout).strip()[-400:]}")
+        for w in part.glob("genet_testbed-*"):
+            w.unlink()  # `genet deploy push` builds and sends genet's own wheel
+        (part / ".complete").write_text("")
+        shutil.rmtree(wh, ignore_errors=True)
+        os.replace(part, wh)
+        print(f"gathered {len(list(wh.glob('*.whl')))} wheels into {wh}")
+    action.describe = f"gather genet's runtime wheels into {wh} (pip download; once)"
+    return action
+
+
+def _down_leftover_testbed(testbed: Path) -> Callable:
+    """A killed run can leave its testbed up (namespaces, sshd): take it down before bringing up a new one."""
+    def action(item: Item) -> None:
+        import subprocess
+        import sys
+        if (testbed / "testbed-plan.json").is_file():
+            done = subprocess.run([sys.executable, "-m", "app.cli", "deploy", "testbed", "down", "--out", str(testbed)],
+                                  capture_output=True, text=True, timeout=300)
+            print(f"took down the testbed a killed run left in {testbed} (exit status {done.returncode})")
+            print(done.stdout + done.stderr)
+    action.describe = f"take down a testbed left in {testbed} by a killed run, if any"
+    return action
+
+
+def _write_campaign(path: Path, uc: str, schemes: list[str], d: dict, seed: int) -> Callable:
+    """The campaign file of `genet deploy run` (deploy/config.py), from the use case's deploy table."""
+    def action(item: Item) -> None:
+        from foundation.atomic import atomic_write_text
+        from foundation.tomlfile import toml_string as q
+        lines = ["# written by `genet run` from the run config's deploy table", f"use_case = {q(uc)}",
+                 "schemes = [" + ", ".join(q(s) for s in schemes) + "]", f"repetitions = {d['repetitions']}",
+                 f"seed = {d['seed'] if d['seed'] is not None else seed}"]
+        if uc == "cc":
+            lines.append(f"duration_s = {d['duration_s']:g}")
+        if d["paths"]:
+            lines.append("paths = [" + ", ".join(q(s) for s in d["paths"]) + "]")
+        if uc == "abr" and d["video"]:
+            lines.append(f"video = {q(d['video'])}")
+        if uc == "abr" and d["chunks"] is not None:
+            lines.append(f"chunks = {d['chunks']}")
+        if d["timeout_s"] is not None:
+            lines.append(f"timeout_s = {d['timeout_s']:g}")
+        atomic_write_text(path, "\n".join(lines) + "\n")
+        print(f"wrote the campaign {path}")
+    action.describe = f"write the campaign file {path}"
+    return action

@@ -1,0 +1,350 @@
+"""The one definition of a ``genet run`` config: every key, its type, unit, default and allowed values.
+
+:data:`SCHEMA` drives validation (:func:`validate`), the defaults the plan reads, and the reference
+page ``docs/run-config.md`` (:func:`render_markdown`; a test checks the page is this rendering).
+The keys are declared with, and checked by, the one config validator (:mod:`foundation.config`: :class:`Key`,
+:class:`Table`, :func:`~foundation.config.fill`); this module adds the checks between sections (trace-set references,
+policy names, paths that must exist). Errors are :class:`ConfigError` (:class:`foundation.config.ConfigError`, a
+:class:`foundation.errors.BadInputError`) naming the file, the key (``[abr.emulate] delay_ms``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from foundation.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_HELP, NAME_RE, RATE_MAX_MBPS, RUN_MAX_S, SEED_MAX,
+                          ConfigError, Key, Table, fill, markdown, read)
+from foundation.tomlfile import show
+
+__all__ = ["SCHEMA", "STAGES", "ConfigError", "Key", "Table", "load", "render_markdown", "resolve_path", "validate"]
+
+COUNT_MAX = 10_000        # BO trials, environments per trial
+QUEUE_MAX_PACKETS = 100_000
+CONST_MAX_MBPS = RATE_MAX_MBPS  # const:MBPS baselines (as `genet deploy run`'s campaigns)
+METHODS = ("udr", "genet", "cl1", "cl2", "cl3")
+RANGES = ("rl1", "rl2", "rl3")
+
+
+def _policies(use_case: str, baselines: tuple[str, ...]) -> Table:
+    return Table(named=True, help=(
+        f"Learned {use_case.upper()} policies, one sub-table each: `[{use_case}.policies.NAME]`. NAME labels the "
+        f"policy in every table and names its model `export/{use_case}/NAME.onnx`. Give either `use` (a "
+        f"shipped or earlier ONNX model: training is skipped) or `method` (train with `genet train {use_case}`)."),
+        keys={
+            "use": Key("path", "", "ONNX model to use instead of training (e.g. `models/abr/genet.onnx`)"),
+            "method": Key("str", "", "training method (needed unless `use` is given)", allowed=METHODS),
+            "range": Key("str", "rl3", "config-space range of the UDR (initial) distribution", allowed=RANGES),
+            "steps": Key("int", 720000, "total environment steps of the training run", unit="transitions",
+                         minimum=1, maximum=10**9),
+            "seed": Key("int", None, "training seed (not given: `[run] seed`)", minimum=0, maximum=SEED_MAX),
+            "baseline": Key("str", "", "baseline(s) of the curriculum's gap objective, comma-separated "
+                                       "(not given: the command's default)", allowed=baselines, separator=","),
+            "rounds": Key("int", None, "curriculum rounds (genet, cl2, cl3) or extra stages (cl1)",
+                          unit="count", minimum=0, maximum=1000),
+            "trials": Key("int", None, "BO trials per round", unit="count", minimum=1, maximum=COUNT_MAX),
+            "random_trials": Key("int", None, "random BO trials before the GP-guided ones", unit="count",
+                                 minimum=0, maximum=COUNT_MAX),
+            "envs_per_trial": Key("int", None, "environments per BO trial", unit="count", minimum=1,
+                                  maximum=COUNT_MAX),
+            "real_traces": Key("list[str]", [], "trace sets (names from `[traces]`) mixed into training"),
+            "real_prob": Key("float", None, "probability of training on a real trace", unit="0-1", minimum=0,
+                             maximum=1),
+            "n_envs": Key("int", None, "environments per rollout", unit="count", minimum=1, maximum=1024),
+            "steps_per_update": Key("int", None, "transitions per PPO update", unit="count", minimum=1,
+                                    maximum=10**7),
+            "torch_threads": Key("int", 1, "torch intra-op threads (0 = every core)", unit="count", minimum=0,
+                                 maximum=1024),
+            "extra_args": Key("list[str]", [], "further `genet train` options, passed verbatim "
+                                               "(e.g. `[\"--entropy-rate\", \"0.002\"]`)"),
+        })
+
+
+def _use_case(use_case: str, baselines: tuple[str, ...], baseline_help: str, metric: str) -> Table:
+    sim_extra: dict = {}
+    if use_case == "abr":
+        sim_extra = {"compat": Key("str", "", "`genet` reproduces Genet's ABR simulator (`--compat genet`)",
+                                   allowed=("", "genet"))}
+    else:
+        sim_extra = {
+            "delay_ms": Key("float", None, "one-way delay for every trace (not given: the trace's own, else 25)",
+                            unit="ms", minimum=0, maximum=DELAY_MAX_MS),
+            "queue_packets": Key("int", None, "bottleneck queue for every trace (not given: the trace's own)",
+                                 unit="packets", minimum=1, maximum=QUEUE_MAX_PACKETS),
+        }
+    emu_default_delay = 40.0 if use_case == "abr" else None
+    return Table(help=f"The {use_case.upper()} use case (omit the table to leave it out). Reward column: `{metric}`.",
+                 optional=True, keys={
+        "baselines": Key("list[str]", list(baselines[:2]), baseline_help, pattern=(
+            r"^(bba|mpc|optimal)$" if use_case == "abr" else r"^(bbr|cubic|const:[0-9.]+)$"),
+            pattern_help="baselines among " + ", ".join(baselines)),
+        "video": Key("path", "", "video chunk-size folder (`video_size_0..5`; not given: the commands' default, "
+                                 "`../shared/video/envivio` or `GENET_VIDEO_DIR`)") if use_case == "abr" else None,
+        "policies": _policies(use_case, baselines[:2]),
+        "simulate": Table(help=f"`genet eval {use_case}` on each trace set.", keys={
+            "enabled": Key("bool", True, "run this stage for this use case"),
+            "traces": Key("list[str]", [], "trace sets (names from `[traces]`) to evaluate on"),
+            "policies": Key("list[str]", [], "policy names and baselines to evaluate (not given: all of them)"),
+            **sim_extra,
+        }),
+        "emulate": Table(help=f"`genet emulate {use_case}`: real programs over trace-driven emulated links (root).",
+                         keys={
+            "enabled": Key("bool", True, "run this stage for this use case"),
+            "traces": Key("list[str]", [], "trace sets to emulate (each run lasts its trace/video in real time: "
+                                           "keep them small, e.g. a `from` set of 2-3 traces)"),
+            "policies": Key("list[str]", [], "policy names and baselines to emulate (not given: all of them "
+                                             "but `optimal`)"),
+            "backend": Key("str", "netns", "emulation backend", allowed=("netns", "mahimahi", "mininet")),
+            "delay_ms": Key("float", emu_default_delay, "one-way propagation delay (not given: the trace's own)"
+                            if use_case == "cc" else "one-way delay (RTT = 2 x delay; Pensieve/Genet: 40)",
+                            unit="ms", minimum=0, maximum=DELAY_MAX_MS),
+            "repeats": Key("int", 1, "runs per (policy, trace)", unit="count", minimum=1, maximum=1000),
+            "jobs": Key("int", 2, "emulated links at once", unit="count", minimum=1, maximum=64),
+            **({"queue_packets": Key("int", None, "bottleneck queue (not given: the trace's own)",
+                                     unit="packets", minimum=1, maximum=QUEUE_MAX_PACKETS),
+                "duration_s": Key("float", None, "cut each run to this long (not given: the trace's duration)",
+                                  unit="s", minimum=1, maximum=RUN_MAX_S)} if use_case == "cc" else
+               {"video": Key("str", "", "`sized` (the chunk-size table) or a folder made by "
+                                        "`genet player make-video` (not given: the command's default)"),
+                "chunks": Key("int", None, "with the sized video: play only the first N chunks (4 s each; not "
+                                           "given: the whole video)", unit="count", minimum=1, maximum=CHUNKS_MAX)}),
+            "extra_args": Key("list[str]", [], f"further `genet emulate {use_case}` options, verbatim"),
+        }),
+        "deploy": Table(help="A campaign on the local SSH testbed, or on `[deploy] inventory`'s hosts (runs only when "
+                              "this table is in the config).", keys={
+            "enabled": Key("bool", True, "run this stage for this use case"),
+            **({"video": Key("str", "", "video name on the hosts (`genet deploy push --video`; not given: "
+                                        "the campaign's default, envivio)"),
+                "chunks": Key("int", None, "play only the first N chunks of the video in each session (4 s each; "
+                                           "not given: the whole video)", unit="count", minimum=1,
+                                 maximum=CHUNKS_MAX)}
+               if use_case == "abr" else {}),
+            "schemes": Key("list[str]", [], "policy names and baselines to run (not given: every policy and "
+                                            "baseline of this use case)"),
+            "repetitions": Key("int", 5, "rounds: every scheme once on every path per round", unit="count",
+                               minimum=1, maximum=1000),
+            "duration_s": Key("float", 20.0, "length of one run (CC; ABR plays the whole video)", unit="s",
+                              minimum=1, maximum=RUN_MAX_S),
+            "paths": Key("list[str]", [], "path names of the inventory to run on (not given: every path)"),
+            "seed": Key("int", None, "seed of each round's shuffled order (not given: `[run] seed`)", minimum=0,
+                        maximum=SEED_MAX),
+            "timeout_s": Key("float", None, "a run ends (failed) after this (not given: the campaign's default, "
+                                            "duration + 30 s)", unit="s", minimum=1, maximum=86400),
+            "campaign": Key("path", "", "a campaign file to use as is instead of the generated one"),
+        }),
+    })
+
+
+SCHEMA = Table(help="A `genet run` config (TOML).", keys={
+    "run": Table(help="The run as a whole.", keys={
+        "name": Key("str", "run", "name of the run (the report's title; default output folder `runs/NAME`)",
+                    pattern=NAME_RE, pattern_help=NAME_HELP),
+        "seed": Key("int", 0, "master seed: trace generation and training unless a section sets its own",
+                    minimum=0, maximum=SEED_MAX),
+        "out": Key("path", "", "run folder (`genet run --out` overrides; not given: `runs/NAME`)"),
+    }),
+    "traces": Table(named=True, help=(
+        "Named trace sets, one sub-table each: `[traces.NAME]`, with exactly one of `dataset` (a public set by "
+        "name, from the best source at hand), `gen` (generate), `fetch` (download a public set), `path` (a folder "
+        "you have) or `from` (the first `n` files of another set). "
+        "Stage folder: `traces/NAME`."), keys={
+        "gen": Key("str", "", "generate synthetic Genet environments of this use case (`genet traces gen`)",
+                   allowed=("abr", "cc")),
+        "range": Key("str", "rl3", "config-space range of `gen`", allowed=RANGES),
+        "n": Key("int", 10, "number of traces (`gen`, `from`; `dataset`: of its synthetic stand-in)", unit="count",
+                 minimum=1, maximum=100_000),
+        "seed": Key("int", None, "seed of `gen` (not given: `[run] seed`)", minimum=0, maximum=SEED_MAX),
+        "format": Key("str", "json", "file format of `gen`", allowed=("pensieve", "mahimahi", "json", "csv")),
+        "dataset": Key("str", "", "public set by name (`genet traces fetch --list`), taken from the first source "
+                                  "at hand: a full local copy (`GENET_TRACES_DIR`, or `../shared/traces` beside the "
+                                  "repository), a download (unless `GENET_OFFLINE=1`), the sample shipped in "
+                                  "`traces/samples/`, else `n` synthetic traces of its use case (`range`); the "
+                                  "report says which"),
+        "fetch": Key("str", "", "public dataset name (`genet traces fetch --list`) or an archive URL"),
+        "base_url": Key("str", "", "mirror for `fetch` (`--base-url`)"),
+        "path": Key("path", "", "an existing trace folder or file"),
+        "from": Key("str", "", "another set's name: take its first `n` trace files (sorted by path)"),
+    }),
+    "abr": _use_case("abr", ("bba", "mpc", "optimal"),
+                     "rule-based ABR baselines run beside the policies: bba, mpc (RobustMPC), optimal "
+                     "(offline optimum; simulation only)", "qoe (per-trace total QoE)"),
+    "cc": _use_case("cc", ("bbr", "cubic", "const:MBPS"),
+                    "CC baselines run beside the policies: bbr, cubic, const:MBPS", "reward (Genet's form)"),
+    "deploy": Table(help="Where the deploy stage runs.", keys={
+        "inventory": Key("path", "", "inventory TOML of real hosts and paths (not given: the local SSH "
+                                     "testbed, `genet deploy testbed up`)"),
+        "testbed_hosts": Key("int", 3, "hosts of the local SSH testbed", unit="count", minimum=2, maximum=16),
+        "testbed_paths": Key("path", "", "paths file of the local testbed (`--paths`; not given: p1 constant "
+                                         "12 Mbit/s 20 ms, p2 an FCC trace at 40 ms, p3 cellular, deep queue)"),
+        "wheelhouse": Key("str", "auto", "wheels `genet deploy push --wheelhouse` installs from: `auto` = for the "
+                                         "local testbed (whose hosts reach no package index) gather one here "
+                                         "with `pip download` into `deploy/wheelhouse` (once; needs the index from "
+                                         "this machine), none for an inventory; a folder; or `\"\"` (the hosts' "
+                                         "own index)"),
+        "push_args": Key("list[str]", [], "further `genet deploy push` options, verbatim (e.g. "
+                                          "`[\"--wheelhouse\", \"wheels\"]`)"),
+        "run_args": Key("list[str]", [], "further `genet deploy run` options, verbatim (e.g. `[\"--accept-new\"]`)"),
+    }),
+    "report": Table(help="The report stage.", keys={
+        "title": Key("str", "", "title of the report (not given: `[run] name`)"),
+    }),
+})
+
+
+def _drop_none(table: Table) -> Table:
+    return replace(table, keys={k: (_drop_none(v) if isinstance(v, Table) else v) for k, v in table.keys.items()
+                                if v is not None})
+
+
+SCHEMA = _drop_none(SCHEMA)
+STAGES = ("traces", "train", "export", "simulate", "emulate", "deploy", "report")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation
+
+def validate(data: dict, source: str = "config", base_dir: Path | None = None) -> dict:
+    """Check a parsed config against :data:`SCHEMA` and the cross-references between sections; return
+    it with every default filled in. ``base_dir``: folder relative paths are tried against first."""
+    cfg = fill(SCHEMA, data, source)
+    sets = cfg["traces"]
+    if cfg["abr"] is None and cfg["cc"] is None:
+        raise ConfigError(f"{source}: no use case: add an [abr] or a [cc] table (or both)")
+    for name, s in sets.items():
+        kinds = [k for k in ("dataset", "gen", "fetch", "path", "from") if s[k]]
+        if len(kinds) != 1:
+            raise ConfigError(f"{source}: [traces.{name}]: give exactly one of dataset, gen, fetch, path, from "
+                              f"(got {', '.join(kinds) or 'none'})")
+        if s["from"]:
+            if s["from"] not in sets or s["from"] == name:
+                raise ConfigError(f"{source}: [traces.{name}] from: {show(s['from'])} is not another trace set; "
+                                  f"sets: {', '.join(sets)}")
+            if sets[s["from"]]["from"]:
+                raise ConfigError(f"{source}: [traces.{name}] from: {show(s['from'])} is itself a `from` set; "
+                                  f"take from a gen, fetch or path set")
+        if s["path"]:
+            s["path"] = str(resolve_path(s["path"], base_dir, f"{source}: [traces.{name}] path"))
+        if s["fetch"] and "://" not in s["fetch"]:
+            from traces.datasets import load_manifest
+            known = list(load_manifest())
+            if s["fetch"] not in known:
+                raise ConfigError(f"{source}: [traces.{name}] fetch: {show(s['fetch'])} is not a known dataset; "
+                                  f"allowed: {', '.join(known)} (or an archive URL)")
+        if s["dataset"]:
+            from traces.datasets import load_manifest
+            known = list(load_manifest())
+            if s["dataset"] not in known:
+                raise ConfigError(f"{source}: [traces.{name}] dataset: {show(s['dataset'])} is not a known dataset; "
+                                  f"allowed: {', '.join(known)}")
+
+    def check_sets(names: list[str], where: str) -> None:
+        for n in names:
+            if n not in sets:
+                raise ConfigError(f"{source}: [{where}]: trace set {show(n)} is not defined; defined sets: "
+                                  f"{', '.join(sets) or 'none (add [traces.NAME] tables)'}")
+
+    for uc in ("abr", "cc"):
+        u = cfg[uc]
+        if u is None:
+            continue
+        if "deploy" not in data.get(uc, {}):
+            u["deploy"]["enabled"] = False  # a use case is deployed only when its config has a deploy table
+        if uc == "abr" and u["video"]:
+            u["video"] = str(resolve_path(u["video"], base_dir, f"{source}: [abr] video"))
+        for pname, p in u["policies"].items():
+            where = f"{uc}.policies.{pname}"
+            if pname in ("bba", "mpc", "optimal", "bbr", "cubic") or pname.startswith("const"):
+                raise ConfigError(f"{source}: [{where}]: {show(pname)} is a baseline's name; name the policy otherwise")
+            if bool(p["use"]) == bool(p["method"]):
+                raise ConfigError(f"{source}: [{where}]: give either use (an ONNX model) or method "
+                                  f"(one of {', '.join(METHODS)}), not {'both' if p['use'] else 'neither'}")
+            if p["use"]:
+                p["use"] = str(resolve_path(p["use"], base_dir, f"{source}: [{where}] use"))
+            check_sets(p["real_traces"], f"{where}] real_traces")
+        check_sets(u["simulate"]["traces"], f"{uc}.simulate] traces")
+        check_sets(u["emulate"]["traces"], f"{uc}.emulate] traces")
+        consts = [(f"{uc}] baselines", b) for b in u["baselines"]] + \
+            [(f"{uc}.policies.{n}] baseline", b) for n, p in u["policies"].items() for b in p["baseline"].split(",")]
+        for where, b in consts:
+            if b.startswith("const:") and not _const_rate_ok(b):
+                raise ConfigError(f"{source}: [{where}: {show(b)}: expected const:MBPS with a rate > 0 and "
+                                  f"<= {CONST_MAX_MBPS:g} Mbit/s")
+        known = set(u["policies"]) | set(u["baselines"])
+        for where, names in (("deploy] schemes", u["deploy"]["schemes"]), ("simulate] policies",
+                             u["simulate"]["policies"]), ("emulate] policies", u["emulate"]["policies"])):
+            for s in names:
+                if s not in known:
+                    raise ConfigError(f"{source}: [{uc}.{where}: {show(s)} is neither a policy nor a baseline "
+                                      f"of [{uc}]; allowed: {', '.join(sorted(known))}")
+        if u["deploy"]["campaign"]:
+            u["deploy"]["campaign"] = str(resolve_path(u["deploy"]["campaign"], base_dir,
+                                                       f"{source}: [{uc}.deploy] campaign"))
+    for key in ("inventory", "testbed_paths"):
+        if cfg["deploy"][key]:
+            cfg["deploy"][key] = str(resolve_path(cfg["deploy"][key], base_dir, f"{source}: [deploy] {key}"))
+    return cfg
+
+
+def _const_rate_ok(text: str) -> bool:
+    try:
+        rate = float(text[len("const:"):])
+    except ValueError:
+        return False
+    return 0 < rate <= CONST_MAX_MBPS  # nan fails too
+
+
+def resolve_path(value: str, base_dir: Path | None, what: str) -> Path:
+    """A relative path is tried against the config file's folder, then the current directory."""
+    try:
+        p = Path(value).expanduser()
+        if p.is_absolute():
+            candidates = [p]
+        else:
+            candidates = ([base_dir / p] if base_dir else []) + [Path.cwd() / p]
+        for c in candidates:
+            if c.exists():
+                return c.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # ~nosuchuser, a name too long, a symlink loop
+        raise ConfigError(f"{what}: {show(value)}: {getattr(exc, 'strerror', None) or exc}") from None
+    raise ConfigError(f"{what}: {show(value)} does not exist (tried {', '.join(str(c) for c in candidates)})")
+
+
+def load(path: str | Path) -> tuple[dict, str]:
+    """Read and validate a config file; return (config with defaults, the file's text)."""
+    path = Path(path)
+    data, text = read(path)
+    return validate(data, str(path), path.resolve().parent), text
+
+
+# ---------------------------------------------------------------------------------------------------
+# The reference page
+
+def render_markdown() -> str:
+    """``docs/run-config.md``: every table and key of :data:`SCHEMA`."""
+    lines = ["# `genet run` config reference", "",
+             "<!-- generated from app/run/schema.py by `python -m app.run.schema > docs/run-config.md`; "
+             "a test checks it is up to date -->", "",
+             "A run config is a TOML file. `genet run CONFIG.toml` validates all of it before anything runs "
+             "(an error names the key and the allowed values), then runs the stages "
+             + ", ".join(f"`{s}`" for s in STAGES) + ", each in its own folder of the run folder. "
+             "Relative paths are tried against the config file's folder, then the current directory. "
+             "Examples: `examples/quickstart.toml`, `examples/paper.toml`, `examples/remote.toml`.", "",
+             "The run folder (`--out`, else `[run] out`, else `runs/NAME`): `traces/NAME/`, `train/USECASE-POLICY/` "
+             "(a `genet train` run folder), `export/USECASE-POLICY/POLICY.onnx`, `simulate/USECASE-SET/` and "
+             "`emulate/USECASE-SET/` (`results.csv` etc. of `genet eval` / `genet emulate`), `deploy/USECASE/` "
+             "(`campaign.toml`, `campaign/` of `genet deploy run`), `report/` (`index.html`, `report.md`, "
+             "`figures/`), `logs/STAGE/ITEM.log` (every command's output), `state/` (per item: the input hash, "
+             "the output hash, the commands, the wall time), `status.json`, `plan.json`, `config.toml`.", "",
+             "Each item's input hash covers its own keys below, its commands and the output hashes of what it "
+             "reads; an item whose hash is unchanged is skipped, so a rerun redoes only what changed (adding a "
+             "trace set or a policy redoes only the items that use it). A run that was killed resumes: rerun "
+             "the same command; the item that was cut off continues in place (`genet train --resume`, the "
+             "journals of `genet eval`, `genet emulate`, `genet deploy run`). `--force` redoes the selected "
+             "stages; `--only STAGE` / `--from STAGE` select stages (the stages they read must have run).", ""]
+
+    lines.extend(markdown(SCHEMA))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render_markdown())

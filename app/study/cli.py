@@ -1,0 +1,289 @@
+"""``genet study run | per-trace | top-rung | cc-startup`` and ``genet models ship``.
+
+Registered like every other command (``register(subparsers, groups)``, listed in ``app/cli.py``'s
+``SUBCOMMAND_MODULES``). Importing this module and building its parsers is cheap: the study, the shipping and
+the analyses (torch, numba, matplotlib through them) load when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from foundation.errors import BadInputError
+
+STUDY_RUN_DESCRIPTION = """\
+The multi-seed study of issue 17: does the Genet curriculum beat UDR? One command, resumable.
+
+Runs a matrix of named presets x seeds, every run with the same environment-step budget per use case, as the
+project's own commands (subprocesses, as a user types them; --jobs at a time, one torch thread each):
+
+1. `genet train {abr,cc} <preset options> --seed S --steps N --out STUDY/runs/<preset>-s<S>` (--resume when
+   the run directory holds an unfinished run; finished runs are skipped);
+2. `genet export` of the final model, `genet eval` on the validation sets (ABR: fcc-val, norway-val; CC:
+   pantheon-ethernet, pantheon-cellular and RL3 synthetic traces) next to the rule-based baselines
+   -> STUDY/results/<preset>-s<S>.json (a run with a record is done: a rerun skips it);
+3. learning curves (Figure 18), once every run of the matrix is trained and evaluated: up to --curve-points
+   checkpoints of a run, evenly spaced and always its last, exported and evaluated on the first validation
+   set (the model alone) -> STUDY/curves/<preset>-s<S>.csv; curves-<use case>.png: validation reward against
+   environment steps, mean and min-max band over seeds, one line per preset; presets with more records than
+   curves (runs restored from elsewhere) as their final models' mean and min-max; the baselines dashed;
+4. STUDY/results.md: every seed's figure and mean ± std per preset and evaluation set, plus the baselines;
+   STUDY/results.json the same as data. --publish copies these, the plots and the per-run records and curves
+   to models/study; --restore brings the records and curves back into a new study directory (a new machine:
+   the table is rebuilt, finished runs are not trained again).
+
+Presets (--presets, comma-separated; --list prints them): the matrix abr-udr1, abr-udr2, abr-udr3, abr-genet,
+cc-udr3, cc-genet and the variants of issue 17 (paper-dimensions-only ABR space, promotion weight 0.1,
+ensemble baseline, warm start from the same seed's UDR-RL3 model, CL1-CL3). Nothing is tuned on anything but
+the training and validation sets: the presets are fixed (app/study/presets.py).
+
+Examples:
+  genet study run                                  # the matrix, 3 seeds, two runs at a time
+  genet study run --presets abr-genet-paperdims,abr-genet-warm --seeds 0,1,2
+  genet study run --table-only                     # rebuild results.md / curves from what exists
+  genet study run --table-only --publish           # ... and copy them to models/study/
+  genet study run --restore --presets abr-cl1 --seeds 0   # a new checkout: the published records first
+                                                   # (their runs are skipped), then the new run, one table
+  genet study run --study-dir /tmp/s --abr-steps 2000 --cc-steps 400 --tiny   # seconds"""
+
+SHIP_DESCRIPTION = """\
+Train, export and evaluate the shipped models (models/abr/*.onnx, models/cc/*.onnx) with the project's own
+commands, run as subprocesses exactly as a user types them:
+
+1. `genet train {abr,cc} ... --out runs/ship/<use case>-<name>` (--resume when the run directory exists: a
+   killed shipping run continues);
+2. `genet export RUN_DIR -o models/<use case>/<name>.onnx`;
+3. `genet eval {abr,cc}` of the model next to the baselines on the shared validation data (ABR: fcc-val,
+   norway-val, default Pensieve mode; CC: pantheon-ethernet, pantheon-cellular, RL3-range synthetic traces);
+4. models/<use case>/<name>.json: the training command, seed, steps, updates, training wall time, git commit,
+   the export and evaluation commands and the evaluation figures.
+
+models/RESULTS.md then holds the science table (every shipped model and baseline on every evaluation set).
+Models whose .onnx and .json exist are not retrained (--force retrains). The models and their exact options
+are fixed in app/study/ship.py (--dry-run prints them). Needs ../shared (real training traces, validation
+sets); --shared changes where.
+
+Examples:
+  genet models ship                      # everything, two trainings at a time
+  genet models ship --only abr/genet,cc/udr3 --jobs 1
+  genet models ship --dry-run            # the commands each model is made with; nothing runs
+  genet models ship --reevaluate         # evaluate the shipped files again, update their .json
+  genet models ship --table-only         # rebuild models/RESULTS.md from the .json files
+  genet models ship --only cc/genet --from-run runs/study/runs/cc-genet-distinct-s1 \\
+      --variant "cc-genet-distinct, seed 1 of 0-2 (models/study/results.md)"   # ship a trained run"""
+
+
+def register(subparsers, groups) -> None:
+    from foundation.helpformat import HelpFormatter
+    from foundation.runmeta import PROJECT_ROOT
+    from app.study.cc_startup import CORNER
+    from app.study.per_trace import DEFAULT_BINS_MBPS
+    from app.study.presets import ABR_STEPS, CC_STEPS, MATRIX
+    from app.study.publish import DEFAULT_PUBLISHED
+    shared = str(PROJECT_ROOT.parent / "shared")
+
+    st = subparsers.add_parser(
+        "study", help="the Genet-vs-UDR study (issue 17): run the matrix, and the analyses behind its findings",
+        description="The multi-seed Genet-vs-UDR study (run) and the analyses behind models/study/FINDINGS.md\n"
+                    "(per-trace, top-rung, cc-startup). `genet study COMMAND --help` explains each.",
+        formatter_class=HelpFormatter)
+    sub = st.add_subparsers(dest="study_command", metavar="COMMAND")
+    st.set_defaults(func=lambda args, _p=st: (_p.print_help(), 2)[1])
+
+    r = sub.add_parser("run", help="train, evaluate and tabulate presets x seeds at equal steps (resumable)",
+                       description=STUDY_RUN_DESCRIPTION, formatter_class=HelpFormatter)
+    r.add_argument("--study-dir", default=str(PROJECT_ROOT / "runs" / "study"), metavar="DIR",
+                   help="where runs and results go")
+    r.add_argument("--shared", default=shared, metavar="DIR", help="the shared material directory")
+    r.add_argument("--presets", default=",".join(MATRIX), help="comma-separated preset names (--list)")
+    r.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    r.add_argument("--jobs", type=int, default=2, help="runs at a time (each uses one torch thread)")
+    r.add_argument("--abr-steps", type=int, default=ABR_STEPS, help="environment steps per ABR run")
+    r.add_argument("--cc-steps", type=int, default=CC_STEPS, help="environment steps per CC run")
+    r.add_argument("--no-real-traces", dest="real_traces", action="store_false",
+                   help="ABR: do not mix the shared real training traces in")
+    r.add_argument("--no-curves", action="store_true", help="skip the per-checkpoint learning curves")
+    r.add_argument("--curve-points", type=int, default=8,
+                   help="checkpoints per run evaluated for its learning curve (evenly spaced, the last kept)")
+    r.add_argument("--tiny", action="store_true", help="tiny batches and BO (a test of the study)")
+    r.add_argument("--table-only", action="store_true", help="only rebuild results.md and the curve plots")
+    r.add_argument("--list", action="store_true", help="print the presets and exit")
+    r.add_argument("--restore", nargs="?", const=str(DEFAULT_PUBLISHED), default=None, metavar="DIR",
+                   help="first copy the per-run records and curves a --publish left in DIR (default: "
+                        "models/study) into the study directory: finished runs are not trained again")
+    r.add_argument("--curves-tag", default="", metavar="TAG",
+                   help="name the curve plots curves-<use case>-TAG.png (not to replace a published figure)")
+    r.add_argument("--publish", nargs="?", const=str(DEFAULT_PUBLISHED), default=None, metavar="DIR",
+                   help="also copy results.md, results.json, the curve plots and the per-run records and curves "
+                        "to DIR (default: models/study)")
+    r.set_defaults(func=cmd_study_run)
+
+    abr_models = PROJECT_ROOT / "models" / "abr"
+    pt = sub.add_parser("per-trace", help="two ABR policies compared trace by trace, grouped by mean bandwidth",
+                        description=_doc("per_trace"), formatter_class=HelpFormatter)
+    pt.add_argument("--policy", default=f"{abr_models / 'genet.onnx'},{abr_models / 'udr1.onnx'},mpc",
+                    help="comma-separated ABR policies (PATH.onnx, mpc, bba); the first two are compared")
+    abr_shared = Path(shared) / "traces" / "abr"
+    pt.add_argument("--traces", default=f"{abr_shared / 'fcc-val'},{abr_shared / 'norway-val'}",
+                    help="comma-separated trace directories")
+    pt.add_argument("--bins-mbps", default=DEFAULT_BINS_MBPS,
+                    help="lower edges of the mean-bandwidth groups (Mbit/s, increasing; the last is open)")
+    pt.set_defaults(func=cmd_per_trace)
+
+    tr = sub.add_parser("top-rung", help="ABR policies' QoE and mean bitrate on constant links",
+                        description=_doc("top_rung"), formatter_class=HelpFormatter)
+    tr.add_argument("--policy", default=",".join([*(str(abr_models / f"{m}.onnx") for m in ("genet", "udr1", "udr2",
+                                                                                          "udr3")), "mpc", "bba"]),
+                    help="comma-separated ABR policies (PATH.onnx, mpc, bba)")
+    tr.add_argument("--bandwidth-mbps", default="3,6,20,60", help="comma-separated constant link bandwidths (Mbit/s)")
+    tr.set_defaults(func=cmd_top_rung)
+
+    cs = sub.add_parser("cc-startup", help="CC policies on the corner CC Genet's BO promotes: the start-up burst",
+                        description=_doc("cc_startup"), formatter_class=HelpFormatter)
+    cc_models = PROJECT_ROOT / "models" / "cc"
+    cs.add_argument("--policy", default=f"bbr,cubic,{cc_models / 'udr3.onnx'},{cc_models / 'genet.onnx'}",
+                    help="comma-separated CC policies (bbr, cubic, PATH.onnx)")
+    cs.add_argument("--loss-rate", type=float, default=CORNER["loss_rate"], help="random loss of the corner (0-1)")
+    cs.add_argument("-n", type=int, default=10, help="traces (count; the BO's trials use 10)")
+    cs.set_defaults(func=cmd_cc_startup)
+
+    md = subparsers.add_parser("models", help="the shipped models: ship (train, export, evaluate, tabulate)",
+                               description="The shipped ONNX policies in models/ and their metadata.",
+                               formatter_class=HelpFormatter)
+    msub = md.add_subparsers(dest="models_command", metavar="COMMAND")
+    md.set_defaults(func=lambda args, _p=md: (_p.print_help(), 2)[1])
+    sp = msub.add_parser("ship", help="train, export and evaluate the shipped models; rewrite models/RESULTS.md",
+                         description=SHIP_DESCRIPTION, formatter_class=HelpFormatter)
+    sp.add_argument("--shared", default=shared, metavar="DIR", help="the shared material directory")
+    sp.add_argument("--only", default="", help="comma-separated use_case/name (e.g. abr/genet,cc/udr3); default: all")
+    sp.add_argument("--jobs", type=int, default=2, help="trainings at a time (each uses one torch thread)")
+    sp.add_argument("--abr-steps", type=int, default=ABR_STEPS, help="environment steps per ABR model")
+    sp.add_argument("--cc-steps", type=int, default=CC_STEPS, help="environment steps per CC model")
+    sp.add_argument("--force", action="store_true", help="retrain models that are shipped already")
+    sp.add_argument("--reevaluate", action="store_true",
+                    help="evaluate the shipped models again (no training, no export) and update their .json")
+    sp.add_argument("--table-only", action="store_true", help="only rebuild models/RESULTS.md")
+    sp.add_argument("--dry-run", action="store_true",
+                    help="print each model's training, export and evaluation commands and exit (nothing runs, "
+                         "nothing is written)")
+    sp.add_argument("--from-run", metavar="RUN_DIR", default=None,
+                    help="ship this finished `genet train` run (one --only model; no training): export, evaluate, "
+                         "metadata with the run's own command and seed")
+    sp.add_argument("--variant", default="", help="with --from-run: what the run is (recorded as 'variant')")
+    sp.set_defaults(func=cmd_models_ship)
+
+
+def _doc(module: str) -> str:
+    """The docstring of ``app.study.<module>`` (light modules: their heavy imports are inside functions)."""
+    import importlib
+    return importlib.import_module(f"app.study.{module}").__doc__.strip()
+
+
+def _names(text: str) -> list[str]:
+    return [n for n in text.split(",") if n]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _names(text)]
+    except ValueError:
+        raise BadInputError(f"--seeds takes comma-separated integers, got {text!r}") from None
+
+
+# ------------------------------------------------------------------ genet study run
+def cmd_study_run(args: argparse.Namespace) -> int:
+    from app.study.presets import presets
+    if args.curve_points < 1:
+        raise BadInputError(f"--curve-points must be at least 1 (the last checkpoint), got {args.curve_points}")
+    if args.list:
+        for pr in presets().values():
+            print(f"{pr.name:22s} {pr.note}")
+        return 0
+    from foundation.extras import require
+    require("plots" if args.table_only else "train", "genet study run")
+    from foundation.atomic import atomic_write_text
+    from app.study.curves import plot_curves
+    from app.study.publish import publish, restore
+    from app.study.runner import Study, StudyOptions
+    from app.study.table import write_table
+    seeds = _seeds(args.seeds)
+    study = Study(StudyOptions(study_dir=Path(args.study_dir), shared=Path(args.shared), jobs=args.jobs,
+                               abr_steps=args.abr_steps, cc_steps=args.cc_steps, real_traces=args.real_traces,
+                               curves=not args.no_curves, curve_points=args.curve_points, tiny=args.tiny))
+    if args.restore:
+        print(f"restored {restore(Path(args.restore), study.dir)} records and curves from {args.restore}")
+    failed: list[str] = []
+    if not args.table_only:
+        t0 = time.perf_counter()
+        failed = study.run_all(_names(args.presets), seeds)
+        print(f"done in {time.perf_counter() - t0:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    table = write_table(study.dir, study.presets)
+    atomic_write_text(study.dir / "results.md", table + "\n")
+    plots = plot_curves(study.dir, study.presets, args.curves_tag)
+    if args.publish:
+        publish(study.dir, plots, Path(args.publish))
+        print(f"published to {args.publish}")
+    print(table)
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------ analyses
+def cmd_per_trace(args: argparse.Namespace) -> int:
+    from foundation.extras import require
+    require("sim", "genet study per-trace")
+    from app.study.per_trace import check_policies, compare, parse_bins_mbps
+    from traces.io import load_traces
+    labels = check_policies(_names(args.policy))
+    bins = parse_bins_mbps(args.bins_mbps)
+    sets = {Path(d).name: load_traces(d) for d in _names(args.traces)}  # a bad trace names its file (and line)
+    print(compare(labels, sets, bins))
+    return 0
+
+
+def cmd_top_rung(args: argparse.Namespace) -> int:
+    from foundation.extras import require
+    require("sim", "genet study top-rung")
+    from app.study.top_rung import lines, parse_bandwidths_mbps
+    for line in lines(_names(args.policy), parse_bandwidths_mbps(args.bandwidth_mbps)):
+        print(line, flush=True)
+    return 0
+
+
+def cmd_cc_startup(args: argparse.Namespace) -> int:
+    from foundation.extras import require
+    require("sim", "genet study cc-startup")
+    from app.study.cc_startup import lines
+    for line in lines(_names(args.policy), args.loss_rate, args.n):
+        print(line, flush=True)
+    return 0
+
+
+# ------------------------------------------------------------------ genet models ship
+def cmd_models_ship(args: argparse.Namespace) -> int:
+    if args.from_run and (not args.only or "," in args.only):
+        raise BadInputError("--from-run ships one model: give it one --only use_case/name")
+    from app.study import ship
+    from app.study.invoke import relative_to_root
+    failed: list[str] = []
+    if not args.table_only or args.dry_run:
+        todo = ship.specs(relative_to_root(args.shared, ship.ROOT), args.abr_steps, args.cc_steps)
+        if args.only:
+            want = _names(args.only)
+            unknown = sorted(set(want) - {s.key for s in todo})
+            if unknown:
+                raise BadInputError(f"--only: no shipped model {', '.join(unknown)} "
+                                    f"(the models: {', '.join(s.key for s in todo)})")
+            todo = [s for s in todo if s.key in want]
+        if args.dry_run:
+            print(ship.plan(todo, relative_to_root(args.shared, ship.ROOT),
+                            Path(args.from_run) if args.from_run else None))
+            return 0
+        from foundation.extras import require
+        require("train", "genet models ship")
+        options = ship.ShipOptions(shared=Path(args.shared), force=args.force, reevaluate=args.reevaluate,
+                                   from_run=Path(args.from_run) if args.from_run else None, variant=args.variant)
+        failed = ship.ship_all(todo, options, args.jobs)
+    print(ship.write_results_table())
+    return 1 if failed else 0

@@ -1,0 +1,51 @@
+"""How the study and the shipping run a ``genet`` command (a subprocess, as a user types it) and read its result.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from foundation.errors import GenetRuntimeError
+from foundation.runmeta import PROJECT_ROOT
+
+
+def genet_executable() -> str:
+    """The ``genet`` entry point beside this interpreter (the virtual environment's)."""
+    return str(Path(sys.executable).parent / "genet")
+
+
+def relative_to_root(path: str | Path, root: Path = PROJECT_ROOT) -> Path:
+    """``path`` relative to ``root`` (where the commands run), so that the commands recorded in metadata stay
+    portable (``../shared/...``)."""
+    return Path(os.path.relpath(Path(path).resolve(), root))
+
+
+def sh(cmd: list[str], log: Path | None = None, cwd: Path = PROJECT_ROOT) -> str:
+    """Run a genet command in ``cwd``; append the command and its output to ``log``; raise
+    :class:`GenetRuntimeError` with the end of its stderr on failure. Returns its stdout."""
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if log is not None:
+        with open(log, "a") as fh:
+            fh.write(f"$ {shlex.join(cmd)}\n{proc.stdout}{proc.stderr}\n")
+    if proc.returncode != 0:
+        raise GenetRuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def read_summary(use_case: str, out: Path) -> dict[str, float]:
+    """{policy label: mean reward} of a ``genet eval`` output directory, in --policy order; the first (the
+    model) is labelled 'model'. ABR: ``results.json``'s summary QoE; CC: ``summary.csv``'s reward."""
+    if use_case == "abr":
+        pairs = [(s["policy"], float(s["qoe"])) for s in json.loads((out / "results.json").read_text())["summary"]]
+    else:
+        with open(out / "summary.csv") as fh:
+            pairs = [(s["policy"], float(s["reward"])) for s in csv.DictReader(fh)]
+    return {("model" if i == 0 else k): v for i, (k, v) in enumerate(pairs)}

@@ -1,0 +1,132 @@
+"""What the study and the shipped models train: budgets, shared options, the study's presets, evaluation sets.
+
+Nothing here is tuned on anything but the training and validation sets: the presets are fixed. Standard
+library only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from foundation.runmeta import PROJECT_ROOT
+
+#: Environment steps per run, the same for every model of a use case (the science compares at equal steps):
+#: the shipped models' and the study's budgets.
+ABR_STEPS = 6_000_000
+CC_STEPS = 2_160_000
+#: ABR settings of every shipped ABR model and study run (see the closing note of issue 6 for why).
+ABR_COMMON = ["--n-envs", "32", "--steps-per-update", "1536", "--entropy-rate", "2e-3", "--real-prob", "0.3"]
+CC_COMMON: list[str] = []
+#: Options that make every study run tiny (``genet study run --tiny``, its test): small batches, few BO trials.
+TINY = {"abr": ["--n-envs", "4", "--steps-per-update", "64", "--trials", "2", "--random-trials", "2",
+                "--envs-per-trial", "2", "--rounds", "1", "--checkpoint-every", "2"],
+        "cc": ["--steps-per-update", "100", "--minibatch", "50", "--epochs", "1", "--trials", "2",
+               "--random-trials", "2", "--envs-per-trial", "2", "--rounds", "1", "--checkpoint-every", "2"]}
+#: Dimensions Genet's ABR BO searched (reference §6.2); the others are fixed by abr-genet-paperdims.
+PAPER_ABR_DIMS = ("min_bandwidth_mbps", "max_bandwidth_mbps", "bandwidth_change_interval_s", "min_rtt_ms",
+                  "max_buffer_s")
+#: The committed paper-dimensions ABR space (:func:`paperdims_space`; the shipped ABR Genet trained on it).
+PAPERDIMS_SPACE_FILE = PROJECT_ROOT / "traces" / "spaces" / "abr-paperdims.json"
+
+
+def paperdims_space() -> dict:
+    """traces/spaces/abr.json with every dimension but Genet's own five (:data:`PAPER_ABR_DIMS`) fixed at its
+    default: what traces/spaces/abr-paperdims.json holds (a test checks they agree)."""
+    space = json.loads((PROJECT_ROOT / "traces/spaces/abr.json").read_text())
+    for d in space["dimensions"]:
+        if d["name"] not in PAPER_ABR_DIMS:
+            for key in ("ranges", "range"):
+                if isinstance(d.get(key), dict):
+                    d[key] = {k: [d["default"], d["default"]] for k in d[key]}
+    return space
+
+
+@dataclass
+class Preset:
+    """One row of the study: use case, name, `genet train` options; ``warm_from``: the preset whose
+    same-seed model this one starts from (it runs after it); ``space``: the narrowed space file ``{space}``
+    stands for (``paperdims``: :data:`PAPERDIMS_SPACE_FILE`).
+
+    Placeholders in ``options``: ``{space}``, ``{warm}`` (the ``warm_from`` run's final model), ``{warm_first}``
+    (its first checkpoint), ``{per_round}`` (updates per curriculum round for the run's budget)."""
+
+    use_case: str
+    name: str
+    options: list[str]
+    warm_from: str | None = None
+    space: str | None = None
+    note: str = ""
+
+
+#: The paper's hand-made curricula (§5.2, Figure 18), as `genet train --method clK` runs them.
+CL_NOTES = {1: "CL1, hand-picked difficulty: stages whose bandwidth-change interval widens from the calmest "
+               "links to the whole range",
+            2: "CL2, where the baseline does badly: BO on the optimum's reward minus the baseline's",
+            3: "CL3, where the policy is far from the optimum: BO on the optimum's reward minus the policy's"}
+
+#: The presets ``genet study run`` trains when ``--presets`` is not given.
+MATRIX = ("abr-udr1", "abr-udr2", "abr-udr3", "abr-genet", "cc-udr3", "cc-genet")
+
+
+def presets() -> dict[str, Preset]:
+    """Every preset by name, in the order of the table."""
+    abr_genet = ["--method", "genet", "--range", "rl1", "--baseline", "mpc"]
+    cc_genet = ["--method", "genet", "--range", "rl3", "--baseline", "bbr"]
+    out = [Preset("abr", f"abr-udr{i}", ["--method", "udr", "--range", f"rl{i}"], note=f"UDR over RL{i}")
+           for i in (1, 2, 3)]
+    out += [
+        Preset("abr", "abr-genet", abr_genet,
+               note="Genet, gap to RobustMPC, BO over the whole ABR space (shipped before this study)"),
+        Preset("abr", "abr-genet-paperdims", abr_genet + ["--space", "{space}"], space="paperdims",
+               note="BO over the paper's five ABR dimensions only, chunk and video length fixed (shipped: seed 2)"),
+        Preset("abr", "abr-genet-paperdims-rl2", ["--method", "genet", "--range", "rl2", "--baseline", "mpc",
+                                                  "--space", "{space}"], space="paperdims",
+               note="as abr-genet-paperdims, warm-up and initial distribution over RL2 (an RL1 warm-up, links of "
+                    "1-5 Mbit/s, leaves a policy that never picks the 4.3-Mbit/s rung)"),
+        Preset("abr", "abr-genet-paperdims-w0.1", abr_genet + ["--space", "{space}", "--promote-weight", "0.1"],
+               space="paperdims", note="as abr-genet-paperdims, promotion weight 0.1 (each promotion takes a "
+                                       "tenth of the mixture: 39 % of RL1 is left after nine rounds, 4 % at 0.3)"),
+        Preset("abr", "abr-genet-paperdims-ensemble", ["--method", "genet", "--range", "rl1", "--baseline", "mpc,bba",
+                                                       "--ensemble", "--space", "{space}"], space="paperdims",
+               note="as abr-genet-paperdims, max gap over RobustMPC and BBA (the ensemble baseline)"),
+        Preset("abr", "abr-genet-w0.1", abr_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
+        Preset("abr", "abr-genet-ensemble", ["--method", "genet", "--range", "rl1", "--baseline", "mpc,bba",
+                                             "--ensemble"], note="max gap over RobustMPC and BBA"),
+        Preset("abr", "abr-genet-warm", abr_genet + ["--init-from", "{warm}", "--updates-per-round", "{per_round}"],
+               warm_from="abr-udr3", note="warm start from UDR-RL3, fixed updates per round (paper §6.2-6.3)"),
+        Preset("abr", "abr-genet-paper", ["--method", "genet", "--range", "rl3", "--baseline", "mpc", "--space",
+                                          "{space}", "--init-from", "{warm_first}", "--updates-per-round",
+                                          "{per_round}"], space="paperdims", warm_from="abr-udr3",
+               note="the paper's schedule (§6.2): the paper's five dimensions, RL3 as the initial distribution, "
+                    "warm start from the same seed's first UDR-RL3 checkpoint (307,200 steps; the paper's "
+                    "ep-1000 of 75,000), fixed updates per round (the checkpoint's steps count in the run's total)"),
+        Preset("cc", "cc-udr3", ["--method", "udr", "--range", "rl3"], note="UDR over RL3"),
+        Preset("cc", "cc-genet", cc_genet, note="Genet, gap to BBR (as shipped)"),
+        Preset("cc", "cc-genet-w0.1", cc_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
+        Preset("cc", "cc-genet-distinct", cc_genet + ["--promotion-distance", "0.05"],
+               note="each round promotes its best trial farther than 0.05 from every earlier promotion"),
+        Preset("cc", "cc-genet-ack", cc_genet + ["--gap-after-first-ack"],
+               note="BO trials scored on the packets sent after each sender's first ACK"),
+        Preset("cc", "cc-genet-ack-w0.1", cc_genet + ["--gap-after-first-ack", "--promote-weight", "0.1"],
+               note="cc-genet-ack with promotion weight 0.1 (the two variants helped on different sets)"),
+        Preset("cc", "cc-genet-ensemble", ["--method", "genet", "--range", "rl3", "--baseline", "bbr,cubic",
+                                           "--ensemble"], note="max gap over BBR and Cubic"),
+        Preset("cc", "cc-genet-warm", cc_genet + ["--init-from", "{warm}", "--updates-per-round", "{per_round}"],
+               warm_from="cc-udr3", note="warm start from UDR-RL3, fixed updates per round"),
+    ]
+    for uc, rng in (("abr", "rl1"), ("cc", "rl3")):
+        out += [Preset(uc, f"{uc}-cl{k}", ["--method", f"cl{k}", "--range", rng] +
+                       (["--baseline", "mpc" if uc == "abr" else "bbr"] if k == 2 else []), note=CL_NOTES[k])
+                for k in (1, 2, 3)]
+    return {p.name: p for p in out}
+
+
+def eval_sets(use_case: str, shared: Path) -> list[tuple[str, list[str]]]:
+    """(set name, `genet eval` options) of the validation sets: ABR fcc-val and norway-val (default Pensieve
+    mode); CC pantheon-ethernet, pantheon-cellular and 100 RL3-range synthetic traces."""
+    if use_case == "abr":
+        return [(s, ["--traces", str(shared / "traces/abr" / s)]) for s in ("fcc-val", "norway-val")]
+    out = [(s, ["--traces", str(shared / "traces/cc" / s)]) for s in ("pantheon-ethernet", "pantheon-cellular")]
+    return out + [("rl3-synthetic", ["--config", "rl3", "-n", "100", "--seed", "1"])]

@@ -1,0 +1,275 @@
+"""The shipped models (``models/abr/*.onnx``, ``models/cc/*.onnx``): what each is, and how ``genet models ship``
+trains, exports and evaluates it.
+
+Every model comes from the project's own commands, run as subprocesses exactly as a user would type them:
+
+1. ``genet train {abr,cc} --method ... --seed ... --steps ... --out runs/ship/<use case>-<name>``
+   (``--resume`` when the run directory exists: a killed shipping run continues);
+2. ``genet export RUN_DIR -o models/<use case>/<name>.onnx``;
+3. ``genet eval {abr,cc}`` of the model next to the baselines on the shared validation data
+   (:func:`app.study.presets.eval_sets`);
+4. ``models/<use case>/<name>.json``: the training command, seed, steps, updates, training wall time, git
+   commit, the export and evaluation commands and the evaluation figures.
+
+``models/RESULTS.md`` then holds the science table (every shipped model and baseline on every evaluation
+set). Models whose ``.onnx`` and ``.json`` exist are not retrained (``force`` retrains).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from foundation.atomic import atomic_write_text
+from foundation.errors import BadInputError
+from foundation.runmeta import PROJECT_ROOT
+from app.study.invoke import genet_executable, read_summary, relative_to_root, sh
+from app.study.presets import ABR_COMMON, CC_COMMON, eval_sets
+
+#: The repository the models are shipped into (``models/``) and the commands run in.
+ROOT = PROJECT_ROOT
+#: The comparisons that matter first (Genet vs UDR-RL3), so a cut-short shipping run still answers them.
+ORDER = ("abr/genet", "abr/udr3", "cc/genet", "cc/udr3", "abr/udr1", "abr/udr2")
+
+
+@dataclass
+class ModelSpec:
+    """One shipped model: use case, name, method options, budget (environment steps), seed, whether the
+    shared real training traces are mixed in (ABR) and evaluation sets."""
+
+    use_case: str
+    name: str
+    options: list[str]
+    steps: int
+    seed: int = 0
+    real: bool = True
+    evals: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.use_case}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ShipOptions:
+    """How :func:`ship` treats a model (``genet models ship`` options): ``shared`` the shared material folder;
+    ``force`` retrain a shipped model; ``reevaluate`` evaluate the shipped file again; ``from_run`` ship this
+    finished run (no training) and record ``variant``."""
+
+    shared: Path
+    force: bool = False
+    reevaluate: bool = False
+    from_run: Path | None = None
+    variant: str = ""
+
+
+def specs(shared: Path, abr_steps: int, cc_steps: int) -> list[ModelSpec]:
+    """Every shipped model, in :data:`ORDER`."""
+    abr_eval, cc_eval = eval_sets("abr", shared), eval_sets("cc", shared)
+    out = [ModelSpec("abr", f"udr{i}", ["--method", "udr", "--range", f"rl{i}"], abr_steps, evals=abr_eval)
+           for i in (1, 2, 3)]
+    # ABR Genet: the study's best variant (issue 17, models/study/results.md): the BO searches Genet's own five
+    # ABR dimensions only; seed 2 is the best of seeds 0-2 on both validation sets
+    out.append(ModelSpec("abr", "genet", ["--method", "genet", "--range", "rl1", "--baseline", "mpc", "--space",
+                                          "traces/spaces/abr-paperdims.json"], abr_steps, seed=2, evals=abr_eval))
+    out.append(ModelSpec("cc", "udr3", ["--method", "udr", "--range", "rl3"], cc_steps, real=False, evals=cc_eval))
+    # CC Genet: the study's variant whose seed 0 beats the plain curriculum's seed 0 on all three sets (issue 17):
+    # BO trials scored on the packets sent after each sender's first ACK
+    out.append(ModelSpec("cc", "genet", ["--method", "genet", "--range", "rl3", "--baseline", "bbr",
+                                         "--gap-after-first-ack"], cc_steps, real=False, evals=cc_eval))
+    return sorted(out, key=lambda s: ORDER.index(s.key))
+
+
+def run_dir_of(spec: ModelSpec) -> Path:
+    """Where ``genet models ship`` trains ``spec`` (relative to the repository)."""
+    return Path("runs") / "ship" / f"{spec.use_case}-{spec.name}"
+
+
+def train_command(spec: ModelSpec, shared: Path, run_dir: Path, genet: str) -> list[str]:
+    cmd = [genet, "train", spec.use_case, *spec.options, "--seed", str(spec.seed), "--steps", str(spec.steps),
+           "--out", str(run_dir), "--torch-threads", "1", "--no-progress"]
+    if spec.use_case == "abr":
+        cmd += ABR_COMMON
+        if spec.real:
+            cmd += ["--real-traces", f"{shared / 'traces/abr/fcc-train'},{shared / 'traces/abr/norway-train'}"]
+    else:
+        cmd += CC_COMMON
+    return cmd
+
+
+def eval_commands(spec: ModelSpec, onnx: Path) -> list[tuple[str, list[str]]]:
+    """(set name, the `genet eval` arguments a user would type) of each evaluation set of ``spec``."""
+    baselines = "mpc,bba" if spec.use_case == "abr" else "bbr,cubic"
+    return [(set_name, ["eval", spec.use_case, *where, "--policy", f"{onnx},{baselines}"])
+            for set_name, where in spec.evals]
+
+
+def plan(todo: list[ModelSpec], shared: Path, from_run: Path | None = None) -> str:
+    """What :func:`ship` runs for each model of ``todo`` (``genet models ship --dry-run``): its training
+    command (or the run ``from_run`` it takes), export and evaluation commands, as a user would type them."""
+    lines = []
+    for spec in todo:
+        onnx = Path("models") / spec.use_case / f"{spec.name}.onnx"
+        run_dir = run_dir_of(spec) if from_run is None else from_run
+        if from_run is None:
+            lines.append(f"{spec.key}: {shlex.join(train_command(spec, shared, run_dir, 'genet'))}")
+        else:
+            lines.append(f"{spec.key}: from {from_run} (no training; seed from its run.json)")
+        lines.append(f"  {shlex.join(['genet', 'export', str(run_dir), '-o', str(onnx)])}")
+        lines += [f"  {shlex.join(['genet', *shown])}" for _, shown in eval_commands(spec, onnx)]
+    return "\n".join(lines)
+
+
+def evaluate(spec: ModelSpec, onnx: Path, genet: str, log: Path) -> tuple[dict, list[str]]:
+    """Mean reward of the model and the baselines on each evaluation set ({set: {policy: value}}) and
+    the `genet eval` commands that printed them."""
+    results: dict[str, dict[str, float]] = {}
+    commands = []
+    onnx = onnx.relative_to(ROOT) if onnx.is_absolute() else onnx
+    for set_name, shown in eval_commands(spec, onnx):
+        with tempfile.TemporaryDirectory() as tmp:
+            sh([genet, *shown, "--out", tmp, "--no-progress"] + (["--no-plots"] if spec.use_case == "cc" else []),
+               log, cwd=ROOT)
+            results[set_name] = read_summary(spec.use_case, Path(tmp))
+        commands.append(shlex.join(["genet", *shown]))
+    return results, commands
+
+
+def ship(spec: ModelSpec, options: ShipOptions) -> dict:
+    """Train (or resume, or take ``options.from_run``), export and evaluate ``spec``; write its ``.onnx`` and
+    ``.json`` under ``models/``; its metadata. A shipped model is skipped (or re-evaluated) unless forced."""
+    shared = relative_to_root(options.shared, ROOT)
+    genet = genet_executable()
+    run_dir = run_dir_of(spec)
+    models = ROOT / "models" / spec.use_case
+    models.mkdir(parents=True, exist_ok=True)
+    onnx, meta_path = models / f"{spec.name}.onnx", models / f"{spec.name}.json"
+    force = options.force or options.from_run is not None
+    if onnx.is_file() and meta_path.is_file() and not force:
+        meta = json.loads(meta_path.read_text())
+        if options.reevaluate:  # the shipped file as it is, evaluated again with the current code
+            log = ROOT / "runs" / "ship" / f"{spec.use_case}-{spec.name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            meta["evaluation"], meta["evaluation_commands"] = evaluate(spec, onnx, genet, log)
+            atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+            print(f"{spec.key}: re-evaluated: {json.dumps(meta['evaluation'])}", flush=True)
+        else:
+            print(f"{spec.key}: already shipped ({meta_path})", flush=True)
+        return meta
+    log = ROOT / run_dir.parent / f"{spec.use_case}-{spec.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    run_dir_abs = ROOT / run_dir
+    cmd = train_command(spec, shared, run_dir, genet)
+    if options.from_run is not None:  # a run trained elsewhere (e.g. a study variant): exported and evaluated as it is
+        run_dir = run_dir_abs = Path(options.from_run).resolve()
+        if not (run_dir / "model.pt").is_file():
+            raise BadInputError(f"--from-run {options.from_run}: no model.pt (not a finished `genet train` run)")
+        spec.seed = int(json.loads((run_dir / "run.json").read_text())["seed"])
+        print(f"{spec.key}: from {run_dir}", flush=True)
+    elif (run_dir_abs / "run.json").is_file():
+        if (run_dir_abs / "model.pt").is_file() and not options.force:
+            print(f"{spec.key}: trained already, exporting", flush=True)
+        else:
+            print(f"{spec.key}: resuming {run_dir}", flush=True)
+            sh(cmd + ["--resume"], log, cwd=ROOT)
+    else:
+        print(f"{spec.key}: training ({shlex.join(cmd[1:])})", flush=True)
+        sh(cmd, log, cwd=ROOT)
+    run = json.loads((run_dir_abs / "run.json").read_text())
+    if run.get("use_case") != spec.use_case:
+        raise BadInputError(f"{run_dir}: a {run.get('use_case')} run, not {spec.use_case}")
+    sh([genet, "export", str(run_dir), "-o", str(onnx)], log, cwd=ROOT)
+    results, eval_cmds = evaluate(spec, onnx, genet, log)
+    with open(run_dir_abs / "learning_curve.csv") as fh:
+        curve = list(csv.DictReader(fh))
+    last = curve[-1] if curve else {}
+    meta = {"name": spec.name, "use_case": spec.use_case, "file": str(onnx.relative_to(ROOT)),
+            "command": run.get("command"), "seed": spec.seed, "steps": int(float(last.get("env_steps", 0))),
+            "updates": int(float(last.get("update", 0))), "train_wall_s": round(float(last.get("wall_s", 0)), 1),
+            "commit": run.get("commit"), "shipped_at_commit": _git_commit(), "real_traces": run.get("real_traces"),
+            "real_prob": run.get("real_prob"), "train_config": run.get("train_config"),
+            "export_command": shlex.join(["genet", "export", str(run_dir), "-o",
+                                          str(onnx.relative_to(ROOT))]),
+            "evaluation_commands": eval_cmds, "evaluation": results,
+            "evaluation_note": "mean per-trace reward: ABR total QoE of one video (default Pensieve mode), CC "
+                               "Genet-form reward; 'model' is this model, the others are the rule-based baselines"}
+    if options.from_run is not None:
+        meta["variant"] = options.variant or run_dir.name
+    if (run_dir_abs / "rounds.csv").is_file():
+        meta["curriculum_rounds"] = (run_dir_abs / "rounds.csv").read_text().splitlines()
+    atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+    print(f"{spec.key}: shipped {onnx.relative_to(ROOT)} "
+          f"({meta['steps']} steps, {meta['train_wall_s']} s): {json.dumps(results)}", flush=True)
+    return meta
+
+
+def _git_commit() -> str:
+    from foundation.runmeta import git_commit  # the one definition
+    return git_commit() or ""
+
+
+def ship_all(todo: list[ModelSpec], options: ShipOptions, jobs: int) -> list[str]:
+    """:func:`ship` every model, ``jobs`` at a time; the ``use_case/name`` of those that failed (one failed
+    model does not stop the others)."""
+    t0 = time.perf_counter()
+    failed = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(ship, s, options): s for s in todo}
+        for fut, s in futures.items():
+            try:
+                fut.result()
+            except Exception as exc:
+                failed.append(s.key)
+                print(f"{s.key}: FAILED: {exc}", file=sys.stderr, flush=True)
+    print(f"done in {time.perf_counter() - t0:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return failed
+
+
+def results_table(root: Path | None = None) -> str:
+    """The science table (Markdown) from every models/<use case>/<name>.json (of ``root``, default ROOT)."""
+    root = ROOT if root is None else root
+    lines = ["# Shipped models: evaluation", "",
+             "Generated by `genet models ship` from the `.json` files next to the models "
+             "(mean per-trace reward; ABR: total QoE of one video, default Pensieve mode; CC: Genet-form "
+             "reward).", ""]
+    if (root / "models" / "study" / "results.md").is_file():
+        lines += ["Each row here is one seed. The multi-seed study (issue 17: every seed, mean ± std, learning curves, "
+                  "the variants tried) is in [study/results.md](study/results.md), made by "
+                  "`genet study run`; what it found, and where the issue's targets stand, in "
+                  "[study/FINDINGS.md](study/FINDINGS.md).", ""]
+        curves = [f for f in ("curves-abr.png", "curves-cc.png") if (root / "models" / "study" / f).is_file()]
+        if curves:
+            lines += ["Learning curves (Figure 18: validation reward against environment steps, mean and min-max "
+                      "band over seeds; each preset's final models as markers where its curves cover fewer seeds):", "",
+                      *[f"![{f[:-4]}](study/{f})" for f in curves], ""]
+    for use_case in ("abr", "cc"):
+        metas = [json.loads(p.read_text()) for p in sorted((root / "models" / use_case).glob("*.json"))]
+        if not metas:
+            continue
+        sets = list(metas[0]["evaluation"])
+        base = [k for k in metas[0]["evaluation"][sets[0]] if k != "model"]
+        lines += [f"## {use_case.upper()}", "",
+                  "| policy | steps | train wall (s) | " + " | ".join(sets) + " |",
+                  "|---|---|---|" + "---|" * len(sets)]
+        for b in base:
+            lines.append(f"| {b} (baseline) | | | " + " | ".join(f"{metas[0]['evaluation'][s][b]:.2f}"
+                                                             for s in sets) + " |")
+        for m in metas:
+            lines.append(f"| {m['name']} | {m['steps']:,} | {m['train_wall_s']:.0f} | "
+                         + " | ".join(f"{m['evaluation'][s]['model']:.2f}" for s in sets) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_results_table() -> str:
+    """Rewrite ``models/RESULTS.md`` (:func:`results_table`); its text."""
+    table = results_table()
+    atomic_write_text(ROOT / "models" / "RESULTS.md", table + "\n")
+    return table
