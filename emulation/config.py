@@ -31,12 +31,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:  # annotations only: numpy is imported where it is used
+    import numpy as np
 
 from traces.errors import TraceFormatError
 
 #: Bytes one delivery opportunity carries on the TUN device (1500-byte IP MTU + 4-byte packet-info header).
-from foundation.packets import MAHIMAHI_OPPORTUNITY_BYTES as OPPORTUNITY_BYTES  # noqa: E402  (defined once)
 QUEUE_KINDS = ("infinite", "droptail", "drophead", "codel", "pie")
 QUEUE_ARG_NAMES = ("packets", "bytes", "target", "interval", "qdelay_ref", "max_burst")
 #: AQM arguments (ms) and the queue kind that takes them

@@ -45,7 +45,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TextIO
 
-from emulation.config import OPPORTUNITY_BYTES, QueueSpec, Schedule
+from emulation.config import QueueSpec, Schedule
+from foundation.packets import MAHIMAHI_OPPORTUNITY_BYTES as OPPORTUNITY_BYTES  # defined once
 
 
 @dataclass

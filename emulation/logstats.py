@@ -23,6 +23,11 @@ The log is reduced in one streaming pass (Pantheon's ``TunnelGraph`` style);
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: numpy is imported where it is used
+    import numpy as np
+
 from foundation.errors import BadInputError
 
 import math

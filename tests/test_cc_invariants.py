@@ -13,7 +13,7 @@ from conftest import hypothesis_examples
 
 from genet.cc.link import LinkConfig, mbps_to_pps
 from genet.cc.senders import BbrSender, CubicSender, RateSender
-from genet.cc.simulator import EV_ACKED, EV_LOST, EV_SENT, Simulation
+from genet.cc.simulator import EV_LOST, EV_SENT, Simulation
 
 #: Normal runs use 2-4 events per packet time of the reference rate (genet.cc.simulator); this
 #: catches an event storm long before the simulator's own bound (100,000 + 64 per packet time).

@@ -72,7 +72,6 @@ def test_emulate_cc_over_mininet_with_delay_0_measures_every_scheme_from_the_cap
     ports (emulation.bridge_capture); const:5 and kernel Cubic are measured from it like on the netns link,
     and agree with their own views (receiver, iperf3)."""
     import sys
-    from emulation.logstats import read_link_log_arrays
     from traces.io import write_trace
     tdir = tmp_path / "traces"
     tdir.mkdir()
@@ -109,7 +108,6 @@ def test_bridge_capture_log_sees_every_packet_with_its_queueing_delay(tmp_path):
     """The capture-built uplink log of a mininet link: one + and one - line per UDP packet of a paced
     stream (1504-byte sizes, as Mahimahi's), opportunities at the trace's rate, hardly any delay below the
     rate, and the queueing delay of a back-to-back burst after it."""
-    import socket
     from emulation.logstats import link_log_stats, read_link_log
     log_path = tmp_path / "up.log"
     with LinkEmulator(12.0, 12.0, backend="mininet", uplink_queue="droptail", uplink_queue_args="packets=20",

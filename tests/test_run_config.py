@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from conftest import REPO, SHARED
+from conftest import REPO
 from foundation.errors import BadInputError
 from app.run import schema
 

@@ -21,7 +21,6 @@ import json
 import random
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading

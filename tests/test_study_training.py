@@ -142,6 +142,7 @@ def _planned() -> dict[str, list[str]]:
     with contextlib.redirect_stdout(buf):
         assert genet_main(["models", "ship", "--dry-run"]) == 0
     plan: dict[str, list[str]] = {}
+    key = ""
     for line in buf.getvalue().splitlines():
         if line.startswith("  "):
             plan[key].append(line.strip())

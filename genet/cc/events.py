@@ -52,7 +52,7 @@ from genet.cc.connection import (P_ARRIVAL_S, P_DROPPED, P_ID, P_QUEUE_DELAY_S, 
                                  update_rtt)
 from genet.cc.link import link_transmit
 from genet.cc.senders import bbr, cubic, rate
-from genet.cc.senders.kinds import KIND_BBR, KIND_CUBIC, KIND_RATE
+from genet.cc.senders.kinds import KIND_CUBIC, KIND_RATE
 
 # Event log columns and kinds.
 L_KIND, L_TIME_S, L_PACKET_ID, L_RTT_S, L_QUEUE_DELAY_S = 0, 1, 2, 3, 4
