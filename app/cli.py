@@ -1,26 +1,28 @@
-"""The ``genet`` command line: one entry point, subcommands contributed by modules.
+"""The ``genet`` command line: one entry point, its commands declared by the modules that hold them.
 
-Each module in :data:`SUBCOMMAND_MODULES` exposes ``register(subparsers, groups)``:
-``subparsers`` is the root ``argparse`` sub-parser action (add top-level
-commands such as ``traces`` or ``emulate``), ``groups`` maps a command group
-("eval", "train") to its own sub-parser action (add ``eval abr``,
-``eval cc``...). A command sets ``func`` with ``set_defaults(func=...)``; the
-function takes the parsed namespace and returns an exit status.
+Every module in :data:`SUBCOMMAND_MODULES` has a ``COMMANDS`` tuple of :class:`foundation.commands.Group` and
+:class:`foundation.commands.Command` declarations, each by its path (``("traces", "gen")``, ``("emulate",
+"abr")``); :data:`COMMANDS` here declares the groups that span the use cases (``eval``, ``train``).
+:func:`commands` reads them all into one :class:`~foundation.commands.CommandTree`, which checks them and
+builds the argparse tree; a module may add a command to a group another module declares, in any module
+order. ``--help`` lists the commands in the order they are first declared (this file's, then the modules'
+in :data:`SUBCOMMAND_MODULES` order).
 
-``register`` must stay cheap: heavy imports (torch, onnxruntime, numba
-kernels, matplotlib) belong inside the command functions, so ``genet --help``
-is instant.
+Declaring must stay cheap: heavy imports (torch, onnxruntime, numba kernels, matplotlib) belong inside the
+command functions, so ``genet --help`` is instant. :func:`main` adds the options of the one command it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 
+from foundation.commands import CommandTree, Group, declarations_of
 from foundation.helpformat import HelpFormatter
 
-#: Modules that contribute subcommands (a module not present yet is skipped).
+#: Modules that declare commands (a module not present yet is skipped).
 SUBCOMMAND_MODULES = [
     "traces.cli",
     "genet.abr.cli",
@@ -35,26 +37,23 @@ SUBCOMMAND_MODULES = [
     "app.study.cli",
 ]
 
-#: Command groups with sub-subcommands, and what their --help says.
-GROUPS = {
-    "eval": "evaluate policies in simulation (eval abr, eval cc)",
-    "train": "train RL policies with PPO: UDR, the Genet curriculum, CL1-3 (train abr, train cc)",
-}
+_EVAL = "evaluate policies in simulation (eval abr, eval cc)"
+_TRAIN = "train RL policies with PPO: UDR, the Genet curriculum, CL1-3 (train abr, train cc)"
+#: The command groups with one command per use case (the use cases' modules declare ``eval abr``...).
+COMMANDS = (
+    Group(("eval",), help=_EVAL, description=_EVAL, metavar="USE_CASE"),
+    Group(("train",), help=_TRAIN, description=_TRAIN, metavar="USE_CASE"),
+)
+
+DESCRIPTION = ("genet-testbed: train network-adaptation policies (ABR, CC) in simulation with the "
+               "Genet curriculum and evaluate them on emulated and real networks.\n"
+               "Units are in option names (_ms, _s, _mbps); `genet COMMAND --help` explains each command.")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genet",
-        description="genet-testbed: train network-adaptation policies (ABR, CC) in simulation with the "
-                    "Genet curriculum and evaluate them on emulated and real networks.\n"
-                    "Units are in option names (_ms, _s, _mbps); `genet COMMAND --help` explains each command.",
-        formatter_class=HelpFormatter)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    groups = {}
-    for name, help_text in GROUPS.items():
-        gp = subparsers.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
-        groups[name] = gp.add_subparsers(dest=f"{name}_command", metavar="USE_CASE")
-        gp.set_defaults(func=lambda args, _gp=gp: (_gp.print_help(), 2)[1])
+@functools.lru_cache(maxsize=1)
+def commands() -> CommandTree:
+    """Every declared command of this build (read from :data:`SUBCOMMAND_MODULES`; no parser is built)."""
+    declared = declarations_of(sys.modules[__name__])
     for module_name in SUBCOMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -62,19 +61,28 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name and module_name.startswith(exc.name):
                 continue  # this part of the product is not installed/written yet
             raise
-        module.register(subparsers, groups)
+        declared += declarations_of(module)
+    return CommandTree(declared)
+
+
+def build_parser(only: list[str] | tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    """The ``genet`` parser: every command with its options, or with ``only`` (a command's path) the
+    options of that command alone (the others' parsers stay empty; what :func:`main` parses with)."""
+    parser = argparse.ArgumentParser(prog="genet", description=DESCRIPTION, formatter_class=HelpFormatter)
+    commands().build(parser, formatter_class=HelpFormatter, only=only)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=commands().select(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     from foundation.runmeta import command_context
     try:
-        with command_context(["genet", *(sys.argv[1:] if argv is None else argv)]):  # for run-metadata.json
+        with command_context(["genet", *argv]):  # for run-metadata.json
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -16,6 +16,8 @@ import argparse
 import time
 from pathlib import Path
 
+from foundation.commands import Command
+
 
 def stage_traces(out: Path, seed: int) -> None:
     from traces.generators import generate_set
@@ -67,10 +69,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers, groups) -> None:
-    from foundation.helpformat import HelpFormatter
-    p = subparsers.add_parser("demo", help="run the main job end to end on synthetic data (a short first run)",
-                              description=__doc__, formatter_class=HelpFormatter)
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo-output", help="output directory")
     p.add_argument("--seed", type=int, default=1, help="random seed for the synthetic traces")
-    p.set_defaults(func=cmd_demo)
+
+
+COMMANDS = (
+    Command(("demo",), help="run the main job end to end on synthetic data (a short first run)",
+            description=__doc__, arguments=_demo_arguments, run=cmd_demo),
+)

@@ -38,7 +38,7 @@ from traces.generators import generate_set  # noqa: E402
 
 def core_rate(video, traces, n_envs: int, steps: int, policy: str) -> float:
     sim = BatchedAbrSim(traces, video, PENSIEVE.replace(delay_noise=True, random_start=True), n_envs=n_envs,
-                        seed=0, autoreset=True)
+                        seed=0, autoreset=True, engine="numba")  # (auto would step the first 50k interpreted)
     sim.reset()
     bba = BBA()
     q = np.ones(n_envs, dtype=np.int64)
@@ -53,7 +53,7 @@ def core_rate(video, traces, n_envs: int, steps: int, policy: str) -> float:
 
 
 def mpc_rate(video, traces, n_envs: int, steps: int, planner: str) -> float:
-    sim = BatchedAbrSim(traces, video, PENSIEVE, n_envs=n_envs, seed=0, autoreset=False)
+    sim = BatchedAbrSim(traces, video, PENSIEVE, n_envs=n_envs, seed=0, autoreset=False, engine="numba")
     sim.reset()
     mpc = RobustMPC(planner=planner)
     mpc.bind(SessionVideos(sim.bitrates_kbps, sim.sizes, sim.n_chunks, sim.chunk_ms / 1000.0))

@@ -208,6 +208,37 @@ def _run_campaign(campaign: Campaign, inventory: Inventory, out: Path, accept_ne
                   stop_after: int | None) -> CampaignSummary:
     from foundation.runmeta import write_run_metadata
     out.mkdir(parents=True, exist_ok=True)
+    _write_campaign_file(campaign, inventory, out)
+    meta = write_run_metadata(out, seed=campaign.seed, extra={"campaign": campaign.name})
+    loop = _CampaignLoop(campaign, inventory, out, accept_new, progress, stop_after)
+    old_term = signal.getsignal(signal.SIGTERM)
+    in_main = _in_main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, _raise_interrupted)
+    status = 0
+    try:
+        loop.run()
+    except (KeyboardInterrupt, _Interrupted):
+        status = 130
+        try:
+            loop.settle()  # the previous run ended normally: keep its record
+        except BaseException:  # noqa: BLE001
+            pass
+        raise KeyboardInterrupt from None
+    finally:
+        loop.close()
+        if in_main:
+            signal.signal(signal.SIGTERM, old_term)
+        summary = loop.summary
+        meta.finish(out, status=status if status else (0 if summary.complete else 1),
+                    runs_ok=summary.ok, runs_failed=summary.failed)
+    return loop.summary
+
+
+def _write_campaign_file(campaign: Campaign, inventory: Inventory, out: Path) -> None:
+    """``OUT/campaign.json``: the campaign and its hosts and paths; refused when ``out`` holds another campaign
+    (other name, use case, schemes or paths)."""
+    from foundation.atomic import atomic_write_text
     ident = {"name": campaign.name, "use_case": campaign.use_case, "schemes": [s.name for s in campaign.schemes],
              "paths": list(campaign.paths)}
     cf = out / CAMPAIGN_FILE
@@ -216,96 +247,96 @@ def _run_campaign(campaign: Campaign, inventory: Inventory, out: Path, accept_ne
         old = {k: prev["campaign"].get(k) for k in ident}
         if old != ident:
             raise BadInputError(f"{out} holds another campaign ({old}); this one is {ident}: use another --out")
-    from foundation.atomic import atomic_write_text
     atomic_write_text(cf, json.dumps({"campaign": campaign.to_json(),
                                       "inventory": {"file": str(inventory.file),
                                                     "hosts": {n: h.to_json() for n, h in inventory.hosts.items()},
                                                     "paths": {n: p.to_json() for n, p in inventory.paths.items()
                                                               if n in campaign.paths}}}, indent=1))
-    meta = write_run_metadata(out, seed=campaign.seed, extra={"campaign": campaign.name})
-    journal = open_journal(out)
-    plan = plan_runs(campaign)
-    summary = CampaignSummary(planned=len(plan), out_dir=str(out))
-    pool = HostPool(inventory, accept_new)
-    old_term = signal.getsignal(signal.SIGTERM)
 
-    def on_term(signum, frame):
-        raise _Interrupted()
 
-    in_main = _in_main_thread()
-    if in_main:
-        signal.signal(signal.SIGTERM, on_term)
-    status = 0
-    executed = 0
-    pending: list = []  # the previous run and the future of its back half (pipelined)
-    from concurrent.futures import ThreadPoolExecutor
-    tails = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-tail")
-    pipeline = stop_after is None
-    t_start = time.monotonic()
+def _raise_interrupted(signum, frame):
+    """SIGTERM stops a campaign like Ctrl-C."""
+    raise _Interrupted()
 
-    def record(run: "_Run") -> None:
-        nonlocal executed
-        rec, pr = run.rec, run.pr
-        journal.append(rec)
-        executed += 1
+
+class _CampaignLoop:
+    """The runs of one ``genet deploy run`` invocation, in plan order: each run not yet done (nor past the retry
+    limit) is tried once and journaled. Pipelined unless ``stop_after`` is given: a run's back half (stop, fetch,
+    check) runs in a worker thread while the next run's front half starts, and is journaled first."""
+
+    def __init__(self, campaign: Campaign, inventory: Inventory, out: Path, accept_new: bool,
+                 progress: TextIO | None, stop_after: int | None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+        self.campaign, self.inventory, self.out = campaign, inventory, out
+        self.progress, self.stop_after = progress, stop_after
+        self.journal = open_journal(out)
+        self.plan = plan_runs(campaign)
+        self.summary = CampaignSummary(planned=len(self.plan), out_dir=str(out))
+        self.pool = HostPool(inventory, accept_new)
+        self.executed = 0
+        self.pending: list = []  # the previous run and the future of its back half (pipelined)
+        self.tails = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-tail")
+        self.pipeline = stop_after is None
+        self.t_start = time.monotonic()
+
+    def run(self) -> None:
+        for pr in self.plan:
+            run = self._next_run(pr)
+            if run is None:
+                continue
+            good = run.guarded(run.front)
+            self.settle()  # the previous run's end overlapped this run's start and client
+            if good and self.pipeline:
+                self.pending.append((run, self.tails.submit(run.guarded, run.back)))
+                continue
+            if good:
+                run.guarded(run.back)
+            self.record(run)
+            if self.stop_after is not None and self.executed >= self.stop_after:
+                break
+        self.settle()
+
+    def _next_run(self, pr: PlannedRun) -> "_Run | None":
+        """The run's next attempt; None (counted in the summary) when it is done or out of retries."""
+        if _done(self.journal, pr.run_id):
+            self.summary.already_done += 1
+            return None
+        if _failures(self.journal, pr.run_id) > self.campaign.retry_limit:
+            self.summary.exhausted.append(pr.run_id)
+            return None
+        return _Run(pr, _next_attempt(self.journal, self.out, pr.run_id), self.campaign, self.inventory, self.pool,
+                    self.out)
+
+    def record(self, run: "_Run") -> None:
+        """Journal a finished run, count it in the summary and print its line."""
+        rec, pr, summary = run.rec, run.pr, self.summary
+        self.journal.append(rec)
+        self.executed += 1
         if rec["status"] == "ok":
             summary.ok += 1
             summary.overhead_s.append(rec["overhead_s"])
             summary.own_s += rec["wall_s"] - rec["overhead_s"]
         else:
             summary.failed += 1
-            if _failures(journal, pr.run_id) > campaign.retry_limit:
+            if _failures(self.journal, pr.run_id) > self.campaign.retry_limit:
                 summary.exhausted.append(pr.run_id)
-        summary.wall_s = time.monotonic() - t_start
-        if progress is not None:
+        summary.wall_s = time.monotonic() - self.t_start
+        if self.progress is not None:
             tail = f"{rec['wall_s']:.1f} s" if rec["status"] == "ok" else rec.get("reason", "")
-            print(f"[{rec['status']:>6}] {pr.run_id} (round {pr.round}, #{pr.order}): {tail}", file=progress,
+            print(f"[{rec['status']:>6}] {pr.run_id} (round {pr.round}, #{pr.order}): {tail}", file=self.progress,
                   flush=True)
 
-    def settle() -> None:
+    def settle(self) -> None:
         """Wait for the previous run's back half and journal it."""
-        while pending:
-            run, fut = pending[0]
+        while self.pending:
+            run, fut = self.pending[0]
             fut.result()  # a bug in the back half is raised here
-            pending.pop(0)
-            record(run)
+            self.pending.pop(0)
+            self.record(run)
 
-    try:
-        for pr in plan:
-            if _done(journal, pr.run_id):
-                summary.already_done += 1
-                continue
-            fails = _failures(journal, pr.run_id)
-            if fails > campaign.retry_limit:
-                summary.exhausted.append(pr.run_id)
-                continue
-            run = _Run(pr, _next_attempt(journal, out, pr.run_id), campaign, inventory, pool, out)
-            good = run.guarded(run.front)
-            settle()  # the previous run's end overlapped this run's start and client
-            if good and pipeline:
-                pending.append((run, tails.submit(run.guarded, run.back)))
-                continue
-            if good:
-                run.guarded(run.back)
-            record(run)
-            if stop_after is not None and executed >= stop_after:
-                break
-        settle()
-    except (KeyboardInterrupt, _Interrupted):
-        status = 130
-        try:
-            settle()  # the previous run ended normally: keep its record
-        except BaseException:  # noqa: BLE001
-            pass
-        raise KeyboardInterrupt from None
-    finally:
-        tails.shutdown(wait=True)
-        pool.close()
-        if in_main:
-            signal.signal(signal.SIGTERM, old_term)
-        meta.finish(out, status=status if status else (0 if summary.complete else 1),
-                    runs_ok=summary.ok, runs_failed=summary.failed)
-    return summary
+    def close(self) -> None:
+        self.tails.shutdown(wait=True)
+        self.pool.close()
 
 
 def _in_main_thread() -> bool:

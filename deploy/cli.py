@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
+from foundation.commands import Command, Group
 
-def register(subparsers, groups) -> None:
-    from foundation.helpformat import HelpFormatter
-    dp = subparsers.add_parser(
-        "deploy", help="run campaigns on remote hosts over SSH (Paramiko): check, push, run, report, local testbed",
-        description="Campaigns on remote hosts (or the local SSH testbed): every scheme on every path, in "
-                    "shuffled rounds, back to back; logs fetched over SFTP; Tables 6/7 with 95% CIs.\n"
-                    "Host keys are checked against the inventory's known_hosts; unknown keys are refused "
-                    "unless --accept-new. Inventory, campaign and testbed paths files: docs/deploy-config.md.",
-        formatter_class=HelpFormatter)
-    sub = dp.add_subparsers(dest="deploy_command", metavar="COMMAND")
-    dp.set_defaults(func=lambda args, _p=dp: (_p.print_help(), 2)[1])
 
-    def accept_new(p):
-        p.add_argument("--accept-new", action="store_true",
-                       help="trust unknown host keys on first use and append them to the inventory's known_hosts "
-                            "(changed keys are still refused)")
+def _accept_new(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--accept-new", action="store_true",
+                   help="trust unknown host keys on first use and append them to the inventory's known_hosts "
+                        "(changed keys are still refused)")
 
-    c = sub.add_parser("check", help="per host: reachable, host key, python, disk, iperf3, allowed CC, clock offset",
-                       formatter_class=HelpFormatter)
+
+def _check_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("inventory", metavar="INVENTORY", help="inventory TOML file")
-    accept_new(c)
+    _accept_new(c)
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    c.set_defaults(func=_check)
 
-    p = sub.add_parser("push", help="install genet (runtime only), models and videos into a venv on each host",
-                       formatter_class=HelpFormatter,
-                       description="Copies the project's wheel, the models and the videos to each host over SFTP "
-                                   "and installs the wheel (no extras) into WORK_DIR/venv. Idempotent: what the "
-                                   "host already has (same SHA-256) is not transferred again.")
+
+def _push_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inventory", metavar="INVENTORY", help="inventory TOML file")
     p.add_argument("--wheelhouse", metavar="DIR", default=None,
                    help="wheels to install from (pip --no-index --find-links) for hosts without a package index "
@@ -49,42 +36,31 @@ def register(subparsers, groups) -> None:
                    help="create the remote venv with --system-site-packages (hosts whose python already has "
                         "numpy/onnxruntime/flask)")
     p.add_argument("--hosts", metavar="NAMES", default=None, help="comma-separated host names (default: all)")
-    accept_new(p)
-    p.set_defaults(func=_push)
+    _accept_new(p)
 
-    r = sub.add_parser("run", help="run a campaign: rounds of every scheme on every path, shuffled, back to back",
-                       formatter_class=HelpFormatter,
-                       description="Runs CAMPAIGN on the inventory's paths. Each round runs every scheme once on "
-                                   "every path in a freshly shuffled order. Rerunning with the same --out resumes: "
-                                   "finished runs are kept, failed ones are retried up to the campaign's "
-                                   "retry_limit.")
+
+def _run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("campaign", metavar="CAMPAIGN", help="campaign TOML file")
     r.add_argument("--inventory", required=True, metavar="INVENTORY", help="inventory TOML file (required)")
     r.add_argument("--out", required=True, metavar="DIR", help="campaign directory: journal, logs (required)")
-    accept_new(r)
-    r.set_defaults(func=_run)
+    _accept_new(r)
 
-    rp = sub.add_parser("report", help="Tables 6/7 (mean ± 95%% CI), Figure-16-style PNG, CSV and JSON",
-                        formatter_class=HelpFormatter)
+
+def _report_arguments(rp: argparse.ArgumentParser) -> None:
     rp.add_argument("out", metavar="DIR", help="a campaign directory written by `genet deploy run`")
-    rp.set_defaults(func=_report)
 
-    tb = sub.add_parser("testbed", help="a local SSH testbed: namespaces with sshd joined by emulated paths",
-                        formatter_class=HelpFormatter)
-    tsub = tb.add_subparsers(dest="testbed_command", metavar="ACTION")
-    tb.set_defaults(func=lambda args, _p=tb: (_p.print_help(), 2)[1])
-    up = tsub.add_parser("up", help="create the testbed; writes DIR/inventory.toml and DIR/known_hosts",
-                         formatter_class=HelpFormatter)
+
+def _testbed_up_arguments(up: argparse.ArgumentParser) -> None:
     up.add_argument("--out", required=True, metavar="DIR", help="testbed directory (required)")
     up.add_argument("--hosts", type=int, default=3, help="number of hosts (h1..hN)")
     up.add_argument("--paths", metavar="FILE", default=None,
                     help="TOML with [paths.NAME] server, client, uplink, downlink, delay_ms, queues, loss "
                          "(default: p1 constant 12 Mbit/s 20 ms; p2 an FCC trace at 40 ms; p3 a cellular trace "
                          "with a 1000-packet queue)")
-    up.set_defaults(func=_testbed_up)
-    dn = tsub.add_parser("down", help="remove everything the testbed created", formatter_class=HelpFormatter)
+
+
+def _testbed_down_arguments(dn: argparse.ArgumentParser) -> None:
     dn.add_argument("--out", required=True, metavar="DIR", help="testbed directory (required)")
-    dn.set_defaults(func=_testbed_down)
 
 
 def _check(args) -> int:
@@ -164,3 +140,35 @@ def _testbed_down(args) -> int:
     swept = testbed.down(args.out)
     print("testbed down" + (f" (also removed leftovers: {', '.join(swept)})" if swept else ""))
     return 0
+
+
+COMMANDS = (
+    Group(("deploy",),
+          help="run campaigns on remote hosts over SSH (Paramiko): check, push, run, report, local testbed",
+          description="Campaigns on remote hosts (or the local SSH testbed): every scheme on every path, in "
+                      "shuffled rounds, back to back; logs fetched over SFTP; Tables 6/7 with 95% CIs.\n"
+                      "Host keys are checked against the inventory's known_hosts; unknown keys are refused "
+                      "unless --accept-new. Inventory, campaign and testbed paths files: docs/deploy-config.md."),
+    Command(("deploy", "check"),
+            help="per host: reachable, host key, python, disk, iperf3, allowed CC, clock offset",
+            arguments=_check_arguments, run=_check),
+    Command(("deploy", "push"), help="install genet (runtime only), models and videos into a venv on each host",
+            description="Copies the project's wheel, the models and the videos to each host over SFTP "
+                        "and installs the wheel (no extras) into WORK_DIR/venv. Idempotent: what the "
+                        "host already has (same SHA-256) is not transferred again.",
+            arguments=_push_arguments, run=_push),
+    Command(("deploy", "run"), help="run a campaign: rounds of every scheme on every path, shuffled, back to back",
+            description="Runs CAMPAIGN on the inventory's paths. Each round runs every scheme once on "
+                        "every path in a freshly shuffled order. Rerunning with the same --out resumes: "
+                        "finished runs are kept, failed ones are retried up to the campaign's "
+                        "retry_limit.",
+            arguments=_run_arguments, run=_run),
+    Command(("deploy", "report"), help="Tables 6/7 (mean ± 95%% CI), Figure-16-style PNG, CSV and JSON",
+            arguments=_report_arguments, run=_report),
+    Group(("deploy", "testbed"), help="a local SSH testbed: namespaces with sshd joined by emulated paths",
+          metavar="ACTION"),
+    Command(("deploy", "testbed", "up"), help="create the testbed; writes DIR/inventory.toml and DIR/known_hosts",
+            arguments=_testbed_up_arguments, run=_testbed_up),
+    Command(("deploy", "testbed", "down"), help="remove everything the testbed created",
+            arguments=_testbed_down_arguments, run=_testbed_down),
+)

@@ -13,6 +13,8 @@ import os
 import shlex
 import sys
 
+from foundation.commands import Command, Group
+
 
 def _clear_errors(func):
     """Print EmulationError (missing tool/privilege/kernel feature) as one line, like genet's input errors."""
@@ -76,23 +78,7 @@ def _add_direction_options(p: argparse.ArgumentParser, name: str, what: str) -> 
                    help=f"write the {what} Mahimahi-format log here (default: no log)%(default).0s")
 
 
-def register(subparsers, groups) -> None:
-    from foundation.helpformat import HelpFormatter
-    em = subparsers.add_parser("emulate", help="trace-driven emulated links (Mahimahi semantics): shell, "
-                                               "link-stats, cleanup",
-                               description="Trace-driven links: an embedded netns emulator with Mahimahi "
-                                           "semantics, plus Mahimahi and Mininet backends.",
-                               formatter_class=HelpFormatter)
-    sub = em.add_subparsers(dest="emulate_command", metavar="COMMAND")
-    em.set_defaults(func=lambda args, _p=em: (_p.print_help(), 2)[1])
-
-    sh = sub.add_parser("shell", help="run CMD behind an emulated link ($MAHIMAHI_BASE = the host)",
-                        description="Run CMD inside the emulated side of a link whose bandwidth follows the "
-                                    "traces. Uplink = from CMD to the host. The host is reachable from CMD at "
-                                    "$MAHIMAHI_BASE. Exits with CMD's status.\n"
-                                    "Example: genet emulate shell --delay-ms 20 --uplink 12mbps "
-                                    "--downlink trace.mahi -- sh -c 'iperf3 -c $MAHIMAHI_BASE'",
-                        formatter_class=HelpFormatter)
+def _shell_arguments(sh: argparse.ArgumentParser) -> None:
     sh.add_argument("--backend", default="netns", choices=("netns", "mahimahi", "mininet"),
                     help="emulator: netns (embedded user-space link), mahimahi (mm-link/mm-delay/mm-loss), "
                          "mininet (htb bandwidth replay)")
@@ -111,36 +97,24 @@ def register(subparsers, groups) -> None:
                          "(summarise with `genet emulate flow-stats DIR`; default: no capture)%(default).0s")
     sh.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
                     help="command to run inside (default: $SHELL)%(default).0s")
-    sh.set_defaults(func=_clear_errors(_with_run_metadata(cmd_shell)))
 
-    ls = sub.add_parser("link-stats", help="mm-throughput-graph figures (and PNG graphs) of a link log",
-                        description="Average capacity, average throughput and 95th-percentile per-packet "
-                                    "queueing / signal delay of a Mahimahi-format link log (ours or "
-                                    "Mahimahi's), with mm-throughput-graph's definitions.",
-                        formatter_class=HelpFormatter)
+
+def _link_stats_arguments(ls: argparse.ArgumentParser) -> None:
     ls.add_argument("log", help="an --uplink-log/--downlink-log file")
     ls.add_argument("--png", default=None, help="draw throughput and delay graphs into this PNG (default: none)%(default).0s")
     ls.add_argument("--ms-per-bin", type=int, default=500, help="throughput graph bin width in ms")
     ls.add_argument("--json", action="store_true", help="print the figures as JSON")
-    ls.set_defaults(func=cmd_link_stats)
 
-    fs = sub.add_parser("flow-stats", help="per-flow throughput, one-way delay and loss from a --pcap capture",
-                        description="Pantheon-style per-flow summary (5-tuple and direction: packets sent and "
-                                    "delivered, loss, throughput in Mbit/s, mean and 95th-percentile one-way "
-                                    "delay through the link in ms) of a `genet emulate shell --pcap DIR` capture.",
-                        formatter_class=HelpFormatter)
+
+def _flow_stats_arguments(fs: argparse.ArgumentParser) -> None:
     fs.add_argument("dir", help="the --pcap directory (emulated.pcap, host.pcap, link.json)")
     fs.add_argument("--json", action="store_true", help="print the flows as JSON")
-    fs.set_defaults(func=cmd_flow_stats)
 
-    cl = sub.add_parser("cleanup", help="remove leftovers of killed emulation runs (gt- prefixed only)",
-                        description="Remove namespaces, interfaces and link processes left by emulation runs "
-                                    "whose owner died (e.g. SIGKILL). Only names starting with gt- are touched.",
-                        formatter_class=HelpFormatter)
+
+def _cleanup_arguments(cl: argparse.ArgumentParser) -> None:
     cl.add_argument("--all", action="store_true",
                     help="also remove resources of runs that are still alive (without it: only those of dead owners)")
     cl.add_argument("--dry-run", action="store_true", help="only list what would be removed")
-    cl.set_defaults(func=_clear_errors(cmd_cleanup))
 
 
 def cmd_shell(args) -> int:
@@ -242,3 +216,31 @@ def cmd_cleanup(args) -> int:
     found = cleanup(include_live=args.all)
     print(f"removed: {found.describe()}")
     return 0
+
+
+COMMANDS = (
+    Group(("emulate",), help="trace-driven emulated links (Mahimahi semantics): shell, link-stats, cleanup",
+          description="Trace-driven links: an embedded netns emulator with Mahimahi "
+                      "semantics, plus Mahimahi and Mininet backends."),
+    Command(("emulate", "shell"), help="run CMD behind an emulated link ($MAHIMAHI_BASE = the host)",
+            description="Run CMD inside the emulated side of a link whose bandwidth follows the "
+                        "traces. Uplink = from CMD to the host. The host is reachable from CMD at "
+                        "$MAHIMAHI_BASE. Exits with CMD's status.\n"
+                        "Example: genet emulate shell --delay-ms 20 --uplink 12mbps "
+                        "--downlink trace.mahi -- sh -c 'iperf3 -c $MAHIMAHI_BASE'",
+            arguments=_shell_arguments, run=_clear_errors(_with_run_metadata(cmd_shell))),
+    Command(("emulate", "link-stats"), help="mm-throughput-graph figures (and PNG graphs) of a link log",
+            description="Average capacity, average throughput and 95th-percentile per-packet "
+                        "queueing / signal delay of a Mahimahi-format link log (ours or "
+                        "Mahimahi's), with mm-throughput-graph's definitions.",
+            arguments=_link_stats_arguments, run=cmd_link_stats),
+    Command(("emulate", "flow-stats"), help="per-flow throughput, one-way delay and loss from a --pcap capture",
+            description="Pantheon-style per-flow summary (5-tuple and direction: packets sent and "
+                        "delivered, loss, throughput in Mbit/s, mean and 95th-percentile one-way "
+                        "delay through the link in ms) of a `genet emulate shell --pcap DIR` capture.",
+            arguments=_flow_stats_arguments, run=cmd_flow_stats),
+    Command(("emulate", "cleanup"), help="remove leftovers of killed emulation runs (gt- prefixed only)",
+            description="Remove namespaces, interfaces and link processes left by emulation runs "
+                        "whose owner died (e.g. SIGKILL). Only names starting with gt- are touched.",
+            arguments=_cleanup_arguments, run=_clear_errors(cmd_cleanup)),
+)

@@ -38,8 +38,6 @@ and ``export_policy(use_case, model, path, metadata)``.
 
 from __future__ import annotations
 
-from foundation.errors import BadInputError
-
 import argparse
 import json
 import math
@@ -49,6 +47,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from foundation.commands import Command
+from foundation.errors import BadInputError
 
 METHODS = ("udr", "genet", "cl1", "cl2", "cl3")
 RANGES = ("rl1", "rl2", "rl3")
@@ -101,25 +102,20 @@ def use_case_module(name: str):
 
 
 # ------------------------------------------------------------------ parser
-def register(subparsers, groups) -> None:
-    from foundation.helpformat import HelpFormatter
-    for name, entry in TRAIN_USE_CASES.items():
-        p = groups["train"].add_parser(
-            name, help=f"train a {name.upper()} policy with PPO (udr, genet, cl1-cl3)",
-            description=__doc__.split("\n\n", 1)[1].split("Use cases plug in")[0], formatter_class=HelpFormatter)
+def _train_arguments(entry: TrainEntry):
+    """The arguments of ``genet train <entry.name>``."""
+    def add(p: argparse.ArgumentParser) -> None:
         _add_train_options(p, entry)
-        p.set_defaults(func=run_train, use_case=name)
-    e = subparsers.add_parser("export", help="export a trained policy (a genet train run directory) to ONNX",
-                              description="Export the final model of a `genet train` run (or its latest "
-                                          "checkpoint) as an ONNX policy whose metadata carries the use case, "
-                                          "observation layout, action semantics and training provenance.",
-                              formatter_class=HelpFormatter)
+        p.set_defaults(use_case=entry.name)
+    return add
+
+
+def _export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `genet train`")
     e.add_argument("-o", "--output", metavar="FILE", required=True, help="ONNX file to write (e.g. policy.onnx)")
     e.add_argument("--checkpoint", metavar="FILE", default=None,
                    help="export this checkpoint of the run (e.g. RUN_DIR/checkpoints/step_76800.pt or "
                         "RUN_DIR/model-round2) instead of its final model")
-    e.set_defaults(func=run_export)
 
 
 def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
@@ -220,6 +216,19 @@ class TrainPlan:
 def plan_run(args: argparse.Namespace) -> TrainPlan:
     """Check every option before any training starts; raise ValueError naming the option."""
     entry = TRAIN_USE_CASES[args.use_case]
+    baselines = _check_method(args, entry)
+    _check_schedule(args)
+    _check_ppo(args)
+    space = load_train_space(args.use_case, args.space) if getattr(args, "space", None) else None
+    if args.steps_per_update is not None and args.n_envs is not None and args.steps_per_update < args.n_envs:
+        raise BadInputError(f"need --steps-per-update >= --n-envs; got {args.steps_per_update}, {args.n_envs}")
+    real = _load_real_traces(args)
+    out = _check_out(args)
+    return TrainPlan(args.use_case, args.method, args.range_name, baselines, args.ensemble, 0, out, real, space)
+
+
+def _check_method(args: argparse.Namespace, entry: TrainEntry) -> tuple[str, ...]:
+    """--method, --range, --baseline (returned, split), --ensemble."""
     if args.method not in METHODS:
         raise BadInputError(f"--method {args.method!r}: unknown method; choose one of {', '.join(METHODS)}")
     if args.range_name not in RANGES:
@@ -231,6 +240,11 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
                          f"{entry.name}; choose from {', '.join(entry.baselines)}")
     if args.ensemble and len(baselines) < 2:
         raise BadInputError(f"--ensemble needs two or more baselines (e.g. --baseline {','.join(entry.baselines)})")
+    return baselines
+
+
+def _check_schedule(args: argparse.Namespace) -> None:
+    """--steps, the curriculum's options (rounds, promotions, --init-from, BO trials) and --checkpoint-every."""
     if args.steps < 1:
         raise BadInputError(f"--steps must be >= 1 environment step, got {args.steps}")
     if args.rounds < 0:
@@ -260,6 +274,10 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
     if not 1 <= args.trials or not 0 <= args.random_trials <= args.trials or args.envs_per_trial < 1:
         raise BadInputError(f"need --trials >= 1, 0 <= --random-trials <= --trials and --envs-per-trial >= 1; got "
                          f"{args.trials}, {args.random_trials}, {args.envs_per_trial}")
+
+
+def _check_ppo(args: argparse.Namespace) -> None:
+    """The PPO settings and where the rollouts run (workers, a Ray cluster, torch threads)."""
     if getattr(args, "rollout_workers", 1) < 0:
         raise BadInputError(f"--rollout-workers must be >= 0 (0 = every core), got {args.rollout_workers}")
     if getattr(args, "ray_address", None):
@@ -277,25 +295,32 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
         raise BadInputError(f"--lr must be > 0, got {args.lr}")
     if getattr(args, "entropy_rate", None) is not None and not args.entropy_rate > 0:
         raise BadInputError(f"--entropy-rate must be > 0, got {args.entropy_rate}")
-    space = load_train_space(args.use_case, args.space) if getattr(args, "space", None) else None
-    if args.steps_per_update is not None and args.n_envs is not None and args.steps_per_update < args.n_envs:
-        raise BadInputError(f"need --steps-per-update >= --n-envs; got {args.steps_per_update}, {args.n_envs}")
-    real = None
-    if args.real_traces is not None:
-        if not 0 <= args.real_prob <= 1:
-            raise BadInputError(f"--real-prob must be a probability in [0, 1], got {args.real_prob}")
-        from traces import load_traces
-        real = []
-        for part in (x for x in args.real_traces.split(",") if x):
-            d = Path(part)
-            if not d.exists():
-                raise FileNotFoundError(f"--real-traces {d}: no such file or directory")
-            got = load_traces(d)
-            if not got:
-                raise BadInputError(f"--real-traces {d}: the directory holds no traces")
-            real += got
-        if not real:
-            raise BadInputError(f"--real-traces {args.real_traces!r}: no directory given")
+
+
+def _load_real_traces(args: argparse.Namespace) -> list | None:
+    """The traces of --real-traces (comma-separated folders; None when not given), and --real-prob checked."""
+    if args.real_traces is None:
+        return None
+    if not 0 <= args.real_prob <= 1:
+        raise BadInputError(f"--real-prob must be a probability in [0, 1], got {args.real_prob}")
+    from traces import load_traces
+    real = []
+    for part in (x for x in args.real_traces.split(",") if x):
+        d = Path(part)
+        if not d.exists():
+            raise FileNotFoundError(f"--real-traces {d}: no such file or directory")
+        got = load_traces(d)
+        if not got:
+            raise BadInputError(f"--real-traces {d}: the directory holds no traces")
+        real += got
+    if not real:
+        raise BadInputError(f"--real-traces {args.real_traces!r}: no directory given")
+    return real
+
+
+def _check_out(args: argparse.Namespace) -> Path:
+    """The run directory: --out (default runs/<use case>-<method>-<range>-s<seed>); with --resume, a run of the
+    same use case and method; without, one that holds no run yet."""
     out = Path(args.out) if args.out else Path("runs") / f"{args.use_case}-{args.method}-{args.range_name}-s{args.seed}"
     run_file = out / RUN_FILE
     if args.resume:
@@ -309,7 +334,7 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
     elif run_file.exists():
         raise BadInputError(f"--out {out} already holds a run ({run_file}); pass --resume to continue it "
                          f"or choose another --out")
-    return TrainPlan(args.use_case, args.method, args.range_name, baselines, args.ensemble, 0, out, real, space)
+    return out
 
 
 def load_train_space(use_case: str, path: str):
@@ -641,3 +666,15 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"wrote {path} ({run.get('use_case')} policy, {run.get('method')}, {model.env_steps} environment steps; "
           f"onnxruntime matches torch on 1000 random observations)")
     return 0
+
+
+COMMANDS = (
+    *(Command(("train", name), help=f"train a {name.upper()} policy with PPO (udr, genet, cl1-cl3)",
+              description=__doc__.split("\n\n", 1)[1].split("Use cases plug in")[0],
+              arguments=_train_arguments(entry), run=run_train) for name, entry in TRAIN_USE_CASES.items()),
+    Command(("export",), help="export a trained policy (a genet train run directory) to ONNX",
+            description="Export the final model of a `genet train` run (or its latest "
+                        "checkpoint) as an ONNX policy whose metadata carries the use case, "
+                        "observation layout, action semantics and training provenance.",
+            arguments=_export_arguments, run=run_export),
+)

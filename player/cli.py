@@ -1,4 +1,4 @@
-"""``genet player make-video | serve | play`` and ``genet emulate abr`` (register() stays cheap).
+"""``genet player make-video | serve | play`` and ``genet emulate abr`` (declaring them stays cheap).
 
 ``python -m player ...`` runs the same ``player`` commands without the rest of the ``genet`` command
 line (what a runtime-only host and the emulated side of ``genet emulate abr`` use).
@@ -9,21 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _fmt():
-    from foundation.helpformat import HelpFormatter
-    return HelpFormatter
+from foundation.commands import Command, CommandTree, Group, declarations_of, declarations_under
 
 
-def add_player_commands(sub) -> None:
-    fmt = _fmt()
-    mv = sub.add_parser("make-video", formatter_class=fmt,
-                        help="write a servable video directory: sized (chunk table) or encoded (ffmpeg)",
-                        description="Write a video directory (manifest.mpd, video.json, video<N>/<k>.m4s). "
-                                    "Default: encode a synthetic test video with ffmpeg into the six-level "
-                                    "ladder (300-4300 kbps, CBR, 4-s segments) and write its own chunk table, "
-                                    "so `genet eval abr --video DIR` replays exactly that video. --sized: "
-                                    "segments of exactly the bytes of a chunk table (default EnvivioDash3).")
+def _make_video_arguments(mv: argparse.ArgumentParser) -> None:
     mv.add_argument("--out", required=True, metavar="DIR", help="output directory")
     mv.add_argument("--duration-s", type=float, default=32.0, help="encoded video length, s (8 segments)")
     mv.add_argument("--codec", choices=("h264", "vp9"), default="h264", help="encoder: libx264 or libvpx-vp9")
@@ -32,13 +21,9 @@ def add_player_commands(sub) -> None:
                     help="with --sized: 'envivio', a video.json, or a directory of video_size_* files")
     mv.add_argument("--chunks", type=int, default=None, metavar="N",
                     help="with --sized: only the first N chunks (default: all)%(default).0s")
-    mv.set_defaults(func=cmd_make_video)
 
-    sv = sub.add_parser("serve", formatter_class=fmt, help="serve a video directory with Pensieve's ABR endpoint",
-                        description="Flask app on waitress: the MPD, the chunk table and the segments of --video "
-                                    "(exact Content-Length; nothing outside the directory), and POST /abr "
-                                    "(Pensieve's protocol; the reply is the next quality from --policy). "
-                                    "Runs until interrupted.")
+
+def _serve_arguments(sv: argparse.ArgumentParser) -> None:
     sv.add_argument("--video", default="sized", metavar="DIR",
                     help="video directory, or 'sized' (EnvivioDash3 sized content written to --sized-dir)")
     sv.add_argument("--sized-dir", default="runs/video-sized", metavar="DIR",
@@ -56,14 +41,9 @@ def add_player_commands(sub) -> None:
     sv.add_argument("--request-deadline-s", type=float, default=REQUEST_RECEIVE_DEADLINE_S, metavar="S",
                     help="close a connection whose request is not fully received this long after its first byte "
                          "(slow clients cannot hold the server; docs/security.md), s")
-    sv.set_defaults(func=cmd_serve)
 
-    pl = sub.add_parser("play", formatter_class=fmt, help="headless player: play one video from a server",
-                        description="Fetch the MPD and chunk table, then every chunk over HTTP at the policy's "
-                                    "quality; the buffer drains in wall-clock time with the simulator's "
-                                    "semantics (player/client.py). Writes one JSON line per chunk and a "
-                                    "summary (Table-6 fields). Exit status 0 when the video played to the end, "
-                                    "3 when the run ended early (the log's summary says why).")
+
+def _play_arguments(pl: argparse.ArgumentParser) -> None:
     pl.add_argument("--url", required=True, help="server root, e.g. http://127.0.0.1:8000/")
     pl.add_argument("--policy", default="bba", help="bba, mpc or PATH.onnx (run in the player)")
     pl.add_argument("--abr-server", action="store_true",
@@ -82,34 +62,9 @@ def add_player_commands(sub) -> None:
                     help="play in headless Chromium with dash.js 5.2.1 (player/browser.py): --policy dashjs:bola, "
                          "dashjs:throughput, dashjs:dynamic, dashjs:l2a or dashjs:lolp lets dash.js decide; any other "
                          "--policy decides through the server's ABR endpoint (the server's --policy)%(default).0s")
-    pl.set_defaults(func=cmd_play)
 
 
-def register(subparsers, groups) -> None:
-    fmt = _fmt()
-    p = subparsers.add_parser("player", formatter_class=fmt,
-                              help="DASH video server with Pensieve's ABR endpoint, headless player, test videos",
-                              description="player/: make-video, serve, play.")
-    sub = p.add_subparsers(dest="player_command", metavar="COMMAND")
-    p.set_defaults(func=lambda args, _p=p: (_p.print_help(), 2)[1])
-    add_player_commands(sub)
-    em = subparsers.choices.get("emulate")  # emulation/cli.py registers first (app/cli.py's order)
-    group = next((a for a in em._actions if isinstance(a, argparse._SubParsersAction)), None) if em else None
-    if group is not None:
-        register_emulate(group)
-
-
-def register_emulate(sub) -> None:
-    """``genet emulate abr`` in the ``emulate`` group (as sender/cli.py adds ``emulate cc``)."""
-    fmt = _fmt()
-    ea = sub.add_parser("abr", formatter_class=fmt,
-                        help="real headless players over trace-driven links, beside the simulator",
-                        description="One session per policy, trace and repeat: the video server on the link's "
-                                    "host side, the headless player on the emulated side, the trace on the "
-                                    "downlink, 12 Mbit/s uplink. Writes results.csv/json (genet eval abr's "
-                                    "columns plus the simulator's sim_* for the same trace, video and RTT), "
-                                    "summary.txt, qoe_cdf.png, sim_vs_emulation.png and per-chunk logs under "
-                                    "sessions/. Resumable: finished sessions are skipped. Needs root.")
+def _emulate_abr_arguments(ea: argparse.ArgumentParser) -> None:
     ea.add_argument("--policy", action="append", metavar="POLICY",
                     help="bba, mpc or PATH.onnx; repeat or separate with commas (default: bba,mpc)")
     ea.add_argument("--traces", required=True, metavar="DIR", help="trace directory or file (downlink)")
@@ -128,7 +83,6 @@ def register_emulate(sub) -> None:
     ea.add_argument("--tcp-cc", default="cubic", metavar="NAME",
                     help="the video server's TCP congestion control (Pensieve's and Genet's Apache ran Cubic, "
                          "the Linux default; named so that a machine whose default is BBR gives the same runs)")
-    ea.set_defaults(func=cmd_emulate_abr)
 
 
 def cmd_make_video(args) -> int:
@@ -190,12 +144,48 @@ def cmd_emulate_abr(args) -> int:
     return 0 if all(r["status"] == "complete" for r in rows) else 1
 
 
+COMMANDS = (
+    Group(("player",), help="DASH video server with Pensieve's ABR endpoint, headless player, test videos",
+          description="player/: make-video, serve, play."),
+    Command(("player", "make-video"),
+            help="write a servable video directory: sized (chunk table) or encoded (ffmpeg)",
+            description="Write a video directory (manifest.mpd, video.json, video<N>/<k>.m4s). "
+                        "Default: encode a synthetic test video with ffmpeg into the six-level "
+                        "ladder (300-4300 kbps, CBR, 4-s segments) and write its own chunk table, "
+                        "so `genet eval abr --video DIR` replays exactly that video. --sized: "
+                        "segments of exactly the bytes of a chunk table (default EnvivioDash3).",
+            arguments=_make_video_arguments, run=cmd_make_video),
+    Command(("player", "serve"), help="serve a video directory with Pensieve's ABR endpoint",
+            description="Flask app on waitress: the MPD, the chunk table and the segments of --video "
+                        "(exact Content-Length; nothing outside the directory), and POST /abr "
+                        "(Pensieve's protocol; the reply is the next quality from --policy). "
+                        "Runs until interrupted.",
+            arguments=_serve_arguments, run=cmd_serve),
+    Command(("player", "play"), help="headless player: play one video from a server",
+            description="Fetch the MPD and chunk table, then every chunk over HTTP at the policy's "
+                        "quality; the buffer drains in wall-clock time with the simulator's "
+                        "semantics (player/client.py). Writes one JSON line per chunk and a "
+                        "summary (Table-6 fields). Exit status 0 when the video played to the end, "
+                        "3 when the run ended early (the log's summary says why).",
+            arguments=_play_arguments, run=cmd_play),
+    Command(("emulate", "abr"), help="real headless players over trace-driven links, beside the simulator",
+            description="One session per policy, trace and repeat: the video server on the link's "
+                        "host side, the headless player on the emulated side, the trace on the "
+                        "downlink, 12 Mbit/s uplink. Writes results.csv/json (genet eval abr's "
+                        "columns plus the simulator's sim_* for the same trace, video and RTT), "
+                        "summary.txt, qoe_cdf.png, sim_vs_emulation.png and per-chunk logs under "
+                        "sessions/. Resumable: finished sessions are skipped. Needs root.",
+            arguments=_emulate_abr_arguments, run=cmd_emulate_abr),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m player COMMAND``: the player commands alone."""
+    """``python -m player COMMAND``: the player commands alone (``genet player``'s declarations)."""
     from foundation.errors import GenetError
-    parser = argparse.ArgumentParser(prog="python -m player", formatter_class=_fmt())
-    sub = parser.add_subparsers(dest="player_command", metavar="COMMAND", required=True)
-    add_player_commands(sub)
+    from foundation.helpformat import HelpFormatter
+    parser = argparse.ArgumentParser(prog="python -m player", formatter_class=HelpFormatter)
+    tree = CommandTree(declarations_under(("player",), declarations_of(sys.modules[__name__])))
+    tree.build(parser, formatter_class=HelpFormatter, dest="player_command", required=True)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

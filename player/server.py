@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE
 from player.abr import AbrDecider, AbrRequest, AbrRequestError, AbrServerSession, shared_policy
@@ -86,7 +86,7 @@ INIT_MAX_AGE_S = 3600
 def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.PathLike | None = None,
                rebuffer_penalty: float = REBUFFER_PENALTY_PENSIEVE):
     """The Flask app serving ``video_dir`` with ``policy`` behind the ABR endpoint."""
-    from flask import Flask, Response, abort, request, send_file
+    from flask import Flask
 
     content = load_content(video_dir)
     root = content.root.resolve()
@@ -99,25 +99,43 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
     from player.browser_routes import register as register_browser_page
     register_browser_page(app)  # the browser player's page and measurement endpoint (/player/)
     app.config["genet.log"] = logger = JsonlLog(log)
-    sessions: dict[str, AbrServerSession] = {}
-    sessions_lock = threading.Lock()
+    # built outside the sessions' lock (cheap: the model is shared, the kernels warm), so a new session never
+    # holds up the others
+    sessions = _AbrSessions(lambda: AbrServerSession(AbrDecider(policy_obj, content.video, rebuffer_penalty,
+                                                               label=label, warm_up=False)))
+    _add_health_routes(app)
+    _add_abr_routes(app, sessions, content.video, logger)
+    _add_file_routes(app, root, logger)
+    return app
 
-    def session_for(sid: str) -> AbrServerSession:
-        with sessions_lock:
-            s = sessions.get(sid)
+
+class _AbrSessions:
+    """A server's ABR sessions by id, made by ``new()`` on first use; at most :data:`MAX_SESSIONS` (the oldest is
+    dropped beyond). Thread-safe; ``new()`` runs outside the lock."""
+
+    def __init__(self, new: Callable[[], AbrServerSession]) -> None:
+        self._new = new
+        self._sessions: dict[str, AbrServerSession] = {}
+        self._lock = threading.Lock()
+
+    def get(self, sid: str) -> AbrServerSession:
+        with self._lock:
+            s = self._sessions.get(sid)
         if s is not None:
             return s
-        # built outside the lock (cheap: the model is shared, the kernels warm), so a new session never
-        # holds up the others
-        fresh = AbrServerSession(AbrDecider(policy_obj, content.video, rebuffer_penalty, label=label,
-                                            warm_up=False))
-        with sessions_lock:
-            s = sessions.get(sid)
+        fresh = self._new()
+        with self._lock:
+            s = self._sessions.get(sid)
             if s is None:
-                if len(sessions) >= MAX_SESSIONS:
-                    sessions.pop(next(iter(sessions)))
-                s = sessions[sid] = fresh
+                if len(self._sessions) >= MAX_SESSIONS:
+                    self._sessions.pop(next(iter(self._sessions)))
+                s = self._sessions[sid] = fresh
             return s
+
+
+def _add_health_routes(app) -> None:
+    """CORS on every response; ``GET /health``, the readiness probe."""
+    from flask import Response
 
     @app.after_request
     def cors(resp):
@@ -127,6 +145,11 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
     @app.get("/health")
     def health():
         return Response("ok", mimetype="text/plain")
+
+
+def _add_abr_routes(app, sessions: _AbrSessions, video, logger: JsonlLog) -> None:
+    """``POST /abr`` (and ``POST /``): Pensieve's ABR endpoint; each decision is logged."""
+    from flask import Response, request
 
     @app.route("/", methods=["POST"])
     @app.route("/abr", methods=["POST"])
@@ -138,28 +161,40 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
             return error_response(str(exc))
         if isinstance(body, dict) and "pastThroughput" in body:  # dash.js end-of-load summary
             return Response("", mimetype="text/plain")
-        sid = request.args.get("session") or request.headers.get("X-Session-Id")
-        if not sid and isinstance(body, dict):
-            sid = body.get("session")
-            if isinstance(sid, int) and not isinstance(sid, bool):
-                sid = str(sid)
-            elif sid is not None and not isinstance(sid, str):
-                return error_response(f"ABR request: field 'session' must be a string, got "
-                                      f"{type(sid).__name__}")
-        sid = sid or "default"
-        if len(sid) > MAX_SESSION_ID_CHARS:
-            return error_response(f"ABR request: session id of {len(sid)} characters "
-                                  f"(at most {MAX_SESSION_ID_CHARS})")
+        sid, error = _session_id(request, body)
+        if error:
+            return error_response(error)
         try:
-            req = AbrRequest.from_json(body, content.video.n_levels)
+            req = AbrRequest.from_json(body, video.n_levels)
         except AbrRequestError as exc:
             return error_response(str(exc))
-        sess = session_for(sid)
+        sess = sessions.get(sid)
         with sess.lock:
             reply, record = sess.handle(req)
         logger.write({"event": "decision", "t_s": time.time(), "session": sid, "policy": sess.decider.label,
                       "last_request": req.lastRequest, "last_quality": req.lastquality, **record})
         return Response(reply, mimetype="text/plain")
+
+
+def _session_id(request, body: Any) -> tuple[str, str]:
+    """(session id, "") of an ABR request: its ``session`` query parameter, else its X-Session-Id header, else its
+    body's ``session`` field, else "default"; ("", the reason) for a bad one."""
+    sid = request.args.get("session") or request.headers.get("X-Session-Id")
+    if not sid and isinstance(body, dict):
+        sid = body.get("session")
+        if isinstance(sid, int) and not isinstance(sid, bool):
+            sid = str(sid)
+        elif sid is not None and not isinstance(sid, str):
+            return "", f"ABR request: field 'session' must be a string, got {type(sid).__name__}"
+    sid = sid or "default"
+    if len(sid) > MAX_SESSION_ID_CHARS:
+        return "", f"ABR request: session id of {len(sid)} characters (at most {MAX_SESSION_ID_CHARS})"
+    return sid, ""
+
+
+def _add_file_routes(app, root: Path, logger: JsonlLog) -> None:
+    """``GET /`` (what the server offers) and ``GET /<path>``: the regular files under ``root``, each logged."""
+    from flask import Response, abort, send_file
 
     @app.get("/")
     def index():
@@ -169,17 +204,8 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
     def files(relpath: str):
         if "\x00" in relpath:
             abort(400)
-        parts = relpath.replace("\\", "/").split("/")
-        if relpath.startswith("/") or any(p in ("..", "") for p in parts):
-            _log_segment(logger, relpath, 0, 404)
-            abort(404)
-        path = (root / relpath)
-        try:
-            real = path.resolve(strict=True)
-        except (OSError, RuntimeError):
-            _log_segment(logger, relpath, 0, 404)
-            abort(404)
-        if not real.is_relative_to(root) or not real.is_file():
+        real = _file_under(root, relpath)
+        if real is None:
             _log_segment(logger, relpath, 0, 404)
             abort(404)
         size = real.stat().st_size
@@ -193,7 +219,20 @@ def create_app(video_dir: str | os.PathLike, policy: str = "bba", log: str | os.
         _log_segment(logger, relpath, size, 200)
         return resp
 
-    return app
+
+def _file_under(root: Path, relpath: str) -> Path | None:
+    """The regular file ``relpath`` names under ``root`` (symlinks resolved), or None: an absolute path, a ``..``
+    or empty part, a missing file or one that resolves outside ``root``."""
+    parts = relpath.replace("\\", "/").split("/")
+    if relpath.startswith("/") or any(p in ("..", "") for p in parts):
+        return None
+    try:
+        real = (root / relpath).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not real.is_relative_to(root) or not real.is_file():
+        return None
+    return real
 
 
 def _log_segment(logger: JsonlLog, path: str, size: int, status: int) -> None:

@@ -1,7 +1,7 @@
 """``genet sender receive | send`` (runtime install: numpy, onnxruntime, stdlib) and ``genet emulate cc``.
 
-``register`` imports nothing heavy; ``genet emulate cc`` is added to the ``emulate`` group that
-:mod:`emulation.cli` creates (so this module comes after it in ``app.cli.SUBCOMMAND_MODULES``).
+Declaring the commands imports nothing heavy; ``genet emulate cc`` sits in the ``emulate`` group that
+:mod:`emulation.cli` declares (:mod:`foundation.commands`: by path, in any module order).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from foundation.commands import Command, Group
 from foundation.errors import BadInputError
 
 
@@ -25,24 +26,16 @@ def _address(text: str) -> tuple[str, int]:
     return host, p
 
 
-def register(subparsers, groups) -> None:
-    from foundation.helpformat import HelpFormatter
-    sp = subparsers.add_parser("sender", help="UDP rate-controlled sender and receiver (Aurora ONNX, const:MBPS)",
-                               description="The sender/receiver pair that runs CC policies on real packets "
-                                           "(1500-byte packets, one ACK per packet).",
-                               formatter_class=HelpFormatter)
-    sub = sp.add_subparsers(dest="sender_command", metavar="COMMAND")
-    sp.set_defaults(func=lambda args: (sp.print_help(), 2)[1])
-    r = sub.add_parser("receive", help="acknowledge every packet of one session at a time",
-                       formatter_class=HelpFormatter)
+def _receive_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--bind", default="0.0.0.0", help="address to listen on")
     r.add_argument("--port", type=int, default=9000, help="UDP port (0: any free one, printed)")
     r.add_argument("--once", action="store_true", help="exit when the first session ends (FIN), like iperf3 -s -1")
     r.add_argument("--duration-s", type=float, default=None, help="exit after this many seconds (not given: never)")
     r.add_argument("--summary", metavar="FILE", default=None, help="write the receiver's counters as JSON here")
     r.add_argument("--ready-file", metavar="FILE", default=None, help=argparse.SUPPRESS)
-    r.set_defaults(func=cmd_receive)
-    s = sub.add_parser("send", help="send paced UDP packets under a CC policy", formatter_class=HelpFormatter)
+
+
+def _send_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--to", type=_address, required=True, metavar="ADDR:PORT", help="the receiver")
     s.add_argument("--policy", required=True, help="PATH.onnx (an Aurora policy) or const:MBPS")
     s.add_argument("--duration-s", type=float, required=True, help="how long to send (s)")
@@ -58,8 +51,6 @@ def register(subparsers, groups) -> None:
                    help="do not hold /dev/cpu_dma_latency at 0 while sending (by default the sender asks for "
                         "low-latency idle, which keeps its decision latency down on VMs, where it may open that "
                         "file (root) and silently does without elsewhere)")
-    s.set_defaults(func=cmd_send)
-    _register_emulate_cc(subparsers)
 
 
 def cmd_receive(args) -> int:
@@ -84,20 +75,7 @@ def cmd_send(args) -> int:
     return status
 
 
-def _register_emulate_cc(subparsers) -> None:
-    from foundation.helpformat import HelpFormatter
-    em = subparsers.choices.get("emulate")
-    if em is None:
-        return
-    group = next((a for a in em._actions if isinstance(a, argparse._SubParsersAction)), None)
-    if group is None:
-        return
-    p = group.add_parser("cc", help="CC policies and kernel TCP over trace-driven emulated links, beside the simulator",
-                         description="Run each (policy, trace, repeat) over its own emulated link (in real time) and "
-                                     "write results.csv/json with genet eval cc's columns, measured from the link's "
-                                     "own logs for every scheme alike, plus the simulator's figures (sim_*), "
-                                     "summary.txt, PNGs and a sim-vs-emulation gap table. Needs root.",
-                         formatter_class=HelpFormatter)
+def _emulate_cc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", action="append", default=None, metavar="POLICY",
                    help="PATH.onnx, const:MBPS, bbr, cubic, tcp:NAME; repeat or comma-separate")
     p.add_argument("--flows", default=None, metavar="P1,P2,...",
@@ -120,7 +98,6 @@ def _register_emulate_cc(subparsers) -> None:
     p.add_argument("--no-sim", action="store_true", help="skip the simulator's sim_* columns")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (resumable)")
-    p.set_defaults(func=cmd_emulate_cc)
 
 
 def cmd_emulate_cc(args) -> int:
@@ -130,3 +107,20 @@ def cmd_emulate_cc(args) -> int:
         raise BadInputError("genet emulate cc: give --policy and/or --flows")
     with run_folder_lock(args.out, "genet emulate cc"):  # one command per --out
         return run_emulate_cc(args)
+
+
+COMMANDS = (
+    Group(("sender",), help="UDP rate-controlled sender and receiver (Aurora ONNX, const:MBPS)",
+          description="The sender/receiver pair that runs CC policies on real packets "
+                      "(1500-byte packets, one ACK per packet)."),
+    Command(("sender", "receive"), help="acknowledge every packet of one session at a time",
+            arguments=_receive_arguments, run=cmd_receive),
+    Command(("sender", "send"), help="send paced UDP packets under a CC policy",
+            arguments=_send_arguments, run=cmd_send),
+    Command(("emulate", "cc"), help="CC policies and kernel TCP over trace-driven emulated links, beside the simulator",
+            description="Run each (policy, trace, repeat) over its own emulated link (in real time) and "
+                        "write results.csv/json with genet eval cc's columns, measured from the link's "
+                        "own logs for every scheme alike, plus the simulator's figures (sim_*), "
+                        "summary.txt, PNGs and a sim-vs-emulation gap table. Needs root.",
+            arguments=_emulate_cc_arguments, run=cmd_emulate_cc),
+)

@@ -53,6 +53,20 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+def envivio_video():
+    """The EnvivioDash3 chunk-size table: ../shared's copy when present, else the one shipped with the package
+    (identical: tests/test_abr_runtime.py checks), so ABR tests run from a clone alone."""
+    from genet.abr.video import default_video, load_video
+    folder = SHARED / "video" / "envivio"
+    return load_video(folder) if folder.is_dir() else default_video()
+
+
+def envivio_arg() -> str:
+    """``--video`` for the EnvivioDash3 table: ../shared's folder when present, else the shipped table's name."""
+    folder = SHARED / "video" / "envivio"
+    return str(folder) if folder.is_dir() else "envivio"
+
+
 def hypothesis_examples(default: int) -> int:
     """``max_examples`` of a property test: its suite budget, or ``GENET_HYPOTHESIS_EXAMPLES``."""
     value = os.environ.get(HYPOTHESIS_EXAMPLES_ENV, "").strip()

@@ -7,11 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import envivio_video, shared_path
 from genet.abr.evaluate import evaluate, summarize
 from genet.abr.mpc import RobustMPC, plan_numba, plan_numpy
 from genet.abr.params import GENET_COMPAT, PENSIEVE
-from genet.abr.video import load_video
 from traces import load_traces
 
 #: issue 3: mean over traces of the per-trace total QoE, measured with the Genet code (compatibility mode).
@@ -21,7 +20,7 @@ TOLERANCE = {"bba": 1e-3, "mpc": 0.05}
 
 @pytest.fixture(scope="module")
 def video():
-    return load_video(shared_path("video", "envivio"))
+    return envivio_video()
 
 
 @pytest.mark.parametrize("dataset", sorted(REFERENCE))

@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import envivio_arg, envivio_video, shared_path
 from genet.abr.evaluate import evaluate
 from genet.abr.optimal import optimal_plan
 from genet.abr.params import GENET_COMPAT, PENSIEVE
-from genet.abr.video import load_video
 from app.cli import main
 from traces import load_traces
 from traces.trace import Trace
@@ -20,7 +19,7 @@ from traces.trace import Trace
 
 @pytest.fixture(scope="module")
 def video():
-    return load_video(shared_path("video", "envivio"))
+    return envivio_video()
 
 
 @pytest.mark.parametrize("conv", [PENSIEVE, GENET_COMPAT], ids=["pensieve", "genet"])
@@ -44,7 +43,7 @@ def test_plan_value_equals_replay_and_picks_top_on_fast_link(video):
 def test_eval_cli_writes_all_outputs(tmp_path, capsys):
     traces = shared_path("traces", "abr", "norway-val")
     out = tmp_path / "out"
-    rc = main(["eval", "abr", "--traces", str(traces), "--video", str(shared_path("video", "envivio")),
+    rc = main(["eval", "abr", "--traces", str(traces), "--video", envivio_arg(),
                "--policy", "bba", "--policy", "mpc", "--compat", "genet", "--out", str(out), "--no-progress"])
     assert rc == 0
     rows = list(csv.DictReader(open(out / "results.csv")))
@@ -61,18 +60,18 @@ def test_eval_cli_writes_all_outputs(tmp_path, capsys):
 
 
 def test_eval_cli_bad_inputs(tmp_path, capsys):
-    rc = main(["eval", "abr", "--traces", str(tmp_path / "nope"), "--video", str(shared_path("video", "envivio")),
+    rc = main(["eval", "abr", "--traces", str(tmp_path / "nope"), "--video", envivio_arg(),
                "--no-progress", "--out", str(tmp_path / "o")])
     assert rc == 1 and "nope" in capsys.readouterr().err
     rc = main(["eval", "abr", "--traces", str(shared_path("traces", "abr", "norway-val")), "--policy", "bogus",
-               "--video", str(shared_path("video", "envivio")), "--no-progress", "--out", str(tmp_path / "o")])
+               "--video", envivio_arg(), "--no-progress", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 1 and "unknown ABR policy 'bogus'" in err and "bba" in err
 
 
 def test_eval_cli_resumes_finished_policies(tmp_path, capsys):
     args = ["eval", "abr", "--traces", str(shared_path("traces", "abr", "norway-val")), "--video",
-            str(shared_path("video", "envivio")), "--no-progress", "--out", str(tmp_path)]
+            envivio_arg(), "--no-progress", "--out", str(tmp_path)]
     assert main(args + ["--policy", "bba"]) == 0
     journal = (tmp_path / "results.jsonl").read_text().splitlines()
     # tamper with the stored bba rows: a resumed run must reuse them rather than recompute
@@ -93,7 +92,7 @@ def test_eval_cli_resumes_finished_policies(tmp_path, capsys):
 
 def test_eval_cli_on_synthetic_config_traces(tmp_path):
     rc = main(["eval", "abr", "--config", "rl2", "-n", "6", "--seed", "3", "--policy", "bba,mpc,optimal",
-               "--video", str(shared_path("video", "envivio")), "--no-progress", "--out", str(tmp_path)])
+               "--video", envivio_arg(), "--no-progress", "--out", str(tmp_path)])
     assert rc == 0
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert len(rows) == 18
@@ -109,7 +108,7 @@ def test_eval_cli_crash_while_journaling_then_two_reruns_keep_every_row_once(tmp
     recomputes mpc only and adds just its missing rows, each a whole line; the second recomputes nothing."""
     import genet.abr.evaluate as ev
     args = ["eval", "abr", "--config", "rl2", "-n", "3", "--seed", "3", "--policy", "bba,mpc",
-            "--video", str(shared_path("video", "envivio")), "--no-progress", "--out", str(tmp_path)]
+            "--video", envivio_arg(), "--no-progress", "--out", str(tmp_path)]
     assert main(args) == 0
     path = tmp_path / "results.jsonl"
     lines = path.read_text().splitlines(keepends=True)

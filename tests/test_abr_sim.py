@@ -190,5 +190,5 @@ def test_video_files_bad_input(tmp_path):
 
 @pytest.fixture(scope="module")
 def shared_video():
-    from conftest import shared_path
-    return load_video(shared_path("video", "envivio"))
+    from conftest import envivio_video
+    return envivio_video()

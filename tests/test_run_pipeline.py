@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SHARED
+from conftest import REPO
 from app.run import engine, plan, schema
 from app.run.progress import Progress
 
@@ -70,8 +70,6 @@ def done_records(out: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    if not (SHARED / "video" / "envivio").is_dir() and not os.environ.get("GENET_VIDEO_DIR"):
-        pytest.skip("no ABR video chunk sizes (../shared/video/envivio or GENET_VIDEO_DIR)")
     d = tmp_path_factory.mktemp("run")
     cfg = d / "tiny.toml"
     cfg.write_text(TINY.format(repo=REPO))
@@ -159,9 +157,10 @@ def test_a_stage_this_build_lacks_is_reported_not_faked(tmp_path, monkeypatch):
     assert "cc-cc-syn: not available in this build" in text_plan
 
 
-def test_the_real_argparse_tree_decides_availability():
+def test_registered_answers_from_the_declared_commands():
     assert plan.registered("traces", "gen") and plan.registered("eval", "cc") and plan.registered("run")
-    assert not plan.registered("emulate", "no-such-command")
+    assert plan.registered("emulate", "cc") and plan.registered("emulate", "abr") and plan.registered("emulate")
+    assert not plan.registered("emulate", "no-such-command") and not plan.registered("eval", "abr", "x")
 
 
 KILL = """

@@ -52,8 +52,10 @@ SLOW_MODULES: dict[str, str] = {
 FAST_MODULES: set[str] = {
     "test_abr_baselines", "test_abr_env", "test_abr_optimal_cli", "test_abr_policy", "test_abr_runtime",
     "test_abr_sim", "test_abr_sim_bounds", "test_abr_single_env", "test_abr_tf_import", "test_abr_training",
+    "test_abr_startup",
     "test_allocator", "test_cc_baselines", "test_cc_env", "test_cc_eval", "test_cc_invariants", "test_cc_monitor",
-    "test_cc_simulator", "test_cc_training", "test_clone_alone", "test_config", "test_layering", "test_curriculum_loop",
+    "test_cc_simulator", "test_cc_training", "test_clone_alone", "test_commands", "test_config", "test_layering",
+    "test_curriculum_loop",
     "test_deploy_config",
     "test_deploy_robustness", "test_emulation_link_queue", "test_emulation_mahimahi", "test_emulation_robustness",
     "test_journal", "test_player_hardening", "test_player_server", "test_policy_protocol", "test_ppo_algorithm",

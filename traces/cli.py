@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from traces.io import FORMATS
+from foundation.commands import Command, Group
 
 FORMAT_HELP = ("pensieve: two columns 'time_s bandwidth_mbps'; mahimahi: one ms timestamp per 1500-byte "
                "delivery opportunity (loops); json: Genet Trace JSON (Pantheon CC traces); "
@@ -94,31 +94,17 @@ def cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers, groups) -> None:
-    from foundation.helpformat import HelpFormatter
-    p = subparsers.add_parser("traces", help="read, convert, generate, summarise, plot and fetch network traces",
-                              description="Network traces: bandwidth over time (s, Mbps) plus optional link "
-                                          "properties (one-way delay ms, loss rate, queue packets).\n" + FORMAT_HELP,
-                              formatter_class=HelpFormatter)
-    sub = p.add_subparsers(dest="traces_command", metavar="ACTION")
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
-
-    c = sub.add_parser("convert", help="convert a trace file or a directory of traces to another format",
-                       description="Convert IN (file or directory) to OUT in --to format. Directories are "
-                                   "converted file by file, keeping sub-directories.\n" + FORMAT_HELP,
-                       formatter_class=HelpFormatter)
+def _convert_arguments(c: argparse.ArgumentParser) -> None:
+    from traces.io import FORMATS  # (numpy) when this command's parser is built; declaring imports nothing
     c.add_argument("input", help="trace file or directory")
     c.add_argument("output", help="output file (for a file) or directory (for a directory)")
     c.add_argument("--to", required=True, choices=FORMATS, help="output format")
     c.add_argument("--from", dest="from_format", choices=FORMATS, default=None,
                    help="input format (default: detected from suffix and content)")
-    c.set_defaults(func=cmd_convert)
 
-    g = sub.add_parser("gen", help="generate a seeded synthetic trace set from a Genet config space",
-                       description="Draw N configs uniformly from a range (rl1, rl2, rl3) of the use case's config "
-                                   "space (see `genet traces space abr|cc`) and generate one trace per config. "
-                                   "Each bandwidth value holds for the configured change interval. Trace i depends "
-                                   "only on (seed, i).", formatter_class=HelpFormatter)
+
+def _gen_arguments(g: argparse.ArgumentParser) -> None:
+    from traces.io import FORMATS
     g.add_argument("use_case", choices=["abr", "cc"], help="which config space")
     g.add_argument("--range", default="rl3", choices=["rl1", "rl2", "rl3"], help="UDR range to sample from")
     g.add_argument("-n", type=int, default=100, help="number of traces")
@@ -126,41 +112,65 @@ def register(subparsers, groups) -> None:
     g.add_argument("-o", "--output", required=True, help="output directory")
     g.add_argument("--format", default="json", choices=FORMATS,
                    help="file format (json keeps the config and link properties)")
-    g.set_defaults(func=cmd_gen)
 
-    s = sub.add_parser("stats", help="print count, duration and bandwidth percentiles of a trace set",
-                       description="Count, total duration (s), time-weighted mean/median/p10/p90 bandwidth (Mbps) "
-                                   "of a trace file or directory.", formatter_class=HelpFormatter)
+
+def _stats_arguments(s: argparse.ArgumentParser) -> None:
+    from traces.io import FORMATS
     s.add_argument("path", help="trace file or directory")
     s.add_argument("--from", dest="from_format", choices=FORMATS, default=None, help="input format (default: detect)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    s.set_defaults(func=cmd_stats)
 
-    pl = sub.add_parser("plot", help="draw one trace's bandwidth over time, or a set's bandwidth CDF, as PNG",
-                        formatter_class=HelpFormatter)
+
+def _plot_arguments(pl: argparse.ArgumentParser) -> None:
+    from traces.io import FORMATS
     pl.add_argument("path", help="trace file (time series) or directory (CDF)")
     pl.add_argument("-o", "--output", required=True, help="PNG file to write")
     pl.add_argument("--from", dest="from_format", choices=FORMATS, default=None, help="input format (default: detect)")
-    pl.set_defaults(func=cmd_plot)
 
-    f = sub.add_parser("fetch", help="download a public trace set (FCC, Norway, Pantheon) and verify checksums",
-                       description="Download NAME from its published location (the Genet repository, pinned "
-                                   "commit), verify every file's SHA-256 and store it in DEST/NAME. Files already "
-                                   "present and correct are skipped, so an interrupted fetch resumes. NAME may also "
-                                   "be an archive URL (.tar.gz/.zip), unpacked into DEST after the --sha256 check. "
-                                   "Needs internet, or --base-url pointing at a mirror laid out as "
-                                   "BASE/abr/fcc-val/..., BASE/cc/pantheon-cellular/...",
-                       formatter_class=HelpFormatter)
+
+def _fetch_arguments(f: argparse.ArgumentParser) -> None:
     f.add_argument("name", nargs="?", help="dataset name (see --list) or archive URL")
     f.add_argument("--dest", default="traces-data", help="directory to store datasets in")
     f.add_argument("--base-url", default=None, help="mirror URL replacing the published location")
     f.add_argument("--sha256", default=None, help="expected SHA-256 of an archive URL")
     f.add_argument("--timeout-s", type=float, default=30.0, help="per-download timeout in seconds")
     f.add_argument("--list", action="store_true", help="list the known datasets")
-    f.set_defaults(func=cmd_fetch)
 
-    sp = sub.add_parser("space", help="show a use case's environment config space (dimensions, units, ranges)",
-                        formatter_class=HelpFormatter)
+
+def _space_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("use_case", help="abr, cc, or a path to a config-space JSON file")
     sp.add_argument("--json", action="store_true", help="print the raw JSON file")
-    sp.set_defaults(func=cmd_space)
+
+
+COMMANDS = (
+    Group(("traces",), help="read, convert, generate, summarise, plot and fetch network traces",
+          description="Network traces: bandwidth over time (s, Mbps) plus optional link "
+                      "properties (one-way delay ms, loss rate, queue packets).\n" + FORMAT_HELP,
+          metavar="ACTION"),
+    Command(("traces", "convert"), help="convert a trace file or a directory of traces to another format",
+            description="Convert IN (file or directory) to OUT in --to format. Directories are "
+                        "converted file by file, keeping sub-directories.\n" + FORMAT_HELP,
+            arguments=_convert_arguments, run=cmd_convert),
+    Command(("traces", "gen"), help="generate a seeded synthetic trace set from a Genet config space",
+            description="Draw N configs uniformly from a range (rl1, rl2, rl3) of the use case's config "
+                        "space (see `genet traces space abr|cc`) and generate one trace per config. "
+                        "Each bandwidth value holds for the configured change interval. Trace i depends "
+                        "only on (seed, i).",
+            arguments=_gen_arguments, run=cmd_gen),
+    Command(("traces", "stats"), help="print count, duration and bandwidth percentiles of a trace set",
+            description="Count, total duration (s), time-weighted mean/median/p10/p90 bandwidth (Mbps) "
+                        "of a trace file or directory.",
+            arguments=_stats_arguments, run=cmd_stats),
+    Command(("traces", "plot"), help="draw one trace's bandwidth over time, or a set's bandwidth CDF, as PNG",
+            arguments=_plot_arguments, run=cmd_plot),
+    Command(("traces", "fetch"), help="download a public trace set (FCC, Norway, Pantheon) and verify checksums",
+            description="Download NAME from its published location (the Genet repository, pinned "
+                        "commit), verify every file's SHA-256 and store it in DEST/NAME. Files already "
+                        "present and correct are skipped, so an interrupted fetch resumes. NAME may also "
+                        "be an archive URL (.tar.gz/.zip), unpacked into DEST after the --sha256 check. "
+                        "Needs internet, or --base-url pointing at a mirror laid out as "
+                        "BASE/abr/fcc-val/..., BASE/cc/pantheon-cellular/...",
+            arguments=_fetch_arguments, run=cmd_fetch),
+    Command(("traces", "space"), help="show a use case's environment config space (dimensions, units, ranges)",
+            arguments=_space_arguments, run=cmd_space),
+)

@@ -7,6 +7,7 @@ The arrays are kept exactly as in the file (see :mod:`traces.trace`).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def read_pensieve(path: str | os.PathLike, name: str | None = None) -> Trace:
             i = 0 if not _is_number(tokens[0]) else 1
             raise TraceFormatError(f"non-numeric field in column {i + 1} ({describe_token(tokens[i])})",
                                    path, lineno) from None
-        if not (np.isfinite(t) and np.isfinite(bw)):
+        if not (math.isfinite(t) and math.isfinite(bw)):  # (math: 20x cheaper than numpy per scalar)
             raise TraceFormatError("non-finite value (nan or inf)", path, lineno)
         if times and t < times[-1]:
             raise TraceFormatError(f"timestamp {t} s is before the previous one ({times[-1]} s)", path, lineno)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from foundation.commands import Command
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     from app.run import engine, plan, schema
@@ -68,12 +70,8 @@ def _run_in(out: Path, args: argparse.Namespace, cfg: dict, text: str, selected:
     return status
 
 
-def register(subparsers, groups) -> None:
-    from foundation.helpformat import HelpFormatter
+def _run_arguments(p: argparse.ArgumentParser) -> None:
     from app.run.schema import STAGES
-    p = subparsers.add_parser("run", help="the main job from one config: traces, train, export, simulate, "
-                                          "emulate, deploy, report (resumable; see docs/run-config.md)",
-                              description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("config", metavar="CONFIG.toml", help="run config (schema: docs/run-config.md)")
     p.add_argument("--out", metavar="DIR", help="run folder (default: the config's [run] out, else runs/NAME)")
     p.add_argument("--only", metavar="STAGE", help=f"run only this stage ({', '.join(STAGES)}); the stages it "
@@ -82,4 +80,10 @@ def register(subparsers, groups) -> None:
     p.add_argument("--force", action="store_true", help="redo the selected stages even where nothing changed")
     p.add_argument("--dry-run", action="store_true", help="print the plan (stages, commands, what is up to date, "
                                                           "estimated time) and exit")
-    p.set_defaults(func=cmd_run)
+
+
+COMMANDS = (
+    Command(("run",), help="the main job from one config: traces, train, export, simulate, "
+                           "emulate, deploy, report (resumable; see docs/run-config.md)",
+            description=__doc__, arguments=_run_arguments, run=cmd_run),
+)

@@ -8,8 +8,6 @@ commands) and the items it depends on (whose output hashes join its input hash a
 
 from __future__ import annotations
 
-import argparse
-import functools
 import hashlib
 import math
 import os
@@ -44,21 +42,11 @@ class Item:
         return f"{self.stage}/{self.name}"
 
 
-@functools.lru_cache(maxsize=1)
-def _parser() -> argparse.ArgumentParser:
-    from app.cli import build_parser
-    return build_parser()
-
-
 def registered(*path: str) -> bool:
-    """Whether ``genet PATH...`` is a command of this build (looked up in the argparse tree)."""
-    parser = _parser()
-    for name in path:
-        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-        if sub is None or name not in sub.choices:
-            return False
-        parser = sub.choices[name]
-    return True
+    """Whether ``genet PATH...`` is a command (or command group) of this build, from the commands'
+    declarations (app/cli.py :func:`~app.cli.commands`; no parser is built)."""
+    from app.cli import commands
+    return commands().registered(*path)
 
 
 def not_available(*path: str) -> str:
@@ -161,206 +149,254 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
     run_dir = Path(run_dir)
     plan: dict[str, list[Item]] = {s: [] for s in STAGES}
     seed = cfg["run"]["seed"]
-    sets: dict[str, Item] = {}
+    sets = _trace_items(cfg["traces"], run_dir, seed)
+    plan["traces"] = [sets[n] for n in cfg["traces"]]
+    n_traces = _trace_counts(cfg["traces"], sets)
+    for uc in ("abr", "cc"):
+        u = cfg[uc]
+        if u is None:
+            continue
+        train, models = _train_export_items(uc, u, sets, run_dir, seed)
+        plan["train"] += train
+        plan["export"] += models.values()
+        plan["simulate"] += _simulate_items(uc, u, sets, models, n_traces, run_dir)
+        plan["emulate"] += _emulate_items(uc, u, sets, models, n_traces, run_dir)
+        if u["deploy"]["enabled"]:
+            plan["deploy"].append(_deploy_item(uc, u, cfg["deploy"], models, run_dir, seed))
+    plan["report"].append(_report_item(cfg, plan, run_dir))
+    return plan
 
-    # traces ------------------------------------------------------------------------------------
-    for name, s in cfg["traces"].items():
-        folder = run_dir / "traces" / name
-        if s["path"]:
-            path = Path(s["path"])
-            item = Item("traces", name, path, reference=path, data=path, est_s=0.1,
-                        inputs={"path": str(path)})
-        elif s["gen"]:
-            argv = ["traces", "gen", s["gen"], "--range", s["range"], "-n", str(s["n"]), "--seed",
-                    str(s["seed"] if s["seed"] is not None else seed), "-o", str(folder), "--format", s["format"]]
-            item = Item("traces", name, folder, steps=[argv], data=folder, est_s=2 + 0.05 * s["n"],
-                        inputs={"config": s})
-        elif s["dataset"]:
-            from traces.datasets import find_full_copy
-            local = find_full_copy(s["dataset"])
-            if local is not None:  # a full local copy: used in place, as a `path` set
-                item = Item("traces", name, local, reference=local, data=local, est_s=0.1,
-                            inputs={"path": str(local)})
-            else:
-                item = Item("traces", name, folder, steps=[_obtain_dataset(s, seed, folder)],
-                            data=folder / s["dataset"], est_s=15, inputs={"config": s})
-        elif s["fetch"]:
-            argv = ["traces", "fetch", s["fetch"], "--dest", str(folder)]
-            if s["base_url"]:
-                argv += ["--base-url", s["base_url"]]
-            item = Item("traces", name, folder, steps=[argv], data=folder / s["fetch"], est_s=15,
-                        inputs={"config": s})
-        else:
-            item = None  # `from` sets: after their source
-        if item is not None:
-            sets[name] = item
-    for name, s in cfg["traces"].items():
+
+# traces ------------------------------------------------------------------------------------------
+def _trace_items(traces: dict, run_dir: Path, seed: int) -> dict[str, Item]:
+    """The trace sets' items by name: the `from` sets after the sets they take from."""
+    sets: dict[str, Item] = {}
+    for name, s in traces.items():
+        if not s["from"]:
+            sets[name] = _trace_item(name, s, run_dir / "traces" / name, seed)
+    for name, s in traces.items():
         if s["from"]:
             src = sets[s["from"]]
             folder = run_dir / "traces" / name
             sets[name] = Item("traces", name, folder, steps=[_pick(src, s["n"])], deps=[src.id], data=folder,
                               est_s=0.5, inputs={"config": s})
-    plan["traces"] = [sets[n] for n in cfg["traces"]]
-    n_traces = {n: (cfg["traces"][n]["n"] if (cfg["traces"][n]["gen"] or cfg["traces"][n]["from"])
-                    else _count_traces(s.data, 100)) for n, s in sets.items()}
+    return sets
 
-    # train, export ------------------------------------------------------------------------------
-    models: dict[str, dict[str, Item]] = {}
-    for uc in ("abr", "cc"):
-        u = cfg[uc]
-        if u is None:
+
+def _trace_item(name: str, s: dict, folder: Path, seed: int) -> Item:
+    """A `path`, `gen`, `dataset` or `fetch` set."""
+    if s["path"]:
+        path = Path(s["path"])
+        return Item("traces", name, path, reference=path, data=path, est_s=0.1, inputs={"path": str(path)})
+    if s["gen"]:
+        argv = ["traces", "gen", s["gen"], "--range", s["range"], "-n", str(s["n"]), "--seed",
+                str(s["seed"] if s["seed"] is not None else seed), "-o", str(folder), "--format", s["format"]]
+        return Item("traces", name, folder, steps=[argv], data=folder, est_s=2 + 0.05 * s["n"], inputs={"config": s})
+    if s["dataset"]:
+        from traces.datasets import find_full_copy
+        local = find_full_copy(s["dataset"])
+        if local is not None:  # a full local copy: used in place, as a `path` set
+            return Item("traces", name, local, reference=local, data=local, est_s=0.1, inputs={"path": str(local)})
+        return Item("traces", name, folder, steps=[_obtain_dataset(s, seed, folder)], data=folder / s["dataset"],
+                    est_s=15, inputs={"config": s})
+    argv = ["traces", "fetch", s["fetch"], "--dest", str(folder)]
+    if s["base_url"]:
+        argv += ["--base-url", s["base_url"]]
+    return Item("traces", name, folder, steps=[argv], data=folder / s["fetch"], est_s=15, inputs={"config": s})
+
+
+def _trace_counts(traces: dict, sets: dict[str, Item]) -> dict[str, int]:
+    """Traces per set, for the estimates (a set not made yet: its `n`; an unreadable one: 100)."""
+    return {n: (traces[n]["n"] if (traces[n]["gen"] or traces[n]["from"]) else _count_traces(s.data, 100))
+            for n, s in sets.items()}
+
+
+# train, export -----------------------------------------------------------------------------------
+def _train_export_items(uc: str, u: dict, sets: dict[str, Item], run_dir: Path,
+                        seed: int) -> tuple[list[Item], dict[str, Item]]:
+    """(train items, export items by policy name) of a use case's policies; a `use` policy is only copied."""
+    train: list[Item] = []
+    models: dict[str, Item] = {}
+    for pname, p in u["policies"].items():
+        onnx = run_dir / "export" / f"{uc}-{pname}" / f"{pname}.onnx"
+        if p["use"]:
+            src = Path(p["use"])
+            models[pname] = Item("export", f"{uc}-{pname}", onnx.parent, steps=[_copy_model(src, onnx)], data=onnx,
+                                 inputs={"use": str(src), "sha256": hash_tree(src)}, est_s=0.2)
             continue
-        models[uc] = {}
-        for pname, p in u["policies"].items():
-            onnx = run_dir / "export" / f"{uc}-{pname}" / f"{pname}.onnx"
-            if p["use"]:
-                src = Path(p["use"])
-                exp = Item("export", f"{uc}-{pname}", onnx.parent, steps=[_copy_model(src, onnx)], data=onnx,
-                           inputs={"use": str(src), "sha256": hash_tree(src)}, est_s=0.2)
-            else:
-                folder = run_dir / "train" / f"{uc}-{pname}"
-                argv = ["train", uc, "--method", p["method"], "--range", p["range"], "--steps", str(p["steps"]),
-                        "--seed", str(p["seed"] if p["seed"] is not None else seed), "--out", str(folder),
-                        "--no-progress", "--torch-threads", str(p["torch_threads"])]
-                for key in ("baseline", "rounds", "trials", "random_trials", "envs_per_trial", "real_prob",
-                            "n_envs", "steps_per_update"):
-                    if p[key] not in (None, ""):
-                        argv += ["--" + key.replace("_", "-"), str(p[key])]
-                deps = []
-                if p["real_traces"]:
-                    argv += ["--real-traces", ",".join(str(sets[t].data) for t in p["real_traces"])]
-                    deps = [sets[t].id for t in p["real_traces"]]
-                argv += p["extra_args"]
+        tr = _train_item(uc, pname, p, sets, run_dir / "train" / f"{uc}-{pname}", seed)
+        train.append(tr)
+        models[pname] = Item("export", f"{uc}-{pname}", onnx.parent,
+                             steps=[["export", str(tr.folder), "-o", str(onnx)]], deps=[tr.id], data=onnx, est_s=6)
+    return train, models
 
-                def resume(item: Item, _argv=argv) -> list:
-                    return [_argv + ["--resume"]] if (item.folder / "run.json").is_file() else [_argv]
 
-                tr = Item("train", f"{uc}-{pname}", folder, steps=[argv], deps=deps, resume=resume,
-                          est_s=_train_est(uc, p), inputs={"config": p})
-                plan["train"].append(tr)
-                exp = Item("export", f"{uc}-{pname}", onnx.parent, steps=[["export", str(folder), "-o", str(onnx)]],
-                           deps=[tr.id], data=onnx, est_s=6)
-            plan["export"].append(exp)
-            models[uc][pname] = exp
+def _train_item(uc: str, pname: str, p: dict, sets: dict[str, Item], folder: Path, seed: int) -> Item:
+    """`genet train` of one policy; a killed attempt continues with `--resume`."""
+    argv = ["train", uc, "--method", p["method"], "--range", p["range"], "--steps", str(p["steps"]),
+            "--seed", str(p["seed"] if p["seed"] is not None else seed), "--out", str(folder),
+            "--no-progress", "--torch-threads", str(p["torch_threads"])]
+    for key in ("baseline", "rounds", "trials", "random_trials", "envs_per_trial", "real_prob",
+                "n_envs", "steps_per_update"):
+        if p[key] not in (None, ""):
+            argv += ["--" + key.replace("_", "-"), str(p[key])]
+    deps = []
+    if p["real_traces"]:
+        argv += ["--real-traces", ",".join(str(sets[t].data) for t in p["real_traces"])]
+        deps = [sets[t].id for t in p["real_traces"]]
+    argv += p["extra_args"]
 
-    # simulate, emulate ----------------------------------------------------------------------------
-    for uc in ("abr", "cc"):
-        u = cfg[uc]
-        if u is None:
-            continue
-        def chosen(names: list[str], drop_optimal: bool) -> tuple[list[Item], list[str]]:
-            """(model items, --policy values) of a stage: the names given, else every policy and baseline."""
-            names = names or (list(models[uc]) + [b for b in u["baselines"] if not (drop_optimal and b == "optimal")])
-            items_ = [models[uc][n] for n in names if n in models[uc]]
-            return items_, [str(models[uc][n].data) if n in models[uc] else n for n in names]
+    def resume(item: Item, _argv=argv) -> list:
+        return [_argv + ["--resume"]] if (item.folder / "run.json").is_file() else [_argv]
 
-        sim = u["simulate"]
-        if sim["enabled"]:
-            for t in sim["traces"]:
-                folder = run_dir / "simulate" / f"{uc}-{t}"
-                model_items, pols = chosen(sim["policies"], False)
-                argv = ["eval", uc, "--traces", str(sets[t].data), "--policy", ",".join(pols), "--out", str(folder),
-                        "--no-progress"]
-                if uc == "abr":
-                    if u["video"]:
-                        argv += ["--video", u["video"]]
-                    if sim["compat"]:
-                        argv += ["--compat", sim["compat"]]
-                    est = 4 + n_traces[t] * len(pols) * 0.01
-                else:
-                    if sim["delay_ms"] is not None:
-                        argv += ["--delay-ms", f"{sim['delay_ms']:g}"]
-                    if sim["queue_packets"] is not None:
-                        argv += ["--queue-packets", str(sim["queue_packets"])]
-                    est = 4 + n_traces[t] * len(pols) * 0.05
-                plan["simulate"].append(Item("simulate", f"{uc}-{t}", folder, steps=[argv],
-                                             deps=[sets[t].id] + [m.id for m in model_items], est_s=est,
-                                             inputs={"config": _own(sim)}))
-        emu = u["emulate"]
-        if emu["enabled"]:
-            avail = "" if registered("emulate", uc) else not_available("emulate", uc)
-            for t in emu["traces"]:
-                folder = run_dir / "emulate" / f"{uc}-{t}"
-                model_items, pols = chosen(emu["policies"], True)
-                argv = ["emulate", uc, "--policy", ",".join(pols), "--traces", str(sets[t].data), "--out", str(folder),
-                        "--backend", emu["backend"], "--repeats", str(emu["repeats"]), "--jobs", str(emu["jobs"])]
-                if emu["delay_ms"] is not None:
-                    argv += ["--delay-ms", f"{emu['delay_ms']:g}"]
-                if uc == "cc" and emu["queue_packets"] is not None:
-                    argv += ["--queue-packets", str(emu["queue_packets"])]
-                if uc == "cc" and emu["duration_s"] is not None:
-                    argv += ["--duration-s", f"{emu['duration_s']:g}"]
-                if uc == "abr" and emu["video"]:
-                    argv += ["--video", emu["video"]]
-                if uc == "abr" and emu["chunks"] is not None:
-                    argv += ["--chunks", str(emu["chunks"])]
-                argv += emu["extra_args"]
-                sessions = n_traces[t] * len(pols) * emu["repeats"]
-                run_s = (4.0 * (emu["chunks"] or 49) + 5) if uc == "abr" else (emu["duration_s"] or 30.0)
-                est = 5 + math.ceil(sessions / emu["jobs"]) * run_s * 1.1
-                plan["emulate"].append(Item("emulate", f"{uc}-{t}", folder, steps=[argv], unavailable=avail,
-                                            deps=[sets[t].id] + [m.id for m in model_items], est_s=est,
-                                            inputs={"config": _own(emu)}))
+    return Item("train", f"{uc}-{pname}", folder, steps=[argv], deps=deps, resume=resume,
+                est_s=_train_est(uc, p), inputs={"config": p})
 
-    # deploy ------------------------------------------------------------------------------------
-    dep_cfg = cfg["deploy"]
-    for uc in ("abr", "cc"):
-        u = cfg[uc]
-        if u is None or not u["deploy"]["enabled"]:
-            continue
-        d = u["deploy"]
-        folder = run_dir / "deploy" / uc
-        names = d["schemes"] or (list(models[uc]) + [b for b in u["baselines"] if b != "optimal"])
-        schemes = [str(models[uc][n].data) if n in models[uc] else n for n in names]
-        need = [("deploy", "push"), ("deploy", "run"), ("deploy", "report")] + ([] if dep_cfg["inventory"] else [("deploy", "testbed")])
-        missing = [p for p in need if not registered(*p)]
-        avail = not_available(*missing[0]) if missing else ""
-        testbed = run_dir / "deploy" / f"testbed-{uc}"  # beside the item's folder: survives its clearing
-        campaign = Path(d["campaign"]) if d["campaign"] else folder / "campaign.toml"
-        steps: list = []
-        cleanup: list = []
-        if not d["campaign"]:
-            steps.append(_write_campaign(campaign, uc, schemes, d, seed))
-        if dep_cfg["inventory"]:
-            inventory = dep_cfg["inventory"]
+
+# simulate, emulate -------------------------------------------------------------------------------
+def _chosen(models: dict[str, Item], baselines: list[str], names: list[str],
+            drop_optimal: bool) -> tuple[list[Item], list[str]]:
+    """(model items, --policy values) of a stage: the names given, else every policy and baseline."""
+    names = names or (list(models) + [b for b in baselines if not (drop_optimal and b == "optimal")])
+    return [models[n] for n in names if n in models], [str(models[n].data) if n in models else n for n in names]
+
+
+def _simulate_items(uc: str, u: dict, sets: dict[str, Item], models: dict[str, Item], n_traces: dict[str, int],
+                    run_dir: Path) -> list[Item]:
+    """`genet eval` of the chosen policies on each trace set."""
+    sim = u["simulate"]
+    if not sim["enabled"]:
+        return []
+    items = []
+    for t in sim["traces"]:
+        folder = run_dir / "simulate" / f"{uc}-{t}"
+        model_items, pols = _chosen(models, u["baselines"], sim["policies"], False)
+        argv = ["eval", uc, "--traces", str(sets[t].data), "--policy", ",".join(pols), "--out", str(folder),
+                "--no-progress"]
+        if uc == "abr":
+            if u["video"]:
+                argv += ["--video", u["video"]]
+            if sim["compat"]:
+                argv += ["--compat", sim["compat"]]
+            est = 4 + n_traces[t] * len(pols) * 0.01
         else:
-            steps.append(_down_leftover_testbed(testbed))
-            up = ["deploy", "testbed", "up", "--hosts", str(dep_cfg["testbed_hosts"]), "--out", str(testbed)]
-            if dep_cfg["testbed_paths"]:
-                up += ["--paths", dep_cfg["testbed_paths"]]
-            steps.append(up)
-            inventory = str(testbed / "inventory.toml")
-            cleanup.append(["deploy", "testbed", "down", "--out", str(testbed)])
-        push = ["deploy", "push", inventory]
-        wheelhouse = dep_cfg["wheelhouse"]
-        if wheelhouse == "auto" and not dep_cfg["inventory"]:
-            wh = run_dir / "deploy" / "wheelhouse"
-            steps.append(_gather_wheelhouse(wh))
-            push += ["--wheelhouse", str(wh)]
-        elif wheelhouse not in ("", "auto"):
-            push += ["--wheelhouse", wheelhouse]
-        for n in names:
-            if n in models[uc]:
-                push += ["--models", str(models[uc][n].data.parent)]
-        steps.append(push + dep_cfg["push_args"])
-        steps.append(["deploy", "run", str(campaign), "--inventory", inventory, "--out", str(folder / "campaign")]
-                     + dep_cfg["run_args"])
-        steps.append(["deploy", "report", str(folder / "campaign")])
-        n_paths = 3
-        session_s = (4.0 * d["chunks"] + 8.0 if d["chunks"] else 200.0) if uc == "abr" else d["duration_s"]
-        est = 30 + n_paths * len(schemes) * d["repetitions"] * (session_s + 3)
-        plan["deploy"].append(Item("deploy", uc, folder, steps=steps, cleanup=cleanup, unavailable=avail,
-                                   deps=[m.id for m in models[uc].values()],
-                                   est_s=est, inputs={"config": d, "deploy": dep_cfg, "schemes": names,
-                                                      "campaign_sha256": hash_tree(campaign) if d["campaign"] else ""}))
+            if sim["delay_ms"] is not None:
+                argv += ["--delay-ms", f"{sim['delay_ms']:g}"]
+            if sim["queue_packets"] is not None:
+                argv += ["--queue-packets", str(sim["queue_packets"])]
+            est = 4 + n_traces[t] * len(pols) * 0.05
+        items.append(Item("simulate", f"{uc}-{t}", folder, steps=[argv],
+                          deps=[sets[t].id] + [m.id for m in model_items], est_s=est, inputs={"config": _own(sim)}))
+    return items
 
-    # report ------------------------------------------------------------------------------------
+
+def _emulate_items(uc: str, u: dict, sets: dict[str, Item], models: dict[str, Item], n_traces: dict[str, int],
+                   run_dir: Path) -> list[Item]:
+    """`genet emulate` of the chosen policies (all but `optimal` by default) on each trace set."""
+    emu = u["emulate"]
+    if not emu["enabled"]:
+        return []
+    avail = "" if registered("emulate", uc) else not_available("emulate", uc)
+    items = []
+    for t in emu["traces"]:
+        folder = run_dir / "emulate" / f"{uc}-{t}"
+        model_items, pols = _chosen(models, u["baselines"], emu["policies"], True)
+        argv = ["emulate", uc, "--policy", ",".join(pols), "--traces", str(sets[t].data), "--out", str(folder),
+                "--backend", emu["backend"], "--repeats", str(emu["repeats"]), "--jobs", str(emu["jobs"])]
+        argv += _emulate_options(uc, emu)
+        sessions = n_traces[t] * len(pols) * emu["repeats"]
+        run_s = (4.0 * (emu["chunks"] or 49) + 5) if uc == "abr" else (emu["duration_s"] or 30.0)
+        est = 5 + math.ceil(sessions / emu["jobs"]) * run_s * 1.1
+        items.append(Item("emulate", f"{uc}-{t}", folder, steps=[argv], unavailable=avail,
+                          deps=[sets[t].id] + [m.id for m in model_items], est_s=est, inputs={"config": _own(emu)}))
+    return items
+
+
+def _emulate_options(uc: str, emu: dict) -> list[str]:
+    """The `genet emulate` options an emulate table sets, then its extra_args."""
+    argv: list[str] = []
+    if emu["delay_ms"] is not None:
+        argv += ["--delay-ms", f"{emu['delay_ms']:g}"]
+    if uc == "cc" and emu["queue_packets"] is not None:
+        argv += ["--queue-packets", str(emu["queue_packets"])]
+    if uc == "cc" and emu["duration_s"] is not None:
+        argv += ["--duration-s", f"{emu['duration_s']:g}"]
+    if uc == "abr" and emu["video"]:
+        argv += ["--video", emu["video"]]
+    if uc == "abr" and emu["chunks"] is not None:
+        argv += ["--chunks", str(emu["chunks"])]
+    return argv + emu["extra_args"]
+
+
+# deploy ------------------------------------------------------------------------------------------
+def _deploy_item(uc: str, u: dict, dep_cfg: dict, models: dict[str, Item], run_dir: Path, seed: int) -> Item:
+    """A use case's campaign: its file written (unless given), the hosts (the inventory, else a local testbed
+    brought up, and down after), `genet deploy push`, `run`, `report`."""
+    d = u["deploy"]
+    folder = run_dir / "deploy" / uc
+    names = d["schemes"] or (list(models) + [b for b in u["baselines"] if b != "optimal"])
+    schemes = [str(models[n].data) if n in models else n for n in names]
+    need = [("deploy", "push"), ("deploy", "run"), ("deploy", "report")] + ([] if dep_cfg["inventory"] else [("deploy", "testbed")])
+    missing = [p for p in need if not registered(*p)]
+    avail = not_available(*missing[0]) if missing else ""
+    testbed = run_dir / "deploy" / f"testbed-{uc}"  # beside the item's folder: survives its clearing
+    campaign = Path(d["campaign"]) if d["campaign"] else folder / "campaign.toml"
+    steps: list = [] if d["campaign"] else [_write_campaign(campaign, uc, schemes, d, seed)]
+    inventory, host_steps, cleanup = _deploy_hosts(dep_cfg, testbed)
+    steps += host_steps
+    steps += _push_steps(dep_cfg, inventory, run_dir / "deploy" / "wheelhouse",
+                         [models[n].data.parent for n in names if n in models])
+    steps.append(["deploy", "run", str(campaign), "--inventory", inventory, "--out", str(folder / "campaign")]
+                 + dep_cfg["run_args"])
+    steps.append(["deploy", "report", str(folder / "campaign")])
+    return Item("deploy", uc, folder, steps=steps, cleanup=cleanup, unavailable=avail,
+                deps=[m.id for m in models.values()], est_s=_deploy_est(uc, d, len(schemes)),
+                inputs={"config": d, "deploy": dep_cfg, "schemes": names,
+                        "campaign_sha256": hash_tree(campaign) if d["campaign"] else ""})
+
+
+def _deploy_hosts(dep_cfg: dict, testbed: Path) -> tuple[str, list, list]:
+    """(inventory file, steps, cleanup steps): the inventory given, else a local testbed in ``testbed`` (one a
+    killed run left taken down first)."""
+    if dep_cfg["inventory"]:
+        return dep_cfg["inventory"], [], []
+    up = ["deploy", "testbed", "up", "--hosts", str(dep_cfg["testbed_hosts"]), "--out", str(testbed)]
+    if dep_cfg["testbed_paths"]:
+        up += ["--paths", dep_cfg["testbed_paths"]]
+    return (str(testbed / "inventory.toml"), [_down_leftover_testbed(testbed), up],
+            [["deploy", "testbed", "down", "--out", str(testbed)]])
+
+
+def _push_steps(dep_cfg: dict, inventory: str, wh: Path, model_dirs: list[Path]) -> list:
+    """`genet deploy push` of genet and the models, after gathering a wheelhouse into ``wh`` where one is needed."""
+    steps: list = []
+    push = ["deploy", "push", inventory]
+    wheelhouse = dep_cfg["wheelhouse"]
+    if wheelhouse == "auto" and not dep_cfg["inventory"]:
+        steps.append(_gather_wheelhouse(wh))
+        push += ["--wheelhouse", str(wh)]
+    elif wheelhouse not in ("", "auto"):
+        push += ["--wheelhouse", wheelhouse]
+    for m in model_dirs:
+        push += ["--models", str(m)]
+    return steps + [push + dep_cfg["push_args"]]
+
+
+def _deploy_est(uc: str, d: dict, n_schemes: int) -> float:
+    """Seconds: set-up, then every scheme on each of (about) 3 paths per repetition, back to back."""
+    n_paths = 3
+    session_s = (4.0 * d["chunks"] + 8.0 if d["chunks"] else 200.0) if uc == "abr" else d["duration_s"]
+    return 30 + n_paths * n_schemes * d["repetitions"] * (session_s + 3)
+
+
+# report ------------------------------------------------------------------------------------------
+def _report_item(cfg: dict, plan: dict[str, list[Item]], run_dir: Path) -> Item:
+    """The report, after every item that can run in this build."""
     from app.run.report import write_report_action
-    plan["report"].append(Item("report", "report", run_dir / "report", steps=[write_report_action],
-                               deps=[i.id for s in STAGES[:-1] for i in plan[s] if not i.unavailable],
-                               est_s=5, inputs={"config": cfg, "report_code": hash_tree(Path(__file__).with_name("report.py")),
-                                                "unavailable": [i.id for s in STAGES for i in plan[s] if i.unavailable]}))
-    return plan
+    return Item("report", "report", run_dir / "report", steps=[write_report_action],
+                deps=[i.id for s in STAGES[:-1] for i in plan[s] if not i.unavailable],
+                est_s=5, inputs={"config": cfg, "report_code": hash_tree(Path(__file__).with_name("report.py")),
+                                 "unavailable": [i.id for s in STAGES for i in plan[s] if i.unavailable]})
 
 
 def _own(section: dict) -> dict:

@@ -1,8 +1,8 @@
 """``genet study run | per-trace | top-rung | cc-startup`` and ``genet models ship``.
 
-Registered like every other command (``register(subparsers, groups)``, listed in ``app/cli.py``'s
-``SUBCOMMAND_MODULES``). Importing this module and building its parsers is cheap: the study, the shipping and
-the analyses (torch, numba, matplotlib through them) load when a command runs.
+Declared like every other command (``COMMANDS``, :mod:`foundation.commands`; the module is listed in
+``app/cli.py``'s ``SUBCOMMAND_MODULES``). Importing this module and building its parsers is cheap: the study,
+the shipping and the analyses (torch, numba, matplotlib through them) load when a command runs.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
+from foundation.commands import Command, Group
 from foundation.errors import BadInputError
 
 STUDY_RUN_DESCRIPTION = """\
@@ -75,25 +76,17 @@ Examples:
       --variant "cc-genet-distinct, seed 1 of 0-2 (models/study/results.md)"   # ship a trained run"""
 
 
-def register(subparsers, groups) -> None:
-    from foundation.helpformat import HelpFormatter
+def _shared() -> str:
+    """The default of --shared: ../shared beside the project."""
     from foundation.runmeta import PROJECT_ROOT
-    from app.study.cc_startup import CORNER
-    from app.study.per_trace import DEFAULT_BINS_MBPS
+    return str(PROJECT_ROOT.parent / "shared")
+
+
+def _study_run_arguments(r: argparse.ArgumentParser) -> None:
     from app.study.presets import ABR_STEPS, CC_STEPS, MATRIX
     from app.study.publish import DEFAULT_PUBLISHED
-    shared = str(PROJECT_ROOT.parent / "shared")
-
-    st = subparsers.add_parser(
-        "study", help="the Genet-vs-UDR study (issue 17): run the matrix, and the analyses behind its findings",
-        description="The multi-seed Genet-vs-UDR study (run) and the analyses behind models/study/FINDINGS.md\n"
-                    "(per-trace, top-rung, cc-startup). `genet study COMMAND --help` explains each.",
-        formatter_class=HelpFormatter)
-    sub = st.add_subparsers(dest="study_command", metavar="COMMAND")
-    st.set_defaults(func=lambda args, _p=st: (_p.print_help(), 2)[1])
-
-    r = sub.add_parser("run", help="train, evaluate and tabulate presets x seeds at equal steps (resumable)",
-                       description=STUDY_RUN_DESCRIPTION, formatter_class=HelpFormatter)
+    from foundation.runmeta import PROJECT_ROOT
+    shared = _shared()
     r.add_argument("--study-dir", default=str(PROJECT_ROOT / "runs" / "study"), metavar="DIR",
                    help="where runs and results go")
     r.add_argument("--shared", default=shared, metavar="DIR", help="the shared material directory")
@@ -118,44 +111,43 @@ def register(subparsers, groups) -> None:
     r.add_argument("--publish", nargs="?", const=str(DEFAULT_PUBLISHED), default=None, metavar="DIR",
                    help="also copy results.md, results.json, the curve plots and the per-run records and curves "
                         "to DIR (default: models/study)")
-    r.set_defaults(func=cmd_study_run)
 
+
+def _per_trace_arguments(pt: argparse.ArgumentParser) -> None:
+    from app.study.per_trace import DEFAULT_BINS_MBPS
+    from foundation.runmeta import PROJECT_ROOT
     abr_models = PROJECT_ROOT / "models" / "abr"
-    pt = sub.add_parser("per-trace", help="two ABR policies compared trace by trace, grouped by mean bandwidth",
-                        description=_doc("per_trace"), formatter_class=HelpFormatter)
     pt.add_argument("--policy", default=f"{abr_models / 'genet.onnx'},{abr_models / 'udr1.onnx'},mpc",
                     help="comma-separated ABR policies (PATH.onnx, mpc, bba); the first two are compared")
-    abr_shared = Path(shared) / "traces" / "abr"
+    abr_shared = Path(_shared()) / "traces" / "abr"
     pt.add_argument("--traces", default=f"{abr_shared / 'fcc-val'},{abr_shared / 'norway-val'}",
                     help="comma-separated trace directories")
     pt.add_argument("--bins-mbps", default=DEFAULT_BINS_MBPS,
                     help="lower edges of the mean-bandwidth groups (Mbit/s, increasing; the last is open)")
-    pt.set_defaults(func=cmd_per_trace)
 
-    tr = sub.add_parser("top-rung", help="ABR policies' QoE and mean bitrate on constant links",
-                        description=_doc("top_rung"), formatter_class=HelpFormatter)
+
+def _top_rung_arguments(tr: argparse.ArgumentParser) -> None:
+    from foundation.runmeta import PROJECT_ROOT
+    abr_models = PROJECT_ROOT / "models" / "abr"
     tr.add_argument("--policy", default=",".join([*(str(abr_models / f"{m}.onnx") for m in ("genet", "udr1", "udr2",
                                                                                           "udr3")), "mpc", "bba"]),
                     help="comma-separated ABR policies (PATH.onnx, mpc, bba)")
     tr.add_argument("--bandwidth-mbps", default="3,6,20,60", help="comma-separated constant link bandwidths (Mbit/s)")
-    tr.set_defaults(func=cmd_top_rung)
 
-    cs = sub.add_parser("cc-startup", help="CC policies on the corner CC Genet's BO promotes: the start-up burst",
-                        description=_doc("cc_startup"), formatter_class=HelpFormatter)
+
+def _cc_startup_arguments(cs: argparse.ArgumentParser) -> None:
+    from app.study.cc_startup import CORNER
+    from foundation.runmeta import PROJECT_ROOT
     cc_models = PROJECT_ROOT / "models" / "cc"
     cs.add_argument("--policy", default=f"bbr,cubic,{cc_models / 'udr3.onnx'},{cc_models / 'genet.onnx'}",
                     help="comma-separated CC policies (bbr, cubic, PATH.onnx)")
     cs.add_argument("--loss-rate", type=float, default=CORNER["loss_rate"], help="random loss of the corner (0-1)")
     cs.add_argument("-n", type=int, default=10, help="traces (count; the BO's trials use 10)")
-    cs.set_defaults(func=cmd_cc_startup)
 
-    md = subparsers.add_parser("models", help="the shipped models: ship (train, export, evaluate, tabulate)",
-                               description="The shipped ONNX policies in models/ and their metadata.",
-                               formatter_class=HelpFormatter)
-    msub = md.add_subparsers(dest="models_command", metavar="COMMAND")
-    md.set_defaults(func=lambda args, _p=md: (_p.print_help(), 2)[1])
-    sp = msub.add_parser("ship", help="train, export and evaluate the shipped models; rewrite models/RESULTS.md",
-                         description=SHIP_DESCRIPTION, formatter_class=HelpFormatter)
+
+def _models_ship_arguments(sp: argparse.ArgumentParser) -> None:
+    from app.study.presets import ABR_STEPS, CC_STEPS
+    shared = _shared()
     sp.add_argument("--shared", default=shared, metavar="DIR", help="the shared material directory")
     sp.add_argument("--only", default="", help="comma-separated use_case/name (e.g. abr/genet,cc/udr3); default: all")
     sp.add_argument("--jobs", type=int, default=2, help="trainings at a time (each uses one torch thread)")
@@ -172,7 +164,6 @@ def register(subparsers, groups) -> None:
                     help="ship this finished `genet train` run (one --only model; no training): export, evaluate, "
                          "metadata with the run's own command and seed")
     sp.add_argument("--variant", default="", help="with --from-run: what the run is (recorded as 'variant')")
-    sp.set_defaults(func=cmd_models_ship)
 
 
 def _doc(module: str) -> str:
@@ -287,3 +278,23 @@ def cmd_models_ship(args: argparse.Namespace) -> int:
         failed = ship.ship_all(todo, options, args.jobs)
     print(ship.write_results_table())
     return 1 if failed else 0
+
+
+COMMANDS = (
+    Group(("study",),
+          help="the Genet-vs-UDR study (issue 17): run the matrix, and the analyses behind its findings",
+          description="The multi-seed Genet-vs-UDR study (run) and the analyses behind models/study/FINDINGS.md\n"
+                      "(per-trace, top-rung, cc-startup). `genet study COMMAND --help` explains each."),
+    Command(("study", "run"), help="train, evaluate and tabulate presets x seeds at equal steps (resumable)",
+            description=STUDY_RUN_DESCRIPTION, arguments=_study_run_arguments, run=cmd_study_run),
+    Command(("study", "per-trace"), help="two ABR policies compared trace by trace, grouped by mean bandwidth",
+            description=_doc("per_trace"), arguments=_per_trace_arguments, run=cmd_per_trace),
+    Command(("study", "top-rung"), help="ABR policies' QoE and mean bitrate on constant links",
+            description=_doc("top_rung"), arguments=_top_rung_arguments, run=cmd_top_rung),
+    Command(("study", "cc-startup"), help="CC policies on the corner CC Genet's BO promotes: the start-up burst",
+            description=_doc("cc_startup"), arguments=_cc_startup_arguments, run=cmd_cc_startup),
+    Group(("models",), help="the shipped models: ship (train, export, evaluate, tabulate)",
+          description="The shipped ONNX policies in models/ and their metadata."),
+    Command(("models", "ship"), help="train, export and evaluate the shipped models; rewrite models/RESULTS.md",
+            description=SHIP_DESCRIPTION, arguments=_models_ship_arguments, run=cmd_models_ship),
+)

@@ -11,7 +11,8 @@ Layering (trace -> video/link model -> batched simulator -> env + observer):
 * :mod:`genet.abr.params`: simulator conventions (:class:`SimConventions`, the
   Genet-compatibility and Pensieve-default modes) and per-environment
   properties (:class:`EnvParams`, from the ABR config space);
-* :mod:`genet.abr.core`: :class:`BatchedAbrSim`, the numba core stepping many sessions at once;
+* :mod:`genet.abr.core`: :class:`BatchedAbrSim`, the core stepping many sessions at once (numba-compiled
+  kernels; a process's first chunk downloads run them as plain Python: :mod:`genet.abr.jit`);
 * :mod:`genet.abr.observations`: Pensieve 6x8 / Genet 6x6 states and the action mappings, built from the
   simulator's steps or from a player's plain ``ChunkMeasurement`` records;
 * :mod:`genet.abr.env`: the Gymnasium environment ``genet/Abr-v0`` (a view over the batched core)
@@ -26,7 +27,8 @@ Layering (trace -> video/link model -> batched simulator -> env + observer):
   and ``genet import-tf-checkpoint``.
 
 Heavy parts are imported on use; ``import genet.abr`` stays cheap. ``qoe``, ``observations``,
-``registry``, ``video``, ``baselines`` and ``mpc`` import no numba (what the player's runtime install runs).
+``registry``, ``video``, ``baselines``, ``mpc``, ``core`` and ``evaluate`` import no numba (the first five
+are what the player's runtime install runs).
 """
 
 ENV_ID = "genet/Abr-v0"

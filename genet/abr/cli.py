@@ -1,29 +1,16 @@
-"""``genet eval abr`` and ``genet import-tf-checkpoint`` (register() stays cheap: imports happen in the commands)."""
+"""``genet eval abr`` and ``genet import-tf-checkpoint`` (declaring them stays cheap: imports happen in the commands)."""
 
 from __future__ import annotations
-
-from foundation.errors import BadInputError
 
 import argparse
 import os
 from pathlib import Path
 
+from foundation.commands import Command
+from foundation.errors import BadInputError
 
 
-def _formatter():
-    from foundation.helpformat import HelpFormatter
-    return HelpFormatter
-
-
-def register(subparsers, groups) -> None:
-    fmt = _formatter()
-    p = groups["eval"].add_parser(
-        "abr", formatter_class=fmt,
-        help="evaluate ABR policies (bba, mpc, optimal, .onnx) over a trace set in simulation",
-        description="Play one video per trace with each policy (all traces stepped as one batch) and write "
-                    "results.csv / results.json (one row per policy and trace), summary.txt (Table-6 form: "
-                    "bitrate Mbps, rebuffering s, bitrate change Mbps, QoE) and qoe_cdf.png (per-trace QoE CDF "
-                    "of all policies).")
+def _eval_abr_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", action="append", metavar="POLICY",
                    help="bba, mpc (RobustMPC), optimal (offline optimum) or PATH.onnx; repeat or separate with "
                         "commas to compare side by side (default: bba,mpc)")
@@ -52,19 +39,13 @@ def register(subparsers, groups) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of --config's trace generation and of --sample's action draws (integer)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_eval_abr)
 
-    t = subparsers.add_parser(
-        "import-tf-checkpoint", formatter_class=fmt,
-        help="convert a Genet/Pensieve TF1 ABR actor checkpoint to an ONNX policy (no TensorFlow needed)",
-        description="Read a TensorFlow-1 checkpoint (tensor bundle .index + .data) of the Pensieve/Genet A3C "
-                    "actor directly, rebuild the actor in torch and export it as an ONNX policy whose metadata "
-                    "carries use case, observation layout and action semantics.")
+
+def _import_tf_checkpoint_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("checkpoint", metavar="DIR_OR_PREFIX",
                    help="checkpoint directory (the newest *.ckpt.index is used) or checkpoint prefix")
     t.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", help="output ONNX file")
     t.add_argument("--name", default=None, help="policy name stored in the metadata (default: directory name)")
-    t.set_defaults(func=cmd_import_tf_checkpoint)
 
 
 def cmd_eval_abr(args: argparse.Namespace) -> int:
@@ -195,3 +176,19 @@ def cmd_import_tf_checkpoint(args: argparse.Namespace) -> int:
     path, info = import_checkpoint(args.checkpoint, args.output, name=args.name)
     print(f"wrote {path}: {info}")
     return 0
+
+
+COMMANDS = (
+    Command(("eval", "abr"), help="evaluate ABR policies (bba, mpc, optimal, .onnx) over a trace set in simulation",
+            description="Play one video per trace with each policy (all traces stepped as one batch) and write "
+                        "results.csv / results.json (one row per policy and trace), summary.txt (Table-6 form: "
+                        "bitrate Mbps, rebuffering s, bitrate change Mbps, QoE) and qoe_cdf.png (per-trace QoE CDF "
+                        "of all policies).",
+            arguments=_eval_abr_arguments, run=cmd_eval_abr),
+    Command(("import-tf-checkpoint",),
+            help="convert a Genet/Pensieve TF1 ABR actor checkpoint to an ONNX policy (no TensorFlow needed)",
+            description="Read a TensorFlow-1 checkpoint (tensor bundle .index + .data) of the Pensieve/Genet A3C "
+                        "actor directly, rebuild the actor in torch and export it as an ONNX policy whose metadata "
+                        "carries use case, observation layout and action semantics.",
+            arguments=_import_tf_checkpoint_arguments, run=cmd_import_tf_checkpoint),
+)

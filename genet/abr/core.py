@@ -1,4 +1,4 @@
-"""The batched ABR chunk-level simulator (numba), genet-simulators.md §1.
+"""The batched ABR chunk-level simulator (numba-compiled kernels), genet-simulators.md §1.
 
 :class:`BatchedAbrSim` steps ``n_envs`` video sessions at once: every array
 of state has one entry per environment and one ``step(quality)`` call
@@ -27,18 +27,25 @@ Semantics (identical arithmetic to Pensieve / Genet ABR-A ``get_video_chunk``, �
 
 Buffers are kept in milliseconds internally as in the references so that the
 compatibility mode is bit-for-bit the same arithmetic.
+
+The kernels are plain Python that numba compiles on first use (:mod:`genet.abr.jit`; importing this
+module loads no numba). A simulator steps its first :data:`INTERPRETED_CHUNK_STEPS` chunk downloads (per
+process) with the kernels' plain Python while numba is not loaded yet, and the compiled kernels after:
+a short run (``genet eval abr --policy bba`` over a few hundred traces) never pays numba's start-up, a
+long one soon runs compiled. Both run the same source with the same IEEE operations: the same bits.
 """
 
 from __future__ import annotations
 
 from foundation.errors import BadInputError
 
+import sys
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from numba import njit
 
+from genet.abr.jit import jitable, lazy_njit, numba_available
 from genet.abr.params import PENSIEVE, EnvParams, SimConventions
 from genet.abr.qoe import chunk_qoe
 from genet.abr.video import Video
@@ -47,9 +54,16 @@ from traces.trace import Trace
 
 #: Largest chunk-size tables (all environments and video lengths together) a simulator may allocate.
 MAX_CHUNK_TABLE_BYTES = 2**30
+#: Chunk downloads (all simulators of a process together) stepped with the kernels' plain Python while numba
+#: is not loaded: about what loading numba and the cached kernels costs (~0.4 s of start-up; one interpreted
+#: chunk download takes ~7 us). ``engine="auto"`` only.
+INTERPRETED_CHUNK_STEPS = 50_000
+#: Simulator engines: "auto" (interpreted first, compiled after: module docstring), "numba", "python".
+ENGINES = ("auto", "numba", "python")
+_interpreted_left = INTERPRETED_CHUNK_STEPS
 
 
-@njit(cache=True)
+@jitable
 def download_chunk(t_all, bw_all, off, ln, ptr0, last_time0, size, rtt_ms, noise, buffer0, chunk_ms,
                    max_buffer_ms, payload_frac, drain_ms, wrap_t):
     """One chunk over one trace (§1.3 steps 2-6). Returns (ptr, last_time_s, buffer_ms, delay_ms,
@@ -114,11 +128,12 @@ def download_chunk(t_all, bw_all, off, ln, ptr0, last_time0, size, rtt_ms, noise
     return p, lt, buf, delay, rebuf, sleep
 
 
-#: Linear QoE of one chunk (§1.6): :func:`genet.abr.qoe.chunk_qoe` (the one definition) compiled by numba.
-chunk_reward = njit(cache=True)(chunk_qoe)
+#: :func:`genet.abr.qoe.chunk_qoe` (the one definition of a chunk's QoE, §1.6; the kernels call it
+#: directly) compiled by numba on its own (on first call).
+chunk_reward = lazy_njit(chunk_qoe)
 
 
-@njit(cache=True)
+@lazy_njit
 def _step_kernel(quality, active, noise, t_all, bw_all, tr_off, tr_len, tr_id, ptr, last_time_s, buffer_ms,
                  chunk_idx, last_quality, sizes, n_chunks, rtt_ms, chunk_ms, max_buffer_ms, bitrates_kbps,
                  mu, smooth, payload_frac, drain_ms, wrap_zero,
@@ -147,7 +162,7 @@ def _step_kernel(quality, active, noise, t_all, bw_all, tr_off, tr_len, tr_id, p
         out_rebuf_s[i] = rebuf_s
         out_size[i] = size
         out_chunk[i] = c
-        out_reward[i] = chunk_reward(bitrates_kbps[q], bitrates_kbps[last_quality[i]], rebuf_s, mu, smooth)
+        out_reward[i] = chunk_qoe(bitrates_kbps[q], bitrates_kbps[last_quality[i]], rebuf_s, mu, smooth)
         out_bitrate_mbps[i] = bitrates_kbps[q] / 1000.0
         out_change_mbps[i] = abs(bitrates_kbps[q] - bitrates_kbps[last_quality[i]]) / 1000.0
         last_quality[i] = q
@@ -220,13 +235,19 @@ class BatchedAbrSim:
     seed: seed of the simulator's Generator (trace choice, start pointer, delay noise)
     autoreset: after a video end an environment starts a new video at once on a
         randomly drawn trace (True; training), or stays finished (False; evaluation)
+    engine: "auto" (the kernels' plain Python for the process's first :data:`INTERPRETED_CHUNK_STEPS`
+        chunk downloads while numba is not loaded, compiled after), "numba" (compiled; plain Python when
+        numba is not installed) or "python" (interpreted); all give the same results
     """
 
     def __init__(self, traces: Sequence[Trace], video: Video, conventions: SimConventions = PENSIEVE,
                  params: EnvParams | Sequence[EnvParams] | None = None, n_envs: int | None = None,
-                 seed: int | None = None, autoreset: bool = False) -> None:
+                 seed: int | None = None, autoreset: bool = False, engine: str = "auto") -> None:
         if len(traces) == 0:
             raise BadInputError("BatchedAbrSim needs at least one trace")
+        if engine not in ENGINES:
+            raise BadInputError(f"BatchedAbrSim engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        self.engine = engine
         self.traces = list(traces)
         self.video = video
         self.conv = conventions
@@ -375,14 +396,14 @@ class BatchedAbrSim:
                        chunk_size_bytes=np.zeros(n), next_sizes_bytes=np.zeros((n, self.n_levels)),
                        chunks_remaining=np.zeros(n, np.int64), end_of_video=np.zeros(n, bool), reward=np.zeros(n),
                        bitrate_mbps=np.zeros(n), bitrate_change_mbps=np.zeros(n), active=act)
-        _step_kernel(q, act, noise, self.t_all, self.bw_all, self.tr_off, self.tr_len, self.tr_id, self.ptr,
-                     self.last_time_s, self.buffer_ms, self.chunk_idx, self.last_quality, self.sizes, self.n_chunks,
-                     self.rtt_ms, self.chunk_ms, self.max_buffer_ms, self.bitrates_kbps,
-                     float(self.conv.rebuffer_penalty), float(self.conv.smooth_penalty),
-                     float(self.conv.payload_fraction), float(self.conv.drain_quantum_ms), bool(self.conv.wrap_time_zero),
-                     r.delay_ms, r.sleep_ms, r.buffer_s, r.rebuffer_s, r.chunk_size_bytes, r.next_sizes_bytes,
-                     r.chunks_remaining, r.end_of_video, r.reward, r.chunk_index, r.bitrate_mbps,
-                     r.bitrate_change_mbps)
+        kernel = self._kernel(int(np.count_nonzero(act)))
+        kernel(q, act, noise, self.t_all, self.bw_all, self.tr_off, self.tr_len, self.tr_id, self.ptr,
+               self.last_time_s, self.buffer_ms, self.chunk_idx, self.last_quality, self.sizes, self.n_chunks,
+               self.rtt_ms, self.chunk_ms, self.max_buffer_ms, self.bitrates_kbps,
+               float(self.conv.rebuffer_penalty), float(self.conv.smooth_penalty),
+               float(self.conv.payload_fraction), float(self.conv.drain_quantum_ms), bool(self.conv.wrap_time_zero),
+               r.delay_ms, r.sleep_ms, r.buffer_s, r.rebuffer_s, r.chunk_size_bytes, r.next_sizes_bytes,
+               r.chunks_remaining, r.end_of_video, r.reward, r.chunk_index, r.bitrate_mbps, r.bitrate_change_mbps)
         ended = r.end_of_video & act
         if ended.any():
             if self.autoreset:
@@ -391,6 +412,16 @@ class BatchedAbrSim:
             else:
                 self.done |= ended
         return r
+
+    def _kernel(self, n_active: int):
+        """The step kernel for a step of ``n_active`` downloads: compiled or its plain Python (``engine``)."""
+        global _interpreted_left
+        if self.engine == "python" or not numba_available():
+            return _step_kernel.py_func
+        if self.engine == "auto" and "numba" not in sys.modules and n_active <= _interpreted_left:
+            _interpreted_left -= n_active
+            return _step_kernel.py_func
+        return _step_kernel
 
     def current_state(self) -> dict[str, np.ndarray]:
         """Position of every environment: chunk index of the next chunk, buffer (s), trace pointer."""

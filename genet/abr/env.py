@@ -23,7 +23,7 @@ bitrate x chunk length (:func:`~genet.abr.video.constant_bitrate_video`).
 All randomness (trace choice, start pointer, delay noise) comes from ``np_random``.
 
 Speed: :meth:`AbrEnv.step` takes a one-session fast path (:func:`_single_step`: the same
-:func:`~genet.abr.core.download_chunk` and :func:`~genet.abr.core.chunk_reward`, and the state-matrix
+:func:`~genet.abr.core.download_chunk` and :func:`~genet.abr.qoe.chunk_qoe`, and the state-matrix
 update of :mod:`genet.abr.observations`, in one compiled call on the simulator's own arrays) instead of
 the batched step with its per-call set-up; trajectories are the same (tested against the batched core).
 """
@@ -39,11 +39,11 @@ import gymnasium as gym
 import numpy as np
 
 from genet.abr import ENV_ID
-from numba import njit
-
-from genet.abr.core import BatchedAbrSim, StepResult, chunk_reward, download_chunk
+from genet.abr.core import BatchedAbrSim, StepResult, download_chunk
+from genet.abr.jit import lazy_njit
 from genet.abr.observations import PENSIEVE_6X8, StateBuilder, get_layout, to_quality
 from genet.abr.params import EnvParams, SimConventions, conventions
+from genet.abr.qoe import chunk_qoe
 from genet.abr.video import Video, constant_bitrate_video, load_video
 from traces.trace import Trace
 
@@ -81,7 +81,7 @@ _OUT = ("delay_ms", "sleep_ms", "buffer_s", "rebuffer_s", "chunk_size_bytes", "r
         "bitrate_change_mbps", "chunks_remaining", "end_of_video")
 
 
-@njit(cache=True, error_model="numpy")
+@lazy_njit(error_model="numpy")
 def _single_step(q, noise, t_all, bw_all, ip, fp, ptr, last_time_s, buffer_ms, chunk_idx, last_quality, sizes,
                  bitrates_kbps, state, out):
     """Session 0 of a :class:`BatchedAbrSim` downloads one chunk at quality ``q`` (what ``_step_kernel``
@@ -103,7 +103,7 @@ def _single_step(q, noise, t_all, bw_all, ip, fp, ptr, last_time_s, buffer_ms, c
     out[2] = buf / 1000.0
     out[3] = rebuf_s
     out[4] = size
-    out[5] = chunk_reward(bitrates_kbps[q], bitrates_kbps[lq], rebuf_s, fp[3], fp[4])
+    out[5] = chunk_qoe(bitrates_kbps[q], bitrates_kbps[lq], rebuf_s, fp[3], fp[4])
     out[6] = bitrates_kbps[q] / 1000.0
     out[7] = abs(bitrates_kbps[q] - bitrates_kbps[lq]) / 1000.0
     last_quality[0] = q

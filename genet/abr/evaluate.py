@@ -147,27 +147,9 @@ def format_table(summaries: Sequence[Summary]) -> str:
 
 
 def plot_cdf(results_by_policy: dict[str, Sequence[TraceResult]], path: str | Path, title: str = "") -> Path:
-    """PNG with the per-trace QoE CDF of every policy."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, res in results_by_policy.items():
-        x = np.sort([r.qoe for r in res])
-        y = np.arange(1, len(x) + 1) / len(x)
-        ax.step(x, y, where="post", label=f"{name} (mean {np.mean(x):.2f})")
-    ax.set_xlabel("per-trace total QoE")
-    ax.set_ylabel("CDF")
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-
+    """PNG with the per-trace QoE CDF of every policy (labelled with its mean; Pillow, no matplotlib:
+    :mod:`foundation.cdfplot`)."""
+    from foundation.cdfplot import write_cdf_png
+    series = {f"{name} (mean {np.mean([r.qoe for r in res]):.2f})": [r.qoe for r in res]
+              for name, res in results_by_policy.items()}
+    return write_cdf_png(path, series, xlabel="per-trace total QoE", title=title)

@@ -26,10 +26,11 @@ from foundation.errors import BadInputError
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from numba import njit
 
-from genet.abr.core import BatchedAbrSim, chunk_reward, download_chunk
+from genet.abr.core import BatchedAbrSim, download_chunk
+from genet.abr.jit import lazy_njit
 from genet.abr.params import PENSIEVE, EnvParams, SimConventions
+from genet.abr.qoe import chunk_qoe
 from genet.abr.video import Video
 from genet.policy import PolicyBase
 from traces.trace import Trace
@@ -39,7 +40,7 @@ DEFAULT_BUFFER_BIN_MS = 100.0
 MAX_BUFFER_BINS = 1000
 
 
-@njit(cache=True)
+@lazy_njit
 def _dp(t, bw, sizes, n_chunks, bitrates, first_q, rtt_ms, chunk_ms, max_buffer_ms, mu, smooth, payload_frac,
         drain_ms, wrap_t, bin_ms):
     n_levels = sizes.shape[0]
@@ -56,7 +57,7 @@ def _dp(t, bw, sizes, n_chunks, bitrates, first_q, rtt_ms, chunk_ms, max_buffer_
     p, l, b, delay, rebuf, sleep = download_chunk(t, bw, 0, ln, 1, t[0], sizes[first_q, 0], rtt_ms, 1.0, 0.0,
                                                   chunk_ms, max_buffer_ms, payload_frac, drain_ms, wrap_t)
     k = min(int(b / bin_ms), n_bins - 1)
-    val[first_q, k] = chunk_reward(bitrates[first_q], bitrates[first_q], rebuf / 1000.0, mu, smooth)
+    val[first_q, k] = chunk_qoe(bitrates[first_q], bitrates[first_q], rebuf / 1000.0, mu, smooth)
     ptr[first_q, k] = p
     lt[first_q, k] = l
     buf[first_q, k] = b
@@ -74,7 +75,7 @@ def _dp(t, bw, sizes, n_chunks, bitrates, first_q, rtt_ms, chunk_ms, max_buffer_
                     p, l, b, delay, rebuf, sleep = download_chunk(
                         t, bw, 0, ln, ptr[q, kb], lt[q, kb], sizes[q2, c], rtt_ms, 1.0, buf[q, kb], chunk_ms,
                         max_buffer_ms, payload_frac, drain_ms, wrap_t)
-                    nv = v + chunk_reward(bitrates[q2], bitrates[q], rebuf / 1000.0, mu, smooth)
+                    nv = v + chunk_qoe(bitrates[q2], bitrates[q], rebuf / 1000.0, mu, smooth)
                     k2 = min(int(b / bin_ms), n_bins - 1)
                     if nv > nval[q2, k2]:
                         nval[q2, k2] = nv

@@ -23,17 +23,18 @@ abr``, ``genet player play`` and ``genet emulate abr`` all report):
 :class:`QoeAccumulator` sums them for a batch of sessions (one entry per
 session; a player uses ``n_sessions=1``).
 
-Imports only numpy (and :mod:`foundation.metrics`).
+Imports only numpy (and :mod:`foundation.metrics`, :mod:`genet.abr.jit`, which loads no numba).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from foundation.metrics import Column, column_names
+from genet.abr.jit import jitable
 
 #: The ABR result columns (the paper's Table 6 and the QoE per chunk), the one list: every ABR results file
 #: has them (``genet eval abr``: :class:`TraceResult`, in :class:`VideoQoe`'s field order; ``genet emulate
@@ -59,6 +60,7 @@ REBUFFER_PENALTY_GENET = 10.0
 SMOOTH_PENALTY = 1.0
 
 
+@jitable
 def chunk_qoe(bitrate_kbps, last_bitrate_kbps, rebuffer_s, rebuffer_penalty, smooth_penalty):
     """Linear QoE of one chunk (scalars or numpy arrays), in Genet's operation order.
 
@@ -66,7 +68,8 @@ def chunk_qoe(bitrate_kbps, last_bitrate_kbps, rebuffer_s, rebuffer_penalty, smo
     docstring for the first chunk), kbps; rebuffer_s: stall caused by this chunk, s;
     rebuffer_penalty: QoE per s of stall (4.3 or 10); smooth_penalty: QoE per Mbps of change (1.0).
 
-    Plain Python arithmetic: :mod:`genet.abr.core` compiles this very function with numba.
+    Plain Python arithmetic: the simulator's kernels (:mod:`genet.abr.core`) compile this very function
+    with numba (:func:`genet.abr.jit.jitable`).
     """
     return bitrate_kbps / 1000.0 - rebuffer_penalty * rebuffer_s - smooth_penalty * abs(
         bitrate_kbps - last_bitrate_kbps) / 1000.0
@@ -89,7 +92,8 @@ class VideoQoe:
     chunks: int
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields in order (scalars: what dataclasses.asdict gives, without its deep copy)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from foundation.errors import BadInputError
-
 import argparse
 
+from foundation.commands import Command
+from foundation.errors import BadInputError
 
-def register(subparsers, groups) -> None:
-    from foundation.helpformat import HelpFormatter
-    p = groups["eval"].add_parser(
-        "cc", help="evaluate CC policies (bbr, cubic, const:RATE, ONNX Aurora) in the packet-level simulator",
-        description="Run CC policies side by side over traces (a directory of traces, e.g. the Pantheon sets "
-                    "in ../shared/traces/cc, or N synthetic 30-s traces from a CC config-space range) and write "
-                    "one row per trace (CSV, JSON), a per-policy summary, a time-series PNG and a reward CDF.",
-        formatter_class=HelpFormatter)
+
+def _eval_cc_arguments(p: argparse.ArgumentParser) -> None:
     unset = argparse.SUPPRESS  # options without a fixed default say in their help what applies
     p.add_argument("--policy", action="append", required=True, metavar="POLICY", default=unset,
                    help="policy to evaluate: bbr, cubic, const:RATE_MBPS (constant rate in Mbps) or PATH.onnx "
@@ -46,7 +40,6 @@ def register(subparsers, groups) -> None:
                    help="monitor intervals in the Aurora observation (count; 10 gives 30 values)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs written with --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=run_eval_cc)
 
 
 def run_eval_cc(args: argparse.Namespace) -> int:
@@ -96,3 +89,13 @@ def run_eval_cc(args: argparse.Namespace) -> int:
         print(f"results: {out}/results.csv, results.json, summary.csv, run-metadata.json; "
               f"plots: timeseries.png, reward_cdf.png")
     return 0
+
+
+COMMANDS = (
+    Command(("eval", "cc"),
+            help="evaluate CC policies (bbr, cubic, const:RATE, ONNX Aurora) in the packet-level simulator",
+            description="Run CC policies side by side over traces (a directory of traces, e.g. the Pantheon sets "
+                        "in ../shared/traces/cc, or N synthetic 30-s traces from a CC config-space range) and write "
+                        "one row per trace (CSV, JSON), a per-policy summary, a time-series PNG and a reward CDF.",
+            arguments=_eval_cc_arguments, run=run_eval_cc),
+)
