@@ -5,7 +5,7 @@ tqdm: enough for the ``genet`` command line, trace tools, the emulator, ONNX pol
 the player. The rest comes with extras, as pyproject.toml defines them:
 
 - ``sim``: the simulators and ``genet eval``, ``genet demo`` (numba, gymnasium; plus ``plots``);
-- ``plots``: PNG figures (matplotlib): ``genet traces plot``, ``genet emulate link-stats --png``;
+- ``plots``: PNG figures (matplotlib; Pillow for the CDF figures): ``genet traces plot``, ``genet emulate link-stats --png``;
 - ``train``: ``genet train``, ``genet export``, ``genet import-tf-checkpoint`` (torch, onnx,
   scikit-optimize; plus ``sim``);
 - ``deploy``: runs on remote hosts over SSH (paramiko);

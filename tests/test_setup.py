@@ -43,9 +43,9 @@ def test_extras_as_installed_expand_and_are_complete_here():
 
     from foundation.errors import MissingExtraError
     from foundation.extras import extra_distributions, missing_distributions, require
-    assert set(extra_distributions("sim")) == {"numba", "gymnasium", "matplotlib"}
+    assert set(extra_distributions("sim")) == {"numba", "gymnasium", "matplotlib", "pillow"}
     assert set(extra_distributions("train")) == {"torch", "onnx", "scikit-optimize", "numba", "gymnasium",
-                                                 "matplotlib"}
+                                                 "matplotlib", "pillow"}
     assert set(extra_distributions("all")) == set(extra_distributions("train")) | {"paramiko"}
     for extra in ("sim", "plots", "train", "deploy", "all"):  # provisioning installs every extra
         assert missing_distributions(extra) == [], extra
