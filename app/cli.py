@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `genet ... | head`: the reader left; no traceback, and none at exit either
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # one-line errors for bad input (GenetError); tracebacks with GENET_DEBUG=1
         import os
 
