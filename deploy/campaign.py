@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TextIO
 
 from foundation.errors import BadInputError
+from foundation.experiment import Tier
 from foundation.journal import Journal, run_folder_lock
 
 from deploy.config import Campaign, Inventory, Scheme
@@ -74,18 +75,14 @@ def open_journal(out: Path) -> Journal:
     return Journal(Path(out) / JOURNAL, json_default=str)
 
 
-def _done(journal: Journal, run_id: str) -> bool:
-    return journal.last(run_id=run_id, status="ok") is not None
+def _failures(records: list[dict]) -> int:
+    return sum(1 for r in records if r.get("status") == "failed")
 
 
-def _failures(journal: Journal, run_id: str) -> int:
-    return journal.count(run_id=run_id, status="failed")
-
-
-def _next_attempt(journal: Journal, out: Path, run_id: str) -> int:
-    """The attempt number of a run's next try: after its journaled attempts, and past any attempt folder a
-    killed controller left unrecorded (its files are kept, not overwritten)."""
-    attempt = journal.count(run_id=run_id) + 1
+def _next_attempt(records: list[dict], out: Path, run_id: str) -> int:
+    """The attempt number of a run's next try: after its journaled attempts (``records``), and past any attempt
+    folder a killed controller left unrecorded (its files are kept, not overwritten)."""
+    attempt = len(records) + 1
     while (out / "runs" / run_id / f"a{attempt}").exists():
         attempt += 1
     return attempt
@@ -210,29 +207,34 @@ def _run_campaign(campaign: Campaign, inventory: Inventory, out: Path, accept_ne
     out.mkdir(parents=True, exist_ok=True)
     _write_campaign_file(campaign, inventory, out)
     meta = write_run_metadata(out, seed=campaign.seed, extra={"campaign": campaign.name})
-    loop = _CampaignLoop(campaign, inventory, out, accept_new, progress, stop_after)
+    from foundation.experiment import Cell, Experiment
+    tier = CampaignTier(campaign, inventory, out, accept_new, progress, stop_after)
+    cells = [Cell(pr.scheme.name, pr.path, pr.round, pr) for pr in plan_runs(campaign)]
+    experiment = Experiment(tier, open_journal(out), on_row=tier.account)
     old_term = signal.getsignal(signal.SIGTERM)
     in_main = _in_main_thread()
     if in_main:
         signal.signal(signal.SIGTERM, _raise_interrupted)
     status = 0
     try:
-        loop.run()
+        outcome = experiment.run(cells)
+        tier.summary.exhausted[:0] = [k for k, why in outcome.skipped.items()]
     except (KeyboardInterrupt, _Interrupted):
         status = 130
         try:
-            loop.settle()  # the previous run ended normally: keep its record
+            for done in tier.settle():  # the previous run ended normally: keep its record
+                experiment.settle([done])
         except BaseException:  # noqa: BLE001
             pass
         raise KeyboardInterrupt from None
     finally:
-        loop.close()
+        tier.close()
         if in_main:
             signal.signal(signal.SIGTERM, old_term)
-        summary = loop.summary
+        summary = tier.summary
         meta.finish(out, status=status if status else (0 if summary.complete else 1),
                     runs_ok=summary.ok, runs_failed=summary.failed)
-    return loop.summary
+    return tier.summary
 
 
 def _write_campaign_file(campaign: Campaign, inventory: Inventory, out: Path) -> None:
@@ -259,58 +261,75 @@ def _raise_interrupted(signum, frame):
     raise _Interrupted()
 
 
-class _CampaignLoop:
-    """The runs of one ``genet deploy run`` invocation, in plan order: each run not yet done (nor past the retry
-    limit) is tried once and journaled. Pipelined unless ``stop_after`` is given: a run's back half (stop, fetch,
-    check) runs in a worker thread while the next run's front half starts, and is journaled first."""
+class CampaignTier(Tier):
+    """The SSH-host tier of ``genet deploy run`` (a :class:`foundation.experiment.Tier`): a cell is a planned run
+    (``cell.data``: its :class:`PlannedRun`; key: its ``run_id``), run in plan order. A run with an ``ok`` record
+    is done; one whose failures passed ``retry_limit`` is skipped; any other is tried once more (its next attempt
+    number) and its record journaled (ok, failed). Pipelined unless ``stop_after`` is given: a run's back half
+    (stop, fetch, check) runs in a worker thread while the next run's front half starts, and is journaled first."""
+
+    name = "ssh host"
 
     def __init__(self, campaign: Campaign, inventory: Inventory, out: Path, accept_new: bool,
                  progress: TextIO | None, stop_after: int | None) -> None:
         from concurrent.futures import ThreadPoolExecutor
         self.campaign, self.inventory, self.out = campaign, inventory, out
         self.progress, self.stop_after = progress, stop_after
-        self.journal = open_journal(out)
-        self.plan = plan_runs(campaign)
-        self.summary = CampaignSummary(planned=len(self.plan), out_dir=str(out))
+        self.summary = CampaignSummary(planned=len(plan_runs(campaign)), out_dir=str(out))
         self.pool = HostPool(inventory, accept_new)
         self.executed = 0
-        self.pending: list = []  # the previous run and the future of its back half (pipelined)
+        self.pending: list = []  # the previous run's cell, run and the future of its back half (pipelined)
         self.tails = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-tail")
         self.pipeline = stop_after is None
         self.t_start = time.monotonic()
+        self.journaled: dict = {}
 
-    def run(self) -> None:
-        for pr in self.plan:
-            run = self._next_run(pr)
-            if run is None:
-                continue
+    def key(self, cell):
+        return cell.data.run_id
+
+    def record_key(self, record):
+        return record.get("run_id")
+
+    def reuse(self, cell, records):
+        ok = [r for r in records if r.get("status") == "ok"]
+        return ok[-1] if ok else None
+
+    def skip(self, cell, records):
+        if _failures(records) > self.campaign.retry_limit:
+            return f"gave up after {_failures(records)} failures (retry_limit {self.campaign.retry_limit})"
+        return None
+
+    def run(self, cells):
+        for cell in cells:
+            pr = cell.data
+            run = _Run(pr, _next_attempt(self.journaled.get(pr.run_id, []), self.out, pr.run_id), self.campaign,
+                       self.inventory, self.pool, self.out)
             good = run.guarded(run.front)
-            self.settle()  # the previous run's end overlapped this run's start and client
+            yield from self.settle()  # the previous run's end overlapped this run's start and client
             if good and self.pipeline:
-                self.pending.append((run, self.tails.submit(run.guarded, run.back)))
+                self.pending.append((cell, run, self.tails.submit(run.guarded, run.back)))
                 continue
             if good:
                 run.guarded(run.back)
-            self.record(run)
+            yield cell, run.rec
             if self.stop_after is not None and self.executed >= self.stop_after:
                 break
-        self.settle()
+        yield from self.settle()
 
-    def _next_run(self, pr: PlannedRun) -> "_Run | None":
-        """The run's next attempt; None (counted in the summary) when it is done or out of retries."""
-        if _done(self.journal, pr.run_id):
-            self.summary.already_done += 1
-            return None
-        if _failures(self.journal, pr.run_id) > self.campaign.retry_limit:
-            self.summary.exhausted.append(pr.run_id)
-            return None
-        return _Run(pr, _next_attempt(self.journal, self.out, pr.run_id), self.campaign, self.inventory, self.pool,
-                    self.out)
+    def settle(self):
+        """Wait for the previous run's back half; yield its cell and record."""
+        while self.pending:
+            cell, run, fut = self.pending[0]
+            fut.result()  # a bug in the back half is raised here
+            self.pending.pop(0)
+            yield cell, run.rec
 
-    def record(self, run: "_Run") -> None:
-        """Journal a finished run, count it in the summary and print its line."""
-        rec, pr, summary = run.rec, run.pr, self.summary
-        self.journal.append(rec)
+    def account(self, cell, rec: dict, reused: bool) -> None:
+        """Count a run in the summary and print its line (after its record is journaled)."""
+        summary, pr = self.summary, cell.data
+        if reused:
+            summary.already_done += 1
+            return
         self.executed += 1
         if rec["status"] == "ok":
             summary.ok += 1
@@ -318,21 +337,13 @@ class _CampaignLoop:
             summary.own_s += rec["wall_s"] - rec["overhead_s"]
         else:
             summary.failed += 1
-            if _failures(self.journal, pr.run_id) > self.campaign.retry_limit:
+            if _failures(self.journaled.get(pr.run_id, [])) + 1 > self.campaign.retry_limit:
                 summary.exhausted.append(pr.run_id)
         summary.wall_s = time.monotonic() - self.t_start
         if self.progress is not None:
             tail = f"{rec['wall_s']:.1f} s" if rec["status"] == "ok" else rec.get("reason", "")
             print(f"[{rec['status']:>6}] {pr.run_id} (round {pr.round}, #{pr.order}): {tail}", file=self.progress,
                   flush=True)
-
-    def settle(self) -> None:
-        """Wait for the previous run's back half and journal it."""
-        while self.pending:
-            run, fut = self.pending[0]
-            fut.result()  # a bug in the back half is raised here
-            self.pending.pop(0)
-            self.record(run)
 
     def close(self) -> None:
         self.tails.shutdown(wait=True)
@@ -375,7 +386,7 @@ class _Run:
         self.out = out
         self.local = out / "runs" / pr.run_id / f"a{attempt}"
         self.rec["dir"] = str(self.local.relative_to(out))
-        self.runner = runner_for(pr.scheme)
+        self.runner = runner_for(pr.scheme, campaign.use_case)
         self.started: list[tuple[Session, int]] = []
         self.touched: list[Session] = []  # hosts this run may have started something on
         self.phases = self.rec["phases_s"] = {}

@@ -283,9 +283,22 @@ def log_metrics(scheme_kind: str, scheme_value: str, duration_s: float, local_di
     return player_log_metrics(local_dir / "run.jsonl")
 
 
-def runner_for(scheme: Scheme) -> SchemeRunner:
+def cc_runner(scheme: Scheme) -> SchemeRunner:
+    """CC's schemes on real packets (its :class:`foundation.usecase.UseCase` names this): kernel TCP through
+    iperf3, a constant rate or an ONNX policy through our UDP sender."""
     if scheme.kind == "kernel":
         return IperfRunner()
-    if scheme.kind in ("const", "onnx"):
-        return SenderRunner()
+    return SenderRunner()
+
+
+def abr_runner(scheme: Scheme) -> SchemeRunner:
+    """ABR's schemes on real packets: our DASH server and the headless player."""
     return PlayerRunner()
+
+
+def runner_for(scheme: Scheme, use_case: str | None = None) -> SchemeRunner:
+    """The runner of ``scheme``: the factory its use case declares (``UseCase.schemes``)."""
+    from foundation.usecase import load, use_case as declared
+    if use_case is None:
+        use_case = "cc" if scheme.kind in ("kernel", "const", "onnx") else "abr"
+    return load(declared(use_case).schemes)(scheme)

@@ -49,6 +49,7 @@ import numpy as np
 from genet.abr.qoe import COLUMN_NAMES as QOE_FIELDS  # the use case's columns (one list)
 from genet.abr.qoe import VideoQoe
 from foundation.errors import BadInputError
+from foundation.experiment import Tier
 
 #: The video server's port on each link's host side.
 SERVER_PORT = 8000
@@ -238,11 +239,75 @@ def _prepare_video(cfg: EmulateAbrConfig, out: Path):
     return content
 
 
-def _finished(journal, key: dict) -> dict[tuple, dict]:
-    """The sessions completed earlier with the same settings: (policy, trace, repeat) -> row."""
-    return {k: {f: v for f, v in row.items() if f != "key"}
-            for k, row in journal.index(lambda r: (r["policy"], r["trace"], r["repeat"]), key=key,
-                                        status="complete").items()}
+class EmulatedAbr(Tier):
+    """The emulated-link tier of ``genet emulate abr`` (a :class:`foundation.experiment.Tier`): a cell is a policy
+    on one trace file, one repetition (``cell.data``: the policy and the file); ``cfg.jobs`` sessions run at once,
+    each a worker process (``python -m player.emulate SPEC``: its own link, server and player); a complete session
+    gets the simulator's figures for the same policy and trace (``sim_*``). Journaled with the settings ``key``;
+    a complete session with the same settings stands for its cell (a failed one is run again)."""
+
+    name = "emulated link"
+    repetition_field = "repeat"
+
+    def __init__(self, cfg: EmulateAbrConfig, key: dict, out: Path, content, video, n_chunks: int) -> None:
+        self.cfg, self.settings, self.out = cfg, key, out
+        self.content, self.video, self.n_chunks = content, video, n_chunks
+
+    def record_key(self, record):
+        if record.get("key") != self.settings or record.get("status") != "complete":
+            return None
+        return super().record_key(record)
+
+    def reuse(self, cell, records):
+        return {f: v for f, v in records[-1].items() if f != "key"} if records else None
+
+    def record(self, cell, row):
+        return {"key": self.settings, **row}
+
+    def spec(self, cell) -> SessionSpec:
+        pol, f = cell.data
+        cfg, video = self.cfg, self.video
+        sess = self.out / "sessions" / cell.policy / f"{f.name}-r{cell.repetition}"
+        return SessionSpec(pol, str(f.resolve()), f.name, cell.repetition, str(self.content.root.resolve()),
+                           cfg.delay_ms, cfg.backend, str(sess.resolve()), None,
+                           self.n_chunks * video.chunk_length_s * 3 + 60.0, cfg.player, cfg.tcp_cc)
+
+    def finished(self, spec: SessionSpec, returncode: int) -> dict:
+        row = _finished_row(spec, returncode)
+        if row["status"] == "complete" and not spec.policy.startswith("dashjs:"):
+            row.update(simulate_row(spec.policy, spec.trace_path, row["trace_offset_s"], self.video,
+                                    self.cfg.delay_ms, self.n_chunks))
+        elif row["status"] == "complete":  # dash.js's own strategies have no simulator twin
+            row.update({f"sim_{k}": float("nan") for k in QOE_FIELDS})
+        return row
+
+    def run(self, cells):
+        running: dict[subprocess.Popen, tuple[Any, SessionSpec, Any]] = {}
+        old_term = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+        try:
+            pending = list(cells)
+            while pending or running:
+                while pending and len(running) < self.cfg.jobs:
+                    cell = pending.pop(0)
+                    spec = self.spec(cell)
+                    Path(spec.session_dir).mkdir(parents=True, exist_ok=True)
+                    spec_path = Path(spec.session_dir) / "spec.json"
+                    spec_path.write_text(json.dumps(asdict(spec)))
+                    err = open(Path(spec.session_dir) / "worker.err", "w")
+                    p = subprocess.Popen([sys.executable, "-m", "player.emulate", str(spec_path)], stdout=err,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+                    running[p] = (cell, spec, err)
+                time.sleep(0.2)
+                for p in [p for p in running if p.poll() is not None]:
+                    cell, spec, err = running.pop(p)
+                    err.close()
+                    yield cell, self.finished(spec, p.returncode)
+        except BaseException:
+            _stop_workers(running)
+            raise
+        finally:
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
 
 
 def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None = None) -> list[dict]:
@@ -285,57 +350,15 @@ def _emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None)
     files = _trace_files(cfg.traces)
     key = {"traces": str(Path(cfg.traces).resolve()), "video": str(content.root.resolve()), "delay_ms": cfg.delay_ms,
            "backend": cfg.backend, "n_chunks": n_chunks, **({"player": cfg.player} if cfg.player != "python" else {}), "tcp_cc": cfg.tcp_cc}
+    from foundation.experiment import Experiment, matrix
     from foundation.journal import Journal
     journal = Journal(out / "results.jsonl")  # a row per finished session: a rerun skips the complete ones
-    done = _finished(journal, key)
-    specs = []
-    for pol, label in zip(cfg.policies, labels):
-        for f in files:
-            for r in range(cfg.repeats):
-                if (label, f.name, r) in done:
-                    continue
-                sess = out / "sessions" / label / f"{f.name}-r{r}"
-                specs.append(SessionSpec(pol, str(f.resolve()), f.name, r, str(content.root.resolve()), cfg.delay_ms,
-                                         cfg.backend, str(sess.resolve()), None,
-                                         n_chunks * video.chunk_length_s * 3 + 60.0, cfg.player, cfg.tcp_cc))
-    rows = list(done.values())
-    running: dict[subprocess.Popen, tuple[SessionSpec, Any]] = {}
-    old_term = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
-    try:
-        pending = list(specs)
-        while pending or running:
-            while pending and len(running) < cfg.jobs:
-                spec = pending.pop(0)
-                Path(spec.session_dir).mkdir(parents=True, exist_ok=True)
-                spec_path = Path(spec.session_dir) / "spec.json"
-                spec_path.write_text(json.dumps(asdict(spec)))
-                err = open(Path(spec.session_dir) / "worker.err", "w")
-                p = subprocess.Popen([sys.executable, "-m", "player.emulate", str(spec_path)], stdout=err,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-                running[p] = (spec, err)
-            time.sleep(0.2)
-            for p in [p for p in running if p.poll() is not None]:
-                spec, err = running.pop(p)
-                err.close()
-                row = _finished_row(spec, p.returncode)
-                if row["status"] == "complete" and not spec.policy.startswith("dashjs:"):
-                    row.update(simulate_row(spec.policy, spec.trace_path, row["trace_offset_s"], video,
-                                            cfg.delay_ms, n_chunks))
-                elif row["status"] == "complete":  # dash.js's own strategies have no simulator twin
-                    row.update({f"sim_{k}": float("nan") for k in QOE_FIELDS})
-                journal.append({"key": key, **row})
-                rows.append(row)
-                if progress is not None:
-                    progress(row)
-    except BaseException:
-        _stop_workers(running)
-        raise
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-    order = {(lab, f.name, r): i for i, (lab, f, r) in enumerate(
-        (lab, f, r) for lab in labels for f in files for r in range(cfg.repeats))}
-    rows.sort(key=lambda x: order.get((x["policy"], x["trace"], x["repeat"]), 1 << 30))
+    by_label = dict(zip(labels, cfg.policies))
+    cells = matrix(labels, [f.name for f in files], cfg.repeats, order="policy",
+                   data=lambda label, i, r: (by_label[label], files[i]))
+    tier = EmulatedAbr(cfg, key, out, content, video, n_chunks)
+    rows = Experiment(tier, journal, on_row=lambda cell, row, reused: progress is not None and not reused
+                      and progress(row)).run(cells).rows
     write_results(out, rows, labels)
     if meta is not None:
         meta.finish(out, status=0 if all(r["status"] == "complete" for r in rows) else 1)
@@ -368,7 +391,7 @@ def _stop_workers(running: dict) -> None:
             except ProcessLookupError:
                 pass
             p.wait()
-    for _spec, err in running.values():
+    for *_, err in running.values():
         err.close()
     running.clear()
 

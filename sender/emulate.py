@@ -43,7 +43,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +50,7 @@ import numpy as np
 from foundation.atomic import atomic_write_text
 from genet.cc.metrics import COLUMN_NAMES, from_link_logs, summarize
 from foundation.errors import BadInputError, GenetRuntimeError
+from foundation.experiment import Experiment, Tier, in_parallel, matrix
 from sender.runs import (RECEIVER_PORT, LinkSettings, csv_text, cut_trace, link_settings, make_link, sender_cmd,
                          set_priority_for_jobs, start_receiver, union_columns)
 
@@ -219,63 +219,71 @@ def run_emulate_cc(args) -> int:
     return status
 
 
-def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict]:
-    from foundation.journal import Journal
-    journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun skips them
-    done: dict[tuple, dict] = journal.index(_run_key)
-    jobs = []
-    for rep in range(args.repeats):
-        for p in policies:
-            for t, s in zip(traces, settings):
-                key = (p.label, t.name, rep, args.backend, round(2 * s.delay_ms, 6), float(s.queue_packets),
-                       float(s.loss_rate), round(float(s.duration_s), 6))
-                jobs.append((key, p, t, s, rep))
-    lock = threading.Lock()
-    rows: dict[tuple, dict] = {}
-    sims: dict[tuple, dict] = {}
+class EmulatedCc(Tier):
+    """The emulated-link tier of ``genet emulate cc`` (a :class:`foundation.experiment.Tier`): a cell is a policy
+    on one trace, one repetition (``cell.data``: the policy, the trace, its :class:`LinkSettings`); ``jobs``
+    cells run at once, each over its own link (:func:`run_one`), and each row gets the simulator's figures for
+    the same policy and trace (``sim_*``, unless ``no_sim``). A journaled row stands for a cell with the same
+    policy, trace, repetition, backend, link settings and run length."""
 
-    slots = list(range(args.jobs))  # port offsets: on mahimahi every host side is the root namespace
+    name = "emulated link"
 
-    def work(key, p, t, s, rep):
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{p.label}__{t.name}__r{rep}")
-        with lock:
-            slot = slots.pop()
+    def __init__(self, args, out: Path, loaded, planned: int) -> None:
+        self.args, self.out, self.loaded, self.planned = args, out, loaded, planned
+        self.sims: dict[tuple, dict] = {}
+        self.slots = list(range(args.jobs))  # port offsets: on mahimahi every host side is the root namespace
+        self.lock = threading.Lock()
+
+    def key(self, cell):
+        p, t, s = cell.data
+        return (p.label, t.name, cell.repetition, self.args.backend, round(2 * s.delay_ms, 6),
+                float(s.queue_packets), float(s.loss_rate), round(float(s.duration_s), 6))
+
+    def record_key(self, record):
         try:
-            row = run_one(p, t, s, args.backend, out / "runs" / safe, rep, port_offset=slot)
+            return _run_key(record)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def run_one(self, cell) -> dict:
+        p, t, s = cell.data
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{p.label}__{t.name}__r{cell.repetition}")
+        with self.lock:
+            slot = self.slots.pop()
+        try:
+            row = run_one(p, t, s, self.args.backend, self.out / "runs" / safe, cell.repetition, port_offset=slot)
         finally:
-            with lock:
-                slots.append(slot)
+            with self.lock:
+                self.slots.append(slot)
         row["run_dir"] = f"runs/{safe}"
         return row
 
-    todo = [j for j in jobs if j[0] not in done]
-    for key, *_ in jobs:
-        if key in done:
-            rows[key] = done[key]
-    if todo:
-        print(f"genet emulate cc: {len(todo)} runs ({len(jobs) - len(todo)} already done), {args.jobs} at a time, "
-              f"~{sum(j[3].duration_s for j in todo) / args.jobs:.0f} s", file=sys.stderr)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(work, *j): j for j in todo}
-        try:
-            for fut in as_completed(futures):
-                key, p, t, s, rep = futures[fut]
-                row = fut.result()
-                if not args.no_sim:
-                    sk = (p.label, t.name)
-                    if sk not in sims:
-                        sims[sk] = sim_row(p, t, s, loaded.get(p.label))
-                    row.update(sims[sk])
-                with lock:
-                    rows[key] = row
-                    journal.append(row)
-                print(f"  {p.label} on {t.name} (repeat {rep}): {row['throughput_mbps']:.2f} Mbit/s, "
-                      f"p95 RTT {row['p95_rtt_ms']:.1f} ms, loss {row['loss_rate']:.3f}", file=sys.stderr)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-    return [rows[j[0]] for j in jobs if j[0] in rows]
+    def run(self, cells):
+        if cells:
+            print(f"genet emulate cc: {len(cells)} runs ({self.planned - len(cells)} already done), "
+                  f"{self.args.jobs} at a time, ~{sum(c.data[2].duration_s for c in cells) / self.args.jobs:.0f} s",
+                  file=sys.stderr)
+        for cell, row in in_parallel(cells, self.run_one, self.args.jobs):
+            p, t, s = cell.data
+            if not self.args.no_sim:
+                sk = (p.label, t.name)
+                if sk not in self.sims:
+                    self.sims[sk] = sim_row(p, t, s, self.loaded.get(p.label))
+                row.update(self.sims[sk])
+            print(f"  {p.label} on {t.name} (repeat {cell.repetition}): {row['throughput_mbps']:.2f} Mbit/s, "
+                  f"p95 RTT {row['p95_rtt_ms']:.1f} ms, loss {row['loss_rate']:.3f}", file=sys.stderr)
+            yield cell, row
+
+
+def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict]:
+    """Every policy on every trace, ``args.repeats`` rounds (a round of all policies x traces per repetition),
+    through the one experiment runner (:class:`foundation.experiment.Experiment`) and ``out/results.jsonl``."""
+    from foundation.journal import Journal
+    by_label = {p.label: p for p in policies}
+    cells = matrix([p.label for p in policies], [t.name for t in traces], args.repeats, order="repetition",
+                   data=lambda label, i, rep: (by_label[label], traces[i], settings[i]))
+    journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun skips them
+    return Experiment(EmulatedCc(args, out, loaded, len(cells)), journal).run(cells).rows
 
 
 def gap_rows(rows) -> list[dict]:

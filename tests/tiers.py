@@ -50,6 +50,7 @@ SLOW_MODULES: dict[str, str] = {
 
 # Modules whose tests run in the fast tier (except those that SLOW_TESTS, SLOW_FIXTURES or the rules above name).
 FAST_MODULES: set[str] = {
+    "test_experiment", "test_usecase",
     "test_abr_baselines", "test_abr_env", "test_abr_optimal_cli", "test_abr_policy", "test_abr_runtime",
     "test_abr_sim", "test_abr_sim_bounds", "test_abr_single_env", "test_abr_tf_import", "test_abr_training",
     "test_abr_startup",

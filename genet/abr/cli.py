@@ -8,6 +8,7 @@ from pathlib import Path
 
 from foundation.commands import Command
 from foundation.errors import BadInputError
+from foundation.experiment import Tier
 
 
 def _eval_abr_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,7 +88,8 @@ def _eval_abr_into(out: Path, args: argparse.Namespace, policies: list[str], lab
     import sys
     import time
 
-    from genet.abr.evaluate import evaluate, format_table, plot_cdf, summarize
+    from genet.abr.evaluate import format_table, plot_cdf, summarize
+    from foundation.experiment import Cell, Experiment
     from foundation.journal import Journal
     from foundation.runmeta import write_run_metadata
     run_meta = write_run_metadata(out, seed=args.seed, extra={"use_case": "abr", "policies": policies,
@@ -96,31 +98,20 @@ def _eval_abr_into(out: Path, args: argparse.Namespace, policies: list[str], lab
     if not args.no_progress:
         from tqdm import tqdm
         bar = tqdm(total=len(traces) * len(policies), unit="trace", desc="eval abr", file=sys.stderr)
-    results = {}
     t0 = time.perf_counter()
     journal = Journal(out / "results.jsonl")
     key = {"traces": source, "video": str(Path(video.source).resolve()), "mode": conv.name,
            "rebuffer_penalty": conv.rebuffer_penalty, "sample": bool(args.sample), "seed": args.seed}
-    done = _finished(journal, key, [tr.name for tr in traces])
+    tier = SimulatedAbr(key, traces, video, conv, deterministic=not args.sample, seed=args.seed, bar=bar)
+    cells = [Cell(label, tr.name, 0, pol) for pol, label in zip(policies, labels) for tr in traces]
+    experiment = Experiment(tier, journal, on_row=lambda cell, row, reused: reused and bar is not None
+                            and bar.update())
     try:
-        for pol, label in zip(policies, labels):
-            if bar is not None:
-                bar.set_postfix_str(label)
-            if label in done and not pol.endswith(".onnx"):  # a model file may have changed: always rerun
-                results[label] = done[label]  # finished in an earlier run with the same settings
-                if bar is not None:
-                    bar.update(len(traces))
-                continue
-            results[label] = evaluate(pol, traces, video, conv, label=label, deterministic=not args.sample,
-                                      seed=args.seed, progress=bar.update if bar is not None else None)
-            # one line per trace; rows a crash left of a baseline's unfinished pass are there already (same
-            # settings, same result): not twice. A model is rerun every time, and its newest rows win.
-            kept = set() if pol.endswith(".onnx") else {(r.get("policy"), r.get("trace"))
-                                                         for r in journal.find(key=key)}
-            journal.extend({"key": key, **r.as_dict()} for r in results[label] if (r.policy, r.trace) not in kept)
+        rows_of = experiment.run(cells).rows
     finally:
         if bar is not None:
             bar.close()
+    results = {label: [r for r in rows_of if r.policy == label] for label in labels}
     elapsed = time.perf_counter() - t0
     rows = [r.as_dict() for res in results.values() for r in res]
     _write_csv(out / "results.csv", rows)
@@ -142,20 +133,62 @@ def _eval_abr_into(out: Path, args: argparse.Namespace, policies: list[str], lab
     return 0
 
 
-def _finished(journal, key: dict, trace_names: list[str]) -> dict:
-    """Results of policies completed earlier in this output directory with the same settings (the journal's
-    rows with this ``key``, per policy when every trace is there; the last row of a trace wins)."""
-    from genet.abr.evaluate import TraceResult
-    if len(set(trace_names)) != len(trace_names):
-        return {}
-    by_policy: dict[str, dict[str, TraceResult]] = {}
-    for row in journal.find(key=key):
-        try:
-            res = TraceResult(**{k: v for k, v in row.items() if k != "key"})
-        except TypeError:
-            continue
-        by_policy.setdefault(res.policy, {})[res.trace] = res
-    return {p: [rows[n] for n in trace_names] for p, rows in by_policy.items() if all(n in rows for n in trace_names)}
+class SimulatedAbr(Tier):
+    """The simulator tier of ``genet eval abr`` (a :class:`foundation.experiment.Tier`): a cell is a policy on
+    one trace; a policy runs on all its traces at once (the batched simulator: :func:`genet.abr.evaluate.evaluate`),
+    and its cells are journaled together, each row with the settings ``key``. A baseline's journaled rows stand
+    for its cells when every trace is there with the same settings (the last row of a trace wins); a model
+    (``.onnx``: its file may have changed) is rerun every time, and its newest rows win."""
+
+    name = "simulator"
+
+    def __init__(self, key: dict, traces, video, conv, deterministic: bool, seed: int, bar=None) -> None:
+        self.settings, self.traces, self.video, self.conv = key, traces, video, conv
+        self.deterministic, self.seed, self.bar = deterministic, seed, bar
+        self.names = [tr.name for tr in traces]
+        self.unique = len(set(self.names)) == len(self.names)
+        self.journaled_rows: dict = {}
+        self.journaled: dict = {}
+
+    def key(self, cell):
+        return cell.key if self.unique else (cell.policy, cell.environment, id(cell))
+
+    def record_key(self, record):
+        if record.get("key") != self.settings:
+            return None
+        return (record.get("policy"), record.get("trace"), 0)
+
+    def reuse(self, cell, records):
+        from genet.abr.evaluate import TraceResult
+        if not self.unique or cell.data.endswith(".onnx"):
+            return None
+        mine = self.journaled_rows.get(cell.policy)
+        if mine is None:  # the policy's rows, when every trace has one
+            rows = {}
+            for (policy, trace, _), recs in self.journaled.items():
+                if policy == cell.policy:
+                    try:
+                        rows[trace] = TraceResult(**{k: v for k, v in recs[-1].items() if k != "key"})
+                    except TypeError:
+                        continue
+            mine = self.journaled_rows[cell.policy] = rows if all(n in rows for n in self.names) else {}
+        return mine.get(cell.environment)
+
+    def record(self, cell, row):
+        if not cell.data.endswith(".onnx") and (cell.policy, cell.environment, 0) in self.journaled:
+            return None  # a baseline's row a crash left of an unfinished pass: the same result, not twice
+        return {"key": self.settings, **row.as_dict()}
+
+    def run(self, cells):
+        from genet.abr.evaluate import evaluate
+        for label in dict.fromkeys(c.policy for c in cells):
+            mine = [c for c in cells if c.policy == label]
+            if self.bar is not None:
+                self.bar.set_postfix_str(label)
+            results = evaluate(mine[0].data, self.traces, self.video, self.conv, label=label,
+                               deterministic=self.deterministic, seed=self.seed,
+                               progress=self.bar.update if self.bar is not None else None)
+            yield list(zip(mine, results))
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -31,6 +31,7 @@ from genet.cc.link import LinkConfig
 from genet.cc.metrics import COLUMN_NAMES, RunMetrics, summarize, time_series
 from genet.cc.policies import CcPolicy, load_aurora_policy, run_policy
 from foundation.atomic import atomic_write_text
+from foundation.experiment import Tier
 from traces import Trace
 
 SUMMARY_COLUMNS = ("policy", "traces", *COLUMN_NAMES, "reward_std")
@@ -78,56 +79,88 @@ def compare_policies(policies: Sequence[CcPolicy], traces: Sequence[Trace],
                          progress, plots)
 
 
+class SimulatedCc(Tier):
+    """The simulator tier of ``genet eval cc`` (a :class:`foundation.experiment.Tier`): a cell is a policy on
+    one trace (``cell.data``: the trace and its :class:`LinkConfig`); its row is the run's :class:`RunMetrics`.
+    A journaled row stands for a cell with the same policy, trace, seed, link settings and run length. The
+    first trace of each policy is simulated again when plots are drawn (its time series is not journaled)."""
+
+    name = "simulator"
+
+    def __init__(self, seed, reward_form, aurora, loaded, plots):
+        self.seed, self.reward_form, self.aurora, self.loaded, self.plots = seed, reward_form, aurora, loaded, plots
+        self.series: dict = {}
+        self.policies: dict = {}
+        self.first: set = set()
+
+    def key(self, cell):
+        link = cell.data[1]
+        # what identifies a run: RunMetrics.run_key and the run's length (the trace looped or cut to it)
+        return (cell.policy, cell.environment, self.seed, link.queue_packets, round(2 * link.delay_ms, 9),
+                link.loss_rate, round(link.duration_s, 6))
+
+    def record_key(self, record):
+        rec = dict(record)
+        run_s = rec.pop("run_duration_s", None)  # rows of older versions have none: rerun
+        try:
+            return RunMetrics(**rec).run_key + (run_s,)
+        except (TypeError, ValueError):
+            return None  # not a row of this layout
+
+    def reuse(self, cell, records):
+        if not records or (self.plots and (cell.policy, cell.environment) in self.first):
+            return None
+        old = dict(records[-1])
+        old.pop("run_duration_s", None)
+        m = RunMetrics(**old)
+        return replace(m, reward=m.reward_genet if self.reward_form == "genet" else m.reward_aurora)
+
+    def record(self, cell, row):
+        if self.key(cell) in self.journaled:  # a first-trace run redone for its plot is journaled once
+            return None
+        return {**row.to_dict(), "run_duration_s": round(cell.data[1].duration_s, 6)}
+
+    def run(self, cells):
+        for cell in cells:
+            trace, link = cell.data
+            policy = self.policies[cell.policy]
+            log = run_policy(policy, trace, link, seed=self.seed, aurora=self.aurora,
+                             loaded=self.loaded.get(policy.label))
+            row = summarize(log, link, policy.label, cell.environment, self.reward_form, self.seed)
+            if (cell.policy, cell.environment) in self.first:
+                self.series[policy.label] = time_series(log, 0.5, link.duration_s)
+            yield cell, row
+
+
 def _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packets, loss_rate, delay_ms, progress,
               plots) -> list[RunMetrics]:
     from tqdm import tqdm
 
+    from foundation.experiment import Cell, Experiment
     from foundation.journal import Journal
     aurora = aurora or AuroraConfig(reward_form=reward_form)
     links = [LinkConfig.from_trace(t, delay_ms=delay_ms, queue_packets=queue_packets, loss_rate=loss_rate)
              for t in traces]
     names = _unique_names(traces)
     out = Path(out_dir) if out_dir is not None else None
-    done: dict[tuple, RunMetrics] = {}
     journal = None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun reuses them
-        for rec in journal.records:
-            rec = dict(rec)
-            run_s = rec.pop("run_duration_s", None)  # rows of older versions have none: rerun
-            try:
-                m = RunMetrics(**rec)
-            except (TypeError, ValueError):
-                continue  # not a row of this layout
-            done[m.run_key + (run_s,)] = m
     loaded = {p.label: load_aurora_policy(p.path, aurora) for p in policies if p.kind == "onnx"}
-    rows: list[RunMetrics] = []
-    series = {}
-    bar = tqdm(total=len(policies) * len(traces), desc="genet eval cc", unit="run", disable=not progress)
-    for policy in policies:
-        for i, (trace, link, name) in enumerate(zip(traces, links, names)):
-            # what identifies a run: RunMetrics.run_key and the run's length (the trace looped or cut to it)
-            key = (policy.label, name, seed, link.queue_packets, round(2 * link.delay_ms, 9), link.loss_rate,
-                   round(link.duration_s, 6))
-            if key in done and not (plots and i == 0):
-                old = done[key]
-                rows.append(replace(old, reward=old.reward_genet if reward_form == "genet" else old.reward_aurora))
-                bar.update()
-                continue
-            log = run_policy(policy, trace, link, seed=seed, aurora=aurora, loaded=loaded.get(policy.label))
-            row = summarize(log, link, policy.label, name, reward_form, seed)
-            rows.append(row)
-            if i == 0:
-                series[policy.label] = time_series(log, 0.5, link.duration_s)
-            if journal is not None and key not in done:
-                journal.append({**row.to_dict(), "run_duration_s": round(link.duration_s, 6)})
-            bar.update()
+    tier = SimulatedCc(seed, reward_form, aurora, loaded, plots)
+    tier.policies = {p.label: p for p in policies}
+    tier.first = {(p.label, names[0]) for p in policies} if names else set()
+    cells = [Cell(p.label, name, 0, (trace, link)) for p in policies
+             for trace, link, name in zip(traces, links, names)]
+    bar = tqdm(total=len(cells), desc="genet eval cc", unit="run", disable=not progress)
+    experiment = Experiment(tier, journal, on_row=lambda cell, row, reused: bar.update())
+    rows = experiment.run(cells).rows
     bar.close()
     if out is not None:
         write_results(rows, out, reward_form)
         if plots:
-            plot_results(rows, series, names[0], out)
+            plot_results(rows, tier.series, names[0], out)
     return rows
 
 
