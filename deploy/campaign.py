@@ -39,7 +39,7 @@ from foundation.experiment import Tier
 from foundation.journal import Journal, run_folder_lock
 
 from deploy.config import Campaign, Inventory, Scheme
-from deploy.schemes import LogCheckError, NeedsGenetRunner, RunContext, runner_for
+from deploy.schemes import LogCheckError, RunContext, log_metrics, runner_for, scheme_context, unavailable_reason
 from deploy.ssh import ClockOffset, RemoteError, Session
 
 JOURNAL = "journal.jsonl"
@@ -425,8 +425,8 @@ class _Run:
 
     def front(self) -> None:
         pr, campaign, pool, path, rec, runner = self.pr, self.campaign, self.pool, self.path, self.rec, self.runner
-        if isinstance(runner, NeedsGenetRunner) and runner.unavailable_reason():
-            raise LogCheckError(runner.unavailable_reason())
+        if unavailable_reason(runner):
+            raise LogCheckError(unavailable_reason(runner))
         self.srv, self.cli = srv, cli = pool.get(path.server), pool.get(path.client)
         self.touched += [srv, cli]
         self.lap("connect")
@@ -452,13 +452,14 @@ class _Run:
                                     client_genet=cli.remote_path("venv", "bin", "genet"),
                                     server_genet=srv.remote_path("venv", "bin", "genet"),
                                     remote_models=cli.remote_path("models"), server_videos=srv.remote_path("videos"))
-        if isinstance(runner, NeedsGenetRunner):
+        if runner.genet_command:
             for name, s in ((path.server, srv), (path.client, cli)):
                 if not pool.info[name].get("genet"):
                     raise LogCheckError(f"{name}: genet is not installed in {s.remote_path('venv')} "
                                         f"(genet deploy push INVENTORY)")
         limit_s = campaign.timeout_s + 5
-        self.server, self.client = server, client = runner.server(ctx), runner.client(ctx)
+        sides = scheme_context(ctx)
+        self.server, self.client = server, client = runner.server(sides), runner.client(sides)
         rec["server_command"], rec["client_command"] = server.argv, client.argv
         port = (runner.proto, campaign.port)
         ans = srv.launch(server.argv, remote_dirs["server"], server.name, limit_s,
@@ -511,7 +512,7 @@ class _Run:
         if rc != 0:
             err = (local / f"{self.client.name}.err").read_text(errors="replace").strip().splitlines()
             raise LogCheckError(f"the client side exited with status {rc}: {err[-1] if err else 'no stderr'}")
-        rec["metrics"] = runner.metrics(self.ctx, local)
+        rec["metrics"] = log_metrics(self.pr.scheme.kind, self.pr.scheme.value, self.campaign.duration_s, local)
         rec["status"] = "ok"
         _finish(rec, self.t0, self.campaign)
 

@@ -1,5 +1,8 @@
 """What one run of each scheme kind starts on the two hosts, which logs it fetches, how they are checked
-and which metrics they give.
+and which metrics they give. The command lines are the use case's scheme runners
+(:class:`foundation.scheme.SchemeRunner`: ``sender/schemes.py``, ``player/schemes.py``), the same ones
+``genet emulate`` starts on an emulated link; this module gives them their context on the hosts
+(:func:`scheme_context`) and reads the fetched logs.
 
 * ``kernel`` (CC): server ``iperf3 -s -1 -p PORT -J`` (a fresh one-shot server per run), client
   ``iperf3 -c SERVER -p PORT -C NAME -t DURATION -i 0.2 -J`` (the algorithm is always named: a
@@ -24,15 +27,12 @@ from genet.abr.qoe import TABLE6
 from genet.cc.metrics import TABLE7
 from foundation.errors import GenetRuntimeError
 from foundation.metrics import column_names
+from foundation.scheme import SchemeContext, SchemeRunner
 from sender import iperf3
+from sender.schemes import IPERF_INTERVAL_S, NORMALISER_INTERVAL_S
 
 from deploy.config import Campaign, PathSpec, Scheme
 
-#: iperf3 report interval (s): its per-interval smoothed RTT samples give the RTT percentiles.
-IPERF_INTERVAL_S = 0.2
-#: Receiver report interval (s) whose largest delivery rate normalises the reward (shorter intervals see
-#: receive bursts above the path's rate: 0.2-s intervals gave ~2x the 12 Mbit/s of the testbed's p1).
-NORMALISER_INTERVAL_S = 1.0
 #: A run shorter than this fraction of its duration does not count (Pantheon's plot.py rule).
 MIN_DURATION_FRACTION = 0.8
 
@@ -53,48 +53,19 @@ class RunContext:
     server_videos: str  # the server host's videos directory
 
 
-@dataclass(frozen=True)
-class Side:
-    argv: list[str]
-    name: str  # log base name (NAME.out / NAME.err / NAME.rc)
-
-
-class SchemeRunner:
-    """Base: one scheme kind."""
-
-    #: protocol the server listens on (its readiness check)
-    proto = "tcp"
-    #: the server side ends by itself after its client (iperf3 -s -1): it gets a grace period to write its
-    #: report before it is stopped
-    server_exits_itself = False
-    #: extra files (besides NAME.out/.err/.rc) the client side writes in its run directory
-    client_files: tuple[str, ...] = ()
-    server_files: tuple[str, ...] = ()
-
-    def server(self, ctx: RunContext) -> Side:
-        raise NotImplementedError
-
-    def client(self, ctx: RunContext) -> Side:
-        raise NotImplementedError
-
-    def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
-        raise NotImplementedError
-
-
-class IperfRunner(SchemeRunner):
-    proto = "tcp"
-    server_exits_itself = True
-
-    def server(self, ctx: RunContext) -> Side:
-        return Side(iperf3.server_command(ctx.campaign.port, interval_s=NORMALISER_INTERVAL_S, json_report=True),
-                    "server")
-
-    def client(self, ctx: RunContext) -> Side:
-        return Side(iperf3.client_command(ctx.path.server_address, ctx.scheme.value, ctx.campaign.duration_s,
-                                          ctx.campaign.port, interval_s=IPERF_INTERVAL_S), "client")
-
-    def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
-        return log_metrics(ctx.scheme.kind, ctx.scheme.value, ctx.campaign.duration_s, local_dir)
+def scheme_context(ctx: RunContext) -> SchemeContext:
+    """The scheme's :class:`foundation.scheme.SchemeContext` on the campaign's two hosts: each side runs the
+    pushed venv's ``genet``, logs in its run directory, the server listens on every address; a model is where
+    ``genet deploy push`` put it on the client host; a video is on the server host."""
+    scheme, campaign = ctx.scheme, ctx.campaign
+    value = remote_model(ctx) if scheme.kind in ("onnx", "abr-onnx") else scheme.value
+    options: dict = {}
+    if scheme.kind.startswith("abr"):
+        options["video"] = (["--video", "sized", "--sized-dir", f"{ctx.server_videos}/sized-envivio"]
+                            if campaign.video == "envivio" else ["--video", f"{ctx.server_videos}/{campaign.video}"])
+        options["chunks"] = campaign.chunks
+    return SchemeContext(scheme.name, scheme.kind, value, (ctx.server_genet,), (ctx.client_genet,),
+                         ctx.path.server_address, campaign.port, campaign.duration_s, options=options)
 
 
 def _read_iperf3(path: Path) -> iperf3.Iperf3Report:
@@ -153,70 +124,18 @@ def iperf3_metrics(report: iperf3.Iperf3Report, duration_s: float, algorithm: st
             "metrics_source": "iperf3 -J (sender's TCP_INFO RTT, retransmits)"}
 
 
-class NeedsGenetRunner(SchemeRunner):
-    """Schemes that run ``genet sender`` / ``genet player`` on the hosts."""
-
-    command = "sender"
-
-    def __init__(self):
-        self.available = _local_command_exists(self.command)
-
-    def unavailable_reason(self) -> str | None:
-        if not self.available:
-            return (f"needs `genet {self.command}` (not in this version of genet-testbed; the scheme is validated "
-                    f"but cannot run yet)")
-        return None
-
-
-class SenderRunner(NeedsGenetRunner):
-    command = "sender"
-    proto = "udp"
-    client_files = ("run.jsonl",)
-
-    def server(self, ctx: RunContext) -> Side:
-        return Side([ctx.server_genet, "sender", "receive", "--bind", "0.0.0.0", "--port", str(ctx.campaign.port),
-                     "--once"],
-                    "server")
-
-    def client(self, ctx: RunContext) -> Side:
-        policy = ctx.scheme.name if ctx.scheme.kind == "const" else remote_model(ctx)
-        return Side([ctx.client_genet, "sender", "send", "--to", f"{ctx.path.server_address}:{ctx.campaign.port}",
-                     "--policy", policy, "--duration-s", f"{ctx.campaign.duration_s:g}", "--log", "run.jsonl"],
-                    "client")
-
-    def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
-        return sender_log_metrics(local_dir / "run.jsonl", ctx.campaign.duration_s)
-
-
-class PlayerRunner(NeedsGenetRunner):
-    command = "player"
-    proto = "tcp"
-    client_files = ("run.jsonl",)
-
-    def server(self, ctx: RunContext) -> Side:
-        video = ["--video", "sized", "--sized-dir", f"{ctx.server_videos}/sized-envivio"] \
-            if ctx.campaign.video == "envivio" else ["--video", f"{ctx.server_videos}/{ctx.campaign.video}"]
-        return Side([ctx.server_genet, "player", "serve", *video, "--bind", "0.0.0.0", "--port",
-                     str(ctx.campaign.port)], "server")
-
-    def client(self, ctx: RunContext) -> Side:
-        policy = ctx.scheme.value if ctx.scheme.kind == "abr-baseline" else remote_model(ctx)
-        return Side([ctx.client_genet, "player", "play", "--url", f"http://{_url_host(ctx.path.server_address)}:"
-                     f"{ctx.campaign.port}/", "--policy", policy, "--log", "run.jsonl", "--quiet",
-                     *(["--chunks", str(ctx.campaign.chunks)] if ctx.campaign.chunks else [])], "client")
-
-    def metrics(self, ctx: RunContext, local_dir: Path) -> dict:
-        return player_log_metrics(local_dir / "run.jsonl")
+def unavailable_reason(runner: SchemeRunner) -> str | None:
+    """Why ``runner``'s sides cannot run from this version of genet-testbed (None: they can)."""
+    if runner.genet_command and not _local_command_exists(runner.genet_command):
+        return (f"needs `genet {runner.genet_command}` (not in this version of genet-testbed; the scheme is "
+                f"validated but cannot run yet)")
+    return None
 
 
 def remote_model(ctx: RunContext) -> str:
     """Where ``genet deploy push`` put the scheme's model on the client host (content-addressed name)."""
     from deploy.push import remote_model_name
     return f"{ctx.remote_models}/{remote_model_name(Path(ctx.scheme.value))}"
-
-
-def _url_host(addr: str) -> str:
-    return f"[{addr}]" if ":" in addr else addr
 
 
 def _jsonl_records(path: Path) -> list[dict]:
@@ -281,19 +200,6 @@ def log_metrics(scheme_kind: str, scheme_value: str, duration_s: float, local_di
     if scheme_kind in ("const", "onnx"):
         return sender_log_metrics(local_dir / "run.jsonl", duration_s)
     return player_log_metrics(local_dir / "run.jsonl")
-
-
-def cc_runner(scheme: Scheme) -> SchemeRunner:
-    """CC's schemes on real packets (its :class:`foundation.usecase.UseCase` names this): kernel TCP through
-    iperf3, a constant rate or an ONNX policy through our UDP sender."""
-    if scheme.kind == "kernel":
-        return IperfRunner()
-    return SenderRunner()
-
-
-def abr_runner(scheme: Scheme) -> SchemeRunner:
-    """ABR's schemes on real packets: our DASH server and the headless player."""
-    return PlayerRunner()
 
 
 def runner_for(scheme: Scheme, use_case: str | None = None) -> SchemeRunner:

@@ -98,13 +98,21 @@ def cmd_make_video(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    import signal
+    import threading
+
     from player.content import write_sized_video
     from player.server import serve
+    if threading.current_thread() is threading.main_thread():  # SIGTERM ends the server as Ctrl-C does
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     video = args.video
     if video == "sized":
         video = str(write_sized_video(args.sized_dir).root)
-    serve(video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc,
-          request_deadline_s=args.request_deadline_s)
+    try:
+        serve(video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc,
+              request_deadline_s=args.request_deadline_s)
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

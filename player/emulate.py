@@ -76,6 +76,22 @@ class SessionSpec:
     tcp_cc: str = "cubic"
 
 
+def _sides(spec: SessionSpec, host_address: str, server_policy: str | None):
+    """The ABR scheme's two sides on the link (:class:`player.schemes.PlayerRunner`, the command lines ``genet
+    deploy run`` starts on two hosts): the video server on the host side, the headless player on the emulated
+    side."""
+    from foundation.scheme import SchemeContext
+    from player.schemes import PlayerRunner
+    sess = Path(spec.session_dir)
+    genet = (sys.executable, "-m", "app.cli")
+    ctx = SchemeContext(spec.policy, "abr-onnx" if spec.policy.endswith(".onnx") else "abr-baseline", spec.policy,
+                        genet, genet, host_address, SERVER_PORT, bind_address=host_address, log_dir=str(sess),
+                        options={"video": ["--video", spec.video_dir], "server_log": str(sess / "server.jsonl"),
+                                 "threads": 4, "tcp_cc": spec.tcp_cc, "server_policy": server_policy,
+                                 "log": str(sess / "player.jsonl"), "chunks": spec.n_chunks})
+    return PlayerRunner(), ctx
+
+
 def run_session(spec: SessionSpec) -> dict[str, Any]:
     """Run one session (needs root); returns its result row (also written to ``result.json``)."""
     from emulation import LinkEmulator
@@ -103,21 +119,14 @@ def run_session(spec: SessionSpec) -> dict[str, Any]:
         if spec.player == "chromium":  # dash.js in headless Chromium (player/browser.py)
             from player.browser import emulated_command
             browser_cmd = emulated_command(spec.policy, url, str(sess / "player.jsonl"))
+        runner, ctx = _sides(spec, link.host.address, browser_cmd[0] if spec.player == "chromium" else None)
         with open(sess / "server.out", "w") as out:
-            server = link.host.popen([sys.executable, "-m", "player.server", "--video", spec.video_dir, "--bind",
-                                      link.host.address, "--port", str(SERVER_PORT), "--log",
-                                      str(sess / "server.jsonl"), "--threads", "4", "--tcp-cc", spec.tcp_cc,
-                                      *(["--policy", browser_cmd[0]] if spec.player == "chromium" else [])],
-                                     stdout=out, stderr=subprocess.STDOUT)
+            server = link.host.popen(runner.server(ctx).argv, stdout=out, stderr=subprocess.STDOUT)
         try:
             if not link.host.call(wait_healthy, url, 30.0, timeout_s=40.0):
                 raise RuntimeError(f"the video server did not answer on {url} within 30 s "
                                    f"(see {sess / 'server.out'})")
-            cmd = [sys.executable, "-m", "player", "play", "--url", url, "--policy", spec.policy, "--log",
-                   str(sess / "player.jsonl"), "--quiet"]
-            if spec.n_chunks:
-                cmd += ["--chunks", str(spec.n_chunks)]
-            cmd = browser_cmd[1] if spec.player == "chromium" else cmd
+            cmd = browser_cmd[1] if spec.player == "chromium" else runner.client(ctx).argv
             proc = link.emulated.run(cmd, timeout_s=spec.timeout_s)
             if proc.returncode not in (0, 3):
                 row["reason"] = f"player exited {proc.returncode}: {(proc.stderr or '').strip()[-300:]}"

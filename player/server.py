@@ -419,27 +419,17 @@ def wait_healthy(url: str, timeout_s: float, proc=None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m player.server", description="genet player video server")
-    p.add_argument("--video", required=True)
-    p.add_argument("--bind", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--policy", default="bba")
-    p.add_argument("--log", default=None)
-    p.add_argument("--threads", type=int, default=16)
-    p.add_argument("--tcp-cc", default=DEFAULT_TCP_CC, help="TCP congestion control of the server's connections")
-    p.add_argument("--request-deadline-s", type=float, default=REQUEST_RECEIVE_DEADLINE_S,
-                   help="close a connection whose request has not fully arrived this long after its first byte, s")
-    args = p.parse_args(argv)
-    import signal
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    """``python -m player.server ARGS``: ``genet player serve ARGS`` (the same options, :mod:`player.cli`)."""
     from foundation.errors import GenetError
+    from player.cli import _serve_arguments, cmd_serve
+    p = argparse.ArgumentParser(prog="python -m player.server", description="genet player video server")
+    _serve_arguments(p)
+    args = p.parse_args(argv)
     try:
-        serve(args.video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc,
-              request_deadline_s=args.request_deadline_s)
+        return cmd_serve(args)
     except GenetError as e:
         print(f"python -m player.server: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

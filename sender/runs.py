@@ -99,14 +99,27 @@ def genet_cmd(*args: str) -> list[str]:
     return [*(_priority["cmd"] if os.geteuid() == 0 else []), sys.executable, "-m", "app.cli", *args]
 
 
+def _sides(policy, link, s: LinkSettings | None, run_dir: Path, port: int, **options):
+    """The CC scheme's two sides on the link (:class:`sender.schemes.SenderRunner`, the command lines
+    ``genet deploy run`` starts on two hosts): the receiver on the host side, the sender on the emulated side."""
+    from foundation.scheme import SchemeContext
+    from sender.schemes import SenderRunner
+    genet = tuple(genet_cmd())
+    ctx = SchemeContext(policy.label if policy is not None else "", policy.kind if policy is not None else "",
+                        (policy.path if policy.kind == "onnx" else policy.label) if policy is not None else "",
+                        genet, genet, link.host.address, port, s.duration_s if s is not None else 0.0,
+                        bind_address=link.host.address, log_dir=str(run_dir), options=options)
+    return SenderRunner(), ctx
+
+
 def start_receiver(link, run_dir: Path, port: int = RECEIVER_PORT, name: str = "receiver"):
     """Start ``genet sender receive --once`` on the link's host side; returns its process once it listens
     (its summary goes to ``run_dir/NAME.json``, its errors to ``run_dir/NAME.err``)."""
     ready = run_dir / f"{name}.port"
     ready.unlink(missing_ok=True)
-    p = link.host.popen(genet_cmd("sender", "receive", "--bind", link.host.address, "--port", str(port),
-                                  "--once", "--summary", str(run_dir / f"{name}.json"), "--ready-file", str(ready)),
-                        stdout=subprocess.DEVNULL, stderr=open(run_dir / f"{name}.err", "w"))
+    runner, ctx = _sides(None, link, None, run_dir, port, summary=str(run_dir / f"{name}.json"),
+                         ready_file=str(ready))
+    p = link.host.popen(runner.server(ctx).argv, stdout=subprocess.DEVNULL, stderr=open(run_dir / f"{name}.err", "w"))
     deadline = time.monotonic() + RECEIVER_START_S
     while not ready.exists():
         if p.poll() is not None:
@@ -121,9 +134,9 @@ def start_receiver(link, run_dir: Path, port: int = RECEIVER_PORT, name: str = "
 def sender_cmd(policy, link, s: LinkSettings, run_dir: Path, port: int = RECEIVER_PORT, name: str = "sender"):
     """The ``genet sender send`` command of ``policy`` to the link's host side for the run's duration (its
     log: ``run_dir/NAME.jsonl``)."""
-    return genet_cmd("sender", "send", "--to", f"{link.host.address}:{port}", "--policy",
-                     policy.path if policy.kind == "onnx" else policy.label, "--duration-s", f"{s.duration_s:g}",
-                     "--log", str(run_dir / f"{name}.jsonl"), "--min-rtt-ms", f"{2 * s.delay_ms:g}")
+    runner, ctx = _sides(policy, link, s, run_dir, port, log=str(run_dir / f"{name}.jsonl"),
+                         min_rtt_ms=2 * s.delay_ms)
+    return runner.client(ctx).argv
 
 
 def union_columns(rows) -> list[str]:

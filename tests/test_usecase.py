@@ -62,7 +62,9 @@ def test_a_bad_description_is_refused_in_one_line():
 
 def test_deploy_takes_its_scheme_runner_from_the_use_case():
     from deploy.config import Scheme
-    from deploy.schemes import IperfRunner, PlayerRunner, SenderRunner, runner_for
+    from deploy.schemes import runner_for
+    from player.schemes import PlayerRunner
+    from sender.schemes import IperfRunner, SenderRunner
     assert isinstance(runner_for(Scheme("cubic", "kernel", "cubic"), "cc"), IperfRunner)
     assert isinstance(runner_for(Scheme("c5", "const", "5"), "cc"), SenderRunner)
     assert isinstance(runner_for(Scheme("bba", "abr-baseline", "bba"), "abr"), PlayerRunner)

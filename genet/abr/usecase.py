@@ -20,7 +20,7 @@ def declare() -> UseCase:
         policies="genet.abr.registry:POLICIES",
         baselines=("bba", "mpc"),
         curriculum_baseline="mpc",
-        schemes="deploy.schemes:abr_runner",
+        schemes="player.schemes:runner",
         emulate=("emulate", "abr"),
         key_columns=("policy", "trace"),
         extra={"training": "genet.abr.training:build_use_case"},

@@ -20,7 +20,7 @@ def declare() -> UseCase:
         policies="genet.cc.registry:POLICIES",
         baselines=("bbr", "cubic"),
         curriculum_baseline="bbr",
-        schemes="deploy.schemes:cc_runner",
+        schemes="sender.schemes:runner",
         emulate=("emulate", "cc"),
         key_columns=("policy", "trace"),
         extra={"training": "genet.cc.training:build_use_case"},
