@@ -17,9 +17,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from genet.abr.qoe import TABLE6
 from foundation.atomic import atomic_text_writer, atomic_write_text
-from genet.cc.metrics import TABLE7
 from foundation.errors import BadInputError
 from foundation.metrics import Column, column_names
 from foundation.stats import format_mean_ci, mean, mean_ci95
@@ -42,7 +40,9 @@ def write_report(out_dir: str | Path) -> Report:
     camp = read_campaign_file(out)
     c = camp["campaign"]
     use_case = c["use_case"]
-    columns = TABLE7 if use_case == "cc" else TABLE6
+    from foundation.usecase import use_case as declared
+    described = declared(use_case)
+    columns = described.table_columns
     journal = open_journal(out)
     ok: dict[tuple[str, str], dict[str, dict]] = {}
     failed: dict[tuple[str, str], int] = {}
@@ -77,7 +77,7 @@ def write_report(out_dir: str | Path) -> Report:
             row["mean_overhead_s"] = mean(r["overhead_s"] for r in recs if "overhead_s" in r)
             rows.append(row)
     descr = camp.get("inventory", {}).get("paths", {})
-    table_name = "Table 7 (CC)" if use_case == "cc" else "Table 6 (ABR)"
+    table_name = described.table_title
     text = _format(rows, columns, f"{table_name}: campaign {c['name']}, {c['repetitions']} repetitions; mean ± 95% "
                                   f"CI over finished runs", descr)
     files = []

@@ -61,6 +61,8 @@ class UseCase:
     gym_id: str = ""
     schemes: str = ""
     emulate: tuple[str, ...] = ()
+    #: what the reports call the use case's table of :attr:`table_columns` ("Table 6 (ABR)")
+    table_name: str = ""
     #: the columns that identify a row (beside the result columns): policy, environment, repetition
     key_columns: tuple[str, ...] = ("policy", "trace")
     extra: dict = field(default_factory=dict, compare=False)
@@ -84,6 +86,10 @@ class UseCase:
     @property
     def column_names(self) -> tuple[str, ...]:
         return column_names(self.columns)
+
+    @property
+    def table_title(self) -> str:
+        return self.table_name or f"{self.name.upper()} results"
 
     @property
     def table_columns(self) -> tuple[Column, ...]:

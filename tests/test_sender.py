@@ -22,6 +22,7 @@ from foundation.packets import PACKET_BYTES, UDP_PAYLOAD_BYTES
 from sender import wire
 from sender.receiver import Receiver
 from sender.udp_sender import EXIT_SILENT, UdpSender, read_log
+from udp_relay import UdpRelay
 
 GENET = [sys.executable, "-m", "app.cli"]
 
@@ -120,52 +121,31 @@ def test_run_completes_with_correct_figures_under_10000_malformed_datagrams(tmp_
     assert recs[0]["run_metadata"]["host"]["hostname"] and recs[0]["run_metadata"]["started_utc"]
 
 
-class _AckMangler(threading.Thread):
+class _AckMangler(UdpRelay):
     """A UDP relay sender <-> receiver that drops, duplicates and reorders ACKs (data passes untouched)."""
 
     def __init__(self, receiver_port, drop=0.1, dup=0.1, swap=0.2, seed=0):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.up.connect(("127.0.0.1", receiver_port))
-        self.up.settimeout(0.0)
+        super().__init__(receiver_port)
         self.rng = random.Random(seed)
         self.drop, self.dup, self.swap = drop, dup, swap
-        self.stop = False
-        self.client = None
+        self.held = None
 
-    def run(self):
-        held = None
-        while not self.stop:
-            try:
-                data, addr = self.sock.recvfrom(2048)
-                self.client = addr
-                self.up.send(data)
-            except (socket.timeout, BlockingIOError):
-                pass
-            while self.client:
-                try:
-                    ack = self.up.recv(2048)
-                except (BlockingIOError, ConnectionRefusedError):
-                    break
-                if ack[3] != wire.T_ACK:
-                    self.sock.sendto(ack, self.client)
-                    continue
-                r = self.rng.random()
-                if r < self.drop:
-                    continue
-                if held is None and r < self.drop + self.swap:
-                    held = ack  # sent after the next one
-                    continue
-                self.sock.sendto(ack, self.client)
-                if r > 1 - self.dup:
-                    self.sock.sendto(ack, self.client)
-                if held is not None:
-                    self.sock.sendto(held, self.client)
-                    held = None
+    def on_reply(self, ack):
+        if ack[3] != wire.T_ACK:
+            self.to_sender(ack)
+            return
+        r = self.rng.random()
+        if r < self.drop:
+            return
+        if self.held is None and r < self.drop + self.swap:
+            self.held = ack  # sent after the next one
+            return
+        self.to_sender(ack)
+        if r > 1 - self.dup:
+            self.to_sender(ack)
+        if self.held is not None:
+            self.to_sender(self.held)
+            self.held = None
 
 
 def test_sender_survives_lost_duplicated_and_reordered_acks(tmp_path):

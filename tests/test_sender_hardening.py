@@ -32,6 +32,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import hypothesis_examples
+from udp_relay import UdpRelay
 from genet.cc.aurora import AuroraConfig
 from genet.cc.registry import load_rate_policy
 from sender import receiver as receiver_mod
@@ -242,7 +243,7 @@ def test_2500_fake_sessions_leave_the_session_table_summary_and_memory_bounded(t
 
 
 # ----------------------------------------------------------------------------- sender
-class _HostileRelay(threading.Thread):
+class _HostileRelay(UdpRelay):
     """Sender <-> relay <-> receiver on loopback. Data, FIN and FIN_ACK pass untouched; before each real
     ACK goes back to the sender (once ``inject`` is set) it sends the sender ``per_ack`` datagrams from the
     receiver's side (the only address the sender's connected socket takes): garbage, truncated ACKs,
@@ -251,51 +252,23 @@ class _HostileRelay(threading.Thread):
     FIN_ACKs, and replays of earlier ACKs (duplicates) — ``total`` in all, counted by kind."""
 
     def __init__(self, receiver_port: int, total: int, per_ack: int = 8, seed: int = SEED):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.up.connect(("127.0.0.1", receiver_port))
-        self.up.setblocking(False)
+        super().__init__(receiver_port, poll_s=0.05)
         self.rng = random.Random(seed)
         self.total, self.per_ack = total, per_ack
         self.inject = threading.Event()
         self.injected_done = threading.Event()
-        self.stop = False
-        self.client = None
         self.acks_seen = 0
         self.counts = {"malformed": 0, "wrong_version": 0, "wrong_version_unsent": 0, "replayed": 0}
         self.sent = 0
-        self.error: BaseException | None = None
         self._old_acks: list[bytes] = []
 
-    def run(self):
-        try:
-            self._run()
-        except BaseException as e:  # surfaced by the test
-            self.error = e
-
-    def _run(self):
-        while not self.stop:
-            try:
-                data, addr = self.sock.recvfrom(2048)
-                self.client = addr
-                self.up.send(data)
-            except (socket.timeout, BlockingIOError):
-                pass
-            while self.client:
-                try:
-                    ans = self.up.recv(2048)
-                except (BlockingIOError, ConnectionRefusedError):
-                    break
-                if ans[3] == wire.T_ACK:
-                    self.acks_seen += 1
-                    if self.inject.is_set() and self.sent < self.total:
-                        self._garbage(ans)
-                    self._old_acks.append(ans)
-                self.sock.sendto(ans, self.client)
+    def on_reply(self, ans: bytes) -> None:
+        if ans[3] == wire.T_ACK:
+            self.acks_seen += 1
+            if self.inject.is_set() and self.sent < self.total:
+                self._garbage(ans)
+            self._old_acks.append(ans)
+        self.to_sender(ans)
 
     def _garbage(self, ack: bytes) -> None:
         rng, c = self.rng, self.counts

@@ -22,6 +22,7 @@ def declare() -> UseCase:
         curriculum_baseline="mpc",
         schemes="player.schemes:runner",
         emulate=("emulate", "abr"),
+        table_name="Table 6 (ABR)",
         key_columns=("policy", "trace"),
         extra={"training": "genet.abr.training:build_use_case"},
     )

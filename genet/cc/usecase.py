@@ -22,6 +22,7 @@ def declare() -> UseCase:
         curriculum_baseline="bbr",
         schemes="sender.schemes:runner",
         emulate=("emulate", "cc"),
+        table_name="Table 7 (CC)",
         key_columns=("policy", "trace"),
         extra={"training": "genet.cc.training:build_use_case"},
     )
