@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from foundation.commands import Command, CommandTree, Group, declarations_of, declarations_under
+from player.serve_options import serve_arguments
 
 
 def _make_video_arguments(mv: argparse.ArgumentParser) -> None:
@@ -21,26 +22,6 @@ def _make_video_arguments(mv: argparse.ArgumentParser) -> None:
                     help="with --sized: 'envivio', a video.json, or a directory of video_size_* files")
     mv.add_argument("--chunks", type=int, default=None, metavar="N",
                     help="with --sized: only the first N chunks (default: all)%(default).0s")
-
-
-def _serve_arguments(sv: argparse.ArgumentParser) -> None:
-    sv.add_argument("--video", default="sized", metavar="DIR",
-                    help="video directory, or 'sized' (EnvivioDash3 sized content written to --sized-dir)")
-    sv.add_argument("--sized-dir", default="runs/video-sized", metavar="DIR",
-                    help="where --video sized writes its segments (sparse files)")
-    sv.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="address to listen on")
-    sv.add_argument("--port", type=int, default=8000, help="TCP port")
-    sv.add_argument("--policy", default="bba", help="ABR endpoint policy: bba, mpc or PATH.onnx")
-    sv.add_argument("--log", default=None, metavar="FILE",
-                    help="JSON-lines log of segments served and decisions (default: none)%(default).0s")
-    sv.add_argument("--threads", type=int, default=16, help="worker threads (concurrent requests)")
-    sv.add_argument("--tcp-cc", default="cubic", metavar="NAME",
-                    help="TCP congestion control of the server's connections (cubic, bbr, reno, ...; always "
-                         "named, never the machine's default)")
-    from player.request_limits import REQUEST_RECEIVE_DEADLINE_S  # standard library only: register() stays cheap
-    sv.add_argument("--request-deadline-s", type=float, default=REQUEST_RECEIVE_DEADLINE_S, metavar="S",
-                    help="close a connection whose request is not fully received this long after its first byte "
-                         "(slow clients cannot hold the server; docs/security.md), s")
 
 
 def _play_arguments(pl: argparse.ArgumentParser) -> None:
@@ -98,22 +79,8 @@ def cmd_make_video(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import signal
-    import threading
-
-    from player.content import write_sized_video
-    from player.server import serve
-    if threading.current_thread() is threading.main_thread():  # SIGTERM ends the server as Ctrl-C does
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    video = args.video
-    if video == "sized":
-        video = str(write_sized_video(args.sized_dir).root)
-    try:
-        serve(video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc,
-              request_deadline_s=args.request_deadline_s)
-    except KeyboardInterrupt:
-        pass
-    return 0
+    from player.server import run_serve
+    return run_serve(args)
 
 
 def cmd_play(args) -> int:
@@ -168,7 +135,7 @@ COMMANDS = (
                         "(exact Content-Length; nothing outside the directory), and POST /abr "
                         "(Pensieve's protocol; the reply is the next quality from --policy). "
                         "Runs until interrupted.",
-            arguments=_serve_arguments, run=cmd_serve),
+            arguments=serve_arguments, run=cmd_serve),
     Command(("player", "play"), help="headless player: play one video from a server",
             description="Fetch the MPD and chunk table, then every chunk over HTTP at the policy's "
                         "quality; the buffer drains in wall-clock time with the simulator's "

@@ -418,15 +418,32 @@ def wait_healthy(url: str, timeout_s: float, proc=None) -> bool:
     return False
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve as the options of :mod:`player.serve_options` say, until Ctrl-C or SIGTERM; returns 0."""
+    import signal
+    from player.content import write_sized_video
+    if threading.current_thread() is threading.main_thread():  # SIGTERM ends the server as Ctrl-C does
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    video = args.video
+    if video == "sized":
+        video = str(write_sized_video(args.sized_dir).root)
+    try:
+        serve(video, args.bind, args.port, args.policy, args.log, args.threads, tcp_cc=args.tcp_cc,
+              request_deadline_s=args.request_deadline_s)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m player.server ARGS``: ``genet player serve ARGS`` (the same options, :mod:`player.cli`)."""
+    """``python -m player.server ARGS``: ``genet player serve ARGS`` (the same options)."""
     from foundation.errors import GenetError
-    from player.cli import _serve_arguments, cmd_serve
+    from player.serve_options import serve_arguments
     p = argparse.ArgumentParser(prog="python -m player.server", description="genet player video server")
-    _serve_arguments(p)
+    serve_arguments(p)
     args = p.parse_args(argv)
     try:
-        return cmd_serve(args)
+        return run_serve(args)
     except GenetError as e:
         print(f"python -m player.server: error: {e}", file=sys.stderr)
         return 2
