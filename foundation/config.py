@@ -4,8 +4,11 @@ Every config file (a ``genet run`` config, ``app/run/schema.py``; an inventory, 
 file, ``deploy/config.py``) is declared here as a :class:`Table` of :class:`Key` s — type, default, unit, minimum
 and maximum, allowed values or pattern, and the help text — and checked by :func:`fill`, which returns the file's
 data with every default filled in. The callers then check what a schema cannot say (cross-references between
-tables, files that must exist) and build their frozen dataclasses from the checked dicts. The same declarations
-render the reference pages (:func:`markdown`: ``docs/run-config.md``, ``docs/deploy-config.md``).
+tables, files that must exist) and build their frozen dataclasses from the checked dicts — by hand
+(``deploy/config.py``) or with :func:`freeze`, which makes them from the declaration itself: one frozen dataclass
+per :class:`Table` (:func:`config_class`), its docstring the table's help, its fields the keys (units stay in the
+key names: ``delay_ms``); :func:`thaw` is the way back (``app/run/schema.py``). The same declarations render the
+reference pages (:func:`markdown`: ``docs/run-config.md``, ``docs/deploy-config.md``).
 
 Every error is a :class:`ConfigError` (a :class:`foundation.errors.BadInputError`): one line naming the file, the
 key (``FILE: [cc.emulate] delay_ms``; ``FILE: use_case`` at the top level) and what is allowed. Numbers are finite
@@ -19,12 +22,15 @@ Standard library only; imports nothing of genet but :mod:`foundation.errors` and
 from __future__ import annotations
 
 import copy
+import keyword
 import math
 import os
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Optional
 
 from foundation.errors import BadInputError
 from foundation.tomlfile import control_char, read_toml, show
@@ -248,6 +254,126 @@ def load(path: str | os.PathLike, table: Table) -> tuple[dict, str]:
     """Read ``path`` and :func:`fill` it against ``table``: (checked data with defaults, the file's text)."""
     data, text = read(path)
     return fill(table, data, str(path)), text
+
+
+# ---------------------------------------------------------------------------------------------------
+# Typed configs: frozen dataclasses made from the declarations
+
+_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "path": str, "list[str]": tuple[str, ...],
+          "float|path": float | str}
+_CLASSES: dict[int, tuple[Table, type]] = {}  # id(table) -> (table, its class): the table kept, so no id is reused
+
+
+def field_name(key: str) -> str:
+    """The attribute a key becomes: the key itself, with a trailing underscore when it is a Python keyword
+    (``[traces.NAME] from`` is ``.from_``)."""
+    return key + "_" if keyword.iskeyword(key) else key
+
+
+def _camel(key: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", key))
+
+
+def config_class(table: Table, name: str = "Config") -> type:
+    """The frozen dataclass of ``table``: one field per key (:func:`field_name`), in the declared order; a
+    sub-table's field holds an instance of the sub-table's class (named ``name`` + the key in CamelCase:
+    ``RunConfigAbrSimulate``), ``None`` for an optional table left out, or a read-only mapping NAME -> instance
+    for a ``named`` table. The docstring is the table's help, then one line per key (type, unit, meaning).
+
+    Made once per :class:`Table` object and cached (a later call with another ``name`` gets the same class). For
+    a ``named`` table this is the class of one of its entries. Instances are immutable (assigning raises
+    :class:`dataclasses.FrozenInstanceError`) and compare by value; they are not picklable (the class is made at
+    run time)."""
+    return _make_class(table, name, "")
+
+
+def _make_class(table: Table, name: str, where: str) -> type:
+    cached = _CLASSES.get(id(table))
+    if cached is not None:
+        return cached[1]
+    specs, doc = [], [table.help, ""]
+    for key, item in table.keys.items():
+        attr = field_name(key)
+        assert attr.isidentifier() and attr not in {s[0] for s in specs}, (name, key)
+        if isinstance(item, Table):
+            sub_where = f"{where}.{key}" if where else key
+            sub = _make_class(item, name + _camel(key), sub_where + (".NAME" if item.named else ""))
+            kind: Any = Mapping[str, sub] if item.named else Optional[sub] if item.optional else sub
+            what = (f"NAME -> the [{sub_where}.NAME] table" if item.named else
+                    f"the [{sub_where}] table" + (" (None when left out)" if item.optional else ""))
+            doc.append(f"{attr}: {what}, {sub.__name__}")
+        else:
+            kind = _TYPES[item.kind] if item.default is not None or item.required else Optional[_TYPES[item.kind]]
+            unit = f", {item.unit}" if item.unit else ""
+            doc.append(f"{attr} ({item.kind}{unit}): {item.help}")
+        specs.append((attr, kind, field(metadata={"key": key})))
+    cls = make_dataclass(name, specs, frozen=True)
+    cls.__module__ = __name__
+    cls.__doc__ = "\n".join(doc)
+    cls.__config_table__ = table
+    _CLASSES[id(table)] = (table, cls)
+    return cls
+
+
+def _shape_error(source: str | os.PathLike, where: str, what: str) -> ConfigError:
+    return ConfigError(f"{at(source, where)}: {what} (does not match the declared tables)")
+
+
+def freeze(table: Table, data: Any, name: str = "Config", source: str | os.PathLike = "config",
+           where: str = "") -> Any:
+    """``data`` as :func:`fill` returns it (or as :func:`thaw` wrote it, read back from JSON), as an instance of
+    :func:`config_class` ``(table, name)``: lists become tuples, a ``named`` table a read-only mapping (name ->
+    instance), an optional table left out ``None``; a ``partial`` table's keys left out are ``None``.
+
+    Values are taken as they are (:func:`fill` checked them); what does not have the tables' shape (a key missing
+    or unknown, a table that is not one) is a :class:`ConfigError` naming ``source`` and the table (``where``: the
+    table's dotted name, ``""`` at the top level)."""
+    cls = config_class(table, name)
+    if table.named:
+        if not isinstance(data, Mapping):
+            raise _shape_error(source, where, f"expected a table of named tables, got {show(data)}")
+        one = replace(table, named=False)
+        return MappingProxyType({n: _freeze_one(cls, one, v, source, f"{where}.{n}" if where else n)
+                                 for n, v in data.items()})
+    return _freeze_one(cls, table, data, source, where)
+
+
+def _freeze_one(cls: type, table: Table, data: Any, source: str | os.PathLike, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise _shape_error(source, where, f"expected a table, got {show(data)}")
+    unknown = [k for k in data if k not in table.keys]
+    if unknown:
+        raise _shape_error(source, where, f"unknown key {show(unknown[0])}")
+    values = {}
+    for key, item in table.keys.items():
+        sub_where = f"{where}.{key}" if where else key
+        if key not in data:
+            if not table.partial:
+                raise _shape_error(source, where, f"key {show(key)} missing")
+            value = None
+        elif isinstance(item, Table):
+            value = None if data[key] is None and item.optional else \
+                freeze(item, data[key], source=source, where=sub_where)
+        else:
+            value = data[key]
+            if isinstance(value, list):
+                value = tuple(value)
+        values[field_name(key)] = value
+    return cls(**values)
+
+
+def thaw(value: Any) -> Any:
+    """The plain data of a frozen config (:func:`freeze`), or of any part of one: instances become dicts keyed by
+    the declared keys (``from``, not ``from_``) in the declared order, mappings dicts, tuples lists — what
+    :func:`fill` returned, so ``json.dumps(thaw(cfg))`` writes what ``json.dumps`` of the checked dict wrote. Any
+    other value is returned as it is."""
+    if hasattr(type(value), "__config_table__"):
+        return {f.metadata["key"]: thaw(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -45,10 +45,10 @@ def test_help_points_at_the_schema_page(capsys):
 
 def test_defaults_are_filled(tmp_path):
     cfg = check(MINIMAL, tmp_path)
-    assert cfg["run"]["seed"] == 0 and cfg["abr"] is None
-    assert cfg["cc"]["baselines"] == ["bbr", "cubic"]
-    assert cfg["cc"]["emulate"]["backend"] == "netns" and cfg["cc"]["deploy"]["enabled"] is False
-    assert cfg["traces"]["t"]["range"] == "rl3"
+    assert cfg.run.seed == 0 and cfg.abr is None
+    assert cfg.cc.baselines == ("bbr", "cubic")
+    assert cfg.cc.emulate.backend == "netns" and cfg.cc.deploy.enabled is False
+    assert cfg.traces["t"].range == "rl3"
 
 
 @pytest.mark.parametrize("text, needles", [
@@ -106,6 +106,6 @@ def test_examples_validate(name, monkeypatch):
     path = REPO / "examples" / f"{name}.toml"
     tomllib.loads(path.read_text())
     cfg, _ = schema.load(path)
-    assert cfg["abr"] and cfg["cc"]
+    assert cfg.abr and cfg.cc
     if name == "remote":
-        assert cfg["deploy"]["inventory"]
+        assert cfg.deploy.inventory

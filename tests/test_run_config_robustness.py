@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import hypothesis_examples
+from foundation.config import thaw
 from foundation.errors import BadInputError
 from app.run import schema
 
@@ -115,8 +116,8 @@ def test_numbers_at_their_bounds_are_accepted(tmp_path):
             + "[cc.emulate]\ndelay_ms = 0\nduration_s = 3600\n[cc.policies.p]\nmethod = 'udr'\nreal_prob = 1\n"
               "[run]\nseed = 4294967295\n")
     _, (cfg, _) = load_bytes(tmp_path, text.encode())
-    assert cfg["cc"]["emulate"]["delay_ms"] == 0.0 and cfg["cc"]["emulate"]["duration_s"] == 3600.0
-    assert cfg["cc"]["policies"]["p"]["real_prob"] == 1.0 and isinstance(cfg["cc"]["policies"]["p"]["real_prob"], float)
+    assert cfg.cc.emulate.delay_ms == 0.0 and cfg.cc.emulate.duration_s == 3600.0
+    assert cfg.cc.policies["p"].real_prob == 1.0 and isinstance(cfg.cc.policies["p"].real_prob, float)
 
 
 def test_dry_run_with_infinite_duration_is_one_line(tmp_path, capsys):
@@ -157,7 +158,7 @@ def test_path_values_that_cannot_be_looked_up_are_one_line(tmp_path):
 
 
 # ------------------------------------------------------------------ fuzzing
-def _outcome(path, data: bytes) -> dict | None:
+def _outcome(path, data: bytes) -> schema.RunConfig | None:
     """Load ``data`` from ``path``: the config, or None after a proper ConfigError (anything else fails the test)."""
     path.write_bytes(data)
     try:
@@ -173,7 +174,7 @@ def _outcome(path, data: bytes) -> dict | None:
 
 def _check_accepted(node) -> None:
     """What validation lets through: finite numbers, strings without control characters."""
-    stack = [node]
+    stack = [thaw(node)]
     while stack:
         v = stack.pop()
         if isinstance(v, dict):

@@ -35,6 +35,7 @@ ROOT, BROWSER, REAL_TIME, LONG = "root", "browser", "real time", "long"
 
 # Whole modules left out of the fast tier, and why.
 SLOW_MODULES: dict[str, str] = {
+    "test_ray_cluster": f"{LONG}: a two-node local Ray cluster started and stopped",
     "test_deploy_campaign": f"{ROOT}: campaigns over an sshd testbed in network namespaces",
     "test_deploy_testbed": f"{ROOT}: sshd hosts in network namespaces",
     "test_emulation_fidelity": f"{ROOT}, {REAL_TIME}: iperf3 through emulated links beside the simulator",
@@ -50,7 +51,7 @@ SLOW_MODULES: dict[str, str] = {
 
 # Modules whose tests run in the fast tier (except those that SLOW_TESTS, SLOW_FIXTURES or the rules above name).
 FAST_MODULES: set[str] = {
-    "test_experiment", "test_usecase",
+    "test_experiment", "test_usecase", "test_executor",
     "test_abr_baselines", "test_abr_env", "test_abr_optimal_cli", "test_abr_policy", "test_abr_runtime",
     "test_abr_sim", "test_abr_sim_bounds", "test_abr_single_env", "test_abr_tf_import", "test_abr_training",
     "test_abr_startup",
@@ -67,6 +68,7 @@ FAST_MODULES: set[str] = {
     "test_sender_iperf3", "test_setup", "test_shipped_models", "test_stats", "test_study_training", "test_tiers",
     "test_traces_atomic", "test_traces_cli", "test_traces_formats", "test_traces_fuzz", "test_traces_generators",
     "test_traces_malformed", "test_train_cli",
+    "test_typed_config",
 }
 
 # Single tests of fast modules left out, as "module::function" (all parametrizations), and why.

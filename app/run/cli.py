@@ -26,7 +26,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg, text = schema.load(args.config)
     selected = engine.select(args.only, args.from_stage)
-    out = Path(args.out or cfg["run"]["out"] or Path("runs") / cfg["run"]["name"]).resolve()
+    out = Path(args.out or cfg.run.out or Path("runs") / cfg.run.name).resolve()
     if out.exists() and not out.is_dir():
         raise schema.ConfigError(f"--out {out} exists and is not a folder")
     items = plan.build(cfg, out)
@@ -40,19 +40,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_in(out, args, cfg, text, selected, items, runner)
 
 
-def _run_in(out: Path, args: argparse.Namespace, cfg: dict, text: str, selected: list[str], items, runner) -> int:
+def _run_in(out: Path, args: argparse.Namespace, cfg, text: str, selected: list[str], items, runner) -> int:
+    """``cfg``: the checked config (app/run/schema.py ``RunConfig``)."""
     import json
     import signal
 
     from foundation.atomic import atomic_write_text
+    from foundation.config import thaw
     from app.run import engine
 
     def on_term(signum, frame):  # SIGTERM stops the run like Ctrl-C: the running command is stopped cleanly
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
     atomic_write_text(out / "config.toml", text)
-    atomic_write_text(out / "config.json", json.dumps({"source": str(Path(args.config).resolve()), "config": cfg},
-                                                      indent=1, default=str))
+    atomic_write_text(out / "config.json", json.dumps({"source": str(Path(args.config).resolve()),
+                                                       "config": thaw(cfg)}, indent=1, default=str))
     atomic_write_text(out / "plan.json", json.dumps(
         {s: [{"name": i.name, "folder": str(i.folder), "steps": [engine.step_text(x) for x in i.steps + i.cleanup],
               "unavailable": i.unavailable, "est_s": round(i.est_s, 1)} for i in items[s]] for s in items}, indent=1))
@@ -62,7 +64,7 @@ def _run_in(out: Path, args: argparse.Namespace, cfg: dict, text: str, selected:
     except ImportError:  # this build has no run-metadata record: the report collects its own provenance
         write_run_metadata = None
     if write_run_metadata is not None:
-        meta = write_run_metadata(out, seed=cfg["run"]["seed"], extra={"config": str(Path(args.config).resolve()),
+        meta = write_run_metadata(out, seed=cfg.run.seed, extra={"config": str(Path(args.config).resolve()),
                                                                         "stages": selected})
     status = runner.run(selected, force=args.force)
     if meta is not None:

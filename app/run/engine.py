@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from foundation.atomic import atomic_write_text
+from foundation.config import thaw
 from foundation.errors import BadInputError
 from app.run.plan import Item, command_text, hash_tree
 from app.run.progress import Progress, fmt_s
@@ -35,6 +36,7 @@ def _now() -> str:
 
 
 def _jsonable(value, run_dir: Path):
+    value = thaw(value)  # a run config's tables (app/run/schema.py RunConfig): as their plain data
     if isinstance(value, dict):
         return {str(k): _jsonable(v, run_dir) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

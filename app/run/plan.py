@@ -1,4 +1,5 @@
-"""From a validated config to the plan: stages of items, each item the `genet` commands a user would type.
+"""From a validated config (a frozen :class:`app.run.schema.RunConfig`) to the plan: stages of items, each item
+the `genet` commands a user would type.
 
 An :class:`Item` is one unit of work with its own folder (``RUN/<stage>/<item>/``), the steps that
 make it (``genet`` argument lists run as subprocesses, or small in-process actions: copying a model,
@@ -15,9 +16,10 @@ import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from app.run.schema import STAGES
+from foundation.config import thaw
+from app.run.schema import STAGES, RunConfig
 
 Step = list  # a `genet` argument list, or a callable(item) -> None (in-process action)
 
@@ -103,17 +105,17 @@ def _pick(src_item: Item, n: int) -> Callable:
 SOURCE_FILE = "SOURCE.json"
 
 
-def _obtain_dataset(s: dict, seed: int, folder: Path) -> Callable:
+def _obtain_dataset(s: Any, seed: int, folder: Path) -> Callable:
     def action(item: Item) -> None:
         import json
         from foundation.atomic import atomic_write_text
         from traces.datasets import obtain_dataset
-        src = obtain_dataset(s["dataset"], folder, base_url=s["base_url"] or None, n_synthetic=s["n"],
-                             synthetic_range=s["range"], seed=s["seed"] if s["seed"] is not None else seed)
+        src = obtain_dataset(s.dataset, folder, base_url=s.base_url or None, n_synthetic=s.n,
+                             synthetic_range=s.range, seed=s.seed if s.seed is not None else seed)
         atomic_write_text(folder / SOURCE_FILE, json.dumps(src.as_dict(), indent=1) + "\n")
         print(f"trace set {item.name}: {src.detail}")
-    action.describe = (f"public set {s['dataset']}: download it (unless GENET_OFFLINE=1), else the shipped sample "
-                       f"(traces/samples/{s['dataset']}), else {s['n']} synthetic traces")
+    action.describe = (f"public set {s.dataset}: download it (unless GENET_OFFLINE=1), else the shipped sample "
+                       f"(traces/samples/{s.dataset}), else {s.n} synthetic traces")
     return action
 
 
@@ -130,30 +132,29 @@ def _copy_model(src: Path, dst: Path) -> Callable:
     return action
 
 
-def _train_est(uc: str, p: dict) -> float:
+def _train_est(uc: str, p: Any) -> float:
     """Seconds: start-up plus steps at the shipped models' measured rates (models/*/*.json: ABR ~10 k steps/s
     with 32 environments, CC ~8 k steps/s), plus the curriculum's BO trials."""
-    n_envs = p["n_envs"] or (32 if uc == "abr" else 2)
+    n_envs = p.n_envs or (32 if uc == "abr" else 2)
     rate = min(10000.0, 350.0 * n_envs) if uc == "abr" else 8000.0
-    est = 6 + p["steps"] / rate
-    if p["method"] in ("genet", "cl2", "cl3"):
-        rounds = p["rounds"] if p["rounds"] is not None else 9
-        trials = p["trials"] if p["trials"] is not None else 15
-        envs = p["envs_per_trial"] if p["envs_per_trial"] is not None else 10
+    est = 6 + p.steps / rate
+    if p.method in ("genet", "cl2", "cl3"):
+        rounds = p.rounds if p.rounds is not None else 9
+        trials = p.trials if p.trials is not None else 15
+        envs = p.envs_per_trial if p.envs_per_trial is not None else 10
         est += rounds * trials * envs * (0.02 if uc == "abr" else 0.1)
     return est
 
 
-def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
+def build(cfg: RunConfig, run_dir: Path) -> dict[str, list[Item]]:
     """The plan: for each stage (in order), its items."""
     run_dir = Path(run_dir)
     plan: dict[str, list[Item]] = {s: [] for s in STAGES}
-    seed = cfg["run"]["seed"]
-    sets = _trace_items(cfg["traces"], run_dir, seed)
-    plan["traces"] = [sets[n] for n in cfg["traces"]]
-    n_traces = _trace_counts(cfg["traces"], sets)
-    for uc in ("abr", "cc"):
-        u = cfg[uc]
+    seed = cfg.run.seed
+    sets = _trace_items(cfg.traces, run_dir, seed)
+    plan["traces"] = [sets[n] for n in cfg.traces]
+    n_traces = _trace_counts(cfg.traces, sets)
+    for uc, u in (("abr", cfg.abr), ("cc", cfg.cc)):
         if u is None:
             continue
         train, models = _train_export_items(uc, u, sets, run_dir, seed)
@@ -161,66 +162,67 @@ def build(cfg: dict, run_dir: Path) -> dict[str, list[Item]]:
         plan["export"] += models.values()
         plan["simulate"] += _simulate_items(uc, u, sets, models, n_traces, run_dir)
         plan["emulate"] += _emulate_items(uc, u, sets, models, n_traces, run_dir)
-        if u["deploy"]["enabled"]:
-            plan["deploy"].append(_deploy_item(uc, u, cfg["deploy"], models, run_dir, seed))
+        if u.deploy.enabled:
+            plan["deploy"].append(_deploy_item(uc, u, cfg.deploy, models, run_dir, seed))
     plan["report"].append(_report_item(cfg, plan, run_dir))
     return plan
 
 
 # traces ------------------------------------------------------------------------------------------
-def _trace_items(traces: dict, run_dir: Path, seed: int) -> dict[str, Item]:
-    """The trace sets' items by name: the `from` sets after the sets they take from."""
+def _trace_items(traces: Any, run_dir: Path, seed: int) -> dict[str, Item]:
+    """The trace sets' items by name (``traces``: ``cfg.traces``): the `from` sets after the sets they take from."""
     sets: dict[str, Item] = {}
     for name, s in traces.items():
-        if not s["from"]:
+        if not s.from_:
             sets[name] = _trace_item(name, s, run_dir / "traces" / name, seed)
     for name, s in traces.items():
-        if s["from"]:
-            src = sets[s["from"]]
+        if s.from_:
+            src = sets[s.from_]
             folder = run_dir / "traces" / name
-            sets[name] = Item("traces", name, folder, steps=[_pick(src, s["n"])], deps=[src.id], data=folder,
+            sets[name] = Item("traces", name, folder, steps=[_pick(src, s.n)], deps=[src.id], data=folder,
                               est_s=0.5, inputs={"config": s})
     return sets
 
 
-def _trace_item(name: str, s: dict, folder: Path, seed: int) -> Item:
+def _trace_item(name: str, s: Any, folder: Path, seed: int) -> Item:
     """A `path`, `gen`, `dataset` or `fetch` set."""
-    if s["path"]:
-        path = Path(s["path"])
+    if s.path:
+        path = Path(s.path)
         return Item("traces", name, path, reference=path, data=path, est_s=0.1, inputs={"path": str(path)})
-    if s["gen"]:
-        argv = ["traces", "gen", s["gen"], "--range", s["range"], "-n", str(s["n"]), "--seed",
-                str(s["seed"] if s["seed"] is not None else seed), "-o", str(folder), "--format", s["format"]]
-        return Item("traces", name, folder, steps=[argv], data=folder, est_s=2 + 0.05 * s["n"], inputs={"config": s})
-    if s["dataset"]:
+    if s.gen:
+        argv = ["traces", "gen", s.gen, "--range", s.range, "-n", str(s.n), "--seed",
+                str(s.seed if s.seed is not None else seed), "-o", str(folder), "--format", s.format]
+        return Item("traces", name, folder, steps=[argv], data=folder, est_s=2 + 0.05 * s.n, inputs={"config": s})
+    if s.dataset:
         from traces.datasets import find_full_copy
-        local = find_full_copy(s["dataset"])
+        local = find_full_copy(s.dataset)
         if local is not None:  # a full local copy: used in place, as a `path` set
             return Item("traces", name, local, reference=local, data=local, est_s=0.1, inputs={"path": str(local)})
-        return Item("traces", name, folder, steps=[_obtain_dataset(s, seed, folder)], data=folder / s["dataset"],
+        return Item("traces", name, folder, steps=[_obtain_dataset(s, seed, folder)], data=folder / s.dataset,
                     est_s=15, inputs={"config": s})
-    argv = ["traces", "fetch", s["fetch"], "--dest", str(folder)]
-    if s["base_url"]:
-        argv += ["--base-url", s["base_url"]]
-    return Item("traces", name, folder, steps=[argv], data=folder / s["fetch"], est_s=15, inputs={"config": s})
+    argv = ["traces", "fetch", s.fetch, "--dest", str(folder)]
+    if s.base_url:
+        argv += ["--base-url", s.base_url]
+    return Item("traces", name, folder, steps=[argv], data=folder / s.fetch, est_s=15, inputs={"config": s})
 
 
-def _trace_counts(traces: dict, sets: dict[str, Item]) -> dict[str, int]:
+def _trace_counts(traces: Any, sets: dict[str, Item]) -> dict[str, int]:
     """Traces per set, for the estimates (a set not made yet: its `n`; an unreadable one: 100)."""
-    return {n: (traces[n]["n"] if (traces[n]["gen"] or traces[n]["from"]) else _count_traces(s.data, 100))
+    return {n: (traces[n].n if (traces[n].gen or traces[n].from_) else _count_traces(s.data, 100))
             for n, s in sets.items()}
 
 
 # train, export -----------------------------------------------------------------------------------
-def _train_export_items(uc: str, u: dict, sets: dict[str, Item], run_dir: Path,
+def _train_export_items(uc: str, u: Any, sets: dict[str, Item], run_dir: Path,
                         seed: int) -> tuple[list[Item], dict[str, Item]]:
-    """(train items, export items by policy name) of a use case's policies; a `use` policy is only copied."""
+    """(train items, export items by policy name) of a use case's policies (``u``: ``cfg.abr`` or ``cfg.cc``); a
+    `use` policy is only copied."""
     train: list[Item] = []
     models: dict[str, Item] = {}
-    for pname, p in u["policies"].items():
+    for pname, p in u.policies.items():
         onnx = run_dir / "export" / f"{uc}-{pname}" / f"{pname}.onnx"
-        if p["use"]:
-            src = Path(p["use"])
+        if p.use:
+            src = Path(p.use)
             models[pname] = Item("export", f"{uc}-{pname}", onnx.parent, steps=[_copy_model(src, onnx)], data=onnx,
                                  inputs={"use": str(src), "sha256": hash_tree(src)}, est_s=0.2)
             continue
@@ -231,20 +233,20 @@ def _train_export_items(uc: str, u: dict, sets: dict[str, Item], run_dir: Path,
     return train, models
 
 
-def _train_item(uc: str, pname: str, p: dict, sets: dict[str, Item], folder: Path, seed: int) -> Item:
+def _train_item(uc: str, pname: str, p: Any, sets: dict[str, Item], folder: Path, seed: int) -> Item:
     """`genet train` of one policy; a killed attempt continues with `--resume`."""
-    argv = ["train", uc, "--method", p["method"], "--range", p["range"], "--steps", str(p["steps"]),
-            "--seed", str(p["seed"] if p["seed"] is not None else seed), "--out", str(folder),
-            "--no-progress", "--torch-threads", str(p["torch_threads"])]
+    argv = ["train", uc, "--method", p.method, "--range", p.range, "--steps", str(p.steps),
+            "--seed", str(p.seed if p.seed is not None else seed), "--out", str(folder),
+            "--no-progress", "--torch-threads", str(p.torch_threads)]
     for key in ("baseline", "rounds", "trials", "random_trials", "envs_per_trial", "real_prob",
                 "n_envs", "steps_per_update"):
-        if p[key] not in (None, ""):
-            argv += ["--" + key.replace("_", "-"), str(p[key])]
+        if getattr(p, key) not in (None, ""):
+            argv += ["--" + key.replace("_", "-"), str(getattr(p, key))]
     deps = []
-    if p["real_traces"]:
-        argv += ["--real-traces", ",".join(str(sets[t].data) for t in p["real_traces"])]
-        deps = [sets[t].id for t in p["real_traces"]]
-    argv += p["extra_args"]
+    if p.real_traces:
+        argv += ["--real-traces", ",".join(str(sets[t].data) for t in p.real_traces)]
+        deps = [sets[t].id for t in p.real_traces]
+    argv += p.extra_args
 
     def resume(item: Item, _argv=argv) -> list:
         return [_argv + ["--resume"]] if (item.folder / "run.json").is_file() else [_argv]
@@ -254,143 +256,143 @@ def _train_item(uc: str, pname: str, p: dict, sets: dict[str, Item], folder: Pat
 
 
 # simulate, emulate -------------------------------------------------------------------------------
-def _chosen(models: dict[str, Item], baselines: list[str], names: list[str],
+def _chosen(models: dict[str, Item], baselines: tuple[str, ...], names: tuple[str, ...],
             drop_optimal: bool) -> tuple[list[Item], list[str]]:
     """(model items, --policy values) of a stage: the names given, else every policy and baseline."""
     names = names or (list(models) + [b for b in baselines if not (drop_optimal and b == "optimal")])
     return [models[n] for n in names if n in models], [str(models[n].data) if n in models else n for n in names]
 
 
-def _simulate_items(uc: str, u: dict, sets: dict[str, Item], models: dict[str, Item], n_traces: dict[str, int],
+def _simulate_items(uc: str, u: Any, sets: dict[str, Item], models: dict[str, Item], n_traces: dict[str, int],
                     run_dir: Path) -> list[Item]:
     """`genet eval` of the chosen policies on each trace set."""
-    sim = u["simulate"]
-    if not sim["enabled"]:
+    sim = u.simulate
+    if not sim.enabled:
         return []
     items = []
-    for t in sim["traces"]:
+    for t in sim.traces:
         folder = run_dir / "simulate" / f"{uc}-{t}"
-        model_items, pols = _chosen(models, u["baselines"], sim["policies"], False)
+        model_items, pols = _chosen(models, u.baselines, sim.policies, False)
         argv = ["eval", uc, "--traces", str(sets[t].data), "--policy", ",".join(pols), "--out", str(folder),
                 "--no-progress"]
         if uc == "abr":
-            if u["video"]:
-                argv += ["--video", u["video"]]
-            if sim["compat"]:
-                argv += ["--compat", sim["compat"]]
+            if u.video:
+                argv += ["--video", u.video]
+            if sim.compat:
+                argv += ["--compat", sim.compat]
             est = 4 + n_traces[t] * len(pols) * 0.01
         else:
-            if sim["delay_ms"] is not None:
-                argv += ["--delay-ms", f"{sim['delay_ms']:g}"]
-            if sim["queue_packets"] is not None:
-                argv += ["--queue-packets", str(sim["queue_packets"])]
+            if sim.delay_ms is not None:
+                argv += ["--delay-ms", f"{sim.delay_ms:g}"]
+            if sim.queue_packets is not None:
+                argv += ["--queue-packets", str(sim.queue_packets)]
             est = 4 + n_traces[t] * len(pols) * 0.05
         items.append(Item("simulate", f"{uc}-{t}", folder, steps=[argv],
                           deps=[sets[t].id] + [m.id for m in model_items], est_s=est, inputs={"config": _own(sim)}))
     return items
 
 
-def _emulate_items(uc: str, u: dict, sets: dict[str, Item], models: dict[str, Item], n_traces: dict[str, int],
+def _emulate_items(uc: str, u: Any, sets: dict[str, Item], models: dict[str, Item], n_traces: dict[str, int],
                    run_dir: Path) -> list[Item]:
     """`genet emulate` of the chosen policies (all but `optimal` by default) on each trace set."""
-    emu = u["emulate"]
-    if not emu["enabled"]:
+    emu = u.emulate
+    if not emu.enabled:
         return []
     avail = "" if registered("emulate", uc) else not_available("emulate", uc)
     items = []
-    for t in emu["traces"]:
+    for t in emu.traces:
         folder = run_dir / "emulate" / f"{uc}-{t}"
-        model_items, pols = _chosen(models, u["baselines"], emu["policies"], True)
+        model_items, pols = _chosen(models, u.baselines, emu.policies, True)
         argv = ["emulate", uc, "--policy", ",".join(pols), "--traces", str(sets[t].data), "--out", str(folder),
-                "--backend", emu["backend"], "--repeats", str(emu["repeats"]), "--jobs", str(emu["jobs"])]
+                "--backend", emu.backend, "--repeats", str(emu.repeats), "--jobs", str(emu.jobs)]
         argv += _emulate_options(uc, emu)
-        sessions = n_traces[t] * len(pols) * emu["repeats"]
-        run_s = (4.0 * (emu["chunks"] or 49) + 5) if uc == "abr" else (emu["duration_s"] or 30.0)
-        est = 5 + math.ceil(sessions / emu["jobs"]) * run_s * 1.1
+        sessions = n_traces[t] * len(pols) * emu.repeats
+        run_s = (4.0 * (emu.chunks or 49) + 5) if uc == "abr" else (emu.duration_s or 30.0)
+        est = 5 + math.ceil(sessions / emu.jobs) * run_s * 1.1
         items.append(Item("emulate", f"{uc}-{t}", folder, steps=[argv], unavailable=avail,
                           deps=[sets[t].id] + [m.id for m in model_items], est_s=est, inputs={"config": _own(emu)}))
     return items
 
 
-def _emulate_options(uc: str, emu: dict) -> list[str]:
+def _emulate_options(uc: str, emu: Any) -> list[str]:
     """The `genet emulate` options an emulate table sets, then its extra_args."""
     argv: list[str] = []
-    if emu["delay_ms"] is not None:
-        argv += ["--delay-ms", f"{emu['delay_ms']:g}"]
-    if uc == "cc" and emu["queue_packets"] is not None:
-        argv += ["--queue-packets", str(emu["queue_packets"])]
-    if uc == "cc" and emu["duration_s"] is not None:
-        argv += ["--duration-s", f"{emu['duration_s']:g}"]
-    if uc == "abr" and emu["video"]:
-        argv += ["--video", emu["video"]]
-    if uc == "abr" and emu["chunks"] is not None:
-        argv += ["--chunks", str(emu["chunks"])]
-    return argv + emu["extra_args"]
+    if emu.delay_ms is not None:
+        argv += ["--delay-ms", f"{emu.delay_ms:g}"]
+    if uc == "cc" and emu.queue_packets is not None:
+        argv += ["--queue-packets", str(emu.queue_packets)]
+    if uc == "cc" and emu.duration_s is not None:
+        argv += ["--duration-s", f"{emu.duration_s:g}"]
+    if uc == "abr" and emu.video:
+        argv += ["--video", emu.video]
+    if uc == "abr" and emu.chunks is not None:
+        argv += ["--chunks", str(emu.chunks)]
+    return argv + list(emu.extra_args)
 
 
 # deploy ------------------------------------------------------------------------------------------
-def _deploy_item(uc: str, u: dict, dep_cfg: dict, models: dict[str, Item], run_dir: Path, seed: int) -> Item:
+def _deploy_item(uc: str, u: Any, dep_cfg: Any, models: dict[str, Item], run_dir: Path, seed: int) -> Item:
     """A use case's campaign: its file written (unless given), the hosts (the inventory, else a local testbed
-    brought up, and down after), `genet deploy push`, `run`, `report`."""
-    d = u["deploy"]
+    brought up, and down after), `genet deploy push`, `run`, `report`. ``dep_cfg``: ``cfg.deploy``."""
+    d = u.deploy
     folder = run_dir / "deploy" / uc
-    names = d["schemes"] or (list(models) + [b for b in u["baselines"] if b != "optimal"])
+    names = list(d.schemes) or (list(models) + [b for b in u.baselines if b != "optimal"])
     schemes = [str(models[n].data) if n in models else n for n in names]
-    need = [("deploy", "push"), ("deploy", "run"), ("deploy", "report")] + ([] if dep_cfg["inventory"] else [("deploy", "testbed")])
+    need = [("deploy", "push"), ("deploy", "run"), ("deploy", "report")] + ([] if dep_cfg.inventory else [("deploy", "testbed")])
     missing = [p for p in need if not registered(*p)]
     avail = not_available(*missing[0]) if missing else ""
     testbed = run_dir / "deploy" / f"testbed-{uc}"  # beside the item's folder: survives its clearing
-    campaign = Path(d["campaign"]) if d["campaign"] else folder / "campaign.toml"
-    steps: list = [] if d["campaign"] else [_write_campaign(campaign, uc, schemes, d, seed)]
+    campaign = Path(d.campaign) if d.campaign else folder / "campaign.toml"
+    steps: list = [] if d.campaign else [_write_campaign(campaign, uc, schemes, d, seed)]
     inventory, host_steps, cleanup = _deploy_hosts(dep_cfg, testbed)
     steps += host_steps
     steps += _push_steps(dep_cfg, inventory, run_dir / "deploy" / "wheelhouse",
                          [models[n].data.parent for n in names if n in models])
     steps.append(["deploy", "run", str(campaign), "--inventory", inventory, "--out", str(folder / "campaign")]
-                 + dep_cfg["run_args"])
+                 + list(dep_cfg.run_args))
     steps.append(["deploy", "report", str(folder / "campaign")])
     return Item("deploy", uc, folder, steps=steps, cleanup=cleanup, unavailable=avail,
                 deps=[m.id for m in models.values()], est_s=_deploy_est(uc, d, len(schemes)),
                 inputs={"config": d, "deploy": dep_cfg, "schemes": names,
-                        "campaign_sha256": hash_tree(campaign) if d["campaign"] else ""})
+                        "campaign_sha256": hash_tree(campaign) if d.campaign else ""})
 
 
-def _deploy_hosts(dep_cfg: dict, testbed: Path) -> tuple[str, list, list]:
+def _deploy_hosts(dep_cfg: Any, testbed: Path) -> tuple[str, list, list]:
     """(inventory file, steps, cleanup steps): the inventory given, else a local testbed in ``testbed`` (one a
     killed run left taken down first)."""
-    if dep_cfg["inventory"]:
-        return dep_cfg["inventory"], [], []
-    up = ["deploy", "testbed", "up", "--hosts", str(dep_cfg["testbed_hosts"]), "--out", str(testbed)]
-    if dep_cfg["testbed_paths"]:
-        up += ["--paths", dep_cfg["testbed_paths"]]
+    if dep_cfg.inventory:
+        return dep_cfg.inventory, [], []
+    up = ["deploy", "testbed", "up", "--hosts", str(dep_cfg.testbed_hosts), "--out", str(testbed)]
+    if dep_cfg.testbed_paths:
+        up += ["--paths", dep_cfg.testbed_paths]
     return (str(testbed / "inventory.toml"), [_down_leftover_testbed(testbed), up],
             [["deploy", "testbed", "down", "--out", str(testbed)]])
 
 
-def _push_steps(dep_cfg: dict, inventory: str, wh: Path, model_dirs: list[Path]) -> list:
+def _push_steps(dep_cfg: Any, inventory: str, wh: Path, model_dirs: list[Path]) -> list:
     """`genet deploy push` of genet and the models, after gathering a wheelhouse into ``wh`` where one is needed."""
     steps: list = []
     push = ["deploy", "push", inventory]
-    wheelhouse = dep_cfg["wheelhouse"]
-    if wheelhouse == "auto" and not dep_cfg["inventory"]:
+    wheelhouse = dep_cfg.wheelhouse
+    if wheelhouse == "auto" and not dep_cfg.inventory:
         steps.append(_gather_wheelhouse(wh))
         push += ["--wheelhouse", str(wh)]
     elif wheelhouse not in ("", "auto"):
         push += ["--wheelhouse", wheelhouse]
     for m in model_dirs:
         push += ["--models", str(m)]
-    return steps + [push + dep_cfg["push_args"]]
+    return steps + [push + list(dep_cfg.push_args)]
 
 
-def _deploy_est(uc: str, d: dict, n_schemes: int) -> float:
+def _deploy_est(uc: str, d: Any, n_schemes: int) -> float:
     """Seconds: set-up, then every scheme on each of (about) 3 paths per repetition, back to back."""
     n_paths = 3
-    session_s = (4.0 * d["chunks"] + 8.0 if d["chunks"] else 200.0) if uc == "abr" else d["duration_s"]
-    return 30 + n_paths * n_schemes * d["repetitions"] * (session_s + 3)
+    session_s = (4.0 * d.chunks + 8.0 if d.chunks else 200.0) if uc == "abr" else d.duration_s
+    return 30 + n_paths * n_schemes * d.repetitions * (session_s + 3)
 
 
 # report ------------------------------------------------------------------------------------------
-def _report_item(cfg: dict, plan: dict[str, list[Item]], run_dir: Path) -> Item:
+def _report_item(cfg: RunConfig, plan: dict[str, list[Item]], run_dir: Path) -> Item:
     """The report, after every item that can run in this build."""
     from app.run.report import write_report_action
     return Item("report", "report", run_dir / "report", steps=[write_report_action],
@@ -399,10 +401,10 @@ def _report_item(cfg: dict, plan: dict[str, list[Item]], run_dir: Path) -> Item:
                                  "unavailable": [i.id for s in STAGES for i in plan[s] if i.unavailable]})
 
 
-def _own(section: dict) -> dict:
+def _own(section: Any) -> dict:
     """The keys of a stage table that shape one item: not the lists of other items (the trace sets, the
     policies: the item's own set and policies are in its command), so adding a set redoes nothing else."""
-    return {k: v for k, v in section.items() if k not in ("traces", "policies", "enabled")}
+    return {k: v for k, v in thaw(section).items() if k not in ("traces", "policies", "enabled")}
 
 
 def _gather_wheelhouse(wh: Path) -> Callable:
@@ -448,24 +450,24 @@ def _down_leftover_testbed(testbed: Path) -> Callable:
     return action
 
 
-def _write_campaign(path: Path, uc: str, schemes: list[str], d: dict, seed: int) -> Callable:
+def _write_campaign(path: Path, uc: str, schemes: list[str], d: Any, seed: int) -> Callable:
     """The campaign file of `genet deploy run` (deploy/config.py), from the use case's deploy table."""
     def action(item: Item) -> None:
         from foundation.atomic import atomic_write_text
         from foundation.tomlfile import toml_string as q
         lines = ["# written by `genet run` from the run config's deploy table", f"use_case = {q(uc)}",
-                 "schemes = [" + ", ".join(q(s) for s in schemes) + "]", f"repetitions = {d['repetitions']}",
-                 f"seed = {d['seed'] if d['seed'] is not None else seed}"]
+                 "schemes = [" + ", ".join(q(s) for s in schemes) + "]", f"repetitions = {d.repetitions}",
+                 f"seed = {d.seed if d.seed is not None else seed}"]
         if uc == "cc":
-            lines.append(f"duration_s = {d['duration_s']:g}")
-        if d["paths"]:
-            lines.append("paths = [" + ", ".join(q(s) for s in d["paths"]) + "]")
-        if uc == "abr" and d["video"]:
-            lines.append(f"video = {q(d['video'])}")
-        if uc == "abr" and d["chunks"] is not None:
-            lines.append(f"chunks = {d['chunks']}")
-        if d["timeout_s"] is not None:
-            lines.append(f"timeout_s = {d['timeout_s']:g}")
+            lines.append(f"duration_s = {d.duration_s:g}")
+        if d.paths:
+            lines.append("paths = [" + ", ".join(q(s) for s in d.paths) + "]")
+        if uc == "abr" and d.video:
+            lines.append(f"video = {q(d.video)}")
+        if uc == "abr" and d.chunks is not None:
+            lines.append(f"chunks = {d.chunks}")
+        if d.timeout_s is not None:
+            lines.append(f"timeout_s = {d.timeout_s:g}")
         atomic_write_text(path, "\n".join(lines) + "\n")
         print(f"wrote the campaign {path}")
     action.describe = f"write the campaign file {path}"

@@ -29,6 +29,7 @@ from pathlib import Path
 from genet.abr.qoe import TABLE6
 from genet.cc.metrics import TABLE7
 from foundation.stats import format_mean_ci, mean_ci95
+from app.run.schema import load_saved
 
 METRIC = {"abr": "qoe", "cc": "reward"}
 METRIC_NAME = {"abr": "QoE (per-trace total)", "cc": "reward (Genet)"}
@@ -107,9 +108,9 @@ class Report:
         self.figures: list[tuple[str, bytes]] = []
         self.plan = _load_json(self.run_dir / "plan.json", {})
         self.status = _load_json(self.run_dir / "status.json", {}).get("items", {})
-        self.cfg = _load_json(self.run_dir / "config.json", {}).get("config", {})
+        self.cfg = load_saved(self.run_dir / "config.json")  # a RunConfig, None without a (readable) config.json
         self.stage_label = dict(STAGE_LABEL)
-        if not (self.cfg.get("deploy") or {}).get("inventory"):
+        if not (self.cfg and self.cfg.deploy.inventory):
             self.stage_label["deploy"] = "testbed paths"  # the local SSH testbed: emulated wide-area paths
 
     # output helpers ------------------------------------------------------------------------------
@@ -180,9 +181,13 @@ class Report:
                 states.append(st)
         return "; ".join(states)
 
+    def use_case(self, uc: str):
+        """The config's table of use case ``uc`` (``cfg.abr``, ``cfg.cc``); None when it has none."""
+        return getattr(self.cfg, uc) if self.cfg else None
+
     def policies(self, uc: str, all_rows: list[list[dict]]) -> list[str]:
-        u = self.cfg.get(uc) or {}
-        order = list(u.get("policies", {})) + list(u.get("baselines", []))
+        u = self.use_case(uc)
+        order = list(u.policies) + list(u.baselines) if u else []
         for rows in all_rows:
             for r in rows:
                 if r["policy"] not in order:
@@ -192,32 +197,34 @@ class Report:
     def trace_sources(self) -> dict[str, str]:
         """{trace set: where its traces came from}, one line each (a shipped sample, a synthetic stand-in, a
         full local copy...), from the config, the plan and the set's ``SOURCE.json``."""
-        sets = self.cfg.get("traces") or {}
+        sets = self.cfg.traces if self.cfg else {}
         folders = {it["name"]: Path(it["folder"]) for it in self.items("traces")}
 
         def describe(name: str) -> str:
-            s = sets.get(name) or {}
+            s = sets.get(name)
             folder = folders.get(name)
-            if s.get("dataset"):
+            if s is None:
+                return "?"
+            if s.dataset:
                 rec = _load_json(folder / "SOURCE.json", {}) if folder else {}
                 if rec.get("detail"):
-                    return f"{s['dataset']}: {rec['detail']}"
+                    return f"{s.dataset}: {rec['detail']}"
                 if folder and folder.is_dir() and not _within(folder, self.run_dir):
-                    return f"{s['dataset']}: full set, local copy {folder}"
-                return f"{s['dataset']}: not obtained yet"
-            if s.get("path"):
-                return f"folder {s['path']}"
-            if s.get("gen"):
-                seed = s.get("seed") if s.get("seed") is not None else (self.cfg.get("run") or {}).get("seed")
-                return f"synthetic: {s.get('n')} {s['gen']} traces of range {s.get('range')}, seed {seed}"
-            if s.get("fetch"):
-                return f"downloaded: {s['fetch']}"
-            if s.get("from"):
-                n = s.get("n")
+                    return f"{s.dataset}: full set, local copy {folder}"
+                return f"{s.dataset}: not obtained yet"
+            if s.path:
+                return f"folder {s.path}"
+            if s.gen:
+                seed = s.seed if s.seed is not None else self.cfg.run.seed
+                return f"synthetic: {s.n} {s.gen} traces of range {s.range}, seed {seed}"
+            if s.fetch:
+                return f"downloaded: {s.fetch}"
+            if s.from_:
+                n = s.n
                 if folder is not None and folder.is_dir():
                     got = sum(1 for f in folder.rglob("*") if f.is_file())
                     n = got if got == n else f"{got} (of {n} asked)"
-                return f"first {n} files of {s['from']} ({describe(s['from'])})"
+                return f"first {n} files of {s.from_} ({describe(s.from_)})"
             return "?"
 
         return {name: describe(name) for name in sets}
@@ -442,17 +449,17 @@ class Report:
                 ["host", f"{host.get('hostname', '?')} · {host.get('platform', '?')} · "
                          f"{host.get('cpu_count', '?')} CPUs · {host.get('cpu_model') or ''}"],
                 ["versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or "—"],
-                ["seed ([run] seed)", str(self.cfg.get("run", {}).get("seed", "—"))]]
+                ["seed ([run] seed)", str(self.cfg.run.seed) if self.cfg else "—"]]
         self.table(["what", "value"], rows)
         seeds = []
-        for name, s in (self.cfg.get("traces") or {}).items():
-            if s.get("gen"):
-                seeds.append([f"traces.{name}", str(s.get("seed") if s.get("seed") is not None else self.cfg["run"]["seed"])])
+        for name, s in (self.cfg.traces if self.cfg else {}).items():
+            if s.gen:
+                seeds.append([f"traces.{name}", str(s.seed if s.seed is not None else self.cfg.run.seed)])
         for uc in ("abr", "cc"):
-            for name, p in ((self.cfg.get(uc) or {}).get("policies") or {}).items():
-                if p.get("method"):
-                    seeds.append([f"{uc}.policies.{name}", str(p.get("seed") if p.get("seed") is not None
-                                                               else self.cfg["run"]["seed"])])
+            u = self.use_case(uc)
+            for name, p in (u.policies if u else {}).items():
+                if p.method:
+                    seeds.append([f"{uc}.policies.{name}", str(p.seed if p.seed is not None else self.cfg.run.seed)])
         if seeds:
             self.heading("Seeds", 3)
             self.table(["item", "seed"], seeds)
@@ -475,12 +482,12 @@ class Report:
         self.md.extend(["```toml", cfg_text.rstrip(), "```", ""])
 
     def build(self) -> Path:
-        title = (self.cfg.get("report") or {}).get("title") or (self.cfg.get("run") or {}).get("name") or "genet run"
+        title = (self.cfg and (self.cfg.report.title or self.cfg.run.name)) or "genet run"
         self.heading(f"genet run: {title}", 1)
         self.para(f"Run folder: {self.run_dir}. Reward: ABR — per-trace total QoE (bitrate − rebuffer penalty − "
                   f"bitrate change); CC — Genet's reward (500·throughput/link bandwidth − 1000·latency − 2000·loss).")
         data = {uc: {s: self.results(s, uc) for s in ("simulate", "emulate", "deploy")}
-                for uc in ("abr", "cc") if self.cfg.get(uc)}
+                for uc in ("abr", "cc") if self.use_case(uc)}
         self.heading("Headline: the sim → emulation → real gap per policy")
         for uc, d in data.items():
             self.section_headline(uc, d)

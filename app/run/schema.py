@@ -6,18 +6,26 @@ The keys are declared with, and checked by, the one config validator (:mod:`foun
 :class:`Table`, :func:`~foundation.config.fill`); this module adds the checks between sections (trace-set references,
 policy names, paths that must exist). Errors are :class:`ConfigError` (:class:`foundation.config.ConfigError`, a
 :class:`foundation.errors.BadInputError`) naming the file, the key (``[abr.emulate] delay_ms``) and what is allowed.
+
+A checked config is a :class:`RunConfig`: frozen dataclasses made from :data:`SCHEMA` by
+:func:`foundation.config.freeze` (``cfg.abr.simulate.traces``, a tuple; ``cfg.traces["t"].from_`` for the key
+``from``; ``cfg.traces`` and ``cfg.abr.policies`` are read-only mappings NAME -> table; a use case left out is
+``None``). :func:`foundation.config.thaw` gives the plain data back (the run folder's ``config.json``), and
+:func:`load_saved` reads that file back as a :class:`RunConfig`.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 from foundation.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_HELP, NAME_RE, RATE_MAX_MBPS, RUN_MAX_S, SEED_MAX,
-                          ConfigError, Key, Table, fill, markdown, read)
+                               ConfigError, Key, Table, config_class, fill, freeze, markdown, read)
 from foundation.tomlfile import show
 
-__all__ = ["SCHEMA", "STAGES", "ConfigError", "Key", "Table", "load", "render_markdown", "resolve_path", "validate"]
+__all__ = ["SCHEMA", "STAGES", "ConfigError", "Key", "RunConfig", "Table", "load", "load_saved", "render_markdown",
+           "resolve_path", "validate"]
 
 COUNT_MAX = 10_000        # BO trials, environments per trial
 QUEUE_MAX_PACKETS = 100_000
@@ -199,13 +207,17 @@ def _drop_none(table: Table) -> Table:
 SCHEMA = _drop_none(SCHEMA)
 STAGES = ("traces", "train", "export", "simulate", "emulate", "deploy", "report")
 
+#: A checked `genet run` config: the frozen dataclass of :data:`SCHEMA` (one field per table; see its docstring).
+RunConfig = config_class(SCHEMA, "RunConfig")
+
 
 # ---------------------------------------------------------------------------------------------------
 # Validation
 
-def validate(data: dict, source: str = "config", base_dir: Path | None = None) -> dict:
+def validate(data: dict, source: str = "config", base_dir: Path | None = None) -> RunConfig:
     """Check a parsed config against :data:`SCHEMA` and the cross-references between sections; return
-    it with every default filled in. ``base_dir``: folder relative paths are tried against first."""
+    it with every default filled in, paths resolved, as a frozen :class:`RunConfig`. ``base_dir``: folder
+    relative paths are tried against first."""
     cfg = fill(SCHEMA, data, source)
     sets = cfg["traces"]
     if cfg["abr"] is None and cfg["cc"] is None:
@@ -282,7 +294,7 @@ def validate(data: dict, source: str = "config", base_dir: Path | None = None) -
     for key in ("inventory", "testbed_paths"):
         if cfg["deploy"][key]:
             cfg["deploy"][key] = str(resolve_path(cfg["deploy"][key], base_dir, f"{source}: [deploy] {key}"))
-    return cfg
+    return freeze(SCHEMA, cfg, "RunConfig", source)
 
 
 def _const_rate_ok(text: str) -> bool:
@@ -309,11 +321,21 @@ def resolve_path(value: str, base_dir: Path | None, what: str) -> Path:
     raise ConfigError(f"{what}: {show(value)} does not exist (tried {', '.join(str(c) for c in candidates)})")
 
 
-def load(path: str | Path) -> tuple[dict, str]:
+def load(path: str | Path) -> tuple[RunConfig, str]:
     """Read and validate a config file; return (config with defaults, the file's text)."""
     path = Path(path)
     data, text = read(path)
     return validate(data, str(path), path.resolve().parent), text
+
+
+def load_saved(path: str | Path) -> RunConfig | None:
+    """The config a run folder's ``config.json`` holds (``genet run`` writes it: ``{"source": ..., "config":
+    thaw(cfg)}``), frozen again; ``None`` when the file is missing, unreadable or not a config of this schema."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return freeze(SCHEMA, data["config"], "RunConfig", str(path))
+    except (OSError, ValueError, TypeError, KeyError, ConfigError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------------
