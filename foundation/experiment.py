@@ -36,12 +36,13 @@ Standard library only.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Iterator, Sequence
 
 from foundation.journal import Journal
+
+if TYPE_CHECKING:
+    from foundation.executor import Executor
 
 
 @dataclass(frozen=True)
@@ -226,30 +227,20 @@ class Experiment:
         return batch
 
 
-def in_parallel(cells: Iterable[Cell], run_one: Callable[[Cell], dict], jobs: int = 1) -> Iterator[tuple[Cell, dict]]:
-    """Run ``run_one`` on every cell, ``jobs`` at a time in threads, yielding (cell, row) as each finishes
-    (in order when ``jobs`` is 1). An error in one cell is raised here once the cells already running have
-    ended; cells not started are cancelled. For a :meth:`Tier.run` whose cells wait on processes or links."""
-    cells = list(cells)
-    if jobs <= 1:
-        for cell in cells:
-            yield cell, run_one(cell)
-        return
-    lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_one, c): c for c in cells}
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    with lock:
-                        row = fut.result()
-                    yield futures[fut], row
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
+def in_parallel(cells: Iterable[Cell], run_one: Callable[[Cell], Any], jobs: int = 1,
+                executor: "Executor | None" = None) -> Iterator[tuple[Cell, Any]]:
+    """Run ``run_one`` on every cell, yielding (cell, row) as each finishes: on ``executor``
+    (:mod:`foundation.executor`), else ``jobs`` at a time in threads (in order when ``jobs`` is 1), for a
+    :meth:`Tier.run` whose cells wait on processes or links. An error in one cell is raised here once the
+    cells already running have ended; cells not started are cancelled."""
+    from foundation.executor import make_executor
+    owned = executor is None
+    executor = executor or make_executor(jobs, kind="thread")
+    try:
+        yield from executor.map_unordered(run_one, list(cells))
+    finally:
+        if owned:
+            executor.close()
 
 
 __all__ = ["Cell", "Tier", "Experiment", "Outcome", "matrix", "in_parallel"]

@@ -19,6 +19,7 @@ from genet.curriculum.distribution import ConfigDistribution
 from genet.curriculum.loop import CurriculumConfig, plot_rounds, run_curriculum, trial_score
 from genet.curriculum.search import search_gap
 from genet.curriculum.usecase import UseCase
+from foundation.errors import BadInputError
 from traces.config_space import ConfigSpaceError, load_space
 
 SPACE_JSON = {
@@ -95,6 +96,31 @@ def test_search_finds_a_gap_at_least_as_large_as_random_trials(toy):
     for d in toy.space.dimensions:
         lo, hi = d.bounds
         assert all(lo <= t.config[d.name] <= hi for t in result.trials)
+
+
+def test_batched_trials_ask_k_points_at_once_and_batch_1_is_the_one_at_a_time_search(toy):
+    model = toy.new_model(0)
+    cfg = CurriculumConfig(baselines=("flat",), envs_per_trial=2)
+    score = lambda c: trial_score(toy, model, cfg, c, 0)  # noqa: E731
+    calls = []
+
+    def many(configs):
+        calls.append(len(configs))
+        return [score(c) for c in configs]
+
+    one = search_gap(toy.space, score, n_trials=15, n_random=10, seed=3)
+    same = search_gap(toy.space, score, n_trials=15, n_random=10, seed=3, gap_many=many, batch=1)
+    assert [t.config for t in same.trials] == [t.config for t in one.trials]
+    calls.clear()
+    batched = search_gap(toy.space, score, n_trials=15, n_random=10, seed=3, gap_many=many, batch=5)
+    assert calls == [10, 5]  # the random trials together, then one wave of 5 guided ones (the paper's 15 in 2)
+    assert len(batched.trials) == 15
+    assert [t.config for t in batched.trials[:10]] == [t.config for t in one.trials[:10]]
+    guided = [tuple(t.config.values()) for t in batched.trials[10:]]
+    assert len(set(guided)) == 5  # the liar strategy spreads a batch: five different points
+    assert batched.best_gap >= max(t.gap for t in batched.trials[:10])
+    with pytest.raises(BadInputError, match="batch"):
+        search_gap(toy.space, score, n_trials=3, n_random=1, seed=3, batch=0)
 
 
 def test_promotion_weights_follow_genet(toy):

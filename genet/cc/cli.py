@@ -40,6 +40,11 @@ def _eval_cc_arguments(p: argparse.ArgumentParser) -> None:
                    help="monitor intervals in the Aurora observation (count; 10 gives 30 values)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs written with --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="runs at once in worker processes (count; the rows are the same as with 1)")
+    p.add_argument("--ray-address", metavar="HOST:PORT", default=None,
+                   help="run the (policy, trace) runs as Ray tasks on this cluster instead (the cluster extra: "
+                        "pip install 'genet-testbed[cluster]'); the rows are the same")
 
 
 def run_eval_cc(args: argparse.Namespace) -> int:
@@ -50,6 +55,8 @@ def run_eval_cc(args: argparse.Namespace) -> int:
     from genet.cc.registry import parse_policies
 
     policies = parse_policies(args.policy)
+    if args.jobs < 1:
+        raise BadInputError(f"--jobs must be >= 1, got {args.jobs}")
     if getattr(args, "duration_s", None) is not None:
         from traces.trace import check_run_duration_s
         check_run_duration_s(args.duration_s, "--duration-s")
@@ -81,7 +88,7 @@ def run_eval_cc(args: argparse.Namespace) -> int:
                                 aurora=aurora, queue_packets=getattr(args, "queue_packets", None),
                                 loss_rate=getattr(args, "loss_rate", None), delay_ms=getattr(args, "delay_ms", None),
                                 duration_s=getattr(args, "duration_s", None), progress=not args.no_progress,
-                                plots=not args.no_plots)
+                                plots=not args.no_plots, jobs=args.jobs, ray_address=args.ray_address)
         print(format_summary(summary_rows(rows), args.reward_form))
         if run_meta is not None:
             run_meta.finish(out)

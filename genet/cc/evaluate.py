@@ -63,12 +63,15 @@ def compare_policies(policies: Sequence[CcPolicy], traces: Sequence[Trace],
                      out_dir: str | os.PathLike | None = None, seed: int = 0, reward_form: str = "genet",
                      aurora: AuroraConfig | None = None, queue_packets: float | None = None,
                      loss_rate: float | None = None, delay_ms: float | None = None, progress: bool = True,
-                     plots: bool = True, duration_s: float | None = None) -> list[RunMetrics]:
+                     plots: bool = True, duration_s: float | None = None, jobs: int = 1,
+                     ray_address: str | None = None) -> list[RunMetrics]:
     """``genet eval cc``: run every policy on every trace (:func:`genet.cc.policies.run_policy`, one run
     each); write the outputs when ``out_dir`` is given (holding its run-folder lock:
     :func:`foundation.journal.run_folder_lock`). Each run lasts ``trace.run_duration_s(duration_s)`` (the trace
-    looped or cut to it; ``genet emulate cc`` uses the same definition). (Not named ``evaluate``: that is
-    ABR's one policy over a trace set, :func:`genet.abr.evaluate.evaluate`.)"""
+    looped or cut to it; ``genet emulate cc`` uses the same definition). ``jobs`` > 1: the runs go to that many
+    worker processes; ``ray_address``: to Ray tasks on that cluster (:mod:`foundation.executor`); the rows are
+    the same either way. (Not named ``evaluate``: that is ABR's one policy over a trace set,
+    :func:`genet.abr.evaluate.evaluate`.)"""
     import contextlib
 
     traces = [t.looped_to(t.run_duration_s(duration_s)) for t in traces]
@@ -76,7 +79,7 @@ def compare_policies(policies: Sequence[CcPolicy], traces: Sequence[Trace],
     from foundation.journal import run_folder_lock
     with run_folder_lock(out_dir, "genet eval cc") if out_dir is not None else contextlib.nullcontext():
         return _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packets, loss_rate, delay_ms,
-                         progress, plots)
+                         progress, plots, jobs, ray_address)
 
 
 class SimulatedCc(Tier):
@@ -87,8 +90,9 @@ class SimulatedCc(Tier):
 
     name = "simulator"
 
-    def __init__(self, seed, reward_form, aurora, loaded, plots):
+    def __init__(self, seed, reward_form, aurora, loaded, plots, executor=None):
         self.seed, self.reward_form, self.aurora, self.loaded, self.plots = seed, reward_form, aurora, loaded, plots
+        self.executor = executor
         self.series: dict = {}
         self.policies: dict = {}
         self.first: set = set()
@@ -121,19 +125,50 @@ class SimulatedCc(Tier):
         return {**row.to_dict(), "run_duration_s": round(cell.data[1].duration_s, 6)}
 
     def run(self, cells):
-        for cell in cells:
-            trace, link = cell.data
-            policy = self.policies[cell.policy]
-            log = run_policy(policy, trace, link, seed=self.seed, aurora=self.aurora,
-                             loaded=self.loaded.get(policy.label))
-            row = summarize(log, link, policy.label, cell.environment, self.reward_form, self.seed)
-            if (cell.policy, cell.environment) in self.first:
-                self.series[policy.label] = time_series(log, 0.5, link.duration_s)
+        if self.executor is None:
+            for cell in cells:
+                trace, link = cell.data
+                policy = self.policies[cell.policy]
+                row, series = simulate_cell((policy, trace, link, cell.environment, self.seed, self.aurora,
+                                             self.reward_form, (cell.policy, cell.environment) in self.first),
+                                            self.loaded.get(policy.label))
+                if series is not None:
+                    self.series[policy.label] = series
+                yield cell, row
+            return
+        # worker processes or Ray tasks: each cell carries everything it needs (its seed included), so the
+        # rows are those of the serial run
+        specs = {id(c): (self.policies[c.policy], *c.data, c.environment, self.seed, self.aurora, self.reward_form,
+                         (c.policy, c.environment) in self.first) for c in cells}
+        by_spec = {id(spec): c for c, spec in ((c, specs[id(c)]) for c in cells)}
+        for spec, (row, series) in self.executor.map_unordered(simulate_cell, list(specs.values())):
+            cell = by_spec[id(spec)]
+            if series is not None:
+                self.series[cell.policy] = series
             yield cell, row
 
 
+_LOADED: dict = {}  # a worker process's loaded ONNX policies, by (path, Aurora config)
+
+
+def simulate_cell(spec: tuple, loaded=None) -> tuple[RunMetrics, tuple | None]:
+    """One policy on one trace in the simulator: (its row, its time series when asked). ``spec``: (policy,
+    trace, link, trace name, seed, Aurora config, reward form, want the series). A module-level function of
+    picklable arguments: the cells of ``genet eval cc --jobs N`` / ``--ray-address`` run it in worker
+    processes, where an ONNX policy is loaded once per process."""
+    policy, trace, link, name, seed, aurora, reward_form, want_series = spec
+    if loaded is None and policy.kind == "onnx":
+        key = (policy.path, repr(aurora))
+        if key not in _LOADED:
+            _LOADED[key] = load_aurora_policy(policy.path, aurora)
+        loaded = _LOADED[key]
+    log = run_policy(policy, trace, link, seed=seed, aurora=aurora, loaded=loaded)
+    row = summarize(log, link, policy.label, name, reward_form, seed)
+    return row, (time_series(log, 0.5, link.duration_s) if want_series else None)
+
+
 def _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packets, loss_rate, delay_ms, progress,
-              plots) -> list[RunMetrics]:
+              plots, jobs=1, ray_address=None) -> list[RunMetrics]:
     from tqdm import tqdm
 
     from foundation.experiment import Cell, Experiment
@@ -148,15 +183,21 @@ def _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packet
         out.mkdir(parents=True, exist_ok=True)
         journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun reuses them
     loaded = {p.label: load_aurora_policy(p.path, aurora) for p in policies if p.kind == "onnx"}
-    tier = SimulatedCc(seed, reward_form, aurora, loaded, plots)
+    from foundation.executor import SerialExecutor, make_executor
+    executor = make_executor(jobs, ray_address, kind="process")
+    tier = SimulatedCc(seed, reward_form, aurora, loaded, plots,
+                       None if isinstance(executor, SerialExecutor) else executor)
     tier.policies = {p.label: p for p in policies}
     tier.first = {(p.label, names[0]) for p in policies} if names else set()
     cells = [Cell(p.label, name, 0, (trace, link)) for p in policies
              for trace, link, name in zip(traces, links, names)]
     bar = tqdm(total=len(cells), desc="genet eval cc", unit="run", disable=not progress)
     experiment = Experiment(tier, journal, on_row=lambda cell, row, reused: bar.update())
-    rows = experiment.run(cells).rows
-    bar.close()
+    try:
+        rows = experiment.run(cells).rows
+    finally:
+        bar.close()
+        executor.close()
     if out is not None:
         write_results(rows, out, reward_form)
         if plots:

@@ -52,7 +52,9 @@ class CurriculumConfig:
     seed: master seed; promotion_distance: 0 promotes each round's best trial (Genet); d > 0 promotes the
     best trial farther than d from every config promoted before (L-infinity in the BO's unit coordinates,
     :func:`distance`), none when no trial is, so one hard corner whose gap training cannot shrink is not
-    promoted round after round until it is most of the distribution (issue 17)."""
+    promoted round after round until it is most of the distribution (issue 17). trial_batch: the GP-guided
+    trials asked this many at a time and evaluated together (on the run's workers when it has them;
+    :func:`genet.curriculum.search.search_gap`); 1 is the paper's one-at-a-time search."""
 
     rounds: int = 9
     iterations_per_round: int = 100
@@ -66,8 +68,11 @@ class CurriculumConfig:
     objective: str = "gap_to_baseline"
     seed: int = 0
     promotion_distance: float = 0.0
+    trial_batch: int = 1
 
     def __post_init__(self):
+        if self.trial_batch < 1:
+            raise BadInputError(f"trial_batch must be >= 1, got {self.trial_batch}")
         if not 0 <= self.promotion_distance <= 1:
             raise BadInputError(f"promotion_distance must be in [0, 1] (unit coordinates), got "
                                 f"{self.promotion_distance}")
@@ -177,7 +182,8 @@ def run_curriculum(use_case: UseCase, cfg: CurriculumConfig, out_dir: str | os.P
         many = getattr(use_case, "trial_evaluator", lambda *_: None)(model, cfg, search_seed)
         result = search_gap(use_case.space,
                             lambda config, _r=r: trial_score(use_case, model, cfg, config, search_seed),
-                            n_trials=cfg.n_trials, n_random=cfg.n_random, seed=search_seed, gap_many=many)
+                            n_trials=cfg.n_trials, n_random=cfg.n_random, seed=search_seed, gap_many=many,
+                            batch=cfg.trial_batch)
         before = [rd.get("promoted", {"config": rd["best_config"]}) for rd in state.rounds]
         chosen = choose_promotion(use_case.space, result.trials, [b["config"] for b in before if b],
                                   cfg.promotion_distance)

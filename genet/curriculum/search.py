@@ -81,17 +81,24 @@ def point_to_config(space: ConfigSpace, names: list[str], point: list[float]) ->
 def search_gap(space: ConfigSpace, gap_fn: Callable[[dict[str, float]], float | tuple[float, dict]],
                n_trials: int = 15, n_random: int = 10, seed: int = 0, kappa: float = 20.0,
                on_trial: Callable[[int, Trial], None] | None = None,
-               gap_many: Callable[[list[dict[str, float]]], list] | None = None) -> SearchResult:
+               gap_many: Callable[[list[dict[str, float]]], list] | None = None, batch: int = 1) -> SearchResult:
     """Find the config with the largest gap. ``gap_fn(config)`` returns the gap
     (or (gap, detail)); larger means the RL policy trails the baseline more.
 
     gap_many: evaluates a list of configs at once (e.g. on rollout workers or Ray); the ``n_random``
     random trials, which do not depend on each other, then go to it together (asked one after the
     other before any is told: the optimizer draws the same random points), the GP-guided ones one at a
-    time through it; the trials are the same as with ``gap_fn`` alone."""
+    time through it; the trials are the same as with ``gap_fn`` alone.
+
+    batch: GP-guided trials asked ``batch`` at a time (``Optimizer.ask(n_points=batch)`` with the constant
+    liar ``cl_min``: each point of a batch is chosen as if the ones before it had returned the best value seen),
+    evaluated together (through ``gap_many`` when given: in parallel on workers), then told; ``batch`` = 1 is the
+    one-at-a-time search above, trial for trial."""
     from skopt import Optimizer
     if n_trials < 1 or not 0 <= n_random <= n_trials:
         raise BadInputError(f"need n_trials >= 1 and 0 <= n_random <= n_trials, got {n_trials}, {n_random}")
+    if batch < 1:
+        raise BadInputError(f"the BO batch must be >= 1 trial, got {batch}")
     dims, names = _skopt_dimensions(space)
     opt = Optimizer(dims, base_estimator="GP", n_initial_points=max(n_random, 1), initial_point_generator="random",
                     acq_func="LCB", acq_func_kwargs={"kappa": kappa}, random_state=seed)
@@ -111,8 +118,16 @@ def search_gap(space: ConfigSpace, gap_fn: Callable[[dict[str, float]], float | 
         for point, out in zip(points, gap_many([point_to_config(space, names, p) for p in points])):
             record(point, out)
     while len(trials) < n_trials:
-        point = opt.ask()
-        cfg = point_to_config(space, names, point)
-        record(point, gap_many([cfg])[0] if gap_many is not None else gap_fn(cfg))
+        k = 1 if len(trials) < n_random else min(batch, n_trials - len(trials))  # random trials: one by one
+        if k == 1:
+            point = opt.ask()
+            cfg = point_to_config(space, names, point)
+            record(point, gap_many([cfg])[0] if gap_many is not None else gap_fn(cfg))
+            continue
+        points = opt.ask(n_points=k, strategy="cl_min")
+        cfgs = [point_to_config(space, names, p) for p in points]
+        outs = gap_many(cfgs) if gap_many is not None else [gap_fn(c) for c in cfgs]
+        for point, out in zip(points, outs):
+            record(point, out)
     best = max(trials, key=lambda t: t.gap)
     return SearchResult(best.config, best.gap, trials)

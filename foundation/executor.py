@@ -1,0 +1,161 @@
+"""One executor for independent work items: the cells of an experiment, the curriculum's trials.
+
+:func:`make_executor` picks where the items run:
+
+* ``jobs`` = 1 and no cluster: in this thread, one after another (:class:`SerialExecutor`), exactly as before;
+* ``kind="thread"``: ``jobs`` threads (:class:`ThreadExecutor`), for items that wait on processes, links or hosts
+  (an emulated run, a deploy path);
+* ``kind="process"``: ``jobs`` local worker processes (:class:`ProcessExecutor`, forkserver), for items that
+  compute (a simulator run);
+* a Ray cluster address (``--ray-address``, ``[cluster] address``): Ray tasks of one CPU each on that cluster
+  (:class:`RayExecutor`; ``pip install 'genet-testbed[cluster]'``), as many at once as the cluster has CPUs.
+
+Every executor has one verb, :meth:`Executor.map_unordered`: ``fn`` over ``items``, yielding ``(item, result)``
+as each finishes (in order for :class:`SerialExecutor`). The first item that fails raises here, after the items
+already running have ended; items not started are cancelled. For processes and Ray, ``fn`` and the items are
+pickled (a module-level function, or a :func:`functools.partial` of one). Which executor ran an item never
+changes its result: items carry their own seeds.
+
+Standard library only (Ray is imported by :class:`RayExecutor` alone).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_COMPLETED, Executor as _PoolExecutor, ThreadPoolExecutor, wait
+from typing import Any, Callable, Iterable, Iterator
+
+
+class Executor:
+    """Runs a function over independent items (see the module's docstring)."""
+
+    name = "executor"
+    workers = 1
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.workers} at a time)"
+
+
+class SerialExecutor(Executor):
+    name = "serial"
+
+    def map_unordered(self, fn, items):
+        for item in items:
+            yield item, fn(item)
+
+
+class _PoolBacked(Executor):
+    def __init__(self, jobs: int) -> None:
+        if jobs < 1:
+            raise ValueError(f"an executor needs at least one worker, got {jobs}")
+        self.workers = jobs
+        self._pool: _PoolExecutor | None = None
+
+    def _make_pool(self) -> _PoolExecutor:
+        raise NotImplementedError
+
+    def map_unordered(self, fn, items):
+        if self._pool is None:
+            self._pool = self._make_pool()
+        futures = {self._pool.submit(fn, item): item for item in items}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield futures[fut], fut.result()
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            wait(pending)
+            raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class ThreadExecutor(_PoolBacked):
+    name = "threads"
+
+    def _make_pool(self) -> _PoolExecutor:
+        return ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="genet-item")
+
+
+class ProcessExecutor(_PoolBacked):
+    name = "processes"
+
+    def _make_pool(self) -> _PoolExecutor:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+class RayExecutor(Executor):
+    """Ray tasks (one CPU each) on the cluster at ``address``; the driver connects on first use."""
+
+    name = "ray"
+
+    def __init__(self, address: str) -> None:
+        try:
+            import ray
+        except ImportError:
+            from foundation.errors import MissingExtraError
+            raise MissingExtraError("cluster", "--ray-address", "ray") from None
+        self.ray = ray
+        self.address = address
+        if not ray.is_initialized():
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def describe(self) -> str:
+        return f"ray at {self.address} ({self.workers} CPUs)"
+
+    def map_unordered(self, fn, items):
+        remote = self.ray.remote(num_cpus=1)(fn)
+        refs = {}
+        for item in items:
+            refs[remote.remote(item)] = item
+        pending = list(refs)
+        try:
+            while pending:
+                done, pending = self.ray.wait(pending, num_returns=1)
+                for ref in done:
+                    yield refs[ref], self.ray.get(ref)
+        except BaseException:
+            for ref in pending:
+                try:
+                    self.ray.cancel(ref)
+                except Exception:  # noqa: BLE001 - already finished
+                    pass
+            raise
+
+
+def make_executor(jobs: int = 1, ray_address: str | None = None, kind: str = "process") -> Executor:
+    """The executor for ``jobs`` items at once (see the module's docstring); ``ray_address`` wins."""
+    if ray_address:
+        return RayExecutor(ray_address)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if jobs == 1:
+        return SerialExecutor()
+    if kind == "thread":
+        return ThreadExecutor(jobs)
+    if kind == "process":
+        return ProcessExecutor(jobs)
+    raise ValueError(f"executor kind must be 'thread' or 'process', got {kind!r}")
+
+
+__all__ = ["Executor", "SerialExecutor", "ThreadExecutor", "ProcessExecutor", "RayExecutor", "make_executor"]
