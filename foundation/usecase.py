@@ -112,6 +112,7 @@ def register_builtins(registry: Registry) -> Registry:
     """The use cases of the product, in one place (each declared in its own package)."""
     registry.register("abr", "genet.abr.usecase:declare", description="adaptive bitrate video streaming")
     registry.register("cc", "genet.cc.usecase:declare", description="congestion control")
+    registry.register("lb", "genet.lb.usecase:declare", description="load balancing")
     return registry
 
 

@@ -79,9 +79,10 @@ def test_the_tree_does_not_depend_on_module_order(fresh_commands, monkeypatch, o
 
 def test_emulate_lists_its_own_commands_then_those_of_the_sender_and_the_player():
     from app.cli import commands
-    assert _children(commands(), ("emulate",)) == ["shell", "link-stats", "flow-stats", "cleanup", "cc", "abr"]
+    assert _children(commands(), ("emulate",)) == ["shell", "link-stats", "flow-stats", "cleanup", "cc", "abr",
+                                                   "lb"]
     assert _children(commands(), ("deploy", "testbed")) == ["up", "down"]
-    assert _children(commands(), ("eval",)) == ["abr", "cc"]
+    assert _children(commands(), ("eval",)) == ["abr", "cc", "lb"]
 
 
 def test_registered_answers_from_the_declarations_without_building_a_parser(fresh_commands, monkeypatch):
@@ -90,7 +91,8 @@ def test_registered_answers_from_the_declarations_without_building_a_parser(fres
     monkeypatch.setattr(argparse.ArgumentParser, "add_subparsers", no_parsers)
     from app.run import plan
     assert plan.registered("emulate", "cc") and plan.registered("deploy", "testbed", "up")
-    assert plan.registered("eval") and not plan.registered("eval", "lb") and not plan.registered("nothing")
+    assert plan.registered("eval") and plan.registered("eval", "lb") and not plan.registered("eval", "video")
+    assert not plan.registered("nothing")
 
 
 def _ok(parser):

@@ -2,8 +2,8 @@
 no import circles between modules.
 
 Read from the code's own ``import`` statements (``ast``), every import counted, also those inside functions
-(a lazy import is still a dependency). Folders on one layer (``genet``/``emulation``; ``sender``/``player``)
-import neither each other. The ``genet`` command line (``app/cli.py``) loads the commands' modules by name;
+(a lazy import is still a dependency). Folders on one layer (``genet``/``emulation``;
+``sender``/``player``/``balancer``) import neither each other. The ``genet`` command line (``app/cli.py``) loads the commands' modules by name;
 those names are checked against the same rule.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from conftest import REPO
 
 #: Bottom first; folders in one tuple share a layer.
-LAYERS: list[tuple[str, ...]] = [("foundation",), ("traces",), ("genet", "emulation"), ("sender", "player"),
-                                 ("deploy",), ("app",)]
+LAYERS: list[tuple[str, ...]] = [("foundation",), ("traces",), ("genet", "emulation"),
+                                 ("sender", "player", "balancer"), ("deploy",), ("app",)]
 LAYER = {folder: k for k, layer in enumerate(LAYERS) for folder in layer}
 
 

@@ -46,6 +46,17 @@ RUNTIME_MODULES = [
     "player.server",
     "player.client",
     "player.cli",
+    # LB on real servers: the worker, the balancer (with the LB registry and observations), the client
+    "balancer",
+    "balancer.wire",
+    "balancer.view",
+    "balancer.worker",
+    "balancer.cpuquota",
+    "balancer.server",
+    "balancer.decide",
+    "balancer.client",
+    "balancer.summary",
+    "balancer.cli",
 ]
 
 

@@ -45,6 +45,8 @@ SLOW_MODULES: dict[str, str] = {
     "test_player_browser": f"{BROWSER}, {ROOT}: Chromium playing over emulated links",
     "test_player_emulate": f"{ROOT}, {REAL_TIME}: players over emulated links",
     "test_sender_emulation": f"{ROOT}, {REAL_TIME}: senders over emulated links",
+    "test_balancer_servers": f"{REAL_TIME}: worker servers paced by the clock, the balancer, the client on loopback",
+    "test_balancer_emulate": f"{ROOT}, {REAL_TIME}: genet emulate lb: workers, balancer and client over emulated links",
     "test_runtime_install": f"{LONG}: builds the wheel and installs it into fresh virtual environments",
     "test_ray_workers": f"{LONG}: starts a Ray cluster",
 }
@@ -55,6 +57,8 @@ FAST_MODULES: set[str] = {
     "test_abr_baselines", "test_abr_env", "test_abr_optimal_cli", "test_abr_policy", "test_abr_runtime",
     "test_abr_sim", "test_abr_sim_bounds", "test_abr_single_env", "test_abr_tf_import", "test_abr_training",
     "test_abr_startup",
+    "test_balancer_units",
+    "test_lb_eval", "test_lb_policies", "test_lb_simulator", "test_lb_training", "test_lb_workload",
     "test_allocator", "test_cc_baselines", "test_cc_env", "test_cc_eval", "test_cc_invariants", "test_cc_monitor",
     "test_cc_simulator", "test_cc_training", "test_clone_alone", "test_commands", "test_config", "test_layering",
     "test_curriculum_loop",
@@ -122,6 +126,7 @@ SLOW_TESTS: dict[str, str] = {
     "test_sender_iperf3::test_malformed_truncated_and_failed_reports_give_clear_errors":
         f"{REAL_TIME}: iperf3 over loopback",
     "test_study_training::test_tiny_study_runs_resumes_and_writes_the_table_and_curves": f"{LONG}: a whole study",
+    "test_lb_training::test_a_short_run_learns_to_beat_random_on_two_workers": f"{LONG}: ten PPO updates",
 }
 
 # Fixtures (defined under tests/) whose users are left out, and why.
