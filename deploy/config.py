@@ -59,6 +59,8 @@ __all__ = ["CAMPAIGN", "INVENTORY", "TESTBED_PATHS", "Campaign", "ConfigError", 
 
 KERNEL_CC_RE = re.compile(r"[a-z][a-z0-9_]{0,15}")
 USE_CASES = ("abr", "cc")
+#: How a campaign's runs may overlap (``parallel``).
+PARALLEL_MODES = ("none", "disjoint-paths")
 TIMEOUT_MAX_S = 86400.0    # one run of a campaign
 CONNECT_TIMEOUT_MAX_S = 600.0
 KEEPALIVE_MAX_S = 3600.0
@@ -182,13 +184,14 @@ class Campaign:
     port: int = 5201
     name: str = field(default="")
     chunks: int | None = None
+    parallel: str = "none"
 
     def to_json(self) -> dict:
         return {"file": str(self.file), "name": self.name, "use_case": self.use_case,
                 "schemes": [s.name for s in self.schemes], "repetitions": self.repetitions,
                 "duration_s": self.duration_s, "paths": list(self.paths), "video": self.video, "seed": self.seed,
                 "timeout_s": self.timeout_s, "retry_limit": self.retry_limit, "port": self.port,
-                "chunks": self.chunks}
+                "chunks": self.chunks, "parallel": self.parallel}
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,9 @@ CAMPAIGN = Table(help="A campaign (TOML): which schemes run how often on which p
                 maximum=65535),
     "name": Key("str", None, "campaign name (not given: the file's name without `.toml`)", pattern=NAME_RE,
                 pattern_help="a campaign name (letters, digits, _ . -)"),
+    "parallel": Key("str", _CAMPAIGN["parallel"], "`none`: every run back to back; `disjoint-paths`: paths that "
+                                                  "share no host run at once, each path's runs back to back in the "
+                                                  "shuffled order", allowed=PARALLEL_MODES),
 })
 
 
@@ -434,7 +440,7 @@ def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -
             raise bad_value(path, "", "name", "a campaign name (letters, digits, _ . -; not given: the file's name, "
                                               "which is not one)", name)
     return Campaign(path, use_case, schemes, c["repetitions"], duration, tuple(paths), c["video"], c["seed"], timeout,
-                    c["retry_limit"], c["port"], name, chunks)
+                    c["retry_limit"], c["port"], name, chunks, c["parallel"])
 
 
 # ------------------------------------------------------------------ testbed paths

@@ -332,3 +332,43 @@ def test_a_torn_journal_line_then_two_reruns_keep_every_run_once(bed, tmp_path):
     (redo,) = [r for r in recs if r["run_id"] == lost["run_id"]]
     assert redo["attempt"] == 2 and redo["dir"] != lost["dir"] and (out / lost["dir"] / "client.out").is_file()
     assert leftovers(inv, ["h1", "h2"]) == {}  # path p1's hosts (an earlier test may have killed h3's sshd)
+
+
+def test_disjoint_paths_run_at_once_each_path_back_to_back_and_every_record_kept(tmp_path):
+    """``parallel = "disjoint-paths"`` on a testbed of 4 hosts: pa (h1 -> h2) and pc (h2 -> h1) share hosts, pb
+    (h3 -> h4) shares none: two lanes run at once; within a lane runs never overlap and keep the plan's order."""
+    out_bed = tmp_path / "bed"
+    paths = [testbed.TestbedPath("pa", "h1", "h2", 12.0, 12.0, 5.0), testbed.TestbedPath("pb", "h3", "h4", 12.0, 12.0,
+                                                                                          5.0),
+             testbed.TestbedPath("pc", "h2", "h1", 12.0, 12.0, 5.0)]
+    inv = load_inventory(testbed.up(out_bed, 4, paths))
+    try:
+        c = campaign(tmp_path, inv, 'use_case = "cc"\nschemes = ["cubic"]\nrepetitions = 2\nduration_s = 3\n'
+                                    'parallel = "disjoint-paths"\n', name="par")
+        out = tmp_path / "run"
+        s = run_campaign(c, inv, out)
+        assert (s.planned, s.ok, s.failed) == (6, 6, 0) and s.complete
+        recs = Journal(out / "journal.jsonl").records
+        assert sorted(r["run_id"] for r in recs) == sorted(p.run_id for p in plan_runs(c))
+
+        def span(r):  # (start, end) as the records give them (whole seconds)
+            from datetime import datetime
+            return tuple(datetime.fromisoformat(r[k].replace("Z", "+00:00")).timestamp()
+                         for k in ("started_utc", "finished_utc"))
+
+        lane_a = [r for r in recs if r["path"] in ("pa", "pc")]
+        lane_b = [r for r in recs if r["path"] == "pb"]
+        planned = [p.run_id for p in plan_runs(c)]
+        for lane in (lane_a, lane_b):
+            ids = [r["run_id"] for r in lane]
+            assert ids == [i for i in planned if i in ids]  # the plan's order within a lane
+            spans = sorted(span(r) for r in lane)
+            assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # back to back, never at once
+        overlap = [(a, b) for a in map(span, lane_a) for b in map(span, lane_b) if a[0] < b[1] and b[0] < a[1]]
+        assert overlap, "the two lanes never ran at once"
+        for r in recs:  # no interference: every run got its path's 12 Mbit/s
+            assert 9.0 < r["metrics"]["throughput_mbps"] < 12.5, r["metrics"]["throughput_mbps"]
+        again = run_campaign(c, inv, out)
+        assert (again.already_done, again.ok) == (6, 0)
+    finally:
+        testbed.down(out_bed)

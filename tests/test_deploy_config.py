@@ -195,3 +195,18 @@ def test_defaults_are_inherited_and_hosts_override_them(tmp_path):
     assert (inv.hosts["h2"].port, inv.hosts["h2"].user, inv.hosts["h2"].work_dir) == (22, "u", "~/x")
     with pytest.raises(ConfigError, match=r"\[defaults\] address: expected no address"):
         load_inventory(write(tmp_path, "inv2.toml", '[defaults]\naddress = "a"\n[hosts.h1]\naddress = "a"\n'))
+
+
+def test_parallel_lanes_join_paths_that_share_a_host(tmp_path):
+    from types import SimpleNamespace
+
+    from deploy.campaign import CampaignTier
+    from foundation.experiment import Cell
+    inv = SimpleNamespace(paths={"a": SimpleNamespace(server="h1", client="h2"),
+                                 "b": SimpleNamespace(server="h3", client="h4"),
+                                 "c": SimpleNamespace(server="h5", client="h1"),
+                                 "d": SimpleNamespace(server="h4", client="h6")})
+    cells = [Cell("cubic", p, r, SimpleNamespace(path=p)) for r in (1, 2) for p in "abcd"]
+    lanes = CampaignTier.lanes(SimpleNamespace(inventory=inv), cells)
+    assert [[(c.environment, c.repetition) for c in lane] for lane in lanes] == [
+        [("a", 1), ("c", 1), ("a", 2), ("c", 2)], [("b", 1), ("d", 1), ("b", 2), ("d", 2)]]
