@@ -21,8 +21,19 @@ Standard library only (Ray is imported by :class:`RayExecutor` alone).
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import FIRST_COMPLETED, Executor as _PoolExecutor, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Iterator
+
+
+def _run_chunk(fn: Callable[[Any], Any], chunk: list) -> list:
+    return [fn(item) for item in chunk]
+
+
+def chunks_for(n_items: int, workers: int, per_worker: int = 4) -> int:
+    """Items per task so that each worker gets about ``per_worker`` tasks (short items then pay one round trip
+    per task, not per item, and the last tasks still balance the workers)."""
+    return max(1, -(-n_items // max(1, workers * per_worker)))
 
 
 class Executor:
@@ -31,7 +42,19 @@ class Executor:
     name = "executor"
     workers = 1
 
-    def map_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    def map_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any], chunk: int = 1
+                      ) -> Iterator[tuple[Any, Any]]:
+        """``fn`` over ``items``, yielding ``(item, result)`` as each finishes; ``chunk`` > 1 sends that many
+        items per task (their results come back together)."""
+        items = list(items)
+        if chunk <= 1:
+            yield from self._map(fn, items)
+            return
+        groups = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+        for group, results in self._map(functools.partial(_run_chunk, fn), groups):
+            yield from zip(group, results)
+
+    def _map(self, fn: Callable[[Any], Any], items: list) -> Iterator[tuple[Any, Any]]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -50,7 +73,7 @@ class Executor:
 class SerialExecutor(Executor):
     name = "serial"
 
-    def map_unordered(self, fn, items):
+    def _map(self, fn, items):
         for item in items:
             yield item, fn(item)
 
@@ -65,7 +88,7 @@ class _PoolBacked(Executor):
     def _make_pool(self) -> _PoolExecutor:
         raise NotImplementedError
 
-    def map_unordered(self, fn, items):
+    def _map(self, fn, items):
         if self._pool is None:
             self._pool = self._make_pool()
         futures = {self._pool.submit(fn, item): item for item in items}
@@ -95,12 +118,22 @@ class ThreadExecutor(_PoolBacked):
 
 
 class ProcessExecutor(_PoolBacked):
+    """``jobs`` worker processes forked from a forkserver that has imported ``preload`` (module names) once, so
+    each worker starts with them loaded (the simulator and its compiled kernels) instead of importing them."""
+
     name = "processes"
+
+    def __init__(self, jobs: int, preload: tuple[str, ...] = ()) -> None:
+        super().__init__(jobs)
+        self.preload = tuple(preload)
 
     def _make_pool(self) -> _PoolExecutor:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver"))
+        ctx = multiprocessing.get_context("forkserver")
+        if self.preload:
+            ctx.set_forkserver_preload(list(self.preload))
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
 
 
 class RayExecutor(Executor):
@@ -123,7 +156,7 @@ class RayExecutor(Executor):
     def describe(self) -> str:
         return f"ray at {self.address} ({self.workers} CPUs)"
 
-    def map_unordered(self, fn, items):
+    def _map(self, fn, items):
         remote = self.ray.remote(num_cpus=1)(fn)
         refs = {}
         for item in items:
@@ -143,8 +176,10 @@ class RayExecutor(Executor):
             raise
 
 
-def make_executor(jobs: int = 1, ray_address: str | None = None, kind: str = "process") -> Executor:
-    """The executor for ``jobs`` items at once (see the module's docstring); ``ray_address`` wins."""
+def make_executor(jobs: int = 1, ray_address: str | None = None, kind: str = "process",
+                  preload: tuple[str, ...] = ()) -> Executor:
+    """The executor for ``jobs`` items at once (see the module's docstring); ``ray_address`` wins. ``preload``:
+    modules worker processes start with (:class:`ProcessExecutor`)."""
     if ray_address:
         return RayExecutor(ray_address)
     if jobs < 1:
@@ -154,7 +189,7 @@ def make_executor(jobs: int = 1, ray_address: str | None = None, kind: str = "pr
     if kind == "thread":
         return ThreadExecutor(jobs)
     if kind == "process":
-        return ProcessExecutor(jobs)
+        return ProcessExecutor(jobs, preload)
     raise ValueError(f"executor kind must be 'thread' or 'process', got {kind!r}")
 
 

@@ -141,7 +141,9 @@ class SimulatedCc(Tier):
         specs = {id(c): (self.policies[c.policy], *c.data, c.environment, self.seed, self.aurora, self.reward_form,
                          (c.policy, c.environment) in self.first) for c in cells}
         by_spec = {id(spec): c for c, spec in ((c, specs[id(c)]) for c in cells)}
-        for spec, (row, series) in self.executor.map_unordered(simulate_cell, list(specs.values())):
+        from foundation.executor import chunks_for
+        chunk = chunks_for(len(specs), self.executor.workers)
+        for spec, (row, series) in self.executor.map_unordered(simulate_cell, list(specs.values()), chunk=chunk):
             cell = by_spec[id(spec)]
             if series is not None:
                 self.series[cell.policy] = series
@@ -184,7 +186,7 @@ def _evaluate(policies, traces, out_dir, seed, reward_form, aurora, queue_packet
         journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun reuses them
     loaded = {p.label: load_aurora_policy(p.path, aurora) for p in policies if p.kind == "onnx"}
     from foundation.executor import SerialExecutor, make_executor
-    executor = make_executor(jobs, ray_address, kind="process")
+    executor = make_executor(jobs, ray_address, kind="process", preload=("genet.cc.evaluate",))
     tier = SimulatedCc(seed, reward_form, aurora, loaded, plots,
                        None if isinstance(executor, SerialExecutor) else executor)
     tier.policies = {p.label: p for p in policies}

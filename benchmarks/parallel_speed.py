@@ -1,0 +1,87 @@
+"""1 vs 2 workers on this machine (issue 29): an eval matrix and a curriculum round, whole process each.
+
+    python benchmarks/parallel_speed.py                      # both, 1 and 2 workers
+    python benchmarks/parallel_speed.py --only eval --traces 20
+
+* **eval matrix**: `genet eval cc` of bbr and the two shipped Aurora models over N synthetic RL3 traces (10 s each), `--jobs 1`
+  and `--jobs 2` (worker processes, foundation/executor.py), as whole processes; the rows must be identical.
+* **curriculum round**: one Genet round for CC (a short warm-up, 15 BO trials of 10 environments against BBR, a
+  short training phase) with 1 rollout worker and with 2 (`rollout_workers`; the trials go to the workers, the
+  guided ones 5 at a time: `trial_batch = 5`); the same seed.
+
+Prints each wall time and the speed-up. Run it on a quiet machine (another process on the cores halves the figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def eval_matrix(n_traces: int, root: Path) -> dict[int, float]:
+    walls = {}
+    for jobs in (1, 2):
+        out = root / f"eval-j{jobs}"
+        cmd = [sys.executable, "-m", "app.cli", "eval", "cc", "--policy", "bbr,models/cc/genet.onnx,models/cc/udr3.onnx", "--config", "rl3",
+               "-n", str(n_traces), "--seed", "1", "--duration-s", "30", "--no-plots", "--no-progress",
+               "--jobs", str(jobs), "--out", str(out)]
+        t0 = time.monotonic()
+        subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
+        walls[jobs] = time.monotonic() - t0
+    same = (root / "eval-j1" / "results.csv").read_text() == (root / "eval-j2" / "results.csv").read_text()
+    print(f"eval matrix (bbr + 2 Aurora models x {n_traces} traces of 30 s): 1 worker {walls[1]:.1f} s, 2 workers "
+          f"{walls[2]:.1f} s: {walls[1] / walls[2]:.2f}x; rows identical: {same}")
+    return walls
+
+
+_ROUND = """
+import sys, time
+from pathlib import Path
+from genet.cc.training import CcTrainConfig, CcUseCase
+from genet.curriculum.distribution import ConfigDistribution
+from genet.curriculum.loop import CurriculumConfig, run_curriculum
+workers, out = int(sys.argv[1]), Path(sys.argv[2])
+uc = CcUseCase(CcTrainConfig(n_envs=4, steps_per_update=800, rollout_workers=workers))
+cfg = CurriculumConfig(rounds=1, iterations_per_round=1, n_trials=15, n_random=10, envs_per_trial=10,
+                       baselines=("bbr",), seed=0, trial_batch=5)
+try:
+    run_curriculum(uc, cfg, out, initial=ConfigDistribution.udr(uc.space, "rl3"), log=lambda s: None)
+finally:
+    uc.close()
+"""
+
+
+def curriculum_round(root: Path) -> dict[int, float]:
+    walls = {}
+    for workers in (1, 2):
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c", _ROUND, str(workers), str(root / f"round-w{workers}")], check=True,
+                       capture_output=True, cwd=REPO)
+        walls[workers] = time.monotonic() - t0
+    print(f"curriculum round (CC, 15 trials x 10 environments, trial_batch 5): 1 worker {walls[1]:.1f} s, "
+          f"2 workers {walls[2]:.1f} s: {walls[1] / walls[2]:.2f}x")
+    return walls
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=("eval", "round"), default=None)
+    ap.add_argument("--traces", type=int, default=12)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="genet-parallel-"))
+    if args.only in (None, "eval"):
+        eval_matrix(args.traces, root)
+    if args.only in (None, "round"):
+        curriculum_round(root)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
