@@ -26,6 +26,20 @@ from concurrent.futures import FIRST_COMPLETED, Executor as _PoolExecutor, Threa
 from typing import Any, Callable, Iterable, Iterator
 
 
+class _Failed:
+    """An item's failure carried back as a result (``errors="return"``)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _catching(fn: Callable[[Any], Any], item: Any) -> Any:
+    try:
+        return fn(item)
+    except Exception as exc:  # noqa: BLE001 - handed to the caller with its item
+        return _Failed(exc)
+
+
 def _run_chunk(fn: Callable[[Any], Any], chunk: list) -> list:
     return [fn(item) for item in chunk]
 
@@ -42,17 +56,25 @@ class Executor:
     name = "executor"
     workers = 1
 
-    def map_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any], chunk: int = 1
+    def map_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any], chunk: int = 1, errors: str = "raise"
                       ) -> Iterator[tuple[Any, Any]]:
         """``fn`` over ``items``, yielding ``(item, result)`` as each finishes; ``chunk`` > 1 sends that many
-        items per task (their results come back together)."""
+        items per task (their results come back together). ``errors="return"``: an item whose task failed (an
+        exception, a worker or node that died) is yielded with the exception as its result and the others go on
+        (``"raise"``: the first failure is raised)."""
         items = list(items)
+        if errors not in ("raise", "return"):
+            raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+        if errors == "return":
+            fn = functools.partial(_catching, fn)
         if chunk <= 1:
-            yield from self._map(fn, items)
+            for item, result in self._map(fn, items):
+                yield item, (result.error if isinstance(result, _Failed) else result)
             return
         groups = [items[i:i + chunk] for i in range(0, len(items), chunk)]
         for group, results in self._map(functools.partial(_run_chunk, fn), groups):
-            yield from zip(group, results)
+            for item, result in zip(group, results):
+                yield item, (result.error if isinstance(result, _Failed) else result)
 
     def _map(self, fn: Callable[[Any], Any], items: list) -> Iterator[tuple[Any, Any]]:
         raise NotImplementedError
@@ -156,17 +178,28 @@ class RayExecutor(Executor):
     def describe(self) -> str:
         return f"ray at {self.address} ({self.workers} CPUs)"
 
+    def on_every_node(self, fn: Callable[[], Any]) -> list[tuple[str, Any]]:
+        """``fn()`` once on every live node of the cluster: [(node address, result)] (a node check)."""
+        return _every_node(self, fn)
+
     def _map(self, fn, items):
-        remote = self.ray.remote(num_cpus=1)(fn)
+        remote = self.ray.remote(num_cpus=1)(_apply)  # (a partial cannot be a Ray task itself: it travels)
+        tolerant = isinstance(fn, functools.partial) and fn.func is _catching
         refs = {}
         for item in items:
-            refs[remote.remote(item)] = item
+            refs[remote.remote(fn, item)] = item
         pending = list(refs)
         try:
             while pending:
                 done, pending = self.ray.wait(pending, num_returns=1)
                 for ref in done:
-                    yield refs[ref], self.ray.get(ref)
+                    try:
+                        result = self.ray.get(ref)
+                    except Exception as exc:  # noqa: BLE001 - the task's worker or node died
+                        if not tolerant:
+                            raise
+                        result = _Failed(exc)
+                    yield refs[ref], result
         except BaseException:
             for ref in pending:
                 try:
@@ -174,6 +207,23 @@ class RayExecutor(Executor):
                 except Exception:  # noqa: BLE001 - already finished
                     pass
             raise
+
+
+def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
+
+
+def _on_node(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+def _every_node(executor: "RayExecutor", fn: Callable[[], Any]) -> list[tuple[str, Any]]:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    ray = executor.ray
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = [(n["NodeManagerAddress"], ray.remote(num_cpus=0)(_on_node).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(fn)) for n in nodes]
+    return [(ip, ray.get(ref)) for ip, ref in refs]
 
 
 def make_executor(jobs: int = 1, ray_address: str | None = None, kind: str = "process",

@@ -95,6 +95,10 @@ def _emulate_cc_arguments(p: argparse.ArgumentParser) -> None:
                         "file, which only loops, as Pantheon)")
     p.add_argument("--repeats", type=int, default=1, help="runs per (policy, trace)")
     p.add_argument("--jobs", type=int, default=1, help="links at once")
+    p.add_argument("--ray-address", metavar="HOST:PORT", default=None,
+                   help="run the links on the nodes of this Ray cluster instead (each node needs root, TUN and "
+                        "`ip`, checked before any run; as many links at once as the cluster has CPUs; the netns "
+                        "backend; pip install 'genet-testbed[cluster]'); each run's files come back to --out")
     p.add_argument("--no-sim", action="store_true", help="skip the simulator's sim_* columns")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (resumable)")

@@ -210,7 +210,7 @@ def run_emulate_cc(args) -> int:
         print(format_summary(summary_rows([SimpleNamespace(**r) for r in rows])))
         print(format_gap(gap_rows(rows)))
         print(f"results: {out}/results.csv, results.json, summary.txt, gap.txt")
-        status = 1 if any(r.get("sender_error") for r in rows) else 0
+        status = 1 if any(r.get("sender_error") for r in rows) or getattr(args, "runs_failed", 0) else 0
     if flows:
         from sender.flows import run_flows
         status = max(status, run_flows(flows, traces, settings, args, out, loaded))
@@ -230,6 +230,7 @@ class EmulatedCc(Tier):
 
     def __init__(self, args, out: Path, loaded, planned: int) -> None:
         self.args, self.out, self.loaded, self.planned = args, out, loaded, planned
+        self.failed: list[str] = []  # runs lost with their node (Ray): reported, rerun next time
         self.sims: dict[tuple, dict] = {}
         self.slots = list(range(args.jobs))  # port offsets: on mahimahi every host side is the root namespace
         self.lock = threading.Lock()
@@ -247,7 +248,7 @@ class EmulatedCc(Tier):
 
     def run_one(self, cell) -> dict:
         p, t, s = cell.data
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{p.label}__{t.name}__r{cell.repetition}")
+        safe = _safe_name(p.label, t.name, cell.repetition)
         with self.lock:
             slot = self.slots.pop()
         try:
@@ -259,11 +260,24 @@ class EmulatedCc(Tier):
         return row
 
     def run(self, cells):
+        ray_address = getattr(self.args, "ray_address", None)
+        at_once = self.args.jobs
+        if ray_address and cells:
+            if self.args.backend != "netns":
+                raise BadInputError("--ray-address needs the netns backend (each link's host side in a namespace "
+                                    "of its own: runs on one node cannot clash on ports)")
+            from foundation.executor import RayExecutor
+            executor = RayExecutor(ray_address)
+            check_nodes(executor)
+            at_once = executor.workers
+            pairs = self._on_nodes(executor, cells)
+        else:
+            pairs = in_parallel(cells, self.run_one, self.args.jobs)
         if cells:
             print(f"genet emulate cc: {len(cells)} runs ({self.planned - len(cells)} already done), "
-                  f"{self.args.jobs} at a time, ~{sum(c.data[2].duration_s for c in cells) / self.args.jobs:.0f} s",
-                  file=sys.stderr)
-        for cell, row in in_parallel(cells, self.run_one, self.args.jobs):
+                  f"{at_once} at a time{' on ' + ray_address if ray_address else ''}, "
+                  f"~{sum(c.data[2].duration_s for c in cells) / at_once:.0f} s", file=sys.stderr)
+        for cell, row in pairs:
             p, t, s = cell.data
             if not self.args.no_sim:
                 sk = (p.label, t.name)
@@ -275,6 +289,87 @@ class EmulatedCc(Tier):
             yield cell, row
 
 
+    def _on_nodes(self, executor, cells):
+        """The cells as Ray tasks on the cluster's nodes (:func:`emulate_cell`): each run in a node-local folder,
+        its row and files sent back and written under ``out/runs``; a run whose node fails (or dies) is reported
+        and left out (a rerun tries it again)."""
+        specs = {}
+        for c in cells:
+            p, t, s = c.data
+            model = Path(p.path).read_bytes() if p.kind == "onnx" else None
+            specs[id(c)] = (p, t, s, self.args.backend, c.repetition, _safe_name(p.label, t.name, c.repetition), model)
+        by_spec = {id(spec): c for c, spec in ((c, specs[id(c)]) for c in cells)}
+        for spec, got in executor.map_unordered(emulate_cell, list(specs.values()), errors="return"):
+            cell = by_spec[id(spec)]
+            if isinstance(got, BaseException):
+                self.failed.append(f"{cell.policy} on {cell.environment} (repeat {cell.repetition}): {got}")
+                print(f"  failed: {self.failed[-1]}", file=sys.stderr)
+                continue
+            row, files = got
+            safe = spec[5]
+            for name, data in files.items():
+                dest = self.out / "runs" / safe / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(data)
+            row["run_dir"] = f"runs/{safe}"
+            yield cell, row
+
+
+def _safe_name(label: str, trace: str, repeat: int) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{label}__{trace}__r{repeat}")
+
+
+#: The largest file an emulated run on a Ray node sends back (its link log is dropped unless kept).
+MAX_RETURNED_FILE_BYTES = 64 * 1024 * 1024
+
+
+def emulate_cell(spec: tuple) -> tuple[dict, dict[str, bytes]]:
+    """One emulated run on whichever node runs it (a Ray task of ``genet emulate cc --ray-address``): in a
+    node-local temporary folder, the model (if any) written there from the bytes the head sent; returns the row
+    and the run's files (sender log, receiver summary, series...), which the head writes under ``out/runs``."""
+    import dataclasses
+    import tempfile
+    policy, trace, settings, backend, repeat, safe, model = spec
+    if os.geteuid() != 0:
+        raise GenetRuntimeError(f"{os.uname().nodename}: an emulated run needs root (network namespaces, TUN)")
+    with tempfile.TemporaryDirectory(prefix="genet-emulate-") as tmp:
+        if model is not None:
+            (Path(tmp) / "model.onnx").write_bytes(model)
+            policy = dataclasses.replace(policy, path=str(Path(tmp) / "model.onnx"))
+        run_dir = Path(tmp) / safe
+        row = run_one(policy, trace, settings, backend, run_dir, repeat)
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            row["ray_node"] = ray.get_runtime_context().get_node_id()
+        files = {}
+        for f in sorted(run_dir.rglob("*")):
+            if f.is_file() and f.stat().st_size <= MAX_RETURNED_FILE_BYTES:
+                files[f.relative_to(run_dir).as_posix()] = f.read_bytes()
+    return row, files
+
+
+def node_check() -> dict:
+    """What an emulated run needs on this node: root, the TUN device, ``ip``; ``problems`` lists what is missing."""
+    import shutil
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("not root")
+    if not os.path.exists("/dev/net/tun"):
+        problems.append("no /dev/net/tun")
+    if shutil.which("ip") is None:
+        problems.append("no `ip` command")
+    return {"node": os.uname().nodename, "problems": problems}
+
+
+def check_nodes(executor) -> None:
+    """Refuse (one line) a cluster with a node that cannot run emulated links, before any run starts."""
+    bad = [f"{r['node']} ({ip}): {', '.join(r['problems'])}" for ip, r in executor.on_every_node(node_check)
+           if r["problems"]]
+    if bad:
+        raise GenetRuntimeError(f"genet emulate cc --ray-address: nodes that cannot run emulated links: "
+                                f"{'; '.join(bad)}")
+
+
 def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict]:
     """Every policy on every trace, ``args.repeats`` rounds (a round of all policies x traces per repetition),
     through the one experiment runner (:class:`foundation.experiment.Experiment`) and ``out/results.jsonl``."""
@@ -283,7 +378,13 @@ def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict
     cells = matrix([p.label for p in policies], [t.name for t in traces], args.repeats, order="repetition",
                    data=lambda label, i, rep: (by_label[label], traces[i], settings[i]))
     journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun skips them
-    return Experiment(EmulatedCc(args, out, loaded, len(cells)), journal).run(cells).rows
+    tier = EmulatedCc(args, out, loaded, len(cells))
+    rows = Experiment(tier, journal).run(cells).rows
+    if tier.failed:
+        print(f"genet emulate cc: {len(tier.failed)} runs failed (rerun the same command to retry them): "
+              + "; ".join(tier.failed[:5]), file=sys.stderr)
+        args.runs_failed = len(tier.failed)
+    return rows
 
 
 def gap_rows(rows) -> list[dict]:

@@ -98,3 +98,42 @@ def test_a_batched_search_with_trials_on_the_cluster_equals_the_local_one(two_no
 def _toy_gap(config: dict) -> float:
     return float(sum((v - 1.0) ** 2 for v in config.values()) ** 0.5)
 
+
+
+def test_emulate_cc_on_the_cluster_runs_links_on_both_nodes_and_brings_every_run_back(two_nodes, tmp_path):
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("emulated links need root")
+    import csv
+
+    tdir = tmp_path / "traces"
+    tdir.mkdir()
+    for i, mbps in enumerate((6.0, 8.0)):
+        (tdir / f"c{i}.csv").write_text(f"time_s,bandwidth_mbps,queue_packets\n0,{mbps},50\n10,{mbps},50\n")
+    base = [sys.executable, "-m", "app.cli", "emulate", "cc", "--policy", "const:3,cubic", "--traces", str(tdir),
+            "--duration-s", "2", "--delay-ms", "10", "--no-sim", "--no-plots"]
+    res = subprocess.run(base + ["--out", str(tmp_path / "ray"), "--ray-address", two_nodes], capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "ray" / "results.csv")))
+    assert len(rows) == 4 and len({r["ray_node"] for r in rows}) == 2  # links on both nodes
+    for r in rows:
+        assert (tmp_path / "ray" / r["run_dir"]).is_dir()  # the run's files came back
+        if r["policy"] == "const:3":
+            assert 2.5 < float(r["throughput_mbps"]) < 3.2
+        else:
+            cap = 6.0 if r["trace"].startswith("c0") else 8.0
+            assert 0.6 * cap < float(r["throughput_mbps"]) <= cap * 1.02
+    again = subprocess.run(base + ["--out", str(tmp_path / "ray"), "--ray-address", two_nodes], capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0 and "genet emulate cc:" not in again.stderr  # every run reused
+
+
+def test_a_node_check_names_what_a_node_lacks(two_nodes):
+    from foundation.executor import make_executor
+    from sender.emulate import node_check
+    results = make_executor(1, ray_address=two_nodes).on_every_node(node_check)
+    assert len(results) == 2
+    import os
+    for _, r in results:
+        assert r["problems"] == ([] if os.geteuid() == 0 else ["not root"]) or "no /dev/net/tun" in r["problems"]
