@@ -61,21 +61,31 @@ class Cell:
 
 
 def matrix(policies: Sequence[str], environments: Sequence[str], repetitions: int = 1, *,
-           order: str = "policy", data: Callable[[str, int, int], Any] | None = None) -> list[Cell]:
+           order: str = "policy", data: Callable[[str, int, int], Any] | None = None, seed: int = 0) -> list[Cell]:
     """Every policy on every environment, ``repetitions`` times.
 
     order: ``"policy"`` (each policy's environments and repetitions together: policy, environment,
-    repetition), or ``"repetition"`` (a whole round of policies x environments per repetition: repetition,
-    policy, environment). data: ``data(policy, environment_index, repetition)`` -> the cell's data.
+    repetition), ``"repetition"`` (a whole round of policies x environments per repetition: repetition,
+    policy, environment), or ``"shuffled"`` (round by round, each round's (policy, environment) pairs in an
+    order drawn afresh from ``random.Random(f"{seed}/{repetition}")``: policies interleaved in time, as Puffer
+    and ``genet deploy run`` do, so a slow drift of the machine or the path does not favour one policy; the
+    same seed plans the same order). data: ``data(policy, environment_index, repetition)`` -> the cell's data.
     """
     if repetitions < 1:
         raise ValueError(f"repetitions must be >= 1, got {repetitions}")
-    if order not in ("policy", "repetition"):
-        raise ValueError(f"order must be 'policy' or 'repetition', got {order!r}")
+    if order not in ("policy", "repetition", "shuffled"):
+        raise ValueError(f"order must be 'policy', 'repetition' or 'shuffled', got {order!r}")
     if order == "policy":
         triples = [(p, i, r) for p in policies for i in range(len(environments)) for r in range(repetitions)]
-    else:
+    elif order == "repetition":
         triples = [(p, i, r) for r in range(repetitions) for p in policies for i in range(len(environments))]
+    else:
+        import random
+        triples = []
+        for r in range(repetitions):
+            pairs = [(p, i, r) for p in policies for i in range(len(environments))]
+            random.Random(f"{seed}/{r}").shuffle(pairs)
+            triples += pairs
     return [Cell(p, environments[i], r, data(p, i, r) if data is not None else None) for p, i, r in triples]
 
 

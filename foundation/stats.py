@@ -12,11 +12,15 @@ Used by the reports (:mod:`app.run.report`, :mod:`deploy.report`) and the compet
 * :func:`bootstrap_ci95`: a seeded percentile-bootstrap interval of the mean (reproducible for a seed).
 * :func:`jain_index`: Jain's fairness index.
 * :func:`format_mean_ci`: ``mean ± half-width (n=N)`` as the report tables print it.
+* :func:`paired_gap`: the gap between two tiers on the same runs (emulation - simulation for the same policy
+  and trace): the mean paired difference with its bootstrap 95 % interval, relative to the second tier's mean,
+  a verdict in words and the number of traces a 10 % gap needs to be told apart (:class:`PairedGap`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -112,5 +116,98 @@ def format_mean_ci(m: float, half_width: float, digits: int = 2, n: int | None =
     return text if n is None else text + f" (n={n})"
 
 
-__all__ = ["T975", "Z975", "MAX_BOOTSTRAP_RESAMPLES", "t975", "finite", "mean", "mean_ci95", "bootstrap_ci95",
+#: Normal quantiles of the traces-needed estimate: two-sided 5 % level, 80 % power.
+Z_ALPHA, Z_POWER = 1.96, 0.8416
+
+
+@dataclass(frozen=True)
+class PairedGap:
+    """The gap between tier A and tier B over n pairs (the same policy and trace in both), gap = A - B.
+
+    mean_a / mean_b: the tiers' means over the pairs; gap, low, high: the mean paired difference and its
+    percentile-bootstrap 95 % interval (:func:`bootstrap_ci95`); relative, rel_low, rel_high: the same over
+    ``|mean_b|`` (NaN when mean_b is 0); verdict: what the interval says at the tolerance; traces_needed: about
+    how many pairs tell a gap of ``tolerance x |mean_b|`` from none (two-sided 5 %, 80 % power:
+    ``((Z_ALPHA + Z_POWER) sd / (tolerance |mean_b|))^2`` with the pairs' differences' sd; None without an sd)."""
+
+    n: int
+    mean_a: float
+    mean_b: float
+    gap: float
+    low: float
+    high: float
+    relative: float
+    rel_low: float
+    rel_high: float
+    verdict: str
+    traces_needed: int | None
+
+
+def paired_gap(a: Sequence, b: Sequence, tolerance: float = 0.10, names: tuple[str, str] = ("emulation",
+               "simulation"), resamples: int = 10_000, seed: int = 0) -> PairedGap:
+    """The paired gap of ``a`` against ``b`` (equal lengths; a pair with a missing value is left out) and its
+    verdict: "A within ±T % of B" when the relative interval lies inside ±tolerance; "A higher (lower) than B by
+    X % [lo, hi]" when the interval excludes 0; otherwise "not enough runs to tell: need about N traces"."""
+    if len(a) != len(b):
+        raise ValueError(f"paired values need equal lengths, got {len(a)} and {len(b)}")
+    pairs = [(float(x), float(y)) for x, y in zip(a, b)
+             if x is not None and y is not None and math.isfinite(float(x)) and math.isfinite(float(y))]
+    n = len(pairs)
+    na, nb = names
+    if n == 0:
+        return PairedGap(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan,
+                         f"no pairs: nothing to compare {na} and {nb} on", None)
+    ma = sum(x for x, _ in pairs) / n
+    mb = sum(y for _, y in pairs) / n
+    d = [x - y for x, y in pairs]
+    gap = sum(d) / n
+    low, high = bootstrap_ci95(d, resamples=resamples, seed=seed)
+    scale = abs(mb)
+    rel = (lambda v: v / scale) if scale > 0 else (lambda v: math.nan)
+    sd = math.sqrt(sum((v - gap) ** 2 for v in d) / (n - 1)) if n > 1 else math.nan
+    needed = None
+    if math.isfinite(sd) and scale > 0:
+        needed = max(2, math.ceil(((Z_ALPHA + Z_POWER) * sd / (tolerance * scale)) ** 2)) if sd > 0 else 2
+    r, rl, rh = rel(gap), rel(low), rel(high)
+    pct = tolerance * 100
+    if n < 2:
+        verdict = f"not enough runs to tell: one pair (need about {needed or 'N'} traces)"
+    elif math.isfinite(rl) and -tolerance <= rl and rh <= tolerance:
+        verdict = f"{na} within ±{pct:g} % of {nb}"
+    elif low > 0 or high < 0:
+        word = "higher" if gap > 0 else "lower"
+        verdict = (f"{na} {word} than {nb} by {abs(r) * 100:.1f} % [{rl * 100:+.1f}, {rh * 100:+.1f}]"
+                   if math.isfinite(r) else f"{na} {word} than {nb} by {abs(gap):.4g} [{low:+.4g}, {high:+.4g}]")
+    else:
+        verdict = f"not enough runs to tell: need about {needed} traces" if needed else "not enough runs to tell"
+    return PairedGap(n, ma, mb, gap, low, high, r, rl, rh, verdict, needed)
+
+
+def gap_verdicts(rows: Sequence[dict], names: Sequence[str], key: str = "policy", prefix: str = "sim_",
+                 tolerance: float = 0.10) -> list[dict]:
+    """Per ``key`` value (policy), per metric in ``names``: the paired gap of each row's ``metric`` against its
+    ``prefix + metric`` (emulation against the simulator on the same trace) — ``{key, metric, n, emulation,
+    simulation, gap, low, high, relative, verdict, traces_needed}`` rows, in first-seen order."""
+    out = []
+    for value in dict.fromkeys(r[key] for r in rows):
+        mine = [r for r in rows if r[key] == value]
+        for m in names:
+            g = paired_gap([r.get(m) for r in mine], [r.get(prefix + m) for r in mine], tolerance)
+            out.append({key: value, "metric": m, "n": g.n, "emulation": g.mean_a, "simulation": g.mean_b,
+                        "gap": g.gap, "low": g.low, "high": g.high, "relative": g.relative, "verdict": g.verdict,
+                        "traces_needed": g.traces_needed})
+    return out
+
+
+def format_gap_verdicts(verdicts: Sequence[dict], key: str = "policy") -> str:
+    """The verdicts as lines: ``policy  metric: verdict (n pairs; gap G [lo, hi])``."""
+    lines = ["paired gap, emulation - simulator on the same traces (mean, bootstrap 95 % CI; verdict at ±10 %):"]
+    for v in verdicts:
+        interval = (f"gap {v['gap']:+.4g} [{v['low']:+.4g}, {v['high']:+.4g}]" if math.isfinite(v["gap"])
+                    else "no gap")
+        lines.append(f"  {str(v[key])[:24]:<24} {v['metric']:<22} {v['verdict']} ({v['n']} pairs; {interval})")
+    return "\n".join(lines)
+
+
+__all__ = ["PairedGap", "paired_gap", "gap_verdicts", "format_gap_verdicts", "T975", "Z975", "MAX_BOOTSTRAP_RESAMPLES", "t975", "finite", "mean", "mean_ci95", "bootstrap_ci95",
            "jain_index", "format_mean_ci"]

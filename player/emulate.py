@@ -363,11 +363,14 @@ def _emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None)
     from foundation.journal import Journal
     journal = Journal(out / "results.jsonl")  # a row per finished session: a rerun skips the complete ones
     by_label = dict(zip(labels, cfg.policies))
-    cells = matrix(labels, [f.name for f in files], cfg.repeats, order="policy",
+    names = [f.name for f in files]
+    cells = matrix(labels, names, cfg.repeats, order="shuffled",  # policies interleaved in time
                    data=lambda label, i, r: (by_label[label], files[i]))
+    place = {c.key: k for k, c in enumerate(matrix(labels, names, cfg.repeats, order="policy"))}
     tier = EmulatedAbr(cfg, key, out, content, video, n_chunks)
     rows = Experiment(tier, journal, on_row=lambda cell, row, reused: progress is not None and not reused
                       and progress(row)).run(cells).rows
+    rows.sort(key=lambda r: place.get((r["policy"], r["trace"], r["repeat"]), len(place)))  # files: by policy
     write_results(out, rows, labels)
     if meta is not None:
         meta.finish(out, status=0 if all(r["status"] == "complete" for r in rows) else 1)
@@ -467,8 +470,17 @@ def write_results(out: Path, rows: Sequence[dict], labels: Sequence[str]) -> Non
     table = summary_table(rows, labels)
     with atomic_text_writer(out / "results.json") as fh:
         fh.write(json.dumps({"results": [{k: r.get(k) for k in COLUMNS} for r in rows]}, indent=1))
+    from foundation.stats import format_gap_verdicts, gap_verdicts
+    ok = [r for r in rows if r.get("status") == "complete"]
+    verdicts = gap_verdicts(ok, QOE_FIELDS)
     with atomic_text_writer(out / "summary.txt") as fh:
-        fh.write(table + "\n")
+        fh.write(table + "\n\n" + format_gap_verdicts(verdicts) + "\n")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(verdicts[0]) if verdicts else ["policy"])
+    w.writeheader()
+    w.writerows(verdicts)
+    with atomic_text_writer(out / "gap_verdicts.csv") as fh:
+        fh.write(buf.getvalue())
     try:
         _plots(out, rows, labels)
     except ImportError:

@@ -208,7 +208,7 @@ def run_emulate_cc(args) -> int:
         from genet.cc.evaluate import format_summary, summary_rows
         from types import SimpleNamespace
         print(format_summary(summary_rows([SimpleNamespace(**r) for r in rows])))
-        print(format_gap(gap_rows(rows)))
+        print(format_gap(gap_rows(rows), rows))
         print(f"results: {out}/results.csv, results.json, summary.txt, gap.txt")
         status = 1 if any(r.get("sender_error") for r in rows) or getattr(args, "runs_failed", 0) else 0
     if flows:
@@ -371,15 +371,18 @@ def check_nodes(executor) -> None:
 
 
 def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict]:
-    """Every policy on every trace, ``args.repeats`` rounds (a round of all policies x traces per repetition),
-    through the one experiment runner (:class:`foundation.experiment.Experiment`) and ``out/results.jsonl``."""
+    """Every policy on every trace, ``args.repeats`` rounds (a round of all policies x traces per repetition, in
+    an order shuffled afresh each round; the files list them round by round), through the one experiment runner (:class:`foundation.experiment.Experiment`) and ``out/results.jsonl``."""
     from foundation.journal import Journal
     by_label = {p.label: p for p in policies}
-    cells = matrix([p.label for p in policies], [t.name for t in traces], args.repeats, order="repetition",
+    labels, names = [p.label for p in policies], [t.name for t in traces]
+    cells = matrix(labels, names, args.repeats, order="shuffled",  # policies interleaved in time
                    data=lambda label, i, rep: (by_label[label], traces[i], settings[i]))
+    place = {c.key: k for k, c in enumerate(matrix(labels, names, args.repeats, order="repetition"))}
     journal = Journal(out / "results.jsonl")  # a row per finished run: a rerun skips them
     tier = EmulatedCc(args, out, loaded, len(cells))
     rows = Experiment(tier, journal).run(cells).rows
+    rows.sort(key=lambda r: place.get((r["policy"], r["trace"], int(r["repeat"])), len(place)))  # files: by round
     if tier.failed:
         print(f"genet emulate cc: {len(tier.failed)} runs failed (rerun the same command to retry them): "
               + "; ".join(tier.failed[:5]), file=sys.stderr)
@@ -401,12 +404,15 @@ def gap_rows(rows) -> list[dict]:
     return out
 
 
-def format_gap(gaps) -> str:
+def format_gap(gaps, rows=None) -> str:
     head = f"{'policy':<20} " + " ".join(f"{k + ' emu/sim':>26}" for k in COLUMN_NAMES)
     lines = ["sim-vs-emulation gap (means over runs; gap = emulation - simulator)", head, "-" * len(head)]
     for g in gaps:
         cells = " ".join(f"{g['emu_' + k]:>12.3f}/{g['sim_' + k]:<13.3f}" for k in COLUMN_NAMES)
         lines.append(f"{g['policy']:<20} {cells}")
+    if rows:
+        from foundation.stats import format_gap_verdicts, gap_verdicts
+        lines += ["", format_gap_verdicts(gap_verdicts(rows, COLUMN_NAMES))]
     return "\n".join(lines)
 
 
@@ -420,7 +426,10 @@ def write_outputs(rows, out: Path, plots: bool = True) -> None:
     atomic_write_text(out / "summary.txt", format_summary(summary) + "\n")
     gaps = gap_rows(rows)
     atomic_write_text(out / "gap.csv", csv_text(gaps, union_columns(gaps)))
-    atomic_write_text(out / "gap.txt", format_gap(gaps) + "\n")
+    atomic_write_text(out / "gap.txt", format_gap(gaps, rows) + "\n")
+    from foundation.stats import gap_verdicts
+    verdicts = gap_verdicts(rows, COLUMN_NAMES)
+    atomic_write_text(out / "gap_verdicts.csv", csv_text(verdicts, union_columns(verdicts)))
     if plots:
         try:
             plot_outputs(rows, out)

@@ -34,6 +34,12 @@ def test_matrix_orders_and_data():
     assert [c.key for c in by_round[:5]] == [("a", "t0", 0), ("a", "t1", 0), ("b", "t0", 0), ("b", "t1", 0),
                                              ("a", "t0", 1)]
     assert by_round[1].data == ("a", 1, 0)
+    shuffled = matrix(["a", "b", "c"], ["t0", "t1", "t2"], 3, order="shuffled", seed=4)
+    rounds = [[c.key[:2] for c in shuffled if c.repetition == r] for r in range(3)]
+    assert all(sorted(r) == sorted((p, t) for p in "abc" for t in ("t0", "t1", "t2")) for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1  # drawn afresh each round
+    assert [c.key for c in shuffled] == [c.key for c in matrix(["a", "b", "c"], ["t0", "t1", "t2"], 3,
+                                                                 order="shuffled", seed=4)]
     assert Cell("a", "t", 0, data=1) == Cell("a", "t", 0, data=2)  # data is not identity
     with pytest.raises(ValueError):
         matrix(["a"], ["t"], 0)

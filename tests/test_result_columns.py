@@ -100,6 +100,9 @@ def test_genet_emulate_cc_writers_use_the_cc_columns(tmp_path):
     gap_head = header(tmp_path / "gap.csv")
     assert gap_head == ["policy", "runs", *[f"{w}_{k}" for k in names for w in ("emu", "sim", "gap")]]
     assert all(k in format_gap(gap_rows(rows)) for k in names)
+    verdicts = (tmp_path / "gap_verdicts.csv").read_text().splitlines()
+    assert verdicts[0].startswith("policy,metric,n,emulation,simulation,gap,low,high,relative,verdict")
+    assert len(verdicts) == 1 + 2 * len(names)  # per policy, per column of the use case
 
 
 def test_genet_emulate_abr_results_have_the_abr_columns():
@@ -146,4 +149,5 @@ def test_real_path_logs_must_hold_the_table_and_the_report_prints_it(tmp_path, u
 
 def test_the_run_report_prints_each_use_cases_table():
     from app.run.report import TABLE_COLS
-    assert TABLE_COLS == {"abr": qoe.TABLE6, "cc": cc_metrics.TABLE7}
+    from foundation.usecase import use_case
+    assert TABLE_COLS == {"abr": qoe.TABLE6, "cc": cc_metrics.TABLE7, "lb": use_case("lb").table_columns}

@@ -102,3 +102,37 @@ def test_both_reports_use_the_one_interval():
     assert run_report.fmt_ci([]) == "—"
     for module in (deploy_report, run_report):
         assert not [name for name in vars(module) if name.lstrip("_").lower() in ("t975", "t95", "mean_ci")]
+
+
+def test_paired_gap_verdicts_on_known_distributions():
+    from foundation.stats import paired_gap
+    rng = np.random.default_rng(1)
+    sim = rng.normal(100.0, 5.0, 40)
+    higher = paired_gap(sim * 1.2 + rng.normal(0, 1, 40), sim)
+    assert higher.verdict.startswith("emulation higher than simulation by ")
+    assert higher.rel_low < 0.2 < higher.rel_high and higher.rel_low > 0.1
+    close = paired_gap(sim + rng.normal(0, 0.5, 40), sim)
+    assert close.verdict == "emulation within ±10 % of simulation" and abs(close.relative) < 0.02
+    lower = paired_gap(sim * 0.7, sim, names=("real", "emulation"))
+    assert lower.verdict.startswith("real lower than emulation by 30.0 %")
+    few = paired_gap([100.0, 60.0, 140.0], [100.0, 100.0, 100.0])
+    sd = np.std([0.0, -40.0, 40.0], ddof=1)
+    assert few.verdict == f"not enough runs to tell: need about {few.traces_needed} traces"
+    assert few.traces_needed == int(np.ceil(((1.96 + 0.8416) * sd / 10.0) ** 2))
+    one = paired_gap([5.0, float("nan")], [4.0, 3.0])
+    assert one.n == 1 and one.verdict.startswith("not enough runs to tell: one pair")
+    assert paired_gap([], []).n == 0
+    with pytest.raises(ValueError):
+        paired_gap([1.0], [1.0, 2.0])
+
+
+def test_paired_gap_interval_covers_the_true_gap_about_95_percent_of_the_time():
+    from foundation.stats import paired_gap
+    rng = np.random.default_rng(7)
+    hits = 0
+    for i in range(200):
+        b = rng.normal(50.0, 10.0, 25)
+        a = b + 3.0 + rng.normal(0.0, 4.0, 25)  # true mean paired difference: 3
+        g = paired_gap(a, b, resamples=2000, seed=i)
+        hits += g.low <= 3.0 <= g.high
+    assert 0.88 <= hits / 200 <= 0.99, hits
