@@ -138,6 +138,18 @@ def replay(arrival_units: Sequence[float], sizes: Sequence[float], balancer: tup
     return jobs
 
 
+def generated_workload(seed: int, num_jobs: int | None = None, job_interval_ms: float | None = None,
+                       job_size_max_work: float | None = None):
+    """Genet's job stream from ``seed`` with the given settings (None: Genet's default; the smallest size is
+    Genet's 10 work units, or the largest size when that is smaller), as ``genet emulate lb -n`` draws it."""
+    from traces.workload import WorkloadConfig, generate_workload
+    base = WorkloadConfig()
+    size_max = job_size_max_work or base.job_size_max_work
+    cfg = WorkloadConfig(num_jobs=num_jobs or base.num_jobs, job_interval_ms=job_interval_ms or base.job_interval_ms,
+                         job_size_max_work=size_max, job_size_min_work=min(base.job_size_min_work, size_max))
+    return generate_workload(cfg, seed)
+
+
 def write_jobs(jobs: Sequence[ClientJob], path) -> None:
     """The client's record: one JSON line per job."""
     from foundation.atomic import atomic_write_text
@@ -149,4 +161,4 @@ def read_jobs(path) -> list[ClientJob]:
         return [ClientJob(**json.loads(line)) for line in fh if line.strip()]
 
 
-__all__ = ["ClientJob", "replay", "write_jobs", "read_jobs", "DONE_MARGIN_S"]
+__all__ = ["ClientJob", "replay", "generated_workload", "write_jobs", "read_jobs", "DONE_MARGIN_S"]

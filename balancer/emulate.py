@@ -355,7 +355,8 @@ def settings_from_args(args) -> LbRunSettings:
 
 def workloads_from_args(args, out: Path):
     """(workloads, their files): read from --workloads, or generated into OUT/workloads/."""
-    from traces.workload import WorkloadConfig, generate_workload, list_workload_files, read_workload, write_workload
+    from balancer.client import generated_workload
+    from traces.workload import list_workload_files, read_workload, write_workload
     if args.workloads and args.n_workloads:
         raise BadInputError("give --workloads DIR or -n N, not both")
     if args.workloads:
@@ -363,14 +364,9 @@ def workloads_from_args(args, out: Path):
         return [read_workload(f) for f in files], files
     if not args.n_workloads or args.n_workloads < 1:
         raise BadInputError("give --workloads DIR or -n N (>= 1) workloads to generate")
-    base = WorkloadConfig()
-    cfg = WorkloadConfig(num_jobs=args.num_jobs or base.num_jobs,
-                         job_interval_ms=args.job_interval_ms or base.job_interval_ms,
-                         job_size_max_work=args.job_size_max_work or base.job_size_max_work,
-                         job_size_min_work=min(base.job_size_min_work, args.job_size_max_work or base.job_size_max_work))
     wls, files = [], []
     for k in range(args.n_workloads):
-        wl = generate_workload(cfg, args.seed + k)
+        wl = generated_workload(args.seed + k, args.num_jobs, args.job_interval_ms, args.job_size_max_work)
         files.append(write_workload(wl, out / "workloads" / f"{wl.name}.workload"))
         wls.append(wl)
     return wls, files

@@ -38,7 +38,7 @@ from foundation.errors import BadInputError
 from foundation.experiment import Tier
 from foundation.journal import Journal, run_folder_lock
 
-from deploy.config import Campaign, Inventory, Scheme
+from deploy.config import USE_CASES, Campaign, Inventory, Scheme
 from deploy.schemes import LogCheckError, RunContext, log_metrics, runner_for, scheme_context, unavailable_reason
 from deploy.ssh import ClockOffset, RemoteError, Session
 
@@ -185,7 +185,7 @@ def read_campaign_file(out: Path) -> dict:
         c = data.get("campaign") if isinstance(data, dict) else None
         if not isinstance(c, dict):
             why = "no \"campaign\" object"
-        elif not (isinstance(c.get("name"), str) and c.get("use_case") in ("cc", "abr")
+        elif not (isinstance(c.get("name"), str) and c.get("use_case") in USE_CASES
                   and isinstance(c.get("repetitions"), int)
                   and all(isinstance(c.get(k), list) and all(isinstance(x, str) for x in c[k])
                           for k in ("schemes", "paths"))):
@@ -530,7 +530,8 @@ class _Run:
         self.ctx = ctx = RunContext(campaign, path, pr.scheme, srv.host.python,
                                     client_genet=cli.remote_path("venv", "bin", "genet"),
                                     server_genet=srv.remote_path("venv", "bin", "genet"),
-                                    remote_models=cli.remote_path("models"), server_videos=srv.remote_path("videos"))
+                                    remote_models=cli.remote_path("models"), server_videos=srv.remote_path("videos"),
+                                    server_models=srv.remote_path("models"), round=pr.round)
         if runner.genet_command:
             for name, s in ((path.server, srv), (path.client, cli)):
                 if not pool.info[name].get("genet"):

@@ -19,8 +19,9 @@ Inventory (``examples/inventory-example.toml``)::
 
 Campaign (``examples/campaign-cc.toml``)::
 
-    use_case = "cc"                  # abr | cc
-    schemes = ["cubic", "bbr"]       # cc: kernel algorithm names, const:MBPS, MODEL.onnx; abr: bba, mpc, MODEL.onnx
+    use_case = "cc"                  # abr | cc | lb (the use cases of foundation/usecase.py)
+    schemes = ["cubic", "bbr"]       # cc: kernel algorithm names, const:MBPS, MODEL.onnx; abr: bba, mpc, MODEL.onnx;
+                                     # lb: an LB policy of genet.lb.registry (least_work, ...) or MODEL.onnx
     repetitions = 5
     duration_s = 20                  # cc: length of one run (abr: unused; a session plays its video)
     paths = ["p1"]                   # optional: default every path of the inventory
@@ -31,7 +32,14 @@ Campaign (``examples/campaign-cc.toml``)::
     timeout_s = 60                   # one run ends (failed) after this (default: cc duration_s + 30,
                                      # abr 60 + 6 s per chunk)
     retry_limit = 2                  # failed runs are retried this many times by a rerun
-    port = 5201                      # server port (iperf3, receiver, video server)
+    port = 5201                      # server port (iperf3, receiver, video server, balancer)
+    # lb only: the workers and the balancer run on the path's server host, the client replays a workload
+    service_rates = "0.5,1,2"        # one worker per rate (work units per ms)
+    jobs = 2000                      # jobs of each run's workload (Genet's generator, drawn on the client host)
+    job_interval_ms = 100            # mean inter-arrival time
+    job_size_max_work = 10000        # largest job size
+    workload_seed = 0                # round r replays the workload of seed workload_seed + r - 1, every scheme
+    time_unit_ms = 1                 # wall-clock ms per workload ms
 
 The keys of each file are declared once, as :data:`INVENTORY`, :data:`CAMPAIGN` and :data:`TESTBED_PATHS`
 (:class:`foundation.config.Table` s of :class:`foundation.config.Key` s: type, unit, default, bounds, allowed values, help),
@@ -53,12 +61,18 @@ from pathlib import Path
 
 from foundation.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_RE, RATE_MAX_MBPS, RUN_MAX_S, SEED_MAX, ConfigError, Key,
                           Table, bad_value, fill, markdown, read)
+from foundation.usecase import USE_CASES as DECLARED_USE_CASES
 
 __all__ = ["CAMPAIGN", "INVENTORY", "TESTBED_PATHS", "Campaign", "ConfigError", "HostSpec", "Inventory", "PathSpec",
            "Scheme", "load_campaign", "load_inventory", "parse_scheme", "render_markdown"]
 
 KERNEL_CC_RE = re.compile(r"[a-z][a-z0-9_]{0,15}")
-USE_CASES = ("abr", "cc")
+#: The use cases a campaign may run: every declared one (foundation/usecase.py; each names its scheme runner).
+USE_CASES = tuple(DECLARED_USE_CASES.names())
+#: Keys of an LB campaign only (the workers, the balancer and the workload of each run).
+LB_KEYS = ("service_rates", "jobs", "job_interval_ms", "job_size_max_work", "workload_seed", "time_unit_ms")
+LB_JOBS_MAX = 1_000_000    # traces/workload.py MAX_WORKLOAD_JOBS
+LB_TIME_UNIT_MAX_MS = 1000.0
 #: How a campaign's runs may overlap (``parallel``).
 PARALLEL_MODES = ("none", "disjoint-paths")
 TIMEOUT_MAX_S = 86400.0    # one run of a campaign
@@ -145,7 +159,8 @@ class Scheme:
 
     name: as written in the campaign (e.g. cubic, const:5, models/cc/genet.onnx)
     kind: ``kernel`` (iperf3 -C NAME), ``const`` / ``onnx`` (genet sender), ``abr-baseline`` / ``abr-onnx``
-          (genet player)
+          (genet player), ``lb-baseline`` / ``lb-onnx`` (genet balancer: ``USECASE-baseline`` / ``USECASE-onnx``
+          for the use cases besides CC)
     value: the kernel algorithm, the constant rate in Mbit/s, the model's local path, or the baseline name
     """
 
@@ -156,7 +171,7 @@ class Scheme:
     @property
     def slug(self) -> str:
         """A file-name-safe label (run ids, log names)."""
-        base = Path(self.value).stem if self.kind in ("onnx", "abr-onnx") else self.name
+        base = Path(self.value).stem if self.kind.endswith("onnx") else self.name
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", base).strip("_") or "scheme"
 
     @property
@@ -166,6 +181,8 @@ class Scheme:
             return "sender"
         if self.kind in ("abr-baseline", "abr-onnx"):
             return "player"
+        if self.kind in ("lb-baseline", "lb-onnx"):
+            return "balancer"
         return None
 
 
@@ -185,13 +202,29 @@ class Campaign:
     name: str = field(default="")
     chunks: int | None = None
     parallel: str = "none"
+    service_rates: tuple[float, ...] = (0.5, 1.0, 2.0)
+    jobs: int = 2000
+    job_interval_ms: float = 100.0
+    job_size_max_work: float = 10000.0
+    workload_seed: int = 0
+    time_unit_ms: float = 1.0
 
     def to_json(self) -> dict:
-        return {"file": str(self.file), "name": self.name, "use_case": self.use_case,
-                "schemes": [s.name for s in self.schemes], "repetitions": self.repetitions,
-                "duration_s": self.duration_s, "paths": list(self.paths), "video": self.video, "seed": self.seed,
-                "timeout_s": self.timeout_s, "retry_limit": self.retry_limit, "port": self.port,
-                "chunks": self.chunks, "parallel": self.parallel}
+        out = {"file": str(self.file), "name": self.name, "use_case": self.use_case,
+               "schemes": [s.name for s in self.schemes], "repetitions": self.repetitions,
+               "duration_s": self.duration_s, "paths": list(self.paths), "video": self.video, "seed": self.seed,
+               "timeout_s": self.timeout_s, "retry_limit": self.retry_limit, "port": self.port,
+               "chunks": self.chunks, "parallel": self.parallel}
+        if self.use_case == "lb":
+            out.update({k: getattr(self, k) for k in LB_KEYS}, service_rates=list(self.service_rates))
+        return out
+
+    def lb_run_s(self) -> float:
+        """LB: about how long one run lasts (s): the workload's arrivals, then its expected work drained by all
+        the workers, in wall-clock time."""
+        mean_size = (min(10.0, self.job_size_max_work) + self.job_size_max_work) / 2
+        ms = self.jobs * self.job_interval_ms + self.jobs * mean_size / sum(self.service_rates)
+        return ms * self.time_unit_ms / 1000.0
 
 
 @dataclass(frozen=True)
@@ -275,7 +308,9 @@ CAMPAIGN = Table(help="A campaign (TOML): which schemes run how often on which p
     "schemes": Key("list[str]", None, "schemes to run (at least one, distinct): cc: a kernel algorithm name "
                                       "(`iperf3 -C NAME`, e.g. bbr, cubic), `const:MBPS` (a constant rate, > 0 and "
                                       f"<= {RATE_MAX_MBPS:g} Mbit/s) or `MODEL.onnx`; abr: bba, mpc or "
-                                      "`MODEL.onnx` (relative: to the campaign's folder)", required=True),
+                                      "`MODEL.onnx`; lb: an LB policy (least_work, sed, jsq, power_of_two, "
+                                      "round_robin, random) or `MODEL.onnx` (relative: to the campaign's folder)",
+                   required=True),
     "repetitions": Key("int", _CAMPAIGN["repetitions"], "rounds; every round runs every scheme on every path, "
                                                         "shuffled", unit="count", minimum=1, maximum=1000),
     "duration_s": Key("float", _CAMPAIGN["duration_s"], "cc: length of one run (abr: unused; a session plays its "
@@ -289,17 +324,35 @@ CAMPAIGN = Table(help="A campaign (TOML): which schemes run how often on which p
     "chunks": Key("int", _CAMPAIGN["chunks"], "abr only: play only the first N chunks (4 s each; not given: the "
                                               "whole video)", unit="count", minimum=1, maximum=CHUNKS_MAX),
     "timeout_s": Key("float", None, "a run ends (failed) after this (not given: cc `duration_s` + 30, abr 60 + 6 s "
-                                    "per chunk); cc: more than `duration_s`", unit="s", minimum=1,
+                                    "per chunk, lb 60 + 3 x the workload's arrivals and expected work drained by "
+                                    "all the workers); cc: more than `duration_s`", unit="s", minimum=1,
                      maximum=TIMEOUT_MAX_S),
     "retry_limit": Key("int", _CAMPAIGN["retry_limit"], "failed runs are retried this many times by a rerun",
                        unit="count", minimum=0, maximum=100),
-    "port": Key("int", _CAMPAIGN["port"], "server port (iperf3, receiver, video server)", minimum=1024,
+    "port": Key("int", _CAMPAIGN["port"], "server port (iperf3, receiver, video server, balancer)", minimum=1024,
                 maximum=65535),
     "name": Key("str", None, "campaign name (not given: the file's name without `.toml`)", pattern=NAME_RE,
                 pattern_help="a campaign name (letters, digits, _ . -)"),
     "parallel": Key("str", _CAMPAIGN["parallel"], "`none`: every run back to back; `disjoint-paths`: paths that "
                                                   "share no host run at once, each path's runs back to back in the "
                                                   "shuffled order", allowed=PARALLEL_MODES),
+    "service_rates": Key("str", "0.5,1,2", "lb only: the workers' service rates, comma-separated: one worker "
+                                           "each (1-64), all on the path's server host with the balancer",
+                         unit="work units/ms", pattern=r"[0-9.eE+]+( *, *[0-9.eE+]+)*",
+                         pattern_help="comma-separated positive numbers, e.g. 0.5,1,2"),
+    "jobs": Key("int", _CAMPAIGN["jobs"], "lb only: jobs of each run's workload (Genet's generator, drawn on the "
+                                          "client host)", unit="count", minimum=1, maximum=LB_JOBS_MAX),
+    "job_interval_ms": Key("float", _CAMPAIGN["job_interval_ms"], "lb only: mean inter-arrival time of the jobs",
+                           unit="ms", minimum=0, min_exclusive=True, maximum=1e6),
+    "job_size_max_work": Key("float", _CAMPAIGN["job_size_max_work"], "lb only: largest job size (sizes uniform "
+                                                                      "on [10, this])", unit="work units",
+                             minimum=1, maximum=1e7),
+    "workload_seed": Key("int", _CAMPAIGN["workload_seed"], "lb only: round r replays the workload of seed "
+                                                            "`workload_seed` + r - 1, with every scheme", minimum=0,
+                         maximum=SEED_MAX),
+    "time_unit_ms": Key("float", _CAMPAIGN["time_unit_ms"], "lb only: wall-clock ms per workload ms (0.5: twice "
+                                                            "as fast as real time)", unit="ms", minimum=0,
+                        min_exclusive=True, maximum=LB_TIME_UNIT_MAX_MS),
 })
 
 
@@ -380,11 +433,17 @@ def parse_scheme(use_case: str, text: str, base_dir: Path, where: str, file: Pat
                                              f"({getattr(exc, 'strerror', None) or exc})", str(p)) from None
         if not found:
             raise bad_value(file, "", where, "an existing ONNX model file", str(p))
-        return Scheme(text, "onnx" if use_case == "cc" else "abr-onnx", str(found))
+        return Scheme(text, "onnx" if use_case == "cc" else f"{use_case}-onnx", str(found))
     if use_case == "abr":
         if text in ABR_BASELINES:
             return Scheme(text, "abr-baseline", text)
         raise bad_value(file, "", where, f"an ABR scheme: {', '.join(ABR_BASELINES)} or MODEL.onnx", text)
+    if use_case != "cc":  # a policy of the use case's own registry, decided on by its real-server side
+        from foundation.usecase import use_case as declared
+        names = [n for n in declared(use_case).policy_registry().names() if not n.endswith(".onnx")]
+        if text in names:
+            return Scheme(text, f"{use_case}-baseline", text)
+        raise bad_value(file, "", where, f"an {use_case.upper()} scheme: {', '.join(names)} or MODEL.onnx", text)
     if text.startswith("const:"):
         try:
             rate = float(text[6:])
@@ -402,8 +461,13 @@ def parse_scheme(use_case: str, text: str, base_dir: Path, where: str, file: Pat
 def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -> Campaign:
     """Read and validate a campaign file; with ``inventory``, check its path names too."""
     path = Path(path)
-    c = fill(CAMPAIGN, read(path)[0], path)
+    raw = read(path)[0]
+    c = fill(CAMPAIGN, raw, path)
     use_case = c["use_case"]
+    if use_case != "lb":
+        for k in LB_KEYS:
+            if k in raw:
+                raise bad_value(path, "", k, f"no {k} in a {use_case.upper()} campaign (LB campaigns only)", c[k])
     if not c["schemes"]:
         raise bad_value(path, "", "schemes", "a non-empty list of scheme names")
     base_dir = path.resolve().parent
@@ -429,7 +493,19 @@ def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -
         raise bad_value(path, "", "chunks", "no chunks in a CC campaign (ABR campaigns only)", chunks)
     duration = c["duration_s"]
     timeout = c["timeout_s"]
-    if timeout is None:  # an ABR session lasts about as long as its video (48 4-s chunks minus the 60-s buffer,
+    lb: dict = {}
+    if use_case == "lb":
+        from balancer.cluster import parse_rates
+        from foundation.errors import BadInputError
+        try:
+            lb["service_rates"] = parse_rates(c["service_rates"], "service_rates")
+        except BadInputError as exc:
+            raise bad_value(path, "", "service_rates", str(exc).split(": ", 1)[-1], c["service_rates"]) from None
+        lb.update({k: c[k] for k in LB_KEYS if k != "service_rates"})
+    if timeout is None and use_case == "lb":
+        run_s = Campaign(path, use_case, schemes, **lb).lb_run_s()
+        timeout = min(TIMEOUT_MAX_S, 60.0 + 3.0 * run_s)
+    elif timeout is None:  # an ABR session lasts about as long as its video (48 4-s chunks minus the 60-s buffer,
         timeout = duration + 30.0 if use_case == "cc" else 60.0 + 6.0 * (chunks or 49)  # plus stalls)
     elif use_case == "cc" and not timeout > duration:
         raise bad_value(path, "", "timeout_s", f"more seconds than duration_s ({duration:g})", timeout)
@@ -440,7 +516,7 @@ def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -
             raise bad_value(path, "", "name", "a campaign name (letters, digits, _ . -; not given: the file's name, "
                                               "which is not one)", name)
     return Campaign(path, use_case, schemes, c["repetitions"], duration, tuple(paths), c["video"], c["seed"], timeout,
-                    c["retry_limit"], c["port"], name, chunks, c["parallel"])
+                    c["retry_limit"], c["port"], name, chunks, c["parallel"], **lb)
 
 
 # ------------------------------------------------------------------ testbed paths
@@ -485,7 +561,7 @@ def render_markdown() -> str:
             ("Inventory", INVENTORY, "`genet deploy check|push|run --inventory FILE`; `genet deploy testbed up` "
                                      "writes one. Example: `examples/inventory-example.toml`."),
             ("Campaign", CAMPAIGN, "`genet deploy run CAMPAIGN.toml`. Examples: `examples/campaign-cc.toml`, "
-                                   "`examples/campaign-abr.toml`."),
+                                   "`examples/campaign-abr.toml`, `examples/campaign-lb.toml`."),
             ("Testbed paths", TESTBED_PATHS, "`genet deploy testbed up --paths FILE` (not given: the default "
                                              "paths, `genet deploy testbed up --help`).")):
         lines.extend([f"## {title}", "", f"{table.help} Read by {use}", ""])

@@ -9,12 +9,16 @@ and which metrics they give. The command lines are the use case's scheme runners
   host's default may be BBR).
 * ``const`` / ``onnx`` (CC): ``genet sender receive`` / ``genet sender send`` from the pushed venv.
 * ``abr-baseline`` / ``abr-onnx`` (ABR): ``genet player serve`` / ``genet player play``.
+* ``lb-baseline`` / ``lb-onnx`` (LB): ``genet balancer cluster`` (the workers and the balancer, deciding with the
+  policy, on the server host) / ``genet balancer replay`` (a workload generated on the client host).
 
 Metrics use the project's one definitions: :func:`foundation.metrics.percentile` (the one percentile
 rule), :func:`genet.cc.reward.aurora_reward` with the real-path normaliser
 :func:`genet.cc.aurora.run_reward_normaliser_pps` for CC; the ABR Table-6 fields come from the
 player's log, which :mod:`genet.abr.qoe` produces. A run's log must hold the use case's Table-6 / Table-7
-columns (:data:`genet.abr.qoe.TABLE6`, :data:`genet.cc.metrics.TABLE7`).
+columns (:data:`genet.abr.qoe.TABLE6`, :data:`genet.cc.metrics.TABLE7`). LB's columns
+(:data:`genet.lb.metrics.COLUMNS`) come from the client's and the balancer's records by
+:func:`balancer.summary.summarize`, the function ``genet emulate lb`` uses.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class RunContext:
     server_genet: str
     remote_models: str  # the client host's models directory
     server_videos: str  # the server host's videos directory
+    server_models: str = ""  # the server host's models directory (LB: the balancer decides there)
+    round: int = 1  # the run's round (LB: which workload it replays)
 
 
 def scheme_context(ctx: RunContext) -> SchemeContext:
@@ -60,12 +66,66 @@ def scheme_context(ctx: RunContext) -> SchemeContext:
     scheme, campaign = ctx.scheme, ctx.campaign
     value = remote_model(ctx) if scheme.kind in ("onnx", "abr-onnx") else scheme.value
     options: dict = {}
+    if scheme.kind == "lb-onnx":  # the balancer runs the model, on the server host
+        from deploy.push import remote_model_name
+        value = f"{ctx.server_models or ctx.remote_models}/{remote_model_name(Path(scheme.value))}"
+    if scheme.kind.startswith("lb-"):
+        options.update(rates=campaign.service_rates, num_jobs=campaign.jobs, job_interval_ms=campaign.job_interval_ms,
+                       job_size_max_work=campaign.job_size_max_work, time_unit_ms=campaign.time_unit_ms,
+                       workload_seed=campaign.workload_seed + ctx.round - 1, policy_seed=campaign.seed,
+                       answer_timeout_s=lb_answer_timeout_s(campaign))
     if scheme.kind.startswith("abr"):
         options["video"] = (["--video", "sized", "--sized-dir", f"{ctx.server_videos}/sized-envivio"]
                             if campaign.video == "envivio" else ["--video", f"{ctx.server_videos}/{campaign.video}"])
         options["chunks"] = campaign.chunks
     return SchemeContext(scheme.name, scheme.kind, value, (ctx.server_genet,), (ctx.client_genet,),
                          ctx.path.server_address, campaign.port, campaign.duration_s, options=options)
+
+
+def lb_answer_timeout_s(campaign: Campaign) -> float:
+    """The balancer's and the client's answer timeout in an LB run: the default (60 s), or longer when the largest
+    job on the slowest worker may take longer (no event for that long is then normal; as ``genet emulate lb``)."""
+    from balancer.server import ANSWER_TIMEOUT_S
+    longest_s = campaign.job_size_max_work / min(campaign.service_rates) * campaign.time_unit_ms / 1000.0
+    return max(ANSWER_TIMEOUT_S, 1.5 * longest_s + 10.0)
+
+
+def lb_log_metrics(local_dir: Path) -> dict:
+    """The LB columns of a finished run from its two records: the client's ``client.jsonl`` (every job of the
+    workload, answered or failed with the reason) and the balancer's ``balancer.json`` (its workers, their busy
+    time, the dead ones), by :func:`balancer.summary.summarize` (the one computation, as ``genet emulate lb``).
+    A record that does not account for every job, or a run with failed jobs, does not count."""
+    from balancer.client import ClientJob
+    from balancer.schemes import CLIENT_RECORD, SERVER_RECORD
+    from balancer.summary import accounting_problems, summarize
+    from genet.lb.metrics import COLUMNS
+    client = local_dir / CLIENT_RECORD
+    try:
+        jobs = [ClientJob(**r) for r in _jsonl_records(client)]
+    except TypeError:
+        raise LogCheckError(f"{client.name}: a line is not a job record") from None
+    server = local_dir / SERVER_RECORD
+    try:
+        record = json.loads(server.read_text())
+    except FileNotFoundError:
+        raise LogCheckError(f"{server.name}: missing") from None
+    except ValueError:
+        raise LogCheckError(f"{server.name}: not JSON (truncated?)") from None
+    workers = record.get("workers") if isinstance(record, dict) else None
+    if not isinstance(workers, list) or not workers:
+        raise LogCheckError(f"{server.name}: no workers in the balancer's record")
+    problems = accounting_problems(jobs, len(jobs))
+    if not jobs or problems:
+        raise LogCheckError(f"{client.name}: " + ("; ".join(problems) or "no jobs"))
+    time_unit_ms = float(record.get("time_unit_ms") or 1.0)
+    row = summarize(jobs, record, len(workers), time_unit_ms)
+    if row["jobs_failed"]:
+        raise LogCheckError(f"{row['jobs_failed']} of {row['jobs']} jobs failed: {row['failure_reasons'][:300]}")
+    row["policy"] = record.get("policy")
+    row["n_workers"] = len(workers)
+    row["service_rates"] = " ".join(f"{float(w.get('rate', 0.0)):g}" for w in workers)
+    row["time_unit_ms"] = time_unit_ms
+    return _summary_metrics(client, row, COLUMNS, "genet balancer records (client.jsonl, balancer.json)")
 
 
 def _read_iperf3(path: Path) -> iperf3.Iperf3Report:
@@ -199,6 +259,8 @@ def log_metrics(scheme_kind: str, scheme_value: str, duration_s: float, local_di
                               _read_iperf3(server) if server.is_file() and server.stat().st_size else None)
     if scheme_kind in ("const", "onnx"):
         return sender_log_metrics(local_dir / "run.jsonl", duration_s)
+    if scheme_kind in ("lb-baseline", "lb-onnx"):
+        return lb_log_metrics(local_dir)
     return player_log_metrics(local_dir / "run.jsonl")
 
 
@@ -206,5 +268,5 @@ def runner_for(scheme: Scheme, use_case: str | None = None) -> SchemeRunner:
     """The runner of ``scheme``: the factory its use case declares (``UseCase.schemes``)."""
     from foundation.usecase import load, use_case as declared
     if use_case is None:
-        use_case = "cc" if scheme.kind in ("kernel", "const", "onnx") else "abr"
+        use_case = "cc" if scheme.kind in ("kernel", "const", "onnx") else scheme.kind.split("-")[0]
     return load(declared(use_case).schemes)(scheme)

@@ -82,7 +82,7 @@ def test_campaign_validation(tmp_path):
     assert c.paths == ("p1",) and c.repetitions == 5 and c.timeout_s == 33.0
     assert c.schemes[2].needs == "sender" and c.schemes[0].needs is None
     cases = [
-        ('use_case = "video"\nschemes = ["bba"]\n', "use_case", "allowed: 'abr', 'cc'"),
+        ('use_case = "video"\nschemes = ["bba"]\n', "use_case", "allowed: 'abr', 'cc', 'lb'"),
         ('schemes = ["bba"]\n', "use_case", "missing"),
         ('use_case = "cc"\nschemes = ["cubic; rm -rf /"]\n', "schemes[0]", "kernel algorithm name"),
         ('use_case = "cc"\nschemes = ["$(reboot)"]\n', "schemes[0]", "CC scheme"),
@@ -97,6 +97,15 @@ def test_campaign_validation(tmp_path):
         ('use_case = "cc"\nschemes = ["cubic"]\nrepetition = 3\n', "repetition", "unknown key"),
         ('use_case = "cc"\nschemes = ["cubic"]\nchunks = 3\n', "chunks", "ABR campaigns only"),
         ('use_case = "abr"\nschemes = ["bba"]\nvideo = "a/b"\n', "video", "a video name"),
+        ('use_case = "lb"\nschemes = ["bba"]\n', "schemes[0]", "an LB scheme: least_work"),
+        ('use_case = "lb"\nschemes = ["least_work"]\nservice_rates = "0.5,0,2"\n', "service_rates",
+         "finite rates > 0"),
+        ('use_case = "lb"\nschemes = ["least_work"]\nservice_rates = "1;2"\n', "service_rates",
+         "comma-separated positive numbers"),
+        ('use_case = "lb"\nschemes = ["least_work"]\njobs = 0\n', "jobs", ">= 1"),
+        ('use_case = "lb"\nschemes = ["least_work"]\ntime_unit_ms = 0\n', "time_unit_ms", "> 0"),
+        ('use_case = "cc"\nschemes = ["cubic"]\njobs = 30\n', "jobs", "LB campaigns only"),
+        ('use_case = "abr"\nschemes = ["bba"]\nservice_rates = "1"\n', "service_rates", "LB campaigns only"),
     ]
     for text, key, expected in cases:
         f = write(tmp_path, "bad.toml", text)
@@ -104,6 +113,35 @@ def test_campaign_validation(tmp_path):
             load_campaign(f, inv)
         msg = str(e.value)
         assert str(f) in msg and key in msg and expected in msg, (text, msg)
+
+
+def test_lb_campaign(tmp_path):
+    """An LB campaign: policies of the LB registry and models as schemes, the workers' rates and the workload; its
+    runs' timeout follows from the workload."""
+    inv = load_inventory(write(tmp_path, "inv.toml", GOOD_INV))
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    c = load_campaign(write(tmp_path, "c.toml", 'use_case = "lb"\nschemes = ["least_work", "round_robin", '
+                                                '"m.onnx"]\nservice_rates = "1, 2"\njobs = 30\n'
+                                                'job_interval_ms = 20\njob_size_max_work = 200\n'), inv)
+    assert [s.kind for s in c.schemes] == ["lb-baseline", "lb-baseline", "lb-onnx"]
+    assert [s.needs for s in c.schemes] == ["balancer"] * 3 and c.schemes[2].slug == "m"
+    assert (c.service_rates, c.jobs, c.job_interval_ms, c.job_size_max_work) == ((1.0, 2.0), 30, 20.0, 200.0)
+    # 30 jobs every 20 ms, 30 x 105 work units drained at 3 per ms: 1.65 s; 60 + 3 x that
+    assert c.timeout_s == pytest.approx(60 + 3 * 1.65)
+    assert c.to_json()["service_rates"] == [1.0, 2.0] and "jobs" not in load_campaign(
+        write(tmp_path, "cc.toml", 'use_case = "cc"\nschemes = ["cubic"]\n')).to_json()
+    from deploy.schemes import RunContext, runner_for, scheme_context
+    ctx = RunContext(c, inv.paths["p1"], c.schemes[2], "python3", "/c/venv/bin/genet", "/s/venv/bin/genet",
+                     "/c/models", "/s/videos", server_models="/s/models", round=2)
+    runner = runner_for(c.schemes[2], "lb")
+    sides = scheme_context(ctx)
+    server, client = runner.server(sides), runner.client(sides)
+    assert server.argv[:3] == ["/s/venv/bin/genet", "balancer", "cluster"]
+    assert server.argv[server.argv.index("--policy") + 1].startswith("/s/models/")  # the balancer runs the model
+    assert server.argv[server.argv.index("--rates") + 1] == "1.0,2.0"
+    assert client.argv[:3] == ["/c/venv/bin/genet", "balancer", "replay"]
+    assert client.argv[client.argv.index("--generate") + 1] == "1"  # round 2: workload_seed 0 + 1
+    assert client.argv[client.argv.index("--to") + 1] == f"192.0.2.1:{c.port}"
 
 
 def test_shipped_examples_validate():

@@ -82,7 +82,8 @@ BUDGETS: list[tuple[str, dict[str, str], list[str]]] = [
     ("genet emulate abr --policy", {"--traces traces/samples/fcc-val": f"--traces {ONE_ABR_TRACE}"},
      ["--chunks", "2"]),
     ("genet emulate abr --player chromium", {}, ["--chunks", "2"]),
-    ("genet deploy run", {"examples/campaign-cc.toml": "campaign-cc-small.toml"}, []),
+    ("genet deploy run examples/campaign-cc.toml", {"examples/campaign-cc.toml": "campaign-cc-small.toml"}, []),
+    ("genet deploy run examples/campaign-lb.toml", {"examples/campaign-lb.toml": "campaign-lb-small.toml"}, []),
     ("genet train cc --method genet --baseline bbr --steps", {"--steps 720000": "--steps 1200"},
      ["--rounds", "1", "--trials", "1", "--random-trials", "1", "--envs-per-trial", "1", "--n-envs", "2",
       "--steps-per-update", "400", "--no-progress"]),
@@ -306,6 +307,10 @@ class Scratch:
         campaign = re.sub(r"(?m)^repetitions = \d+", "repetitions = 1", campaign)
         campaign = re.sub(r"(?m)^duration_s = \d+", "duration_s = 3", campaign)
         self.path("campaign-cc-small.toml").write_text(campaign)
+        campaign = (REPO / "examples" / "campaign-lb.toml").read_text()
+        campaign = re.sub(r"(?m)^repetitions = \d+", "repetitions = 1", campaign)
+        campaign = re.sub(r"(?m)^jobs = \d+", "jobs = 30", campaign)
+        self.path("campaign-lb-small.toml").write_text(campaign)
 
     def resolve(self, cmd: Command, block: Block) -> list[str]:
         tokens = budgeted(cmd, self.dir)

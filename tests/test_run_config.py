@@ -109,3 +109,74 @@ def test_examples_validate(name, monkeypatch):
     assert cfg.abr and cfg.cc
     if name == "remote":
         assert cfg.deploy.inventory
+
+
+LB = """
+[lb]
+[lb.simulate]
+n = 3
+"""
+
+
+def test_lb_table_defaults_and_plan(tmp_path):
+    """`[lb]` alone is a config: its defaults, and the plan's `genet eval lb` / `genet emulate lb` commands."""
+    from app.run import plan
+    cfg = check(LB + "[lb.emulate]\njobs = 10\nservice_rates = '1, 2'\n[lb.deploy]\nrepetitions = 1\n", tmp_path)
+    assert cfg.abr is None and cfg.cc is None
+    assert cfg.lb.baselines == ("least_work", "round_robin") and cfg.lb.simulate.configs == ("default",)
+    assert cfg.lb.emulate.backend == "netns" and cfg.lb.deploy.enabled and cfg.lb.deploy.jobs == 200
+    p = plan.build(cfg, tmp_path / "run")
+    (sim,) = p["simulate"]
+    assert sim.name == "lb-default" and sim.steps[0][:2] == ["eval", "lb"]
+    assert sim.steps[0][sim.steps[0].index("-n") + 1] == "3"
+    (emu,) = p["emulate"]
+    argv = emu.steps[0]
+    assert argv[:2] == ["emulate", "lb"] and argv[argv.index("--rates") + 1] == "1,2"
+    assert argv[argv.index("--num-jobs") + 1] == "10" and argv[argv.index("--policy") + 1] == "least_work,round_robin"
+    (dep,) = p["deploy"]
+    assert dep.name == "lb" and any(s[:2] == ["deploy", "run"] for s in dep.steps if isinstance(s, list))
+    assert check(LB, tmp_path).lb.deploy.enabled is False  # deployed only with a deploy table
+
+
+def test_lb_campaign_written_by_the_plan_is_one_deploy_accepts(tmp_path):
+    from app.run import plan
+    from deploy.config import load_campaign
+    cfg = check(LB + "[lb.deploy]\nrepetitions = 2\njobs = 30\njob_interval_ms = 20\nworkload_seed = 5\n", tmp_path)
+    (dep,) = plan.build(cfg, tmp_path / "run")["deploy"]
+    dep.folder.mkdir(parents=True)
+    dep.steps[0](dep)  # write the campaign
+    c = load_campaign(dep.folder / "campaign.toml")
+    assert c.use_case == "lb" and [s.name for s in c.schemes] == ["least_work", "round_robin"]
+    assert (c.repetitions, c.jobs, c.job_interval_ms, c.workload_seed, c.service_rates) == (2, 30, 20.0, 5,
+                                                                                          (0.5, 1.0, 2.0))
+
+
+def test_lb_baselines_are_the_use_cases():
+    from foundation.usecase import use_case
+    assert schema.LB_BASELINES == use_case("lb").baselines
+
+
+@pytest.mark.parametrize("text, needles", [
+    (LB + "[lb.policies.p]\nmethod = 'udr'\n", ["[lb.policies.p]", "unknown key 'method'"]),
+    (LB + "[lb.policies.p]\n", ["[lb.policies.p]", "give use", "genet train lb"]),
+    (LB + "[lb.policies.least_work]\nuse = 'x.onnx'\n", ["[lb.policies.least_work]", "baseline's name"]),
+    (LB.replace("[lb]", "[lb]\nbaselines = ['bba']"), ["[lb] baselines", "'bba'", "'least_work'"]),
+    (LB.replace("n = 3", "configs = ['rl9']"), ["[lb.simulate] configs", "'rl9'", "'rl1'"]),
+    (LB + "[lb.emulate]\nservice_rates = '0.5,0'\n", ["[lb.emulate] service_rates", "finite rates > 0"]),
+    (LB + "[lb.emulate]\nservice_rates = 'fast'\n", ["[lb.emulate] service_rates", "comma-separated"]),
+    (LB + "[lb.emulate]\nbackend = 'mahimahi'\n", ["[lb.emulate] backend", "'netns'", "'loopback'"]),
+    (LB + "[lb.deploy]\nschemes = ['jsq']\n", ["[lb.deploy] schemes", "'jsq'", "least_work, round_robin"]),
+    (LB.replace("n = 3", "configs = ['rl1', 'rl1']"), ["[lb.simulate] configs", "at most once"]),
+])
+def test_lb_errors_name_the_key_and_what_is_allowed(tmp_path, text, needles):
+    with pytest.raises(schema.ConfigError) as info:
+        check(text, tmp_path)
+    msg = str(info.value)
+    for n in needles:
+        assert n in msg, (n, msg)
+
+
+def test_lb_example_validates(monkeypatch):
+    monkeypatch.chdir(REPO)
+    cfg, _ = schema.load(REPO / "examples" / "lb.toml")
+    assert cfg.lb and cfg.abr is None and cfg.cc is None and not cfg.lb.deploy.enabled

@@ -57,6 +57,8 @@ RUNTIME_MODULES = [
     "balancer.client",
     "balancer.summary",
     "balancer.cli",
+    "balancer.cluster",
+    "genet.lb.registry",
 ]
 
 

@@ -37,6 +37,7 @@ ROOT, BROWSER, REAL_TIME, LONG = "root", "browser", "real time", "long"
 SLOW_MODULES: dict[str, str] = {
     "test_ray_cluster": f"{LONG}: a two-node local Ray cluster started and stopped",
     "test_deploy_campaign": f"{ROOT}: campaigns over an sshd testbed in network namespaces",
+    "test_deploy_lb": f"{ROOT}: an LB campaign over an sshd testbed in network namespaces",
     "test_deploy_testbed": f"{ROOT}: sshd hosts in network namespaces",
     "test_emulation_fidelity": f"{ROOT}, {REAL_TIME}: iperf3 through emulated links beside the simulator",
     "test_emulation_mininet": f"{ROOT}, {REAL_TIME}: Mininet hosts",

@@ -164,6 +164,14 @@ def build(cfg: RunConfig, run_dir: Path) -> dict[str, list[Item]]:
         plan["emulate"] += _emulate_items(uc, u, sets, models, n_traces, run_dir)
         if u.deploy.enabled:
             plan["deploy"].append(_deploy_item(uc, u, cfg.deploy, models, run_dir, seed))
+    if cfg.lb is not None:
+        u = cfg.lb
+        _, models = _train_export_items("lb", u, sets, run_dir, seed)  # `use` models only: no training
+        plan["export"] += models.values()
+        plan["simulate"] += _lb_simulate_items(u, models, run_dir, seed)
+        plan["emulate"] += _lb_emulate_items(u, models, run_dir, seed)
+        if u.deploy.enabled:
+            plan["deploy"].append(_deploy_item("lb", u, cfg.deploy, models, run_dir, seed))
     plan["report"].append(_report_item(cfg, plan, run_dir))
     return plan
 
@@ -314,6 +322,53 @@ def _emulate_items(uc: str, u: Any, sets: dict[str, Item], models: dict[str, Ite
     return items
 
 
+def _lb_simulate_items(u: Any, models: dict[str, Item], run_dir: Path, seed: int) -> list[Item]:
+    """`genet eval lb` of the chosen policies: one item per episode source (``lb-default``, ``lb-rl1``, ...,
+    ``lb-workloads``)."""
+    sim = u.simulate
+    if not sim.enabled:
+        return []
+    model_items, pols = _chosen(models, u.baselines, sim.policies, False)
+    sources = [(c, ["-n", str(sim.n)] + ([] if c == "default" else ["--config", c]), sim.n) for c in sim.configs]
+    if sim.workloads:
+        sources.append(("workloads", ["--workloads", sim.workloads], 100))
+    items = []
+    for name, source, n in sources:
+        folder = run_dir / "simulate" / f"lb-{name}"
+        argv = ["eval", "lb", "--policy", ",".join(pols), *source, "--setting", sim.setting, "--seed",
+                str(sim.seed if sim.seed is not None else seed), "--out", str(folder), "--no-progress"]
+        items.append(Item("simulate", f"lb-{name}", folder, steps=[argv], deps=[m.id for m in model_items],
+                          est_s=8 + n * len(pols) * 0.02, inputs={"config": _own(sim)}))
+    return items
+
+
+def _lb_emulate_items(u: Any, models: dict[str, Item], run_dir: Path, seed: int) -> list[Item]:
+    """`genet emulate lb` of the chosen policies on ``n`` generated workloads (item ``lb-generated``)."""
+    emu = u.emulate
+    if not emu.enabled:
+        return []
+    avail = "" if registered("emulate", "lb") else not_available("emulate", "lb")
+    model_items, pols = _chosen(models, u.baselines, emu.policies, False)
+    folder = run_dir / "emulate" / "lb-generated"
+    argv = ["emulate", "lb", "--policy", ",".join(pols), "-n", str(emu.n), "--seed",
+            str(emu.seed if emu.seed is not None else seed), "--num-jobs", str(emu.jobs), "--job-interval-ms",
+            f"{emu.job_interval_ms:g}", "--job-size-max-work", f"{emu.job_size_max_work:g}", "--rates",
+            emu.service_rates.replace(" ", ""), "--delay-ms", f"{emu.delay_ms:g}", "--client-delay-ms",
+            f"{emu.delay_ms:g}", "--backend", emu.backend, "--repeats", str(emu.repeats), "--time-unit-ms",
+            f"{emu.time_unit_ms:g}", "--out", str(folder), *emu.extra_args]
+    est = 5 + emu.n * len(pols) * emu.repeats * (3 + _lb_run_s(emu))
+    return [Item("emulate", "lb-generated", folder, steps=[argv], unavailable=avail, deps=[m.id for m in model_items],
+                 est_s=est, inputs={"config": _own(emu)})]
+
+
+def _lb_run_s(t: Any) -> float:
+    """Seconds of one LB run of an emulate or deploy table: the arrivals, then the expected work drained by all
+    the workers (in wall-clock time)."""
+    rates = [float(x) for x in t.service_rates.split(",")]
+    mean_size = (min(10.0, t.job_size_max_work) + t.job_size_max_work) / 2
+    return (t.jobs * t.job_interval_ms + t.jobs * mean_size / sum(rates)) * t.time_unit_ms / 1000.0
+
+
 def _emulate_options(uc: str, emu: Any) -> list[str]:
     """The `genet emulate` options an emulate table sets, then its extra_args."""
     argv: list[str] = []
@@ -387,6 +442,8 @@ def _push_steps(dep_cfg: Any, inventory: str, wh: Path, model_dirs: list[Path]) 
 def _deploy_est(uc: str, d: Any, n_schemes: int) -> float:
     """Seconds: set-up, then every scheme on each of (about) 3 paths per repetition, back to back."""
     n_paths = 3
+    if uc == "lb":
+        return 30 + n_paths * n_schemes * d.repetitions * (_lb_run_s(d) + 5)
     session_s = (4.0 * d.chunks + 8.0 if d.chunks else 200.0) if uc == "abr" else d.duration_s
     return 30 + n_paths * n_schemes * d.repetitions * (session_s + 3)
 
@@ -466,6 +523,10 @@ def _write_campaign(path: Path, uc: str, schemes: list[str], d: Any, seed: int) 
             lines.append(f"video = {q(d.video)}")
         if uc == "abr" and d.chunks is not None:
             lines.append(f"chunks = {d.chunks}")
+        if uc == "lb":
+            lines += [f"service_rates = {q(d.service_rates)}", f"jobs = {d.jobs}",
+                      f"job_interval_ms = {d.job_interval_ms!r}", f"job_size_max_work = {d.job_size_max_work!r}",
+                      f"workload_seed = {d.workload_seed}", f"time_unit_ms = {d.time_unit_ms!r}"]
         if d.timeout_s is not None:
             lines.append(f"timeout_s = {d.timeout_s:g}")
         atomic_write_text(path, "\n".join(lines) + "\n")

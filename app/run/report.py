@@ -9,7 +9,8 @@ stage's ``results.csv``), so ``genet run CONFIG --only report`` redraws it from 
   with columns only for the stages that ran (the others are named with the reason: not run, not
   available in this build, failed);
 - Table 6 (ABR: bitrate, rebuffering, bitrate change, QoE) and Table 7 (CC: throughput, p90 latency,
-  loss, reward) per environment, as mean ± 95 % CI over traces/repetitions;
+  loss, reward) per environment, as mean ± 95 % CI over traces/repetitions; for LB the LB table (reward,
+  mean completion time, p95 slowdown, mean utilisation: genet/lb/metrics.py) per episode source / path;
 - reward CDFs, the sim-vs-emulation scatter, per-path bars, learning curves and the curriculum's
   rounds (which configuration Genet promoted in which round), the stage commands' own figures;
 - provenance: commit, versions, host, seeds, the config, and each item's exact commands.
@@ -29,13 +30,18 @@ from pathlib import Path
 from genet.abr.qoe import TABLE6
 from genet.cc.metrics import TABLE7
 from foundation.stats import format_mean_ci, mean_ci95
+from foundation.usecase import use_case
 from app.run.schema import load_saved
 
-METRIC = {"abr": "qoe", "cc": "reward"}
-METRIC_NAME = {"abr": "QoE (per-trace total)", "cc": "reward (Genet)"}
-#: The columns of each use case's table: the one list of each (genet/abr/qoe.py, genet/cc/metrics.py).
-TABLE_COLS = {"abr": TABLE6, "cc": TABLE7}
-TABLE_NAME = {"abr": "Table 6", "cc": "Table 7"}
+USE_CASES = ("abr", "cc", "lb")
+METRIC = {"abr": "qoe", "cc": "reward", "lb": "mean_completion_time_s"}
+METRIC_NAME = {"abr": "QoE (per-trace total)", "cc": "reward (Genet)", "lb": "mean completion time (s)"}
+#: Where each headline metric is defined (the one definition in simulation, emulation and on real paths).
+METRIC_MODULE = {"abr": "genet/abr/qoe.py", "cc": "genet/cc/reward.py", "lb": "genet/lb/metrics.py"}
+#: The columns of each use case's table: the one list of each (genet/abr/qoe.py, genet/cc/metrics.py,
+#: genet/lb/metrics.py).
+TABLE_COLS = {"abr": TABLE6, "cc": TABLE7, "lb": use_case("lb").table_columns}
+TABLE_NAME = {"abr": "Table 6", "cc": "Table 7", "lb": "LB table"}
 STAGE_LABEL = {"simulate": "simulation", "emulate": "emulation", "deploy": "real paths"}
 
 
@@ -297,9 +303,9 @@ class Report:
         for s in ("simulate", "emulate", "deploy"):
             if s not in ran:
                 self.para(f"{self.stage_label[s].capitalize()}: {self.stage_note(s, uc)}.")
-        module = "genet/abr/qoe.py" if uc == "abr" else "genet/cc/reward.py"
-        self.para(f"Cells: mean ± 95 % CI over traces (and repetitions), n = rows. {METRIC_NAME[uc]}: "
-                  f"one definition ({module}) in simulation, emulation and on real paths.")
+        over = "episodes / workloads (and repetitions)" if uc == "lb" else "traces (and repetitions)"
+        self.para(f"Cells: mean ± 95 % CI over {over}, n = rows. {METRIC_NAME[uc]}: "
+                  f"one definition ({METRIC_MODULE[uc]}) in simulation, emulation and on real paths.")
 
     def section_tables(self, uc: str, data: dict) -> None:
         cols = TABLE_COLS[uc]
@@ -307,7 +313,9 @@ class Report:
         for stage in ("simulate", "emulate", "deploy"):
             for env, rows in data[stage].items():
                 self.heading(f"{TABLE_NAME[uc]} form — {uc.upper()}, {self.stage_label[stage]}: {env}", 3)
-                if stage != "deploy" and env in sources:
+                if uc == "lb" and stage != "deploy":
+                    self.para(_lb_source(stage, env))
+                elif stage != "deploy" and env in sources:
                     self.para(f"Traces: {sources[env]}.")
                 body = []
                 for pol in self.policies(uc, [rows]):
@@ -485,9 +493,11 @@ class Report:
         title = (self.cfg and (self.cfg.report.title or self.cfg.run.name)) or "genet run"
         self.heading(f"genet run: {title}", 1)
         self.para(f"Run folder: {self.run_dir}. Reward: ABR — per-trace total QoE (bitrate − rebuffer penalty − "
-                  f"bitrate change); CC — Genet's reward (500·throughput/link bandwidth − 1000·latency − 2000·loss).")
+                  f"bitrate change); CC — Genet's reward (500·throughput/link bandwidth − 1000·latency − 2000·loss)."
+                  + (" LB — mean job completion time (finish − arrival, s; 1 Genet time unit = 1 ms), beside the "
+                     "paper's reward (−Σ Δt × jobs in the system, ms × jobs)." if self.use_case("lb") else ""))
         data = {uc: {s: self.results(s, uc) for s in ("simulate", "emulate", "deploy")}
-                for uc in ("abr", "cc") if self.use_case(uc)}
+                for uc in USE_CASES if self.use_case(uc)}
         self.heading("Headline: the sim → emulation → real gap per policy")
         for uc, d in data.items():
             self.section_headline(uc, d)
@@ -517,6 +527,17 @@ class Report:
         atomic_write_text(self.out / "index.html", page)
         atomic_write_text(self.out / "report.md", "\n".join(self.md) + "\n")
         return self.out / "index.html"
+
+
+def _lb_source(stage: str, env: str) -> str:
+    """Where an LB table's episodes came from (its item's name)."""
+    if stage == "emulate":
+        return "Workloads: generated by `genet emulate lb -n` (Genet's generator); sim_* beside each row."
+    if env == "workloads":
+        return "Episodes: one per workload file of [lb.simulate] workloads."
+    if env == "default":
+        return "Episodes: the [lb.simulate] setting itself (Genet's or Park's), seeded."
+    return f"Episodes: settings drawn from range {env} of traces/spaces/lb.json, seeded."
 
 
 def _within(path: Path, folder: Path) -> bool:

@@ -32,6 +32,99 @@ QUEUE_MAX_PACKETS = 100_000
 CONST_MAX_MBPS = RATE_MAX_MBPS  # const:MBPS baselines (as `genet deploy run`'s campaigns)
 METHODS = ("udr", "genet", "cl1", "cl2", "cl3")
 RANGES = ("rl1", "rl2", "rl3")
+#: LB: the baselines of genet.lb.registry (genet/lb/usecase.py `baselines`), the episodes `genet eval lb` draws.
+LB_BASELINES = ("least_work", "sed", "jsq", "power_of_two", "round_robin", "random")
+LB_CONFIGS = ("default",) + RANGES
+LB_EPISODES_MAX = 100_000   # genet/lb/evaluate.py MAX_EPISODES
+LB_JOBS_MAX = 1_000_000     # traces/workload.py MAX_WORKLOAD_JOBS
+LB_RATES_PATTERN = r"[0-9.eE+]+( *, *[0-9.eE+]+)*"
+LB_RATES_HELP = "comma-separated positive numbers, e.g. 0.5,1,2"
+
+
+def _lb_workload_keys(jobs: int, job_size_max_work: float, where: str) -> dict:
+    """The workload and workers of an LB stage (`genet emulate lb`, an LB campaign)."""
+    return {
+        "jobs": Key("int", jobs, f"jobs of each generated workload ({where}; Genet's episodes: 2000)", unit="count",
+                    minimum=1, maximum=LB_JOBS_MAX),
+        "job_interval_ms": Key("float", 100.0, "mean inter-arrival time of the jobs (Genet: 100)", unit="ms",
+                               minimum=0, min_exclusive=True, maximum=1e6),
+        "job_size_max_work": Key("float", job_size_max_work, "largest job size: sizes uniform on [10, this] "
+                                                             "(Genet: 10000, which overloads Genet's workers)",
+                                 unit="work units", minimum=1, maximum=1e7),
+        "service_rates": Key("str", "0.5,1,2", "the workers' service rates, comma-separated: one worker each "
+                                               "(1-64; Genet: 0.5,1,2)", unit="work units/ms",
+                             pattern=LB_RATES_PATTERN, pattern_help=LB_RATES_HELP),
+        "time_unit_ms": Key("float", 1.0, "wall-clock ms per workload ms (0.5: twice as fast as real time)",
+                            unit="ms", minimum=0, min_exclusive=True, maximum=1000),
+    }
+
+
+def _lb() -> Table:
+    """The `[lb]` table: load balancing (genet/lb, balancer/)."""
+    return Table(help="The LB (load balancing) use case (omit the table to leave it out). Headline column: "
+                      "`mean_completion_time_s`; the LB table: reward (ms x jobs), mean completion time, p95 slowdown, "
+                      "mean utilisation (genet/lb/metrics.py).", optional=True, keys={
+        "baselines": Key("list[str]", ["least_work", "round_robin"], "rule-based LB baselines run beside the "
+                                                                     "policies: " + ", ".join(LB_BASELINES),
+                         allowed=LB_BASELINES),
+        "policies": Table(named=True, help=(
+            "Learned LB policies, one sub-table each: `[lb.policies.NAME]`. NAME labels the policy in every table and "
+            "names its model `export/lb/NAME.onnx`. Give `use` (an ONNX model of the LB observation, e.g. from "
+            "`genet export`): `genet train lb` is not a command of this build yet, so LB policies cannot be trained "
+            "by `genet run`."), keys={
+            "use": Key("path", "", "ONNX model to use (required)"),
+        }),
+        "simulate": Table(help="`genet eval lb`: one item per episode source (the default setting, a config-space "
+                               "range, a folder of workload files).", keys={
+            "enabled": Key("bool", True, "run this stage for this use case"),
+            "configs": Key("list[str]", ["default"], "episode sources, one item each: `default` (the `setting` "
+                                                      "itself) or a range of traces/spaces/lb.json (rl1, rl2, rl3: "
+                                                      "each episode draws its setting from it)", allowed=LB_CONFIGS),
+            "workloads": Key("path", "", "a folder of `*.workload` files (traces/workload.py): one more item, one "
+                                         "episode per file"),
+            "setting": Key("str", "genet", "the workers and jobs: genet (3 workers at 0.5, 1, 2, 2000 jobs) or park "
+                                           "(Park's 10 workers)", allowed=("genet", "park")),
+            "n": Key("int", 20, "episodes per item (not with `workloads`)", unit="count", minimum=1,
+                     maximum=LB_EPISODES_MAX),
+            "seed": Key("int", None, "seed of the episodes (not given: `[run] seed`)", minimum=0, maximum=SEED_MAX),
+            "policies": Key("list[str]", [], "policy names and baselines to evaluate (not given: all of them)"),
+        }),
+        "emulate": Table(help="`genet emulate lb`: a real balancer and real worker servers in network namespaces "
+                              "joined by emulated links (root; `backend = \"loopback\"`: on 127.0.0.1, no root), "
+                              "beside the simulator (`sim_*`).", keys={
+            "enabled": Key("bool", True, "run this stage for this use case"),
+            "policies": Key("list[str]", [], "policy names and baselines to run (not given: all of them)"),
+            "n": Key("int", 2, "workloads generated (seeds `seed`, `seed`+1, ...); every policy runs on each; each "
+                               "run lasts its workload in real time", unit="count", minimum=1, maximum=1000),
+            "seed": Key("int", None, "first workload seed, and the policies' (not given: `[run] seed`)", minimum=0,
+                        maximum=SEED_MAX),
+            **_lb_workload_keys(200, 1000.0, "`-n`"),
+            "delay_ms": Key("float", 0.0, "one-way delay of every worker's path and the client's", unit="ms",
+                            minimum=0, maximum=DELAY_MAX_MS),
+            "backend": Key("str", "netns", "netns (emulated links in network namespaces; root) or loopback",
+                           allowed=("netns", "loopback")),
+            "repeats": Key("int", 1, "runs per (policy, workload)", unit="count", minimum=1, maximum=1000),
+            "extra_args": Key("list[str]", [], "further `genet emulate lb` options, verbatim"),
+        }),
+        "deploy": Table(help="An LB campaign (the workers and the balancer on each path's server host, the workload "
+                             "replayed from its client host) on the local SSH testbed, or on `[deploy] inventory`'s "
+                             "hosts (runs only when this table is in the config).", keys={
+            "enabled": Key("bool", True, "run this stage for this use case"),
+            "schemes": Key("list[str]", [], "policy names and baselines to run (not given: every policy and "
+                                            "baseline of this use case)"),
+            "repetitions": Key("int", 5, "rounds: every scheme once on every path per round", unit="count",
+                               minimum=1, maximum=1000),
+            **_lb_workload_keys(200, 1000.0, "per run"),
+            "workload_seed": Key("int", 0, "round r replays the workload of seed `workload_seed` + r - 1, with "
+                                           "every scheme", minimum=0, maximum=SEED_MAX),
+            "paths": Key("list[str]", [], "path names of the inventory to run on (not given: every path)"),
+            "seed": Key("int", None, "seed of each round's shuffled order (not given: `[run] seed`)", minimum=0,
+                        maximum=SEED_MAX),
+            "timeout_s": Key("float", None, "a run ends (failed) after this (not given: the campaign's default, "
+                                            "from the workload)", unit="s", minimum=1, maximum=86400),
+            "campaign": Key("path", "", "a campaign file to use as is instead of the generated one"),
+        }),
+    })
 
 
 def _policies(use_case: str, baselines: tuple[str, ...]) -> Table:
@@ -178,6 +271,7 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
                      "(offline optimum; simulation only)", "qoe (per-trace total QoE)"),
     "cc": _use_case("cc", ("bbr", "cubic", "const:MBPS"),
                     "CC baselines run beside the policies: bbr, cubic, const:MBPS", "reward (Genet's form)"),
+    "lb": _lb(),
     "deploy": Table(help="Where the deploy stage runs.", keys={
         "inventory": Key("path", "", "inventory TOML of real hosts and paths (not given: the local SSH "
                                      "testbed, `genet deploy testbed up`)"),
@@ -220,8 +314,8 @@ def validate(data: dict, source: str = "config", base_dir: Path | None = None) -
     relative paths are tried against first."""
     cfg = fill(SCHEMA, data, source)
     sets = cfg["traces"]
-    if cfg["abr"] is None and cfg["cc"] is None:
-        raise ConfigError(f"{source}: no use case: add an [abr] or a [cc] table (or both)")
+    if cfg["abr"] is None and cfg["cc"] is None and cfg["lb"] is None:
+        raise ConfigError(f"{source}: no use case: add an [abr], a [cc] or an [lb] table (or several)")
     for name, s in sets.items():
         kinds = [k for k in ("dataset", "gen", "fetch", "path", "from") if s[k]]
         if len(kinds) != 1:
@@ -291,10 +385,54 @@ def validate(data: dict, source: str = "config", base_dir: Path | None = None) -
         if u["deploy"]["campaign"]:
             u["deploy"]["campaign"] = str(resolve_path(u["deploy"]["campaign"], base_dir,
                                                        f"{source}: [{uc}.deploy] campaign"))
+    if cfg["lb"] is not None:
+        _validate_lb(cfg["lb"], data.get("lb", {}), source, base_dir)
     for key in ("inventory", "testbed_paths"):
         if cfg["deploy"][key]:
             cfg["deploy"][key] = str(resolve_path(cfg["deploy"][key], base_dir, f"{source}: [deploy] {key}"))
     return freeze(SCHEMA, cfg, "RunConfig", source)
+
+
+def _validate_lb(u: dict, given: dict, source: str, base_dir: Path | None) -> None:
+    """The checks of `[lb]` between its keys (policy names, model and workload paths, the workers' rates)."""
+    if "deploy" not in given:
+        u["deploy"]["enabled"] = False  # deployed only when its config has a deploy table
+    for pname, p in u["policies"].items():
+        where = f"lb.policies.{pname}"
+        if pname in LB_BASELINES:
+            raise ConfigError(f"{source}: [{where}]: {show(pname)} is a baseline's name; name the policy otherwise")
+        if not p["use"]:
+            raise ConfigError(f"{source}: [{where}]: give use (an ONNX model); LB policies are not trained by "
+                              f"`genet run` in this build (`genet train lb` is not a command yet)")
+        p["use"] = str(resolve_path(p["use"], base_dir, f"{source}: [{where}] use"))
+    if u["simulate"]["workloads"]:
+        u["simulate"]["workloads"] = str(resolve_path(u["simulate"]["workloads"], base_dir,
+                                                      f"{source}: [lb.simulate] workloads"))
+    if len(set(u["simulate"]["configs"])) != len(u["simulate"]["configs"]):
+        raise ConfigError(f"{source}: [lb.simulate] configs: each at most once, got {list(u['simulate']['configs'])}")
+    for stage in ("emulate", "deploy"):
+        rates = u[stage]["service_rates"]
+        values = [float(x) for x in rates.split(",")] if _floats_ok(rates) else []
+        if not 1 <= len(values) <= 64 or not all(0 < v < float("inf") for v in values):
+            raise ConfigError(f"{source}: [lb.{stage}] service_rates: {show(rates)}: expected 1 to 64 finite rates "
+                              f"> 0, comma-separated")
+    known = set(u["policies"]) | set(u["baselines"])
+    for where, names in (("deploy] schemes", u["deploy"]["schemes"]), ("simulate] policies",
+                         u["simulate"]["policies"]), ("emulate] policies", u["emulate"]["policies"])):
+        for s in names:
+            if s not in known:
+                raise ConfigError(f"{source}: [lb.{where}: {show(s)} is neither a policy nor a baseline of [lb]; "
+                                  f"allowed: {', '.join(sorted(known))}")
+    if u["deploy"]["campaign"]:
+        u["deploy"]["campaign"] = str(resolve_path(u["deploy"]["campaign"], base_dir, f"{source}: [lb.deploy] campaign"))
+
+
+def _floats_ok(text: str) -> bool:
+    try:
+        [float(x) for x in text.split(",")]
+        return True
+    except ValueError:
+        return False
 
 
 def _const_rate_ok(text: str) -> bool:
@@ -350,10 +488,11 @@ def render_markdown() -> str:
              "(an error names the key and the allowed values), then runs the stages "
              + ", ".join(f"`{s}`" for s in STAGES) + ", each in its own folder of the run folder. "
              "Relative paths are tried against the config file's folder, then the current directory. "
-             "Examples: `examples/quickstart.toml`, `examples/paper.toml`, `examples/remote.toml`.", "",
+             "Examples: `examples/quickstart.toml`, `examples/paper.toml`, `examples/remote.toml`, "
+             "`examples/lb.toml`.", "",
              "The run folder (`--out`, else `[run] out`, else `runs/NAME`): `traces/NAME/`, `train/USECASE-POLICY/` "
              "(a `genet train` run folder), `export/USECASE-POLICY/POLICY.onnx`, `simulate/USECASE-SET/` and "
-             "`emulate/USECASE-SET/` (`results.csv` etc. of `genet eval` / `genet emulate`), `deploy/USECASE/` "
+             "`emulate/USECASE-SET/` (`results.csv` etc. of `genet eval` / `genet emulate`; LB: `simulate/lb-CONFIG/`, `emulate/lb-generated/`), `deploy/USECASE/` "
              "(`campaign.toml`, `campaign/` of `genet deploy run`), `report/` (`index.html`, `report.md`, "
              "`figures/`), `logs/STAGE/ITEM.log` (every command's output), `state/` (per item: the input hash, "
              "the output hash, the commands, the wall time), `status.json`, `plan.json`, `config.toml`.", "",

@@ -20,6 +20,7 @@ def declare() -> UseCase:
         policies="genet.lb.registry:POLICIES",
         baselines=("least_work", "sed", "jsq", "power_of_two", "round_robin", "random"),
         curriculum_baseline="least_work",
+        schemes="balancer.schemes:runner",
         emulate=("emulate", "lb"),
         table_name="LB table (Genet's Figures 9-11 metrics)",
         key_columns=("policy", "workload"),
