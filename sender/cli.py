@@ -104,6 +104,44 @@ def _emulate_cc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (resumable)")
 
 
+def _selfcheck_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rates-mbps", default="1,10,100,1000", metavar="LIST",
+                   help="comma-separated link rates to check (Mbit/s)")
+    p.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay of the delay check (ms)")
+    p.add_argument("--loss-rate", type=float, default=0.01, help="uplink loss of the loss check (0-1)")
+    p.add_argument("--duration-s", type=float, default=3.0, help="length of each rate check (s)")
+    p.add_argument("--backend", choices=("netns", "mahimahi", "mininet"), default="netns", help="link backend")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the rows as JSON")
+
+
+def cmd_selfcheck(args) -> int:
+    import json
+    import os
+
+    from sender.selfcheck import check, format_table, to_json
+    try:
+        rates = [float(x) for x in args.rates_mbps.split(",") if x.strip()]
+    except ValueError:
+        raise BadInputError(f"--rates-mbps {args.rates_mbps!r}: expected comma-separated numbers") from None
+    if not rates or any(not 0.1 <= r <= 10_000 for r in rates):
+        raise BadInputError(f"--rates-mbps: each rate in 0.1..10000 Mbit/s, got {args.rates_mbps}")
+    if not 0 <= args.delay_ms <= 10_000 or not 0 <= args.loss_rate < 1 or not 1 <= args.duration_s <= 600:
+        raise BadInputError("--delay-ms 0..10000, --loss-rate 0..1 (exclusive), --duration-s 1..600")
+    if os.geteuid() != 0:
+        raise BadInputError("genet emulate selfcheck needs root (network namespaces, TUN devices)")
+    from sender.kernel import check_iperf3
+    check_iperf3()
+    rows = check(rates, args.delay_ms, args.loss_rate, args.duration_s, args.backend,
+                 progress=lambda r: print(f"  {r.rate_mbps:g} Mbit/s: {r.achieved_mbps:.1f} achieved, RTT "
+                                          f"{r.measured_rtt_ms:.2f} ms, loss {r.measured_loss_rate:.4f}",
+                                          file=sys.stderr))
+    print(format_table(rows))
+    if args.json:
+        from foundation.atomic import atomic_write_text
+        atomic_write_text(args.json, json.dumps(to_json(rows), indent=1))
+    return 0 if all(r.ok for r in rows) else 1
+
+
 def cmd_emulate_cc(args) -> int:
     from foundation.journal import run_folder_lock
     from sender.emulate import run_emulate_cc
@@ -127,4 +165,10 @@ COMMANDS = (
                         "own logs for every scheme alike, plus the simulator's figures (sim_*), "
                         "summary.txt, PNGs and a sim-vs-emulation gap table. Needs root.",
             arguments=_emulate_cc_arguments, run=cmd_emulate_cc),
+    Command(("emulate", "selfcheck"), help="what this machine's emulated links deliver: rate, delay, loss",
+            description="For each rate (1 Mbit/s to 1 Gbit/s by default): iperf3 -C cubic over a constant link "
+                        "(achieved vs set rate), ICMP RTTs over the link with --delay-ms each way, a UDP stream "
+                        "over the link with --loss-rate; prints a table and a warning where this machine cannot "
+                        "keep up (sender/selfcheck.py). Needs root and iperf3.",
+            arguments=_selfcheck_arguments, run=cmd_selfcheck),
 )

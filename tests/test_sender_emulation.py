@@ -271,3 +271,20 @@ def test_one_line_mahimahi_trace_loops_for_the_run_duration(tmp_path, no_leftove
     assert row["throughput_mbps"] == pytest.approx(6.0, rel=0.05)
     assert row["receiver_throughput_mbps"] == pytest.approx(6.0, rel=0.05)
     assert row["sim_throughput_mbps"] == pytest.approx(6.0, rel=0.02)
+
+
+def test_selfcheck_measures_rate_rtt_and_loss_against_the_settings(tmp_path, no_leftovers):
+    out = tmp_path / "selfcheck.json"
+    res = subprocess.run(GENET + ["emulate", "selfcheck", "--rates-mbps", "10", "--duration-s", "1", "--delay-ms",
+                                  "10", "--loss-rate", "0.02", "--json", str(out)], capture_output=True, text=True,
+                         timeout=300)
+    assert "RTT model" in res.stdout, res.stderr[-2000:]
+    (row,) = json.loads(out.read_text())
+    assert 8.5 < row["achieved_mbps"] <= 10.0  # TCP payload of a 10 Mbit/s link
+    assert row["expected_rtt_ms"] == pytest.approx(20.0 + 1.2)  # 2 x 10 ms + half a 1500-B opportunity each way
+    assert 0 <= row["measured_rtt_ms"] - row["expected_rtt_ms"] < 4.0  # the emulator's 1-ms clock, no more
+    assert abs(row["measured_loss_rate"] - 0.02) < 0.01
+    assert res.returncode == (0 if row["ok"] else 1)
+    bad = subprocess.run(GENET + ["emulate", "selfcheck", "--rates-mbps", "fast"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode != 0 and "--rates-mbps 'fast': expected comma-separated numbers" in bad.stderr
