@@ -17,6 +17,16 @@ Methods (paper §4-§5, genet-simulators.md §6):
 ``--steps`` is the total number of environment steps of the run; the
 curriculum methods split it evenly over the warm-up and the rounds.
 
+Agents (``--agent``, :data:`genet.agents.registry.AGENTS`): ``ppo`` (the
+default; every method), and for ABR ``a3c`` (synchronous, Pensieve's
+settings; every method) and the imitation agents ``bc`` (behaviour
+cloning on a teacher's rollouts) and ``dagger`` (student rollouts labelled by
+the teacher), which learn from ``--teacher`` (``bba``, ``mpc`` or ``optimal``,
+the offline optimum that sees the future) with ``--method udr``; their default
+``--steps`` is 300000 (a minute or two here). ``--init-from`` starts PPO from
+another run's network (a PPO run's or a bc/dagger run's: PPO fine-tunes the
+imitated policy).
+
 Run directory (``--out``, default ``runs/<use_case>-<method>-<range>-s<seed>``):
 
 * ``run.json``: use case, method, options, training settings, command, git
@@ -58,9 +68,10 @@ RUN_FILE = "run.json"
 #: Default --checkpoint-every per use case: about every 70-300 k transitions (an Aurora update is 7200
 #: transitions, an ABR update 768-1536 and takes ~0.1 s, so checkpointing it every 10 updates would cost
 #: more than the training).
-CHECKPOINT_EVERY = {"cc": 10, "abr": 200}
+CHECKPOINT_EVERY = {"cc": 10, "abr": 200, "lb": 20}
 #: PPO option defaults shown by `genet train <use case> --help` (a use case not listed gets None = its own).
-PPO_DEFAULTS = {"cc": {"n_envs": 2, "steps_per_update": 7200, "epochs": 12, "minibatch": 600, "lr": 1e-3}}
+PPO_DEFAULTS = {"cc": {"n_envs": 2, "steps_per_update": 7200, "epochs": 12, "minibatch": 600, "lr": 1e-3},
+                "lb": {"n_envs": 16, "steps_per_update": 4096, "epochs": 4, "minibatch": 512, "lr": 1e-3}}
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,8 @@ class TrainEntry:
     module: str
     baselines: tuple[str, ...]
     missing: str = ""
+    #: why a method cannot train this use case (method -> reason); the others can
+    unavailable: tuple[tuple[str, str], ...] = ()
 
 
 TRAIN_USE_CASES = {
@@ -84,6 +97,10 @@ TRAIN_USE_CASES = {
     "abr": TrainEntry("abr", "genet.abr.training", ("mpc", "bba"),
                       missing="ABR training is not available yet: genet/abr/training.py (the ABR use case of the "
                               "curriculum) has not been written; `genet train cc` works"),
+    "lb": TrainEntry("lb", "genet.lb.training", ("least_work", "sed", "jsq", "power_of_two", "round_robin", "random"),
+                     unavailable=(("cl2", "LB has no computable optimum (cl2 ranks environments by baseline - "
+                                          "optimum)"),
+                                  ("cl3", "LB has no computable optimum (cl3's objective is optimum - RL)"))),
 }
 
 
@@ -126,12 +143,16 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                    help=f"baseline(s) of the gap objective, comma-separated: {', '.join(entry.baselines)}")
     p.add_argument("--ensemble", action="store_true",
                    help="gap = max over the baselines (needs two or more; paper §4.2 footnote)")
-    p.add_argument("--steps", type=int, default=720_000,
-                   help="total environment steps of the run (transitions; Aurora UDR: 720000)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="total environment steps of the run (transitions; default: 720000 for ppo and a3c, "
+                        "Aurora's UDR budget; 300000 for bc and dagger, about a minute or two here)")
     p.add_argument("--rounds", type=int, default=9,
                    help="curriculum rounds (genet, cl2, cl3) or extra difficulty stages (cl1) (count; paper: 9)")
     p.add_argument("--trials", type=int, default=15, help="BO trials per round (count)")
     p.add_argument("--random-trials", type=int, default=10, help="random BO trials before the GP-guided ones (count)")
+    p.add_argument("--trial-batch", type=int, default=1,
+                   help="GP-guided BO trials asked at once and evaluated together, on the rollout workers when "
+                        "there are some (count; 1: the paper's one-at-a-time search, trial for trial)")
     p.add_argument("--envs-per-trial", type=int, default=10, help="k environments per BO trial (count)")
     p.add_argument("--promote-weight", type=float, default=0.3,
                    help="weight 0-1 of each promoted config in the training distribution (others x (1 - w))")
@@ -144,8 +165,10 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                    help="PPO updates per curriculum phase (count; default: --steps split evenly over the "
                         "warm-up and the rounds)")
     p.add_argument("--init-from", metavar="MODEL", default=None,
-                   help="start the curriculum from this trained model (a model.pt or checkpoint of the same "
-                        "use case, e.g. a UDR-RL3 run's) instead of a warm-up phase (the paper's schedule)")
+                   help="start from this trained model (a model.pt or checkpoint of the same use case): the "
+                        "curriculum methods continue a PPO model (e.g. a UDR-RL3 run's) instead of a warm-up phase "
+                        "(the paper's schedule); ABR also takes a bc/dagger run's model, and --method udr/cl1 start "
+                        "PPO from the model's network (fine-tuning an imitated policy)")
     p.add_argument("--space", metavar="FILE", default=None,
                    help=f"config-space JSON file with the same dimensions as traces/spaces/{entry.name}.json but "
                         f"your own ranges (default: that file)")
@@ -175,7 +198,8 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     g.add_argument("--minibatch", type=int, default=dflt("minibatch"), help="transitions per gradient step (count)")
     g.add_argument("--lr", type=float, default=dflt("lr"), help="Adam learning rate (per step)")
     g.add_argument("--torch-threads", type=int, default=None,
-                   help="torch intra-op threads (count; 0 = every core; not given: ABR every core, CC 1); "
+                   help="torch intra-op threads (count; 0 = every core; not given: ABR ppo every core, ABR bc and "
+                        "dagger 1, CC 1); "
                         "use 1 when several runs share the machine")
     g.add_argument("--rollout-workers", type=int, default=1,
                    help="worker processes that step slices of the environments and share the PPO update "
@@ -188,6 +212,7 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
         g.add_argument("--entropy-rate", type=float, default=None,
                        help="step size of the adaptive entropy weight (default: the learning rate, as "
                             "Pensieve-PPO: ~20k updates from ln 6 to the target; 1e-3 anneals in ~2k)")
+    _add_agent_options(p, entry)
     if entry.name == "cc":
         g.add_argument("--history-length", type=int, default=10,
                        help="monitor intervals in the observation (count; 10 gives 30 values)")
@@ -195,6 +220,27 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                        help="curriculum: score BO trials (model and baseline alike) on the packets each sender "
                             "sent after its first ACK; an Aurora sender's first interval, before any feedback, "
                             "is beyond any policy's control (default: the whole run, as Genet)")
+
+
+def _add_agent_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
+    """--agent (every agent of the registry listed) and, for a use case with imitation agents, their options."""
+    from genet.agents.registry import AGENTS, DEFAULT_AGENT, DEFAULT_TEACHER, TEACHERS
+    a = p.add_argument_group("Agent (the learning method; genet/agents/registry.py)")
+    listing = "; ".join(f"{e.form}: {e.description}" + ("" if e.attributes.get("trainers") is None else
+                                                        f" ({', '.join(e.attributes['trainers'])} only)")
+                        for e in AGENTS.entries())
+    a.add_argument("--agent", default=None, help=f"{listing} (default: {DEFAULT_AGENT})")
+    if entry.name not in TEACHERS:
+        return
+    a.add_argument("--teacher", default=None,
+                   help=f"policy bc and dagger learn from: {', '.join(TEACHERS[entry.name])} (optimal: the offline "
+                        f"optimum, which sees the future) (default: {DEFAULT_TEACHER})")
+    a.add_argument("--grad-steps", type=int, default=None,
+                   help="bc, dagger: Adam steps per update, each on --minibatch labelled states drawn from the "
+                        "aggregated data (count; default: 40; --lr default 1e-3, --minibatch 256)")
+    a.add_argument("--beta-decay", type=float, default=None,
+                   help="dagger: rollout i executes the teacher's action with probability BETA**i, else the "
+                        "student's (0-1; rollout 0 is the teacher's; default: 0.5)")
 
 
 # ------------------------------------------------------------- validation
@@ -216,6 +262,7 @@ class TrainPlan:
 def plan_run(args: argparse.Namespace) -> TrainPlan:
     """Check every option before any training starts; raise ValueError naming the option."""
     entry = TRAIN_USE_CASES[args.use_case]
+    _check_agent(args)
     baselines = _check_method(args, entry)
     _check_schedule(args)
     _check_ppo(args)
@@ -227,10 +274,65 @@ def plan_run(args: argparse.Namespace) -> TrainPlan:
     return TrainPlan(args.use_case, args.method, args.range_name, baselines, args.ensemble, 0, out, real, space)
 
 
+def agent_name(args: argparse.Namespace) -> str:
+    """The run's agent (--agent; not given: ppo)."""
+    from genet.agents.registry import DEFAULT_AGENT
+    return getattr(args, "agent", None) or DEFAULT_AGENT
+
+
+def _check_agent(args: argparse.Namespace) -> None:
+    """--agent (known, trains this use case), the imitation options, and --steps' default for the agent."""
+    from genet.agents.registry import AGENTS, DEFAULT_STEPS, DEFAULT_TEACHER, TEACHERS, trainer_module, uses_teacher
+    agent = agent_name(args)
+    trainer_module(agent, args.use_case)  # one line naming the known agents / those for this use case
+    imitation = ("teacher", "grad_steps", "beta_decay")
+    if not uses_teacher(agent):
+        given = [o for o in imitation if getattr(args, o, None) is not None]
+        if given:
+            raise BadInputError(f"--{given[0].replace('_', '-')} is an option of the imitation agents (bc, dagger), "
+                                f"not --agent {agent}")
+    else:
+        teachers = TEACHERS.get(args.use_case, ())
+        if getattr(args, "teacher", None) is None:
+            args.teacher = DEFAULT_TEACHER
+        if args.teacher not in teachers:
+            raise BadInputError(f"--teacher {args.teacher!r}: unknown {args.use_case} teacher; choose one of "
+                                f"{', '.join(teachers)}")
+        if args.method != "udr":
+            raise BadInputError(f"--agent {agent} trains with --method udr (the curriculum methods train ppo), not "
+                                f"--method {args.method}")
+        if getattr(args, "init_from", None):
+            raise BadInputError(f"--init-from starts ppo from a trained model; --agent {agent} starts from its "
+                                f"teacher")
+        if getattr(args, "grad_steps", None) is not None and args.grad_steps < 1:
+            raise BadInputError(f"--grad-steps must be >= 1, got {args.grad_steps}")
+        if getattr(args, "beta_decay", None) is not None and not 0 <= args.beta_decay <= 1:
+            raise BadInputError(f"--beta-decay must be in [0, 1], got {args.beta_decay}")
+    if not AGENTS.get(agent).attributes.get("workers", True) and (
+            getattr(args, "rollout_workers", 1) != 1 or getattr(args, "ray_address", None)):
+        raise BadInputError(f"--agent {agent} steps its sessions in this process: leave --rollout-workers at 1 "
+                            f"and --ray-address out")
+    if args.steps is None:
+        args.steps = DEFAULT_STEPS.get(agent, DEFAULT_STEPS["ppo"])
+
+
+def train_module(use_case: str, agent: str):
+    """The module that trains ``agent`` for ``use_case``: ppo's is the use case's :data:`TRAIN_USE_CASES` entry,
+    another agent's the one its registry entry names (genet/agents/registry.py)."""
+    import importlib
+    from genet.agents.registry import trainer_module
+    module = trainer_module(agent, use_case)
+    return use_case_module(use_case) if module is None else importlib.import_module(module)
+
+
 def _check_method(args: argparse.Namespace, entry: TrainEntry) -> tuple[str, ...]:
     """--method, --range, --baseline (returned, split), --ensemble."""
     if args.method not in METHODS:
         raise BadInputError(f"--method {args.method!r}: unknown method; choose one of {', '.join(METHODS)}")
+    why = dict(entry.unavailable).get(args.method)
+    if why:
+        usable = [m for m in METHODS if m not in dict(entry.unavailable)]
+        raise BadInputError(f"--method {args.method}: not for {entry.name}: {why}; choose one of {', '.join(usable)}")
     if args.range_name not in RANGES:
         raise BadInputError(f"--range {args.range_name!r}: unknown range; choose one of {', '.join(RANGES)}")
     baselines = tuple(b.strip() for b in args.baseline.split(",") if b.strip())
@@ -247,6 +349,8 @@ def _check_schedule(args: argparse.Namespace) -> None:
     """--steps, the curriculum's options (rounds, promotions, --init-from, BO trials) and --checkpoint-every."""
     if args.steps < 1:
         raise BadInputError(f"--steps must be >= 1 environment step, got {args.steps}")
+    if getattr(args, "trial_batch", 1) < 1:
+        raise BadInputError(f"--trial-batch must be >= 1 trial, got {args.trial_batch}")
     if args.rounds < 0:
         raise BadInputError(f"--rounds must be >= 0, got {args.rounds}")
     if not 0 < getattr(args, "promote_weight", 0.3) < 1:
@@ -257,7 +361,7 @@ def _check_schedule(args: argparse.Namespace) -> None:
     if getattr(args, "updates_per_round", None) is not None and args.updates_per_round < 1:
         raise BadInputError(f"--updates-per-round must be >= 1, got {args.updates_per_round}")
     if getattr(args, "init_from", None):
-        if args.method not in OBJECTIVE_OF:
+        if args.method not in OBJECTIVE_OF and args.use_case != "abr":
             raise BadInputError(f"--init-from starts a curriculum (--method genet, cl2, cl3), not --method "
                                 f"{args.method}")
         if not Path(args.init_from).is_file():
@@ -331,6 +435,11 @@ def _check_out(args: argparse.Namespace) -> Path:
             raise BadInputError(f"--resume: {out} is a {prev.get('use_case')!r} run, not a {args.use_case!r} run")
         if prev.get("method") != args.method:
             raise BadInputError(f"--resume: {out} is a {prev.get('method')!r} run, not --method {args.method}")
+        if prev.get("agent", "ppo") != agent_name(args) or prev.get("teacher") != getattr(args, "teacher", None):
+            def said(agent, teacher):
+                return f"--agent {agent}" + (f" --teacher {teacher}" if teacher else "")
+            raise BadInputError(f"--resume: {out} is a run of {said(prev.get('agent', 'ppo'), prev.get('teacher'))}, "
+                                f"not {said(agent_name(args), getattr(args, 'teacher', None))}")
     elif run_file.exists():
         raise BadInputError(f"--out {out} already holds a run ({run_file}); pass --resume to continue it "
                          f"or choose another --out")
@@ -404,19 +513,29 @@ CURVE_COLUMNS = ("update", "env_steps", "wall_s", "mean_step_reward", "episodes"
                  "transitions_per_s")
 
 
-def _curve_rows(fh, records: list[dict], header: bool) -> None:
+#: More learning-curve columns of the imitation agents (bc, dagger; genet/agents/imitation.py).
+IMITATION_COLUMNS = ("imitation_loss", "agreement", "agreement_before", "teacher_share", "samples", "learning_rate")
+
+
+def curve_columns(agent: str = "ppo") -> tuple[str, ...]:
+    """The learning-curve columns of an agent's runs."""
+    from genet.agents.registry import uses_teacher
+    return CURVE_COLUMNS + IMITATION_COLUMNS if uses_teacher(agent) else CURVE_COLUMNS
+
+
+def _curve_rows(fh, records: list[dict], header: bool, columns: tuple[str, ...] = CURVE_COLUMNS) -> None:
     import csv
-    w = csv.DictWriter(fh, fieldnames=list(CURVE_COLUMNS), extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     if header:
         w.writeheader()
     w.writerows(records)
 
 
-def write_curve(history: list[dict], out: Path) -> None:
+def write_curve(history: list[dict], out: Path, columns: tuple[str, ...] = CURVE_COLUMNS) -> None:
     """Rewrite ``learning_curve.csv`` from the whole history (atomically)."""
     from foundation.atomic import atomic_text_writer
     with atomic_text_writer(out / "learning_curve.csv") as fh:
-        _curve_rows(fh, history, header=True)
+        _curve_rows(fh, history, header=True, columns=columns)
 
 
 class CurveLog:
@@ -426,8 +545,9 @@ class CurveLog:
     the CSV from the model's history, so a resumed run drops the rows a crash left after its last
     checkpoint."""
 
-    def __init__(self, out: Path, tensorboard: bool = True):
+    def __init__(self, out: Path, tensorboard: bool = True, columns: tuple[str, ...] = CURVE_COLUMNS):
         self.out = out
+        self.columns = columns
         self.rows = 0
         self.tb = None
         if tensorboard:
@@ -439,7 +559,7 @@ class CurveLog:
                 self.tb = SummaryWriter(log_dir=str(out / "tensorboard"))
 
     def sync(self, history: list[dict]) -> None:
-        write_curve(history, self.out)
+        write_curve(history, self.out, self.columns)
         self.rows = len(history)
 
     def append(self, history: list[dict]) -> None:
@@ -447,11 +567,11 @@ class CurveLog:
             self.sync(history)
         else:
             with open(self.out / "learning_curve.csv", "a", newline="") as fh:
-                _curve_rows(fh, history[self.rows:], header=False)
+                _curve_rows(fh, history[self.rows:], header=False, columns=self.columns)
             self.rows = len(history)
         if self.tb is not None and history:
             r = history[-1]
-            for k in CURVE_COLUMNS[3:]:
+            for k in self.columns[3:]:
                 v = r.get(k)
                 if isinstance(v, (int, float)) and v == v:
                     self.tb.add_scalar(f"train/{k}", v, global_step=int(r["env_steps"]))
@@ -506,7 +626,7 @@ def run_train(args: argparse.Namespace) -> int:
     from foundation.extras import require
     require("train", f"genet train {args.use_case}")
     plan = plan_run(args)  # every check before the heavy imports and any training
-    module = use_case_module(plan.use_case)
+    module = train_module(plan.use_case, agent_name(args))
     from genet.curriculum.distribution import ConfigDistribution
     out = plan.out
     bar = None
@@ -522,20 +642,23 @@ def run_train(args: argparse.Namespace) -> int:
     use_case = module.build_use_case(args, real_traces=plan.real_traces, on_update=on_update, space=plan.space)
     set_total_updates(plan, args, use_case)
     out.mkdir(parents=True, exist_ok=True)
-    curve = CurveLog(out)
+    curve = CurveLog(out, columns=curve_columns(agent_name(args)))
     if not args.no_progress:
         from tqdm import tqdm
-        bar = tqdm(total=plan.total_updates, desc=f"genet train {plan.use_case} {plan.method}", unit="update")
+        bar = tqdm(total=plan.total_updates, desc=f"genet train {plan.use_case} {agent_name(args)} {plan.method}",
+                   unit="update")
     # the use case may leave out real traces its simulator cannot play (it warns which)
     n_real = len(getattr(use_case, "real_traces", None) or plan.real_traces or [])
     real_prob = args.real_prob if n_real else 0.0
     initial = ConfigDistribution.udr(use_case.space, plan.range_name, real_prob, n_real)
     from foundation.runmeta import write_run_metadata
-    run_meta = write_run_metadata(out, seed=args.seed, extra={"use_case": plan.use_case, "method": plan.method,
+    run_meta = write_run_metadata(out, seed=args.seed, extra={"use_case": plan.use_case, "agent": agent_name(args),
+                                                             "method": plan.method,
                                                              "resume": bool(args.resume), "steps": args.steps})
     if not args.resume:
         _write_json(out / RUN_FILE, {
-            "use_case": plan.use_case, "method": plan.method, "range": plan.range_name,
+            "use_case": plan.use_case, "agent": agent_name(args), "teacher": getattr(args, "teacher", None),
+            "method": plan.method, "range": plan.range_name,
             "baselines": list(plan.baselines), "ensemble": plan.ensemble, "seed": args.seed, "steps": args.steps,
             "rounds": args.rounds, "total_updates": plan.total_updates,
             "real_traces": args.real_traces, "real_prob": real_prob, "n_real_traces": n_real,
@@ -568,7 +691,8 @@ def run_train(args: argparse.Namespace) -> int:
         bar.close()
     run_meta.finish(out, env_steps=model.env_steps, updates=model.updates)
     last = model.history[-1] if model.history else {}
-    print(f"trained {plan.use_case} ({plan.method}): {model.env_steps} environment steps, {model.updates} updates "
+    print(f"trained {plan.use_case} ({agent_name(args)}, {plan.method}): {model.env_steps} environment steps, "
+          f"{model.updates} updates "
           f"in {time.perf_counter() - t0:.1f} s; last mean step reward {last.get('mean_step_reward', float('nan')):.2f}")
     print(f"run directory: {out} (model.pt, learning_curve.csv/.png); export with "
           f"`genet export {out} -o policy.onnx`")
@@ -592,6 +716,8 @@ def _train_staged(use_case, plan: TrainPlan, args, initial) -> Any:
     if args.resume and latest.is_file():
         model = use_case.load_model(latest)
         print(f"resuming {plan.out} after {model.updates} updates ({model.env_steps} environment steps)")
+    elif getattr(args, "init_from", None):
+        model = use_case.model_from(Path(args.init_from), args.seed)  # PPO from another run's network
     else:
         model = use_case.new_model(args.seed)
     bounds = [sum(per_stage[:i + 1]) for i in range(len(per_stage))]
@@ -617,15 +743,27 @@ def _train_curriculum(use_case, plan: TrainPlan, args, initial) -> Any:
                            promote_weight=getattr(args, "promote_weight", 0.3),
                            promotion_distance=getattr(args, "promotion_distance", 0.0),
                            baselines=plan.baselines, ensemble=plan.ensemble, objective=OBJECTIVE_OF[plan.method],
-                           seed=args.seed)
+                           seed=args.seed, trial_batch=getattr(args, "trial_batch", 1))
     init = getattr(args, "init_from", None)
-    initial_model = use_case.load_model(Path(init)) if init and not args.resume else None
+    initial_model = _initial_model(use_case, Path(init), args.seed) if init and not args.resume else None
     model, dist, state = run_curriculum(use_case, cfg, plan.out, initial=initial, resume=args.resume,
                                         log=lambda s: print(s, file=sys.stderr), initial_model=initial_model)
     if state.rounds:
         plot_rounds(state, plan.out / "rounds.png")
     plot_curve(model.history, plan.out)
     return model
+
+
+def _initial_model(use_case, path: Path, seed: int) -> Any:
+    """The curriculum's --init-from model: a PPO checkpoint of the use case as it is (optimiser, counters and
+    all); another agent's checkpoint (ABR bc/dagger) as a new PPO model with its network."""
+    from foundation.errors import BadInputError as _Bad
+    try:
+        return use_case.load_model(path)
+    except _Bad:
+        if not hasattr(use_case, "model_from"):
+            raise
+        return use_case.model_from(path, seed)
 
 
 # ----------------------------------------------------------------- export
@@ -652,7 +790,9 @@ def run_export(args: argparse.Namespace) -> int:
     if not run_file.is_file():
         raise FileNotFoundError(f"{run_dir}: not a genet train run directory ({RUN_FILE} missing)")
     run = json.loads(run_file.read_text())
-    module = use_case_module(run.get("use_case", "?"))
+    if run.get("use_case") not in TRAIN_USE_CASES:
+        raise BadInputError(f"{run_file}: unknown use case {run.get('use_case')!r}")
+    module = train_module(run["use_case"], run.get("agent") or "ppo")
     model_path = Path(args.checkpoint) if getattr(args, "checkpoint", None) else latest_model_path(run_dir, run)
     if not model_path.is_file():
         raise FileNotFoundError(f"--checkpoint {model_path}: no such file")
@@ -661,15 +801,17 @@ def run_export(args: argparse.Namespace) -> int:
     provenance = {"method": run.get("method"), "range": run.get("range"), "baselines": run.get("baselines"),
                   "ensemble": run.get("ensemble"), "command": run.get("command"), "commit": run.get("commit"),
                   "run_dir": str(run_dir), "checkpoint": model_path.name, "name": f"{run.get('use_case')}-"
-                  f"{run.get('method')}-s{run.get('seed')}"}
+                  f"{run.get('method')}-s{run.get('seed')}", "agent": run.get("agent") or "ppo"}
     path = module.export_policy(use_case, model, args.output, provenance)
-    print(f"wrote {path} ({run.get('use_case')} policy, {run.get('method')}, {model.env_steps} environment steps; "
+    print(f"wrote {path} ({run.get('use_case')} policy, {run.get('agent') or 'ppo'}, {run.get('method')}, "
+          f"{model.env_steps} environment steps; "
           f"onnxruntime matches torch on 1000 random observations)")
     return 0
 
 
 COMMANDS = (
-    *(Command(("train", name), help=f"train a {name.upper()} policy with PPO (udr, genet, cl1-cl3)",
+    *(Command(("train", name), help=f"train a {name.upper()} policy (--agent ppo: udr, genet, cl1-cl3; "
+                                    f"imitation agents for ABR)",
               description=__doc__.split("\n\n", 1)[1].split("Use cases plug in")[0],
               arguments=_train_arguments(entry), run=run_train) for name, entry in TRAIN_USE_CASES.items()),
     Command(("export",), help="export a trained policy (a genet train run directory) to ONNX",

@@ -72,3 +72,26 @@ def test_export_runs_in_genet_eval_lb_and_baselines_meet_the_same_episodes(tmp_p
     assert uc.test(agent, configs, 5)[0] == uc.test(sampling, configs, 5)[0]
     with pytest.raises(Exception, match="no optimum"):
         uc.test("optimal", configs, 0)
+
+
+def test_genet_train_lb_trains_exports_and_evaluates_and_refuses_methods_without_an_optimum(tmp_path):
+    import subprocess
+    import sys
+    genet = [sys.executable, "-m", "app.cli"]
+    bad = subprocess.run(genet + ["train", "lb", "--method", "cl3", "--out", str(tmp_path / "x")], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode != 0 and "--method cl3: not for lb: LB has no computable optimum" in bad.stderr
+    assert not (tmp_path / "x").exists()
+    run = tmp_path / "run"
+    res = subprocess.run(genet + ["train", "lb", "--method", "genet", "--steps", "8192", "--n-envs", "4",
+                                  "--steps-per-update", "2048", "--rounds", "1", "--trials", "2", "--random-trials",
+                                  "1", "--envs-per-trial", "1", "--trial-batch", "1", "--seed", "0", "--out", str(run),
+                                  "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert '"use_case": "lb"' in (run / "run.json").read_text()
+    onnx = tmp_path / "lb.onnx"
+    exp = subprocess.run(genet + ["export", str(run), "-o", str(onnx)], capture_output=True, text=True, timeout=300)
+    assert exp.returncode == 0 and onnx.is_file(), exp.stderr[-2000:]
+    ev = subprocess.run(genet + ["eval", "lb", "--policy", f"least_work,{onnx}", "-n", "2", "--seed", "1",
+                                 "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0 and "least_work" in ev.stdout and "lb " in ev.stdout, ev.stderr[-2000:]

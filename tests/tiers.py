@@ -50,6 +50,7 @@ SLOW_MODULES: dict[str, str] = {
     "test_balancer_emulate": f"{ROOT}, {REAL_TIME}: genet emulate lb: workers, balancer and client over emulated links",
     "test_runtime_install": f"{LONG}: builds the wheel and installs it into fresh virtual environments",
     "test_ray_workers": f"{LONG}: starts a Ray cluster",
+    "test_agents_imitation": f"{LONG}: BC, DAgger and A3C training runs, train -> export -> eval commands",
 }
 
 # Modules whose tests run in the fast tier (except those that SLOW_TESTS, SLOW_FIXTURES or the rules above name).
@@ -57,7 +58,7 @@ FAST_MODULES: set[str] = {
     "test_experiment", "test_usecase", "test_executor",
     "test_abr_baselines", "test_abr_env", "test_abr_optimal_cli", "test_abr_policy", "test_abr_runtime",
     "test_abr_sim", "test_abr_sim_bounds", "test_abr_single_env", "test_abr_tf_import", "test_abr_training",
-    "test_abr_startup",
+    "test_abr_startup", "test_agents",
     "test_balancer_units",
     "test_lb_eval", "test_lb_policies", "test_lb_simulator", "test_lb_training", "test_lb_workload",
     "test_allocator", "test_cc_baselines", "test_cc_env", "test_cc_eval", "test_cc_invariants", "test_cc_monitor",
@@ -128,6 +129,8 @@ SLOW_TESTS: dict[str, str] = {
         f"{REAL_TIME}: iperf3 over loopback",
     "test_study_training::test_tiny_study_runs_resumes_and_writes_the_table_and_curves": f"{LONG}: a whole study",
     "test_lb_training::test_a_short_run_learns_to_beat_random_on_two_workers": f"{LONG}: ten PPO updates",
+    "test_lb_training::test_genet_train_lb_trains_exports_and_evaluates_and_refuses_methods_without_an_optimum":
+        f"{LONG}: a genet train lb run, its export and evaluation",
 }
 
 # Fixtures (defined under tests/) whose users are left out, and why.

@@ -28,6 +28,12 @@ paper's Train/Test interface, §4.3):
   (the batched simulator mid-video, the state matrices, the numpy RNG), so a
   resumed run continues exactly (tested: equal parameters after 2 + 2 and 4 updates).
 
+The PPO arithmetic goes through the agent interface (:class:`genet.agents.ppo.PpoAgent`, built by
+:attr:`AbrAgent.learner` over the agent's network, optimiser and entropy weight; genet/agents/base.py): ``collect``
+asks it for actions, ``update`` for the batch and the update. The other ABR agents reuse this use case's
+environments, rollouts, checkpoints and ``test``: ``a3c`` (genet/abr/a3c.py) with another learner, ``bc`` and
+``dagger`` (genet/abr/imitation.py) with a teacher labelling every state.
+
 PPO follows Pensieve-PPO's torch version (genet-simulators.md §8.2): Adam
 1e-4, 5 full-batch epochs, clip 0.2, dual clip 3, value coefficient 10,
 adaptive entropy from ln 6 towards a target entropy of 0.1 (updated with the
@@ -95,9 +101,11 @@ from genet.abr.core import BatchedAbrSim
 from genet.abr.observations import PENSIEVE_6X8, StateBuilder, get_layout, to_quality
 from genet.abr.params import EnvParams, SimConventions, conventions
 from genet.abr.video import Video
+from genet.agents.base import Trajectory
+from genet.agents.ppo import PpoAgent
 from genet.curriculum.distribution import ConfigDistribution
 from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
-from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig, discounted_returns, explained_variance, ppo_update
+from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig
 from genet.ppo.networks import PensieveActorCritic
 from genet.ppo.progress import TrainingProgress
 from genet.ppo.threads import set_torch_threads, torch_thread_count
@@ -110,6 +118,10 @@ from traces.trace import Trace
 #: Baseline names ``test`` accepts besides a model ("optimal": the offline optimum, genet/abr/optimal.py).
 ABR_BASELINES = ("mpc", "bba")
 CHECKPOINT_FORMAT = "genet-abr-agent-v1"
+#: Checkpoints of the imitation agents (bc, dagger; genet/abr/imitation.py): the same network under ``net``.
+IMITATION_FORMAT = "genet-abr-imitation-v1"
+#: Checkpoint formats whose ``net`` is a :class:`PensieveActorCritic` (what ``--init-from`` starts PPO from).
+NETWORK_FORMATS = (CHECKPOINT_FORMAT, IMITATION_FORMAT)
 #: ``test`` reports QoE per video of this many chunks (Pensieve's 48; see the module docstring).
 TEST_VIDEO_CHUNKS = 48
 #: Redraws of a config whose trace cannot carry one chunk before giving up.
@@ -201,6 +213,12 @@ class AbrTrainConfig:
         return conventions(self.mode)
 
 
+def ppo_config(cfg: AbrTrainConfig) -> PPOConfig:
+    """The PPO update settings of an ABR training config (Pensieve-PPO: advantages not normalised)."""
+    return PPOConfig(clip=cfg.clip, dual_clip=cfg.dual_clip, epochs=cfg.epochs, minibatch=cfg.minibatch,
+                     value_coef=cfg.value_coef, normalize_adv=False)
+
+
 @dataclass
 class AbrRollout:
     """What a rollout leaves behind for the next one (all of it is checkpointed).
@@ -237,6 +255,30 @@ class AbrAgent(TrainingProgress):
     def probabilities(self, observations: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return self.net(torch.as_tensor(np.asarray(observations, np.float32))).numpy()
+
+    @property
+    def learner(self) -> PpoAgent:
+        """This agent behind the agent interface (:class:`genet.agents.ppo.PpoAgent`, sharing the network,
+        the optimiser and the entropy weight)."""
+        return PpoAgent(self.net, self.optimizer, ppo_config(self.config), self.config.gamma, self.entropy,
+                        self.config.reward_scale)
+
+
+def network_weights(path: str | Path) -> dict:
+    """The :class:`PensieveActorCritic` weights (``net``) of an ABR checkpoint of any agent (PPO, BC, DAgger);
+    a one-line error naming the file when it is none."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ABR checkpoint {path} does not exist")
+    try:
+        blob = torch.load(path, weights_only=False)
+    except Exception as exc:  # torch raises several types for a bad file
+        raise BadInputError(f"{path}: not a readable ABR checkpoint ({exc})") from None
+    fmt = blob.get("format") if isinstance(blob, dict) else None
+    if fmt not in NETWORK_FORMATS or not isinstance(blob.get("net"), dict):
+        raise BadInputError(f"{path}: not an ABR agent checkpoint (format {fmt!r}, expected one of "
+                            f"{', '.join(NETWORK_FORMATS)})")
+    return blob["net"]
 
 
 def default_video() -> Video:
@@ -291,9 +333,9 @@ class AbrUseCase(WorkerPoolOwner):
         """Write the agent to ``path`` atomically (network, optimiser, entropy weight, counters, history,
         rollout state)."""
         path = Path(path)
-        blob = {"format": CHECKPOINT_FORMAT, "use_case": self.name, "config": asdict(agent.config),
-                "net": agent.net.state_dict(), "optimizer": agent.optimizer.state_dict(),
-                "entropy": asdict(agent.entropy), **agent.progress_state(),
+        learner = agent.learner
+        blob = {"format": CHECKPOINT_FORMAT, "use_case": self.name, "agent": learner.name,
+                "config": asdict(agent.config), **learner.state_dict(), **agent.progress_state(),
                 "rollout": None if agent.rollout is None else pickle.dumps(agent.rollout)}
         save_checkpoint(blob, path)
 
@@ -303,11 +345,24 @@ class AbrUseCase(WorkerPoolOwner):
         self.config = AbrTrainConfig(**blob["config"])
         self.layout = get_layout(self.config.layout)
         agent = self.new_model(blob["seed"])
-        agent.net.load_state_dict(blob["net"])
-        agent.optimizer.load_state_dict(blob["optimizer"])
-        agent.entropy = AdaptiveEntropy(**blob["entropy"])
+        learner = agent.learner
+        if blob.get("agent", "ppo") != learner.name:  # another agent's optimiser (--init-from takes its network)
+            raise BadInputError(f"{path}: an ABR {blob.get('agent', 'ppo')} checkpoint, not {learner.name}'s")
+        learner.load_state_dict(blob)  # net, optimizer, entropy
         agent.restore_progress(blob)
         agent.rollout = None if blob["rollout"] is None else pickle.loads(blob["rollout"])
+        return agent
+
+    def model_from(self, path: Path, seed: int) -> AbrAgent:
+        """A new PPO agent (fresh optimiser, entropy weight, counters and rollout) whose network starts from the
+        weights of the ABR checkpoint at ``path``: a PPO run's or an imitation run's (``--init-from``); its
+        layout must be this config's."""
+        agent = self.new_model(seed)
+        try:
+            agent.net.load_state_dict(network_weights(path))
+        except RuntimeError as exc:  # another layout or ladder: the tensors' shapes differ
+            raise BadInputError(f"{path}: its network does not fit layout {self.layout.name} with "
+                                f"{self.video.n_levels} levels ({str(exc).splitlines()[0]})") from None
         return agent
 
     def _usable_real_traces(self, traces: list[Trace]) -> list[Trace]:
@@ -406,9 +461,14 @@ class AbrUseCase(WorkerPoolOwner):
         r = sim.step(q, active=mask)
         roll.builder.update(r, sim.bitrates_kbps)
         roll.episode_return[mask] = r.reward[mask]
+        self._videos_started(roll, mask, r)
         if r.end_of_video[mask].any():  # a one-chunk video: start another
             sim.done[:] = False
             self._start_videos(roll, mask & r.end_of_video)
+
+    def _videos_started(self, roll: AbrRollout, mask: np.ndarray, first: Any) -> None:
+        """Hook after new videos' first chunk (``first``: its StepResult) in the sessions of ``mask`` (imitation
+        keeps its teacher's view of the sessions here; PPO needs nothing)."""
 
     def _start_rollout(self, distribution: ConfigDistribution, seed: int) -> AbrRollout:
         rng = np.random.default_rng(seed)
@@ -425,7 +485,7 @@ class AbrUseCase(WorkerPoolOwner):
     # -------------------------------------------------------------- training
     def collect(self, agent: AbrAgent, distribution: ConfigDistribution) -> dict[str, Any]:
         """One rollout of ``rollout_steps`` decisions in every session (one batched simulator)."""
-        cfg, roll, net = agent.config, agent.rollout, agent.net
+        cfg, roll = agent.config, agent.rollout
         T, N = cfg.rollout_steps, cfg.n_envs
         sim = roll.sim
         shape = self.layout.shape
@@ -437,19 +497,15 @@ class AbrUseCase(WorkerPoolOwner):
         term = np.zeros((T, N), bool)
         episodes: list[float] = []
         semantics = self.layout.action_semantics
-        net.eval()
+        learner = agent.learner
         for t in range(T):
             obs = roll.builder.observation()
-            with torch.no_grad():
-                probs = net(torch.from_numpy(obs)).numpy().astype(np.float64)
-            u = roll.rng.random(N)
-            cum = np.cumsum(probs, axis=1)
-            a = np.minimum(np.argmax(cum > u[:, None] * cum[:, -1:], axis=1), probs.shape[1] - 1)
-            p_a = probs[np.arange(N), a]
+            choice = learner.act(obs, roll.rng)
+            a = choice.actions
             obs_buf[t] = obs
             act_buf[t] = a
-            logp_buf[t] = np.log(p_a)
-            ent_buf[t] = -(probs * np.log(probs)).sum(axis=1)
+            logp_buf[t] = choice.log_probs
+            ent_buf[t] = choice.entropies
             q = to_quality(a, sim.last_quality, semantics, sim.n_levels)
             r = sim.step(q)
             roll.builder.update(r, sim.bitrates_kbps)
@@ -465,38 +521,18 @@ class AbrUseCase(WorkerPoolOwner):
         return {"obs": obs_buf, "final_obs": final_obs, "actions": act_buf, "logp": logp_buf, "entropy": ent_buf,
                 "rewards": rew, "terminated": term, "episode_returns": episodes}
 
-    def _returns_and_advantages(self, agent: AbrAgent, batch: dict[str, Any]):
-        """A rollout batch's flattened observations, the critic's values, the discounted returns (no GAE;
-        rewards scaled by ``reward_scale``) and the advantages (returns - values), each (T, N)."""
-        cfg, net = agent.config, agent.net
-        T, N = batch["rewards"].shape
-        obs = torch.from_numpy(batch["obs"].reshape(T * N, *self.layout.shape))
-        with torch.no_grad():
-            values = net.value(obs).numpy().reshape(T, N)
-            last_v = net.value(torch.from_numpy(batch["final_obs"])).numpy()
-        next_values = np.zeros((T, N))
-        next_values[-1] = last_v
-        ret = discounted_returns(batch["rewards"] * cfg.reward_scale, batch["terminated"], np.zeros((T, N), bool),
-                                 next_values, cfg.gamma)
-        return obs, values, ret, ret - values
+    @staticmethod
+    def trajectory(batch: dict[str, Any]) -> Trajectory:
+        """A :meth:`collect` batch as the agent interface's :class:`~genet.agents.base.Trajectory`."""
+        return Trajectory(batch["obs"], batch["actions"], batch["rewards"], batch["terminated"],
+                          final_observations=batch["final_obs"], log_probs=batch["logp"], entropies=batch["entropy"],
+                          episode_returns=batch["episode_returns"])
 
     def update(self, agent: AbrAgent, batch: dict[str, Any]) -> dict[str, float]:
-        """Discounted returns (no GAE) and the Pensieve-PPO update on one rollout batch."""
-        cfg, net = agent.config, agent.net
-        obs, values, ret, adv = self._returns_and_advantages(agent, batch)
-        ppo = PPOConfig(clip=cfg.clip, dual_clip=cfg.dual_clip, epochs=cfg.epochs, minibatch=cfg.minibatch,
-                        value_coef=cfg.value_coef, normalize_adv=False)
-        net.train()
-        stats = ppo_update(net, agent.optimizer, ppo, obs, torch.from_numpy(batch["actions"].reshape(-1)),
-                           torch.from_numpy(batch["logp"].reshape(-1)),
-                           torch.from_numpy(adv.reshape(-1).astype(np.float32)),
-                           torch.from_numpy(ret.reshape(-1).astype(np.float32)), agent.entropy.weight)
-        rollout_entropy = float(batch["entropy"].mean())
-        stats["rollout_entropy"] = rollout_entropy
-        stats["entropy_weight"] = agent.entropy.weight
-        agent.entropy.update(rollout_entropy)
-        stats["explained_variance"] = explained_variance(values.reshape(-1), ret.reshape(-1))
-        return stats
+        """Discounted returns (no GAE) and the Pensieve-PPO update on one rollout batch, through the agent
+        interface (:class:`genet.agents.ppo.PpoAgent`)."""
+        learner = agent.learner
+        return learner.train_on(learner.make_batch(self.trajectory(batch)))
 
     def train(self, agent: AbrAgent, distribution: ConfigDistribution, iterations: int, seed: int) -> AbrAgent:
         """``iterations`` PPO updates on environments drawn from ``distribution``."""
@@ -530,11 +566,9 @@ class AbrUseCase(WorkerPoolOwner):
         """A slice's training tensors (values, discounted returns, advantages as in :meth:`update`) and the
         summary the parent needs (rewards, episodes, sums for the statistics)."""
         T, N = batch["rewards"].shape
-        obs, values, ret, adv = self._returns_and_advantages(agent, batch)
-        data = {"obs": obs, "actions": torch.from_numpy(batch["actions"].reshape(-1)),
-                "logp": torch.from_numpy(batch["logp"].reshape(-1)),
-                "adv": torch.from_numpy(adv.reshape(-1).astype(np.float32)),
-                "returns": torch.from_numpy(ret.reshape(-1).astype(np.float32))}
+        b = agent.learner.make_batch(self.trajectory(batch))
+        values, ret, adv = b["values"], b["ret"], b["adv_np"]
+        data = {k: b[k] for k in ("obs", "actions", "logp", "adv", "returns")}
         summary = {"n": T * N, "rewards": batch["rewards"], "episode_returns": batch["episode_returns"],
                    "entropy_sum": float(batch["entropy"].astype(np.float64).sum()),
                    **column_sums("adv", adv), **column_sums("ret", ret), **column_sums("resid", ret - values)}
@@ -544,8 +578,7 @@ class AbrUseCase(WorkerPoolOwner):
                        seed: int) -> AbrAgent:
         cfg = agent.config
         pool = self._worker_pool(agent)
-        ppo = PPOConfig(clip=cfg.clip, dual_clip=cfg.dual_clip, epochs=cfg.epochs, minibatch=cfg.minibatch,
-                        value_coef=cfg.value_coef, normalize_adv=False)
+        ppo = ppo_config(cfg)
         try:
             for _ in range(iterations):
                 t0 = time.perf_counter()
@@ -639,6 +672,12 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
 
     Reads ``n_envs``, ``steps_per_update`` (-> rollout_steps = steps_per_update / n_envs), ``epochs``,
     ``lr`` and ``minibatch`` when present (the ABR defaults are :class:`AbrTrainConfig`'s)."""
+    return AbrUseCase(train_config_from_args(args), real_traces=real_traces, on_update=on_update, space=space,
+                      ray_address=getattr(args, "ray_address", None))
+
+
+def train_config_from_args(args: Any) -> AbrTrainConfig:
+    """The :class:`AbrTrainConfig` of ``genet train abr`` options (those not given: its defaults)."""
     d = AbrTrainConfig()
     n_envs = int(getattr(args, "n_envs", None) or d.n_envs)
     spu = getattr(args, "steps_per_update", None)
@@ -652,8 +691,7 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
                          else int(args.torch_threads),
                          rollout_workers=d.rollout_workers if getattr(args, "rollout_workers", None) is None
                          else int(args.rollout_workers))
-    return AbrUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space,
-                      ray_address=getattr(args, "ray_address", None))
+    return cfg
 
 
 def train_config_dict(use_case: AbrUseCase) -> dict:
@@ -675,4 +713,5 @@ def export_policy(use_case: AbrUseCase, agent: AbrAgent, path: str | Path,
 
 
 __all__ = ["ABR_BASELINES", "AbrAgent", "AbrRollout", "AbrTrainConfig", "AbrUseCase", "build_use_case",
+           "train_config_from_args", "ppo_config", "network_weights", "NETWORK_FORMATS",
            "default_video", "export_policy", "train_config_dict", "train_steps_per_second"]

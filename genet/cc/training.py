@@ -62,10 +62,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from genet.agents.base import Trajectory
+from genet.agents.ppo import PpoAgent
 from genet.cc.env import AuroraConfig, AuroraEnv
 from genet.curriculum.distribution import ConfigDistribution
 from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
-from genet.ppo.algorithm import PPOConfig, explained_variance, gae, ppo_update
+from genet.ppo.algorithm import PPOConfig, gae, ppo_update
 from genet.ppo.networks import AuroraActorCritic
 from genet.ppo.progress import TrainingProgress
 from genet.ppo.threads import set_torch_threads, torch_thread_count
@@ -167,6 +169,17 @@ class CcAgent(TrainingProgress):
     optimizer: torch.optim.Optimizer
     config: CcTrainConfig
     rollout: RolloutState | None = None
+
+    @property
+    def learner(self) -> PpoAgent:
+        """This agent behind the agent interface (:class:`genet.agents.ppo.PpoAgent`: GAE, standardised
+        advantages, the constant entropy coefficient; the minibatch order from the rollout's torch Generator)."""
+        cfg = self.config
+        ppo = PPOConfig(clip=cfg.clip, epochs=cfg.epochs, minibatch=cfg.minibatch, value_coef=cfg.value_coef,
+                        normalize_adv=True)
+        return PpoAgent(self.net, self.optimizer, ppo, cfg.gamma, cfg.entropy_coef, cfg.reward_scale,
+                        advantage="gae", gae_lambda=cfg.gae_lambda,
+                        generator=None if self.rollout is None else getattr(self.rollout, "torch_gen", None))
 
     def act(self, observations: np.ndarray) -> np.ndarray:
         """Deterministic actions (the Gaussian mean) for a (n, obs_dim) batch."""
@@ -287,7 +300,7 @@ class CcUseCase(WorkerPoolOwner):
 
     def collect(self, agent: CcAgent, distribution: ConfigDistribution) -> dict[str, Any]:
         """One rollout of ``steps_per_env`` steps in every environment."""
-        cfg, roll, net = agent.config, agent.rollout, agent.net
+        cfg, roll = agent.config, agent.rollout
         T, N = cfg.steps_per_env, cfg.n_envs
         D = roll.obs.shape[1]
         obs_buf = np.zeros((T, N, D), np.float32)
@@ -298,20 +311,12 @@ class CcUseCase(WorkerPoolOwner):
         term = np.zeros((T, N), bool)
         trunc = np.zeros((T, N), bool)
         episodes: list[float] = []
-        log_std = net.log_std.detach()
-        std = log_std.exp()
-        log_norm = float(log_std.sum()) + 0.5 * log_std.numel() * float(np.log(2 * np.pi))
+        learner = agent.learner
         for t in range(T):
-            o = torch.from_numpy(roll.obs.astype(np.float32))
-            with torch.no_grad():
-                mean = net(o)
-                noise = torch.randn(mean.shape, generator=roll.torch_gen)
-                a = mean + std * noise
-                # Gaussian log-density of a: (a - mean) / std = noise
-                logp = -0.5 * (noise * noise).sum(-1) - log_norm
+            choice = learner.act(roll.obs.astype(np.float32), roll.torch_gen)  # mean + std x N(0, 1)
             obs_buf[t] = roll.obs
-            act_buf[t] = a.numpy()
-            logp_buf[t] = logp.numpy()
+            act_buf[t] = choice.actions
+            logp_buf[t] = choice.log_probs
             for i, env in enumerate(roll.envs):
                 o2, r, te, tr, _ = env.step(act_buf[t, i])
                 env.episode_logs.clear()
@@ -328,24 +333,13 @@ class CcUseCase(WorkerPoolOwner):
                 "terminated": term, "truncated": trunc, "episode_returns": episodes}
 
     def update(self, agent: CcAgent, batch: dict[str, Any]) -> dict[str, float]:
-        """GAE(λ) and the PPO update on one rollout batch."""
-        cfg, net = agent.config, agent.net
-        T, N, D = batch["obs"].shape
-        with torch.no_grad():
-            values = net.value(torch.from_numpy(batch["obs"].reshape(-1, D))).numpy().reshape(T, N)
-            next_values = net.value(torch.from_numpy(batch["next_obs"].reshape(-1, D))).numpy().reshape(T, N)
-        adv, ret = gae(batch["rewards"] * cfg.reward_scale, values, batch["terminated"], batch["truncated"],
-                       next_values, cfg.gamma, cfg.gae_lambda)
-        ppo = PPOConfig(clip=cfg.clip, epochs=cfg.epochs, minibatch=cfg.minibatch, value_coef=cfg.value_coef,
-                        normalize_adv=True)
-        stats = ppo_update(net, agent.optimizer, ppo, torch.from_numpy(batch["obs"].reshape(-1, D)),
-                           torch.from_numpy(batch["actions"].reshape(-1, 1)),
-                           torch.from_numpy(batch["logp"].reshape(-1)),
-                           torch.from_numpy(adv.reshape(-1).astype(np.float32)),
-                           torch.from_numpy(ret.reshape(-1).astype(np.float32)),
-                           cfg.entropy_coef, generator=agent.rollout.torch_gen)
-        stats["explained_variance"] = explained_variance(values.reshape(-1), ret.reshape(-1))
-        return stats
+        """GAE(λ) and the PPO update on one rollout batch, through the agent interface
+        (:class:`genet.agents.ppo.PpoAgent`)."""
+        learner = agent.learner
+        traj = Trajectory(batch["obs"], batch["actions"], batch["rewards"], batch["terminated"],
+                          truncated=batch["truncated"], next_observations=batch["next_obs"], log_probs=batch["logp"],
+                          episode_returns=batch["episode_returns"])
+        return learner.train_on(learner.make_batch(traj))
 
     def train(self, agent: CcAgent, distribution: ConfigDistribution, iterations: int, seed: int) -> CcAgent:
         """``iterations`` PPO updates on environments drawn from ``distribution``."""

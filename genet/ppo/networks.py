@@ -33,6 +33,10 @@ class PensieveActorCritic(nn.Module):
         self.actor = PensieveActor(s_len=s_len, n_actions=n_actions, n_levels=row4_len)
         self.critic = PensieveActor(s_len=s_len, n_actions=1, n_levels=row4_len)
 
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor's unnormalised log-probabilities (imitation learning's cross-entropy reads these)."""
+        return self.actor.logits(obs)
+
     def probabilities(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.actor.logits(obs), dim=-1).clamp(self.PROB_CLAMP, 1 - self.PROB_CLAMP)
 
