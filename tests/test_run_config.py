@@ -180,3 +180,29 @@ def test_lb_example_validates(monkeypatch):
     monkeypatch.chdir(REPO)
     cfg, _ = schema.load(REPO / "examples" / "lb.toml")
     assert cfg.lb and cfg.abr is None and cfg.cc is None and not cfg.lb.deploy.enabled
+
+
+CLUSTERED = MINIMAL + """
+[cc.policies.u]
+method = "udr"
+steps = 1000
+"""
+
+
+def test_a_cluster_address_sends_the_steps_that_fan_out_there_and_changes_no_input_hash(tmp_path):
+    from app.run import plan
+    from app.run.engine import Runner
+    plain = check(CLUSTERED, tmp_path)
+    clustered = check("[cluster]\naddress = \"127.0.0.1:6379\"\n" + CLUSTERED, tmp_path)
+    assert plain.cluster.address == "" and clustered.cluster.address == "127.0.0.1:6379"
+    p0, p1 = plan.build(plain, tmp_path / "run"), plan.build(clustered, tmp_path / "run")
+    (train,), (sim,) = p1["train"], p1["simulate"]
+    assert train.steps[0][-2:] == ["--ray-address", "127.0.0.1:6379"] and sim.steps[0][-2:] == ["--ray-address",
+                                                                                               "127.0.0.1:6379"]
+    assert not any("--ray-address" in s for i in p0["train"] + p0["simulate"] for s in i.steps)
+    r0, r1 = Runner(p0, tmp_path / "run"), Runner(p1, tmp_path / "run")
+    for stage in ("traces", "train", "export", "simulate"):
+        for a, b in zip(p0[stage], p1[stage]):
+            assert r0.input_hash(a) == r1.input_hash(b)  # where a step runs is not what it computes
+    with pytest.raises(BadInputError, match=r"\[cluster\] address.*HOST:PORT or auto"):
+        check("[cluster]\naddress = \"no port\"\n" + CLUSTERED, tmp_path)

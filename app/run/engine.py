@@ -35,6 +35,25 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+#: options that say where a step runs, not what it computes: left out of the input hash, so moving a run onto a
+#: Ray cluster (``[cluster] address``) redoes nothing
+PLACEMENT_OPTIONS = ("--ray-address",)
+
+
+def _placement_free(step):
+    if not isinstance(step, list):
+        return step
+    out, skip = [], False
+    for a in step:
+        if skip:
+            skip = False
+        elif isinstance(a, str) and a in PLACEMENT_OPTIONS:
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
 def _jsonable(value, run_dir: Path):
     value = thaw(value)  # a run config's tables (app/run/schema.py RunConfig): as their plain data
     if isinstance(value, dict):
@@ -90,7 +109,7 @@ class Runner:
     def input_hash(self, item: Item) -> str:
         deps = {d: self.output_hash(self.items[d]) for d in item.deps}
         payload = {"inputs": _jsonable(item.inputs, self.run_dir),
-                   "steps": [_jsonable(s, self.run_dir) for s in item.steps],
+                   "steps": [_jsonable(_placement_free(s), self.run_dir) for s in item.steps],
                    "deps": deps}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -164,6 +164,13 @@ def build(cfg: RunConfig, run_dir: Path) -> dict[str, list[Item]]:
         plan["emulate"] += _emulate_items(uc, u, sets, models, n_traces, run_dir)
         if u.deploy.enabled:
             plan["deploy"].append(_deploy_item(uc, u, cfg.deploy, models, run_dir, seed))
+    if cfg.cluster.address:  # where the steps that can fan out run (not hashed: app/run/engine.py)
+        where = ["--ray-address", cfg.cluster.address]
+        for item in plan["train"] + plan["simulate"] + plan["emulate"]:
+            if item.stage == "train" or item.name.startswith("cc-"):
+                item.steps = [s + where for s in item.steps]
+                if item.resume is not None:
+                    item.resume = lambda it, _r=item.resume: [s + where for s in _r(it)]
     if cfg.lb is not None:
         u = cfg.lb
         _, models = _train_export_items("lb", u, sets, run_dir, seed)  # `use` models only: no training

@@ -272,6 +272,14 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
     "cc": _use_case("cc", ("bbr", "cubic", "const:MBPS"),
                     "CC baselines run beside the policies: bbr, cubic, const:MBPS", "reward (Genet's form)"),
     "lb": _lb(),
+    "cluster": Table(help="A Ray cluster the simulate and emulate stages and the training runs fan out on "
+                          "(`--ray-address`; not given: this machine). Where a step runs is not part of what it "
+                          "computes: moving a run onto a cluster redoes nothing.", keys={
+        "address": Key("str", "", "the cluster's address (`HOST:PORT` or `auto`; needs the `cluster` extra); "
+                                  "`genet eval cc`, `genet emulate cc` and `genet train` get `--ray-address`",
+                       pattern=r"^(|auto|[A-Za-z0-9_.:\[\]-]+:[0-9]{1,5})$",
+                       pattern_help="HOST:PORT or auto"),
+    }),
     "deploy": Table(help="Where the deploy stage runs.", keys={
         "inventory": Key("path", "", "inventory TOML of real hosts and paths (not given: the local SSH "
                                      "testbed, `genet deploy testbed up`)"),
