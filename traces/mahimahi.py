@@ -163,7 +163,7 @@ def trace_to_schedule(trace: Trace) -> np.ndarray:
     # segment containing each target: last breakpoint with cum < target
     seg = np.clip(np.searchsorted(cum_bits, targets, side="left") - 1, 0, len(t) - 2 if len(t) > 1 else 0)
     rate_bps = trace.bandwidth_mbps[seg] * 1e6
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # tiny rates: inf, clipped below
         t_hit = t[seg] + np.where(rate_bps > 0, (targets - cum_bits[seg]) / rate_bps, 0.0)
     t_hit = np.clip(np.nan_to_num(t_hit, nan=t[-1], posinf=t[-1]), 0.0, t[-1])
     ms = np.ceil(np.round(t_hit * 1000.0, 6)).astype(np.int64)
