@@ -6,6 +6,7 @@ The validation sets are one trace of each real set (a copy in tmp_path). Also `g
 
 from __future__ import annotations
 
+import csv
 import json
 import shlex
 import shutil
@@ -93,6 +94,32 @@ def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, share
     assert ((fresh / "curves" / "abr-genet-warm-s0.csv").read_text()
             == (study / "curves" / "abr-genet-warm-s0.csv").read_text())
     assert (fresh / "curves-abr-t.png").read_bytes()[:4] == b"\x89PNG" and not (fresh / "curves-abr.png").exists()
+
+
+def test_tiny_lb_study_picks_each_run_checkpoint_on_the_validation_episodes(tmp_path):
+    """An LB preset (issue 27): the record is the checkpoint with the best reward on the validation episodes
+    (the learning curve's set; the final model a candidate too), evaluated there and on the test episodes
+    (return / 1e9 and mean completion time) beside least-work-left; the table has an LB section."""
+    study = tmp_path / "study"
+    assert run_study("--study-dir", str(study), "--tiny", "--lb-steps", "2048", "--presets", "lb-udr3",
+                     "--seeds", "0", "--curve-points", "2") == 0
+    rec = json.loads((study / "results" / "lb-udr3-s0.json").read_text())
+    assert set(rec["evaluation"]) == {"val", "val completion (s)", "test", "test completion (s)"}
+    assert set(rec["evaluation"]["test"]) == {"model", "least_work"} and rec["env_steps"] == 2048
+    assert "--method udr --range rl3" in rec["command"] and "--checkpoint-every 2" in rec["command"]
+    with open(study / "curves" / "lb-udr3-s0.csv") as fh:
+        curve = {r["checkpoint"]: float(r["reward"]) for r in csv.DictReader(fh)}
+    assert len(curve) == 2 and curve[f"step_{2048}.pt"] is not None
+    # the chosen one is the best on val of the curve's checkpoints and the final model
+    candidates = {**{f"checkpoints/{k}": v for k, v in curve.items()}, "model.pt": None}
+    assert rec["checkpoint"] in candidates
+    if rec["checkpoint"] != "model.pt":
+        assert rec["evaluation"]["val"]["model"] == max(curve.values())
+    assert rec["evaluation"]["val"]["model"] >= max(curve.values())
+    assert rec["checkpoint_env_steps"] <= 2048
+    table = (study / "results.md").read_text()
+    assert "## LB" in table and "| lb-udr3 | 0 |" in table and "least_work (baseline)" in table
+    assert "chosen checkpoints: lb-udr3 s0" in table
 
 
 def test_unknown_presets_and_bad_options_fail_with_one_line(tmp_path, capsys):

@@ -20,11 +20,14 @@ The multi-seed study of issue 17: does the Genet curriculum beat UDR? One comman
 Runs a matrix of named presets x seeds, every run with the same environment-step budget per use case, as the
 project's own commands (subprocesses, as a user types them; --jobs at a time, one torch thread each):
 
-1. `genet train {abr,cc} <preset options> --seed S --steps N --out STUDY/runs/<preset>-s<S>` (--resume when
+1. `genet train {abr,cc,lb} <preset options> --seed S --steps N --out STUDY/runs/<preset>-s<S>` (--resume when
    the run directory holds an unfinished run; finished runs are skipped);
 2. `genet export` of the final model, `genet eval` on the validation sets (ABR: fcc-val, norway-val; CC:
    pantheon-ethernet, pantheon-cellular and RL3 synthetic traces) next to the rule-based baselines
-   -> STUDY/results/<preset>-s<S>.json (a run with a record is done: a rerun skips it);
+   -> STUDY/results/<preset>-s<S>.json (a run with a record is done: a rerun skips it); LB: the run's
+   checkpoint with the best reward on the validation episodes (step 3's curve, and the final model) is the one
+   evaluated, on Genet's default setting: validation `genet eval lb -n 20 --seed 1`, test `-n 50 --seed 0`
+   (return / 1e9 and mean completion time, beside least-work-left);
 3. learning curves (Figure 18), once every run of the matrix is trained and evaluated: up to --curve-points
    checkpoints of a run, evenly spaced and always its last, exported and evaluated on the first validation
    set (the model alone) -> STUDY/curves/<preset>-s<S>.csv; curves-<use case>.png: validation reward against
@@ -37,7 +40,8 @@ project's own commands (subprocesses, as a user types them; --jobs at a time, on
 
 Presets (--presets, comma-separated; --list prints them): the matrix abr-udr1, abr-udr2, abr-udr3, abr-genet,
 cc-udr3, cc-genet and the variants of issue 17 (paper-dimensions-only ABR space, promotion weight 0.1,
-ensemble baseline, warm start from the same seed's UDR-RL3 model, CL1-CL3). Nothing is tuned on anything but
+ensemble baseline, warm start from the same seed's UDR-RL3 model, CL1-CL3); the LB study of issue 27
+(lb-udr1, lb-udr2, lb-udr3, lb-genet; --lb-steps). Nothing is tuned on anything but
 the training and validation sets: the presets are fixed (app/study/presets.py).
 
 Examples:
@@ -47,17 +51,19 @@ Examples:
   genet study run --table-only --publish           # ... and copy them to models/study/
   genet study run --restore --presets abr-cl1 --seeds 0   # a new checkout: the published records first
                                                    # (their runs are skipped), then the new run, one table
-  genet study run --study-dir /tmp/s --abr-steps 2000 --cc-steps 400 --tiny   # seconds"""
+  genet study run --study-dir /tmp/s --abr-steps 2000 --cc-steps 400 --tiny   # seconds
+  genet study run --study-dir runs/study-lb --presets lb-udr1,lb-udr2,lb-udr3,lb-genet --publish models/study/lb"""
 
 SHIP_DESCRIPTION = """\
-Train, export and evaluate the shipped models (models/abr/*.onnx, models/cc/*.onnx) with the project's own
-commands, run as subprocesses exactly as a user types them:
+Train, export and evaluate the shipped models (models/abr/*.onnx, models/cc/*.onnx, models/lb/*.onnx) with the
+project's own commands, run as subprocesses exactly as a user types them:
 
-1. `genet train {abr,cc} ... --out runs/ship/<use case>-<name>` (--resume when the run directory exists: a
+1. `genet train {abr,cc,lb} ... --out runs/ship/<use case>-<name>` (--resume when the run directory exists: a
    killed shipping run continues);
-2. `genet export RUN_DIR -o models/<use case>/<name>.onnx`;
-3. `genet eval {abr,cc}` of the model next to the baselines on the shared validation data (ABR: fcc-val,
-   norway-val, default Pensieve mode; CC: pantheon-ethernet, pantheon-cellular, RL3-range synthetic traces);
+2. `genet export RUN_DIR -o models/<use case>/<name>.onnx` (--checkpoint FILE with --from-run: that checkpoint);
+3. `genet eval {abr,cc,lb}` of the model next to the baselines on the shared validation data (ABR: fcc-val,
+   norway-val, default Pensieve mode; CC: pantheon-ethernet, pantheon-cellular, RL3-range synthetic traces;
+   LB: Genet's default setting, validation `-n 20 --seed 1` and test `-n 50 --seed 0` episodes);
 4. models/<use case>/<name>.json: the training command, seed, steps, updates, training wall time, git commit,
    the export and evaluation commands and the evaluation figures.
 
@@ -73,7 +79,9 @@ Examples:
   genet models ship --reevaluate         # evaluate the shipped files again, update their .json
   genet models ship --table-only         # rebuild models/RESULTS.md from the .json files
   genet models ship --only cc/genet --from-run runs/study/runs/cc-genet-distinct-s1 \\
-      --variant "cc-genet-distinct, seed 1 of 0-2 (models/study/results.md)"   # ship a trained run"""
+      --variant "cc-genet-distinct, seed 1 of 0-2 (models/study/results.md)"   # ship a trained run
+  genet models ship --only lb/udr3 --from-run runs/study-lb/runs/lb-udr3-s1 \\
+      --checkpoint runs/study-lb/runs/lb-udr3-s1/checkpoints/step_81920.pt   # the study's chosen checkpoint"""
 
 
 def _shared() -> str:
@@ -83,7 +91,7 @@ def _shared() -> str:
 
 
 def _study_run_arguments(r: argparse.ArgumentParser) -> None:
-    from app.study.presets import ABR_STEPS, CC_STEPS, MATRIX
+    from app.study.presets import ABR_STEPS, CC_STEPS, LB_STEPS, MATRIX
     from app.study.publish import DEFAULT_PUBLISHED
     from foundation.runmeta import PROJECT_ROOT
     shared = _shared()
@@ -95,6 +103,7 @@ def _study_run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--jobs", type=int, default=2, help="runs at a time (each uses one torch thread)")
     r.add_argument("--abr-steps", type=int, default=ABR_STEPS, help="environment steps per ABR run")
     r.add_argument("--cc-steps", type=int, default=CC_STEPS, help="environment steps per CC run")
+    r.add_argument("--lb-steps", type=int, default=LB_STEPS, help="environment steps (decisions) per LB run")
     r.add_argument("--no-real-traces", dest="real_traces", action="store_false",
                    help="ABR: do not mix the shared real training traces in")
     r.add_argument("--no-curves", action="store_true", help="skip the per-checkpoint learning curves")
@@ -146,13 +155,14 @@ def _cc_startup_arguments(cs: argparse.ArgumentParser) -> None:
 
 
 def _models_ship_arguments(sp: argparse.ArgumentParser) -> None:
-    from app.study.presets import ABR_STEPS, CC_STEPS
+    from app.study.presets import ABR_STEPS, CC_STEPS, LB_STEPS
     shared = _shared()
     sp.add_argument("--shared", default=shared, metavar="DIR", help="the shared material directory")
     sp.add_argument("--only", default="", help="comma-separated use_case/name (e.g. abr/genet,cc/udr3); default: all")
     sp.add_argument("--jobs", type=int, default=2, help="trainings at a time (each uses one torch thread)")
     sp.add_argument("--abr-steps", type=int, default=ABR_STEPS, help="environment steps per ABR model")
     sp.add_argument("--cc-steps", type=int, default=CC_STEPS, help="environment steps per CC model")
+    sp.add_argument("--lb-steps", type=int, default=LB_STEPS, help="environment steps (decisions) per LB model")
     sp.add_argument("--force", action="store_true", help="retrain models that are shipped already")
     sp.add_argument("--reevaluate", action="store_true",
                     help="evaluate the shipped models again (no training, no export) and update their .json")
@@ -164,6 +174,9 @@ def _models_ship_arguments(sp: argparse.ArgumentParser) -> None:
                     help="ship this finished `genet train` run (one --only model; no training): export, evaluate, "
                          "metadata with the run's own command and seed")
     sp.add_argument("--variant", default="", help="with --from-run: what the run is (recorded as 'variant')")
+    sp.add_argument("--checkpoint", metavar="FILE", default=None,
+                    help="with --from-run: ship this checkpoint of the run (e.g. RUN_DIR/checkpoints/step_N.pt, "
+                         "the one the LB study chose by validation) instead of its final model")
 
 
 def _doc(module: str) -> str:
@@ -201,7 +214,8 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     from app.study.table import write_table
     seeds = _seeds(args.seeds)
     study = Study(StudyOptions(study_dir=Path(args.study_dir), shared=Path(args.shared), jobs=args.jobs,
-                               abr_steps=args.abr_steps, cc_steps=args.cc_steps, real_traces=args.real_traces,
+                               abr_steps=args.abr_steps, cc_steps=args.cc_steps, lb_steps=args.lb_steps,
+                               real_traces=args.real_traces,
                                curves=not args.no_curves, curve_points=args.curve_points, tiny=args.tiny))
     if args.restore:
         print(f"restored {restore(Path(args.restore), study.dir)} records and curves from {args.restore}")
@@ -255,11 +269,13 @@ def cmd_cc_startup(args: argparse.Namespace) -> int:
 def cmd_models_ship(args: argparse.Namespace) -> int:
     if args.from_run and (not args.only or "," in args.only):
         raise BadInputError("--from-run ships one model: give it one --only use_case/name")
+    if args.checkpoint and not args.from_run:
+        raise BadInputError("--checkpoint is a checkpoint of --from-run RUN_DIR: give both")
     from app.study import ship
     from app.study.invoke import relative_to_root
     failed: list[str] = []
     if not args.table_only or args.dry_run:
-        todo = ship.specs(relative_to_root(args.shared, ship.ROOT), args.abr_steps, args.cc_steps)
+        todo = ship.specs(relative_to_root(args.shared, ship.ROOT), args.abr_steps, args.cc_steps, args.lb_steps)
         if args.only:
             want = _names(args.only)
             unknown = sorted(set(want) - {s.key for s in todo})
@@ -274,7 +290,8 @@ def cmd_models_ship(args: argparse.Namespace) -> int:
         from foundation.extras import require
         require("train", "genet models ship")
         options = ship.ShipOptions(shared=Path(args.shared), force=args.force, reevaluate=args.reevaluate,
-                                   from_run=Path(args.from_run) if args.from_run else None, variant=args.variant)
+                                   from_run=Path(args.from_run) if args.from_run else None, variant=args.variant,
+                                   checkpoint=Path(args.checkpoint) if args.checkpoint else None)
         failed = ship.ship_all(todo, options, args.jobs)
     print(ship.write_results_table())
     return 1 if failed else 0

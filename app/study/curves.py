@@ -19,7 +19,7 @@ def plot_curves(study_dir: Path, presets: dict[str, Preset], tag: str = "") -> l
     import matplotlib.pyplot as plt
     import numpy as np
     out = []
-    for uc in ("abr", "cc"):
+    for uc in ("abr", "cc", "lb"):
         files = sorted((study_dir / "curves").glob(f"{uc}-*.csv"))
         if not files:
             continue

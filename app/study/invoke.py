@@ -40,12 +40,19 @@ def sh(cmd: list[str], log: Path | None = None, cwd: Path = PROJECT_ROOT) -> str
     return proc.stdout
 
 
-def read_summary(use_case: str, out: Path) -> dict[str, float]:
+#: The columns of an LB ``summary.csv`` the study reports: the return / 1e9 (as Genet's LB README) and the mean
+#: job completion time; each is one "set" of an LB record (the second as ``<set> completion (s)``).
+LB_COLUMNS = (("", "reward_1e9"), (" completion (s)", "mean_completion_time_s"))
+
+
+def read_summary(use_case: str, out: Path, column: str | None = None) -> dict[str, float]:
     """{policy label: mean reward} of a ``genet eval`` output directory, in --policy order; the first (the
-    model) is labelled 'model'. ABR: ``results.json``'s summary QoE; CC: ``summary.csv``'s reward."""
+    model) is labelled 'model'. ABR: ``results.json``'s summary QoE; CC: ``summary.csv``'s reward; LB:
+    ``summary.csv``'s ``column`` (default ``reward_1e9``, the episode return / 1e9)."""
     if use_case == "abr":
         pairs = [(s["policy"], float(s["qoe"])) for s in json.loads((out / "results.json").read_text())["summary"]]
     else:
+        column = column or ("reward_1e9" if use_case == "lb" else "reward")
         with open(out / "summary.csv") as fh:
-            pairs = [(s["policy"], float(s["reward"])) for s in csv.DictReader(fh)]
+            pairs = [(s["policy"], float(s[column])) for s in csv.DictReader(fh)]
     return {("model" if i == 0 else k): v for i, (k, v) in enumerate(pairs)}

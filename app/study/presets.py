@@ -16,13 +16,20 @@ from foundation.runmeta import PROJECT_ROOT
 #: the shipped models' and the study's budgets.
 ABR_STEPS = 6_000_000
 CC_STEPS = 2_160_000
+#: LB: decisions (environment steps) per run (the LB study of issue 27; a run takes a few minutes here).
+LB_STEPS = 1_000_000
 #: ABR settings of every shipped ABR model and study run (see the closing note of issue 6 for why).
 ABR_COMMON = ["--n-envs", "32", "--steps-per-update", "1536", "--entropy-rate", "2e-3", "--real-prob", "0.3"]
 CC_COMMON: list[str] = []
+#: LB settings of every LB study run and shipped LB model: a step checkpoint every 20 PPO updates (81,920
+#: decisions), so the study can pick each run's checkpoint by its validation episodes (:func:`eval_sets`).
+LB_COMMON = ["--checkpoint-every", "20"]
 #: Options that make every study run tiny (``genet study run --tiny``, its test): small batches, few BO trials.
 TINY = {"abr": ["--n-envs", "4", "--steps-per-update", "64", "--trials", "2", "--random-trials", "2",
                 "--envs-per-trial", "2", "--rounds", "1", "--checkpoint-every", "2"],
         "cc": ["--steps-per-update", "100", "--minibatch", "50", "--epochs", "1", "--trials", "2",
+               "--random-trials", "2", "--envs-per-trial", "2", "--rounds", "1", "--checkpoint-every", "2"],
+        "lb": ["--n-envs", "4", "--steps-per-update", "256", "--minibatch", "64", "--epochs", "1", "--trials", "2",
                "--random-trials", "2", "--envs-per-trial", "2", "--rounds", "1", "--checkpoint-every", "2"]}
 #: Dimensions Genet's ABR BO searched (reference §6.2); the others are fixed by abr-genet-paperdims.
 PAPER_ABR_DIMS = ("min_bandwidth_mbps", "max_bandwidth_mbps", "bandwidth_change_interval_s", "min_rtt_ms",
@@ -68,6 +75,8 @@ CL_NOTES = {1: "CL1, hand-picked difficulty: stages whose bandwidth-change inter
 
 #: The presets ``genet study run`` trains when ``--presets`` is not given.
 MATRIX = ("abr-udr1", "abr-udr2", "abr-udr3", "abr-genet", "cc-udr3", "cc-genet")
+#: The LB study (issue 27): ``genet study run --presets lb-udr1,lb-udr2,lb-udr3,lb-genet``.
+LB_MATRIX = ("lb-udr1", "lb-udr2", "lb-udr3", "lb-genet")
 
 
 def presets() -> dict[str, Preset]:
@@ -116,6 +125,17 @@ def presets() -> dict[str, Preset]:
         Preset("cc", "cc-genet-warm", cc_genet + ["--init-from", "{warm}", "--updates-per-round", "{per_round}"],
                warm_from="cc-udr3", note="warm start from UDR-RL3, fixed updates per round"),
     ]
+    out += [Preset("lb", f"lb-udr{i}", ["--method", "udr", "--range", f"rl{i}"], note=f"UDR over RL{i}")
+            for i in (1, 2, 3)]
+    out.append(Preset("lb", "lb-genet", ["--method", "genet", "--range", "rl1", "--baseline", "least_work",
+                                         "--rounds", "4", "--trials", "8", "--random-trials", "5",
+                                         "--envs-per-trial", "4"],
+                      note="Genet, gap to least-work-left, warm-up and initial distribution over RL1, BO over the "
+                           "whole LB space; 4 rounds of 8 BO trials on 4 episodes each (the paper: 9 of 15 on 10; "
+                           "a paper-size round takes minutes here)"))
+    out.append(Preset("lb", "lb-udr3-lr3e-4", ["--method", "udr", "--range", "rl3", "--lr", "3e-4"],
+                      note="as lb-udr3, Adam learning rate 3e-4 instead of LbTrainConfig's 1e-3 (tried because the "
+                           "1e-3 runs degrade after an early best checkpoint; it does not help: FINDINGS.md)"))
     for uc, rng in (("abr", "rl1"), ("cc", "rl3")):
         out += [Preset(uc, f"{uc}-cl{k}", ["--method", f"cl{k}", "--range", rng] +
                        (["--baseline", "mpc" if uc == "abr" else "bbr"] if k == 2 else []), note=CL_NOTES[k])
@@ -123,9 +143,19 @@ def presets() -> dict[str, Preset]:
     return {p.name: p for p in out}
 
 
+#: LB evaluation episodes of Genet's default setting (``genet eval lb -n N --seed S``): the validation episodes
+#: (seed 1: ``SeedSequence([1, k])``) pick each run's checkpoint and the shipped seed; the test episodes (seed 0,
+#: 50 as Genet's LB README) are only reported. Their jobs and shuffles are distinct.
+LB_VALIDATION = ("val", ["-n", "20", "--seed", "1"])
+LB_TEST = ("test", ["-n", "50", "--seed", "0"])
+
+
 def eval_sets(use_case: str, shared: Path) -> list[tuple[str, list[str]]]:
     """(set name, `genet eval` options) of the validation sets: ABR fcc-val and norway-val (default Pensieve
-    mode); CC pantheon-ethernet, pantheon-cellular and 100 RL3-range synthetic traces."""
+    mode); CC pantheon-ethernet, pantheon-cellular and 100 RL3-range synthetic traces; LB the validation
+    episodes, then the test episodes (:data:`LB_VALIDATION`, :data:`LB_TEST`)."""
+    if use_case == "lb":
+        return [LB_VALIDATION, LB_TEST]
     if use_case == "abr":
         return [(s, ["--traces", str(shared / "traces/abr" / s)]) for s in ("fcc-val", "norway-val")]
     out = [(s, ["--traces", str(shared / "traces/cc" / s)]) for s in ("pantheon-ethernet", "pantheon-cellular")]

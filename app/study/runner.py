@@ -22,10 +22,12 @@ from pathlib import Path
 from foundation.atomic import atomic_text_writer, atomic_write_text
 from foundation.errors import BadInputError
 from foundation.runmeta import PROJECT_ROOT
-from app.study.invoke import genet_executable, read_summary, relative_to_root, sh
-from app.study.presets import (ABR_COMMON, ABR_STEPS, CC_STEPS, PAPERDIMS_SPACE_FILE, TINY, Preset, eval_sets,
-                                 presets)
+from app.study.invoke import LB_COLUMNS, genet_executable, read_summary, relative_to_root, sh
+from app.study.presets import (ABR_COMMON, ABR_STEPS, CC_STEPS, LB_COMMON, LB_STEPS, PAPERDIMS_SPACE_FILE, TINY,
+                                 Preset, eval_sets, presets)
 
+#: The rule-based baselines evaluated beside every model of a use case.
+BASELINES = {"abr": "mpc,bba", "cc": "bbr,cubic", "lb": "least_work"}
 #: The columns of a learning-curve file (``curves/<preset>-s<seed>.csv``).
 CURVE_COLUMNS = ["checkpoint", "env_steps", "set", "reward"]
 
@@ -39,6 +41,7 @@ class StudyOptions:
     jobs: int = 2
     abr_steps: int = ABR_STEPS
     cc_steps: int = CC_STEPS
+    lb_steps: int = LB_STEPS
     real_traces: bool = True
     curves: bool = True
     curve_points: int = 8
@@ -80,7 +83,7 @@ class Study:
 
     def train_command(self, p: Preset, seed: int) -> list[str]:
         o = self.options
-        steps = o.abr_steps if p.use_case == "abr" else o.cc_steps
+        steps = {"abr": o.abr_steps, "cc": o.cc_steps, "lb": o.lb_steps}[p.use_case]
         opts = []
         for opt in p.options:
             if opt == "{space}":
@@ -101,6 +104,8 @@ class Study:
             if o.real_traces:
                 real = self.shared / "traces" / "abr"
                 cmd += ["--real-traces", f"{real / 'fcc-train'},{real / 'norway-train'}"]
+        if p.use_case == "lb" and not o.tiny:
+            cmd += LB_COMMON
         if o.tiny:
             cmd += TINY[p.use_case]
         return cmd
@@ -136,7 +141,7 @@ class Study:
         if not onnx.is_file():
             self._sh([self.genet, "export", str(run), "-o", str(onnx)]
                      + (["--checkpoint", str(model)] if model else []), log)
-        baselines = ("," + ("mpc,bba" if p.use_case == "abr" else "bbr,cubic")) if with_baselines else ""
+        baselines = ("," + BASELINES[p.use_case]) if with_baselines else ""
         out = {}
         for set_name, where in (sets or eval_sets(p.use_case, self.shared)):
             if self.options.tiny and p.use_case == "cc" and "--config" in where:
@@ -144,7 +149,11 @@ class Study:
             with tempfile.TemporaryDirectory() as tmp:
                 self._sh([self.genet, "eval", p.use_case, *where, "--policy", f"{onnx}{baselines}", "--out", tmp,
                           "--no-progress"] + (["--no-plots"] if p.use_case == "cc" else []), log)
-                out[set_name] = read_summary(p.use_case, Path(tmp))
+                if p.use_case == "lb":  # the return / 1e9 and the mean completion time
+                    out.update({set_name + suffix: read_summary("lb", Path(tmp), column)
+                                for suffix, column in LB_COLUMNS})
+                else:
+                    out[set_name] = read_summary(p.use_case, Path(tmp))
         return out
 
     def checkpoints(self, run: Path) -> list[tuple[Path, int]]:
@@ -195,15 +204,32 @@ class Study:
             info = json.loads((run / "run.json").read_text())
             import torch
             blob = torch.load(run / "model.pt", weights_only=False)
+            # LB: the checkpoint with the best reward on the validation episodes (the learning curve's set)
+            chosen = self.select_checkpoint(p, seed) if p.use_case == "lb" else None
             rec = {"preset": p.name, "use_case": p.use_case, "seed": seed, "note": p.note,
                    "command": info.get("command"), "commit": info.get("commit"), "env_steps": blob["env_steps"],
                    "updates": blob["updates"], "train_wall_s": blob["wall_s"],
-                   "evaluation": self.evaluate(p, seed)}
+                   "evaluation": self.evaluate(p, seed, model=chosen)}
+            if chosen is not None:
+                rec["checkpoint"] = str(chosen.relative_to(run))
+                rec["checkpoint_env_steps"] = int(torch.load(chosen, weights_only=False)["env_steps"])
             if (run / "rounds.csv").is_file():
                 rec["rounds"] = (run / "rounds.csv").read_text().splitlines()
             atomic_write_text(result, json.dumps(rec, indent=1) + "\n")
         print(f"{p.name} s{seed}: {json.dumps({k: v['model'] for k, v in rec['evaluation'].items()})}", flush=True)
         return rec
+
+    def select_checkpoint(self, p: Preset, seed: int) -> Path:
+        """The checkpoint of the run (:meth:`checkpoints`, and the final model) whose reward on the first
+        evaluation set (the validation episodes, :meth:`curve`) is the highest; ties go to the later one."""
+        run = self.run_dir(p.name, seed)
+        with open(self.curve(p, seed)) as fh:
+            rows = list(csv.DictReader(fh))
+        first = eval_sets(p.use_case, self.shared)[:1]
+        final = self.evaluate(p, seed, model=run / "model.pt", sets=first, with_baselines=False)[first[0][0]]
+        best = max([(float(r["reward"]), int(r["env_steps"]), run / _checkpoint_path(run, r["checkpoint"]))
+                    for r in rows] + [(final["model"], 1 << 62, run / "model.pt")], key=lambda x: (x[0], x[1]))
+        return best[2]
 
     # ------------------------------------------------------------- matrix
     def run_all(self, names: list[str], seeds: list[int]) -> list[str]:
@@ -234,6 +260,11 @@ class Study:
                         failed.append(f"{p.name}-s{s}")
                         print(f"{p.name} s{s}: FAILED: {exc}", file=sys.stderr, flush=True)
         return failed
+
+
+def _checkpoint_path(run: Path, name: str) -> Path:
+    """A curve row's checkpoint (a file name) as a path inside ``run``."""
+    return Path("checkpoints") / name if (run / "checkpoints" / name).is_file() else Path(name)
 
 
 def _write_curve(path: Path, rows: list[dict]) -> None:

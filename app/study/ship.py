@@ -1,18 +1,22 @@
-"""The shipped models (``models/abr/*.onnx``, ``models/cc/*.onnx``): what each is, and how ``genet models ship``
+"""The shipped models (``models/abr/*.onnx``, ``models/cc/*.onnx``, ``models/lb/*.onnx``): what each is, and how ``genet models ship``
 trains, exports and evaluates it.
 
 Every model comes from the project's own commands, run as subprocesses exactly as a user would type them:
 
-1. ``genet train {abr,cc} --method ... --seed ... --steps ... --out runs/ship/<use case>-<name>``
+1. ``genet train {abr,cc,lb} --method ... --seed ... --steps ... --out runs/ship/<use case>-<name>``
    (``--resume`` when the run directory exists: a killed shipping run continues);
-2. ``genet export RUN_DIR -o models/<use case>/<name>.onnx``;
-3. ``genet eval {abr,cc}`` of the model next to the baselines on the shared validation data
-   (:func:`app.study.presets.eval_sets`);
+2. ``genet export RUN_DIR -o models/<use case>/<name>.onnx`` (``--checkpoint``: that checkpoint of the run);
+3. ``genet eval {abr,cc,lb}`` of the model next to the baselines on the shared validation data
+   (:func:`app.study.presets.eval_sets`; LB: the validation and test episodes of Genet's setting);
 4. ``models/<use case>/<name>.json``: the training command, seed, steps, updates, training wall time, git
    commit, the export and evaluation commands and the evaluation figures.
 
 ``models/RESULTS.md`` then holds the science table (every shipped model and baseline on every evaluation
 set). Models whose ``.onnx`` and ``.json`` exist are not retrained (``force`` retrains).
+
+The LB models are the LB study's runs (``genet study run --presets lb-...``, models/study/lb/results.md): the
+seed with the best validation figure of each preset, at the checkpoint the study chose by the same validation
+episodes, shipped with ``--from-run RUN --checkpoint FILE`` (LB training on RL3 is unstable late in a run).
 """
 
 from __future__ import annotations
@@ -30,13 +34,18 @@ from pathlib import Path
 from foundation.atomic import atomic_write_text
 from foundation.errors import BadInputError
 from foundation.runmeta import PROJECT_ROOT
-from app.study.invoke import genet_executable, read_summary, relative_to_root, sh
-from app.study.presets import ABR_COMMON, CC_COMMON, eval_sets
+from app.study.invoke import LB_COLUMNS, genet_executable, read_summary, relative_to_root, sh
+from app.study.presets import ABR_COMMON, CC_COMMON, LB_COMMON, LB_STEPS, eval_sets, presets
 
 #: The repository the models are shipped into (``models/``) and the commands run in.
 ROOT = PROJECT_ROOT
 #: The comparisons that matter first (Genet vs UDR-RL3), so a cut-short shipping run still answers them.
-ORDER = ("abr/genet", "abr/udr3", "cc/genet", "cc/udr3", "abr/udr1", "abr/udr2")
+ORDER = ("abr/genet", "abr/udr3", "cc/genet", "cc/udr3", "abr/udr1", "abr/udr2", "lb/genet", "lb/udr3",
+         "lb/udr1", "lb/udr2")
+#: The seed of each shipped LB model: the best of the LB study's seeds 0-2 on the validation episodes.
+LB_SHIPPED_SEEDS = {"udr1": 2, "udr2": 0, "udr3": 1, "genet": 0}
+#: The rule-based baselines each model is evaluated beside.
+BASELINES = {"abr": "mpc,bba", "cc": "bbr,cubic", "lb": "least_work"}
 
 
 @dataclass
@@ -61,16 +70,18 @@ class ModelSpec:
 class ShipOptions:
     """How :func:`ship` treats a model (``genet models ship`` options): ``shared`` the shared material folder;
     ``force`` retrain a shipped model; ``reevaluate`` evaluate the shipped file again; ``from_run`` ship this
-    finished run (no training) and record ``variant``."""
+    finished run (no training) and record ``variant``; ``checkpoint`` export this checkpoint of it instead of
+    its final model."""
 
     shared: Path
     force: bool = False
     reevaluate: bool = False
     from_run: Path | None = None
     variant: str = ""
+    checkpoint: Path | None = None
 
 
-def specs(shared: Path, abr_steps: int, cc_steps: int) -> list[ModelSpec]:
+def specs(shared: Path, abr_steps: int, cc_steps: int, lb_steps: int = LB_STEPS) -> list[ModelSpec]:
     """Every shipped model, in :data:`ORDER`."""
     abr_eval, cc_eval = eval_sets("abr", shared), eval_sets("cc", shared)
     out = [ModelSpec("abr", f"udr{i}", ["--method", "udr", "--range", f"rl{i}"], abr_steps, evals=abr_eval)
@@ -84,6 +95,11 @@ def specs(shared: Path, abr_steps: int, cc_steps: int) -> list[ModelSpec]:
     # BO trials scored on the packets sent after each sender's first ACK
     out.append(ModelSpec("cc", "genet", ["--method", "genet", "--range", "rl3", "--baseline", "bbr",
                                          "--gap-after-first-ack"], cc_steps, real=False, evals=cc_eval))
+    # LB: the LB study's presets (issue 27); each shipped seed is the one of seeds 0-2 with the best reward on the
+    # validation episodes (models/study/lb/results.md), at the checkpoint the study chose on them (--checkpoint)
+    lb_eval, study = eval_sets("lb", shared), presets()
+    out += [ModelSpec("lb", name, study[f"lb-{name}"].options, lb_steps, seed=seed, real=False, evals=lb_eval)
+            for name, seed in LB_SHIPPED_SEEDS.items()]
     return sorted(out, key=lambda s: ORDER.index(s.key))
 
 
@@ -100,13 +116,13 @@ def train_command(spec: ModelSpec, shared: Path, run_dir: Path, genet: str) -> l
         if spec.real:
             cmd += ["--real-traces", f"{shared / 'traces/abr/fcc-train'},{shared / 'traces/abr/norway-train'}"]
     else:
-        cmd += CC_COMMON
+        cmd += CC_COMMON if spec.use_case == "cc" else LB_COMMON
     return cmd
 
 
 def eval_commands(spec: ModelSpec, onnx: Path) -> list[tuple[str, list[str]]]:
     """(set name, the `genet eval` arguments a user would type) of each evaluation set of ``spec``."""
-    baselines = "mpc,bba" if spec.use_case == "abr" else "bbr,cubic"
+    baselines = BASELINES[spec.use_case]
     return [(set_name, ["eval", spec.use_case, *where, "--policy", f"{onnx},{baselines}"])
             for set_name, where in spec.evals]
 
@@ -137,7 +153,11 @@ def evaluate(spec: ModelSpec, onnx: Path, genet: str, log: Path) -> tuple[dict, 
         with tempfile.TemporaryDirectory() as tmp:
             sh([genet, *shown, "--out", tmp, "--no-progress"] + (["--no-plots"] if spec.use_case == "cc" else []),
                log, cwd=ROOT)
-            results[set_name] = read_summary(spec.use_case, Path(tmp))
+            if spec.use_case == "lb":  # the return / 1e9 and the mean completion time
+                results.update({set_name + suffix: read_summary("lb", Path(tmp), column)
+                                for suffix, column in LB_COLUMNS})
+            else:
+                results[set_name] = read_summary(spec.use_case, Path(tmp))
         commands.append(shlex.join(["genet", *shown]))
     return results, commands
 
@@ -185,21 +205,32 @@ def ship(spec: ModelSpec, options: ShipOptions) -> dict:
     run = json.loads((run_dir_abs / "run.json").read_text())
     if run.get("use_case") != spec.use_case:
         raise BadInputError(f"{run_dir}: a {run.get('use_case')} run, not {spec.use_case}")
-    sh([genet, "export", str(run_dir), "-o", str(onnx)], log, cwd=ROOT)
+    checkpoint = ([] if options.checkpoint is None else
+                  ["--checkpoint", str(relative_to_root(options.checkpoint, ROOT))])
+    sh([genet, "export", str(run_dir), "-o", str(onnx), *checkpoint], log, cwd=ROOT)
     results, eval_cmds = evaluate(spec, onnx, genet, log)
     with open(run_dir_abs / "learning_curve.csv") as fh:
         curve = list(csv.DictReader(fh))
     last = curve[-1] if curve else {}
+    if options.checkpoint is not None:  # the checkpoint's own counters
+        import torch
+        blob = torch.load(options.checkpoint, weights_only=False)
+        last = {"env_steps": blob["env_steps"], "update": blob["updates"], "wall_s": blob["wall_s"]}
     meta = {"name": spec.name, "use_case": spec.use_case, "file": str(onnx.relative_to(ROOT)),
             "command": run.get("command"), "seed": spec.seed, "steps": int(float(last.get("env_steps", 0))),
             "updates": int(float(last.get("update", 0))), "train_wall_s": round(float(last.get("wall_s", 0)), 1),
             "commit": run.get("commit"), "shipped_at_commit": _git_commit(), "real_traces": run.get("real_traces"),
             "real_prob": run.get("real_prob"), "train_config": run.get("train_config"),
-            "export_command": shlex.join(["genet", "export", str(run_dir), "-o",
-                                          str(onnx.relative_to(ROOT))]),
+            "export_command": shlex.join(["genet", "export", _shown(run_dir), "-o", str(onnx.relative_to(ROOT)),
+                                          *checkpoint]),
             "evaluation_commands": eval_cmds, "evaluation": results,
             "evaluation_note": "mean per-trace reward: ABR total QoE of one video (default Pensieve mode), CC "
-                               "Genet-form reward; 'model' is this model, the others are the rule-based baselines"}
+                               "Genet-form reward, LB episode return / 1e9 (and '<set> completion (s)': mean job "
+                               "completion time); 'model' is this model, the others are the rule-based baselines"}
+    if options.checkpoint is not None:
+        meta["checkpoint"] = checkpoint[1]
+        meta["run_steps"] = int(float(curve[-1]["env_steps"])) if curve else 0
+        meta["run_train_wall_s"] = round(float(curve[-1]["wall_s"]), 1) if curve else 0.0
     if options.from_run is not None:
         meta["variant"] = options.variant or run_dir.name
     if (run_dir_abs / "rounds.csv").is_file():
@@ -208,6 +239,11 @@ def ship(spec: ModelSpec, options: ShipOptions) -> dict:
     print(f"{spec.key}: shipped {onnx.relative_to(ROOT)} "
           f"({meta['steps']} steps, {meta['train_wall_s']} s): {json.dumps(results)}", flush=True)
     return meta
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a command in the repository root names it: relative when it is inside it."""
+    return str(path.relative_to(ROOT)) if path.is_absolute() and path.is_relative_to(ROOT) else str(path)
 
 
 def _git_commit() -> str:
@@ -238,7 +274,7 @@ def results_table(root: Path | None = None) -> str:
     lines = ["# Shipped models: evaluation", "",
              "Generated by `genet models ship` from the `.json` files next to the models "
              "(mean per-trace reward; ABR: total QoE of one video, default Pensieve mode; CC: Genet-form "
-             "reward).", ""]
+             "reward; LB: episode return / 1e9 on Genet's default setting and the mean job completion time).", ""]
     if (root / "models" / "study" / "results.md").is_file():
         lines += ["Each row here is one seed. The multi-seed study (issue 17: every seed, mean ± std, learning curves, "
                   "the variants tried) is in [study/results.md](study/results.md), made by "
@@ -249,13 +285,23 @@ def results_table(root: Path | None = None) -> str:
             lines += ["Learning curves (Figure 18: validation reward against environment steps, mean and min-max "
                       "band over seeds; each preset's final models as markers where its curves cover fewer seeds):", "",
                       *[f"![{f[:-4]}](study/{f})" for f in curves], ""]
-    for use_case in ("abr", "cc"):
+    for use_case in ("abr", "cc", "lb"):
         metas = [json.loads(p.read_text()) for p in sorted((root / "models" / use_case).glob("*.json"))]
         if not metas:
             continue
+        if use_case == "lb" and (root / "models" / "study" / "lb" / "results.md").is_file():
+            lines += ["## LB", "", "Each row is one seed of the LB study (issue 27), the one with the best `val` figure, "
+                      "at the checkpoint chosen on `val` (steps and train wall: the checkpoint's; the whole run's are the .json's "
+                      "`run_steps`, `run_train_wall_s`); the study (3 seeds per preset, mean ± std) is in "
+                      "[study/lb/results.md](study/lb/results.md), what it found in "
+                      "[study/lb/FINDINGS.md](study/lb/FINDINGS.md). `val`: `genet eval lb -n 20 --seed 1`, "
+                      "`test`: `genet eval lb -n 50 --seed 0`.", ""]
+            heading = []
+        else:
+            heading = [f"## {use_case.upper()}", ""]
         sets = list(metas[0]["evaluation"])
         base = [k for k in metas[0]["evaluation"][sets[0]] if k != "model"]
-        lines += [f"## {use_case.upper()}", "",
+        lines += [*heading,
                   "| policy | steps | train wall (s) | " + " | ".join(sets) + " |",
                   "|---|---|---|" + "---|" * len(sets)]
         for b in base:
