@@ -112,6 +112,7 @@ def _selfcheck_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration-s", type=float, default=3.0, help="length of each rate check (s)")
     p.add_argument("--backend", choices=("netns", "mahimahi", "mininet"), default="netns", help="link backend")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the rows as JSON")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when a row has a warning")
 
 
 def cmd_selfcheck(args) -> int:
@@ -139,7 +140,7 @@ def cmd_selfcheck(args) -> int:
     if args.json:
         from foundation.atomic import atomic_write_text
         atomic_write_text(args.json, json.dumps(to_json(rows), indent=1))
-    return 0 if all(r.ok for r in rows) else 1
+    return 1 if args.strict and not all(r.ok for r in rows) else 0
 
 
 def cmd_emulate_cc(args) -> int:

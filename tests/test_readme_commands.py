@@ -92,7 +92,9 @@ BUDGETS: list[tuple[str, dict[str, str], list[str]]] = [
       "--n-envs", "2", "--steps-per-update", "400", "--no-progress"]),
     ("genet train cc --method udr", {}, ["--steps", "800", "--n-envs", "2", "--steps-per-update", "400",
                                          "--no-progress"]),
-    ("genet train abr", {"--steps 6000000": "--steps 1536"},
+    ("genet train abr --agent dagger", {}, ["--steps", "1536", "--n-envs", "4", "--steps-per-update", "384",
+                                           "--no-progress"]),
+    ("genet train abr --method", {"--steps 6000000": "--steps 1536"},
      ["--rounds", "1", "--trials", "1", "--random-trials", "1", "--envs-per-trial", "1", "--n-envs", "4",
       "--steps-per-update", "384", "--no-progress"]),
 ]

@@ -284,7 +284,7 @@ def test_selfcheck_measures_rate_rtt_and_loss_against_the_settings(tmp_path, no_
     assert row["expected_rtt_ms"] == pytest.approx(20.0 + 1.2)  # 2 x 10 ms + half a 1500-B opportunity each way
     assert 0 <= row["measured_rtt_ms"] - row["expected_rtt_ms"] < 4.0  # the emulator's 1-ms clock, no more
     assert abs(row["measured_loss_rate"] - 0.02) < 0.01
-    assert res.returncode == (0 if row["ok"] else 1)
+    assert res.returncode == 0  # warnings are reported, not failed, unless --strict
     bad = subprocess.run(GENET + ["emulate", "selfcheck", "--rates-mbps", "fast"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode != 0 and "--rates-mbps 'fast': expected comma-separated numbers" in bad.stderr
