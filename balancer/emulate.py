@@ -246,6 +246,10 @@ def sim_row(policy: str, workload, s: LbRunSettings) -> dict:
     return {f"sim_{k}": m[k] for k in (*COLUMN_NAMES, PER_WORKER_FIELD)}
 
 
+#: fields every row of this version has (a reused row must have them)
+ROW_KEYS = ("jobs", "jobs_failed", "mean_completion_time_s", "p95_slowdown", "mean_utilisation", "reward")
+
+
 class LbEmulated(Tier):
     """Runs of ``genet emulate lb``: one cell = (policy, workload, repeat), its data the workload and its file."""
 
@@ -258,7 +262,8 @@ class LbEmulated(Tier):
         self._sims: dict = {}
 
     def reuse(self, cell: Cell, records: list[dict]) -> dict | None:
-        mine = [r for r in records if r.get("settings") == self.s.tag()]
+        # the same settings, and a row of this layout (a journal an older version wrote is run again)
+        mine = [r for r in records if r.get("settings") == self.s.tag() and all(k in r for k in ROW_KEYS)]
         return mine[-1] if mine else None
 
     def run_one(self, cell: Cell) -> dict:

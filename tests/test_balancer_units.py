@@ -144,3 +144,16 @@ def test_emulate_settings_tag_follows_the_settings():
     a, b = settings_from_args(_args()), settings_from_args(_args(delay_ms=5.0))
     assert a.worker_delay_ms == (0.0, 0.0, 0.0) and b.worker_delay_ms == (5.0, 5.0, 5.0)
     assert a.tag() == settings_from_args(_args()).tag() != b.tag()
+
+
+def test_a_journaled_row_of_an_older_layout_is_run_again_not_reused(tmp_path):
+    from balancer.emulate import ROW_KEYS, LbEmulated, LbRunSettings
+    from foundation.experiment import Cell
+    s = LbRunSettings(rates=(1.0, 2.0), worker_delay_ms=(0.0, 0.0))
+    tier = LbEmulated(s, tmp_path, with_sim=False)
+    cell = Cell("least_work", "seed-1", 0)
+    old = {"policy": "least_work", "workload": "seed-1", "repeat": 0, "settings": s.tag(), "n_jobs": 40}
+    assert tier.reuse(cell, [old]) is None  # an older version's row: rerun
+    new = {**old, **{k: 1.0 for k in ROW_KEYS}}
+    assert tier.reuse(cell, [old, new]) is new
+    assert tier.reuse(cell, [{**new, "settings": "other"}]) is None
