@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from foundation.commands import Command, CommandTree, Group, declarations_of, declarations_under
+from foundation.commands import Command, Group, run_standalone
 from foundation.errors import BadInputError
 
 
@@ -185,20 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m balancer worker | serve | cluster | replay``: the balancer's own commands alone (what ``genet emulate lb``
     starts: a worker, balancer or client host needs nothing else of the command line)."""
     import sys
-
-    from foundation.errors import GenetError
-    from foundation.helpformat import HelpFormatter
-    parser = argparse.ArgumentParser(prog="python -m balancer", formatter_class=HelpFormatter)
-    tree = CommandTree(declarations_under(("balancer",), declarations_of(sys.modules[__name__])))
-    tree.build(parser, formatter_class=HelpFormatter, dest="balancer_command", required=True)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-    except (GenetError, FileNotFoundError) as exc:
-        print(f"genet: error: {exc}", file=sys.stderr)
-        return 1
+    return run_standalone(sys.modules[__name__], "balancer", argv)
 
 
 __all__ = ["COMMANDS", "main"]

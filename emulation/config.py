@@ -231,6 +231,16 @@ class DirectionSpec:
             raise BadInputError(f"loss_rate must be in [0, 1], got {self.loss_rate!r}")
 
 
+#: The link's clock. "ms": Mahimahi's (the default; its semantics exactly): whole milliseconds, a ms's
+#: opportunities in one burst at its start, a delay released at the first whole ms at or after it ends,
+#: every wait rounded up to whole ms — about 1 ms per direction on top of the configured path, with up to
+#: 1 ms of jitter (measured: ``genet emulate selfcheck``; the cause of most of the CC simulator-emulation gap
+#: on sub-millisecond paths, docs/fidelity.md). "precise": the same schedule and queue, in fractional ms: a
+#: ms's opportunities evenly paced over it, delays exact, waits to the microsecond (what the simulator models;
+#: not Mahimahi's, so not for comparisons with ``--backend mahimahi``).
+CLOCKS = ("ms", "precise")
+
+
 @dataclass(frozen=True)
 class LinkSpec:
     """A whole link (both directions).
@@ -241,6 +251,7 @@ class LinkSpec:
     once: stop at the end of the trace instead of looping (mm-link --once)
     seed: seed of the loss draws (None: random)
     command_line: recorded in the logs' "# command line:" header
+    clock: "ms" (Mahimahi's whole-millisecond clock) or "precise" (:data:`CLOCKS`)
     """
 
     uplink: DirectionSpec
@@ -249,8 +260,11 @@ class LinkSpec:
     once: bool = False
     seed: int | None = None
     command_line: str = ""
+    clock: str = "ms"
 
     def __post_init__(self) -> None:
+        if self.clock not in CLOCKS:
+            raise BadInputError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
         if not (isinstance(self.delay_ms, (int, float)) and math.isfinite(self.delay_ms) and self.delay_ms >= 0):
             raise BadInputError(f"delay_ms must be a finite number >= 0, got {self.delay_ms!r}")
         for d in (self.uplink, self.downlink):
@@ -265,7 +279,8 @@ class LinkSpec:
                     "queue": dataclasses.asdict(d.queue),
                     "log_path": d.log_path}
         return {"uplink": direction(self.uplink), "downlink": direction(self.downlink),
-                "delay_ms": self.delay_ms, "once": self.once, "seed": self.seed, "command_line": self.command_line}
+                "delay_ms": self.delay_ms, "once": self.once, "seed": self.seed, "command_line": self.command_line,
+                "clock": self.clock}
 
     @classmethod
     def from_json(cls, d: dict) -> "LinkSpec":
@@ -273,7 +288,7 @@ class LinkSpec:
             return DirectionSpec(Schedule.from_json(x["schedule"]), x["loss_rate"], QueueSpec(**x["queue"]),
                                  x["log_path"])
         return cls(direction(d["uplink"]), direction(d["downlink"]), d["delay_ms"], d["once"], d["seed"],
-                   d.get("command_line", ""))
+                   d.get("command_line", ""), d.get("clock", "ms"))
 
 
 def make_link_spec(uplink: TraceLike, downlink: TraceLike, *, delay_ms: float = 0.0,
@@ -281,7 +296,8 @@ def make_link_spec(uplink: TraceLike, downlink: TraceLike, *, delay_ms: float = 
                    uplink_queue: QueueSpec | str | None = None, downlink_queue: QueueSpec | str | None = None,
                    uplink_queue_args: str | None = None, downlink_queue_args: str | None = None,
                    uplink_log: str | os.PathLike | None = None, downlink_log: str | os.PathLike | None = None,
-                   once: bool = False, seed: int | None = None, command_line: str = "") -> LinkSpec:
+                   once: bool = False, seed: int | None = None, command_line: str = "",
+                   clock: str = "ms") -> LinkSpec:
     """Validate everything and build a :class:`LinkSpec` (raises before anything is created)."""
     def queue(q, args) -> QueueSpec:
         if isinstance(q, QueueSpec):
@@ -293,4 +309,4 @@ def make_link_spec(uplink: TraceLike, downlink: TraceLike, *, delay_ms: float = 
                        os.fspath(uplink_log) if uplink_log else None)
     down = DirectionSpec(load_schedule(downlink), float(downlink_loss), queue(downlink_queue, downlink_queue_args),
                          os.fspath(downlink_log) if downlink_log else None)
-    return LinkSpec(up, down, float(delay_ms), bool(once), seed, command_line)
+    return LinkSpec(up, down, float(delay_ms), bool(once), seed, command_line, clock)

@@ -19,6 +19,9 @@ Arguments (units in names; Mahimahi's semantics, testbeds.md §1):
 * once: end at the end of the trace instead of looping (mm-link ``--once``)
 * seed: seed of the loss draws (default None: random)
 * backend: ``netns`` (default, embedded), ``mahimahi`` or ``mininet``
+* clock: netns backend only: ``ms`` (default: Mahimahi's whole-millisecond clock, its semantics exactly) or
+  ``precise`` (the same schedule and queues in fractional ms: a ms's opportunities paced evenly over it,
+  delays exact) — :data:`emulation.config.CLOCKS`
 * isolate_host: netns backend only: put the host side in its own namespace
   rather than the root one (default False; tests use True so nothing touches the host)
 * realtime: netns backend only: run the link process at SCHED_RR priority 1
@@ -74,7 +77,7 @@ class LinkEmulator:
                  uplink_log: str | os.PathLike | None = None, downlink_log: str | os.PathLike | None = None,
                  once: bool = False, seed: int | None = None, backend: str = "netns",
                  isolate_host: bool = False, command_line: str = "", low_latency_idle: bool = False,
-                 **backend_options: Any):
+                 clock: str = "ms", **backend_options: Any):
         if backend not in BACKENDS:
             raise BadInputError(f"unknown emulation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend_name = backend
@@ -83,7 +86,9 @@ class LinkEmulator:
             uplink, downlink, delay_ms=delay_ms, uplink_loss=uplink_loss, downlink_loss=downlink_loss,
             uplink_queue=uplink_queue, downlink_queue=downlink_queue, uplink_queue_args=uplink_queue_args,
             downlink_queue_args=downlink_queue_args, uplink_log=uplink_log, downlink_log=downlink_log,
-            once=once, seed=seed, command_line=command_line)
+            once=once, seed=seed, command_line=command_line, clock=clock)
+        if clock != "ms" and backend != "netns":
+            raise BadInputError(f"clock {clock!r}: netns backend only (the {backend} backend has its own clock)")
         self.isolate_host = isolate_host
         self.low_latency_idle = low_latency_idle
         self._qos_fd: int | None = None

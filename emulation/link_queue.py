@@ -84,6 +84,21 @@ class _PieState:
     avg_dq_rate: int = 0
 
 
+def spread_slots(schedule: Schedule) -> tuple[list[float], list[int]]:
+    """The precise clock's schedule: the ``k`` opportunities of whole millisecond ``t`` at ``t + i / k``
+    (i = 0..k-1), one per slot — the same count per ms (so the same rate over every ms) delivered evenly
+    paced instead of in one burst at the ms's start. A millisecond with one opportunity keeps it at ``t``."""
+    slots: list[float] = []
+    counts: list[int] = []
+    for t, k in zip(schedule.slot_ms, schedule.slot_count):
+        if k == 1:
+            slots.append(float(t))
+        else:
+            slots.extend(t + i / k for i in range(k))
+    counts = [1] * len(slots)
+    return slots, counts
+
+
 class PacketTooLargeError(GenetRuntimeError):
     """A packet bigger than one opportunity (Mahimahi: "packet size is greater than maximum")."""
 
@@ -96,14 +111,20 @@ class LinkQueue:
     base_ms: the time (ms, caller's clock) at which trace t = 0
     once: finish at the end of the schedule instead of looping
     log: an open text file for Mahimahi-format event lines, or None
+    spread: the precise clock (:data:`emulation.config.CLOCKS`): the opportunities a millisecond holds are
+        spread evenly over it (:func:`spread_slots`) and times may be fractional ms; the log still holds
+        whole ms (times floored, a departure's delay rounded)
 
     ``departures`` collects ``(departure_ms, packet)`` tuples; the caller drains it.
     """
 
     def __init__(self, schedule: Schedule, queue: QueueSpec, base_ms: int = 0, once: bool = False,
-                 log: TextIO | None = None, rng: random.Random | None = None):
-        self.slot_ms = list(schedule.slot_ms)
-        self.slot_count = list(schedule.slot_count)
+                 log: TextIO | None = None, rng: random.Random | None = None, spread: bool = False):
+        if spread:
+            self.slot_ms, self.slot_count = spread_slots(schedule)
+        else:
+            self.slot_ms = list(schedule.slot_ms)
+            self.slot_count = list(schedule.slot_count)
         self.nslots = len(self.slot_ms)
         self.period_ms = schedule.period_ms
         self.base_ms = base_ms
@@ -162,7 +183,7 @@ class LinkQueue:
             j = bisect_right(slot_ms, rel, self.idx)
             if log is not None:
                 base = self.base_ms
-                log.write("".join(f"{base + slot_ms[k]} # {OPPORTUNITY_BYTES}\n" * slot_count[k]
+                log.write("".join(f"{int(base + slot_ms[k])} # {OPPORTUNITY_BYTES}\n" * slot_count[k]
                                   for k in range(self.idx, j)))
             if j < self.nslots:
                 self.idx = j
@@ -194,7 +215,7 @@ class LinkQueue:
                 return
             count = slot_count[self.idx]
             if log is not None:
-                log.write(f"{t} # {OPPORTUNITY_BYTES}\n" * count)
+                log.write(f"{int(t)} # {OPPORTUNITY_BYTES}\n" * count)
             budget = count * OPPORTUNITY_BYTES
             self._advance()
             left = self.in_transit_left
@@ -220,7 +241,7 @@ class LinkQueue:
                     self.departed_packets += 1
                     self.departed_bytes += len(pkt)
                     if log is not None:
-                        log.write(f"{t} - {len(pkt)} {t - arrival}\n")
+                        log.write(f"{int(t)} - {len(pkt)} {round(t - arrival)}\n")
                     self.in_transit = None
                     if not budget:
                         break
@@ -241,7 +262,7 @@ class LinkQueue:
         self.arrived_packets += 1
         log = self.log
         if log is not None:
-            log.write(f"{now_ms} + {size}\n")
+            log.write(f"{int(now_ms)} + {size}\n")
         kind = self.kind
         if kind == "infinite":
             self.queue.append((packet, now_ms))
@@ -255,13 +276,13 @@ class LinkQueue:
                 self.dropped_packets += 1
                 self.dropped_bytes += size
                 if log is not None:
-                    log.write(f"{now_ms} d 1 {size}\n")
+                    log.write(f"{int(now_ms)} d 1 {size}\n")
                 return False
             if kind == "pie" and self._pie_drop_early():
                 self.dropped_packets += 1
                 self.dropped_bytes += size
                 if log is not None:
-                    log.write(f"{now_ms} d 1 {size}\n")
+                    log.write(f"{int(now_ms)} d 1 {size}\n")
                 return False
             self.queue.append((packet, now_ms))
             self.queue_bytes += size
@@ -282,7 +303,7 @@ class LinkQueue:
             self.dropped_packets += n
             self.dropped_bytes += nbytes
             if log is not None:
-                log.write(f"{now_ms} d {n} {nbytes}\n")
+                log.write(f"{int(now_ms)} d {n} {nbytes}\n")
         return accepted
 
     # --------------------------------------------------------------- CoDel

@@ -162,7 +162,7 @@ class PassThrough:
 def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng: random.Random,
             delay_first: bool, init_ns: int, end_ms: int | None, pcap_in=None, pcap_out=None,
             watch_fds: tuple[int, ...] = (), wake_fd: int | None = None, src_external: bool = True,
-            late_s: float = 0.0, loss_log=None) -> tuple[int, dict]:
+            late_s: float = 0.0, loss_log=None, precise: bool = False) -> tuple[int, dict]:
     """One stage: move packets from ``src`` to ``dst`` until stopped; return (status, counters).
 
     queue: the direction's :class:`LinkQueue`, or a :class:`PassThrough` (a delay stage)
@@ -174,6 +174,8 @@ def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng
                other direction's process holds open (it ended: status SIBLING_ENDED)
     wake_fd: the signal wakeup pipe; after a signal the loop drains (module docstring)
     loss_log: a text file for the ``T l 1 SIZE`` line of each random loss (None: not logged)
+    precise: the precise clock (:data:`emulation.config.CLOCKS`): time in fractional ms (ns-resolution), a
+             delayed packet leaves at arrival + ``delay_ms`` exactly, waits are not rounded up to whole ms
     """
     read, write, monotonic_ns, sel = os.read, os.write, time.monotonic_ns, select.select
     line: deque = deque()  # the delay line: (release_ms, packet)
@@ -182,8 +184,13 @@ def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng
     drain_until = None
     status = 0
     enqueue, rationalize, wait_ms = queue.enqueue, queue.rationalize, queue.wait_ms
+    ceil = (lambda x: x) if precise else math.ceil
+
+    def clock_ms(ns: int):  # Mahimahi: whole ms since the start; precise: fractional ms
+        return (ns - init_ns) / 1e6 if precise else (ns - init_ns) // 1_000_000
+
     while True:
-        now_ms = (monotonic_ns() - init_ns) // 1_000_000
+        now_ms = clock_ms(monotonic_ns())
         if _stopping[0] and drain_until is None:
             drain_until = now_ms + math.ceil(delay_ms) + DRAIN_MARGIN_MS
             if src_external:
@@ -194,7 +201,7 @@ def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng
         # ---- how many whole ms until the next event (Mahimahi: poll(wait_time()), counted from now)
         w = wait_ms(now_ms)
         if line:
-            d = max(0, math.ceil(line[0][0]) - now_ms)
+            d = max(0, ceil(line[0][0]) - now_ms)
             w = d if w is None or d < w else w
         if end_ms is not None:
             d = max(0, end_ms - now_ms)
@@ -204,7 +211,7 @@ def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng
             w = d if w is None or d < w else w
         ready = sel(rlist, (), (), None if w is None else (w / 1000.0 + late_s if w else 0.0))[0]
         now_ns = monotonic_ns()
-        now_ms = (now_ns - init_ns) // 1_000_000
+        now_ms = clock_ms(now_ns)
         if ready:
             if src in ready:
                 if delay_first:
@@ -245,7 +252,7 @@ def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng
                 if loss_rate and rng.random() < loss_rate:
                     lost += 1
                     if loss_log is not None:
-                        loss_log.write(f"{now_ms} l 1 {len(pkt)}\n")
+                        loss_log.write(f"{int(now_ms)} l 1 {len(pkt)}\n")
                     continue
                 rationalize(now_ms)
                 enqueue(pkt, now_ms)
@@ -267,7 +274,7 @@ def forward(queue, src: int, dst: int, *, delay_ms: float, loss_rate: float, rng
                     if loss_rate and rng.random() < loss_rate:
                         lost += 1
                         if loss_log is not None:
-                            loss_log.write(f"{now_ms} l 1 {len(pkt)}\n")
+                            loss_log.write(f"{int(now_ms)} l 1 {len(pkt)}\n")
                         continue
                     line.append((release, pkt))
             while line and line[0][0] <= now_ms:
@@ -367,8 +374,10 @@ def run(config: dict) -> int:
             fh.flush()  # nothing buffered may be duplicated by the fork
     end_ms = min(spec.uplink.schedule.period_ms, spec.downlink.schedule.period_ms) if spec.once else None
 
-    up_q = LinkQueue(spec.uplink.schedule, spec.uplink.queue, 0, spec.once, up_log, up_q_rng)
-    down_q = LinkQueue(spec.downlink.schedule, spec.downlink.queue, 0, spec.once, down_log, down_q_rng)
+    precise = spec.clock == "precise"
+    up_q = LinkQueue(spec.uplink.schedule, spec.uplink.queue, 0, spec.once, up_log, up_q_rng, spread=precise)
+    down_q = LinkQueue(spec.downlink.schedule, spec.downlink.queue, 0, spec.once, down_log, down_q_rng,
+                       spread=precise)
     ue, uh, de, dh = "pcap_emulated", "pcap_host", "pcap_emulated", "pcap_host"
     # stage: (name, queue, src, dst, log, options, pcap_in key, pcap_out key)
     if spec.delay_ms > 0:  # Mahimahi's four ferries: mm-link and mm-delay, one process per direction each
@@ -407,7 +416,7 @@ def run(config: dict) -> int:
         try:
             status, extra = forward(queue, src, dst, rng=loss_rngs[direction], init_ns=init_ns,
                                     end_ms=end_ms, pcap_in=pe, pcap_out=po, watch_fds=watch, wake_fd=wake_fd,
-                                    late_s=late_s, loss_log=loss_log, **opts)
+                                    late_s=0.0 if precise else late_s, loss_log=loss_log, precise=precise, **opts)
         finally:
             _finish(queue, log, init_ns, end_ms, [w for w in (pe, po, loss_log) if w is not None])
         return status, _counters(name, queue, extra)

@@ -177,4 +177,25 @@ def declarations_of(module: object) -> list[tuple[str, Declaration]]:
     return [(name, decl) for decl in commands]
 
 
-__all__ = ["Group", "Command", "CommandTree", "CommandDeclarationError", "declarations_of", "declarations_under"]
+def run_standalone(module: object, group: str, argv: Sequence[str] | None = None) -> int:
+    """``python -m GROUP COMMAND``: the commands ``module`` declares under ``group`` alone, as ``genet GROUP``
+    has them (what a remote host runs needs nothing else of the command line); a user's error is one line."""
+    import sys
+
+    from foundation.errors import GenetError
+    from foundation.helpformat import HelpFormatter
+    parser = argparse.ArgumentParser(prog=f"python -m {group}", formatter_class=HelpFormatter)
+    tree = CommandTree(declarations_under((group,), declarations_of(module)))
+    tree.build(parser, formatter_class=HelpFormatter, dest=f"{group}_command", required=True)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (GenetError, FileNotFoundError) as exc:
+        print(f"genet: error: {exc}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["Group", "Command", "CommandTree", "CommandDeclarationError", "declarations_of", "declarations_under",
+           "run_standalone"]

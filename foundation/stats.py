@@ -171,7 +171,7 @@ def paired_gap(a: Sequence, b: Sequence, tolerance: float = 0.10, names: tuple[s
     r, rl, rh = rel(gap), rel(low), rel(high)
     pct = tolerance * 100
     if n < 2:
-        verdict = f"not enough runs to tell: one pair (need about {needed or 'N'} traces)"
+        verdict = "not enough runs to tell: one pair (no spread to size the runs needed; run 3 or more traces)"
     elif math.isfinite(rl) and -tolerance <= rl and rh <= tolerance:
         verdict = f"{na} within ±{pct:g} % of {nb}"
     elif low > 0 or high < 0:

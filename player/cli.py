@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from foundation.commands import Command, CommandTree, Group, declarations_of, declarations_under
+from foundation.commands import Command, Group, run_standalone
 from player.serve_options import serve_arguments
 
 
@@ -156,16 +156,4 @@ COMMANDS = (
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m player COMMAND``: the player commands alone (``genet player``'s declarations)."""
-    from foundation.errors import GenetError
-    from foundation.helpformat import HelpFormatter
-    parser = argparse.ArgumentParser(prog="python -m player", formatter_class=HelpFormatter)
-    tree = CommandTree(declarations_under(("player",), declarations_of(sys.modules[__name__])))
-    tree.build(parser, formatter_class=HelpFormatter, dest="player_command", required=True)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-    except (GenetError, FileNotFoundError) as exc:
-        print(f"genet: error: {exc}", file=sys.stderr)
-        return 1
+    return run_standalone(sys.modules[__name__], "player", argv)

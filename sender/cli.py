@@ -84,6 +84,11 @@ def _emulate_cc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="netns", choices=("netns", "mahimahi", "mininet"),
                    help="link backend (mininet: htb on a bridge, its link log built from captures on the bridge's "
                         "ports; without netem in the kernel it needs --delay-ms 0 and no random loss)")
+    p.add_argument("--clock", default="ms", choices=("ms", "precise"),
+                   help="the netns link's clock: ms = Mahimahi's whole milliseconds (its semantics exactly; adds "
+                        "about 1 ms each way and up to 1 ms of jitter); precise = the same schedule and queue in "
+                        "fractional ms, a millisecond's opportunities paced evenly, delays exact (what the "
+                        "simulator models: use it to compare with the simulator on sub-ms paths)")
     p.add_argument("--delay-ms", type=float, default=None, help="one-way delay (not given: the trace's, else 25 ms)")
     p.add_argument("--queue-packets", type=float, default=None, help="uplink droptail queue (not given: the "
                                                                      "trace's, else 10)")
@@ -111,6 +116,8 @@ def _selfcheck_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss-rate", type=float, default=0.01, help="uplink loss of the loss check (0-1)")
     p.add_argument("--duration-s", type=float, default=3.0, help="length of each rate check (s)")
     p.add_argument("--backend", choices=("netns", "mahimahi", "mininet"), default="netns", help="link backend")
+    p.add_argument("--clock", default="ms", choices=("ms", "precise"),
+                   help="the netns link's clock (ms: Mahimahi's; precise: fractional ms)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the rows as JSON")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a row has a warning")
 
@@ -132,7 +139,7 @@ def cmd_selfcheck(args) -> int:
         raise BadInputError("genet emulate selfcheck needs root (network namespaces, TUN devices)")
     from sender.kernel import check_iperf3
     check_iperf3()
-    rows = check(rates, args.delay_ms, args.loss_rate, args.duration_s, args.backend,
+    rows = check(rates, args.delay_ms, args.loss_rate, args.duration_s, args.backend, clock=args.clock,
                  progress=lambda r: print(f"  {r.rate_mbps:g} Mbit/s: {r.achieved_mbps:.1f} achieved, RTT "
                                           f"{r.measured_rtt_ms:.2f} ms, loss {r.measured_loss_rate:.4f}",
                                           file=sys.stderr))

@@ -106,7 +106,8 @@ def run_one(policy, trace, s: LinkSettings, backend: str, run_dir: Path, repeat:
         (run_dir / "uplink.log").unlink(missing_ok=True)
     timing = {"link_setup_s": t_link - t_start, "run_wall_s": t_done - t_start,
               "analysis_s": time.monotonic() - t_done}
-    return {**m.to_dict(), "repeat": repeat, "backend": backend, "run_duration_s": round(float(s.duration_s), 6),
+    return {**m.to_dict(), "repeat": repeat, "backend": backend, "clock": s.clock,
+            "run_duration_s": round(float(s.duration_s), 6),
             **own, **timing}
 
 
@@ -124,11 +125,11 @@ def sim_row(policy, trace, s: LinkSettings, loaded) -> dict:
 
 
 def _run_key(row) -> tuple:
-    """What identifies a run (for resuming): policy, trace, repetition, backend, link settings and the run's
-    length (rows of older versions have no ``run_duration_s``: they are rerun)."""
+    """What identifies a run (for resuming): policy, trace, repetition, backend and its clock, link settings and
+    the run's length (rows of older versions have no ``run_duration_s``: they are rerun; no ``clock``: "ms")."""
     run_s = row.get("run_duration_s")
-    return (row["policy"], row["trace"], int(row["repeat"]), row["backend"], round(float(row["min_rtt_ms"]), 6),
-            float(row["queue_packets"]), float(row["link_loss_rate"]),
+    return (row["policy"], row["trace"], int(row["repeat"]), row["backend"], row.get("clock") or "ms",
+            round(float(row["min_rtt_ms"]), 6), float(row["queue_packets"]), float(row["link_loss_rate"]),
             None if run_s is None else round(float(run_s), 6))
 
 
@@ -161,7 +162,8 @@ def validate(args):
     traces = load_traces(args.traces)
     if not traces:
         raise BadInputError(f"--traces {args.traces}: no traces found")
-    settings = [link_settings(t, args.delay_ms, args.queue_packets, args.loss_rate, args.duration_s) for t in traces]
+    settings = [link_settings(t, args.delay_ms, args.queue_packets, args.loss_rate, args.duration_s,
+                              getattr(args, "clock", "ms")) for t in traces]
     for t, s in zip(traces, settings):  # the backend's own checks
         make_link(t, s, args.backend, None)
     if args.backend == "mininet" and any(s.delay_ms > 0 or s.loss_rate > 0 for s in settings):
@@ -237,7 +239,7 @@ class EmulatedCc(Tier):
 
     def key(self, cell):
         p, t, s = cell.data
-        return (p.label, t.name, cell.repetition, self.args.backend, round(2 * s.delay_ms, 6),
+        return (p.label, t.name, cell.repetition, self.args.backend, s.clock, round(2 * s.delay_ms, 6),
                 float(s.queue_packets), float(s.loss_rate), round(float(s.duration_s), 6))
 
     def record_key(self, record):

@@ -40,16 +40,18 @@ RECEIVER_START_S = 20.0
 
 @dataclass(frozen=True)
 class LinkSettings:
-    """The emulated link of one trace (ms, packets, 0-1, s, Mbit/s)."""
+    """The emulated link of one trace (ms, packets, 0-1, s, Mbit/s; the link's clock,
+    :data:`emulation.config.CLOCKS`)."""
 
     delay_ms: float
     queue_packets: float
     loss_rate: float
     duration_s: float
     mean_bandwidth_mbps: float
+    clock: str = "ms"
 
 
-def link_settings(trace, delay_ms, queue_packets, loss_rate, duration_s) -> LinkSettings:
+def link_settings(trace, delay_ms, queue_packets, loss_rate, duration_s, clock: str = "ms") -> LinkSettings:
     """The link of ``trace``: each of ``delay_ms``, ``queue_packets``, ``loss_rate`` given (not None) wins over
     the trace's own, which wins over the simulator's default; the run lasts ``trace.run_duration_s(duration_s)``."""
     from genet.cc.link import DEFAULT_DELAY_MS, DEFAULT_LOSS_RATE, DEFAULT_QUEUE_PACKETS
@@ -60,7 +62,7 @@ def link_settings(trace, delay_ms, queue_packets, loss_rate, duration_s) -> Link
     return LinkSettings(pick(delay_ms, trace.delay_ms, DEFAULT_DELAY_MS),
                         pick(queue_packets, trace.queue_packets, DEFAULT_QUEUE_PACKETS),
                         pick(loss_rate, trace.loss_rate, DEFAULT_LOSS_RATE), dur,
-                        cut_trace(trace, dur).mean_bandwidth_mbps)
+                        cut_trace(trace, dur).mean_bandwidth_mbps, clock)
 
 
 def cut_trace(trace, duration_s: float):
@@ -76,7 +78,7 @@ def make_link(trace, s: LinkSettings, backend: str, logs: Path | None, **extra):
     return LinkEmulator(trace, ACK_LINK_MBPS, delay_ms=s.delay_ms, uplink_loss=s.loss_rate,
                         uplink_queue="droptail", uplink_queue_args=f"packets={max(1, int(round(s.queue_packets)))}",
                         uplink_log=logs / "uplink.log" if logs else None, backend=backend,
-                        isolate_host=backend == "netns", **extra)
+                        isolate_host=backend == "netns", clock=s.clock, **extra)
 
 
 #: Our sender and receiver run at real-time priority (SCHED_RR 1, as the netns link process; root) when

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from emulation.config import QueueSpec, Schedule, load_schedule, make_link_spec
-from emulation.link_queue import LinkQueue, PacketTooLargeError
+from emulation.link_queue import LinkQueue, PacketTooLargeError, spread_slots
 from emulation.logstats import link_log_stats, read_link_log, signal_delays
 from traces.errors import TraceFormatError
 from traces.mahimahi import opportunity_times_ms
@@ -378,3 +378,36 @@ def test_cleanup_sweeps_only_our_exact_name_shapes():
     assert is_our_name("gt-3s") and is_our_name("gt-3s-eth2") and is_our_name("gt-netem-1f")
     assert not any(is_our_name(n) for n in ("gt-sender-0", "gt-foo", "eth0", "gt-1d65-0-x", "gtx-1-0-e"))
     assert len(f"{run}-o") <= 15  # fits IFNAMSIZ
+
+
+def test_precise_clock_spreads_a_millisecond_s_opportunities_and_logs_whole_ms():
+    """The precise clock (emulation.config.CLOCKS): the k opportunities of ms t at t + i/k, the same count per
+    ms; a packet arriving within a ms leaves at the next spread opportunity instead of the next whole ms; the
+    log keeps Mahimahi's whole-ms format (times floored, delays rounded)."""
+    sched = Schedule.from_ms([1, 1, 1, 1, 2, 4, 4])
+    slots, counts = spread_slots(sched)
+    assert slots == [1.0, 1.25, 1.5, 1.75, 2.0, 4.0, 4.5] and counts == [1] * 7
+    log = io.StringIO()
+    q = LinkQueue(sched, QueueSpec.parse("droptail", "packets=10"), 0, False, log, spread=True)
+    q.rationalize(1.1)
+    q.enqueue(pkt(1, 1500), 1.1)
+    assert q.wait_ms(1.1) == pytest.approx(0.15)  # the 1.25 opportunity; Mahimahi's clock: ms 2
+    q.rationalize(1.3)
+    assert [(t, ident(p)) for t, p in q.departures] == [(1.25, 1)]
+    ms = LinkQueue(sched, QueueSpec.parse("droptail", "packets=10"), 0, False, None)
+    ms.rationalize(1)
+    ms.enqueue(pkt(1, 1500), 1)
+    ms.rationalize(1)
+    assert ms.departures == [] and ms.wait_ms(1) == 1  # whole ms: the next opportunity is ms 2
+    # over whole periods both clocks deliver the same bytes
+    for q2, times in ((LinkQueue(sched, QueueSpec(), 0, False, None, spread=True), [0.0, 0.5, 3.2]),
+                      (LinkQueue(sched, QueueSpec(), 0, False, None), [0, 0, 3])):
+        for k, t in enumerate(times):
+            q2.rationalize(t)
+            for j in range(3):
+                q2.enqueue(pkt(10 * k + j, 1500), t)
+        q2.rationalize(40)
+        assert q2.departed_packets == 9
+    lines = [x for x in log.getvalue().splitlines() if x]
+    assert lines[0] == "1 # 1504" and "1 + 1500" in lines and "1 - 1500 0" in lines
+    assert all(x.split()[0].lstrip("-").isdigit() for x in lines)

@@ -121,6 +121,7 @@ def test_paired_gap_verdicts_on_known_distributions():
     assert few.traces_needed == int(np.ceil(((1.96 + 0.8416) * sd / 10.0) ** 2))
     one = paired_gap([5.0, float("nan")], [4.0, 3.0])
     assert one.n == 1 and one.verdict.startswith("not enough runs to tell: one pair")
+    assert "N " not in one.verdict and one.traces_needed is None  # no placeholder left in the words
     assert paired_gap([], []).n == 0
     with pytest.raises(ValueError):
         paired_gap([1.0], [1.0, 2.0])
