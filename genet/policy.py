@@ -368,7 +368,7 @@ class OnnxPolicy(_NetworkPolicy):
 def export_onnx(module: Any, spec: PolicySpec, path: str | os.PathLike, *,
                 extra_metadata: Mapping[str, Any] | None = None,
                 check_observations: np.ndarray | None = None, atol: float = 1e-5,
-                opset: int = 17) -> Path:
+                opset: int = 17, more_outputs: tuple[str, ...] | None = None) -> Path:
     """Export a torch module as a self-describing ONNX policy file.
 
     module: maps (n, *spec.observation_shape) float32 to the first output
@@ -379,6 +379,9 @@ def export_onnx(module: Any, spec: PolicySpec, path: str | os.PathLike, *,
     check_observations: a batch of recorded observations; when given,
         onnxruntime's output must agree with torch within ``atol`` (else ValueError)
     opset: ONNX opset (17)
+    more_outputs: names of the module's outputs after the first, when it returns a tuple (a DQN policy's
+        ``q_values``); the policy reads the first, the others are for inspection (None: the module's
+        ``more_outputs`` attribute, else none)
     """
     import onnx
     import torch
@@ -395,8 +398,9 @@ def export_onnx(module: Any, spec: PolicySpec, path: str | os.PathLike, *,
     tmp = Path(tmp_name)
     with warnings.catch_warnings():  # the TorchScript exporter (no onnxscript needed) warns it is legacy
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module, (example,), str(tmp), input_names=["observation"], output_names=["output"],
-                          dynamic_axes={"observation": {0: "batch"}, "output": {0: "batch"}},
+        outputs = ["output", *(getattr(module, "more_outputs", ()) if more_outputs is None else more_outputs)]
+        torch.onnx.export(module, (example,), str(tmp), input_names=["observation"], output_names=outputs,
+                          dynamic_axes={"observation": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
                           opset_version=opset, dynamo=False)
     model = onnx.load(str(tmp))
     meta = spec.to_metadata()

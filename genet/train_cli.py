@@ -19,7 +19,9 @@ curriculum methods split it evenly over the warm-up and the rounds.
 
 Agents (``--agent``, :data:`genet.agents.registry.AGENTS`): ``ppo`` (the
 default; every method), and for ABR ``a3c`` (synchronous, Pensieve's
-settings; every method) and the imitation agents ``bc`` (behaviour
+settings; every method), ``dqn`` (Double DQN with a replay buffer and a target
+network, ε-greedy; every method; the exported policy is greedy, argmax Q;
+``--lr`` and ``--minibatch`` are its learner's) and the imitation agents ``bc`` (behaviour
 cloning on a teacher's rollouts) and ``dagger`` (student rollouts labelled by
 the teacher), which learn from ``--teacher`` (``bba``, ``mpc`` or ``optimal``,
 the offline optimum that sees the future) with ``--method udr``; their default
@@ -144,7 +146,7 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     p.add_argument("--ensemble", action="store_true",
                    help="gap = max over the baselines (needs two or more; paper §4.2 footnote)")
     p.add_argument("--steps", type=int, default=None,
-                   help="total environment steps of the run (transitions; default: 720000 for ppo and a3c, "
+                   help="total environment steps of the run (transitions; default: 720000 for ppo, a3c and dqn, "
                         "Aurora's UDR budget; 300000 for bc and dagger, about a minute or two here)")
     p.add_argument("--rounds", type=int, default=9,
                    help="curriculum rounds (genet, cl2, cl3) or extra difficulty stages (cl1) (count; paper: 9)")
@@ -518,9 +520,10 @@ IMITATION_COLUMNS = ("imitation_loss", "agreement", "agreement_before", "teacher
 
 
 def curve_columns(agent: str = "ppo") -> tuple[str, ...]:
-    """The learning-curve columns of an agent's runs."""
-    from genet.agents.registry import uses_teacher
-    return CURVE_COLUMNS + IMITATION_COLUMNS if uses_teacher(agent) else CURVE_COLUMNS
+    """The learning-curve columns of an agent's runs (its registry entry's ``curve_columns`` after the common ones)."""
+    from genet.agents.registry import AGENTS, uses_teacher
+    own = tuple(AGENTS.get(agent).attributes.get("curve_columns", ()))
+    return (CURVE_COLUMNS + IMITATION_COLUMNS if uses_teacher(agent) else CURVE_COLUMNS) + own
 
 
 def _curve_rows(fh, records: list[dict], header: bool, columns: tuple[str, ...] = CURVE_COLUMNS) -> None:

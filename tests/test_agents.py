@@ -14,17 +14,18 @@ from genet.agents.registry import AGENTS, register_builtins, trainer_module, use
 
 # ------------------------------------------------------------------ registry
 def test_the_registry_names_every_agent_and_lists_them_on_a_miss():
-    assert AGENTS.names() == ["ppo", "a3c", "bc", "dagger"]
-    with pytest.raises(UnknownNameError, match=r"unknown agent 'dqn'; known: ppo, a3c, bc, dagger"):
-        AGENTS.get("dqn")
-    with pytest.raises(UnknownNameError, match=r"--agent 'dqn': unknown agent; known: ppo, a3c, bc, dagger"):
-        trainer_module("dqn", "abr")
+    assert AGENTS.names() == ["ppo", "a3c", "dqn", "bc", "dagger"]
+    with pytest.raises(UnknownNameError, match=r"unknown agent 'sarsa'; known: ppo, a3c, dqn, bc, dagger"):
+        AGENTS.get("sarsa")
+    with pytest.raises(UnknownNameError, match=r"--agent 'sarsa': unknown agent; known: ppo, a3c, dqn, bc, dagger"):
+        trainer_module("sarsa", "abr")
     # an agent that does not train the use case names those that do
     with pytest.raises(ValueError, match=r"--agent 'dagger': this agent does not train cc policies; agents for cc: ppo"):
         trainer_module("dagger", "cc")
     # ppo trains every use case with the use case's own module (genet.train_cli.TRAIN_USE_CASES)
     assert trainer_module("ppo", "cc") is None and trainer_module("ppo", "lb") is None
     assert trainer_module("bc", "abr") == "genet.abr.imitation" and trainer_module("a3c", "abr") == "genet.abr.a3c"
+    assert trainer_module("dqn", "abr") == "genet.abr.dqn"
     assert uses_teacher("dagger") and uses_teacher("bc") and not uses_teacher("ppo")
 
 
@@ -32,12 +33,12 @@ def test_registration_is_explicit_and_validated():
     fresh = Registry("agent")
     assert len(fresh) == 0  # nothing registers by import
     import genet.agents.imitation  # noqa: F401  (importing an agent's module registers nothing)
-    assert len(fresh) == 0 and AGENTS.names() == ["ppo", "a3c", "bc", "dagger"]
+    assert len(fresh) == 0 and AGENTS.names() == ["ppo", "a3c", "dqn", "bc", "dagger"]
     assert register_builtins(fresh) is fresh and fresh.names() == AGENTS.names()
     with pytest.raises(RegistryError, match="'ppo' is already registered"):
         fresh.register("ppo", "genet.agents.ppo:PpoAgent", description="again")
     with pytest.raises(RegistryError, match="must be a callable or an import path"):
-        fresh.register("dqn", "not an import path", description="x")
+        fresh.register("sarsa", "not an import path", description="x")
     # factories are import paths, resolved on first use; a bad one fails at make, naming the entry
     fresh.register("broken", "genet.agents.no_such_module:Agent", description="missing module")
     with pytest.raises(Exception, match="broken: its factory genet.agents.no_such_module:Agent cannot be loaded"):
@@ -47,10 +48,12 @@ def test_registration_is_explicit_and_validated():
 def test_every_agent_is_made_by_name_and_implements_the_interface():
     from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig
     from genet.ppo.networks import PensieveActorCritic
+    from genet.abr.dqn import PensieveQNetwork
     net = PensieveActorCritic()
     agents = [AGENTS.make("ppo", network=net, optimizer=torch.optim.Adam(net.parameters()), ppo=PPOConfig(),
                           gamma=0.99, entropy=AdaptiveEntropy()),
               AGENTS.make("a3c", network=PensieveActorCritic()),
+              AGENTS.make("dqn", network=PensieveQNetwork(), seed=1),
               AGENTS.make("bc", network=PensieveActorCritic(), seed=1),
               AGENTS.make("dagger", network=PensieveActorCritic(), seed=1)]
     obs = np.random.default_rng(0).uniform(0, 1, (5, 6, 8)).astype(np.float32)

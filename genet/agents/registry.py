@@ -5,6 +5,7 @@ name       agent                                                                
 =========  ==========================================================================  ==========
 ppo        PPO (Pensieve-PPO for ABR, Aurora's for CC; genet/agents/ppo.py)              every one
 a3c        synchronous A3C with Pensieve's settings (genet/agents/a3c.py)                abr
+dqn        Double DQN: replay buffer, target network, ε-greedy (genet/agents/dqn.py)     abr
 bc         behaviour cloning from a teacher policy (genet/agents/imitation.py)           abr
 dagger     DAgger: student rollouts labelled by a teacher (genet/agents/imitation.py)    abr
 =========  ==========================================================================  ==========
@@ -19,7 +20,8 @@ the registry (``genet train --help``) loads no torch. Each entry's attributes sa
   training module (``TRAIN_USE_CASES``);
 * ``teacher``: whether the agent learns from a teacher policy (``--teacher``).
 
-* ``workers``: whether its rollouts can run on rollout workers (``--rollout-workers``, ``--ray-address``).
+* ``workers``: whether its rollouts can run on rollout workers (``--rollout-workers``, ``--ray-address``);
+* ``curve_columns``: the learning-curve columns it adds to ``learning_curve.csv`` (none when absent).
 
 An unknown name raises :class:`foundation.registry.UnknownNameError` listing the known ones.
 """
@@ -37,7 +39,7 @@ DEFAULT_TEACHER = "mpc"
 #: ``genet train``'s default --steps per agent (transitions): PPO Aurora's UDR budget (A3C the same); BC and
 #: DAgger 300000: DAgger from RobustMPC steps ~4,400 transitions/s on a quiet 2-core machine (~70 s), ~2,800 with
 #: other runs on the cores (~110 s), well within 5 minutes either way.
-DEFAULT_STEPS = {"ppo": 720_000, "a3c": 720_000, "bc": 300_000, "dagger": 300_000}
+DEFAULT_STEPS = {"ppo": 720_000, "a3c": 720_000, "dqn": 720_000, "bc": 300_000, "dagger": 300_000}
 
 
 def register_builtins(registry: Registry) -> Registry:
@@ -49,6 +51,11 @@ def register_builtins(registry: Registry) -> Registry:
                       description="synchronous advantage actor-critic with Pensieve's A3C settings (RMSProp, "
                                   "entropy weight 0.5)",
                       trainers={"abr": "genet.abr.a3c"}, teacher=False, workers=False)
+    registry.register("dqn", "genet.agents.dqn:DqnAgent",
+                      description="Double DQN: experience replay, a target network, epsilon-greedy exploration "
+                                  "decaying linearly, Huber loss; the exported policy is greedy (argmax Q)",
+                      trainers={"abr": "genet.abr.dqn"}, teacher=False, workers=False,
+                      curve_columns=("td_loss", "q_mean", "epsilon", "grad_steps", "replay_size", "rollout_entropy"))
     registry.register("bc", "genet.agents.imitation:BcAgent",
                       description="behaviour cloning: the student learns the teacher's actions on teacher rollouts",
                       trainers={"abr": "genet.abr.imitation"}, teacher=True, workers=False)
@@ -58,7 +65,7 @@ def register_builtins(registry: Registry) -> Registry:
     return registry
 
 
-#: The agents: ppo, a3c, bc, dagger.
+#: The agents: ppo, a3c, dqn, bc, dagger.
 AGENTS: Registry = register_builtins(Registry("agent"))
 
 
