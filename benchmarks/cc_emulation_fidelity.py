@@ -8,8 +8,9 @@ trace's own length, delay, queue and loss) once per ``--clocks`` value (``ms``: 
 clock; ``precise``: the same link in fractional ms, :data:`emulation.config.CLOCKS`). Each run has the simulator's
 figures for the same policy and trace beside it (``sim_*``: the Genet-compatible simulator; for BBR and Cubic its
 own BBR and Cubic). Prints per clock and policy the emulation and simulator means of reward, throughput, p95 RTT
-and loss, the relative gap (mean over traces of emulation / simulator - 1, as the issue's target: reward and
-throughput within 10 %, p95 RTT within 10 % or 5 ms) and the paired verdict (:func:`foundation.stats.paired_gap`),
+and loss, the paired gap with its bootstrap 95 % interval (for reward and throughput relative to the mean magnitude of the
+simulator's values — the issue's target: within 10 % —, in ms for p95 RTT — within 10 % or 5 ms —, absolute
+for loss) and the paired verdict (:func:`foundation.stats.paired_gap`),
 then the same per trace set. Resumable: a rerun with the same ``--out`` reuses finished runs.
 
     sudo python benchmarks/cc_emulation_fidelity.py --out runs/cc-fidelity [--clocks ms,precise] [--per-set 4]
@@ -74,31 +75,41 @@ def num(v) -> float:
         return math.nan
 
 
-def relative_gap(rows: list[dict], metric: str) -> float:
-    """Mean over traces of emulation / simulator - 1 (traces whose simulated value is 0 left out)."""
-    r = [num(x[metric]) / num(x["sim_" + metric]) - 1.0 for x in rows
-         if math.isfinite(num(x[metric])) and math.isfinite(num(x["sim_" + metric])) and num(x["sim_" + metric])]
-    return float(np.mean(r)) if r else math.nan
+def relative_gap(rows: list[dict], metric: str) -> tuple[float, float, float]:
+    """The paired gap of ``metric`` (mean emulation - simulator over the traces, bootstrap 95 % interval,
+    :func:`foundation.stats.paired_gap`) over the mean magnitude of the simulator's values — not over the
+    simulator's mean: Genet's CC reward is positive on fast links and negative on slow ones, so a mean over
+    both can sit near 0 and make any gap look huge."""
+    g = paired_gap([num(r[metric]) for r in rows], [num(r["sim_" + metric]) for r in rows])
+    sims = [abs(num(r["sim_" + metric])) for r in rows if math.isfinite(num(r["sim_" + metric]))
+            and math.isfinite(num(r[metric]))]
+    scale = float(np.mean(sims)) if sims else math.nan
+    if not scale:
+        return math.nan, math.nan, math.nan
+    return g.gap / scale, g.low / scale, g.high / scale
 
 
 def summarize(rows: list[dict], label: str) -> list[str]:
-    lines = [f"{label}", f"{'policy':<10} {'n':>2} " + " ".join(f"{m + ' emu/sim (gap)':>34}" for m in METRICS)
+    """Per policy: emulation / simulator means, the paired gap (relative for reward and throughput, with its
+    bootstrap 95 % interval; in ms for p95 RTT, absolute for loss) and the paired verdict on the reward."""
+    lines = [f"{label}", f"{'policy':<10} {'n':>2} " + " ".join(f"{m + ' emu/sim (gap [95 % CI])':>44}"
+                                                                 for m in METRICS)
              + "  verdict (reward, paired, ±10 %)"]
     for policy in dict.fromkeys(r["policy"] for r in rows):
         mine = [r for r in rows if r["policy"] == policy]
         cells = []
         for m in METRICS:
-            emu = np.nanmean([num(r[m]) for r in mine])
-            sim = np.nanmean([num(r["sim_" + m]) for r in mine])
+            g = paired_gap([num(r[m]) for r in mine], [num(r["sim_" + m]) for r in mine])
             if m == "p95_rtt_ms":
-                gap = f"{emu - sim:+.1f} ms"
+                gap = f"{g.gap:+.1f} ms [{g.low:+.1f}, {g.high:+.1f}]"
             elif m == "loss_rate":
-                gap = f"{emu - sim:+.3f}"
+                gap = f"{g.gap:+.3f} [{g.low:+.3f}, {g.high:+.3f}]"
             else:
-                gap = f"{100 * relative_gap(mine, m):+.0f} %"
-            cells.append(f"{emu:>11.3g}/{sim:<10.3g}({gap:>9})")
+                rel, lo, hi = relative_gap(mine, m)
+                gap = f"{100 * rel:+.0f} % [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+            cells.append(f"{g.mean_a:>8.3g}/{g.mean_b:<8.3g}({gap})")
         v = paired_gap([num(r["reward"]) for r in mine], [num(r["sim_reward"]) for r in mine])
-        lines.append(f"{policy:<10} {len(mine):>2} " + " ".join(f"{c:>34}" for c in cells) + f"  {v.verdict}")
+        lines.append(f"{policy:<10} {len(mine):>2} " + " ".join(f"{c:>44}" for c in cells) + f"  {v.verdict}")
     return lines
 
 
@@ -147,7 +158,7 @@ def main() -> int:
         for name in SETS:
             mine = [r for r in rows if sets.get(r["trace"]) == name]
             report += summarize(mine, f"  {name} only")
-        summary[clock] = {p: {m: relative_gap([r for r in rows if r["policy"] == p], m) for m in METRICS}
+        summary[clock] = {p: {m: relative_gap([r for r in rows if r["policy"] == p], m)[0] for m in METRICS}
                           for p in dict.fromkeys(r["policy"] for r in rows)}
     text = "\n".join(report)
     print("\n" + text)

@@ -63,6 +63,54 @@ def _testbed_down_arguments(dn: argparse.ArgumentParser) -> None:
     dn.add_argument("--out", required=True, metavar="DIR", help="testbed directory (required)")
 
 
+def _calibrate_arguments(c: argparse.ArgumentParser) -> None:
+    c.add_argument("run_dir", metavar="RUN_DIR", help="a CC campaign folder written by `genet deploy run`")
+    c.add_argument("--out", required=True, metavar="DIR",
+                   help="folder of the calibrated paths: PATH.json traces and calibration.json (required)")
+    c.add_argument("--paths", metavar="P1,P2", default=None, help="calibrate only these paths (default: every path "
+                                                                 "of the campaign)")
+    c.add_argument("--bandwidth", choices=("auto", "constant", "trace"), default="auto",
+                   help="the bandwidth: a constant rate, a trace of the delivered rate per interval, or auto: a trace "
+                        "when the saturating scheme's per-interval rate varies (coefficient of variation > 0.15)")
+    c.add_argument("--emulated", metavar="EMU_DIR", default=None,
+                   help="a `genet emulate cc` folder run over DIR's traces: print the real and the calibrated "
+                        "emulation's throughput and RTT per path and scheme (also DIR/calibration-check.json)")
+    c.add_argument("--refine", action="store_true",
+                   help="with --emulated: one iteration, the delay moved by half the real - emulated minimum RTT "
+                        "and the bandwidth scaled by real / emulated delivered rate; DIR rewritten")
+    c.add_argument("--tolerance", type=float, default=0.10, help="with --emulated: the throughput gap that counts "
+                                                                "as reproduced (fraction)")
+
+
+def _calibrate(args) -> int:
+    from pathlib import Path
+
+    from foundation.errors import BadInputError
+    from deploy.calibrate import (CHECK_FILE, compare, format_calibration, format_comparison, read_calibration,
+                                  refine, write_calibration)
+    if args.refine and not args.emulated:
+        raise BadInputError("--refine needs --emulated EMU_DIR (a `genet emulate cc` run over the calibrated traces)")
+    if not 0 < args.tolerance < 1:
+        raise BadInputError(f"--tolerance {args.tolerance:g}: expected a fraction in (0, 1)")
+    if not args.emulated:
+        doc = write_calibration(args.run_dir, args.out, args.bandwidth,
+                                [p for p in args.paths.split(",") if p] if args.paths else None)
+        print(format_calibration(doc))
+        return 0
+    doc = read_calibration(args.out)
+    rows = compare(args.run_dir, args.emulated, doc.get("schemes"), args.tolerance)
+    from foundation.atomic import atomic_write_text
+    atomic_write_text(Path(args.out) / CHECK_FILE, json.dumps({"emulated_dir": str(Path(args.emulated).resolve()),
+                                                               "iteration": doc.get("iteration", 0),
+                                                               "tolerance": args.tolerance, "rows": rows},
+                                                              indent=1, default=str) + "\n")
+    print(f"real runs vs calibrated emulation (iteration {doc.get('iteration', 0)}):")
+    print(format_comparison(rows, args.tolerance))
+    if args.refine:
+        print(format_calibration(refine(args.run_dir, args.out, args.emulated, args.bandwidth)))
+    return 0
+
+
 def _check(args) -> int:
     from deploy.check import check_inventory, format_table
     from deploy.config import load_inventory
@@ -165,6 +213,18 @@ COMMANDS = (
             arguments=_run_arguments, run=_run),
     Command(("deploy", "report"), help="Tables 6/7 (mean ± 95%% CI), Figure-16-style PNG, CSV and JSON",
             arguments=_report_arguments, run=_report),
+    Command(("emulate", "calibrate"), help="fit an emulated path (bandwidth, delay, queue, loss) to a real CC campaign",
+            description="Pantheon-style calibrated emulation: from a `genet deploy run` CC campaign's logs, per "
+                        "path, the one-way delay (minimum RTT / 2), the bandwidth (what the saturating kernel "
+                        "schemes deliver, as a constant or a trace), the droptail queue (the queueing delay cubic "
+                        "builds x bandwidth) and the random loss (our sender's loss while it cannot overflow the "
+                        "queue; 0, said so, without such runs). Writes DIR/PATH.json traces carrying delay, queue "
+                        "and loss, and DIR/calibration.json (each value, how, from which runs); then `genet "
+                        "emulate cc --traces DIR --policy ...` runs the calibrated emulation, and `genet emulate "
+                        "calibrate RUN_DIR --out DIR --emulated EMU_DIR [--refine]` compares it with the real "
+                        "runs (and iterates once).\n"
+                        "Example: genet emulate calibrate runs/campaign --out runs/calibrated",
+            arguments=_calibrate_arguments, run=_calibrate),
     Group(("deploy", "testbed"), help="a local SSH testbed: namespaces with sshd joined by emulated paths",
           metavar="ACTION"),
     Command(("deploy", "testbed", "up"), help="create the testbed; writes DIR/inventory.toml and DIR/known_hosts",

@@ -125,10 +125,15 @@ class PairedGap:
     """The gap between tier A and tier B over n pairs (the same policy and trace in both), gap = A - B.
 
     mean_a / mean_b: the tiers' means over the pairs; gap, low, high: the mean paired difference and its
-    percentile-bootstrap 95 % interval (:func:`bootstrap_ci95`); relative, rel_low, rel_high: the same over
-    ``|mean_b|`` (NaN when mean_b is 0); verdict: what the interval says at the tolerance; traces_needed: about
-    how many pairs tell a gap of ``tolerance x |mean_b|`` from none (two-sided 5 %, 80 % power:
-    ``((Z_ALPHA + Z_POWER) sd / (tolerance |mean_b|))^2`` with the pairs' differences' sd; None without an sd)."""
+    95 % interval — the percentile bootstrap's (:func:`bootstrap_ci95`), widened to Student's t interval where
+    that is wider: with a handful of pairs the bootstrap only spans the differences seen (two pairs: their
+    range), so a verdict from 2-4 traces would be overconfident; relative, rel_low, rel_high: the same over
+    the mean magnitude of B's values (``|mean_b|`` when they keep one sign; a reward positive on some traces and
+    negative on others has a mean near 0, which would make any gap look huge; NaN when every B is 0); verdict: what the interval says at the tolerance; traces_needed: about
+    how many pairs tell a gap of ``tolerance x`` that magnitude from none (two-sided 5 %, 80 % power:
+    ``((Z_ALPHA + Z_POWER) sd / (tolerance |mean_b|))^2`` with the pairs' differences' sd; None without an sd);
+    decision: the verdict as one word for code to branch on — ``agree`` (within the tolerance), ``differs``
+    (the interval excludes 0), ``undecided`` (not enough runs), ``none`` (no pairs)."""
 
     n: int
     mean_a: float
@@ -141,6 +146,7 @@ class PairedGap:
     rel_high: float
     verdict: str
     traces_needed: int | None
+    decision: str = "undecided"
 
 
 def paired_gap(a: Sequence, b: Sequence, tolerance: float = 0.10, names: tuple[str, str] = ("emulation",
@@ -156,13 +162,16 @@ def paired_gap(a: Sequence, b: Sequence, tolerance: float = 0.10, names: tuple[s
     na, nb = names
     if n == 0:
         return PairedGap(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan,
-                         f"no pairs: nothing to compare {na} and {nb} on", None)
+                         f"no pairs: nothing to compare {na} and {nb} on", None, "none")
     ma = sum(x for x, _ in pairs) / n
     mb = sum(y for _, y in pairs) / n
     d = [x - y for x, y in pairs]
     gap = sum(d) / n
     low, high = bootstrap_ci95(d, resamples=resamples, seed=seed)
-    scale = abs(mb)
+    if n > 1:
+        _, half, _ = mean_ci95(d)
+        low, high = min(low, gap - half), max(high, gap + half)
+    scale = sum(abs(y) for _, y in pairs) / n  # |mean_b| when B keeps one sign; never ~0 for values straddling 0
     rel = (lambda v: v / scale) if scale > 0 else (lambda v: math.nan)
     sd = math.sqrt(sum((v - gap) ** 2 for v in d) / (n - 1)) if n > 1 else math.nan
     needed = None
@@ -170,17 +179,19 @@ def paired_gap(a: Sequence, b: Sequence, tolerance: float = 0.10, names: tuple[s
         needed = max(2, math.ceil(((Z_ALPHA + Z_POWER) * sd / (tolerance * scale)) ** 2)) if sd > 0 else 2
     r, rl, rh = rel(gap), rel(low), rel(high)
     pct = tolerance * 100
+    decision = "undecided"
     if n < 2:
         verdict = "not enough runs to tell: one pair (no spread to size the runs needed; run 3 or more traces)"
     elif math.isfinite(rl) and -tolerance <= rl and rh <= tolerance:
-        verdict = f"{na} within ±{pct:g} % of {nb}"
+        verdict, decision = f"{na} within ±{pct:g} % of {nb}", "agree"
     elif low > 0 or high < 0:
         word = "higher" if gap > 0 else "lower"
         verdict = (f"{na} {word} than {nb} by {abs(r) * 100:.1f} % [{rl * 100:+.1f}, {rh * 100:+.1f}]"
                    if math.isfinite(r) else f"{na} {word} than {nb} by {abs(gap):.4g} [{low:+.4g}, {high:+.4g}]")
+        decision = "differs"
     else:
         verdict = f"not enough runs to tell: need about {needed} traces" if needed else "not enough runs to tell"
-    return PairedGap(n, ma, mb, gap, low, high, r, rl, rh, verdict, needed)
+    return PairedGap(n, ma, mb, gap, low, high, r, rl, rh, verdict, needed, decision)
 
 
 def gap_verdicts(rows: Sequence[dict], names: Sequence[str], key: str = "policy", prefix: str = "sim_",
@@ -195,7 +206,7 @@ def gap_verdicts(rows: Sequence[dict], names: Sequence[str], key: str = "policy"
             g = paired_gap([r.get(m) for r in mine], [r.get(prefix + m) for r in mine], tolerance)
             out.append({key: value, "metric": m, "n": g.n, "emulation": g.mean_a, "simulation": g.mean_b,
                         "gap": g.gap, "low": g.low, "high": g.high, "relative": g.relative, "verdict": g.verdict,
-                        "traces_needed": g.traces_needed})
+                        "traces_needed": g.traces_needed, "decision": g.decision})
     return out
 
 

@@ -80,7 +80,7 @@ def test_the_tree_does_not_depend_on_module_order(fresh_commands, monkeypatch, o
 def test_emulate_lists_its_own_commands_then_those_of_the_sender_and_the_player():
     from app.cli import commands
     assert _children(commands(), ("emulate",)) == ["shell", "link-stats", "flow-stats", "cleanup", "cc",
-                                                   "selfcheck", "abr", "lb"]
+                                                   "selfcheck", "calibrate", "abr", "lb"]
     assert _children(commands(), ("deploy", "testbed")) == ["up", "down"]
     assert _children(commands(), ("eval",)) == ["abr", "cc", "lb"]
 

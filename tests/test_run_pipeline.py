@@ -260,7 +260,10 @@ def test_report_tables_and_figures(tiny_run):
     md = (out / "report" / "report.md").read_text()
     headline = md.split("### ABR")[1].split("###")[0]
     for pol in ("udr", "shipped", "bba", "mpc"):
-        assert f"| {pol} |" in headline
+        assert f"| {pol} (" in headline  # the name, then what it is (tests/test_run_report.py: the labels)
+    # the shipped model and the baselines first, then the policy this run trained, with its budget
+    assert headline.index("| shipped (shipped model") < headline.index("| bba (rule-based baseline) |") \
+        < headline.index("| mpc (") < headline.index("| udr (trained here, 768 steps) |")
     assert "simulation (abr-syn)" in headline and "Emulation: not run" in headline
     assert "Table 6 form" in md and "Table 7 form" in md and "learning curves" in md
     html = (out / "report" / "index.html").read_text()
@@ -293,7 +296,7 @@ def test_report_in_headless_chromium(tiny_run):
         for uc, policies in (("abr", {"udr", "shipped", "bba", "mpc"}), ("cc", {"shipped", "bbr", "cubic"})):
             cells = driver.execute_script(
                 f"return Array.from(document.querySelectorAll('#headline-{uc} tbody tr'))"
-                ".map(r => r.cells[0].textContent)")
+                ".map(r => r.dataset.policy)")
             assert set(cells) == policies, (uc, cells)
         shot = out / "report" / "screenshot.png"
         driver.save_screenshot(str(shot))
@@ -379,7 +382,7 @@ def test_a_run_killed_in_the_middle_of_emulate_resumes_without_redoing_finished_
     assert done_records(out)["emulate/cc-one"]["resumed"] is True
     rows = list(csv.DictReader(open(out / "emulate" / "cc-one" / "results.csv")))
     assert sorted(r_["policy"] for r_ in rows) == ["const:2", "cubic"]
-    assert "| const:2 |" in (out / "report" / "report.md").read_text().split("## Stages")[0]
+    assert "| const:2 (rule-based baseline) |" in (out / "report" / "report.md").read_text().split("## Stages")[0]
 
 
 TINY_LB = """
@@ -423,7 +426,7 @@ def test_a_tiny_lb_run_simulates_emulates_and_reports_the_lb_table(tmp_path):
     assert all(r["jobs_finished"] == "12" and r["backend"] == backend and r["sim_mean_completion_time_s"] for r in emu)
     md = (out / "report" / "report.md").read_text()
     headline = md.split("### LB")[1].split("###")[0]
-    assert "| least_work |" in headline and "| round_robin |" in headline
+    assert "| least_work (rule-based baseline) |" in headline and "| round_robin (rule-based baseline) |" in headline
     assert "simulation (default, rl1)" in headline and "emulation (generated)" in headline
     assert "LB table form — LB, simulation: default" in md and "LB table form — LB, emulation: generated" in md
     for c in COLUMNS:

@@ -157,6 +157,19 @@ def test_run_metadata_of_an_installed_wheel(runtime_venv, tmp_path):
     assert meta["status"] == 0 and meta["seed"] == 1
 
 
+def test_the_run_report_template_ships_in_the_wheel(runtime_venv, tmp_path):
+    """app/run/templates/report.html.j2 is package data: Jinja2's package loader finds it in the installed wheel
+    (from another working directory), and it escapes what it renders."""
+    code = ("import jinja2; env = jinja2.Environment(loader=jinja2.PackageLoader('app.run', 'templates'), "
+            "autoescape=True); t = env.get_template('report.html.j2'); print(t.filename); "
+            "print(t.render(title='<x>', blocks=[]))")
+    res = _run(runtime_venv, "python", "-c", code, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    where, page = res.stdout.split("\n", 1)
+    assert str(runtime_venv) in where and where.endswith("report.html.j2"), where
+    assert "<title>&lt;x&gt;</title>" in page
+
+
 def test_shipped_onnx_policies_act_on_one_observation(runtime_venv):
     models = sorted(str(p) for p in (REPO / "models").glob("*/*.onnx"))
     assert any("/abr/" in m for m in models) and any("/cc/" in m for m in models), models

@@ -137,3 +137,33 @@ def test_paired_gap_interval_covers_the_true_gap_about_95_percent_of_the_time():
         g = paired_gap(a, b, resamples=2000, seed=i)
         hits += g.low <= 3.0 <= g.high
     assert 0.88 <= hits / 200 <= 0.99, hits
+
+
+def test_paired_gap_is_relative_to_the_reference_s_magnitude_when_it_straddles_zero():
+    """Genet's CC reward is positive on fast links and negative on slow ones: over both, the simulator's mean can
+    sit near 0. The relative gap is over the mean magnitude of the reference values, so a 5 % miss on each trace
+    reads as 5 %, not as thousands."""
+    from foundation.stats import paired_gap
+    sim = [200.0, -190.0, 210.0, -200.0]
+    emu = [s - 0.05 * abs(s) for s in sim]
+    g = paired_gap(emu, sim)
+    assert abs(sum(sim) / 4) == 5.0  # |mean| would give a 200 % gap
+    assert g.relative == pytest.approx(-0.05)
+    assert g.verdict == "emulation within ±10 % of simulation"
+    positive = paired_gap([95.0, 190.0], [100.0, 200.0])
+    assert positive.relative == pytest.approx(-7.5 / 150.0)  # one sign: the same as over |mean|
+
+
+def test_a_verdict_from_a_handful_of_pairs_uses_the_wider_t_interval():
+    """Two pairs: the percentile bootstrap spans only the two differences (-6, -5) and would call a gap
+    "lower by 5.5 % [-6, -5]"; Student's t interval with 1 degree of freedom (12.7 x sd / sqrt 2) includes 0."""
+    from foundation.stats import bootstrap_ci95, paired_gap
+    g = paired_gap([94.0, 95.0], [100.0, 100.0])
+    assert bootstrap_ci95([-6.0, -5.0]) == (-6.0, -5.0)
+    assert g.low == pytest.approx(-5.5 - 12.706 * math.sqrt(0.5) / math.sqrt(2), abs=1e-3)
+    assert g.low < -6.0 and g.high > 0.0
+    assert g.decision == "undecided" and g.verdict.startswith("not enough runs to tell")
+    many = paired_gap([84.0, 85.0] * 10, [100.0] * 20)
+    assert many.decision == "differs" and many.verdict.startswith("emulation lower than simulation by 15.5 %")
+    assert paired_gap([101.0, 99.0] * 10, [100.0] * 20).decision == "agree"
+    assert paired_gap([], []).decision == "none"

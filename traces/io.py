@@ -34,7 +34,8 @@ WRITERS: dict[str, Callable[[Trace, str | os.PathLike], None]] = {
 SUFFIXES = {"pensieve": ".txt", "mahimahi": ".mahi", "json": ".json", "csv": ".csv"}
 #: Files a dataset directory may hold besides traces.
 IGNORED_SUFFIXES = {".md", ".png", ".pdf", ".svg", ".sha256", ".tar", ".gz", ".zip", ".part"}
-IGNORED_NAMES = {"readme", "license", "checksums", "sha256sums", "manifest"}
+#: (``calibration`` / ``calibration-check``: what ``genet emulate calibrate`` writes beside its traces.)
+IGNORED_NAMES = {"readme", "license", "checksums", "sha256sums", "manifest", "calibration", "calibration-check"}
 #: How much of a file detect_format reads first (bytes).
 DETECT_BYTES = 64 * 1024
 

@@ -1,13 +1,22 @@
 """The report of a ``genet run``: ``report/index.html`` (one self-contained file: figures embedded as
 base64 PNG, no network needed) and ``report.md`` with the same tables (figures in ``report/figures/``).
 
+:class:`Report` gathers the data into a list of blocks (headings, paragraphs, tables of :class:`Cell`,
+figures, preformatted text); the page is the Jinja2 template ``app/run/templates/report.html.j2``
+(:data:`TEMPLATE`, loaded from the installed package, autoescaped) and ``report.md`` is the same blocks as
+Markdown.
+
 Everything is read from the run folder's files (``plan.json``, ``status.json``, ``state/``, each
 stage's ``results.csv``), so ``genet run CONFIG --only report`` redraws it from what exists:
 
 - the headline: for each use case, each policy's reward (ABR: per-trace QoE; CC: Genet's reward) in
   simulation, emulation and on real/testbed paths side by side — the sim -> emulation -> real gap —
   with columns only for the stages that ran (the others are named with the reason: not run, not
-  available in this build, failed);
+  available in this build, failed). Rows: the models the config names with ``use`` (shipped) and the
+  rule-based baselines first, then the policies the run trained itself, labelled with their budget
+  ("trained here, 150k steps"). Each cell is mean ± 95 % CI (n); the gap column is the paired gap of
+  emulation against the simulator on the same traces (:func:`foundation.stats.paired_gap`: mean paired
+  difference, bootstrap 95 % CI, a verdict in words), or says why it is not measured;
 - Table 6 (ABR: bitrate, rebuffering, bitrate change, QoE) and Table 7 (CC: throughput, p90 latency,
   loss, reward) per environment, as mean ± 95 % CI over traces/repetitions; for LB the LB table (reward,
   mean completion time, p95 slowdown, mean utilisation: genet/lb/metrics.py) per episode source / path;
@@ -20,16 +29,16 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 import json
 import math
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 
 from genet.abr.qoe import TABLE6
 from genet.cc.metrics import TABLE7
-from foundation.stats import format_mean_ci, mean_ci95
+from foundation.stats import format_mean_ci, mean_ci95, paired_gap
 from foundation.usecase import use_case
 from app.run.schema import load_saved
 
@@ -43,12 +52,68 @@ METRIC_MODULE = {"abr": "genet/abr/qoe.py", "cc": "genet/cc/reward.py", "lb": "g
 TABLE_COLS = {"abr": TABLE6, "cc": TABLE7, "lb": use_case("lb").table_columns}
 TABLE_NAME = {"abr": "Table 6", "cc": "Table 7", "lb": "LB table"}
 STAGE_LABEL = {"simulate": "simulation", "emulate": "emulation", "deploy": "real paths"}
+#: The page's template (a file of this package's ``templates/`` folder; pyproject.toml ships it as package data).
+TEMPLATE = "report.html.j2"
+#: The tolerance of the headline's gap verdicts: emulation "within ±10 % of simulation" (foundation.stats.paired_gap).
+GAP_TOLERANCE = 0.10
+#: Where the shipped models live (a ``use`` under it is labelled "shipped model").
+SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "models"
+#: Row order of the headline and every table: shipped/given models, rule-based baselines, trained here, others.
+GROUP_MODEL, GROUP_BASELINE, GROUP_TRAINED, GROUP_OTHER = range(4)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: ``text``, an optional second line ``note`` (smaller, on the page; in parentheses or after
+    ``md_sep`` in Markdown), a CSS class ``kind`` (the gap verdicts: agree, differs, undecided, unmeasured; the
+    policy column: policy) and ``pre`` for preformatted text (the commands)."""
+
+    text: str
+    note: str = ""
+    kind: str = ""
+    pre: bool = False
+    md_sep: str = ""  # "": the note in parentheses
+
+    @property
+    def md(self) -> str:
+        """The cell in report.md."""
+        if self.pre:
+            return "<br>".join(f"`{x}`" for x in self.text.splitlines())
+        if not self.note:
+            return self.text
+        return f"{self.text}{self.md_sep}{self.note}" if self.md_sep else f"{self.text} ({self.note})"
 
 
 def fmt_ci(values: list[float], digits: int = 2) -> str:
     """``mean ± 95 % half-width (n=N)`` of the finite values (:func:`foundation.stats.mean_ci95`); "—" for none."""
     m, ci, n = mean_ci95(values)
     return format_mean_ci(m, ci, digits, n=n)
+
+
+def format_steps(steps) -> str:
+    """A training budget as the labels print it: 768, 1.2k, 150k, 6M, 5.99M."""
+    n = float(steps)
+    if n < 1000:
+        return f"{n:g}"
+    if n < 1e6:
+        return f"{float(f'{n / 1e3:.3g}'):g}k"
+    return f"{float(f'{n / 1e6:.3g}'):g}M"
+
+
+def gap_cell(emulated: list, simulated: list) -> Cell:
+    """The headline's gap cell of one policy from its (emulation, simulation) values on the same traces (one pair a
+    row; a pair with a missing value is left out): :func:`foundation.stats.paired_gap`'s verdict in words, then the
+    gap with its bootstrap 95 % interval, absolute and relative to simulation, and n. The cell's class follows the
+    verdict: ``agree`` (within the tolerance), ``undecided`` (not enough runs), ``differs``."""
+    g = paired_gap(emulated, simulated, tolerance=GAP_TOLERANCE, names=("emulation", "simulation"))
+    if g.n == 0:
+        return Cell("gap not measured", "no trace has both an emulated and a simulated value", "unmeasured",
+                    md_sep="; ")
+    detail = f"gap {g.gap:+.2f} [{g.low:+.2f}, {g.high:+.2f}]"
+    if math.isfinite(g.relative):
+        detail += f" = {g.relative * 100:+.1f} % [{g.rel_low * 100:+.1f}, {g.rel_high * 100:+.1f}]"
+    detail += f", n={g.n} traces"
+    return Cell(g.verdict, detail, g.decision, md_sep="; ")
 
 
 def policy_label(value: str) -> str:
@@ -109,8 +174,7 @@ class Report:
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
         self.out = self.run_dir / "report"
-        self.html: list[str] = []
-        self.md: list[str] = []
+        self.blocks: list[dict] = []
         self.figures: list[tuple[str, bytes]] = []
         self.plan = _load_json(self.run_dir / "plan.json", {})
         self.status = _load_json(self.run_dir / "status.json", {}).get("items", {})
@@ -119,34 +183,27 @@ class Report:
         if not (self.cfg and self.cfg.deploy.inventory):
             self.stage_label["deploy"] = "testbed paths"  # the local SSH testbed: emulated wide-area paths
 
-    # output helpers ------------------------------------------------------------------------------
+    # output helpers: blocks the template (HTML) and _markdown (report.md) render --------------------
     def heading(self, text: str, level: int = 2) -> None:
-        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
-        self.md.extend(["#" * level + " " + text, ""])
+        self.blocks.append({"kind": "heading", "level": level, "text": text})
 
-    def para(self, text: str) -> None:
-        self.html.append(f"<p>{html.escape(text)}</p>")
-        self.md.extend([text, ""])
+    def para(self, text: str, css: str = "") -> None:
+        self.blocks.append({"kind": "para", "text": text, "css": css})
 
-    def table(self, header: list[str], rows: list[list[str]], css_id: str = "") -> None:
-        attr = f' id="{css_id}"' if css_id else ""
-        h = [f"<div class='tw'><table{attr}><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr></thead><tbody>"]
-        for r in rows:
-            h.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>")
-        h.append("</tbody></table></div>")
-        self.html.append("".join(h))
-        self.md.append("| " + " | ".join(header) + " |")
-        self.md.append("|" + "---|" * len(header))
-        for r in rows:
-            self.md.append("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
-        self.md.append("")
+    def table(self, header: list[str], rows: list[list], css_id: str = "", row_keys: list[str] | None = None) -> None:
+        """A table; cells are :class:`Cell` or anything ``str()`` turns into text; ``row_keys`` become the rows'
+        ``data-policy`` attributes (the headline: the policy's name without its label)."""
+        cells = [[c if isinstance(c, Cell) else Cell(str(c)) for c in r] for r in rows]
+        self.blocks.append({"kind": "table", "header": list(header), "rows": cells, "id": css_id,
+                            "row_keys": list(row_keys) if row_keys else [""] * len(cells)})
 
     def figure(self, name: str, png: bytes, caption: str) -> None:
         self.figures.append((name, png))
-        b64 = base64.b64encode(png).decode()
-        self.html.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{b64}">'
-                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        self.md.extend([f"![{caption}](figures/{name})", ""])
+        self.blocks.append({"kind": "figure", "name": name, "caption": caption,
+                            "src": "data:image/png;base64," + base64.b64encode(png).decode()})
+
+    def pre(self, text: str, lang: str = "") -> None:
+        self.blocks.append({"kind": "pre", "text": text, "lang": lang})
 
     # data ----------------------------------------------------------------------------------------
     def items(self, stage: str) -> list[dict]:
@@ -191,14 +248,43 @@ class Report:
         """The config's table of use case ``uc`` (``cfg.abr``, ``cfg.cc``); None when it has none."""
         return getattr(self.cfg, uc) if self.cfg else None
 
+    def policy_origin(self, uc: str, name: str) -> tuple[int, str]:
+        """(group, label) of a policy: a model the config names with ``use`` (the shipped ones, with their training
+        budget when the model's metadata file says it), a rule-based baseline, a policy this run trained (its
+        budget from the config: "trained here, 150k steps"), or something only the results name (group last)."""
+        u = self.use_case(uc)
+        p = u.policies.get(name) if u else None
+        if p is not None and getattr(p, "use", ""):
+            path = Path(p.use)
+            if _within(path, SHIPPED_MODELS):
+                where = f"shipped model {path.relative_to(SHIPPED_MODELS.parent).as_posix()}"
+            else:
+                where = f"model {path.parent.name}/{path.name}"
+            steps = _load_json(path.with_suffix(".json"), {}).get("steps")
+            if isinstance(steps, (int, float)) and not isinstance(steps, bool) and steps > 0:
+                where += f", {format_steps(steps)} steps"
+            return GROUP_MODEL, where
+        if p is not None:
+            return GROUP_TRAINED, f"trained here, {format_steps(p.steps)} steps"
+        if u is not None and name in getattr(u, "baselines", ()):
+            return GROUP_BASELINE, "rule-based baseline"
+        return GROUP_OTHER, ""
+
     def policies(self, uc: str, all_rows: list[list[dict]]) -> list[str]:
+        """The policies of the config and of the rows, in the tables' order: shipped/given models, then the
+        baselines, then the policies trained by this run, then any other (config order within a group)."""
         u = self.use_case(uc)
         order = list(u.policies) + list(u.baselines) if u else []
         for rows in all_rows:
             for r in rows:
                 if r["policy"] not in order:
                     order.append(r["policy"])
-        return order
+        return sorted(order, key=lambda name: self.policy_origin(uc, name)[0])  # stable: config order within
+
+    def policy_cell(self, uc: str, name: str) -> Cell:
+        """A policy's first cell: its name, and what it is (:meth:`policy_origin`) below it."""
+        group, label = self.policy_origin(uc, name)
+        return Cell(name, label, "policy trained" if group == GROUP_TRAINED else "policy")
 
     def trace_sources(self) -> dict[str, str]:
         """{trace set: where its traces came from}, one line each (a shipped sample, a synthetic stand-in, a
@@ -267,45 +353,69 @@ class Report:
 
     def section_headline(self, uc: str, data: dict) -> None:
         self.heading(f"{uc.upper()}: {METRIC_NAME[uc]} in simulation, emulation and on real paths", 3)
-        metric = METRIC[uc]
+        metric, sim_metric = METRIC[uc], f"sim_{METRIC[uc]}"
         ran = [s for s in ("simulate", "emulate", "deploy") if data[s]]
-        cols = []
-        for s in ran:
-            cols.append((s, f"{self.stage_label[s]} ({', '.join(data[s])})"))
-            if s == "emulate" and any(f"sim_{metric}" in r for rows in data[s].values() for r in rows):
-                cols.append(("emulate-sim", "simulation on the emulated traces"))
-                cols.append(("emulate-gap", "gap: emulation − simulation, same traces"))
+        emulated = [r for rows in data["emulate"].values() for r in rows]
+        twins = any(sim_metric in r for r in emulated)
+        cols = [(s, f"{self.stage_label[s]} ({', '.join(data[s])})") for s in ran if s != "deploy"]
+        if ran:  # the gap beside the emulation it is of (or saying why there is none)
+            cols.append(("gap", "sim → emulation gap, same traces (paired, bootstrap 95 % CI)"))
+        if "deploy" in ran:
+            cols.append(("deploy", f"{self.stage_label['deploy']} ({', '.join(data['deploy'])})"))
         allrows = [rows for s in ran for rows in data[s].values()]
-        header = ["policy"] + [c[1] for c in cols]
-        rows = []
+        rows, keys = [], []
         for pol in self.policies(uc, allrows):
-            row = [pol]
+            row: list = [self.policy_cell(uc, pol)]
             seen = False
             for key, _ in cols:
-                if key == "emulate-sim":
-                    vals = [r.get(f"sim_{metric}") for rows_ in data["emulate"].values() for r in rows_
-                            if r["policy"] == pol]
-                elif key == "emulate-gap":
-                    vals = [r[metric] - r[f"sim_{metric}"] for rows_ in data["emulate"].values() for r in rows_
-                            if r["policy"] == pol and isinstance(r.get(metric), float)
-                            and isinstance(r.get(f"sim_{metric}"), float)]
-                else:
-                    vals = [r.get(metric) for rows_ in data[key].values() for r in rows_ if r["policy"] == pol]
+                if key == "gap":
+                    row.append(self.headline_gap_cell(pol, emulated, metric, sim_metric, "emulate" in ran, twins))
+                    continue
+                vals = [r.get(metric) for rows_ in data[key].values() for r in rows_ if r["policy"] == pol]
                 vals = [v for v in vals if isinstance(v, float)]
                 seen = seen or bool(vals)
-                row.append(fmt_ci(vals) if vals else "—")
+                note = ""
+                if key == "emulate" and twins:  # the paired gap's other side
+                    sims = [r.get(sim_metric) for r in emulated if r["policy"] == pol]
+                    sims = [v for v in sims if isinstance(v, float) and math.isfinite(v)]
+                    note = f"simulator, same traces: {fmt_ci(sims)}" if sims else ""
+                row.append(Cell(fmt_ci(vals) if vals else "—", note, kind="num", md_sep="; "))
             if seen or not cols:
                 rows.append(row)
+                keys.append(pol)
         if cols:
-            self.table(header, rows, css_id=f"headline-{uc}")
+            self.table(["policy"] + [c[1] for c in cols], rows, css_id=f"headline-{uc}", row_keys=keys)
         else:
-            self.table(["policy"], [[p] for p in self.policies(uc, [])], css_id=f"headline-{uc}")
+            pols = self.policies(uc, [])
+            self.table(["policy"], [[self.policy_cell(uc, p)] for p in pols], css_id=f"headline-{uc}", row_keys=pols)
         for s in ("simulate", "emulate", "deploy"):
             if s not in ran:
                 self.para(f"{self.stage_label[s].capitalize()}: {self.stage_note(s, uc)}.")
+        if "deploy" in ran:
+            self.para(f"{self.stage_label['deploy'].capitalize()}: the gap to them is not measured (no simulated "
+                      f"or emulated run of the same paths); their cells are mean ± 95 % CI (n).", "note")
         over = "episodes / workloads (and repetitions)" if uc == "lb" else "traces (and repetitions)"
         self.para(f"Cells: mean ± 95 % CI over {over}, n = rows. {METRIC_NAME[uc]}: "
-                  f"one definition ({METRIC_MODULE[uc]}) in simulation, emulation and on real paths.")
+                  f"one definition ({METRIC_MODULE[uc]}) in simulation, emulation and on real paths.", "note")
+
+    @staticmethod
+    def headline_gap_cell(pol: str, emulated: list[dict], metric: str, sim_metric: str, emulate_ran: bool,
+                  twins: bool) -> Cell:
+        """The gap cell of one policy: the paired gap of its emulated rows against the simulator on the same traces,
+        or why there is none."""
+        mine = [r for r in emulated if r["policy"] == pol]
+        why = ""
+        if not emulate_ran:
+            why = "emulation not run"
+        elif not mine:
+            why = "not emulated"
+        elif not twins or not any(isinstance(r.get(sim_metric), float) and math.isfinite(r[sim_metric])
+                                  for r in mine):
+            why = "no simulator run of this policy on the emulated traces"
+        if why:
+            return Cell("gap not measured", why, "unmeasured", md_sep="; ")
+        return gap_cell([r.get(metric) if isinstance(r.get(metric), float) else None for r in mine],
+                        [r.get(sim_metric) if isinstance(r.get(sim_metric), float) else None for r in mine])
 
     def section_tables(self, uc: str, data: dict) -> None:
         cols = TABLE_COLS[uc]
@@ -322,8 +432,9 @@ class Report:
                     prow = [r for r in rows if r["policy"] == pol]
                     if not prow:
                         continue
-                    body.append([pol] + [fmt_ci([r.get(c.name) for r in prow if isinstance(r.get(c.name), float)], 3)
-                                         for c in cols])
+                    body.append([self.policy_cell(uc, pol)]
+                                + [fmt_ci([r.get(c.name) for r in prow if isinstance(r.get(c.name), float)], 3)
+                                   for c in cols])
                 self.table(["policy"] + [f"{c.heading} [{c.name}]" for c in cols], body)
 
     def section_cdfs(self, uc: str, data: dict) -> None:
@@ -479,28 +590,28 @@ class Report:
                 cmds = rec.get("commands") or it["steps"]
                 rows.append([f"{stage}/{it['name']}", it["unavailable"] or self.item_status(stage, it["name"]),
                              "\n".join(cmds)])
-        self.html.append("<table><thead><tr><th>item</th><th>status</th><th>commands</th></tr></thead><tbody>" +
-                         "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td><pre>{html.escape(c)}"
-                                 f"</pre></td></tr>" for a, b, c in rows) + "</tbody></table>")
-        self.md.extend(["| item | status | commands |", "|---|---|---|"] +
-                       [f"| {a} | {b} | " + "<br>".join(f"`{x}`" for x in c.splitlines()) + " |" for a, b, c in rows] + [""])
+        self.table(["item", "status", "commands"], [[a, b, Cell(c, pre=True)] for a, b, c in rows])
         cfg_text = (self.run_dir / "config.toml").read_text() if (self.run_dir / "config.toml").is_file() else ""
         self.heading("Config", 3)
-        self.html.append(f"<pre>{html.escape(cfg_text)}</pre>")
-        self.md.extend(["```toml", cfg_text.rstrip(), "```", ""])
+        self.pre(cfg_text.rstrip(), "toml")
 
     def build(self) -> Path:
         title = (self.cfg and (self.cfg.report.title or self.cfg.run.name)) or "genet run"
         self.heading(f"genet run: {title}", 1)
-        self.para(f"Run folder: {self.run_dir}. Reward: ABR — per-trace total QoE (bitrate − rebuffer penalty − "
-                  f"bitrate change); CC — Genet's reward (500·throughput/link bandwidth − 1000·latency − 2000·loss)."
-                  + (" LB — mean job completion time (finish − arrival, s; 1 Genet time unit = 1 ms), beside the "
-                     "paper's reward (−Σ Δt × jobs in the system, ms × jobs)." if self.use_case("lb") else ""))
+        self.para(f"Run folder: {self.run_dir}.", "meta")
         data = {uc: {s: self.results(s, uc) for s in ("simulate", "emulate", "deploy")}
                 for uc in USE_CASES if self.use_case(uc)}
         self.heading("Headline: the sim → emulation → real gap per policy")
+        self.para("Rows: shipped models and rule-based baselines, then the policies this run trained on its short "
+                  "budget, marked \"trained here\" (a check of the pipeline, not a result). Gap: emulation − simulation "
+                  "of the same policy on the same traces — mean paired difference, bootstrap 95 % CI and a verdict at "
+                  f"±{GAP_TOLERANCE * 100:g} % (foundation/stats.py paired_gap).", "note")
         for uc, d in data.items():
             self.section_headline(uc, d)
+        self.para("Reward: ABR — per-trace total QoE (bitrate − rebuffer penalty − bitrate change); CC — Genet's "
+                  "reward (500·throughput/link bandwidth − 1000·latency − 2000·loss)."
+                  + (" LB — mean job completion time (finish − arrival, s; 1 Genet time unit = 1 ms), beside the "
+                     "paper's reward (−Σ Δt × jobs in the system, ms × jobs)." if self.use_case("lb") else ""), "note")
         self.section_stages()
         self.section_traces()
         for uc, d in data.items():
@@ -517,16 +628,43 @@ class Report:
         self.out.mkdir(parents=True, exist_ok=True)
         for name, png in self.figures:
             atomic_write_bytes(self.out / "figures" / name, png)
-        css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-               "table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;"
-               "font-size:14px;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#f3f3f3}"
-               "figure{display:inline-block;margin:.5em;max-width:100%}img{max-width:100%;height:auto}figcaption{font-size:13px;color:#555}"
-               ".tw{overflow-x:auto;max-width:100%}pre{font-size:12px;white-space:pre-wrap;word-break:break-all;margin:0}h1{margin-bottom:.2em}")
-        page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"<style>{css}</style></head><body>" + "\n".join(self.html) + "</body></html>\n")
-        atomic_write_text(self.out / "index.html", page)
-        atomic_write_text(self.out / "report.md", "\n".join(self.md) + "\n")
+        atomic_write_text(self.out / "index.html", render_page(title, self.blocks))
+        atomic_write_text(self.out / "report.md", render_markdown(self.blocks))
         return self.out / "index.html"
+
+
+def page_template():
+    """The page's Jinja2 template, loaded from this package's ``templates/`` folder wherever the package is
+    installed (a wheel, an editable install, this checkout), every value autoescaped."""
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.PackageLoader(__package__ or "app.run", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template(TEMPLATE)
+
+
+def render_page(title: str, blocks: list[dict]) -> str:
+    """``index.html``: the blocks through :data:`TEMPLATE`."""
+    return page_template().render(title=title, blocks=blocks)
+
+
+def render_markdown(blocks: list[dict]) -> str:
+    """``report.md``: the same blocks as Markdown (figures as links into ``figures/``)."""
+    md: list[str] = []
+    for b in blocks:
+        if b["kind"] == "heading":
+            md += ["#" * b["level"] + " " + b["text"], ""]
+        elif b["kind"] == "para":
+            md += [b["text"], ""]
+        elif b["kind"] == "table":
+            md.append("| " + " | ".join(b["header"]) + " |")
+            md.append("|" + "---|" * len(b["header"]))
+            md += ["| " + " | ".join(c.md.replace("|", "\\|") for c in r) + " |" for r in b["rows"]]
+            md.append("")
+        elif b["kind"] == "figure":
+            md += [f"![{b['caption']}](figures/{b['name']})", ""]
+        elif b["kind"] == "pre":
+            md += ["```" + b["lang"], b["text"], "```", ""]
+    return "\n".join(md) + "\n"
 
 
 def _lb_source(stage: str, env: str) -> str:
