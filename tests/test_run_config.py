@@ -206,3 +206,21 @@ def test_a_cluster_address_sends_the_steps_that_fan_out_there_and_changes_no_inp
             assert r0.input_hash(a) == r1.input_hash(b)  # where a step runs is not what it computes
     with pytest.raises(BadInputError, match=r"\[cluster\] address.*HOST:PORT or auto"):
         check("[cluster]\naddress = \"no port\"\n" + CLUSTERED, tmp_path)
+
+
+def test_a_from_set_spreads_its_picks_over_the_source_s_folders(tmp_path):
+    """`from` + `pick = "spread"` (the default): in turn from each subfolder (a Pantheon measurement path), so 4
+    traces of pantheon-cellular are 4 paths, not 4 runs of the first one; `first` keeps the first n by path."""
+    from app.run.plan import spread_pick
+    files = [tmp_path / d / f"run{i}.json" for d in ("a", "b", "c") for i in range(3)]
+    assert spread_pick(files, 4) == [files[0], files[3], files[6], files[1]]
+    assert spread_pick(files, 20) == [files[k] for k in (0, 3, 6, 1, 4, 7, 2, 5, 8)]
+    flat = [tmp_path / f"t{i}" for i in range(5)]
+    assert spread_pick(flat, 3) == flat[:3]
+    from app.run.schema import load
+    (tmp_path / "src").mkdir()
+    (tmp_path / "x.toml").write_text('[run]\nname = "x"\n[traces.src]\npath = "src"\n'
+                                     '[traces.few]\nfrom = "src"\nn = 2\n[traces.head]\nfrom = "src"\nn = 2\n'
+                                     'pick = "first"\n[cc]\n[cc.simulate]\ntraces = ["few"]\n')
+    cfg, _ = load(tmp_path / "x.toml")
+    assert cfg.traces["few"].pick == "spread" and cfg.traces["head"].pick == "first"

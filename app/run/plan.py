@@ -83,21 +83,39 @@ def _count_traces(path: Path | None, fallback: int) -> int:
         return fallback
 
 
-def _pick(src_item: Item, n: int) -> Callable:
+def spread_pick(files: list[Path], n: int) -> list[Path]:
+    """``n`` of ``files`` (sorted by path) taken in turn from each folder: the first of every folder, then the
+    second, ... — so a set of many measurement paths (Pantheon's) yields many paths, not ``n`` runs of the first
+    one. A flat folder gives its first ``n``."""
+    groups: dict[Path, list[Path]] = {}
+    for f in files:
+        groups.setdefault(f.parent, []).append(f)
+    out: list[Path] = []
+    rank = 0
+    while len(out) < n and any(rank < len(g) for g in groups.values()):
+        out += [g[rank] for g in groups.values() if rank < len(g)][:n - len(out)]
+        rank += 1
+    return out
+
+
+def _pick(src_item: Item, n: int, how: str = "spread") -> Callable:
     def action(item: Item) -> None:
         from traces.io import list_trace_files
         src = src_item.data
         files = list_trace_files(src) if src.is_dir() else [src]
         tmp = item.folder.with_name(item.folder.name + ".part")
         shutil.rmtree(tmp, ignore_errors=True)
-        for f in files[:n]:
+        chosen = spread_pick(files, n) if how == "spread" else files[:n]
+        for f in chosen:
             rel = f.relative_to(src) if src.is_dir() else Path(f.name)
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, tmp / rel)
         shutil.rmtree(item.folder, ignore_errors=True)
         os.replace(tmp, item.folder)
-        print(f"picked the first {min(n, len(files))} of {len(files)} trace files of {src} into {item.folder}")
-    action.describe = f"copy the first {n} trace files (sorted by path) of trace set {src_item.name}"
+        print(f"picked {len(chosen)} of {len(files)} trace files of {src} ({how}) into {item.folder}")
+    action.describe = (f"copy {n} trace files of trace set {src_item.name}, in turn from each of its folders"
+                       if how == "spread" else f"copy the first {n} trace files (sorted by path) of trace set "
+                                               f"{src_item.name}")
     return action
 
 
@@ -194,7 +212,7 @@ def _trace_items(traces: Any, run_dir: Path, seed: int) -> dict[str, Item]:
         if s.from_:
             src = sets[s.from_]
             folder = run_dir / "traces" / name
-            sets[name] = Item("traces", name, folder, steps=[_pick(src, s.n)], deps=[src.id], data=folder,
+            sets[name] = Item("traces", name, folder, steps=[_pick(src, s.n, s.pick)], deps=[src.id], data=folder,
                               est_s=0.5, inputs={"config": s})
     return sets
 

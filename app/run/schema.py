@@ -247,7 +247,7 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
     "traces": Table(named=True, help=(
         "Named trace sets, one sub-table each: `[traces.NAME]`, with exactly one of `dataset` (a public set by "
         "name, from the best source at hand), `gen` (generate), `fetch` (download a public set), `path` (a folder "
-        "you have) or `from` (the first `n` files of another set). "
+        "you have) or `from` (`n` files of another set). "
         "Stage folder: `traces/NAME`."), keys={
         "gen": Key("str", "", "generate synthetic Genet environments of this use case (`genet traces gen`)",
                    allowed=("abr", "cc")),
@@ -264,7 +264,11 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
         "fetch": Key("str", "", "public dataset name (`genet traces fetch --list`) or an archive URL"),
         "base_url": Key("str", "", "mirror for `fetch` (`--base-url`)"),
         "path": Key("path", "", "an existing trace folder or file"),
-        "from": Key("str", "", "another set's name: take its first `n` trace files (sorted by path)"),
+        "from": Key("str", "", "another set's name: take `n` of its trace files (`pick`)"),
+        "pick": Key("str", "spread", "how `from` takes its `n` files: `spread` = in turn from each subfolder "
+                                     "(a measurement path of a Pantheon set), each sorted by path, so the set "
+                                     "covers many paths; `first` = the first `n` sorted by path (a flat "
+                                     "folder: the same)", allowed=("spread", "first")),
     }),
     "abr": _use_case("abr", ("bba", "mpc", "optimal"),
                      "rule-based ABR baselines run beside the policies: bba, mpc (RobustMPC), optimal "
