@@ -67,6 +67,18 @@ def envivio_arg() -> str:
     return str(folder) if folder.is_dir() else "envivio"
 
 
+def require_ssh_testbed() -> None:
+    """Skip the calling module (at import) unless the local SSH testbed can run here: root (network namespaces),
+    sshd and iperf3."""
+    import shutil
+    if os.geteuid() != 0:
+        pytest.skip("the SSH testbed needs root (network namespaces)", allow_module_level=True)
+    if not os.path.exists("/usr/sbin/sshd"):
+        pytest.skip("sshd (openssh-server) is not installed", allow_module_level=True)
+    if not shutil.which("iperf3"):
+        pytest.skip("iperf3 is not installed (the testbed needs it)", allow_module_level=True)
+
+
 def hypothesis_examples(default: int) -> int:
     """``max_examples`` of a property test: its suite budget, or ``GENET_HYPOTHESIS_EXAMPLES``."""
     value = os.environ.get(HYPOTHESIS_EXAMPLES_ENV, "").strip()

@@ -16,8 +16,6 @@ Errors allowed, and why (measured on this 2-core machine, 2 x 6-s runs per schem
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,12 +24,9 @@ import pytest
 
 pytestmark = [pytest.mark.root]
 
-if os.geteuid() != 0:
-    pytest.skip("the SSH testbed needs root (network namespaces)", allow_module_level=True)
-if not os.path.exists("/usr/sbin/sshd"):
-    pytest.skip("sshd (openssh-server) is not installed", allow_module_level=True)
-if not shutil.which("iperf3"):
-    pytest.skip("iperf3 is not installed", allow_module_level=True)
+from conftest import require_ssh_testbed  # noqa: E402
+
+require_ssh_testbed()
 
 from deploy import testbed  # noqa: E402
 from deploy.calibrate import compare, format_comparison, refine, write_calibration  # noqa: E402

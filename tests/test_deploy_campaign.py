@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,12 +17,9 @@ import pytest
 
 pytestmark = [pytest.mark.root]
 
-if os.geteuid() != 0:
-    pytest.skip("the SSH testbed needs root (network namespaces)", allow_module_level=True)
-if not os.path.exists("/usr/sbin/sshd"):
-    pytest.skip("sshd (openssh-server) is not installed", allow_module_level=True)
-if not shutil.which("iperf3"):
-    pytest.skip("iperf3 is not installed", allow_module_level=True)
+from conftest import require_ssh_testbed  # noqa: E402
+
+require_ssh_testbed()
 
 from deploy import testbed  # noqa: E402
 from deploy.campaign import Journal, plan_runs, run_campaign  # noqa: E402

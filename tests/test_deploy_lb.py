@@ -9,8 +9,6 @@ push itself): each host's WORK_DIR/venv/bin/genet runs this checkout's `genet`."
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,12 +16,9 @@ import pytest
 
 pytestmark = [pytest.mark.root]
 
-if os.geteuid() != 0:
-    pytest.skip("the SSH testbed needs root (network namespaces)", allow_module_level=True)
-if not os.path.exists("/usr/sbin/sshd"):
-    pytest.skip("sshd (openssh-server) is not installed", allow_module_level=True)
-if not shutil.which("iperf3"):
-    pytest.skip("iperf3 is not installed (the testbed needs it)", allow_module_level=True)
+from conftest import require_ssh_testbed  # noqa: E402
+
+require_ssh_testbed()
 
 from deploy import testbed  # noqa: E402
 from deploy.campaign import Journal, run_campaign  # noqa: E402
