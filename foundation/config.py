@@ -320,25 +320,27 @@ def _shape_error(source: str | os.PathLike, where: str, what: str) -> ConfigErro
 
 
 def freeze(table: Table, data: Any, name: str = "Config", source: str | os.PathLike = "config",
-           where: str = "") -> Any:
+           where: str = "", defaults: bool = False) -> Any:
     """``data`` as :func:`fill` returns it (or as :func:`thaw` wrote it, read back from JSON), as an instance of
     :func:`config_class` ``(table, name)``: lists become tuples, a ``named`` table a read-only mapping (name ->
     instance), an optional table left out ``None``; a ``partial`` table's keys left out are ``None``.
 
     Values are taken as they are (:func:`fill` checked them); what does not have the tables' shape (a key missing
     or unknown, a table that is not one) is a :class:`ConfigError` naming ``source`` and the table (``where``: the
-    table's dotted name, ``""`` at the top level)."""
+    table's dotted name, ``""`` at the top level). ``defaults``: a key missing takes its declared default instead
+    (a config saved by a version that did not have the key yet)."""
     cls = config_class(table, name)
     if table.named:
         if not isinstance(data, Mapping):
             raise _shape_error(source, where, f"expected a table of named tables, got {show(data)}")
         one = replace(table, named=False)
-        return MappingProxyType({n: _freeze_one(cls, one, v, source, f"{where}.{n}" if where else n)
+        return MappingProxyType({n: _freeze_one(cls, one, v, source, f"{where}.{n}" if where else n, defaults)
                                  for n, v in data.items()})
-    return _freeze_one(cls, table, data, source, where)
+    return _freeze_one(cls, table, data, source, where, defaults)
 
 
-def _freeze_one(cls: type, table: Table, data: Any, source: str | os.PathLike, where: str) -> Any:
+def _freeze_one(cls: type, table: Table, data: Any, source: str | os.PathLike, where: str,
+                defaults: bool = False) -> Any:
     if not isinstance(data, Mapping):
         raise _shape_error(source, where, f"expected a table, got {show(data)}")
     unknown = [k for k in data if k not in table.keys]
@@ -348,12 +350,16 @@ def _freeze_one(cls: type, table: Table, data: Any, source: str | os.PathLike, w
     for key, item in table.keys.items():
         sub_where = f"{where}.{key}" if where else key
         if key not in data:
+            if defaults and not isinstance(item, Table) and not table.partial:
+                value = tuple(item.default) if isinstance(item.default, list) else item.default
+                values[field_name(key)] = value
+                continue
             if not table.partial:
                 raise _shape_error(source, where, f"key {show(key)} missing")
             value = None
         elif isinstance(item, Table):
             value = None if data[key] is None and item.optional else \
-                freeze(item, data[key], source=source, where=sub_where)
+                freeze(item, data[key], source=source, where=sub_where, defaults=defaults)
         else:
             value = data[key]
             if isinstance(value, list):

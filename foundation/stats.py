@@ -129,9 +129,11 @@ class PairedGap:
     that is wider: with a handful of pairs the bootstrap only spans the differences seen (two pairs: their
     range), so a verdict from 2-4 traces would be overconfident; relative, rel_low, rel_high: the same over
     the mean magnitude of B's values (``|mean_b|`` when they keep one sign; a reward positive on some traces and
-    negative on others has a mean near 0, which would make any gap look huge; NaN when every B is 0); verdict: what the interval says at the tolerance; traces_needed: about
-    how many pairs tell a gap of ``tolerance x`` that magnitude from none (two-sided 5 %, 80 % power:
-    ``((Z_ALPHA + Z_POWER) sd / (tolerance |mean_b|))^2`` with the pairs' differences' sd; None without an sd);
+    negative on others has a mean near 0, which would make any gap look huge; NaN when every B is 0); verdict:
+    what the interval says at the tolerance; traces_needed: about how many pairs tell a gap of ``tolerance x``
+    that magnitude from none (two-sided 5 %, 80 % power: the smallest m with ``m >= ((t975(m - 1) + Z_POWER)
+    sd / (tolerance x magnitude))^2``, sd the pairs' differences'; more than n when undecided at n; None without
+    an sd);
     decision: the verdict as one word for code to branch on — ``agree`` (within the tolerance), ``differs``
     (the interval excludes 0), ``undecided`` (not enough runs), ``none`` (no pairs)."""
 
@@ -147,6 +149,18 @@ class PairedGap:
     verdict: str
     traces_needed: int | None
     decision: str = "undecided"
+
+
+def _pairs_needed(sd_over_gap: float) -> int:
+    """The smallest m >= 2 with m >= ((t975(m - 1) + Z_POWER) x sd_over_gap)^2 (Student's t for small m; beyond
+    30 pairs the normal quantile, as t975 is then within 2 % of it)."""
+    normal = max(2, math.ceil(((Z_ALPHA + Z_POWER) * sd_over_gap) ** 2))
+    if normal > 30:
+        return normal
+    m = 2
+    while m < ((t975(m - 1) + Z_POWER) * sd_over_gap) ** 2:
+        m += 1
+    return m
 
 
 def paired_gap(a: Sequence, b: Sequence, tolerance: float = 0.10, names: tuple[str, str] = ("emulation",
@@ -176,7 +190,7 @@ def paired_gap(a: Sequence, b: Sequence, tolerance: float = 0.10, names: tuple[s
     sd = math.sqrt(sum((v - gap) ** 2 for v in d) / (n - 1)) if n > 1 else math.nan
     needed = None
     if math.isfinite(sd) and scale > 0:
-        needed = max(2, math.ceil(((Z_ALPHA + Z_POWER) * sd / (tolerance * scale)) ** 2)) if sd > 0 else 2
+        needed = _pairs_needed(sd / (tolerance * scale)) if sd > 0 else 2
     r, rl, rh = rel(gap), rel(low), rel(high)
     pct = tolerance * 100
     decision = "undecided"
@@ -190,6 +204,8 @@ def paired_gap(a: Sequence, b: Sequence, tolerance: float = 0.10, names: tuple[s
                    if math.isfinite(r) else f"{na} {word} than {nb} by {abs(gap):.4g} [{low:+.4g}, {high:+.4g}]")
         decision = "differs"
     else:
+        if needed is not None:
+            needed = max(needed, n + 1)  # undecided at n: the estimate (normal quantiles) never says n will do
         verdict = f"not enough runs to tell: need about {needed} traces" if needed else "not enough runs to tell"
     return PairedGap(n, ma, mb, gap, low, high, r, rl, rh, verdict, needed, decision)
 

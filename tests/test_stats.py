@@ -167,3 +167,14 @@ def test_a_verdict_from_a_handful_of_pairs_uses_the_wider_t_interval():
     assert many.decision == "differs" and many.verdict.startswith("emulation lower than simulation by 15.5 %")
     assert paired_gap([101.0, 99.0] * 10, [100.0] * 20).decision == "agree"
     assert paired_gap([], []).decision == "none"
+
+
+def test_traces_needed_uses_student_t_for_small_counts_and_exceeds_the_pairs_when_undecided():
+    from foundation.stats import Z_POWER, _pairs_needed, paired_gap, t975
+    # sd = the 10 % gap: the normal formula says 8 pairs; with Student's t it takes 10 ((t975(9) + 0.84)^2 = 9.6)
+    assert _pairs_needed(1.0) == 10
+    assert 10 >= (t975(9) + Z_POWER) ** 2 and 9 < (t975(8) + Z_POWER) ** 2
+    # 4 pairs, undecided: the estimate is never "n or fewer"
+    g = paired_gap([93.0, 107.0, 95.0, 104.0], [100.0] * 4)
+    assert g.decision == "undecided" and g.traces_needed > 4
+    assert g.verdict == f"not enough runs to tell: need about {g.traces_needed} traces"

@@ -139,7 +139,10 @@ def test_a_saved_config_of_another_shape_is_none(tmp_path, cfg):
     with pytest.raises(ConfigError, match=r"^saved.json: \[cc.emulate\]: key 'delay_ms' missing"):
         freeze(schema.SCHEMA, data, "RunConfig", "saved.json")
     from app.run.report import Report
-    p.write_text(json.dumps({"config": data}))  # the report of such a run folder: as without a config
+    p.write_text(json.dumps({"config": data}))  # a key missing: an older run folder; the key takes its default
+    assert schema.load_saved(p).cc.emulate.delay_ms is None
+    data["run"]["colour"] = "red"
+    p.write_text(json.dumps({"config": data}))  # the report of a run folder of another shape: as without a config
     report = Report(tmp_path)
     assert report.cfg is None and report.build().is_file()
     assert (tmp_path / "report" / "report.md").read_text().startswith("# genet run: genet run\n")
@@ -176,3 +179,25 @@ def test_the_plan_hashes_plain_data(cfg, tmp_path):
     for stage in items.values():
         for item in stage:
             json.dumps(engine._jsonable(item.inputs, tmp_path / "o"))  # no default=str needed: plain data only
+
+
+def test_a_run_folder_saved_before_a_key_existed_still_loads(tmp_path):
+    """A run's config.json written by a version without a key (here `[traces.*] pick`) loads with the key's
+    default, so reports of older run folders keep their headline; an unknown key still fails (returns None)."""
+    import json
+
+    from app.run.schema import load, load_saved
+    from foundation.config import thaw
+    (tmp_path / "src").mkdir()
+    (tmp_path / "x.toml").write_text('[run]\nname = "old"\n[traces.src]\npath = "src"\n[traces.few]\nfrom = "src"\n'
+                                     'n = 2\n[cc]\n[cc.simulate]\ntraces = ["few"]\n')
+    cfg, text = load(tmp_path / "x.toml")
+    saved = thaw(cfg)
+    for t in saved["traces"].values():
+        del t["pick"]
+    (tmp_path / "config.json").write_text(json.dumps({"source": text, "config": saved}))
+    old = load_saved(tmp_path / "config.json")
+    assert old is not None and old.run.name == "old" and old.traces["few"].pick == "spread"
+    saved["traces"]["few"]["no_such_key"] = 1
+    (tmp_path / "config.json").write_text(json.dumps({"source": text, "config": saved}))
+    assert load_saved(tmp_path / "config.json") is None

@@ -16,7 +16,7 @@ stage's ``results.csv``), so ``genet run CONFIG --only report`` redraws it from 
   rule-based baselines first, then the policies the run trained itself, labelled with their budget
   ("trained here, 150k steps"). Each cell is mean ± 95 % CI (n); the gap column is the paired gap of
   emulation against the simulator on the same traces (:func:`foundation.stats.paired_gap`: mean paired
-  difference, bootstrap 95 % CI, a verdict in words), or says why it is not measured;
+  difference, its 95 % CI, a verdict in words), or says why it is not measured;
 - Table 6 (ABR: bitrate, rebuffering, bitrate change, QoE) and Table 7 (CC: throughput, p90 latency,
   loss, reward) per environment, as mean ± 95 % CI over traces/repetitions; for LB the LB table (reward,
   mean completion time, p95 slowdown, mean utilisation: genet/lb/metrics.py) per episode source / path;
@@ -103,8 +103,9 @@ def format_steps(steps) -> str:
 def gap_cell(emulated: list, simulated: list) -> Cell:
     """The headline's gap cell of one policy from its (emulation, simulation) values on the same traces (one pair a
     row; a pair with a missing value is left out): :func:`foundation.stats.paired_gap`'s verdict in words, then the
-    gap with its bootstrap 95 % interval, absolute and relative to simulation, and n. The cell's class follows the
-    verdict: ``agree`` (within the tolerance), ``undecided`` (not enough runs), ``differs``."""
+    gap with its 95 % interval (bootstrap, widened to t for few traces), absolute and relative to simulation, and
+    n. The cell's class is the gap's decision: ``agree`` (within the tolerance), ``undecided`` (not enough runs),
+    ``differs``."""
     g = paired_gap(emulated, simulated, tolerance=GAP_TOLERANCE, names=("emulation", "simulation"))
     if g.n == 0:
         return Cell("gap not measured", "no trace has both an emulated and a simulated value", "unmeasured",
@@ -359,7 +360,7 @@ class Report:
         twins = any(sim_metric in r for r in emulated)
         cols = [(s, f"{self.stage_label[s]} ({', '.join(data[s])})") for s in ran if s != "deploy"]
         if ran:  # the gap beside the emulation it is of (or saying why there is none)
-            cols.append(("gap", "sim → emulation gap, same traces (paired, bootstrap 95 % CI)"))
+            cols.append(("gap", "sim → emulation gap, same traces (paired, 95 % CI)"))
         if "deploy" in ran:
             cols.append(("deploy", f"{self.stage_label['deploy']} ({', '.join(data['deploy'])})"))
         allrows = [rows for s in ran for rows in data[s].values()]
@@ -604,7 +605,7 @@ class Report:
         self.heading("Headline: the sim → emulation → real gap per policy")
         self.para("Rows: shipped models and rule-based baselines, then the policies this run trained on its short "
                   "budget, marked \"trained here\" (a check of the pipeline, not a result). Gap: emulation − simulation "
-                  "of the same policy on the same traces — mean paired difference, bootstrap 95 % CI and a verdict at "
+                  "of the same policy on the same traces — mean paired difference, 95 % CI (bootstrap, widened to Student t for a handful of traces) and a verdict at "
                   f"±{GAP_TOLERANCE * 100:g} % (foundation/stats.py paired_gap).", "note")
         for uc, d in data.items():
             self.section_headline(uc, d)

@@ -264,11 +264,11 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
         "fetch": Key("str", "", "public dataset name (`genet traces fetch --list`) or an archive URL"),
         "base_url": Key("str", "", "mirror for `fetch` (`--base-url`)"),
         "path": Key("path", "", "an existing trace folder or file"),
-        "from": Key("str", "", "another set's name: take `n` of its trace files (`pick`)"),
         "pick": Key("str", "spread", "how `from` takes its `n` files: `spread` = in turn from each subfolder "
                                      "(a measurement path of a Pantheon set), each sorted by path, so the set "
                                      "covers many paths; `first` = the first `n` sorted by path (a flat "
                                      "folder: the same)", allowed=("spread", "first")),
+        "from": Key("str", "", "another set's name: take `n` of its trace files (`pick`)"),
     }),
     "abr": _use_case("abr", ("bba", "mpc", "optimal"),
                      "rule-based ABR baselines run beside the policies: bba, mpc (RobustMPC), optimal "
@@ -483,7 +483,7 @@ def load_saved(path: str | Path) -> RunConfig | None:
     thaw(cfg)}``), frozen again; ``None`` when the file is missing, unreadable or not a config of this schema."""
     try:
         data = json.loads(Path(path).read_text())
-        return freeze(SCHEMA, data["config"], "RunConfig", str(path))
+        return freeze(SCHEMA, data["config"], "RunConfig", str(path), defaults=True)  # older runs: new keys default
     except (OSError, ValueError, TypeError, KeyError, ConfigError):
         return None
 
