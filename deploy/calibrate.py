@@ -43,7 +43,9 @@ Checking and one iteration (``--emulated EMU_DIR``: a ``genet emulate cc`` folde
 and scheme the real and the calibrated-emulation figures side by side (:func:`compare`), and with ``--refine``
 the delay moved by half the difference of the real and the emulated minimum RTT and the bandwidth scaled by
 the ratio of the real and the emulated delivered rate (:func:`refine`; queue and loss kept): the emulator's own
-overhead (its millisecond clock) is then measured, not guessed.
+overhead (its millisecond clock) is then measured, not guessed. ``genet deploy report RUN_DIR --calibrated EMU_DIR``
+puts the calibrated emulation's Table-7 figures beside the real ones (:func:`calibrated_runs`; runs matched by the
+one rule of :func:`emulation_runs`).
 """
 
 from __future__ import annotations
@@ -427,40 +429,139 @@ def policy_label(scheme: str, kind: str, value: str) -> str:
     return emulate_policy(scheme, kind, value)
 
 
+def campaign_labels(schemes: dict[str, dict]) -> dict[str, str]:
+    """Campaign scheme -> the ``policy`` label of the ``genet emulate cc`` runs that rerun it (``schemes``: scheme ->
+    ``{kind, value}``, as :func:`campaign_observations` and :func:`journal_schemes` give them)."""
+    return {s: policy_label(s, v["kind"], v["value"]) for s, v in schemes.items()}
+
+
+def journal_schemes(camp: dict, records) -> dict[str, dict]:
+    """Scheme -> ``{kind, value}`` of a campaign's journal records (an ``ok`` record's where there is one)."""
+    out: dict[str, dict] = {}
+    for r in sorted(records, key=lambda r: not (isinstance(r, dict) and r.get("status") == "ok")):  # ok ones first
+        if isinstance(r, dict) and r.get("scheme") is not None:
+            out.setdefault(str(r["scheme"]), {"kind": r.get("scheme_kind", "kernel"), "value": _scheme_value(r, camp)})
+    return out
+
+
+def emulation_runs(emu_dir: str | Path) -> dict[tuple[str, str], list[dict]]:
+    """The runs of a ``genet emulate cc`` folder (its ``results.json`` rows that name a run folder), by ``(trace,
+    policy)``. The one matching rule of the calibrated emulation: a campaign's scheme S on path P is rerun by the
+    runs keyed ``(P, campaign_labels(...)[S])`` — :func:`write_calibration` names each trace after its path and
+    ``genet emulate cc`` labels each policy by :func:`policy_label` (:func:`compare`, ``genet deploy report
+    --calibrated``)."""
+    emu_dir = Path(emu_dir)
+    f = emu_dir / "results.json"
+    try:
+        rows = json.loads(f.read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        raise BadInputError(f"{emu_dir}: no results.json (a `genet emulate cc --out` folder writes one)") from None
+    except ValueError:
+        raise BadInputError(f"{f}: not JSON") from None
+    except OSError as exc:
+        raise BadInputError(f"{f}: cannot be read ({exc.strerror or exc})") from None
+    if isinstance(rows, dict):
+        rows = rows.get("rows", [])
+    out: dict[tuple[str, str], list[dict]] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and row.get("run_dir"):
+            out.setdefault((str(row.get("trace")), str(row.get("policy"))), []).append(row)
+    return out
+
+
 def emulation_observations(emu_dir: str | Path) -> dict[str, list[RunObservation]]:
     """Observations per trace name (= path) of a ``genet emulate cc`` folder (``results.json``, ``runs/<run>/``:
     ``iperf3.json`` for kernel schemes, ``sender.jsonl`` for ours); ``scheme`` is the policy label."""
     from sender.iperf3 import Iperf3Error, read_report
     from sender.udp_sender import read_log
     emu_dir = Path(emu_dir)
-    f = emu_dir / "results.json"
-    try:
-        rows = json.loads(f.read_text())
-    except FileNotFoundError:
-        raise BadInputError(f"{emu_dir}: no results.json (a `genet emulate cc --out` folder writes one)") from None
-    except ValueError:
-        raise BadInputError(f"{f}: not JSON") from None
-    if isinstance(rows, dict):
-        rows = rows.get("rows", [])
     out: dict[str, list[RunObservation]] = {}
-    for i, row in enumerate(rows if isinstance(rows, list) else []):
-        if not isinstance(row, dict) or not row.get("run_dir"):
-            continue
-        label, trace = str(row.get("policy")), str(row.get("trace"))
-        rid = f"{row['run_dir']}"
-        d = emu_dir / str(row["run_dir"])
-        try:
-            if (d / "iperf3.json").is_file():
-                rep = read_report(d / "iperf3.json")
-                o = iperf3_observation(rid, trace, label, rep.congestion_control, rep)
-            elif (d / "sender.jsonl").is_file():
-                o = sender_observation(rid, trace, label, "onnx", read_log(d / "sender.jsonl"))
-            else:
+    for (trace, label), rows in emulation_runs(emu_dir).items():
+        for row in rows:
+            rid = f"{row['run_dir']}"
+            d = emu_dir / str(row["run_dir"])
+            try:
+                if (d / "iperf3.json").is_file():
+                    rep = read_report(d / "iperf3.json")
+                    o = iperf3_observation(rid, trace, label, rep.congestion_control, rep)
+                elif (d / "sender.jsonl").is_file():
+                    o = sender_observation(rid, trace, label, "onnx", read_log(d / "sender.jsonl"))
+                else:
+                    continue
+            except (Iperf3Error, OSError, ValueError):
                 continue
-        except (Iperf3Error, OSError, ValueError):
-            continue
-        out.setdefault(trace, []).append(o)
+            out.setdefault(trace, []).append(o)
     return out
+
+
+def emulated_run_metrics(run_dir: Path, duration_s: float, scheme_kind: str, scheme_value: str) -> dict:
+    """Table-7 metrics of one ``genet emulate cc`` run from its logs by the definitions the campaign's runs get
+    (:mod:`deploy.schemes`, what ``genet deploy report`` recomputes): :func:`deploy.schemes.iperf3_metrics` on
+    ``iperf3.json`` (the algorithm checked; emulate cc keeps no receiver report, so the reward's normaliser comes
+    from the sender's intervals) and :func:`deploy.schemes.sender_log_metrics` on ``sender.jsonl`` — not the
+    emulator's link-log columns of ``results.csv``, which count whole packets at the bottleneck and per-packet
+    RTTs where a real path has only the scheme's own view. Raises :class:`deploy.schemes.LogCheckError`."""
+    from deploy.schemes import LogCheckError, _read_iperf3, iperf3_metrics, sender_log_metrics
+    if (run_dir / "iperf3.json").is_file():
+        return iperf3_metrics(_read_iperf3(run_dir / "iperf3.json"), duration_s,
+                              scheme_value if scheme_kind == "kernel" else None)
+    if (run_dir / "sender.jsonl").is_file():
+        return sender_log_metrics(run_dir / "sender.jsonl", duration_s)
+    raise LogCheckError(f"{run_dir.name}: no iperf3.json or sender.jsonl")
+
+
+@dataclass
+class CalibratedRuns:
+    """The calibrated emulation's runs of a campaign: per (path, scheme), the Table-7 metrics of each emulated run
+    (:func:`emulated_run_metrics`); ``labels``: scheme -> emulate cc policy label; ``skipped``: run folder -> why
+    its logs did not count."""
+
+    emu_dir: Path
+    metrics: dict[tuple[str, str], list[dict]]
+    labels: dict[str, str]
+    skipped: dict[str, str]
+
+
+def calibrated_runs(emu_dir: str | Path, camp: dict, records) -> CalibratedRuns:
+    """The runs of ``emu_dir`` (a ``genet emulate cc --traces CALIBRATED_DIR`` folder) that rerun the campaign
+    ``camp`` (campaign.json's content; ``records``: its journal records), matched by :func:`emulation_runs`' rule.
+    A one-line :class:`BadInputError` naming the folder when it is not an emulate cc folder, when none of its runs
+    is one of the campaign's schemes on one of its paths, or when none of those has readable logs."""
+    from deploy.schemes import LogCheckError
+    emu_dir = Path(emu_dir)
+    c = camp["campaign"]
+    if c.get("use_case") != "cc":
+        raise BadInputError(f"{emu_dir}: calibrated emulation is for CC campaigns; campaign {c.get('name')} is "
+                            f"{c.get('use_case')}")
+    runs = emulation_runs(emu_dir)
+    kinds = journal_schemes(camp, records)
+    labels = campaign_labels(kinds)
+    matched = {(p, s): runs.get((p, labels.get(s, s)), []) for p in c["paths"] for s in c["schemes"]}
+    if not any(matched.values()):
+        found = sorted(runs)
+        raise BadInputError(f"{emu_dir}: no emulated run of the campaign's schemes on its paths (wanted traces "
+                            f"{', '.join(c['paths'])} with policies {', '.join(labels.get(s, s) for s in c['schemes'])}"
+                            f"; found {', '.join(f'{p} on {t}' for t, p in found[:6]) or 'no runs'}"
+                            f"{' ...' if len(found) > 6 else ''}): run `genet emulate cc --traces CALIBRATED_DIR` "
+                            f"over `genet emulate calibrate`'s folder")
+    default_s = float(c.get("duration_s") or 0.0)
+    metrics: dict[tuple[str, str], list[dict]] = {}
+    skipped: dict[str, str] = {}
+    for (p, s), rows in matched.items():
+        got = metrics.setdefault((p, s), [])
+        info = kinds.get(s, {"kind": "kernel", "value": s})
+        for row in rows:
+            try:
+                duration_s = float(row.get("run_duration_s") or default_s)
+                got.append(emulated_run_metrics(emu_dir / str(row["run_dir"]), duration_s, info["kind"],
+                                                info["value"]))
+            except (LogCheckError, OSError, ValueError, TypeError) as exc:
+                skipped[str(row["run_dir"])] = str(exc)[:200]
+    if not any(metrics.values()):
+        first = next(iter(skipped.items()))
+        raise BadInputError(f"{emu_dir}: none of the {len(skipped)} emulated runs of the campaign has readable logs "
+                            f"(first: {first[0]}: {first[1]})")
+    return CalibratedRuns(emu_dir, metrics, labels, skipped)
 
 
 # ------------------------------------------------------------------ writing, comparing, refining
@@ -491,8 +592,9 @@ def _write(run_dir: Path, out: Path, camp: dict, cals: dict, skipped: dict, sche
     from traces.io import write_trace
     c = camp["campaign"]
     out.mkdir(parents=True, exist_ok=True)
-    policies = {s: {**v, "policy": emulate_policy(s, v["kind"], v["value"]),
-                    "label": policy_label(s, v["kind"], v["value"])} for s, v in schemes.items()}
+    labels = campaign_labels(schemes)
+    policies = {s: {**v, "policy": emulate_policy(s, v["kind"], v["value"]), "label": labels[s]}
+                for s, v in schemes.items()}
     doc = {"genet_calibration": 1, "created_utc": utc_now(), "run_dir": str(run_dir.resolve()),
            "campaign": c.get("name"), "duration_s": c.get("duration_s"), "iteration": iteration,
            "paths": {}, "schemes": policies, "skipped_runs": skipped,
@@ -544,7 +646,8 @@ def compare(run_dir: str | Path, emu_dir: str | Path, schemes: dict | None = Non
     scheme's own view, the same definition on both sides: iperf3's receiver goodput and smoothed RTT, our
     sender's summary), the gaps (emulated / real - 1) and whether the throughput is within ``tolerance``."""
     _, real, _, found = campaign_observations(run_dir)
-    schemes = schemes or {s: {**v, "label": policy_label(s, v["kind"], v["value"])} for s, v in found.items()}
+    labels = campaign_labels(found)
+    schemes = schemes or {s: {**v, "label": labels[s]} for s, v in found.items()}
     emu = emulation_observations(emu_dir)
     rows = []
     for path, obs in real.items():
@@ -597,7 +700,7 @@ def refine(run_dir: str | Path, cal_dir: str | Path, emu_dir: str | Path, bandwi
     run_dir, cal_dir = Path(run_dir), Path(cal_dir)
     prev = read_calibration(cal_dir)
     camp, real, skipped, schemes = campaign_observations(run_dir)
-    labels = {policy_label(s, v["kind"], v["value"]): s for s, v in schemes.items()}
+    labels = {label: s for s, label in campaign_labels(schemes).items()}
     emu = emulation_observations(emu_dir)
     cals = {}
     for p, used in prev["paths"].items():

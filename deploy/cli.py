@@ -48,6 +48,10 @@ def _run_arguments(r: argparse.ArgumentParser) -> None:
 
 def _report_arguments(rp: argparse.ArgumentParser) -> None:
     rp.add_argument("out", metavar="DIR", help="a campaign directory written by `genet deploy run`")
+    rp.add_argument("--calibrated", metavar="EMU_DIR", default=None,
+                    help="a `genet emulate cc --traces CALIBRATED_DIR` folder over the paths `genet emulate calibrate "
+                         "DIR` fitted (CC): its figures per path and scheme beside the real ones, and per scheme the "
+                         "paired gap calibrated emulation - real over the paths (DIR/report-calibrated-gap.csv)")
 
 
 def _testbed_up_arguments(up: argparse.ArgumentParser) -> None:
@@ -165,7 +169,7 @@ def _run(args) -> int:
 
 def _report(args) -> int:
     from deploy.report import write_report
-    rep = write_report(args.out)
+    rep = write_report(args.out, calibrated=args.calibrated)
     print(rep.text)
     print(f"wrote {', '.join(str(p) for p in rep.files)}")
     return 0

@@ -6,6 +6,15 @@ of :data:`genet.cc.metrics.TABLE7` / :data:`genet.abr.qoe.TABLE6`: mean ± half-
 interval (:func:`foundation.stats.mean_ci95`: Student's t with n - 1 degrees of freedom; n = 1 gives no
 interval). Writes ``report.csv``, ``report.json``, ``report.txt`` and ``figure16.png`` (bars of each
 column per path, schemes side by side, 95 % CI whiskers, as the paper's Figure 16).
+
+With ``calibrated=EMU_DIR`` (``--calibrated``: a ``genet emulate cc --traces CALIBRATED_DIR`` folder over the
+traces ``genet emulate calibrate`` fitted to this CC campaign, named after its paths): per path and scheme, the
+calibrated emulation's figures of the same columns beside the real ones (``calibrated_runs``,
+``calibrated_<column>``, ``calibrated_<column>_ci95``; each emulated run's logs read by the real runs' metric
+definitions, :func:`deploy.calibrate.emulated_run_metrics`, matched by :func:`deploy.calibrate.calibrated_runs`),
+and per scheme and column the paired gap calibrated emulation - real over the paths (a pair: the same scheme on
+the same path, each side's mean; :func:`foundation.stats.paired_gap`), in ``report.txt``, ``report.json``
+(``calibrated``) and ``report-calibrated-gap.csv``.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from pathlib import Path
 from foundation.atomic import atomic_text_writer, atomic_write_text
 from foundation.errors import BadInputError
 from foundation.metrics import Column, column_names
-from foundation.stats import format_mean_ci, mean, mean_ci95
+from foundation.stats import format_mean_ci, mean, mean_ci95, paired_gap
 
 from deploy.campaign import CAMPAIGN_FILE, JOURNAL, open_journal, read_campaign_file
 
@@ -32,7 +41,13 @@ class Report:
     files: list[Path]
 
 
-def write_report(out_dir: str | Path) -> Report:
+#: The file of the per-scheme paired gaps, calibrated emulation - real (with ``calibrated``).
+CALIBRATED_GAP_FILE = "report-calibrated-gap.csv"
+#: The relative gap within which the calibrated emulation counts as reproducing the real runs (the verdicts').
+CALIBRATED_TOLERANCE = 0.10
+
+
+def write_report(out_dir: str | Path, calibrated: str | Path | None = None) -> Report:
     out = Path(out_dir)
     if not (out / JOURNAL).exists() or not (out / CAMPAIGN_FILE).exists():
         raise BadInputError(f"{out}: not a campaign directory (no {JOURNAL} / {CAMPAIGN_FILE}; "
@@ -80,15 +95,33 @@ def write_report(out_dir: str | Path) -> Report:
     table_name = described.table_title
     text = _format(rows, columns, f"{table_name}: campaign {c['name']}, {c['repetitions']} repetitions; mean ± 95% "
                                   f"CI over finished runs", descr)
+    cal = None
+    if calibrated is not None:
+        from deploy.calibrate import calibrated_runs
+        emu = calibrated_runs(calibrated, camp, journal.records)
+        gaps = _add_calibrated(rows, columns, c["schemes"], emu.metrics)
+        cal = {"emulation_dir": str(emu.emu_dir.resolve()), "tolerance": CALIBRATED_TOLERANCE,
+               "columns": ["calibrated_runs"] + [f"calibrated_{k}{x}" for k in column_names(columns)
+                                                 for x in ("", "_ci95")],
+               "policies": emu.labels, "skipped_runs": emu.skipped, "gaps": gaps}
+        text += "\n" + _format_calibrated(rows, columns, gaps, emu.emu_dir, emu.skipped)
     files = []
     with atomic_text_writer(out / "report.csv") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["path", "scheme"])
         w.writeheader()
         w.writerows(rows)
     files.append(out / "report.csv")
-    atomic_write_text(out / "report.json", json.dumps({"campaign": c, "use_case": use_case, "columns": list(column_names(columns)),
-                                                       "rows": rows, "paths": descr}, indent=1,
-                                                      default=_nan_to_none) + "\n")
+    doc = {"campaign": c, "use_case": use_case, "columns": list(column_names(columns)), "rows": rows, "paths": descr}
+    if cal is not None:
+        doc["calibrated"] = cal
+        with atomic_text_writer(out / CALIBRATED_GAP_FILE) as fh:
+            w = csv.DictWriter(fh, fieldnames=list(GAP_FIELDS))
+            w.writeheader()
+            w.writerows(cal["gaps"])
+        files.append(out / CALIBRATED_GAP_FILE)
+    else:
+        (out / CALIBRATED_GAP_FILE).unlink(missing_ok=True)  # an earlier --calibrated report's: no longer this one's
+    atomic_write_text(out / "report.json", json.dumps(doc, indent=1, default=_nan_to_none) + "\n")
     files.append(out / "report.json")
     atomic_write_text(out / "report.txt", text + "\n")
     files.append(out / "report.txt")
@@ -100,6 +133,65 @@ def write_report(out_dir: str | Path) -> Report:
 
 def _nan_to_none(o):
     return None
+
+
+#: The fields of a calibrated-emulation gap (``report.json``'s ``calibrated.gaps``, :data:`CALIBRATED_GAP_FILE`):
+#: per scheme and column, over the paths where both sides have figures: n pairs, the sides' means, the mean
+#: paired difference calibrated - real with its 95 % interval, the same relative to the real figures' mean
+#: magnitude, the verdict at :data:`CALIBRATED_TOLERANCE` (:class:`foundation.stats.PairedGap`).
+GAP_FIELDS = ("scheme", "metric", "n", "calibrated", "real", "gap", "low", "high", "relative", "rel_low", "rel_high",
+              "verdict", "traces_needed", "decision")
+
+
+def _add_calibrated(rows: list[dict], columns: tuple[Column, ...], schemes, metrics: dict) -> list[dict]:
+    """Add the calibrated emulation's columns to ``rows`` (``metrics``: (path, scheme) -> each emulated run's
+    metrics); return the per-scheme, per-column paired gaps (:data:`GAP_FIELDS`)."""
+    names = column_names(columns)
+    for row in rows:
+        runs = metrics.get((row["path"], row["scheme"]), [])
+        row["calibrated_runs"] = len(runs)
+        for col in names:
+            m, h, _n = mean_ci95([r.get(col) for r in runs])
+            row[f"calibrated_{col}"] = m
+            row[f"calibrated_{col}_ci95"] = h
+    gaps = []
+    for s in schemes:
+        mine = [r for r in rows if r["scheme"] == s]  # one pair per path: the same scheme on the same path
+        for col in names:
+            g = paired_gap([r[f"calibrated_{col}"] for r in mine], [r[col] for r in mine], CALIBRATED_TOLERANCE,
+                           names=("calibrated emulation", "real"))
+            gaps.append({"scheme": s, "metric": col, "n": g.n, "calibrated": g.mean_a, "real": g.mean_b, "gap": g.gap,
+                         "low": g.low, "high": g.high, "relative": g.relative, "rel_low": g.rel_low,
+                         "rel_high": g.rel_high, "verdict": g.verdict, "traces_needed": g.traces_needed,
+                         "decision": g.decision})
+    return gaps
+
+
+def _format_calibrated(rows: list[dict], columns: tuple[Column, ...], gaps: list[dict], emu_dir: Path,
+                       skipped: dict) -> str:
+    head = ["path", "scheme", "n real/cal"] + [f"{_title(c)} real | calibrated" for c in columns]
+    body = []
+    for r in rows:
+        cells = []
+        for c in columns:
+            d = 4 if c.name == "loss_rate" else 2
+            cells.append(f"{format_mean_ci(r[c.name], r[f'{c.name}_ci95'], d, missing='-')} | "
+                         f"{format_mean_ci(r[f'calibrated_{c.name}'], r[f'calibrated_{c.name}_ci95'], d, missing='-')}")
+        body.append([r["path"], r["scheme"], f"{r['runs']}/{r['calibrated_runs']}"] + cells)
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    lines = [f"calibrated emulation ({emu_dir}): mean ± 95% CI, real | calibrated emulation"]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in [head] + body]
+    if skipped:
+        lines.append(f"emulated runs left out: {', '.join(f'{k} ({v})' for k, v in skipped.items())}")
+    lines.append(f"paired gap, calibrated emulation - real on the same paths (mean over paths, 95 % CI; verdict at "
+                 f"±{CALIBRATED_TOLERANCE:.0%}):")
+    title = {c.name: _title(c) for c in columns}
+    for g in gaps:
+        interval = (f"gap {g['gap']:+.4g} [{g['low']:+.4g}, {g['high']:+.4g}]" if math.isfinite(g["gap"])
+                    else "no gap")
+        lines.append(f"  {str(g['scheme'])[:24]:<24} {title[g['metric']]:<26} {g['verdict']} ({g['n']} pairs; "
+                     f"{interval})")
+    return "\n".join(lines)
 
 
 def _title(c: Column) -> str:

@@ -2,7 +2,9 @@
 of a known path model (delay, bandwidth as a constant or a trace, queue, random loss), the campaign and
 emulation folders are read as `genet deploy run` / `genet emulate cc` write them, the calibrated folder reads back
 as traces, one refinement step moves the delay and the bandwidth by what the emulated runs show, and bad input is
-one line. The real thing (a testbed campaign, calibrated, emulated) is tests/test_deploy_calibrate_testbed.py."""
+one line; `genet deploy report --calibrated` puts a calibrated emulation's figures (read from its runs' logs by the real
+runs' definitions) beside a campaign's and gives the paired gap per scheme, and without it the report is unchanged.
+The real thing (a testbed campaign, calibrated, emulated) is tests/test_deploy_calibrate_testbed.py."""
 
 from __future__ import annotations
 
@@ -329,3 +331,191 @@ def test_command_line(tmp_path, capsys):
     assert json.loads((tmp_path / "cal" / "calibration-check.json").read_text())["rows"]
     assert main(["emulate", "calibrate", str(run), "--out", str(tmp_path / "cal"), "--refine"]) != 0
     assert "--refine needs --emulated" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ genet deploy report --calibrated
+CAL_PATHS = {"p1": (12.0, 15.0, 40), "p2": (24.0, 5.0, 60), "p3": (6.0, 30.0, 20)}  # bw Mbit/s, delay ms, queue
+
+
+def summary_log(tput, p90, loss, reward):
+    """A `genet sender send --log` whose summary holds the Table-7 columns (what deploy.schemes reads)."""
+    recs = [{"type": "start"}, {"type": "summary", "throughput_mbps": tput, "p90_rtt_ms": p90, "mean_rtt_ms": p90 - 2,
+                                "min_rtt_ms": p90 - 4, "loss_rate": loss, "reward": reward}]
+    return "\n".join(json.dumps(r) for r in recs) + "\n"
+
+
+def const_figures(path_index, rep, emulated):
+    """Our sender's (throughput, p90 RTT, loss, reward) on path k, repetition r: the calibrated emulation delivers
+    10 % less, adds 2 ms, loses a little more."""
+    tput = 6.0 - path_index + 0.1 * rep
+    if emulated:
+        return tput * 0.9, 30.0 + 10 * path_index + 2.0, 0.011 + 0.001 * rep, 50.0 + path_index
+    return tput, 30.0 + 10 * path_index, 0.01 + 0.001 * rep, 60.0 + 2 * path_index
+
+
+def write_cal_campaign(out: Path, reps=2, duration_s=6):
+    """A CC campaign over three paths (CAL_PATHS) of our sender at 6 Mbit/s and kernel cubic, as `genet deploy run`
+    writes it."""
+    out.mkdir(parents=True)
+    camp = {"campaign": {"name": "calrep", "use_case": "cc", "schemes": ["const:6", "cubic"], "repetitions": reps,
+                         "duration_s": duration_s, "paths": list(CAL_PATHS)},
+            "inventory": {"paths": {p: {"server": "h1", "client": "h2", "description": f"{bw:g} Mbit/s"}
+                                    for p, (bw, _, _) in CAL_PATHS.items()}}}
+    (out / "campaign.json").write_text(json.dumps(camp))
+    recs = []
+    for k, (p, (bw, delay, queue)) in enumerate(CAL_PATHS.items()):
+        for r in range(1, reps + 1):
+            for s in ("const:6", "cubic"):
+                rid = f"r{r:02d}-{p}-{s.replace(':', '_')}"
+                d = out / "runs" / rid / "a1"
+                d.mkdir(parents=True)
+                if s == "cubic":
+                    kw = dict(duration_s=duration_s, seed=r + 10 * k)
+                    (d / "client.out").write_text(json.dumps(iperf3_json(bw, delay, queue, "cubic", **kw)))
+                    (d / "server.out").write_text(json.dumps(iperf3_json(bw, delay, queue, "cubic", receiver=True,
+                                                                         **kw)))
+                else:
+                    (d / "run.jsonl").write_text(summary_log(*const_figures(k, r, emulated=False)))
+                recs.append({"run_id": rid, "attempt": 1, "status": "ok", "path": p, "scheme": s,
+                             "scheme_kind": "kernel" if s == "cubic" else "const", "duration_s": duration_s,
+                             "dir": f"runs/{rid}/a1", "metrics": {}})
+    (out / "journal.jsonl").write_text("\n".join(json.dumps(x) for x in recs) + "\n")
+    return out
+
+
+def write_cal_emulation(out: Path, reps=2, duration_s=6, traces=tuple(CAL_PATHS)):
+    """A `genet emulate cc --traces CALIBRATED_DIR` folder: results.json (whose link-log headline columns are
+    deliberately absurd: the report must read each run's own logs, as the real runs') and runs/<run>/ logs; plus a run
+    of another policy, one on a trace of no path and one whose log is truncated, which must not count."""
+    rows = []
+    for k, p in enumerate(traces):
+        bw, delay, queue = CAL_PATHS.get(p, (10.0, 10.0, 10))
+        for rep in range(reps):
+            for label in ("const:6", "cubic"):
+                rd = f"runs/{label.replace(':', '_')}__{p}__r{rep}"
+                (out / rd).mkdir(parents=True)
+                if label == "cubic":
+                    (out / rd / "iperf3.json").write_text(json.dumps(iperf3_json(
+                        0.9 * bw, delay + 1.0, queue, "cubic", duration_s=duration_s, rtt_every_s=1.0, seed=rep)))
+                else:
+                    (out / rd / "sender.jsonl").write_text(summary_log(*const_figures(k, rep + 1, emulated=True)))
+                rows.append({"policy": label, "trace": p, "repeat": rep, "run_dir": rd, "throughput_mbps": 999.0,
+                             "p90_rtt_ms": 999.0, "loss_rate": 0.9, "reward": -999.0, "run_duration_s": duration_s})
+    for label, trace in (("bbr", traces[0]), ("const:6", "elsewhere")):
+        rd = f"runs/{label.replace(':', '_')}__{trace}__r0"
+        (out / rd).mkdir(parents=True)
+        (out / rd / "sender.jsonl").write_text(summary_log(1.0, 1.0, 0.5, -1.0))
+        rows.append({"policy": label, "trace": trace, "repeat": 0, "run_dir": rd})
+    rd = f"runs/cubic__{traces[0]}__r9"
+    (out / rd).mkdir(parents=True)
+    (out / rd / "iperf3.json").write_text('{"start": {')
+    rows.append({"policy": "cubic", "trace": traces[0], "repeat": 9, "run_dir": rd})
+    (out / "results.json").write_text(json.dumps(rows))
+    return out
+
+
+def test_deploy_report_calibrated_column_and_paired_gap(tmp_path, capsys):
+    from app.cli import main
+    from deploy.report import CALIBRATED_GAP_FILE, write_report
+    from deploy.schemes import iperf3_metrics
+    from foundation.stats import paired_gap
+    from genet.cc.metrics import TABLE7
+    names = [c.name for c in TABLE7]
+    run = write_cal_campaign(tmp_path / "run")
+    emu = write_cal_emulation(tmp_path / "emu")
+    rep = write_report(run, calibrated=emu)
+    rows = {(r["path"], r["scheme"]): r for r in rep.rows}
+    # the figures each side should show, from the logs written above
+    expect_real, expect_cal = {}, {}
+    for k, (p, (bw, delay, queue)) in enumerate(CAL_PATHS.items()):
+        real_const = [dict(zip(names, const_figures(k, r, False))) for r in (1, 2)]
+        cal_const = [dict(zip(names, const_figures(k, r, True))) for r in (1, 2)]
+        real_cubic = [iperf3_metrics(parse_report(iperf3_json(bw, delay, queue, "cubic", seed=r + 10 * k)), 6,
+                                     "cubic", parse_report(iperf3_json(bw, delay, queue, "cubic", receiver=True,
+                                                                       seed=r + 10 * k))) for r in (1, 2)]
+        cal_cubic = [iperf3_metrics(parse_report(iperf3_json(0.9 * bw, delay + 1.0, queue, "cubic", rtt_every_s=1.0,
+                                                             seed=r)), 6, "cubic") for r in (0, 1)]
+        for s, real, cal in (("const:6", real_const, cal_const), ("cubic", real_cubic, cal_cubic)):
+            expect_real[p, s] = {n: sum(m[n] for m in real) / 2 for n in names}
+            expect_cal[p, s] = {n: sum(m[n] for m in cal) / 2 for n in names}
+    for key, row in rows.items():
+        assert row["runs"] == 2 and row["calibrated_runs"] == 2, key  # other policies / traces, broken logs: out
+        for n in names:
+            assert row[n] == pytest.approx(expect_real[key][n], rel=1e-9), (key, n)
+            assert row[f"calibrated_{n}"] == pytest.approx(expect_cal[key][n], rel=1e-9), (key, n)
+            assert math.isfinite(row[f"calibrated_{n}_ci95"])
+    assert rows["p1", "cubic"]["calibrated_throughput_mbps"] < 0.95 * rows["p1", "cubic"]["throughput_mbps"]
+    # per scheme and column: the paired gap over the paths, as foundation.stats computes it
+    doc = json.loads((run / "report.json").read_text())
+    gaps = {(g["scheme"], g["metric"]): g for g in doc["calibrated"]["gaps"]}
+    assert set(gaps) == {(s, n) for s in ("const:6", "cubic") for n in names}
+    for (s, n), g in gaps.items():
+        want = paired_gap([expect_cal[p, s][n] for p in CAL_PATHS], [expect_real[p, s][n] for p in CAL_PATHS], 0.10,
+                          names=("calibrated emulation", "real"))
+        assert g["n"] == want.n == 3
+        for f in ("gap", "low", "high", "relative", "calibrated", "real"):
+            want_f = {"calibrated": want.mean_a, "real": want.mean_b}.get(f, getattr(want, f, None))
+            assert g[f] == pytest.approx(want_f, rel=1e-9, abs=1e-12), (s, n, f)
+        assert g["verdict"] == want.verdict and g["decision"] == want.decision
+    assert gaps["const:6", "throughput_mbps"]["decision"] == "differs"
+    assert "calibrated emulation lower than real by 10.0 %" in gaps["const:6", "throughput_mbps"]["verdict"]
+    assert "r9" in " ".join(doc["calibrated"]["skipped_runs"])  # the truncated log, said so
+    assert doc["calibrated"]["policies"] == {"const:6": "const:6", "cubic": "cubic"}
+    # the CSV rows carry the columns (units in the names, as the real ones), the gap file the verdicts
+    head = (run / "report.csv").read_text().splitlines()[0].split(",")
+    assert head[-(1 + 2 * len(names)):] == ["calibrated_runs"] + [f"calibrated_{n}{x}" for n in names
+                                                                  for x in ("", "_ci95")]
+    gap_lines = (run / CALIBRATED_GAP_FILE).read_text().splitlines()
+    assert gap_lines[0].startswith("scheme,metric,n,calibrated,real,gap,low,high")
+    assert len(gap_lines) == 1 + 2 * len(names)
+    assert "calibrated emulation (" in rep.text and "real | calibrated" in rep.text
+    assert "throughput_mbps (Mbit/s) real | calibrated" in rep.text and "lower than real by 10.0 %" in rep.text
+    # the command line
+    assert main(["deploy", "report", str(run), "--calibrated", str(emu)]) == 0
+    out = capsys.readouterr().out
+    assert "paired gap, calibrated emulation - real" in out and CALIBRATED_GAP_FILE in out
+
+
+def test_deploy_report_calibrated_bad_folder_is_one_line(tmp_path, capsys):
+    from app.cli import main
+    from deploy.report import write_report
+    run = write_cal_campaign(tmp_path / "run")
+    missing = tmp_path / "nowhere"
+    with pytest.raises(BadInputError, match=f"{missing}: no results.json") as e:
+        write_report(run, calibrated=missing)
+    assert "\n" not in str(e.value)
+    other = write_cal_emulation(tmp_path / "other", traces=("q1", "q2"))  # a calibrated emulation of other paths
+    with pytest.raises(BadInputError, match=f"{other}: no emulated run of the campaign's schemes on its paths") as e:
+        write_report(run, calibrated=other)
+    assert "\n" not in str(e.value) and "wanted traces p1, p2, p3" in str(e.value) and "cubic on q1" in str(e.value)
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "results.json").write_text("[{")
+    with pytest.raises(BadInputError, match="damaged/results.json: not JSON"):
+        write_report(run, calibrated=tmp_path / "damaged")
+    abr = write_campaign(tmp_path / "abr", use_case="abr")
+    with pytest.raises(BadInputError, match="calibrated emulation is for CC campaigns"):
+        write_report(abr, calibrated=write_cal_emulation(tmp_path / "emu"))
+    assert not (run / "report.txt").exists()  # nothing written on bad input
+    assert main(["deploy", "report", str(run), "--calibrated", str(missing)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genet: error:") and str(missing) in err and "\n" not in err
+
+
+def test_deploy_report_without_calibrated_is_unchanged(tmp_path):
+    from deploy.report import CALIBRATED_GAP_FILE, write_report
+    from genet.cc.metrics import TABLE7
+    names = [c.name for c in TABLE7]
+    run = write_cal_campaign(tmp_path / "run")
+    rep = write_report(run)
+    files = ("report.txt", "report.csv", "report.json")
+    before = {f: (run / f).read_text() for f in files}
+    assert (run / "report.csv").read_text().splitlines()[0].split(",") == (
+        ["path", "scheme", "runs", "failed_attempts"] + [x for n in names for x in (n, f"{n}_ci95")]
+        + ["max_abs_clock_offset_ms", "mean_overhead_s"])
+    assert "calibrated" not in json.loads(before["report.json"]) and "calibrated" not in rep.text
+    assert not (run / CALIBRATED_GAP_FILE).exists()
+    write_report(run, calibrated=write_cal_emulation(tmp_path / "emu"))
+    assert (run / CALIBRATED_GAP_FILE).exists() and (run / "report.txt").read_text() != before["report.txt"]
+    write_report(run)  # again without: the same files as before, the gap file of the calibrated one gone
+    assert {f: (run / f).read_text() for f in files} == before
+    assert not (run / CALIBRATED_GAP_FILE).exists()
