@@ -224,3 +224,16 @@ def test_a_from_set_spreads_its_picks_over_the_source_s_folders(tmp_path):
                                      'pick = "first"\n[cc]\n[cc.simulate]\ntraces = ["few"]\n')
     cfg, _ = load(tmp_path / "x.toml")
     assert cfg.traces["few"].pick == "spread" and cfg.traces["head"].pick == "first"
+
+
+def test_cc_emulate_clock_reaches_genet_emulate_cc(tmp_path):
+    """`[cc.emulate] clock = "precise"` runs `genet emulate cc --clock precise`; the default (Mahimahi's) adds
+    nothing to the command; anything else is refused naming the allowed values."""
+    from app.run import plan
+    (tmp_path / "t").mkdir()
+    base = '[traces.t]\npath = "t"\n[cc]\nbaselines = ["cubic"]\n[cc.simulate]\nenabled = false\n[cc.emulate]\ntraces = ["t"]\n'
+    argv = plan.build(check(base + 'clock = "precise"\n', tmp_path), tmp_path / "run")["emulate"][0].steps[0]
+    assert argv[:2] == ["emulate", "cc"] and argv[argv.index("--clock") + 1] == "precise"
+    assert "--clock" not in plan.build(check(base, tmp_path), tmp_path / "r2")["emulate"][0].steps[0]
+    with pytest.raises(schema.ConfigError, match="clock"):
+        check(base + 'clock = "us"\n', tmp_path)

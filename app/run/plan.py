@@ -403,6 +403,8 @@ def _emulate_options(uc: str, emu: Any) -> list[str]:
         argv += ["--queue-packets", str(emu.queue_packets)]
     if uc == "cc" and emu.duration_s is not None:
         argv += ["--duration-s", f"{emu.duration_s:g}"]
+    if uc == "cc" and emu.clock != "ms":
+        argv += ["--clock", emu.clock]
     if uc == "abr" and emu.video:
         argv += ["--video", emu.video]
     if uc == "abr" and emu.chunks is not None:

@@ -203,6 +203,10 @@ def _use_case(use_case: str, baselines: tuple[str, ...], baseline_help: str, met
             "jobs": Key("int", 2, "emulated links at once", unit="count", minimum=1, maximum=64),
             **({"queue_packets": Key("int", None, "bottleneck queue (not given: the trace's own)",
                                      unit="packets", minimum=1, maximum=QUEUE_MAX_PACKETS),
+                "clock": Key("str", "ms", "the netns link's clock: `ms` = Mahimahi's whole milliseconds (about "
+                                          "1 ms more each way, up to 1 ms of jitter); `precise` = fractional ms, "
+                                          "a millisecond's opportunities paced evenly (for sub-ms paths; "
+                                          "docs/fidelity.md)", allowed=("ms", "precise")),
                 "duration_s": Key("float", None, "cut each run to this long (not given: the trace's duration)",
                                   unit="s", minimum=1, maximum=RUN_MAX_S)} if use_case == "cc" else
                {"video": Key("str", "", "`sized` (the chunk-size table) or a folder made by "
