@@ -371,7 +371,7 @@ def campaign_observations(run_dir: str | Path) -> tuple[dict, dict[str, list[Run
     """(campaign.json, observations per path, skipped run -> why, scheme name -> {kind, value}) of a CC campaign:
     its ``ok`` runs (the last ok attempt of each), in journal order, read from their fetched logs."""
     from deploy.campaign import open_journal
-    from deploy.schemes import _read_iperf3, _jsonl_records, LogCheckError
+    from deploy.schemes import read_iperf3, jsonl_records, LogCheckError
     run_dir = Path(run_dir)
     camp = _campaign(run_dir)
     latest: dict[str, dict] = {}
@@ -388,10 +388,10 @@ def campaign_observations(run_dir: str | Path) -> tuple[dict, dict[str, list[Run
         try:
             if kind == "kernel":
                 server = d / "server.out"
-                o = iperf3_observation(rid, path, scheme, scheme, _read_iperf3(d / "client.out"),
-                                       _read_iperf3(server) if server.is_file() and server.stat().st_size else None)
+                o = iperf3_observation(rid, path, scheme, scheme, read_iperf3(d / "client.out"),
+                                       read_iperf3(server) if server.is_file() and server.stat().st_size else None)
             elif kind in ("const", "onnx"):
-                o = sender_observation(rid, path, scheme, kind, _jsonl_records(d / "run.jsonl"))
+                o = sender_observation(rid, path, scheme, kind, jsonl_records(d / "run.jsonl"))
             else:
                 skipped[rid] = f"scheme kind {kind} is not a CC scheme"
                 continue
@@ -501,9 +501,9 @@ def emulated_run_metrics(run_dir: Path, duration_s: float, scheme_kind: str, sch
     from the sender's intervals) and :func:`deploy.schemes.sender_log_metrics` on ``sender.jsonl`` — not the
     emulator's link-log columns of ``results.csv``, which count whole packets at the bottleneck and per-packet
     RTTs where a real path has only the scheme's own view. Raises :class:`deploy.schemes.LogCheckError`."""
-    from deploy.schemes import LogCheckError, _read_iperf3, iperf3_metrics, sender_log_metrics
+    from deploy.schemes import LogCheckError, read_iperf3, iperf3_metrics, sender_log_metrics
     if (run_dir / "iperf3.json").is_file():
-        return iperf3_metrics(_read_iperf3(run_dir / "iperf3.json"), duration_s,
+        return iperf3_metrics(read_iperf3(run_dir / "iperf3.json"), duration_s,
                               scheme_value if scheme_kind == "kernel" else None)
     if (run_dir / "sender.jsonl").is_file():
         return sender_log_metrics(run_dir / "sender.jsonl", duration_s)

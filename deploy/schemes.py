@@ -101,7 +101,7 @@ def lb_log_metrics(local_dir: Path) -> dict:
     from genet.lb.metrics import COLUMNS
     client = local_dir / CLIENT_RECORD
     try:
-        jobs = [ClientJob(**r) for r in _jsonl_records(client)]
+        jobs = [ClientJob(**r) for r in jsonl_records(client)]
     except TypeError:
         raise LogCheckError(f"{client.name}: a line is not a job record") from None
     server = local_dir / SERVER_RECORD
@@ -128,7 +128,8 @@ def lb_log_metrics(local_dir: Path) -> dict:
     return _summary_metrics(client, row, COLUMNS, "genet balancer records (client.jsonl, balancer.json)")
 
 
-def _read_iperf3(path: Path) -> iperf3.Iperf3Report:
+def read_iperf3(path: Path) -> iperf3.Iperf3Report:
+    """One iperf3 JSON report (``path``'s name in its errors); a missing file is a :class:`LogCheckError`."""
     try:
         return iperf3.parse_report(path.read_text(errors="replace"), path.name)
     except FileNotFoundError:
@@ -198,7 +199,8 @@ def remote_model(ctx: RunContext) -> str:
     return f"{ctx.remote_models}/{remote_model_name(Path(ctx.scheme.value))}"
 
 
-def _jsonl_records(path: Path) -> list[dict]:
+def jsonl_records(path: Path) -> list[dict]:
+    """The JSON records of a JSON-lines log, one per line (a bad line or a missing file: :class:`LogCheckError`)."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
@@ -215,7 +217,7 @@ def _jsonl_records(path: Path) -> list[dict]:
 
 
 def _summary_record(path: Path) -> dict:
-    recs = _jsonl_records(path)
+    recs = jsonl_records(path)
     for r in reversed(recs):
         if isinstance(r, dict) and (r.get("type") == "summary" or r.get("kind") == "summary" or "summary" in r):
             return r.get("summary", r) if isinstance(r.get("summary"), dict) else r
@@ -255,8 +257,8 @@ def log_metrics(scheme_kind: str, scheme_value: str, duration_s: float, local_di
     report`` recomputes, so a report always uses the current definitions)."""
     if scheme_kind == "kernel":
         server = local_dir / "server.out"
-        return iperf3_metrics(_read_iperf3(local_dir / "client.out"), duration_s, scheme_value,
-                              _read_iperf3(server) if server.is_file() and server.stat().st_size else None)
+        return iperf3_metrics(read_iperf3(local_dir / "client.out"), duration_s, scheme_value,
+                              read_iperf3(server) if server.is_file() and server.stat().st_size else None)
     if scheme_kind in ("const", "onnx"):
         return sender_log_metrics(local_dir / "run.jsonl", duration_s)
     if scheme_kind in ("lb-baseline", "lb-onnx"):

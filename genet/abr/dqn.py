@@ -29,6 +29,7 @@ from foundation.errors import BadInputError
 from genet.abr.pensieve_net import PensieveActor
 from genet.abr.training import AbrRollout, AbrTrainConfig, AbrUseCase, train_config_from_args
 from genet.abr.training import export_policy as _export_policy
+from genet.agents.base import LearnerPolicy
 from genet.agents.dqn import DqnAgent, DqnConfig
 from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
 from genet.ppo.progress import TrainingProgress
@@ -60,21 +61,13 @@ class PensieveQNetwork(nn.Module):
 
 
 @dataclass
-class AbrDqnAgent(TrainingProgress):
+class AbrDqnAgent(LearnerPolicy, TrainingProgress):
     """A DQN ABR policy in training: the learner (:class:`genet.agents.dqn.DqnAgent`), the environment config,
     the rollout, and the counters of :class:`~genet.ppo.progress.TrainingProgress`."""
 
     learner: DqnAgent
     config: AbrTrainConfig
     rollout: AbrRollout | None = None
-
-    @property
-    def net(self) -> torch.nn.Module:
-        """The greedy policy (what export writes and ``test`` runs)."""
-        return self.learner.network
-
-    def probabilities(self, observations: np.ndarray) -> np.ndarray:
-        return self.learner.probabilities(observations)
 
 
 class AbrDqnUseCase(AbrUseCase):

@@ -41,7 +41,7 @@ from genet.abr.observations import RAW_FIELDS, StateBuilder, raw_observation, to
 from genet.abr.training import (IMITATION_FORMAT, AbrRollout, AbrTrainConfig, AbrUseCase, train_config_from_args)
 from genet.abr.training import export_policy as export_ppo_policy
 from genet.abr.video import SessionVideos, Video
-from genet.agents.base import Trajectory
+from genet.agents.base import LearnerPolicy, Trajectory
 from genet.agents.imitation import ImitationAgent, ImitationConfig
 from genet.agents.registry import DEFAULT_TEACHER
 from genet.agents.registry import TEACHERS as _TEACHERS
@@ -111,7 +111,7 @@ def teacher_labels(qualities: np.ndarray, last_quality: np.ndarray, semantics: s
 
 
 @dataclass
-class AbrImitationAgent(TrainingProgress):
+class AbrImitationAgent(LearnerPolicy, TrainingProgress):
     """A student in training: the learner (:class:`genet.agents.imitation.ImitationAgent`), the training config,
     the teacher's name, the rollout, and the counters of :class:`~genet.ppo.progress.TrainingProgress`."""
 
@@ -119,13 +119,6 @@ class AbrImitationAgent(TrainingProgress):
     config: AbrTrainConfig
     teacher: str
     rollout: ImitationRollout | None = None
-
-    @property
-    def net(self) -> torch.nn.Module:
-        return self.learner.network
-
-    def probabilities(self, observations: np.ndarray) -> np.ndarray:
-        return self.learner.probabilities(observations)
 
 
 class AbrImitationUseCase(AbrUseCase):

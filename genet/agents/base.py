@@ -141,3 +141,17 @@ class TrainableAgent(ABC):
 
 
 __all__ = ["ActionChoice", "Trajectory", "TrainableAgent", "sample_actions"]
+
+
+class LearnerPolicy:
+    """For a use case's agent record that holds its trainable agent in ``learner``: the policy network
+    (what export writes and ``test`` runs) and its action probabilities, delegated to the learner."""
+
+    learner: "TrainableAgent"
+
+    @property
+    def net(self):
+        return self.learner.network
+
+    def probabilities(self, observations: np.ndarray) -> np.ndarray:
+        return self.learner.probabilities(observations)
