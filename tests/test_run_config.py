@@ -157,8 +157,12 @@ def test_lb_baselines_are_the_use_cases():
 
 
 @pytest.mark.parametrize("text, needles", [
-    (LB + "[lb.policies.p]\nmethod = 'udr'\n", ["[lb.policies.p]", "unknown key 'method'"]),
-    (LB + "[lb.policies.p]\n", ["[lb.policies.p]", "give use", "genet train lb"]),
+    (LB + "[lb.policies.p]\n", ["[lb.policies.p]", "either use", "or method (one of udr, genet, cl1)", "neither"]),
+    (LB + "[lb.policies.p]\nmethod = 'udr'\nuse = 'x.onnx'\n", ["[lb.policies.p]", "not both"]),
+    (LB + "[lb.policies.p]\nmethod = 'cl3'\n", ["[lb.policies.p] method", "'cl3'", "'udr', 'genet', 'cl1'"]),
+    (LB + "[lb.policies.p]\nmethod = 'genet'\nbaseline = 'bbr'\n", ["[lb.policies.p] baseline", "'bbr'",
+                                                                     "'least_work'"]),
+    (LB + "[lb.policies.p]\nmethod = 'udr'\nreal_traces = ['t']\n", ["[lb.policies.p]", "unknown key 'real_traces'"]),
     (LB + "[lb.policies.least_work]\nuse = 'x.onnx'\n", ["[lb.policies.least_work]", "baseline's name"]),
     (LB.replace("[lb]", "[lb]\nbaselines = ['bba']"), ["[lb] baselines", "'bba'", "'least_work'"]),
     (LB.replace("n = 3", "configs = ['rl9']"), ["[lb.simulate] configs", "'rl9'", "'rl1'"]),
@@ -180,6 +184,50 @@ def test_lb_example_validates(monkeypatch):
     monkeypatch.chdir(REPO)
     cfg, _ = schema.load(REPO / "examples" / "lb.toml")
     assert cfg.lb and cfg.abr is None and cfg.cc is None and not cfg.lb.deploy.enabled
+    assert {n: (p.method, bool(p.use)) for n, p in cfg.lb.policies.items()} == {"udr": ("udr", False),
+                                                                                "shipped": ("", True)}
+
+
+def test_a_bad_lb_training_method_is_one_line_naming_the_key(tmp_path):
+    """`[lb.policies.NAME] method` takes what `genet train lb --method` takes: cl2 and cl3 (no LB optimum) and
+    unknown names are refused before anything runs, in one line naming the file and the key."""
+    from genet.train_cli import TRAIN_USE_CASES
+    assert schema.train_methods("lb") == ("udr", "genet", "cl1")
+    assert set(dict(TRAIN_USE_CASES["lb"].unavailable)) == {"cl2", "cl3"}
+    for bad in ("cl2", "ppo"):
+        with pytest.raises(schema.ConfigError) as info:
+            check(LB + f"[lb.policies.mine]\nmethod = '{bad}'\nsteps = 100\n", tmp_path)
+        msg = str(info.value)
+        assert isinstance(info.value, BadInputError) and "\n" not in msg
+        assert msg.startswith(f"{tmp_path / 'c.toml'}: [lb.policies.mine] method: '{bad}'"), msg
+        assert "allowed: 'udr', 'genet', 'cl1'" in msg, msg
+
+
+def test_an_lb_policy_with_a_method_is_trained_and_exported_by_the_plan(tmp_path):
+    """`[lb.policies.NAME] method = ...` plans `genet train lb` (resumable with --resume) and `genet export`, and the
+    LB stages use the exported model, as for ABR and CC."""
+    from app.run import plan
+    cfg = check(LB + "[lb.policies.mine]\nmethod = 'genet'\nrange = 'rl1'\nsteps = 4096\nrounds = 1\n"
+                     "baseline = 'least_work,sed'\nn_envs = 4\n[lb.emulate]\njobs = 10\n[lb.deploy]\n", tmp_path)
+    p = plan.build(cfg, tmp_path / "run")
+    (tr,) = p["train"]
+    argv = tr.steps[0]
+    assert tr.id == "train/lb-mine" and argv[:4] == ["train", "lb", "--method", "genet"]
+    assert [argv[argv.index(k) + 1] for k in ("--range", "--steps", "--rounds", "--baseline", "--n-envs")] == \
+        ["rl1", "4096", "1", "least_work,sed", "4"]
+    assert not any(a.startswith("--real") for a in argv)
+    (tr.folder / "run.json").parent.mkdir(parents=True)
+    (tr.folder / "run.json").write_text("{}")
+    assert tr.resume(tr) == [argv + ["--resume"]]  # a killed training continues
+    (ex,) = p["export"]
+    onnx = str(tmp_path / "run" / "export" / "lb-mine" / "mine.onnx")
+    assert ex.deps == [tr.id] and ex.steps == [["export", str(tr.folder), "-o", onnx]]
+    for stage in ("simulate", "emulate", "deploy"):
+        (item,) = p[stage]
+        assert ex.id in item.deps, stage
+    pols = p["simulate"][0].steps[0]
+    assert pols[pols.index("--policy") + 1] == f"{onnx},least_work,round_robin"
+    assert any(onnx in str(s) for s in p["emulate"][0].steps[0])
 
 
 CLUSTERED = MINIMAL + """

@@ -433,3 +433,85 @@ def test_a_tiny_lb_run_simulates_emulates_and_reports_the_lb_table(tmp_path):
         if c.table:
             assert f"[{c.name}]" in md, c.name
     assert "genet eval lb" in (out / "report" / "index.html").read_text()
+
+
+TRAIN_LB = """
+[run]
+name = "train-lb"
+seed = 4
+
+[lb]
+baselines = ["least_work"]
+[lb.policies.mine]               # trained by the run: 16 PPO updates, a checkpoint every 2
+method = "udr"
+range = "rl1"
+steps = 8192
+n_envs = 4
+steps_per_update = 512
+extra_args = ["--checkpoint-every", "2"]
+[lb.policies.shipped]
+use = "{repo}/models/lb/genet.onnx"
+[lb.simulate]
+n = 3
+[lb.emulate]
+enabled = false
+"""
+
+
+def test_an_lb_policy_is_trained_exported_simulated_and_reported_and_a_killed_training_resumes(tmp_path):
+    """`[lb.policies.NAME] method = "udr"`: `genet run` trains it (`genet train lb`), exports it (`genet export`),
+    evaluates it beside the shipped model and the baseline (`genet eval lb`) and reports it as "trained here", as
+    ABR and CC policies. Killed in the middle of the training, the rerun continues it (`genet train lb --resume`)
+    to the full budget; a third run redoes nothing."""
+    from app.run.report import format_steps
+    cfg = tmp_path / "lb.toml"
+    cfg.write_text(TRAIN_LB.format(repo=REPO))
+    out = tmp_path / "out"
+    latest = out / "train" / "lb-mine" / "checkpoints" / "latest.pt"
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run", str(cfg), "--out", str(out)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    killed = False
+    deadline = time.monotonic() + 600  # a hang guard only
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if latest.is_file():
+                os.killpg(proc.pid, signal.SIGKILL)  # `genet run` and its `genet train lb` child
+                killed = True
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None and not killed:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert killed, "the run ended before its training wrote a checkpoint"
+    assert not (out / "state" / "train" / "lb-mine.done.json").exists()
+    r = genet_run(str(cfg), "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rec = done_records(out)
+    assert rec["train/lb-mine"]["resumed"] is True
+    assert rec["train/lb-mine"]["commands"][0].startswith("genet train lb --method udr --range rl1 --steps 8192")
+    assert rec["train/lb-mine"]["commands"][0].endswith(" --resume")
+    assert "resuming" in (out / "logs" / "train" / "lb-mine.log").read_text()
+    run = json.loads((out / "train" / "lb-mine" / "run-metadata.json").read_text())
+    assert run["extra"]["env_steps"] == 8192 and run["extra"]["resume"] is True, run
+    assert rec["export/lb-mine"]["commands"][0].startswith("genet export ")
+    assert (out / "export" / "lb-mine" / "mine.onnx").stat().st_size > 1000
+    assert not (out / "train" / "lb-shipped").exists()  # `use`: training skipped
+    rows = list(csv.DictReader(open(out / "simulate" / "lb-default" / "results.csv", newline="")))
+    assert sorted(row["policy"] for row in rows) == ["least_work"] * 3 + ["mine"] * 3 + ["shipped"] * 3
+    by = {}
+    for row in rows:
+        by.setdefault(row["policy"], []).append(float(row["mean_completion_time_s"]))
+    assert by["mine"] != by["shipped"]  # the trained model, not a copy of the shipped one
+    md = (out / "report" / "report.md").read_text()
+    trained = f"| mine (trained here, {format_steps(8192)} steps) |"
+    headline = md.split("### LB")[1].split("###")[0]
+    assert trained in headline and "| shipped (shipped model models/lb/genet.onnx" in headline
+    assert trained in md.split("LB table form — LB, simulation: default")[1]
+    training = md.split("### LB: training")[1].split("###")[0]
+    assert "| mine | udr | rl1 | 4 |" in training and "learning-lb.png" in training
+    # a rerun redoes nothing
+    before = done_records(out)
+    r = genet_run(str(cfg), "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert done_records(out) == before and r.stdout.count("up to date (skipped)") == len(before)

@@ -109,6 +109,8 @@ SLOW_TESTS: dict[str, str] = {
     "test_rollout_workers::test_cc_cli_with_two_workers_resumes_exactly": f"{LONG}: training in worker processes",
     "test_run_pipeline::test_a_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one":
         f"{LONG}: two `genet run`s of a tiny config",
+    "test_run_pipeline::test_an_lb_policy_is_trained_exported_simulated_and_reported_and_a_killed_training_resumes":
+        f"{LONG}: three `genet run`s of a tiny LB config, one killed in its training",
     "test_sender::test_run_completes_with_correct_figures_under_10000_malformed_datagrams":
         f"{REAL_TIME}: a sender over loopback",
     "test_sender::test_sender_survives_lost_duplicated_and_reordered_acks": f"{REAL_TIME}: a sender over loopback",

@@ -150,17 +150,21 @@ def _copy_model(src: Path, dst: Path) -> Callable:
     return action
 
 
+#: Seconds of one BO-trial environment (the model's and the baseline's episodes) per use case.
+TRIAL_ENV_S = {"abr": 0.02, "cc": 0.1, "lb": 1.0}
+
+
 def _train_est(uc: str, p: Any) -> float:
     """Seconds: start-up plus steps at the shipped models' measured rates (models/*/*.json: ABR ~10 k steps/s
-    with 32 environments, CC ~8 k steps/s), plus the curriculum's BO trials."""
+    with 32 environments, CC ~8 k steps/s, LB ~15 k steps/s), plus the curriculum's BO trials."""
     n_envs = p.n_envs or (32 if uc == "abr" else 2)
-    rate = min(10000.0, 350.0 * n_envs) if uc == "abr" else 8000.0
+    rate = {"abr": min(10000.0, 350.0 * n_envs), "lb": 15000.0}.get(uc, 8000.0)
     est = 6 + p.steps / rate
     if p.method in ("genet", "cl2", "cl3"):
         rounds = p.rounds if p.rounds is not None else 9
         trials = p.trials if p.trials is not None else 15
         envs = p.envs_per_trial if p.envs_per_trial is not None else 10
-        est += rounds * trials * envs * (0.02 if uc == "abr" else 0.1)
+        est += rounds * trials * envs * TRIAL_ENV_S[uc]
     return est
 
 
@@ -172,14 +176,18 @@ def build(cfg: RunConfig, run_dir: Path) -> dict[str, list[Item]]:
     sets = _trace_items(cfg.traces, run_dir, seed)
     plan["traces"] = [sets[n] for n in cfg.traces]
     n_traces = _trace_counts(cfg.traces, sets)
-    for uc, u in (("abr", cfg.abr), ("cc", cfg.cc)):
+    for uc, u in (("abr", cfg.abr), ("cc", cfg.cc), ("lb", cfg.lb)):
         if u is None:
             continue
         train, models = _train_export_items(uc, u, sets, run_dir, seed)
         plan["train"] += train
         plan["export"] += models.values()
-        plan["simulate"] += _simulate_items(uc, u, sets, models, n_traces, run_dir)
-        plan["emulate"] += _emulate_items(uc, u, sets, models, n_traces, run_dir)
+        if uc == "lb":  # episode sources and generated workloads, not trace sets
+            plan["simulate"] += _lb_simulate_items(u, models, run_dir, seed)
+            plan["emulate"] += _lb_emulate_items(u, models, run_dir, seed)
+        else:
+            plan["simulate"] += _simulate_items(uc, u, sets, models, n_traces, run_dir)
+            plan["emulate"] += _emulate_items(uc, u, sets, models, n_traces, run_dir)
         if u.deploy.enabled:
             plan["deploy"].append(_deploy_item(uc, u, cfg.deploy, models, run_dir, seed))
     if cfg.cluster.address:  # where the steps that can fan out run (not hashed: app/run/engine.py)
@@ -189,14 +197,6 @@ def build(cfg: RunConfig, run_dir: Path) -> dict[str, list[Item]]:
                 item.steps = [s + where for s in item.steps]
                 if item.resume is not None:
                     item.resume = lambda it, _r=item.resume: [s + where for s in _r(it)]
-    if cfg.lb is not None:
-        u = cfg.lb
-        _, models = _train_export_items("lb", u, sets, run_dir, seed)  # `use` models only: no training
-        plan["export"] += models.values()
-        plan["simulate"] += _lb_simulate_items(u, models, run_dir, seed)
-        plan["emulate"] += _lb_emulate_items(u, models, run_dir, seed)
-        if u.deploy.enabled:
-            plan["deploy"].append(_deploy_item("lb", u, cfg.deploy, models, run_dir, seed))
     plan["report"].append(_report_item(cfg, plan, run_dir))
     return plan
 
@@ -248,8 +248,8 @@ def _trace_counts(traces: Any, sets: dict[str, Item]) -> dict[str, int]:
 # train, export -----------------------------------------------------------------------------------
 def _train_export_items(uc: str, u: Any, sets: dict[str, Item], run_dir: Path,
                         seed: int) -> tuple[list[Item], dict[str, Item]]:
-    """(train items, export items by policy name) of a use case's policies (``u``: ``cfg.abr`` or ``cfg.cc``); a
-    `use` policy is only copied."""
+    """(train items, export items by policy name) of a use case's policies (``u``: ``cfg.abr``, ``cfg.cc`` or
+    ``cfg.lb``); a `use` policy is only copied."""
     train: list[Item] = []
     models: dict[str, Item] = {}
     for pname, p in u.policies.items():
@@ -273,10 +273,10 @@ def _train_item(uc: str, pname: str, p: Any, sets: dict[str, Item], folder: Path
             "--no-progress", "--torch-threads", str(p.torch_threads)]
     for key in ("baseline", "rounds", "trials", "random_trials", "envs_per_trial", "real_prob",
                 "n_envs", "steps_per_update"):
-        if getattr(p, key) not in (None, ""):
+        if getattr(p, key, None) not in (None, ""):  # (LB's policies have no real_* keys)
             argv += ["--" + key.replace("_", "-"), str(getattr(p, key))]
     deps = []
-    if p.real_traces:
+    if getattr(p, "real_traces", ()):
         argv += ["--real-traces", ",".join(str(sets[t].data) for t in p.real_traces)]
         deps = [sets[t].id for t in p.real_traces]
     argv += p.extra_args

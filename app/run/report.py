@@ -575,7 +575,7 @@ class Report:
         for name, s in (self.cfg.traces if self.cfg else {}).items():
             if s.gen:
                 seeds.append([f"traces.{name}", str(s.seed if s.seed is not None else self.cfg.run.seed)])
-        for uc in ("abr", "cc"):
+        for uc in USE_CASES:
             u = self.use_case(uc)
             for name, p in (u.policies if u else {}).items():
                 if p.method:

@@ -23,6 +23,7 @@ from pathlib import Path
 from foundation.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_HELP, NAME_RE, RATE_MAX_MBPS, RUN_MAX_S, SEED_MAX,
                                ConfigError, Key, Table, config_class, fill, freeze, markdown, read)
 from foundation.tomlfile import show
+from genet.train_cli import METHODS, RANGES, TRAIN_USE_CASES
 
 __all__ = ["SCHEMA", "STAGES", "ConfigError", "Key", "RunConfig", "Table", "load", "load_saved", "render_markdown",
            "resolve_path", "validate"]
@@ -30,8 +31,15 @@ __all__ = ["SCHEMA", "STAGES", "ConfigError", "Key", "RunConfig", "Table", "load
 COUNT_MAX = 10_000        # BO trials, environments per trial
 QUEUE_MAX_PACKETS = 100_000
 CONST_MAX_MBPS = RATE_MAX_MBPS  # const:MBPS baselines (as `genet deploy run`'s campaigns)
-METHODS = ("udr", "genet", "cl1", "cl2", "cl3")
-RANGES = ("rl1", "rl2", "rl3")
+
+
+def train_methods(use_case: str) -> tuple[str, ...]:
+    """The `--method`s `genet train USE_CASE` accepts (genet/train_cli.py: the methods less the use case's
+    `unavailable` ones: LB has no computable optimum, so no cl2/cl3)."""
+    unavailable = dict(TRAIN_USE_CASES[use_case].unavailable)
+    return tuple(m for m in METHODS if m not in unavailable)
+
+
 #: LB: the baselines of genet.lb.registry (genet/lb/usecase.py `baselines`), the episodes `genet eval lb` draws.
 LB_BASELINES = ("least_work", "sed", "jsq", "power_of_two", "round_robin", "random")
 LB_CONFIGS = ("default",) + RANGES
@@ -67,13 +75,7 @@ def _lb() -> Table:
         "baselines": Key("list[str]", ["least_work", "round_robin"], "rule-based LB baselines run beside the "
                                                                      "policies: " + ", ".join(LB_BASELINES),
                          allowed=LB_BASELINES),
-        "policies": Table(named=True, help=(
-            "Learned LB policies, one sub-table each: `[lb.policies.NAME]`. NAME labels the policy in every table and "
-            "names its model `export/lb/NAME.onnx`. Give `use` (an ONNX model of the LB observation, e.g. from "
-            "`genet export`): `genet train lb` is not a command of this build yet, so LB policies cannot be trained "
-            "by `genet run`."), keys={
-            "use": Key("path", "", "ONNX model to use (required)"),
-        }),
+        "policies": _policies("lb", real_traces=False),
         "simulate": Table(help="`genet eval lb`: one item per episode source (the default setting, a config-space "
                                "range, a folder of workload files).", keys={
             "enabled": Key("bool", True, "run this stage for this use case"),
@@ -127,20 +129,27 @@ def _lb() -> Table:
     })
 
 
-def _policies(use_case: str, baselines: tuple[str, ...]) -> Table:
+def _policies(use_case: str, real_traces: bool = True) -> Table:
+    """`[USE_CASE.policies.NAME]`: a model to use, or a `genet train USE_CASE` recipe. What differs between the
+    use cases comes from their `genet train` entry (genet/train_cli.py: its methods, its curriculum's baselines);
+    ``real_traces``: whether its training mixes in real traces (LB's has none)."""
+    entry = TRAIN_USE_CASES[use_case]
+    methods = train_methods(use_case)
+    observation = " of the LB observation" if use_case == "lb" else ""
     return Table(named=True, help=(
         f"Learned {use_case.upper()} policies, one sub-table each: `[{use_case}.policies.NAME]`. NAME labels the "
-        f"policy in every table and names its model `export/{use_case}/NAME.onnx`. Give either `use` (a "
-        f"shipped or earlier ONNX model: training is skipped) or `method` (train with `genet train {use_case}`)."),
+        f"policy in every table and names its model `export/{use_case}-NAME/NAME.onnx`. Give either `use` (a "
+        f"shipped or earlier ONNX model{observation}: training is skipped) or `method` (train with "
+        f"`genet train {use_case}` in the train stage, export with `genet export` in the export stage)."),
         keys={
-            "use": Key("path", "", "ONNX model to use instead of training (e.g. `models/abr/genet.onnx`)"),
-            "method": Key("str", "", "training method (needed unless `use` is given)", allowed=METHODS),
+            "use": Key("path", "", f"ONNX model to use instead of training (e.g. `models/{use_case}/genet.onnx`)"),
+            "method": Key("str", "", "training method (needed unless `use` is given)", allowed=methods),
             "range": Key("str", "rl3", "config-space range of the UDR (initial) distribution", allowed=RANGES),
             "steps": Key("int", 720000, "total environment steps of the training run", unit="transitions",
                          minimum=1, maximum=10**9),
             "seed": Key("int", None, "training seed (not given: `[run] seed`)", minimum=0, maximum=SEED_MAX),
             "baseline": Key("str", "", "baseline(s) of the curriculum's gap objective, comma-separated "
-                                       "(not given: the command's default)", allowed=baselines, separator=","),
+                                       f"(not given: {entry.baselines[0]})", allowed=entry.baselines, separator=","),
             "rounds": Key("int", None, "curriculum rounds (genet, cl2, cl3) or extra stages (cl1)",
                           unit="count", minimum=0, maximum=1000),
             "trials": Key("int", None, "BO trials per round", unit="count", minimum=1, maximum=COUNT_MAX),
@@ -148,16 +157,18 @@ def _policies(use_case: str, baselines: tuple[str, ...]) -> Table:
                                  minimum=0, maximum=COUNT_MAX),
             "envs_per_trial": Key("int", None, "environments per BO trial", unit="count", minimum=1,
                                   maximum=COUNT_MAX),
-            "real_traces": Key("list[str]", [], "trace sets (names from `[traces]`) mixed into training"),
+            "real_traces": Key("list[str]", [], "trace sets (names from `[traces]`) mixed into training")
+            if real_traces else None,
             "real_prob": Key("float", None, "probability of training on a real trace", unit="0-1", minimum=0,
-                             maximum=1),
+                             maximum=1) if real_traces else None,
             "n_envs": Key("int", None, "environments per rollout", unit="count", minimum=1, maximum=1024),
             "steps_per_update": Key("int", None, "transitions per PPO update", unit="count", minimum=1,
                                     maximum=10**7),
             "torch_threads": Key("int", 1, "torch intra-op threads (0 = every core)", unit="count", minimum=0,
                                  maximum=1024),
-            "extra_args": Key("list[str]", [], "further `genet train` options, passed verbatim "
-                                               "(e.g. `[\"--entropy-rate\", \"0.002\"]`)"),
+            "extra_args": Key("list[str]", [], "further `genet train` options, passed verbatim (e.g. "
+                                               + ('`["--entropy-rate", "0.002"]`)' if use_case == "abr" else
+                                                  '`["--lr", "0.0005"]`)')),
         })
 
 
@@ -181,7 +192,7 @@ def _use_case(use_case: str, baselines: tuple[str, ...], baseline_help: str, met
             pattern_help="baselines among " + ", ".join(baselines)),
         "video": Key("path", "", "video chunk-size folder (`video_size_0..5`; not given: the commands' default, "
                                  "`../shared/video/envivio` or `GENET_VIDEO_DIR`)") if use_case == "abr" else None,
-        "policies": _policies(use_case, baselines[:2]),
+        "policies": _policies(use_case),
         "simulate": Table(help=f"`genet eval {use_case}` on each trace set.", keys={
             "enabled": Key("bool", True, "run this stage for this use case"),
             "traces": Key("list[str]", [], "trace sets (names from `[traces]`) to evaluate on"),
@@ -373,16 +384,9 @@ def validate(data: dict, source: str = "config", base_dir: Path | None = None) -
             u["deploy"]["enabled"] = False  # a use case is deployed only when its config has a deploy table
         if uc == "abr" and u["video"]:
             u["video"] = str(resolve_path(u["video"], base_dir, f"{source}: [abr] video"))
+        _check_policies(uc, u, ("bba", "mpc", "optimal", "bbr", "cubic"), source, base_dir)
         for pname, p in u["policies"].items():
-            where = f"{uc}.policies.{pname}"
-            if pname in ("bba", "mpc", "optimal", "bbr", "cubic") or pname.startswith("const"):
-                raise ConfigError(f"{source}: [{where}]: {show(pname)} is a baseline's name; name the policy otherwise")
-            if bool(p["use"]) == bool(p["method"]):
-                raise ConfigError(f"{source}: [{where}]: give either use (an ONNX model) or method "
-                                  f"(one of {', '.join(METHODS)}), not {'both' if p['use'] else 'neither'}")
-            if p["use"]:
-                p["use"] = str(resolve_path(p["use"], base_dir, f"{source}: [{where}] use"))
-            check_sets(p["real_traces"], f"{where}] real_traces")
+            check_sets(p["real_traces"], f"{uc}.policies.{pname}] real_traces")
         check_sets(u["simulate"]["traces"], f"{uc}.simulate] traces")
         check_sets(u["emulate"]["traces"], f"{uc}.emulate] traces")
         consts = [(f"{uc}] baselines", b) for b in u["baselines"]] + \
@@ -413,14 +417,7 @@ def _validate_lb(u: dict, given: dict, source: str, base_dir: Path | None) -> No
     """The checks of `[lb]` between its keys (policy names, model and workload paths, the workers' rates)."""
     if "deploy" not in given:
         u["deploy"]["enabled"] = False  # deployed only when its config has a deploy table
-    for pname, p in u["policies"].items():
-        where = f"lb.policies.{pname}"
-        if pname in LB_BASELINES:
-            raise ConfigError(f"{source}: [{where}]: {show(pname)} is a baseline's name; name the policy otherwise")
-        if not p["use"]:
-            raise ConfigError(f"{source}: [{where}]: give use (an ONNX model); LB policies are not trained by "
-                              f"`genet run` in this build (`genet train lb` is not a command yet)")
-        p["use"] = str(resolve_path(p["use"], base_dir, f"{source}: [{where}] use"))
+    _check_policies("lb", u, LB_BASELINES, source, base_dir)
     if u["simulate"]["workloads"]:
         u["simulate"]["workloads"] = str(resolve_path(u["simulate"]["workloads"], base_dir,
                                                       f"{source}: [lb.simulate] workloads"))
@@ -441,6 +438,20 @@ def _validate_lb(u: dict, given: dict, source: str, base_dir: Path | None) -> No
                                   f"allowed: {', '.join(sorted(known))}")
     if u["deploy"]["campaign"]:
         u["deploy"]["campaign"] = str(resolve_path(u["deploy"]["campaign"], base_dir, f"{source}: [lb.deploy] campaign"))
+
+
+def _check_policies(uc: str, u: dict, baselines: tuple[str, ...], source: str, base_dir: Path | None) -> None:
+    """`[UC.policies.NAME]` of any use case: not a baseline's name (``baselines``; ABR and CC: nor `const...`), and
+    either a model to use (its path resolved) or a training method."""
+    for pname, p in u["policies"].items():
+        where = f"{uc}.policies.{pname}"
+        if pname in baselines or (uc != "lb" and pname.startswith("const")):
+            raise ConfigError(f"{source}: [{where}]: {show(pname)} is a baseline's name; name the policy otherwise")
+        if bool(p["use"]) == bool(p["method"]):
+            raise ConfigError(f"{source}: [{where}]: give either use (an ONNX model) or method "
+                              f"(one of {', '.join(train_methods(uc))}), not {'both' if p['use'] else 'neither'}")
+        if p["use"]:
+            p["use"] = str(resolve_path(p["use"], base_dir, f"{source}: [{where}] use"))
 
 
 def _floats_ok(text: str) -> bool:
