@@ -222,6 +222,15 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                        help="curriculum: score BO trials (model and baseline alike) on the packets each sender "
                             "sent after its first ACK; an Aurora sender's first interval, before any feedback, "
                             "is beyond any policy's control (default: the whole run, as Genet)")
+        from genet.cc.aurora import STARTUPS
+        g.add_argument("--startup", choices=STARTUPS, default=None,
+                       help="the Aurora sender's start-up, recorded in the exported model so that eval, emulate "
+                            "and sender send run it the same way: aurora = pace at 10 packets per min RTT from the "
+                            "first packet (Aurora's; the shipped models'); window = at most "
+                            "--initial-window-packets in flight until the first ACK, then min(rate, window / first "
+                            "RTT) (genet/cc/aurora.py) (default: aurora)")
+        g.add_argument("--initial-window-packets", type=int, default=None,
+                       help="the window start-up's initial window (packets, 1-1000; default: 10, TCP's IW10)")
 
 
 def _add_agent_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
@@ -368,6 +377,13 @@ def _check_schedule(args: argparse.Namespace) -> None:
                                 f"{args.method}")
         if not Path(args.init_from).is_file():
             raise FileNotFoundError(f"--init-from {args.init_from}: no such model file")
+    window = getattr(args, "initial_window_packets", None)
+    if window is not None and getattr(args, "startup", None) != "window":
+        raise BadInputError(f"--initial-window-packets {window} sets the window of --startup window, which is not given")
+    if window is not None:
+        from genet.cc.aurora import MAX_INITIAL_WINDOW_PACKETS
+        if not 1 <= window <= MAX_INITIAL_WINDOW_PACKETS:
+            raise BadInputError(f"--initial-window-packets must be 1-{MAX_INITIAL_WINDOW_PACKETS} packets, got {window}")
     if getattr(args, "gap_after_first_ack", None) and args.method != "genet":
         # cl2/cl3 compare with the ideal sender's whole-run reward, which has no first ACK to cut at
         raise BadInputError(f"--gap-after-first-ack changes the gap to a baseline of --method genet's BO trials, "

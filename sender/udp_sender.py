@@ -12,6 +12,13 @@ simulator's environment uses). Between packets it waits in ``select`` on the
 socket (woken by ACKs) until :data:`SPIN_S` before the next send, then spins:
 a sleep/busy-wait hybrid accurate to a few microseconds.
 
+Start-up (the policy's ``AuroraConfig.startup``, from the model's metadata): "aurora" paces at the initial rate
+from the first packet; "window" sends only while :meth:`~genet.cc.aurora.AuroraController.may_send` allows
+(at most ``initial_window_packets`` in flight — sent, neither acknowledged nor declared lost — until the first
+ACK), waiting in ``select`` for that ACK without earning pacing credit, and at the first ACK takes the rate
+:meth:`~genet.cc.aurora.AuroraController.on_first_ack` gives (min(rate, IW / first RTT)): the simulator's rules,
+:mod:`genet.cc.aurora`. The summary's ``packets_sent_before_first_ack`` counts what went out before that ACK.
+
 Decision latency (issue 12: observation + policy + rate update, ``decision_us``):
 on a VM the first call after a sleep finds caches and TLB cold (the ONNX call
 alone goes from 8 to ~260 us), so the sender keeps the decision path warm:
@@ -162,7 +169,9 @@ class UdpSender:
                                       "session": self.session, "duration_s": self.duration_s,
                                       "initial_rate_mbps": self.controller.rate_pps * PACKET_BITS / 1e6,
                                       "packet_bytes": PACKET_BITS // 8,
-                                      "reward_normaliser": self.policy.config.reward_normaliser}) + "\n")
+                                      "reward_normaliser": self.policy.config.reward_normaliser,
+                                      "startup": self.policy.config.startup,
+                                      "initial_window_packets": self.policy.config.initial_window_packets}) + "\n")
             status, summary = self._loop(sock, log)
             summary["receiver"] = self._finish(sock)
             summary["receiver_throughput_mbps"] = (summary["receiver"] or {}).get("throughput_mbps")
@@ -181,6 +190,7 @@ class UdpSender:
     # ------------------------------------------------------------------ main loop
     def _loop(self, sock: socket.socket, log) -> tuple[int, dict]:
         ctl = self.controller
+        cfg = ctl.config
         mon = ctl.monitor
         policy = self.policy
         loss = LossDetector()
@@ -197,6 +207,9 @@ class UdpSender:
         next_send = float(t0)
         end_ns = t0 + int(self.duration_s * 1e9)
         ctl.start(0.0)
+        window = cfg.startup_window_packets  # start-up window until the first ACK (0: Aurora's start-up, no gate)
+        window_wait_s = 0.01  # while the window is full: select this long at most (woken by ACKs), re-check losses
+        sent_before_first_ack = None
         mi_end_ns = t0 + ctl.interval_s * 1e9
         mi_target_rate = rate_pps
         seq = 0
@@ -209,7 +222,6 @@ class UdpSender:
         status, reason = EXIT_OK, "duration reached"
         send = sock.send
         recv_into = sock.recv_into
-        cfg = ctl.config
         net = policy.network  # the Aurora policy (genet.policy.Policy); None: a constant rate
         warm = net is not None  # rehearse the decision path (constant rates have none to speak of)
         while True:
@@ -240,6 +252,9 @@ class UdpSender:
                     next_send = now - MAX_LAG_S * 1e9
                 burst = 0
                 while next_send <= now and burst < MAX_BURST:
+                    if window and not ctl.may_send(acked_total, len(loss.inflight)):
+                        next_send = now  # window full before the first ACK: no pacing credit while waiting
+                        break
                     pack_into(pkt, 0, MAGIC, VERSION, T_DATA, session, seq, now)
                     try:
                         send(pkt)
@@ -279,6 +294,11 @@ class UdpSender:
                 rtts.append(rtt)
                 if first_ack_s is None:
                     first_ack_s = t_s
+                    sent_before_first_ack = seq
+                    if window:  # the start-up's rate from the first ACK on; no gate after it
+                        rate_pps = ctl.on_first_ack(rtt)
+                        gap_ns = 1e9 / rate_pps
+                        window = 0
                 last_ack_s = t_s
                 mon.on_packet_acked(t_s, rtt)
             now = clock()
@@ -299,6 +319,8 @@ class UdpSender:
             # ---- wait: select (woken by ACKs) until SPIN_S before the next send, then spin; close to the
             # interval's end (where the decision comes: the first send at or after it), spin and rehearse
             wait_s = (next_send - now) * ns - SPIN_S
+            if window and next_send <= now and not ctl.may_send(acked_total, len(loss.inflight)):
+                wait_s = window_wait_s  # window full: wait for an ACK (select wakes) or a loss timeout
             hot_in_s = 1.0  # time until the spin before the next decision starts
             if warm and acked_total:
                 t_dec = next_send  # the decision comes with the first send at or after the interval's end
@@ -345,6 +367,8 @@ class UdpSender:
             "(largest monitor-interval delivery rate)", "intervals": ctl.intervals,
             "decision_p50_us": percentile(dec, 50), "decision_p99_us": percentile(dec, 99),
             "low_latency_idle": self.low_latency_idle_held,
+            "startup": cfg.startup, "initial_window_packets": cfg.initial_window_packets,
+            "packets_sent_before_first_ack": seq if sent_before_first_ack is None else sent_before_first_ack,
             "late_acks": loss.late_acks, "duplicate_acks": loss.duplicate_acks, "malformed_acks": malformed,
             "wrong_version_acks": wrong_version,
         }

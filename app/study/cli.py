@@ -152,6 +152,9 @@ def _cc_startup_arguments(cs: argparse.ArgumentParser) -> None:
                     help="comma-separated CC policies (bbr, cubic, PATH.onnx)")
     cs.add_argument("--loss-rate", type=float, default=CORNER["loss_rate"], help="random loss of the corner (0-1)")
     cs.add_argument("-n", type=int, default=10, help="traces (count; the BO's trials use 10)")
+    cs.add_argument("--startup", default=None, metavar="NAMES",
+                    help="run each Aurora model with each of these start-ups, comma-separated (aurora, window: "
+                         "genet/cc/aurora.py), one row each (default: the start-up each model was trained with)")
 
 
 def _models_ship_arguments(sp: argparse.ArgumentParser) -> None:
@@ -260,7 +263,8 @@ def cmd_cc_startup(args: argparse.Namespace) -> int:
     from foundation.extras import require
     require("sim", "genet study cc-startup")
     from app.study.cc_startup import lines
-    for line in lines(_names(args.policy), args.loss_rate, args.n):
+    startups = None if args.startup is None else [x.strip() for x in args.startup.split(",") if x.strip()]
+    for line in lines(_names(args.policy), args.loss_rate, args.n, startups):
         print(line, flush=True)
     return 0
 

@@ -26,6 +26,27 @@ One decision cycle (genet-simulators.md §4.4-§4.6, testbeds.md §4.1)::
 * **Initial rate** (:func:`initial_rate_pps`): 10 packets per minimum RTT
   when the path's RTT is known (the simulator; ``genet emulate cc`` from the
   trace's delay), else Genet's UDT plugin's 1.2 Mbit/s.
+* **Start-up** (``AuroraConfig.startup``, :data:`STARTUPS`): ``"aurora"``
+  (default; Aurora's reference) paces at the initial rate from the first
+  packet on, whatever the link. ``"window"`` (a deliberate difference from
+  Aurora, for models trained with it) adds an initial window: until the
+  first ACK, at most ``initial_window_packets`` (10: TCP's IW10) packets are
+  in flight (:func:`startup_window_open`; a loss notice frees its slot, so a
+  window lost whole does not stall the sender), and at the first ACK the rate
+  becomes min(rate, IW / first RTT sample) (:func:`startup_rate_after_first_ack_pps`),
+  then the policy's actions continue from it as with ``"aurora"``. Why
+  IW / first RTT: it is the rate the window itself was delivered at, known
+  at the first ACK (a delivery rate from ACK spacing needs a second ACK, one
+  more packet time later: 120 ms on a 0.1-Mbit/s link). Where the first RTT
+  is the minimum RTT (the window did not queue: every link where Aurora's
+  start-up does not overshoot) it equals the initial rate (10 packets per
+  min RTT), so the start-up changes nothing there; where the window queued
+  (a slow link) the first RTT includes that queueing and the rate drops with
+  it (0.1 Mbit/s, 2 ms: 2,500 -> 80 packets/s, instead of ~300 packets sent
+  into a 10-packet queue before the first ACK). It never raises the rate.
+  The simulator's rate sender (:mod:`genet.cc.senders.rate`, numba-compiled
+  from these two functions) and the real UDP sender (:mod:`sender.udp_sender`)
+  both apply it; the exported model records it (:func:`genet.cc.registry.load_aurora_policy`).
 * **Reward normaliser** — the bandwidth ``bw`` of the genet-form reward
   ``500 tput / bw - 1000 latency_s - 2000 loss`` (:mod:`genet.cc.reward`):
   ``"trace"`` = the trace's mean bandwidth (simulator default, Genet CC-new);
@@ -55,6 +76,12 @@ MAX_RATE_PPS = 20000.0
 #: Genet's UDT plugin's initial (reset) rate, used when the path's RTT is unknown.
 DEFAULT_INITIAL_RATE_MBPS = 1.2
 REWARD_NORMALISERS = ("trace", "interval", "measured")
+#: Start-ups (module docstring): "aurora" = Aurora's reference (the shipped models'), "window" = initial window.
+STARTUPS = ("aurora", "window")
+#: Default initial window of the "window" start-up, packets (TCP's IW10, RFC 6928).
+DEFAULT_INITIAL_WINDOW_PACKETS = 10
+#: Largest initial window accepted, packets (a window that large is no start-up limit).
+MAX_INITIAL_WINDOW_PACKETS = 1000
 
 
 @dataclass(frozen=True)
@@ -71,6 +98,10 @@ class AuroraConfig:
     mi_rtt_proportion: interval length in units of the last mean latency (1.0)
     initial_interval_s: length of the first interval before any ACK (0.01)
     clip_observation: clip features to their declared bounds (True)
+    startup: "aurora" (pace at the initial rate from the first packet, Aurora's reference) or "window"
+        (at most ``initial_window_packets`` in flight until the first ACK, then min(rate, IW / first RTT));
+        see the module docstring ("aurora")
+    initial_window_packets: the "window" start-up's initial window in 1500-byte packets, 1-1000 (10)
     queue_packets / loss_rate / delay_ms: simulator only: override every trace's own value
         (None: the trace's, then defaults)
     """
@@ -85,6 +116,8 @@ class AuroraConfig:
     mi_rtt_proportion: float = 1.0
     initial_interval_s: float = 0.01
     clip_observation: bool = True
+    startup: str = "aurora"
+    initial_window_packets: int = DEFAULT_INITIAL_WINDOW_PACKETS
     queue_packets: float | None = None
     loss_rate: float | None = None
     delay_ms: float | None = None
@@ -100,11 +133,24 @@ class AuroraConfig:
             raise BadInputError(f"need 0 < min_rate_pps <= max_rate_pps, got {self.min_rate_pps}, {self.max_rate_pps}")
         if self.history_length < 1:
             raise BadInputError(f"history_length must be >= 1, got {self.history_length}")
+        if self.startup not in STARTUPS:
+            raise BadInputError(f"startup must be one of {', '.join(STARTUPS)}, got {self.startup!r}")
+        iw = self.initial_window_packets
+        if (isinstance(iw, bool) or not isinstance(iw, (int, float, np.integer, np.floating))
+                or not 1 <= iw <= MAX_INITIAL_WINDOW_PACKETS or iw != int(iw)):
+            raise BadInputError(f"initial_window_packets must be a whole number of packets in 1-"
+                                f"{MAX_INITIAL_WINDOW_PACKETS}, got {self.initial_window_packets!r}")
+        object.__setattr__(self, "initial_window_packets", int(self.initial_window_packets))
         object.__setattr__(self, "features", tuple(self.features))
 
     @property
     def observation_size(self) -> int:
         return self.history_length * len(self.features)
+
+    @property
+    def startup_window_packets(self) -> int:
+        """The start-up's window limit before the first ACK, packets; 0 = none (``startup="aurora"``)."""
+        return self.initial_window_packets if self.startup == "window" else 0
 
 
 def apply_rate_action(rate_pps: float, action: float, delta_scale: float = 1.0,
@@ -124,6 +170,25 @@ def initial_rate_pps(config: AuroraConfig, min_rtt_s: float | None = None) -> fl
     else:
         rate = 10.0 / max(float(min_rtt_s), 1e-3)
     return float(np.clip(rate, config.min_rate_pps, config.max_rate_pps))
+
+
+def startup_window_open(window_packets: float, acked_packets: float, inflight_packets: float) -> bool:
+    """The start-up's send gate (one definition; the simulator compiles this function with numba): True when
+    the sender may send now. ``window_packets`` 0 (Aurora's start-up) never gates; otherwise, until the first
+    ACK (``acked_packets`` 0), only while fewer than ``window_packets`` packets are in flight (sent, neither
+    acknowledged nor declared lost)."""
+    return window_packets <= 0 or acked_packets > 0 or inflight_packets < window_packets
+
+
+def startup_rate_after_first_ack_pps(rate_pps: float, window_packets: float, first_rtt_s: float,
+                                     min_rate_pps: float) -> float:
+    """The rate from the first ACK on (one definition; the simulator compiles it with numba): unchanged for
+    Aurora's start-up (``window_packets`` 0), else min(rate, window / first RTT sample (floored at 1 ms)),
+    not below ``min_rate_pps`` (the module docstring says why)."""
+    if window_packets <= 0:
+        return rate_pps
+    window_rate = window_packets / max(first_rtt_s, 1e-3)
+    return max(min(rate_pps, window_rate), min_rate_pps)
 
 
 def next_interval_s(mi: MonitorInterval, current_s: float, config: AuroraConfig, serialisation_s: float) -> float:
@@ -207,6 +272,18 @@ class AuroraController:
         if self.config.clip_observation:
             np.clip(obs, self.obs_low, self.obs_high, out=obs)
         return obs
+
+    def may_send(self, acked_packets: int, inflight_packets: int) -> bool:
+        """The start-up's send gate for this config (:func:`startup_window_open`)."""
+        return startup_window_open(self.config.startup_window_packets, acked_packets, inflight_packets)
+
+    def on_first_ack(self, rtt_s: float) -> float:
+        """The first ACK came with RTT sample ``rtt_s``: the start-up's rate from now on
+        (:func:`startup_rate_after_first_ack_pps`; unchanged for Aurora's start-up); returns it."""
+        c = self.config
+        self.rate_pps = startup_rate_after_first_ack_pps(self.rate_pps, c.startup_window_packets, rtt_s,
+                                                         c.min_rate_pps)
+        return self.rate_pps
 
     def apply_action(self, action: float) -> float:
         """Aurora's action -> new rate (packets/s); returns it."""

@@ -15,7 +15,11 @@ One episode = one rate-based sender over one simulated link
   rate / (1 - delta a) otherwise, clamped to [5, 20000] packets/s; delta = 1
   in Genet), the interval-length rule, the observation and the reward that
   the real UDP sender (:mod:`sender`) uses too. Initial rate: 10 packets per
-  min RTT.
+  min RTT. Start-up (``AuroraConfig.startup``): "aurora" (default) paces at
+  that rate from the first packet; "window" keeps at most
+  ``initial_window_packets`` in flight until the first ACK, then continues at
+  min(rate, IW / first RTT) (:mod:`genet.cc.aurora`; the simulator's rate
+  sender applies it, the controller's rate follows at the first ACK).
 * **Monitor intervals**: the first (at reset, no action) lasts 0.01 s or until
   the first ACK; each next one lasts avg latency of the previous + mean
   per-packet serialisation time of its packets (``mi_rtt_proportion`` x
@@ -49,7 +53,7 @@ from genet.cc.aurora import (MAX_RATE_PPS, MIN_RATE_PPS, REWARD_NORMALISERS, Aur
 from genet.cc.link import LinkConfig, mbps_to_pps, pps_to_mbps
 from genet.cc.monitor import MonitorInterval, ObservationHistory
 from genet.cc.senders import RateSender
-from genet.cc.simulator import EventLog, Simulation
+from genet.cc.simulator import EV_ACKED, EventLog, Simulation
 from foundation.errors import BadInputError, GenetRuntimeError
 from traces import Trace
 
@@ -112,7 +116,10 @@ class AuroraEnv(gym.Env):
         self.avg_bandwidth_pps = float(mbps_to_pps(self.link.mean_bandwidth_mbps))
         self.controller = AuroraController(a, initial_rate_pps(a, 2 * self.link.delay_ms / 1000.0))
         sim_seed = int(self.np_random.integers(2**63 - 1))
-        self.sim = Simulation(self.link, RateSender(pps_to_mbps(self.rate_pps)), seed=sim_seed)
+        self.sim = Simulation(self.link, RateSender(pps_to_mbps(self.rate_pps),
+                                                    startup_window_packets=a.startup_window_packets,
+                                                    min_rate_pps=a.min_rate_pps), seed=sim_seed)
+        self._first_ack_seen = False
         self.intervals: list[MonitorInterval] = []
         self.episode_logs: list[EventLog] = []
         self._t_s, self._bw_pps, _ = self.link.arrays()
@@ -143,6 +150,11 @@ class AuroraEnv(gym.Env):
         log = sim.run(until, cut_at_send=True)
         self.episode_logs.append(log)
         ctl.monitor.on_events(log.kind, log.time_s, log.rtt_s)
+        if not getattr(self, "_first_ack_seen", True):  # (an environment pickled before start-ups: Aurora's)
+            acks = np.flatnonzero(log.kind == EV_ACKED)
+            if acks.size:  # the start-up's rate from the first ACK on (what the simulator's sender applied)
+                self._first_ack_seen = True
+                ctl.on_first_ack(float(log.rtt_s[acks[0]]))
         # serialisation part of the next interval: mean 1/bandwidth at this interval's sends (the simulator knows it)
         sent_t = log.time_s[log.kind == 0]
         extra = float(np.mean(1.0 / self._bw_at(sent_t))) if sent_t.size else 0.0

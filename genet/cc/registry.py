@@ -11,7 +11,8 @@ one place CC policies are registered):
 * ``const:MBPS`` — a constant sending rate in Mbit/s of 1500-byte packets;
 * ``PATH.onnx`` — an Aurora policy exported by ``genet export`` (checked against
   :func:`cc_policy_spec` on load; ``genet.delta_scale`` metadata sets the action
-  mapping's delta).
+  mapping's delta, ``genet.startup`` / ``genet.initial_window_packets`` the sender's start-up — a
+  model without them was trained with Aurora's start-up and runs with it).
 
 Each factory gets the form's argument (if any) and the keyword option ``real_packets`` and returns a
 :class:`CcPolicy`, the parsed description every CC runner dispatches on. Aurora networks are
@@ -147,7 +148,10 @@ def cc_policy_spec(aurora: AuroraConfig | None = None):
 def load_aurora_policy(path: str, aurora: AuroraConfig | None = None):
     """Load an ONNX Aurora policy via genet.policy, with CC-specific checks.
 
-    Returns (policy, aurora config with the file's delta_scale if it has one)."""
+    Returns (policy, aurora config with the file's delta_scale if it has one and the start-up it was trained
+    with: its ``startup`` / ``initial_window_packets`` metadata, "aurora" when it has none — every model
+    exported before start-ups existed). A bad value is a :class:`~foundation.errors.BadInputError` naming
+    the file."""
     from genet.policy import OnnxPolicy, PolicyMismatchError
     aurora = aurora or AuroraConfig()
     expected = cc_policy_spec(aurora)
@@ -165,6 +169,12 @@ def load_aurora_policy(path: str, aurora: AuroraConfig | None = None):
     delta = policy.extra_metadata("delta_scale")
     if delta is not None:
         aurora = replace(aurora, delta_scale=float(delta))
+    startup = policy.extra_metadata("startup", "aurora")
+    window = policy.extra_metadata("initial_window_packets", aurora.initial_window_packets)
+    try:
+        aurora = replace(aurora, startup=startup, initial_window_packets=window)
+    except BadInputError as e:
+        raise BadInputError(f"{path}: metadata genet.startup / genet.initial_window_packets: {e}") from None
     return policy, aurora
 
 

@@ -132,6 +132,14 @@ class Simulation:
         self._heap = np.zeros((256, PACKET_COLUMNS))
         self._log = np.zeros((log_chunk_events, events.LOG_COLUMNS))
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle (a checkpoint's environments mid-episode); a rate sender's state saved before the
+        start-up fields existed gets them, with no start-up window (:func:`genet.cc.senders.rate.upgrade_state`)."""
+        self.__dict__.update(state)
+        states = self.__dict__.get("_sender_states")
+        if states is not None and KIND_RATE in states:
+            states[KIND_RATE] = rate.upgrade_state(states[KIND_RATE])
+
     # ------------------------------------------------------------- state
     @property
     def now_s(self) -> float:

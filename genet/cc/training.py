@@ -101,6 +101,9 @@ class CcTrainConfig:
     reward_form: "genet" (bandwidth-normalised) or "aurora" ("genet")
     torch_threads: torch intra-op threads (1; 0 = every core)
     rollout_workers: worker processes stepping slices of the environments (1: in this process; 0: every core)
+    startup: the Aurora sender's start-up, "aurora" (Aurora's, the shipped models') or "window" (an initial
+        window until the first ACK: :mod:`genet.cc.aurora`); recorded in the exported model ("aurora")
+    initial_window_packets: the "window" start-up's window, packets (10)
     gap_after_first_ack: score the curriculum's BO trials (model and baseline alike) on the packets each
         sender sent after its first ACK (:func:`genet.cc.metrics.after_first_ack`; False: the whole run, as
         Genet). Evaluation (``genet eval``) always scores the whole run.
@@ -123,6 +126,8 @@ class CcTrainConfig:
     torch_threads: int = 1
     rollout_workers: int = 1
     gap_after_first_ack: bool = False
+    startup: str = "aurora"
+    initial_window_packets: int = 10
 
     def __post_init__(self):
         if self.n_envs < 1 or self.steps_per_update < self.n_envs:
@@ -134,6 +139,7 @@ class CcTrainConfig:
             raise BadInputError("need 0 < gamma <= 1, 0 <= gae_lambda <= 1, clip > 0, learning_rate > 0")
         torch_thread_count(self.torch_threads)  # raises on a negative count
         worker_count(self.rollout_workers, self.n_envs)  # raises on a negative or too large count
+        self.aurora()  # raises on a bad start-up or window
 
     @property
     def steps_per_env(self) -> int:
@@ -145,7 +151,8 @@ class CcTrainConfig:
         return self.steps_per_env * self.n_envs
 
     def aurora(self) -> AuroraConfig:
-        return AuroraConfig(history_length=self.history_length, reward_form=self.reward_form)
+        return AuroraConfig(history_length=self.history_length, reward_form=self.reward_form, startup=self.startup,
+                            initial_window_packets=self.initial_window_packets)
 
 
 @dataclass
@@ -491,7 +498,9 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
                         learning_rate=opt("lr", d.learning_rate), history_length=opt("history_length", d.history_length),
                         torch_threads=opt("torch_threads", d.torch_threads),
                         rollout_workers=opt("rollout_workers", d.rollout_workers),
-                        gap_after_first_ack=bool(opt("gap_after_first_ack", d.gap_after_first_ack)))
+                        gap_after_first_ack=bool(opt("gap_after_first_ack", d.gap_after_first_ack)),
+                        startup=opt("startup", d.startup),
+                        initial_window_packets=opt("initial_window_packets", d.initial_window_packets))
     return CcUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space,
                      ray_address=getattr(args, "ray_address", None))
 
@@ -515,6 +524,7 @@ def export_policy(use_case: CcUseCase, agent: CcAgent, path: str | Path,
     hi_f = np.minimum(np.asarray(hi, np.float64), 10.0)
     obs = rng.uniform(lo_f, hi_f, size=(n_check, lo_f.size)).astype(np.float32)
     extra = {"delta_scale": aurora.delta_scale, "features": list(aurora.features),
+             "startup": aurora.startup, "initial_window_packets": aurora.initial_window_packets,
              "history_length": aurora.history_length, "reward_form": aurora.reward_form,
              "train_config": asdict(agent.config), "updates": agent.updates, "env_steps": agent.env_steps,
              "train_wall_s": agent.wall_s, "seed": agent.seed, **(metadata or {})}

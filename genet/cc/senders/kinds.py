@@ -29,18 +29,26 @@ class RateSender(SenderSpec):
     """Paces at a fixed rate (changeable between runs, as Aurora does).
 
     rate_mbps: sending rate in Mbit/s of 1500-byte packets (e.g. 5.0)
+    startup_window_packets: Aurora's "window" start-up: at most this many packets in flight until the first
+        ACK, then the rate min(rate, window / first RTT) (:mod:`genet.cc.senders.rate`); 0 = none (0)
+    min_rate_pps: the floor of that first-ACK rate, packets/s (Aurora's 5)
     """
 
     rate_mbps: float = 1.0
+    startup_window_packets: float = 0.0
+    min_rate_pps: float = 5.0
     kind = KIND_RATE
     name = "const"
 
     def __post_init__(self):
         if not (self.rate_mbps > 0 and np.isfinite(self.rate_mbps)):
             raise BadInputError(f"constant sending rate must be > 0 Mbps, got {self.rate_mbps}")
+        if not (0 <= self.startup_window_packets < np.inf):
+            raise BadInputError(f"startup_window_packets must be >= 0, got {self.startup_window_packets}")
 
     def new_state(self, seed: int) -> np.ndarray:
-        return rate.new_state(self.rate_mbps * 1e6 / 12000.0)
+        return rate.new_state(self.rate_mbps * 1e6 / 12000.0, window_packets=self.startup_window_packets,
+                              min_rate_pps=self.min_rate_pps)
 
 
 @dataclass(frozen=True)
