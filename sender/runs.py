@@ -9,7 +9,9 @@ Shared by the one-flow runs (:mod:`sender.emulate`) and the competing-flows runs
 * :func:`make_link`: the :class:`emulation.LinkEmulator` of a run: uplink (emulated -> host side) = the
   trace, downlink (ACKs) = :data:`ACK_LINK_MBPS` constant (Pantheon's 12 Mbit/s acklink, but wide enough for
   one ACK per packet at any rate, as the simulator's ACK path), the host side in a namespace of its own on
-  the netns backend (so concurrent runs do not clash);
+  the netns backend (so concurrent runs do not clash); on the netns backend the trace starts (t = 0) at the
+  sender's first packet, as a simulated run's does (the sender's start-up, ~0.2 s, would otherwise shift
+  the trace against the simulator's; Mahimahi's and Mininet's links start when they are made);
 * :func:`start_receiver` / :func:`sender_cmd`: ``genet sender receive`` on the host side and ``genet sender
   send`` on the emulated side, at the priority :func:`set_priority_for_jobs` chose;
 * :func:`union_columns` / :func:`csv_text`: a results file's columns (every key of the rows, first seen
@@ -78,7 +80,9 @@ def make_link(trace, s: LinkSettings, backend: str, logs: Path | None, **extra):
     return LinkEmulator(trace, ACK_LINK_MBPS, delay_ms=s.delay_ms, uplink_loss=s.loss_rate,
                         uplink_queue="droptail", uplink_queue_args=f"packets={max(1, int(round(s.queue_packets)))}",
                         uplink_log=logs / "uplink.log" if logs else None, backend=backend,
-                        isolate_host=backend == "netns", clock=s.clock, **extra)
+                        isolate_host=backend == "netns", clock=s.clock,
+                        **({"start_on_first_packet": True} if backend == "netns" else {}),
+                        **extra)
 
 
 #: Our sender and receiver run at real-time priority (SCHED_RR 1, as the netns link process; root) when

@@ -117,6 +117,23 @@ def test_random_loss_is_in_the_link_log_and_in_the_loss_rate(tmp_path, no_leftov
     assert row["throughput_mbps"] == pytest.approx(row["receiver_throughput_mbps"], rel=0.03)
 
 
+def test_the_trace_starts_at_the_senders_first_packet_as_in_the_simulator(tmp_path, no_leftovers):
+    """A simulated run's trace starts with its first packet; so does the emulated link's (netns): the
+    sender's first packet arrives at the link at trace ms 0, not after the sender process's start-up
+    (a few hundred ms, which shifted every trace against the simulator's and cut a start-up trace's first
+    half second: docs/fidelity.md)."""
+    from emulation.logstats import read_link_log_arrays
+    from sender.emulate import run_one
+    from sender.runs import link_settings, set_priority_for_jobs
+    set_priority_for_jobs(1)
+    trace = Trace.constant(LINK_MBPS, 3.0, name="c12-start", delay_ms=DELAY_MS, queue_packets=100)
+    s = link_settings(trace, None, None, None, None)
+    run_one(parse_policy("const:5", real_packets=True), trace, s, "netns", tmp_path / "run", 0, keep_logs=True)
+    up = read_link_log_arrays(tmp_path / "run" / "uplink.log")
+    print(f"\nfirst arrival at trace ms {up.arrival_ms[0]}")
+    assert up.arrival_ms.size > 100 and 0 <= up.arrival_ms[0] <= 5
+
+
 def test_shipped_aurora_model_rate_matches_the_simulator(tmp_path, repo_dir, no_leftovers):
     """12 Mbit/s, 20 ms, BDP queue (40 packets), 10 s: mean sending rate in emulation within 15 % of the
     simulator's, both within [0.5, 1.5] x the link rate."""
