@@ -14,7 +14,7 @@ srtt = 7/8 srtt + 1/8 rtt; rto = clamp(srtt + 4 rttvar, 1, 60) s.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from genet.cc.kernels import kernel
 
 CONN_STATE = np.dtype([
     ("now_s", np.float64),          # simulation clock
@@ -58,7 +58,7 @@ def new_conn_state() -> np.ndarray:
     return conn
 
 
-@njit(cache=True)
+@kernel
 def update_rtt(conn, rtt_s):
     """RFC 6298 estimator update from one RTT sample."""
     if conn.srtt_s <= 0.0:

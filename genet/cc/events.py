@@ -46,7 +46,7 @@ first interval lasts until the first ACK.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from genet.cc.kernels import kernel
 
 from genet.cc.connection import (P_ARRIVAL_S, P_DROPPED, P_ID, P_QUEUE_DELAY_S, P_SENT_S, PACKET_COLUMNS,
                                  update_rtt)
@@ -64,14 +64,14 @@ STOP_REACHED, STOP_HEAP_FULL, STOP_LOG_FULL, STOP_IDLE, STOP_WORK_BOUND = 0, 1, 
 
 
 # ----------------------------------------------------------------- the heap
-@njit(cache=True)
+@kernel
 def _before(heap, a, b):
     if heap[a, P_ARRIVAL_S] != heap[b, P_ARRIVAL_S]:
         return heap[a, P_ARRIVAL_S] < heap[b, P_ARRIVAL_S]
     return heap[a, P_ID] < heap[b, P_ID]
 
 
-@njit(cache=True)
+@kernel
 def _swap(heap, a, b):
     for c in range(PACKET_COLUMNS):
         x = heap[a, c]
@@ -79,7 +79,7 @@ def _swap(heap, a, b):
         heap[b, c] = x
 
 
-@njit(cache=True)
+@kernel
 def heap_push(heap, size, pkt):
     """Insert row ``pkt``; returns the new size (the caller checks capacity)."""
     heap[size, :] = pkt
@@ -94,7 +94,7 @@ def heap_push(heap, size, pkt):
     return size + 1
 
 
-@njit(cache=True)
+@kernel
 def heap_pop(heap, size, out):
     """Copy the earliest row into ``out`` and remove it; returns the new size."""
     out[:] = heap[0, :]
@@ -118,7 +118,7 @@ def heap_pop(heap, size, out):
 
 
 # ------------------------------------------------------- sender dispatch
-@njit(cache=True)
+@kernel
 def _next_send_s(kind, rs, cs, bs, conn, now):
     if kind == KIND_RATE:
         return rate.next_send_s(rs, conn, now)
@@ -127,7 +127,7 @@ def _next_send_s(kind, rs, cs, bs, conn, now):
     return bbr.next_send_s(bs, conn, now)
 
 
-@njit(cache=True)
+@kernel
 def _on_send(kind, rs, cs, bs, conn, now, pkt):
     if kind == KIND_RATE:
         rate.on_send(rs, conn, now, pkt)
@@ -137,7 +137,7 @@ def _on_send(kind, rs, cs, bs, conn, now, pkt):
         bbr.on_send(bs, conn, now, pkt)
 
 
-@njit(cache=True)
+@kernel
 def _on_ack(kind, rs, cs, bs, conn, now, rtt_s, pkt):
     if kind == KIND_RATE:
         rate.on_ack(rs, conn, now, rtt_s, pkt)
@@ -147,7 +147,7 @@ def _on_ack(kind, rs, cs, bs, conn, now, rtt_s, pkt):
         bbr.on_ack(bs, conn, now, rtt_s, pkt)
 
 
-@njit(cache=True)
+@kernel
 def _on_loss(kind, rs, cs, bs, conn, now, rtt_s, pkt):
     if kind == KIND_RATE:
         rate.on_loss(rs, conn, now, rtt_s, pkt)
@@ -157,7 +157,7 @@ def _on_loss(kind, rs, cs, bs, conn, now, rtt_s, pkt):
         bbr.on_loss(bs, conn, now, rtt_s, pkt)
 
 
-@njit(cache=True)
+@kernel
 def _log(log, conn, kind, now, pkt_id, rtt_s, queue_delay_s):
     k = conn.log_size
     log[k, L_KIND] = kind
@@ -168,7 +168,7 @@ def _log(log, conn, kind, now, pkt_id, rtt_s, queue_delay_s):
     conn.log_size = k + 1
 
 
-@njit(cache=True)
+@kernel
 def _advance(conn, t, events_per_s):
     """Move the clock to ``t`` (never backwards) and accrue the work allowance."""
     if t > conn.now_s:
@@ -177,7 +177,7 @@ def _advance(conn, t, events_per_s):
 
 
 # ------------------------------------------------------------- the loop
-@njit(cache=True)
+@kernel
 def run_events(conn_arr, link_arr, t_s, bw_pps, cum_packets, heap, log,
                kind, rate_arr, cubic_arr, bbr_arr, until_s, cut_at_send, events_per_s):
     """Process events up to ``until_s``; see the module docstring. Returns a STOP_* code."""

@@ -48,7 +48,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from genet.cc.kernels import kernel
 
 from traces import Trace, TraceFormatError
 
@@ -232,7 +232,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 
 
-@njit(cache=True)
+@kernel
 def uniform01(state):
     """Next U[0, 1) draw from the splitmix64 generator in ``state.rng_state``."""
     state.rng_state = state.rng_state + _GOLDEN
@@ -243,7 +243,7 @@ def uniform01(state):
     return float(z >> _S11) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@kernel
 def _sample_at(t_s, i, now):
     """Advance the monotone sample index so that t_s[i] <= now < t_s[i+1]."""
     n = t_s.size
@@ -252,7 +252,7 @@ def _sample_at(t_s, i, now):
     return i
 
 
-@njit(cache=True)
+@kernel
 def serve_time_s(t_s, bw_pps, cum, i, now, served_now, packets):
     """Seconds from ``now`` until ``packets`` more packets have been served
     (``cum[i] <= served_now``; binary search for the sample where that
@@ -269,7 +269,7 @@ def serve_time_s(t_s, bw_pps, cum, i, now, served_now, packets):
     return t_s[lo] + (target - cum[lo]) / bw_pps[lo] - now
 
 
-@njit(cache=True)
+@kernel
 def link_transmit(link, t_s, bw_pps, cum, now):
     """A data packet reaches the bottleneck at ``now``.
 

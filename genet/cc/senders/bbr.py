@@ -28,7 +28,7 @@ Rates are in packets/s and windows in packets (1500-byte packets).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from genet.cc.kernels import kernel
 
 from genet.cc.connection import P_DELIVERED, P_DELIVERED_S, P_FIRST_SENT_S, P_IN_RECOVERY, P_SENT_S
 from genet.cc.link import uniform01
@@ -98,7 +98,7 @@ def new_state(seed: int = 42, discard_recovery_samples: bool = False) -> np.ndar
 
 
 # ------------------------------------------------------------ the model
-@njit(cache=True)
+@kernel
 def _inflight(s, gain):
     """BDP-based in-flight target for a gain, packets (10 before any RTT sample)."""
     if not np.isfinite(s.rtprop_s) or s.btlbw_pps <= 0.0:
@@ -106,7 +106,7 @@ def _inflight(s, gain):
     return gain * s.btlbw_pps * s.rtprop_s + 3.0 * s.send_quantum
 
 
-@njit(cache=True)
+@kernel
 def _update_btlbw(s, rate_pps):
     slot = s.round_count % BTLBW_FILTER_ROUNDS
     if s.btlbw_round_id[slot] != s.round_count:
@@ -121,7 +121,7 @@ def _update_btlbw(s, rate_pps):
     s.btlbw_pps = best
 
 
-@njit(cache=True)
+@kernel
 def _advance_cycle_phase(s, now):
     s.cycle_stamp_s = now
     s.cycle_index = (s.cycle_index + 1) % GAIN_CYCLE_LENGTH
@@ -129,7 +129,7 @@ def _advance_cycle_phase(s, now):
     s.loss_in_cycle = 0
 
 
-@njit(cache=True)
+@kernel
 def _enter_probe_bw(s, now):
     s.mode = PROBE_BW
     s.pacing_gain = 1.0
@@ -138,21 +138,21 @@ def _enter_probe_bw(s, now):
     _advance_cycle_phase(s, now)
 
 
-@njit(cache=True)
+@kernel
 def _enter_startup(s):
     s.mode = STARTUP
     s.pacing_gain = HIGH_GAIN
     s.cwnd_gain = HIGH_GAIN
 
 
-@njit(cache=True)
+@kernel
 def _save_cwnd(s):
     if s.in_recovery == 0 and s.mode != PROBE_RTT:
         return s.cwnd
     return max(s.prior_cwnd, s.cwnd)
 
 
-@njit(cache=True)
+@kernel
 def _check_cycle_phase(s, now, prior_inflight):
     if s.mode != PROBE_BW:
         return
@@ -167,7 +167,7 @@ def _check_cycle_phase(s, now, prior_inflight):
         _advance_cycle_phase(s, now)
 
 
-@njit(cache=True)
+@kernel
 def _check_full_pipe(s):
     if s.filled_pipe == 1 or s.round_start == 0:
         return
@@ -180,7 +180,7 @@ def _check_full_pipe(s):
         s.filled_pipe = 1
 
 
-@njit(cache=True)
+@kernel
 def _check_drain(s, conn, now):
     if s.mode == STARTUP and s.filled_pipe == 1:
         s.mode = DRAIN
@@ -190,7 +190,7 @@ def _check_drain(s, conn, now):
         _enter_probe_bw(s, now)
 
 
-@njit(cache=True)
+@kernel
 def _update_rtprop_and_probe_rtt(s, conn, now, rtt_s):
     expired = now > s.rtprop_stamp_s + RTPROP_FILTER_S
     if rtt_s <= s.rtprop_s or expired:
@@ -219,7 +219,7 @@ def _update_rtprop_and_probe_rtt(s, conn, now, rtt_s):
                     _enter_startup(s)
 
 
-@njit(cache=True)
+@kernel
 def _update_control(s, conn):
     # pacing rate: gain x BtlBw, only allowed to fall once the pipe is full
     if s.btlbw_pps > 0.0:
@@ -248,14 +248,14 @@ def _update_control(s, conn):
 
 
 # ------------------------------------------------------- sender callbacks
-@njit(cache=True)
+@kernel
 def next_send_s(s, conn, now):
     if conn.inflight_packets < s.cwnd:
         return max(now, s.next_send_s)
     return np.inf  # cwnd-limited: re-armed by the next ACK or loss
 
 
-@njit(cache=True)
+@kernel
 def on_send(s, conn, now, pkt):
     if conn.inflight_packets == 0:
         s.first_sent_time_s = now
@@ -267,7 +267,7 @@ def on_send(s, conn, now, pkt):
     s.next_send_s = now + 1.0 / s.pacing_rate_pps
 
 
-@njit(cache=True)
+@kernel
 def on_ack(s, conn, now, rtt_s, pkt):
     if s.in_recovery == 1 and now > s.recovery_until_s:
         s.in_recovery = 0
@@ -302,7 +302,7 @@ def on_ack(s, conn, now, rtt_s, pkt):
     _update_control(s, conn)
 
 
-@njit(cache=True)
+@kernel
 def on_loss(s, conn, now, rtt_s, pkt):
     s.loss_in_cycle = 1
     if s.in_recovery == 0:

@@ -11,7 +11,7 @@ inside that window do not grow the window either (Genet's behaviour, kept).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from genet.cc.kernels import kernel
 
 BETA = 0.3
 C = 0.4
@@ -39,19 +39,19 @@ def new_state() -> np.ndarray:
     return s
 
 
-@njit(cache=True)
+@kernel
 def next_send_s(s, conn, now):
     if s.cwnd - conn.inflight_packets >= 1.0:
         return now
     return np.inf
 
 
-@njit(cache=True)
+@kernel
 def on_send(s, conn, now, pkt):
     pass
 
 
-@njit(cache=True)
+@kernel
 def _cubic_update(s, now):
     if s.epoch_start_s <= 0.0:
         s.epoch_start_s = now
@@ -74,7 +74,7 @@ def _cubic_update(s, now):
         s.cwnd_count += 1.0
 
 
-@njit(cache=True)
+@kernel
 def on_ack(s, conn, now, rtt_s, pkt):
     if now <= s.loss_wait_until_s:
         return
@@ -86,7 +86,7 @@ def on_ack(s, conn, now, rtt_s, pkt):
         _cubic_update(s, now)
 
 
-@njit(cache=True)
+@kernel
 def on_loss(s, conn, now, rtt_s, pkt):
     if now <= s.loss_wait_until_s:
         return

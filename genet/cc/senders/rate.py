@@ -20,7 +20,7 @@ from __future__ import annotations
 from foundation.errors import BadInputError
 
 import numpy as np
-from numba import njit
+from genet.cc.kernels import kernel
 
 from genet.cc.aurora import startup_rate_after_first_ack_pps, startup_window_open
 
@@ -31,8 +31,8 @@ RATE_STATE = np.dtype([
     ("min_rate_pps", np.float64),  # floor of the rate set at the first ACK (start-up window only)
 ])
 
-_window_open = njit(cache=True)(startup_window_open)
-_rate_after_first_ack = njit(cache=True)(startup_rate_after_first_ack_pps)
+_window_open = kernel(startup_window_open)
+_rate_after_first_ack = kernel(startup_rate_after_first_ack_pps)
 
 
 def new_state(rate_pps: float, start_s: float = 0.0, window_packets: float = 0.0,
@@ -58,7 +58,7 @@ def upgrade_state(s: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@kernel
 def next_send_s(s, conn, now):
     if s.window_packets > 0.0:
         if not _window_open(s.window_packets, conn.packets_acked, conn.inflight_packets):
@@ -67,17 +67,17 @@ def next_send_s(s, conn, now):
     return s.next_send_s
 
 
-@njit(cache=True)
+@kernel
 def on_send(s, conn, now, pkt):
     s.next_send_s = now + 1.0 / s.rate_pps
 
 
-@njit(cache=True)
+@kernel
 def on_ack(s, conn, now, rtt_s, pkt):
     if s.window_packets > 0.0 and conn.packets_acked == 1:  # the first ACK (counted before this call)
         s.rate_pps = _rate_after_first_ack(s.rate_pps, s.window_packets, rtt_s, s.min_rate_pps)
 
 
-@njit(cache=True)
+@kernel
 def on_loss(s, conn, now, rtt_s, pkt):
     pass
