@@ -87,8 +87,8 @@ yield_cpu = getattr(os, "sched_yield", lambda: None)
 #: Pacing credit kept by a sender that fell behind (a scheduling stall), s: it then sends at most this much of its
 #: rate back to back (and never more than MAX_BURST at once) and forgoes the rest, as a kernel pacer's ~1-ms bursts
 #: do. 50 ms of credit (this sender's first value) turned each stall on a busy machine into a burst of up to
-#: ~250 packets at 59 Mbit/s: 4.6-7 % loss into a 10-packet queue at 97 % of a 61 Mbit/s link where a paced sender
-#: (the simulator's) loses nothing; with 2 ms, 0.5-0.6 % at the same throughput (docs/fidelity.md).
+#: ~250 packets at 59 Mbit/s: 4.6-7 % loss into a 10-packet queue at 97 % of a 61 Mbit/s link, where the perfectly
+#: paced simulator loses none in the queue; with 2 ms, 0.5-0.6 % at the same throughput (docs/fidelity.md).
 MAX_LAG_S = 0.002
 SPIN_S = 200e-6
 #: Before a monitor interval's end, spin (no sleep) for this long (at most a quarter of the interval) ...
