@@ -13,7 +13,8 @@ Figures, on Genet's default setting (3 workers at 0.5, 1, 2; 2000 jobs; shuffle 
 2. ours: ``genet/LoadBalance-v0`` (Gymnasium, one episode at a time) with least-work-left read off the state;
 3. ours: the batched core (:func:`genet.lb.simulator.simulate`, 64 episodes at once) with ``least_work``;
 4. whole process: a fresh Python running Genet's test loop over N episodes vs ``genet eval lb --policy least_work
-   -n N`` (start-up, imports, numba's cached kernels, writing nothing), wall-clock seconds and steps/s.
+   -n N`` (start-up, imports, numba's cached kernels, exit; neither writes a file), ``--repeats`` runs of each,
+   alternating: the median wall-clock and CPU seconds, steps/s, and the median of the pairs' ratios.
 
 Also checks that Genet's environment and ours give the same return on the same jobs with the shuffle off (Genet's
 shuffle draws from the unseeded ``random``), and Park's ``LoadBalanceEnv`` (fetched the same way, default
@@ -29,6 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
+import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -197,11 +199,29 @@ def ours_batched(episodes: int) -> tuple[float, int]:
     return steps / (time.perf_counter() - t0), steps
 
 
+def whole_process(cmd: list[str], **kwargs) -> tuple[float, float, str]:
+    """(wall-clock s, CPU s = user + system of the child, its stdout) of one fresh process running ``cmd``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs).stdout
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), out
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=10, help="episodes of 2000 jobs per figure (count)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="whole-process runs of each command, alternating; the medians are printed (count)")
     ap.add_argument("--genet-mirror", type=Path, default=DEFAULT_MIRROR, help="git directory of Genet's repository")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, got {args.repeats}")
     n = args.episodes
     from genet.lb.registry import make_policy
     from genet.lb.simulator import GENET, simulate
@@ -230,24 +250,32 @@ def main() -> int:
         ratio = f"{rate / base:8.1f}" if base else "       -"
         print(f"{label:<66} {rate:>12,.0f} {ratio}")
 
-    # whole process: start-up included
+    # whole process: start-up included; the two commands alternate (a drift of the machine's speed hits both)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    if genet is not None:
-        t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", GENET_PROCESS.format(path=str(genet.path), n=n)], check=True,
-                             capture_output=True, text=True, env=env).stdout
-        g_wall = time.perf_counter() - t0
-        g_steps = int(out.split()[-1])
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "app.cli", "eval", "lb", "--policy", "least_work", "-n", str(n),
-                    "--no-progress"], check=True, capture_output=True, cwd=REPO, env=env)
-    o_wall = time.perf_counter() - t0
+    genet_cmd = ([sys.executable, "-c", GENET_PROCESS.format(path=str(genet.path), n=n)]
+                 if genet is not None else None)
+    ours_cmd = [sys.executable, "-m", "app.cli", "eval", "lb", "--policy", "least_work", "-n", str(n), "--no-progress"]
+    g_runs, o_runs, g_steps = [], [], 0
+    for _ in range(args.repeats):
+        if genet_cmd is not None:
+            wall, cpu, out = whole_process(genet_cmd, env=env)
+            g_runs.append((wall, cpu))
+            g_steps = int(out.split()[-1])
+        o_runs.append(whole_process(ours_cmd, cwd=REPO, env=env)[:2])
     o_steps = n * GENET.workload.num_jobs
-    print(f"\nwhole process, {n} episodes of Genet's setting with least-work-left:")
-    if genet is not None:
-        print(f"  Genet's test loop:             {g_wall:7.2f} s  {g_steps / g_wall:>12,.0f} steps/s")
-    print(f"  genet eval lb --policy least_work: {o_wall:7.2f} s  {o_steps / o_wall:>12,.0f} steps/s"
-          + (f"  ({g_wall / o_wall:.1f}x)" if genet is not None else ""))
+    o_wall, o_cpu = _median([w for w, _ in o_runs]), _median([c for _, c in o_runs])
+    print(f"\nwhole process, {n} episodes of Genet's setting with least-work-left "
+          f"(median of {args.repeats} runs each, alternating; CPU = user + system s):")
+    if genet_cmd is not None:
+        g_wall, g_cpu = _median([w for w, _ in g_runs]), _median([c for _, c in g_runs])
+        print(f"  Genet's test loop:                 {g_wall:7.2f} s wall {g_cpu:7.2f} s CPU "
+              f"{g_steps / g_wall:>12,.0f} steps/s")
+    ratios = ""
+    if genet_cmd is not None:  # the median of the pairs' ratios
+        ratios = (f"  ({_median([g[0] / o[0] for g, o in zip(g_runs, o_runs)]):.1f}x wall, "
+                  f"{_median([g[1] / o[1] for g, o in zip(g_runs, o_runs)]):.1f}x CPU)")
+    print(f"  genet eval lb --policy least_work: {o_wall:7.2f} s wall {o_cpu:7.2f} s CPU "
+          f"{o_steps / o_wall:>12,.0f} steps/s{ratios}")
 
     if genet is not None:  # same jobs, shuffle off: the same return
         same = load_genet_lb(args.genet_mirror, queue_shuffle_prob=0.0)

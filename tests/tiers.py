@@ -62,7 +62,7 @@ FAST_MODULES: set[str] = {
     "test_abr_sim", "test_abr_sim_bounds", "test_abr_single_env", "test_abr_tf_import", "test_abr_training",
     "test_abr_startup", "test_agents", "test_abr_dqn",
     "test_balancer_units",
-    "test_lb_eval", "test_lb_policies", "test_lb_simulator", "test_lb_training", "test_lb_workload",
+    "test_lb_eval", "test_lb_policies", "test_lb_simulator", "test_lb_training", "test_lb_workload", "test_lb_startup",
     "test_allocator", "test_cc_baselines", "test_cc_env", "test_cc_eval", "test_cc_invariants", "test_cc_monitor",
     "test_cc_startup_window", "test_cc_kernel_cache",
     "test_cc_simulator", "test_cc_training", "test_clone_alone", "test_commands", "test_config", "test_layering",

@@ -11,12 +11,21 @@ is set, else in ``__pycache__`` beside the source, else (a read-only install) in
 (``~/.cache/numba``). numba invalidates an entry when the kernel's own source file changes (a content hash);
 a kernel that calls jitable functions of other files gets a cache name carrying a digest of those files,
 so a change there recompiles it too (numba alone would load the stale kernel).
+
+numba's first compile or cache load in a process imports its array-math lowering (``numba.np.arraymath``), which
+probes for BLAS with ``import scipy.linalg.cython_blas``: that runs all of ``scipy.linalg`` (scipy's array-API
+layer, ``numpy.f2py``: about 0.1 s, a tenth of a 50-episode ``genet eval lb``) although no kernel here calls BLAS.
+:func:`_import_numba` gives the probe the one extension module it asks for, without the package around it
+(:func:`_import_arraymath_without_scipy_linalg`); kernels that do call BLAS still get it.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.machinery
 import importlib.util
+import os
+import sys
 
 #: Plain functions that compiled kernels may call (registered with numba when a kernel first compiles).
 _JITABLE: list = []
@@ -38,6 +47,49 @@ def jitable(fn):
     if all(f is not fn for f in _JITABLE):
         _JITABLE.append(fn)
     return fn
+
+
+def _import_arraymath_without_scipy_linalg() -> None:
+    """Import ``numba.np.arraymath`` with ``scipy.linalg.cython_blas`` loaded on its own (its extension module,
+    from scipy's folder) standing in ``sys.modules`` while numba's BLAS probe runs, instead of the whole
+    ``scipy.linalg`` package. The stand-in leaves ``sys.modules`` right after, so a later ``import scipy.linalg``
+    is the ordinary one (Cython hands back the same module object), and a kernel that calls BLAS imports it by
+    name as numba always does. No scipy, no such module, or one that will not load: the ordinary import."""
+    name = "scipy.linalg.cython_blas"
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules or name in sys.modules:
+        return
+    spec = None
+    try:
+        scipy_spec = importlib.util.find_spec("scipy")
+        for folder in (scipy_spec.submodule_search_locations or []) if scipy_spec else []:
+            finder = importlib.machinery.FileFinder(os.path.join(folder, "linalg"), (
+                importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES))
+            spec = finder.find_spec(name)
+            if spec is not None:
+                break
+    except (ValueError, ImportError, OSError):
+        spec = None
+    if spec is None or spec.loader is None:
+        return
+    try:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except Exception:  # not loadable on its own: numba's probe does the ordinary import
+        sys.modules.pop(name, None)
+        return
+    try:
+        import numba.np.arraymath  # noqa: F401  (its BLAS probe finds the module above)
+    finally:
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
+
+
+def _import_numba():
+    """The ``numba`` package, its array-math lowering imported without ``scipy.linalg`` (module docstring)."""
+    import numba
+    _import_arraymath_without_scipy_linalg()
+    return numba
 
 
 def _register_jitables() -> None:
@@ -99,7 +151,7 @@ def lazy_njit(fn=None, **options):
         nonlocal compiled
         if compiled is None:
             if numba_available():
-                from numba import njit
+                njit = _import_numba().njit
                 _register_jitables()
                 compiled = njit(cache=True, **options)(_cacheable(fn))
             else:

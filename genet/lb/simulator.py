@@ -179,11 +179,14 @@ def setting_from_config(config: dict, name: str = "config", base: LbSetting = GE
 # The compiled core. One episode's state is row ``b`` of the arrays of an LbBatch; see LbBatch for their meaning.
 
 @jitable
-def _lcg_uniform(rng_state, b):
-    """The next uniform in [0, 1) of episode ``b``'s 48-bit LCG (java.util.Random's constants)."""
-    s = int(rng_state[b])
-    s = (s * 25214903917 + 11) & 281474976710655
-    rng_state[b] = s
+def _lcg_next(s):
+    """The next state of an episode's 48-bit LCG (java.util.Random's constants)."""
+    return (s * 25214903917 + 11) & 281474976710655
+
+
+@jitable
+def _lcg_unit(s):
+    """The uniform in [0, 1) that LCG state ``s`` stands for (its top 32 bits)."""
     return (s >> 16) / 4294967296.0
 
 
@@ -245,14 +248,18 @@ def _process(b, w, now, size, rates, shuffle_p, rng_state, queue, qhead, qtail, 
     if (curr[b, w] < 0 or curr_finish[b, w] <= now) and qtail[b, w] > qhead[b, w]:
         head = qhead[b, w]
         p = shuffle_p[b]
-        if p > 0.0:
+        if p > 0.0:  # the stream's state is a local during the walk (rng_state[b] read and written once)
             length = qtail[b, w] - head
+            s = int(rng_state[b])
             for i in range(length - 1, 0, -1):
-                if _lcg_uniform(rng_state, b) < p:
-                    k = int(_lcg_uniform(rng_state, b) * i)
+                s = _lcg_next(s)
+                if _lcg_unit(s) < p:
+                    s = _lcg_next(s)
+                    k = int(_lcg_unit(s) * i)
                     tmp = queue[b, w, head + i]
                     queue[b, w, head + i] = queue[b, w, head + k]
                     queue[b, w, head + k] = tmp
+            rng_state[b] = s
         j = queue[b, w, head]
         qhead[b, w] = head + 1
         queued_work[b, w] -= size[b, j]
