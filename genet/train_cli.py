@@ -12,7 +12,9 @@ Methods (paper §4-§5, genet-simulators.md §6):
   bandwidth change interval range widens from the calmest values (longest
   holds) to the whole range, i.e. increasingly frequent bandwidth changes;
 * ``cl2``: curriculum on where the baseline performs badly (objective optimum -
-  baseline); ``cl3``: curriculum on the gap to the optimum (optimum - RL).
+  baseline); ``cl3``: curriculum on the gap to the optimum (optimum - RL). LB has
+  no computable optimum: its stand-in is the no-wait bound, an upper bound on
+  every policy's return (:func:`genet.lb.simulator.no_wait_return`).
 
 ``--steps`` is the total number of environment steps of the run; the
 curriculum methods split it evenly over the warm-up and the rounds.
@@ -99,10 +101,8 @@ TRAIN_USE_CASES = {
     "abr": TrainEntry("abr", "genet.abr.training", ("mpc", "bba"),
                       missing="ABR training is not available yet: genet/abr/training.py (the ABR use case of the "
                               "curriculum) has not been written; `genet train cc` works"),
-    "lb": TrainEntry("lb", "genet.lb.training", ("least_work", "sed", "jsq", "power_of_two", "round_robin", "random"),
-                     unavailable=(("cl2", "LB has no computable optimum (cl2 ranks environments by baseline - "
-                                          "optimum)"),
-                                  ("cl3", "LB has no computable optimum (cl3's objective is optimum - RL)"))),
+    # LB's optimum (cl2, cl3) is a stand-in: the no-wait bound (genet/lb/simulator.py no_wait_return)
+    "lb": TrainEntry("lb", "genet.lb.training", ("least_work", "sed", "jsq", "power_of_two", "round_robin", "random")),
 }
 
 

@@ -157,9 +157,11 @@ def test_lb_baselines_are_the_use_cases():
 
 
 @pytest.mark.parametrize("text, needles", [
-    (LB + "[lb.policies.p]\n", ["[lb.policies.p]", "either use", "or method (one of udr, genet, cl1)", "neither"]),
+    (LB + "[lb.policies.p]\n", ["[lb.policies.p]", "either use", "or method (one of udr, genet, cl1, cl2, cl3)",
+                                 "neither"]),
     (LB + "[lb.policies.p]\nmethod = 'udr'\nuse = 'x.onnx'\n", ["[lb.policies.p]", "not both"]),
-    (LB + "[lb.policies.p]\nmethod = 'cl3'\n", ["[lb.policies.p] method", "'cl3'", "'udr', 'genet', 'cl1'"]),
+    (LB + "[lb.policies.p]\nmethod = 'cl4'\n", ["[lb.policies.p] method", "'cl4'",
+                                                 "'udr', 'genet', 'cl1', 'cl2', 'cl3'"]),
     (LB + "[lb.policies.p]\nmethod = 'genet'\nbaseline = 'bbr'\n", ["[lb.policies.p] baseline", "'bbr'",
                                                                      "'least_work'"]),
     (LB + "[lb.policies.p]\nmethod = 'udr'\nreal_traces = ['t']\n", ["[lb.policies.p]", "unknown key 'real_traces'"]),
@@ -189,18 +191,21 @@ def test_lb_example_validates(monkeypatch):
 
 
 def test_a_bad_lb_training_method_is_one_line_naming_the_key(tmp_path):
-    """`[lb.policies.NAME] method` takes what `genet train lb --method` takes: cl2 and cl3 (no LB optimum) and
-    unknown names are refused before anything runs, in one line naming the file and the key."""
+    """`[lb.policies.NAME] method` takes what `genet train lb --method` takes: all five methods (cl2 and cl3
+    against LB's stand-in optimum, the no-wait bound); unknown names are refused before anything runs, in one line
+    naming the file and the key."""
     from genet.train_cli import TRAIN_USE_CASES
-    assert schema.train_methods("lb") == ("udr", "genet", "cl1")
-    assert set(dict(TRAIN_USE_CASES["lb"].unavailable)) == {"cl2", "cl3"}
-    for bad in ("cl2", "ppo"):
+    assert schema.train_methods("lb") == ("udr", "genet", "cl1", "cl2", "cl3")
+    assert not TRAIN_USE_CASES["lb"].unavailable
+    for ok in ("cl2", "cl3"):
+        check(LB + f"[lb.policies.mine]\nmethod = '{ok}'\nsteps = 100\n", tmp_path)
+    for bad in ("cl4", "ppo"):
         with pytest.raises(schema.ConfigError) as info:
             check(LB + f"[lb.policies.mine]\nmethod = '{bad}'\nsteps = 100\n", tmp_path)
         msg = str(info.value)
         assert isinstance(info.value, BadInputError) and "\n" not in msg
         assert msg.startswith(f"{tmp_path / 'c.toml'}: [lb.policies.mine] method: '{bad}'"), msg
-        assert "allowed: 'udr', 'genet', 'cl1'" in msg, msg
+        assert "allowed: 'udr', 'genet', 'cl1', 'cl2', 'cl3'" in msg, msg
 
 
 def test_an_lb_policy_with_a_method_is_trained_and_exported_by_the_plan(tmp_path):

@@ -136,7 +136,7 @@ SLOW_TESTS: dict[str, str] = {
     "test_study_training::test_tiny_lb_study_picks_each_run_checkpoint_on_the_validation_episodes":
         f"{LONG}: an LB study run, its checkpoints evaluated on 20 episodes and the chosen one on 70",
     "test_lb_training::test_a_short_run_learns_to_beat_random_on_two_workers": f"{LONG}: ten PPO updates",
-    "test_lb_training::test_genet_train_lb_trains_exports_and_evaluates_and_refuses_methods_without_an_optimum":
+    "test_lb_training::test_genet_train_lb_trains_exports_and_evaluates_and_refuses_unknown_methods":
         f"{LONG}: a genet train lb run, its export and evaluation",
 }
 

@@ -35,7 +35,7 @@ CONST_MAX_MBPS = RATE_MAX_MBPS  # const:MBPS baselines (as `genet deploy run`'s 
 
 def train_methods(use_case: str) -> tuple[str, ...]:
     """The `--method`s `genet train USE_CASE` accepts (genet/train_cli.py: the methods less the use case's
-    `unavailable` ones: LB has no computable optimum, so no cl2/cl3)."""
+    `unavailable` ones; today every use case takes all five)."""
     unavailable = dict(TRAIN_USE_CASES[use_case].unavailable)
     return tuple(m for m in METHODS if m not in unavailable)
 

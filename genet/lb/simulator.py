@@ -580,6 +580,27 @@ def simulate(policy: Any, workloads: Sequence[Workload], setting: LbSetting = GE
     return out
 
 
+def no_wait_return(workload: Workload, service_rates: Sequence[float]) -> float:
+    """The *no-wait bound*: an upper bound on the drained return of every dispatcher on ``workload`` (ms x jobs),
+    LB's stand-in for the optimum CL2 and CL3 compare with (Genet's LB code has none; this is our definition).
+
+    Every job is served the moment it arrives by the fastest worker, as if that worker were free for it alone:
+    ``-sum(floor(size / max(service_rates)))`` over the jobs. It bounds every policy because a job's completion
+    time (finish - arrival) is at least its service time ``floor(size / rate)`` on the worker it went to, which is
+    at least ``floor(size / max rate)``; the drained return is minus the sum of completion times. It is reached
+    when the fastest worker is always free at each arrival (light load), and loose under heavy load, where any
+    dispatcher must make jobs wait or use slower workers: so ``bound - policy`` is the policy's total waiting plus
+    slower-service time, the part of its completion time that a perfect dispatcher could at most remove. Like
+    Genet's CC ``trace.optimal_reward`` (an ideal sender at the mean bandwidth and the minimum RTT), it is a closed
+    form computable per environment without running a policy, not an achievable optimum."""
+    rates = np.asarray(service_rates, dtype=np.float64)
+    if rates.size == 0 or not np.all(np.isfinite(rates) & (rates > 0)):
+        raise LbSettingError(f"no_wait_return: service rates must be finite and > 0 work units/ms, got "
+                             f"{list(rates)}")
+    sizes = np.asarray(workload.job_sizes_work, dtype=np.float64)
+    return -float(np.sum(np.floor(sizes / float(rates.max()))))
+
+
 def batch_bytes(n_envs: int, n_workers: int, max_jobs: int) -> int:
     """Memory of an :class:`LbBatch` (its per-job arrays and the per-worker queues), bytes."""
     return int(n_envs) * int(max_jobs) * (4 * int(n_workers) + 8 * 8)
@@ -600,4 +621,4 @@ def _memory_groups(n_jobs: Sequence[int], n_workers: int) -> list[tuple[int, int
 
 __all__ = ["LbSetting", "LbSettingError", "GENET", "PARK", "SETTINGS", "named_setting", "setting_from_config",
            "expand_service_rate", "batch_bytes", "MAX_BATCH_BYTES",
-           "LbBatch", "EpisodeResult", "simulate", "episode_seeds", "EVENT_ORDERS"]
+           "LbBatch", "EpisodeResult", "simulate", "episode_seeds", "no_wait_return", "EVENT_ORDERS"]

@@ -15,6 +15,11 @@
   completion) of the model (sampling its worker, seeded, as Genet's LB test does) or of a baseline (``"least_work"``, ``"sed"``, ... any name of
   genet/lb/registry.py) on one episode per config; episode ``i``'s workload and shuffles come from
   ``default_rng([seed, i])``, so the model and the baselines meet the same jobs;
+  ``"optimal"`` is LB's stand-in for an optimum, which Genet's LB code does not have: the *no-wait bound*
+  (:func:`genet.lb.simulator.no_wait_return`: every job served on arrival by the fastest worker, ``-sum(floor(size
+  / max rate))``), an upper bound on every policy's return computed from the episode's jobs. CL2 (``--method cl2``)
+  then ranks environments by bound - baseline and CL3 (``--method cl3``) by bound - RL: the total waiting and
+  slower-service time a perfect dispatcher could at most remove;
 * ``save_model``/``load_model``: one file with the network, the optimiser, the counters, the learning curve and
   the rollout state (the batch of episodes mid-way and the RNG states), so a resumed run continues exactly.
 
@@ -44,7 +49,8 @@ from genet.agents.base import Trajectory
 from genet.agents.ppo import PpoAgent
 from genet.curriculum.distribution import ConfigDistribution
 from genet.lb.observations import observe, policy_spec
-from genet.lb.simulator import GENET, LbBatch, LbSetting, named_setting, setting_from_config, simulate
+from genet.lb.simulator import (GENET, LbBatch, LbSetting, named_setting, no_wait_return, setting_from_config,
+                                 simulate)
 from genet.ppo.algorithm import PPOConfig
 from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
 from genet.ppo.progress import TrainingProgress
@@ -52,6 +58,9 @@ from genet.ppo.threads import set_torch_threads, torch_thread_count
 from traces.config_space import ConfigSpace, load_space
 
 CHECKPOINT_FORMAT = "genet-lb-agent-v1"
+#: The name the curriculum asks ``test`` for the optimum by (CL2: optimum - baseline, CL3: optimum - RL). LB has no
+#: computable optimum; its stand-in is the no-wait bound (:func:`genet.lb.simulator.no_wait_return`).
+OPTIMUM = "optimal"
 #: Most jobs of one training episode (the space's ``num_jobs`` bound).
 MAX_TRAIN_JOBS = 10_000
 
@@ -366,14 +375,16 @@ class LbUseCase:
     # ------------------------------------------------------------------ test
     def test(self, policy: Any, configs: list[dict], seed: int) -> np.ndarray:
         """Episode return (ms x jobs, every job run to completion) of ``policy`` (an :class:`LbAgent`, a torch
-        module returning probabilities, a :class:`genet.policy.Policy`, or a registry name) per config."""
+        module returning probabilities, a :class:`genet.policy.Policy`, or a registry name) per config;
+        ``"optimal"`` (:data:`OPTIMUM`): the no-wait bound of each episode's jobs
+        (:func:`genet.lb.simulator.no_wait_return`), LB's stand-in for the optimum of CL2 and CL3."""
         from genet.lb.registry import make_policy
         from genet.policy import TorchPolicy
         base = self.config.base_setting()
+        if isinstance(policy, str) and policy == OPTIMUM:
+            return np.array([no_wait_return(workload, setting.service_rates)
+                             for setting, workload, _ in trial_episodes(configs, seed, base, self.space)], float)
         if isinstance(policy, str):
-            if policy == "optimal":
-                raise BadInputError("the LB use case has no optimum to compare with (cl2/cl3 need one); use "
-                                    "--method genet with a baseline")
             pol = make_policy(policy, n_workers=base.n_workers, seed=seed)
         elif isinstance(policy, LbAgent):
             pol = policy.policy(deterministic=False, seed=seed)
@@ -442,4 +453,4 @@ def export_policy(use_case: LbUseCase, agent: LbAgent, path: str | Path, metadat
 
 
 __all__ = ["LbTrainConfig", "LbActorCritic", "LbAgent", "LbUseCase", "LbRollout", "trial_episodes",
-           "build_use_case", "train_config_dict", "export_policy", "CHECKPOINT_FORMAT"]
+           "build_use_case", "train_config_dict", "export_policy", "CHECKPOINT_FORMAT", "OPTIMUM"]
