@@ -24,6 +24,9 @@ from foundation.commands import Command
 def cmd_run(args: argparse.Namespace) -> int:
     from app.run import engine, plan, schema
 
+    if args.workers is not None and not args.dry_run:
+        raise schema.ConfigError("--workers sizes --dry-run's prediction; add --dry-run (a run's own parallelism: "
+                                 "[cluster] address and the stages' jobs keys)")
     cfg, text = schema.load(args.config)
     selected = engine.select(args.only, args.from_stage)
     out = Path(args.out or cfg.run.out or Path("runs") / cfg.run.name).resolve()
@@ -34,10 +37,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"genet run {args.config} -> {out}")
     if args.dry_run:
         print(runner.describe(selected))
+        if args.workers is not None:
+            print(_prediction(runner, selected, args.workers))
         return 0
     from foundation.journal import run_folder_lock
     with run_folder_lock(out, "genet run"):  # one `genet run` per run folder; its commands lock their own folders
         return _run_in(out, args, cfg, text, selected, items, runner)
+
+
+def _prediction(runner, selected: list[str], workers: int) -> str:
+    """The cost model's wall time of the stages that will run, on 1 and on ``workers`` workers
+    (app/run/costs.py, docs/cost-model.md)."""
+    from app.run import costs
+    counts = sorted({1, workers})
+    return ("predicted wall time per stage (cost model, docs/cost-model.md; workers = cores):\n"
+            + costs.prediction_text(runner.to_run(selected), counts))
 
 
 def _run_in(out: Path, args: argparse.Namespace, cfg, text: str, selected: list[str], items, runner) -> int:
@@ -82,6 +96,15 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="redo the selected stages even where nothing changed")
     p.add_argument("--dry-run", action="store_true", help="print the plan (stages, commands, what is up to date, "
                                                           "estimated time) and exit")
+    p.add_argument("--workers", type=_workers, default=None, metavar="N",
+                   help="with --dry-run: also print the cost model's predicted wall time of each stage on N workers "
+                        "(cores; docs/cost-model.md)")
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100000:
+        raise argparse.ArgumentTypeError(f"workers: a count from 1 to 100000, got {text!r}")
+    return int(text)
 
 
 COMMANDS = (

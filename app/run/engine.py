@@ -133,18 +133,7 @@ class Runner:
                 continue
             lines.append(head)
             for item in items:
-                if item.unavailable:
-                    state = item.unavailable
-                elif item.reference is not None:
-                    state = f"uses {item.reference}"
-                elif stage not in selected:
-                    state = "kept as is"
-                elif all(self.output_hash(self.items[d]) for d in item.deps) and self.is_current(item):
-                    state = "up to date (skipped)"
-                elif self.record(item, "started"):
-                    state = f"will resume (est {fmt_s(item.est_s)})"
-                else:
-                    state = f"will run (est {fmt_s(item.est_s)})"
+                state = self._plan_state(item, selected)
                 if state.startswith("will"):
                     total += item.est_s
                 lines.append(f"  {item.name}: {state}")
@@ -153,6 +142,32 @@ class Runner:
         lines.append(f"estimated time: {fmt_s(total)} (emulation and deploy runs last their traces/videos in "
                      f"real time)")
         return "\n".join(lines)
+
+    def _plan_state(self, item: Item, selected: list[str]) -> str:
+        """What a run of the ``selected`` stages does with ``item``: ``will run (est ...)``, ``will resume``, ..."""
+        if item.unavailable:
+            return item.unavailable
+        if item.reference is not None:
+            return f"uses {item.reference}"
+        if item.stage not in selected:
+            return "kept as is"
+        if all(self.output_hash(self.items[d]) for d in item.deps) and self.is_current(item):
+            return "up to date (skipped)"
+        if self.record(item, "started"):
+            return f"will resume (est {fmt_s(item.est_s)})"
+        return f"will run (est {fmt_s(item.est_s)})"
+
+    def to_run(self, selected: list[str]) -> dict[str, list[tuple[str, object, tuple[str, ...]]]]:
+        """The items a run of the ``selected`` stages would run, per selected stage, as the cost model takes them
+        (app/run/costs.py :func:`~app.run.costs.stage_wall_s`: name, cost shape, the same stage's items it
+        waits for)."""
+        out: dict[str, list] = {}
+        for stage in STAGES:
+            if stage not in selected:
+                continue
+            run = [i for i in self.plan[stage] if self._plan_state(i, selected).startswith("will")]
+            out[stage] = [(i.id, i.cost(), tuple(d for d in i.deps if self.items[d].stage == stage)) for i in run]
+        return out
 
     # running -------------------------------------------------------------------------------------
     def _run_command(self, argv: list[str], log, progress: Progress) -> int:

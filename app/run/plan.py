@@ -10,7 +10,6 @@ commands) and the items it depends on (whose output hashes join its input hash a
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import shlex
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from foundation.config import thaw
+from app.run import costs
 from app.run.schema import STAGES, RunConfig
 
 Step = list  # a `genet` argument list, or a callable(item) -> None (in-process action)
@@ -33,15 +33,24 @@ class Item:
     cleanup: list = field(default_factory=list)  # steps run after the others whatever happened
     inputs: dict = field(default_factory=dict)
     deps: list[str] = field(default_factory=list)  # ids ("stage/name") of the items it reads
-    est_s: float = 1.0
+    est_s: float = 1.0  # seconds on one worker: ``work.serial_s`` where the item has a cost shape
+    work: costs.Work | None = None  # what it costs, in which shape (app/run/costs.py, docs/cost-model.md)
     unavailable: str = ""  # why it cannot run in this build ("" = it can)
     reference: Path | None = None  # an external input (a trace folder, a model): hashed, nothing runs
     resume: Callable | None = None  # resume(item) -> steps to run when continuing a killed attempt
     data: Path | None = None  # what downstream items read (a trace folder, an ONNX file)
 
+    def __post_init__(self):
+        if self.work is not None:
+            self.est_s = self.work.serial_s
+
     @property
     def id(self) -> str:
         return f"{self.stage}/{self.name}"
+
+    def cost(self) -> costs.Work:
+        """Its cost shape: ``work``, else one task of ``est_s`` seconds."""
+        return self.work if self.work is not None else costs.single(self.name, self.est_s)
 
 
 def registered(*path: str) -> bool:
@@ -150,22 +159,22 @@ def _copy_model(src: Path, dst: Path) -> Callable:
     return action
 
 
-#: Seconds of one BO-trial environment (the model's and the baseline's episodes) per use case.
-TRIAL_ENV_S = {"abr": 0.02, "cc": 0.1, "lb": 1.0}
+def _train_work(uc: str, p: Any) -> costs.Work:
+    """Start-up plus steps at the shipped models' measured rates (models/*/*.json: ABR ~10 k steps/s with 32
+    environments, CC ~8 k steps/s, LB ~15 k steps/s), plus the curriculum's BO trials (app/run/costs.py)."""
+    return costs.train_work(uc, p.steps, p.n_envs, p.method, p.rounds, p.trials, getattr(p, "random_trials", None),
+                            p.envs_per_trial, _trial_batch(p.extra_args))
 
 
-def _train_est(uc: str, p: Any) -> float:
-    """Seconds: start-up plus steps at the shipped models' measured rates (models/*/*.json: ABR ~10 k steps/s
-    with 32 environments, CC ~8 k steps/s, LB ~15 k steps/s), plus the curriculum's BO trials."""
-    n_envs = p.n_envs or (32 if uc == "abr" else 2)
-    rate = {"abr": min(10000.0, 350.0 * n_envs), "lb": 15000.0}.get(uc, 8000.0)
-    est = 6 + p.steps / rate
-    if p.method in ("genet", "cl2", "cl3"):
-        rounds = p.rounds if p.rounds is not None else 9
-        trials = p.trials if p.trials is not None else 15
-        envs = p.envs_per_trial if p.envs_per_trial is not None else 10
-        est += rounds * trials * envs * TRIAL_ENV_S[uc]
-    return est
+def _trial_batch(extra_args: Any) -> int:
+    """``--trial-batch K`` of a policy's extra_args (1: not given)."""
+    args = [str(a) for a in (extra_args or ())]
+    for k, a in enumerate(args):
+        if a.startswith("--trial-batch=") and a.split("=", 1)[1].isdigit():
+            return max(1, int(a.split("=", 1)[1]))
+        if a == "--trial-batch" and k + 1 < len(args) and args[k + 1].isdigit():
+            return max(1, int(args[k + 1]))
+    return 1
 
 
 def build(cfg: RunConfig, run_dir: Path) -> dict[str, list[Item]]:
@@ -285,7 +294,7 @@ def _train_item(uc: str, pname: str, p: Any, sets: dict[str, Item], folder: Path
         return [_argv + ["--resume"]] if (item.folder / "run.json").is_file() else [_argv]
 
     return Item("train", f"{uc}-{pname}", folder, steps=[argv], deps=deps, resume=resume,
-                est_s=_train_est(uc, p), inputs={"config": p})
+                work=_train_work(uc, p), inputs={"config": p})
 
 
 # simulate, emulate -------------------------------------------------------------------------------
@@ -313,15 +322,14 @@ def _simulate_items(uc: str, u: Any, sets: dict[str, Item], models: dict[str, It
                 argv += ["--video", u.video]
             if sim.compat:
                 argv += ["--compat", sim.compat]
-            est = 4 + n_traces[t] * len(pols) * 0.01
         else:
             if sim.delay_ms is not None:
                 argv += ["--delay-ms", f"{sim.delay_ms:g}"]
             if sim.queue_packets is not None:
                 argv += ["--queue-packets", str(sim.queue_packets)]
-            est = 4 + n_traces[t] * len(pols) * 0.05
         items.append(Item("simulate", f"{uc}-{t}", folder, steps=[argv],
-                          deps=[sets[t].id] + [m.id for m in model_items], est_s=est, inputs={"config": _own(sim)}))
+                          deps=[sets[t].id] + [m.id for m in model_items],
+                          work=costs.simulate_work(uc, n_traces[t] * len(pols)), inputs={"config": _own(sim)}))
     return items
 
 
@@ -341,9 +349,9 @@ def _emulate_items(uc: str, u: Any, sets: dict[str, Item], models: dict[str, Ite
         argv += _emulate_options(uc, emu)
         sessions = n_traces[t] * len(pols) * emu.repeats
         run_s = (4.0 * (emu.chunks or 49) + 5) if uc == "abr" else (emu.duration_s or 30.0)
-        est = 5 + math.ceil(sessions / emu.jobs) * run_s * 1.1
         items.append(Item("emulate", f"{uc}-{t}", folder, steps=[argv], unavailable=avail,
-                          deps=[sets[t].id] + [m.id for m in model_items], est_s=est, inputs={"config": _own(emu)}))
+                          deps=[sets[t].id] + [m.id for m in model_items],
+                          work=costs.emulate_work(sessions, run_s, emu.jobs), inputs={"config": _own(emu)}))
     return items
 
 
@@ -363,7 +371,7 @@ def _lb_simulate_items(u: Any, models: dict[str, Item], run_dir: Path, seed: int
         argv = ["eval", "lb", "--policy", ",".join(pols), *source, "--setting", sim.setting, "--seed",
                 str(sim.seed if sim.seed is not None else seed), "--out", str(folder), "--no-progress"]
         items.append(Item("simulate", f"lb-{name}", folder, steps=[argv], deps=[m.id for m in model_items],
-                          est_s=8 + n * len(pols) * 0.02, inputs={"config": _own(sim)}))
+                          work=costs.simulate_work("lb", n * len(pols)), inputs={"config": _own(sim)}))
     return items
 
 
@@ -381,9 +389,9 @@ def _lb_emulate_items(u: Any, models: dict[str, Item], run_dir: Path, seed: int)
             emu.service_rates.replace(" ", ""), "--delay-ms", f"{emu.delay_ms:g}", "--client-delay-ms",
             f"{emu.delay_ms:g}", "--backend", emu.backend, "--repeats", str(emu.repeats), "--time-unit-ms",
             f"{emu.time_unit_ms:g}", "--out", str(folder), *emu.extra_args]
-    est = 5 + emu.n * len(pols) * emu.repeats * (3 + _lb_run_s(emu))
+    work = costs.lb_emulate_work(emu.n * len(pols) * emu.repeats, _lb_run_s(emu))
     return [Item("emulate", "lb-generated", folder, steps=[argv], unavailable=avail, deps=[m.id for m in model_items],
-                 est_s=est, inputs={"config": _own(emu)})]
+                 work=work, inputs={"config": _own(emu)})]
 
 
 def _lb_run_s(t: Any) -> float:
@@ -434,7 +442,7 @@ def _deploy_item(uc: str, u: Any, dep_cfg: Any, models: dict[str, Item], run_dir
                  + list(dep_cfg.run_args))
     steps.append(["deploy", "report", str(folder / "campaign")])
     return Item("deploy", uc, folder, steps=steps, cleanup=cleanup, unavailable=avail,
-                deps=[m.id for m in models.values()], est_s=_deploy_est(uc, d, len(schemes)),
+                deps=[m.id for m in models.values()], work=_deploy_work(uc, d, len(schemes)),
                 inputs={"config": d, "deploy": dep_cfg, "schemes": names,
                         "campaign_sha256": hash_tree(campaign) if d.campaign else ""})
 
@@ -466,13 +474,13 @@ def _push_steps(dep_cfg: Any, inventory: str, wh: Path, model_dirs: list[Path]) 
     return steps + [push + list(dep_cfg.push_args)]
 
 
-def _deploy_est(uc: str, d: Any, n_schemes: int) -> float:
-    """Seconds: set-up, then every scheme on each of (about) 3 paths per repetition, back to back."""
-    n_paths = 3
+def _deploy_work(uc: str, d: Any, n_schemes: int) -> costs.Work:
+    """Set-up, then every scheme on each of (about) 3 paths per repetition, back to back."""
     if uc == "lb":
-        return 30 + n_paths * n_schemes * d.repetitions * (_lb_run_s(d) + 5)
-    session_s = (4.0 * d.chunks + 8.0 if d.chunks else 200.0) if uc == "abr" else d.duration_s
-    return 30 + n_paths * n_schemes * d.repetitions * (session_s + 3)
+        session_s = _lb_run_s(d)
+    else:
+        session_s = (4.0 * d.chunks + 8.0 if d.chunks else 200.0) if uc == "abr" else d.duration_s
+    return costs.deploy_work(uc, session_s, n_schemes, d.repetitions, getattr(d, "parallel", "none"))
 
 
 # report ------------------------------------------------------------------------------------------
