@@ -1,7 +1,7 @@
 """1 vs 2 workers on this machine (issue 29): an eval matrix and a curriculum round, whole process each.
 
     python benchmarks/parallel_speed.py                      # both, 1 and 2 workers
-    python benchmarks/parallel_speed.py --only eval --traces 20
+    python benchmarks/parallel_speed.py --only eval --traces 150
 
 * **eval matrix**: `genet eval cc` of bbr and the two shipped Aurora models over N synthetic RL3 traces (10 s each), `--jobs 1`
   and `--jobs 2` (worker processes, foundation/executor.py), as whole processes; the rows must be identical.
@@ -73,7 +73,8 @@ def curriculum_round(root: Path) -> dict[int, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=("eval", "round"), default=None)
-    ap.add_argument("--traces", type=int, default=12)
+    ap.add_argument("--traces", type=int, default=150,
+                    help="synthetic RL3 traces of the eval matrix (count; 12 took ~1 s, too little to measure)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="genet-parallel-"))
     if args.only in (None, "eval"):
