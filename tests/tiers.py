@@ -73,7 +73,7 @@ FAST_MODULES: set[str] = {
     "test_readme_commands", "test_registry",
     "test_result_columns", "test_rollout_workers", "test_run_config", "test_run_config_robustness",
     "test_run_duration", "test_run_costs",
-    "test_run_pipeline", "test_run_report", "test_runmeta", "test_runtime_imports", "test_sender", "test_sender_hardening",
+    "test_run_pipeline", "test_run_jobs", "test_run_report", "test_runmeta", "test_runtime_imports", "test_sender", "test_sender_hardening",
     "test_sender_iperf3", "test_setup", "test_shipped_models", "test_stats", "test_study_training", "test_tiers",
     "test_traces_atomic", "test_traces_cli", "test_traces_formats", "test_traces_fuzz", "test_traces_generators",
     "test_traces_malformed", "test_train_cli",
@@ -112,6 +112,10 @@ SLOW_TESTS: dict[str, str] = {
         f"{LONG}: two `genet run`s of a tiny config",
     "test_run_pipeline::test_an_lb_policy_is_trained_exported_simulated_and_reported_and_a_killed_training_resumes":
         f"{LONG}: three `genet run`s of a tiny LB config, one killed in its training",
+    "test_run_jobs::test_jobs_2_gives_the_results_of_jobs_1_with_each_items_own_cpu_time":
+        f"{LONG}: three `genet run`s of a tiny CC config",
+    "test_run_jobs::test_a_failing_item_fails_its_stage_the_others_finish_and_the_rerun_redoes_only_it":
+        f"{LONG}: two `genet run`s of a tiny CC config",
     "test_sender::test_run_completes_with_correct_figures_under_10000_malformed_datagrams":
         f"{REAL_TIME}: a sender over loopback",
     "test_sender::test_sender_survives_lost_duplicated_and_reordered_acks": f"{REAL_TIME}: a sender over loopback",

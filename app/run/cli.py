@@ -26,14 +26,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and not args.dry_run:
         raise schema.ConfigError("--workers sizes --dry-run's prediction; add --dry-run (a run's own parallelism: "
-                                 "[cluster] address and the stages' jobs keys)")
+                                 "--jobs, [cluster] address and the stages' jobs keys)")
+    jobs = _jobs(args.jobs) if args.jobs is not None else None
     cfg, text = schema.load(args.config)
     selected = engine.select(args.only, args.from_stage)
     out = Path(args.out or cfg.run.out or Path("runs") / cfg.run.name).resolve()
     if out.exists() and not out.is_dir():
         raise schema.ConfigError(f"--out {out} exists and is not a folder")
     items = plan.build(cfg, out)
-    runner = engine.Runner(items, out)
+    runner = engine.Runner(items, out, jobs=jobs if jobs is not None else cfg.run.jobs)
     print(f"genet run {args.config} -> {out}")
     if args.dry_run:
         print(runner.describe(selected))
@@ -87,7 +88,7 @@ def _run_in(out: Path, args: argparse.Namespace, cfg, text: str, selected: list[
 
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:
-    from app.run.schema import STAGES
+    from app.run.schema import FAN_OUT_STAGES, STAGES
     p.add_argument("config", metavar="CONFIG.toml", help="run config (schema: docs/run-config.md)")
     p.add_argument("--out", metavar="DIR", help="run folder (default: the config's [run] out, else runs/NAME)")
     p.add_argument("--only", metavar="STAGE", help=f"run only this stage ({', '.join(STAGES)}); the stages it "
@@ -96,9 +97,22 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="redo the selected stages even where nothing changed")
     p.add_argument("--dry-run", action="store_true", help="print the plan (stages, commands, what is up to date, "
                                                           "estimated time) and exit")
+    p.add_argument("--jobs", metavar="N", help=f"run up to N items of the {', '.join(FAN_OUT_STAGES)} stages at "
+                                               "once, each its own commands, the longest first (default: the "
+                                               "config's [run] jobs, else 1: one after another); traces, emulate, "
+                                               "deploy and report always run one item at a time (emulated and "
+                                               "deployed runs use real time, links and the testbed)")
     p.add_argument("--workers", type=_workers, default=None, metavar="N",
                    help="with --dry-run: also print the cost model's predicted wall time of each stage on N workers "
                         "(cores; docs/cost-model.md)")
+
+
+def _jobs(text: str) -> int:
+    """``--jobs``: checked here, so a bad count is one line (not argparse's usage)."""
+    from app.run.schema import RUN_JOBS_MAX, ConfigError
+    if not text.isdigit() or not 1 <= int(text) <= RUN_JOBS_MAX:
+        raise ConfigError(f"--jobs: a count from 1 to {RUN_JOBS_MAX}, got {text!r}")
+    return int(text)
 
 
 def _workers(text: str) -> int:

@@ -6,6 +6,11 @@ done record carries the input hash computed now; an attempt that was killed (a s
 the same hash and no done record) is continued in place — the commands resume themselves
 (``genet eval``'s ``results.jsonl``, ``genet train --resume``, ``genet deploy run``'s journal);
 anything else starts from an empty folder. Each step's output goes to ``RUN/logs/<stage>/<item>.log``.
+
+``jobs`` > 1 (``genet run --jobs N``, ``[run] jobs``) runs up to N items of the train, export and simulate stages
+at once (app/run/schema.py ``FAN_OUT_STAGES``), each in a thread of its own waiting on its commands: an item starts
+when a thread is free and the items of the stage it reads have ended, the longest estimate first. Each command's
+CPU time comes from its own ``os.wait4``; Ctrl-C stops every running command. ``jobs`` = 1 is the serial loop.
 """
 
 from __future__ import annotations
@@ -15,20 +20,26 @@ import hashlib
 import resource
 import json
 import os
+import queue
+import select as _select
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from foundation.atomic import atomic_write_text
 from foundation.config import thaw
-from foundation.errors import BadInputError
+from foundation.errors import BadInputError, GenetRuntimeError
 from app.run.plan import Item, command_text, hash_tree
 from app.run.progress import Progress, fmt_s
-from app.run.schema import STAGES
+from app.run.schema import FAN_OUT_STAGES, STAGES
+
+#: seconds a stopped command (Ctrl-C, SIGTERM) has to clean up after its SIGINT before it is killed
+STOP_TIMEOUT_S = 20.0
 
 
 def _now() -> str:
@@ -73,9 +84,82 @@ def step_text(step) -> str:
     return command_text(step) if isinstance(step, list) else "(in-process) " + getattr(step, "describe", "action")
 
 
+def _libc():
+    """libc, loaded in the parent (a child between fork and exec only calls it)."""
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+    return _LIBC
+
+
+_LIBC = None
+
+
+class _Child:
+    """A command of an item run beside others: signalled through a pidfd (never a pid the kernel has reused) and
+    reaped only by the thread that started it, with ``os.wait4`` (which gives its CPU time, and its waited-for
+    descendants')."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+        self.exited = threading.Event()
+        try:
+            self.pidfd: int | None = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None
+
+    def send(self, sig: int) -> None:
+        if self.exited.is_set():
+            return
+        try:
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, sig)
+            else:
+                os.kill(self.popen.pid, sig)
+        except OSError:
+            pass  # it has exited
+
+    def wait_exit(self, timeout_s: float | None) -> bool:
+        """Whether it exited within ``timeout_s`` (a pidfd is readable once its process has exited)."""
+        if self.pidfd is not None:
+            try:
+                return bool(_select.select([self.pidfd], [], [], timeout_s)[0])
+            except (OSError, ValueError):
+                return True
+        return self.exited.wait(5.0 if timeout_s is None else timeout_s)
+
+    def reap(self) -> tuple[int, float]:
+        """(exit status as ``Popen.returncode`` gives it, CPU seconds)."""
+        _, status, usage = os.wait4(self.popen.pid, 0)
+        self.popen.returncode = os.waitstatus_to_exitcode(status)
+        self.exited.set()
+        return self.popen.returncode, usage.ru_utime + usage.ru_stime
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+class _ItemProgress:
+    """What :meth:`Runner.run_item` tells the display of an item run beside others: its end, on a line of its own
+    (its commands' output goes to its log only)."""
+
+    def __init__(self, progress: Progress, name: str):
+        self.progress, self.name = progress, name
+
+    def item_output(self, line: str) -> None:
+        pass
+
+    def item_end(self, est_s: float, status: str, wall_s: float | None = None) -> None:
+        self.progress.item_ended(self.name, est_s, status, wall_s)
+
+
 class Runner:
-    def __init__(self, plan: dict[str, list[Item]], run_dir: Path, stream=None, tty: bool | None = None):
+    def __init__(self, plan: dict[str, list[Item]], run_dir: Path, stream=None, tty: bool | None = None,
+                 jobs: int = 1):
         self.plan = plan
+        self.jobs = jobs
         self.run_dir = Path(run_dir)
         self.stream = stream or sys.stdout
         self.tty = tty
@@ -83,7 +167,14 @@ class Runner:
         self.status: dict[str, str] = {}
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}  # CPU seconds of the item's commands (children) and actions
-        self.child: subprocess.Popen | None = None
+        self.child: subprocess.Popen | None = None  # the running command (jobs = 1)
+        self._kids: dict[int, _Child] = {}  # the running commands of items run at once (jobs > 1), by pid
+        self._opened: list[_Child] = []  # their pidfds, closed at the end of the stage
+        self._kids_lock = threading.Lock()
+        self._worker = threading.local()  # cpu_s: the CPU seconds of the item a worker thread runs
+        self._inproc_lock = threading.Lock()  # in-process steps one at a time (they redirect sys.stdout)
+        self._status_lock = threading.Lock()
+        self._stopping = False  # Ctrl-C with items at once: no further steps start
         self._ref_hash: dict[str, str] = {}
         self._counted: set[str] = set()
 
@@ -181,6 +272,9 @@ class Runner:
 
         log.write(f"$ {command_text(argv)}\n")
         log.flush()
+        beside = hasattr(self._worker, "cpu_s")  # a worker thread of items run at once
+        if beside:
+            return self._run_command_beside(argv, env, log)
         self.child = subprocess.Popen([sys.executable, "-m", "app.cli", *argv], stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                       preexec_fn=child_setup, text=True, errors="replace", bufsize=1)
@@ -195,7 +289,50 @@ class Runner:
         log.flush()
         return rc
 
+    def _run_command_beside(self, argv: list[str], env: dict, log) -> int:
+        """:meth:`_run_command` in a worker thread: the command's CPU time from its own ``os.wait4``."""
+        libc = _libc()
+
+        def child_setup() -> None:  # SIGTERM when this thread ends: it ends after reaping, or with `genet run`
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (the thread stays until the command is reaped)
+
+        with self._kids_lock:
+            if self._stopping:
+                return -int(signal.SIGINT)
+            kid = _Child(subprocess.Popen([sys.executable, "-m", "app.cli", *argv], stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                          preexec_fn=child_setup, text=True, errors="replace", bufsize=1))
+            self._kids[kid.popen.pid] = kid
+            self._opened.append(kid)
+        assert kid.popen.stdout is not None
+        for line in kid.popen.stdout:
+            log.write(line)
+            log.flush()
+        kid.popen.stdout.close()
+        rc, cpu_s = kid.reap()
+        with self._kids_lock:
+            self._kids.pop(kid.popen.pid, None)
+        self._worker.cpu_s += cpu_s
+        log.write(f"[exit status {rc}]\n")
+        log.flush()
+        return rc
+
+    def _stop_children(self) -> None:
+        """Every running command of the items run at once: SIGINT, then SIGKILL after ``STOP_TIMEOUT_S``."""
+        with self._kids_lock:
+            self._stopping = True
+            kids = list(self._kids.values())
+        for kid in kids:
+            kid.send(signal.SIGINT)  # lets the commands clean up
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for kid in kids:
+            if not kid.wait_exit(max(0.0, deadline - time.monotonic())):
+                kid.send(signal.SIGKILL)
+                kid.wait_exit(None)
+
     def _stop_child(self) -> None:
+        if self._kids:
+            self._stop_children()
         child = self.child
         if child is None or child.poll() is not None:
             return
@@ -209,6 +346,8 @@ class Runner:
     def _run_steps(self, item: Item, steps: list, log, progress: Progress) -> str | None:
         """Run steps; return None on success or the reason of the failure."""
         for step in steps:
+            if self._stopping and steps is not item.cleanup:
+                return "interrupted"
             if isinstance(step, list):
                 rc = self._run_command(step, log, progress)
                 if rc != 0:
@@ -219,9 +358,18 @@ class Runner:
                 import contextlib
                 import io
                 buf = io.StringIO()
+                beside = hasattr(self._worker, "cpu_s")
                 try:
-                    with contextlib.redirect_stdout(buf):
-                        step(item)
+                    # beside other items: one in-process step at a time (redirect_stdout is process-wide), its
+                    # CPU time this thread's
+                    with self._inproc_lock if beside else contextlib.nullcontext():
+                        cpu0 = _thread_cpu_s() if beside else 0.0
+                        try:
+                            with contextlib.redirect_stdout(buf):
+                                step(item)
+                        finally:
+                            if beside:
+                                self._worker.cpu_s += _thread_cpu_s() - cpu0
                 except Exception as exc:  # noqa: BLE001 - recorded as the item's failure, with the log
                     import traceback
                     log.write(buf.getvalue() + traceback.format_exc())
@@ -251,7 +399,10 @@ class Runner:
         log_path = self.run_dir / "logs" / item.stage / f"{item.name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        cpu0 = _cpu_s()
+        beside = hasattr(self._worker, "cpu_s")  # run at once with others: its commands' own CPU time
+        cpu0 = 0.0 if beside else _cpu_s()
+        if beside:
+            self._worker.cpu_s = 0.0
         with open(log_path, "a") as log:
             log.write(f"# {_now()} {'resuming' if resuming else 'starting'} {item.id}\n")
             error = None
@@ -263,7 +414,11 @@ class Runner:
                     error = error or cleanup_error
         wall = time.monotonic() - t0
         self.wall[item.id] = wall
-        self.cpu[item.id] = _cpu_s() - cpu0
+        self.cpu[item.id] = self._worker.cpu_s if beside else _cpu_s() - cpu0
+        if error and self._stopping:  # Ctrl-C with items at once: left to resume, as a serial run leaves it
+            self.status[item.id] = "interrupted"
+            progress.item_end(item.est_s, "interrupted", wall)
+            return False
         if error:
             self.status[item.id] = "failed"
             progress.item_end(item.est_s, f"FAILED: {error} (log: {log_path})", wall)
@@ -312,24 +467,14 @@ class Runner:
                     if i.unavailable:
                         self.status[i.id] = i.unavailable
                         progress.note(f"  {stage} {i.name}: {i.unavailable}")
+                if self.jobs > 1 and stage in FAN_OUT_STAGES and len(runnable) > 1:
+                    if not self._run_at_once(stage, runnable, progress, force):
+                        failed_stage = stage
+                    runnable = []
                 for k, item in enumerate(runnable, 1):
-                    blocked = [d for d in item.deps if self.output_hash(self.items[d]) is None
-                               and not self.items[d].unavailable]
-                    if blocked and stage != "report":
-                        self.status[item.id] = f"not run (needs {', '.join(blocked)})"
-                        progress.note(f"  {stage} {item.name}: not run (needs {', '.join(blocked)})")
+                    if not self._ready(stage, item, progress):
                         continue
-                    if item.reference is not None:
-                        self.status[item.id] = "input"
-                        progress.note(f"  {stage} {item.name}: uses {item.reference}")
-                        progress.item_end(0.0, f"hashed {item.reference}")
-                        continue
-                    if item.id not in self._counted:  # went stale after the start (an upstream item reran)
-                        self._counted.add(item.id)
-                        progress.remaining_est += item.est_s
-                    what = "; ".join(step_text(s) for s in item.steps)
-                    progress.item_start(item.name, f"{k}/{len(runnable)}", item.est_s,
-                                        what if len(what) < 160 else what[:157] + "...")
+                    progress.item_start(item.name, f"{k}/{len(runnable)}", item.est_s, _what(item))
                     self._write_status()
                     if not self.run_item(item, progress, force):
                         failed_stage = stage
@@ -361,7 +506,99 @@ class Runner:
             return 1
         return 0
 
+    def _ready(self, stage: str, item: Item, progress: Progress) -> bool:
+        """Whether ``item`` runs now; not (with its status and a line) when an item it reads has no output, or it
+        is an external input (hashed, nothing to run)."""
+        blocked = [d for d in item.deps if self.output_hash(self.items[d]) is None
+                   and not self.items[d].unavailable]
+        if blocked and stage != "report":
+            self.status[item.id] = f"not run (needs {', '.join(blocked)})"
+            progress.note(f"  {stage} {item.name}: not run (needs {', '.join(blocked)})")
+            return False
+        if item.reference is not None:
+            self.status[item.id] = "input"
+            progress.note(f"  {stage} {item.name}: uses {item.reference}")
+            progress.item_end(0.0, f"hashed {item.reference}")
+            return False
+        if item.id not in self._counted:  # went stale after the start (an upstream item reran)
+            self._counted.add(item.id)
+            progress.remaining_est += item.est_s
+        return True
+
+    def _run_at_once(self, stage: str, runnable: list[Item], progress: Progress, force: bool) -> bool:
+        """Up to ``jobs`` of a stage's items at once, each in a thread: an item starts when a thread is free and
+        the items of this stage it reads have ended, the longest estimate first; the stage ends when every item
+        has. Whether every item that ran succeeded."""
+        ids = {i.id for i in runnable}
+        ended: set[str] = set()
+        waiting = sorted(runnable, key=lambda i: -i.est_s)  # stable: the plan's order among equal estimates
+        running: dict[str, Item] = {}
+        results: queue.Queue = queue.Queue()
+        ok, k = True, 0
+        try:
+            while True:
+                startable = True
+                while startable and len(running) < self.jobs:
+                    startable = False
+                    for item in waiting:
+                        if any(d in ids and d not in ended for d in item.deps):
+                            continue  # reads an item of this stage that has not ended
+                        waiting.remove(item)
+                        startable = True
+                        k += 1
+                        if not self._ready(stage, item, progress):
+                            ended.add(item.id)
+                            break
+                        progress.item_began(item.name, f"{k}/{len(runnable)}", item.est_s, _what(item))
+                        running[item.id] = item
+                        self._write_status()
+                        threading.Thread(target=self._work, args=(item, progress, force, results), daemon=True,
+                                         name=f"genet-run {item.id}").start()
+                        break
+                if not running:
+                    if waiting:
+                        raise GenetRuntimeError(f"stage {stage}: {', '.join(i.id for i in waiting)} wait for each "
+                                                f"other")
+                    return ok
+                try:
+                    item_id, item_ok, exc = results.get(timeout=1.0)
+                except queue.Empty:
+                    continue
+                del running[item_id]
+                ended.add(item_id)
+                if exc is not None:
+                    raise exc
+                ok = ok and item_ok
+                self._write_status()
+        except BaseException:
+            self._stop_children()
+            deadline = time.monotonic() + STOP_TIMEOUT_S  # the stopped items record how they ended
+            while running and time.monotonic() < deadline:
+                try:
+                    running.pop(results.get(timeout=max(0.01, deadline - time.monotonic()))[0], None)
+                except queue.Empty:
+                    break
+            raise
+        finally:
+            with self._kids_lock:
+                done, self._opened = [c for c in self._opened if c.exited.is_set()], \
+                    [c for c in self._opened if not c.exited.is_set()]
+            for c in done:
+                c.close()
+
+    def _work(self, item: Item, progress: Progress, force: bool, results: queue.Queue) -> None:
+        """A worker thread: one item, its end put on ``results`` as (id, succeeded, exception)."""
+        self._worker.cpu_s = 0.0
+        try:
+            results.put((item.id, self.run_item(item, _ItemProgress(progress, item.name), force), None))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the main thread
+            results.put((item.id, False, exc))
+
     def _write_status(self, stage_wall: dict | None = None) -> None:
+        with self._status_lock:
+            self._write_status_now(stage_wall)
+
+    def _write_status_now(self, stage_wall: dict | None = None) -> None:
         prev = {}
         p = self.run_dir / "status.json"
         try:
@@ -382,6 +619,17 @@ class Runner:
         cpus.update({k: round(sum(self.cpu.get(i.id, 0.0) for i in self.plan[k]), 2) for k in (stage_wall or {})})
         atomic_write_text(p, json.dumps({"items": items, "stage_wall_s": walls, "stage_cpu_s": cpus,
                                          "updated_at": _now()}, indent=1))
+
+
+def _what(item: Item) -> str:
+    what = "; ".join(step_text(s) for s in item.steps)
+    return what if len(what) < 160 else what[:157] + "..."
+
+
+def _thread_cpu_s() -> float:
+    """CPU seconds (user + system) of the calling thread."""
+    own = resource.getrusage(resource.RUSAGE_THREAD)
+    return own.ru_utime + own.ru_stime
 
 
 def _cpu_s() -> float:

@@ -484,12 +484,21 @@ def _deploy_work(uc: str, d: Any, n_schemes: int) -> costs.Work:
 
 
 # report ------------------------------------------------------------------------------------------
+def _what_it_computes(cfg: RunConfig) -> dict:
+    """The config less ``[run] jobs`` (how many items run at once is not part of what the run computes: changing
+    it redoes nothing)."""
+    data = thaw(cfg)
+    data["run"].pop("jobs", None)
+    return data
+
+
 def _report_item(cfg: RunConfig, plan: dict[str, list[Item]], run_dir: Path) -> Item:
     """The report, after every item that can run in this build."""
     from app.run.report import write_report_action
     return Item("report", "report", run_dir / "report", steps=[write_report_action],
                 deps=[i.id for s in STAGES[:-1] for i in plan[s] if not i.unavailable],
-                est_s=5, inputs={"config": cfg, "report_code": hash_tree(Path(__file__).with_name("report.py")),
+                est_s=5, inputs={"config": _what_it_computes(cfg),
+                                 "report_code": hash_tree(Path(__file__).with_name("report.py")),
                                  "unavailable": [i.id for s in STAGES for i in plan[s] if i.unavailable]})
 
 

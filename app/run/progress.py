@@ -1,7 +1,8 @@
 """One progress display for a whole ``genet run``: stage, item, elapsed time and ETA.
 
 On a terminal it is one status line redrawn in place (with the running command's last output line);
-otherwise (a pipe, a log file, CI) it prints plain lines when an item starts and ends.
+otherwise (a pipe, a log file, CI) it prints plain lines when an item starts and ends. Items run at once
+(``genet run --jobs N``) print plain lines only, each prefixed by the item's name.
 """
 
 from __future__ import annotations
@@ -122,10 +123,19 @@ class Progress:
     def item_end(self, est_s: float, status: str, wall_s: float | None = None) -> None:
         name = self.item
         self.item = ""
-        self.remaining_est -= est_s
-        if wall_s is not None:
-            self.done_est += est_s
-            self.done_real += wall_s
+        self.item_ended(name, est_s, status, wall_s)
+
+    # items of a stage at once (`genet run --jobs N`): a plain line when each starts and ends, prefixed by its
+    # name, never the in-place status line (``item`` stays empty; the ETA counts the running items in full)
+    def item_began(self, name: str, pos: str, est_s: float, what: str) -> None:
+        self._emit(f"  {self.stage} {pos} {name}: started: {what} (est {fmt_s(est_s * self.scale)})")
+
+    def item_ended(self, name: str, est_s: float, status: str, wall_s: float | None = None) -> None:
+        with self._lock:
+            self.remaining_est -= est_s
+            if wall_s is not None:
+                self.done_est += est_s
+                self.done_real += wall_s
         took = f" in {fmt_s(wall_s)}" if wall_s is not None else ""
         self._emit(f"  {self.stage} {name}: {status}{took}")
 

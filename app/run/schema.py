@@ -25,12 +25,16 @@ from foundation.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_HELP, NAME_RE, RAT
 from foundation.tomlfile import show
 from genet.train_cli import METHODS, RANGES, TRAIN_USE_CASES
 
-__all__ = ["SCHEMA", "STAGES", "ConfigError", "Key", "RunConfig", "Table", "load", "load_saved", "render_markdown",
+__all__ = ["FAN_OUT_STAGES", "RUN_JOBS_MAX",
+           "SCHEMA", "STAGES", "ConfigError", "Key", "RunConfig", "Table", "load", "load_saved", "render_markdown",
            "resolve_path", "validate"]
 
 COUNT_MAX = 10_000        # BO trials, environments per trial
 QUEUE_MAX_PACKETS = 100_000
 CONST_MAX_MBPS = RATE_MAX_MBPS  # const:MBPS baselines (as `genet deploy run`'s campaigns)
+RUN_JOBS_MAX = 64         # `genet run --jobs`, `[run] jobs`: items of a stage at once
+#: the stages whose items `genet run --jobs N` runs N at once (app/run/engine.py); the others one after another
+FAN_OUT_STAGES = ("train", "export", "simulate")
 
 
 def train_methods(use_case: str) -> tuple[str, ...]:
@@ -258,6 +262,10 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
         "seed": Key("int", 0, "master seed: trace generation and training unless a section sets its own",
                     minimum=0, maximum=SEED_MAX),
         "out": Key("path", "", "run folder (`genet run --out` overrides; not given: `runs/NAME`)"),
+        "jobs": Key("int", 1, "items of the " + ", ".join(FAN_OUT_STAGES) + " stages run at once, each its own "
+                              "commands (`genet run --jobs` overrides); the other stages run one item at a time "
+                              "(emulated and deployed runs use real time, links and the testbed)", unit="count",
+                    minimum=1, maximum=RUN_JOBS_MAX),
     }),
     "traces": Table(named=True, help=(
         "Named trace sets, one sub-table each: `[traces.NAME]`, with exactly one of `dataset` (a public set by "
