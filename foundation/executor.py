@@ -8,7 +8,8 @@
 * ``kind="process"``: ``jobs`` local worker processes (:class:`ProcessExecutor`, forkserver), for items that
   compute (a simulator run);
 * a Ray cluster address (``--ray-address``, ``[cluster] address``): Ray tasks of one CPU each on that cluster
-  (:class:`RayExecutor`; ``pip install 'genet-testbed[cluster]'``), as many at once as the cluster has CPUs.
+  (:class:`RayExecutor`; ``pip install 'genet-testbed[cluster]'``), as many at once as the cluster has CPUs, or
+  with ``per_node``, that many at once on each live node (items that wait rather than compute).
 
 Every executor has one verb, :meth:`Executor.map_unordered`: ``fn`` over ``items``, yielding ``(item, result)``
 as each finishes (in order for :class:`SerialExecutor`). The first item that fails raises here, after the items
@@ -163,26 +164,40 @@ class RayExecutor(Executor):
 
     name = "ray"
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, per_node: int | None = None) -> None:
         try:
             import ray
         except ImportError:
             from foundation.errors import MissingExtraError
             raise MissingExtraError("cluster", "--ray-address", "ray") from None
+        if per_node is not None and per_node < 1:
+            raise ValueError(f"per_node must be >= 1, got {per_node}")
         self.ray = ray
         self.address = address
+        self.per_node = per_node
         if not ray.is_initialized():
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
-        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        if per_node is None:
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        else:
+            self.workers = per_node * max(1, len(self._alive_nodes()))
 
     def describe(self) -> str:
+        if self.per_node is not None:
+            return f"ray at {self.address} ({self.per_node} per node, {self.workers} at a time)"
         return f"ray at {self.address} ({self.workers} CPUs)"
+
+    def _alive_nodes(self) -> list[dict]:
+        return [n for n in self.ray.nodes() if n.get("Alive")]
 
     def on_every_node(self, fn: Callable[[], Any]) -> list[tuple[str, Any]]:
         """``fn()`` once on every live node of the cluster: [(node address, result)] (a node check)."""
         return _every_node(self, fn)
 
     def _map(self, fn, items):
+        if self.per_node is not None:
+            yield from self._map_per_node(fn, items)
+            return
         remote = self.ray.remote(num_cpus=1)(_apply)  # (a partial cannot be a Ray task itself: it travels)
         tolerant = isinstance(fn, functools.partial) and fn.func is _catching
         refs = {}
@@ -202,6 +217,55 @@ class RayExecutor(Executor):
                     yield refs[ref], result
         except BaseException:
             for ref in pending:
+                try:
+                    self.ray.cancel(ref)
+                except Exception:  # noqa: BLE001 - already finished
+                    pass
+            raise
+
+    def _map_per_node(self, fn, items):
+        """Up to ``per_node`` items at once on each live node (tasks of no CPU pinned to their node: items that
+        wait on links and processes, e.g. ABR sessions); a node whose task died takes no more items, the others
+        take the rest."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        remote = self.ray.remote(num_cpus=0)(_apply)
+        tolerant = isinstance(fn, functools.partial) and fn.func is _catching
+        busy = {n["NodeID"]: 0 for n in self._alive_nodes()}
+        queue = list(items)
+        refs: dict = {}
+        try:
+            while queue or refs:
+                for node in list(busy):
+                    while queue and busy[node] < self.per_node:
+                        item = queue.pop(0)
+                        ref = remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+                                             ).remote(fn, item)
+                        refs[ref] = (item, node)
+                        busy[node] += 1
+                if not refs:  # every node is gone
+                    lost = RuntimeError(f"no live node left in the Ray cluster at {self.address}")
+                    if not tolerant:
+                        raise lost
+                    while queue:
+                        yield queue.pop(0), _Failed(lost)
+                    return
+                done, _ = self.ray.wait(list(refs), num_returns=1)
+                for ref in done:
+                    item, node = refs.pop(ref)
+                    if node in busy:
+                        busy[node] -= 1
+                    try:
+                        result = self.ray.get(ref)
+                    except Exception as exc:  # noqa: BLE001 - the task's worker or node died
+                        if not tolerant:
+                            raise
+                        result = _Failed(exc)
+                        alive = {n["NodeID"] for n in self._alive_nodes()}
+                        for gone in set(busy) - alive:
+                            del busy[gone]
+                    yield item, result
+        except BaseException:
+            for ref in refs:
                 try:
                     self.ray.cancel(ref)
                 except Exception:  # noqa: BLE001 - already finished

@@ -55,7 +55,12 @@ def _emulate_abr_arguments(ea: argparse.ArgumentParser) -> None:
                     help="'sized' (EnvivioDash3 chunk sizes) or a video directory from `genet player make-video`")
     ea.add_argument("--chunks", type=int, default=None, metavar="N",
                     help="with --video sized: play only the first N chunks (default: all 49)%(default).0s")
-    ea.add_argument("--jobs", type=int, default=1, help="sessions at once (each lasts the video's length)")
+    ea.add_argument("--jobs", type=int, default=1, help="sessions at once (each lasts the video's length); with "
+                                                        "--ray-address, sessions at once on each node")
+    ea.add_argument("--ray-address", metavar="HOST:PORT", default=None,
+                    help="run the sessions on the nodes of this Ray cluster instead (each node needs root, TUN and "
+                         "`ip`, checked before any session; the netns backend and the Python player; pip install "
+                         "'genet-testbed[cluster]'); each session's files come back to --out")
     ea.add_argument("--repeats", type=int, default=1, help="sessions per policy and trace")
     ea.add_argument("--out", default="runs/emulate-abr", metavar="DIR", help="output directory")
     ea.add_argument("--player", choices=("python", "chromium"), default="python",
@@ -105,7 +110,8 @@ def cmd_emulate_abr(args) -> int:
     policies = [x for v in (args.policy or ["bba,mpc"]) for x in v.split(",") if x]
     cfg = EmulateAbrConfig(policies=policies, traces=args.traces, out=args.out, delay_ms=args.delay_ms,
                            backend=args.backend, video=args.video, jobs=args.jobs, repeats=args.repeats,
-                           n_chunks=args.chunks, player=args.player, tcp_cc=args.tcp_cc)
+                           n_chunks=args.chunks, player=args.player, tcp_cc=args.tcp_cc,
+                           ray_address=args.ray_address)
 
     def progress(row):
         print(f"[{row['policy']} {row['trace']} r{row['repeat']}] {row['status']} "

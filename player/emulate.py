@@ -30,6 +30,13 @@ Results (``OUT``): ``results.csv``/``results.json`` (one row per policy, trace a
 ``trace_offset_s``, ``wall_s``, ``log``), ``summary.txt``, ``qoe_cdf.png``, ``sim_vs_emulation.png``
 (one panel per policy), ``run-metadata.json``. Finished sessions are appended to ``results.jsonl`` as
 they complete; a rerun with the same settings skips them (failed sessions are retried).
+
+With ``--ray-address HOST:PORT`` the sessions run on the nodes of a Ray cluster, ``--jobs`` at once on each node
+(:meth:`EmulatedAbr._on_nodes`, :func:`emulate_session`; netns backend, Python player): every node is checked
+first (root, TUN, ``ip``: :mod:`emulation.cluster`, as ``genet emulate cc --ray-address``), each session runs in a
+node-local folder with the trace, the video and the model the head sent, and its files come back to its folder
+under ``OUT/sessions``; the ``sim_*`` columns are computed here. A session whose node fails or dies is a failed
+row with the reason (a rerun retries it); the others finish.
 """
 
 from __future__ import annotations
@@ -210,7 +217,8 @@ class EmulateAbrConfig:
     video directory ("sized"); jobs: sessions at once (1); repeats: runs per policy and trace (1);
     n_chunks: chunks per session (None: the whole video); sized_from: chunk table of the sized video
     ("envivio"); player: "python" or "chromium"; tcp_cc: the video server's TCP congestion control
-    ("cubic", as Pensieve's and Genet's Apache servers ran; never the machine's default)"""
+    ("cubic", as Pensieve's and Genet's Apache servers ran; never the machine's default); ray_address: run the
+    sessions on the nodes of this Ray cluster, ``jobs`` at once on each node (None: on this machine)"""
 
     policies: list[str]
     traces: str
@@ -224,6 +232,7 @@ class EmulateAbrConfig:
     sized_from: str = "envivio"
     player: str = "python"
     tcp_cc: str = "cubic"
+    ray_address: str | None = None
 
 
 def _trace_files(path: str) -> list[Path]:
@@ -282,7 +291,10 @@ class EmulatedAbr(Tier):
                            self.n_chunks * video.chunk_length_s * 3 + 60.0, cfg.player, cfg.tcp_cc)
 
     def finished(self, spec: SessionSpec, returncode: int) -> dict:
-        row = _finished_row(spec, returncode)
+        return self.with_sim(spec, _finished_row(spec, returncode))
+
+    def with_sim(self, spec: SessionSpec, row: dict) -> dict:
+        """``row`` with the simulator's figures for the same session (a complete one)."""
         if row["status"] == "complete" and not spec.policy.startswith("dashjs:"):
             row.update(simulate_row(spec.policy, spec.trace_path, row["trace_offset_s"], self.video,
                                     self.cfg.delay_ms, self.n_chunks))
@@ -291,6 +303,9 @@ class EmulatedAbr(Tier):
         return row
 
     def run(self, cells):
+        if self.cfg.ray_address and cells:
+            yield from self._on_nodes(cells)
+            return
         running: dict[subprocess.Popen, tuple[Any, SessionSpec, Any]] = {}
         old_term = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
         try:
@@ -319,6 +334,95 @@ class EmulatedAbr(Tier):
                 signal.signal(signal.SIGTERM, old_term)
 
 
+    def _on_nodes(self, cells):
+        """The sessions as Ray tasks on the cluster's nodes, ``cfg.jobs`` at once on each (:func:`emulate_session`;
+        every node checked first, :func:`emulation.cluster.cluster_executor`): each session in a node-local
+        folder with the trace, the video and the model (if any) the head sent; its files come back to its
+        session folder under ``out/sessions``. A session whose node fails (or dies) is a failed row with the
+        reason (a rerun runs it again); the others finish."""
+        from emulation.cluster import cluster_executor, one_line, write_node_files
+        executor = cluster_executor(self.cfg.ray_address, "genet emulate abr --ray-address", self.cfg.backend,
+                                    per_node=self.cfg.jobs)
+        video = self._node_video(executor)
+        specs = []
+        for cell in cells:
+            spec = self.spec(cell)
+            model = Path(spec.policy).read_bytes() if spec.policy.endswith(".onnx") else None
+            specs.append((spec, Path(spec.trace_path).read_bytes(), video, model))
+        cell_of = {id(item): cell for item, cell in zip(specs, cells)}
+        print(f"genet emulate abr: {len(cells)} sessions on {executor.describe()}", file=sys.stderr)
+        for item, got in executor.map_unordered(emulate_session, specs, errors="return"):
+            spec = item[0]
+            sess = Path(spec.session_dir)
+            if isinstance(got, BaseException):
+                row = {"policy": _label(spec.policy), "trace": spec.trace, "repeat": spec.repeat, "status": "error",
+                       "reason": f"the session's Ray task failed: {one_line(got)}", "log": str(sess / "player.jsonl")}
+            else:
+                row, files = got
+                write_node_files(sess, files)
+                row.update({"policy": _label(spec.policy), "log": str(sess / "player.jsonl")})
+                from foundation.atomic import atomic_text_writer
+                with atomic_text_writer(sess / "result.json") as fh:  # with this machine's paths
+                    fh.write(json.dumps(row) + "\n")
+            yield cell_of[id(item)], self.with_sim(spec, row)
+
+    def _node_video(self, executor):
+        """What a node needs to serve the video: a sized video's table (the node writes its sparse segments), or
+        an encoded video's files (put once in the cluster's object store)."""
+        if self.content.kind == "sized":
+            return ("sized", self.video)
+        root = self.content.root
+        files = {f.relative_to(root).as_posix(): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+        return ("files", executor.ray.put(files))
+
+
+def emulate_session(item: tuple) -> tuple[dict, dict[str, bytes]]:
+    """One session on whichever node runs it (a Ray task of ``genet emulate abr --ray-address``): in a node-local
+    folder (:func:`emulation.cluster.run_in_node_folder`), the trace, the video and the model written from what
+    the head sent, the session run as locally by a worker process (``python -m player.emulate SPEC``); returns
+    its row and its files (player and server logs, result.json, ...)."""
+    import dataclasses
+    from emulation.cluster import run_in_node_folder
+    spec, trace_bytes, video, model = item
+
+    def body(tmp: Path):
+        (tmp / "trace").mkdir()
+        trace_path = tmp / "trace" / Path(spec.trace_path).name
+        trace_path.write_bytes(trace_bytes)
+        video_dir = tmp / "video"
+        kind, payload = video
+        if kind == "sized":
+            from player.content import write_sized_video
+            write_sized_video(video_dir, payload)
+        else:
+            import ray
+            from emulation.cluster import write_node_files
+            write_node_files(video_dir, ray.get(payload))
+        policy = spec.policy
+        if model is not None:  # the same file name: the same policy label
+            (tmp / "model").mkdir()
+            policy = str(tmp / "model" / Path(spec.policy).name)
+            Path(policy).write_bytes(model)
+        sess = tmp / "session"
+        sess.mkdir()
+        node_spec = dataclasses.replace(spec, policy=policy, trace_path=str(trace_path), video_dir=str(video_dir),
+                                        session_dir=str(sess))
+        (tmp / "spec.json").write_text(json.dumps(asdict(node_spec)))
+        with open(sess / "worker.err", "w") as err:
+            p = subprocess.Popen([sys.executable, "-m", "player.emulate", str(tmp / "spec.json")], stdout=err,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                p.wait(spec.timeout_s + 120.0)
+            except subprocess.TimeoutExpired:  # a session past its time: its link tears down
+                _stop_workers({p: (None, None, err)})
+            except BaseException:  # the task cancelled
+                _stop_workers({p: (None, None, err)})
+                raise
+        return _finished_row(node_spec, p.returncode), sess
+
+    return run_in_node_folder(body)
+
+
 def emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None = None) -> list[dict]:
     """Run every session (``cfg.jobs`` at once), write the results; returns the rows. Holds ``cfg.out``'s
     run-folder lock (:func:`foundation.journal.run_folder_lock`): one command per output folder."""
@@ -340,7 +444,19 @@ def _emulate_abr(cfg: EmulateAbrConfig, progress: Callable[[dict], None] | None)
             BrowserConfig(url="http://h/", abr=p).check()
             continue
         make_policy(p)
-    if os.geteuid() != 0:
+    if cfg.ray_address:  # the nodes run the links (each checked before any session)
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            from foundation.errors import MissingExtraError
+            raise MissingExtraError("cluster", "--ray-address", "ray") from None
+        if cfg.player != "python":
+            raise BadInputError("--ray-address runs the Python player (--player python): Chromium is not "
+                                "checked on the nodes")
+        if cfg.backend != "netns":
+            raise BadInputError("--ray-address needs the netns backend (each link's host side in a namespace "
+                                "of its own: sessions on one node cannot clash on ports)")
+    elif os.geteuid() != 0:
         from emulation.config import EmulationError
         raise EmulationError("genet emulate abr needs root (network namespaces, TUN devices)")
     out = Path(cfg.out)

@@ -51,6 +51,7 @@ from foundation.atomic import atomic_write_text
 from genet.cc.metrics import COLUMN_NAMES, from_link_logs, summarize
 from foundation.errors import BadInputError, GenetRuntimeError
 from foundation.experiment import Experiment, Tier, in_parallel, matrix
+from emulation.cluster import cluster_executor, one_line, run_in_node_folder, write_node_files
 from sender.runs import (RECEIVER_PORT, LinkSettings, csv_text, cut_trace, link_settings, make_link, sender_cmd,
                          set_priority_for_jobs, start_receiver, union_columns)
 
@@ -265,12 +266,7 @@ class EmulatedCc(Tier):
         ray_address = getattr(self.args, "ray_address", None)
         at_once = self.args.jobs
         if ray_address and cells:
-            if self.args.backend != "netns":
-                raise BadInputError("--ray-address needs the netns backend (each link's host side in a namespace "
-                                    "of its own: runs on one node cannot clash on ports)")
-            from foundation.executor import RayExecutor
-            executor = RayExecutor(ray_address)
-            check_nodes(executor)
+            executor = cluster_executor(ray_address, "genet emulate cc --ray-address", self.args.backend)
             at_once = executor.workers
             pairs = self._on_nodes(executor, cells)
         else:
@@ -304,15 +300,12 @@ class EmulatedCc(Tier):
         for spec, got in executor.map_unordered(emulate_cell, list(specs.values()), errors="return"):
             cell = by_spec[id(spec)]
             if isinstance(got, BaseException):
-                self.failed.append(f"{cell.policy} on {cell.environment} (repeat {cell.repetition}): {got}")
+                self.failed.append(f"{cell.policy} on {cell.environment} (repeat {cell.repetition}): {one_line(got)}")
                 print(f"  failed: {self.failed[-1]}", file=sys.stderr)
                 continue
             row, files = got
             safe = spec[5]
-            for name, data in files.items():
-                dest = self.out / "runs" / safe / name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(data)
+            write_node_files(self.out / "runs" / safe, files)
             row["run_dir"] = f"runs/{safe}"
             yield cell, row
 
@@ -321,55 +314,23 @@ def _safe_name(label: str, trace: str, repeat: int) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{label}__{trace}__r{repeat}")
 
 
-#: The largest file an emulated run on a Ray node sends back (its link log is dropped unless kept).
-MAX_RETURNED_FILE_BYTES = 64 * 1024 * 1024
-
-
 def emulate_cell(spec: tuple) -> tuple[dict, dict[str, bytes]]:
     """One emulated run on whichever node runs it (a Ray task of ``genet emulate cc --ray-address``): in a
-    node-local temporary folder, the model (if any) written there from the bytes the head sent; returns the row
-    and the run's files (sender log, receiver summary, series...), which the head writes under ``out/runs``."""
+    node-local temporary folder (:func:`emulation.cluster.run_in_node_folder`), the model (if any) written there
+    from the bytes the head sent; returns the row and the run's files (sender log, receiver summary, series...),
+    which the head writes under ``out/runs``."""
     import dataclasses
-    import tempfile
     policy, trace, settings, backend, repeat, safe, model = spec
-    if os.geteuid() != 0:
-        raise GenetRuntimeError(f"{os.uname().nodename}: an emulated run needs root (network namespaces, TUN)")
-    with tempfile.TemporaryDirectory(prefix="genet-emulate-") as tmp:
+
+    def body(tmp: Path):
+        p = policy
         if model is not None:
-            (Path(tmp) / "model.onnx").write_bytes(model)
-            policy = dataclasses.replace(policy, path=str(Path(tmp) / "model.onnx"))
-        run_dir = Path(tmp) / safe
-        row = run_one(policy, trace, settings, backend, run_dir, repeat)
-        ray = sys.modules.get("ray")
-        if ray is not None and ray.is_initialized():
-            row["ray_node"] = ray.get_runtime_context().get_node_id()
-        files = {}
-        for f in sorted(run_dir.rglob("*")):
-            if f.is_file() and f.stat().st_size <= MAX_RETURNED_FILE_BYTES:
-                files[f.relative_to(run_dir).as_posix()] = f.read_bytes()
-    return row, files
+            (tmp / "model.onnx").write_bytes(model)
+            p = dataclasses.replace(policy, path=str(tmp / "model.onnx"))
+        run_dir = tmp / safe
+        return run_one(p, trace, settings, backend, run_dir, repeat), run_dir
 
-
-def node_check() -> dict:
-    """What an emulated run needs on this node: root, the TUN device, ``ip``; ``problems`` lists what is missing."""
-    import shutil
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("not root")
-    if not os.path.exists("/dev/net/tun"):
-        problems.append("no /dev/net/tun")
-    if shutil.which("ip") is None:
-        problems.append("no `ip` command")
-    return {"node": os.uname().nodename, "problems": problems}
-
-
-def check_nodes(executor) -> None:
-    """Refuse (one line) a cluster with a node that cannot run emulated links, before any run starts."""
-    bad = [f"{r['node']} ({ip}): {', '.join(r['problems'])}" for ip, r in executor.on_every_node(node_check)
-           if r["problems"]]
-    if bad:
-        raise GenetRuntimeError(f"genet emulate cc --ray-address: nodes that cannot run emulated links: "
-                                f"{'; '.join(bad)}")
+    return run_in_node_folder(body)
 
 
 def run_matrix(policies, traces, settings, args, out: Path, loaded) -> list[dict]:

@@ -50,3 +50,28 @@ def test_eval_cc_with_two_worker_processes_writes_the_rows_of_one(tmp_path):
     assert (tmp_path / "j1" / "results.csv").read_text() == (tmp_path / "j2" / "results.csv").read_text()
     bad = subprocess.run(base + ["--jobs", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--jobs must be >= 1" in bad.stderr
+
+
+def test_emulate_abr_on_a_cluster_without_ray_names_the_extra(tmp_path, monkeypatch, capsys):
+    """`genet emulate abr --ray-address` without Ray installed says which extra to install (one line, no traceback),
+    before any video or result is written."""
+    from app.cli import main
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as where it is not installed
+    code = main(["emulate", "abr", "--policy", "bba", "--traces", str(tmp_path), "--out", str(tmp_path / "out"),
+                 "--ray-address", "127.0.0.1:6379"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "Traceback" not in err
+    assert err.splitlines()[-1].endswith("--ray-address needs the 'cluster' extra (ray is not installed): "
+                                         "pip install 'genet-testbed[cluster]'")
+    assert not list((tmp_path / "out").glob("*results*")) and not (tmp_path / "out" / "video-sized").exists()
+
+
+def test_files_a_node_sends_back_stay_in_their_run_folder(tmp_path):
+    from emulation.cluster import write_node_files
+    from foundation.errors import GenetRuntimeError
+    write_node_files(tmp_path / "run", {"player.jsonl": b"x", "sub/server.out": b"y"})
+    assert (tmp_path / "run" / "sub" / "server.out").read_bytes() == b"y"
+    for bad in ("../escape", "/etc/passwd", "a/../../b"):
+        with pytest.raises(GenetRuntimeError, match="outside its run folder"):
+            write_node_files(tmp_path / "run", {bad: b"z"})
+    assert not (tmp_path / "escape").exists()

@@ -1,7 +1,8 @@
 """Ray as the executor of independent items (foundation/executor.py RayExecutor) on a local cluster of two nodes
 on loopback (a head and one worker node, each with one CPU, stopped afterwards): `genet eval cc --ray-address`
 gives the rows of the local run, with runs on both nodes; a batched curriculum search over Ray-run trials gives
-the trials of the local one. ray comes with the test extra (CI runs this); without it the test skips."""
+the trials of the local one; `genet emulate cc|abr --ray-address` put emulated links on both nodes (as root), every
+run's files come back, ABR's rows are the local run's, and a node that fails the check refuses in one line. ray comes with the test extra (CI runs this); without it the test skips."""
 
 from __future__ import annotations
 
@@ -64,6 +65,18 @@ def test_the_cluster_has_two_nodes_and_items_run_on_both(two_nodes):
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     got = {x: node for x, (_, node) in ex.map_unordered(_node_of, range(6))}
     assert sorted(got) == list(range(6)) and len(set(got.values())) == 2
+
+
+def test_per_node_items_run_that_many_at_once_on_every_node(two_nodes):
+    """RayExecutor(per_node=K) (the sessions of `genet emulate abr --ray-address --jobs K`): K items at once on
+    each live node, whatever its CPUs (these have one); every item comes back once, from both nodes."""
+    from foundation.executor import RayExecutor
+    ex = RayExecutor(two_nodes, per_node=2)
+    assert ex.workers == 4 and "2 per node" in ex.describe()
+    got = {x: node for x, (_, node) in ex.map_unordered(_node_of, range(8))}
+    assert sorted(got) == list(range(8)) and len(set(got.values())) == 2
+    with pytest.raises(ValueError, match="per_node"):
+        RayExecutor(two_nodes, per_node=0)
 
 
 def test_eval_cc_on_the_cluster_writes_the_rows_of_the_local_run(two_nodes, tmp_path):
@@ -131,9 +144,79 @@ def test_emulate_cc_on_the_cluster_runs_links_on_both_nodes_and_brings_every_run
 
 def test_a_node_check_names_what_a_node_lacks(two_nodes):
     from foundation.executor import make_executor
-    from sender.emulate import node_check
+    from emulation.cluster import node_check
     results = make_executor(1, ray_address=two_nodes).on_every_node(node_check)
     assert len(results) == 2
     import os
     for _, r in results:
         assert r["problems"] == ([] if os.geteuid() == 0 else ["not root"]) or "no /dev/net/tun" in r["problems"]
+
+
+ABR_CHUNKS = 4  # short sessions (~20 s each): the sized EnvivioDash3 video's first 4 chunks
+
+
+def test_emulate_abr_on_the_cluster_gives_the_local_rows_and_brings_every_session_back(two_nodes, tmp_path):
+    """`genet emulate abr --ray-address`: the sessions run on both nodes (--jobs 1: one at a time on each), every
+    session's files come back under --out/sessions, the rows are the local run's (constant links: ABR emulation is
+    close to deterministic; QoE within a small tolerance), and a rerun reuses every session."""
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("emulated links need root")
+    import csv
+    import json
+
+    tdir = tmp_path / "traces"
+    tdir.mkdir()
+    for name, mbps in (("const3", 3.0), ("const2", 2.0)):
+        (tdir / name).write_text("".join(f"{t} {mbps}\n" for t in range(0, 200)))
+    base = [sys.executable, "-m", "app.cli", "emulate", "abr", "--policy", "bba", "--traces", str(tdir),
+            "--chunks", str(ABR_CHUNKS)]
+    local = subprocess.run(base + ["--jobs", "2", "--out", str(tmp_path / "local")], capture_output=True, text=True,
+                           timeout=300)
+    assert local.returncode == 0, local.stdout[-2000:] + local.stderr[-2000:]
+    on_ray = subprocess.run(base + ["--jobs", "1", "--out", str(tmp_path / "ray"), "--ray-address", two_nodes],
+                            capture_output=True, text=True, timeout=300)
+    assert on_ray.returncode == 0, on_ray.stdout[-2000:] + on_ray.stderr[-3000:]
+
+    def rows(out):
+        return {(r["policy"], r["trace"], r["repeat"]): r for r in csv.DictReader(open(tmp_path / out / "results.csv"))}
+    want, got = rows("local"), rows("ray")
+    assert set(got) == set(want) and len(got) == 2
+    for k, w in want.items():
+        g = got[k]
+        assert g["status"] == w["status"] == "complete", (g["reason"], w["reason"])
+        assert int(g["chunks"]) == int(w["chunks"]) == ABR_CHUNKS
+        assert abs(float(g["qoe"]) - float(w["qoe"])) <= 0.05 * abs(float(w["qoe"])) + 0.2, (k, g["qoe"], w["qoe"])
+        assert abs(float(g["bitrate_mbps"]) - float(w["bitrate_mbps"])) <= 0.05 * float(w["bitrate_mbps"])
+        assert float(g["sim_qoe"]) == pytest.approx(float(g["qoe"]), rel=0.2, abs=0.5)  # the head's sim_* columns
+        sess = tmp_path / "ray" / "sessions" / "bba" / f"{k[1]}-r0"
+        for name in ("player.jsonl", "server.jsonl", "result.json", "link_run.txt"):
+            assert (sess / name).is_file() and (sess / name).stat().st_size > 0, name  # the files came back
+        assert g["log"] == str(sess / "player.jsonl")
+        assert json.loads((sess / "result.json").read_text())["log"] == g["log"]  # this machine's paths
+        assert len((sess / "player.jsonl").read_text().splitlines()) >= ABR_CHUNKS
+    journal = [json.loads(line) for line in open(tmp_path / "ray" / "results.jsonl")]
+    assert len({r["ray_node"] for r in journal}) == 2  # sessions on both nodes
+    again = subprocess.run(base + ["--jobs", "1", "--out", str(tmp_path / "ray"), "--ray-address", two_nodes],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "genet emulate abr:" not in again.stderr  # every session reused
+    assert rows("ray") == got
+
+
+def test_a_node_that_fails_the_check_refuses_the_run_in_one_line(two_nodes):
+    """The node check of `genet emulate cc|abr --ray-address` (emulation/cluster.py) runs on every node; a node that
+    lacks what a run needs (here a command no node has) refuses the command with one line naming each node and
+    what it lacks."""
+    from emulation.cluster import check_nodes, node_check
+    from foundation.errors import GenetRuntimeError
+    from foundation.executor import make_executor
+    ex = make_executor(1, ray_address=two_nodes)
+    import os
+    if os.geteuid() == 0:
+        check_nodes(ex, "genet emulate abr --ray-address")  # these nodes pass (root, TUN, ip) ...
+    lacking = functools.partial(node_check, ("ip", "genet-no-such-command"))
+    with pytest.raises(GenetRuntimeError) as err:  # ... and fail when a command is missing
+        check_nodes(ex, "genet emulate abr --ray-address", check=lacking)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("genet emulate abr --ray-address: nodes that cannot run emulated links")
+    assert msg.count("no `genet-no-such-command` command") == 2 and "no `ip` command" not in msg

@@ -290,3 +290,20 @@ def test_cc_emulate_clock_reaches_genet_emulate_cc(tmp_path):
     assert "--clock" not in plan.build(check(base, tmp_path), tmp_path / "r2")["emulate"][0].steps[0]
     with pytest.raises(schema.ConfigError, match="clock"):
         check(base + 'clock = "us"\n', tmp_path)
+
+
+def test_a_cluster_address_reaches_both_emulate_steps_and_no_abr_simulate_step(tmp_path):
+    """`genet emulate abr` runs its sessions on the cluster's nodes as `genet emulate cc` does its links; `genet eval
+    abr` has no `--ray-address` and gets none."""
+    from app.run import plan
+    text = ("[cluster]\naddress = \"127.0.0.1:6379\"\n[traces.a]\ngen = \"abr\"\nn = 2\n[traces.c]\ngen = \"cc\"\n"
+            "n = 2\n[abr]\n[abr.simulate]\ntraces = [\"a\"]\n[abr.emulate]\ntraces = [\"a\"]\njobs = 2\n"
+            "[cc]\n[cc.emulate]\ntraces = [\"c\"]\n")
+    p = plan.build(check(text, tmp_path), tmp_path / "run")
+    emulate = {i.name: i.steps[0] for i in p["emulate"]}
+    assert set(emulate) == {"abr-a", "cc-c"}
+    for argv in emulate.values():
+        assert argv[-2:] == ["--ray-address", "127.0.0.1:6379"]
+    assert emulate["abr-a"][emulate["abr-a"].index("--jobs") + 1] == "2"  # sessions at once on each node
+    (sim,) = p["simulate"]
+    assert sim.name == "abr-a" and "--ray-address" not in sim.steps[0]

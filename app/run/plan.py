@@ -202,7 +202,8 @@ def build(cfg: RunConfig, run_dir: Path) -> dict[str, list[Item]]:
     if cfg.cluster.address:  # where the steps that can fan out run (not hashed: app/run/engine.py)
         where = ["--ray-address", cfg.cluster.address]
         for item in plan["train"] + plan["simulate"] + plan["emulate"]:
-            if item.stage == "train" or item.name.startswith("cc-"):
+            if item.stage == "train" or item.name.startswith("cc-") or (item.stage == "emulate"
+                                                                        and item.name.startswith("abr-")):
                 item.steps = [s + where for s in item.steps]
                 if item.resume is not None:
                     item.resume = lambda it, _r=item.resume: [s + where for s in _r(it)]

@@ -303,7 +303,8 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
                           "(`--ray-address`; not given: this machine). Where a step runs is not part of what it "
                           "computes: moving a run onto a cluster redoes nothing.", keys={
         "address": Key("str", "", "the cluster's address (`HOST:PORT` or `auto`; needs the `cluster` extra); "
-                                  "`genet eval cc`, `genet emulate cc` and `genet train` get `--ray-address`",
+                                  "`genet eval cc`, `genet emulate cc`, `genet emulate abr` and `genet train` get "
+                                  "`--ray-address`",
                        pattern=r"^(|auto|[A-Za-z0-9_.:\[\]-]+:[0-9]{1,5})$",
                        pattern_help="HOST:PORT or auto"),
     }),
