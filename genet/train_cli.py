@@ -229,6 +229,12 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                             "first packet (Aurora's; the shipped models'); window = at most "
                             "--initial-window-packets in flight until the first ACK, then min(rate, window / first "
                             "RTT) (genet/cc/aurora.py) (default: aurora)")
+        from genet.cc.aurora import INTERVAL_SERIALISATIONS
+        g.add_argument("--interval-serialisation", choices=INTERVAL_SERIALISATIONS, default=None,
+                       help="how the simulator lengthens the next monitor interval: link = by the link's true "
+                            "bandwidth at the sends (Genet's, an oracle; the shipped models'), measured = by the "
+                            "interval's delivery rate, as the real UDP sender must; recorded in the exported model "
+                            "(default: link)")
         g.add_argument("--initial-window-packets", type=int, default=None,
                        help="the window start-up's initial window (packets, 1-1000; default: 10, TCP's IW10)")
 

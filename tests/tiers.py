@@ -64,7 +64,7 @@ FAST_MODULES: set[str] = {
     "test_balancer_units",
     "test_lb_eval", "test_lb_policies", "test_lb_simulator", "test_lb_training", "test_lb_workload", "test_lb_startup",
     "test_allocator", "test_cc_baselines", "test_cc_env", "test_cc_eval", "test_cc_invariants", "test_cc_monitor",
-    "test_cc_startup_window", "test_cc_kernel_cache",
+    "test_cc_startup_window", "test_cc_kernel_cache", "test_cc_interval_rule",
     "test_cc_simulator", "test_cc_training", "test_clone_alone", "test_commands", "test_config", "test_layering",
     "test_curriculum_loop",
     "test_deploy_config", "test_deploy_calibrate",

@@ -26,6 +26,16 @@ One decision cycle (genet-simulators.md §4.4-§4.6, testbeds.md §4.1)::
 * **Initial rate** (:func:`initial_rate_pps`): 10 packets per minimum RTT
   when the path's RTT is known (the simulator; ``genet emulate cc`` from the
   trace's delay), else Genet's UDT plugin's 1.2 Mbit/s.
+* **Interval length** (:func:`next_interval_s`): the last MI's mean latency plus one packet's
+  serialisation. A real sender takes the serialisation from the MI's delivery rate
+  (:func:`measured_serialisation_s`); Genet's simulator from the link's true bandwidth at the MI's sends
+  (an oracle; ``AuroraConfig.interval_serialisation = "link"``, the default and the shipped models').
+  They agree when the sender fills the link and part ways when it does not: below the link's rate the
+  measured rule is longer, and in a 0.5-s outage at 0.1 Mbit/s the oracle adds 120 ms to the next MI where
+  the measured rule adds ~6 ms, so the simulator's policy sees one long MI where the real sender sees two
+  short ones (docs/fidelity.md: on the Pantheon India trace that alone made the simulated
+  Aurora models 20 % faster than the emulated ones). ``"measured"`` is the real sender's rule in the
+  simulator, for models trained from now on.
 * **Start-up** (``AuroraConfig.startup``, :data:`STARTUPS`): ``"aurora"``
   (default; Aurora's reference) paces at the initial rate from the first
   packet on, whatever the link. ``"window"`` (a deliberate difference from
@@ -76,6 +86,10 @@ MAX_RATE_PPS = 20000.0
 #: Genet's UDT plugin's initial (reset) rate, used when the path's RTT is unknown.
 DEFAULT_INITIAL_RATE_MBPS = 1.2
 REWARD_NORMALISERS = ("trace", "interval", "measured")
+#: How the next monitor interval's serialisation part is found (module docstring): "link" = the mean 1/bandwidth of
+#: the link at the interval's sends (Genet's simulator: an oracle; the shipped models'), "measured" = one packet at
+#: the interval's delivery rate (:func:`measured_serialisation_s`: what a real sender can know, the UDP sender's rule).
+INTERVAL_SERIALISATIONS = ("link", "measured")
 #: Start-ups (module docstring): "aurora" = Aurora's reference (the shipped models'), "window" = initial window.
 STARTUPS = ("aurora", "window")
 #: Default initial window of the "window" start-up, packets (TCP's IW10, RFC 6928).
@@ -102,6 +116,8 @@ class AuroraConfig:
         (at most ``initial_window_packets`` in flight until the first ACK, then min(rate, IW / first RTT));
         see the module docstring ("aurora")
     initial_window_packets: the "window" start-up's initial window in 1500-byte packets, 1-1000 (10)
+    interval_serialisation: the simulator's next-interval serialisation term, "link" (Genet's: the link's true
+        bandwidth at the sends) or "measured" (the MI's delivery rate, as the real UDP sender must) ("link")
     queue_packets / loss_rate / delay_ms: simulator only: override every trace's own value
         (None: the trace's, then defaults)
     """
@@ -118,6 +134,7 @@ class AuroraConfig:
     clip_observation: bool = True
     startup: str = "aurora"
     initial_window_packets: int = DEFAULT_INITIAL_WINDOW_PACKETS
+    interval_serialisation: str = "link"
     queue_packets: float | None = None
     loss_rate: float | None = None
     delay_ms: float | None = None
@@ -133,6 +150,9 @@ class AuroraConfig:
             raise BadInputError(f"need 0 < min_rate_pps <= max_rate_pps, got {self.min_rate_pps}, {self.max_rate_pps}")
         if self.history_length < 1:
             raise BadInputError(f"history_length must be >= 1, got {self.history_length}")
+        if self.interval_serialisation not in INTERVAL_SERIALISATIONS:
+            raise BadInputError(f"interval_serialisation must be one of {', '.join(INTERVAL_SERIALISATIONS)}, got "
+                                f"{self.interval_serialisation!r}")
         if self.startup not in STARTUPS:
             raise BadInputError(f"startup must be one of {', '.join(STARTUPS)}, got {self.startup!r}")
         iw = self.initial_window_packets

@@ -38,6 +38,10 @@ def _eval_cc_arguments(p: argparse.ArgumentParser) -> None:
                         "file, which only loops, as Pantheon)")
     p.add_argument("--history-length", type=int, default=10,
                    help="monitor intervals in the Aurora observation (count; 10 gives 30 values)")
+    p.add_argument("--interval-serialisation", choices=("link", "measured"), default="link",
+                   help="Aurora models without this in their metadata (every shipped one): how the simulator "
+                        "lengthens the next monitor interval — link = the link's true bandwidth (Genet's), measured "
+                        "= the interval's delivery rate, as the real sender (genet/cc/aurora.py)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs written with --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
@@ -73,7 +77,8 @@ def run_eval_cc(args: argparse.Namespace) -> int:
         trace_list = generate_set("cc", args.config, args.n, args.seed)
     for trace in trace_list:  # a run under 1 s is refused before anything is written
         trace.run_duration_s(getattr(args, "duration_s", None))
-    aurora = AuroraConfig(history_length=args.history_length, reward_form=args.reward_form)
+    aurora = AuroraConfig(history_length=args.history_length, reward_form=args.reward_form,
+                          interval_serialisation=getattr(args, "interval_serialisation", "link"))
     import contextlib
 
     from foundation.journal import run_folder_lock

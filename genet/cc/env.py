@@ -155,9 +155,12 @@ class AuroraEnv(gym.Env):
             if acks.size:  # the start-up's rate from the first ACK on (what the simulator's sender applied)
                 self._first_ack_seen = True
                 ctl.on_first_ack(float(log.rtt_s[acks[0]]))
-        # serialisation part of the next interval: mean 1/bandwidth at this interval's sends (the simulator knows it)
-        sent_t = log.time_s[log.kind == 0]
-        extra = float(np.mean(1.0 / self._bw_at(sent_t))) if sent_t.size else 0.0
+        # serialisation part of the next interval: "link" (Genet's) = mean 1/bandwidth at this interval's sends (the
+        # simulator knows it); "measured" = the interval's own delivery rate, as the real sender (None: that rule)
+        extra = None
+        if self.aurora.interval_serialisation == "link":
+            sent_t = log.time_s[log.kind == 0]
+            extra = float(np.mean(1.0 / self._bw_at(sent_t))) if sent_t.size else 0.0
         mi = ctl.finish_interval(sim.now_s, extra)
         self.intervals.append(mi)
         return mi

@@ -175,6 +175,13 @@ def load_aurora_policy(path: str, aurora: AuroraConfig | None = None):
         aurora = replace(aurora, startup=startup, initial_window_packets=window)
     except BadInputError as e:
         raise BadInputError(f"{path}: metadata genet.startup / genet.initial_window_packets: {e}") from None
+    # the interval rule the model was trained with; a model without it (every one exported before it existed):
+    # the caller's (genet eval cc --interval-serialisation; default Genet's "link")
+    serialisation = policy.extra_metadata("interval_serialisation", aurora.interval_serialisation)
+    try:
+        aurora = replace(aurora, interval_serialisation=serialisation)
+    except BadInputError as e:
+        raise BadInputError(f"{path}: metadata genet.interval_serialisation: {e}") from None
     return policy, aurora
 
 

@@ -104,6 +104,8 @@ class CcTrainConfig:
     startup: the Aurora sender's start-up, "aurora" (Aurora's, the shipped models') or "window" (an initial
         window until the first ACK: :mod:`genet.cc.aurora`); recorded in the exported model ("aurora")
     initial_window_packets: the "window" start-up's window, packets (10)
+    interval_serialisation: the next-interval rule of the simulator, "link" (Genet's oracle, the shipped models')
+        or "measured" (the real sender's: genet/cc/aurora.py) ("link")
     gap_after_first_ack: score the curriculum's BO trials (model and baseline alike) on the packets each
         sender sent after its first ACK (:func:`genet.cc.metrics.after_first_ack`; False: the whole run, as
         Genet). Evaluation (``genet eval``) always scores the whole run.
@@ -128,6 +130,7 @@ class CcTrainConfig:
     gap_after_first_ack: bool = False
     startup: str = "aurora"
     initial_window_packets: int = 10
+    interval_serialisation: str = "link"
 
     def __post_init__(self):
         if self.n_envs < 1 or self.steps_per_update < self.n_envs:
@@ -152,7 +155,8 @@ class CcTrainConfig:
 
     def aurora(self) -> AuroraConfig:
         return AuroraConfig(history_length=self.history_length, reward_form=self.reward_form, startup=self.startup,
-                            initial_window_packets=self.initial_window_packets)
+                            initial_window_packets=self.initial_window_packets,
+                            interval_serialisation=self.interval_serialisation)
 
 
 @dataclass
@@ -500,7 +504,8 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
                         rollout_workers=opt("rollout_workers", d.rollout_workers),
                         gap_after_first_ack=bool(opt("gap_after_first_ack", d.gap_after_first_ack)),
                         startup=opt("startup", d.startup),
-                        initial_window_packets=opt("initial_window_packets", d.initial_window_packets))
+                        initial_window_packets=opt("initial_window_packets", d.initial_window_packets),
+                        interval_serialisation=opt("interval_serialisation", d.interval_serialisation))
     return CcUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space,
                      ray_address=getattr(args, "ray_address", None))
 
@@ -525,6 +530,7 @@ def export_policy(use_case: CcUseCase, agent: CcAgent, path: str | Path,
     obs = rng.uniform(lo_f, hi_f, size=(n_check, lo_f.size)).astype(np.float32)
     extra = {"delta_scale": aurora.delta_scale, "features": list(aurora.features),
              "startup": aurora.startup, "initial_window_packets": aurora.initial_window_packets,
+             "interval_serialisation": aurora.interval_serialisation,
              "history_length": aurora.history_length, "reward_form": aurora.reward_form,
              "train_config": asdict(agent.config), "updates": agent.updates, "env_steps": agent.env_steps,
              "train_wall_s": agent.wall_s, "seed": agent.seed, **(metadata or {})}
