@@ -208,20 +208,27 @@ class RayExecutor(Executor):
             while pending:
                 done, pending = self.ray.wait(pending, num_returns=1)
                 for ref in done:
-                    try:
-                        result = self.ray.get(ref)
-                    except Exception as exc:  # noqa: BLE001 - the task's worker or node died
-                        if not tolerant:
-                            raise
-                        result = _Failed(exc)
-                    yield refs[ref], result
+                    yield refs[ref], self._result(ref, tolerant)
         except BaseException:
-            for ref in pending:
-                try:
-                    self.ray.cancel(ref)
-                except Exception:  # noqa: BLE001 - already finished
-                    pass
+            self._cancel(pending)
             raise
+
+    def _result(self, ref, tolerant: bool):
+        """A finished task's result; a task whose worker or node died raises, or (``tolerant``) is a failure
+        carried back as the item's result."""
+        try:
+            return self.ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - the task's worker or node died
+            if not tolerant:
+                raise
+            return _Failed(exc)
+
+    def _cancel(self, refs) -> None:
+        for ref in refs:
+            try:
+                self.ray.cancel(ref)
+            except Exception:  # noqa: BLE001 - already finished
+                pass
 
     def _map_per_node(self, fn, items):
         """Up to ``per_node`` items at once on each live node (tasks of no CPU pinned to their node: items that
@@ -254,22 +261,14 @@ class RayExecutor(Executor):
                     item, node = refs.pop(ref)
                     if node in busy:
                         busy[node] -= 1
-                    try:
-                        result = self.ray.get(ref)
-                    except Exception as exc:  # noqa: BLE001 - the task's worker or node died
-                        if not tolerant:
-                            raise
-                        result = _Failed(exc)
+                    result = self._result(ref, tolerant)
+                    if isinstance(result, _Failed):  # its node may be gone: it takes no more items
                         alive = {n["NodeID"] for n in self._alive_nodes()}
                         for gone in set(busy) - alive:
                             del busy[gone]
                     yield item, result
         except BaseException:
-            for ref in refs:
-                try:
-                    self.ray.cancel(ref)
-                except Exception:  # noqa: BLE001 - already finished
-                    pass
+            self._cancel(refs)
             raise
 
 
