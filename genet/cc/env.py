@@ -23,7 +23,10 @@ One episode = one rate-based sender over one simulated link
 * **Monitor intervals**: the first (at reset, no action) lasts 0.01 s or until
   the first ACK; each next one lasts avg latency of the previous + mean
   per-packet serialisation time of its packets (``mi_rtt_proportion`` x
-  latency), cut at the first send after that (:mod:`genet.cc.events`).
+  latency), cut at the first send after that (:mod:`genet.cc.events`). The
+  serialisation term is the link's true bandwidth at the sends (Genet's,
+  ``interval_serialisation="link"``) or, with ``"measured"``, one packet at
+  the interval's delivery rate, the real sender's rule (genet/cc/aurora.py).
 * **Observation**: :class:`~genet.cc.monitor.ObservationHistory`, 10 x 3 = 30
   values. Deviation: values are clipped to Genet's declared feature bounds
   (Genet declares them but does not clip) so observations always lie in the
