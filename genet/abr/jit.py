@@ -123,7 +123,6 @@ def _cacheable(fn):
     """``fn``, or a copy named with a digest of its foreign dependencies' sources (numba's cache checks only
     the kernel's own file, and names its entries after the function)."""
     import hashlib
-    import types
     deps = _foreign_dependencies(fn)
     if not deps:
         return fn
@@ -131,10 +130,19 @@ def _cacheable(fn):
     for path in deps:
         with open(path, "rb") as fh:
             digest.update(fh.read())
+    return cache_named(fn, f"deps_{digest.hexdigest()[:12]}")
+
+
+def cache_named(fn, tag: str):
+    """A copy of ``fn`` whose qualified name (what numba names its cache entries after) ends in ``__TAG``: a
+    kernel compiled from it gets cache entries of its own, so a new tag (a digest of sources numba does not
+    check) recompiles it."""
+    import types
     copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
     copy.__kwdefaults__ = fn.__kwdefaults__
     copy.__doc__ = fn.__doc__
-    copy.__qualname__ = f"{fn.__qualname__}__deps_{digest.hexdigest()[:12]}"
+    copy.__module__ = fn.__module__
+    copy.__qualname__ = f"{fn.__qualname__}__{tag}"
     return copy
 
 

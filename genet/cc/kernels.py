@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import types
 from pathlib import Path
 
 from numba import njit
+
+from genet.abr.jit import cache_named
 
 #: The files whose functions the CC kernels compile (relative to genet/cc/).
 KERNEL_SOURCES = ("aurora.py", "connection.py", "events.py", "link.py", "senders/bbr.py", "senders/cubic.py",
@@ -36,9 +37,4 @@ def sources_digest() -> str:
 
 def kernel(fn):
     """``numba.njit(cache=True)`` of a copy of ``fn`` whose cache name carries :func:`sources_digest`."""
-    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
-    copy.__kwdefaults__ = fn.__kwdefaults__
-    copy.__doc__ = fn.__doc__
-    copy.__module__ = fn.__module__
-    copy.__qualname__ = f"{fn.__qualname__}__src_{sources_digest()}"
-    return njit(cache=True)(copy)
+    return njit(cache=True)(cache_named(fn, f"src_{sources_digest()}"))
