@@ -85,14 +85,28 @@ def step_text(step) -> str:
 
 
 def _libc():
-    """libc, loaded in the parent (a child between fork and exec only calls it)."""
+    """libc, loaded in the parent (a child between fork and exec only calls it); None where there is none."""
     global _LIBC
     if _LIBC is None:
-        _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+        except OSError:
+            return None
     return _LIBC
 
 
 _LIBC = None
+
+
+def _die_with_parent(libc):
+    """A ``preexec_fn``: the child gets SIGTERM when its parent (thread) ends, even by SIGKILL
+    (``prctl(PR_SET_PDEATHSIG)``; libc loaded in the parent: between fork and exec the child only calls it)."""
+    if libc is None:
+        return None
+
+    def child_setup() -> None:
+        libc.prctl(1, signal.SIGTERM)
+    return child_setup
 
 
 class _Child:
@@ -263,13 +277,7 @@ class Runner:
     # running -------------------------------------------------------------------------------------
     def _run_command(self, argv: list[str], log, progress: Progress) -> int:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-
-        def child_setup() -> None:  # the child gets SIGTERM if `genet run` dies (even by SIGKILL)
-            try:
-                ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-            except OSError:
-                pass
-
+        child_setup = _die_with_parent(_libc())
         log.write(f"$ {command_text(argv)}\n")
         log.flush()
         beside = hasattr(self._worker, "cpu_s")  # a worker thread of items run at once
@@ -291,11 +299,8 @@ class Runner:
 
     def _run_command_beside(self, argv: list[str], env: dict, log) -> int:
         """:meth:`_run_command` in a worker thread: the command's CPU time from its own ``os.wait4``."""
-        libc = _libc()
-
-        def child_setup() -> None:  # SIGTERM when this thread ends: it ends after reaping, or with `genet run`
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (the thread stays until the command is reaped)
-
+        # the child's "parent" is this thread: it ends after reaping the command, or with `genet run`
+        child_setup = _die_with_parent(_libc())
         with self._kids_lock:
             if self._stopping:
                 return -int(signal.SIGINT)
