@@ -12,6 +12,7 @@ import shlex
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.cli import build_parser
@@ -59,6 +60,12 @@ def test_tiny_study_runs_resumes_and_writes_the_table_and_curves(tmp_path, share
     assert "| abr-udr3 | 0,1 |" in table and " ± " in table and "mpc (baseline)" in table
     data = json.loads((study / "results.json").read_text())
     assert set(data["abr"]["abr-udr3"]["fcc-val"]["seeds"]) == {"0", "1"}
+    # every record keeps its per-trace figures (issue 30's paired tests): the model's and the baselines'
+    udr0 = json.loads((study / "results" / "abr-udr3-s0.json").read_text())
+    per = udr0["per_trace"]["fcc-val"]
+    assert set(per) == {"model", "mpc", "bba"} and len(per["model"]) == 1
+    assert np.mean(list(per["model"].values())) == pytest.approx(udr0["evaluation"]["fcc-val"]["model"])
+    assert "### abr-udr3" not in table  # no comparison of this table's pairs has both sides
     model = study / "runs" / "abr-udr3-s0" / "model.pt"
     stamp = model.stat().st_mtime_ns
     # the warm start runs after (and from) the same seed's UDR-RL3 model, which is not trained again
@@ -136,7 +143,7 @@ def test_unknown_presets_and_bad_options_fail_with_one_line(tmp_path, capsys):
 
 def test_study_and_models_commands_have_help(capsys):
     """`genet study`, `genet models` and their subcommands are commands of the product, each with --help."""
-    for argv in (["study"], ["study", "run"], ["study", "per-trace"], ["study", "top-rung"], ["study", "cc-startup"],
+    for argv in (["study"], ["study", "run"], ["study", "compare"], ["study", "per-trace"], ["study", "top-rung"], ["study", "cc-startup"],
                  ["models"], ["models", "ship"]):
         with pytest.raises(SystemExit) as exit_:
             build_parser().parse_args([*argv, "--help"])

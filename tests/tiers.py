@@ -74,7 +74,7 @@ FAST_MODULES: set[str] = {
     "test_result_columns", "test_rollout_workers", "test_run_config", "test_run_config_robustness",
     "test_run_duration", "test_run_costs",
     "test_run_pipeline", "test_run_jobs", "test_run_report", "test_runmeta", "test_runtime_imports", "test_sender", "test_sender_hardening",
-    "test_sender_iperf3", "test_setup", "test_shipped_models", "test_stats", "test_study_training", "test_tiers",
+    "test_sender_iperf3", "test_setup", "test_shipped_models", "test_stats", "test_study_compare", "test_study_training", "test_tiers",
     "test_traces_atomic", "test_traces_cli", "test_traces_formats", "test_traces_fuzz", "test_traces_generators",
     "test_traces_malformed", "test_train_cli",
     "test_typed_config",

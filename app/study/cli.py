@@ -1,4 +1,4 @@
-"""``genet study run | per-trace | top-rung | cc-startup`` and ``genet models ship``.
+"""``genet study run | compare | per-trace | top-rung | cc-startup`` and ``genet models ship``.
 
 Declared like every other command (``COMMANDS``, :mod:`foundation.commands`; the module is listed in
 ``app/cli.py``'s ``SUBCOMMAND_MODULES``). Importing this module and building its parsers is cheap: the study,
@@ -269,6 +269,36 @@ def cmd_cc_startup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_arguments(cp: argparse.ArgumentParser) -> None:
+    from foundation.runmeta import PROJECT_ROOT
+    cp.add_argument("a", metavar="A", help="a preset with records in the study (genet study run --list)")
+    cp.add_argument("b", metavar="B", help="another preset, or a rule-based baseline the records evaluated "
+                                           "(mpc, bba, bbr, cubic, ...)")
+    cp.add_argument("--study-dir", default=str(PROJECT_ROOT / "runs" / "study"), metavar="DIR",
+                    help="the study directory (its results/*.json; models/study for the published records)")
+    cp.add_argument("--sets", default=None, help="comma-separated evaluation sets (default: every set of both)")
+    cp.add_argument("--tolerance", type=float, default=0.10,
+                    help="the verdict's ± band, a fraction of B's mean magnitude")
+    cp.add_argument("--median-seed", action="store_true",
+                    help="also print each side's median seed (the seed a preset ships)")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from app.study.compare import compare, format_comparison, load_records, median_seed
+    if not 0 < args.tolerance < 1:
+        raise BadInputError(f"--tolerance must be a fraction in (0, 1), got {args.tolerance}")
+    records = load_records(Path(args.study_dir))
+    if not records:
+        raise BadInputError(f"{args.study_dir}: no study records (results/*.json)")
+    rows = compare(records, args.a, args.b, _names(args.sets) if args.sets else None, args.tolerance)
+    print("\n".join(format_comparison(args.a, args.b, rows)))
+    if args.median_seed:
+        for name in (args.a, args.b):
+            if any(r["preset"] == name for r in records):
+                print(f"{name}: median seed {median_seed(records, name)}")
+    return 0
+
+
 # ------------------------------------------------------------------ genet models ship
 def cmd_models_ship(args: argparse.Namespace) -> int:
     if args.from_run and (not args.only or "," in args.only):
@@ -308,6 +338,8 @@ COMMANDS = (
                       "(per-trace, top-rung, cc-startup). `genet study COMMAND --help` explains each."),
     Command(("study", "run"), help="train, evaluate and tabulate presets x seeds at equal steps (resumable)",
             description=STUDY_RUN_DESCRIPTION, arguments=_study_run_arguments, run=cmd_study_run),
+    Command(("study", "compare"), help="preset A vs B (or a baseline): seed statistics and a paired test per set",
+            description=_doc("compare"), arguments=_compare_arguments, run=cmd_compare),
     Command(("study", "per-trace"), help="two ABR policies compared trace by trace, grouped by mean bandwidth",
             description=_doc("per_trace"), arguments=_per_trace_arguments, run=cmd_per_trace),
     Command(("study", "top-rung"), help="ABR policies' QoE and mean bitrate on constant links",

@@ -56,3 +56,21 @@ def read_summary(use_case: str, out: Path, column: str | None = None) -> dict[st
         with open(out / "summary.csv") as fh:
             pairs = [(s["policy"], float(s[column])) for s in csv.DictReader(fh)]
     return {("model" if i == 0 else k): v for i, (k, v) in enumerate(pairs)}
+
+
+def read_per_trace(use_case: str, out: Path, column: str | None = None) -> dict[str, dict[str, float]]:
+    """{policy label: {trace: value}} of a ``genet eval`` output directory's ``results.csv`` (ABR: ``qoe``; CC:
+    ``reward``; LB: ``column``, default ``reward_1e9``), labelled as :func:`read_summary` (the first policy in
+    --policy order is 'model'). What the study's paired tests compare trace by trace."""
+    value = {"abr": "qoe", "cc": "reward"}.get(use_case) or column or "reward_1e9"
+    with open(out / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    trace_key = "trace" if rows and "trace" in rows[0] else next(
+        (k for k in ("episode", "seed") if rows and k in rows[0]), "trace")
+    labels = list(dict.fromkeys(r["policy"] for r in rows))
+    per: dict[str, dict[str, float]] = {}
+    for r in rows:
+        label = "model" if r["policy"] == labels[0] else r["policy"]
+        per.setdefault(label, {})[r[trace_key]] = float(r[value])
+    return per
+

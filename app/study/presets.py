@@ -74,6 +74,8 @@ CL_NOTES = {1: "CL1, hand-picked difficulty: stages whose bandwidth-change inter
             3: "CL3, where the policy is far from the optimum: BO on the optimum's reward minus the policy's"}
 
 #: The presets ``genet study run`` trains when ``--presets`` is not given.
+REAL_SENDER = ["--startup", "window", "--interval-serialisation", "measured"]
+
 MATRIX = ("abr-udr1", "abr-udr2", "abr-udr3", "abr-genet", "cc-udr3", "cc-genet")
 #: The LB study (issue 27): ``genet study run --presets lb-udr1,lb-udr2,lb-udr3,lb-genet``.
 LB_MATRIX = ("lb-udr1", "lb-udr2", "lb-udr3", "lb-genet")
@@ -124,6 +126,13 @@ def presets() -> dict[str, Preset]:
                                            "--ensemble"], note="max gap over BBR and Cubic"),
         Preset("cc", "cc-genet-warm", cc_genet + ["--init-from", "{warm}", "--updates-per-round", "{per_round}"],
                warm_from="cc-udr3", note="warm start from UDR-RL3, fixed updates per round"),
+        # issue 30/31: the sender the simulator trains is the real UDP sender's (window start-up, IW10, and the
+        # next monitor interval from the measured delivery rate instead of the link's true bandwidth)
+        Preset("cc", "cc-udr3-faithful", ["--method", "udr", "--range", "rl3"] + REAL_SENDER,
+               note="UDR over RL3, the real sender's rules: window start-up (IW10) and the measured interval rule"),
+        Preset("cc", "cc-genet-faithful", cc_genet + REAL_SENDER,
+               note="Genet (gap to BBR), the real sender's rules: window start-up (IW10) and the measured interval "
+                    "rule"),
     ]
     out += [Preset("lb", f"lb-udr{i}", ["--method", "udr", "--range", f"rl{i}"], note=f"UDR over RL{i}")
             for i in (1, 2, 3)]

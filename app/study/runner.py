@@ -22,7 +22,7 @@ from pathlib import Path
 from foundation.atomic import atomic_text_writer, atomic_write_text
 from foundation.errors import BadInputError
 from foundation.runmeta import PROJECT_ROOT
-from app.study.invoke import LB_COLUMNS, genet_executable, read_summary, relative_to_root, sh
+from app.study.invoke import LB_COLUMNS, genet_executable, read_per_trace, read_summary, relative_to_root, sh
 from app.study.presets import (ABR_COMMON, ABR_STEPS, CC_STEPS, LB_COMMON, LB_STEPS, PAPERDIMS_SPACE_FILE, TINY,
                                  Preset, eval_sets, presets)
 
@@ -132,8 +132,9 @@ class Study:
         return run
 
     def evaluate(self, p: Preset, seed: int, model: Path | None = None, sets=None,
-                 with_baselines: bool = True) -> dict[str, dict[str, float]]:
-        """Export (the final model or ``model``) and `genet eval` on each set; {set: {policy: reward}}."""
+                 with_baselines: bool = True, per_trace: dict | None = None) -> dict[str, dict[str, float]]:
+        """Export (the final model or ``model``) and `genet eval` on each set; {set: {policy: reward}}.
+        ``per_trace`` (ABR and CC), when given, receives {set: {policy: {trace: reward}}} (the paired tests')."""
         run = self.run_dir(p.name, seed)
         log = self.dir / "logs" / f"{p.name}-s{seed}.log"
         tag = model.name.replace(".pt", "") if model is not None else "final"
@@ -154,6 +155,8 @@ class Study:
                                 for suffix, column in LB_COLUMNS})
                 else:
                     out[set_name] = read_summary(p.use_case, Path(tmp))
+                    if per_trace is not None:
+                        per_trace[set_name] = read_per_trace(p.use_case, Path(tmp))
         return out
 
     def checkpoints(self, run: Path) -> list[tuple[Path, int]]:
@@ -206,10 +209,13 @@ class Study:
             blob = torch.load(run / "model.pt", weights_only=False)
             # LB: the checkpoint with the best reward on the validation episodes (the learning curve's set)
             chosen = self.select_checkpoint(p, seed) if p.use_case == "lb" else None
+            per_trace: dict = {}
             rec = {"preset": p.name, "use_case": p.use_case, "seed": seed, "note": p.note,
                    "command": info.get("command"), "commit": info.get("commit"), "env_steps": blob["env_steps"],
                    "updates": blob["updates"], "train_wall_s": blob["wall_s"],
-                   "evaluation": self.evaluate(p, seed, model=chosen)}
+                   "evaluation": self.evaluate(p, seed, model=chosen, per_trace=per_trace)}
+            if per_trace:
+                rec["per_trace"] = per_trace
             if chosen is not None:
                 rec["checkpoint"] = str(chosen.relative_to(run))
                 rec["checkpoint_env_steps"] = int(torch.load(chosen, weights_only=False)["env_steps"])

@@ -62,5 +62,12 @@ def write_table(study_dir: Path, presets: dict[str, Preset]) -> str:
         if chosen:
             lines.append("- chosen checkpoints: " + "; ".join(chosen))
         lines.append("")
+    from app.study.compare import comparisons_section, median_seed
+    lines += comparisons_section(recs)
+    medians = [f"{n}: s{median_seed(recs, n)}" for n in sorted({r["preset"] for r in recs})
+               if sum(r["preset"] == n for r in recs) >= 3]
+    if medians:
+        lines += ["Median seed of each preset with 3 or more seeds (by mean rank over the sets; the seed a "
+                  "variant ships, issue 30): " + ", ".join(medians) + ".", ""]
     atomic_write_text(study_dir / "results.json", json.dumps(data, indent=1) + "\n")
     return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""Settling a study comparison with statistics (issue 30): preset A against preset B (or a rule-based baseline)
+on each evaluation set, from the study's records (``results/<preset>-s<seed>.json``).
+
+Per set:
+
+* each side's **mean over seeds** of the set's mean reward and the **seed std** (ddof 1);
+* a **paired test over the set's traces**: each trace's reward averaged over A's seeds against the same over B's
+  (a baseline: its reward on the trace, the same for every seed); the mean paired difference with its 95 %
+  interval and a verdict in words (:func:`foundation.stats.paired_gap`, the function the emulation gap uses:
+  "A higher than B by X % [lo, hi]", "A within ±10 % of B", "not enough runs to tell: need about N traces"),
+  and the two-sided **Wilcoxon signed-rank** p-value of the per-trace differences (scipy). With fewer than 6
+  traces no Wilcoxon p can fall below 0.05 (n = 5: its smallest p is 0.0625; the Pantheon ethernet set holds 5),
+  which the report says instead of a misleading p.
+
+A record has per-trace figures (``per_trace``) when its run was evaluated by a study of this version; older
+records (from before 2026-12-07) have only the set means: their comparison gives the seed statistics and says
+the paired test needs the runs re-evaluated.
+
+:func:`median_seed` is the seed a preset ships (issue 30: the variant's median seed, not its best): the seed
+whose mean rank over the evaluation sets is the median of the preset's seeds (ties: the lower seed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from foundation.errors import BadInputError
+from foundation.stats import PairedGap, paired_gap
+
+#: The comparisons ``results.md`` settles (A, B): B a preset or a baseline of the records; a pair whose
+#: presets have no record is left out.
+COMPARISONS = (
+    ("cc-genet-faithful", "cc-udr3-faithful"),
+    ("cc-genet-faithful", "bbr"),
+    ("cc-udr3-faithful", "cc-udr3"),
+    ("cc-genet-faithful", "cc-genet"),
+    ("cc-genet", "cc-udr3"),
+    ("abr-genet", "abr-udr1"),
+    ("abr-genet", "abr-udr2"),
+    ("abr-genet", "mpc"),
+)
+#: Below this many paired traces a two-sided Wilcoxon signed-rank test cannot reach p < 0.05.
+WILCOXON_MIN_TRACES = 6
+
+
+@dataclass(frozen=True)
+class SetComparison:
+    """A against B on one evaluation set: seed statistics of each side, the paired per-trace test (None when a
+    record lacks per-trace figures), the Wilcoxon p (None below :data:`WILCOXON_MIN_TRACES` traces or without
+    per-trace figures) and a note saying why a figure is missing."""
+
+    set_name: str
+    mean_a: float
+    std_a: float
+    seeds_a: int
+    mean_b: float
+    std_b: float
+    seeds_b: int
+    paired: PairedGap | None
+    wilcoxon_p: float | None
+    note: str = ""
+
+
+def load_records(study_dir: Path) -> list[dict]:
+    """Every record of the study directory (``results/*.json``)."""
+    return [json.loads(p.read_text()) for p in sorted((Path(study_dir) / "results").glob("*.json"))]
+
+
+def _side(records: list[dict], name: str) -> tuple[list[dict], str]:
+    """(records, label) of side ``name``: a preset's records (label 'model') or, for a baseline name, every
+    record that evaluated that baseline (label the name)."""
+    mine = [r for r in records if r["preset"] == name]
+    if mine:
+        return sorted(mine, key=lambda r: r["seed"]), "model"
+    baseline = [r for r in records if any(name in v for v in r["evaluation"].values())]
+    if baseline:
+        return baseline, name
+    presets = sorted({r["preset"] for r in records})
+    raise BadInputError(f"no record of preset or baseline {name!r} in the study; presets with records: "
+                        f"{', '.join(presets) or 'none'}")
+
+
+def _seed_stats(records: list[dict], label: str, set_name: str) -> tuple[float, float, int]:
+    if label != "model":  # a baseline: deterministic, one figure however many records hold it
+        v = [records[0]["evaluation"][set_name][label]]
+    else:
+        v = [r["evaluation"][set_name]["model"] for r in records]
+    m = sum(v) / len(v)
+    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+    return m, sd, len(v)
+
+
+def _per_trace_mean(records: list[dict], label: str, set_name: str) -> dict[str, float] | None:
+    """{trace: reward averaged over the records} on the traces every record has; None if one lacks them."""
+    tables = []
+    for r in records if label == "model" else records[:1]:
+        t = r.get("per_trace", {}).get(set_name, {}).get(label)
+        if not t:
+            return None
+        tables.append(t)
+    common = set(tables[0]).intersection(*tables[1:])
+    return {k: sum(t[k] for t in tables) / len(tables) for k in sorted(common)}
+
+
+def wilcoxon_p(differences: list[float]) -> float | None:
+    """Two-sided Wilcoxon signed-rank p of the paired differences (zero differences dropped, scipy's
+    'wilcox' rule); None below :data:`WILCOXON_MIN_TRACES` non-zero differences; 1.0 when all are zero."""
+    d = [x for x in differences if x != 0.0]
+    if not d and differences:
+        return 1.0
+    if len(d) < WILCOXON_MIN_TRACES:
+        return None
+    from scipy.stats import wilcoxon
+    return float(wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def compare(records: list[dict], a: str, b: str, sets: list[str] | None = None,
+            tolerance: float = 0.10) -> list[SetComparison]:
+    """A against B on each evaluation set both sides have (``sets``: those only, in that order)."""
+    ra, la = _side(records, a)
+    rb, lb = _side(records, b)
+    if la != "model":
+        raise BadInputError(f"{a!r} is a baseline; the first side of a comparison is a preset")
+    common = [s for s in ra[0]["evaluation"] if s in rb[0]["evaluation"]]
+    if sets:
+        unknown = [s for s in sets if s not in common]
+        if unknown:
+            raise BadInputError(f"--sets: {', '.join(unknown)} not evaluated for both {a} and {b}; sets: "
+                                f"{', '.join(common)}")
+        common = list(sets)
+    out = []
+    for s in common:
+        ma, sa, na = _seed_stats(ra, la, s)
+        mb, sb, nb = _seed_stats(rb, lb, s)
+        ta, tb = _per_trace_mean(ra, la, s), _per_trace_mean(rb, lb, s)
+        if ta is None or tb is None:
+            out.append(SetComparison(s, ma, sa, na, mb, sb, nb, None, None,
+                                     "no per-trace figures in some records (evaluated before the study kept "
+                                     "them): no paired test"))
+            continue
+        traces = [k for k in ta if k in tb]
+        xa, xb = [ta[k] for k in traces], [tb[k] for k in traces]
+        gap = paired_gap(xa, xb, tolerance=tolerance, names=(a, b))
+        p = wilcoxon_p([x - y for x, y in zip(xa, xb)])
+        note = "" if p is not None else (f"{len(traces)} traces: a Wilcoxon test needs "
+                                         f"{WILCOXON_MIN_TRACES} or more to reach p < 0.05")
+        out.append(SetComparison(s, ma, sa, na, mb, sb, nb, gap, p, note))
+    return out
+
+
+def format_comparison(a: str, b: str, rows: list[SetComparison]) -> list[str]:
+    """Markdown lines: one table row per set."""
+    lines = [f"### {a} vs {b}", "",
+             f"| set | {a} (mean ± seed std, seeds) | {b} | paired gap per trace [95 %] | Wilcoxon p | verdict |",
+             "|---|---|---|---|---|---|"]
+    for c in rows:
+        side_b = f"{c.mean_b:.2f} ± {c.std_b:.2f} ({c.seeds_b})" if c.seeds_b > 1 else f"{c.mean_b:.2f}"
+        if c.paired is None:
+            gap, verdict = "—", c.note
+        else:
+            g = c.paired
+            gap = f"{g.gap:+.2f} [{g.low:+.2f}, {g.high:+.2f}] (n={g.n})"
+            verdict = g.verdict + (f"; {c.note}" if c.note else "")
+        p = "—" if c.wilcoxon_p is None else f"{c.wilcoxon_p:.3g}"
+        lines.append(f"| {c.set_name} | {c.mean_a:.2f} ± {c.std_a:.2f} ({c.seeds_a}) | {side_b} | {gap} | {p} | "
+                     f"{verdict} |")
+    return lines + [""]
+
+
+def comparisons_section(records: list[dict]) -> list[str]:
+    """``results.md``'s paired-comparison section: every pair of :data:`COMPARISONS` whose sides have records."""
+    names = {r["preset"] for r in records}
+    lines: list[str] = []
+    for a, b in COMPARISONS:
+        if a not in names:
+            continue
+        try:
+            rows = compare(records, a, b)
+        except BadInputError:
+            continue
+        lines += format_comparison(a, b, rows)
+    if not lines:
+        return []
+    return ["## Paired comparisons (issue 30)", "",
+            "Mean over seeds ± seed std per side; the paired gap compares each trace's reward averaged over the "
+            "seeds (`genet study compare A B`; foundation.stats.paired_gap, bootstrap widened to Student's t; "
+            "tolerance ±10 %); Wilcoxon signed-rank on the same per-trace differences.", ""] + lines
+
+
+def median_seed(records: list[dict], preset: str) -> int:
+    """The seed preset ``preset`` ships: the median seed by mean rank over the evaluation sets (ranks 1 = best;
+    the seed whose mean rank is closest to the median of the mean ranks; ties: the lower seed)."""
+    rs, _ = _side(records, preset)
+    if not rs or rs[0]["preset"] != preset:
+        raise BadInputError(f"no record of preset {preset!r}")
+    sets = list(rs[0]["evaluation"])
+    rank = {r["seed"]: 0.0 for r in rs}
+    for s in sets:
+        ordered = sorted(rs, key=lambda r: (-r["evaluation"][s]["model"], r["seed"]))
+        for i, r in enumerate(ordered):
+            rank[r["seed"]] += (i + 1) / len(sets)
+    values = sorted(rank.values())
+    mid = values[(len(values) - 1) // 2] if len(values) % 2 else (values[len(values) // 2 - 1]
+                                                                   + values[len(values) // 2]) / 2
+    return min(rank, key=lambda seed: (abs(rank[seed] - mid), seed))
+
+
+__all__ = ["COMPARISONS", "SetComparison", "WILCOXON_MIN_TRACES", "compare", "comparisons_section",
+           "format_comparison", "load_records", "median_seed", "wilcoxon_p"]

@@ -1,0 +1,110 @@
+"""`genet study compare` and the study table's paired comparisons (issue 30): seed statistics, a paired test over
+the validation traces (bootstrap interval + Wilcoxon signed-rank) and the median seed a variant ships."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app.cli import main as genet_main
+from app.study.compare import (WILCOXON_MIN_TRACES, compare, comparisons_section, median_seed, wilcoxon_p)
+from foundation.errors import BadInputError
+
+
+def record(preset, seed, per_trace: dict[str, float] | None, baseline: dict[str, float] | None = None,
+           set_name="val", extra_set: float | None = None):
+    rec = {"preset": preset, "use_case": "cc", "seed": seed, "env_steps": 100,
+           "evaluation": {set_name: {"model": float(np.mean(list(per_trace.values())))}}}
+    if baseline is not None:
+        rec["evaluation"][set_name]["bbr"] = float(np.mean(list(baseline.values())))
+    if extra_set is not None:
+        rec["evaluation"]["other"] = {"model": extra_set}
+    if per_trace is not None:
+        rec["per_trace"] = {set_name: {"model": per_trace, **({"bbr": baseline} if baseline else {})}}
+    return rec
+
+
+def traces(values):
+    return {f"t{i:03d}": float(v) for i, v in enumerate(values)}
+
+
+def test_a_known_shift_is_found_with_its_interval_and_wilcoxon_p():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(80, 120, size=40)
+    # B's seeds: base + noise; A's seeds: base + 15 (15 % of B's ~100 mean) + noise
+    recs = [record("B", s, traces(base + rng.normal(0, 2, 40))) for s in range(3)]
+    recs += [record("A", s, traces(base + 15 + rng.normal(0, 2, 40))) for s in range(3)]
+    (c,) = compare(recs, "A", "B")
+    assert c.seeds_a == c.seeds_b == 3 and c.paired.n == 40
+    assert c.paired.low < 15 < c.paired.high and c.paired.low > 10  # the true shift inside, 0 far outside
+    assert c.paired.decision == "differs" and c.paired.verdict.startswith("A higher than B by 1")
+    # the Wilcoxon p is scipy's on the per-trace differences of the seed means, and tiny for a 40/40 sign split
+    from scipy.stats import wilcoxon
+    a = np.mean([[r["per_trace"]["val"]["model"][k] for k in sorted(r["per_trace"]["val"]["model"])]
+                 for r in recs[3:]], axis=0)
+    b = np.mean([[r["per_trace"]["val"]["model"][k] for k in sorted(r["per_trace"]["val"]["model"])]
+                 for r in recs[:3]], axis=0)
+    assert c.wilcoxon_p == pytest.approx(wilcoxon(a - b).pvalue) and c.wilcoxon_p < 1e-6
+    # the seed statistics: mean over seeds of the set means, seed std with ddof 1
+    means = [r["evaluation"]["val"]["model"] for r in recs[3:]]
+    assert c.mean_a == pytest.approx(np.mean(means)) and c.std_a == pytest.approx(np.std(means, ddof=1))
+
+
+def test_no_shift_agrees_and_a_few_traces_give_no_wilcoxon_p():
+    rng = np.random.default_rng(5)
+    base = rng.uniform(90, 110, size=60)
+    recs = [record("A", s, traces(base + rng.normal(0, 1, 60))) for s in range(2)]
+    recs += [record("B", 0, traces(base + rng.normal(0, 1, 60)))]
+    (c,) = compare(recs, "A", "B")
+    assert c.paired.decision == "agree" and "within ±10 %" in c.paired.verdict
+    assert c.wilcoxon_p is not None and c.wilcoxon_p > 0.01
+    few = [record("A", 0, traces([1, 2, 3, 4, 5])), record("B", 0, traces([0, 1, 2, 3, 4]))]
+    (c,) = compare(few, "A", "B")
+    assert c.wilcoxon_p is None and f"needs {WILCOXON_MIN_TRACES}" in c.note
+    assert wilcoxon_p([0.0, 0.0]) == 1.0 and wilcoxon_p([1.0] * 5) is None
+    assert wilcoxon_p([1.0] * 6) == pytest.approx(0.03125)  # all six positive: 2 / 2^6
+
+
+def test_a_baseline_side_and_records_without_per_trace_figures():
+    base = traces(range(10, 30))
+    bbr = traces(range(5, 25))
+    recs = [record("A", s, base, baseline=bbr) for s in range(2)]
+    (c,) = compare(recs, "A", "bbr")
+    assert c.seeds_b == 1 and c.mean_b == pytest.approx(14.5) and c.paired.gap == pytest.approx(5.0)
+    old = [dict(record("A", 0, base), per_trace={}), record("B", 0, base)]
+    (c,) = compare(old, "A", "B")
+    assert c.paired is None and "no paired test" in c.note and c.mean_a == pytest.approx(19.5)
+    with pytest.raises(BadInputError, match="no record of preset or baseline 'C'.*A, B"):
+        compare(old, "A", "C")
+    with pytest.raises(BadInputError, match="--sets: nope"):
+        compare(recs, "A", "bbr", sets=["nope"])
+
+
+def test_median_seed_is_the_middle_seed_by_mean_rank_not_the_best():
+    recs = [record("A", s, traces([v]), extra_set=o) for s, v, o in
+            ((0, 10, 10), (1, 50, 50), (2, 30, 30), (3, 20, 40), (4, 40, 20))]
+    # mean ranks: s1 1, s0 5, s2 3, s3 (4+2)/2 = 3, s4 (2+4)/2 = 3 -> the median 3; ties: the lower seed
+    assert median_seed(recs, "A") == 2
+    recs[2]["evaluation"]["val"]["model"] = 60.0  # s2 now best on val: ranks s2 (1+3)/2 = 2 ...
+    assert median_seed(recs, "A") == 3
+
+
+def test_the_table_section_and_the_command(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    base = rng.uniform(50, 60, size=12)
+    (tmp_path / "results").mkdir()
+    for s in range(3):
+        for name, shift in (("cc-genet-faithful", 10.0), ("cc-udr3-faithful", 0.0)):
+            rec = record(name, s, traces(base + shift + rng.normal(0, 0.5, 12)))
+            (tmp_path / "results" / f"{name}-s{s}.json").write_text(json.dumps(rec))
+    from app.study.compare import load_records
+    section = "\n".join(comparisons_section(load_records(tmp_path)))
+    assert "### cc-genet-faithful vs cc-udr3-faithful" in section and "cc-genet-faithful higher than" in section
+    assert genet_main(["study", "compare", "cc-genet-faithful", "cc-udr3-faithful", "--study-dir", str(tmp_path),
+                       "--median-seed"]) == 0
+    out = capsys.readouterr().out
+    assert "| val | " in out and "(n=12)" in out and "cc-udr3-faithful: median seed" in out
+    assert genet_main(["study", "compare", "cc-genet-faithful", "x", "--study-dir", str(tmp_path)]) != 0
+    assert "no record of preset or baseline 'x'" in capsys.readouterr().err
