@@ -20,16 +20,17 @@ Methods (paper §4-§5, genet-simulators.md §6):
 curriculum methods split it evenly over the warm-up and the rounds.
 
 Agents (``--agent``, :data:`genet.agents.registry.AGENTS`): ``ppo`` (the
-default; every method), and for ABR ``a3c`` (synchronous, Pensieve's
-settings; every method), ``dqn`` (Double DQN with a replay buffer and a target
+default; every method), for ABR and CC ``a3c`` (synchronous, Pensieve's
+settings; every method; CC: Aurora's network), for ABR ``dqn`` (Double DQN with a replay buffer and a target
 network, ε-greedy; every method; the exported policy is greedy, argmax Q;
 ``--lr`` and ``--minibatch`` are its learner's) and the imitation agents ``bc`` (behaviour
 cloning on a teacher's rollouts) and ``dagger`` (student rollouts labelled by
-the teacher), which learn from ``--teacher`` (``bba``, ``mpc`` or ``optimal``,
-the offline optimum that sees the future) with ``--method udr``; their default
-``--steps`` is 300000 (a minute or two here). ``--init-from`` starts PPO from
-another run's network (a PPO run's or a bc/dagger run's: PPO fine-tunes the
-imitated policy).
+the teacher), which learn from ``--teacher`` with ``--method udr`` (ABR: ``bba``,
+``mpc`` or ``optimal``, the offline optimum that sees the future; CC: the
+simulator's ``bbr`` or ``cubic``, run shadow-wise on the student's packets,
+genet/cc/teacher.py); their default ``--steps`` is 300000 (a few minutes here).
+``--init-from`` starts PPO from another run's network (a PPO run's or a
+bc/dagger run's: PPO fine-tunes the imitated policy).
 
 Run directory (``--out``, default ``runs/<use_case>-<method>-<range>-s<seed>``):
 
@@ -94,11 +95,14 @@ class TrainEntry:
     missing: str = ""
     #: why a method cannot train this use case (method -> reason); the others can
     unavailable: tuple[tuple[str, str], ...] = ()
+    #: whether a trained policy file (``PATH.onnx``) can be a baseline of the gap objective (ABR: e.g. the best
+    #: UDR policy beside RobustMPC, issue 30; its use case's ``test`` runs an ONNX path like a baseline name)
+    policy_baselines: bool = False
 
 
 TRAIN_USE_CASES = {
     "cc": TrainEntry("cc", "genet.cc.training", ("bbr", "cubic")),
-    "abr": TrainEntry("abr", "genet.abr.training", ("mpc", "bba"),
+    "abr": TrainEntry("abr", "genet.abr.training", ("mpc", "bba"), policy_baselines=True,
                       missing="ABR training is not available yet: genet/abr/training.py (the ABR use case of the "
                               "curriculum) has not been written; `genet train cc` works"),
     # LB's optimum (cl2, cl3) is a stand-in: the no-wait bound (genet/lb/simulator.py no_wait_return)
@@ -142,7 +146,9 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     p.add_argument("--range", dest="range_name", default="rl3",
                    help=f"config-space range of the UDR (initial) distribution: {', '.join(RANGES)}")
     p.add_argument("--baseline", default=entry.baselines[0],
-                   help=f"baseline(s) of the gap objective, comma-separated: {', '.join(entry.baselines)}")
+                   help=f"baseline(s) of the gap objective, comma-separated: {', '.join(entry.baselines)}"
+                        + (" or a trained policy PATH.onnx (e.g. the best UDR model beside mpc, with --ensemble)"
+                           if entry.policy_baselines else ""))
     p.add_argument("--ensemble", action="store_true",
                    help="gap = max over the baselines (needs two or more; paper §4.2 footnote)")
     p.add_argument("--steps", type=int, default=None,
@@ -169,8 +175,8 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     p.add_argument("--init-from", metavar="MODEL", default=None,
                    help="start from this trained model (a model.pt or checkpoint of the same use case): the "
                         "curriculum methods continue a PPO model (e.g. a UDR-RL3 run's) instead of a warm-up phase "
-                        "(the paper's schedule); ABR also takes a bc/dagger run's model, and --method udr/cl1 start "
-                        "PPO from the model's network (fine-tuning an imitated policy)")
+                        "(the paper's schedule); it also takes a bc/dagger (or a3c) run's model, and --method "
+                        "udr/cl1 start PPO from the model's network (fine-tuning an imitated policy)")
     p.add_argument("--space", metavar="FILE", default=None,
                    help=f"config-space JSON file with the same dimensions as traces/spaces/{entry.name}.json but "
                         f"your own ranges (default: that file)")
@@ -241,17 +247,25 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
 
 def _add_agent_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     """--agent (every agent of the registry listed) and, for a use case with imitation agents, their options."""
-    from genet.agents.registry import AGENTS, DEFAULT_AGENT, DEFAULT_TEACHER, TEACHERS
+    from genet.agents.registry import AGENTS, DEFAULT_AGENT, DEFAULT_TEACHERS, TEACHERS
     a = p.add_argument_group("Agent (the learning method; genet/agents/registry.py)")
     listing = "; ".join(f"{e.form}: {e.description}" + ("" if e.attributes.get("trainers") is None else
                                                         f" ({', '.join(e.attributes['trainers'])} only)")
                         for e in AGENTS.entries())
     a.add_argument("--agent", default=None, help=f"{listing} (default: {DEFAULT_AGENT})")
+    if entry.name == "abr":  # the offline agent (dt, genet/abr/dt.py)
+        a.add_argument("--pool", metavar="FILE[,FILE...]", default=None,
+                       help="dt: the experience pool(s) it learns from (.npz files `genet pool abr` writes)")
+        a.add_argument("--target-return", type=float, default=None, metavar="QOE",
+                       help="dt: return-to-go of each session's first decision at run time, stored in the exported "
+                            "model (default: the 90th percentile of the pool's episode returns)")
     if entry.name not in TEACHERS:
         return
+    about = {"abr": " (optimal: the offline optimum, which sees the future)",
+             "cc": " (the simulator's, run shadow-wise on the student's packets: genet/cc/teacher.py)"}
     a.add_argument("--teacher", default=None,
-                   help=f"policy bc and dagger learn from: {', '.join(TEACHERS[entry.name])} (optimal: the offline "
-                        f"optimum, which sees the future) (default: {DEFAULT_TEACHER})")
+                   help=f"policy bc and dagger learn from: {', '.join(TEACHERS[entry.name])}"
+                        f"{about.get(entry.name, '')} (default: {DEFAULT_TEACHERS[entry.name]})")
     a.add_argument("--grad-steps", type=int, default=None,
                    help="bc, dagger: Adam steps per update, each on --minibatch labelled states drawn from the "
                         "aggregated data (count; default: 40; --lr default 1e-3, --minibatch 256)")
@@ -299,9 +313,10 @@ def agent_name(args: argparse.Namespace) -> str:
 
 def _check_agent(args: argparse.Namespace) -> None:
     """--agent (known, trains this use case), the imitation options, and --steps' default for the agent."""
-    from genet.agents.registry import AGENTS, DEFAULT_STEPS, DEFAULT_TEACHER, TEACHERS, trainer_module, uses_teacher
+    from genet.agents.registry import AGENTS, DEFAULT_STEPS, DEFAULT_TEACHERS, TEACHERS, trainer_module, uses_teacher
     agent = agent_name(args)
     trainer_module(agent, args.use_case)  # one line naming the known agents / those for this use case
+    _check_pool(args, agent)
     imitation = ("teacher", "grad_steps", "beta_decay")
     if not uses_teacher(agent):
         given = [o for o in imitation if getattr(args, o, None) is not None]
@@ -311,7 +326,7 @@ def _check_agent(args: argparse.Namespace) -> None:
     else:
         teachers = TEACHERS.get(args.use_case, ())
         if getattr(args, "teacher", None) is None:
-            args.teacher = DEFAULT_TEACHER
+            args.teacher = DEFAULT_TEACHERS.get(args.use_case)
         if args.teacher not in teachers:
             raise BadInputError(f"--teacher {args.teacher!r}: unknown {args.use_case} teacher; choose one of "
                                 f"{', '.join(teachers)}")
@@ -331,6 +346,27 @@ def _check_agent(args: argparse.Namespace) -> None:
                             f"and --ray-address out")
     if args.steps is None:
         args.steps = DEFAULT_STEPS.get(agent, DEFAULT_STEPS["ppo"])
+
+
+def _check_pool(args: argparse.Namespace, agent: str) -> None:
+    """--pool and --target-return: the offline agent's (dt) options, --pool required by it."""
+    if agent != "dt":
+        given = [o for o in ("pool", "target_return") if getattr(args, o, None) is not None]
+        if given:
+            raise BadInputError(f"--{given[0].replace('_', '-')} is an option of --agent dt, not --agent {agent}")
+        return
+    if not getattr(args, "pool", None):
+        raise BadInputError("--agent dt learns from an experience pool: give --pool FILE[,FILE...] "
+                            "(`genet pool abr` writes one)")
+    for part in (x for x in args.pool.split(",") if x):
+        if not Path(part).is_file():
+            raise FileNotFoundError(f"--pool {part}: no such pool file")
+    if args.method != "udr":
+        raise BadInputError(f"--agent dt learns from its pool with --method udr, not --method {args.method}")
+    from genet.abr.pool import read_pools
+    read_pools(args.pool)  # before the run folder is made: a bad file is a one-line error naming it
+    if getattr(args, "init_from", None):
+        raise BadInputError("--init-from starts ppo from a trained model; --agent dt starts from scratch")
 
 
 def train_module(use_case: str, agent: str):
@@ -353,10 +389,17 @@ def _check_method(args: argparse.Namespace, entry: TrainEntry) -> tuple[str, ...
     if args.range_name not in RANGES:
         raise BadInputError(f"--range {args.range_name!r}: unknown range; choose one of {', '.join(RANGES)}")
     baselines = tuple(b.strip() for b in args.baseline.split(",") if b.strip())
-    bad = [b for b in baselines if b not in entry.baselines]
+    if entry.policy_baselines:  # a trained policy as a baseline: an existing .onnx file, by its absolute path
+        files = [b for b in baselines if b.endswith(".onnx")]
+        for f in files:
+            if not Path(f).is_file():
+                raise BadInputError(f"--baseline {f}: no such policy file")
+        baselines = tuple(str(Path(b).resolve()) if b.endswith(".onnx") else b for b in baselines)
+    bad = [b for b in baselines if b not in entry.baselines and not (entry.policy_baselines and b.endswith(".onnx"))]
     if bad or not baselines:
+        also = " or a trained policy PATH.onnx" if entry.policy_baselines else ""
         raise BadInputError(f"--baseline {args.baseline!r}: unknown baseline {bad[0] if bad else ''!r} for "
-                         f"{entry.name}; choose from {', '.join(entry.baselines)}")
+                         f"{entry.name}; choose from {', '.join(entry.baselines)}{also}")
     if args.ensemble and len(baselines) < 2:
         raise BadInputError(f"--ensemble needs two or more baselines (e.g. --baseline {','.join(entry.baselines)})")
     return baselines
@@ -378,7 +421,7 @@ def _check_schedule(args: argparse.Namespace) -> None:
     if getattr(args, "updates_per_round", None) is not None and args.updates_per_round < 1:
         raise BadInputError(f"--updates-per-round must be >= 1, got {args.updates_per_round}")
     if getattr(args, "init_from", None):
-        if args.method not in OBJECTIVE_OF and args.use_case != "abr":
+        if args.method not in OBJECTIVE_OF and args.use_case not in ("abr", "cc"):
             raise BadInputError(f"--init-from starts a curriculum (--method genet, cl2, cl3), not --method "
                                 f"{args.method}")
         if not Path(args.init_from).is_file():
@@ -781,7 +824,7 @@ def _train_curriculum(use_case, plan: TrainPlan, args, initial) -> Any:
 
 def _initial_model(use_case, path: Path, seed: int) -> Any:
     """The curriculum's --init-from model: a PPO checkpoint of the use case as it is (optimiser, counters and
-    all); another agent's checkpoint (ABR bc/dagger) as a new PPO model with its network."""
+    all); another agent's checkpoint (bc/dagger, a3c) as a new PPO model with its network."""
     from foundation.errors import BadInputError as _Bad
     try:
         return use_case.load_model(path)
@@ -836,7 +879,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 COMMANDS = (
     *(Command(("train", name), help=f"train a {name.upper()} policy (--agent ppo: udr, genet, cl1-cl3; "
-                                    f"imitation agents for ABR)",
+                                    f"imitation agents for ABR and CC)",
               description=__doc__.split("\n\n", 1)[1].split("Use cases plug in")[0],
               arguments=_train_arguments(entry), run=run_train) for name, entry in TRAIN_USE_CASES.items()),
     Command(("export",), help="export a trained policy (a genet train run directory) to ONNX",

@@ -247,10 +247,30 @@ def test_curve_log_appends_rows_equal_to_a_full_rewrite(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--torch-threads", "-1"], "--torch-threads must be >= 0"),
     (["--entropy-rate", "0"], "--entropy-rate must be > 0"),
+    (["--method", "genet", "--baseline", "mpc,nowhere/udr.onnx", "--ensemble"],
+     "--baseline nowhere/udr.onnx: no such policy file"),
+    (["--baseline", "vegas"], "choose from mpc, bba or a trained policy PATH.onnx"),
 ])
 def test_bad_abr_options(tmp_path, capsys, extra, message):
     assert main(["train", "abr", "--out", str(tmp_path / "a"), "--no-progress", *extra]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_an_abr_curriculum_takes_a_trained_policy_as_a_baseline(tmp_path):
+    """Issue 30: the BO gap = max over RobustMPC and a trained UDR policy (an ONNX file, by its absolute path);
+    each trial's detail holds both baselines' rewards and the gap is the larger one."""
+    from pathlib import Path
+    udr = Path(__file__).resolve().parents[1] / "models" / "abr" / "udr2.onnx"
+    out = tmp_path / "g"
+    assert main(["train", "abr", "--method", "genet", "--range", "rl1", "--baseline", f"mpc,{udr}", "--ensemble",
+                 "--n-envs", "4", "--steps-per-update", "64", "--steps", "128", "--rounds", "1", "--trials", "2",
+                 "--random-trials", "2", "--envs-per-trial", "2", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "run.json").read_text())["baselines"] == ["mpc", str(udr)]
+    trials = json.loads((out / "state.json").read_text())["rounds"][0]["trials"]
+    for t in trials:
+        d = t["detail"]
+        assert t["gap"] == pytest.approx(max(d["mpc"], d[str(udr)]) - d["rl"])
+    assert any(d["detail"]["mpc"] != d["detail"][str(udr)] for d in trials)  # the model ran, not mpc twice
 
 
 def test_curve_log_writes_tensorboard_scalars_when_tensorboard_is_there(tmp_path, monkeypatch):

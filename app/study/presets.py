@@ -74,7 +74,12 @@ CL_NOTES = {1: "CL1, hand-picked difficulty: stages whose bandwidth-change inter
             3: "CL3, where the policy is far from the optimum: BO on the optimum's reward minus the policy's"}
 
 #: The presets ``genet study run`` trains when ``--presets`` is not given.
+#: CC presets trained on the real UDP sender's rules (issues 30/31): the window start-up (IW10) and the next monitor
+#: interval from the measured delivery rate instead of the link's true bandwidth (genet/cc/aurora.py).
 REAL_SENDER = ["--startup", "window", "--interval-serialisation", "measured"]
+#: The best UDR ABR policy we ship (models/RESULTS.md: udr2 is the best UDR model on fcc-val and norway-val,
+#: chosen on validation data only), the second baseline of abr-genet-combined's BO.
+BEST_UDR_ABR = PROJECT_ROOT / "models" / "abr" / "udr2.onnx"
 
 MATRIX = ("abr-udr1", "abr-udr2", "abr-udr3", "abr-genet", "cc-udr3", "cc-genet")
 #: The LB study (issue 27): ``genet study run --presets lb-udr1,lb-udr2,lb-udr3,lb-genet``.
@@ -113,6 +118,15 @@ def presets() -> dict[str, Preset]:
                note="the paper's schedule (§6.2): the paper's five dimensions, RL3 as the initial distribution, "
                     "warm start from the same seed's first UDR-RL3 checkpoint (307,200 steps; the paper's "
                     "ep-1000 of 75,000), fixed updates per round (the checkpoint's steps count in the run's total)"),
+        Preset("abr", "abr-genet-combined", ["--method", "genet", "--range", "rl1", "--baseline",
+                                             f"mpc,{BEST_UDR_ABR}", "--ensemble", "--space", "{space}",
+                                             "--promote-weight", "0.1", "--init-from", "{warm_first}",
+                                             "--updates-per-round", "{per_round}"],
+               space="paperdims", warm_from="abr-udr1",
+               note="issue 30's ABR schedule, what helped combined: the paper's schedule (warm start from the same "
+                    "seed's first UDR-RL1 checkpoint, fixed updates per round) over the paper's five dimensions "
+                    "from RL1, promotion weight 0.1, BO gap = max over RobustMPC and the best shipped UDR model "
+                    "(models/abr/udr2.onnx)"),
         Preset("cc", "cc-udr3", ["--method", "udr", "--range", "rl3"], note="UDR over RL3"),
         Preset("cc", "cc-genet", cc_genet, note="Genet, gap to BBR (as shipped)"),
         Preset("cc", "cc-genet-w0.1", cc_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
