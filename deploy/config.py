@@ -82,7 +82,10 @@ ABR_BASELINES = ("bba", "mpc")
 ONE_WORD = r"\S+"          # an address, an interpreter: no spaces
 LOGIN_RE = r"[A-Za-z_][A-Za-z0-9_.-]*"
 TESTBED_PATH_RE = r"[A-Za-z0-9_-]{1,16}"
-TESTBED_PATHS_MAX = 15
+TESTBED_PATHS_MAX = 15  # path j of testbed K has the data net 100.66.(16K + j).0/24 (deploy/testbed.py)
+# hosts of one local SSH testbed (deploy/testbed.py): host i's management link is the /30 100.65.K.4(i-1) inside
+# the testbed's /24 100.65.K.0 (K = the testbed's index), so 64 hosts fill it; each host is one idle sshd
+TESTBED_HOSTS_MAX = 64
 
 # ------------------------------------------------------------------ the records
 @dataclass(frozen=True)

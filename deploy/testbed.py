@@ -2,7 +2,8 @@
 
 Each host is a network namespace ``gtd<k>-<host>`` running a real ``sshd`` (Debian's
 openssh-server) with freshly generated host keys, reached from this machine over a management
-veth pair (host ``i``: 100.65.k.(4i-2), this machine's side 100.65.k.(4i-3)). A user key is
+veth pair (host ``i``: 100.65.k.(4i-2), this machine's side 100.65.k.(4i-3): one /30 per host in the
+testbed's /24, hence at most ``TESTBED_HOSTS_MAX`` = 64 hosts; k = 1 to 15). A user key is
 generated; its public half is the only authorized key. Each path is one of our trace-driven
 emulated links (:class:`emulation.LinkEmulator`, netns backend, both sides in their own
 namespaces), routed between the server host and the client host::
@@ -37,13 +38,16 @@ from foundation.atomic import atomic_write_text
 from foundation.errors import BadInputError, GenetRuntimeError
 from foundation.tomlfile import control_char, show, toml_string
 
-from deploy.config import TestbedPath
+from deploy.config import TESTBED_HOSTS_MAX, TESTBED_PATHS_MAX, TestbedPath
 from deploy.config import load_testbed_paths as load_paths  # noqa: F401  (`genet deploy testbed up --paths`)
 
 STATE_DIR = Path(os.environ.get("GENET_DEPLOY_STATE_DIR", "/run/genet-deploy"))
 HOST_NAME_RE = re.compile(r"[a-z][a-z0-9]{0,7}")
 SSHD = "/usr/sbin/sshd"
 READY_TIMEOUT_S = 60.0
+# testbeds up at once on this machine: testbed K's paths have the data nets 100.66.(16K + j) (j = 1 to
+# TESTBED_PATHS_MAX), so K stops at 15; its hosts the management /24 100.65.K (TESTBED_HOSTS_MAX hosts)
+TESTBED_INDEX_MAX = 15
 
 
 class TestbedError(GenetRuntimeError):
@@ -189,7 +193,7 @@ def _live_indices() -> set[int]:
             else:
                 f.unlink(missing_ok=True)
     addrs = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
-    for k in range(1, 16):
+    for k in range(1, TESTBED_INDEX_MAX + 1):
         if f"100.65.{k}." in addrs or any(n.startswith(f"gtd{k}-") for n in _netns_list()):
             used.add(k)
     return used
@@ -197,9 +201,9 @@ def _live_indices() -> set[int]:
 
 # ------------------------------------------------------------------ up / down (controller side)
 def _up_locked(out: Path, hosts: list[str], paths: list[TestbedPath]) -> "TestbedPlan":
-    free = [k for k in range(1, 16) if k not in _live_indices()]
+    free = [k for k in range(1, TESTBED_INDEX_MAX + 1) if k not in _live_indices()]
     if not free:
-        raise TestbedError("15 testbeds are already up on this machine")
+        raise TestbedError(f"{TESTBED_INDEX_MAX} testbeds are already up on this machine")
     plan = TestbedPlan(str(out), free[0], hosts, [asdict(p) for p in paths])
     user_pub = _keygen(out / "id_ed25519", "genet-testbed-user")
     (out / "authorized_keys").write_text(user_pub + "\n")
@@ -246,17 +250,21 @@ def _up_locked(out: Path, hosts: list[str], paths: list[TestbedPath]) -> "Testbe
 def up(out_dir: str | os.PathLike, n_hosts: int = 3, paths: list[TestbedPath] | None = None,
        python: str | None = None) -> Path:
     """Create the testbed; returns the inventory file. Raises :class:`TestbedError` on failure."""
-    _check_requirements()
-    if not 2 <= n_hosts <= 16:
-        raise BadInputError(f"--hosts: expected 2-16 hosts, got {n_hosts}")
+    if not 2 <= n_hosts <= TESTBED_HOSTS_MAX:
+        raise BadInputError(f"--hosts: expected 2-{TESTBED_HOSTS_MAX} hosts (TESTBED_HOSTS_MAX: one management /30 "
+                            f"each in a /24), got {n_hosts}")
     hosts = [f"h{i}" for i in range(1, n_hosts + 1)]
     paths = paths if paths is not None else default_paths(n_hosts)
+    if len(paths) > TESTBED_PATHS_MAX:
+        raise BadInputError(f"paths: expected at most {TESTBED_PATHS_MAX} (TESTBED_PATHS_MAX: one data net "
+                            f"100.66.(16K + j) each), got {len(paths)}")
     for p in paths:
         if p.server not in hosts or p.client not in hosts:
             raise BadInputError(f"path {p.name}: hosts {p.server}, {p.client} must be among {', '.join(hosts)}")
         if control_char(p.description) is not None:  # the inventory's readers take one line of text
             raise BadInputError(f"path {p.name}: description {show(p.description)}: expected one line of "
                                 f"printable text, without the control character {control_char(p.description)!r}")
+    _check_requirements()  # after the input's checks: a wrong request is refused as such, root or not
     out = Path(out_dir).resolve()
     if (out / "testbed.json").exists():
         st = json.loads((out / "testbed.json").read_text())

@@ -248,3 +248,48 @@ def test_parallel_lanes_join_paths_that_share_a_host(tmp_path):
     lanes = CampaignTier.lanes(SimpleNamespace(inventory=inv), cells)
     assert [[(c.environment, c.repetition) for c in lane] for lane in lanes] == [
         [("a", 1), ("c", 1), ("a", 2), ("c", 2)], [("b", 1), ("d", 1), ("b", 2), ("d", 2)]]
+
+
+def test_testbed_addressing_fits_its_limits():
+    """Every host of the largest testbed gets its own management /30 inside the testbed's /24 (neither the /30's
+    network nor its broadcast address), every path of the last testbed index a data net that exists: raising
+    TESTBED_HOSTS_MAX (64), TESTBED_PATHS_MAX or TESTBED_INDEX_MAX past what the addressing holds fails here."""
+    import ipaddress
+
+    from deploy.config import TESTBED_HOSTS_MAX, TESTBED_PATHS_MAX
+    from deploy.testbed import TESTBED_INDEX_MAX, TestbedPlan
+    assert TESTBED_HOSTS_MAX >= 24  # 12 disjoint paths (benchmarks/deploy_parallel.py)
+    for k in (1, TESTBED_INDEX_MAX):
+        plan = TestbedPlan("/nonexistent", k, [f"h{i}" for i in range(1, TESTBED_HOSTS_MAX + 1)], [])
+        mgmt = ipaddress.ip_network(f"100.65.{k}.0/24")
+        seen = set()
+        for i in range(1, TESTBED_HOSTS_MAX + 1):
+            local, remote = (ipaddress.ip_address(a) for a in plan.mgmt_addresses(i))
+            net = ipaddress.ip_interface(f"{local}/30").network
+            assert net.subnet_of(mgmt) and remote in net and {local, remote}.isdisjoint(
+                {net.network_address, net.broadcast_address}), (k, i)
+            assert net not in seen, (k, i)
+            seen.add(net)
+            assert len(plan.mgmt_veth(i) + "x") <= 15  # IFNAMSIZ - 1
+        nets = [ipaddress.ip_network(f"{plan.data_net(j)}.0/24") for j in range(1, TESTBED_PATHS_MAX + 1)]
+        assert len(set(nets)) == TESTBED_PATHS_MAX
+    last = TestbedPlan("/nonexistent", TESTBED_INDEX_MAX, [], []).data_net(TESTBED_PATHS_MAX)
+    first_of_next = TestbedPlan("/nonexistent", 1, [], []).data_net(1)
+    assert int(last.split(".")[2]) <= 255 and first_of_next != last
+
+
+def test_testbed_above_its_limits_is_one_line_naming_the_limit(tmp_path):
+    """Too many hosts or paths: refused before anything is created (root or not), one line naming the limit."""
+    from deploy import testbed
+    from deploy.config import TESTBED_HOSTS_MAX, TESTBED_PATHS_MAX
+    from foundation.errors import BadInputError
+    with pytest.raises(BadInputError) as e:
+        testbed.up(tmp_path / "bed", TESTBED_HOSTS_MAX + 1, [])
+    assert "\n" not in str(e.value) and f"2-{TESTBED_HOSTS_MAX} hosts" in str(e.value)
+    assert "TESTBED_HOSTS_MAX" in str(e.value) and f"got {TESTBED_HOSTS_MAX + 1}" in str(e.value)
+    paths = [testbed.TestbedPath(f"q{j}", "h1", "h2", 5.0, 5.0, 1.0) for j in range(TESTBED_PATHS_MAX + 1)]
+    with pytest.raises(BadInputError) as e:
+        testbed.up(tmp_path / "bed", 2, paths)
+    assert "\n" not in str(e.value) and f"at most {TESTBED_PATHS_MAX}" in str(e.value)
+    assert "TESTBED_PATHS_MAX" in str(e.value)
+    assert not (tmp_path / "bed").exists()

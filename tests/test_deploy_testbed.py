@@ -174,3 +174,34 @@ def test_check_command_exit_status_and_missing_known_hosts(bed, tmp_path, capsys
     nokh.write_text(text.replace(f'known_hosts = "{out / "known_hosts"}"', 'known_hosts = "absent"'))
     assert main(["deploy", "check", str(nokh)]) == 1
     assert "--accept-new" in capsys.readouterr().err
+
+
+def test_a_24_host_testbed_comes_up_with_12_disjoint_paths(tmp_path):
+    """Above the old 16-host cap: 24 hosts, 12 disjoint paths (benchmarks/deploy_parallel.py --paths 12). Each host
+    answers over SSH from inside its own namespace (its management address is on its mgmt0), and each path's client
+    reaches its server's data address through the path's emulated link, no other."""
+    n_paths = 12
+    paths = [testbed.TestbedPath(f"d{i}", f"h{2 * i + 1}", f"h{2 * i + 2}", 12.0, 12.0, 1.0)
+             for i in range(n_paths)]
+    inv = load_inventory(testbed.up(tmp_path, 2 * n_paths, paths))
+    try:
+        assert len(inv.hosts) == 24 and len(inv.paths) == n_paths
+        assert len({h.address for h in inv.hosts.values()}) == 24
+        for h in inv.hosts.values():
+            with Session(h) as s:
+                res = s.run(["ip", "-o", "-4", "addr", "show", "dev", "mgmt0"], timeout_s=10)
+                assert f" {h.address}/30 " in res.stdout, (h.name, res.stdout)
+        assert len({p.server_address for p in inv.paths.values()}) == n_paths
+        if shutil.which("ping"):
+            for p in inv.paths.values():
+                with Session(inv.hosts[p.client]) as s:
+                    res = s.run(["ping", "-c", "1", "-W", "2", p.server_address], check=False, timeout_s=10)
+                    assert res.exit_status == 0, (p.name, res.stderr)
+                    rtt = float(res.stdout.split("time=")[1].split()[0])
+                    assert rtt >= 1.9, (p.name, rtt)  # 2 x 1 ms one-way delay: through the emulated link
+                    # another path's server is not reachable from this client (its own link only)
+                    other = next(q for q in inv.paths.values() if q.name != p.name)
+                    res = s.run(["ping", "-c", "1", "-W", "1", other.server_address], check=False, timeout_s=10)
+                    assert res.exit_status != 0, (p.name, other.name)
+    finally:
+        testbed.down(tmp_path)

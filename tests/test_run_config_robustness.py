@@ -99,7 +99,7 @@ def test_nan_and_inf_fail_every_numeric_check(tmp_path, table, key, value):
     ("[cc.emulate]\ndelay_ms = " + "9" * 400 + "\n", ["[cc.emulate] delay_ms", "<= 10000"]),  # no OverflowError
     ("[cc.emulate]\njobs = 100000\n", ["[cc.emulate] jobs", "<= 64"]),
     ("[cc.deploy]\nrepetitions = 5000\n", ["[cc.deploy] repetitions", "<= 1000"]),
-    ("[deploy]\ntestbed_hosts = 99\n", ["[deploy] testbed_hosts", "<= 16"]),
+    ("[deploy]\ntestbed_hosts = 99\n", ["[deploy] testbed_hosts", "<= 64"]),
 ])
 def test_numbers_have_maximums(tmp_path, text, needles):
     refused(tmp_path, MINIMAL + text, *needles)

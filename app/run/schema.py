@@ -20,6 +20,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from deploy.config import TESTBED_HOSTS_MAX
 from foundation.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_HELP, NAME_RE, RATE_MAX_MBPS, RUN_MAX_S, SEED_MAX,
                                ConfigError, Key, Table, config_class, fill, freeze, markdown, read)
 from foundation.tomlfile import show
@@ -311,7 +312,8 @@ SCHEMA = Table(help="A `genet run` config (TOML).", keys={
     "deploy": Table(help="Where the deploy stage runs.", keys={
         "inventory": Key("path", "", "inventory TOML of real hosts and paths (not given: the local SSH "
                                      "testbed, `genet deploy testbed up`)"),
-        "testbed_hosts": Key("int", 3, "hosts of the local SSH testbed", unit="count", minimum=2, maximum=16),
+        "testbed_hosts": Key("int", 3, "hosts of the local SSH testbed", unit="count", minimum=2,
+                             maximum=TESTBED_HOSTS_MAX),
         "testbed_paths": Key("path", "", "paths file of the local testbed (`--paths`; not given: p1 constant "
                                          "12 Mbit/s 20 ms, p2 an FCC trace at 40 ms, p3 cellular, deep queue)"),
         "wheelhouse": Key("str", "auto", "wheels `genet deploy push --wheelhouse` installs from: `auto` = for the "
