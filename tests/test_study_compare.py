@@ -73,6 +73,10 @@ def test_a_baseline_side_and_records_without_per_trace_figures():
     recs = [record("A", s, base, baseline=bbr) for s in range(2)]
     (c,) = compare(recs, "A", "bbr")
     assert c.seeds_b == 1 and c.mean_b == pytest.approx(14.5) and c.paired.gap == pytest.approx(5.0)
+    # the baseline's figures come from A's own records, not from another preset's older evaluation
+    other = dict(record("Z", 0, base, baseline=traces(range(100, 120))), per_trace={})
+    (c,) = compare([other] + recs, "A", "bbr")
+    assert c.mean_b == pytest.approx(14.5) and c.paired is not None and c.paired.gap == pytest.approx(5.0)
     old = [dict(record("A", 0, base), per_trace={}), record("B", 0, base)]
     (c,) = compare(old, "A", "B")
     assert c.paired is None and "no paired test" in c.note and c.mean_a == pytest.approx(19.5)

@@ -9,8 +9,9 @@ Per set:
   interval and a verdict in words (:func:`foundation.stats.paired_gap`, the function the emulation gap uses:
   "A higher than B by X % [lo, hi]", "A within ±10 % of B", "not enough runs to tell: need about N traces"),
   and the two-sided **Wilcoxon signed-rank** p-value of the per-trace differences (scipy). With fewer than 6
-  traces no Wilcoxon p can fall below 0.05 (n = 5: its smallest p is 0.0625; the Pantheon ethernet set holds 5),
-  which the report says instead of a misleading p.
+  traces no Wilcoxon p can fall below 0.05 (n = 5: its smallest p is 0.0625), which the report says instead of
+  a misleading p. (The validation sets hold 90 to 177 traces: pantheon-ethernet 90, pantheon-cellular 177,
+  rl3-synthetic 100, fcc-val and norway-val 150 each.)
 
 A record has per-trace figures (``per_trace``) when its run was evaluated by a study of this version; older
 records (from before 2026-12-07) have only the set means: their comparison gives the seed statistics and says
@@ -71,7 +72,7 @@ def load_records(study_dir: Path) -> list[dict]:
 
 def _side(records: list[dict], name: str) -> tuple[list[dict], str]:
     """(records, label) of side ``name``: a preset's records (label 'model') or, for a baseline name, every
-    record that evaluated that baseline (label the name)."""
+    record that evaluated that baseline (label the name; :func:`compare` then reads it from A's records)."""
     mine = [r for r in records if r["preset"] == name]
     if mine:
         return sorted(mine, key=lambda r: r["seed"]), "model"
@@ -124,6 +125,10 @@ def compare(records: list[dict], a: str, b: str, sets: list[str] | None = None,
     rb, lb = _side(records, b)
     if la != "model":
         raise BadInputError(f"{a!r} is a baseline; the first side of a comparison is a preset")
+    if lb != "model":  # a baseline: its figures from A's own evaluations (the same sets, traces and version)
+        if not all(lb in v for v in ra[0]["evaluation"].values()):
+            raise BadInputError(f"{b!r}: not a baseline {a}'s records evaluated")
+        rb = ra
     common = [s for s in ra[0]["evaluation"] if s in rb[0]["evaluation"]]
     if sets:
         unknown = [s for s in sets if s not in common]
