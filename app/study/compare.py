@@ -11,7 +11,7 @@ Per set:
   and the two-sided **Wilcoxon signed-rank** p-value of the per-trace differences (scipy). With fewer than 6
   traces no Wilcoxon p can fall below 0.05 (n = 5: its smallest p is 0.0625), which the report says instead of
   a misleading p. (The validation sets hold 90 to 177 traces: pantheon-ethernet 90, pantheon-cellular 177,
-  rl3-synthetic 100, fcc-val and norway-val 150 each.)
+  rl3-synthetic 100, fcc-val 150, norway-val 74.)
 
 A record has per-trace figures (``per_trace``) when its run was evaluated by a study of this version; older
 records (from before 2026-12-07) have only the set means: their comparison gives the seed statistics and says
