@@ -49,6 +49,8 @@ def main() -> int:
     ap.add_argument("--duration-s", type=float, default=5.0)
     ap.add_argument("--schemes", default="cubic")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--max-lanes", type=int, default=None,
+                    help="the disjoint-paths campaign's max_lanes (runs at once; default: every path at once)")
     ap.add_argument("--setup-probe", action="store_true",
                     help="after the campaigns: SSH set-up of every host at once, links idle vs carrying a flow each")
     args = ap.parse_args()
@@ -72,7 +74,8 @@ def main() -> int:
             f = root / f"{mode}.toml"
             schemes = ", ".join(f'"{s}"' for s in args.schemes.split(","))
             f.write_text(f'name = "bench-{mode}"\nuse_case = "cc"\nschemes = [{schemes}]\n'
-                         f'repetitions = {args.repetitions}\nduration_s = {args.duration_s}\nparallel = "{mode}"\n')
+                         f'repetitions = {args.repetitions}\nduration_s = {args.duration_s}\nparallel = "{mode}"\n'
+                         + (f"max_lanes = {args.max_lanes}\n" if args.max_lanes and mode != "none" else ""))
             c = load_campaign(f, inv)
             c0, t0, own0 = _cpu_ticks(), time.monotonic(), os.times()
             s = run_campaign(c, inv, root / f"run-{mode}")

@@ -75,6 +75,7 @@ LB_JOBS_MAX = 1_000_000    # traces/workload.py MAX_WORKLOAD_JOBS
 LB_TIME_UNIT_MAX_MS = 1000.0
 #: How a campaign's runs may overlap (``parallel``).
 PARALLEL_MODES = ("none", "disjoint-paths")
+MAX_LANES = 1000           # runs at once of a disjoint-paths campaign (one thread each in the controller)
 TIMEOUT_MAX_S = 86400.0    # one run of a campaign
 CONNECT_TIMEOUT_MAX_S = 600.0
 KEEPALIVE_MAX_S = 3600.0
@@ -205,6 +206,8 @@ class Campaign:
     name: str = field(default="")
     chunks: int | None = None
     parallel: str = "none"
+    #: parallel = "disjoint-paths": at most this many runs at once (None: one per lane, every lane at once)
+    max_lanes: int | None = None
     service_rates: tuple[float, ...] = (0.5, 1.0, 2.0)
     jobs: int = 2000
     job_interval_ms: float = 100.0
@@ -217,7 +220,7 @@ class Campaign:
                "schemes": [s.name for s in self.schemes], "repetitions": self.repetitions,
                "duration_s": self.duration_s, "paths": list(self.paths), "video": self.video, "seed": self.seed,
                "timeout_s": self.timeout_s, "retry_limit": self.retry_limit, "port": self.port,
-               "chunks": self.chunks, "parallel": self.parallel}
+               "chunks": self.chunks, "parallel": self.parallel, "max_lanes": self.max_lanes}
         if self.use_case == "lb":
             out.update({k: getattr(self, k) for k in LB_KEYS}, service_rates=list(self.service_rates))
         return out
@@ -339,6 +342,10 @@ CAMPAIGN = Table(help="A campaign (TOML): which schemes run how often on which p
     "parallel": Key("str", _CAMPAIGN["parallel"], "`none`: every run back to back; `disjoint-paths`: paths that "
                                                   "share no host run at once, each path's runs back to back in the "
                                                   "shuffled order", allowed=PARALLEL_MODES),
+    "max_lanes": Key("int", None, "disjoint-paths only: at most this many runs at once (not given: every lane of "
+                                  "disjoint paths at once); a local testbed's links share this machine's cores "
+                                  "(12 links of 12 Mbit/s took 1.7 of 2 cores here)", unit="count", minimum=1,
+                     maximum=MAX_LANES),
     "service_rates": Key("str", "0.5,1,2", "lb only: the workers' service rates, comma-separated: one worker "
                                            "each (1-64), all on the path's server host with the balancer",
                          unit="work units/ms", pattern=r"[0-9.eE+]+( *, *[0-9.eE+]+)*",
@@ -512,6 +519,9 @@ def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -
         timeout = duration + 30.0 if use_case == "cc" else 60.0 + 6.0 * (chunks or 49)  # plus stalls)
     elif use_case == "cc" and not timeout > duration:
         raise bad_value(path, "", "timeout_s", f"more seconds than duration_s ({duration:g})", timeout)
+    if c["max_lanes"] is not None and c["parallel"] != "disjoint-paths":
+        raise bad_value(path, "", "max_lanes", 'parallel = "disjoint-paths" (it caps how many of its lanes run at '
+                                               "once)", c["max_lanes"])
     name = c["name"]
     if name is None:
         name = path.stem
@@ -519,7 +529,7 @@ def load_campaign(path: str | os.PathLike, inventory: Inventory | None = None) -
             raise bad_value(path, "", "name", "a campaign name (letters, digits, _ . -; not given: the file's name, "
                                               "which is not one)", name)
     return Campaign(path, use_case, schemes, c["repetitions"], duration, tuple(paths), c["video"], c["seed"], timeout,
-                    c["retry_limit"], c["port"], name, chunks, c["parallel"], **lb)
+                    c["retry_limit"], c["port"], name, chunks, c["parallel"], c["max_lanes"], **lb)
 
 
 # ------------------------------------------------------------------ testbed paths

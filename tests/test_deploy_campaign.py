@@ -364,7 +364,18 @@ def test_disjoint_paths_run_at_once_each_path_back_to_back_and_every_record_kept
         assert overlap, "the two lanes never ran at once"
         for r in recs:  # no interference: every run got its path's 12 Mbit/s
             assert 9.0 < r["metrics"]["throughput_mbps"] < 12.5, r["metrics"]["throughput_mbps"]
+        # every host was opened (session, probe, clock offset) before any lane sent: no run, the lanes' first
+        # included, spent time connecting or measuring a clock (back to back a first run takes ~1-2 s for it)
+        assert all(r["phases_s"]["connect"] + r["phases_s"]["clock"] < 0.2 for r in recs), \
+            [r["phases_s"] for r in recs]
         again = run_campaign(c, inv, out)
         assert (again.already_done, again.ok) == (6, 0)
+        # max_lanes = 1: the same lanes, one run at a time (a local testbed's links share this machine's cores)
+        one = campaign(tmp_path, inv, 'use_case = "cc"\nschemes = ["cubic"]\nrepetitions = 1\nduration_s = 2\n'
+                                      'parallel = "disjoint-paths"\nmax_lanes = 1\n', name="one")
+        s1 = run_campaign(one, inv, tmp_path / "run1")
+        assert (s1.ok, s1.failed, s1.lanes) == (3, 0, 1)
+        spans = sorted(span(r) for r in Journal(tmp_path / "run1" / "journal.jsonl").records)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # never two at once
     finally:
         testbed.down(out_bed)

@@ -79,7 +79,10 @@ def test_campaign_validation(tmp_path):
     c = load_campaign(write(tmp_path, "c.toml", 'use_case = "cc"\nschemes = ["cubic", "bbr", "const:5"]\n'
                                                 'duration_s = 3\n'), inv)
     assert [s.kind for s in c.schemes] == ["kernel", "kernel", "const"]
-    assert c.paths == ("p1",) and c.repetitions == 5 and c.timeout_s == 33.0
+    assert c.paths == ("p1",) and c.repetitions == 5 and c.timeout_s == 33.0 and c.max_lanes is None
+    capped = load_campaign(write(tmp_path, "c2.toml", 'use_case = "cc"\nschemes = ["cubic"]\n'
+                                                      'parallel = "disjoint-paths"\nmax_lanes = 6\n'), inv)
+    assert capped.max_lanes == 6 and capped.to_json()["max_lanes"] == 6
     assert c.schemes[2].needs == "sender" and c.schemes[0].needs is None
     cases = [
         ('use_case = "video"\nschemes = ["bba"]\n', "use_case", "allowed: 'abr', 'cc', 'lb'"),
@@ -106,6 +109,9 @@ def test_campaign_validation(tmp_path):
         ('use_case = "lb"\nschemes = ["least_work"]\ntime_unit_ms = 0\n', "time_unit_ms", "> 0"),
         ('use_case = "cc"\nschemes = ["cubic"]\njobs = 30\n', "jobs", "LB campaigns only"),
         ('use_case = "abr"\nschemes = ["bba"]\nservice_rates = "1"\n', "service_rates", "LB campaigns only"),
+        ('use_case = "cc"\nschemes = ["cubic"]\nmax_lanes = 2\n', "max_lanes", 'parallel = "disjoint-paths"'),
+        ('use_case = "cc"\nschemes = ["cubic"]\nparallel = "disjoint-paths"\nmax_lanes = 0\n', "max_lanes",
+         ">= 1"),
     ]
     for text, key, expected in cases:
         f = write(tmp_path, "bad.toml", text)
