@@ -28,8 +28,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from foundation.errors import BadInputError
-from foundation.stats import PairedGap, paired_gap
+
+if TYPE_CHECKING:  # numpy behind foundation.stats: loaded when a comparison runs, not by `genet --help`
+    from foundation.stats import PairedGap
 
 #: The comparisons ``results.md`` settles (A, B): B a preset or a baseline of the records; a pair whose
 #: presets have no record is left out.
@@ -60,7 +64,7 @@ class SetComparison:
     mean_b: float
     std_b: float
     seeds_b: int
-    paired: PairedGap | None
+    paired: "PairedGap | None"
     wilcoxon_p: float | None
     note: str = ""
 
@@ -146,6 +150,7 @@ def compare(records: list[dict], a: str, b: str, sets: list[str] | None = None,
                                      "no per-trace figures in some records (evaluated before the study kept "
                                      "them): no paired test"))
             continue
+        from foundation.stats import paired_gap
         traces = [k for k in ta if k in tb]
         xa, xb = [ta[k] for k in traces], [tb[k] for k in traces]
         gap = paired_gap(xa, xb, tolerance=tolerance, names=(a, b))
