@@ -30,7 +30,10 @@ the teacher), which learn from ``--teacher`` with ``--method udr`` (ABR: ``bba``
 simulator's ``bbr`` or ``cubic``, run shadow-wise on the student's packets,
 genet/cc/teacher.py); their default ``--steps`` is 300000 (a few minutes here).
 ``--init-from`` starts PPO from another run's network (a PPO run's or a
-bc/dagger run's: PPO fine-tunes the imitated policy).
+bc/dagger run's: PPO fine-tunes the imitated policy). ``dt`` (ABR) is
+offline RL: a Decision Transformer trained on the experience pool(s) of
+``--pool`` (``genet pool abr`` writes them) and conditioned at run time on
+``--target-return`` (genet/abr/dt.py); no environment is stepped.
 
 Run directory (``--out``, default ``runs/<use_case>-<method>-<range>-s<seed>``):
 
@@ -258,7 +261,7 @@ def _add_agent_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                        help="dt: the experience pool(s) it learns from (.npz files `genet pool abr` writes)")
         a.add_argument("--target-return", type=float, default=None, metavar="QOE",
                        help="dt: return-to-go of each session's first decision at run time, stored in the exported "
-                            "model (default: the 90th percentile of the pool's episode returns)")
+                            "model (default: the 75th percentile of the pool's episode returns, genet/abr/dt.py)")
     if entry.name not in TEACHERS:
         return
     about = {"abr": " (optimal: the offline optimum, which sees the future)",

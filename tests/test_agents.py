@@ -14,14 +14,15 @@ from genet.agents.registry import AGENTS, register_builtins, trainer_module, use
 
 # ------------------------------------------------------------------ registry
 def test_the_registry_names_every_agent_and_lists_them_on_a_miss():
-    assert AGENTS.names() == ["ppo", "a3c", "dqn", "bc", "dagger"]
+    assert AGENTS.names() == ["ppo", "a3c", "dqn", "bc", "dagger", "dt"]
     with pytest.raises(UnknownNameError, match=r"unknown agent 'sarsa'; known: ppo, a3c, dqn, bc, dagger"):
         AGENTS.get("sarsa")
     with pytest.raises(UnknownNameError, match=r"--agent 'sarsa': unknown agent; known: ppo, a3c, dqn, bc, dagger"):
         trainer_module("sarsa", "abr")
     # an agent that does not train the use case names those that do
-    with pytest.raises(ValueError, match=r"--agent 'dagger': this agent does not train cc policies; agents for cc: ppo"):
-        trainer_module("dagger", "cc")
+    with pytest.raises(ValueError, match=r"--agent 'dqn': this agent does not train cc policies; agents for cc: ppo"):
+        trainer_module("dqn", "cc")
+    assert trainer_module("dagger", "cc") == "genet.cc.imitation" and trainer_module("a3c", "cc") == "genet.cc.a3c"
     # ppo trains every use case with the use case's own module (genet.train_cli.TRAIN_USE_CASES)
     assert trainer_module("ppo", "cc") is None and trainer_module("ppo", "lb") is None
     assert trainer_module("bc", "abr") == "genet.abr.imitation" and trainer_module("a3c", "abr") == "genet.abr.a3c"
@@ -33,7 +34,7 @@ def test_registration_is_explicit_and_validated():
     fresh = Registry("agent")
     assert len(fresh) == 0  # nothing registers by import
     import genet.agents.imitation  # noqa: F401  (importing an agent's module registers nothing)
-    assert len(fresh) == 0 and AGENTS.names() == ["ppo", "a3c", "dqn", "bc", "dagger"]
+    assert len(fresh) == 0 and AGENTS.names() == ["ppo", "a3c", "dqn", "bc", "dagger", "dt"]
     assert register_builtins(fresh) is fresh and fresh.names() == AGENTS.names()
     with pytest.raises(RegistryError, match="'ppo' is already registered"):
         fresh.register("ppo", "genet.agents.ppo:PpoAgent", description="again")

@@ -198,6 +198,6 @@ def test_bad_agent_options_fail_before_training(tmp_path, capsys, extra, message
     assert not (tmp_path / "r").exists()
 
 
-def test_cc_knows_only_ppo(tmp_path, capsys):
-    assert main(["train", "cc", "--agent", "dagger", "--out", str(tmp_path / "c"), "--no-progress"]) != 0
-    assert "agents for cc: ppo" in capsys.readouterr().err
+def test_cc_knows_its_own_agents(tmp_path, capsys):
+    assert main(["train", "cc", "--agent", "dqn", "--out", str(tmp_path / "c"), "--no-progress"]) != 0
+    assert "agents for cc: ppo, a3c, bc, dagger" in capsys.readouterr().err

@@ -53,6 +53,9 @@ SLOW_MODULES: dict[str, str] = {
     "test_runtime_install": f"{LONG}: builds the wheel and installs it into fresh virtual environments",
     "test_ray_workers": f"{LONG}: starts a Ray cluster",
     "test_agents_imitation": f"{LONG}: BC, DAgger and A3C training runs, train -> export -> eval commands",
+    "test_abr_dt": f"{LONG}, {REAL_TIME}: a Decision Transformer training run, train -> export -> eval commands, a "
+                   f"player over loopback (and with root an emulated run) written into experience pools",
+    "test_cc_agents": f"{LONG}: CC BC, DAgger and A3C training runs, train -> export -> eval -> fine-tune commands",
 }
 
 # Modules whose tests run in the fast tier (except those that SLOW_TESTS, SLOW_FIXTURES or the rules above name).

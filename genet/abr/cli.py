@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from foundation.commands import Command
+from foundation.commands import Command, Group
 from foundation.errors import BadInputError
 from foundation.experiment import Tier
 
@@ -201,6 +201,75 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def _pool_abr_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--traces", metavar="DIR",
+                     help="simulate: every --policy plays one video per trace of this directory (as genet eval abr)")
+    src.add_argument("--from-runs", metavar="DIR[,DIR...]",
+                     help="instead of simulating: the player logs of these run folders or log files (genet emulate "
+                          "abr's sessions/*/*/player.jsonl, a deploy campaign's ABR run.jsonl)")
+    p.add_argument("--policy", action="append", metavar="POLICY",
+                   help="with --traces: bba, mpc, optimal or PATH.onnx; repeat or separate with commas (default: mpc)")
+    p.add_argument("--video", default=None, metavar="DIR",
+                   help="the video: with --traces as genet eval abr's (default envivio); with --from-runs the video "
+                        "the runs served (default: each run folder's video-sized table, else envivio)")
+    p.add_argument("--compat", choices=["genet"], default=None,
+                   help="with --traces: the Genet ABR-A conventions instead of Pensieve's (as genet eval abr)")
+    p.add_argument("--sample", action="store_true",
+                   help="with --traces: sample ONNX policies' actions instead of argmax (more varied episodes)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample's action draws (integer)")
+    p.add_argument("-o", "--output", required=True, metavar="POOL.npz", help="the pool file to write")
+
+
+def _playable(traces, video, conv, where: str):
+    """The traces the simulator accepts (as training's real traces: the others, too short or too slow to carry one
+    top-quality chunk in a pass, are skipped with a line naming them); none at all is an error."""
+    import sys
+
+    from genet.abr.core import BatchedAbrSim
+    from traces.errors import TraceFormatError
+    kept, skipped = [], []
+    for t in traces:
+        try:
+            BatchedAbrSim([t], video, conv, n_envs=1)
+            kept.append(t)
+        except TraceFormatError:
+            skipped.append(t.name)
+    if not kept:
+        raise BadInputError(f"--traces {where}: none of the {len(traces)} traces can carry one video chunk in a pass")
+    if skipped:
+        print(f"skipping {len(skipped)} of {len(traces)} traces that cannot carry one video chunk in a pass: "
+              f"{', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}", file=sys.stderr)
+    return kept
+
+
+def cmd_pool_abr(args: argparse.Namespace) -> int:
+    from genet.abr.pool import describe, pool_from_runs, pool_from_simulation, write_pool
+    if args.from_runs:
+        if args.policy or args.compat or args.sample:
+            raise BadInputError("--policy, --compat and --sample choose what the simulator plays (--traces), "
+                                "not --from-runs")
+        pool = pool_from_runs([x for x in args.from_runs.split(",") if x], video=args.video)
+    else:
+        from foundation.extras import require
+        require("sim", "genet pool abr --traces")
+        from genet.abr.evaluate import policy_label
+        from genet.abr.params import conventions
+        from genet.abr.video import resolve_video
+        from traces.io import load_traces
+        policies = [x for value in (args.policy or ["mpc"]) for x in value.split(",") if x]
+        traces = load_traces(args.traces)
+        if not traces:
+            raise BadInputError(f"--traces {args.traces}: no traces found")
+        video, conv = resolve_video(args.video or "envivio"), conventions(args.compat or "pensieve")
+        traces = _playable(traces, video, conv, args.traces)
+        pool = pool_from_simulation(policies, traces, video, conv, labels=[policy_label(p) for p in policies],
+                                    deterministic=not args.sample, seed=args.seed)
+    path = write_pool(pool, args.output)
+    print(f"wrote {path}: {describe(pool)}")
+    return 0
+
+
 def cmd_import_tf_checkpoint(args: argparse.Namespace) -> int:
     from foundation.extras import require
     require("train", "genet import-tf-checkpoint")
@@ -218,6 +287,17 @@ COMMANDS = (
                         "bitrate Mbps, rebuffering s, bitrate change Mbps, QoE) and qoe_cdf.png (per-trace QoE CDF "
                         "of all policies).",
             arguments=_eval_abr_arguments, run=cmd_eval_abr),
+    Group(("pool",), help="write experience pools for offline RL (pool abr)",
+          description="write experience pools (episodes of observation, action, reward, done) for offline RL",
+          metavar="USE_CASE"),
+    Command(("pool", "abr"), help="write an ABR experience pool (offline RL data) from simulated policies or "
+                                  "player logs",
+            description="Record episodes of (observation abr.pensieve-6x8, action = next quality, reward = that "
+                        "chunk's QoE, done) into one .npz (genet/abr/pool.py documents the format): from the "
+                        "simulator (--traces, --policy as genet eval abr) or from the player logs of genet emulate "
+                        "abr run folders and deploy campaigns (--from-runs). genet train abr --agent dt --pool "
+                        "learns from it.",
+            arguments=_pool_abr_arguments, run=cmd_pool_abr),
     Command(("import-tf-checkpoint",),
             help="convert a Genet/Pensieve TF1 ABR actor checkpoint to an ONNX policy (no TensorFlow needed)",
             description="Read a TensorFlow-1 checkpoint (tensor bundle .index + .data) of the Pensieve/Genet A3C "

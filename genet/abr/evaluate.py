@@ -52,7 +52,8 @@ policy_label = registry.policy_label
 def evaluate(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConventions = PENSIEVE,
              params: EnvParams | Sequence[EnvParams] | None = None, label: str | None = None,
              deterministic: bool = True, seed: int | None = None,
-             progress: Callable[[int], None] | None = None, record_chunks: bool = False):
+             progress: Callable[[int], None] | None = None, record_chunks: bool = False,
+             on_step: Callable[[BatchedAbrSim, Any, np.ndarray], None] | None = None):
     """Play one video per trace with ``policy`` (all traces stepped as one batch); returns a list of
     TraceResult, one per trace (and per-chunk logs as a list of dicts of arrays when ``record_chunks``).
 
@@ -62,6 +63,8 @@ def evaluate(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConven
     label: the results' policy name (None: :func:`policy_label`)
     deterministic / seed: ONNX action choice (argmax, or Pensieve's sampling rule with this seed)
     progress: called with the number of sessions finished since the last call
+    on_step: called after every step with the simulator, its step record and the next chunk's quality of every
+        session (the experience pool's writer, genet/abr/pool.py, records the sessions through it)
     """
     label = label or policy_label(policy)
     causal = registry.is_causal(policy)
@@ -97,6 +100,8 @@ def evaluate(policy: Any, traces: Sequence[Trace], video: Video, conv: SimConven
             a = pol.act(obs)
         nq = to_quality(np.where(act, a, 0), r.quality, pol.spec.action_semantics, sim.n_levels)
         q = np.where(act, nq, q)
+        if on_step is not None:
+            on_step(sim, r, q)
         if progress is not None:
             finished = int(sim.done.sum())
             if finished > reported:

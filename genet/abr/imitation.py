@@ -42,7 +42,7 @@ from genet.abr.training import (IMITATION_FORMAT, AbrRollout, AbrTrainConfig, Ab
 from genet.abr.training import export_policy as export_ppo_policy
 from genet.abr.video import SessionVideos, Video
 from genet.agents.base import LearnerPolicy, Trajectory
-from genet.agents.imitation import ImitationAgent, ImitationConfig
+from genet.agents.imitation import ImitationAgent, ImitationConfig, argparse_without, imitation_config_from_args
 from genet.agents.registry import DEFAULT_TEACHER
 from genet.agents.registry import TEACHERS as _TEACHERS
 from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
@@ -283,25 +283,12 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
     options of PPO (``--n-envs``, ``--steps-per-update``, ...), ``--teacher``, and the imitation settings
     ``--lr``, ``--minibatch``, ``--grad-steps``, ``--beta-decay`` (not given: :class:`ImitationConfig`'s); the
     learning rate decays linearly over the run's ``--steps`` (to a tenth)."""
-    d = ImitationConfig()
     cfg = train_config_from_args(argparse_without(args, "lr", "minibatch", "epochs"))
-    steps = getattr(args, "steps", None)
-    imitation = ImitationConfig(learning_rate=float(getattr(args, "lr", None) or d.learning_rate),
-                                decay_rollouts=max(1, -(-int(steps) // cfg.batch_size)) if steps else None,
-                                minibatch=int(getattr(args, "minibatch", None) or d.minibatch),
-                                steps=int(getattr(args, "grad_steps", None) or d.steps),
-                                beta_decay=d.beta_decay if getattr(args, "beta_decay", None) is None
-                                else float(args.beta_decay))
+    imitation = imitation_config_from_args(args, cfg.batch_size)
     if getattr(args, "torch_threads", None) is None:  # small minibatches: one thread (several lose to contention)
         cfg = replace(cfg, torch_threads=IMITATION_TORCH_THREADS)
     return AbrImitationUseCase(getattr(args, "agent", "dagger"), getattr(args, "teacher", None) or DEFAULT_TEACHER,
                                cfg, imitation, real_traces=real_traces, on_update=on_update, space=space)
-
-
-def argparse_without(args: Any, *names: str) -> Any:
-    """A copy of an options namespace with ``names`` unset (PPO options the imitation learner reads itself)."""
-    import argparse
-    return argparse.Namespace(**{k: (None if k in names else v) for k, v in vars(args).items()})
 
 
 def train_config_dict(use_case: AbrImitationUseCase) -> dict:

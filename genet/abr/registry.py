@@ -7,7 +7,9 @@ bba        buffer-based adaptation (genet/abr/baselines.py)                     
 mpc        RobustMPC (genet/abr/mpc.py), planning with the session's QoE weights  yes
 optimal    the offline optimum (genet/abr/optimal.py): knows the whole trace;    no
            only ``genet eval abr`` (simulation) can run it
-PATH.onnx  an exported ABR policy (layout abr.pensieve-6x8 or abr.genet-6x6)     yes
+PATH.onnx  an exported ABR policy (layout abr.pensieve-6x8 or abr.genet-6x6;     yes
+           a Decision Transformer's keeps a per-session context window:
+           genet/abr/dt_policy.py)
 =========  ===================================================================  =========
 
 :data:`POLICIES` is a :class:`foundation.registry.Registry`, filled by :func:`register_builtins` (the
@@ -101,8 +103,11 @@ def policy_label(policy: Any) -> str:
 def load_onnx_abr(path: str | Path, deterministic: bool = True, seed: int | None = None):
     """An ONNX ABR policy, checked to be one an ABR session can drive."""
     from genet.abr.observations import GENET_6X6, get_layout
+    from genet.abr.dt_policy import load_context_policy
     from genet.policy import OnnxPolicy, PolicyMismatchError
-    pol = OnnxPolicy(path, deterministic=deterministic, seed=seed)
+    # a Decision Transformer file (genet/abr/dt_policy.py) keeps each session's context window
+    pol = load_context_policy(path, deterministic=deterministic, seed=seed) or OnnxPolicy(
+        path, deterministic=deterministic, seed=seed)
     if pol.spec.use_case != "abr" or pol.spec.observation_layout not in ONNX_LAYOUTS:
         raise PolicyMismatchError(
             f"{path} is not an ABR policy this simulator/player can drive:\n"

@@ -266,19 +266,9 @@ class AbrAgent(TrainingProgress):
 
 def network_weights(path: str | Path) -> dict:
     """The :class:`PensieveActorCritic` weights (``net``) of an ABR checkpoint of any agent (PPO, BC, DAgger);
-    a one-line error naming the file when it is none."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ABR checkpoint {path} does not exist")
-    try:
-        blob = torch.load(path, weights_only=False)
-    except Exception as exc:  # torch raises several types for a bad file
-        raise BadInputError(f"{path}: not a readable ABR checkpoint ({exc})") from None
-    fmt = blob.get("format") if isinstance(blob, dict) else None
-    if fmt not in NETWORK_FORMATS or not isinstance(blob.get("net"), dict):
-        raise BadInputError(f"{path}: not an ABR agent checkpoint (format {fmt!r}, expected one of "
-                            f"{', '.join(NETWORK_FORMATS)})")
-    return blob["net"]
+    a one-line error naming the file when it is none (:func:`genet.ppo.checkpoint.network_weights`)."""
+    from genet.ppo.checkpoint import network_weights as _weights
+    return _weights(path, NETWORK_FORMATS, "ABR")
 
 
 def default_video() -> Video:

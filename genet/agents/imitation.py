@@ -14,10 +14,19 @@ and each :meth:`~ImitationAgent.train_on` takes ``steps`` Adam steps on minibatc
 aggregate (warm-started, so the cost of an update does not grow with the data set; Ross et al. retrain from
 scratch, which over a few hundred rollouts would be quadratic).
 
-The network is the one the use case's PPO trains (ABR: :class:`genet.ppo.networks.PensieveActorCritic`), so the
-student exports, evaluates and fine-tunes with PPO (``--init-from``) like a PPO policy; only its actor is trained
-here (its critic stays as initialised). Loss: cross-entropy of the actor's logits (``network.logits``; else the
-log of ``forward``'s probabilities) against the labels.
+The network is the one the use case's PPO trains (ABR: :class:`genet.ppo.networks.PensieveActorCritic`; CC:
+:class:`genet.ppo.networks.AuroraActorCritic`), so the student exports, evaluates and fine-tunes with PPO
+(``--init-from``) like a PPO policy; only its actor is trained here (its critic, and a Gaussian actor's log-std,
+stay as initialised). Loss, by the labels' type:
+
+* discrete actions (int labels, ABR): cross-entropy of the actor's logits (``network.logits``; else the log of
+  ``forward``'s probabilities) against the labels; ``agreement`` = the share of states whose most likely action
+  is the label;
+* continuous actions (float labels (n, d), CC's rate action): mean squared error of ``forward`` (the Gaussian's
+  mean, the deterministic action the exported policy takes) against the labels, the Gaussian log-likelihood's
+  gradient for a fixed std; ``agreement`` = the share of states whose action is within
+  :data:`AGREEMENT_TOLERANCE` of the label in every dimension. The student acts with its mean (DAgger's
+  rollouts visit the states the exported, deterministic policy visits).
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ import torch
 
 from foundation.errors import BadInputError
 from genet.agents.base import ActionChoice, TrainableAgent, Trajectory, sample_actions
+
+#: Continuous actions: a student action within this distance of the teacher's label (every dimension) agrees.
+AGREEMENT_TOLERANCE = 0.1
 
 
 @dataclass
@@ -113,7 +125,14 @@ class ImitationAgent(TrainableAgent):
             return 1.0
         return float(self.config.beta_decay ** i)
 
+    @property
+    def continuous(self) -> bool:
+        """Whether the student's actions are continuous (a Gaussian actor with ``log_std``: Aurora's)."""
+        return hasattr(self.network, "log_std")
+
     def act(self, observations: np.ndarray, rng: np.random.Generator, deterministic: bool = False) -> ActionChoice:
+        if self.continuous:  # the mean, always (module docstring)
+            return ActionChoice(self.probabilities(observations).astype(np.float32))
         probs = self.probabilities(observations).astype(np.float64)
         a = np.argmax(probs, axis=1) if deterministic else sample_actions(probs, rng)
         return ActionChoice(a, np.log(probs[np.arange(len(a)), a]).astype(np.float32))
@@ -132,10 +151,14 @@ class ImitationAgent(TrainableAgent):
         T, N = trajectory.shape
         obs = torch.from_numpy(np.ascontiguousarray(trajectory.observations, np.float32).reshape(
             T * N, *trajectory.observations.shape[2:]))
-        labels = torch.from_numpy(np.asarray(trajectory.teacher_actions, np.int64).reshape(-1))
+        teacher = np.asarray(trajectory.teacher_actions)
+        if np.issubdtype(teacher.dtype, np.floating):
+            labels = torch.from_numpy(np.ascontiguousarray(teacher, np.float32).reshape(T * N, -1))
+        else:
+            labels = torch.from_numpy(teacher.astype(np.int64).reshape(-1))
         with torch.no_grad():
             self.network.eval()
-            agreement = float((self.logits(obs).argmax(dim=1) == labels).float().mean())
+            agreement = self._agreement(obs, labels)
         if self.observations is None:
             self.observations, self.labels = obs.clone(), labels.clone()
         else:
@@ -147,8 +170,21 @@ class ImitationAgent(TrainableAgent):
 
     # ---------------------------------------------------------------- train
     def loss(self, obs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of the student's action distribution against the teacher's labels."""
-        return torch.nn.functional.cross_entropy(self.logits(obs), labels)
+        """The imitation loss of the student against the teacher's labels: mean cross-entropy (discrete labels) or
+        mean squared error of the action mean (float labels)."""
+        return self._loss_and_agreement(obs, labels)[0]
+
+    def _loss_and_agreement(self, obs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
+        if labels.is_floating_point():
+            mean = self.network(obs)
+            close = ((mean.detach() - labels).abs() <= AGREEMENT_TOLERANCE).all(dim=1)
+            return torch.nn.functional.mse_loss(mean, labels), float(close.float().mean())
+        logits = self.logits(obs)
+        agree = float((logits.detach().argmax(dim=1) == labels).float().mean())
+        return torch.nn.functional.cross_entropy(logits, labels), agree
+
+    def _agreement(self, obs: torch.Tensor, labels: torch.Tensor) -> float:
+        return self._loss_and_agreement(obs, labels)[1]
 
     def train_on(self, batch: Mapping[str, Any]) -> dict[str, float]:
         """``steps`` Adam steps on minibatches drawn uniformly (with replacement) from ``batch``; returns the mean
@@ -162,13 +198,12 @@ class ImitationAgent(TrainableAgent):
         loss_sum = agree = 0.0
         for _ in range(self.config.steps):
             idx = torch.randint(0, n, (min(self.config.minibatch, n),), generator=self.generator)
-            logits = self.logits(obs[idx])
-            loss = torch.nn.functional.cross_entropy(logits, labels[idx])
+            loss, agreement = self._loss_and_agreement(obs[idx], labels[idx])
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
             loss_sum += float(loss.detach())
-            agree += float((logits.detach().argmax(dim=1) == labels[idx]).float().mean())
+            agree += agreement
         steps = self.config.steps
         return {"imitation_loss": loss_sum / steps, "agreement": agree / steps,
                 "agreement_before": float(batch.get("agreement_before", float("nan"))),
@@ -189,6 +224,27 @@ class ImitationAgent(TrainableAgent):
         self.rollouts = int(state["rollouts"])
 
 
+def imitation_config_from_args(args: Any, batch_size: int) -> ImitationConfig:
+    """The imitation settings of ``genet train USE_CASE --agent bc|dagger`` options (every use case alike):
+    ``--lr``, ``--minibatch``, ``--grad-steps``, ``--beta-decay`` (not given: :class:`ImitationConfig`'s); the
+    learning rate decays linearly over the run's ``--steps`` (to a tenth) in updates of ``batch_size``
+    transitions."""
+    d = ImitationConfig()
+    steps = getattr(args, "steps", None)
+    return ImitationConfig(learning_rate=float(getattr(args, "lr", None) or d.learning_rate),
+                           decay_rollouts=max(1, -(-int(steps) // batch_size)) if steps else None,
+                           minibatch=int(getattr(args, "minibatch", None) or d.minibatch),
+                           steps=int(getattr(args, "grad_steps", None) or d.steps),
+                           beta_decay=d.beta_decay if getattr(args, "beta_decay", None) is None
+                           else float(args.beta_decay))
+
+
+def argparse_without(args: Any, *names: str) -> Any:
+    """A copy of an options namespace with ``names`` unset (PPO options the imitation learner reads itself)."""
+    import argparse
+    return argparse.Namespace(**{k: (None if k in names else v) for k, v in vars(args).items()})
+
+
 class BcAgent(ImitationAgent):
     """Behaviour cloning: the teacher drives every rollout."""
 
@@ -203,4 +259,5 @@ class DaggerAgent(ImitationAgent):
     student_drives = True
 
 
-__all__ = ["ImitationConfig", "ImitationAgent", "BcAgent", "DaggerAgent"]
+__all__ = ["AGREEMENT_TOLERANCE", "ImitationConfig", "ImitationAgent", "BcAgent", "DaggerAgent", "argparse_without",
+           "imitation_config_from_args"]

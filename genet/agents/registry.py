@@ -4,10 +4,11 @@
 name       agent                                                                         use cases
 =========  ==========================================================================  ==========
 ppo        PPO (Pensieve-PPO for ABR, Aurora's for CC; genet/agents/ppo.py)              every one
-a3c        synchronous A3C with Pensieve's settings (genet/agents/a3c.py)                abr
+a3c        synchronous A3C with Pensieve's settings (genet/agents/a3c.py)                abr, cc
 dqn        Double DQN: replay buffer, target network, ε-greedy (genet/agents/dqn.py)     abr
-bc         behaviour cloning from a teacher policy (genet/agents/imitation.py)           abr
-dagger     DAgger: student rollouts labelled by a teacher (genet/agents/imitation.py)    abr
+bc         behaviour cloning from a teacher policy (genet/agents/imitation.py)           abr, cc
+dagger     DAgger: student rollouts labelled by a teacher (genet/agents/imitation.py)    abr, cc
+dt         Decision Transformer from an experience pool (genet/agents/dt.py)          abr
 =========  ==========================================================================  ==========
 
 :data:`AGENTS` is a :class:`foundation.registry.Registry` filled by :func:`register_builtins` (the one place
@@ -33,13 +34,18 @@ from foundation.registry import Registry, RegistryEntry
 #: The default agent of ``genet train``.
 DEFAULT_AGENT = "ppo"
 #: Teachers of the imitation agents per use case (names of the use case's policy registry; ABR:
-#: genet.abr.registry.POLICIES) and the default one.
-TEACHERS = {"abr": ("bba", "mpc", "optimal")}
-DEFAULT_TEACHER = "mpc"
+#: genet.abr.registry.POLICIES; CC: the simulator's BBR and Cubic, genet/cc/teacher.py) and the default ones
+#: (CC: Cubic, whose DAgger and BC students beat BBR's on both Pantheon sets, README); DEFAULT_TEACHER is ABR's.
+TEACHERS = {"abr": ("bba", "mpc", "optimal"), "cc": ("bbr", "cubic")}
+DEFAULT_TEACHERS = {"abr": "mpc", "cc": "cubic"}
+DEFAULT_TEACHER = DEFAULT_TEACHERS["abr"]
 #: ``genet train``'s default --steps per agent (transitions): PPO Aurora's UDR budget (A3C the same); BC and
 #: DAgger 300000: DAgger from RobustMPC steps ~4,400 transitions/s on a quiet 2-core machine (~70 s), ~2,800 with
 #: other runs on the cores (~110 s), well within 5 minutes either way.
 DEFAULT_STEPS = {"ppo": 720_000, "a3c": 720_000, "dqn": 720_000, "bc": 300_000, "dagger": 300_000}
+#: The Decision Transformer's default --steps (decisions trained on, genet/abr/dt.py): 200 updates of 20 AdamW
+#: steps on 64 windows of 10 decisions: ~160 s of CPU on one core (~14k decisions/s).
+DEFAULT_STEPS["dt"] = 2_560_000
 
 
 def register_builtins(registry: Registry) -> Registry:
@@ -49,8 +55,8 @@ def register_builtins(registry: Registry) -> Registry:
                       trainers=None, teacher=False, workers=True)
     registry.register("a3c", "genet.agents.a3c:A3cAgent",
                       description="synchronous advantage actor-critic with Pensieve's A3C settings (RMSProp, "
-                                  "entropy weight 0.5)",
-                      trainers={"abr": "genet.abr.a3c"}, teacher=False, workers=False)
+                                  "entropy weight 0.5; CC: Aurora's network and entropy weight 0.01)",
+                      trainers={"abr": "genet.abr.a3c", "cc": "genet.cc.a3c"}, teacher=False, workers=False)
     registry.register("dqn", "genet.agents.dqn:DqnAgent",
                       description="Double DQN: experience replay, a target network, epsilon-greedy exploration "
                                   "decaying linearly, Huber loss; the exported policy is greedy (argmax Q)",
@@ -58,10 +64,17 @@ def register_builtins(registry: Registry) -> Registry:
                       curve_columns=("td_loss", "q_mean", "epsilon", "grad_steps", "replay_size", "rollout_entropy"))
     registry.register("bc", "genet.agents.imitation:BcAgent",
                       description="behaviour cloning: the student learns the teacher's actions on teacher rollouts",
-                      trainers={"abr": "genet.abr.imitation"}, teacher=True, workers=False)
+                      trainers={"abr": "genet.abr.imitation", "cc": "genet.cc.imitation"}, teacher=True,
+                      workers=False)
     registry.register("dagger", "genet.agents.imitation:DaggerAgent",
                       description="DAgger: student rollouts labelled by the teacher, aggregated and retrained",
-                      trainers={"abr": "genet.abr.imitation"}, teacher=True, workers=False)
+                      trainers={"abr": "genet.abr.imitation", "cc": "genet.cc.imitation"}, teacher=True,
+                      workers=False)
+    registry.register("dt", "genet.agents.dt:DtAgent",
+                      description="Decision Transformer: offline RL from an experience pool (--pool; `genet pool "
+                                  "abr` writes one), conditioned on return-to-go (--target-return)",
+                      trainers={"abr": "genet.abr.dt"}, teacher=False, workers=False,
+                      curve_columns=("dt_loss", "action_accuracy", "learning_rate"))
     return registry
 
 
@@ -96,5 +109,5 @@ def uses_teacher(agent: str) -> bool:
     return bool(AGENTS.get(agent).attributes.get("teacher", False))
 
 
-__all__ = ["AGENTS", "DEFAULT_AGENT", "DEFAULT_STEPS", "DEFAULT_TEACHER", "TEACHERS", "register_builtins",
-           "trainer_module", "trains", "uses_teacher"]
+__all__ = ["AGENTS", "DEFAULT_AGENT", "DEFAULT_STEPS", "DEFAULT_TEACHER", "DEFAULT_TEACHERS", "TEACHERS",
+           "register_builtins", "trainer_module", "trains", "uses_teacher"]

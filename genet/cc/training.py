@@ -79,6 +79,9 @@ from traces.config_space import ConfigSpace, load_space
 #: Baseline names ``test`` accepts besides a model.
 CC_BASELINES = ("bbr", "cubic")
 CHECKPOINT_FORMAT = "genet-cc-agent-v1"
+#: Checkpoints of the CC imitation agents (genet/cc/imitation.py); every format whose ``net`` PPO can start from.
+IMITATION_FORMAT = "genet-cc-imitation-v1"
+NETWORK_FORMATS = (CHECKPOINT_FORMAT, IMITATION_FORMAT)
 
 
 @dataclass
@@ -279,6 +282,20 @@ class CcUseCase(WorkerPoolOwner):
             gen.set_state(r["torch_gen"])
             agent.rollout = RolloutState(pickle.loads(r["envs"]), r["obs"], r["episode_return"], r["episode_steps"],
                                          rng, gen)
+        return agent
+
+    def model_from(self, path: Path, seed: int) -> CcAgent:
+        """A new PPO agent (fresh optimiser, counters and rollout) whose network starts from the weights of the CC
+        checkpoint at ``path``: a PPO, A3C or bc/dagger run's (``--init-from``); its observation size must be this
+        config's."""
+        from genet.ppo.checkpoint import network_weights
+        agent = self.new_model(seed)
+        try:
+            agent.net.load_state_dict(network_weights(path, NETWORK_FORMATS, "CC"))
+        except RuntimeError as exc:  # another history length: the tensors' shapes differ
+            raise BadInputError(f"{path}: its network does not fit {self.config.aurora().observation_size} "
+                                f"observation values (--history-length {self.config.history_length}) "
+                                f"({str(exc).splitlines()[0]})") from None
         return agent
 
     # -------------------------------------------------------------- training
@@ -492,6 +509,12 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
                    on_update: Callable[[CcAgent, dict], None] | None = None,
                    space: ConfigSpace | None = None) -> CcUseCase:
     """The CC use case from ``genet train cc`` options (see :mod:`genet.train_cli`)."""
+    return CcUseCase(train_config_from_args(args), real_traces=real_traces, on_update=on_update, space=space,
+                     ray_address=getattr(args, "ray_address", None))
+
+
+def train_config_from_args(args: Any) -> CcTrainConfig:
+    """The :class:`CcTrainConfig` of ``genet train cc`` options (not given: its defaults)."""
     d = CcTrainConfig()
 
     def opt(name, default):
@@ -506,8 +529,7 @@ def build_use_case(args: Any, real_traces: Sequence[Trace] | None = None,
                         startup=opt("startup", d.startup),
                         initial_window_packets=opt("initial_window_packets", d.initial_window_packets),
                         interval_serialisation=opt("interval_serialisation", d.interval_serialisation))
-    return CcUseCase(cfg, real_traces=real_traces, on_update=on_update, space=space,
-                     ray_address=getattr(args, "ray_address", None))
+    return cfg
 
 
 def train_config_dict(use_case: CcUseCase) -> dict:

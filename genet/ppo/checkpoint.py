@@ -40,3 +40,21 @@ def load_checkpoint(path: str | Path, expected_format: str, label: str) -> dict:
         raise BadInputError(f"{path}: not {article} {label} agent checkpoint (format {fmt!r}, expected "
                          f"{expected_format!r}{hint})")
     return blob
+
+
+def network_weights(path: str | Path, formats: tuple[str, ...], label: str) -> dict:
+    """The network weights (``net``) of a checkpoint whose format is one of ``formats`` (any agent of a use case:
+    PPO, A3C, BC, DAgger), for ``--init-from``; a one-line error naming the file when it is none."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{label} checkpoint {path} does not exist")
+    try:
+        blob = torch.load(path, weights_only=False)
+    except Exception as exc:  # torch raises several types for a bad file
+        raise BadInputError(f"{path}: not a readable {label} checkpoint ({exc})") from None
+    fmt = blob.get("format") if isinstance(blob, dict) else None
+    if fmt not in formats or not isinstance(blob.get("net"), dict):
+        raise BadInputError(f"{path}: not {'an' if label[:1].upper() in 'AEIOU' else 'a'} {label} agent checkpoint "
+                            f"(format {fmt!r}, expected one of {', '.join(formats)})")
+    return blob["net"]
+
