@@ -302,6 +302,19 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
+def open_onnx_session(path: str | os.PathLike) -> Any:
+    """An onnxruntime session of ``path`` on the CPU with one intra- and one inter-op thread (what every policy of
+    the product runs with); a one-line :class:`PolicyMismatchError` naming the file when it is not a model."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise PolicyMismatchError(f"{path}: not a loadable ONNX model ({exc})") from None
+
+
 class OnnxPolicy(_NetworkPolicy):
     """An ONNX policy file run with onnxruntime (CPU).
 
@@ -317,17 +330,10 @@ class OnnxPolicy(_NetworkPolicy):
 
     def __init__(self, path: str | os.PathLike, expected: PolicySpec | None = None, deterministic: bool = True,
                  seed: int | None = None) -> None:
-        import onnxruntime as ort
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX policy file {path} does not exist")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        try:
-            session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise PolicyMismatchError(f"{path}: not a loadable ONNX model ({exc})") from None
+        session = open_onnx_session(path)
         meta = dict(session.get_modelmeta().custom_metadata_map)
         spec = PolicySpec.from_metadata(meta, where=str(path))
         if expected is not None:
@@ -436,6 +442,7 @@ def load_policy(path: str | os.PathLike, expected: PolicySpec | None = None, **k
     return OnnxPolicy(path, expected=expected, **kwargs)
 
 
-__all__ = ["PolicySpec", "Policy", "PolicyBase", "PolicyMismatchError", "TorchPolicy", "OnnxPolicy", "export_onnx",
+__all__ = ["PolicySpec", "Policy", "PolicyBase", "PolicyMismatchError", "TorchPolicy", "OnnxPolicy", "open_onnx_session",
+           "export_onnx",
            "read_onnx_metadata", "load_policy", "choose_actions", "check_policy", "act_one", "META_KEYS",
            "META_PREFIX"]

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from genet.abr.qoe import chunk_qoe
-from genet.policy import META_PREFIX, PolicyBase, PolicyMismatchError, PolicySpec, choose_actions
+from genet.policy import META_PREFIX, PolicyBase, PolicyMismatchError, PolicySpec, choose_actions, open_onnx_session
 
 #: ``genet.policy_kind`` of a Decision Transformer file.
 DT_KIND = "decision-transformer"
@@ -73,16 +73,9 @@ class DecisionTransformerPolicy(PolicyBase):
 
     def __init__(self, path: str | os.PathLike, deterministic: bool = True, seed: int | None = None,
                  target_return: float | None = None, session: Any = None) -> None:
-        import onnxruntime as ort
         path = Path(path)
         if session is None:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1
-            opts.inter_op_num_threads = 1
-            try:
-                session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise PolicyMismatchError(f"{path}: not a loadable ONNX model ({exc})") from None
+            session = open_onnx_session(path)
         meta = read_kind(session)
         self.spec = PolicySpec.from_metadata(meta, where=str(path))
         if meta.get(META_PREFIX + "policy_kind") != DT_KIND:
@@ -179,13 +172,9 @@ class DecisionTransformerPolicy(PolicyBase):
 def load_context_policy(path: str | os.PathLike, deterministic: bool = True, seed: int | None = None):
     """A :class:`DecisionTransformerPolicy` when ``path`` is a Decision Transformer file, else None (the caller
     loads it as a plain :class:`genet.policy.OnnxPolicy`)."""
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception:  # not loadable: OnnxPolicy says so in its own words
+        session = open_onnx_session(path)
+    except PolicyMismatchError:  # not loadable: OnnxPolicy says so in its own words
         return None
     if read_kind(session).get(META_PREFIX + "policy_kind") != DT_KIND:
         return None

@@ -36,16 +36,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from foundation.errors import BadInputError
 from genet.abr.observations import RAW_FIELDS, StateBuilder, raw_observation, to_quality
 from genet.abr.training import (IMITATION_FORMAT, AbrRollout, AbrTrainConfig, AbrUseCase, train_config_from_args)
 from genet.abr.training import export_policy as export_ppo_policy
 from genet.abr.video import SessionVideos, Video
 from genet.agents.base import LearnerPolicy, Trajectory
-from genet.agents.imitation import ImitationAgent, ImitationConfig, argparse_without, imitation_config_from_args
+from genet.agents.imitation import (ImitationAgent, ImitationConfig, ImitationUseCaseMixin, argparse_without,
+                                    imitation_config_from_args)
 from genet.agents.registry import DEFAULT_TEACHER
 from genet.agents.registry import TEACHERS as _TEACHERS
-from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
 from genet.ppo.networks import PensieveActorCritic
 from genet.ppo.progress import TrainingProgress
 from genet.ppo.threads import set_torch_threads
@@ -121,7 +120,7 @@ class AbrImitationAgent(LearnerPolicy, TrainingProgress):
     rollout: ImitationRollout | None = None
 
 
-class AbrImitationUseCase(AbrUseCase):
+class AbrImitationUseCase(ImitationUseCaseMixin, AbrUseCase):
     """ABR imitation training (see the module docstring).
 
     agent: "bc" or "dagger" (a name of :data:`genet.agents.registry.AGENTS` whose learner imitates)
@@ -132,21 +131,17 @@ class AbrImitationUseCase(AbrUseCase):
     video, real_traces, on_update, space: as :class:`~genet.abr.training.AbrUseCase`
     """
 
+    imitation_format = IMITATION_FORMAT
+    checkpoint_label = "ABR imitation"
+    config_type = AbrTrainConfig
+    teacher_names = TEACHERS
+
     def __init__(self, agent: str = "dagger", teacher: str = DEFAULT_TEACHER, config: AbrTrainConfig | None = None,
                  imitation: ImitationConfig | None = None, video: Video | None = None,
                  real_traces: Sequence[Trace] | None = None, on_update: Callable[[Any, dict], None] | None = None,
                  space: ConfigSpace | None = None) -> None:
-        from genet.agents.registry import AGENTS, uses_teacher
-        AGENTS.resolve(agent, where="--agent")
-        if not uses_teacher(agent):
-            raise BadInputError(f"--agent {agent!r} does not learn from a teacher; imitation agents: "
-                                f"{', '.join(e.name for e in AGENTS.entries() if e.attributes.get('teacher'))}")
-        if teacher not in TEACHERS:
-            raise BadInputError(f"--teacher {teacher!r}: unknown ABR teacher; choose one of {', '.join(TEACHERS)}")
         config = config or AbrTrainConfig()
-        if config.rollout_workers != 1:
-            raise BadInputError(f"--agent {agent} steps its sessions in this process: --rollout-workers must be 1, "
-                                f"got {config.rollout_workers}")
+        self._check_imitation(agent, teacher, config.rollout_workers)
         if teacher == "optimal":  # the plan is made from the trace start without noise (module docstring)
             config = replace(config, delay_noise=False, random_start=False)
         self.agent_name = agent
@@ -163,29 +158,6 @@ class AbrImitationUseCase(AbrUseCase):
                                   row4_len=self.video.n_levels)
         learner = AGENTS.make(self.agent_name, network=net, config=self.imitation, seed=seed)
         return AbrImitationAgent(learner, self.config, self.teacher, seed=seed)
-
-    def save_model(self, agent: AbrImitationAgent, path: Path) -> None:
-        """Write the student to ``path`` atomically: the network (``net``, as a PPO checkpoint holds it), the
-        learner's optimiser and aggregate, counters, history and the rollout (simulator, teacher, RNG)."""
-        import pickle
-        blob = {"format": IMITATION_FORMAT, "use_case": self.name, "agent": self.agent_name, "teacher": self.teacher,
-                "config": asdict(agent.config), **agent.learner.state_dict(), **agent.progress_state(),
-                "rollout": None if agent.rollout is None else pickle.dumps(agent.rollout)}
-        save_checkpoint(blob, Path(path))
-
-    def load_model(self, path: Path) -> AbrImitationAgent:
-        import pickle
-        blob = load_checkpoint(Path(path), IMITATION_FORMAT, "ABR imitation")
-        if blob["agent"] != self.agent_name or blob["teacher"] != self.teacher:
-            raise BadInputError(f"{path}: a {blob['agent']} checkpoint with teacher {blob['teacher']}, not "
-                                f"{self.agent_name} with teacher {self.teacher}")
-        self.config = AbrTrainConfig(**blob["config"])
-        self.imitation = ImitationConfig(**blob["imitation"])
-        agent = self.new_model(blob["seed"])
-        agent.learner.load_state_dict(blob)
-        agent.restore_progress(blob)
-        agent.rollout = None if blob["rollout"] is None else pickle.loads(blob["rollout"])
-        return agent
 
     # --------------------------------------------------------------- teacher
     def _make_teacher(self) -> Any:

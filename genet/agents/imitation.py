@@ -245,6 +245,68 @@ def argparse_without(args: Any, *names: str) -> Any:
     return argparse.Namespace(**{k: (None if k in names else v) for k, v in vars(args).items()})
 
 
+class ImitationUseCaseMixin:
+    """What ABR's and CC's imitation use cases share (genet/abr/imitation.py, genet/cc/imitation.py): the check of
+    --agent and --teacher, and the student's checkpoint. A use case sets ``imitation_format`` (its checkpoint
+    format), ``checkpoint_label`` ("ABR imitation"), ``config_type`` (its training config dataclass) and
+    ``teacher_names``, and may override :meth:`_pack_rollout` / :meth:`_unpack_rollout` (a rollout holding
+    something that does not pickle)."""
+
+    imitation_format: str
+    checkpoint_label: str
+    config_type: type
+    teacher_names: tuple[str, ...]
+
+    def _check_imitation(self, agent: str, teacher: str, rollout_workers: int) -> None:
+        """--agent must learn from a teacher, --teacher be one of the use case's, the rollout one process."""
+        from genet.agents.registry import AGENTS, uses_teacher
+        AGENTS.resolve(agent, where="--agent")
+        if not uses_teacher(agent):
+            raise BadInputError(f"--agent {agent!r} does not learn from a teacher; imitation agents: "
+                                f"{', '.join(e.name for e in AGENTS.entries() if e.attributes.get('teacher'))}")
+        if teacher not in self.teacher_names:
+            use_case = self.checkpoint_label.split()[0]
+            raise BadInputError(f"--teacher {teacher!r}: unknown {use_case} teacher; choose one of "
+                                f"{', '.join(self.teacher_names)}")
+        if rollout_workers != 1:
+            raise BadInputError(f"--agent {agent} steps its sessions in this process: --rollout-workers must be 1, "
+                                f"got {rollout_workers}")
+
+    def _pack_rollout(self, rollout: Any) -> Any:
+        return rollout
+
+    def _unpack_rollout(self, rollout: Any) -> Any:
+        return rollout
+
+    def save_model(self, agent: Any, path: Any) -> None:
+        """Write the student to ``path`` atomically: the network (``net``, as a PPO checkpoint holds it), the
+        learner's optimiser and aggregate, counters, history and the rollout (environments, teacher, RNGs)."""
+        import pickle
+        from pathlib import Path
+        from genet.ppo.checkpoint import save_checkpoint
+        blob = {"format": self.imitation_format, "use_case": self.name, "agent": self.agent_name,
+                "teacher": self.teacher, "config": asdict(agent.config), **agent.learner.state_dict(),
+                **agent.progress_state(),
+                "rollout": None if agent.rollout is None else pickle.dumps(self._pack_rollout(agent.rollout))}
+        save_checkpoint(blob, Path(path))
+
+    def load_model(self, path: Any) -> Any:
+        import pickle
+        from pathlib import Path
+        from genet.ppo.checkpoint import load_checkpoint
+        blob = load_checkpoint(Path(path), self.imitation_format, self.checkpoint_label)
+        if blob["agent"] != self.agent_name or blob["teacher"] != self.teacher:
+            raise BadInputError(f"{path}: a {blob['agent']} checkpoint with teacher {blob['teacher']}, not "
+                                f"{self.agent_name} with teacher {self.teacher}")
+        self.config = self.config_type(**blob["config"])
+        self.imitation = ImitationConfig(**blob["imitation"])
+        agent = self.new_model(blob["seed"])
+        agent.learner.load_state_dict(blob)
+        agent.restore_progress(blob)
+        agent.rollout = None if blob["rollout"] is None else self._unpack_rollout(pickle.loads(blob["rollout"]))
+        return agent
+
+
 class BcAgent(ImitationAgent):
     """Behaviour cloning: the teacher drives every rollout."""
 
@@ -259,5 +321,5 @@ class DaggerAgent(ImitationAgent):
     student_drives = True
 
 
-__all__ = ["AGREEMENT_TOLERANCE", "ImitationConfig", "ImitationAgent", "BcAgent", "DaggerAgent", "argparse_without",
-           "imitation_config_from_args"]
+__all__ = ["AGREEMENT_TOLERANCE", "ImitationConfig", "ImitationAgent", "ImitationUseCaseMixin", "BcAgent",
+           "DaggerAgent", "argparse_without", "imitation_config_from_args"]

@@ -22,7 +22,6 @@ RUN/model.pt``) like any CC model.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,16 +29,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from foundation.errors import BadInputError
 from genet.agents.base import LearnerPolicy, Trajectory
-from genet.agents.imitation import ImitationAgent, ImitationConfig, argparse_without, imitation_config_from_args
+from genet.agents.imitation import (ImitationAgent, ImitationConfig, ImitationUseCaseMixin, argparse_without,
+                                    imitation_config_from_args)
 from genet.agents.registry import DEFAULT_TEACHERS
 from genet.agents.registry import TEACHERS as _TEACHERS
 from genet.cc.env import AuroraEnv
 from genet.cc.teacher import ShadowTeacher, rate_action
 from genet.cc.training import (IMITATION_FORMAT, CcTrainConfig, CcUseCase, RolloutState, train_config_from_args)
 from genet.cc.training import export_policy as export_ppo_policy
-from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
 from genet.ppo.networks import AuroraActorCritic
 from genet.ppo.progress import TrainingProgress
 from genet.ppo.threads import set_torch_threads
@@ -69,7 +67,7 @@ class CcImitationAgent(LearnerPolicy, TrainingProgress):
     rollout: CcImitationRollout | None = None
 
 
-class CcImitationUseCase(CcUseCase):
+class CcImitationUseCase(ImitationUseCaseMixin, CcUseCase):
     """CC imitation training (see the module docstring).
 
     agent: "bc" or "dagger" (a name of :data:`genet.agents.registry.AGENTS` whose learner imitates)
@@ -80,20 +78,16 @@ class CcImitationUseCase(CcUseCase):
     real_traces, on_update, space: as :class:`~genet.cc.training.CcUseCase`
     """
 
+    imitation_format = IMITATION_FORMAT
+    checkpoint_label = "CC imitation"
+    config_type = CcTrainConfig
+    teacher_names = TEACHERS
+
     def __init__(self, agent: str = "dagger", teacher: str = DEFAULT_TEACHER, config: CcTrainConfig | None = None,
                  imitation: ImitationConfig | None = None, real_traces: Sequence[Trace] | None = None,
                  on_update: Callable[[Any, dict], None] | None = None, space: ConfigSpace | None = None) -> None:
-        from genet.agents.registry import AGENTS, uses_teacher
-        AGENTS.resolve(agent, where="--agent")
-        if not uses_teacher(agent):
-            raise BadInputError(f"--agent {agent!r} does not learn from a teacher; imitation agents: "
-                                f"{', '.join(e.name for e in AGENTS.entries() if e.attributes.get('teacher'))}")
-        if teacher not in TEACHERS:
-            raise BadInputError(f"--teacher {teacher!r}: unknown CC teacher; choose one of {', '.join(TEACHERS)}")
         config = config or CcTrainConfig()
-        if config.rollout_workers != 1:
-            raise BadInputError(f"--agent {agent} steps its sessions in this process: --rollout-workers must be 1, "
-                                f"got {config.rollout_workers}")
+        self._check_imitation(agent, teacher, config.rollout_workers)
         self.agent_name = agent
         self.teacher = teacher
         self.imitation = imitation or ImitationConfig()
@@ -110,30 +104,13 @@ class CcImitationUseCase(CcUseCase):
                               parameters=net.pi.parameters())
         return CcImitationAgent(learner, cfg, self.teacher, seed=seed)
 
-    def save_model(self, agent: CcImitationAgent, path: Path) -> None:
-        """Write the student to ``path`` atomically: the network (``net``, as a PPO checkpoint holds it), the
-        learner's optimiser and aggregate, counters, history and the rollout (environments, teachers, RNGs)."""
-        blob = {"format": IMITATION_FORMAT, "use_case": self.name, "agent": self.agent_name, "teacher": self.teacher,
-                "config": asdict(agent.config), **agent.learner.state_dict(), **agent.progress_state(),
-                "rollout": None if agent.rollout is None else pickle.dumps(_picklable(agent.rollout))}
-        save_checkpoint(blob, Path(path))
+    def _pack_rollout(self, rollout: CcImitationRollout) -> CcImitationRollout:
+        return _picklable(rollout)
 
-    def load_model(self, path: Path) -> CcImitationAgent:
-        blob = load_checkpoint(Path(path), IMITATION_FORMAT, "CC imitation")
-        if blob["agent"] != self.agent_name or blob["teacher"] != self.teacher:
-            raise BadInputError(f"{path}: a {blob['agent']} checkpoint with teacher {blob['teacher']}, not "
-                                f"{self.agent_name} with teacher {self.teacher}")
-        self.config = CcTrainConfig(**blob["config"])
-        self.imitation = ImitationConfig(**blob["imitation"])
-        agent = self.new_model(blob["seed"])
-        agent.learner.load_state_dict(blob)
-        agent.restore_progress(blob)
-        if blob["rollout"] is not None:
-            r = pickle.loads(blob["rollout"])
-            gen = torch.Generator()
-            gen.set_state(r.torch_gen)
-            agent.rollout = replace(r, torch_gen=gen)
-        return agent
+    def _unpack_rollout(self, r: CcImitationRollout) -> CcImitationRollout:
+        gen = torch.Generator()
+        gen.set_state(r.torch_gen)
+        return replace(r, torch_gen=gen)
 
     # --------------------------------------------------------------- sessions
     def _reset_session(self, roll: CcImitationRollout, i: int, distribution: Any) -> np.ndarray:

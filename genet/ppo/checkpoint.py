@@ -23,15 +23,20 @@ def save_checkpoint(blob: dict, path: str | Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | Path, expected_format: str, label: str) -> dict:
-    """Load ``path``; raise FileNotFoundError / ValueError naming the file and what it holds."""
-    path = Path(path)
+def _read_blob(path: Path, label: str):
+    """What ``torch.load`` reads from ``path``; FileNotFoundError / a one-line BadInputError naming the file."""
     if not path.is_file():
         raise FileNotFoundError(f"{label} checkpoint {path} does not exist")
     try:
-        blob = torch.load(path, weights_only=False)
+        return torch.load(path, weights_only=False)
     except Exception as exc:  # torch raises several types for a bad file
         raise BadInputError(f"{path}: not a readable {label} checkpoint ({exc})") from None
+
+
+def load_checkpoint(path: str | Path, expected_format: str, label: str) -> dict:
+    """Load ``path``; raise FileNotFoundError / ValueError naming the file and what it holds."""
+    path = Path(path)
+    blob = _read_blob(path, label)
     fmt = blob.get("format") if isinstance(blob, dict) else None
     if fmt != expected_format:
         other = blob.get("use_case") if isinstance(blob, dict) else None
@@ -46,12 +51,7 @@ def network_weights(path: str | Path, formats: tuple[str, ...], label: str) -> d
     """The network weights (``net``) of a checkpoint whose format is one of ``formats`` (any agent of a use case:
     PPO, A3C, BC, DAgger), for ``--init-from``; a one-line error naming the file when it is none."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{label} checkpoint {path} does not exist")
-    try:
-        blob = torch.load(path, weights_only=False)
-    except Exception as exc:  # torch raises several types for a bad file
-        raise BadInputError(f"{path}: not a readable {label} checkpoint ({exc})") from None
+    blob = _read_blob(path, label)
     fmt = blob.get("format") if isinstance(blob, dict) else None
     if fmt not in formats or not isinstance(blob.get("net"), dict):
         raise BadInputError(f"{path}: not {'an' if label[:1].upper() in 'AEIOU' else 'a'} {label} agent checkpoint "
