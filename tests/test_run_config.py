@@ -307,3 +307,172 @@ def test_a_cluster_address_reaches_both_emulate_steps_and_no_abr_simulate_step(t
     assert emulate["abr-a"][emulate["abr-a"].index("--jobs") + 1] == "2"  # sessions at once on each node
     (sim,) = p["simulate"]
     assert sim.name == "abr-a" and "--ray-address" not in sim.steps[0]
+
+
+# ---- a trained policy's agent (issue 28: `agent`, `teacher`, `pool`, `target_return`) ------------------------
+
+AGENTED = """
+[traces.a]
+gen = "abr"
+n = 2
+[traces.c]
+gen = "cc"
+n = 2
+[abr]
+[abr.simulate]
+traces = ["a"]
+[cc]
+[cc.simulate]
+traces = ["c"]
+"""
+
+
+@pytest.mark.parametrize("text, needles", [
+    ("[abr.policies.p]\nmethod = 'udr'\nagent = 'sarsa'\n",
+     ["[abr.policies.p] agent 'sarsa': unknown agent; known: ppo, a3c, dqn, bc, dagger, dt"]),
+    ("[cc.policies.p]\nmethod = 'udr'\nagent = 'dqn'\n",
+     ["[cc.policies.p] agent 'dqn': this agent does not train cc policies; agents for cc: ppo, a3c, bc, dagger"]),
+    ("[cc.policies.p]\nmethod = 'udr'\nagent = 'dt'\n", ["[cc.policies.p] agent 'dt'", "agents for cc"]),
+    ("[abr.policies.p]\nmethod = 'udr'\nteacher = 'mpc'\n",
+     ["[abr.policies.p] teacher", "only the agents with a teacher", "bc, dagger", "not agent = 'ppo'"]),
+    ("[abr.policies.p]\nmethod = 'udr'\nagent = 'dqn'\nteacher = 'mpc'\n", ["[abr.policies.p] teacher", "'dqn'"]),
+    ("[abr.policies.p]\nmethod = 'udr'\nagent = 'bc'\nteacher = 'cubic'\n",
+     ["[abr.policies.p] teacher: 'cubic' is not a teacher of abr policies; choose one of bba, mpc, optimal"]),
+    ("[cc.policies.p]\nmethod = 'udr'\nagent = 'dagger'\nteacher = 'mpc'\n",
+     ["[cc.policies.p] teacher: 'mpc'", "bbr, cubic"]),
+    ("[abr.policies.p]\nmethod = 'udr'\nagent = 'bc'\npool = ['x.npz']\n",
+     ["[abr.policies.p] pool", "agent = \"dt\" only", "'bc'"]),
+    ("[abr.policies.p]\nmethod = 'udr'\ntarget_return = 10.0\n", ["[abr.policies.p] target_return", "\"dt\" only"]),
+    ("[abr.policies.p]\nmethod = 'udr'\nagent = 'dt'\n", ["[abr.policies.p] pool", "experience pool"]),
+    ("[abr.policies.p]\nmethod = 'udr'\nagent = 'dt'\npool = ['no-such.npz']\n",
+     ["[abr.policies.p] pool", "'no-such.npz' does not exist"]),
+    ("[abr.policies.p]\nmethod = 'genet'\nagent = 'dagger'\n",
+     ["[abr.policies.p] method", "agent = 'dagger'", "\"udr\"", "not 'genet'"]),
+    ("[abr.policies.p]\nuse = 'm.onnx'\nagent = 'bc'\n", ["[abr.policies.p] agent", "a key of a trained policy"]),
+    ("[cc.policies.p]\nmethod = 'udr'\npool = ['x.npz']\n", ["[cc.policies.p]", "unknown key 'pool'"]),
+    ("[lb]\n[lb.policies.p]\nmethod = 'udr'\nagent = 'bc'\n", ["[lb.policies.p]", "unknown key 'agent'"]),
+])
+def test_a_policy_s_agent_keys_are_checked_in_one_line_naming_the_key(tmp_path, text, needles):
+    """The agent trains the use case (the agent registry's own error, listing the agents that do), a teacher only
+    with bc/dagger and one of the use case's teachers, pool and target_return only with dt (pool needed by it,
+    its files existing), bc/dagger/dt only with method udr, and none of the keys with `use`. LB, which only ppo
+    trains, has no agent keys."""
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    (tmp_path / "x.npz").write_bytes(b"x")
+    with pytest.raises(schema.ConfigError) as info:
+        check(AGENTED + text, tmp_path)
+    msg = str(info.value)
+    assert isinstance(info.value, BadInputError) and "\n" not in msg
+    assert msg.startswith(str(tmp_path / "c.toml") + ": "), msg
+    for n in needles:
+        assert n in msg, (n, msg)
+
+
+def test_a_policy_s_agent_reaches_its_genet_train_command_and_steps_default_to_the_agent_s(tmp_path):
+    """`agent`, `teacher`, `pool` (paths resolved against the config's folder) and `target_return` become `genet
+    train`'s `--agent`, `--teacher`, `--pool`, `--target-return`, shown by the plan (`--dry-run` prints these
+    commands); `steps` not given is the agent's `genet train` default; a teacher not given is the use case's default
+    teacher; ppo's command has no agent option at all."""
+    from app.run import plan
+    from app.run.engine import step_text
+    from genet.agents.registry import DEFAULT_STEPS, DEFAULT_TEACHERS
+    (tmp_path / "pools").mkdir()
+    for f in ("a.npz", "b.npz"):
+        (tmp_path / "pools" / f).write_bytes(b"pool " + f.encode())
+    cfg = check(AGENTED + "[abr.policies.bc]\nmethod = 'udr'\nagent = 'bc'\nteacher = 'bba'\n"
+                          "[abr.policies.dt]\nmethod = 'udr'\nagent = 'dt'\npool = ['pools/a.npz', 'pools/b.npz']\n"
+                          "target_return = 42.5\nsteps = 1000\n"
+                          "[abr.policies.q]\nmethod = 'genet'\nagent = 'dqn'\n"
+                          "[abr.policies.ppo]\nmethod = 'udr'\n"
+                          "[cc.policies.dag]\nmethod = 'udr'\nagent = 'dagger'\n", tmp_path)
+    assert cfg.abr.policies["bc"].steps == DEFAULT_STEPS["bc"] == 300_000
+    assert cfg.abr.policies["q"].steps == DEFAULT_STEPS["dqn"] and cfg.abr.policies["ppo"].steps == 720_000
+    assert cfg.cc.policies["dag"].teacher == DEFAULT_TEACHERS["cc"] == "cubic"
+    assert cfg.abr.policies["ppo"].agent == "ppo" and cfg.abr.policies["ppo"].teacher == ""
+    p = plan.build(cfg, tmp_path / "run")
+    argv = {i.name: i.steps[0] for i in p["train"]}
+    assert argv["abr-bc"][:6] == ["train", "abr", "--agent", "bc", "--teacher", "bba"]
+    assert argv["abr-bc"][argv["abr-bc"].index("--steps") + 1] == "300000"
+    dt = argv["abr-dt"]
+    assert dt[dt.index("--agent") + 1] == "dt" and dt[dt.index("--target-return") + 1] == "42.5"
+    assert dt[dt.index("--pool") + 1] == f"{tmp_path / 'pools' / 'a.npz'},{tmp_path / 'pools' / 'b.npz'}"
+    assert "--teacher" not in dt and dt[dt.index("--steps") + 1] == "1000"
+    assert argv["abr-q"][2:6] == ["--agent", "dqn", "--method", "genet"] and "--teacher" not in argv["abr-q"]
+    assert argv["cc-dag"][2:6] == ["--agent", "dagger", "--teacher", "cubic"]
+    assert not {"--agent", "--teacher", "--pool", "--target-return"} & set(argv["abr-ppo"])
+    assert step_text(argv["abr-bc"]).startswith("genet train abr --agent bc --teacher bba --method udr")
+    # the report labels the policy with its agent (ppo's label as before)
+    from app.run.report import agent_label
+    assert agent_label(cfg.abr.policies["bc"]) == "bc from bba, " and agent_label(cfg.abr.policies["dt"]) == "dt, "
+    assert agent_label(cfg.abr.policies["ppo"]) == ""
+
+
+def test_a_policy_s_agent_is_part_of_its_train_item_s_hash_and_ppo_s_default_changes_nothing(tmp_path):
+    """Changing the agent (or its teacher, or a pool file's content) retrains: the train item's input hash changes.
+    `agent = "ppo"` written out gives the hash the policy had without the key."""
+    from app.run import plan
+    from app.run.engine import Runner
+
+    def train_hash(extra: str) -> str:
+        cfg = check(AGENTED + "[abr.policies.p]\nmethod = 'udr'\nsteps = 2000\n" + extra, tmp_path)
+        p = plan.build(cfg, tmp_path / "run")
+        (item,) = p["train"]
+        return Runner(p, tmp_path / "run").input_hash(item)
+
+    (tmp_path / "pool.npz").write_bytes(b"one")
+    plain = train_hash("")
+    assert train_hash("agent = 'ppo'\n") == plain
+    bc = train_hash("agent = 'bc'\n")
+    assert len({plain, bc, train_hash("agent = 'bc'\nteacher = 'bba'\n"), train_hash("agent = 'dagger'\n")}) == 4
+    assert train_hash("agent = 'bc'\nteacher = 'mpc'\n") == bc  # the default teacher, written out
+    dt = train_hash("agent = 'dt'\npool = ['pool.npz']\n")
+    assert dt != plain and train_hash("agent = 'dt'\npool = ['pool.npz']\ntarget_return = 3.0\n") != dt
+    (tmp_path / "pool.npz").write_bytes(b"two")  # the same path, another pool
+    assert train_hash("agent = 'dt'\npool = ['pool.npz']\n") != dt
+
+
+#: Input hashes of examples/quickstart.toml's train and export items (and of the report's config), computed on the
+#: plan before the agent keys existed (commit d5254a6): the runs of configs without the keys stay current.
+QUICKSTART_HASHES = {
+    "train/abr-genet": "6995f67f5636be72e1e779817e055e583fd1e32ac8170bf37752632edee0f481",
+    "train/abr-udr": "ab174daa85997d0fa1495e9261b0430ea8c483da59be1299e187d9b393534840",
+    "train/cc-genet": "828d9088da90f9d09fa6a9d4593ae00fb76a0544fadd16466b55dc53d167e2a6",
+    "train/cc-udr": "da3def63963af3eff5aa9d07d25cef67c705fbd612d80c96850b41d564c93a06",
+    "export/abr-genet": "fbd358cfeba27f50c19646fc7f6e90340219f8f22e0d18694102d5df98e07ab7",
+    "export/abr-udr": "5aceaec77f2f94d299555a730929a928c1efc971839ed02c0ddca02661f9a6b8",
+    "export/cc-genet": "3f5dc00c0f2f5ac21d1e31931d914c54d1bad79f5f3218f5608519665773b0e5",
+    "export/cc-udr": "e46fd814bb788043bdc5ec404fe6a2c32eb3184710cd6f5dec56d13b646734fa",
+}
+
+
+def test_the_quickstart_s_training_hashes_are_those_before_the_agent_keys(monkeypatch, tmp_path):
+    from app.run import plan
+    from app.run.engine import Runner
+    monkeypatch.chdir(REPO)
+    cfg, _ = schema.load(REPO / "examples" / "quickstart.toml")
+    p = plan.build(cfg, tmp_path / "run")
+    runner = Runner(p, tmp_path / "run")
+    got = {i.id: runner.input_hash(i) for s in ("train", "export") for i in p[s] if i.id in QUICKSTART_HASHES}
+    assert got == QUICKSTART_HASHES
+    # with `agent = "ppo"` written into every trained policy: the same hashes, the same report config
+    text = (REPO / "examples" / "quickstart.toml").read_text()
+    for uc, name in (("abr", "genet"), ("abr", "udr"), ("cc", "genet"), ("cc", "udr")):
+        text = text.replace(f"[{uc}.policies.{name}]", f"[{uc}.policies.{name}]\nagent = \"ppo\"")
+    explicit = schema.validate(tomllib.loads(text), "quickstart+ppo", REPO / "examples")
+    p2 = plan.build(explicit, tmp_path / "run")
+    runner2 = Runner(p2, tmp_path / "run")
+    assert {i.id: runner2.input_hash(i) for s in ("train", "export") for i in p2[s]
+            if i.id in QUICKSTART_HASHES} == QUICKSTART_HASHES
+    assert plan._what_it_computes(explicit) == plan._what_it_computes(cfg)
+
+
+def test_a_cluster_address_is_not_given_to_an_agent_that_trains_in_its_own_process(tmp_path):
+    """`genet train --agent bc` (and a3c, dqn, dagger, dt: the registry's ``workers = False``) refuses
+    `--ray-address`; ppo's training still gets it."""
+    from app.run import plan
+    cfg = check("[cluster]\naddress = \"127.0.0.1:6379\"\n" + AGENTED
+                + "[abr.policies.bc]\nmethod = 'udr'\nagent = 'bc'\n[abr.policies.ppo]\nmethod = 'udr'\n"
+                  "[cc.policies.a]\nmethod = 'udr'\nagent = 'a3c'\n", tmp_path)
+    argv = {i.name: i.steps[0] for i in plan.build(cfg, tmp_path / "run")["train"]}
+    assert "--ray-address" not in argv["abr-bc"] and "--ray-address" not in argv["cc-a"]
+    assert argv["abr-ppo"][-2:] == ["--ray-address", "127.0.0.1:6379"]

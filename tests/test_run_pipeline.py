@@ -515,3 +515,56 @@ def test_an_lb_policy_is_trained_exported_simulated_and_reported_and_a_killed_tr
     r = genet_run(str(cfg), "--out", str(out), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert done_records(out) == before and r.stdout.count("up to date (skipped)") == len(before)
+
+
+BC_RUN = """
+[run]
+name = "bc"
+seed = 5
+
+[traces.syn]
+gen = "abr"
+range = "rl2"
+n = 2
+
+[abr]
+baselines = ["bba"]
+[abr.policies.student]
+agent = "bc"
+teacher = "bba"
+method = "udr"
+range = "rl2"
+steps = 768
+n_envs = 4
+steps_per_update = 384
+[abr.simulate]
+traces = ["syn"]
+"""
+
+
+def test_an_abr_policy_of_another_agent_is_trained_exported_simulated_and_labelled(tmp_path):
+    """`agent = "bc"`, `teacher = "bba"`: `genet run` trains the student with `genet train abr --agent bc --teacher
+    bba` (its run folder says so), exports and evaluates it beside BBA, and the report labels it with its agent. A
+    rerun redoes nothing; another agent would retrain it (the dry run says so)."""
+    cfg = tmp_path / "bc.toml"
+    cfg.write_text(BC_RUN)
+    out = tmp_path / "out"
+    r = genet_run(str(cfg), "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rec = done_records(out)
+    assert rec["train/abr-student"]["commands"][0].startswith(
+        "genet train abr --agent bc --teacher bba --method udr --range rl2 --steps 768")
+    run = json.loads((out / "train" / "abr-student" / "run.json").read_text())
+    assert run["agent"] == "bc" and run["teacher"] == "bba", run
+    assert (out / "export" / "abr-student" / "student.onnx").stat().st_size > 1000
+    rows = list(csv.DictReader(open(out / "simulate" / "abr-syn" / "results.csv", newline="")))
+    assert sorted(row["policy"] for row in rows) == ["bba", "bba", "student", "student"]
+    md = (out / "report" / "report.md").read_text()
+    assert "| student (trained here, bc from bba, 768 steps) |" in md.split("### ABR")[1].split("###")[0]
+    again = genet_run(str(cfg), "--out", str(out), "--dry-run", cwd=tmp_path)
+    assert again.returncode == 0 and "abr-student: up to date" in again.stdout, again.stdout
+    dagger = tmp_path / "dagger.toml"
+    dagger.write_text(BC_RUN.replace('agent = "bc"', 'agent = "dagger"'))
+    dry = genet_run(str(dagger), "--out", str(out), "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "abr-student: will run" in dry.stdout and "genet train abr --agent dagger --teacher bba" in dry.stdout

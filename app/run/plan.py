@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from foundation.config import thaw
+from genet.agents.registry import AGENTS, DEFAULT_AGENT
 from app.run import costs
-from app.run.schema import STAGES, RunConfig
+from app.run.schema import STAGES, RunConfig, policy_agent
 
 Step = list  # a `genet` argument list, or a callable(item) -> None (in-process action)
 
@@ -177,6 +178,12 @@ def _trial_batch(extra_args: Any) -> int:
     return 1
 
 
+def _agent_has_workers(p: Any) -> bool:
+    """Whether the policy's agent runs its rollouts on rollout workers (`--ray-address`; the registry's
+    ``workers``): the others refuse the option."""
+    return bool(AGENTS.get(policy_agent(p)).attributes.get("workers", True))
+
+
 def build(cfg: RunConfig, run_dir: Path) -> dict[str, list[Item]]:
     """The plan: for each stage (in order), its items."""
     run_dir = Path(run_dir)
@@ -201,7 +208,12 @@ def build(cfg: RunConfig, run_dir: Path) -> dict[str, list[Item]]:
             plan["deploy"].append(_deploy_item(uc, u, cfg.deploy, models, run_dir, seed))
     if cfg.cluster.address:  # where the steps that can fan out run (not hashed: app/run/engine.py)
         where = ["--ray-address", cfg.cluster.address]
+        # the trainings of agents that step their sessions in their own process (they refuse --ray-address)
+        local_training = {f"{uc}-{n}" for uc in ("abr", "cc", "lb") if getattr(cfg, uc) is not None
+                          for n, p in getattr(cfg, uc).policies.items() if not p.use and not _agent_has_workers(p)}
         for item in plan["train"] + plan["simulate"] + plan["emulate"]:
+            if item.stage == "train" and item.name in local_training:
+                continue
             if item.stage == "train" or item.name.startswith("cc-") or (item.stage == "emulate"
                                                                         and item.name.startswith("abr-")):
                 item.steps = [s + where for s in item.steps]
@@ -278,7 +290,7 @@ def _train_export_items(uc: str, u: Any, sets: dict[str, Item], run_dir: Path,
 
 def _train_item(uc: str, pname: str, p: Any, sets: dict[str, Item], folder: Path, seed: int) -> Item:
     """`genet train` of one policy; a killed attempt continues with `--resume`."""
-    argv = ["train", uc, "--method", p.method, "--range", p.range, "--steps", str(p.steps),
+    argv = ["train", uc, *agent_args(p), "--method", p.method, "--range", p.range, "--steps", str(p.steps),
             "--seed", str(p.seed if p.seed is not None else seed), "--out", str(folder),
             "--no-progress", "--torch-threads", str(p.torch_threads)]
     for key in ("baseline", "rounds", "trials", "random_trials", "envs_per_trial", "real_prob",
@@ -294,8 +306,39 @@ def _train_item(uc: str, pname: str, p: Any, sets: dict[str, Item], folder: Path
     def resume(item: Item, _argv=argv) -> list:
         return [_argv + ["--resume"]] if (item.folder / "run.json").is_file() else [_argv]
 
+    inputs: dict = {"config": recipe(p)}
+    if getattr(p, "pool", ()):  # dt's experience pools: their content, not only their paths
+        inputs["pool_sha256"] = [hash_tree(Path(f)) for f in p.pool]
     return Item("train", f"{uc}-{pname}", folder, steps=[argv], deps=deps, resume=resume,
-                work=_train_work(uc, p), inputs={"config": p})
+                work=_train_work(uc, p), inputs=inputs)
+
+
+#: A trained policy's agent keys (app/run/schema.py `_agent_keys`) and their defaults: at its default a key adds
+#: nothing to the command nor to the hash, so the runs of configs written before the keys existed stay current.
+AGENT_DEFAULTS = {"agent": DEFAULT_AGENT, "teacher": "", "pool": (), "target_return": None}
+
+
+def agent_args(p: Any) -> list[str]:
+    """`genet train`'s agent options of a policy's recipe: none for ppo (its commands as before the keys)."""
+    argv: list[str] = []
+    if policy_agent(p) != DEFAULT_AGENT:
+        argv += ["--agent", policy_agent(p)]
+    if getattr(p, "teacher", ""):
+        argv += ["--teacher", p.teacher]
+    if getattr(p, "pool", ()):
+        argv += ["--pool", ",".join(str(f) for f in p.pool)]
+    if getattr(p, "target_return", None) is not None:
+        argv += ["--target-return", repr(float(p.target_return))]
+    return argv
+
+
+def recipe(p: Any) -> dict:
+    """A policy's table as plain data, less its agent keys at their defaults (what its train item's hash covers)."""
+    data = thaw(p)
+    for key, default in AGENT_DEFAULTS.items():
+        if key in data and (data[key] == default or (default == () and not data[key])):
+            del data[key]
+    return data
 
 
 # simulate, emulate -------------------------------------------------------------------------------
@@ -490,6 +533,9 @@ def _what_it_computes(cfg: RunConfig) -> dict:
     it redoes nothing)."""
     data = thaw(cfg)
     data["run"].pop("jobs", None)
+    for uc in ("abr", "cc", "lb"):
+        if data.get(uc):
+            data[uc]["policies"] = {n: recipe(p) for n, p in getattr(cfg, uc).policies.items()}
     return data
 
 

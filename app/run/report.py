@@ -37,10 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genet.abr.qoe import TABLE6
+from genet.agents.registry import DEFAULT_AGENT
 from genet.cc.metrics import TABLE7
 from foundation.stats import format_mean_ci, mean_ci95, paired_gap
 from foundation.usecase import use_case
-from app.run.schema import load_saved
+from app.run.schema import load_saved, policy_agent
 
 USE_CASES = ("abr", "cc", "lb")
 METRIC = {"abr": "qoe", "cc": "reward", "lb": "mean_completion_time_s"}
@@ -88,6 +89,16 @@ def fmt_ci(values: list[float], digits: int = 2) -> str:
     """``mean ± 95 % half-width (n=N)`` of the finite values (:func:`foundation.stats.mean_ci95`); "—" for none."""
     m, ci, n = mean_ci95(values)
     return format_mean_ci(m, ci, digits, n=n)
+
+
+def agent_label(p) -> str:
+    """The agent of a trained policy's recipe as its label says it, "" for ppo (the default): "bc from bba, ",
+    "dt, "."""
+    agent = policy_agent(p)
+    if agent == DEFAULT_AGENT:
+        return ""
+    teacher = getattr(p, "teacher", "")
+    return f"{agent} from {teacher}, " if teacher else f"{agent}, "
 
 
 def format_steps(steps) -> str:
@@ -252,7 +263,8 @@ class Report:
     def policy_origin(self, uc: str, name: str) -> tuple[int, str]:
         """(group, label) of a policy: a model the config names with ``use`` (the shipped ones, with their training
         budget when the model's metadata file says it), a rule-based baseline, a policy this run trained (its
-        budget from the config: "trained here, 150k steps"), or something only the results name (group last)."""
+        budget from the config: "trained here, 150k steps"; another agent than ppo named: "trained here, bc from
+        bba, 300k steps"), or something only the results name (group last)."""
         u = self.use_case(uc)
         p = u.policies.get(name) if u else None
         if p is not None and getattr(p, "use", ""):
@@ -266,7 +278,7 @@ class Report:
                 where += f", {format_steps(steps)} steps"
             return GROUP_MODEL, where
         if p is not None:
-            return GROUP_TRAINED, f"trained here, {format_steps(p.steps)} steps"
+            return GROUP_TRAINED, f"trained here, {agent_label(p)}{format_steps(p.steps)} steps"
         if u is not None and name in getattr(u, "baselines", ()):
             return GROUP_BASELINE, "rule-based baseline"
         return GROUP_OTHER, ""

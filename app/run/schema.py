@@ -23,12 +23,15 @@ from pathlib import Path
 from deploy.config import TESTBED_HOSTS_MAX
 from foundation.config import (CHUNKS_MAX, DELAY_MAX_MS, NAME_HELP, NAME_RE, RATE_MAX_MBPS, RUN_MAX_S, SEED_MAX,
                                ConfigError, Key, Table, config_class, fill, freeze, markdown, read)
+from foundation.errors import BadInputError
 from foundation.tomlfile import show
+from genet.agents.registry import (AGENTS, DEFAULT_AGENT, DEFAULT_STEPS, DEFAULT_TEACHERS, TEACHERS,
+                                  trainer_module, trains, uses_teacher)
 from genet.train_cli import METHODS, RANGES, TRAIN_USE_CASES
 
 __all__ = ["FAN_OUT_STAGES", "RUN_JOBS_MAX",
-           "SCHEMA", "STAGES", "ConfigError", "Key", "RunConfig", "Table", "load", "load_saved", "render_markdown",
-           "resolve_path", "validate"]
+           "SCHEMA", "STAGES", "ConfigError", "Key", "RunConfig", "Table", "load", "load_saved", "policy_agent",
+           "render_markdown", "resolve_path", "validate"]
 
 COUNT_MAX = 10_000        # BO trials, environments per trial
 QUEUE_MAX_PACKETS = 100_000
@@ -150,8 +153,8 @@ def _policies(use_case: str, real_traces: bool = True) -> Table:
             "use": Key("path", "", f"ONNX model to use instead of training (e.g. `models/{use_case}/genet.onnx`)"),
             "method": Key("str", "", "training method (needed unless `use` is given)", allowed=methods),
             "range": Key("str", "rl3", "config-space range of the UDR (initial) distribution", allowed=RANGES),
-            "steps": Key("int", 720000, "total environment steps of the training run", unit="transitions",
-                         minimum=1, maximum=10**9),
+            **_agent_keys(use_case),
+            "steps": Key("int", None, _steps_help(use_case), unit="transitions", minimum=1, maximum=10**9),
             "seed": Key("int", None, "training seed (not given: `[run] seed`)", minimum=0, maximum=SEED_MAX),
             "baseline": Key("str", "", "baseline(s) of the curriculum's gap objective, comma-separated "
                                        f"(not given: {entry.baselines[0]})", allowed=entry.baselines, separator=","),
@@ -175,6 +178,51 @@ def _policies(use_case: str, real_traces: bool = True) -> Table:
                                                + ('`["--entropy-rate", "0.002"]`)' if use_case == "abr" else
                                                   '`["--lr", "0.0005"]`)')),
         })
+
+
+def _agents(use_case: str) -> list[str]:
+    """The agents that train ``use_case`` policies (genet/agents/registry.py), ppo first."""
+    return [e.name for e in AGENTS.entries() if trains(e, use_case)]
+
+
+def _steps_help(use_case: str) -> str:
+    """`steps`' help: its default is the agent's `genet train --steps` default (registry DEFAULT_STEPS)."""
+    agents = _agents(use_case)
+    dt = "dt: decisions trained on; " if "dt" in agents else ""
+    if agents == [DEFAULT_AGENT]:
+        return f"total environment steps of the training run (not given: {DEFAULT_STEPS[DEFAULT_AGENT]})"
+    return (f"total environment steps of the training run ({dt}not given: the agent's `genet train` default: "
+            + ", ".join(f"{a} {DEFAULT_STEPS[a]}" for a in agents) + ")")
+
+
+def policy_agent(p) -> str:
+    """The agent of a checked policy table (``cfg.abr.policies[NAME]``): its `agent`; a use case without the key
+    (LB, which only ppo trains): ppo."""
+    return getattr(p, "agent", None) or DEFAULT_AGENT
+
+
+def _agent_keys(use_case: str) -> dict:
+    """A trained policy's agent keys (`genet train --agent`, and its `--teacher`, `--pool`, `--target-return`), for
+    the use cases some agent besides ppo trains (from the agent registry: today ABR and CC; LB only ppo, no key).
+    At their defaults they add nothing to the command nor to the item's input hash (app/run/plan.py)."""
+    agents = _agents(use_case)
+    if agents == [DEFAULT_AGENT]:
+        return {}
+    keys = {"agent": Key("str", DEFAULT_AGENT, "the learning method of `genet train --agent` "
+                                               "(genet/agents/registry.py): " + ", ".join(agents))}
+    teachers = [a for a in agents if uses_teacher(a)]
+    if use_case in TEACHERS and teachers:
+        keys["teacher"] = Key("str", "", f"{' and '.join(teachers)} only: the policy they learn from "
+                                         f"(`--teacher`): {', '.join(TEACHERS[use_case])} (not given: "
+                                         f"{DEFAULT_TEACHERS[use_case]})")
+    if "dt" in agents:
+        keys["pool"] = Key("list[str]", [], "dt only (and needed by it): the experience pool files it learns from "
+                                            "(`--pool`; `.npz` files `genet pool " + use_case + "` writes; relative "
+                                            "paths as other paths of the config)")
+        keys["target_return"] = Key("float", None, "dt only: return-to-go of each session's first decision at run "
+                                                   "time (`--target-return`; not given: the 75th percentile of the "
+                                                   "pool's episode returns)", unit="QoE", minimum=-1e9, maximum=1e9)
+    return keys
 
 
 def _use_case(use_case: str, baselines: tuple[str, ...], baseline_help: str, metric: str) -> Table:
@@ -463,6 +511,49 @@ def _check_policies(uc: str, u: dict, baselines: tuple[str, ...], source: str, b
                               f"(one of {', '.join(train_methods(uc))}), not {'both' if p['use'] else 'neither'}")
         if p["use"]:
             p["use"] = str(resolve_path(p["use"], base_dir, f"{source}: [{where}] use"))
+        _check_agent(uc, p, f"{source}: [{where}]", base_dir)
+
+
+def _check_agent(uc: str, p: dict, where: str, base_dir: Path | None) -> None:
+    """A policy's agent keys (:func:`_agent_keys`): the agent trains ``uc`` (the registry's one-line error naming
+    the agents that do), `teacher` only with an agent that has one (filled with the use case's default teacher),
+    `pool` and `target_return` only with dt (and `pool` needed by it, its files resolved), and `steps` not given:
+    the agent's `genet train` default. A `use` policy takes none of them."""
+    agent = p.get("agent", DEFAULT_AGENT)
+    given = [k for k, empty in (("agent", DEFAULT_AGENT), ("teacher", ""), ("pool", ()), ("target_return", None))
+             if k in p and p[k] not in (empty, [], None)]
+    if p["steps"] is None:
+        p["steps"] = DEFAULT_STEPS.get(agent, DEFAULT_STEPS[DEFAULT_AGENT])
+    if p["use"]:
+        if given:
+            raise ConfigError(f"{where} {given[0]}: a key of a trained policy; `use` takes a model as it is")
+        return
+    try:
+        trainer_module(agent, uc, where=f"{where} agent")
+    except BadInputError as exc:
+        raise ConfigError(str(exc)) from None
+    if uses_teacher(agent):
+        p["teacher"] = p["teacher"] or DEFAULT_TEACHERS[uc]
+        if p["teacher"] not in TEACHERS[uc]:
+            raise ConfigError(f"{where} teacher: {show(p['teacher'])} is not a teacher of {uc} policies; choose "
+                              f"one of {', '.join(TEACHERS[uc])}")
+    elif p.get("teacher"):
+        raise ConfigError(f"{where} teacher: only the agents with a teacher take one "
+                          f"({', '.join(a for a in _agents(uc) if uses_teacher(a))}), not agent = {show(agent)}")
+    for key in ("pool", "target_return"):
+        if agent != "dt" and p.get(key) not in (None, (), []):
+            raise ConfigError(f"{where} {key}: a key of agent = \"dt\" only, not agent = {show(agent)}")
+    if agent == "dt":
+        if not p["pool"]:
+            raise ConfigError(f"{where} pool: agent = \"dt\" learns from an experience pool: give its files "
+                              f"(`genet pool {uc}` writes them)")
+        p["pool"] = [str(resolve_path(f, base_dir, f"{where} pool")) for f in p["pool"]]
+        for f in p["pool"]:
+            if "," in f:  # `--pool` separates its files with commas
+                raise ConfigError(f"{where} pool: {show(f)}: a pool file's path cannot hold a comma")
+    if (uses_teacher(agent) or agent == "dt") and p["method"] != "udr":
+        raise ConfigError(f"{where} method: agent = {show(agent)} trains with method = \"udr\" (the curriculum "
+                          f"methods train ppo), not {show(p['method'])}")
 
 
 def _floats_ok(text: str) -> bool:
