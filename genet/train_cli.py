@@ -875,8 +875,8 @@ def run_export(args: argparse.Namespace) -> int:
                   f"{run.get('method')}-s{run.get('seed')}", "agent": run.get("agent") or "ppo"}
     path = module.export_policy(use_case, model, args.output, provenance)
     print(f"wrote {path} ({run.get('use_case')} policy, {run.get('agent') or 'ppo'}, {run.get('method')}, "
-          f"{model.env_steps} environment steps; "
-          f"onnxruntime matches torch on 1000 random observations)")
+          f"{model.env_steps} environment steps; onnxruntime matches torch on "
+          f"{getattr(module, 'EXPORT_CHECK', '1000 random observations')})")
     return 0
 
 

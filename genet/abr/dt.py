@@ -201,6 +201,10 @@ def train_config_dict(use_case: AbrDtUseCase) -> dict:
     return {**asdict(use_case.config), "agent": "dt", "target_quantile": TARGET_QUANTILE}
 
 
+#: What `genet export` says the export was checked on (genet/train_cli.py).
+EXPORT_CHECK = "the pool windows kept in the checkpoint"
+
+
 def export_policy(use_case: AbrDtUseCase, agent: AbrDtAgent, path: str | Path,
                   metadata: dict[str, Any] | None = None, n_check: int = 1000) -> Path:
     """The DT as an ONNX model with its context window (genet/abr/dt_policy.py reads it), checked against torch
