@@ -112,3 +112,21 @@ def test_the_table_section_and_the_command(tmp_path, capsys):
     assert "| val | " in out and "(n=12)" in out and "cc-udr3-faithful: median seed" in out
     assert genet_main(["study", "compare", "cc-genet-faithful", "x", "--study-dir", str(tmp_path)]) != 0
     assert "no record of preset or baseline 'x'" in capsys.readouterr().err
+
+
+def test_a_collapsed_seed_unsettles_what_the_traces_decide():
+    """Per trace, A's seed mean is 5 above B on every trace (the trace test decides), but one of A's two seeds
+    collapsed (-100) and the other is +110: resampling the seeds, the interval spans 0 and the verdict says the
+    seeds do not settle it. With two good seeds it is settled."""
+    base = np.linspace(20, 30, 30)  # a gap of 5 is 20 % of B's mean: the trace test says "differs"
+    b = [record("B", s, traces(base)) for s in range(3)]
+    bad = [record("A", 0, traces(base - 100)), record("A", 1, traces(base + 110))]
+    (c,) = compare(b + bad, "A", "B")
+    assert c.paired.decision == "differs" and c.paired.gap == pytest.approx(5.0)
+    assert c.seeds_low < 0 < c.seeds_high and not c.settled
+    from app.study.compare import format_comparison
+    assert "not settled by the seeds" in "\n".join(format_comparison("A", "B", [c]))
+    good = [record("A", 0, traces(base + 4)), record("A", 1, traces(base + 6))]
+    (c,) = compare(b + good, "A", "B")
+    assert c.settled and c.seeds_low > 0 and "A higher than B" in c.paired.verdict
+

@@ -10,8 +10,10 @@ Per set:
   "A higher than B by X % [lo, hi]", "A within ±10 % of B", "not enough runs to tell: need about N traces"),
   and the two-sided **Wilcoxon signed-rank** p-value of the per-trace differences (scipy). With fewer than 6
   traces no Wilcoxon p can fall below 0.05 (n = 5: its smallest p is 0.0625), which the report says instead of
-  a misleading p. (The validation sets hold 90 to 177 traces: pantheon-ethernet 90, pantheon-cellular 177,
-  rl3-synthetic 100, fcc-val 150, norway-val 74.)
+  a misleading p. The trace-level test leaves the seeds' spread out (each trace's reward is a mean over the
+  seeds), so a **two-level bootstrap** (seeds and traces resampled) gives a second interval; a verdict it does not
+  bear out is reported as "not settled by the seeds". (The validation sets hold 74 to 177 traces:
+  pantheon-ethernet 90, pantheon-cellular 177, rl3-synthetic 100, fcc-val 150, norway-val 74.)
 
 A record has per-trace figures (``per_trace``) when its run was evaluated by a study of this version; older
 records (from before 2026-12-07) have only the set means: their comparison gives the seed statistics and says
@@ -33,6 +35,8 @@ from typing import TYPE_CHECKING
 from foundation.errors import BadInputError
 
 if TYPE_CHECKING:  # numpy behind foundation.stats: loaded when a comparison runs, not by `genet --help`
+    import numpy as np
+
     from foundation.stats import PairedGap
 
 #: The comparisons ``results.md`` settles (A, B): B a preset or a baseline of the records; a pair whose
@@ -67,6 +71,11 @@ class SetComparison:
     paired: "PairedGap | None"
     wilcoxon_p: float | None
     note: str = ""
+    #: the two-level bootstrap's 95 % interval of the mean difference (seeds and traces resampled), None without
+    #: per-trace figures; ``settled``: whether the trace-level verdict's decision survives it
+    seeds_low: float | None = None
+    seeds_high: float | None = None
+    settled: bool = True
 
 
 def load_records(study_dir: Path) -> list[dict]:
@@ -108,6 +117,31 @@ def _per_trace_mean(records: list[dict], label: str, set_name: str) -> dict[str,
         tables.append(t)
     common = set(tables[0]).intersection(*tables[1:])
     return {k: sum(t[k] for t in tables) / len(tables) for k in sorted(common)}
+
+
+def _per_trace_table(records: list[dict], label: str, set_name: str, traces: list[str]) -> "np.ndarray":
+    """(seeds, traces) rewards of ``label`` (a baseline: one row, the same for every seed)."""
+    import numpy as np
+    rows = records if label == "model" else records[:1]
+    return np.array([[r["per_trace"][set_name][label][t] for t in traces] for r in rows], dtype=np.float64)
+
+
+def two_level_ci95(a: "np.ndarray", b: "np.ndarray", resamples: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """The 95 % percentile interval of mean(A) - mean(B) when seeds and traces are both resampled: each resample
+    draws each side's seeds (rows) with replacement and the traces (columns, shared by both sides: the pairing)
+    with replacement. With one seed a side contributes trace variation only. What a trace-level test leaves out:
+    a seed that collapsed makes the interval wide however many traces agree."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    n_t = a.shape[1]
+    out = np.empty(resamples)
+    for k in range(resamples):
+        t = rng.integers(0, n_t, n_t)
+        ra = a[rng.integers(0, a.shape[0], a.shape[0])][:, t]
+        rb = b[rng.integers(0, b.shape[0], b.shape[0])][:, t]
+        out[k] = ra.mean() - rb.mean()
+    low, high = np.percentile(out, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def wilcoxon_p(differences: list[float]) -> float | None:
@@ -157,26 +191,39 @@ def compare(records: list[dict], a: str, b: str, sets: list[str] | None = None,
         p = wilcoxon_p([x - y for x, y in zip(xa, xb)])
         note = "" if p is not None else (f"{len(traces)} traces: a Wilcoxon test needs "
                                          f"{WILCOXON_MIN_TRACES} or more to reach p < 0.05")
-        out.append(SetComparison(s, ma, sa, na, mb, sb, nb, gap, p, note))
+        low, high = two_level_ci95(_per_trace_table(ra, la, s, traces), _per_trace_table(rb, lb, s, traces))
+        scale = sum(abs(y) for y in xb) / len(xb) if xb else 0.0
+        if gap.decision == "differs":
+            settled = low > 0 or high < 0
+        elif gap.decision == "agree":
+            settled = scale > 0 and -tolerance <= low / scale and high / scale <= tolerance
+        else:
+            settled = True  # undecided either way
+        out.append(SetComparison(s, ma, sa, na, mb, sb, nb, gap, p, note, low, high, settled))
     return out
 
 
 def format_comparison(a: str, b: str, rows: list[SetComparison]) -> list[str]:
     """Markdown lines: one table row per set."""
     lines = [f"### {a} vs {b}", "",
-             f"| set | {a} (mean ± seed std, seeds) | {b} | paired gap per trace [95 %] | Wilcoxon p | verdict |",
-             "|---|---|---|---|---|---|"]
+             f"| set | {a} (mean ± seed std, seeds) | {b} | paired gap per trace [95 %] | seeds and traces [95 %] "
+             f"| Wilcoxon p | verdict |",
+             "|---|---|---|---|---|---|---|"]
     for c in rows:
         side_b = f"{c.mean_b:.2f} ± {c.std_b:.2f} ({c.seeds_b})" if c.seeds_b > 1 else f"{c.mean_b:.2f}"
+        both = "—"
         if c.paired is None:
             gap, verdict = "—", c.note
         else:
             g = c.paired
             gap = f"{g.gap:+.2f} [{g.low:+.2f}, {g.high:+.2f}] (n={g.n})"
-            verdict = g.verdict + (f"; {c.note}" if c.note else "")
+            both = f"[{c.seeds_low:+.2f}, {c.seeds_high:+.2f}]"
+            verdict = g.verdict if c.settled else (f"not settled by the seeds: the traces say \"{g.verdict}\", "
+                                                   f"but resampling the seeds too the interval is {both}")
+            verdict += f"; {c.note}" if c.note else ""
         p = "—" if c.wilcoxon_p is None else f"{c.wilcoxon_p:.3g}"
-        lines.append(f"| {c.set_name} | {c.mean_a:.2f} ± {c.std_a:.2f} ({c.seeds_a}) | {side_b} | {gap} | {p} | "
-                     f"{verdict} |")
+        lines.append(f"| {c.set_name} | {c.mean_a:.2f} ± {c.std_a:.2f} ({c.seeds_a}) | {side_b} | {gap} | {both} | "
+                     f"{p} | {verdict} |")
     return lines + [""]
 
 
@@ -197,7 +244,8 @@ def comparisons_section(records: list[dict]) -> list[str]:
     return ["## Paired comparisons (issue 30)", "",
             "Mean over seeds ± seed std per side; the paired gap compares each trace's reward averaged over the "
             "seeds (`genet study compare A B`; foundation.stats.paired_gap, bootstrap widened to Student's t; "
-            "tolerance ±10 %); Wilcoxon signed-rank on the same per-trace differences.", ""] + lines
+            "tolerance ±10 %); Wilcoxon signed-rank on the same per-trace differences; 'seeds and traces' "
+            "resamples both (a collapsed seed widens it); a verdict the seeds do not bear out says so.", ""] + lines
 
 
 def median_seed(records: list[dict], preset: str) -> int:
@@ -219,4 +267,4 @@ def median_seed(records: list[dict], preset: str) -> int:
 
 
 __all__ = ["COMPARISONS", "SetComparison", "WILCOXON_MIN_TRACES", "compare", "comparisons_section",
-           "format_comparison", "load_records", "median_seed", "wilcoxon_p"]
+           "format_comparison", "load_records", "median_seed", "two_level_ci95", "wilcoxon_p"]
