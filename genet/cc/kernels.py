@@ -22,7 +22,7 @@ from genet.abr.jit import cache_named
 
 #: The files whose functions the CC kernels compile (relative to genet/cc/).
 KERNEL_SOURCES = ("aurora.py", "connection.py", "events.py", "link.py", "senders/bbr.py", "senders/cubic.py",
-                  "senders/rate.py", "senders/kinds.py", "kernels.py")
+                  "senders/rate.py", "senders/kinds.py", "teacher.py", "kernels.py")
 
 
 @functools.cache
