@@ -39,7 +39,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from genet.abr.observations import ChunkMeasurement, Observer, get_layout, to_quality
+from genet.abr.observations import ChunkMeasurement, Observer, chunk_measurement, get_layout, to_quality
 from genet.abr.qoe import REBUFFER_PENALTY_PENSIEVE, SMOOTH_PENALTY
 from genet.abr.registry import make_policy, policy_label
 from genet.abr.video import SessionVideos, Video
@@ -173,11 +173,8 @@ class AbrDecider:
     def measurement(self, quality: int, buffer_s: float, chunk_size_bytes: float, delay_ms: float,
                     chunk_index: int, rebuffer_s: float) -> ChunkMeasurement:
         """The measurement record after chunk ``chunk_index`` (0-based) of this video."""
-        nxt = chunk_index + 1
-        sizes = self.video.chunk_sizes_bytes[:, nxt % self.n_chunks]  # after the end: chunk 0's, as the simulator
-        return ChunkMeasurement(int(quality), float(buffer_s), float(chunk_size_bytes), float(delay_ms),
-                                tuple(float(x) for x in sizes), nxt, self.n_chunks - nxt, float(rebuffer_s),
-                                nxt >= self.n_chunks)
+        return chunk_measurement(self.video.chunk_sizes_bytes, chunk_index, quality, buffer_s, chunk_size_bytes,
+                                 delay_ms, rebuffer_s)
 
     def decide(self, m: ChunkMeasurement) -> int:
         """The next chunk's quality index after measurement ``m``."""

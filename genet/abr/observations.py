@@ -211,6 +211,20 @@ class ChunkMeasurement:
     end_of_video: bool = False
 
 
+def chunk_measurement(chunk_sizes_bytes, chunk_index: int, quality: int, buffer_s: float,
+                      chunk_size_bytes: float, delay_ms: float, rebuffer_s: float = 0.0) -> ChunkMeasurement:
+    """The measurement after chunk ``chunk_index`` (0-based) of a video whose sizes are ``chunk_sizes_bytes``
+    (levels, chunks): the next chunk's sizes at every level (after the last chunk: chunk 0's, as the simulator),
+    the chunks remaining and the end flag. The one construction the real player and the pool's rebuilding of
+    player logs share."""
+    n_chunks = int(chunk_sizes_bytes.shape[1])
+    nxt = int(chunk_index) + 1
+    sizes = chunk_sizes_bytes[:, nxt % n_chunks]
+    return ChunkMeasurement(int(quality), float(buffer_s), float(chunk_size_bytes), float(delay_ms),
+                            tuple(float(x) for x in sizes), nxt, n_chunks - nxt, float(rebuffer_s),
+                            nxt >= n_chunks)
+
+
 class Observer:
     """Builds one session's observations for any ABR layout from :class:`ChunkMeasurement` records —
     what a real player (genet/player) uses, the same arithmetic as the simulator's.

@@ -309,7 +309,7 @@ def pool_from_player_log(log_path: str | os.PathLike, video: Any, smooth_penalty
     the logged measurements and ``video``'s chunk table (the measurement the player's decider made:
     player/abr.py ``AbrDecider.measurement``). The QoE weights are the log's (``rebuffer_penalty`` in its
     session record; ``smooth_penalty``: 1.0 unless given); rewards are the logged per-chunk ``qoe``."""
-    from genet.abr.observations import PENSIEVE_6X8, ChunkMeasurement, Observer
+    from genet.abr.observations import PENSIEVE_6X8, Observer, chunk_measurement
     from genet.abr.qoe import SMOOTH_PENALTY
     from genet.abr.video import Video
     log_path = Path(log_path)
@@ -341,11 +341,8 @@ def pool_from_player_log(log_path: str | os.PathLike, video: Any, smooth_penalty
     try:
         for rec in sorted(chunks, key=lambda c: int(c["chunk_index"])):
             k = int(rec["chunk_index"])
-            nxt = k + 1
-            sizes = video.chunk_sizes_bytes[:, nxt % n_chunks]
-            m = ChunkMeasurement(int(rec["quality"]), float(rec["buffer_after_s"]), float(rec["bytes"]),
-                                 float(rec["download_ms"]), tuple(float(x) for x in sizes), nxt, n_chunks - nxt,
-                                 float(rec["rebuffer_s"]), nxt >= n_chunks)
+            m = chunk_measurement(video.chunk_sizes_bytes, k, int(rec["quality"]), float(rec["buffer_after_s"]),
+                                  float(rec["bytes"]), float(rec["download_ms"]), float(rec["rebuffer_s"]))
             if k > 0:
                 ep.decide(int(rec["quality"]))  # the previous decision's choice
             ep.chunk(observer.observe(m)[0], float(rec["qoe"]), first=k == 0)
