@@ -140,8 +140,7 @@ class ShardWorker:
         """:meth:`gradient` with the weights read from, and the gradient written to, the parent's
         :class:`SharedVectors` files (a local worker: no 2 x 0.8 MB pickled per gradient step)."""
         grad, stats = self.gradient(self._mapped(weights_path, n_floats), rows, minibatch, clip, dual_clip,
-                                    value_coef, entropy_weight)
-        self._mapped(grad_path, n_floats)[:] = grad
+                                    value_coef, entropy_weight, out=self._mapped(grad_path, n_floats))
         return stats
 
     def _mapped(self, path: str, n_floats: int) -> np.ndarray:
@@ -158,8 +157,10 @@ class ShardWorker:
         self.data["adv"] = (self.data["adv"] - mean) / (std + 1e-8)
 
     def gradient(self, weights: np.ndarray, rows: np.ndarray, minibatch: int, clip: float, dual_clip: float | None,
-                 value_coef: float, entropy_weight: float) -> tuple[np.ndarray, dict[str, float]]:
-        """Gradient of this slice's share of one minibatch's mean PPO loss (rows: this slice's rows of it)."""
+                 value_coef: float, entropy_weight: float,
+                 out: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
+        """Gradient of this slice's share of one minibatch's mean PPO loss (rows: this slice's rows of it);
+        written into ``out`` (a float32 vector: the shared gradient file) when given, else a new array."""
         import torch
         from genet.ppo.algorithm import ppo_loss_sums
         self._load(weights)
@@ -169,14 +170,19 @@ class ShardWorker:
         d = self.data
         if len(rows) == 0:
             zero = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
+            if out is not None:
+                out[:] = 0.0
+                return out, zero
             return np.zeros(sum(p.numel() for p in net.parameters()), np.float32), zero
         idx = torch.from_numpy(np.asarray(rows, np.int64))
         loss, stats = ppo_loss_sums(net, d["obs"][idx], d["actions"][idx], d["logp"][idx], d["adv"][idx],
                                     d["returns"][idx], clip, dual_clip, value_coef, entropy_weight, minibatch)
         loss.backward()
-        grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                          for p in net.parameters()])
-        return grad.numpy().copy(), stats
+        parts = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in net.parameters()]
+        if out is not None:  # straight into the shared file: no intermediate copy
+            torch.cat(parts, out=torch.from_numpy(out))
+            return out, stats
+        return torch.cat(parts).numpy(), stats
 
 
 # ------------------------------------------------------------------ engines
@@ -523,6 +529,14 @@ def data_parallel_update(pool: WorkerPool, net, optimizer, summaries: list[dict[
     offsets = np.concatenate([[0], np.cumsum(counts)])
     mb = cfg.minibatch or n
     params = list(net.parameters())
+    # one flat gradient whose views are the parameters' .grad: the workers' gradients are added straight into it
+    # (no per-parameter copies); the sum runs in worker order, as np.sum over the stacked gradients did
+    flat = torch.zeros(sum(p.numel() for p in params), dtype=torch.float32)
+    flat_np = flat.numpy()
+    views, pos = [], 0
+    for p in params:
+        views.append(flat[pos:pos + p.numel()].view_as(p))
+        pos += p.numel()
     stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
     steps = 0
     for _ in range(cfg.epochs):
@@ -530,25 +544,24 @@ def data_parallel_update(pool: WorkerPool, net, optimizer, summaries: list[dict[
         for start in range(0, n, mb):
             idx = order[start:start + mb]
             owner = np.searchsorted(offsets, idx, side="right") - 1
-            w = parameters_vector(net)
             rest = (cfg.clip, cfg.dual_clip, cfg.value_coef, entropy_weight)
-            shared = pool.engine.shared_vectors(w.size) if hasattr(pool.engine, "shared_vectors") else None
+            shared = pool.engine.shared_vectors(flat.numel()) if hasattr(pool.engine, "shared_vectors") else None
             if shared is not None:  # local workers: weights and gradients through shared files
-                shared.weights[:] = w
+                with torch.no_grad():
+                    torch.cat([p.detach().reshape(-1) for p in params], out=torch.from_numpy(shared.weights))
                 stats_of = pool.engine.call("gradient_shared", [
-                    (shared.weights_path, shared.grad_paths[j], w.size, idx[owner == j] - offsets[j], len(idx), *rest)
-                    for j in range(pool.n_workers)])
+                    (shared.weights_path, shared.grad_paths[j], flat.numel(), idx[owner == j] - offsets[j], len(idx),
+                     *rest) for j in range(pool.n_workers)])
                 results = list(zip(shared.grads, stats_of))
             else:
+                w = parameters_vector(net)
                 results = pool.engine.call("gradient", [(w, idx[owner == j] - offsets[j], len(idx), *rest)
                                                         for j in range(pool.n_workers)])
-            grad = torch.from_numpy(np.sum([g for g, _ in results], axis=0, dtype=np.float32))
-            optimizer.zero_grad()
-            pos = 0
-            for p in params:
-                k = p.numel()
-                p.grad = grad[pos:pos + k].view_as(p).clone()
-                pos += k
+            np.copyto(flat_np, results[0][0])
+            for g, _ in results[1:]:
+                np.add(flat_np, g, out=flat_np)
+            for p, v in zip(params, views):
+                p.grad = v
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
