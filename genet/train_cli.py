@@ -176,7 +176,7 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                    help="PPO updates per curriculum phase (count; default: --steps split evenly over the "
                         "warm-up and the rounds)")
     p.add_argument("--init-from", metavar="MODEL", default=None,
-                   help="start from this trained model (a model.pt or checkpoint of the same use case): the "
+                   help="start from this trained model (a model.pt or checkpoint of the same use case, or a run directory: its model.pt): the "
                         "curriculum methods continue a PPO model (e.g. a UDR-RL3 run's) instead of a warm-up phase "
                         "(the paper's schedule); it also takes a bc/dagger (or a3c) run's model, and --method "
                         "udr/cl1 start PPO from the model's network (fine-tuning an imitated policy)")
@@ -427,8 +427,11 @@ def _check_schedule(args: argparse.Namespace) -> None:
         if args.method not in OBJECTIVE_OF and args.use_case not in ("abr", "cc"):
             raise BadInputError(f"--init-from starts a curriculum (--method genet, cl2, cl3), not --method "
                                 f"{args.method}")
+        if Path(args.init_from).is_dir() and (Path(args.init_from) / "model.pt").is_file():
+            args.init_from = str(Path(args.init_from) / "model.pt")  # a run directory: its final model
         if not Path(args.init_from).is_file():
-            raise FileNotFoundError(f"--init-from {args.init_from}: no such model file")
+            raise FileNotFoundError(f"--init-from {args.init_from}: no such model file (a model.pt, a checkpoint, "
+                                    f"or a run directory holding model.pt)")
     window = getattr(args, "initial_window_packets", None)
     if window is not None and getattr(args, "startup", None) != "window":
         raise BadInputError(f"--initial-window-packets {window} sets the window of --startup window, which is not given")

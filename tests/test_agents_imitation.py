@@ -172,6 +172,25 @@ def test_a3c_run_trains_and_exports(tmp_path):
     assert load_policy(tmp_path / "a3c.onnx").extra_metadata("agent") == "a3c"
 
 
+def test_a3c_run_starts_a_genet_curriculum_from_its_run_directory(tmp_path, capsys):
+    """--agent a3c --method genet --init-from RUN_DIR: the curriculum continues the A3C run's network (a run
+    directory stands for its model.pt), promotes an environment and saves every round."""
+    udr = tmp_path / "a3c-udr"
+    assert _train("--agent", "a3c", "--method", "udr", "--range", "rl1", "--steps", "512", "--out", str(udr)) == 0
+    cur = tmp_path / "a3c-genet"
+    assert _train("--agent", "a3c", "--method", "genet", "--range", "rl1", "--baseline", "mpc", "--steps", "1024",
+                  "--trials", "2", "--random-trials", "2", "--envs-per-trial", "2", "--rounds", "1",
+                  "--init-from", str(udr), "--out", str(cur)) == 0
+    meta = json.loads((cur / "run.json").read_text())
+    assert meta["agent"] == "a3c" and meta["method"] == "genet"
+    assert (cur / "rounds.csv").read_text().count("\n") >= 2  # a header and round 0's promotion
+    assert (cur / "model-round0").exists()
+    capsys.readouterr()
+    assert _train("--agent", "a3c", "--method", "genet", "--init-from", str(tmp_path / "nothing"), "--steps", "512",
+                  "--out", str(tmp_path / "x")) != 0
+    assert "no such model file" in capsys.readouterr().err
+
+
 def test_help_lists_every_agent(capsys):
     with pytest.raises(SystemExit):
         main(["train", "abr", "--help"])
