@@ -256,6 +256,10 @@ def _add_agent_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                                                         f" ({', '.join(e.attributes['trainers'])} only)")
                         for e in AGENTS.entries())
     a.add_argument("--agent", default=None, help=f"{listing} (default: {DEFAULT_AGENT})")
+    if entry.name == "abr":  # Double DQN's replay ratio (genet/abr/dqn.py)
+        a.add_argument("--train-every", type=int, default=None, metavar="N",
+                       help="dqn: transitions collected per gradient step of --minibatch replayed ones (count; "
+                            "default: 16, with --minibatch 128: each transition replayed 8 times)")
     if entry.name == "abr":  # the offline agent (dt, genet/abr/dt.py)
         a.add_argument("--pool", metavar="FILE[,FILE...]", default=None,
                        help="dt: the experience pool(s) it learns from (.npz files `genet pool abr` writes)")
@@ -343,6 +347,11 @@ def _check_agent(args: argparse.Namespace) -> None:
             raise BadInputError(f"--grad-steps must be >= 1, got {args.grad_steps}")
         if getattr(args, "beta_decay", None) is not None and not 0 <= args.beta_decay <= 1:
             raise BadInputError(f"--beta-decay must be in [0, 1], got {args.beta_decay}")
+    if getattr(args, "train_every", None) is not None:
+        if agent != "dqn":
+            raise BadInputError(f"--train-every is an option of --agent dqn, not --agent {agent}")
+        if args.train_every < 1:
+            raise BadInputError(f"--train-every must be >= 1 (transitions per gradient step), got {args.train_every}")
     if not AGENTS.get(agent).attributes.get("workers", True) and (
             getattr(args, "rollout_workers", 1) != 1 or getattr(args, "ray_address", None)):
         raise BadInputError(f"--agent {agent} steps its sessions in this process: leave --rollout-workers at 1 "

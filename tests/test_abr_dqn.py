@@ -256,11 +256,24 @@ def test_train_abr_dqn_runs_exports_and_evaluates(tmp_path, shared_dir):
     assert "abr-dqn" in (out / "summary.txt").read_text()
 
 
+def test_train_every_sets_dqns_replay_ratio(tmp_path):
+    run = tmp_path / "dqn"
+    assert main(["train", "abr", "--no-progress", "--n-envs", "8", "--steps-per-update", "256", "--agent", "dqn",
+                 "--steps", "1024", "--train-every", "64", "--minibatch", "32", "--out", str(run)]) == 0
+    dqn = json.loads((run / "run.json").read_text())["train_config"]["dqn"]
+    assert dqn["train_every"] == 64 and dqn["minibatch"] == 32
+    rows = list(csv.DictReader((run / "learning_curve.csv").open()))
+    assert float(rows[-1]["grad_steps"]) == (1024 - 102) // 64 + 1
+
+
 @pytest.mark.parametrize("extra, message", [
+    (["--train-every", "0"], "--train-every must be >= 1"),
+    (["--agent", "ppo", "--train-every", "4"], "--train-every is an option of --agent dqn, not --agent ppo"),
     (["--rollout-workers", "2"], "--agent dqn steps its sessions in this process"),
     (["--teacher", "mpc"], "--teacher is an option of the imitation agents (bc, dagger), not --agent dqn"),
 ])
 def test_bad_dqn_options_fail_before_training(tmp_path, capsys, extra, message):
+    # (an --agent in extra overrides the first: argparse keeps the last)
     assert main(["train", "abr", "--no-progress", "--agent", "dqn", "--out", str(tmp_path / "r"), *extra]) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -136,7 +136,8 @@ class AbrDqnUseCase(AbrUseCase):
 
 # ------------------------------------------------------------- CLI hooks
 def dqn_config_from_args(args: Any) -> DqnConfig:
-    """The :class:`DqnConfig` of ``genet train abr --agent dqn`` options (``--lr``, ``--minibatch``; from
+    """The :class:`DqnConfig` of ``genet train abr --agent dqn`` options (``--lr``, ``--minibatch``,
+    ``--train-every``; from
     ``--steps``, ε's decay (see the module docstring) and the first gradient step: after a tenth of the run at
     most)."""
     d = DqnConfig()
@@ -145,7 +146,8 @@ def dqn_config_from_args(args: Any) -> DqnConfig:
         d.epsilon_decay_steps
     starts = min(d.learning_starts, int(steps) // 10) if steps else d.learning_starts
     return DqnConfig(learning_rate=float(getattr(args, "lr", None) or d.learning_rate),
-                     minibatch=int(getattr(args, "minibatch", None) or d.minibatch), epsilon_decay_steps=decay,
+                     minibatch=int(getattr(args, "minibatch", None) or d.minibatch),
+                     train_every=int(getattr(args, "train_every", None) or d.train_every), epsilon_decay_steps=decay,
                      learning_starts=starts)
 
 
