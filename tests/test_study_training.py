@@ -20,6 +20,7 @@ from app.cli import main as genet_main
 from foundation.errors import BadInputError
 from app.study import presets as study_presets
 from app.study import ship
+from app.study.table import AGENTS_TITLE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,6 +128,97 @@ def test_tiny_lb_study_picks_each_run_checkpoint_on_the_validation_episodes(tmp_
     table = (study / "results.md").read_text()
     assert "## LB" in table and "| lb-udr3 | 0 |" in table and "least_work (baseline)" in table
     assert "chosen checkpoints: lb-udr3 s0" in table
+
+
+def _opt(p, flag):
+    return p.options[p.options.index(flag) + 1] if flag in p.options else None
+
+
+def test_agent_presets_train_each_learner_at_one_budget_from_training_data_only(tmp_path):
+    """The agents study (issue 28): every learner, each teacher, BC+PPO whose two stages share plain PPO's
+    budget, the Decision Transformer fed by a pool of RobustMPC and UDR episodes on the training sets."""
+    mod = study_presets
+    ps = mod.presets()
+    assert set(mod.AGENTS_MATRIX) <= set(ps) and len(set(mod.AGENTS_MATRIX)) == len(mod.AGENTS_MATRIX)
+    agents = {n: _opt(ps[n], "--agent") for n in mod.AGENTS_MATRIX}
+    assert agents["abr-agent-a3c"] == "a3c" and agents["abr-agent-dqn"] == "dqn" and agents["abr-agent-dt"] == "dt"
+    for uc, teachers in (("abr", ("bba", "mpc", "optimal")), ("cc", ("bbr", "cubic"))):
+        for agent in ("bc", "dagger"):
+            for t in teachers:
+                p = ps[f"{uc}-agent-{agent}-{t}"]
+                assert (p.use_case, agents[p.name], _opt(p, "--teacher"), p.steps_share) == (uc, agent, t, 1.0)
+    for uc, stage in (("abr", "abr-agent-bc-mpc-25"), ("cc", "cc-agent-dagger-cubic-25")):
+        tune = ps[f"{stage[:-3]}-ppo"]
+        assert tune.warm_from == stage and tune.budget_includes_warm and _opt(tune, "--init-from") == "{warm}"
+        assert agents[tune.name] == "ppo" and ps[stage].steps_share == mod.IMITATION_SHARE < 1
+    dt = ps["abr-agent-dt"]
+    assert _opt(dt, "--pool") == "{pool}" and dt.steps == mod.DT_STEPS and "mpc" in dt.pool
+    assert any("udr" in x for x in dt.pool)
+    from app.study.runner import POOL_SETS, Study, StudyOptions
+    assert set(POOL_SETS) == {"fcc-train", "norway-train"}  # never a validation set
+    # the commands: each stage's --steps, the warm start from the same seed's first stage, the pool files
+    study = Study(StudyOptions(study_dir=tmp_path / "s", shared=tmp_path / "shared", abr_steps=mod.AGENTS_ABR_STEPS,
+                               cc_steps=mod.AGENTS_CC_STEPS))
+
+    def steps_of(cmd):
+        return int(cmd[len(cmd) - 1 - cmd[::-1].index("--steps") + 1])
+
+    assert steps_of(study.train_command(ps["abr-agent-ppo"], 0)) == mod.AGENTS_ABR_STEPS
+    first = steps_of(study.train_command(ps["abr-agent-bc-mpc-25"], 1))
+    assert first == round(mod.AGENTS_ABR_STEPS * mod.IMITATION_SHARE)
+    from foundation.errors import GenetRuntimeError
+    with pytest.raises(GenetRuntimeError, match="abr-agent-bc-mpc-25-s1.json is missing"):
+        study.train_command(ps["abr-agent-bc-mpc-ppo"], 1)
+    (study.dir / "results" / "abr-agent-bc-mpc-25-s1.json").write_text(json.dumps({"env_steps": first + 64}))
+    cmd = study.train_command(ps["abr-agent-bc-mpc-ppo"], 1)
+    assert steps_of(cmd) == mod.AGENTS_ABR_STEPS - first - 64  # the steps the first stage really took
+    assert cmd[cmd.index("--init-from") + 1] == str(study.run_dir("abr-agent-bc-mpc-25", 1) / "model.pt")
+    (study.dir / "results" / "abr-agent-bc-mpc-25-s1.json").write_text(json.dumps({"env_steps": 10 ** 9}))
+    with pytest.raises(BadInputError, match="took the whole budget"):
+        study.train_command(ps["abr-agent-bc-mpc-ppo"], 1)
+    cmd = study.train_command(dt, 2)
+    assert steps_of(cmd) == mod.DT_STEPS
+    assert cmd[cmd.index("--pool") + 1].split(",") == [str(study.dir / "pools" / f"abr-agent-dt-s2-{s}.npz")
+                                                     for s in POOL_SETS]
+
+
+def test_tiny_agents_study_builds_the_pool_counts_both_stages_and_reports_speed(tmp_path, shared_dir):
+    """A tiny run of the pool-fed and the two-stage agent presets through the runner: the pool is built from the
+    training sets only, the fine-tune's record counts its imitation stage's steps and wall time, and the table
+    has every row's training wall time and transitions/s."""
+    shared = tmp_path / "shared"
+    for s in ("fcc-val", "norway-val", "fcc-train", "norway-train"):
+        (shared / "traces" / "abr" / s).mkdir(parents=True)
+        for f in sorted((shared_dir / "traces" / "abr" / s).iterdir())[:1]:
+            shutil.copy(f, shared / "traces" / "abr" / s / f.name)
+    study = tmp_path / "study"
+    assert run_study("--study-dir", str(study), "--shared", str(shared), "--tiny", "--no-real-traces",
+                     "--abr-steps", "256", "--presets", "abr-agent-bc-mpc-ppo,abr-agent-dt", "--seeds", "0",
+                     "--no-curves") == 0
+    pools = sorted(f.name for f in (study / "pools").iterdir())
+    assert pools == ["abr-agent-dt-s0-fcc-train.npz", "abr-agent-dt-s0-norway-train.npz"]
+    from genet.abr.pool import read_pool
+    assert len(read_pool(study / "pools" / pools[0]).episode_bounds()) == len(study_presets.DT_POOL)  # 1 trace each
+    log = (study / "logs" / "abr-agent-dt-s0.log").read_text()
+    assert "-val" not in " ".join(line for line in log.splitlines() if line.startswith("$") and " pool " in line)
+    stage = json.loads((study / "results" / "abr-agent-bc-mpc-25-s0.json").read_text())
+    tune = json.loads((study / "results" / "abr-agent-bc-mpc-ppo-s0.json").read_text())
+    assert "--agent bc" in stage["command"] and stage["env_steps"] == 64
+    assert "--init-from" in tune["command"] and "abr-agent-bc-mpc-25-s0" in tune["command"]
+    assert tune["warm_env_steps"] == 64 and tune["own_env_steps"] == 192 and tune["env_steps"] == 256
+    assert tune["train_wall_s"] == pytest.approx(tune["own_train_wall_s"] + stage["train_wall_s"])
+    dt = json.loads((study / "results" / "abr-agent-dt-s0.json").read_text())
+    assert "--agent dt" in dt["command"] and set(dt["evaluation"]) == {"fcc-val", "norway-val"}
+    table = (study / "results.md").read_text()
+    assert table.startswith(AGENTS_TITLE) and "| train s | transitions/s |" in table
+    # the targets' comparisons: the fine-tune against its teacher (plain PPO has no record here)
+    assert "### abr-agent-bc-mpc-ppo vs mpc" in table and "### abr-agent-bc-mpc-ppo vs abr-agent-ppo" not in table
+    data = json.loads((study / "results.json").read_text())["abr"]
+    for name, rec in (("abr-agent-bc-mpc-ppo", tune), ("abr-agent-dt", dt), ("abr-agent-bc-mpc-25", stage)):
+        assert data[name]["train_wall_s"] == pytest.approx(rec["train_wall_s"])
+        assert data[name]["transitions_per_s"] == pytest.approx(rec["env_steps"] / rec["train_wall_s"])
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        assert row.endswith(f"| {rec['train_wall_s']:,.0f} | {rec['env_steps'] / rec['train_wall_s']:,.0f} |")
 
 
 def test_unknown_presets_and_bad_options_fail_with_one_line(tmp_path, capsys):

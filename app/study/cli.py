@@ -41,7 +41,9 @@ project's own commands (subprocesses, as a user types them; --jobs at a time, on
 Presets (--presets, comma-separated; --list prints them): the matrix abr-udr1, abr-udr2, abr-udr3, abr-genet,
 cc-udr3, cc-genet and the variants of issue 17 (paper-dimensions-only ABR space, promotion weight 0.1,
 ensemble baseline, warm start from the same seed's UDR-RL3 model, CL1-CL3); the LB study of issue 27
-(lb-udr1, lb-udr2, lb-udr3, lb-genet; --lb-steps). Nothing is tuned on anything but
+(lb-udr1, lb-udr2, lb-udr3, lb-genet; --lb-steps); the agents study of issue 28 (presets.AGENTS_MATRIX:
+abr-agent-* and cc-agent-*, every `genet train --agent` learner at --abr-steps 307200 --cc-steps 288000;
+published with --publish models/study/agents, not over models/study). Nothing is tuned on anything but
 the training and validation sets: the presets are fixed (app/study/presets.py).
 
 Examples:

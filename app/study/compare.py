@@ -50,6 +50,13 @@ COMPARISONS = (
     ("abr-genet", "abr-udr1"),
     ("abr-genet", "abr-udr2"),
     ("abr-genet", "mpc"),
+    # the agents study (issue 28): DAgger from RobustMPC against its teacher; imitation + PPO fine-tune against its
+    # teacher and plain PPO at the same total steps
+    ("abr-agent-dagger-mpc", "mpc"),
+    ("abr-agent-bc-mpc-ppo", "mpc"),
+    ("abr-agent-bc-mpc-ppo", "abr-agent-ppo"),
+    ("cc-agent-dagger-cubic-ppo", "cubic"),
+    ("cc-agent-dagger-cubic-ppo", "cc-agent-ppo"),
 )
 #: Below this many paired traces a two-sided Wilcoxon signed-rank test cannot reach p < 0.05.
 WILCOXON_MIN_TRACES = 6

@@ -57,7 +57,8 @@ class Preset:
     stands for (``paperdims``: :data:`PAPERDIMS_SPACE_FILE`).
 
     Placeholders in ``options``: ``{space}``, ``{warm}`` (the ``warm_from`` run's final model), ``{warm_first}``
-    (its first checkpoint), ``{per_round}`` (updates per curriculum round for the run's budget)."""
+    (its first checkpoint), ``{per_round}`` (updates per curriculum round for the run's budget), ``{pool}``
+    (the experience pool files of ``pool``'s policies, built by the runner)."""
 
     use_case: str
     name: str
@@ -65,6 +66,16 @@ class Preset:
     warm_from: str | None = None
     space: str | None = None
     note: str = ""
+    #: this run's ``--steps``: the fraction of the use case's budget (the first stage of a two-stage preset)
+    steps_share: float = 1.0
+    #: a fixed ``--steps`` instead of the budget (dt: decisions trained on from its pool, no environment step)
+    steps: int | None = None
+    #: the ``warm_from`` run's environment steps count in this run's budget (imitation + PPO fine-tune = the
+    #: plain PPO budget): its ``--steps`` is the budget minus them, its record's steps and wall time the sum
+    budget_includes_warm: bool = False
+    #: policies (``genet pool abr --policy``) whose episodes over the training sets (fcc-train, norway-train)
+    #: are the experience pool ``{pool}`` stands for (one file per set, comma-separated)
+    pool: tuple[str, ...] = ()
 
 
 #: The paper's hand-made curricula (§5.2, Figure 18), as `genet train --method clK` runs them.
@@ -82,6 +93,26 @@ REAL_SENDER = ["--startup", "window", "--interval-serialisation", "measured"]
 BEST_UDR_ABR = PROJECT_ROOT / "models" / "abr" / "udr2.onnx"
 
 MATRIX = ("abr-udr1", "abr-udr2", "abr-udr3", "abr-genet", "cc-udr3", "cc-genet")
+#: The agents study (issue 28): every learner of ``genet train --agent`` at one budget per use case
+#: (:data:`AGENTS_ABR_STEPS`, :data:`AGENTS_CC_STEPS`), ``genet study run --presets <these> --abr-steps ...``.
+AGENTS_MATRIX = ("abr-agent-ppo", "abr-agent-a3c", "abr-agent-dqn",
+                 "abr-agent-bc-bba", "abr-agent-bc-mpc", "abr-agent-bc-optimal",
+                 "abr-agent-dagger-bba", "abr-agent-dagger-mpc", "abr-agent-dagger-optimal",
+                 "abr-agent-bc-mpc-25", "abr-agent-bc-mpc-ppo", "abr-agent-dt",
+                 "cc-agent-ppo", "cc-agent-a3c", "cc-agent-bc-bbr", "cc-agent-bc-cubic",
+                 "cc-agent-dagger-bbr", "cc-agent-dagger-cubic", "cc-agent-dagger-cubic-25", "cc-agent-dagger-cubic-ppo")
+#: The agents study's budgets (environment steps per run, smaller than the shipped models': agent against agent at
+#: equal steps; the whole matrix, 3 seeds, fits in about 90 minutes with --jobs 2 on the 2-core machine): 200 ABR
+#: updates of 1,536 transitions and 40 CC batches of 7,200.
+AGENTS_ABR_STEPS = 307_200
+AGENTS_CC_STEPS = 288_000
+#: The share of the budget the imitation stage of a BC/DAgger + PPO preset takes (the rest is PPO's).
+IMITATION_SHARE = 0.25
+#: The policies whose episodes on the training sets make the Decision Transformer's pool: RobustMPC and the
+#: shipped UDR models (trained on synthetic links and the training sets only).
+DT_POOL = ("mpc", "models/abr/udr1.onnx", "models/abr/udr2.onnx", "models/abr/udr3.onnx")
+#: The Decision Transformer's decisions trained on (genet train's default for --agent dt).
+DT_STEPS = 2_560_000
 #: The LB study (issue 27): ``genet study run --presets lb-udr1,lb-udr2,lb-udr3,lb-genet``.
 LB_MATRIX = ("lb-udr1", "lb-udr2", "lb-udr3", "lb-genet")
 
@@ -159,11 +190,51 @@ def presets() -> dict[str, Preset]:
     out.append(Preset("lb", "lb-udr3-lr3e-4", ["--method", "udr", "--range", "rl3", "--lr", "3e-4"],
                       note="as lb-udr3, Adam learning rate 3e-4 instead of LbTrainConfig's 1e-3 (tried because the "
                            "1e-3 runs degrade after an early best checkpoint; it does not help: FINDINGS.md)"))
+    out += agent_presets()
     for uc, rng in (("abr", "rl1"), ("cc", "rl3")):
         out += [Preset(uc, f"{uc}-cl{k}", ["--method", f"cl{k}", "--range", rng] +
                        (["--baseline", "mpc" if uc == "abr" else "bbr"] if k == 2 else []), note=CL_NOTES[k])
                 for k in (1, 2, 3)]
     return {p.name: p for p in out}
+
+
+def agent_presets() -> list[Preset]:
+    """The agents study (issue 28, :data:`AGENTS_MATRIX`): each learner with ``--method udr --range rl3`` (ABR:
+    the training sets mixed in, as every ABR study run)."""
+    udr = ["--method", "udr", "--range", "rl3"]
+    share = f"{IMITATION_SHARE:.0%}"
+    out = [Preset("abr", "abr-agent-ppo", udr + ["--agent", "ppo"], note="PPO (Pensieve-PPO), from scratch"),
+           Preset("abr", "abr-agent-a3c", udr + ["--agent", "a3c"], note="synchronous A3C, Pensieve's settings"),
+           Preset("abr", "abr-agent-dqn", udr + ["--agent", "dqn"], note="Double DQN (greedy exported policy)")]
+    for agent, what in (("bc", "behaviour cloning"), ("dagger", "DAgger")):
+        out += [Preset("abr", f"abr-agent-{agent}-{t}", udr + ["--agent", agent, "--teacher", t],
+                       note=f"{what} from {name}") for t, name in (("bba", "BBA"), ("mpc", "RobustMPC"),
+                                                                  ("optimal", "the offline optimum (sees the future)"))]
+    out += [Preset("abr", "abr-agent-bc-mpc-25", udr + ["--agent", "bc", "--teacher", "mpc"],
+                   steps_share=IMITATION_SHARE,
+                   note=f"behaviour cloning from RobustMPC on {share} of the budget: abr-agent-bc-mpc-ppo's first stage"),
+            Preset("abr", "abr-agent-bc-mpc-ppo", udr + ["--agent", "ppo", "--init-from", "{warm}"],
+                   warm_from="abr-agent-bc-mpc-25", budget_includes_warm=True,
+                   note=f"PPO fine-tune of the same seed's abr-agent-bc-mpc-25 student: {share} BC + the rest PPO = "
+                        "plain PPO's budget (steps and wall time are both stages')"),
+            Preset("abr", "abr-agent-dt", udr + ["--agent", "dt", "--pool", "{pool}"], steps=DT_STEPS, pool=DT_POOL,
+                   note="Decision Transformer, offline: a pool of RobustMPC's and the shipped UDR-RL1/2/3 models' "
+                        "episodes on fcc-train and norway-train (the validation sets never); env steps = decisions "
+                        "trained on (genet's default), none stepped; the pool's policies' training is not counted")]
+    out += [Preset("cc", "cc-agent-ppo", udr + ["--agent", "ppo"], note="PPO (Aurora's), from scratch"),
+            Preset("cc", "cc-agent-a3c", udr + ["--agent", "a3c"], note="synchronous A3C on Aurora's network")]
+    for agent, what in (("bc", "behaviour cloning"), ("dagger", "DAgger")):
+        out += [Preset("cc", f"cc-agent-{agent}-{t}", udr + ["--agent", agent, "--teacher", t],
+                       note=f"{what} from the simulator's {t.upper() if t == 'bbr' else t.capitalize()}")
+                for t in ("bbr", "cubic")]
+    out += [Preset("cc", "cc-agent-dagger-cubic-25", udr + ["--agent", "dagger", "--teacher", "cubic"],
+                   steps_share=IMITATION_SHARE,
+                   note=f"DAgger from Cubic on {share} of the budget: cc-agent-dagger-cubic-ppo's first stage"),
+            Preset("cc", "cc-agent-dagger-cubic-ppo", udr + ["--agent", "ppo", "--init-from", "{warm}"],
+                   warm_from="cc-agent-dagger-cubic-25", budget_includes_warm=True,
+                   note=f"PPO fine-tune of the same seed's cc-agent-dagger-cubic-25 student: {share} DAgger + the "
+                        "rest PPO = plain PPO's budget (steps and wall time are both stages')")]
+    return out
 
 
 #: LB evaluation episodes of Genet's default setting (``genet eval lb -n N --seed S``): the validation episodes

@@ -5,8 +5,9 @@ time, one torch thread each), then the learning curves of the runs that finished
 The study directory holds ``runs/<preset>-s<seed>/`` (the ``genet train`` runs: an unfinished one is resumed
 with ``--resume``, a finished one is not trained again), ``results/<preset>-s<seed>.json`` (a run's record: a
 record present means the run is done), ``curves/<preset>-s<seed>.csv`` (written after every point),
-``onnx/`` (exported models, reused) and ``logs/`` (every command and its output). A killed study loses at most
-the command in flight.
+``onnx/`` (exported models, reused), ``pools/`` (a pool-fed preset's experience pools, ``genet pool abr`` over
+the training sets; reused) and ``logs/`` (every command and its output). A killed study loses at most the
+command in flight.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from foundation.atomic import atomic_text_writer, atomic_write_text
-from foundation.errors import BadInputError
+from foundation.errors import BadInputError, GenetRuntimeError
 from foundation.runmeta import PROJECT_ROOT
 from app.study.invoke import LB_COLUMNS, genet_executable, read_per_trace, read_summary, relative_to_root, sh
 from app.study.presets import (ABR_COMMON, ABR_STEPS, CC_STEPS, LB_COMMON, LB_STEPS, PAPERDIMS_SPACE_FILE, TINY,
@@ -28,6 +29,8 @@ from app.study.presets import (ABR_COMMON, ABR_STEPS, CC_STEPS, LB_COMMON, LB_ST
 
 #: The rule-based baselines evaluated beside every model of a use case.
 BASELINES = {"abr": "mpc,bba", "cc": "bbr,cubic", "lb": "least_work"}
+#: The training sets a pool-fed preset's policies play (``genet pool abr --traces``; never the validation sets).
+POOL_SETS = ("fcc-train", "norway-train")
 #: The columns of a learning-curve file (``curves/<preset>-s<seed>.csv``).
 CURVE_COLUMNS = ["checkpoint", "env_steps", "set", "reward"]
 
@@ -58,7 +61,7 @@ class Study:
         self.shared = relative_to_root(options.shared, root)
         self.genet = genet_executable()
         self.presets = presets()
-        for sub in ("runs", "results", "curves", "logs", "onnx"):
+        for sub in ("runs", "results", "curves", "logs", "onnx", "pools"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
 
     def _sh(self, cmd: list[str], log: Path) -> str:
@@ -81,9 +84,48 @@ class Study:
         assert kind == "paperdims", kind
         return PAPERDIMS_SPACE_FILE
 
+    def pool_files(self, p: Preset, seed: int) -> list[Path]:
+        """The experience pools of preset ``p``'s run of ``seed``: one per training set (:data:`POOL_SETS`)."""
+        return [self.dir / "pools" / f"{p.name}-s{seed}-{s}.npz" for s in POOL_SETS]
+
+    def build_pool(self, p: Preset, seed: int) -> list[Path]:
+        """``genet pool abr`` of ``p.pool``'s policies over each training set (:data:`POOL_SETS`, one video per
+        trace), for the files that do not exist yet; the pool files."""
+        log = self.dir / "logs" / f"{p.name}-s{seed}.log"
+        for set_name, out in zip(POOL_SETS, self.pool_files(p, seed)):
+            if not out.is_file():
+                self._sh([self.genet, "pool", p.use_case, "--traces", str(self.shared / "traces" / p.use_case /
+                                                                          set_name),
+                          "--policy", ",".join(p.pool), "-o", str(out)], log)
+        return self.pool_files(p, seed)
+
+    def warm_record(self, p: Preset, seed: int) -> dict:
+        """The record (``results/<warm_from>-s<seed>.json``) of the run preset ``p`` starts from."""
+        path = self.dir / "results" / f"{p.warm_from}-s{seed}.json"
+        if not path.is_file():
+            raise GenetRuntimeError(f"{p.name} s{seed}: {path} is missing (its first stage, {p.warm_from}, "
+                                    "has not finished)")
+        return json.loads(path.read_text())
+
+    def steps(self, p: Preset, seed: int) -> int:
+        """``--steps`` of preset ``p``'s run of ``seed``: its fixed count, else its share of the use case's
+        budget, less the ``warm_from`` run's environment steps when they count in it (``--tiny``: the budget
+        instead of a fixed count)."""
+        o = self.options
+        if p.steps is not None and not o.tiny:
+            return p.steps
+        steps = round({"abr": o.abr_steps, "cc": o.cc_steps, "lb": o.lb_steps}[p.use_case] * p.steps_share)
+        if p.budget_includes_warm:
+            left = steps - int(self.warm_record(p, seed)["env_steps"])
+            if left < 1:
+                raise BadInputError(f"{p.name}: its first stage {p.warm_from} took the whole budget of {steps:,} "
+                                    "steps; give a larger --abr-steps / --cc-steps")
+            steps = left
+        return steps
+
     def train_command(self, p: Preset, seed: int) -> list[str]:
         o = self.options
-        steps = {"abr": o.abr_steps, "cc": o.cc_steps, "lb": o.lb_steps}[p.use_case]
+        steps = self.steps(p, seed)
         opts = []
         for opt in p.options:
             if opt == "{space}":
@@ -96,6 +138,8 @@ class Study:
                 spu = int(self._option(p, "--steps-per-update") or (1536 if p.use_case == "abr" else 7200))
                 rounds = int(self._option(p, "--rounds") or 9)
                 opt = str(max(1, steps // spu // (rounds + 1)))
+            elif opt == "{pool}":
+                opt = ",".join(str(f) for f in self.pool_files(p, seed))
             opts.append(opt)
         cmd = [self.genet, "train", p.use_case, *opts, "--seed", str(seed), "--steps", str(steps),
                "--out", str(self.run_dir(p.name, seed)), "--torch-threads", "1", "--no-progress"]
@@ -123,6 +167,8 @@ class Study:
         cmd = self.train_command(p, seed)
         if (run / "model.pt").is_file():
             return run
+        if p.pool:
+            self.build_pool(p, seed)
         if (run / "run.json").is_file():
             print(f"{p.name} s{seed}: resuming", flush=True)
             self._sh(cmd + ["--resume"], log)
@@ -221,6 +267,12 @@ class Study:
                 rec["checkpoint_env_steps"] = int(torch.load(chosen, weights_only=False)["env_steps"])
             if (run / "rounds.csv").is_file():
                 rec["rounds"] = (run / "rounds.csv").read_text().splitlines()
+            if p.budget_includes_warm:  # the first stage's steps and wall time count in this run's
+                warm = self.warm_record(p, seed)
+                rec.update(own_env_steps=rec["env_steps"], own_train_wall_s=rec["train_wall_s"],
+                           warm_env_steps=warm["env_steps"], warm_train_wall_s=warm["train_wall_s"])
+                rec["env_steps"] += warm["env_steps"]
+                rec["train_wall_s"] += warm["train_wall_s"]
             atomic_write_text(result, json.dumps(rec, indent=1) + "\n")
         print(f"{p.name} s{seed}: {json.dumps({k: v['model'] for k, v in rec['evaluation'].items()})}", flush=True)
         return rec
