@@ -235,15 +235,16 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
         g.add_argument("--startup", choices=STARTUPS, default=None,
                        help="the Aurora sender's start-up, recorded in the exported model so that eval, emulate "
                             "and sender send run it the same way: aurora = pace at 10 packets per min RTT from the "
-                            "first packet (Aurora's; the shipped models'); window = at most "
+                            "first packet (Aurora's and Genet's; the shipped models'); window = at most "
                             "--initial-window-packets in flight until the first ACK, then min(rate, window / first "
-                            "RTT) (genet/cc/aurora.py) (default: aurora)")
+                            "RTT), as the real UDP sender (genet/cc/aurora.py) (default: window; `--startup aurora "
+                            "--interval-serialisation link` is Genet's simulator exactly)")
         from genet.cc.aurora import INTERVAL_SERIALISATIONS
         g.add_argument("--interval-serialisation", choices=INTERVAL_SERIALISATIONS, default=None,
                        help="how the simulator lengthens the next monitor interval: link = by the link's true "
                             "bandwidth at the sends (Genet's, an oracle; the shipped models'), measured = by the "
                             "interval's delivery rate, as the real UDP sender must; recorded in the exported model "
-                            "(default: link)")
+                            "(default: measured)")
         g.add_argument("--initial-window-packets", type=int, default=None,
                        help="the window start-up's initial window (packets, 1-1000; default: 10, TCP's IW10)")
 
@@ -442,8 +443,9 @@ def _check_schedule(args: argparse.Namespace) -> None:
             raise FileNotFoundError(f"--init-from {args.init_from}: no such model file (a model.pt, a checkpoint, "
                                     f"or a run directory holding model.pt)")
     window = getattr(args, "initial_window_packets", None)
-    if window is not None and getattr(args, "startup", None) != "window":
-        raise BadInputError(f"--initial-window-packets {window} sets the window of --startup window, which is not given")
+    if window is not None and getattr(args, "startup", None) == "aurora":
+        raise BadInputError(f"--initial-window-packets {window} sets the window of --startup window, not of "
+                            f"--startup aurora")
     if window is not None:
         from genet.cc.aurora import MAX_INITIAL_WINDOW_PACKETS
         if not 1 <= window <= MAX_INITIAL_WINDOW_PACKETS:

@@ -107,7 +107,9 @@ def test_abr_ppo_through_the_interface_gives_the_numbers_it_gave_before():
 def test_cc_ppo_through_the_interface_gives_the_numbers_it_gave_before():
     from genet.cc.training import CcTrainConfig, CcUseCase
     from genet.curriculum.distribution import ConfigDistribution
-    uc = CcUseCase(CcTrainConfig(n_envs=2, steps_per_update=200, minibatch=50, epochs=2))
+    # pinned on Genet's simulator rules (the default before the real sender's became it)
+    uc = CcUseCase(CcTrainConfig(n_envs=2, steps_per_update=200, minibatch=50, epochs=2, startup="aurora",
+                                 interval_serialisation="link"))
     agent = uc.train(uc.new_model(1), ConfigDistribution.udr(uc.space, "rl3"), 2, seed=5)
     got = [[r[k] for k in ("mean_step_reward", "policy_loss", "value_loss", "explained_variance")]
            for r in agent.history]

@@ -217,7 +217,7 @@ def test_bc_run_exports_evaluates_and_fine_tunes_with_ppo(tmp_path, shared_dir, 
     from genet.policy import load_policy
     p = load_policy(onnx)
     assert (p.extra_metadata("teacher"), p.extra_metadata("startup"), p.extra_metadata("interval_serialisation"),
-            p.extra_metadata("history_length")) == ("cubic", "aurora", "link", 10)
+            p.extra_metadata("history_length")) == ("cubic", "window", "measured", 10)  # the real sender's rules
     out = tmp_path / "eval"
     traces = shared_dir / "traces" / "cc" / "pantheon-ethernet"
     assert main(["eval", "cc", "--traces", str(traces), "--policy", f"{onnx},cubic", "--duration-s", "3",

@@ -186,7 +186,10 @@ def test_training_options_reach_the_config():
     from genet.cc.training import build_use_case
     uc = build_use_case(argparse.Namespace(startup="window", initial_window_packets=4))
     assert uc.config.aurora().startup_window_packets == 4
-    assert build_use_case(argparse.Namespace()).config.aurora().startup == "aurora"
+    default = build_use_case(argparse.Namespace()).config.aurora()  # the real sender's rules by default
+    assert (default.startup, default.interval_serialisation) == ("window", "measured")
+    genet = build_use_case(argparse.Namespace(startup="aurora", interval_serialisation="link")).config.aurora()
+    assert (genet.startup, genet.interval_serialisation) == ("aurora", "link")
 
 
 # ------------------------------------------------------------------ the real UDP sender on loopback

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from genet.cc.training import CcAgent, CcTrainConfig, CcUseCase, optimal_reward
+from genet.cc.training import GENET_RULES, CcAgent, CcTrainConfig, CcUseCase, optimal_reward
 from genet.curriculum.distribution import ConfigDistribution
 from genet.curriculum.usecase import UseCase
 
@@ -158,7 +158,9 @@ def test_gap_after_first_ack_scores_what_follows_the_first_ack():
     corner = dict(CcUseCase().space.default(), max_bandwidth_mbps=0.1, min_bandwidth_mbps=0.1, delay_ms=2.0,
                   bandwidth_change_interval_s=0.0, loss_rate=0.0, queue_bdp=0.2)
     trace, link, seed = next(trial_runs([corner], 0))
-    log, _ = run_aurora(lambda obs: -1.0, trace, CcTrainConfig().aurora(), seed)  # halves its rate every MI
+    # Genet's rules (Aurora's start-up: 10 packets per min RTT from the first packet, no window); the policy
+    # halves its rate every MI
+    log, _ = run_aurora(lambda obs: -1.0, trace, CcTrainConfig(**GENET_RULES).aurora(), seed)
     late = after_first_ack(log)
     first_ack_s = log.time_s[log.kind == EV_ACKED][0]
     early = set(log.packet_id[(log.kind == EV_SENT) & (log.time_s < first_ack_s)].tolist())
@@ -170,8 +172,8 @@ def test_gap_after_first_ack_scores_what_follows_the_first_ack():
                          ("kind", "time_s", "packet_id", "rtt_s", "queue_delay_s")))
     assert after_first_ack(no_ack) is no_ack
     # the use case's BO trials: whole-run reward by default, the later packets' with the option
-    whole = CcUseCase(CcTrainConfig(**TINY))
-    cut = CcUseCase(CcTrainConfig(**TINY, gap_after_first_ack=True))
+    whole = CcUseCase(CcTrainConfig(**TINY, **GENET_RULES))
+    cut = CcUseCase(CcTrainConfig(**TINY, **GENET_RULES, gap_after_first_ack=True))
     def halving(obs):
         return np.full((len(obs), 1), -1.0, np.float32)
     for policy in ("bbr", halving):

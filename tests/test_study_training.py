@@ -21,6 +21,7 @@ from foundation.errors import BadInputError
 from app.study import presets as study_presets
 from app.study import ship
 from app.study.table import AGENTS_TITLE
+from genet.cc.training import GENET_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -278,6 +279,24 @@ def _planned() -> dict[str, list[str]]:
     return plan
 
 
+def test_cc_presets_of_the_earlier_study_name_genets_rules():
+    """The real sender's rules are `genet train cc`'s default: every CC preset trained before keeps training on
+    Genet's (GENET_SENDER is GENET_RULES spelled as options), the faithful ones on the real sender's."""
+    parser = build_parser()
+    flags = vars(parser.parse_args(["train", "cc", *study_presets.GENET_SENDER]))
+    assert {k: flags[k] for k in GENET_RULES} == GENET_RULES
+    every = study_presets.presets()
+    agents = [n for n in study_presets.AGENTS_MATRIX if n.startswith("cc-")]
+    assert len(agents) == 8
+    for name in ("cc-udr3", "cc-genet", "cc-genet-ack", "cc-genet-ensemble", "cc-genet-w0.1", "cc-cl1", "cc-cl3",
+                 *agents):
+        opts = vars(parser.parse_args(["train", "cc", *every[name].options]))
+        assert (opts["startup"], opts["interval_serialisation"]) == ("aurora", "link"), name
+    for name in ("cc-udr3-faithful", "cc-genet-faithful"):
+        opts = vars(parser.parse_args(["train", "cc", *every[name].options]))
+        assert (opts["startup"], opts["interval_serialisation"]) == ("window", "measured"), name
+
+
 def test_models_ship_dry_run_trains_each_shipped_model_as_its_metadata_records(tmp_path):
     """`genet models ship --dry-run` lists every shipped model (nothing runs or is written), and each
     model's training command is the one its .json records (parsed by `genet`'s own parser), except where the
@@ -294,6 +313,9 @@ def test_models_ship_dry_run_trains_each_shipped_model_as_its_metadata_records(t
         meta = json.loads((ROOT / "models" / f"{key}.json").read_text())
         planned = vars(parser.parse_args(shlex.split(train)[1:]))
         recorded = vars(parser.parse_args(shlex.split(meta["command"])[1:]))
+        if key.startswith("cc/"):  # trained before the real sender's rules became the default: Genet's rules
+            for k, v in GENET_RULES.items():
+                recorded[k] = v if recorded.get(k) is None else recorded[k]
         differ = {k for k in planned.keys() | recorded.keys() if planned.get(k) != recorded.get(k)}
         assert differ <= allowed, (key, {k: (planned.get(k), recorded.get(k)) for k in differ - allowed})
         if planned["space"] is not None:

@@ -88,6 +88,10 @@ CL_NOTES = {1: "CL1, hand-picked difficulty: stages whose bandwidth-change inter
 #: CC presets trained on the real UDP sender's rules (issues 30/31): the window start-up (IW10) and the next monitor
 #: interval from the measured delivery rate instead of the link's true bandwidth (genet/cc/aurora.py).
 REAL_SENDER = ["--startup", "window", "--interval-serialisation", "measured"]
+#: Genet's simulator rules (Aurora's start-up, the link's true bandwidth in the next-interval rule:
+#: genet.cc.training.GENET_RULES): every CC preset trained before the real sender's rules became `genet train cc`'s
+#: default names them, so that its command trains what its published records hold.
+GENET_SENDER = ["--startup", "aurora", "--interval-serialisation", "link"]
 #: The best UDR ABR policy we ship (models/RESULTS.md: udr2 is the best UDR model on fcc-val and norway-val,
 #: chosen on validation data only), the second baseline of abr-genet-combined's BO.
 BEST_UDR_ABR = PROJECT_ROOT / "models" / "abr" / "udr2.onnx"
@@ -120,7 +124,8 @@ LB_MATRIX = ("lb-udr1", "lb-udr2", "lb-udr3", "lb-genet")
 def presets() -> dict[str, Preset]:
     """Every preset by name, in the order of the table."""
     abr_genet = ["--method", "genet", "--range", "rl1", "--baseline", "mpc"]
-    cc_genet = ["--method", "genet", "--range", "rl3", "--baseline", "bbr"]
+    cc_genet_any = ["--method", "genet", "--range", "rl3", "--baseline", "bbr"]
+    cc_genet = cc_genet_any + GENET_SENDER
     out = [Preset("abr", f"abr-udr{i}", ["--method", "udr", "--range", f"rl{i}"], note=f"UDR over RL{i}")
            for i in (1, 2, 3)]
     out += [
@@ -158,7 +163,7 @@ def presets() -> dict[str, Preset]:
                     "seed's first UDR-RL1 checkpoint, fixed updates per round) over the paper's five dimensions "
                     "from RL1, promotion weight 0.1, BO gap = max over RobustMPC and the best shipped UDR model "
                     "(models/abr/udr2.onnx)"),
-        Preset("cc", "cc-udr3", ["--method", "udr", "--range", "rl3"], note="UDR over RL3"),
+        Preset("cc", "cc-udr3", ["--method", "udr", "--range", "rl3"] + GENET_SENDER, note="UDR over RL3"),
         Preset("cc", "cc-genet", cc_genet, note="Genet, gap to BBR (as shipped)"),
         Preset("cc", "cc-genet-w0.1", cc_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
         Preset("cc", "cc-genet-distinct", cc_genet + ["--promotion-distance", "0.05"],
@@ -168,14 +173,14 @@ def presets() -> dict[str, Preset]:
         Preset("cc", "cc-genet-ack-w0.1", cc_genet + ["--gap-after-first-ack", "--promote-weight", "0.1"],
                note="cc-genet-ack with promotion weight 0.1 (the two variants helped on different sets)"),
         Preset("cc", "cc-genet-ensemble", ["--method", "genet", "--range", "rl3", "--baseline", "bbr,cubic",
-                                           "--ensemble"], note="max gap over BBR and Cubic"),
+                                           "--ensemble"] + GENET_SENDER, note="max gap over BBR and Cubic"),
         Preset("cc", "cc-genet-warm", cc_genet + ["--init-from", "{warm}", "--updates-per-round", "{per_round}"],
                warm_from="cc-udr3", note="warm start from UDR-RL3, fixed updates per round"),
         # issue 30/31: the sender the simulator trains is the real UDP sender's (window start-up, IW10, and the
         # next monitor interval from the measured delivery rate instead of the link's true bandwidth)
         Preset("cc", "cc-udr3-faithful", ["--method", "udr", "--range", "rl3"] + REAL_SENDER,
                note="UDR over RL3, the real sender's rules: window start-up (IW10) and the measured interval rule"),
-        Preset("cc", "cc-genet-faithful", cc_genet + REAL_SENDER,
+        Preset("cc", "cc-genet-faithful", cc_genet_any + REAL_SENDER,
                note="Genet (gap to BBR), the real sender's rules: window start-up (IW10) and the measured interval "
                     "rule"),
     ]
@@ -193,7 +198,8 @@ def presets() -> dict[str, Preset]:
     out += agent_presets()
     for uc, rng in (("abr", "rl1"), ("cc", "rl3")):
         out += [Preset(uc, f"{uc}-cl{k}", ["--method", f"cl{k}", "--range", rng] +
-                       (["--baseline", "mpc" if uc == "abr" else "bbr"] if k == 2 else []), note=CL_NOTES[k])
+                       (["--baseline", "mpc" if uc == "abr" else "bbr"] if k == 2 else []) +
+                       (GENET_SENDER if uc == "cc" else []), note=CL_NOTES[k])
                 for k in (1, 2, 3)]
     return {p.name: p for p in out}
 
@@ -202,6 +208,7 @@ def agent_presets() -> list[Preset]:
     """The agents study (issue 28, :data:`AGENTS_MATRIX`): each learner with ``--method udr --range rl3`` (ABR:
     the training sets mixed in, as every ABR study run)."""
     udr = ["--method", "udr", "--range", "rl3"]
+    cc_udr = udr + GENET_SENDER  # the CC agents ran on Genet's simulator rules (the default then)
     share = f"{IMITATION_SHARE:.0%}"
     out = [Preset("abr", "abr-agent-ppo", udr + ["--agent", "ppo"], note="PPO (Pensieve-PPO), from scratch"),
            Preset("abr", "abr-agent-a3c", udr + ["--agent", "a3c"], note="synchronous A3C, Pensieve's settings"),
@@ -221,16 +228,16 @@ def agent_presets() -> list[Preset]:
                    note="Decision Transformer, offline: a pool of RobustMPC's and the shipped UDR-RL1/2/3 models' "
                         "episodes on fcc-train and norway-train (the validation sets never); env steps = decisions "
                         "trained on (genet's default), none stepped; the pool's policies' training is not counted")]
-    out += [Preset("cc", "cc-agent-ppo", udr + ["--agent", "ppo"], note="PPO (Aurora's), from scratch"),
-            Preset("cc", "cc-agent-a3c", udr + ["--agent", "a3c"], note="synchronous A3C on Aurora's network")]
+    out += [Preset("cc", "cc-agent-ppo", cc_udr + ["--agent", "ppo"], note="PPO (Aurora's), from scratch"),
+            Preset("cc", "cc-agent-a3c", cc_udr + ["--agent", "a3c"], note="synchronous A3C on Aurora's network")]
     for agent, what in (("bc", "behaviour cloning"), ("dagger", "DAgger")):
-        out += [Preset("cc", f"cc-agent-{agent}-{t}", udr + ["--agent", agent, "--teacher", t],
+        out += [Preset("cc", f"cc-agent-{agent}-{t}", cc_udr + ["--agent", agent, "--teacher", t],
                        note=f"{what} from the simulator's {t.upper() if t == 'bbr' else t.capitalize()}")
                 for t in ("bbr", "cubic")]
-    out += [Preset("cc", "cc-agent-dagger-cubic-25", udr + ["--agent", "dagger", "--teacher", "cubic"],
+    out += [Preset("cc", "cc-agent-dagger-cubic-25", cc_udr + ["--agent", "dagger", "--teacher", "cubic"],
                    steps_share=IMITATION_SHARE,
                    note=f"DAgger from Cubic on {share} of the budget: cc-agent-dagger-cubic-ppo's first stage"),
-            Preset("cc", "cc-agent-dagger-cubic-ppo", udr + ["--agent", "ppo", "--init-from", "{warm}"],
+            Preset("cc", "cc-agent-dagger-cubic-ppo", cc_udr + ["--agent", "ppo", "--init-from", "{warm}"],
                    warm_from="cc-agent-dagger-cubic-25", budget_includes_warm=True,
                    note=f"PPO fine-tune of the same seed's cc-agent-dagger-cubic-25 student: {share} DAgger + the "
                         "rest PPO = plain PPO's budget (steps and wall time are both stages')")]

@@ -35,7 +35,7 @@ from foundation.atomic import atomic_write_text
 from foundation.errors import BadInputError
 from foundation.runmeta import PROJECT_ROOT
 from app.study.invoke import LB_COLUMNS, genet_executable, read_summary, relative_to_root, sh
-from app.study.presets import ABR_COMMON, CC_COMMON, LB_COMMON, LB_STEPS, eval_sets, presets
+from app.study.presets import ABR_COMMON, CC_COMMON, GENET_SENDER, LB_COMMON, LB_STEPS, eval_sets, presets
 
 #: The repository the models are shipped into (``models/``) and the commands run in.
 ROOT = PROJECT_ROOT
@@ -90,11 +90,15 @@ def specs(shared: Path, abr_steps: int, cc_steps: int, lb_steps: int = LB_STEPS)
     # ABR dimensions only; seed 2 is the best of seeds 0-2 on both validation sets
     out.append(ModelSpec("abr", "genet", ["--method", "genet", "--range", "rl1", "--baseline", "mpc", "--space",
                                           "traces/spaces/abr-paperdims.json"], abr_steps, seed=2, evals=abr_eval))
-    out.append(ModelSpec("cc", "udr3", ["--method", "udr", "--range", "rl3"], cc_steps, real=False, evals=cc_eval))
+    # the shipped CC models trained on Genet's simulator rules (GENET_SENDER; the real sender's became the default
+    # of `genet train cc` later, issue 31): their commands name them
+    out.append(ModelSpec("cc", "udr3", ["--method", "udr", "--range", "rl3"] + GENET_SENDER, cc_steps, real=False,
+                         evals=cc_eval))
     # CC Genet: the study's variant whose seed 0 beats the plain curriculum's seed 0 on all three sets (issue 17):
     # BO trials scored on the packets sent after each sender's first ACK
     out.append(ModelSpec("cc", "genet", ["--method", "genet", "--range", "rl3", "--baseline", "bbr",
-                                         "--gap-after-first-ack"], cc_steps, real=False, evals=cc_eval))
+                                         "--gap-after-first-ack"] + GENET_SENDER, cc_steps, real=False,
+                         evals=cc_eval))
     # LB: the LB study's presets (issue 27); each shipped seed is the one of seeds 0-2 with the best reward on the
     # validation episodes (models/study/lb/results.md), at the checkpoint the study chose on them (--checkpoint)
     lb_eval, study = eval_sets("lb", shared), presets()
