@@ -177,9 +177,9 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                         "warm-up and the rounds)")
     p.add_argument("--init-from", metavar="MODEL", default=None,
                    help="start from this trained model (a model.pt or checkpoint of the same use case, or a run "
-                        "directory: its model.pt): the curriculum methods continue a PPO model (e.g. a UDR-RL3 run's) instead of a warm-up phase "
-                        "(the paper's schedule); it also takes a bc/dagger (or a3c) run's model, and --method "
-                        "udr/cl1 start PPO from the model's network (fine-tuning an imitated policy)")
+                        "directory: its model.pt): the curriculum methods continue a PPO model (e.g. a UDR-RL3 "
+                        "run's) instead of a warm-up phase (the paper's schedule); it also takes a bc/dagger (or "
+                        "a3c) run's model, and --method udr/cl1 start PPO from the model's network (fine-tuning an imitated policy)")
     p.add_argument("--space", metavar="FILE", default=None,
                    help=f"config-space JSON file with the same dimensions as traces/spaces/{entry.name}.json but "
                         f"your own ranges (default: that file)")

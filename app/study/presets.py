@@ -104,7 +104,8 @@ AGENTS_MATRIX = ("abr-agent-ppo", "abr-agent-a3c", "abr-agent-dqn",
                  "abr-agent-dagger-bba", "abr-agent-dagger-mpc", "abr-agent-dagger-optimal",
                  "abr-agent-bc-mpc-25", "abr-agent-bc-mpc-ppo", "abr-agent-dt",
                  "cc-agent-ppo", "cc-agent-a3c", "cc-agent-bc-bbr", "cc-agent-bc-cubic",
-                 "cc-agent-dagger-bbr", "cc-agent-dagger-cubic", "cc-agent-dagger-cubic-25", "cc-agent-dagger-cubic-ppo")
+                 "cc-agent-dagger-bbr", "cc-agent-dagger-cubic", "cc-agent-dagger-cubic-25",
+                 "cc-agent-dagger-cubic-ppo")
 #: The agents study's budgets (environment steps per run, smaller than the shipped models': agent against agent at
 #: equal steps; the whole matrix, 3 seeds, fits in about 90 minutes with --jobs 2 on the 2-core machine): 200 ABR
 #: updates of 1,536 transitions and 40 CC batches of 7,200.
@@ -209,7 +210,6 @@ def agent_presets() -> list[Preset]:
     the training sets mixed in, as every ABR study run)."""
     udr = ["--method", "udr", "--range", "rl3"]
     cc_udr = udr + GENET_SENDER  # the CC agents ran on Genet's simulator rules (the default then)
-    share = f"{IMITATION_SHARE:.0%}"
     out = [Preset("abr", "abr-agent-ppo", udr + ["--agent", "ppo"], note="PPO (Pensieve-PPO), from scratch"),
            Preset("abr", "abr-agent-a3c", udr + ["--agent", "a3c"], note="synchronous A3C, Pensieve's settings"),
            Preset("abr", "abr-agent-dqn", udr + ["--agent", "dqn"], note="Double DQN (greedy exported policy)")]
@@ -217,14 +217,8 @@ def agent_presets() -> list[Preset]:
         out += [Preset("abr", f"abr-agent-{agent}-{t}", udr + ["--agent", agent, "--teacher", t],
                        note=f"{what} from {name}") for t, name in (("bba", "BBA"), ("mpc", "RobustMPC"),
                                                                   ("optimal", "the offline optimum (sees the future)"))]
-    out += [Preset("abr", "abr-agent-bc-mpc-25", udr + ["--agent", "bc", "--teacher", "mpc"],
-                   steps_share=IMITATION_SHARE,
-                   note=f"behaviour cloning from RobustMPC on {share} of the budget: abr-agent-bc-mpc-ppo's first stage"),
-            Preset("abr", "abr-agent-bc-mpc-ppo", udr + ["--agent", "ppo", "--init-from", "{warm}"],
-                   warm_from="abr-agent-bc-mpc-25", budget_includes_warm=True,
-                   note=f"PPO fine-tune of the same seed's abr-agent-bc-mpc-25 student: {share} BC + the rest PPO = "
-                        "plain PPO's budget (steps and wall time are both stages')"),
-            Preset("abr", "abr-agent-dt", udr + ["--agent", "dt", "--pool", "{pool}"], steps=DT_STEPS, pool=DT_POOL,
+    out += _imitation_then_ppo("abr", udr, "bc", "mpc", "behaviour cloning from RobustMPC")
+    out += [Preset("abr", "abr-agent-dt", udr + ["--agent", "dt", "--pool", "{pool}"], steps=DT_STEPS, pool=DT_POOL,
                    note="Decision Transformer, offline: a pool of RobustMPC's and the shipped UDR-RL1/2/3 models' "
                         "episodes on fcc-train and norway-train (the validation sets never); env steps = decisions "
                         "trained on (genet's default), none stepped; the pool's policies' training is not counted")]
@@ -234,14 +228,23 @@ def agent_presets() -> list[Preset]:
         out += [Preset("cc", f"cc-agent-{agent}-{t}", cc_udr + ["--agent", agent, "--teacher", t],
                        note=f"{what} from the simulator's {t.upper() if t == 'bbr' else t.capitalize()}")
                 for t in ("bbr", "cubic")]
-    out += [Preset("cc", "cc-agent-dagger-cubic-25", cc_udr + ["--agent", "dagger", "--teacher", "cubic"],
-                   steps_share=IMITATION_SHARE,
-                   note=f"DAgger from Cubic on {share} of the budget: cc-agent-dagger-cubic-ppo's first stage"),
-            Preset("cc", "cc-agent-dagger-cubic-ppo", cc_udr + ["--agent", "ppo", "--init-from", "{warm}"],
-                   warm_from="cc-agent-dagger-cubic-25", budget_includes_warm=True,
-                   note=f"PPO fine-tune of the same seed's cc-agent-dagger-cubic-25 student: {share} DAgger + the "
-                        "rest PPO = plain PPO's budget (steps and wall time are both stages')")]
+    out += _imitation_then_ppo("cc", cc_udr, "dagger", "cubic", "DAgger from Cubic")
     return out
+
+
+def _imitation_then_ppo(use_case: str, base: list[str], agent: str, teacher: str, what: str) -> list[Preset]:
+    """The two stages of an imitation + PPO fine-tune at plain PPO's budget: ``{uc}-agent-{agent}-{teacher}-25``
+    (imitation on :data:`IMITATION_SHARE` of the budget) and ``{uc}-agent-{agent}-{teacher}-ppo`` (PPO from the
+    same seed's student on the rest; its record counts both stages' steps and wall time)."""
+    share = f"{IMITATION_SHARE:.0%}"
+    first, second = f"{use_case}-agent-{agent}-{teacher}-25", f"{use_case}-agent-{agent}-{teacher}-ppo"
+    label = {"bc": "BC", "dagger": "DAgger"}[agent]
+    return [Preset(use_case, first, base + ["--agent", agent, "--teacher", teacher], steps_share=IMITATION_SHARE,
+                   note=f"{what} on {share} of the budget: {second}'s first stage"),
+            Preset(use_case, second, base + ["--agent", "ppo", "--init-from", "{warm}"], warm_from=first,
+                   budget_includes_warm=True,
+                   note=f"PPO fine-tune of the same seed's {first} student: {share} {label} + the rest PPO = plain "
+                        "PPO's budget (steps and wall time are both stages')")]
 
 
 #: LB evaluation episodes of Genet's default setting (``genet eval lb -n N --seed S``): the validation episodes
