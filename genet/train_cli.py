@@ -223,6 +223,17 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
         g.add_argument("--entropy-rate", type=float, default=None,
                        help="step size of the adaptive entropy weight (default: the learning rate, as "
                             "Pensieve-PPO: ~20k updates from ln 6 to the target; 1e-3 anneals in ~2k)")
+        g.add_argument("--entropy-init", type=float, default=None,
+                       help="the adaptive entropy weight's start (default: ln 6 = 1.79, Pensieve-PPO's, for a "
+                            "policy from scratch; a fine-tune of a sharp student (--init-from) keeps it with a small "
+                            "one, e.g. 0.01, the floor: ln 6 pulls it back towards uniform)")
+        g.add_argument("--critic-warmup", type=int, default=None, metavar="N",
+                       help="ppo: the first N updates train the critic alone, the actor as it is (count; default "
+                            "0; for --init-from a student whose critic never learned: its advantages are noise "
+                            "until the critic has seen the returns)")
+        g.add_argument("--critic-warmup-lr", type=float, default=None, metavar="LR",
+                       help="ppo: Adam's step size during --critic-warmup (default: --lr; a fresh critic learns the "
+                            "returns' scale, a few hundred, far faster at 1e-3 than at 1e-4)")
     _add_agent_options(p, entry)
     if entry.name == "cc":
         g.add_argument("--history-length", type=int, default=10,
@@ -348,6 +359,18 @@ def _check_agent(args: argparse.Namespace) -> None:
             raise BadInputError(f"--grad-steps must be >= 1, got {args.grad_steps}")
         if getattr(args, "beta_decay", None) is not None and not 0 <= args.beta_decay <= 1:
             raise BadInputError(f"--beta-decay must be in [0, 1], got {args.beta_decay}")
+    if getattr(args, "critic_warmup", None) is not None:
+        if agent != "ppo":
+            raise BadInputError(f"--critic-warmup is an option of --agent ppo, not --agent {agent}")
+        if args.critic_warmup < 0:
+            raise BadInputError(f"--critic-warmup must be >= 0 (updates), got {args.critic_warmup}")
+    if getattr(args, "critic_warmup_lr", None) is not None:
+        if not getattr(args, "critic_warmup", None):
+            raise BadInputError("--critic-warmup-lr is the step size of --critic-warmup N: give N too")
+        if not args.critic_warmup_lr > 0:
+            raise BadInputError(f"--critic-warmup-lr must be > 0, got {args.critic_warmup_lr}")
+    if getattr(args, "entropy_init", None) is not None and not args.entropy_init >= 0:
+        raise BadInputError(f"--entropy-init must be >= 0, got {args.entropy_init}")
     if getattr(args, "train_every", None) is not None:
         if agent != "dqn":
             raise BadInputError(f"--train-every is an option of --agent dqn, not --agent {agent}")

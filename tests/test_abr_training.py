@@ -219,3 +219,75 @@ def test_entropy_rate_sets_the_adaptive_entropy_step():
     assert AbrUseCase(small()).new_model(0).entropy.lr == small().learning_rate
     with pytest.raises(ValueError, match="entropy_rate"):
         AbrTrainConfig(entropy_rate=-1.0)
+
+
+def _actor_critic(agent):
+    return ([p.detach().clone() for p in agent.net.actor.parameters()],
+            [p.detach().clone() for p in agent.net.critic.parameters()])
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
+def test_critic_warmup_trains_the_critic_alone_for_its_updates(workers):
+    """critic_warmup_updates=2: the first two updates leave the actor and the adaptive entropy weight exactly as
+    they were while the critic learns; the third moves the actor and the weight (in this process and with rollout
+    workers, whose update is the parent's)."""
+    uc = AbrUseCase(small(n_envs=4, rollout_steps=8, critic_warmup_updates=2, rollout_workers=workers,
+                          entropy_init=0.05, entropy_rate=1e-2))
+    dist = ConfigDistribution.udr(uc.space, "rl3")
+    agent = uc.new_model(1)
+    actor0, critic0 = _actor_critic(agent)
+    weight0 = agent.entropy.weight
+    try:
+        uc.train(agent, dist, 2, seed=3)
+        actor2, critic2 = _actor_critic(agent)
+        assert _same(actor2, actor0) and not _same(critic2, critic0)
+        assert agent.entropy.weight == weight0 and agent.updates == 2
+        uc.train(agent, dist, 1, seed=3)
+    finally:
+        uc.close()
+    actor3, _ = _actor_critic(agent)
+    assert not _same(actor3, actor0) and agent.entropy.weight != weight0
+    assert [r["entropy_weight"] for r in agent.history] == [weight0, weight0, weight0]
+
+
+def test_fine_tune_options_reach_the_config_and_are_checked(tmp_path, capsys):
+    from app.cli import main
+    from genet.abr.training import train_config_from_args
+    args = type("A", (), {"entropy_init": 0.01, "critic_warmup": 5, "critic_warmup_lr": 1e-3})()
+    cfg = train_config_from_args(args)
+    assert cfg.entropy_init == 0.01 and cfg.critic_warmup_updates == 5 and cfg.critic_warmup_lr == 1e-3
+    assert train_config_from_args(type("A", (), {})()).critic_warmup_updates == 0
+    with pytest.raises(ValueError, match="critic_warmup_updates"):
+        AbrTrainConfig(critic_warmup_updates=-1)
+    for extra, message in ((["--agent", "a3c", "--critic-warmup", "3"], "--critic-warmup is an option of --agent ppo"),
+                           (["--entropy-init", "-1"], "--entropy-init must be >= 0"),
+                           (["--critic-warmup", "-2"], "--critic-warmup must be >= 0"),
+                           (["--critic-warmup-lr", "1e-3"], "--critic-warmup-lr is the step size of --critic-warmup N"),
+                           (["--critic-warmup", "3", "--critic-warmup-lr", "0"], "--critic-warmup-lr must be > 0")):
+        assert main(["train", "abr", *extra, "--out", str(tmp_path / "a"), "--no-progress"]) == 1
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "a").exists()
+
+
+def test_critic_warmup_lr_steps_the_critic_faster_and_is_restored():
+    """critic_warmup_lr: the warm-up's Adam steps are that size (the critic's first update moves each weight by
+    about it), and the optimiser's own step size is back for the updates after the warm-up."""
+    dist = None
+    moved = {}
+    for lr in (None, 1e-2):
+        uc = AbrUseCase(small(n_envs=4, rollout_steps=8, critic_warmup_updates=1, critic_warmup_lr=lr))
+        dist = dist or ConfigDistribution.udr(uc.space, "rl3")
+        agent = uc.new_model(1)
+        _, critic0 = _actor_critic(agent)
+        uc.train(agent, dist, 1, seed=3)
+        _, critic1 = _actor_critic(agent)
+        moved[lr] = max(float((a - b).abs().max()) for a, b in zip(critic0, critic1))
+        assert [g["lr"] for g in agent.optimizer.param_groups] == [uc.config.learning_rate]
+    # Adam's first steps move a weight by at most about lr per step (5 epochs of one full-batch step each)
+    assert moved[None] <= 5 * 1e-4 * 1.01 < 5e-3 < moved[1e-2] <= 5 * 1e-2 * 1.01
+    with pytest.raises(ValueError, match="critic_warmup_lr"):
+        AbrTrainConfig(critic_warmup_lr=0.0)

@@ -113,7 +113,10 @@ def test_cc_ppo_through_the_interface_gives_the_numbers_it_gave_before():
     agent = uc.train(uc.new_model(1), ConfigDistribution.udr(uc.space, "rl3"), 2, seed=5)
     got = [[r[k] for k in ("mean_step_reward", "policy_loss", "value_loss", "explained_variance")]
            for r in agent.history]
-    np.testing.assert_allclose(got, CC_PINNED, rtol=1e-6, atol=1e-12)
+    # Aurora's Gaussian actions amplify the last bits torch's kernels round differently on another CPU (8e-5 of the
+    # second update's value loss measured between the recording machine and an AMD EPYC): 1e-3, not bit for bit;
+    # a change of the arithmetic moves these by far more (a changed clip or coefficient: percents)
+    np.testing.assert_allclose(got, CC_PINNED, rtol=1e-3, atol=1e-12)
 
 
 def test_ppo_agent_update_equals_the_ppo_functions_called_directly():

@@ -135,3 +135,33 @@ def test_ppo_learns_cartpole():
         last = np.mean(lengths[-20:])
     assert first < 60 and last > 2 * first and last > 100, (first, last)
     assert explained_variance(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 1.0
+
+
+@pytest.mark.parametrize("make", [lambda: PensieveActorCritic(s_len=8, n_actions=6), lambda: AuroraActorCritic(30)],
+                         ids=["pensieve", "aurora"])
+def test_a_critic_warmup_update_moves_the_critic_alone(make):
+    """PPOConfig(train_actor=False): the actor (Aurora's log std included) stays bit for bit, the critic learns;
+    the same batch with train_actor=True moves both."""
+    torch.manual_seed(0)
+    net = make()
+    n = 64
+    obs = torch.randn(n, *net.obs_shape)
+    with torch.no_grad():
+        dist = net.distribution(obs)
+        actions = dist.sample()
+        logp = dist.log_prob(actions)
+        if logp.dim() > 1:
+            logp = logp.sum(-1)
+    adv, returns = torch.randn(n), torch.randn(n) + 3.0
+    actor_ids = {id(p) for p in net.actor_parameters()}
+    critic = [p for p in net.parameters() if id(p) not in actor_ids]
+    assert actor_ids and critic
+    for train_actor in (False, True):
+        before = {id(p): p.detach().clone() for p in net.parameters()}
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        stats = ppo_update(net, opt, PPOConfig(epochs=2, minibatch=32, train_actor=train_actor), obs, actions, logp,
+                           adv, returns, entropy_weight=0.5)
+        moved = {id(p) for p in net.parameters() if not torch.equal(p.detach(), before[id(p)])}
+        assert {id(p) for p in critic} <= moved
+        assert (moved & actor_ids) == (actor_ids if train_actor else set()), train_actor
+        assert np.isfinite(stats["value_loss"])

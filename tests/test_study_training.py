@@ -152,6 +152,10 @@ def test_agent_presets_train_each_learner_at_one_budget_from_training_data_only(
         tune = ps[f"{stage[:-3]}-ppo"]
         assert tune.warm_from == stage and tune.budget_includes_warm and _opt(tune, "--init-from") == "{warm}"
         assert agents[tune.name] == "ppo" and ps[stage].steps_share == mod.IMITATION_SHARE < 1
+    # the fine-tune that keeps the student: the same first stage and budget, its own options and nothing else
+    warm, plain = ps["abr-agent-bc-mpc-ppo-warm"], ps["abr-agent-bc-mpc-ppo"]
+    assert (warm.warm_from, warm.budget_includes_warm) == (plain.warm_from, True)
+    assert warm.options == plain.options + mod.FINE_TUNE_OPTIONS and _opt(warm, "--critic-warmup") == "20"
     dt = ps["abr-agent-dt"]
     assert _opt(dt, "--pool") == "{pool}" and dt.steps == mod.DT_STEPS and "mpc" in dt.pool
     assert any("udr" in x for x in dt.pool)
@@ -174,6 +178,10 @@ def test_agent_presets_train_each_learner_at_one_budget_from_training_data_only(
     cmd = study.train_command(ps["abr-agent-bc-mpc-ppo"], 1)
     assert steps_of(cmd) == mod.AGENTS_ABR_STEPS - first - 64  # the steps the first stage really took
     assert cmd[cmd.index("--init-from") + 1] == str(study.run_dir("abr-agent-bc-mpc-25", 1) / "model.pt")
+    assert study.train_command(ps["abr-agent-bc-mpc-ppo-warm"], 1) == [
+        x.replace("abr-agent-bc-mpc-ppo", "abr-agent-bc-mpc-ppo-warm") for x in cmd[:cmd.index("--seed")]] + \
+        mod.FINE_TUNE_OPTIONS + [x.replace("abr-agent-bc-mpc-ppo", "abr-agent-bc-mpc-ppo-warm")
+                                 for x in cmd[cmd.index("--seed"):]]
     (study.dir / "results" / "abr-agent-bc-mpc-25-s1.json").write_text(json.dumps({"env_steps": 10 ** 9}))
     with pytest.raises(BadInputError, match="took the whole budget"):
         study.train_command(ps["abr-agent-bc-mpc-ppo"], 1)

@@ -55,6 +55,10 @@ COMPARISONS = (
     ("abr-agent-dagger-mpc", "mpc"),
     ("abr-agent-bc-mpc-ppo", "mpc"),
     ("abr-agent-bc-mpc-ppo", "abr-agent-ppo"),
+    ("abr-agent-bc-mpc-ppo-warm", "mpc"),
+    ("abr-agent-bc-mpc-ppo-warm", "abr-agent-ppo"),
+    ("abr-agent-bc-mpc-ppo-warm", "abr-agent-bc-mpc-ppo"),
+    ("abr-agent-bc-mpc-ppo-warm", "abr-agent-bc-mpc-25"),
     ("cc-agent-dagger-cubic-ppo", "cubic"),
     ("cc-agent-dagger-cubic-ppo", "cc-agent-ppo"),
 )

@@ -102,7 +102,7 @@ MATRIX = ("abr-udr1", "abr-udr2", "abr-udr3", "abr-genet", "cc-udr3", "cc-genet"
 AGENTS_MATRIX = ("abr-agent-ppo", "abr-agent-a3c", "abr-agent-dqn",
                  "abr-agent-bc-bba", "abr-agent-bc-mpc", "abr-agent-bc-optimal",
                  "abr-agent-dagger-bba", "abr-agent-dagger-mpc", "abr-agent-dagger-optimal",
-                 "abr-agent-bc-mpc-25", "abr-agent-bc-mpc-ppo", "abr-agent-dt",
+                 "abr-agent-bc-mpc-25", "abr-agent-bc-mpc-ppo", "abr-agent-bc-mpc-ppo-warm", "abr-agent-dt",
                  "cc-agent-ppo", "cc-agent-a3c", "cc-agent-bc-bbr", "cc-agent-bc-cubic",
                  "cc-agent-dagger-bbr", "cc-agent-dagger-cubic", "cc-agent-dagger-cubic-25",
                  "cc-agent-dagger-cubic-ppo")
@@ -111,6 +111,8 @@ AGENTS_MATRIX = ("abr-agent-ppo", "abr-agent-a3c", "abr-agent-dqn",
 #: updates of 1,536 transitions and 40 CC batches of 7,200.
 AGENTS_ABR_STEPS = 307_200
 AGENTS_CC_STEPS = 288_000
+#: A PPO fine-tune's options that keep what an imitated student had (``abr-agent-bc-mpc-ppo-warm``).
+FINE_TUNE_OPTIONS = ["--entropy-init", "0.01", "--critic-warmup", "20"]
 #: The share of the budget the imitation stage of a BC/DAgger + PPO preset takes (the rest is PPO's).
 IMITATION_SHARE = 0.25
 #: The policies whose episodes on the training sets make the Decision Transformer's pool: RobustMPC and the
@@ -218,6 +220,13 @@ def agent_presets() -> list[Preset]:
                        note=f"{what} from {name}") for t, name in (("bba", "BBA"), ("mpc", "RobustMPC"),
                                                                   ("optimal", "the offline optimum (sees the future)"))]
     out += _imitation_then_ppo("abr", udr, "bc", "mpc", "behaviour cloning from RobustMPC")
+    # the fine-tune that keeps the student (tried on seeds 0-2 beside the plain one: genet/abr/training.py's
+    # critic_warmup_updates): Pensieve-PPO's entropy weight starts at ln 6, which pulls a sharp student back
+    # towards uniform, and a fresh critic's advantages are noise until it has seen the returns
+    out.append(Preset("abr", "abr-agent-bc-mpc-ppo-warm", udr + ["--agent", "ppo", "--init-from", "{warm}"]
+                      + FINE_TUNE_OPTIONS, warm_from="abr-agent-bc-mpc-25", budget_includes_warm=True,
+                      note="as abr-agent-bc-mpc-ppo, the fine-tune with the entropy weight starting at 0.01 (not ln 6) "
+                           "and 20 updates that train the critic alone first (" + " ".join(FINE_TUNE_OPTIONS) + ")"))
     out += [Preset("abr", "abr-agent-dt", udr + ["--agent", "dt", "--pool", "{pool}"], steps=DT_STEPS, pool=DT_POOL,
                    note="Decision Transformer, offline: a pool of RobustMPC's and the shipped UDR-RL1/2/3 models' "
                         "episodes on fcc-train and norway-train (the validation sets never); env steps = decisions "

@@ -105,7 +105,7 @@ from genet.agents.base import Trajectory
 from genet.agents.ppo import PpoAgent
 from genet.curriculum.distribution import ConfigDistribution
 from genet.ppo.checkpoint import load_checkpoint, save_checkpoint
-from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig
+from genet.ppo.algorithm import AdaptiveEntropy, PPOConfig, learning_rate
 from genet.ppo.networks import PensieveActorCritic
 from genet.ppo.progress import TrainingProgress
 from genet.ppo.threads import set_torch_threads, torch_thread_count
@@ -154,6 +154,10 @@ class AbrTrainConfig:
     fresh_traces: new environments drawn per update (None: 2 x n_envs)
     torch_threads: torch intra-op threads (0: every core)
     rollout_workers: worker processes stepping slices of the sessions (1: in this process; 0: every core)
+    critic_warmup_updates: the agent's first N updates train the critic alone, the actor and its entropy weight
+        stay as they are (0: none; for a fine-tune from a student whose critic never learned, ``--init-from``)
+    critic_warmup_lr: Adam's step size during the critic warm-up (None: learning_rate; a fresh critic must reach
+        returns of a few hundred, which 1e-4 steps take thousands of updates to do)
     """
 
     n_envs: int = 16
@@ -177,6 +181,8 @@ class AbrTrainConfig:
     fresh_traces: int | None = None
     torch_threads: int = 0
     rollout_workers: int = 1
+    critic_warmup_updates: int = 0
+    critic_warmup_lr: float | None = None
 
     def __post_init__(self):
         if self.n_envs < 1 or self.rollout_steps < 1:
@@ -190,6 +196,11 @@ class AbrTrainConfig:
             raise BadInputError(f"fresh_traces must be None or >= 1, got {self.fresh_traces}")
         if self.entropy_rate is not None and not self.entropy_rate > 0:
             raise BadInputError(f"entropy_rate must be None or > 0, got {self.entropy_rate}")
+        if not self.entropy_init >= 0 or self.critic_warmup_updates < 0:
+            raise BadInputError(f"need entropy_init >= 0 and critic_warmup_updates >= 0, got {self.entropy_init}, "
+                                f"{self.critic_warmup_updates}")
+        if self.critic_warmup_lr is not None and not self.critic_warmup_lr > 0:
+            raise BadInputError(f"critic_warmup_lr must be None or > 0, got {self.critic_warmup_lr}")
         torch_thread_count(self.torch_threads)  # raises on a negative count
         worker_count(self.rollout_workers, self.n_envs)  # raises on a negative or too large count
         conventions(self.mode)  # raises on an unknown mode
@@ -213,10 +224,18 @@ class AbrTrainConfig:
         return conventions(self.mode)
 
 
-def ppo_config(cfg: AbrTrainConfig) -> PPOConfig:
-    """The PPO update settings of an ABR training config (Pensieve-PPO: advantages not normalised)."""
+def ppo_config(cfg: AbrTrainConfig, updates_done: int = 0) -> PPOConfig:
+    """The PPO update settings of an ABR training config (Pensieve-PPO: advantages not normalised) for an agent
+    with ``updates_done`` updates behind it (the critic alone learns during the first ``critic_warmup_updates``)."""
     return PPOConfig(clip=cfg.clip, dual_clip=cfg.dual_clip, epochs=cfg.epochs, minibatch=cfg.minibatch,
-                     value_coef=cfg.value_coef, normalize_adv=False)
+                     value_coef=cfg.value_coef, normalize_adv=False,
+                     train_actor=updates_done >= cfg.critic_warmup_updates)
+
+
+def warmup_lr(cfg: AbrTrainConfig, ppo: PPOConfig) -> float | None:
+    """The step size of an update with settings ``ppo``: ``critic_warmup_lr`` during a critic warm-up, else None
+    (the optimiser's own)."""
+    return None if ppo.train_actor else cfg.critic_warmup_lr
 
 
 @dataclass
@@ -260,8 +279,8 @@ class AbrAgent(TrainingProgress):
     def learner(self) -> PpoAgent:
         """This agent behind the agent interface (:class:`genet.agents.ppo.PpoAgent`, sharing the network,
         the optimiser and the entropy weight)."""
-        return PpoAgent(self.net, self.optimizer, ppo_config(self.config), self.config.gamma, self.entropy,
-                        self.config.reward_scale)
+        return PpoAgent(self.net, self.optimizer, ppo_config(self.config, self.updates), self.config.gamma,
+                        self.entropy, self.config.reward_scale)
 
 
 def network_weights(path: str | Path) -> dict:
@@ -522,7 +541,8 @@ class AbrUseCase(WorkerPoolOwner):
         """Discounted returns (no GAE) and the Pensieve-PPO update on one rollout batch, through the agent
         interface (:class:`genet.agents.ppo.PpoAgent`)."""
         learner = agent.learner
-        return learner.train_on(learner.make_batch(self.trajectory(batch)))
+        with learning_rate(agent.optimizer, warmup_lr(agent.config, learner.ppo)):
+            return learner.train_on(learner.make_batch(self.trajectory(batch)))
 
     def train(self, agent: AbrAgent, distribution: ConfigDistribution, iterations: int, seed: int) -> AbrAgent:
         """``iterations`` PPO updates on environments drawn from ``distribution``."""
@@ -568,18 +588,21 @@ class AbrUseCase(WorkerPoolOwner):
                        seed: int) -> AbrAgent:
         cfg = agent.config
         pool = self._worker_pool(agent)
-        ppo = ppo_config(cfg)
         try:
             for _ in range(iterations):
+                ppo = ppo_config(cfg, agent.updates)
                 t0 = time.perf_counter()
                 summaries = pool.collect(parameters_vector(agent.net), distribution, seed)
                 t1 = time.perf_counter()
-                stats = data_parallel_update(pool, agent.net, agent.optimizer, summaries, ppo, agent.entropy.weight)
+                with learning_rate(agent.optimizer, warmup_lr(cfg, ppo)):
+                    stats = data_parallel_update(pool, agent.net, agent.optimizer, summaries, ppo,
+                                                 agent.entropy.weight)
                 n = sum(s["n"] for s in summaries)
                 rollout_entropy = float(sum(s["entropy_sum"] for s in summaries) / n)
                 stats["rollout_entropy"] = rollout_entropy
                 stats["entropy_weight"] = agent.entropy.weight
-                agent.entropy.update(rollout_entropy)
+                if ppo.train_actor:  # a critic warm-up leaves the weight as it is
+                    agent.entropy.update(rollout_entropy)
                 stats["explained_variance"] = explained_variance_from_sums(summaries)
                 t2 = time.perf_counter()
                 self._record_sharded(agent, summaries, t1 - t0, t2 - t1, stats)
@@ -677,6 +700,10 @@ def train_config_from_args(args: Any) -> AbrTrainConfig:
                          learning_rate=float(getattr(args, "lr", None) or d.learning_rate),
                          minibatch=None if not mb or mb >= n_envs * rollout else int(mb),
                          entropy_rate=getattr(args, "entropy_rate", None),
+                         entropy_init=d.entropy_init if getattr(args, "entropy_init", None) is None
+                         else float(args.entropy_init),
+                         critic_warmup_updates=int(getattr(args, "critic_warmup", None) or 0),
+                         critic_warmup_lr=getattr(args, "critic_warmup_lr", None),
                          torch_threads=d.torch_threads if getattr(args, "torch_threads", None) is None
                          else int(args.torch_threads),
                          rollout_workers=d.rollout_workers if getattr(args, "rollout_workers", None) is None

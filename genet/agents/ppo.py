@@ -130,7 +130,8 @@ class PpoAgent(TrainableAgent):
 
     # ---------------------------------------------------------------- train
     def train_on(self, batch: Mapping[str, Any]) -> dict[str, float]:
-        """``ppo.epochs`` passes of the PPO update; then (adaptive entropy) the weight steps towards its target."""
+        """``ppo.epochs`` passes of the PPO update; then (adaptive entropy) the weight steps towards its target
+        (not during a critic warm-up: ``ppo.train_actor`` False)."""
         self.network.train()
         stats = ppo_update(self.network, self.optimizer, self.ppo, batch["obs"], batch["actions"], batch["logp"],
                            batch["adv"], batch["returns"], self.entropy_weight, generator=self.generator)
@@ -138,7 +139,8 @@ class PpoAgent(TrainableAgent):
             rollout_entropy = batch["rollout_entropy"]
             stats["rollout_entropy"] = rollout_entropy
             stats["entropy_weight"] = self.entropy.weight
-            self.entropy.update(rollout_entropy)
+            if self.ppo.train_actor:  # a critic warm-up (PPOConfig.train_actor) leaves the weight as it is
+                self.entropy.update(rollout_entropy)
         stats["explained_variance"] = explained_variance(batch["values"].reshape(-1), batch["ret"].reshape(-1))
         return stats
 

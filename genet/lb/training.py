@@ -166,6 +166,10 @@ class LbActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(obs).squeeze(-1)
 
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """The policy's parameters (``PPOConfig.train_actor``)."""
+        return list(self.actor.parameters())
+
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         return torch.distributions.Categorical(probs=self.probabilities(obs))
 

@@ -14,6 +14,7 @@ value of the next state is bootstrapped.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,7 +106,9 @@ class PPOConfig:
     """clip: ratio clip (0.2); dual_clip: None or c (Pensieve-PPO: 3); epochs: passes per batch;
     minibatch: samples per gradient step (None = full batch); value_coef: value-loss weight
     (Pensieve-PPO: 10, Aurora: 0.5); normalize_adv: standardise advantages (Aurora: yes);
-    max_grad_norm: None or clip value."""
+    max_grad_norm: None or clip value; train_actor: False for a critic warm-up, the critic alone learns (the
+    actor's gradients are dropped before each step, so Adam leaves the actor and its moments as they are; the
+    network names them with ``actor_parameters()``)."""
 
     clip: float = 0.2
     dual_clip: float | None = None
@@ -114,6 +117,31 @@ class PPOConfig:
     value_coef: float = 0.5
     normalize_adv: bool = False
     max_grad_norm: float | None = None
+    train_actor: bool = True
+
+
+@contextlib.contextmanager
+def learning_rate(optimizer: torch.optim.Optimizer, lr: float | None):
+    """Every parameter group of ``optimizer`` at ``lr`` inside the block (None: as it is), restored after it."""
+    if lr is None:
+        yield optimizer
+        return
+    saved = [g["lr"] for g in optimizer.param_groups]
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    try:
+        yield optimizer
+    finally:
+        for g, old in zip(optimizer.param_groups, saved):
+            g["lr"] = old
+
+
+def drop_actor_gradients(model: torch.nn.Module, cfg: PPOConfig) -> None:
+    """A critic warm-up (``cfg.train_actor`` False): the actor's ``.grad`` set to None, so the optimiser's step
+    skips it."""
+    if not cfg.train_actor:
+        for p in model.actor_parameters():
+            p.grad = None
 
 
 def ppo_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: PPOConfig, obs: torch.Tensor,
@@ -138,6 +166,7 @@ def ppo_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: PP
             loss = pl + cfg.value_coef * vl - entropy_weight * ent
             optimizer.zero_grad()
             loss.backward()
+            drop_actor_gradients(model, cfg)
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()

@@ -46,6 +46,10 @@ class PensieveActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic.logits(obs).squeeze(-1)
 
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """The policy's parameters (what a critic warm-up leaves as they are: ``PPOConfig.train_actor``)."""
+        return list(self.actor.parameters())
+
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         return torch.distributions.Categorical(probs=self.probabilities(obs))
 
@@ -71,6 +75,10 @@ class AuroraActorCritic(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.pi(obs)
+
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """The policy's parameters, its log std included (``PPOConfig.train_actor``)."""
+        return [*self.pi.parameters(), self.log_std]
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.vf(obs).squeeze(-1)

@@ -519,6 +519,8 @@ def data_parallel_update(pool: WorkerPool, net, optimizer, summaries: list[dict[
     summaries: each worker's ``collect`` summary (``n``: its transitions; ``adv_sum``/``adv_sqsum`` for the
     batch-wide advantage standardisation); cfg: a :class:`genet.ppo.algorithm.PPOConfig`."""
     import torch
+
+    from genet.ppo.algorithm import drop_actor_gradients
     counts = [int(s["n"]) for s in summaries]
     n = sum(counts)
     if cfg.normalize_adv and n > 1:
@@ -562,6 +564,7 @@ def data_parallel_update(pool: WorkerPool, net, optimizer, summaries: list[dict[
                 np.add(flat_np, g, out=flat_np)
             for p, v in zip(params, views):
                 p.grad = v
+            drop_actor_gradients(net, cfg)
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
