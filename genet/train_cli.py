@@ -231,6 +231,10 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                        help="ppo: the first N updates train the critic alone, the actor as it is (count; default "
                             "0; for --init-from a student whose critic never learned: its advantages are noise "
                             "until the critic has seen the returns)")
+        g.add_argument("--anchor-coef", type=float, default=None, metavar="C",
+                       help="ppo with --init-from: weight of KL(start || policy) in the loss, start = the "
+                            "--init-from network, so a fine-tune keeps what a student had unless the returns say "
+                            "otherwise (default 0: none; --rollout-workers 1)")
         g.add_argument("--critic-warmup-lr", type=float, default=None, metavar="LR",
                        help="ppo: Adam's step size during --critic-warmup (default: --lr; a fresh critic learns the "
                             "returns' scale, a few hundred, far faster at 1e-3 than at 1e-4)")
@@ -369,6 +373,15 @@ def _check_agent(args: argparse.Namespace) -> None:
             raise BadInputError("--critic-warmup-lr is the step size of --critic-warmup N: give N too")
         if not args.critic_warmup_lr > 0:
             raise BadInputError(f"--critic-warmup-lr must be > 0, got {args.critic_warmup_lr}")
+    if getattr(args, "anchor_coef", None) is not None:
+        if agent != "ppo" or not getattr(args, "init_from", None):
+            raise BadInputError("--anchor-coef keeps a PPO fine-tune near the network it starts from: give --agent ppo "
+                                "(the default) and --init-from MODEL")
+        if not args.anchor_coef >= 0:
+            raise BadInputError(f"--anchor-coef must be >= 0, got {args.anchor_coef}")
+        if args.anchor_coef > 0 and (getattr(args, "rollout_workers", 1) != 1 or getattr(args, "ray_address", None)):
+            raise BadInputError("--anchor-coef runs the update in this process: leave --rollout-workers at 1 and "
+                                "--ray-address out")
     if getattr(args, "entropy_init", None) is not None and not args.entropy_init >= 0:
         raise BadInputError(f"--entropy-init must be >= 0, got {args.entropy_init}")
     if getattr(args, "train_every", None) is not None:

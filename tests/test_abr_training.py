@@ -291,3 +291,40 @@ def test_critic_warmup_lr_steps_the_critic_faster_and_is_restored():
     assert moved[None] <= 5 * 1e-4 * 1.01 < 5e-3 < moved[1e-2] <= 5 * 1e-2 * 1.01
     with pytest.raises(ValueError, match="critic_warmup_lr"):
         AbrTrainConfig(critic_warmup_lr=0.0)
+
+
+def test_an_anchored_fine_tune_keeps_its_start_through_a_checkpoint(tmp_path):
+    """anchor_coef > 0: model_from keeps a frozen copy of the start (outside the optimiser), the updates report
+    their KL to it, and a checkpoint brings the same anchor back; without a start, or with rollout workers, it
+    is an error."""
+    base = AbrUseCase(small(n_envs=4, rollout_steps=8))
+    start = base.new_model(4)
+    base.save_model(start, tmp_path / "start.pt")
+    uc = AbrUseCase(small(n_envs=4, rollout_steps=8, anchor_coef=5.0))
+    agent = uc.model_from(tmp_path / "start.pt", 1)
+    assert _same(list(agent.anchor.parameters()), list(start.net.parameters()))
+    assert not any(p.requires_grad for p in agent.anchor.parameters())
+    in_optimizer = {id(p) for g in agent.optimizer.param_groups for p in g["params"]}
+    assert not in_optimizer & {id(p) for p in agent.anchor.parameters()}
+    dist = ConfigDistribution.udr(uc.space, "rl3")
+    uc.train(agent, dist, 2, seed=3)
+    assert all(r["anchor_kl"] >= 0 for r in agent.history) and agent.history[-1]["anchor_kl"] > 0
+    assert _same(list(agent.anchor.parameters()), list(start.net.parameters()))  # the anchor never moves
+    uc.save_model(agent, tmp_path / "tuned.pt")
+    back = uc.load_model(tmp_path / "tuned.pt")
+    assert _same(list(back.anchor.parameters()), list(start.net.parameters()))
+    with pytest.raises(ValueError, match="start the agent with model_from"):
+        uc.train(uc.new_model(0), dist, 1, seed=3)
+    with pytest.raises(ValueError, match="rollout_workers must be 1"):
+        AbrTrainConfig(anchor_coef=1.0, rollout_workers=2)
+
+
+def test_anchor_coef_needs_a_start_and_one_process(tmp_path, capsys):
+    from app.cli import main
+    for extra, message in ((["--anchor-coef", "5"], "give --agent ppo (the default) and --init-from MODEL"),
+                           (["--agent", "a3c", "--anchor-coef", "5"], "--anchor-coef keeps a PPO fine-tune"),
+                           (["--init-from", str(tmp_path), "--anchor-coef", "-1"], "--anchor-coef must be >= 0"),
+                           (["--init-from", str(tmp_path), "--anchor-coef", "1", "--rollout-workers", "2"],
+                            "leave --rollout-workers at 1")):
+        assert main(["train", "abr", *extra, "--out", str(tmp_path / "a"), "--no-progress"]) == 1, extra
+        assert message in capsys.readouterr().err

@@ -165,3 +165,36 @@ def test_a_critic_warmup_update_moves_the_critic_alone(make):
         assert {id(p) for p in critic} <= moved
         assert (moved & actor_ids) == (actor_ids if train_actor else set()), train_actor
         assert np.isfinite(stats["value_loss"])
+
+
+def test_an_anchor_keeps_the_update_near_the_start():
+    """anchor_coef: KL(anchor ‖ policy) in the loss. On the same batch a heavy anchor ends nearer the start (the
+    anchor) than no anchor, and reports that KL; anchor_coef > 0 without the anchor's probabilities is an error."""
+    torch.manual_seed(0)
+    start = PensieveActorCritic(s_len=8, n_actions=6)
+    obs = torch.randn(128, 6, 8)
+    with torch.no_grad():
+        dist = start.distribution(obs)
+        actions = dist.sample()
+        logp = dist.log_prob(actions)
+        anchor_probs = dist.probs
+    adv = torch.where(actions == 0, 5.0, -1.0)  # the returns favour action 0 everywhere
+    returns = torch.zeros(128)
+
+    def kl_to_start(coef):
+        net = PensieveActorCritic(s_len=8, n_actions=6)
+        net.load_state_dict(start.state_dict())
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        stats = ppo_update(net, opt, PPOConfig(epochs=4, anchor_coef=coef), obs, actions, logp, adv, returns, 0.0,
+                           anchor_probs=anchor_probs if coef else None)
+        with torch.no_grad():
+            p = net.distribution(obs).probs
+        return float((anchor_probs * (anchor_probs.log() - p.log())).sum(-1).mean()), stats
+
+    free, free_stats = kl_to_start(0.0)
+    held, held_stats = kl_to_start(100.0)
+    assert "anchor_kl" not in free_stats and held_stats["anchor_kl"] >= 0
+    assert free > 0.05 and held < free / 5
+    with pytest.raises(ValueError, match="anchor_probs"):
+        ppo_update(start, torch.optim.Adam(start.parameters()), PPOConfig(anchor_coef=1.0), obs, actions, logp, adv,
+                   returns, 0.0)

@@ -156,6 +156,8 @@ def test_agent_presets_train_each_learner_at_one_budget_from_training_data_only(
     warm, plain = ps["abr-agent-bc-mpc-ppo-warm"], ps["abr-agent-bc-mpc-ppo"]
     assert (warm.warm_from, warm.budget_includes_warm) == (plain.warm_from, True)
     assert warm.options == plain.options + mod.FINE_TUNE_OPTIONS and _opt(warm, "--critic-warmup") == "20"
+    anchor = ps["abr-agent-bc-mpc-ppo-anchor"]
+    assert (anchor.warm_from, anchor.options) == (warm.warm_from, warm.options + mod.ANCHOR_OPTIONS)
     dt = ps["abr-agent-dt"]
     assert _opt(dt, "--pool") == "{pool}" and dt.steps == mod.DT_STEPS and "mpc" in dt.pool
     assert any("udr" in x for x in dt.pool)

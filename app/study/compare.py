@@ -59,6 +59,8 @@ COMPARISONS = (
     ("abr-agent-bc-mpc-ppo-warm", "abr-agent-ppo"),
     ("abr-agent-bc-mpc-ppo-warm", "abr-agent-bc-mpc-ppo"),
     ("abr-agent-bc-mpc-ppo-warm", "abr-agent-bc-mpc-25"),
+    ("abr-agent-bc-mpc-ppo-anchor", "mpc"),
+    ("abr-agent-bc-mpc-ppo-anchor", "abr-agent-bc-mpc-ppo-warm"),
     ("cc-agent-dagger-cubic-ppo", "cubic"),
     ("cc-agent-dagger-cubic-ppo", "cc-agent-ppo"),
 )

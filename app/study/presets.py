@@ -102,7 +102,8 @@ MATRIX = ("abr-udr1", "abr-udr2", "abr-udr3", "abr-genet", "cc-udr3", "cc-genet"
 AGENTS_MATRIX = ("abr-agent-ppo", "abr-agent-a3c", "abr-agent-dqn",
                  "abr-agent-bc-bba", "abr-agent-bc-mpc", "abr-agent-bc-optimal",
                  "abr-agent-dagger-bba", "abr-agent-dagger-mpc", "abr-agent-dagger-optimal",
-                 "abr-agent-bc-mpc-25", "abr-agent-bc-mpc-ppo", "abr-agent-bc-mpc-ppo-warm", "abr-agent-dt",
+                 "abr-agent-bc-mpc-25", "abr-agent-bc-mpc-ppo", "abr-agent-bc-mpc-ppo-warm",
+                 "abr-agent-bc-mpc-ppo-anchor", "abr-agent-dt",
                  "cc-agent-ppo", "cc-agent-a3c", "cc-agent-bc-bbr", "cc-agent-bc-cubic",
                  "cc-agent-dagger-bbr", "cc-agent-dagger-cubic", "cc-agent-dagger-cubic-25",
                  "cc-agent-dagger-cubic-ppo")
@@ -113,6 +114,8 @@ AGENTS_ABR_STEPS = 307_200
 AGENTS_CC_STEPS = 288_000
 #: A PPO fine-tune's options that keep what an imitated student had (``abr-agent-bc-mpc-ppo-warm``).
 FINE_TUNE_OPTIONS = ["--entropy-init", "0.01", "--critic-warmup", "20"]
+#: ... and kept near its student by a KL term (``abr-agent-bc-mpc-ppo-anchor``; 20 of 5 and 20 tried on seeds 0-2).
+ANCHOR_OPTIONS = ["--anchor-coef", "20"]
 #: The share of the budget the imitation stage of a BC/DAgger + PPO preset takes (the rest is PPO's).
 IMITATION_SHARE = 0.25
 #: The policies whose episodes on the training sets make the Decision Transformer's pool: RobustMPC and the
@@ -227,6 +230,10 @@ def agent_presets() -> list[Preset]:
                       + FINE_TUNE_OPTIONS, warm_from="abr-agent-bc-mpc-25", budget_includes_warm=True,
                       note="as abr-agent-bc-mpc-ppo, the fine-tune with the entropy weight starting at 0.01 (not ln 6) "
                            "and 20 updates that train the critic alone first (" + " ".join(FINE_TUNE_OPTIONS) + ")"))
+    out.append(Preset("abr", "abr-agent-bc-mpc-ppo-anchor", udr + ["--agent", "ppo", "--init-from", "{warm}"]
+                      + FINE_TUNE_OPTIONS + ANCHOR_OPTIONS, warm_from="abr-agent-bc-mpc-25", budget_includes_warm=True,
+                      note="as abr-agent-bc-mpc-ppo-warm, the loss with KL(student ‖ policy) weighted 20 ("
+                           + " ".join(ANCHOR_OPTIONS) + "): the fine-tune kept near its student"))
     out += [Preset("abr", "abr-agent-dt", udr + ["--agent", "dt", "--pool", "{pool}"], steps=DT_STEPS, pool=DT_POOL,
                    note="Decision Transformer, offline: a pool of RobustMPC's and the shipped UDR-RL1/2/3 models' "
                         "episodes on fcc-train and norway-train (the validation sets never); env steps = decisions "

@@ -158,6 +158,9 @@ class AbrTrainConfig:
         stay as they are (0: none; for a fine-tune from a student whose critic never learned, ``--init-from``)
     critic_warmup_lr: Adam's step size during the critic warm-up (None: learning_rate; a fresh critic must reach
         returns of a few hundred, which 1e-4 steps take thousands of updates to do)
+    anchor_coef: weight of KL(start ‖ policy) in the PPO loss, start = the network the agent started from
+        (``model_from``, ``--init-from``): a fine-tune that keeps what a student had unless the returns say
+        otherwise (0: none; in this process only, ``rollout_workers`` 1)
     """
 
     n_envs: int = 16
@@ -183,6 +186,7 @@ class AbrTrainConfig:
     rollout_workers: int = 1
     critic_warmup_updates: int = 0
     critic_warmup_lr: float | None = None
+    anchor_coef: float = 0.0
 
     def __post_init__(self):
         if self.n_envs < 1 or self.rollout_steps < 1:
@@ -201,6 +205,11 @@ class AbrTrainConfig:
                                 f"{self.critic_warmup_updates}")
         if self.critic_warmup_lr is not None and not self.critic_warmup_lr > 0:
             raise BadInputError(f"critic_warmup_lr must be None or > 0, got {self.critic_warmup_lr}")
+        if not self.anchor_coef >= 0:
+            raise BadInputError(f"anchor_coef must be >= 0, got {self.anchor_coef}")
+        if self.anchor_coef > 0 and self.rollout_workers != 1:
+            raise BadInputError("anchor_coef > 0 (a fine-tune kept near its start) runs its update in this process: "
+                                f"rollout_workers must be 1, got {self.rollout_workers}")
         torch_thread_count(self.torch_threads)  # raises on a negative count
         worker_count(self.rollout_workers, self.n_envs)  # raises on a negative or too large count
         conventions(self.mode)  # raises on an unknown mode
@@ -229,7 +238,7 @@ def ppo_config(cfg: AbrTrainConfig, updates_done: int = 0) -> PPOConfig:
     with ``updates_done`` updates behind it (the critic alone learns during the first ``critic_warmup_updates``)."""
     return PPOConfig(clip=cfg.clip, dual_clip=cfg.dual_clip, epochs=cfg.epochs, minibatch=cfg.minibatch,
                      value_coef=cfg.value_coef, normalize_adv=False,
-                     train_actor=updates_done >= cfg.critic_warmup_updates)
+                     train_actor=updates_done >= cfg.critic_warmup_updates, anchor_coef=cfg.anchor_coef)
 
 
 def warmup_lr(cfg: AbrTrainConfig, ppo: PPOConfig) -> float | None:
@@ -270,6 +279,8 @@ class AbrAgent(TrainingProgress):
     entropy: AdaptiveEntropy
     config: AbrTrainConfig
     rollout: AbrRollout | None = None
+    #: the frozen network a fine-tune started from (``anchor_coef`` > 0: the update stays near its probabilities)
+    anchor: PensieveActorCritic | None = None
 
     def probabilities(self, observations: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -279,8 +290,12 @@ class AbrAgent(TrainingProgress):
     def learner(self) -> PpoAgent:
         """This agent behind the agent interface (:class:`genet.agents.ppo.PpoAgent`, sharing the network,
         the optimiser and the entropy weight)."""
-        return PpoAgent(self.net, self.optimizer, ppo_config(self.config, self.updates), self.config.gamma,
-                        self.entropy, self.config.reward_scale)
+        ppo = ppo_config(self.config, self.updates)
+        if ppo.anchor_coef > 0 and self.anchor is None:
+            raise BadInputError("anchor_coef > 0 keeps a fine-tune near the network it started from: start the "
+                                "agent with model_from (--init-from)")
+        return PpoAgent(self.net, self.optimizer, ppo, self.config.gamma, self.entropy, self.config.reward_scale,
+                        anchor=self.anchor)
 
 
 def network_weights(path: str | Path) -> dict:
@@ -345,6 +360,7 @@ class AbrUseCase(WorkerPoolOwner):
         learner = agent.learner
         blob = {"format": CHECKPOINT_FORMAT, "use_case": self.name, "agent": learner.name,
                 "config": asdict(agent.config), **learner.state_dict(), **agent.progress_state(),
+                "anchor": None if agent.anchor is None else agent.anchor.state_dict(),
                 "rollout": None if agent.rollout is None else pickle.dumps(agent.rollout)}
         save_checkpoint(blob, path)
 
@@ -354,6 +370,8 @@ class AbrUseCase(WorkerPoolOwner):
         self.config = AbrTrainConfig(**blob["config"])
         self.layout = get_layout(self.config.layout)
         agent = self.new_model(blob["seed"])
+        if blob.get("anchor") is not None:
+            agent.anchor = self._frozen_copy(agent.net, blob["anchor"])
         learner = agent.learner
         if blob.get("agent", "ppo") != learner.name:  # another agent's optimiser (--init-from takes its network)
             raise BadInputError(f"{path}: an ABR {blob.get('agent', 'ppo')} checkpoint, not {learner.name}'s")
@@ -372,7 +390,20 @@ class AbrUseCase(WorkerPoolOwner):
         except RuntimeError as exc:  # another layout or ladder: the tensors' shapes differ
             raise BadInputError(f"{path}: its network does not fit layout {self.layout.name} with "
                                 f"{self.video.n_levels} levels ({str(exc).splitlines()[0]})") from None
+        if self.config.anchor_coef > 0:
+            agent.anchor = self._frozen_copy(agent.net, agent.net.state_dict())
         return agent
+
+    @staticmethod
+    def _frozen_copy(net: PensieveActorCritic, weights: dict) -> PensieveActorCritic:
+        """A network of ``net``'s shape holding ``weights``, out of every optimiser (the anchor)."""
+        import copy
+        anchor = copy.deepcopy(net)
+        anchor.load_state_dict(weights)
+        anchor.eval()
+        for p in anchor.parameters():
+            p.requires_grad_(False)
+        return anchor
 
     def _usable_real_traces(self, traces: list[Trace]) -> list[Trace]:
         """The real traces the simulator accepts; the others are skipped with a warning naming them
@@ -541,7 +572,9 @@ class AbrUseCase(WorkerPoolOwner):
         """Discounted returns (no GAE) and the Pensieve-PPO update on one rollout batch, through the agent
         interface (:class:`genet.agents.ppo.PpoAgent`)."""
         learner = agent.learner
-        with learning_rate(agent.optimizer, warmup_lr(agent.config, learner.ppo)):
+        if not isinstance(learner, PpoAgent):  # a3c, dqn and the imitation agents reuse this loop
+            return learner.train_on(learner.make_batch(self.trajectory(batch)))
+        with learning_rate(learner.optimizer, warmup_lr(agent.config, learner.ppo)):
             return learner.train_on(learner.make_batch(self.trajectory(batch)))
 
     def train(self, agent: AbrAgent, distribution: ConfigDistribution, iterations: int, seed: int) -> AbrAgent:
@@ -704,6 +737,7 @@ def train_config_from_args(args: Any) -> AbrTrainConfig:
                          else float(args.entropy_init),
                          critic_warmup_updates=int(getattr(args, "critic_warmup", None) or 0),
                          critic_warmup_lr=getattr(args, "critic_warmup_lr", None),
+                         anchor_coef=float(getattr(args, "anchor_coef", None) or 0.0),
                          torch_threads=d.torch_threads if getattr(args, "torch_threads", None) is None
                          else int(args.torch_threads),
                          rollout_workers=d.rollout_workers if getattr(args, "rollout_workers", None) is None

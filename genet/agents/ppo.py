@@ -42,13 +42,16 @@ class PpoAgent(TrainableAgent):
     advantage: "discounted" (returns - values) or "gae"
     gae_lambda: λ of GAE (0.95)
     generator: torch Generator of the minibatch order (None: torch's global one)
+    anchor: a frozen network whose action probabilities the update stays near (``ppo.anchor_coef`` > 0: the
+        network a fine-tune started from; discrete actions only)
     """
 
     name = "ppo"
 
     def __init__(self, network: torch.nn.Module, optimizer: torch.optim.Optimizer, ppo: PPOConfig, gamma: float,
                  entropy: AdaptiveEntropy | float, reward_scale: float = 1.0, advantage: str = "discounted",
-                 gae_lambda: float = 0.95, generator: torch.Generator | None = None) -> None:
+                 gae_lambda: float = 0.95, generator: torch.Generator | None = None,
+                 anchor: torch.nn.Module | None = None) -> None:
         if advantage not in ADVANTAGES:
             raise BadInputError(f"PPO advantage must be one of {', '.join(ADVANTAGES)}, got {advantage!r}")
         self.network = network
@@ -60,6 +63,9 @@ class PpoAgent(TrainableAgent):
         self.advantage = advantage
         self.gae_lambda = float(gae_lambda)
         self.generator = generator
+        self.anchor = anchor
+        if ppo.anchor_coef > 0 and anchor is None:
+            raise BadInputError("PPO anchor_coef > 0 needs an anchor network (the network a fine-tune started from)")
 
     @property
     def entropy_weight(self) -> float:
@@ -126,6 +132,9 @@ class PpoAgent(TrainableAgent):
                  "values": values, "ret": ret, "adv_np": adv}
         if trajectory.entropies is not None:
             batch["rollout_entropy"] = float(trajectory.entropies.mean())
+        if self.ppo.anchor_coef > 0:
+            with torch.no_grad():
+                batch["anchor_probs"] = self.anchor.distribution(obs).probs  # as the policy's, normalised
         return batch
 
     # ---------------------------------------------------------------- train
@@ -134,7 +143,8 @@ class PpoAgent(TrainableAgent):
         (not during a critic warm-up: ``ppo.train_actor`` False)."""
         self.network.train()
         stats = ppo_update(self.network, self.optimizer, self.ppo, batch["obs"], batch["actions"], batch["logp"],
-                           batch["adv"], batch["returns"], self.entropy_weight, generator=self.generator)
+                           batch["adv"], batch["returns"], self.entropy_weight, generator=self.generator,
+                           anchor_probs=batch.get("anchor_probs"))
         if isinstance(self.entropy, AdaptiveEntropy):
             rollout_entropy = batch["rollout_entropy"]
             stats["rollout_entropy"] = rollout_entropy

@@ -108,7 +108,8 @@ class PPOConfig:
     (Pensieve-PPO: 10, Aurora: 0.5); normalize_adv: standardise advantages (Aurora: yes);
     max_grad_norm: None or clip value; train_actor: False for a critic warm-up, the critic alone learns (the
     actor's gradients are dropped before each step, so Adam leaves the actor and its moments as they are; the
-    network names them with ``actor_parameters()``)."""
+    network names them with ``actor_parameters()``); anchor_coef: weight of KL(anchor ‖ policy), the batch's
+    ``anchor_probs`` (a fine-tune kept near the network it started from; discrete actions; 0: none)."""
 
     clip: float = 0.2
     dual_clip: float | None = None
@@ -118,6 +119,7 @@ class PPOConfig:
     normalize_adv: bool = False
     max_grad_norm: float | None = None
     train_actor: bool = True
+    anchor_coef: float = 0.0
 
 
 @contextlib.contextmanager
@@ -146,13 +148,23 @@ def drop_actor_gradients(model: torch.nn.Module, cfg: PPOConfig) -> None:
 
 def ppo_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: PPOConfig, obs: torch.Tensor,
                actions: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor, returns: torch.Tensor,
-               entropy_weight: float, generator: torch.Generator | None = None) -> dict[str, float]:
-    """Run ``cfg.epochs`` passes of PPO over one batch; returns losses/approx_kl/clipfrac/entropy."""
+               entropy_weight: float, generator: torch.Generator | None = None,
+               anchor_probs: torch.Tensor | None = None) -> dict[str, float]:
+    """Run ``cfg.epochs`` passes of PPO over one batch; returns losses/approx_kl/clipfrac/entropy (and
+    ``anchor_kl``, the mean KL(anchor ‖ policy), with ``cfg.anchor_coef`` > 0: ``anchor_probs`` (n, actions) the
+    anchor network's probabilities of the batch's observations)."""
+    anchored = cfg.anchor_coef > 0
+    if anchored and anchor_probs is None:
+        raise ValueError("PPOConfig.anchor_coef > 0 needs the anchor network's probabilities (anchor_probs)")
+    if anchored:
+        anchor_log = anchor_probs.clamp_min(1e-12).log()
     n = obs.shape[0]
     if cfg.normalize_adv and n > 1:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     mb = cfg.minibatch or n
     stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
+    if anchored:
+        stats["anchor_kl"] = 0.0
     steps = 0
     for _ in range(cfg.epochs):
         order = torch.randperm(n, generator=generator) if mb < n else torch.arange(n)
@@ -164,6 +176,11 @@ def ppo_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: PP
             vl = torch.mean((model.value(obs[idx]) - returns[idx]) ** 2)
             ent = dist.entropy().mean()
             loss = pl + cfg.value_coef * vl - entropy_weight * ent
+            if anchored:
+                a_p, a_log = anchor_probs[idx], anchor_log[idx]
+                akl = (a_p * (a_log - dist.probs.clamp_min(1e-12).log())).sum(-1).mean()
+                loss = loss + cfg.anchor_coef * akl
+                stats["anchor_kl"] += float(akl.detach())
             optimizer.zero_grad()
             loss.backward()
             drop_actor_gradients(model, cfg)
