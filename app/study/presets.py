@@ -112,7 +112,7 @@ AGENTS_MATRIX = ("abr-agent-ppo", "abr-agent-a3c", "abr-agent-dqn",
 #: updates of 1,536 transitions and 40 CC batches of 7,200.
 AGENTS_ABR_STEPS = 307_200
 AGENTS_CC_STEPS = 288_000
-#: A PPO fine-tune's options that keep what an imitated student had (``abr-agent-bc-mpc-ppo-warm``).
+#: A PPO fine-tune's options for an imitated student: entropy weight and critic warm-up (``abr-agent-bc-mpc-ppo-warm``).
 FINE_TUNE_OPTIONS = ["--entropy-init", "0.01", "--critic-warmup", "20"]
 #: ... and kept near its student by a KL term (``abr-agent-bc-mpc-ppo-anchor``; 20 of 5 and 20 tried on seeds 0-2).
 ANCHOR_OPTIONS = ["--anchor-coef", "20"]
@@ -223,9 +223,10 @@ def agent_presets() -> list[Preset]:
                        note=f"{what} from {name}") for t, name in (("bba", "BBA"), ("mpc", "RobustMPC"),
                                                                   ("optimal", "the offline optimum (sees the future)"))]
     out += _imitation_then_ppo("abr", udr, "bc", "mpc", "behaviour cloning from RobustMPC")
-    # the fine-tune that keeps the student (tried on seeds 0-2 beside the plain one: genet/abr/training.py's
-    # critic_warmup_updates): Pensieve-PPO's entropy weight starts at ln 6, which pulls a sharp student back
-    # towards uniform, and a fresh critic's advantages are noise until it has seen the returns
+    # fine-tunes that try to keep the student: Pensieve-PPO's entropy weight starts at ln 6, which pulls a sharp
+    # student back towards uniform, and a fresh critic's advantages are noise until it has seen the returns
+    # (-warm: better on seeds 0-2, collapsed on 3 and 4); -anchor also holds it near the student by a KL term
+    # (robust on all five: README "Choosing an agent")
     out.append(Preset("abr", "abr-agent-bc-mpc-ppo-warm", udr + ["--agent", "ppo", "--init-from", "{warm}"]
                       + FINE_TUNE_OPTIONS, warm_from="abr-agent-bc-mpc-25", budget_includes_warm=True,
                       note="as abr-agent-bc-mpc-ppo, the fine-tune with the entropy weight starting at 0.01 (not ln 6) "
