@@ -595,9 +595,22 @@ def steps_per_update(use_case: Any) -> int:
     raise BadInputError(f"use case {getattr(use_case, 'name', '?')!r} does not say its transitions per update")
 
 
-def set_total_updates(plan: TrainPlan, args: argparse.Namespace, use_case: Any) -> None:
-    """--steps -> PPO updates; the curriculum methods need at least one update per phase."""
-    spu = steps_per_update(use_case)
+def recorded_steps_per_update(train_config: dict) -> int | None:
+    """Transitions per update of a run's recorded ``train_config`` (run.json): ``steps_per_update``, or
+    ``n_envs`` x ``rollout_steps`` (ABR); None when it says neither."""
+    if train_config.get("steps_per_update"):
+        return int(train_config["steps_per_update"])
+    if train_config.get("n_envs") and train_config.get("rollout_steps"):
+        return int(train_config["n_envs"]) * int(train_config["rollout_steps"])
+    return None
+
+
+def set_total_updates(plan: TrainPlan, args: argparse.Namespace, use_case: Any,
+                      recorded_spu: int | None = None) -> None:
+    """--steps -> PPO updates; the curriculum methods need at least one update per phase. ``recorded_spu``: a
+    resumed run's own transitions per update (its checkpoint trains with its recorded settings, whatever the
+    resume's options say)."""
+    spu = recorded_spu or steps_per_update(use_case)
     plan.total_updates = max(1, math.ceil(args.steps / spu))
     if plan.method in OBJECTIVE_OF and getattr(args, "updates_per_round", None):
         phases = args.rounds + (0 if getattr(args, "init_from", None) else 1)
@@ -761,7 +774,10 @@ def run_train(args: argparse.Namespace) -> int:
             bar.refresh()
 
     use_case = module.build_use_case(args, real_traces=plan.real_traces, on_update=on_update, space=plan.space)
-    set_total_updates(plan, args, use_case)
+    recorded = None
+    if args.resume:  # the checkpoint goes on with its own update size: --steps counts in it
+        recorded = recorded_steps_per_update(json.loads((out / RUN_FILE).read_text()).get("train_config") or {})
+    set_total_updates(plan, args, use_case, recorded)
     out.mkdir(parents=True, exist_ok=True)
     curve = CurveLog(out, columns=curve_columns(agent_name(args)))
     if not args.no_progress:

@@ -302,3 +302,17 @@ def test_curve_log_writes_tensorboard_scalars_when_tensorboard_is_there(tmp_path
     assert not any(c[0] == "train/entropy" for c in calls)  # NaN values are left out
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails: no tensorboard
     assert CurveLog(tmp_path / "x", tensorboard=True).tb is None
+
+
+def test_a_resume_counts_steps_in_the_runs_own_update_size(tmp_path):
+    """The checkpoint trains on with its recorded settings, so --steps of a resume that leaves out
+    --steps-per-update (CC default 7,200) still counts in the run's 200 per update: 800 steps = 4 updates."""
+    from genet import train_cli
+    out = tmp_path / "run"
+    assert _train(out, "--steps", "400", "--seed", "2") == 0
+    assert main(["train", "cc", "--range", "rl1", "--no-progress", "--out", str(out), "--resume",
+                 "--steps", "800"]) == 0
+    blob = torch.load(out / "model.pt", weights_only=False)
+    assert (blob["updates"], blob["env_steps"]) == (4, 800)
+    assert train_cli.recorded_steps_per_update({"n_envs": 4, "rollout_steps": 16}) == 64
+    assert train_cli.recorded_steps_per_update({"video": "x"}) is None
