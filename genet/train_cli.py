@@ -190,7 +190,9 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
     p.add_argument("--seed", type=int, default=0, help="master seed (integer)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="run directory (default runs/<use case>-<method>-<range>-s<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (with the run's own training settings; "
+                        "--steps is the new total, counted in the run's transitions per update)")
     p.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY.get(entry.name, 10),
                    help="PPO updates between checkpoints (udr, cl1; the curriculum checkpoints every phase); "
                         "the learning-curve PNG is redrawn at a checkpoint at most once a minute")
