@@ -50,6 +50,25 @@ def paperdims_space() -> dict:
     return space
 
 
+#: The CC space whose RL3 loss rate stops at 1 % (:func:`loss1_space`; ``cc-genet-faithful-loss1``).
+LOSS1_SPACE_FILE = PROJECT_ROOT / "traces" / "spaces" / "cc-rl3-loss1.json"
+#: The RL3 loss rate's upper end in :data:`LOSS1_SPACE_FILE` (RL3's own: 5 %).
+LOSS1_MAX = 0.01
+
+
+def loss1_space() -> dict:
+    """traces/spaces/cc.json with RL3's random loss rate capped at :data:`LOSS1_MAX` (the BO of the faithful CC
+    Genet promoted 5 % loss most often in its two worst seeds: FINDINGS.md); what traces/spaces/cc-rl3-loss1.json
+    holds (a test checks they agree)."""
+    space = json.loads((PROJECT_ROOT / "traces/spaces/cc.json").read_text())
+    for d in space["dimensions"]:
+        if d["name"] == "loss_rate":
+            d["ranges"]["rl3"] = [0, LOSS1_MAX]
+    space["description"] += (f" This copy caps RL3's loss_rate at {LOSS1_MAX} (app/study/presets.py loss1_space: "
+                              "the cc-genet-faithful-loss1 study preset).")
+    return space
+
+
 @dataclass
 class Preset:
     """One row of the study: use case, name, `genet train` options; ``warm_from``: the preset whose
@@ -189,6 +208,9 @@ def presets() -> dict[str, Preset]:
         Preset("cc", "cc-genet-faithful", cc_genet_any + REAL_SENDER,
                note="Genet (gap to BBR), the real sender's rules: window start-up (IW10) and the measured interval "
                     "rule"),
+        Preset("cc", "cc-genet-faithful-loss1", cc_genet_any + REAL_SENDER + ["--space", "{space}"], space="loss1",
+               note="as cc-genet-faithful, on RL3 with the random loss rate capped at 1 % (traces/spaces/"
+                    "cc-rl3-loss1.json), BO and UDR alike: do the 5 %-loss promotions explain the worst seeds?"),
     ]
     out += [Preset("lb", f"lb-udr{i}", ["--method", "udr", "--range", f"rl{i}"], note=f"UDR over RL{i}")
             for i in (1, 2, 3)]

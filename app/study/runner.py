@@ -24,8 +24,8 @@ from foundation.atomic import atomic_text_writer, atomic_write_text
 from foundation.errors import BadInputError, GenetRuntimeError
 from foundation.runmeta import PROJECT_ROOT
 from app.study.invoke import LB_COLUMNS, genet_executable, read_per_trace, read_summary, relative_to_root, sh
-from app.study.presets import (ABR_COMMON, ABR_STEPS, CC_STEPS, LB_COMMON, LB_STEPS, PAPERDIMS_SPACE_FILE, TINY,
-                                 Preset, eval_sets, presets)
+from app.study.presets import (ABR_COMMON, ABR_STEPS, CC_STEPS, LB_COMMON, LB_STEPS, LOSS1_SPACE_FILE,
+                               PAPERDIMS_SPACE_FILE, TINY, Preset, eval_sets, presets)
 
 #: The rule-based baselines evaluated beside every model of a use case.
 BASELINES = {"abr": "mpc,bba", "cc": "bbr,cubic", "lb": "least_work"}
@@ -79,10 +79,11 @@ class Study:
         return found[0] if found else run / "model.pt"
 
     def space_file(self, kind: str) -> Path:
-        """abr paperdims: the committed traces/spaces/abr-paperdims.json
-        (:func:`~app.study.presets.paperdims_space`)."""
-        assert kind == "paperdims", kind
-        return PAPERDIMS_SPACE_FILE
+        """abr paperdims: the committed traces/spaces/abr-paperdims.json (:func:`~app.study.presets.paperdims_space`);
+        cc loss1: traces/spaces/cc-rl3-loss1.json (:func:`~app.study.presets.loss1_space`)."""
+        files = {"paperdims": PAPERDIMS_SPACE_FILE, "loss1": LOSS1_SPACE_FILE}
+        assert kind in files, kind
+        return files[kind]
 
     def pool_files(self, p: Preset, seed: int) -> list[Path]:
         """The experience pools of preset ``p``'s run of ``seed``: one per training set (:data:`POOL_SETS`)."""
