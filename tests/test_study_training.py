@@ -41,14 +41,14 @@ def test_presets_name_the_variants_of_the_issue():
     # every other dimension fixed at its default
     committed = json.loads((ROOT / "traces/spaces/abr-paperdims.json").read_text())
     assert committed == mod.paperdims_space()
-    # the capped-loss CC space likewise: cc.json with RL3's loss rate stopping at 1 %, nothing else changed
+    # the capped-loss CC space likewise: cc.json with the loss rate stopping at 1 % (every range), nothing else
     loss1 = json.loads((ROOT / "traces/spaces/cc-rl3-loss1.json").read_text())
     assert loss1 == mod.loss1_space()
     cc = json.loads((ROOT / "traces/spaces/cc.json").read_text())
     changed = [(a["name"], a["ranges"], b["ranges"]) for a, b in zip(cc["dimensions"], loss1["dimensions"]) if a != b]
-    assert [(n, b["rl3"]) for n, a, b in changed] == [("loss_rate", [0, 0.01])]
+    assert [(n, b) for n, a, b in changed] == [("loss_rate", {"rl1": [0, 0.005], "rl2": [0, 0.01], "rl3": [0, 0.01]})]
     from traces.config_space import load_space as load
-    assert load(ROOT / "traces/spaces/cc-rl3-loss1.json").use_case == "cc"
+    assert load(ROOT / "traces/spaces/cc-rl3-loss1.json")["loss_rate"].bounds == (0, 0.01)  # what the BO searches
     from traces.config_space import load_space
     space = load_space(ROOT / "traces/spaces/abr-paperdims.json")
     free = {d.name for d in space.dimensions if d.bounds[0] < d.bounds[1]}

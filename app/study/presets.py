@@ -52,20 +52,20 @@ def paperdims_space() -> dict:
 
 #: The CC space whose RL3 loss rate stops at 1 % (:func:`loss1_space`; ``cc-genet-faithful-loss1``).
 LOSS1_SPACE_FILE = PROJECT_ROOT / "traces" / "spaces" / "cc-rl3-loss1.json"
-#: The RL3 loss rate's upper end in :data:`LOSS1_SPACE_FILE` (RL3's own: 5 %).
+#: The loss rate's upper end in :data:`LOSS1_SPACE_FILE` (RL3's own: 5 %; RL2's 2 %; the BO searches the widest).
 LOSS1_MAX = 0.01
 
 
 def loss1_space() -> dict:
-    """traces/spaces/cc.json with RL3's random loss rate capped at :data:`LOSS1_MAX` (the BO of the faithful CC
+    """traces/spaces/cc.json with the random loss rate capped at :data:`LOSS1_MAX` (the BO of the faithful CC
     Genet promoted 5 % loss most often in its two worst seeds: FINDINGS.md); what traces/spaces/cc-rl3-loss1.json
     holds (a test checks they agree)."""
     space = json.loads((PROJECT_ROOT / "traces/spaces/cc.json").read_text())
     for d in space["dimensions"]:
-        if d["name"] == "loss_rate":
-            d["ranges"]["rl3"] = [0, LOSS1_MAX]
-    space["description"] += (f" This copy caps RL3's loss_rate at {LOSS1_MAX} (app/study/presets.py loss1_space: "
-                              "the cc-genet-faithful-loss1 study preset).")
+        if d["name"] == "loss_rate":  # every range: the BO searches the widest (RL2's is 2 %)
+            d["ranges"] = {k: [lo, min(hi, LOSS1_MAX)] for k, (lo, hi) in d["ranges"].items()}
+    space["description"] += (f" This copy caps every range of loss_rate at {LOSS1_MAX} (app/study/presets.py "
+                              "loss1_space: the cc-genet-faithful-loss1 study preset).")
     return space
 
 
