@@ -49,6 +49,10 @@ def test_presets_name_the_variants_of_the_issue():
     assert [(n, b) for n, a, b in changed] == [("loss_rate", {"rl1": [0, 0.005], "rl2": [0, 0.01], "rl3": [0, 0.01]})]
     from traces.config_space import load_space as load
     assert load(ROOT / "traces/spaces/cc-rl3-loss1.json")["loss_rate"].bounds == (0, 0.01)  # what the BO searches
+    ps = mod.presets()
+    for name in ("cc-genet-faithful", "cc-udr3-faithful"):  # the capped twins: the same run on the capped space
+        twin = ps[f"{name}-loss1"]
+        assert (twin.options, twin.space) == (ps[name].options + ["--space", "{space}"], "loss1")
     from traces.config_space import load_space
     space = load_space(ROOT / "traces/spaces/abr-paperdims.json")
     free = {d.name for d in space.dimensions if d.bounds[0] < d.bounds[1]}

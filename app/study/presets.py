@@ -208,6 +208,10 @@ def presets() -> dict[str, Preset]:
         Preset("cc", "cc-genet-faithful", cc_genet_any + REAL_SENDER,
                note="Genet (gap to BBR), the real sender's rules: window start-up (IW10) and the measured interval "
                     "rule"),
+        Preset("cc", "cc-udr3-faithful-loss1", ["--method", "udr", "--range", "rl3"] + REAL_SENDER
+               + ["--space", "{space}"], space="loss1",
+               note="as cc-udr3-faithful, on RL3 with the random loss rate capped at 1 % (the control of "
+                    "cc-genet-faithful-loss1)"),
         Preset("cc", "cc-genet-faithful-loss1", cc_genet_any + REAL_SENDER + ["--space", "{space}"], space="loss1",
                note="as cc-genet-faithful, on RL3 with the random loss rate capped at 1 % (traces/spaces/"
                     "cc-rl3-loss1.json), BO and UDR alike: do the 5 %-loss promotions explain the worst seeds?"),
