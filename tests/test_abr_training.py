@@ -230,11 +230,18 @@ def _same(a, b):
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
-def test_critic_warmup_trains_the_critic_alone_for_its_updates(workers):
+def test_critic_warmup_trains_the_critic_alone_for_its_updates():
     """critic_warmup_updates=2: the first two updates leave the actor and the adaptive entropy weight exactly as
-    they were while the critic learns; the third moves the actor and the weight (in this process and with rollout
-    workers, whose update is the parent's)."""
+    they were while the critic learns; the third moves the actor and the weight."""
+    _check_critic_warmup(workers=1)
+
+
+def test_critic_warmup_with_rollout_workers():
+    """The same with two rollout workers, whose update is the parent's."""
+    _check_critic_warmup(workers=2)
+
+
+def _check_critic_warmup(workers):
     uc = AbrUseCase(small(n_envs=4, rollout_steps=8, critic_warmup_updates=2, rollout_workers=workers,
                           entropy_init=0.05, entropy_rate=1e-2))
     dist = ConfigDistribution.udr(uc.space, "rl3")

@@ -108,6 +108,7 @@ SLOW_TESTS: dict[str, str] = {
     "test_policy_protocol::test_the_udp_sender_decides_through_act": f"{REAL_TIME}: a sender over loopback",
     "test_rollout_workers::test_local_workers_shared_gradient_files_give_the_in_process_update":
         f"{LONG}: training in worker processes",
+    "test_abr_training::test_critic_warmup_with_rollout_workers": f"{LONG}: training in worker processes",
     "test_rollout_workers::test_abr_workers_same_seed_same_run_and_exact_resume":
         f"{LONG}: training in worker processes",
     "test_rollout_workers::test_cc_cli_with_two_workers_resumes_exactly": f"{LONG}: training in worker processes",
