@@ -172,6 +172,10 @@ def _add_train_options(p: argparse.ArgumentParser, entry: TrainEntry) -> None:
                         "than d from every config promoted before (max over dimensions of the difference in "
                         "the BO's 0-1 coordinates), none if no trial is: a corner training cannot fix is then "
                         "promoted once, not every round")
+    p.add_argument("--min-promotion-gap", type=float, default=None, metavar="G",
+                   help="promote only a BO trial whose gap is above G (0: only where the baseline beats the "
+                        "policy), nothing in a round where none is (default: Genet, the best trial whatever its "
+                        "gap)")
     p.add_argument("--updates-per-round", type=int, default=None,
                    help="PPO updates per curriculum phase (count; default: --steps split evenly over the "
                         "warm-up and the rounds)")
@@ -491,6 +495,9 @@ def _check_schedule(args: argparse.Namespace) -> None:
     if getattr(args, "gap_after_first_ack", None) and args.method != "genet":
         # cl2/cl3 compare with the ideal sender's whole-run reward, which has no first ACK to cut at
         raise BadInputError(f"--gap-after-first-ack changes the gap to a baseline of --method genet's BO trials, "
+                            f"not --method {args.method}")
+    if getattr(args, "min_promotion_gap", None) is not None and args.method not in OBJECTIVE_OF:
+        raise BadInputError(f"--min-promotion-gap changes a curriculum's promotions (--method genet, cl2, cl3), "
                             f"not --method {args.method}")
     if getattr(args, "promotion_distance", 0.0) > 0 and args.method not in OBJECTIVE_OF:
         raise BadInputError(f"--promotion-distance changes a curriculum's promotions (--method genet, cl2, cl3), "
@@ -881,6 +888,7 @@ def _train_curriculum(use_case, plan: TrainPlan, args, initial) -> Any:
                            n_random=args.random_trials, envs_per_trial=args.envs_per_trial,
                            promote_weight=getattr(args, "promote_weight", 0.3),
                            promotion_distance=getattr(args, "promotion_distance", 0.0),
+                           min_promotion_gap=getattr(args, "min_promotion_gap", None),
                            baselines=plan.baselines, ensemble=plan.ensemble, objective=OBJECTIVE_OF[plan.method],
                            seed=args.seed, trial_batch=getattr(args, "trial_batch", 1))
     init = getattr(args, "init_from", None)

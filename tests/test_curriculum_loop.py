@@ -208,6 +208,40 @@ def test_promotion_distance_skips_configs_promoted_before(toy):
         CurriculumConfig(promotion_distance=1.5)
 
 
+def test_a_minimum_gap_promotes_only_trials_above_it(toy):
+    from genet.curriculum.loop import choose_promotion
+    from genet.curriculum.search import Trial
+    corner = {"x_s": 0.0, "y_mbps": 0.1}
+    near = {"x_s": 0.3, "y_mbps": 0.11}
+    far = {"x_s": 6.0, "y_mbps": 3.0}
+    trials = [Trial(near, 9.0), Trial(corner, 10.0), Trial(far, 2.0)]
+    assert choose_promotion(toy.space, trials, [], 0.0, min_gap=0.0).config == corner
+    assert choose_promotion(toy.space, trials, [], 0.0, min_gap=9.9).config == corner
+    assert choose_promotion(toy.space, trials, [], 0.0, min_gap=10.0) is None  # above it, not at it
+    negative = [Trial(near, -0.5), Trial(far, -5.3)]  # the policy beats the baseline everywhere it looked
+    assert choose_promotion(toy.space, negative, [], 0.0) is not None  # Genet promotes it anyway
+    assert choose_promotion(toy.space, negative, [], 0.0, min_gap=0.0) is None
+    # with a distance: the corner was promoted, near is within 0.05 of it, far's gap is under the minimum
+    assert choose_promotion(toy.space, trials, [corner], 0.05, min_gap=1.0).config == far
+    assert choose_promotion(toy.space, trials, [corner], 0.05, min_gap=5.0) is None
+    with pytest.raises(Exception, match="min_promotion_gap"):
+        CurriculumConfig(min_promotion_gap=float("nan"))
+
+
+def test_a_curriculum_whose_gaps_stay_under_the_minimum_promotes_nothing(toy, tmp_path):
+    logs = []
+    cfg = CurriculumConfig(rounds=2, iterations_per_round=5, baselines=("flat",), envs_per_trial=2, seed=1,
+                           min_promotion_gap=1e9)
+    _, dist, state = run_curriculum(toy, cfg, tmp_path / "run", log=logs.append)
+    assert len(dist.entries) == 1
+    assert [r["promoted"] for r in state.rounds] == [None, None]
+    assert sum("is not above the minimum 1e+09" in line for line in logs) == 2, logs
+    cfg = CurriculumConfig(rounds=2, iterations_per_round=5, baselines=("flat",), envs_per_trial=2, seed=1,
+                           min_promotion_gap=-1e9)  # every gap is above it: Genet's promotions
+    _, dist, state = run_curriculum(toy, cfg, tmp_path / "run2", log=lambda s: None)
+    assert [r["promoted"]["config"] for r in state.rounds] == [r["best_config"] for r in state.rounds]
+
+
 def test_curriculum_with_promotion_distance_promotes_each_region_once(toy, tmp_path):
     # distance 1 covers the whole unit cube: only round 0 promotes, later rounds keep the distribution
     cfg = CurriculumConfig(rounds=3, iterations_per_round=5, baselines=("flat",), envs_per_trial=2, seed=1,

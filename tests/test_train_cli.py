@@ -126,6 +126,7 @@ def test_cl1_and_cl3_methods_run(tmp_path):
     (["--method", "cl3", "--gap-after-first-ack"], "not --method cl3"),
     (["--promotion-distance", "0.1"], "--promotion-distance changes a curriculum's promotions"),
     (["--method", "genet", "--promotion-distance", "1.5"], "--promotion-distance must be in [0, 1]"),
+    (["--min-promotion-gap", "0"], "--min-promotion-gap changes a curriculum's promotions"),
 ])
 def test_bad_options_fail_before_training(tmp_path, capsys, extra, message):
     out = tmp_path / "bad"

@@ -215,6 +215,11 @@ def presets() -> dict[str, Preset]:
         Preset("cc", "cc-genet-faithful-loss1", cc_genet_any + REAL_SENDER + ["--space", "{space}"], space="loss1",
                note="as cc-genet-faithful, on RL3 with the random loss rate capped at 1 % (traces/spaces/"
                     "cc-rl3-loss1.json), BO and UDR alike: do the 5 %-loss promotions explain the worst seeds?"),
+        Preset("cc", "cc-genet-faithful-positive", cc_genet_any + REAL_SENDER
+               + ["--min-promotion-gap", "0", "--promotion-distance", "0.05"],
+               note="as cc-genet-faithful, promoting only a trial where BBR beats the policy (gap > 0) and farther "
+                    "than 0.05 from every earlier promotion (the collapsed seeds promoted a negative gap and the "
+                    "100-Mbit/s corner round after round)"),
     ]
     out += [Preset("lb", f"lb-udr{i}", ["--method", "udr", "--range", f"rl{i}"], note=f"UDR over RL{i}")
             for i in (1, 2, 3)]

@@ -54,7 +54,10 @@ class CurriculumConfig:
     :func:`distance`), none when no trial is, so one hard corner whose gap training cannot shrink is not
     promoted round after round until it is most of the distribution (issue 17). trial_batch: the GP-guided
     trials asked this many at a time and evaluated together (on the run's workers when it has them;
-    :func:`genet.curriculum.search.search_gap`); 1 is the paper's one-at-a-time search."""
+    :func:`genet.curriculum.search.search_gap`); 1 is the paper's one-at-a-time search. min_promotion_gap:
+    None promotes the chosen trial whatever its gap (Genet); a number promotes only a trial whose gap is above
+    it (0: only where the baseline beats the policy), none when no trial is (issue 30: a faithful CC Genet seed
+    promoted a gap of -5.3, a config where the policy already beat BBR, and collapsed)."""
 
     rounds: int = 9
     iterations_per_round: int = 100
@@ -69,6 +72,7 @@ class CurriculumConfig:
     seed: int = 0
     promotion_distance: float = 0.0
     trial_batch: int = 1
+    min_promotion_gap: float | None = None
 
     def __post_init__(self):
         if self.trial_batch < 1:
@@ -76,6 +80,8 @@ class CurriculumConfig:
         if not 0 <= self.promotion_distance <= 1:
             raise BadInputError(f"promotion_distance must be in [0, 1] (unit coordinates), got "
                                 f"{self.promotion_distance}")
+        if self.min_promotion_gap is not None and not np.isfinite(self.min_promotion_gap):
+            raise BadInputError(f"min_promotion_gap must be a finite number or None, got {self.min_promotion_gap}")
         if self.objective not in OBJECTIVES:
             raise BadInputError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
         if self.rounds < 0 or self.iterations_per_round < 1 or self.envs_per_trial < 1:
@@ -123,13 +129,27 @@ def distance(space, a: dict, b: dict) -> float:
     return max((abs(d.to_unit(a[d.name]) - d.to_unit(b[d.name])) for d in space.dimensions), default=0.0)
 
 
-def choose_promotion(space, trials: list, promoted: list[dict], min_distance: float):
+def choose_promotion(space, trials: list, promoted: list[dict], min_distance: float,
+                     min_gap: float | None = None):
     """The trial a round promotes: the best one (``min_distance`` 0), else the best farther than
-    ``min_distance`` from every config in ``promoted``; None when none is."""
+    ``min_distance`` from every config in ``promoted``; with ``min_gap``, only a trial whose gap is above it.
+    None when no trial qualifies."""
     for t in sorted(trials, key=lambda t: -t.gap):
+        if min_gap is not None and not t.gap > min_gap:
+            return None  # sorted: no later trial's gap is higher
         if min_distance <= 0 or all(distance(space, t.config, c) > min_distance for c in promoted):
             return t
     return None
+
+
+def why_nothing_promoted(cfg: "CurriculumConfig", best_gap: float) -> str:
+    """The log line's reason when a round promotes nothing."""
+    if cfg.min_promotion_gap is not None and not best_gap > cfg.min_promotion_gap:
+        return f"the best gap {best_gap:.4g} is not above the minimum {cfg.min_promotion_gap:g}"
+    if cfg.min_promotion_gap is not None:
+        return (f"every trial with a gap above {cfg.min_promotion_gap:g} is within {cfg.promotion_distance:g} of a "
+                f"config promoted before")
+    return f"every trial is within {cfg.promotion_distance:g} of a config promoted before"
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -186,7 +206,7 @@ def run_curriculum(use_case: UseCase, cfg: CurriculumConfig, out_dir: str | os.P
                             batch=cfg.trial_batch)
         before = [rd.get("promoted", {"config": rd["best_config"]}) for rd in state.rounds]
         chosen = choose_promotion(use_case.space, result.trials, [b["config"] for b in before if b],
-                                  cfg.promotion_distance)
+                                  cfg.promotion_distance, cfg.min_promotion_gap)
         log(f"round {r}: best {cfg.objective} {result.best_gap:.4g} at "
             + ", ".join(f"{k}={v:.4g}" for k, v in result.best_config.items()))
         if chosen is not None:
@@ -195,8 +215,7 @@ def run_curriculum(use_case: UseCase, cfg: CurriculumConfig, out_dir: str | os.P
                 log(f"round {r}: promoted trial {result.trials.index(chosen)} (gap {chosen.gap:.4g}): the best "
                     f"is within {cfg.promotion_distance:g} of a config promoted before")
         else:
-            log(f"round {r}: nothing promoted: every trial is within {cfg.promotion_distance:g} of a config "
-                f"promoted before")
+            log(f"round {r}: nothing promoted: {why_nothing_promoted(cfg, result.best_gap)}")
         model = use_case.train(model, dist, cfg.iterations_per_round, cfg.seed + r + 1)
         state.rounds.append({"round": r, **result.to_dict(),
                              "promoted": None if chosen is None else {"config": chosen.config, "gap": chosen.gap}})
