@@ -2,9 +2,12 @@
 # Runs the whole test suite (what CI runs). Provisions first (system packages when root, .venv always).
 # `--fast`: the fast tier, every test that needs no root, browser, real time or long computation (under 3 min
 # on 2 cores; tests/tiers.py says which tests are slow and why). Arguments go to pytest (`--fast` is an option
-# of tests/conftest.py), e.g. `bash scripts/test.sh --fast -k traces -x`. The 25 slowest tests are listed at
-# the end (the whole suite must stay under 25 min in CI). The linter (ruff: pyflakes' checks and syntax errors,
-# [tool.ruff] in pyproject.toml) runs first, in both tiers; GENET_SKIP_LINT=1 skips it.
+# of tests/conftest.py), e.g. `bash scripts/test.sh --fast -k traces -x`. The whole suite runs as two pytest
+# processes side by side (tests/tiers.py PARTS): `--part clock` (root, browser, real time: mostly waiting) in
+# the foreground and `--part compute` (the fast tier and the long computations) beside it, its output printed
+# after; each lists its slowest tests (the whole suite must stay under 25 min in CI). GENET_TEST_SERIAL=1 runs
+# the suite in one process, as `--fast` and `--part` always do. The linter (ruff: pyflakes' checks and syntax
+# errors, [tool.ruff] in pyproject.toml) runs first, in both tiers; GENET_SKIP_LINT=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/provision.sh
@@ -12,9 +15,38 @@ if [ "${GENET_SKIP_LINT:-0}" != 1 ]; then
   .venv/bin/ruff check --quiet . || { echo "ruff found problems (above); fix them or run .venv/bin/ruff check --fix ." >&2; exit 1; }
   echo "[lint] ruff: no problems"
 fi
+pytest=(.venv/bin/python -m pytest -q -p no:cacheprovider)
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 "$@"
-status=$?
+if [ "${GENET_TEST_SERIAL:-0}" = 1 ] || [[ " $* " == *" --fast "* || " $* " == *" --part"* ]]; then
+  "${pytest[@]}" --durations=25 "$@"
+  status=$?
+else
+  compute_log=$(mktemp -t genet-tests-compute.XXXXXX)
+  "${pytest[@]}" --durations=15 --part compute "$@" > "$compute_log" 2>&1 &
+  compute_pid=$!
+  trap 'kill "$compute_pid" 2>/dev/null' EXIT INT TERM
+  echo "[tests] two parts side by side: clock (root, browser, real time) here; compute (fast tier, long" \
+       "computations) beside it, printed when both are done (its log meanwhile: $compute_log)"
+  "${pytest[@]}" --durations=15 --part clock "$@"
+  clock_status=$?
+  wait "$compute_pid"
+  compute_status=$?
+  trap - EXIT INT TERM
+  echo
+  echo "=============================== the compute part ==============================="
+  cat "$compute_log"
+  rm -f "$compute_log"
+  echo "[tests] clock part: exit $clock_status; compute part: exit $compute_status (5: no test of it selected)"
+  if [ "$clock_status" = 5 ] && [ "$compute_status" = 5 ]; then
+    status=5
+  elif [ "$clock_status" != 0 ] && [ "$clock_status" != 5 ]; then
+    status=$clock_status
+  elif [ "$compute_status" != 0 ] && [ "$compute_status" != 5 ]; then
+    status=$compute_status
+  else
+    status=0
+  fi
+fi
 set -e
 if [ "$status" = 5 ]; then
   echo "no tests were collected" >&2

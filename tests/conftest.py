@@ -196,11 +196,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fast", action="store_true", default=False,
                      help="the fast tier: leave out the tests that need root, a browser, real time or a long "
                           "computation (tests/tiers.py says which and why)")
+    parser.addoption("--part", choices=tiers.PARTS, default=None,
+                     help="one of the two parts scripts/test.sh runs side by side: compute (the fast tier and the "
+                          "tests slow only for their computation) or clock (root, browser, real time); "
+                          "tests/tiers.py PARTS")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m, which then sees the slow/root marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     slow = tiers.classify(items)
+    part = config.getoption("part")
+    if part is not None:
+        other = [i for i in items if tiers.part_of(slow.get(i.nodeid)) != part]
+        items[:] = [i for i in items if tiers.part_of(slow.get(i.nodeid)) == part]
+        if other:
+            config.hook.pytest_deselected(items=other)
     if not config.getoption("fast"):
         return
     left_out = [i for i in items if i.nodeid in slow]

@@ -163,3 +163,22 @@ def test_the_rules_classify_a_module_nobody_listed_test_by_test(tmp_path):
     not_slow = collect(tmp_path, suite, "-m", "not slow", "tests")
     assert sorted(not_slow["selected"]) == sorted(fast["selected"])
     assert not any("timeout" in m for m in not_slow["selected"].values())  # the hang guard is --fast's only
+    # the two parts scripts/test.sh runs side by side: compute = fast + long only; clock = the rest; together all
+    compute = collect(tmp_path, suite, "--part", "compute", "tests")["selected"]
+    clock = collect(tmp_path, suite, "--part", "clock", "tests")["selected"]
+    assert sorted(n.split("::")[1] for n in compute) == ["test_plain[1]", "test_plain[2]", "test_uses_a_slow_fixture"]
+    assert sorted(clock) == sorted(n for n in left_out if not n.endswith("test_uses_a_slow_fixture"))
+
+
+def test_each_slow_reason_names_known_kinds_and_its_part():
+    kinds = {tiers.ROOT, tiers.BROWSER, tiers.REAL_TIME, tiers.LONG}
+    for reason in [*tiers.SLOW_MODULES.values(), *tiers.SLOW_TESTS.values(), *tiers.SLOW_FIXTURES.values()]:
+        named = {k.strip() for k in reason.split(":")[0].split(",")}
+        assert named <= kinds, f"{reason!r}: kinds before the colon must be among {sorted(kinds)}"
+    assert tiers.part_of(None) == "compute"
+    assert tiers.part_of(f"{tiers.LONG}: a training run") == "compute"
+    assert tiers.part_of(f"{tiers.LONG}: a training run (fixture tiny_run)") == "compute"
+    assert tiers.part_of(f"{tiers.LONG}, {tiers.REAL_TIME}: a player too") == "clock"
+    assert tiers.part_of(f"{tiers.ROOT} (marked, or it checks os.geteuid())") == "clock"
+    assert tiers.part_of(f"{tiers.BROWSER} (it drives one)") == "clock"
+    assert tiers.part_of("marked slow") == "clock"

@@ -205,6 +205,22 @@ def slow_reason(item) -> str | None:
     return None
 
 
+#: The whole suite runs as two pytest processes side by side (scripts/test.sh): ``compute`` holds the fast tier and
+#: the tests that are slow only for their computation (*long*); ``clock`` the tests that need root, a browser or
+#: real time, whose length is mostly waiting (on links, players, servers, sshd). On 2 cores each part has one,
+#: and the suite takes about as long as its longer part instead of both.
+PARTS = ("compute", "clock")
+
+
+def part_of(reason: str | None) -> str:
+    """The part (:data:`PARTS`) a test with this slow reason (``None``: fast) runs in: ``compute`` when it is
+    fast or slow only for being *long*; ``clock`` otherwise (root, browser, real time, or marked slow)."""
+    if reason is None:
+        return "compute"
+    kinds = [k.strip() for k in reason.split(":")[0].split(",")]
+    return "compute" if kinds == [LONG] else "clock"
+
+
 def classify(items: list) -> dict[str, str]:
     """Mark every slow item ``slow`` (so ``-m "not slow"`` is the fast tier too); returns nodeid -> reason."""
     out = {}
