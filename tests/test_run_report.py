@@ -171,6 +171,18 @@ def test_shipped_and_baselines_come_before_the_policies_trained_here_with_their_
     assert detail.index("| shipped (") < detail.index("| bba (") < detail.index("| udr (trained here")
 
 
+def test_the_kernel_baselines_say_their_simulated_and_emulated_figures_are_two_implementations(tmp_path):
+    from types import SimpleNamespace
+    report = rep.Report(tmp_path)
+    report.cfg = SimpleNamespace(cc=SimpleNamespace(policies={}, baselines=("bbr", "cubic", "const:2")),
+                                 abr=SimpleNamespace(policies={}, baselines=("bba",)))
+    for name in ("bbr", "cubic"):
+        group, label = report.policy_origin("cc", name)
+        assert group == rep.GROUP_BASELINE and "simulator's model" in label and "Linux's on packets" in label
+    assert report.policy_origin("cc", "const:2")[1] == "rule-based baseline"  # one implementation in both tiers
+    assert report.policy_origin("abr", "bba")[1] == "rule-based baseline"
+
+
 @pytest.mark.parametrize("policy,kind", [("bba", "agree"), ("mpc", "differs"), ("shipped", "undecided")])
 def test_a_gap_cell_shows_n_the_ci_and_the_verdict_of_paired_gap(built, policy, kind):
     _, md, tables = built

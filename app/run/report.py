@@ -59,6 +59,11 @@ TEMPLATE = "report.html.j2"
 GAP_TOLERANCE = 0.10
 #: Where the shipped models live (a ``use`` under it is labelled "shipped model").
 SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "models"
+#: The CC baselines that are two implementations: the simulator's model (Genet's) in simulation, the kernel's
+#: (iperf3 -C NAME) on packets, so their sim -> emulation gap is partly by design (docs/fidelity.md).
+KERNEL_BASELINES = ("bbr", "cubic")
+KERNEL_BASELINE_LABEL = "kernel baseline: the simulator's model of it in simulation, Linux's on packets"
+
 #: Row order of the headline and every table: shipped/given models, rule-based baselines, trained here, others.
 GROUP_MODEL, GROUP_BASELINE, GROUP_TRAINED, GROUP_OTHER = range(4)
 
@@ -280,6 +285,8 @@ class Report:
         if p is not None:
             return GROUP_TRAINED, f"trained here, {agent_label(p)}{format_steps(p.steps)} steps"
         if u is not None and name in getattr(u, "baselines", ()):
+            if uc == "cc" and name in KERNEL_BASELINES:
+                return GROUP_BASELINE, KERNEL_BASELINE_LABEL
             return GROUP_BASELINE, "rule-based baseline"
         return GROUP_OTHER, ""
 
