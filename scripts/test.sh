@@ -4,8 +4,8 @@
 # on 2 cores; tests/tiers.py says which tests are slow and why). Arguments go to pytest (`--fast` is an option
 # of tests/conftest.py), e.g. `bash scripts/test.sh --fast -k traces -x`. The whole suite runs as two pytest
 # processes side by side (tests/tiers.py PARTS): `--part clock` (root, browser, real time: mostly waiting) in
-# the foreground and `--part compute` (the fast tier and the long computations) beside it, its output printed
-# after; each lists its slowest tests (the whole suite must stay under 25 min in CI). GENET_TEST_SERIAL=1 runs
+# the foreground and `--part compute` (the fast tier and the long computations) beside it at nice 10 (the clock
+# part's timed tests get the CPU first), its output printed after; each lists its slowest tests (the whole suite must stay under 25 min in CI). GENET_TEST_SERIAL=1 runs
 # the suite in one process, as `--fast` and `--part` always do. The linter (ruff: pyflakes' checks and syntax
 # errors, [tool.ruff] in pyproject.toml) runs first, in both tiers; GENET_SKIP_LINT=1 skips it.
 set -euo pipefail
@@ -22,7 +22,8 @@ if [ "${GENET_TEST_SERIAL:-0}" = 1 ] || [[ " $* " == *" --fast "* || " $* " == *
   status=$?
 else
   compute_log=$(mktemp -t genet-tests-compute.XXXXXX)
-  "${pytest[@]}" --durations=15 --part compute "$@" > "$compute_log" 2>&1 &
+  # nice: when both parts want the CPU the clock part's tests (pacers, links, players timed by the clock) get it
+  nice -n 10 "${pytest[@]}" --durations=15 --part compute "$@" > "$compute_log" 2>&1 &
   compute_pid=$!
   trap 'kill "$compute_pid" 2>/dev/null' EXIT INT TERM
   echo "[tests] two parts side by side: clock (root, browser, real time) here; compute (fast tier, long" \

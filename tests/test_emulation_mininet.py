@@ -104,6 +104,7 @@ def test_emulate_cc_over_mininet_with_delay_0_measures_every_scheme_from_the_cap
 BURST_PACKETS = 18  # 22 fit (the 20-packet queue and what is in flight; 24 lose 2): no drops
 
 
+@pytest.mark.flaky(reruns=1, reruns_delay=2)  # a busy-loop pacer timed by the clock (README: one rerun)
 def test_bridge_capture_log_sees_every_packet_with_its_queueing_delay(tmp_path):
     """The capture-built uplink log of a mininet link: one + and one - line per UDP packet of a paced
     stream (1504-byte sizes, as Mahimahi's), opportunities at the trace's rate, hardly any delay below the
