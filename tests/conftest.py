@@ -207,8 +207,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     slow = tiers.classify(items)
     part = config.getoption("part")
     if part is not None:
-        other = [i for i in items if tiers.part_of(slow.get(i.nodeid)) != part]
-        items[:] = [i for i in items if tiers.part_of(slow.get(i.nodeid)) == part]
+        mine = {i.nodeid for i in items if tiers.part_of(slow.get(i.nodeid), i.path.stem,
+                                                          i.get_closest_marker("root") is not None) == part}
+        other = [i for i in items if i.nodeid not in mine]
+        items[:] = [i for i in items if i.nodeid in mine]
         if other:
             config.hook.pytest_deselected(items=other)
     if not config.getoption("fast"):

@@ -182,3 +182,6 @@ def test_each_slow_reason_names_known_kinds_and_its_part():
     assert tiers.part_of(f"{tiers.ROOT} (marked, or it checks os.geteuid())") == "clock"
     assert tiers.part_of(f"{tiers.BROWSER} (it drives one)") == "clock"
     assert tiers.part_of("marked slow") == "clock"
+    assert tiers.part_of(f"{tiers.LONG}: a training run", root=True) == "clock"  # namespaces: one at a time
+    assert tiers.part_of(f"{tiers.LONG}: starts a Ray cluster", "test_ray_workers") == "clock"
+    assert set(tiers.CLOCK_PART_MODULES) <= set(tiers.SLOW_MODULES) | tiers.FAST_MODULES

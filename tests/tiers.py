@@ -35,7 +35,8 @@ ROOT, BROWSER, REAL_TIME, LONG = "root", "browser", "real time", "long"
 
 # Whole modules left out of the fast tier, and why.
 SLOW_MODULES: dict[str, str] = {
-    "test_ray_cluster": f"{LONG}: a two-node local Ray cluster started and stopped",
+    "test_ray_cluster": f"{LONG}, {ROOT}, {REAL_TIME}: a two-node local Ray cluster started and stopped, genet "
+                        f"emulate over links on both nodes",
     "test_deploy_campaign": f"{ROOT}: campaigns over an sshd testbed in network namespaces",
     "test_deploy_lb": f"{ROOT}: an LB campaign over an sshd testbed in network namespaces",
     "test_deploy_testbed": f"{ROOT}: sshd hosts in network namespaces",
@@ -212,9 +213,20 @@ def slow_reason(item) -> str | None:
 PARTS = ("compute", "clock")
 
 
-def part_of(reason: str | None) -> str:
-    """The part (:data:`PARTS`) a test with this slow reason (``None``: fast) runs in: ``compute`` when it is
-    fast or slow only for being *long*; ``clock`` otherwise (root, browser, real time, or marked slow)."""
+#: Modules that run in the clock part although they are slow only for their computation, and why.
+CLOCK_PART_MODULES: dict[str, str] = {
+    "test_ray_workers": "its teardown's `ray stop --force` stops every Ray cluster on the machine, test_ray_cluster's "
+                        "(clock part) too: the two run in one part, one after the other",
+}
+
+
+def part_of(reason: str | None, module: str = "", root: bool = False) -> str:
+    """The part (:data:`PARTS`) a test runs in, from its slow reason (``None``: fast), its module and whether it
+    is marked root: ``compute`` when it is fast or slow only for being *long*; ``clock`` otherwise (root, browser,
+    real time, marked slow, or its module in :data:`CLOCK_PART_MODULES`): every test that builds namespaces and
+    links runs in the clock part, one at a time."""
+    if module in CLOCK_PART_MODULES or root:
+        return "clock"
     if reason is None:
         return "compute"
     kinds = [k.strip() for k in reason.split(":")[0].split(",")]
