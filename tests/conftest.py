@@ -197,7 +197,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="the fast tier: leave out the tests that need root, a browser, real time or a long "
                           "computation (tests/tiers.py says which and why)")
     parser.addoption("--part", choices=tiers.PARTS, default=None,
-                     help="one of the two parts scripts/test.sh runs side by side: compute (the fast tier and the "
+                     help="one of the two parts GENET_TEST_PARTS=1 bash scripts/test.sh runs side by side: compute (the fast tier and the "
                           "tests slow only for their computation) or clock (root, browser, real time); "
                           "tests/tiers.py PARTS")
 

@@ -206,7 +206,7 @@ def slow_reason(item) -> str | None:
     return None
 
 
-#: The whole suite runs as two pytest processes side by side (scripts/test.sh): ``compute`` holds the fast tier and
+#: ``GENET_TEST_PARTS=1 bash scripts/test.sh`` runs the whole suite as two pytest processes side by side: ``compute`` holds the fast tier and
 #: the tests that are slow only for their computation (*long*); ``clock`` the tests that need root, a browser or
 #: real time, whose length is mostly waiting (on links, players, servers, sshd). On 2 cores each part has one,
 #: and the suite takes about as long as its longer part instead of both.
