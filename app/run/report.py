@@ -59,9 +59,9 @@ TEMPLATE = "report.html.j2"
 GAP_TOLERANCE = 0.10
 #: Where the shipped models live (a ``use`` under it is labelled "shipped model").
 SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "models"
-#: The CC baselines that are two implementations: the simulator's model (Genet's) in simulation, the kernel's
-#: (iperf3 -C NAME) on packets, so their sim -> emulation gap is partly by design (docs/fidelity.md).
-KERNEL_BASELINES = ("bbr", "cubic")
+#: A CC baseline that is two implementations (the CC registry's kernel TCP kinds): the simulator's model
+#: (Genet's) in simulation, the kernel's (iperf3 -C NAME) on packets, so its sim -> emulation gap is partly by
+#: design (docs/fidelity.md).
 KERNEL_BASELINE_LABEL = "kernel baseline: the simulator's model of it in simulation, Linux's on packets"
 
 #: Row order of the headline and every table: shipped/given models, rule-based baselines, trained here, others.
@@ -187,6 +187,15 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _is_kernel_tcp(name: str) -> bool:
+    """Whether a CC policy name is a kernel TCP algorithm (genet.cc.registry: bbr, cubic, tcp:NAME)."""
+    from genet.cc.registry import parse_policy
+    try:
+        return parse_policy(name, real_packets=True).is_kernel_tcp
+    except (ValueError, OSError):  # not a policy the registry knows: not a kernel one
+        return False
+
+
 class Report:
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
@@ -285,7 +294,7 @@ class Report:
         if p is not None:
             return GROUP_TRAINED, f"trained here, {agent_label(p)}{format_steps(p.steps)} steps"
         if u is not None and name in getattr(u, "baselines", ()):
-            if uc == "cc" and name in KERNEL_BASELINES:
+            if uc == "cc" and _is_kernel_tcp(name):
                 return GROUP_BASELINE, KERNEL_BASELINE_LABEL
             return GROUP_BASELINE, "rule-based baseline"
         return GROUP_OTHER, ""
