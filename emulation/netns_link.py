@@ -348,32 +348,7 @@ def run(config: dict) -> int:
     up_loss_rng, down_loss_rng = random.Random(rng.random()), random.Random(rng.random())
     up_q_rng, down_q_rng = random.Random(rng.random()), random.Random(rng.random())
 
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    go = b""
-    while not go.endswith(b"\n"):  # the trace starts (t = 0) when the parent has configured the devices
-        chunk = os.read(0, 64)
-        if not chunk:
-            return 0  # the parent went away before starting the link
-        go += chunk
-    if config.get("start_on_first_packet"):
-        # t = 0 at the emulated side's first packet (it stays in the device for the uplink stage to read at
-        # ms 0); IPv6 is off on both devices, so nothing but the programs' own traffic starts it
-        while not _stopping[0]:
-            ready = select.select([fd_e, 0, wake_r], (), ())[0]
-            if fd_e in ready:
-                break
-            if 0 in ready and not os.read(0, 64):
-                return 0  # the parent went away before anything was sent
-    init_ns = time.monotonic_ns()
-    init_epoch_ns = time.time_ns()
-    for fh, name, d in ((up_log, "Uplink", spec.uplink), (down_log, "Downlink", spec.downlink)):
-        if fh is not None:
-            write_log_header(fh, name, d.schedule.source, d.log_path, spec.command_line, d.queue,
-                             init_epoch_ns // 1_000_000, 0)
-            fh.flush()  # nothing buffered may be duplicated by the fork
     end_ms = min(spec.uplink.schedule.period_ms, spec.downlink.schedule.period_ms) if spec.once else None
-
     precise = spec.clock == "precise"
     up_q = LinkQueue(spec.uplink.schedule, spec.uplink.queue, 0, spec.once, up_log, up_q_rng, spread=precise)
     down_q = LinkQueue(spec.downlink.schedule, spec.downlink.queue, 0, spec.once, down_log, down_q_rng,
@@ -399,17 +374,23 @@ def run(config: dict) -> int:
                    dict(delay_ms=0, loss_rate=spec.downlink.loss_rate, delay_first=True), dh, de)]
     loss_rngs = {"uplink": up_loss_rng, "downlink": down_loss_rng}
     pcap_finals = sorted({config[k] for st in stages for k in st[6:8] if k and config.get(k)})
+    directions = {"uplink": ("Uplink", spec.uplink), "downlink": ("Downlink", spec.downlink)}
 
-    def run_stage(index: int, watch: tuple[int, ...], wake_fd: int) -> tuple[int, dict]:
+    def run_stage(index: int, watch: tuple[int, ...], wake_fd: int, init_ns: int,
+                  init_epoch_ns: int) -> tuple[int, dict]:
         name, queue, src, dst, log, opts, pin, pout = stages[index]
         for other in stages:
             if other[4] is not None and other[4] is not log:
-                other[4].close()  # the other stages' logs (flushed: closing writes nothing)
+                other[4].close()  # the other stages' logs (nothing written yet: closing writes nothing)
+        direction = name.split("-")[0]
+        if log is not None:  # the clock's start is known only now: each stage heads its own log
+            title, d = directions[direction]
+            write_log_header(log, title, d.schedule.source, d.log_path, spec.command_line, d.queue,
+                             init_epoch_ns // 1_000_000, 0)
         pe = PcapWriter(f"{config[pin]}.{name}", init_ns, init_epoch_ns) if pin and config.get(pin) else None
         po = PcapWriter(f"{config[pout]}.{name}", init_ns, init_epoch_ns) if pout and config.get(pout) else None
         extra = {"lost": 0, "write_errors": 0}
         status = 1
-        direction = name.split("-")[0]
         log_path = getattr(spec, direction).log_path
         loss_log = open(log_path + RANDOM_LOSS_SUFFIX, "w", buffering=1 << 16) if (
             opts["loss_rate"] and log_path) else None
@@ -421,11 +402,16 @@ def run(config: dict) -> int:
             _finish(queue, log, init_ns, end_ms, [w for w in (pe, po, loss_log) if w is not None])
         return status, _counters(name, queue, extra)
 
+    # Every other stage is forked before the clock starts (a fork of this process takes ms on a busy
+    # machine: forked after t = 0, three of them delayed the sender's first packet past trace ms 5); each
+    # waits on its start pipe for the clock's origin, and exits at once on its EOF (the link never started).
     children = []  # (pid, stats read end, alive read end)
+    start_pipes = []  # write ends: the clock's origin goes to every child stage
     parent = os.getpid()
     for index in range(1, len(stages)):
         stats_r, stats_w = os.pipe()
         alive_r, alive_w = os.pipe()  # the stage holds alive_w: EOF = it ended
+        start_r, start_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # ---- a child stage
             status = 1
@@ -434,12 +420,19 @@ def run(config: dict) -> int:
                 for _pid, r1, r2 in children:
                     os.close(r1)
                     os.close(r2)
+                for w in start_pipes:
+                    os.close(w)
                 os.close(stats_r)
                 os.close(alive_r)
+                os.close(start_w)
                 set_parent_death_signal(signal.SIGTERM)
                 if os.getppid() != parent:
                     os._exit(1)
-                status, counters = run_stage(index, (), _wakeup_pipe())
+                wake = _wakeup_pipe()  # a signal must not wake the uplink stage's select
+                origin = _read_exactly(start_r, _CLOCK_ORIGIN.size)
+                if origin is None:
+                    os._exit(0)  # the link never started
+                status, counters = run_stage(index, (), wake, *_CLOCK_ORIGIN.unpack(origin))
                 with os.fdopen(stats_w, "w") as fh:
                     fh.write(json.dumps(counters))
             except BaseException:  # noqa: BLE001 - the traceback goes to the link's stderr
@@ -450,14 +443,52 @@ def run(config: dict) -> int:
                 os._exit(status)
         os.close(stats_w)
         os.close(alive_w)
+        os.close(start_r)
         children.append((pid, stats_r, alive_r))
+        start_pipes.append(start_w)
         _forward_stop_to.append(pid)
+
+    def never_started() -> int:
+        for w in start_pipes:
+            os.close(w)
+        for pid, stats_r, alive_r in children:
+            os.close(stats_r)
+            os.close(alive_r)
+            os.waitpid(pid, 0)
+        return 0
+
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    go = b""
+    while not go.endswith(b"\n"):  # the trace starts (t = 0) when the parent has configured the devices
+        chunk = os.read(0, 64)
+        if not chunk:
+            return never_started()  # the parent went away before starting the link
+        go += chunk
+    if config.get("start_on_first_packet"):
+        # t = 0 at the emulated side's first packet (it stays in the device for the uplink stage to read at
+        # ms 0); IPv6 is off on both devices, so nothing but the programs' own traffic starts it
+        while not _stopping[0]:
+            ready = select.select([fd_e, 0, wake_r], (), ())[0]
+            if fd_e in ready:
+                break
+            if 0 in ready and not os.read(0, 64):
+                return never_started()  # the parent went away before anything was sent
+    init_ns = time.monotonic_ns()
+    init_epoch_ns = time.time_ns()
+    origin = _CLOCK_ORIGIN.pack(init_ns, init_epoch_ns)
+    for w in start_pipes:
+        try:
+            os.write(w, origin)
+        except OSError:
+            pass  # that stage already ended: its exit status tells
+        os.close(w)
     if _stopping[0]:
         _request_stop(signal.SIGTERM, None)
     # ---- the uplink link stage (this process)
     status, stats = 1, {}
     try:
-        status, stats = run_stage(0, (0,) + tuple(c[2] for c in children), wake_r)
+        status, stats = run_stage(0, (0,) + tuple(c[2] for c in children), wake_r, init_ns, init_epoch_ns)
     finally:
         for pid in _forward_stop_to:
             try:
@@ -514,6 +545,21 @@ def append_random_losses(log_path: str) -> None:
             shutil.copyfileobj(src, dst)
     finally:
         os.unlink(part)
+
+
+#: The clock's origin a child stage waits for: (monotonic ns, epoch ns) at trace ms 0.
+_CLOCK_ORIGIN = struct.Struct("<qq")
+
+
+def _read_exactly(fd: int, n: int) -> bytes | None:
+    """``n`` bytes from a blocking pipe, or None at EOF first."""
+    data = b""
+    while len(data) < n:
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
 
 
 def _stage_socketpair() -> tuple[int, int]:

@@ -109,8 +109,9 @@ def test_ping_style_rtt_with_20ms_each_way():
 def test_precise_clock_removes_the_whole_ms_ticks():
     """--clock precise: the same 100 Mbit/s link with 5 ms each way, in fractional ms. Mahimahi's clock makes
     every stage wait for a whole ms (measured here: median RTT 12.8-12.9 ms for a path of 10 ms + 2 x 0.06 ms
-    of opportunity wait); the precise clock leaves the opportunity wait and the host's own overhead (measured:
-    10.56-10.58 ms; genet emulate selfcheck --clock precise: +0.5-0.7 ms over the model at 50-500 Mbit/s)."""
+    of opportunity wait; 13.3-13.9 ms on a busier day of the same VM); the precise clock leaves the opportunity
+    wait and the host's own overhead (measured: 10.56-10.58 ms, 11.2-11.6 ms on that busier day; genet emulate
+    selfcheck --clock precise: +0.5-0.7 ms over the model at 50-500 Mbit/s)."""
     with LinkEmulator(100, 100, delay_ms=5, isolate_host=True, low_latency_idle=True) as link:
         ms = rtt(link, count=40, interval_s=0.03)
     with LinkEmulator(100, 100, delay_ms=5, isolate_host=True, low_latency_idle=True, clock="precise") as link:
@@ -119,9 +120,10 @@ def test_precise_clock_removes_the_whole_ms_ticks():
           f"MAD {precise.mad_ms:.3f}")
     assert precise.received == precise.sent and ms.received == ms.sent
     assert precise.min_ms >= 10.0  # never below the configured path
-    # the ticks are gone: a ms below the ms clock's median (measured 2.3 ms), within 1.5 ms of the path
+    # the ticks are gone: a ms below the ms clock's median (measured 2.0-2.4 ms below), and what is left is
+    # the host's own overhead (the same on both clocks: 0.6-1.6 ms here), not another tick
     assert precise.median_ms <= ms.median_ms - 1.0
-    assert precise.median_ms <= 11.5
+    assert precise.median_ms <= 12.5
 
 
 def test_bad_clock_is_refused_before_anything_is_created():

@@ -35,6 +35,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -411,6 +412,17 @@ class Scratch:
         return problems
 
 
+_AST_LOCK = threading.Lock()
+
+
+def _parse_script(script: Path) -> ast.Module:
+    """``ast.parse`` one thread at a time: CPython 3.11 keeps the AST converter's recursion depth in one
+    interpreter-wide counter, so two threads parsing at once can fail with "SystemError: AST constructor
+    recursion depth mismatch" (the counter of python/cpython#106905; it failed this test once in CI)."""
+    with _AST_LOCK:
+        return ast.parse(script.read_text(), filename=str(script))
+
+
 def check_benchmarks(cmds: list[Command], cwd: Path) -> None:
     """Benchmarks: each exists, parses, guards its entry point and knows the README's options; then all of
     them are imported in one interpreter (their imports resolve; nothing runs: their entry points are guarded)."""
@@ -418,7 +430,7 @@ def check_benchmarks(cmds: list[Command], cwd: Path) -> None:
     for cmd in cmds:
         script = cwd / cmd.tokens[1]
         assert script.is_file(), f"README names {cmd.tokens[1]}, which does not exist"
-        tree = ast.parse(script.read_text(), filename=str(script))
+        tree = _parse_script(script)
         guarded = any(isinstance(n, ast.If) and "__name__" in ast.unparse(n.test) for n in tree.body)
         assert guarded, f"{script.name} has no `if __name__ == '__main__'` guard"
         strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
