@@ -78,9 +78,13 @@ def test_the_rule_a_model_was_trained_with_travels_in_its_metadata(measured_mode
     _, cfg = load_aurora_policy(str(measured_model), AuroraConfig(interval_serialisation="link"))
     assert cfg.interval_serialisation == "measured"
     # a model exported before the rule existed takes the caller's (genet eval cc --interval-serialisation)
+    old = str(repo_dir / "models" / "study" / "policies" / "cc-genet-ack-s0.onnx")
+    assert load_aurora_policy(old, AuroraConfig())[1].interval_serialisation == "link"
+    assert load_aurora_policy(old, AuroraConfig(interval_serialisation="measured"))[1].interval_serialisation \
+        == "measured"
+    # the shipped models record theirs (the real sender's rule)
     shipped = str(repo_dir / "models" / "cc" / "genet.onnx")
-    assert load_aurora_policy(shipped, AuroraConfig())[1].interval_serialisation == "link"
-    assert load_aurora_policy(shipped, AuroraConfig(interval_serialisation="measured"))[1].interval_serialisation \
+    assert load_aurora_policy(shipped, AuroraConfig(interval_serialisation="link"))[1].interval_serialisation \
         == "measured"
 
 
@@ -92,7 +96,8 @@ def test_genet_eval_cc_takes_the_rule_for_models_without_it(tmp_path, repo_dir):
     rewards = {}
     for rule in ("link", "measured"):
         out = tmp_path / rule
-        assert main(["eval", "cc", "--policy", str(repo_dir / "models" / "cc" / "udr3.onnx"), "--traces", str(trace),
+        old = repo_dir / "models" / "study" / "policies" / "cc-udr3-s0.onnx"  # exported before the rule existed
+        assert main(["eval", "cc", "--policy", str(old), "--traces", str(trace),
                      "--interval-serialisation", rule, "--no-plots", "--no-progress", "--out", str(out)]) == 0
         rewards[rule] = (out / "results.csv").read_text()
     assert rewards["link"] != rewards["measured"]

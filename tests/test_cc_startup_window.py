@@ -157,9 +157,11 @@ def test_a_model_trained_with_the_window_runs_with_it_everywhere(window_model, r
     rp = load_rate_policy(str(window_model))
     assert (rp.config.startup, rp.config.startup_window_packets) == ("window", 6)
     # a model exported before start-ups existed (no metadata) loads as Aurora's
-    shipped = repo_dir / "models" / "cc" / "genet.onnx"
+    shipped = repo_dir / "models" / "study" / "policies" / "cc-genet-ack-s0.onnx"
     _, old = load_aurora_policy(str(shipped), AuroraConfig(startup="window"))
     assert old.startup == "aurora"
+    # the shipped models were trained with the window and record it
+    assert load_aurora_policy(str(repo_dir / "models" / "cc" / "genet.onnx"), AuroraConfig())[1].startup == "window"
     # genet eval cc: the simulator run of each keeps its own start-up
     trace = Trace.constant(BW_MBPS, 3.0, delay_ms=DELAY_MS, queue_packets=QUEUE_PACKETS, loss_rate=0.0)
     link = LinkConfig.from_trace(trace)

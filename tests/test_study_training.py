@@ -335,7 +335,7 @@ def test_models_ship_dry_run_trains_each_shipped_model_as_its_metadata_records(t
         meta = json.loads((ROOT / "models" / f"{key}.json").read_text())
         planned = vars(parser.parse_args(shlex.split(train)[1:]))
         recorded = vars(parser.parse_args(shlex.split(meta["command"])[1:]))
-        if key.startswith("cc/"):  # trained before the real sender's rules became the default: Genet's rules
+        if key.startswith("cc/"):  # a model trained before the real sender's rules became the default: Genet's
             for k, v in GENET_RULES.items():
                 recorded[k] = v if recorded.get(k) is None else recorded[k]
         differ = {k for k in planned.keys() | recorded.keys() if planned.get(k) != recorded.get(k)}
@@ -376,7 +376,7 @@ def test_ship_models_from_run_ships_a_finished_run_with_its_own_command(tmp_path
     assert meta["seed"] == 3 and "--seed 3" in meta["command"] and f"--out {run}" in meta["command"]
     assert meta["variant"] == "tiny test run" and meta["steps"] == 200
     assert (root / "models" / "cc" / "genet.onnx").is_file() and calls == [root / "models" / "cc" / "genet.onnx"]
-    assert "| genet | 200 |" in (root / "models" / "RESULTS.md").read_text()
+    assert "| genet | tiny test run, s3 | 200 |" in (root / "models" / "RESULTS.md").read_text()
     # an unfinished or wrong-use-case run fails clearly (reported per model; the command exits 1)
     with pytest.raises(BadInputError, match="no model.pt"):
         ship.ship(ship.specs(Path("."), 1, 1)[0], ship.ShipOptions(shared=tmp_path, from_run=tmp_path))
@@ -384,6 +384,34 @@ def test_ship_models_from_run_ships_a_finished_run_with_its_own_command(tmp_path
         ship.ship(ship.specs(Path("."), 1, 1)[0], ship.ShipOptions(shared=tmp_path, from_run=run))
     assert genet_main(["models", "ship", "--only", "abr/genet", "--from-run", str(run)]) == 1
     assert "abr/genet: FAILED" in capsys.readouterr().err
+
+
+def test_each_shipped_abr_and_cc_model_is_its_variants_median_seed_and_says_so():
+    """Issue 30: a shipped ABR or CC model is the median seed of its study variant (by the study's own records,
+    app.study.compare.median_seed), not its best; its metadata names the variant and why, its evaluation is
+    the variant's record of that seed (the same training command: the same figures) or, where a retrained run
+    did not repeat it, says so with the record's figures; the committed table says it."""
+    from app.study.compare import load_records, median_seed
+    records = load_records(ROOT / "models" / "study")
+    table = (ROOT / "models" / "RESULTS.md").read_text()
+    planned = {s.key: s for s in ship.specs(Path("."), 1, 1)}
+    for path in sorted((ROOT / "models").glob("[ac][bc]*/*.json")):
+        key = f"{path.parent.name}/{path.stem}"
+        meta = json.loads(path.read_text())
+        variant = meta.get("variant")
+        assert variant == planned[key].variant, (key, variant)
+        assert meta["seed"] == planned[key].seed == median_seed(records, variant), key
+        assert "median seed" in meta["selection"] and meta["selection"] in table, key
+        record = next(r for r in records if r["preset"] == variant and r["seed"] == meta["seed"])
+        same = [figures["model"] == pytest.approx(record["evaluation"][set_name]["model"], abs=0.02)
+                for set_name, figures in meta["evaluation"].items()]
+        assert meta["reproduces_study_record"] is planned[key].reproduces_study_record, key
+        if meta["reproduces_study_record"]:
+            assert all(same), key
+        else:  # retrained and different: it says so, with the record's figures
+            assert not all(same) and "differ from the study's record" in meta["selection"], key
+            assert all(f"{record['evaluation'][s]['model']:.2f}" in meta["selection"] for s in meta["evaluation"])
+        assert f"| {path.stem} | {variant}, s{meta['seed']} |" in table
 
 
 def test_models_ship_table_only_rebuilds_the_committed_results_table(tmp_path, monkeypatch, capsys):

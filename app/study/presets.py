@@ -111,9 +111,13 @@ REAL_SENDER = ["--startup", "window", "--interval-serialisation", "measured"]
 #: genet.cc.training.GENET_RULES): every CC preset trained before the real sender's rules became `genet train cc`'s
 #: default names them, so that its command trains what its published records hold.
 GENET_SENDER = ["--startup", "aurora", "--interval-serialisation", "link"]
-#: The best UDR ABR policy we ship (models/RESULTS.md: udr2 is the best UDR model on fcc-val and norway-val,
-#: chosen on validation data only), the second baseline of abr-genet-combined's BO.
-BEST_UDR_ABR = PROJECT_ROOT / "models" / "abr" / "udr2.onnx"
+#: The UDR ABR models shipped until 2026-12-07 (each preset's seed 0), kept in models/study/policies/ with their
+#: metadata: the study presets below name them, and their published records were made with them (the shipped
+#: models are now each variant's median seed: app/study/ship.py).
+STUDY_POLICIES = PROJECT_ROOT / "models" / "study" / "policies"
+#: The best UDR ABR policy (abr-udr2's seed 0: the best UDR model on fcc-val and norway-val, chosen on validation
+#: data only), the second baseline of abr-genet-combined's BO.
+BEST_UDR_ABR = STUDY_POLICIES / "abr-udr2-s0.onnx"
 
 MATRIX = ("abr-udr1", "abr-udr2", "abr-udr3", "abr-genet", "cc-udr3", "cc-genet")
 #: The agents study (issue 28): every learner of ``genet train --agent`` at one budget per use case
@@ -138,8 +142,9 @@ ANCHOR_OPTIONS = ["--anchor-coef", "20"]
 #: The share of the budget the imitation stage of a BC/DAgger + PPO preset takes (the rest is PPO's).
 IMITATION_SHARE = 0.25
 #: The policies whose episodes on the training sets make the Decision Transformer's pool: RobustMPC and the
-#: shipped UDR models (trained on synthetic links and the training sets only).
-DT_POOL = ("mpc", "models/abr/udr1.onnx", "models/abr/udr2.onnx", "models/abr/udr3.onnx")
+#: UDR models shipped until 2026-12-07 (:data:`STUDY_POLICIES`; trained on synthetic links and the training sets only).
+DT_POOL = ("mpc", "models/study/policies/abr-udr1-s0.onnx", "models/study/policies/abr-udr2-s0.onnx",
+           "models/study/policies/abr-udr3-s0.onnx")
 #: The Decision Transformer's decisions trained on (genet train's default for --agent dt).
 DT_STEPS = 2_560_000
 #: The LB study (issue 27): ``genet study run --presets lb-udr1,lb-udr2,lb-udr3,lb-genet``.
@@ -187,7 +192,7 @@ def presets() -> dict[str, Preset]:
                note="issue 30's ABR schedule, what helped combined: the paper's schedule (warm start from the same "
                     "seed's first UDR-RL1 checkpoint, fixed updates per round) over the paper's five dimensions "
                     "from RL1, promotion weight 0.1, BO gap = max over RobustMPC and the best shipped UDR model "
-                    "(models/abr/udr2.onnx)"),
+                    "(abr-udr2's seed 0, models/study/policies/abr-udr2-s0.onnx)"),
         Preset("cc", "cc-udr3", ["--method", "udr", "--range", "rl3"] + GENET_SENDER, note="UDR over RL3"),
         Preset("cc", "cc-genet", cc_genet, note="Genet, gap to BBR (as shipped)"),
         Preset("cc", "cc-genet-w0.1", cc_genet + ["--promote-weight", "0.1"], note="promotion weight 0.1"),
