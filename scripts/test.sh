@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (what CI runs). Provisions first (system packages when root, .venv always).
 # `--fast`: the fast tier, every test that needs no root, browser, real time or long computation (under 3 min
-# on 2 cores; tests/tiers.py says which tests are slow and why). Arguments go to pytest (`--fast` is an option
+# on 2 cores; tests/tiers.py says which tests are slow and why), on every core (GENET_TEST_WORKERS, below). Arguments go to pytest (`--fast` is an option
 # of tests/conftest.py), e.g. `bash scripts/test.sh --fast -k traces -x`. The 25 slowest tests are listed at
 # the end (the whole suite must stay under 25 min in CI). GENET_TEST_PARTS=1 runs the suite as two pytest
 # processes side by side (tests/tiers.py PARTS): `--part clock` (root, browser, real time: mostly waiting) in the
@@ -17,9 +17,19 @@ if [ "${GENET_SKIP_LINT:-0}" != 1 ]; then
   echo "[lint] ruff: no problems"
 fi
 pytest=(.venv/bin/python -m pytest -q -p no:cacheprovider)
+# The fast tier holds no test that needs root, a clock or a link (tests/tiers.py), so it runs on every core:
+# GENET_TEST_WORKERS pytest-xdist workers (default: the CPU count, at most 4; 1 = one process), each taking whole
+# test modules (--dist loadfile: a module's fixtures and order as in one process).
+workers=()
+if [[ " $* " == *" --fast "* ]] && [[ " $* " != *" -n "* ]]; then
+  nworkers=${GENET_TEST_WORKERS:-$(n=$(nproc 2>/dev/null || echo 1); echo $(( n > 4 ? 4 : n )))}
+  if [ "$nworkers" -gt 1 ] && .venv/bin/python -c "import xdist" 2>/dev/null; then
+    workers=(-n "$nworkers" --dist loadfile)
+  fi
+fi
 set +e
 if [ "${GENET_TEST_PARTS:-0}" != 1 ] || [[ " $* " == *" --fast "* || " $* " == *" --part"* ]]; then
-  "${pytest[@]}" --durations=25 "$@"
+  "${pytest[@]}" --durations=25 "${workers[@]}" "$@"
   status=$?
 else
   compute_log=$(mktemp -t genet-tests-compute.XXXXXX)

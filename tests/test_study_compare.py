@@ -130,3 +130,33 @@ def test_a_collapsed_seed_unsettles_what_the_traces_decide():
     (c,) = compare(b + good, "A", "B")
     assert c.settled and c.seeds_low > 0 and "A higher than B" in c.paired.verdict
 
+
+
+def test_records_from_two_kinds_of_machine_are_named_in_the_comparison(tmp_path, capsys):
+    """A record keeps the host its run trained on (the run's run-metadata.json); a comparison whose records
+    come from more than one CPU model says so (CC training does not repeat across CPU models), one that does
+    not stays silent."""
+    from app.study.compare import load_records, machines_note
+    from app.study.invoke import training_host
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run-metadata.json").write_text(json.dumps({"host": {"hostname": "a", "cpu_model": "AMD EPYC",
+                                                                "cpu_count": 2, "kernel": "6"}}))
+    assert training_host(run) == {"hostname": "a", "cpu_model": "AMD EPYC", "cpu_count": 2}
+    assert set(training_host(tmp_path / "none")) == {"hostname", "cpu_model", "cpu_count"}  # this host
+    rng = np.random.default_rng(2)
+    (tmp_path / "results").mkdir()
+    for s, cpu in enumerate(("AMD EPYC", "AMD EPYC", "Intel Xeon")):
+        for name in ("cc-genet-faithful", "cc-udr3-faithful"):
+            rec = record(name, s, traces(rng.uniform(50, 60, size=8)))
+            rec["host"] = {"hostname": "h", "cpu_model": cpu, "cpu_count": 2}
+            (tmp_path / "results" / f"{name}-s{s}.json").write_text(json.dumps(rec))
+    records = load_records(tmp_path)
+    note = machines_note(records, ["cc-genet-faithful", "cc-udr3-faithful"])
+    assert note is not None and "AMD EPYC x2: 4" in note and "Intel Xeon x2: 2" in note
+    assert machines_note([r for r in records if r["host"]["cpu_model"] == "AMD EPYC"],
+                         ["cc-genet-faithful", "cc-udr3-faithful"]) is None
+    assert "Note: records from more than one kind of machine" in "\n".join(comparisons_section(records))
+    assert genet_main(["study", "compare", "cc-genet-faithful", "cc-udr3-faithful", "--study-dir",
+                       str(tmp_path)]) == 0
+    assert "note: records from more than one kind of machine" in capsys.readouterr().out

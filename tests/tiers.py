@@ -147,6 +147,23 @@ SLOW_TESTS: dict[str, str] = {
     "test_lb_training::test_a_short_run_learns_to_beat_random_on_two_workers": f"{LONG}: ten PPO updates",
     "test_lb_training::test_genet_train_lb_trains_exports_and_evaluates_and_refuses_unknown_methods":
         f"{LONG}: a genet train lb run, its export and evaluation",
+    # over ~6 s each on a quiet 2-core machine (`bash scripts/test.sh --fast`'s slowest list, 2026-12-07)
+    "test_study_training::test_tiny_agents_study_builds_the_pool_counts_both_stages_and_reports_speed":
+        f"{LONG}: a tiny agents study (an experience pool, an imitation stage and its PPO fine-tune, a Decision "
+        f"Transformer; 37 s)",
+    "test_study_training::test_ship_models_from_run_ships_a_finished_run_with_its_own_command":
+        f"{LONG}: a training run, its export and evaluation (7 s)",
+    "test_run_pipeline::test_an_abr_policy_of_another_agent_is_trained_exported_simulated_and_labelled":
+        f"{LONG}: two `genet run`s of a tiny config with an imitation-trained policy (17 s)",
+    "test_tiers::test_the_fast_tier_selects_no_test_marked_root_or_slow":
+        f"{LONG}: collects the whole suite in a pytest subprocess (19 s)",
+    "test_tiers::test_the_rules_classify_a_module_nobody_listed_test_by_test":
+        f"{LONG}: four pytest subprocesses (10 s)",
+    "test_traces_fuzz::test_near_valid_json": f"{LONG}: Hypothesis parses hundreds of near-valid trace files (10 s)",
+    "test_traces_fuzz::test_near_valid_csv": f"{LONG}: Hypothesis parses hundreds of near-valid trace files (9 s)",
+    "test_traces_fuzz::test_near_valid_pensieve":
+        f"{LONG}: Hypothesis parses hundreds of near-valid trace files (6 s)",
+    "test_train_cli::test_curriculum_resume_matches_an_uninterrupted_run": f"{LONG}: two curriculum runs (8 s)",
 }
 
 # Fixtures (defined under tests/) whose users are left out, and why.

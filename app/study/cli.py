@@ -286,7 +286,7 @@ def _compare_arguments(cp: argparse.ArgumentParser) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from app.study.compare import compare, format_comparison, load_records, median_seed
+    from app.study.compare import compare, format_comparison, load_records, machines_note, median_seed
     if not 0 < args.tolerance < 1:
         raise BadInputError(f"--tolerance must be a fraction in (0, 1), got {args.tolerance}")
     records = load_records(Path(args.study_dir))
@@ -294,6 +294,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise BadInputError(f"{args.study_dir}: no study records (results/*.json)")
     rows = compare(records, args.a, args.b, _names(args.sets) if args.sets else None, args.tolerance)
     print("\n".join(format_comparison(args.a, args.b, rows)))
+    note = machines_note(records, [args.a, args.b])
+    if note:
+        print(f"note: {note}")
     if args.median_seed:
         for name in (args.a, args.b):
             if any(r["preset"] == name for r in records):

@@ -250,6 +250,23 @@ def format_comparison(a: str, b: str, rows: list[SetComparison]) -> list[str]:
     return lines + [""]
 
 
+def machines_note(records: list[dict], presets: list[str]) -> str | None:
+    """A line when the records of ``presets`` were trained on more than one kind of machine (their ``host``'s
+    CPU model and count; records from before the study kept it count as unknown), else None: CC training does
+    not repeat across CPU models, so seed statistics that mix machines mix two sources of spread."""
+    kinds: dict[str, int] = {}
+    for r in records:
+        if r["preset"] in presets:
+            host = r.get("host") or {}
+            kind = (f"{host.get('cpu_model') or 'unknown CPU'} x{host.get('cpu_count') or '?'}" if host
+                    else "unknown (recorded before the study kept the host)")
+            kinds[kind] = kinds.get(kind, 0) + 1
+    if len(kinds) < 2:
+        return None
+    return ("records from more than one kind of machine: " + "; ".join(f"{k}: {n}" for k, n in sorted(kinds.items()))
+            + " (a training may not repeat across CPU models: compare like with like where it matters)")
+
+
 def comparisons_section(records: list[dict]) -> list[str]:
     """``results.md``'s paired-comparison section: every pair of :data:`COMPARISONS` whose sides have records."""
     names = {r["preset"] for r in records}
@@ -262,6 +279,9 @@ def comparisons_section(records: list[dict]) -> list[str]:
         except BadInputError:
             continue
         lines += format_comparison(a, b, rows)
+        note = machines_note(records, [a, b])
+        if note:
+            lines += [f"Note: {note}.", ""]
     if not lines:
         return []
     return ["## Paired comparisons (issue 30)", "",

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from foundation.errors import GenetRuntimeError
-from foundation.runmeta import PROJECT_ROOT
+from foundation.runmeta import PROJECT_ROOT, HostInfo
 
 
 def genet_executable() -> str:
@@ -74,3 +74,12 @@ def read_per_trace(use_case: str, out: Path, column: str | None = None) -> dict[
         per.setdefault(label, {})[r[trace_key]] = float(r[value])
     return per
 
+
+def training_host(run: Path) -> dict:
+    """The machine run ``run`` trained on (its ``run-metadata.json``, else this one): hostname, CPU model and
+    count. CC training does not repeat across CPU models (FINDINGS.md), so a study's records say where they ran."""
+    try:
+        host = json.loads((run / "run-metadata.json").read_text())["host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        host = vars(HostInfo.current())
+    return {k: host.get(k) for k in ("hostname", "cpu_model", "cpu_count")}

@@ -23,7 +23,8 @@ from pathlib import Path
 from foundation.atomic import atomic_text_writer, atomic_write_text
 from foundation.errors import BadInputError, GenetRuntimeError
 from foundation.runmeta import PROJECT_ROOT
-from app.study.invoke import LB_COLUMNS, genet_executable, read_per_trace, read_summary, relative_to_root, sh
+from app.study.invoke import (LB_COLUMNS, genet_executable, read_per_trace, read_summary, relative_to_root, sh,
+                              training_host)
 from app.study.presets import (ABR_COMMON, ABR_STEPS, CC_STEPS, LB_COMMON, LB_STEPS, LOSS1_SPACE_FILE,
                                PAPERDIMS_SPACE_FILE, TINY, Preset, eval_sets, presets)
 
@@ -259,7 +260,7 @@ class Study:
             per_trace: dict = {}
             rec = {"preset": p.name, "use_case": p.use_case, "seed": seed, "note": p.note,
                    "command": info.get("command"), "commit": info.get("commit"), "env_steps": blob["env_steps"],
-                   "updates": blob["updates"], "train_wall_s": blob["wall_s"],
+                   "updates": blob["updates"], "train_wall_s": blob["wall_s"], "host": training_host(run),
                    "evaluation": self.evaluate(p, seed, model=chosen, per_trace=per_trace)}
             if per_trace:
                 rec["per_trace"] = per_trace

@@ -34,7 +34,7 @@ from pathlib import Path
 from foundation.atomic import atomic_write_text
 from foundation.errors import BadInputError
 from foundation.runmeta import PROJECT_ROOT
-from app.study.invoke import LB_COLUMNS, genet_executable, read_summary, relative_to_root, sh
+from app.study.invoke import LB_COLUMNS, genet_executable, read_summary, relative_to_root, sh, training_host
 from app.study.presets import ABR_COMMON, CC_COMMON, LB_COMMON, LB_STEPS, eval_sets, presets
 
 #: The repository the models are shipped into (``models/``) and the commands run in.
@@ -262,7 +262,8 @@ def ship(spec: ModelSpec, options: ShipOptions) -> dict:
     meta = {"name": spec.name, "use_case": spec.use_case, "file": str(onnx.relative_to(ROOT)),
             "command": run.get("command"), "seed": spec.seed, "steps": int(float(last.get("env_steps", 0))),
             "updates": int(float(last.get("update", 0))), "train_wall_s": round(float(last.get("wall_s", 0)), 1),
-            "commit": run.get("commit"), "shipped_at_commit": _git_commit(), "real_traces": run.get("real_traces"),
+            "commit": run.get("commit"), "shipped_at_commit": _git_commit(), "trained_on": training_host(run_dir_abs),
+            "real_traces": run.get("real_traces"),
             "real_prob": run.get("real_prob"), "train_config": run.get("train_config"),
             "export_command": shlex.join(["genet", "export", _shown(run_dir), "-o", str(onnx.relative_to(ROOT)),
                                           *checkpoint]),
