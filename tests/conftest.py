@@ -217,6 +217,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     left_out = [i for i in items if i.nodeid in slow]
     _state["fast_left_out"] = [slow[i.nodeid] for i in left_out]
+    if hasattr(config, "workeroutput"):  # a pytest-xdist worker: the controller prints the summary
+        config.workeroutput["fast_left_out"] = _state["fast_left_out"]
     items[:] = [i for i in items if i.nodeid not in slow]
     if left_out:
         config.hook.pytest_deselected(items=left_out)
@@ -224,6 +226,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("timeout") is None:
                 item.add_marker(pytest.mark.timeout(tiers.FAST_TEST_TIMEOUT_S))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist's controller (``--fast`` on several workers): the fast tier's left-out tests, as a worker
+    collected them, for the summary line."""
+    left_out = getattr(node, "workeroutput", {}).get("fast_left_out")
+    if left_out is not None:
+        _state["fast_left_out"] = left_out
 
 
 @pytest.hookimpl(hookwrapper=True)
