@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (what CI runs). Provisions first (system packages when root, .venv always).
-# `--fast`: the fast tier, every test that needs no root, browser, real time or long computation (under 3 min
+# `--fast`: the fast tier, every test that needs no root, browser, real time or long computation (goal: under 3 min
 # on 2 cores; tests/tiers.py says which tests are slow and why), on every core (GENET_TEST_WORKERS, below). Arguments go to pytest (`--fast` is an option
 # of tests/conftest.py), e.g. `bash scripts/test.sh --fast -k traces -x`. The 25 slowest tests are listed at
 # the end (the whole suite must stay under 25 min in CI). GENET_TEST_PARTS=1 runs the suite as two pytest
