@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from foundation.errors import GenetRuntimeError
-from foundation.runmeta import PROJECT_ROOT, HostInfo
+from foundation.runmeta import PROJECT_ROOT
 
 
 def genet_executable() -> str:
@@ -76,10 +76,11 @@ def read_per_trace(use_case: str, out: Path, column: str | None = None) -> dict[
 
 
 def training_host(run: Path) -> dict:
-    """The machine run ``run`` trained on (its ``run-metadata.json``, else this one): hostname, CPU model and
-    count. CC training does not repeat across CPU models (FINDINGS.md), so a study's records say where they ran."""
+    """The machine run ``run`` trained on, from its ``run-metadata.json``: hostname, CPU model and count (None
+    each where the run kept no metadata: the machine that evaluates it need not be the one that trained it). CC
+    training does not repeat across CPU models (FINDINGS.md), so a study's records say where they ran."""
     try:
         host = json.loads((run / "run-metadata.json").read_text())["host"]
     except (OSError, ValueError, KeyError, TypeError):
-        host = vars(HostInfo.current())
-    return {k: host.get(k) for k in ("hostname", "cpu_model", "cpu_count")}
+        host = {}
+    return {k: host.get(k) if isinstance(host, dict) else None for k in ("hostname", "cpu_model", "cpu_count")}
