@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -43,6 +44,7 @@ HYPOTHESIS_EXAMPLES_ENV = "GENET_HYPOTHESIS_EXAMPLES"
 MEMORY_LIMIT_ENV = "GENET_TEST_MEMORY_LIMIT_GB"
 DEFAULT_MEMORY_LIMIT_GB = 10.0
 _state: dict = {}
+_COMPUTE_PART = pytest.StashKey[bool]()
 
 
 def shared_path(*parts: str) -> Path:
@@ -197,9 +199,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="the fast tier: leave out the tests that need root, a browser, real time or a long "
                           "computation (tests/tiers.py says which and why)")
     parser.addoption("--part", choices=tiers.PARTS, default=None,
-                     help="one of the two parts GENET_TEST_PARTS=1 bash scripts/test.sh runs side by side: compute (the fast tier and the "
-                          "tests slow only for their computation) or clock (root, browser, real time); "
-                          "tests/tiers.py PARTS")
+                     help="run one of the suite's two parts, which bash scripts/test.sh runs side by side: compute (the "
+                          "fast tier and the tests slow only for their computation) or clock (root, browser, real "
+                          "time); tests/tiers.py PARTS")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m, which then sees the slow/root marks added here
@@ -213,19 +215,95 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [i for i in items if i.nodeid in mine]
         if other:
             config.hook.pytest_deselected(items=other)
-    if not config.getoption("fast"):
-        return
-    left_out = [i for i in items if i.nodeid in slow]
-    _state["fast_left_out"] = [slow[i.nodeid] for i in left_out]
-    if hasattr(config, "workeroutput"):  # a pytest-xdist worker: the controller prints the summary
-        config.workeroutput["fast_left_out"] = _state["fast_left_out"]
-    items[:] = [i for i in items if i.nodeid not in slow]
-    if left_out:
-        config.hook.pytest_deselected(items=left_out)
-    if config.pluginmanager.hasplugin("timeout") and config.getoption("timeout", None) is None:
+    if config.getoption("fast"):
+        left_out = [i for i in items if i.nodeid in slow]
+        _state["fast_left_out"] = [slow[i.nodeid] for i in left_out]
+        if hasattr(config, "workeroutput"):  # a pytest-xdist worker: the controller prints the summary
+            config.workeroutput["fast_left_out"] = _state["fast_left_out"]
+        items[:] = [i for i in items if i.nodeid not in slow]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+        if config.pluginmanager.hasplugin("timeout") and config.getoption("timeout", None) is None:
+            for item in items:
+                if item.get_closest_marker("timeout") is None:
+                    item.add_marker(pytest.mark.timeout(tiers.FAST_TEST_TIMEOUT_S))
+    groups_dir = getattr(config, "workerinput", {}).get(_GROUPS_DIR)
+    if groups_dir:  # a pytest-xdist worker under TierScheduling: each test's group, for the controller
+        groups, has_clock = {}, False
         for item in items:
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(tiers.FAST_TEST_TIMEOUT_S))
+            part = tiers.part_of(slow.get(item.nodeid), item.path.stem, item.get_closest_marker("root") is not None)
+            groups[item.nodeid] = tiers.xdist_group(part, item.path.stem)
+            item.stash[_COMPUTE_PART] = part == "compute"
+            has_clock = has_clock or part == "clock"
+        out = Path(groups_dir) / f"{config.workerinput['workerid']}.json"
+        out.with_suffix(".tmp").write_text(json.dumps(groups))
+        out.with_suffix(".tmp").replace(out)
+        # the compute tests step aside while they run only where a clock test can run beside them, and only
+        # as root (lowering a priority back needs it)
+        _state["compute_nice"] = tiers.COMPUTE_NICE if has_clock and os.geteuid() == 0 else None
+
+
+# --------------------------------------------------------------- several workers (pytest-xdist)
+_GROUPS_DIR = "genet_test_groups_dir"
+
+
+def _tier_scheduling_wanted(config: pytest.Config) -> bool:
+    return config.getvalue("dist") == "loadgroup" and not hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` (scripts/test.sh): groups from tests/tiers.py (:func:`tiers.xdist_group`: the clock
+    part in one group, the compute part by module) instead of ``xdist_group`` marks (which pytest-xdist 3.8
+    passes by rewriting node ids, a rewrite pytest 9.2 no longer takes: pytest-xdist issue #1386)."""
+    if not _tier_scheduling_wanted(config):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TierScheduling(LoadScopeScheduling):
+        """pytest-xdist's scope scheduling (largest group first, a worker takes a new group when it has
+        two tests or fewer left) with each test's scope read from the groups its workers wrote."""
+        _groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self._groups is None:
+                self._groups = {}
+                for f in sorted(Path(_state["groups_dir"]).glob("*.json")):
+                    self._groups.update(json.loads(f.read_text()))
+            return self._groups.get(nodeid, nodeid)
+
+    return TierScheduling(config, log)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    if _tier_scheduling_wanted(node.config):
+        if "groups_dir" not in _state:
+            import tempfile
+            _state["groups_dir"] = tempfile.mkdtemp(prefix="genet-test-groups-")
+        node.workerinput[_GROUPS_DIR] = _state["groups_dir"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if "groups_dir" in _state:
+        import shutil
+        shutil.rmtree(_state.pop("groups_dir"), ignore_errors=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """On pytest-xdist workers beside the clock part: a compute test (and what it starts) runs at
+    ``tiers.COMPUTE_NICE``, so the timed test on the other worker gets the CPU first (tests/tiers.py)."""
+    nice = _state.get("compute_nice")
+    lower = nice is not None and item.stash.get(_COMPUTE_PART, False)
+    if lower:
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    try:
+        yield
+    finally:
+        if lower:
+            os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -185,3 +185,59 @@ def test_each_slow_reason_names_known_kinds_and_its_part():
     assert tiers.part_of(f"{tiers.LONG}: a training run", root=True) == "clock"  # namespaces: one at a time
     assert tiers.part_of(f"{tiers.LONG}: starts a Ray cluster", "test_ray_workers") == "clock"
     assert set(tiers.CLOCK_PART_MODULES) <= set(tiers.SLOW_MODULES) | tiers.FAST_MODULES
+
+
+RECORDER = '''
+import json, os, pytest
+
+
+@pytest.fixture(autouse=True)
+def record(request):
+    with open(os.environ["GENET_TIER_RECORD"], "a") as fh:
+        fh.write(json.dumps([request.node.name, os.environ.get("PYTEST_XDIST_WORKER", "main"),
+                             os.getpriority(os.PRIO_PROCESS, 0)]) + "\\n")
+    yield
+
+'''
+
+
+def _xdist_run(tmp_path: Path, suite: Path, *args: str) -> dict[str, tuple[str, int]]:
+    """{test name: (worker, nice while it ran)} of a pytest-xdist run of ``suite`` with ``args``."""
+    record = tmp_path / f"record-{len(list(tmp_path.glob('record-*')))}.jsonl"
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2", "--dist",
+                        "loadgroup", *args, "tests"], cwd=suite, env={**os.environ, "GENET_TIER_RECORD": str(record)},
+                       capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    return {name: (worker, nice) for name, worker, nice in rows}
+
+
+def test_on_several_workers_the_clock_part_runs_on_one_and_the_compute_part_steps_aside(tmp_path):
+    """scripts/test.sh's workers (tiers.CLOCK_GROUP): every clock test on one worker, one after another; as root,
+    the compute tests run at tiers.COMPUTE_NICE beside them (and their priority comes back after); in the fast
+    tier, where no clock test runs, at the priority they started with."""
+    suite = tmp_path / "suite"
+    (suite / "tests").mkdir(parents=True)
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    for name in ("conftest.py", "tiers.py"):
+        shutil.copy(TESTS / name, suite / "tests" / name)
+    (suite / "tests" / "conftest.py").write_text((TESTS / "conftest.py").read_text() + RECORDER)
+    plain = "\n".join(f"def test_plain_{m}_{k}():\n    pass\n" for m in "ab" for k in range(3))
+    (suite / "tests" / "test_sender.py").write_text(plain.replace("_b_", "_s_"))    # a fast module
+    (suite / "tests" / "test_agents.py").write_text(plain.replace("_a_", "_g_"))    # another fast one
+    clock = "\n".join(f"def test_clock_{k}():\n    pass\n" for k in range(6))
+    (suite / "tests" / "test_emulation_netns.py").write_text(clock)                 # a root (clock) module
+    start_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    whole = _xdist_run(tmp_path, suite)
+    clock_workers = {w for name, (w, _) in whole.items() if name.startswith("test_clock")}
+    assert len(whole) == 18 and len(clock_workers) == 1, whole
+    compute = {name: nice for name, (_, nice) in whole.items() if not name.startswith("test_clock")}
+    expected = tiers.COMPUTE_NICE if os.geteuid() == 0 else start_nice
+    assert set(compute.values()) == {expected}, compute
+    assert {nice for name, (_, nice) in whole.items() if name.startswith("test_clock")} == {start_nice}, whole
+    fast = _xdist_run(tmp_path, suite, "--fast")
+    assert sorted(fast) == sorted(compute) and {nice for _, nice in fast.values()} == {start_nice}, fast
+    by_module = {}
+    for name, (worker, _) in fast.items():
+        by_module.setdefault(name.split("_")[2], set()).add(worker)
+    assert all(len(workers) == 1 for workers in by_module.values()), by_module  # whole modules per worker

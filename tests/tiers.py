@@ -2,7 +2,7 @@
 
 ``bash scripts/test.sh`` runs the whole suite (what CI runs). ``--fast`` (a pytest option of tests/conftest.py,
 so ``pytest --fast`` works too) runs every test that needs no root, no browser, no real time and no long
-computation, aiming at under 3 minutes on a 2-core machine (3:42 with two workers beside a training, 2026-12-07). A test is **slow** (and left out) when
+computation, aiming at under 3 minutes on a 2-core machine. A test is **slow** (and left out) when
 
 1. it is marked ``slow`` or ``root`` in its file;
 2. it checks for root: its source, or the source of a fixture of tests/ it uses, calls ``os.geteuid()``, or a
@@ -18,6 +18,10 @@ Every test module is in ``SLOW_MODULES`` or ``FAST_MODULES``: tests/test_tiers.p
 (so whoever adds one decides its tier; until then the rules above still apply to it) and on a name here that
 no longer exists. In the fast tier each test has ``FAST_TEST_TIMEOUT_S`` (pytest-timeout; a hang guard, not a
 measurement): a test that needs longer is slow and belongs in a list here.
+
+Measured (this 2-core machine, with one or two trainings beside it at the lowest priority, their autogroup's
+too): the fast tier took 7:30 in one process, 4:37 on 2 workers and 3:42 once the tests over ~6 s joined the long
+ones (2026-12-07, 1,045 tests); the whole suite about 38 min in one process (CI, 2026-12-07).
 """
 
 from __future__ import annotations
@@ -223,10 +227,10 @@ def slow_reason(item) -> str | None:
     return None
 
 
-#: ``GENET_TEST_PARTS=1 bash scripts/test.sh`` runs the whole suite as two pytest processes side by side: ``compute`` holds the fast tier and
-#: the tests that are slow only for their computation (*long*); ``clock`` the tests that need root, a browser or
-#: real time, whose length is mostly waiting (on links, players, servers, sshd). On 2 cores each part has one,
-#: and the suite takes about as long as its longer part instead of both.
+#: The suite's two parts: ``compute`` holds the fast tier and the tests that are slow only for their computation
+#: (*long*); ``clock`` the tests that need root, a browser or real time, whose length is mostly waiting (on
+#: links, players, servers, sshd) and whose figures need the CPU when they ask for it. ``bash scripts/test.sh``
+#: runs them side by side on pytest-xdist workers (:data:`CLOCK_GROUP`); ``--part`` selects one.
 PARTS = ("compute", "clock")
 
 
@@ -235,6 +239,22 @@ CLOCK_PART_MODULES: dict[str, str] = {
     "test_ray_workers": "its teardown's `ray stop --force` stops every Ray cluster on the machine, test_ray_cluster's "
                         "(clock part) too: the two run in one part, one after the other",
 }
+
+
+#: The whole suite on several cores (``bash scripts/test.sh``: pytest-xdist workers, ``--dist loadgroup``): every
+#: clock-part test is in one group (:data:`CLOCK_GROUP`), which one worker runs from the start, one test after
+#: another as in one process (namespaces, links and timed players never share the machine with another of
+#: their kind); the compute part's tests go by module (each module's fixtures and order as in one process) to
+#: the other workers, at :data:`COMPUTE_NICE` while a test runs (root only: its priority is restored after),
+#: so a clock test beside them gets the CPU its timing needs. The fast tier holds only compute tests: the
+#: same grouping, whole modules per worker, at normal priority.
+CLOCK_GROUP = "clock"
+COMPUTE_NICE = 19
+
+
+def xdist_group(part: str, module: str) -> str:
+    """The pytest-xdist group of a test of ``part`` in ``module`` (see :data:`CLOCK_GROUP`)."""
+    return CLOCK_GROUP if part == "clock" else f"module-{module}"
 
 
 def part_of(reason: str | None, module: str = "", root: bool = False) -> str:
