@@ -18,7 +18,8 @@ the scratch folder, never in the repository (issue 32: the README's commands wor
 Placeholders the README leaves to the reader (``TRACE``, ``DIR``, ``WH``, ``model.onnx``, ``12mbps.mahi``)
 are given real files (``PLACEHOLDERS``). Long commands keep every option they have but get a small budget
 (``BUDGETS``: training steps, seconds of real-time emulation, traces per emulated set, campaign repetitions);
-the quickstart (``demo.sh``) is run for real on a copy of ``examples/quickstart.toml`` with small budgets.
+the quickstart (``demo.sh``) is run for real on a copy of ``examples/quickstart.toml`` with small budgets, and
+``genet run examples/lb.toml`` on a copy of its config (``LB_RUN_BUDGET``).
 Servers (``genet sender receive``, ``genet player serve``) start in the background for the commands after
 them and must still be running when they are stopped. A README command that is misspelled, names a missing
 file or option, or crashes fails its block.
@@ -85,6 +86,9 @@ BUDGETS: list[tuple[str, dict[str, str], list[str]]] = [
     ("genet emulate abr --player chromium", {}, ["--chunks", "2"]),
     ("genet deploy run examples/campaign-cc.toml", {"examples/campaign-cc.toml": "campaign-cc-small.toml"}, []),
     ("genet deploy run examples/campaign-lb.toml", {"examples/campaign-lb.toml": "campaign-lb-small.toml"}, []),
+    ("genet eval lb --policy least_work,jsq --config rl3", {"-n 20": "-n 2"}, []),
+    ("genet emulate lb --policy", {"-n 2": "-n 1", "--num-jobs 40": "--num-jobs 10"}, []),
+    ("genet run examples/lb.toml", {"examples/lb.toml": "lb-small.toml"}, []),
     ("genet train cc --method genet --baseline bbr --steps", {"--steps 720000": "--steps 1200"},
      ["--rounds", "1", "--trials", "1", "--random-trials", "1", "--envs-per-trial", "1", "--n-envs", "2",
       "--steps-per-update", "400", "--no-progress"]),
@@ -120,6 +124,12 @@ QUICKSTART_BUDGET = {
     ("cc", "emulate"): {"duration_s": 2, "policies": ["genet"]},
     ("abr", "simulate"): {"traces": ["fcc-emu"]},
     ("cc", "simulate"): {"traces": ["cc-rl3"]},
+}
+# `genet run examples/lb.toml` runs on a copy of that config with these values (every stage still runs).
+LB_RUN_BUDGET = {
+    ("lb", "policies", "udr"): {"steps": 2048, "n_envs": 4, "steps_per_update": 1024},
+    ("lb", "simulate"): {"n": 2},
+    ("lb", "emulate"): {"n": 1, "jobs": 10},
 }
 # Servers: a command the README ends with `&` runs in the background; so do these two, which the README
 # shows as commands for a terminal of their own.
@@ -317,6 +327,13 @@ class Scratch:
         campaign = re.sub(r"(?m)^repetitions = \d+", "repetitions = 1", campaign)
         campaign = re.sub(r"(?m)^jobs = \d+", "jobs = 30", campaign)
         self.path("campaign-lb-small.toml").write_text(campaign)
+        lb = tomllib.loads((REPO / "examples" / "lb.toml").read_text())
+        for path, values in LB_RUN_BUDGET.items():
+            node = lb
+            for key in path:
+                node = node[key]
+            node.update(values)
+        self.path("lb-small.toml").write_text(_toml(lb))
 
     def resolve(self, cmd: Command, block: Block) -> list[str]:
         tokens = budgeted(cmd, self.dir)
@@ -535,8 +552,10 @@ def run_block(block: Block, scratch: Scratch, later: list[Block]) -> None:
                 # quickstart's own with a small budget, passed through the documented GENET_DEMO_CONFIG
                 small = quickstart_small(scratch)
                 argv = ["bash", "scripts/demo.sh", str(scratch.dir / "demo-output")]
+                t0 = time.monotonic()
                 r = subprocess.run(argv, cwd=scratch.dir, env=dict(scratch.env, GENET_DEMO_CONFIG=str(small)),
                                    capture_output=True, text=True, timeout=HANG_GUARD_S)
+                print(f"[readme] {time.monotonic() - t0:6.1f} s wall  {cmd.text[:100]} (quickstart-small.toml)")
                 assert r.returncode == 0, f"{cmd.text}\n{r.stdout[-4000:]}\n{r.stderr[-3000:]}"
                 assert (scratch.dir / "demo-output" / "report" / "index.html").is_file(), r.stdout[-3000:]
                 dry = subprocess.run([str(VENV_BIN / "genet"), "run", "examples/quickstart.toml", "--dry-run"],
