@@ -21,7 +21,11 @@ measurement): a test that needs longer is slow and belongs in a list here.
 
 Measured (this 2-core machine, with one or two trainings beside it at the lowest priority, their autogroup's
 too): the fast tier took 7:30 in one process, 4:37 on 2 workers and 3:42 once the tests over ~6 s joined the long
-ones (2026-12-07, 1,045 tests); the whole suite about 38 min in one process (CI, 2026-12-07).
+ones (2026-12-07, 1,045 tests; 3:59 on 2 workers beside two trainings, 2026-12-08). The whole suite from a fresh
+clone (`time CI=true bash .ci/run`, 1,282 tests, two trainings beside it at the lowest priority, 2026-12-08):
+39:29 of tests (42:17 in all) in one process; 26:42 (29:04) on 2 workers with the clock part on one of them;
+25:29 (27:56) once the README's LB block ran on small budgets. There the clock worker ran its 154 tests in
+23.5 min, then compute modules; the other ran 1,132 compute tests in 23.6 min: both parts now set the time.
 """
 
 from __future__ import annotations
