@@ -314,9 +314,15 @@ def test_cc_presets_of_the_earlier_study_name_genets_rules():
                  *agents):
         opts = vars(parser.parse_args(["train", "cc", *every[name].options]))
         assert (opts["startup"], opts["interval_serialisation"]) == ("aurora", "link"), name
-    for name in ("cc-udr3-faithful", "cc-genet-faithful"):
+    for name in ("cc-udr3-faithful", "cc-genet-faithful", "cc-genet-faithful-positive",
+                 "cc-genet-faithful-positive-w0.1"):
         opts = vars(parser.parse_args(["train", "cc", *every[name].options]))
         assert (opts["startup"], opts["interval_serialisation"]) == ("window", "measured"), name
+    positive, positive_w01 = (vars(parser.parse_args(["train", "cc", *every[n].options]))
+                              for n in ("cc-genet-faithful-positive", "cc-genet-faithful-positive-w0.1"))
+    assert positive_w01["promote_weight"] == 0.1 != positive["promote_weight"]
+    assert {k: v for k, v in positive_w01.items() if k != "promote_weight"} == \
+        {k: v for k, v in positive.items() if k != "promote_weight"}
 
 
 def test_models_ship_dry_run_trains_each_shipped_model_as_its_metadata_records(tmp_path):

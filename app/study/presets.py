@@ -225,6 +225,11 @@ def presets() -> dict[str, Preset]:
                note="as cc-genet-faithful, promoting only a trial where BBR beats the policy (gap > 0) and farther "
                     "than 0.05 from every earlier promotion (the collapsed seeds promoted a negative gap and the "
                     "100-Mbit/s corner round after round)"),
+        Preset("cc", "cc-genet-faithful-positive-w0.1", cc_genet_any + REAL_SENDER
+               + ["--min-promotion-gap", "0", "--promotion-distance", "0.05", "--promote-weight", "0.1"],
+               note="as cc-genet-faithful-positive, promotion weight 0.1 (each promotion takes a tenth of the "
+                    "mixture, so 39 % of RL3 is left after nine rounds; cc-genet-w0.1 was the best CC Genet on "
+                    "Genet's sender rules)"),
     ]
     out += [Preset("lb", f"lb-udr{i}", ["--method", "udr", "--range", f"rl{i}"], note=f"UDR over RL{i}")
             for i in (1, 2, 3)]
