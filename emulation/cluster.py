@@ -5,8 +5,9 @@
   is checked (each link's host side in a namespace of its own, so runs on one node cannot clash) and every live
   node passed :func:`node_check` (root, ``/dev/net/tun``, ``ip``): a node that fails refuses the command with one
   line naming the node and what it lacks, before any run starts;
-* :func:`run_in_node_folder` (on the node): a run's body in a node-local temporary folder; returns its row (with
-  ``ray_node``) and its files (each at most :data:`MAX_RETURNED_FILE_BYTES`);
+* :func:`run_in_node_folder` (on the node): a run's body in a node-local temporary folder, at nice 0 (not Ray's
+  worker nice 15); returns its row (with ``ray_node``) and its files (each at most
+  :data:`MAX_RETURNED_FILE_BYTES`);
 * :func:`write_node_files` (on the head): those files under the run's folder in ``--out``.
 
 Standard library only (Ray is imported by the executor).
@@ -14,6 +15,7 @@ Standard library only (Ray is imported by the executor).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -65,10 +67,15 @@ def cluster_executor(address: str, command: str, backend: str, per_node: int | N
 def run_in_node_folder(body: Callable[[Path], tuple[dict, Path]]) -> tuple[dict, dict[str, bytes]]:
     """``body(folder)`` in a node-local temporary folder (needs root); ``body`` returns the run's row and its run
     folder; returns the row (with ``ray_node``: the Ray node that ran it) and the run folder's files by relative
-    path (each at most :data:`MAX_RETURNED_FILE_BYTES`). The folder is removed afterwards."""
+    path (each at most :data:`MAX_RETURNED_FILE_BYTES`). The folder is removed afterwards.
+
+    ``body`` runs at the normal priority (nice 0): Ray starts its workers at nice 15 (``RAY_worker_niceness``),
+    and every process of the run (sender, receiver, player, link) inherits it, so a busy node would delay an
+    emulated run's packets that a local run (``genet emulate`` without ``--ray-address``) sends on time; the
+    worker's priority comes back afterwards."""
     if os.geteuid() != 0:
         raise GenetRuntimeError(f"{os.uname().nodename}: an emulated run needs root (network namespaces, TUN)")
-    with tempfile.TemporaryDirectory(prefix="genet-emulate-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="genet-emulate-") as tmp, normal_priority():
         row, run_dir = body(Path(tmp))
         ray = sys.modules.get("ray")
         if ray is not None and ray.is_initialized():
@@ -78,6 +85,20 @@ def run_in_node_folder(body: Callable[[Path], tuple[dict, Path]]) -> tuple[dict,
             if f.is_file() and f.stat().st_size <= MAX_RETURNED_FILE_BYTES:
                 files[f.relative_to(run_dir).as_posix()] = f.read_bytes()
     return row, files
+
+
+@contextlib.contextmanager
+def normal_priority():
+    """This thread (and what it starts) at nice 0 while the block runs, if it was nicer (root may raise a
+    priority); the old nice value afterwards."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    if before > 0:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
+    try:
+        yield
+    finally:
+        if before > 0:
+            os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 def write_node_files(dest: Path, files: dict[str, bytes]) -> None:
@@ -100,4 +121,4 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
 
 
 __all__ = ["MAX_RETURNED_FILE_BYTES", "node_check", "check_nodes", "cluster_executor", "run_in_node_folder",
-           "write_node_files", "one_line"]
+           "normal_priority", "write_node_files", "one_line"]

@@ -152,6 +152,41 @@ def test_a_node_check_names_what_a_node_lacks(two_nodes):
         assert r["problems"] == ([] if os.geteuid() == 0 else ["not root"]) or "no /dev/net/tun" in r["problems"]
 
 
+def _priorities_around_a_node_run() -> dict:
+    """On a node: the Ray worker's nice value, and what a run's body and the process it starts see."""
+    import os
+    import subprocess as sp
+    from pathlib import Path as P
+
+    from emulation.cluster import run_in_node_folder
+    seen = {"worker": os.getpriority(os.PRIO_PROCESS, 0)}
+
+    def body(tmp):
+        seen["body"] = os.getpriority(os.PRIO_PROCESS, 0)
+        seen["child"] = int(sp.run(["sh", "-c", "ps -o ni= -p $$"], capture_output=True, text=True).stdout)
+        (P(tmp) / "run").mkdir()
+        return {}, P(tmp) / "run"
+
+    run_in_node_folder(body)
+    seen["after"] = os.getpriority(os.PRIO_PROCESS, 0)
+    return seen
+
+
+def test_an_emulated_run_on_a_node_runs_at_normal_priority_not_at_rays_worker_nice(two_nodes):
+    """Ray starts its workers at nice 15; an emulated run (its sender, receiver, link) at that priority loses
+    packets' timing on a busy node that a local run keeps, so the run's body and what it starts run at nice 0,
+    and the worker's priority comes back afterwards."""
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("emulated runs need root")
+    from foundation.executor import make_executor
+    results = make_executor(1, ray_address=two_nodes).on_every_node(_priorities_around_a_node_run)
+    assert len(results) == 2
+    for _, seen in results:
+        assert seen["worker"] > 0 and seen["after"] == seen["worker"], seen  # Ray's worker niceness, restored
+        assert seen["body"] == 0 and seen["child"] == 0, seen
+
+
 ABR_CHUNKS = 4  # short sessions (~20 s each): the sized EnvivioDash3 video's first 4 chunks
 
 
