@@ -53,10 +53,17 @@ COMPARISONS = (
     ("cc-genet-faithful-positive", "cc-genet-faithful"),
     ("cc-genet-faithful-positive", "cc-udr3-faithful"),
     ("cc-genet-faithful-positive", "bbr"),
+    ("cc-genet-faithful-positive-w0.1", "cc-genet-faithful-positive"),
+    ("cc-genet-faithful-positive-w0.1", "cc-udr3-faithful"),
     ("cc-genet", "cc-udr3"),
     ("abr-genet", "abr-udr1"),
     ("abr-genet", "abr-udr2"),
     ("abr-genet", "mpc"),
+    # the shipped ABR Genet variant (issue 30's ABR target: not worse than the best UDR on either set, better on one,
+    # and at least RobustMPC on one)
+    ("abr-genet-paperdims-w0.1", "abr-udr1"),
+    ("abr-genet-paperdims-w0.1", "abr-udr2"),
+    ("abr-genet-paperdims-w0.1", "mpc"),
     # the agents study (issue 28): DAgger from RobustMPC against its teacher; imitation + PPO fine-tune against its
     # teacher and plain PPO at the same total steps
     ("abr-agent-dagger-mpc", "mpc"),
